@@ -1,0 +1,66 @@
+// Package blobstore stores content-addressed blobs and the data of in-progress uploads.
+// The filesystem implementation (FS) is the default; S3/COS implement the same interface.
+//
+// A blob becomes visible only after its bytes were verified against its digest and made
+// durable (temp file, fsync, rename), so a reader never sees a half-written blob.
+package blobstore
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound       = errors.New("blob not found")
+	ErrUploadNotFound = errors.New("upload data not found")
+	// ErrDigestMismatch means the bytes did not hash to the expected digest; nothing was stored.
+	ErrDigestMismatch = errors.New("content does not match digest")
+	// ErrSizeMismatch means fewer or more bytes arrived than declared; nothing was stored.
+	ErrSizeMismatch = errors.New("content length does not match declared size")
+)
+
+// Store is a blob store. Implementations are safe for concurrent use.
+type Store interface {
+	// Ping checks the store is reachable and writable.
+	Ping(ctx context.Context) error
+
+	// Stat returns the size of a stored blob, or ErrNotFound.
+	Stat(ctx context.Context, d digest.Digest) (int64, error)
+	// Open returns a reader of a stored blob and its size, or ErrNotFound. The filesystem
+	// store returns an *os.File so net/http can send it with sendfile.
+	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error)
+	// Put streams r into the store as blob d. When size >= 0 exactly size bytes must
+	// arrive (else ErrSizeMismatch). The digest is verified while streaming (else
+	// ErrDigestMismatch) and the blob is visible only once durable. Putting a blob that
+	// exists verifies the bytes and keeps the existing copy. Returns the bytes written.
+	Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) (int64, error)
+	// Delete removes a stored blob (idempotent).
+	Delete(ctx context.Context, d digest.Digest) error
+
+	// CreateUpload prepares storage for upload id and returns opaque backend state
+	// (nil for the filesystem) that the caller keeps in the metadata store.
+	CreateUpload(ctx context.Context, id string) ([]byte, error)
+	// AppendUpload appends r at offset of upload id. st is the upload's state as last
+	// returned (offset, sha256 hash state, backend state); anything past offset left by
+	// a crashed request is discarded first. It returns the new state. On error the
+	// upload is unchanged at st.
+	AppendUpload(ctx context.Context, id string, st UploadState, r io.Reader) (UploadState, error)
+	// CommitUpload verifies the upload's bytes against d (ErrDigestMismatch, and the
+	// upload data is kept so the client may retry) and makes it the blob d.
+	CommitUpload(ctx context.Context, id string, st UploadState, d digest.Digest) error
+	// AbortUpload discards upload data (idempotent).
+	AbortUpload(ctx context.Context, id string) error
+}
+
+// UploadState is the resumable state of an upload between requests.
+type UploadState struct {
+	Offset int64
+	// HashState is the marshalled sha256 state after Offset bytes.
+	HashState []byte
+	// Backend is opaque per-store state (e.g. S3 upload id and part list).
+	Backend []byte
+}

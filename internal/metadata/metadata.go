@@ -1,0 +1,158 @@
+// Package metadata defines the registry's metadata store: repositories, tags, manifests,
+// blob↔repository links, referrers and upload sessions. SQLite (package sqlite) is the
+// default implementation; PostgreSQL implements the same interface.
+//
+// Every mutation that must be consistent (a manifest put that moves a tag, a delete that
+// drops tags and referrers) happens in one transaction inside the store, so callers never
+// see a half-applied change and concurrent writers cannot lose updates.
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	ErrRepositoryNotFound = errors.New("repository not found")
+	ErrManifestNotFound   = errors.New("manifest not found")
+	ErrTagNotFound        = errors.New("tag not found")
+	ErrBlobNotFound       = errors.New("blob not found")
+	ErrUploadNotFound     = errors.New("upload session not found")
+	// ErrUploadConflict is returned by UpdateUpload when the session's offset is not the
+	// one the caller read (another request appended in between).
+	ErrUploadConflict = errors.New("upload session was modified concurrently")
+)
+
+// MissingReferenceError is returned by PutManifest when a blob or child manifest the
+// manifest references is not present in the repository.
+type MissingReferenceError struct {
+	Digest   digest.Digest
+	Manifest bool // a child manifest rather than a blob
+}
+
+func (e *MissingReferenceError) Error() string {
+	kind := "blob"
+	if e.Manifest {
+		kind = "manifest"
+	}
+	return fmt.Sprintf("referenced %s %s is not in the repository", kind, e.Digest)
+}
+
+// Blob is a content-addressed blob known to the registry.
+type Blob struct {
+	Digest    digest.Digest
+	Size      int64
+	CreatedAt time.Time
+}
+
+// Manifest is a manifest stored in a repository. Payload holds the exact bytes pushed.
+type Manifest struct {
+	Repository   string
+	Digest       digest.Digest
+	MediaType    string
+	ArtifactType string // for referrers: artifactType, else config media type for artifacts
+	Size         int64
+	Payload      []byte
+	Subject      digest.Digest // empty when the manifest has no subject
+	Annotations  map[string]string
+	CreatedAt    time.Time
+}
+
+// References lists what a manifest points at; PutManifest checks each is present in the
+// repository and records the edges (for garbage collection and deletes).
+type References struct {
+	Blobs     []digest.Digest // config and layers that must be linked to the repository
+	Manifests []digest.Digest // children of an index that must be in the repository
+}
+
+// PutManifestResult reports what a PutManifest changed.
+type PutManifestResult struct {
+	// Created is true when the manifest was new to the repository.
+	Created bool
+	// PreviousTagDigest is the digest the tag pointed at before, empty if the tag is new.
+	PreviousTagDigest digest.Digest
+	// TagMoved is true when a tag was given and now points somewhere new.
+	TagMoved bool
+}
+
+// DeleteManifestResult reports what deleting a manifest removed.
+type DeleteManifestResult struct {
+	Manifest Manifest // without payload
+	Tags     []string // tags that pointed at it and are gone
+}
+
+// Upload is a resumable blob upload session. Offset is the number of bytes durably
+// appended; HashState is the marshalled state of the running sha256 at Offset.
+type Upload struct {
+	ID         string
+	Repository string
+	Offset     int64
+	HashState  []byte
+	// BackendState is opaque state of the blob store (e.g. S3 upload id and parts).
+	BackendState []byte
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Store is the metadata store. Implementations are safe for concurrent use.
+type Store interface {
+	// Ping checks the database is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+
+	// EnsureRepository creates the repository if it does not exist.
+	EnsureRepository(ctx context.Context, name string) error
+	// RepositoryExists reports whether the repository exists.
+	RepositoryExists(ctx context.Context, name string) (bool, error)
+	// ListRepositories returns up to n repository names sorted lexically after last
+	// (n <= 0 means no limit).
+	ListRepositories(ctx context.Context, last string, n int) ([]string, error)
+
+	// PutBlob records a blob that is durably stored (idempotent).
+	PutBlob(ctx context.Context, b Blob) error
+	// GetBlob returns a blob known to the registry, or ErrBlobNotFound.
+	GetBlob(ctx context.Context, d digest.Digest) (Blob, error)
+	// LinkBlob makes a known blob part of a repository, creating the repository.
+	LinkBlob(ctx context.Context, repo string, d digest.Digest) error
+	// RepositoryBlob returns the blob if it is linked to the repository, or ErrBlobNotFound.
+	RepositoryBlob(ctx context.Context, repo string, d digest.Digest) (Blob, error)
+	// UnlinkBlob removes the blob from the repository, or returns ErrBlobNotFound.
+	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
+
+	// PutManifest stores m in its repository, checks refs are present (else
+	// *MissingReferenceError), records referrer edges for m.Subject, and points tag at
+	// it when tag is not empty, all in one transaction.
+	PutManifest(ctx context.Context, m Manifest, refs References, tag string) (PutManifestResult, error)
+	// GetManifest returns the manifest with payload, or ErrManifestNotFound.
+	GetManifest(ctx context.Context, repo string, d digest.Digest) (Manifest, error)
+	// ResolveTag returns the digest a tag points at, or ErrTagNotFound.
+	ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error)
+	// ListTags returns up to n tags sorted lexically after last (n <= 0: no limit), or
+	// ErrRepositoryNotFound.
+	ListTags(ctx context.Context, repo, last string, n int) ([]string, error)
+	// DeleteTag removes a tag, or returns ErrTagNotFound.
+	DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error)
+	// DeleteManifest removes a manifest, the tags pointing at it and its referrer edges,
+	// or returns ErrManifestNotFound.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) (DeleteManifestResult, error)
+	// Referrers lists manifests of the repository whose subject is d (without payload),
+	// filtered by artifactType when it is not empty, ordered by digest.
+	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Manifest, error)
+
+	// CreateUpload records a new upload session.
+	CreateUpload(ctx context.Context, u Upload) error
+	// GetUpload returns an upload session, or ErrUploadNotFound.
+	GetUpload(ctx context.Context, id string) (Upload, error)
+	// UpdateUpload stores the session's new offset and states if its offset is still
+	// prevOffset, else returns ErrUploadConflict (ErrUploadNotFound if it is gone).
+	UpdateUpload(ctx context.Context, u Upload, prevOffset int64) error
+	// DeleteUpload removes a session (idempotent).
+	DeleteUpload(ctx context.Context, id string) error
+	// StaleUploads lists sessions not updated since before.
+	StaleUploads(ctx context.Context, before time.Time) ([]Upload, error)
+}

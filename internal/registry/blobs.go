@@ -1,0 +1,122 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/internal/reference"
+)
+
+func parseDigest(s string) (digest.Digest, error) {
+	d, err := reference.ParseDigest(s)
+	if err != nil {
+		return "", errcode.New(errcode.DigestInvalid, "%v", err).WithDetail(map[string]string{"digest": s})
+	}
+	return d, nil
+}
+
+func blobURL(name string, d digest.Digest) string {
+	return fmt.Sprintf("/v2/%s/blobs/%s", name, d)
+}
+
+func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref string) error {
+	d, err := parseDigest(ref)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if _, err := h.o.Meta.RepositoryBlob(ctx, name, d); err != nil {
+		if errors.Is(err, metadata.ErrBlobNotFound) {
+			return errcode.New(errcode.BlobUnknown, "blob %s is not in repository %s", d, name).WithDetail(map[string]string{"digest": d.String()})
+		}
+		return err
+	}
+	rc, _, err := h.o.Blobs.Open(ctx, d)
+	if err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return errcode.New(errcode.BlobUnknown, "blob %s is missing from storage", d).WithDetail(map[string]string{"digest": d.String()})
+		}
+		return err
+	}
+	defer rc.Close()
+	hd := w.Header()
+	hd.Set("Docker-Content-Digest", d.String())
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("ETag", `"`+d.String()+`"`)
+	hd.Set("Cache-Control", "max-age=31536000")
+	// ServeContent answers Range/If-Range/HEAD and, given an *os.File, sends it with
+	// sendfile: blob bytes never pass through user space.
+	http.ServeContent(w, r, "", time.Time{}, rc)
+	return nil
+}
+
+func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, name, ref string) error {
+	d, err := parseDigest(ref)
+	if err != nil {
+		return err
+	}
+	if err := h.o.Meta.UnlinkBlob(r.Context(), name, d); err != nil {
+		if errors.Is(err, metadata.ErrBlobNotFound) {
+			return errcode.New(errcode.BlobUnknown, "blob %s is not in repository %s", d, name).WithDetail(map[string]string{"digest": d.String()})
+		}
+		return err
+	}
+	h.publish(r, events.Event{Type: events.BlobDeleted, Repository: name, Digest: d.String()})
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// bodyReader remembers whether reading the request body failed, so a client that hangs up
+// or sends fewer bytes than announced is told apart from a storage failure.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// storeWriteError maps an error from streaming a body into the blob store.
+func storeWriteError(err error, body *bodyReader, d digest.Digest) error {
+	switch {
+	case errors.Is(err, blobstore.ErrDigestMismatch):
+		return errcode.New(errcode.DigestInvalid, "uploaded content does not match digest %s", d).WithDetail(map[string]string{"digest": d.String()})
+	case errors.Is(err, blobstore.ErrSizeMismatch):
+		return errcode.New(errcode.SizeInvalid, "%v", err)
+	case body != nil && body.err != nil:
+		return errcode.New(errcode.BlobUploadInvalid, "reading the request body: %v", body.err)
+	}
+	return err
+}
+
+// commitBlob records a durably stored blob and links it into the repository.
+func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size int64) error {
+	ctx := r.Context()
+	if err := h.o.Meta.PutBlob(ctx, metadata.Blob{Digest: d, Size: size}); err != nil {
+		return err
+	}
+	return h.o.Meta.LinkBlob(ctx, name, d)
+}
+
+func blobCreated(w http.ResponseWriter, name string, d digest.Digest) {
+	hd := w.Header()
+	hd.Set("Location", blobURL(name, d))
+	hd.Set("Docker-Content-Digest", d.String())
+	hd.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}

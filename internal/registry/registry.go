@@ -1,0 +1,252 @@
+// Package registry serves the OCI distribution spec v1.1 API (/v2/…) on top of a blob
+// store and a metadata store.
+package registry
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/internal/reference"
+	"github.com/hubctl/hubctl/internal/reqlog"
+)
+
+// DefaultMaxManifestSize is the largest manifest accepted unless configured otherwise.
+const DefaultMaxManifestSize = 4 << 20
+
+// Options configure a Handler.
+type Options struct {
+	Blobs  blobstore.Store
+	Meta   metadata.Store
+	Events *events.Bus
+	Log    *slog.Logger
+	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
+	MaxManifestSize int64
+}
+
+// Handler serves /v2/.
+type Handler struct {
+	o Options
+	// uploadLocks serialises requests on one upload session within this process, so two
+	// PATCHes racing on the same session cannot interleave their bytes.
+	uploadLocks [64]sync.Mutex
+}
+
+// New returns a Handler serving the distribution API.
+func New(o Options) *Handler {
+	if o.MaxManifestSize <= 0 {
+		o.MaxManifestSize = DefaultMaxManifestSize
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Events == nil {
+		o.Events = events.NewBus(o.Log)
+	}
+	return &Handler{o: o}
+}
+
+// route is a parsed /v2/ path.
+type route struct {
+	kind string // base, catalog, tags, manifest, blob, uploads, upload, referrers
+	name string
+	ref  string // tag/digest, blob digest, upload id
+}
+
+// parseRoute splits a /v2/ path. Repository names may contain slashes and even path
+// components that look like route keywords, so the route is recognised from the end.
+func parseRoute(p string) (route, bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		if p == "/v2" {
+			return route{kind: "base"}, true
+		}
+		return route{}, false
+	}
+	switch rest {
+	case "":
+		return route{kind: "base"}, true
+	case "_catalog":
+		return route{kind: "catalog"}, true
+	}
+	parts := strings.Split(rest, "/")
+	n := len(parts)
+	name := func(k int) string { return strings.Join(parts[:n-k], "/") }
+	switch {
+	case n >= 3 && parts[n-2] == "tags" && parts[n-1] == "list":
+		return route{kind: "tags", name: name(2)}, true
+	case n >= 4 && parts[n-3] == "blobs" && parts[n-2] == "uploads":
+		if parts[n-1] == "" {
+			return route{kind: "uploads", name: name(3)}, true
+		}
+		return route{kind: "upload", name: name(3), ref: parts[n-1]}, true
+	case n >= 3 && parts[n-2] == "blobs" && parts[n-1] == "uploads":
+		return route{kind: "uploads", name: name(2)}, true
+	case n >= 3 && parts[n-2] == "manifests":
+		return route{kind: "manifest", name: name(2), ref: parts[n-1]}, true
+	case n >= 3 && parts[n-2] == "blobs":
+		return route{kind: "blob", name: name(2), ref: parts[n-1]}, true
+	case n >= 3 && parts[n-2] == "referrers":
+		return route{kind: "referrers", name: name(2), ref: parts[n-1]}, true
+	}
+	return route{}, false
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if err := h.serve(w, r); err != nil {
+		h.writeError(w, r, err)
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
+	rt, ok := parseRoute(r.URL.Path)
+	if !ok {
+		return errcode.New(errcode.Unsupported, "no such endpoint %s", r.URL.Path).WithStatus(http.StatusNotFound)
+	}
+	if rt.name != "" {
+		reqlog.From(r.Context()).Repository = rt.name
+		if err := reference.ValidateRepository(rt.name); err != nil {
+			return errcode.New(errcode.NameInvalid, "%v", err).WithDetail(map[string]string{"name": rt.name})
+		}
+	}
+	m := r.Method
+	switch rt.kind {
+	case "base":
+		if m != http.MethodGet && m != http.MethodHead {
+			return methodNotAllowed(m)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusOK)
+		if m == http.MethodGet {
+			_, _ = io.WriteString(w, "{}")
+		}
+		return nil
+	case "catalog":
+		if m != http.MethodGet {
+			return methodNotAllowed(m)
+		}
+		return h.getCatalog(w, r)
+	case "tags":
+		if m != http.MethodGet {
+			return methodNotAllowed(m)
+		}
+		return h.getTags(w, r, rt.name)
+	case "referrers":
+		if m != http.MethodGet {
+			return methodNotAllowed(m)
+		}
+		return h.getReferrers(w, r, rt.name, rt.ref)
+	case "manifest":
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			return h.getManifest(w, r, rt.name, rt.ref)
+		case http.MethodPut:
+			return h.putManifest(w, r, rt.name, rt.ref)
+		case http.MethodDelete:
+			return h.deleteManifest(w, r, rt.name, rt.ref)
+		}
+	case "blob":
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			return h.getBlob(w, r, rt.name, rt.ref)
+		case http.MethodDelete:
+			return h.deleteBlob(w, r, rt.name, rt.ref)
+		}
+	case "uploads":
+		if m == http.MethodPost {
+			return h.startUpload(w, r, rt.name)
+		}
+	case "upload":
+		switch m {
+		case http.MethodGet:
+			return h.uploadStatus(w, r, rt.name, rt.ref)
+		case http.MethodPatch:
+			return h.patchUpload(w, r, rt.name, rt.ref)
+		case http.MethodPut:
+			return h.putUpload(w, r, rt.name, rt.ref)
+		case http.MethodDelete:
+			return h.cancelUpload(w, r, rt.name, rt.ref)
+		}
+	}
+	return methodNotAllowed(m)
+}
+
+func methodNotAllowed(m string) error {
+	return errcode.New(errcode.Unsupported, "method %s is not supported on this endpoint", m)
+}
+
+// writeError sends err as a spec error body; errors that are not the client's fault are
+// logged with the request id and sent without their internals.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *errcode.Error
+	if !errors.As(err, &e) {
+		switch {
+		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+			// The client went away; nobody reads the answer.
+			e = errcode.New(errcode.BlobUploadInvalid, "request cancelled")
+		default:
+			h.o.Log.ErrorContext(r.Context(), "request failed", "request_id", reqlog.From(r.Context()).RequestID,
+				"method", r.Method, "path", r.URL.Path, "error", err)
+			e = errcode.New(errcode.Unavailable, "internal error, see the server log (request id %s)", reqlog.From(r.Context()).RequestID).WithStatus(http.StatusInternalServerError)
+			e.Code.Name = "UNKNOWN"
+		}
+	}
+	if r.Method == http.MethodHead {
+		w.Header().Del("Content-Length")
+		w.Header().Del("Docker-Content-Digest")
+		w.WriteHeader(e.HTTPStatus())
+		return
+	}
+	errcode.Write(w, e)
+}
+
+func (h *Handler) lockUpload(id string) func() {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(id))
+	mu := &h.uploadLocks[f.Sum32()%uint32(len(h.uploadLocks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (h *Handler) publish(r *http.Request, e events.Event) {
+	info := reqlog.From(r.Context())
+	e.RequestID = info.RequestID
+	e.Actor = info.User
+	h.o.Events.Publish(e)
+}
+
+// CleanStaleUploads aborts upload sessions that were not touched for maxAge and returns
+// how many it removed.
+func (h *Handler) CleanStaleUploads(ctx context.Context, maxAge time.Duration) (int, error) {
+	stale, err := h.o.Meta.StaleUploads(ctx, time.Now().Add(-maxAge))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, u := range stale {
+		unlock := h.lockUpload(u.ID)
+		err := h.o.Blobs.AbortUpload(ctx, u.ID)
+		if err == nil {
+			err = h.o.Meta.DeleteUpload(ctx, u.ID)
+		}
+		unlock()
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,256 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata"
+)
+
+func uploadURL(name, id string) string { return fmt.Sprintf("/v2/%s/blobs/uploads/%s", name, id) }
+
+// rangeHeader is the spec's inclusive Range of bytes received so far ("0-0" when none).
+func rangeHeader(offset int64) string {
+	if offset <= 0 {
+		return "0-0"
+	}
+	return fmt.Sprintf("0-%d", offset-1)
+}
+
+func uploadAccepted(w http.ResponseWriter, status int, name string, u metadata.Upload) {
+	hd := w.Header()
+	hd.Set("Location", uploadURL(name, u.ID))
+	hd.Set("Docker-Upload-UUID", u.ID)
+	hd.Set("Range", rangeHeader(u.Offset))
+	hd.Set("Content-Length", "0")
+	w.WriteHeader(status)
+}
+
+func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name string) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if mount := q.Get("mount"); mount != "" {
+		d, err := parseDigest(mount)
+		if err != nil {
+			return err
+		}
+		if from := q.Get("from"); from != "" && from != name {
+			if mounted, err := h.mount(r, name, from, d); err != nil {
+				return err
+			} else if mounted {
+				blobCreated(w, name, d)
+				return nil
+			}
+		}
+		// Not mountable: fall back to a regular session, as the spec asks.
+	} else if ds := q.Get("digest"); ds != "" {
+		d, err := parseDigest(ds)
+		if err != nil {
+			return err
+		}
+		body := &bodyReader{r: r.Body}
+		n, err := h.o.Blobs.Put(ctx, d, body, r.ContentLength)
+		if err != nil {
+			return storeWriteError(err, body, d)
+		}
+		if err := h.commitBlob(r, name, d, n); err != nil {
+			return err
+		}
+		blobCreated(w, name, d)
+		return nil
+	}
+	id := uuid.NewString()
+	backend, err := h.o.Blobs.CreateUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	u := metadata.Upload{ID: id, Repository: name, BackendState: backend}
+	if err := h.o.Meta.CreateUpload(ctx, u); err != nil {
+		_ = h.o.Blobs.AbortUpload(ctx, id)
+		return err
+	}
+	uploadAccepted(w, http.StatusAccepted, name, u)
+	return nil
+}
+
+// mount links a blob of repository from into name when from holds it.
+func (h *Handler) mount(r *http.Request, name, from string, d digest.Digest) (bool, error) {
+	ctx := r.Context()
+	if _, err := h.o.Meta.RepositoryBlob(ctx, from, d); err != nil {
+		if errors.Is(err, metadata.ErrBlobNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	if _, err := h.o.Blobs.Stat(ctx, d); err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	if err := h.o.Meta.LinkBlob(ctx, name, d); err != nil {
+		return false, err
+	}
+	h.publish(r, events.Event{Type: events.BlobMounted, Repository: name, Digest: d.String()})
+	return true, nil
+}
+
+// session loads an upload session of repository name.
+func (h *Handler) session(r *http.Request, name, id string) (metadata.Upload, error) {
+	u, err := h.o.Meta.GetUpload(r.Context(), id)
+	if errors.Is(err, metadata.ErrUploadNotFound) || (err == nil && u.Repository != name) {
+		return u, errcode.New(errcode.BlobUploadUnknown, "upload %s is unknown in repository %s", id, name).WithDetail(map[string]string{"uuid": id})
+	}
+	return u, err
+}
+
+func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, name, id string) error {
+	u, err := h.session(r, name, id)
+	if err != nil {
+		return err
+	}
+	uploadAccepted(w, http.StatusNoContent, name, u)
+	return nil
+}
+
+// parseContentRange reads "start-end" (the spec's form) and the common "bytes start-end/total".
+func parseContentRange(s string) (start, end int64, err error) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "bytes")
+	s = strings.TrimLeft(s, " =")
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		s = s[:i]
+	}
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("malformed Content-Range %q", s)
+	}
+	if start, err = strconv.ParseInt(a, 10, 64); err != nil || start < 0 {
+		return 0, 0, fmt.Errorf("malformed Content-Range start %q", a)
+	}
+	if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
+		return 0, 0, fmt.Errorf("malformed Content-Range end %q", b)
+	}
+	return start, end, nil
+}
+
+// appendChunk streams the request body onto the session. It honours Content-Range: a
+// chunk that does not start where the session ends is refused with 416 and the current
+// Range, and nothing is written.
+func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name string, u metadata.Upload) (metadata.Upload, error) {
+	body := io.Reader(r.Body)
+	if cr := r.Header.Get("Content-Range"); cr != "" {
+		start, end, err := parseContentRange(cr)
+		if err != nil {
+			return u, errcode.New(errcode.BlobUploadInvalid, "%v", err).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+		}
+		if start != u.Offset {
+			w.Header().Set("Location", uploadURL(name, u.ID))
+			w.Header().Set("Range", rangeHeader(u.Offset))
+			w.Header().Set("Docker-Upload-UUID", u.ID)
+			return u, errcode.New(errcode.BlobUploadInvalid, "chunk starts at %d but the upload has %d bytes", start, u.Offset).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+		}
+		want := end - start + 1
+		if r.ContentLength >= 0 && r.ContentLength != want {
+			return u, errcode.New(errcode.SizeInvalid, "Content-Length %d does not match Content-Range %s", r.ContentLength, cr).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+		}
+		body = io.LimitReader(body, want)
+	}
+	br := &bodyReader{r: body}
+	prev := u.Offset
+	st, err := h.o.Blobs.AppendUpload(r.Context(), u.ID, blobstore.UploadState{Offset: u.Offset, HashState: u.HashState, Backend: u.BackendState}, br)
+	if err != nil {
+		if errors.Is(err, blobstore.ErrUploadNotFound) {
+			return u, errcode.New(errcode.BlobUploadUnknown, "upload %s has no data", u.ID)
+		}
+		return u, storeWriteError(err, br, "")
+	}
+	if r.ContentLength > 0 && st.Offset-prev != r.ContentLength {
+		return u, errcode.New(errcode.SizeInvalid, "received %d bytes, Content-Length said %d", st.Offset-prev, r.ContentLength)
+	}
+	u.Offset, u.HashState, u.BackendState = st.Offset, st.HashState, st.Backend
+	if err := h.o.Meta.UpdateUpload(r.Context(), u, prev); err != nil {
+		if errors.Is(err, metadata.ErrUploadConflict) || errors.Is(err, metadata.ErrUploadNotFound) {
+			return u, errcode.New(errcode.BlobUploadInvalid, "upload %s changed while this chunk was written: %v", u.ID, err).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+		}
+		return u, err
+	}
+	return u, nil
+}
+
+func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, name, id string) error {
+	defer h.lockUpload(id)()
+	u, err := h.session(r, name, id)
+	if err != nil {
+		return err
+	}
+	if u, err = h.appendChunk(w, r, name, u); err != nil {
+		return err
+	}
+	uploadAccepted(w, http.StatusAccepted, name, u)
+	return nil
+}
+
+func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id string) error {
+	defer h.lockUpload(id)()
+	u, err := h.session(r, name, id)
+	if err != nil {
+		return err
+	}
+	ds := r.URL.Query().Get("digest")
+	if ds == "" {
+		return errcode.New(errcode.DigestInvalid, "the digest query parameter is required to complete an upload")
+	}
+	d, err := parseDigest(ds)
+	if err != nil {
+		return err
+	}
+	if r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != http.NoBody) {
+		if u, err = h.appendChunk(w, r, name, u); err != nil {
+			return err
+		}
+	}
+	ctx := r.Context()
+	err = h.o.Blobs.CommitUpload(ctx, u.ID, blobstore.UploadState{Offset: u.Offset, HashState: u.HashState, Backend: u.BackendState}, d)
+	if err != nil {
+		if errors.Is(err, blobstore.ErrUploadNotFound) {
+			return errcode.New(errcode.BlobUploadUnknown, "upload %s has no data", u.ID)
+		}
+		return storeWriteError(err, nil, d)
+	}
+	if err := h.commitBlob(r, name, d, u.Offset); err != nil {
+		return err
+	}
+	if err := h.o.Meta.DeleteUpload(ctx, u.ID); err != nil {
+		h.o.Log.WarnContext(ctx, "upload committed but its session was not removed", "upload", u.ID, "error", err)
+	}
+	blobCreated(w, name, d)
+	return nil
+}
+
+func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id string) error {
+	defer h.lockUpload(id)()
+	u, err := h.session(r, name, id)
+	if err != nil {
+		return err
+	}
+	if err := h.o.Blobs.AbortUpload(r.Context(), u.ID); err != nil {
+		return err
+	}
+	if err := h.o.Meta.DeleteUpload(r.Context(), u.ID); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
