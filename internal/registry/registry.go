@@ -32,7 +32,13 @@ type Options struct {
 	Log    *slog.Logger
 	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
 	MaxManifestSize int64
+	// MaxConcurrentUploads bounds requests that stream blob bytes in at once; more are
+	// answered 429 TOOMANYREQUESTS with Retry-After. 0 means DefaultMaxConcurrentUploads.
+	MaxConcurrentUploads int
 }
+
+// DefaultMaxConcurrentUploads is the default bound on concurrently streaming uploads.
+const DefaultMaxConcurrentUploads = 256
 
 // Handler serves /v2/.
 type Handler struct {
@@ -40,6 +46,8 @@ type Handler struct {
 	// uploadLocks serialises requests on one upload session within this process, so two
 	// PATCHes racing on the same session cannot interleave their bytes.
 	uploadLocks [64]sync.Mutex
+	// uploadSlots is a semaphore bounding concurrent upload streams.
+	uploadSlots chan struct{}
 }
 
 // New returns a Handler serving the distribution API.
@@ -53,7 +61,22 @@ func New(o Options) *Handler {
 	if o.Events == nil {
 		o.Events = events.NewBus(o.Log)
 	}
-	return &Handler{o: o}
+	if o.MaxConcurrentUploads <= 0 {
+		o.MaxConcurrentUploads = DefaultMaxConcurrentUploads
+	}
+	return &Handler{o: o, uploadSlots: make(chan struct{}, o.MaxConcurrentUploads)}
+}
+
+// acquireUpload takes an upload slot or answers TOOMANYREQUESTS, so a burst of pushes
+// queues at the clients (which retry) instead of exhausting disk bandwidth and memory.
+func (h *Handler) acquireUpload(w http.ResponseWriter) (func(), error) {
+	select {
+	case h.uploadSlots <- struct{}{}:
+		return func() { <-h.uploadSlots }, nil
+	default:
+		w.Header().Set("Retry-After", "1")
+		return nil, errcode.New(errcode.TooManyRequests, "too many uploads in progress (limit %d), retry shortly", cap(h.uploadSlots))
+	}
 }
 
 // route is a parsed /v2/ path.
@@ -167,15 +190,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 	case "uploads":
 		if m == http.MethodPost {
+			release, err := h.acquireUpload(w)
+			if err != nil {
+				return err
+			}
+			defer release()
 			return h.startUpload(w, r, rt.name)
 		}
 	case "upload":
 		switch m {
 		case http.MethodGet:
 			return h.uploadStatus(w, r, rt.name, rt.ref)
-		case http.MethodPatch:
-			return h.patchUpload(w, r, rt.name, rt.ref)
-		case http.MethodPut:
+		case http.MethodPatch, http.MethodPut:
+			release, err := h.acquireUpload(w)
+			if err != nil {
+				return err
+			}
+			defer release()
+			if m == http.MethodPatch {
+				return h.patchUpload(w, r, rt.name, rt.ref)
+			}
 			return h.putUpload(w, r, rt.name, rt.ref)
 		case http.MethodDelete:
 			return h.cancelUpload(w, r, rt.name, rt.ref)
