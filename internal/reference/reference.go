@@ -3,6 +3,9 @@
 package reference
 
 import (
+	// go-digest only knows the algorithms whose hash is linked in.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
 	"errors"
 	"fmt"
 	"regexp"

@@ -22,10 +22,10 @@ const (
 
 // manifestDoc is the union of the fields of image manifests and indexes we read.
 type manifestDoc struct {
-	SchemaVersion *int                `json:"schemaVersion"`
-	MediaType     string              `json:"mediaType"`
-	ArtifactType  string              `json:"artifactType"`
-	Config        *ocispec.Descriptor `json:"config"`
+	SchemaVersion *int                 `json:"schemaVersion"`
+	MediaType     string               `json:"mediaType"`
+	ArtifactType  string               `json:"artifactType"`
+	Config        *ocispec.Descriptor  `json:"config"`
 	Layers        []ocispec.Descriptor `json:"layers"`
 	Manifests     []ocispec.Descriptor `json:"manifests"`
 	Subject       *ocispec.Descriptor  `json:"subject"`

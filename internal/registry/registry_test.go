@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -301,9 +302,13 @@ func TestTooManyUploads(t *testing.T) {
 			res.Body.Close()
 		}
 	}()
+	defer func() { pw.Close(); <-done }()
 	// The first PATCH holds the only slot while its body is open.
 	if _, err := pw.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
+	}
+	for len(e.h.uploadSlots) == 0 {
+		time.Sleep(time.Millisecond)
 	}
 	r = e.do("POST", "/v2/r/blobs/uploads/", nil)
 	e.expect(r, 429, "TOOMANYREQUESTS")

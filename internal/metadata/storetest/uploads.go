@@ -1,0 +1,125 @@
+package storetest
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/metadata"
+)
+
+func equalUpload(t *testing.T, got, want metadata.Upload) {
+	t.Helper()
+	if got.ID != want.ID || got.Repository != want.Repository || got.Offset != want.Offset ||
+		!bytes.Equal(got.HashState, want.HashState) || !bytes.Equal(got.BackendState, want.BackendState) ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Fatalf("upload = %+v\nwant %+v", got, want)
+	}
+}
+
+func testUploads(t *testing.T, s metadata.Store) {
+	_, err := s.GetUpload(ctx(t), "nope")
+	wantErr(t, err, metadata.ErrUploadNotFound)
+
+	u := metadata.Upload{
+		ID: "u1", Repository: "app", HashState: []byte{0, 1, 2}, BackendState: []byte(`{"uploadId":"x"}`),
+		CreatedAt: testTime, UpdatedAt: testTime,
+	}
+	must(t, s.CreateUpload(ctx(t), u))
+	if err := s.CreateUpload(ctx(t), u); err == nil {
+		t.Fatal("CreateUpload with an existing id succeeded")
+	}
+	got, err := s.GetUpload(ctx(t), "u1")
+	must(t, err)
+	equalUpload(t, got, u)
+
+	next := u
+	next.Offset = 1 << 20
+	next.HashState = []byte("state at 1 MiB")
+	next.BackendState = nil
+	next.UpdatedAt = testTime.Add(time.Minute)
+	must(t, s.UpdateUpload(ctx(t), next, 0))
+	got, err = s.GetUpload(ctx(t), "u1")
+	must(t, err)
+	equalUpload(t, got, next)
+
+	// A session created without times gets them.
+	must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: "u2", Repository: "app"}))
+	got, err = s.GetUpload(ctx(t), "u2")
+	must(t, err)
+	if got.CreatedAt.IsZero() || got.UpdatedAt.IsZero() {
+		t.Fatalf("upload without times = %+v, want them set", got)
+	}
+
+	must(t, s.DeleteUpload(ctx(t), "u1"))
+	must(t, s.DeleteUpload(ctx(t), "u1")) // idempotent
+	_, err = s.GetUpload(ctx(t), "u1")
+	wantErr(t, err, metadata.ErrUploadNotFound)
+	wantErr(t, s.UpdateUpload(ctx(t), next, next.Offset), metadata.ErrUploadNotFound)
+}
+
+func testUploadCompareAndSet(t *testing.T, s metadata.Store) {
+	u := metadata.Upload{ID: "cas", Repository: "app", CreatedAt: testTime, UpdatedAt: testTime}
+	must(t, s.CreateUpload(ctx(t), u))
+	at10 := u
+	at10.Offset, at10.HashState, at10.UpdatedAt = 10, []byte("10"), testTime.Add(time.Second)
+	must(t, s.UpdateUpload(ctx(t), at10, 0))
+
+	for _, prev := range []int64{0, 5, 20} { // stale, never-seen and future offsets
+		stale := u
+		stale.Offset, stale.HashState = prev+7, []byte("lost")
+		wantErr(t, s.UpdateUpload(ctx(t), stale, prev), metadata.ErrUploadConflict)
+	}
+	got, err := s.GetUpload(ctx(t), "cas")
+	must(t, err)
+	equalUpload(t, got, at10) // the conflicting updates changed nothing
+
+	at25 := at10
+	at25.Offset, at25.HashState, at25.UpdatedAt = 25, []byte("25"), testTime.Add(2*time.Second)
+	must(t, s.UpdateUpload(ctx(t), at25, 10))
+	got, err = s.GetUpload(ctx(t), "cas")
+	must(t, err)
+	equalUpload(t, got, at25)
+}
+
+func testStaleUploads(t *testing.T, s metadata.Store) {
+	got, err := s.StaleUploads(ctx(t), testTime)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("StaleUploads on an empty store = %+v", got)
+	}
+	for i, age := range []time.Duration{3 * time.Hour, time.Hour, 2 * time.Hour, 0} {
+		at := testTime.Add(-age)
+		must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: string(rune('a' + i)), Repository: "app", CreatedAt: at, UpdatedAt: at}))
+	}
+	ids := func(us []metadata.Upload) []string {
+		out := []string{}
+		for _, u := range us {
+			out = append(out, u.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		before time.Time
+		want   []string
+	}{
+		{testTime.Add(-90 * time.Minute), []string{"a", "c"}}, // oldest first
+		{testTime.Add(-time.Hour), []string{"a", "c"}},        // strictly before
+		{testTime, []string{"a", "c", "b"}},
+		{testTime.Add(time.Nanosecond * 1000), []string{"a", "c", "b", "d"}},
+		{testTime.Add(-4 * time.Hour), []string{}},
+	} {
+		got, err := s.StaleUploads(ctx(t), tc.before)
+		must(t, err)
+		equalStrings(t, "StaleUploads("+tc.before.String()+")", ids(got), tc.want)
+	}
+
+	// An update refreshes a session so it is no longer stale.
+	a, err := s.GetUpload(ctx(t), "a")
+	must(t, err)
+	a.Offset, a.UpdatedAt = 1, testTime
+	must(t, s.UpdateUpload(ctx(t), a, 0))
+	got, err = s.StaleUploads(ctx(t), testTime.Add(-90*time.Minute))
+	must(t, err)
+	equalStrings(t, "StaleUploads after update", ids(got), []string{"c"})
+}
