@@ -108,9 +108,17 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 	}
 	payload := buf.Bytes()
 
-	tag := ""
+	var tags []string
 	var d digest.Digest
 	if reference.IsDigest(ref) {
+		// Distribution spec 1.1+dev: PUT by digest may tag it at once (?tag=a&tag=b),
+		// answered with one OCI-Tag header per tag applied.
+		tags = r.URL.Query()["tag"]
+		for _, t := range tags {
+			if !reference.IsTag(t) {
+				return errcode.New(errcode.ManifestInvalid, "tag %q is invalid: it must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", t)
+			}
+		}
 		want, err := parseDigest(ref)
 		if err != nil {
 			return err
@@ -122,7 +130,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 		if !reference.IsTag(ref) {
 			return errcode.New(errcode.ManifestInvalid, "tag %q is invalid: it must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", ref)
 		}
-		tag = ref
+		tags = []string{ref}
 		d = digest.SHA256.FromBytes(payload)
 	}
 	p, err := parseManifest(r.Header.Get("Content-Type"), payload)
@@ -139,21 +147,31 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 		Subject:      p.subject,
 		Annotations:  p.annotations,
 	}
-	res, err := h.o.Meta.PutManifest(r.Context(), m, p.refs, tag)
-	if err != nil {
-		var missing *metadata.MissingReferenceError
-		if errors.As(err, &missing) {
-			return errcode.New(errcode.ManifestBlobUnknown, "%v", missing).WithDetail(map[string]string{"digest": missing.Digest.String()})
-		}
-		return err
-	}
-	if res.Created {
-		h.publish(r, events.Event{Type: events.ManifestPushed, Repository: name, Digest: d.String(), Tag: tag, MediaType: m.MediaType, Size: m.Size})
-	}
-	if res.TagMoved {
-		h.publish(r, events.Event{Type: events.TagMoved, Repository: name, Digest: d.String(), PreviousDigest: res.PreviousTagDigest.String(), Tag: tag, MediaType: m.MediaType})
+	if len(tags) == 0 {
+		tags = []string{""}
 	}
 	hd := w.Header()
+	for i, tag := range tags {
+		res, err := h.o.Meta.PutManifest(r.Context(), m, p.refs, tag)
+		if err != nil {
+			var missing *metadata.MissingReferenceError
+			if errors.As(err, &missing) {
+				return errcode.New(errcode.ManifestBlobUnknown, "%v", missing).WithDetail(map[string]string{"digest": missing.Digest.String()})
+			}
+			return err
+		}
+		// Every successful PUT is a push (re-pushes too, as webhook consumers expect);
+		// tag moves are reported per tag.
+		if i == 0 {
+			h.publish(r, events.Event{Type: events.ManifestPushed, Repository: name, Digest: d.String(), Tag: tag, MediaType: m.MediaType, Size: m.Size})
+		}
+		if res.TagMoved {
+			h.publish(r, events.Event{Type: events.TagMoved, Repository: name, Digest: d.String(), PreviousDigest: res.PreviousTagDigest.String(), Tag: tag, MediaType: m.MediaType})
+		}
+		if tag != "" && reference.IsDigest(ref) {
+			hd.Add("OCI-Tag", tag)
+		}
+	}
 	hd.Set("Location", fmt.Sprintf("/v2/%s/manifests/%s", name, d))
 	hd.Set("Docker-Content-Digest", d.String())
 	if p.subject != "" {

@@ -630,3 +630,21 @@ func TestCleanStaleUploads(t *testing.T) {
 	}
 	e.expect(e.do("GET", loc, nil), 404, "BLOB_UPLOAD_UNKNOWN")
 }
+
+func TestTagParameter(t *testing.T) {
+	e := newEnv(t)
+	_, p := e.image("app")
+	d := digest.SHA512.FromBytes(p)
+	r := e.putManifest("app", d.String()+"?tag=a&tag=b", ocispec.MediaTypeImageManifest, p)
+	e.expect(r, 201, "")
+	if got := strings.Join(r.header.Values("OCI-Tag"), ","); got != "a,b" {
+		t.Fatalf("OCI-Tag = %q", got)
+	}
+	for _, tag := range []string{"a", "b"} {
+		r = e.do("HEAD", "/v2/app/manifests/"+tag, nil)
+		if r.status != 200 || r.header.Get("Docker-Content-Digest") != d.String() {
+			t.Fatalf("tag %s: %d %v", tag, r.status, r.header)
+		}
+	}
+	e.expect(e.putManifest("app", d.String()+"?tag=.bad", ocispec.MediaTypeImageManifest, p), 400, "MANIFEST_INVALID")
+}

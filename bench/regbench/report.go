@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report is what a run prints: the table for people and the same figures as JSON.
+type report struct {
+	Mode     string   `json:"mode"`
+	Targets  []string `json:"targets"`
+	Blobs    int      `json:"blobs,omitempty"`
+	Size     int64    `json:"size_bytes"`
+	Chunk    int64    `json:"chunk_bytes,omitempty"`
+	Requests int      `json:"requests,omitempty"`
+	Workers  int      `json:"workers,omitempty"`
+	Rounds   int      `json:"rounds,omitempty"`
+	Seconds  float64  `json:"seconds"`
+
+	Measurements []measurement `json:"measurements,omitempty"`
+	Summary      []summaryRow  `json:"summary,omitempty"`
+	RSS          *rssResult    `json:"rss,omitempty"`
+	Checks       []check       `json:"checks,omitempty"`
+	Pass         bool          `json:"pass"`
+}
+
+// summaryRow is one operation: the median over rounds per target, and the ratio of the
+// first target to each other one.
+type summaryRow struct {
+	Op     string             `json:"op"`
+	Unit   string             `json:"unit"`
+	Values map[string]float64 `json:"values"`
+	Method map[string]string  `json:"method,omitempty"`
+	Ratios map[string]float64 `json:"ratios,omitempty"`
+}
+
+// check is one target of issue 2 next to the figure that meets or misses it.
+type check struct {
+	Goal string  `json:"goal"`
+	Got  float64 `json:"got"`
+	Want float64 `json:"want"`
+	Unit string  `json:"unit"`
+	OK   bool    `json:"ok"`
+}
+
+func (r *report) finish(o *options, start time.Time) {
+	r.Seconds = time.Since(start).Seconds()
+	var order []string
+	byOp := map[string][]measurement{}
+	for _, m := range r.Measurements {
+		if _, seen := byOp[m.Op]; !seen {
+			order = append(order, m.Op)
+		}
+		byOp[m.Op] = append(byOp[m.Op], m)
+	}
+	for _, op := range order {
+		row := summaryRow{Op: op, Values: map[string]float64{}, Method: map[string]string{}, Ratios: map[string]float64{}}
+		per := map[string][]float64{}
+		for _, m := range byOp[op] {
+			row.Unit = m.Unit
+			per[m.Target] = append(per[m.Target], m.Value)
+			if m.Method != "" {
+				row.Method[m.Target] = m.Method
+			}
+		}
+		for t, vs := range per {
+			row.Values[t] = median(vs)
+		}
+		if len(r.Targets) > 1 {
+			cand, ok := row.Values[r.Targets[0]]
+			for _, other := range r.Targets[1:] {
+				if v, has := row.Values[other]; ok && has && v > 0 {
+					row.Ratios[other] = cand / v
+				}
+			}
+		}
+		r.Summary = append(r.Summary, row)
+	}
+	if o.check {
+		r.evaluate()
+	}
+}
+
+// evaluate compares the first target (hubctl) with the second (distribution) against
+// the benchmark targets of issue 2.
+func (r *report) evaluate() {
+	r.Pass = true
+	add := func(goal string, got, want float64, unit string) {
+		c := check{Goal: goal, Got: got, Want: want, Unit: unit, OK: got >= want}
+		r.Checks = append(r.Checks, c)
+		r.Pass = r.Pass && c.OK
+	}
+	if r.RSS != nil {
+		c := check{Goal: fmt.Sprintf("RSS while streaming %s in and out", formatSize(r.Size)), Got: r.RSS.PeakMiB, Want: 64, Unit: "MiB (max)", OK: r.RSS.PeakMiB < 64}
+		r.Checks = append(r.Checks, c)
+		r.Pass = c.OK
+		return
+	}
+	if len(r.Targets) < 2 {
+		return
+	}
+	cand, peer := r.Targets[0], r.Targets[1]
+	for _, row := range r.Summary {
+		ratio, ok := row.Ratios[peer]
+		if !ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(row.Op, "push "):
+			add(row.Op+" vs "+peer, ratio, 2.5, "×")
+			if strings.HasSuffix(row.Op, " ×1") {
+				add(row.Op+" "+cand, row.Values[cand], 900, "MiB/s")
+			}
+		case strings.HasPrefix(row.Op, "pull "):
+			add(row.Op+" vs "+peer, ratio, 1.8, "×")
+		case strings.HasPrefix(row.Op, "manifest "):
+			add(row.Op+" vs "+peer, ratio, 3, "×")
+		}
+	}
+}
+
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+// write prints the table (unless JSON goes to stdout) and the JSON file if asked.
+func (r *report) write(stdout io.Writer, o *options) error {
+	if o.jsonPath != "-" {
+		if r.RSS != nil {
+			r.RSS.writeTable(stdout, r)
+		} else {
+			r.writeTable(stdout)
+		}
+		r.writeChecks(stdout)
+	}
+	if o.jsonPath != "" {
+		return writeJSON(stdout, o.jsonPath, r)
+	}
+	return nil
+}
+
+func (r *report) writeTable(w io.Writer) {
+	fmt.Fprintf(w, "\n%d blobs × %s, chunks of %s, %d small requests on %d workers, %d round(s), median; ratio = %s / other\n\n",
+		r.Blobs, formatSize(r.Size), formatSize(r.Chunk), r.Requests, r.Workers, r.Rounds, r.Targets[0])
+	tw := newTable(w)
+	head := []string{"operation"}
+	for _, t := range r.Targets {
+		head = append(head, t)
+	}
+	for _, t := range r.Targets[1:] {
+		if len(r.Targets) == 2 {
+			head = append(head, "ratio")
+		} else {
+			head = append(head, r.Targets[0]+"/"+t)
+		}
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	var notes []string
+	for _, row := range r.Summary {
+		cells := []string{row.Op}
+		for _, t := range r.Targets {
+			if v, ok := row.Values[t]; ok {
+				cells = append(cells, fmt.Sprintf("%9.1f %s", v, row.Unit))
+			} else {
+				cells = append(cells, "—")
+			}
+		}
+		for _, t := range r.Targets[1:] {
+			if v, ok := row.Ratios[t]; ok {
+				cells = append(cells, fmt.Sprintf("%6.2f×", v))
+			} else {
+				cells = append(cells, "—")
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+		if strings.HasPrefix(row.Op, "push monolithic") {
+			for _, t := range r.Targets {
+				note := fmt.Sprintf("monolithic on %s: %s", t, row.Method[t])
+				if row.Method[t] != "" && !slices.Contains(notes, note) {
+					notes = append(notes, note)
+				}
+			}
+		}
+	}
+	_ = tw.Flush()
+	for _, n := range notes {
+		fmt.Fprintln(w, "  "+n)
+	}
+}
+
+func (r *report) writeChecks(w io.Writer) {
+	if len(r.Checks) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nissue 2 targets:")
+	tw := newTable(w)
+	for _, c := range r.Checks {
+		verdict := "ok"
+		if !c.OK {
+			verdict = "MISSED"
+		}
+		cmp := "≥"
+		if c.Unit == "MiB (max)" {
+			cmp = "<"
+		}
+		fmt.Fprintf(tw, "  %s\t%8.2f\t%s %g %s\t%s\t\n", c.Goal, c.Got, cmp, c.Want, c.Unit, verdict)
+	}
+	_ = tw.Flush()
+}

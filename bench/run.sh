@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Benchmark `hubctl serve` against the CNCF distribution registry on loopback, both on
+# the filesystem, and compare with the targets of issue 2. See bench/README.md.
+#
+# Environment (defaults are the full run):
+#   BLOBS=8 SIZE=64MiB CHUNK=8MiB PARALLEL=1,4   blob push/pull
+#   REQUESTS=20000 WORKERS=8                      manifest HEAD/GET loop
+#   ROUNDS=1                                      repeat and report medians
+#   MONO=auto                                     monolithic push: auto, post or put (regbench -mono)
+#   RSS_SIZE=1GiB                                 blob streamed while sampling hubctl's RSS
+#   OUT=DIR                                       keep the JSON results and server logs here
+#   HUBCTL_TOOLS=~/.cache/hubctl/bin              where the distribution binary is cached
+# Quick run: BLOBS=4 SIZE=16MiB REQUESTS=2000 RSS_SIZE=256MiB bench/run.sh
+#
+# Exit status: 0 all targets met, 3 a target missed, anything else an error.
+set -euo pipefail
+
+BLOBS=${BLOBS:-8}
+SIZE=${SIZE:-64MiB}
+CHUNK=${CHUNK:-8MiB}
+PARALLEL=${PARALLEL:-1,4}
+REQUESTS=${REQUESTS:-20000}
+WORKERS=${WORKERS:-8}
+ROUNDS=${ROUNDS:-1}
+MONO=${MONO:-auto}
+RSS_SIZE=${RSS_SIZE:-1GiB}
+OUT=${OUT:-}
+TOOLS=${HUBCTL_TOOLS:-$HOME/.cache/hubctl/bin}
+DIST_MODULE=github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/hubctl-bench.XXXXXX")
+pids=()
+
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [[ -n $OUT ]]; then
+		mkdir -p "$OUT"
+		cp "$work"/*.json "$work"/*.log "$OUT"/ 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+# Turn Ctrl-C into a normal exit so the EXIT trap stops the servers.
+trap 'exit 130' INT TERM
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+# stop PID: SIGTERM one server we started and wait for it.
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	local kept=() pid
+	for pid in "${pids[@]}"; do [[ $pid == "$1" ]] || kept+=("$pid"); done
+	pids=("${kept[@]}")
+}
+
+# free_port prints a loopback port nobody listens on right now.
+free_port() {
+	if command -v python3 >/dev/null; then
+		python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+		return
+	fi
+	local port i
+	for i in $(seq 1 50); do
+		port=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "$port"
+			return
+		fi
+	done
+	die "no free port found"
+}
+
+# wait_v2 URL PID LOG: wait until the registry answers /v2/, or fail with its log.
+wait_v2() {
+	local i
+	for i in $(seq 1 100); do
+		if curl -fsS -o /dev/null "$1/v2/" 2>/dev/null; then
+			return
+		fi
+		kill -0 "$2" 2>/dev/null || {
+			tail -n 20 "$3" >&2
+			die "server for $1 exited"
+		}
+		sleep 0.1
+	done
+	tail -n 20 "$3" >&2
+	die "$1/v2/ did not answer within 10s"
+}
+
+# start_hubctl NAME: start `hubctl serve` on a free port; sets hub_pid and hub_url.
+start_hubctl() {
+	local logf=$work/$1.log addr="" i
+	"$work/hubctl" serve --addr 127.0.0.1:0 --data "$work/$1-data" 2>"$logf" &
+	hub_pid=$!
+	pids+=("$hub_pid")
+	for i in $(seq 1 100); do
+		addr=$(sed -n 's/.*listening on \(127\.0\.0\.1:[0-9][0-9]*\).*/\1/p' "$logf" | head -n 1)
+		[[ -n $addr ]] && break
+		kill -0 "$hub_pid" 2>/dev/null || {
+			tail -n 20 "$logf" >&2
+			die "hubctl serve exited"
+		}
+		sleep 0.1
+	done
+	[[ -n $addr ]] || die "hubctl serve printed no 'listening on' line within 10s"
+	hub_url=http://$addr
+	wait_v2 "$hub_url" "$hub_pid" "$logf"
+}
+
+# start_distribution: start the CNCF registry on a free port; sets dist_pid and dist_url.
+start_distribution() {
+	local port
+	port=$(free_port)
+	mkdir -p "$work/distribution-data"
+	# Filesystem storage like hubctl; the in-memory blob descriptor cache is distribution's
+	# shipped default and helps it, so it stays. Redirects are off (filesystem has none).
+	cat >"$work/distribution.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: $work/distribution-data
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+health:
+  storagedriver:
+    enabled: false
+EOF
+	OTEL_TRACES_EXPORTER=none "$TOOLS/registry" serve "$work/distribution.yml" 2>"$work/distribution.log" >&2 &
+	dist_pid=$!
+	pids+=("$dist_pid")
+	dist_url=http://127.0.0.1:$port
+	wait_v2 "$dist_url" "$dist_pid" "$work/distribution.log"
+}
+
+command -v go >/dev/null || die "go is not installed"
+command -v curl >/dev/null || die "curl is not installed"
+
+log "building hubctl and regbench"
+(cd "$root" && go build -o "$work/hubctl" ./cmd/hubctl && go build -o "$work/regbench" ./bench/regbench)
+
+if [[ ! -x $TOOLS/registry ]]; then
+	log "installing the distribution registry into $TOOLS (about 4 minutes)"
+	mkdir -p "$TOOLS"
+	GOBIN=$TOOLS go install "$DIST_MODULE"
+fi
+
+start_hubctl hubctl
+start_distribution
+log "hubctl serve $hub_url (pid $hub_pid), distribution $dist_url (pid $dist_pid), data under $work"
+
+status=0
+"$work/regbench" -targets "hubctl=$hub_url,distribution=$dist_url" \
+	-blobs "$BLOBS" -size "$SIZE" -chunk "$CHUNK" -parallel "$PARALLEL" \
+	-requests "$REQUESTS" -workers "$WORKERS" -rounds "$ROUNDS" -mono "$MONO" \
+	-check -json "$work/throughput.json" || status=$?
+[[ $status == 0 || $status == 3 ]] || die "regbench failed (exit $status)"
+
+# Memory is measured on a fresh process with nothing else running, so VmHWM is the peak
+# of this stream alone and the other registry takes no CPU.
+stop "$hub_pid"
+stop "$dist_pid"
+rm -rf "$work/hubctl-data" "$work/distribution-data"
+start_hubctl hubctl-rss
+log "RSS: streaming $RSS_SIZE through hubctl serve (pid $hub_pid)"
+rss_status=0
+"$work/regbench" -targets "hubctl=$hub_url" -pid "$hub_pid" -rss-size "$RSS_SIZE" -chunk "$CHUNK" -mono "$MONO" \
+	-check -json "$work/rss.json" || rss_status=$?
+[[ $rss_status == 0 || $rss_status == 3 ]] || die "regbench -pid failed (exit $rss_status)"
+stop "$hub_pid"
+
+if [[ $status == 0 && $rss_status == 0 ]]; then
+	log "all issue 2 targets met"
+else
+	log "some issue 2 targets were missed (see MISSED above)"
+	exit 3
+fi
