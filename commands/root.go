@@ -1,0 +1,113 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// NewCmdRoot returns the `hubctl` command with every subcommand attached.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hubctl",
+		Short: "Build, move and serve container images and charts",
+		Long: `hubctl builds, pushes, pulls, copies and mirrors OCI images and helm charts,
+and with 'hubctl serve' runs an OCI distribution registry.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          unknownCommand,
+		// Runnable so that unknownCommand sees a mistyped subcommand; cobra would
+		// otherwise print help and exit 0.
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.PersistentFlags().BoolVar(&f.Debug, "debug", false, "Show debug details: debug-level logs and full error chains")
+	cmd.PersistentFlags().StringVar(&f.ConfigFile, "config", "", "Configuration `file` (YAML); default $HUBCTL_CONFIG")
+	_ = cmd.MarkPersistentFlagFilename("config", "yaml", "yml")
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{err: err, cmd: c}
+	})
+
+	cmd.AddCommand(
+		NewCmdVersion(f, nil),
+		NewCmdCompletion(f),
+		NewCmdServe(f, nil),
+	)
+	return cmd
+}
+
+// Execute runs the command line args (without the program name) and returns the process
+// exit code. Errors are printed as one line, "hubctl: <error>", on stderr.
+func Execute(ctx context.Context, f *Factory, args []string) int {
+	root := NewCmdRoot(f)
+	root.SetArgs(args)
+	root.SetIn(f.IOStreams.In)
+	root.SetOut(f.IOStreams.Out)
+	root.SetErr(f.IOStreams.ErrOut)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	msg := err.Error()
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		msg += fmt.Sprintf(" (see '%s --help')", ue.cmd.CommandPath())
+	case strings.HasPrefix(msg, "unknown command "):
+		// cobra reports unknown subcommands as plain errors from the nearest parent.
+		msg = strings.TrimSuffix(msg, "\n") + fmt.Sprintf(" (see '%s --help')", cmd.CommandPath())
+	}
+	fmt.Fprintf(f.IOStreams.ErrOut, "hubctl: %s\n", oneLine(msg))
+	if f.Debug {
+		for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
+			fmt.Fprintf(f.IOStreams.ErrOut, "  caused by (%T): %s\n", e, oneLine(e.Error()))
+		}
+	}
+	return 1
+}
+
+// oneLine keeps the error to a single line so scripts can rely on the format.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// usageError is a mistake in how a command was invoked (bad flag, wrong arguments);
+// the message points at the command's --help.
+type usageError struct {
+	err error
+	cmd *cobra.Command
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usageErrorf returns a usageError for cmd.
+func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...), cmd: cmd}
+}
+
+// checkArgs wraps a cobra argument validator so its errors are usage errors.
+func checkArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return &usageError{err: err, cmd: cmd}
+		}
+		return nil
+	}
+}
+
+// unknownCommand rejects arguments to a command that only groups subcommands, with
+// cobra's suggestion folded into the one error line.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return &usageError{err: errors.New(msg), cmd: cmd}
+}

@@ -1,0 +1,103 @@
+package commands
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hubctl/hubctl/internal/config"
+	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/server"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// ServeOptions are the inputs of `hubctl serve`, after the configuration file,
+// environment and flags were merged.
+type ServeOptions struct {
+	IO     *iostreams.IOStreams
+	Config config.Config
+}
+
+// serveFlagKeys maps each `hubctl serve` flag to the configuration key it sets, so flags
+// override exactly the settings the YAML file and HUBCTL_* variables name.
+var serveFlagKeys = map[string]string{
+	"addr":              "addr",
+	"data":              "data",
+	"db":                "db.path",
+	"max-manifest-size": "max_manifest_size",
+	"upload-max-age":    "uploads.max_age",
+	"log-format":        "log.format",
+	"log-level":         "log.level",
+}
+
+// NewCmdServe returns `hubctl serve`. runF receives the merged configuration instead of
+// starting the server, so tests can check flag and configuration handling.
+func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
+	// Flags are bound to a scratch Config only to parse and show defaults; which of them
+	// count is decided by Changed, because an unset flag must not mask file or env.
+	def := config.Default()
+	flagCfg := config.Default()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hub: an OCI distribution registry",
+		Long: `Run an OCI distribution v1.1 registry.
+
+With no configuration it listens on :5000 and keeps everything in the data directory
+./hubctl-data: blobs on the filesystem (its blobs/, uploads/ and tmp/) and metadata in
+SQLite (its hubctl.db).
+
+Settings come from, lowest precedence first: built-in defaults, a YAML file (--config or
+$HUBCTL_CONFIG), HUBCTL_* environment variables, then the flags below. Each YAML key has
+an environment variable named after its path, e.g. uploads.max_age is
+HUBCTL_UPLOADS_MAX_AGE and max_manifest_size is HUBCTL_MAX_MANIFEST_SIZE.
+
+Once bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
+connections and lets in-flight requests finish for up to shutdown_timeout.`,
+		Example: `  hubctl serve
+  hubctl serve --addr 127.0.0.1:0 --data /tmp/hub
+  HUBCTL_MAX_MANIFEST_SIZE=8MiB hubctl serve --log-format json`,
+		Args: checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			overrides := map[string]string{}
+			cmd.Flags().Visit(func(fl *pflag.Flag) {
+				if key, ok := serveFlagKeys[fl.Name]; ok {
+					overrides[key] = fl.Value.String()
+				}
+			})
+			if _, set := overrides["log.level"]; f.Debug && !set {
+				overrides["log.level"] = "debug"
+			}
+			cfg, err := config.Load(config.Sources{File: f.ConfigFile, LookupEnv: f.LookupEnv, Flags: overrides})
+			if err != nil {
+				return err
+			}
+			opts := &ServeOptions{IO: f.IOStreams, Config: cfg}
+			if runF != nil {
+				return runF(opts)
+			}
+			return serveRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&flagCfg.Addr, "addr", def.Addr, "TCP `address` to listen on (port 0 picks a free port)")
+	fl.StringVar(&flagCfg.Data, "data", def.Data, "Data `directory` for blobs and the database")
+	fl.StringVar(&flagCfg.DB.Path, "db", "", "SQLite database `file` (default <data>/hubctl.db)")
+	fl.Var(&flagCfg.MaxManifestSize, "max-manifest-size", "Largest manifest accepted, e.g. 4MiB")
+	fl.DurationVar(&flagCfg.Uploads.MaxAge, "upload-max-age", def.Uploads.MaxAge, "Remove upload sessions idle for longer than this")
+	fl.StringVar(&flagCfg.Log.Format, "log-format", def.Log.Format, "Log `format`: text or json")
+	fl.StringVar(&flagCfg.Log.Level, "log-level", def.Log.Level, "Log `level`: debug, info, warn or error")
+	_ = cmd.MarkFlagDirname("data")
+	_ = cmd.MarkFlagFilename("db")
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func serveRun(ctx context.Context, opts *ServeOptions) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := server.NewLogger(opts.IO.ErrOut, opts.Config.Log)
+	return server.Run(ctx, opts.Config, log, opts.IO.ErrOut)
+}

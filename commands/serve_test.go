@@ -1,0 +1,56 @@
+package commands
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hubctl/hubctl/internal/iostreams"
+)
+
+// startServe runs `hubctl serve` in-process and returns its address and exit code channel.
+func startServe(t *testing.T, ctx context.Context) (string, chan int) {
+	t.Helper()
+	ios, _, _, _ := iostreams.Test()
+	pr, pw := io.Pipe()
+	ios.ErrOut = pw
+	f := NewFactory(ios, BuildInfo{})
+	f.LookupEnv = func(string) (string, bool) { return "", false }
+	code := make(chan int, 1)
+	go func() {
+		c := Execute(ctx, f, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error"})
+		pw.Close()
+		code <- c
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no listening line: %v (exit %d)", err, <-code)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	if !ok {
+		t.Fatalf("stderr line %q", line)
+	}
+	return addr, code
+}
+
+func TestServeRunsAndStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, code := startServe(t, ctx)
+	resp, err := http.Get("http://" + addr + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/v2/ = %d", resp.StatusCode)
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Errorf("exit code %d after cancel, want 0", c)
+	}
+}

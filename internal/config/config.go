@@ -1,0 +1,330 @@
+// Package config is the configuration of `hubctl serve`: its defaults and how a YAML
+// file, HUBCTL_* environment variables and command-line flags override them.
+//
+// Precedence, lowest first: defaults < YAML file < environment < flags that were set.
+// Every setting has a YAML key path (e.g. "uploads.max_age") and an environment variable
+// derived from it (HUBCTL_UPLOADS_MAX_AGE), so the three sources cannot drift apart.
+//
+// Data directory layout (all paths may be overridden):
+//
+//	<data>/hubctl.db   SQLite metadata (db.path)
+//	<data>/            filesystem blob store root (storage.filesystem.root), which keeps
+//	                   its own blobs/, uploads/ and tmp/ subdirectories
+package config
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts every environment variable hubctl reads.
+const EnvPrefix = "HUBCTL_"
+
+// EnvConfigFile names the YAML file to load when --config is not given.
+const EnvConfigFile = "HUBCTL_CONFIG"
+
+// Config is the complete configuration of `hubctl serve`.
+type Config struct {
+	// Addr is the TCP address to listen on; port 0 picks a free port.
+	Addr string `yaml:"addr"`
+	// Data is the directory holding the database and blobs unless their paths are set.
+	Data    string  `yaml:"data"`
+	Storage Storage `yaml:"storage"`
+	DB      DB      `yaml:"db"`
+	// MaxManifestSize bounds manifest bodies accepted by PUT.
+	MaxManifestSize Size    `yaml:"max_manifest_size"`
+	Uploads         Uploads `yaml:"uploads"`
+	// ShutdownTimeout bounds how long in-flight requests may run after SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Log             Log           `yaml:"log"`
+}
+
+// Storage selects and configures the blob store.
+type Storage struct {
+	// Driver is the blob store; only "filesystem" exists so far.
+	Driver     string     `yaml:"driver"`
+	Filesystem Filesystem `yaml:"filesystem"`
+}
+
+// Filesystem configures the filesystem blob store.
+type Filesystem struct {
+	// Root is the blob store directory; empty means <data>. The store only uses its
+	// blobs/, uploads/ and tmp/ subdirectories, so it shares <data> with the database.
+	Root string `yaml:"root"`
+}
+
+// DB selects and configures the metadata database.
+type DB struct {
+	// Driver is the database; only "sqlite" exists so far.
+	Driver string `yaml:"driver"`
+	// Path is the SQLite database file; empty means <data>/hubctl.db.
+	Path string `yaml:"path"`
+}
+
+// Uploads configures blob upload sessions.
+type Uploads struct {
+	// MaxAge is how long an upload session may sit idle before it is removed.
+	MaxAge time.Duration `yaml:"max_age"`
+	// CleanupInterval is how often stale sessions are looked for.
+	CleanupInterval time.Duration `yaml:"cleanup_interval"`
+}
+
+// Log configures the server log on stderr.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Default returns the configuration used when nothing is set: `hubctl serve` must work
+// with no configuration at all.
+func Default() Config {
+	return Config{
+		Addr:            ":5000",
+		Data:            "./hubctl-data",
+		Storage:         Storage{Driver: "filesystem"},
+		DB:              DB{Driver: "sqlite"},
+		MaxManifestSize: 4 << 20,
+		Uploads:         Uploads{MaxAge: 24 * time.Hour, CleanupInterval: 10 * time.Minute},
+		ShutdownTimeout: 30 * time.Second,
+		Log:             Log{Level: "info", Format: "text"},
+	}
+}
+
+// Sources are the places Load reads settings from, besides the defaults.
+type Sources struct {
+	// File is the YAML file to read; empty means $HUBCTL_CONFIG, and no file if unset.
+	File string
+	// LookupEnv reads the environment (os.LookupEnv); nil means an empty environment.
+	LookupEnv func(string) (string, bool)
+	// Flags maps key paths ("uploads.max_age") to values of flags explicitly set on the
+	// command line, in the same text form the environment uses.
+	Flags map[string]string
+}
+
+// Load merges defaults, the YAML file, the environment and flags, fills the paths derived
+// from Data and validates the result.
+func Load(src Sources) (Config, error) {
+	cfg := Default()
+	env := src.LookupEnv
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	file := src.File
+	if file == "" {
+		file, _ = env(EnvConfigFile)
+	}
+	if file != "" {
+		if err := loadFile(&cfg, file); err != nil {
+			return Config{}, err
+		}
+	}
+	for _, k := range fields(&cfg) {
+		if v, ok := env(k.Env()); ok {
+			if err := k.set(v); err != nil {
+				return Config{}, fmt.Errorf("%s: %w", k.Env(), err)
+			}
+		}
+	}
+	byKey := map[string]field{}
+	for _, k := range fields(&cfg) {
+		byKey[k.Key] = k
+	}
+	// Sorted so that an error names the same key on every run.
+	keys := make([]string, 0, len(src.Flags))
+	for k := range src.Flags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		k, ok := byKey[key]
+		if !ok {
+			return Config{}, fmt.Errorf("unknown configuration key %q", key)
+		}
+		if err := k.set(src.Flags[key]); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	cfg.resolve()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func loadFile(cfg *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	// A misspelt key would otherwise be ignored silently and the default used instead.
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// resolve fills the paths that default to places under Data, after all sources are
+// merged, so that `--data X` alone moves the database and blobs too.
+func (c *Config) resolve() {
+	if c.Storage.Filesystem.Root == "" && c.Data != "" {
+		c.Storage.Filesystem.Root = c.Data
+	}
+	if c.DB.Path == "" && c.Data != "" {
+		c.DB.Path = filepath.Join(c.Data, "hubctl.db")
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr must not be empty"))
+	}
+	if c.Data == "" {
+		errs = append(errs, errors.New("data must not be empty"))
+	}
+	if c.Storage.Driver != "filesystem" {
+		errs = append(errs, fmt.Errorf("storage.driver %q is not supported (want filesystem)", c.Storage.Driver))
+	}
+	if c.DB.Driver != "sqlite" {
+		errs = append(errs, fmt.Errorf("db.driver %q is not supported (want sqlite)", c.DB.Driver))
+	}
+	if c.MaxManifestSize <= 0 {
+		errs = append(errs, fmt.Errorf("max_manifest_size must be greater than 0, got %d", c.MaxManifestSize))
+	}
+	for name, d := range map[string]time.Duration{
+		"uploads.max_age":          c.Uploads.MaxAge,
+		"uploads.cleanup_interval": c.Uploads.CleanupInterval,
+		"shutdown_timeout":         c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be greater than 0, got %s", name, d))
+		}
+	}
+	if _, err := c.Log.SlogLevel(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format %q is not supported (want text or json)", c.Log.Format))
+	}
+	// Map iteration above is unordered; sort so the message is stable.
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// SlogLevel parses Level.
+func (l Log) SlogLevel() (slog.Level, error) {
+	var lv slog.Level
+	switch strings.ToLower(l.Level) {
+	case "debug", "info", "warn", "error":
+		_ = lv.UnmarshalText([]byte(l.Level))
+		return lv, nil
+	}
+	return 0, fmt.Errorf("log.level %q is not supported (want debug, info, warn or error)", l.Level)
+}
+
+// Keys lists every configuration key path ("uploads.max_age") in the order of the
+// Config struct; EnvName gives each one's environment variable.
+func Keys() []string {
+	var c Config
+	fs := fields(&c)
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Key
+	}
+	return out
+}
+
+// EnvName is the environment variable that sets key: HUBCTL_ followed by the key path
+// upper-cased with dots replaced by underscores.
+func EnvName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+type field struct {
+	Key string
+	v   reflect.Value
+}
+
+func (f field) Env() string { return EnvName(f.Key) }
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// fields walks the leaves of c by their yaml tags.
+func fields(c *Config) []field {
+	var out []field
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			key := name
+			if prefix != "" {
+				key = prefix + "." + name
+			}
+			fv := v.Field(i)
+			if fv.Kind() == reflect.Struct && fv.Type() != durationType {
+				walk(key, fv)
+				continue
+			}
+			out = append(out, field{Key: key, v: fv})
+		}
+	}
+	walk("", reflect.ValueOf(c).Elem())
+	return out
+}
+
+// set parses s into the field the same way for environment and flags.
+func (f field) set(s string) error {
+	if u, ok := f.v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		return u.UnmarshalText([]byte(s))
+	}
+	if f.v.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		f.v.SetInt(int64(d))
+		return nil
+	}
+	switch f.v.Kind() {
+	case reflect.String:
+		f.v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.v.SetBool(b)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.v.SetInt(n)
+	default:
+		// Adding a field of a new kind must come with a parser here.
+		panic(fmt.Sprintf("config: no parser for %s (%s)", f.Key, f.v.Type()))
+	}
+	return nil
+}

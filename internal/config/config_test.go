@@ -1,0 +1,249 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "hubctl.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	const file = `
+addr: "127.0.0.1:6000"
+data: /srv/file-data
+max_manifest_size: 8MiB
+uploads:
+  max_age: 2h
+log:
+  format: json
+`
+	tests := []struct {
+		name  string
+		file  bool
+		env   map[string]string
+		flags map[string]string
+		check func(t *testing.T, c Config)
+	}{
+		{
+			name: "defaults",
+			check: func(t *testing.T, c Config) {
+				want := Default()
+				want.Storage.Filesystem.Root = "./hubctl-data"
+				want.DB.Path = filepath.Join("hubctl-data", "hubctl.db")
+				if c != want {
+					t.Errorf("got %+v\nwant %+v", c, want)
+				}
+			},
+		},
+		{
+			name: "file overrides defaults",
+			file: true,
+			check: func(t *testing.T, c Config) {
+				eq(t, "addr", c.Addr, "127.0.0.1:6000")
+				eq(t, "max_manifest_size", c.MaxManifestSize, 8<<20)
+				eq(t, "uploads.max_age", c.Uploads.MaxAge, 2*time.Hour)
+				eq(t, "uploads.cleanup_interval (default kept)", c.Uploads.CleanupInterval, 10*time.Minute)
+				eq(t, "log.format", c.Log.Format, "json")
+				eq(t, "db.path follows data", c.DB.Path, "/srv/file-data/hubctl.db")
+				eq(t, "blob root follows data", c.Storage.Filesystem.Root, "/srv/file-data")
+			},
+		},
+		{
+			name: "env overrides file",
+			file: true,
+			env:  map[string]string{"HUBCTL_ADDR": ":7000", "HUBCTL_MAX_MANIFEST_SIZE": "1MiB", "HUBCTL_UPLOADS_MAX_AGE": "3h", "HUBCTL_LOG_LEVEL": "debug"},
+			check: func(t *testing.T, c Config) {
+				eq(t, "addr", c.Addr, ":7000")
+				eq(t, "max_manifest_size", c.MaxManifestSize, 1<<20)
+				eq(t, "uploads.max_age", c.Uploads.MaxAge, 3*time.Hour)
+				eq(t, "log.level", c.Log.Level, "debug")
+				eq(t, "data (file kept)", c.Data, "/srv/file-data")
+			},
+		},
+		{
+			name:  "flags override env and file",
+			file:  true,
+			env:   map[string]string{"HUBCTL_ADDR": ":7000", "HUBCTL_DATA": "/env-data"},
+			flags: map[string]string{"addr": "127.0.0.1:0", "uploads.max_age": "1m0s", "db.path": "/x/meta.db"},
+			check: func(t *testing.T, c Config) {
+				eq(t, "addr", c.Addr, "127.0.0.1:0")
+				eq(t, "uploads.max_age", c.Uploads.MaxAge, time.Minute)
+				eq(t, "data (env kept)", c.Data, "/env-data")
+				eq(t, "db.path", c.DB.Path, "/x/meta.db")
+				eq(t, "blob root follows env data", c.Storage.Filesystem.Root, "/env-data")
+				eq(t, "max_manifest_size (file kept)", c.MaxManifestSize, 8<<20)
+			},
+		},
+		{
+			name: "HUBCTL_CONFIG names the file",
+			env:  map[string]string{"HUBCTL_CONFIG": "<file>"},
+			check: func(t *testing.T, c Config) {
+				eq(t, "addr", c.Addr, "127.0.0.1:6000")
+			},
+		},
+		{
+			name:  "explicit blob root is kept",
+			flags: map[string]string{"data": "/d", "storage.filesystem.root": "/blobs"},
+			check: func(t *testing.T, c Config) {
+				eq(t, "root", c.Storage.Filesystem.Root, "/blobs")
+				eq(t, "db.path", c.DB.Path, "/d/hubctl.db")
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, file)
+			src := Sources{Flags: tt.flags}
+			if tt.file {
+				src.File = p
+			}
+			env := map[string]string{}
+			for k, v := range tt.env {
+				env[k] = strings.ReplaceAll(v, "<file>", p)
+			}
+			src.LookupEnv = envMap(env)
+			c, err := Load(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func eq[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		env     map[string]string
+		flags   map[string]string
+		wantErr string
+	}{
+		{name: "unknown yaml key", file: "adr: :5000\n", wantErr: "field adr not found"},
+		{name: "unknown nested key", file: "uploads:\n  maxage: 1h\n", wantErr: "field maxage not found"},
+		{name: "bad size in file", file: "max_manifest_size: 4 parsecs\n", wantErr: "invalid size"},
+		{name: "zero size", file: "max_manifest_size: 0\n", wantErr: "max_manifest_size must be greater than 0"},
+		{name: "bad env size", env: map[string]string{"HUBCTL_MAX_MANIFEST_SIZE": "lots"}, wantErr: "HUBCTL_MAX_MANIFEST_SIZE: invalid size"},
+		{name: "bad env duration", env: map[string]string{"HUBCTL_SHUTDOWN_TIMEOUT": "soon"}, wantErr: "HUBCTL_SHUTDOWN_TIMEOUT"},
+		{name: "negative duration", env: map[string]string{"HUBCTL_UPLOADS_CLEANUP_INTERVAL": "-1s"}, wantErr: "uploads.cleanup_interval must be greater than 0"},
+		{name: "bad log format", flags: map[string]string{"log.format": "xml"}, wantErr: `log.format "xml"`},
+		{name: "bad log level", flags: map[string]string{"log.level": "loud"}, wantErr: `log.level "loud"`},
+		{name: "unsupported db", env: map[string]string{"HUBCTL_DB_DRIVER": "mysql"}, wantErr: `db.driver "mysql"`},
+		{name: "empty addr", flags: map[string]string{"addr": ""}, wantErr: "addr must not be empty"},
+		{name: "unknown flag key", flags: map[string]string{"nope": "1"}, wantErr: `unknown configuration key "nope"`},
+		{name: "missing file", env: map[string]string{"HUBCTL_CONFIG": "/nonexistent/hubctl.yaml"}, wantErr: "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := Sources{LookupEnv: envMap(tt.env), Flags: tt.flags}
+			if tt.file != "" {
+				src.File = writeFile(t, tt.file)
+			}
+			_, err := Load(src)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Load error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestEmptyFileIsDefaults(t *testing.T) {
+	c, err := Load(Sources{File: writeFile(t, "# nothing\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "addr", c.Addr, ":5000")
+}
+
+func TestEveryKeyHasItsEnvVariable(t *testing.T) {
+	// One valid sample per key: a key added without one fails here, and setting each
+	// through its derived variable proves set() can parse every field's type.
+	samples := map[string]string{
+		"addr": "127.0.0.1:1", "data": "/d", "storage.driver": "filesystem",
+		"storage.filesystem.root": "/r", "db.driver": "sqlite", "db.path": "/m.db",
+		"max_manifest_size": "2MiB", "uploads.max_age": "1h", "uploads.cleanup_interval": "1m",
+		"shutdown_timeout": "5s", "log.level": "warn", "log.format": "json",
+	}
+	env := map[string]string{}
+	for _, k := range Keys() {
+		v, ok := samples[k]
+		if !ok {
+			t.Fatalf("key %s has no sample in this test", k)
+		}
+		env[EnvName(k)] = v
+	}
+	if len(env) != len(samples) {
+		t.Fatalf("Keys() has %d keys, samples %d", len(env), len(samples))
+	}
+	eq(t, "env name", EnvName("uploads.cleanup_interval"), "HUBCTL_UPLOADS_CLEANUP_INTERVAL")
+	c, err := Load(Sources{LookupEnv: envMap(env)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "addr", c.Addr, "127.0.0.1:1")
+	eq(t, "root", c.Storage.Filesystem.Root, "/r")
+	eq(t, "db", c.DB.Path, "/m.db")
+	eq(t, "size", c.MaxManifestSize, 2<<20)
+	eq(t, "interval", c.Uploads.CleanupInterval, time.Minute)
+	eq(t, "shutdown", c.ShutdownTimeout, 5*time.Second)
+	eq(t, "level", c.Log.Level, "warn")
+	eq(t, "format", c.Log.Format, "json")
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Size
+		wantErr bool
+	}{
+		{"4194304", 4 << 20, false},
+		{"4MiB", 4 << 20, false},
+		{"4 MiB", 4 << 20, false},
+		{"4mib", 4 << 20, false},
+		{"4MB", 4_000_000, false},
+		{"512KiB", 512 << 10, false},
+		{"1GiB", 1 << 30, false},
+		{"2TiB", 2 << 40, false},
+		{"10B", 10, false},
+		{"", 0, true},
+		{"MiB", 0, true},
+		{"-1", 0, true},
+		{"1.5MiB", 0, true},
+		{"4M", 0, true},
+		{"99999999999TiB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+	for _, s := range []Size{4 << 20, 1, 1000, 1536, 3 << 30} {
+		back, err := ParseSize(s.String())
+		if err != nil || back != s {
+			t.Errorf("round trip of %d via %q = %d, %v", s, s.String(), back, err)
+		}
+	}
+	eq(t, "String", Size(4<<20).String(), "4MiB")
+}

@@ -1,0 +1,185 @@
+// Package server runs the `hubctl serve` process: it opens the stores, mounts the
+// registry and health endpoints behind request-id, access-log and panic middleware,
+// listens, cleans stale uploads in the background and shuts down gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/config"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/registry"
+)
+
+// readHeaderTimeout bounds how long a client may take to send request headers (slowloris).
+// There is deliberately no ReadTimeout or WriteTimeout: a multi-GiB blob upload or
+// download must not be cut off by a whole-request deadline.
+const readHeaderTimeout = 30 * time.Second
+
+// idleTimeout closes keep-alive connections nobody uses.
+const idleTimeout = 2 * time.Minute
+
+// NewLogger returns the server's logger writing to w in the configured format and level.
+// The configuration must have been validated.
+func NewLogger(w io.Writer, l config.Log) *slog.Logger {
+	level, err := l.SlogLevel()
+	if err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// NewHandler returns the HTTP handler of the server: v2 under /v2/, /healthz, and /readyz
+// probing checks, all behind the request-id, access-log and panic-recovery middleware.
+func NewHandler(log *slog.Logger, v2 http.Handler, checks []Check) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /readyz", readyz(log, checks))
+	// /v2 bypasses ServeMux: the mux would answer "a/../b" or "a//b" with a redirect to
+	// a cleaned path, i.e. to another repository. The registry refuses such names with
+	// NAME_INVALID instead.
+	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			v2.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return withRequestID(accessLog(log, recoverPanics(log, routes)))
+}
+
+// Run serves the registry configured by cfg until ctx is cancelled, then stops accepting
+// connections, lets in-flight requests finish for up to cfg.ShutdownTimeout and closes
+// the stores. Once listening it prints "listening on ADDR" to stderr. cfg must come from
+// config.Load (paths resolved, values validated).
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
+	return run(ctx, cfg, log, stderr, nil)
+}
+
+// run is Run with an optional wrapper around the HTTP handler, which tests use to learn
+// when a request is in flight.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer, wrap func(http.Handler) http.Handler) error {
+	for _, dir := range []string{cfg.Data, cfg.Storage.Filesystem.Root, filepath.Dir(cfg.DB.Path)} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	blobs, err := blobstore.NewFS(cfg.Storage.Filesystem.Root)
+	if err != nil {
+		return fmt.Errorf("open blob store %s: %w", cfg.Storage.Filesystem.Root, err)
+	}
+	meta, err := sqlite.Open(ctx, cfg.DB.Path)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", cfg.DB.Path, err)
+	}
+	defer func() {
+		if err := meta.Close(); err != nil {
+			log.Error("close database", "err", err)
+		}
+		if c, ok := any(blobs).(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				log.Error("close blob store", "err", err)
+			}
+		}
+	}()
+
+	reg := registry.New(registry.Options{
+		Blobs:           blobs,
+		Meta:            meta,
+		Events:          events.NewBus(log),
+		Log:             log,
+		MaxManifestSize: int64(cfg.MaxManifestSize),
+	})
+	handler := NewHandler(log, reg, []Check{
+		{Name: "storage", Ping: blobs.Ping},
+		{Name: "database", Ping: meta.Ping},
+	})
+
+	if wrap != nil {
+		handler = wrap(handler)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "blobs", cfg.Storage.Filesystem.Root, "database", cfg.DB.Path)
+
+	janitorCtx, stopJanitor := context.WithCancel(context.WithoutCancel(ctx))
+	var janitorDone sync.WaitGroup
+	janitorDone.Go(func() {
+		runJanitor(janitorCtx, log, cfg.Uploads.CleanupInterval, func(ctx context.Context) (int, error) {
+			return reg.CleanStaleUploads(ctx, cfg.Uploads.MaxAge)
+		})
+	})
+	defer func() {
+		stopJanitor()
+		janitorDone.Wait()
+	}()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down: waiting for in-flight requests", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("shutdown timeout reached: closing remaining connections", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// runJanitor calls clean once at start (sessions may have gone stale while the server
+// was down) and then every interval until ctx ends.
+func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, clean func(context.Context) (int, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := clean(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("clean stale uploads", "err", err)
+		case n > 0:
+			log.Info("cleaned stale uploads", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
