@@ -32,6 +32,8 @@ var (
 	Denied              = Code{"DENIED", http.StatusForbidden, "requested access to the resource is denied"}
 	Unsupported         = Code{"UNSUPPORTED", http.StatusMethodNotAllowed, "the operation is unsupported"}
 	TooManyRequests     = Code{"TOOMANYREQUESTS", http.StatusTooManyRequests, "too many requests"}
+	// Unknown is not a spec code; it is sent for failures that are not the client's.
+	Unknown = Code{"UNKNOWN", http.StatusInternalServerError, "internal server error"}
 	// Unavailable is not a spec code; it is sent when a backing store is down.
 	Unavailable = Code{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
 )
@@ -88,7 +90,7 @@ type item struct {
 func Write(w http.ResponseWriter, err error) int {
 	var e *Error
 	if !errors.As(err, &e) {
-		e = &Error{Code: Code{"UNKNOWN", http.StatusInternalServerError, "internal server error"}}
+		e = &Error{Code: Unknown}
 	}
 	msg := e.Message
 	if msg == "" {

@@ -234,8 +234,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		default:
 			h.o.Log.ErrorContext(r.Context(), "request failed", "request_id", reqlog.From(r.Context()).RequestID,
 				"method", r.Method, "path", r.URL.Path, "error", err)
-			e = errcode.New(errcode.Unavailable, "internal error, see the server log (request id %s)", reqlog.From(r.Context()).RequestID).WithStatus(http.StatusInternalServerError)
-			e.Code.Name = "UNKNOWN"
+			e = errcode.New(errcode.Unknown, "internal error, see the server log (request id %s)", reqlog.From(r.Context()).RequestID)
 		}
 	}
 	if r.Method == http.MethodHead {
