@@ -648,3 +648,18 @@ func TestTagParameter(t *testing.T) {
 	}
 	e.expect(e.putManifest("app", d.String()+"?tag=.bad", ocispec.MediaTypeImageManifest, p), 400, "MANIFEST_INVALID")
 }
+
+func TestStoreFailureIsOpaque(t *testing.T) {
+	e := newEnv(t)
+	if err := e.h.o.Meta.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", "/v2/app/tags/list", nil)
+	e.expect(r, 500, "UNKNOWN")
+	if strings.Contains(string(r.body), "sql") || strings.Contains(string(r.body), "closed") {
+		t.Fatalf("internal detail leaked: %s", r.body)
+	}
+	if r := e.do("HEAD", "/v2/app/manifests/x", nil); r.status != 500 || len(r.body) != 0 {
+		t.Fatalf("HEAD on a failing store: %d %q", r.status, r.body)
+	}
+}
