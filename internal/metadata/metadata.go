@@ -130,6 +130,9 @@ type Store interface {
 	PutManifest(ctx context.Context, m Manifest, refs References, tag string) (PutManifestResult, error)
 	// GetManifest returns the manifest with payload, or ErrManifestNotFound.
 	GetManifest(ctx context.Context, repo string, d digest.Digest) (Manifest, error)
+	// GetManifestByTag returns the manifest a tag points at, with payload, in one
+	// lookup (the hot path of every pull by tag), or ErrTagNotFound.
+	GetManifestByTag(ctx context.Context, repo, tag string) (Manifest, error)
 	// ResolveTag returns the digest a tag points at, or ErrTagNotFound.
 	ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error)
 	// ListTags returns up to n tags sorted lexically after last (n <= 0: no limit), or

@@ -22,21 +22,6 @@ func manifestUnknown(name, ref string) error {
 	return errcode.New(errcode.ManifestUnknown, "manifest %s is unknown in repository %s", ref, name).WithDetail(map[string]string{"reference": ref})
 }
 
-// resolve turns a tag or digest reference into a digest.
-func (h *Handler) resolve(r *http.Request, name, ref string) (digest.Digest, error) {
-	if reference.IsDigest(ref) {
-		return parseDigest(ref)
-	}
-	if !reference.IsTag(ref) {
-		return "", errcode.New(errcode.ManifestInvalid, "%q is neither a valid tag nor a digest", ref)
-	}
-	d, err := h.o.Meta.ResolveTag(r.Context(), name, ref)
-	if errors.Is(err, metadata.ErrTagNotFound) {
-		return "", manifestUnknown(name, ref)
-	}
-	return d, err
-}
-
 // accepts reports whether the request's Accept header admits media type mt. No Accept
 // header, or a wildcard, admits everything.
 func accepts(r *http.Request, mt string) bool {
@@ -59,12 +44,21 @@ func accepts(r *http.Request, mt string) bool {
 }
 
 func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, name, ref string) error {
-	d, err := h.resolve(r, name, ref)
-	if err != nil {
-		return err
+	var m metadata.Manifest
+	var err error
+	if reference.IsDigest(ref) {
+		d, perr := parseDigest(ref)
+		if perr != nil {
+			return perr
+		}
+		m, err = h.o.Meta.GetManifest(r.Context(), name, d)
+	} else {
+		if !reference.IsTag(ref) {
+			return errcode.New(errcode.ManifestInvalid, "%q is neither a valid tag nor a digest", ref)
+		}
+		m, err = h.o.Meta.GetManifestByTag(r.Context(), name, ref)
 	}
-	m, err := h.o.Meta.GetManifest(r.Context(), name, d)
-	if errors.Is(err, metadata.ErrManifestNotFound) {
+	if errors.Is(err, metadata.ErrManifestNotFound) || errors.Is(err, metadata.ErrTagNotFound) {
 		return manifestUnknown(name, ref)
 	} else if err != nil {
 		return err

@@ -126,10 +126,37 @@ func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (
 	case err != nil:
 		return metadata.Manifest{}, fmt.Errorf("manifest %s@%s: %w", repo, d, err)
 	}
+	return finishManifest(m, subject, annotations, created)
+}
+
+// GetManifestByTag returns the manifest tag points at, with payload, or
+// metadata.ErrTagNotFound.
+func (s *Store) GetManifestByTag(ctx context.Context, repo, tag string) (metadata.Manifest, error) {
+	m := metadata.Manifest{Repository: repo}
+	var (
+		d                    string
+		subject, annotations sql.NullString
+		created              int64
+	)
+	err := s.getManifestByTag.QueryRowContext(ctx, repo, tag).Scan(
+		&d, &m.MediaType, &m.ArtifactType, &m.Size, &m.Payload, &subject, &annotations, &created)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return metadata.Manifest{}, fmt.Errorf("tag %s:%s: %w", repo, tag, metadata.ErrTagNotFound)
+	case err != nil:
+		return metadata.Manifest{}, fmt.Errorf("tag %s:%s: %w", repo, tag, err)
+	}
+	m.Digest = digest.Digest(d)
+	return finishManifest(m, subject, annotations, created)
+}
+
+// finishManifest fills the nullable and encoded columns of a manifest row.
+func finishManifest(m metadata.Manifest, subject, annotations sql.NullString, created int64) (metadata.Manifest, error) {
 	m.Subject = digest.Digest(subject.String)
 	m.CreatedAt = fromNanos(created)
+	var err error
 	if m.Annotations, err = decodeAnnotations(annotations); err != nil {
-		return metadata.Manifest{}, fmt.Errorf("manifest %s@%s: %w", repo, d, err)
+		return metadata.Manifest{}, fmt.Errorf("manifest %s@%s: %w", m.Repository, m.Digest, err)
 	}
 	return m, nil
 }

@@ -45,10 +45,11 @@ type Store struct {
 	r *sql.DB // query-only pool: all reads outside a write transaction
 
 	// Prepared once on the read pool: these run on every pull.
-	getManifest    *sql.Stmt
-	resolveTag     *sql.Stmt
-	repositoryBlob *sql.Stmt
-	getBlob        *sql.Stmt
+	getManifest      *sql.Stmt
+	getManifestByTag *sql.Stmt
+	resolveTag       *sql.Stmt
+	repositoryBlob   *sql.Stmt
+	getBlob          *sql.Stmt
 }
 
 var _ metadata.Store = (*Store)(nil)
@@ -128,6 +129,11 @@ func (s *Store) open(ctx context.Context, path string) error {
 		{&s.getManifest, `SELECT m.media_type, m.artifact_type, m.size, m.payload, m.subject, m.annotations, m.created_at
 			FROM manifests m JOIN repositories r ON r.id = m.repo_id
 			WHERE r.name = ? AND m.digest = ?`},
+		{&s.getManifestByTag, `SELECT m.digest, m.media_type, m.artifact_type, m.size, m.payload, m.subject, m.annotations, m.created_at
+			FROM tags t
+			JOIN repositories r ON r.id = t.repo_id
+			JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+			WHERE r.name = ? AND t.name = ?`},
 		{&s.resolveTag, `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
 			WHERE r.name = ? AND t.name = ?`},
 		{&s.repositoryBlob, `SELECT b.size, b.created_at
@@ -147,7 +153,7 @@ func (s *Store) open(ctx context.Context, path string) error {
 // Close closes both pools; statements in flight finish first.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.getManifest, s.resolveTag, s.repositoryBlob, s.getBlob} {
+	for _, st := range []*sql.Stmt{s.getManifest, s.getManifestByTag, s.resolveTag, s.repositoryBlob, s.getBlob} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

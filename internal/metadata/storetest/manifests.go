@@ -185,12 +185,21 @@ func testTagMove(t *testing.T, s metadata.Store) {
 			t.Errorf("%s: PutManifest = %+v, want %+v", tc.name, res, tc.want)
 		}
 	}
-	for tag, want := range map[string]digest.Digest{"latest": m1.Digest, "stable": m2.Digest} {
+	for tag, want := range map[string]metadata.Manifest{"latest": m1, "stable": m2} {
 		d, err := s.ResolveTag(ctx(t), "app", tag)
 		must(t, err)
-		if d != want {
-			t.Errorf("ResolveTag(%s) = %s, want %s", tag, d, want)
+		if d != want.Digest {
+			t.Errorf("ResolveTag(%s) = %s, want %s", tag, d, want.Digest)
 		}
+		m, err := s.GetManifestByTag(ctx(t), "app", tag)
+		must(t, err)
+		if m.Digest != want.Digest || string(m.Payload) != string(want.Payload) || m.MediaType != want.MediaType || m.Repository != "app" {
+			t.Errorf("GetManifestByTag(%s) = %s %q, want %s", tag, m.Digest, m.Payload, want.Digest)
+		}
+	}
+	for _, tc := range []struct{ repo, tag string }{{"app", "nosuchtag"}, {"nosuchrepo", "latest"}} {
+		_, err := s.GetManifestByTag(ctx(t), tc.repo, tc.tag)
+		wantErr(t, err, metadata.ErrTagNotFound)
 	}
 }
 
