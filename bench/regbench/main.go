@@ -43,8 +43,10 @@ type options struct {
 	jsonPath string
 	check    bool
 	sync     bool
+	drop     bool
 
 	pid     int
+	pids    map[string]int // server process per target name, for CPU accounting
 	rssSize int64
 	every   time.Duration
 }
@@ -89,6 +91,7 @@ func parseFlags(args []string) (*options, error) {
 		chunk    = fs.String("chunk", "8MiB", "PATCH `size` of chunked uploads")
 		parallel = fs.String("parallel", "1,4", "parallelisms of push and pull, `list`")
 		rssSize  = fs.String("rss-size", "1GiB", "blob `size` streamed in and out with -pid")
+		pids     = fs.String("pids", "", "server processes, `name=PID,…` (names as in -targets): report their CPU time per unit of work")
 		o        = &options{}
 	)
 	fs.IntVar(&o.blobs, "blobs", 8, "blobs pushed and pulled per operation")
@@ -99,6 +102,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.mono, "mono", "auto", "monolithic push: post (POST ?digest= with the body), put (POST, then PUT ?digest= with the body), auto (post where the registry supports it)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to `file` (- for stdout instead of the table)")
 	fs.BoolVar(&o.sync, "sync", true, "sync(2) before each timed operation so no write-back from the previous one overlaps it")
+	fs.BoolVar(&o.drop, "drop-caches", true, "with -sync, also drop the clean page cache before each push (Linux, as root) so pushes write into reused memory")
 	fs.BoolVar(&o.check, "check", false, "compare with the targets of issue 2 and exit 3 when one is missed")
 	fs.IntVar(&o.pid, "pid", 0, "measure the memory of process `pid` (the first target) while streaming -rss-size in and out")
 	fs.DurationVar(&o.every, "sample", 50*time.Millisecond, "memory sampling `interval` with -pid")
@@ -151,6 +155,17 @@ func parseFlags(args []string) (*options, error) {
 		}
 		o.targets = append(o.targets, t)
 	}
+	o.pids = map[string]int{}
+	if *pids != "" {
+		for _, kv := range strings.Split(*pids, ",") {
+			name, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			pid, err := strconv.Atoi(v)
+			if !ok || err != nil || pid <= 0 {
+				return nil, fmt.Errorf("-pids: %q is not name=PID", kv)
+			}
+			o.pids[name] = pid
+		}
+	}
 	if o.pid == 0 && len(o.targets) < 1 {
 		return nil, errors.New("-targets: need at least one registry")
 	}
@@ -191,6 +206,9 @@ type measurement struct {
 	Method  string  `json:"method,omitempty"`
 	P50ms   float64 `json:"p50_ms,omitempty"`
 	P99ms   float64 `json:"p99_ms,omitempty"`
+	// ServerCPU is the CPU seconds the target's server process used during the
+	// operation (with -pids).
+	ServerCPU float64 `json:"server_cpu_s,omitempty"`
 }
 
 const repoBlobs, repoSmall, smallTag = "regbench/blobs", "regbench/small", "bench"
@@ -300,12 +318,26 @@ func runThroughput(ctx context.Context, o *options) (*report, error) {
 					return rep, fmt.Errorf("stopped after %s (-duration): results are partial", time.Since(start).Round(time.Second))
 				}
 				if o.sync {
-					flushDirtyPages()
+					// Pulls read what the pushes left in the cache; only pushes recycle it.
+					flushDirtyPages(o.drop && strings.HasPrefix(op.name, "push "))
+				}
+				pid, cpuBefore := o.pids[t.name], 0.0
+				if pid > 0 {
+					if cpuBefore, err = procCPU(pid); err != nil {
+						return rep, fmt.Errorf("%s: %w", t.name, err)
+					}
 				}
 				m, err := op.run(ctx, t)
 				if err != nil {
 					rep.finish(o, start)
 					return rep, fmt.Errorf("%s: %s: %w", t.name, op.name, err)
+				}
+				if pid > 0 {
+					cpuAfter, err := procCPU(pid)
+					if err != nil {
+						return rep, fmt.Errorf("%s: %w", t.name, err)
+					}
+					m.ServerCPU = cpuAfter - cpuBefore
 				}
 				m.Op, m.Target, m.Round = op.name, t.name, round+1
 				fmt.Fprintf(os.Stderr, "round %d  %-24s %-14s %9.1f %s\n", round+1, op.name, t.name, m.Value, m.Unit)

@@ -35,6 +35,10 @@ type summaryRow struct {
 	Values map[string]float64 `json:"values"`
 	Method map[string]string  `json:"method,omitempty"`
 	Ratios map[string]float64 `json:"ratios,omitempty"`
+	// Cost is the median server CPU per unit of work: ms per GiB moved, or µs per
+	// request (with -pids).
+	Cost     map[string]float64 `json:"server_cpu_cost,omitempty"`
+	CostUnit string             `json:"server_cpu_cost_unit,omitempty"`
 }
 
 // check is one target of issue 2 next to the figure that meets or misses it.
@@ -58,16 +62,31 @@ func (r *report) finish(o *options, start time.Time) {
 	}
 	for _, op := range order {
 		row := summaryRow{Op: op, Values: map[string]float64{}, Method: map[string]string{}, Ratios: map[string]float64{}}
-		per := map[string][]float64{}
+		per, cost := map[string][]float64{}, map[string][]float64{}
 		for _, m := range byOp[op] {
 			row.Unit = m.Unit
 			per[m.Target] = append(per[m.Target], m.Value)
+			if m.ServerCPU > 0 {
+				if m.Bytes > 0 {
+					row.CostUnit = "ms/GiB"
+					cost[m.Target] = append(cost[m.Target], m.ServerCPU*1000/(float64(m.Bytes)/(1<<30)))
+				} else if m.Count > 0 {
+					row.CostUnit = "µs/req"
+					cost[m.Target] = append(cost[m.Target], m.ServerCPU*1e6/float64(m.Count))
+				}
+			}
 			if m.Method != "" {
 				row.Method[m.Target] = m.Method
 			}
 		}
 		for t, vs := range per {
 			row.Values[t] = median(vs)
+		}
+		if len(cost) > 0 {
+			row.Cost = map[string]float64{}
+			for t, vs := range cost {
+				row.Cost[t] = median(vs)
+			}
 		}
 		if len(r.Targets) > 1 {
 			cand, ok := row.Values[r.Targets[0]]
@@ -195,6 +214,46 @@ func (r *report) writeTable(w io.Writer) {
 	for _, n := range notes {
 		fmt.Fprintln(w, "  "+n)
 	}
+	r.writeCostTable(w)
+}
+
+// writeCostTable prints the server CPU per unit of work; the ratio is other / first, so
+// above 1 means the first target does the same work with less CPU.
+func (r *report) writeCostTable(w io.Writer) {
+	if !slices.ContainsFunc(r.Summary, func(row summaryRow) bool { return len(row.Cost) > 0 }) {
+		return
+	}
+	fmt.Fprintf(w, "\nserver CPU per unit of work (lower is better); ratio = other / %s\n\n", r.Targets[0])
+	tw := newTable(w)
+	head := append([]string{"operation"}, r.Targets...)
+	if len(r.Targets) == 2 {
+		head = append(head, "ratio")
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	for _, row := range r.Summary {
+		if len(row.Cost) == 0 {
+			continue
+		}
+		cells := []string{row.Op}
+		for _, t := range r.Targets {
+			if v, ok := row.Cost[t]; ok {
+				cells = append(cells, fmt.Sprintf("%9.1f %s", v, row.CostUnit))
+			} else {
+				cells = append(cells, "—")
+			}
+		}
+		if len(r.Targets) == 2 {
+			a, okA := row.Cost[r.Targets[0]]
+			b, okB := row.Cost[r.Targets[1]]
+			if okA && okB && a > 0 {
+				cells = append(cells, fmt.Sprintf("%6.2f×", b/a))
+			} else {
+				cells = append(cells, "—")
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	_ = tw.Flush()
 }
 
 func (r *report) writeChecks(w io.Writer) {

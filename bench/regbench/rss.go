@@ -164,7 +164,7 @@ func runRSS(ctx context.Context, o *options) (*report, error) {
 	}
 	for _, st := range steps {
 		if o.sync {
-			flushDirtyPages()
+			flushDirtyPages(false)
 		}
 		if _, err := s.reset(); err != nil {
 			return rep, err

@@ -3,4 +3,4 @@
 package main
 
 // flushDirtyPages is a no-op where there is no sync(2); the benchmark targets Linux.
-func flushDirtyPages() {}
+func flushDirtyPages(drop bool) {}
