@@ -81,6 +81,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 			return fmt.Errorf("create data directory: %w", err)
 		}
 	}
+	unlock, err := lockDataDir(cfg.Data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	blobs, err := blobstore.NewFS(cfg.Storage.Filesystem.Root)
 	if err != nil {
 		return fmt.Errorf("open blob store %s: %w", cfg.Storage.Filesystem.Root, err)

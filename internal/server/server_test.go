@@ -400,3 +400,33 @@ func body503(t *testing.T, base string) string {
 	_, body := get(t, base+"/readyz", nil)
 	return body
 }
+
+func TestRunRefusesADataDirectoryInUse(t *testing.T) {
+	r := start(t, nil)
+	cfg, err := config.Load(config.Sources{Flags: map[string]string{"addr": "127.0.0.1:0", "data": r.data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "in use by another hubctl serve") {
+		t.Fatalf("second server on %s: %v", r.data, err)
+	}
+	// The first one still serves, and once it stops the directory is free again.
+	if resp, _ := get(t, "http://"+r.addr+"/healthz", nil); resp.StatusCode != 200 {
+		t.Fatalf("first server: %d", resp.StatusCode)
+	}
+	r.stop(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler), pw); pw.Close() }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	cancel()
+	if !strings.HasPrefix(line, "listening on ") {
+		t.Fatalf("after the first stopped: %q, %v, Run: %v", line, err, <-done)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+}
