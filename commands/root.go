@@ -35,6 +35,7 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 		NewCmdVersion(f, nil),
 		NewCmdCompletion(f),
 		NewCmdServe(f, nil),
+		NewCmdLogin(f, nil), NewCmdLogout(f, nil),
 	)
 	return cmd
 }

@@ -30,6 +30,8 @@ var serveFlagKeys = map[string]string{
 	"upload-max-age":    "uploads.max_age",
 	"log-format":        "log.format",
 	"log-level":         "log.level",
+	"auth":              "auth.mode",
+	"external-url":      "external_url",
 }
 
 // NewCmdServe returns `hubctl serve`. runF receives the merged configuration instead of
@@ -52,6 +54,11 @@ Settings come from, lowest precedence first: built-in defaults, a YAML file (--c
 $HUBCTL_CONFIG), HUBCTL_* environment variables, then the flags below. Each YAML key has
 an environment variable named after its path, e.g. uploads.max_age is
 HUBCTL_UPLOADS_MAX_AGE and max_manifest_size is HUBCTL_MAX_MANIFEST_SIZE.
+
+Clients authenticate with the Docker token service on the same listener (/token):
+repositories are private unless made public, and only an explicit --auth=none opens the
+registry to everyone. At first start an admin account is created; its password comes
+from HUBCTL_ADMIN_PASSWORD or is generated and printed once on stderr.
 
 Once bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
 connections and lets in-flight requests finish for up to shutdown_timeout.`,
@@ -88,9 +95,12 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.DurationVar(&flagCfg.Uploads.MaxAge, "upload-max-age", def.Uploads.MaxAge, "Remove upload sessions idle for longer than this")
 	fl.StringVar(&flagCfg.Log.Format, "log-format", def.Log.Format, "Log `format`: text or json")
 	fl.StringVar(&flagCfg.Log.Level, "log-level", def.Log.Level, "Log `level`: debug, info, warn or error")
+	fl.StringVar(&flagCfg.Auth.Mode, "auth", def.Auth.Mode, "Authentication `mode`: token (Docker token auth) or none (anyone may do anything)")
+	fl.StringVar(&flagCfg.ExternalURL, "external-url", "", "Base `URL` clients reach the hub at, e.g. behind a proxy (default: each request's own host)")
 	_ = cmd.MarkFlagDirname("data")
 	_ = cmd.MarkFlagFilename("db")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"token", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }

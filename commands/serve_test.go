@@ -25,7 +25,7 @@ func startServe(t *testing.T, ctx context.Context) (string, chan int) {
 		pw.Close()
 		code <- c
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	line, err := listeningLine(pr)
 	if err != nil {
 		t.Fatalf("no listening line: %v (exit %d)", err, <-code)
 	}
@@ -52,5 +52,17 @@ func TestServeRunsAndStopsOnCancel(t *testing.T) {
 	cancel()
 	if c := <-code; c != 0 {
 		t.Errorf("exit code %d after cancel, want 0", c)
+	}
+}
+
+// listeningLine reads stderr lines until the "listening on" one (the first start may
+// print the generated admin password before it).
+func listeningLine(r io.Reader) (string, error) {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil || strings.HasPrefix(line, "listening on ") {
+			return line, err
+		}
 	}
 }

@@ -92,12 +92,12 @@ type conformanceResult struct {
 // runConformance runs the suite binary against s in a fresh working directory (the suite
 // reads ./oci-conformance.yaml from its cwd) and parses its junit.xml. It fails the test
 // when no results were written: the suite exits 0 when its configuration fails to load.
-func runConformance(t *testing.T, s *server, version string) conformanceResult {
+func runConformance(t *testing.T, s *server, version string, extraEnv ...string) conformanceResult {
 	t.Helper()
 	bin := tool(t, "conformance")
 	work := t.TempDir()
 	results := filepath.Join(work, "results")
-	stdout, stderr, err := runErr(t, work, conformanceEnv(s.Addr, version, results), bin)
+	stdout, stderr, err := runErr(t, work, append(conformanceEnv(s.Addr, version, results), extraEnv...), bin)
 	// The exit status is not trusted either way (0 on a config error, 1 on any failure):
 	// the results file decides.
 	if err != nil {
@@ -164,6 +164,19 @@ func TestConformance(t *testing.T) {
 		}
 		if r.Passed == 0 {
 			t.Errorf("conformance: 0 tests passed")
+		}
+	})
+
+	// With token auth on (the default), as the admin: the suite does the Docker token
+	// dance for every request and must still pass in full.
+	t.Run("v1.1-auth", func(t *testing.T) {
+		s := startAuthServer(t)
+		r := runConformance(t, s, "1.1", "OCI_USERNAME=admin", "OCI_PASSWORD="+adminPassword)
+		for _, f := range r.Failures {
+			t.Errorf("FAIL %s", truncate([]byte(f), 2000))
+		}
+		if r.Passed == 0 {
+			t.Errorf("conformance with auth: 0 tests passed")
 		}
 	})
 

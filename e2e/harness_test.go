@@ -127,18 +127,37 @@ type server struct {
 	done    chan struct{} // closed when the process has exited
 	waitErr error
 	stopped bool
+	args    []string // extra serve flags, kept for Restart
 }
+
+// adminPassword is the admin password of servers started with token auth.
+const adminPassword = "e2e-admin-password"
 
 // startServer starts `hubctl serve` on a free loopback port with a fresh data directory
 // and returns once /readyz answers 200. The process is stopped with SIGTERM at cleanup.
+// It runs with --auth=none: these tests are about the distribution API; token auth has
+// tests of its own (startAuthServer).
 func startServer(t testing.TB) *server {
 	t.Helper()
-	return startServerOn(t, t.TempDir())
+	return startServerWith(t, t.TempDir(), "--auth=none")
 }
 
-// startServerOn starts a server on an existing data directory (used to restart after a
-// crash or a clean stop).
+// startAuthServer starts a server with token auth on (the default) whose admin
+// password is adminPassword.
+func startAuthServer(t testing.TB) *server {
+	t.Helper()
+	return startServerWith(t, t.TempDir())
+}
+
+// startServerOn starts a server without auth on an existing data directory (used to
+// restart after a crash or a clean stop).
 func startServerOn(t testing.TB, dataDir string) *server {
+	t.Helper()
+	return startServerWith(t, dataDir, "--auth=none")
+}
+
+// startServerWith starts a server on dataDir with extra serve flags.
+func startServerWith(t testing.TB, dataDir string, args ...string) *server {
 	t.Helper()
 	logDir := t.TempDir()
 	s := &server{
@@ -146,15 +165,16 @@ func startServerOn(t testing.TB, dataDir string) *server {
 		DataDir: dataDir,
 		logPath: filepath.Join(logDir, "server.log"),
 		done:    make(chan struct{}),
+		args:    args,
 	}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(hubctlBin, "serve", "--addr", "127.0.0.1:0", "--data", dataDir)
+	s.cmd = exec.Command(hubctlBin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir}, args...)...)
 	// A stray HUBCTL_* variable in the developer's shell must not change the server the
 	// tests believe they started.
-	s.cmd.Env = cleanEnv("HUBCTL_")
+	s.cmd.Env = append(cleanEnv("HUBCTL_"), "HUBCTL_ADMIN_PASSWORD="+adminPassword)
 	s.cmd.Dir = logDir
 	s.cmd.Stdout = logf
 	stderr, err := s.cmd.StderrPipe()
@@ -277,7 +297,7 @@ func (s *server) Kill() {
 func (s *server) Restart() *server {
 	s.t.Helper()
 	s.Stop()
-	return startServerOn(s.t, s.DataDir)
+	return startServerWith(s.t, s.DataDir, s.args...)
 }
 
 func (s *server) dumpLog(lines int) {

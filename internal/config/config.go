@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -50,7 +51,35 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Log             Log           `yaml:"log"`
+	// ExternalURL is the base URL clients reach the hub at (behind a proxy); empty
+	// means each request's own scheme and Host, which is right without a proxy.
+	ExternalURL string `yaml:"external_url"`
+	Auth        Auth   `yaml:"auth"`
 }
+
+// Auth configures the token service and the registry's token checks.
+type Auth struct {
+	// Mode is "token" (the default: Docker token auth) or "none" (everyone may do
+	// everything: only for tests and trusted networks, never implied).
+	Mode string `yaml:"mode"`
+	// Service names this token service (the JWT audience, the challenge's service=).
+	Service string `yaml:"service"`
+	// Issuer is the JWT iss claim.
+	Issuer string `yaml:"issuer"`
+	// TokenTTL is the lifetime of registry tokens.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// RefreshTTL is the lifetime of refresh tokens handed out by offline logins.
+	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// KeysDir holds the ES256 signing keys; empty means <data>/keys.
+	KeysDir string `yaml:"keys_dir"`
+	// AdminPassword is the password of the admin account created at first start. It
+	// comes only from $HUBCTL_ADMIN_PASSWORD: a secret has no place in a config file or
+	// on a command line (ps shows it). Empty: one is generated and printed once.
+	AdminPassword string `yaml:"-"`
+}
+
+// EnvAdminPassword names the variable AdminPassword is read from.
+const EnvAdminPassword = "HUBCTL_ADMIN_PASSWORD"
 
 // Storage selects and configures the blob store.
 type Storage struct {
@@ -102,6 +131,7 @@ func Default() Config {
 		Uploads:         Uploads{MaxAge: 24 * time.Hour, CleanupInterval: 10 * time.Minute},
 		ShutdownTimeout: 30 * time.Second,
 		Log:             Log{Level: "info", Format: "text"},
+		Auth:            Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour},
 	}
 }
 
@@ -139,6 +169,9 @@ func Load(src Sources) (Config, error) {
 				return Config{}, fmt.Errorf("%s: %w", k.Env(), err)
 			}
 		}
+	}
+	if v, ok := env(EnvAdminPassword); ok {
+		cfg.Auth.AdminPassword = v
 	}
 	byKey := map[string]field{}
 	for _, k := range fields(&cfg) {
@@ -189,6 +222,9 @@ func (c *Config) resolve() {
 	if c.DB.Path == "" && c.Data != "" {
 		c.DB.Path = filepath.Join(c.Data, "hubctl.db")
 	}
+	if c.Auth.KeysDir == "" && c.Data != "" {
+		c.Auth.KeysDir = filepath.Join(c.Data, "keys")
+	}
 }
 
 // Validate reports the first setting that cannot work.
@@ -213,6 +249,8 @@ func (c *Config) Validate() error {
 		"uploads.max_age":          c.Uploads.MaxAge,
 		"uploads.cleanup_interval": c.Uploads.CleanupInterval,
 		"shutdown_timeout":         c.ShutdownTimeout,
+		"auth.token_ttl":           c.Auth.TokenTTL,
+		"auth.refresh_ttl":         c.Auth.RefreshTTL,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be greater than 0, got %s", name, d))
@@ -223,6 +261,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q is not supported (want text or json)", c.Log.Format))
+	}
+	if c.Auth.Mode != "token" && c.Auth.Mode != "none" {
+		errs = append(errs, fmt.Errorf("auth.mode %q is not supported (want token or none)", c.Auth.Mode))
+	}
+	if c.Auth.Service == "" || c.Auth.Issuer == "" {
+		errs = append(errs, errors.New("auth.service and auth.issuer must not be empty"))
+	}
+	if c.ExternalURL != "" {
+		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("external_url %q must be an absolute http(s) URL", c.ExternalURL))
+		}
 	}
 	// Map iteration above is unordered; sort so the message is stable.
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })

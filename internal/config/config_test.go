@@ -44,6 +44,7 @@ log:
 				want := Default()
 				want.Storage.Filesystem.Root = "./hubctl-data"
 				want.DB.Path = filepath.Join("hubctl-data", "hubctl.db")
+				want.Auth.KeysDir = filepath.Join("hubctl-data", "keys")
 				if c != want {
 					t.Errorf("got %+v\nwant %+v", c, want)
 				}
@@ -148,6 +149,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad env duration", env: map[string]string{"HUBCTL_SHUTDOWN_TIMEOUT": "soon"}, wantErr: "HUBCTL_SHUTDOWN_TIMEOUT"},
 		{name: "negative duration", env: map[string]string{"HUBCTL_UPLOADS_CLEANUP_INTERVAL": "-1s"}, wantErr: "uploads.cleanup_interval must be greater than 0"},
 		{name: "bad log format", flags: map[string]string{"log.format": "xml"}, wantErr: `log.format "xml"`},
+		{name: "bad auth mode", flags: map[string]string{"auth.mode": "off"}, wantErr: `auth.mode "off"`},
+		{name: "relative external url", flags: map[string]string{"external_url": "hub.example.com"}, wantErr: `external_url "hub.example.com"`},
 		{name: "bad log level", flags: map[string]string{"log.level": "loud"}, wantErr: `log.level "loud"`},
 		{name: "unsupported db", env: map[string]string{"HUBCTL_DB_DRIVER": "mysql"}, wantErr: `db.driver "mysql"`},
 		{name: "empty addr", flags: map[string]string{"addr": ""}, wantErr: "addr must not be empty"},
@@ -184,6 +187,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"storage.filesystem.root": "/r", "db.driver": "sqlite", "db.path": "/m.db",
 		"max_manifest_size": "2MiB", "uploads.max_age": "1h", "uploads.cleanup_interval": "1m",
 		"shutdown_timeout": "5s", "log.level": "warn", "log.format": "json",
+		"external_url": "https://hub.example.com", "auth.mode": "none", "auth.service": "svc",
+		"auth.issuer": "iss", "auth.token_ttl": "2m", "auth.refresh_ttl": "24h", "auth.keys_dir": "/k",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

@@ -32,6 +32,8 @@ type Options struct {
 	Log    *slog.Logger
 	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
 	MaxManifestSize int64
+	// Auth, when set, demands bearer tokens; nil serves everyone (--auth=none).
+	Auth *Auth
 	// MaxConcurrentUploads bounds requests that stream blob bytes in at once; more are
 	// answered 429 TOOMANYREQUESTS with Retry-After. 0 means DefaultMaxConcurrentUploads.
 	MaxConcurrentUploads int
@@ -143,6 +145,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		if err := reference.ValidateRepository(rt.name); err != nil {
 			return errcode.New(errcode.NameInvalid, "%v", err).WithDetail(map[string]string{"name": rt.name})
 		}
+	}
+	if h.o.Auth != nil {
+		access, err := h.authorize(w, r, rt)
+		if err != nil {
+			return err
+		}
+		r = r.WithContext(context.WithValue(r.Context(), accessKey{}, access))
 	}
 	m := r.Method
 	switch rt.kind {

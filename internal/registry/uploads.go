@@ -44,7 +44,8 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 		if err != nil {
 			return err
 		}
-		if from := q.Get("from"); from != "" && from != name {
+		// Mounting needs pull on the source; without it the client just uploads.
+		if from := q.Get("from"); from != "" && from != name && h.mayPull(ctx, from) {
 			if mounted, err := h.mount(r, name, from, d); err != nil {
 				return err
 			} else if mounted {

@@ -46,12 +46,17 @@ func NewLogger(w io.Writer, l config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// NewHandler returns the HTTP handler of the server: v2 under /v2/, /healthz, and /readyz
+// NewHandler returns the HTTP handler of the server: v2 under /v2/, the token service
+// (nil without auth) under /token, /healthz, and /readyz
 // probing checks, all behind the request-id, access-log and panic-recovery middleware.
-func NewHandler(log *slog.Logger, v2 http.Handler, checks []Check) http.Handler {
+func NewHandler(log *slog.Logger, v2, tokens http.Handler, checks []Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", readyz(log, checks))
+	if tokens != nil {
+		mux.Handle("/token", tokens)
+		mux.Handle("/token/", tokens)
+	}
 	// /v2 bypasses ServeMux: the mux would answer "a/../b" or "a//b" with a redirect to
 	// a cleaned path, i.e. to another repository. The registry refuses such names with
 	// NAME_INVALID instead.
@@ -105,14 +110,24 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		}
 	}()
 
-	reg := registry.New(registry.Options{
+	ap, err := setupAuth(ctx, cfg, meta, log, stderr)
+	if err != nil {
+		return err
+	}
+	ro := registry.Options{
 		Blobs:           blobs,
 		Meta:            meta,
 		Events:          events.NewBus(log),
 		Log:             log,
 		MaxManifestSize: int64(cfg.MaxManifestSize),
-	})
-	handler := NewHandler(log, reg, []Check{
+	}
+	var tokens http.Handler
+	if ap != nil {
+		ro.Auth = ap.registry
+		tokens = ap.tokens
+	}
+	reg := registry.New(ro)
+	handler := NewHandler(log, reg, tokens, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
 	})

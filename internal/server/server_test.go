@@ -68,7 +68,8 @@ type running struct {
 func start(t *testing.T, flags map[string]string) *running {
 	t.Helper()
 	data := t.TempDir()
-	f := map[string]string{"addr": "127.0.0.1:0", "data": data}
+	// These tests are about the server's mechanics; token auth has its own test below.
+	f := map[string]string{"addr": "127.0.0.1:0", "data": data, "auth.mode": "none"}
 	for k, v := range flags {
 		f[k] = v
 	}
@@ -94,7 +95,7 @@ func start(t *testing.T, flags map[string]string) *running {
 		pw.CloseWithError(io.EOF)
 		r.done <- err
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	line, err := listeningLine(pr)
 	if err != nil {
 		t.Fatalf("server did not report its address: %v (Run: %v)", err, <-r.done)
 	}
@@ -355,7 +356,7 @@ func TestReadyzReportsFailedStores(t *testing.T) {
 	}
 	defer meta.Close()
 	logBuf := &syncBuffer{}
-	h := NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), http.NotFoundHandler(), []Check{
+	h := NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), http.NotFoundHandler(), nil, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
 	})
@@ -420,7 +421,7 @@ func TestRunRefusesADataDirectoryInUse(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler), pw); pw.Close() }()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	line, err := listeningLine(pr)
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	cancel()
 	if !strings.HasPrefix(line, "listening on ") {
@@ -428,5 +429,54 @@ func TestRunRefusesADataDirectoryInUse(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("after the first stopped: %v", err)
+	}
+}
+
+// listeningLine reads stderr lines until the "listening on" one (the first start may
+// print the generated admin password before it).
+func listeningLine(r io.Reader) (string, error) {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil || strings.HasPrefix(line, "listening on ") {
+			return line, err
+		}
+	}
+}
+
+func TestTokenAuth(t *testing.T) {
+	t.Setenv(config.EnvAdminPassword, "")
+	r := start(t, map[string]string{"auth.mode": "token"})
+	base := "http://" + r.addr
+
+	resp, _ := get(t, base+"/v2/", nil)
+	want := `Bearer realm="` + base + `/token",service="hubctl"`
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
+		t.Fatalf("/v2/ without a token = %d %q, want 401 %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
+	}
+	resp, body := get(t, base+"/token?service=hubctl&scope=repository:admin/app:pull", nil)
+	var tok struct {
+		Token     string `json:"token"`
+		ExpiresIn int    `json:"expires_in"`
+	}
+	if err := json.Unmarshal([]byte(body), &tok); err != nil || resp.StatusCode != 200 || tok.Token == "" || tok.ExpiresIn != 300 {
+		t.Fatalf("anonymous token: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = get(t, base+"/v2/", map[string]string{"Authorization": "Bearer " + tok.Token})
+	if resp.StatusCode != 200 {
+		t.Fatalf("/v2/ with an anonymous token = %d", resp.StatusCode)
+	}
+	// The anonymous token holds no pull on a private repository: log in and retry.
+	resp, _ = get(t, base+"/v2/admin/app/tags/list", map[string]string{"Authorization": "Bearer " + tok.Token})
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Fatalf("private repo with an anonymous token = %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	resp, body = get(t, base+"/token/jwks.json", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"alg":"ES256"`) {
+		t.Fatalf("jwks = %d %s", resp.StatusCode, body)
+	}
+	// The generated admin password was printed once, on stderr, never in the log.
+	if strings.Contains(r.log.String(), "password") {
+		t.Fatalf("the log mentions a password: %s", r.log.String())
 	}
 }

@@ -1,4 +1,4 @@
-// Package sqlite implements metadata.Store on an SQLite file with the pure-Go
+// Package sqlite implements metadata.Store and accounts.Store on an SQLite file with the pure-Go
 // modernc.org/sqlite driver, so hubctl builds with CGO_ENABLED=0.
 //
 // SQLite allows one writer at a time. The store keeps two pools on the same file: a
@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/migrate"
 
@@ -52,7 +53,10 @@ type Store struct {
 	getBlob          *sql.Stmt
 }
 
-var _ metadata.Store = (*Store)(nil)
+var (
+	_ metadata.Store = (*Store)(nil)
+	_ accounts.Store = (*Store)(nil)
+)
 
 // Open opens (creating if needed, mode 0600) the database at path, applies pending
 // migrations and returns the store.
@@ -194,6 +198,17 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
+// read runs fn in a transaction on the read pool, so several queries see one
+// snapshot; it always rolls back, there being nothing to commit.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
 // nanos is how times are stored: UTC unix nanoseconds, sortable as integers. A zero
 // time means "now", so callers need not stamp every record.
 func nanos(t time.Time) int64 {
@@ -229,10 +244,14 @@ func ensureRepo(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
 	}
 	var id int64
 	// DO UPDATE with a no-op instead of DO NOTHING so RETURNING yields the id of an
-	// existing row too, in one statement.
-	err := tx.QueryRowContext(ctx, `INSERT INTO repositories (name, created_at) VALUES (?, ?)
+	// existing row too, in one statement. The visibility of a new repository is its
+	// namespace's default, chosen here so that every path creating a repository (a blob
+	// link, a manifest push, an explicit create) applies it; the no-op update leaves the
+	// visibility of an existing repository alone.
+	err := tx.QueryRowContext(ctx, `INSERT INTO repositories (name, created_at, visibility)
+		VALUES (?, ?, COALESCE((SELECT default_visibility FROM namespaces WHERE name = ?), 'private'))
 		ON CONFLICT (name) DO UPDATE SET name = excluded.name
-		RETURNING id`, name, nanos(time.Time{})).Scan(&id)
+		RETURNING id`, name, nanos(time.Time{}), namespaceOf(name)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("ensure repository %s: %w", name, err)
 	}

@@ -1,0 +1,156 @@
+// Package authz is the hub's access policy: what a principal (anonymous, a user, or an
+// access token) may do on the resources a client asks for. The token service asks it
+// once per token; the registry then trusts the signed result.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/scope"
+)
+
+// Anonymous is the subject of tokens issued without credentials.
+const Anonymous = "anonymous"
+
+// Principal is who asks: nobody (User nil), a user, or a user acting through one of
+// their access tokens (Token set), whose scopes further restrict what the user may do.
+type Principal struct {
+	User  *accounts.User
+	Token *accounts.AccessToken
+	// TokenScopes are the parsed patterns of Token.
+	TokenScopes []scope.Scope
+}
+
+// Name is the principal's subject for tokens and the audit log.
+func (p Principal) Name() string {
+	if p.User == nil {
+		return Anonymous
+	}
+	return p.User.Name
+}
+
+// Policy decides grants from the accounts store.
+type Policy struct {
+	Store accounts.Store
+}
+
+// actionsOf maps a role to the token actions it allows.
+func actionsOf(r accounts.Role) []string {
+	switch r {
+	case accounts.RoleRead:
+		return []string{scope.Pull}
+	case accounts.RoleWrite:
+		return []string{scope.Pull, scope.Push}
+	case accounts.RoleAdmin:
+		return []string{scope.All}
+	}
+	return nil
+}
+
+// Grant returns the part of asked that p may do: the intersection of what was asked
+// and what is allowed, possibly with no actions, never an error for asking too much.
+// Errors are failures of the store.
+func (pol *Policy) Grant(ctx context.Context, p Principal, asked scope.Scope) (scope.Scope, error) {
+	none := asked
+	none.Actions = nil
+	if !asked.Known() || asked.Class != "" && asked.Class != "image" {
+		return none, nil
+	}
+	if p.User != nil && p.User.Disabled {
+		return none, nil
+	}
+	var allowed []string
+	switch asked.Type {
+	case scope.TypeRegistry:
+		// The catalog lists every repository, private ones included: admins only.
+		if asked.Name == "catalog" && p.User != nil && p.User.Admin {
+			allowed = []string{scope.All}
+		}
+	case scope.TypeRepository:
+		role, err := pol.RoleOn(ctx, p.User, asked.Name)
+		if err != nil {
+			return none, err
+		}
+		allowed = actionsOf(role)
+		if role.Rank() < accounts.RoleRead.Rank() {
+			vis, _, err := pol.Store.RepositoryVisibility(ctx, asked.Name)
+			if err != nil {
+				return none, err
+			}
+			if vis == accounts.Public {
+				allowed = []string{scope.Pull}
+			}
+		}
+	}
+	granted := scope.Intersect(asked, allowed)
+	if p.Token != nil {
+		granted = scope.Restrict(granted, p.TokenScopes)
+	}
+	return granted, nil
+}
+
+// RoleOn is the role user has on repository: admin for site admins and in the user's
+// own namespace, admin for a robot inside its organisation, else the strongest team
+// grant. A nil user (anonymous) has none; public pulls are decided by Grant.
+func (pol *Policy) RoleOn(ctx context.Context, u *accounts.User, repository string) (accounts.Role, error) {
+	if u == nil || u.Disabled {
+		return accounts.RoleNone, nil
+	}
+	if u.Admin {
+		return accounts.RoleAdmin, nil
+	}
+	ns, _, _ := strings.Cut(repository, "/")
+	if !strings.Contains(repository, "/") {
+		// A repository without a namespace belongs to nobody but the admins.
+		return accounts.RoleNone, nil
+	}
+	if u.Robot {
+		if u.Owner == ns {
+			return accounts.RoleAdmin, nil
+		}
+		return accounts.RoleNone, nil
+	}
+	if ns == u.Name {
+		return accounts.RoleAdmin, nil
+	}
+	r, err := pol.Store.RoleOf(ctx, u.Name, repository)
+	if err != nil {
+		return accounts.RoleNone, fmt.Errorf("role of %s on %s: %w", u.Name, repository, err)
+	}
+	return r, nil
+}
+
+// ErrBadCredentials is returned by Authenticate for a wrong name, password or token.
+var ErrBadCredentials = errors.New("invalid username, password or token")
+
+// TokenPrincipal builds the principal of an access token found by its hash, refusing
+// revoked and expired tokens and tokens of missing or disabled users.
+func TokenPrincipal(ctx context.Context, store accounts.Store, t accounts.AccessToken, now time.Time) (Principal, error) {
+	if !t.Active(now) {
+		return Principal{}, ErrBadCredentials
+	}
+	u, err := store.GetUser(ctx, t.User)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return Principal{}, ErrBadCredentials
+	} else if err != nil {
+		return Principal{}, err
+	}
+	if u.Disabled {
+		return Principal{}, ErrBadCredentials
+	}
+	p := Principal{User: &u, Token: &t}
+	for _, s := range t.Scopes {
+		sc, err := scope.ParsePattern(s)
+		if err != nil {
+			// A scope stored earlier that no longer parses grants nothing.
+			continue
+		}
+		p.TokenScopes = append(p.TokenScopes, sc)
+	}
+	return p, nil
+}

@@ -1,0 +1,122 @@
+package authz
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+)
+
+func TestGrant(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir()+"/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	users := map[string]*accounts.User{}
+	for _, u := range []accounts.User{{Name: "root", Admin: true}, {Name: "alice"}, {Name: "bob"}, {Name: "carol", Disabled: true}} {
+		created, err := store.CreateUser(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[u.Name] = &created
+	}
+	if _, err := store.CreateOrg(ctx, "acme", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(store.CreateTeam(ctx, accounts.Team{Org: "acme", Name: "devs"}))
+	must(store.AddTeamMember(ctx, "acme", "devs", "bob"))
+	must(store.SetTeamGrant(ctx, accounts.TeamGrant{Org: "acme", Team: "devs", Role: accounts.RoleRead}))
+	must(store.SetTeamGrant(ctx, accounts.TeamGrant{Org: "acme", Team: "devs", Repository: "acme/api", Role: accounts.RoleWrite}))
+	for _, r := range []string{"acme/public", "alice/private"} {
+		must(store.EnsureRepository(ctx, r))
+	}
+	must(store.SetRepositoryVisibility(ctx, "acme/public", accounts.Public))
+	robot, err := store.CreateUser(ctx, accounts.User{Name: "acme.ci", Robot: true, Owner: "acme"})
+	must(err)
+
+	pol := &Policy{Store: store}
+	for _, tc := range []struct {
+		who   *accounts.User
+		scope string
+		want  string
+	}{
+		{nil, "repository:acme/public:pull,push", "pull"},
+		{nil, "repository:alice/private:pull", ""},
+		{nil, "registry:catalog:*", ""},
+		{users["root"], "registry:catalog:*", "*"},
+		{users["root"], "repository:anything/x:pull,push,delete", "delete,pull,push"},
+		{users["root"], "repository:library:pull", "pull"},
+		{users["alice"], "repository:alice/new:pull,push,delete", "delete,pull,push"},
+		{users["alice"], "repository:acme/api:delete", "delete"}, // org owner
+		{users["alice"], "registry:catalog:*", ""},
+		{users["alice"], "repository:library:pull", ""}, // no namespace: admins only
+		{users["bob"], "repository:acme/api:pull,push,delete", "pull,push"},
+		{users["bob"], "repository:acme/other:pull,push", "pull"},
+		{users["bob"], "repository:alice/private:pull", ""},
+		{users["bob"], "repository:acme/public:pull,push", "pull"},
+		{users["bob"], "repository:acme/api:pull,bogus", "pull"},
+		{users["carol"], "repository:carol/x:pull", ""}, // disabled
+		{&robot, "repository:acme/api:pull,push", "pull,push"},
+		{&robot, "repository:alice/private:pull", ""},
+		{users["alice"], "repository(plugin):alice/x:pull", ""},
+	} {
+		sc, err := scope.Parse(tc.scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := Principal{User: tc.who}
+		g, err := pol.Grant(ctx, p, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(g.Actions, ","); got != tc.want {
+			t.Errorf("%s asks %s: got %q, want %q", p.Name(), tc.scope, got, tc.want)
+		}
+	}
+}
+
+func TestTokenPrincipalRestricts(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir()+"/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.CreateUser(ctx, accounts.User{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	tok := accounts.AccessToken{User: "alice", Name: "ci", Scopes: []string{"repository:alice/*:pull", "repository:alice/app:push", "not a scope"}}
+	p, err := TokenPrincipal(ctx, store, tok, tok.CreatedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := &Policy{Store: store}
+	for scopeStr, want := range map[string]string{
+		"repository:alice/app:pull,push,delete": "pull,push",
+		"repository:alice/lib:pull,push":        "pull",
+		"repository:bob/x:pull":                 "",
+	} {
+		sc, _ := scope.Parse(scopeStr)
+		g, err := pol.Grant(ctx, p, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(g.Actions, ","); got != want {
+			t.Errorf("%s: got %q, want %q", scopeStr, got, want)
+		}
+	}
+	if _, err := TokenPrincipal(ctx, store, accounts.AccessToken{User: "ghost"}, tok.CreatedAt); err != ErrBadCredentials {
+		t.Errorf("token of a missing user: %v", err)
+	}
+}

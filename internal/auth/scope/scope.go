@@ -1,0 +1,293 @@
+// Package scope parses and formats Docker registry token scopes
+// (`repository:team/app:pull,push`, `repository(plugin):x:pull`, `registry:catalog:*`),
+// converts them to and from the JWT `access` claim, and computes what part of an asked
+// scope a set of allowed actions or access-token patterns grants.
+package scope
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hubctl/hubctl/internal/reference"
+)
+
+// Resource types of the Docker token spec that the registry acts on.
+const (
+	TypeRepository = "repository"
+	TypeRegistry   = "registry"
+)
+
+// Actions the registry grants. All ("*") is an action of its own in the spec: on
+// `registry:catalog:*` it is the only one, and in an allowed set it stands for every action.
+const (
+	Pull   = "pull"
+	Push   = "push"
+	Delete = "delete"
+	All    = "*"
+)
+
+// ErrInvalid is wrapped by every parse error, so a token endpoint can answer
+// invalid_request without matching on message text.
+var ErrInvalid = errors.New("invalid scope")
+
+// Scope is one resource scope of the Docker token spec: what a client asks for in a
+// `scope` parameter and, once granted, one entry of the JWT `access` claim.
+type Scope struct {
+	// Type is the resource type, `repository` or `registry` for the scopes we grant.
+	Type string
+	// Class is the optional resource class in parentheses, e.g. "plugin" in
+	// `repository(plugin):x:pull`; empty for ordinary images.
+	Class string
+	// Name is the resource name: a repository name, `catalog`, or for patterns
+	// (see ParsePattern) `prefix/*` or `*`.
+	Name string
+	// Actions are sorted and free of duplicates in parsed scopes.
+	Actions []string
+}
+
+// Parse parses one scope. The type is everything before the first ':', the actions
+// everything after the last ':' and the name what lies between, as the Docker spec
+// reads it. Repository names must be valid distribution names; unknown types parse
+// (the spec lets clients send them) and are reported by Known.
+func Parse(s string) (Scope, error) {
+	return parse(s, false)
+}
+
+// ParsePattern parses a scope of an access token, whose repository name may also be
+// `*` (every repository) or end in `/*` (every repository under a prefix, at any depth).
+func ParsePattern(s string) (Scope, error) {
+	return parse(s, true)
+}
+
+// ParseAll parses the `scope` query parameters of a token request. docker sends
+// several scopes space-separated in one parameter, other clients repeat the
+// parameter; both forms are accepted and scopes on the same resource are merged.
+func ParseAll(params []string) ([]Scope, error) {
+	var out []Scope
+	for _, p := range params {
+		for _, f := range strings.Fields(p) {
+			sc, err := Parse(f)
+			if err != nil {
+				return nil, err
+			}
+			out = merge(out, sc)
+		}
+	}
+	return out, nil
+}
+
+// merge adds sc to list, folding it into an entry for the same resource so the
+// granted access carries one entry per resource, as docker expects.
+func merge(list []Scope, sc Scope) []Scope {
+	for i := range list {
+		if list[i].Type == sc.Type && list[i].Class == sc.Class && list[i].Name == sc.Name {
+			list[i].Actions = normalize(append(list[i].Actions, sc.Actions...))
+			return list
+		}
+	}
+	return append(list, sc)
+}
+
+func parse(s string, pattern bool) (Scope, error) {
+	first := strings.IndexByte(s, ':')
+	last := strings.LastIndexByte(s, ':')
+	if first < 0 || first == last {
+		return Scope{}, fmt.Errorf("%w %q: want type:name:actions", ErrInvalid, s)
+	}
+	var sc Scope
+	typ := s[:first]
+	if open := strings.IndexByte(typ, '('); open >= 0 {
+		if !strings.HasSuffix(typ, ")") {
+			return Scope{}, fmt.Errorf("%w %q: unclosed resource class", ErrInvalid, s)
+		}
+		sc.Class = typ[open+1 : len(typ)-1]
+		typ = typ[:open]
+		if !isLowerAlnum(sc.Class) {
+			return Scope{}, fmt.Errorf("%w %q: resource class must match [a-z0-9]+", ErrInvalid, s)
+		}
+	}
+	if !isLowerAlnum(typ) {
+		return Scope{}, fmt.Errorf("%w %q: resource type must match [a-z0-9]+", ErrInvalid, s)
+	}
+	sc.Type = typ
+	sc.Name = s[first+1 : last]
+	if err := validateName(sc.Type, sc.Name, pattern); err != nil {
+		return Scope{}, fmt.Errorf("%w %q: %v", ErrInvalid, s, err)
+	}
+	acts := s[last+1:]
+	if acts == "" {
+		return Scope{}, fmt.Errorf("%w %q: no actions", ErrInvalid, s)
+	}
+	for _, a := range strings.Split(acts, ",") {
+		// The spec's grammar is /[a-z]*/; we also take '*' and refuse empty elements
+		// ("pull,,push") because they only come from broken clients.
+		if a != All && !isLower(a) {
+			return Scope{}, fmt.Errorf("%w %q: action %q must match [a-z]+ or be *", ErrInvalid, s, a)
+		}
+		sc.Actions = append(sc.Actions, a)
+	}
+	sc.Actions = normalize(sc.Actions)
+	return sc, nil
+}
+
+func validateName(typ, name string, pattern bool) error {
+	if typ == TypeRepository {
+		if pattern {
+			if name == All {
+				return nil
+			}
+			if prefix, ok := strings.CutSuffix(name, "/*"); ok {
+				return reference.ValidateRepository(prefix)
+			}
+		}
+		return reference.ValidateRepository(name)
+	}
+	if name == "" {
+		return errors.New("resource name is empty")
+	}
+	// Other types have no name grammar we rely on; refusing spaces and control
+	// characters keeps String's output parseable by ParseAll, which splits on spaces.
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("resource name %q has a space or a non-printable character", name)
+		}
+	}
+	return nil
+}
+
+func isLowerAlnum(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func isLower(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// normalize sorts and deduplicates actions so equal grants compare and print equal.
+func normalize(actions []string) []string {
+	slices.Sort(actions)
+	return slices.Compact(actions)
+}
+
+// Known reports whether the scope's type is one the registry acts on. Scopes of
+// other types are legal to ask for; they are simply never granted.
+func (s Scope) Known() bool {
+	return s.Type == TypeRepository || s.Type == TypeRegistry
+}
+
+// String formats the scope canonically (actions sorted and deduplicated), in the
+// form a WWW-Authenticate challenge and a token request carry.
+func (s Scope) String() string {
+	var b strings.Builder
+	b.WriteString(s.Type)
+	if s.Class != "" {
+		b.WriteByte('(')
+		b.WriteString(s.Class)
+		b.WriteByte(')')
+	}
+	b.WriteByte(':')
+	b.WriteString(s.Name)
+	b.WriteByte(':')
+	b.WriteString(strings.Join(normalize(slices.Clone(s.Actions)), ","))
+	return b.String()
+}
+
+// Allows reports whether the scope grants action, with "*" granting every action.
+func (s Scope) Allows(action string) bool {
+	return slices.Contains(s.Actions, action) || slices.Contains(s.Actions, All)
+}
+
+// Access is one entry of the JWT `access` claim of the Docker token spec.
+type Access struct {
+	Type    string   `json:"type"`
+	Class   string   `json:"class,omitempty"`
+	Name    string   `json:"name"`
+	Actions []string `json:"actions"`
+	// Denied lists actions that were asked for and refused (an extension: clients
+	// ignore it). It lets a registry answer 403 to an authenticated user who asked
+	// and may not, instead of a 401 that only makes the client ask again.
+	Denied []string `json:"denied,omitempty"`
+}
+
+// Access converts a granted scope to its claim entry. Actions is never nil, because
+// the spec's claim always carries the array, even when nothing was granted.
+func (s Scope) Access() Access {
+	acts := normalize(slices.Clone(s.Actions))
+	if acts == nil {
+		acts = []string{}
+	}
+	return Access{Type: s.Type, Class: s.Class, Name: s.Name, Actions: acts}
+}
+
+// Scope converts a claim entry back to a scope, normalizing its actions.
+func (a Access) Scope() Scope {
+	return Scope{Type: a.Type, Class: a.Class, Name: a.Name, Actions: normalize(slices.Clone(a.Actions))}
+}
+
+// Match reports whether a repository name falls under the name of an access-token
+// pattern: an exact name, `prefix/*` (anything below prefix, at any depth, but not
+// prefix itself) or `*` (everything). Types and actions are not compared here.
+func Match(pattern Scope, name string) bool {
+	switch {
+	case pattern.Name == All:
+		return true
+	case strings.HasSuffix(pattern.Name, "/*"):
+		prefix := pattern.Name[:len(pattern.Name)-1] // keeps the '/'
+		return len(name) > len(prefix) && strings.HasPrefix(name, prefix)
+	}
+	return pattern.Name == name
+}
+
+// Intersect returns asked with only the actions that allowed permits: the grant is
+// the intersection of what was asked and what is allowed, never an error for asking
+// too much. A "*" in allowed permits every action (pull, push, delete and "*" itself);
+// asking for "*" is granted only by an allowed "*". Unknown actions are never granted.
+func Intersect(asked Scope, allowed []string) Scope {
+	all := slices.Contains(allowed, All)
+	var acts []string
+	for _, a := range asked.Actions {
+		if !knownAction(a) {
+			continue
+		}
+		if all || slices.Contains(allowed, a) {
+			acts = append(acts, a)
+		}
+	}
+	asked.Actions = normalize(acts)
+	return asked
+}
+
+func knownAction(a string) bool {
+	return a == Pull || a == Push || a == Delete || a == All
+}
+
+// Restrict returns the part of asked that the patterns of an access token permit:
+// the union of the actions of every pattern whose type and class equal asked's and
+// whose name matches asked.Name (see Match), intersected with asked's actions.
+func Restrict(asked Scope, patterns []Scope) Scope {
+	var allowed []string
+	for _, p := range patterns {
+		if p.Type == asked.Type && p.Class == asked.Class && Match(p, asked.Name) {
+			allowed = append(allowed, p.Actions...)
+		}
+	}
+	return Intersect(asked, allowed)
+}

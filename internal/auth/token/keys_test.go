@@ -1,0 +1,281 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestKeyFilesArePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	ks, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Fatalf("key dir mode %04o, want 0700", perm)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Fatalf("key dir holds %v, want two key files and nothing else", entries)
+	}
+	for _, e := range entries {
+		fi, _ := e.Info()
+		if !strings.HasSuffix(e.Name(), ".pem") || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %04o, want a .pem file with 0600", e.Name(), fi.Mode().Perm())
+		}
+	}
+
+	// Loading the same dir again gives the same keys, it does not create a new one.
+	again, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.SigningKeyID() != ks.SigningKeyID() || len(again.PublicKeys()) != 2 {
+		t.Fatal("reload changed the key set")
+	}
+
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		victim := filepath.Join(dir, entries[0].Name())
+		if err := os.Chmod(victim, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadOrCreateKeySet(dir)
+		if err == nil || !strings.Contains(err.Error(), victim) {
+			t.Fatalf("mode %04o: err = %v, want a refusal naming %s", mode, err, victim)
+		}
+		os.Chmod(victim, 0o600)
+	}
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadKeyFiles(t *testing.T) {
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der384, _ := x509.MarshalPKCS8PrivateKey(p384)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sec1, _ := x509.MarshalECPrivateKey(p256)
+	der256, _ := x509.MarshalPKCS8PrivateKey(p256)
+	good := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der256})
+	for name, data := range map[string][]byte{
+		"P-384":    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der384}),
+		"SEC1":     pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}),
+		"garbage":  []byte("not a key"),
+		"bad DER":  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2, 3}}),
+		"two keys": append(append([]byte{}, good...), good...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "k.pem")
+			writeFile(t, path, data)
+			if _, err := LoadOrCreateKeySet(dir); err == nil || !strings.Contains(err.Error(), path) {
+				t.Fatalf("err = %v, want a refusal naming %s", err, path)
+			}
+		})
+	}
+
+	// A key placed by hand under any name loads; the same key twice does not.
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mine.pem"), good)
+	ks, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid, _ := Thumbprint(&p256.PublicKey); ks.SigningKeyID() != kid {
+		t.Fatal("hand-placed key is not the signer")
+	}
+	writeFile(t, filepath.Join(dir, "copy.pem"), good)
+	if _, err := LoadOrCreateKeySet(dir); err == nil {
+		t.Fatal("the same key in two files loaded")
+	}
+}
+
+func TestThumbprint(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	got, err := Thumbprint(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 7638 computed independently: encoding/json sorts map keys and adds no
+	// whitespace, which is the canonical form.
+	ecdhPub, err := k.PublicKey.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := ecdhPub.Bytes()
+	canon, _ := json.Marshal(map[string]string{
+		"kty": "EC", "crv": "P-256",
+		"x": base64.RawURLEncoding.EncodeToString(pt[1:33]),
+		"y": base64.RawURLEncoding.EncodeToString(pt[33:]),
+	})
+	sum := sha256.Sum256(canon)
+	if want := base64.RawURLEncoding.EncodeToString(sum[:]); got != want {
+		t.Fatalf("Thumbprint = %s, want %s", got, want)
+	}
+}
+
+func TestJWKS(t *testing.T) {
+	ks, err := LoadOrCreateKeySet(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := ks.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Keys []map[string]string `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Keys) != 2 || raw.Keys[0]["kid"] != ks.SigningKeyID() {
+		t.Fatalf("jwks = %s", data)
+	}
+	for _, k := range raw.Keys {
+		if k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" || k["use"] != "sig" || len(k) != 7 {
+			t.Fatalf("jwk = %v", k)
+		}
+		if _, private := k["d"]; private {
+			t.Fatal("jwks leaks a private key")
+		}
+	}
+	parsed, err := ParseJWKS(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs := ks.PublicKeys()
+	if len(parsed) != len(pubs) {
+		t.Fatalf("ParseJWKS found %d keys, PublicKeys %d", len(parsed), len(pubs))
+	}
+	for kid, pub := range pubs {
+		if p, ok := parsed[kid]; !ok || !p.Equal(pub) {
+			t.Fatalf("key %s differs between JWKS and PublicKeys", kid)
+		}
+		if tp, _ := Thumbprint(pub); tp != kid {
+			t.Fatalf("kid %s is not the thumbprint %s", kid, tp)
+		}
+	}
+	// PublicKeys hands out a copy.
+	delete(pubs, ks.SigningKeyID())
+	if _, ok := ks.PublicKey(ks.SigningKeyID()); !ok {
+		t.Fatal("deleting from PublicKeys' map changed the set")
+	}
+
+	// A replica verifies with the JWKS alone.
+	iss := &Issuer{Keys: ks, Issuer: "i", Service: "s"}
+	tok, err := iss.Issue("alice", pullPush)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Verifier{Keys: parsed, Issuer: "i", Audience: "s"}).Verify(tok.Raw); err != nil {
+		t.Fatalf("verify with JWKS keys: %v", err)
+	}
+}
+
+func TestParseJWKSRefuses(t *testing.T) {
+	ks, err := LoadOrCreateKeySet(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := ks.JWKS()
+	var set struct {
+		Keys []map[string]string `json:"keys"`
+	}
+	json.Unmarshal(data, &set)
+	base := set.Keys[0]
+	edit := func(f func(map[string]string)) []byte {
+		k := map[string]string{}
+		for a, b := range base {
+			k[a] = b
+		}
+		f(k)
+		b, _ := json.Marshal(map[string]any{"keys": []map[string]string{k}})
+		return b
+	}
+	if _, err := ParseJWKS(edit(func(map[string]string) {})); err != nil {
+		t.Fatalf("unedited key refused: %v", err)
+	}
+	one, _ := json.Marshal(base)
+	offCurve := []byte(base["y"])
+	offCurve[5] ^= 1
+	for name, doc := range map[string][]byte{
+		"not json":   []byte("{"),
+		"no keys":    []byte(`{"keys":[]}`),
+		"RSA":        edit(func(k map[string]string) { k["kty"] = "RSA" }),
+		"P-384":      edit(func(k map[string]string) { k["crv"] = "P-384" }),
+		"HS256 alg":  edit(func(k map[string]string) { k["alg"] = "HS256" }),
+		"enc use":    edit(func(k map[string]string) { k["use"] = "enc" }),
+		"no kid":     edit(func(k map[string]string) { delete(k, "kid") }),
+		"short x":    edit(func(k map[string]string) { k["x"] = k["x"][:20] }),
+		"bad base64": edit(func(k map[string]string) { k["x"] = "!!" + k["x"][2:] }),
+		"off curve":  edit(func(k map[string]string) { k["y"] = string(offCurve) }),
+		"dup kid":    []byte(`{"keys":[` + string(one) + `,` + string(one) + `]}`),
+	} {
+		if _, err := ParseJWKS(doc); err == nil {
+			t.Errorf("%s: ParseJWKS accepted %s", name, doc)
+		}
+	}
+}
+
+// TestRotateAfterClockStep checks that a rotated key signs even when the newest
+// existing key carries a later timestamp than the clock reads now.
+func TestRotateAfterClockStep(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	writeFile(t, filepath.Join(dir, "es256-21000101T000000.000000000Z.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	writeFile(t, filepath.Join(dir, "es256-20200101T000000.000000000Z.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: must(x509.MarshalPKCS8PrivateKey(must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))))}))
+	ks, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid, _ := Thumbprint(&k.PublicKey); ks.SigningKeyID() != kid {
+		t.Fatal("the key with the newest file-name stamp is not the signer")
+	}
+	kid, err := ks.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.SigningKeyID() != kid {
+		t.Fatal("rotated key does not sign")
+	}
+	again, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.SigningKeyID() != kid {
+		t.Fatal("rotated key does not sign after a reload")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

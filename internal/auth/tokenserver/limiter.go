@@ -1,0 +1,81 @@
+package tokenserver
+
+import (
+	"sync"
+	"time"
+)
+
+// limiter counts failed logins per key (account and client address) in a fixed window
+// and locks a key out once it reaches max failures, so passwords cannot be guessed at
+// the speed of the network. It holds at most maxKeys keys: when full, expired entries
+// are dropped, and if none are, the oldest is, so a flood of distinct keys costs bounded
+// memory.
+type limiter struct {
+	mu      sync.Mutex
+	max     int
+	window  time.Duration
+	maxKeys int
+	entries map[string]*failures
+}
+
+type failures struct {
+	count int
+	start time.Time
+}
+
+func newLimiter(max int, window time.Duration) *limiter {
+	return &limiter{max: max, window: window, maxKeys: 100_000, entries: map[string]*failures{}}
+}
+
+// blocked reports whether key is locked out at now and for how long.
+func (l *limiter) blocked(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, ok := l.entries[key]
+	if !ok || now.Sub(f.start) >= l.window {
+		return false, 0
+	}
+	if f.count >= l.max {
+		return true, f.start.Add(l.window).Sub(now)
+	}
+	return false, 0
+}
+
+// fail records a failed attempt of key at now.
+func (l *limiter) fail(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, ok := l.entries[key]
+	if !ok || now.Sub(f.start) >= l.window {
+		if !ok && len(l.entries) >= l.maxKeys {
+			l.evict(now)
+		}
+		l.entries[key] = &failures{count: 1, start: now}
+		return
+	}
+	f.count++
+}
+
+// succeed forgets key's failures.
+func (l *limiter) succeed(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.entries, key)
+}
+
+func (l *limiter) evict(now time.Time) {
+	var oldest string
+	var oldestAt time.Time
+	for k, f := range l.entries {
+		if now.Sub(f.start) >= l.window {
+			delete(l.entries, k)
+			continue
+		}
+		if oldest == "" || f.start.Before(oldestAt) {
+			oldest, oldestAt = k, f.start
+		}
+	}
+	if len(l.entries) >= l.maxKeys && oldest != "" {
+		delete(l.entries, oldest)
+	}
+}

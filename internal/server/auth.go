@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/auth/token"
+	"github.com/hubctl/hubctl/internal/auth/tokenserver"
+	"github.com/hubctl/hubctl/internal/config"
+	"github.com/hubctl/hubctl/internal/registry"
+)
+
+// AdminUser is the account created at first start.
+const AdminUser = "admin"
+
+// authParts is what token auth adds to the server.
+type authParts struct {
+	tokens   *tokenserver.Server
+	registry *registry.Auth
+	verifier *token.Verifier
+	policy   *authz.Policy
+}
+
+// setupAuth loads (or creates) the signing keys, creates the admin account at first
+// start and builds the token service and the registry's token check. It returns nil
+// parts with --auth=none.
+func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log *slog.Logger, stderr io.Writer) (*authParts, error) {
+	if err := ensureAdmin(ctx, store, cfg.Auth.AdminPassword, stderr); err != nil {
+		return nil, err
+	}
+	if cfg.Auth.Mode == "none" {
+		log.Warn("auth is off (--auth=none): anyone who reaches this server may push, pull and delete")
+		return nil, nil
+	}
+	keys, err := token.LoadOrCreateKeySet(cfg.Auth.KeysDir)
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	verifier := &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Service}
+	refreshAudience := cfg.Auth.Service + "/refresh"
+	policy := &authz.Policy{Store: store}
+	realm := ""
+	if cfg.ExternalURL != "" {
+		realm = strings.TrimSuffix(cfg.ExternalURL, "/") + "/token"
+	}
+	p := &authParts{
+		verifier: verifier,
+		policy:   policy,
+		tokens: &tokenserver.Server{
+			Accounts:        store,
+			Policy:          policy,
+			Access:          &token.Issuer{Keys: keys, Issuer: cfg.Auth.Issuer, Service: cfg.Auth.Service, TTL: cfg.Auth.TokenTTL},
+			Refresh:         &token.Issuer{Keys: keys, Issuer: cfg.Auth.Issuer, Service: refreshAudience, TTL: cfg.Auth.RefreshTTL},
+			RefreshVerifier: &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: refreshAudience, CacheSize: -1},
+			Keys:            keys,
+			Log:             log,
+		},
+		registry: &registry.Auth{
+			Service:   cfg.Auth.Service,
+			Realm:     realm,
+			Anonymous: authz.Anonymous,
+			Verify: func(raw string) (string, []scope.Access, error) {
+				c, err := verifier.Verify(raw)
+				if err != nil {
+					return "", nil, err
+				}
+				return c.Subject, c.Access, nil
+			},
+		},
+	}
+	return p, nil
+}
+
+// ensureAdmin creates the admin account when it does not exist, with password pw (from
+// HUBCTL_ADMIN_PASSWORD) or a generated one printed once on stderr (never logged).
+func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io.Writer) error {
+	_, err := store.GetUser(ctx, AdminUser)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, accounts.ErrNotFound) {
+		return fmt.Errorf("look up the admin account: %w", err)
+	}
+	generated := false
+	if pw == "" {
+		if pw, err = password.RandomSecret(""); err != nil {
+			return err
+		}
+		generated = true
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return err
+	}
+	if _, err := store.CreateUser(ctx, accounts.User{Name: AdminUser, PasswordHash: hash, Admin: true}); err != nil {
+		return fmt.Errorf("create the admin account: %w", err)
+	}
+	if generated {
+		fmt.Fprintf(stderr, "created the %s account with password %s\n(shown once: store it, or set %s before the first start)\n", AdminUser, pw, config.EnvAdminPassword)
+	} else {
+		fmt.Fprintf(stderr, "created the %s account with the password from %s\n", AdminUser, config.EnvAdminPassword)
+	}
+	return nil
+}
