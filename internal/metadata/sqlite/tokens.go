@@ -195,7 +195,7 @@ func (s *Store) ListAudit(ctx context.Context, f accounts.AuditFilter) ([]accoun
 		where, args = append(where, "time >= ?"), append(args, f.Since.UTC().UnixNano())
 	}
 	if f.Before > 0 {
-		
+		where, args = append(where, "id < ?"), append(args, f.Before)
 	}
 	n := f.Limit
 	if n <= 0 {
