@@ -46,8 +46,9 @@ func TestServeRunsAndStopsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("/v2/ = %d", resp.StatusCode)
+	// Token auth is on unless --auth=none says otherwise.
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer realm=") {
+		t.Errorf("/v2/ = %d %q, want a 401 Bearer challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	cancel()
 	if c := <-code; c != 0 {

@@ -101,6 +101,10 @@ type Namespace struct {
 	CreatedAt         time.Time
 }
 
+// OwnersTeam is the team CreateOrg makes in every organisation: admin of all of it,
+// with the organisation's creator as its first member.
+const OwnersTeam = "owners"
+
 // Team is a group of users inside an organisation.
 type Team struct {
 	Org         string

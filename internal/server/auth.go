@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 
 	"github.com/hubctl/hubctl/internal/accounts"
@@ -15,6 +16,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/auth/tokenserver"
 	"github.com/hubctl/hubctl/internal/config"
+	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/registry"
 )
 
@@ -24,6 +26,7 @@ const AdminUser = "admin"
 // authParts is what token auth adds to the server.
 type authParts struct {
 	tokens   *tokenserver.Server
+	api      http.Handler
 	registry *registry.Auth
 	verifier *token.Verifier
 	policy   *authz.Policy
@@ -76,6 +79,18 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 			},
 		},
 	}
+	p.api = hubapi.New(hubapi.Options{
+		Accounts: store,
+		Policy:   policy,
+		Log:      log,
+		VerifyJWT: func(raw string) (string, string, error) {
+			c, err := verifier.Verify(raw)
+			if err != nil {
+				return "", "", err
+			}
+			return c.Subject, c.ViaToken, nil
+		},
+	})
 	return p, nil
 }
 

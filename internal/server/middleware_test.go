@@ -50,7 +50,7 @@ func TestPanicBecomes500JSON(t *testing.T) {
 	v2 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("secret internal state")
 	})
-	base := newTestServer(t, NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), v2, nil, nil))
+	base := newTestServer(t, NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), Routes{V2: v2}, nil))
 	resp, body := get(t, base+"/v2/x/manifests/latest", nil)
 	if resp.StatusCode != 500 {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -83,7 +83,7 @@ func TestPanicAfterHeadersAbortsConnection(t *testing.T) {
 		_, _ = w.Write([]byte("partial"))
 		panic("midway")
 	})
-	base := newTestServer(t, NewHandler(slog.New(slog.DiscardHandler), v2, nil, nil))
+	base := newTestServer(t, NewHandler(slog.New(slog.DiscardHandler), Routes{V2: v2}, nil))
 	resp, err := http.Get(base + "/v2/x/blobs/sha256:0")
 	if err != nil {
 		return // aborted before the client saw headers: also correct
@@ -103,7 +103,7 @@ func TestAccessLogReadsReqlogInfo(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write([]byte("12345"))
 	})
-	base := newTestServer(t, NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), v2, nil, nil))
+	base := newTestServer(t, NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), Routes{V2: v2}, nil))
 	resp, _ := get(t, base+"/v2/library/alpine/manifests/1", map[string]string{RequestIDHeader: "rid-1"})
 	if resp.StatusCode != 201 {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -153,7 +153,7 @@ func TestResponseWriterKeepsCapabilities(t *testing.T) {
 		defer f.Close()
 		http.ServeContent(w, r, "", time.Time{}, f)
 	})
-	base := newTestServer(t, NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), v2, nil, nil))
+	base := newTestServer(t, NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), Routes{V2: v2}, nil))
 	resp, body := get(t, base+"/v2/x/blobs/sha256:1", nil)
 	for err := range checks {
 		t.Error(err)
@@ -195,7 +195,7 @@ func TestResponseWriterDelegatesReadFrom(t *testing.T) {
 
 func TestHealthzNeedsNoDependencies(t *testing.T) {
 	failing := []Check{{Name: "database", Ping: func(context.Context) error { return errors.New("down") }}}
-	base := newTestServer(t, NewHandler(slog.New(slog.DiscardHandler), http.NotFoundHandler(), nil, failing))
+	base := newTestServer(t, NewHandler(slog.New(slog.DiscardHandler), Routes{V2: http.NotFoundHandler()}, failing))
 	if resp, body := get(t, base+"/healthz", nil); resp.StatusCode != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q with a failing dependency", resp.StatusCode, body)
 	}

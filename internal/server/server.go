@@ -46,23 +46,35 @@ func NewLogger(w io.Writer, l config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// NewHandler returns the HTTP handler of the server: v2 under /v2/, the token service
-// (nil without auth) under /token, /healthz, and /readyz
+// Routes are the handlers the server mounts; nil ones are left out.
+type Routes struct {
+	// V2 serves the distribution API under /v2/.
+	V2 http.Handler
+	// Tokens serves /token and /token/jwks.json (nil without auth).
+	Tokens http.Handler
+	// API serves the hub API under /api/ (nil without auth).
+	API http.Handler
+}
+
+// NewHandler returns the HTTP handler of the server: the routes, /healthz and /readyz
 // probing checks, all behind the request-id, access-log and panic-recovery middleware.
-func NewHandler(log *slog.Logger, v2, tokens http.Handler, checks []Check) http.Handler {
+func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", readyz(log, checks))
-	if tokens != nil {
-		mux.Handle("/token", tokens)
-		mux.Handle("/token/", tokens)
+	if rt.Tokens != nil {
+		mux.Handle("/token", rt.Tokens)
+		mux.Handle("/token/", rt.Tokens)
+	}
+	if rt.API != nil {
+		mux.Handle("/api/", rt.API)
 	}
 	// /v2 bypasses ServeMux: the mux would answer "a/../b" or "a//b" with a redirect to
 	// a cleaned path, i.e. to another repository. The registry refuses such names with
 	// NAME_INVALID instead.
 	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
-			v2.ServeHTTP(w, r)
+			rt.V2.ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -121,13 +133,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		Log:             log,
 		MaxManifestSize: int64(cfg.MaxManifestSize),
 	}
-	var tokens http.Handler
+	routes := Routes{}
 	if ap != nil {
 		ro.Auth = ap.registry
-		tokens = ap.tokens
+		routes.Tokens = ap.tokens
+		routes.API = ap.api
 	}
 	reg := registry.New(ro)
-	handler := NewHandler(log, reg, tokens, []Check{
+	routes.V2 = reg
+	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
 	})

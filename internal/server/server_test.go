@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -55,6 +56,9 @@ func logLines(t *testing.T, b *syncBuffer) []map[string]any {
 	return out
 }
 
+// testAdminPassword is the admin password of servers started by start.
+const testAdminPassword = "server-test-admin"
+
 type running struct {
 	addr    string
 	entered chan struct{} // receives when a PATCH reaches the handler
@@ -73,7 +77,13 @@ func start(t *testing.T, flags map[string]string) *running {
 	for k, v := range flags {
 		f[k] = v
 	}
-	cfg, err := config.Load(config.Sources{Flags: f})
+	env := func(k string) (string, bool) {
+		if k == config.EnvAdminPassword {
+			return testAdminPassword, true
+		}
+		return "", false
+	}
+	cfg, err := config.Load(config.Sources{Flags: f, LookupEnv: env})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +366,7 @@ func TestReadyzReportsFailedStores(t *testing.T) {
 	}
 	defer meta.Close()
 	logBuf := &syncBuffer{}
-	h := NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), http.NotFoundHandler(), nil, []Check{
+	h := NewHandler(slog.New(slog.NewJSONHandler(logBuf, nil)), Routes{V2: http.NotFoundHandler()}, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
 	})
@@ -445,7 +455,6 @@ func listeningLine(r io.Reader) (string, error) {
 }
 
 func TestTokenAuth(t *testing.T) {
-	t.Setenv(config.EnvAdminPassword, "")
 	r := start(t, map[string]string{"auth.mode": "token"})
 	base := "http://" + r.addr
 
@@ -475,8 +484,17 @@ func TestTokenAuth(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"alg":"ES256"`) {
 		t.Fatalf("jwks = %d %s", resp.StatusCode, body)
 	}
-	// The generated admin password was printed once, on stderr, never in the log.
-	if strings.Contains(r.log.String(), "password") {
-		t.Fatalf("the log mentions a password: %s", r.log.String())
+	// The hub API is mounted and takes the admin's password.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+testAdminPassword))
+	resp, body = get(t, base+"/api/v1/user", map[string]string{"Authorization": basic})
+	if resp.StatusCode != 200 || !strings.Contains(body, `"admin"`) {
+		t.Fatalf("/api/v1/user = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, base+"/api/v1/user", nil); resp.StatusCode != 401 {
+		t.Fatalf("/api/v1/user without credentials = %d", resp.StatusCode)
+	}
+	// No secret reaches the log.
+	if strings.Contains(r.log.String(), testAdminPassword) {
+		t.Fatalf("the log holds the admin password: %s", r.log.String())
 	}
 }

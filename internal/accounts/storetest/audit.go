@@ -102,7 +102,10 @@ func testAuditPagination(t *testing.T, s accounts.Store) {
 	// Walking the pages of one actor visits each of their entries once, newest first.
 	var seen []string
 	f := accounts.AuditFilter{Actor: "bob", Limit: 64}
-	for {
+	for pages := 0; ; pages++ {
+		if pages > n/64+1 {
+			t.Fatalf("still paging after %d pages: Before does not advance", pages)
+		}
 		page, err := s.ListAudit(ctx, f)
 		must(t, err)
 		if len(page) == 0 {

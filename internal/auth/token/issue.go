@@ -63,6 +63,7 @@ type claimsOut struct {
 	IssuedAt  int64          `json:"iat"`
 	ID        string         `json:"jti"`
 	Access    []scope.Access `json:"access"`
+	AccessTok string         `json:"hub_token,omitempty"`
 }
 
 // Issue signs a token for subject (empty for an anonymous client) granting access.
@@ -71,6 +72,13 @@ type claimsOut struct {
 // would not help a verifier whose clock is behind, because it also refuses an iat in
 // its future. Clock skew between replicas is absorbed by Verifier.Leeway instead.
 func (i *Issuer) Issue(subject string, access []scope.Access) (Token, error) {
+	return i.IssueVia(subject, "", access)
+}
+
+// IssueVia is Issue for a client that signed in with one of subject's access tokens,
+// named viaToken: the claim lets the hub API hold the JWT to that token's scopes and
+// refuse it what only a password session may do (minting tokens).
+func (i *Issuer) IssueVia(subject, viaToken string, access []scope.Access) (Token, error) {
 	if i.Keys == nil || i.Issuer == "" || i.Service == "" {
 		return Token{}, errors.New("issue token: issuer needs Keys, Issuer and Service")
 	}
@@ -103,6 +111,7 @@ func (i *Issuer) Issue(subject string, access []scope.Access) (Token, error) {
 		IssuedAt:  iat.Unix(),
 		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 		Access:    access,
+		AccessTok: viaToken,
 	}
 	key := i.Keys.signer()
 	raw, err := sign(map[string]string{"alg": "ES256", "typ": "JWT", "kid": key.kid}, c, key.priv)

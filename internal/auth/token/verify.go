@@ -68,6 +68,9 @@ type Claims struct {
 	ExpiresAt time.Time
 	// ID is the jti claim.
 	ID string
+	// ViaToken names the access token of Subject the client signed in with; empty
+	// for a password sign-in.
+	ViaToken string
 }
 
 // Allows reports whether the claims grant action on the resource typ/name, a "*"
@@ -89,6 +92,7 @@ func (c *Claims) clone() *Claims {
 	out.Access = make([]scope.Access, len(c.Access))
 	for i, a := range c.Access {
 		a.Actions = slices.Clone(a.Actions)
+		a.Denied = slices.Clone(a.Denied)
 		out.Access[i] = a
 	}
 	return &out
@@ -97,7 +101,8 @@ func (c *Claims) clone() *Claims {
 // claimsIn is what Verify reads: RegisteredClaims takes aud as a string or an array.
 type claimsIn struct {
 	jwt.RegisteredClaims
-	Access []scope.Access `json:"access"`
+	Access    []scope.Access `json:"access"`
+	AccessTok string         `json:"hub_token,omitempty"`
 }
 
 func (v *Verifier) init() {
@@ -171,7 +176,7 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	c := &Claims{Subject: in.Subject, Access: in.Access, ExpiresAt: in.ExpiresAt.Time, ID: in.ID}
+	c := &Claims{Subject: in.Subject, Access: in.Access, ExpiresAt: in.ExpiresAt.Time, ID: in.ID, ViaToken: in.AccessTok}
 	if v.cache != nil {
 		v.cache.put(strings.Clone(raw), cacheEntry{claims: c.clone(), kid: kid}, now.Add(-v.leeway))
 	}

@@ -216,7 +216,11 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, p authz.Principal
 			granted = append(granted, g.String())
 		}
 	}
-	tok, err := s.Access.Issue(p.Name(), access)
+	via := ""
+	if p.Token != nil {
+		via = p.Token.Name
+	}
+	tok, err := s.Access.IssueVia(p.Name(), via, access)
 	if err != nil {
 		return err
 	}

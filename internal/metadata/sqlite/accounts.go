@@ -143,9 +143,6 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	return nil
 }
 
-// ownersTeam is the team CreateOrg makes: admin of the whole organisation.
-const ownersTeam = "owners"
-
 // CreateOrg creates an organisation namespace (private by default) with a team
 // "owners" holding the admin role on the whole organisation and owner as its member,
 // in one transaction. owner must be an existing person (not a robot).
@@ -172,11 +169,11 @@ func (s *Store) CreateOrg(ctx context.Context, name, owner string) (accounts.Nam
 			{"INSERT INTO namespaces (name, org, default_visibility, created_at) VALUES (?, 1, 'private', ?)",
 				[]any{name, created}},
 			{"INSERT INTO teams (org, name, description, created_at) VALUES (?, ?, 'Owners of the organisation', ?)",
-				[]any{name, ownersTeam, created}},
+				[]any{name, accounts.OwnersTeam, created}},
 			{"INSERT INTO team_grants (org, team, repository, role) VALUES (?, ?, '', 'admin')",
-				[]any{name, ownersTeam}},
+				[]any{name, accounts.OwnersTeam}},
 			{"INSERT INTO team_members (org, team, username) VALUES (?, ?, ?)",
-				[]any{name, ownersTeam, owner}},
+				[]any{name, accounts.OwnersTeam, owner}},
 		} {
 			if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
 				return uniqueAs(err, accounts.ErrExists)

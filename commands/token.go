@@ -1,0 +1,204 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/hubctl/hubctl/internal/hubclient"
+	"github.com/spf13/cobra"
+)
+
+// NewCmdToken returns `hubctl token`, the access tokens of the signed-in user.
+func NewCmdToken(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Manage your access tokens on a hubctl registry",
+		Long: `Create, list and revoke access tokens on a registry run by 'hubctl serve'.
+
+An access token (hub_…) is used as a password: with 'docker login -u NAME --password-stdin',
+in CI, or as a Bearer token for the hub API. It is limited to its scopes and to what its
+owner may do. Tokens cannot create tokens: create them after 'hubctl login' with a password.`,
+		Args: unknownCommand,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(NewCmdTokenCreate(f, nil), NewCmdTokenList(f, nil), NewCmdTokenRevoke(f, nil))
+	return cmd
+}
+
+// TokenCreateOptions are the inputs of `hubctl token create`.
+type TokenCreateOptions struct {
+	Hub     HubOptions
+	Name    string
+	Scopes  []string
+	Expires string
+	// ExpiresInDays is Expires parsed; 0 means never.
+	ExpiresInDays int
+}
+
+// NewCmdTokenCreate returns `hubctl token create`.
+func NewCmdTokenCreate(f *Factory, runF func(*TokenCreateOptions) error) *cobra.Command {
+	opts := &TokenCreateOptions{}
+	cmd := &cobra.Command{
+		Use:   "create NAME --scope SCOPE...",
+		Short: "Create an access token",
+		Long: `Create an access token and print its secret on stdout. The secret is shown only
+once: the registry keeps only its hash.
+
+Scopes are those of the Docker token spec, with wildcards in repository names:
+  repository:team/app:pull,push   pull and push one repository
+  repository:team/*:pull          pull every repository under team/
+  repository:*:pull               pull everything the owner may pull
+  registry:catalog:*              list repositories (site admins)`,
+		Example: `  hubctl token create ci --scope repository:team/app:pull,push --expires 90d --registry hub.example.com
+  hubctl token create reader --scope 'repository:team/*:pull' -o json`,
+		Args: checkArgs(cobra.ExactArgs(1)),
+	}
+	hubCommand(f, cmd, &opts.Hub, func(args []string) error {
+		opts.Name = args[0]
+		if len(opts.Scopes) == 0 {
+			return usageErrorf(cmd, "at least one --scope is required")
+		}
+		days, err := parseExpiry(opts.Expires)
+		if err != nil {
+			return usageErrorf(cmd, "%v", err)
+		}
+		opts.ExpiresInDays = days
+		return nil
+	}, func() error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return tokenCreateRun(cmd.Context(), opts)
+	})
+	cmd.Flags().StringArrayVar(&opts.Scopes, "scope", nil, "Token `scope`, e.g. repository:team/app:pull,push (repeatable)")
+	cmd.Flags().StringVar(&opts.Expires, "expires", "never", "Lifetime in days (`Nd`, e.g. 30d) or never")
+	return cmd
+}
+
+var expiryRe = regexp.MustCompile(`^([0-9]{1,5})d$`)
+
+// parseExpiry reads a token lifetime: "never" (or "0") or a number of days like "30d".
+func parseExpiry(s string) (int, error) {
+	switch s {
+	case "", "never", "0":
+		return 0, nil
+	}
+	m := expiryRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("invalid --expires %q: want a number of days like 30d, or never", s)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n, nil
+}
+
+func tokenCreateRun(ctx context.Context, opts *TokenCreateOptions) error {
+	c, err := opts.Hub.client()
+	if err != nil {
+		return err
+	}
+	tok, err := c.CreateToken(ctx, hubclient.NewToken{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
+	if err != nil {
+		return fmt.Errorf("create token %s: %w", opts.Name, err)
+	}
+	fmt.Fprintf(opts.Hub.IO.ErrOut, "Token %s created. Copy it now: it is shown only once.\n", tok.Name)
+	if opts.Hub.Output == "json" {
+		return printJSON(opts.Hub.IO.Out, tok)
+	}
+	_, err = fmt.Fprintln(opts.Hub.IO.Out, tok.Token)
+	return err
+}
+
+// TokenListOptions are the inputs of `hubctl token ls`.
+type TokenListOptions struct {
+	Hub HubOptions
+}
+
+// NewCmdTokenList returns `hubctl token ls`.
+func NewCmdTokenList(f *Factory, runF func(*TokenListOptions) error) *cobra.Command {
+	opts := &TokenListOptions{}
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List your access tokens",
+		Long:    "List your access tokens, revoked and expired ones included. Secrets are never shown.",
+		Args:    checkArgs(cobra.NoArgs),
+	}
+	hubCommand(f, cmd, &opts.Hub, nil, func() error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return tokenListRun(cmd.Context(), opts)
+	})
+	return cmd
+}
+
+func tokenListRun(ctx context.Context, opts *TokenListOptions) error {
+	c, err := opts.Hub.client()
+	if err != nil {
+		return err
+	}
+	toks, err := c.ListTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("list tokens: %w", err)
+	}
+	return opts.Hub.print(toks, []string{"NAME", "SCOPES", "EXPIRES", "LAST USED", "STATUS"}, func(row func(...string)) {
+		for _, t := range toks {
+			status := "active"
+			switch {
+			case t.RevokedAt != "":
+				status = "revoked"
+			case !t.Active:
+				status = "expired"
+			}
+			row(t.Name, strings.Join(t.Scopes, " "), orDash(t.ExpiresAt, "never"), orDash(t.LastUsedAt, "-"), status)
+		}
+	})
+}
+
+// TokenRevokeOptions are the inputs of `hubctl token revoke`.
+type TokenRevokeOptions struct {
+	Hub  HubOptions
+	Name string
+}
+
+// NewCmdTokenRevoke returns `hubctl token revoke`.
+func NewCmdTokenRevoke(f *Factory, runF func(*TokenRevokeOptions) error) *cobra.Command {
+	opts := &TokenRevokeOptions{}
+	cmd := &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke one of your access tokens",
+		Long: `Revoke an access token: it stops working for new registry logins at once. Registry
+tokens already issued with it live out their few minutes.`,
+		Args: checkArgs(cobra.ExactArgs(1)),
+	}
+	hubCommand(f, cmd, &opts.Hub, func(args []string) error { opts.Name = args[0]; return nil }, func() error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return tokenRevokeRun(cmd.Context(), opts)
+	})
+	return cmd
+}
+
+func tokenRevokeRun(ctx context.Context, opts *TokenRevokeOptions) error {
+	c, err := opts.Hub.client()
+	if err != nil {
+		return err
+	}
+	if err := c.RevokeToken(ctx, opts.Name); err != nil {
+		return fmt.Errorf("revoke token %s: %w", opts.Name, err)
+	}
+	fmt.Fprintf(opts.Hub.IO.ErrOut, "Token %s revoked\n", opts.Name)
+	return nil
+}
+
+// orDash returns s, or alt when s is empty, for table cells.
+func orDash(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}

@@ -1,0 +1,200 @@
+package hubapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/errcode"
+)
+
+// errUnauthenticated is the one answer for every failed authentication, so a client
+// cannot tell a wrong user name from a wrong password or a revoked token.
+func errUnauthenticated(format string, args ...any) error {
+	return errcode.New(errcode.Unauthorized, format, args...)
+}
+
+// authenticate finds the principal of a request from its Authorization header:
+// Bearer with a registry JWT or an access token, or Basic with a password or an
+// access token. No credentials, or an anonymous JWT, is refused: the API has nothing
+// for anonymous callers.
+func (a *api) authenticate(r *http.Request) (*authz.Principal, error) {
+	ctx := r.Context()
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, errUnauthenticated("authentication required: an access token, a registry token or a password")
+	}
+	if user, pass, ok := r.BasicAuth(); ok {
+		if strings.HasPrefix(pass, password.AccessTokenPrefix) {
+			// Docker clients send an access token as the password with any user name,
+			// as the token service accepts it; the token alone says whose it is.
+			return a.tokenPrincipal(ctx, pass)
+		}
+		return a.passwordPrincipal(ctx, user, pass)
+	}
+	scheme, raw, _ := strings.Cut(h, " ")
+	raw = strings.TrimSpace(raw)
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return nil, errUnauthenticated("unsupported Authorization scheme; use Bearer or Basic")
+	}
+	if strings.HasPrefix(raw, password.AccessTokenPrefix) {
+		return a.tokenPrincipal(ctx, raw)
+	}
+	return a.jwtPrincipal(ctx, raw)
+}
+
+func (a *api) tokenPrincipal(ctx context.Context, secret string) (*authz.Principal, error) {
+	t, err := a.store.TokenByHash(ctx, password.SecretHash(secret))
+	if errors.Is(err, accounts.ErrNotFound) {
+		return nil, errUnauthenticated("invalid access token")
+	} else if err != nil {
+		return nil, fmt.Errorf("look up access token: %w", err)
+	}
+	p, err := authz.TokenPrincipal(ctx, a.store, t, a.now())
+	if errors.Is(err, authz.ErrBadCredentials) {
+		return nil, errUnauthenticated("access token is revoked, expired or its user disabled")
+	} else if err != nil {
+		return nil, err
+	}
+	if err := a.store.TouchToken(ctx, t.ID, a.now()); err != nil {
+		a.log.WarnContext(ctx, "record token use", "token_id", t.ID, "error", err)
+	}
+	return &p, nil
+}
+
+func (a *api) passwordPrincipal(ctx context.Context, name, pass string) (*authz.Principal, error) {
+	u, err := a.store.GetUser(ctx, name)
+	if errors.Is(err, accounts.ErrNotFound) || (err == nil && (u.Robot || u.PasswordHash == "")) {
+		// A missing user (or a robot, which signs in only with its tokens) costs one
+		// verification too, so user names cannot be probed by timing.
+		_, _ = password.Verify(pass, a.dummyHash())
+		return nil, errUnauthenticated("invalid username or password")
+	} else if err != nil {
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	ok, err := password.Verify(pass, u.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("verify password of %s: %w", u.Name, err)
+	}
+	if !ok || u.Disabled {
+		return nil, errUnauthenticated("invalid username or password")
+	}
+	return &authz.Principal{User: &u}, nil
+}
+
+// dummyHash is a hash to verify against when there is no user's hash, made once.
+func (a *api) dummyHash() string {
+	a.dummyOnce.Do(func() { a.dummy, _ = password.Hash("no such user") })
+	return a.dummy
+}
+
+func (a *api) jwtPrincipal(ctx context.Context, raw string) (*authz.Principal, error) {
+	if a.jwt == nil {
+		return nil, errUnauthenticated("registry tokens are not accepted here; use an access token")
+	}
+	sub, via, err := a.jwt(raw)
+	if err != nil {
+		return nil, errUnauthenticated("invalid registry token")
+	}
+	if sub == "" || sub == authz.Anonymous {
+		return nil, errUnauthenticated("an anonymous registry token does not sign in; log in first")
+	}
+	u, err := a.store.GetUser(ctx, sub)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return nil, errUnauthenticated("invalid registry token")
+	} else if err != nil {
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	if u.Disabled {
+		return nil, errUnauthenticated("user is disabled")
+	}
+	if via != "" {
+		return a.namedTokenPrincipal(ctx, u.Name, via)
+	}
+	return &authz.Principal{User: &u}, nil
+}
+
+// namedTokenPrincipal is the principal of a registry token obtained with user's access
+// token name: the token must still be active, and its scopes bind the session.
+func (a *api) namedTokenPrincipal(ctx context.Context, user, name string) (*authz.Principal, error) {
+	toks, err := a.store.ListTokens(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("look up access tokens: %w", err)
+	}
+	for _, t := range toks {
+		if t.Name != name || !t.Active(a.now()) {
+			continue
+		}
+		p, err := authz.TokenPrincipal(ctx, a.store, t, a.now())
+		if errors.Is(err, authz.ErrBadCredentials) {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+		return &p, nil
+	}
+	return nil, errUnauthenticated("the access token behind this registry token is revoked or expired")
+}
+
+// requireAdmin refuses everyone but site administrators.
+func requireAdmin(p *authz.Principal) error {
+	if !p.User.Admin {
+		return denied("site administrators only")
+	}
+	return nil
+}
+
+// requireSession refuses access tokens. An access token may not mint credentials
+// (tokens, robots): a leaked narrow token, e.g. a CI token for one repository, must
+// not be able to create a token with broader scopes or outliving its own revocation.
+func requireSession(p *authz.Principal, what string) error {
+	if p.Token != nil {
+		return denied("%s needs a password or registry-token session, not an access token", what)
+	}
+	return nil
+}
+
+// orgAdmin returns the organisation if p may administer it: site admins, and users
+// holding the admin role on the whole organisation through a team. Robots never
+// administer, even in their own organisation, where authz gives them admin on every
+// repository: they are service accounts, and one that could create robots could mint
+// tokens.
+func (a *api) orgAdmin(ctx context.Context, p *authz.Principal, org string) (accounts.Namespace, error) {
+	ns, err := a.org(ctx, org)
+	if err != nil {
+		return ns, err
+	}
+	if p.User.Admin {
+		return ns, nil
+	}
+	if !p.User.Robot {
+		// The probe is "org/", a name no repository can have: a probe like "org/x"
+		// would also match a per-repository admin grant on org/x and make that
+		// repository's admin an admin of the whole organisation.
+		role, err := a.policy.RoleOn(ctx, p.User, org+"/")
+		if err != nil {
+			return ns, err
+		}
+		if role == accounts.RoleAdmin {
+			return ns, nil
+		}
+	}
+	return ns, denied("administrators of organisation %s only", org)
+}
+
+// org returns the organisation named org; a personal namespace is not one.
+func (a *api) org(ctx context.Context, org string) (accounts.Namespace, error) {
+	ns, err := a.store.GetNamespace(ctx, org)
+	if err != nil {
+		return ns, err
+	}
+	if !ns.Org {
+		return ns, notFound("organisation %s not found", org)
+	}
+	return ns, nil
+}

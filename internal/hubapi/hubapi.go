@@ -1,0 +1,277 @@
+// Package hubapi is the hub's JSON API under /api/v1/: users, organisations, teams
+// and their grants, robots, repository visibility, access tokens and the audit log.
+// Every request is authenticated (a registry JWT, an access token, or HTTP Basic with a
+// password or an access token), every mutation is audited, and errors use the
+// distribution spec's JSON error body. docs/api.md documents the endpoints.
+package hubapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/errcode"
+)
+
+// Prefix is the path under which the API is served; the server mounts New's handler
+// on it.
+const Prefix = "/api/v1/"
+
+// MaxBodySize bounds a request body: every request is a small JSON object, so a large
+// one is a mistake or an attack.
+const MaxBodySize = 64 << 10
+
+// MinPasswordLength is the shortest password the API accepts for a user.
+const MinPasswordLength = 8
+
+// Error codes the distribution spec lacks but the API needs.
+var (
+	// Conflict answers a create whose name is taken.
+	Conflict = errcode.Code{Name: "CONFLICT", Status: http.StatusConflict, Message: "already exists"}
+	// InvalidRequest answers a malformed body, a bad name or value. The name matches
+	// what the token service sends for a malformed request.
+	InvalidRequest = errcode.Code{Name: "INVALID_REQUEST", Status: http.StatusBadRequest, Message: "invalid request"}
+)
+
+// Options are the dependencies of the API handler.
+type Options struct {
+	// Accounts is the accounts store; required.
+	Accounts accounts.Store
+	// Policy decides repository roles; nil means a Policy over Accounts.
+	Policy *authz.Policy
+	// VerifyJWT checks a registry token issued by /token and returns its subject and,
+	// when the client signed in with an access token, that token's name (the JWT then
+	// carries no more than the token: its scopes apply and it may not mint tokens);
+	// nil refuses registry tokens.
+	VerifyJWT func(raw string) (subject, viaToken string, err error)
+	// Log receives failures that are not the client's; nil discards them.
+	Log *slog.Logger
+	// Now is the clock for token expiry and audit entries; nil means time.Now.
+	Now func() time.Time
+}
+
+// api is the handler's state.
+type api struct {
+	store  accounts.Store
+	policy *authz.Policy
+	jwt    func(string) (string, string, error)
+	log    *slog.Logger
+	now    func() time.Time
+	mux    *http.ServeMux
+
+	dummyOnce sync.Once
+	dummy     string
+}
+
+// New returns the handler of /api/v1/…. It serves full request paths (starting with
+// Prefix), so it can be mounted with a plain ServeMux pattern.
+func New(o Options) http.Handler {
+	a := &api{store: o.Accounts, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux()}
+	if a.policy == nil {
+		a.policy = &authz.Policy{Store: o.Accounts}
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.routes()
+	return a
+}
+
+// handlerFunc is an endpoint: it runs for an authenticated principal and returns an
+// error that ServeHTTP writes as the JSON error body.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *authz.Principal) error
+
+type principalKey struct{}
+
+// route registers the handlers of one path by method. Methods are dispatched here
+// rather than in ServeMux patterns so that a wrong method gets a JSON error, not the
+// mux's plain-text 405.
+func (a *api) route(pattern string, byMethod map[string]handlerFunc) {
+	allowed := make([]string, 0, len(byMethod))
+	for m := range byMethod {
+		allowed = append(allowed, m)
+	}
+	sort.Strings(allowed)
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := byMethod[r.Method]
+		if !ok {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			a.fail(w, r, errcode.New(errcode.Unsupported, "%s is not allowed on %s (allowed: %s)",
+				r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+			return
+		}
+		p := r.Context().Value(principalKey{}).(*authz.Principal)
+		if err := h(w, r, p); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+func (a *api) routes() {
+	a.route("/api/v1/user", map[string]handlerFunc{"GET": a.whoami})
+
+	a.route("/api/v1/users", map[string]handlerFunc{"GET": a.listUsers, "POST": a.createUser})
+	a.route("/api/v1/users/{name}", map[string]handlerFunc{"GET": a.getUser, "PATCH": a.updateUser, "DELETE": a.deleteUser})
+
+	a.route("/api/v1/orgs", map[string]handlerFunc{"GET": a.listOrgs, "POST": a.createOrg})
+	a.route("/api/v1/orgs/{org}", map[string]handlerFunc{"GET": a.getOrg, "PATCH": a.updateOrg, "DELETE": a.deleteOrg})
+	a.route("/api/v1/orgs/{org}/teams", map[string]handlerFunc{"GET": a.listTeams, "POST": a.createTeam})
+	a.route("/api/v1/orgs/{org}/teams/{team}", map[string]handlerFunc{"DELETE": a.deleteTeam})
+	a.route("/api/v1/orgs/{org}/teams/{team}/members", map[string]handlerFunc{"GET": a.listMembers})
+	a.route("/api/v1/orgs/{org}/teams/{team}/members/{user}", map[string]handlerFunc{"PUT": a.addMember, "DELETE": a.removeMember})
+	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": a.listGrants, "PUT": a.setGrant})
+	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"POST": a.createRobot})
+
+	// Repository names contain slashes, which a {name} wildcard cannot match; the
+	// handlers cut the name from the path themselves.
+	a.route("/api/v1/repositories/", map[string]handlerFunc{"GET": a.getRepository, "PATCH": a.updateRepository})
+
+	a.route("/api/v1/tokens", map[string]handlerFunc{"GET": a.listTokens, "POST": a.createToken})
+	a.route("/api/v1/tokens/{name}", map[string]handlerFunc{"DELETE": a.revokeToken})
+
+	a.route("/api/v1/audit", map[string]handlerFunc{"GET": a.listAudit})
+}
+
+// ServeHTTP authenticates the request before routing, so that even a request for an
+// unknown path learns nothing without credentials.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, err := a.authenticate(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	if _, pattern := a.mux.Handler(r); pattern == "" {
+		a.fail(w, r, errcode.New(errcode.NameUnknown, "no API endpoint %s", r.URL.Path))
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// fail writes err as the JSON error body, mapping the store's sentinel errors to
+// statuses; failures that are not the client's are logged and sent without detail.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *errcode.Error
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, accounts.ErrNotFound):
+		err = errcode.New(errcode.NameUnknown, "%s", clientMessage(err))
+	case errors.Is(err, accounts.ErrExists):
+		err = errcode.New(Conflict, "%s", clientMessage(err))
+	case errors.Is(err, accounts.ErrInvalid):
+		err = errcode.New(InvalidRequest, "%s", clientMessage(err))
+	default:
+		a.log.ErrorContext(r.Context(), "hub API", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	if errors.As(err, &e) && e.Code.Name == errcode.Unauthorized.Name {
+		w.Header().Set("WWW-Authenticate", `Basic realm="hubctl"`)
+	}
+	errcode.Write(w, err)
+}
+
+// clientMessage is the store's error text, which names what was missing or taken and
+// carries no secret (secrets never reach the store in clear).
+func clientMessage(err error) string {
+	return err.Error()
+}
+
+// decode reads a JSON request body into v: at most MaxBodySize, one value, no unknown
+// fields, so a misspelt field is an error rather than silently ignored.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, MaxBodySize)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errcode.New(InvalidRequest, "request body exceeds %d bytes", MaxBodySize).WithStatus(http.StatusRequestEntityTooLarge)
+		}
+		if errors.Is(err, io.EOF) {
+			return errcode.New(InvalidRequest, "request body is empty, want a JSON object")
+		}
+		return errcode.New(InvalidRequest, "request body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errcode.New(InvalidRequest, "request body: want exactly one JSON object")
+	}
+	return nil
+}
+
+// reply writes v as JSON with status.
+func reply(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}
+
+// noContent answers a mutation that has nothing to return.
+func noContent(w http.ResponseWriter) error {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// audit records a mutation. The mutation has already happened, so a failing audit
+// write is logged rather than turned into an error the client would misread as the
+// mutation failing. detail must never carry a secret.
+func (a *api) audit(r *http.Request, p *authz.Principal, action, target, detail string) {
+	e := accounts.AuditEntry{Time: a.now(), Actor: p.Name(), Action: action, Target: target, Remote: remoteAddr(r), Detail: detail}
+	if p.Token != nil {
+		// Which token acted matters when one leaks.
+		e.Detail = strings.TrimSpace(detail + " (token " + p.Token.Name + ")")
+	}
+	if err := a.store.Audit(r.Context(), e); err != nil {
+		a.log.WarnContext(r.Context(), "audit", "action", action, "target", target, "error", err)
+	}
+}
+
+// remoteAddr is the peer's address. Forwarded headers are not trusted: a client could
+// otherwise write any address into the audit log.
+func remoteAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// formatTime renders t for responses; a zero time (never) is omitted.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// denied is the refusal of an authenticated principal.
+func denied(format string, args ...any) error {
+	return errcode.New(errcode.Denied, format, args...)
+}
+
+// invalid is the refusal of a malformed value.
+func invalid(format string, args ...any) error {
+	return errcode.New(InvalidRequest, format, args...)
+}
+
+// notFound is the answer for a missing user, organisation, team, token or repository.
+func notFound(format string, args ...any) error {
+	return errcode.New(errcode.NameUnknown, format, args...)
+}

@@ -1,0 +1,332 @@
+package hubapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+)
+
+// Org is an organisation as the API shows it.
+type Org struct {
+	Name              string `json:"name"`
+	DefaultVisibility string `json:"default_visibility"`
+	CreatedAt         string `json:"created_at,omitempty"`
+}
+
+func orgOf(ns accounts.Namespace) Org {
+	return Org{Name: ns.Name, DefaultVisibility: string(ns.DefaultVisibility), CreatedAt: formatTime(ns.CreatedAt)}
+}
+
+// CreateOrgRequest is the body of POST /api/v1/orgs.
+type CreateOrgRequest struct {
+	Name string `json:"name"`
+	// DefaultVisibility is "private" (the default when empty) or "public".
+	DefaultVisibility string `json:"default_visibility,omitempty"`
+}
+
+// UpdateOrgRequest is the body of PATCH /api/v1/orgs/{org}.
+type UpdateOrgRequest struct {
+	DefaultVisibility string `json:"default_visibility"`
+}
+
+// Team is a team as the API shows it.
+type Team struct {
+	Org         string `json:"org"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	CreatedAt   string `json:"created_at,omitempty"`
+}
+
+// CreateTeamRequest is the body of POST /api/v1/orgs/{org}/teams.
+type CreateTeamRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// Grant is a team's role on its whole organisation (Repository "") or one repository;
+// it is also the body of PUT …/grants, where role "none" removes the grant.
+type Grant struct {
+	Repository string `json:"repository"`
+	Role       string `json:"role"`
+}
+
+// CreateRobotRequest is the body of POST /api/v1/orgs/{org}/robots.
+type CreateRobotRequest struct {
+	Name          string   `json:"name"`
+	Scopes        []string `json:"scopes"`
+	ExpiresInDays int      `json:"expires_in_days"`
+}
+
+// Robot is the answer to creating a robot: the account and its first token, whose
+// secret is shown this once.
+type Robot struct {
+	User  User         `json:"user"`
+	Token CreatedToken `json:"token"`
+}
+
+func parseVisibility(s string) (accounts.Visibility, error) {
+	switch v := accounts.Visibility(s); v {
+	case accounts.Private, accounts.Public:
+		return v, nil
+	}
+	return "", invalid("visibility %q: want public or private", s)
+}
+
+func (a *api) listOrgs(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	// Organisation names are not secret: they are the first component of every
+	// repository name anyone may see in a pull, so any signed-in user may list them.
+	all, err := a.store.ListNamespaces(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []Org{}
+	for _, ns := range all {
+		if ns.Org {
+			out = append(out, orgOf(ns))
+		}
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (a *api) createOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	var req CreateOrgRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if p.User.Robot {
+		return denied("a robot cannot create organisations")
+	}
+	var vis accounts.Visibility
+	if req.DefaultVisibility != "" {
+		var err error
+		if vis, err = parseVisibility(req.DefaultVisibility); err != nil {
+			return err
+		}
+	}
+	ns, err := a.store.CreateOrg(r.Context(), req.Name, p.User.Name)
+	if err != nil {
+		return err
+	}
+	a.audit(r, p, "org.create", ns.Name, "")
+	if vis != "" && vis != ns.DefaultVisibility {
+		if err := a.store.SetDefaultVisibility(r.Context(), ns.Name, vis); err != nil {
+			return err
+		}
+		ns.DefaultVisibility = vis
+		a.audit(r, p, "visibility.change", ns.Name, "default "+string(vis))
+	}
+	return reply(w, http.StatusCreated, orgOf(ns))
+}
+
+func (a *api) getOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.org(r.Context(), r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, orgOf(ns))
+}
+
+func (a *api) updateOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	var req UpdateOrgRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	vis, err := parseVisibility(req.DefaultVisibility)
+	if err != nil {
+		return err
+	}
+	if err := a.store.SetDefaultVisibility(r.Context(), ns.Name, vis); err != nil {
+		return err
+	}
+	ns.DefaultVisibility = vis
+	a.audit(r, p, "visibility.change", ns.Name, "default "+string(vis))
+	return reply(w, http.StatusOK, orgOf(ns))
+}
+
+func (a *api) deleteOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	if err := a.store.DeleteOrg(r.Context(), ns.Name); err != nil {
+		return err
+	}
+	a.audit(r, p, "org.delete", ns.Name, "")
+	return noContent(w)
+}
+
+func (a *api) listTeams(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	teams, err := a.store.ListTeams(r.Context(), ns.Name)
+	if err != nil {
+		return err
+	}
+	out := make([]Team, 0, len(teams))
+	for _, t := range teams {
+		out = append(out, Team{Org: t.Org, Name: t.Name, Description: t.Description, CreatedAt: formatTime(t.CreatedAt)})
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (a *api) createTeam(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	var req CreateTeamRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	t := accounts.Team{Org: ns.Name, Name: req.Name, Description: req.Description}
+	if err := a.store.CreateTeam(r.Context(), t); err != nil {
+		return err
+	}
+	a.audit(r, p, "team.create", ns.Name+"/"+req.Name, "")
+	return reply(w, http.StatusCreated, Team{Org: t.Org, Name: t.Name, Description: t.Description})
+}
+
+func (a *api) deleteTeam(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	team := r.PathValue("team")
+	if err := a.store.DeleteTeam(r.Context(), ns.Name, team); err != nil {
+		return err
+	}
+	a.audit(r, p, "team.delete", ns.Name+"/"+team, "")
+	return noContent(w)
+}
+
+func (a *api) listMembers(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	members, err := a.store.ListTeamMembers(r.Context(), ns.Name, r.PathValue("team"))
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, members)
+}
+
+func (a *api) addMember(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	team, user := r.PathValue("team"), r.PathValue("user")
+	if err := a.store.AddTeamMember(r.Context(), ns.Name, team, user); err != nil {
+		return err
+	}
+	a.audit(r, p, "team.member.add", ns.Name+"/"+team, "member "+user)
+	return noContent(w)
+}
+
+func (a *api) removeMember(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	team, user := r.PathValue("team"), r.PathValue("user")
+	if err := a.store.RemoveTeamMember(r.Context(), ns.Name, team, user); err != nil {
+		return err
+	}
+	a.audit(r, p, "team.member.remove", ns.Name+"/"+team, "member "+user)
+	return noContent(w)
+}
+
+func (a *api) listGrants(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	grants, err := a.store.ListTeamGrants(r.Context(), ns.Name, r.PathValue("team"))
+	if err != nil {
+		return err
+	}
+	out := make([]Grant, 0, len(grants))
+	for _, g := range grants {
+		out = append(out, Grant{Repository: g.Repository, Role: string(g.Role)})
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (a *api) setGrant(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	var req Grant
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	role := accounts.Role(req.Role)
+	if req.Role == "none" {
+		role = accounts.RoleNone
+	} else if !role.Valid() {
+		return invalid("role %q: want read, write, admin or none", req.Role)
+	}
+	team := r.PathValue("team")
+	g := accounts.TeamGrant{Org: ns.Name, Team: team, Repository: req.Repository, Role: role}
+	if err := a.store.SetTeamGrant(r.Context(), g); err != nil {
+		return err
+	}
+	on := req.Repository
+	if on == "" {
+		on = ns.Name + " (whole organisation)"
+	}
+	a.audit(r, p, "permission.change", ns.Name+"/"+team, fmt.Sprintf("role %s on %s", req.Role, on))
+	return reply(w, http.StatusOK, req)
+}
+
+func (a *api) createRobot(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	// Creating a robot mints a token, so it is refused to access tokens for the same
+	// reason as POST /tokens.
+	if err := requireSession(p, "creating a robot"); err != nil {
+		return err
+	}
+	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	var req CreateRobotRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := accounts.CheckName(req.Name); err != nil {
+		return err
+	}
+	// Check the token request before creating the account, so a bad scope leaves
+	// nothing behind.
+	tr := CreateTokenRequest{Name: req.Name, Scopes: req.Scopes, ExpiresInDays: req.ExpiresInDays}
+	if err := tr.check(); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	robot, err := a.store.CreateUser(ctx, accounts.User{Name: ns.Name + "." + req.Name, Robot: true, Owner: ns.Name})
+	if err != nil {
+		return err
+	}
+	a.audit(r, p, "user.create", robot.Name, "robot of "+ns.Name)
+	tok, err := a.mintToken(r, p, robot.Name, tr)
+	if err != nil {
+		// A robot without a token is useless and its name would be taken: undo.
+		if derr := a.store.DeleteUser(ctx, robot.Name); derr != nil {
+			return errors.Join(err, derr)
+		}
+		a.audit(r, p, "user.delete", robot.Name, "robot token creation failed")
+		return err
+	}
+	return reply(w, http.StatusCreated, Robot{User: userOf(robot), Token: tok})
+}

@@ -1,0 +1,151 @@
+package hubapi
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/reference"
+)
+
+// Repository is a repository's settings as the API shows them.
+type Repository struct {
+	Name       string `json:"name"`
+	Visibility string `json:"visibility"`
+}
+
+// UpdateRepositoryRequest is the body of PATCH /api/v1/repositories/{name…}.
+type UpdateRepositoryRequest struct {
+	Visibility string `json:"visibility"`
+}
+
+// AuditEntry is one audit log line as the API shows it.
+type AuditEntry struct {
+	ID     int64  `json:"id"`
+	Time   string `json:"time"`
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+	Target string `json:"target,omitempty"`
+	Remote string `json:"remote,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// AuditPage is a page of the audit log, newest first; Next, when not zero, is the
+// `before` of the following page.
+type AuditPage struct {
+	Entries []AuditEntry `json:"entries"`
+	Next    int64        `json:"next,omitempty"`
+}
+
+// repositoryName cuts the repository name from the request path.
+func repositoryName(r *http.Request) (string, error) {
+	name := strings.TrimPrefix(r.URL.Path, Prefix+"repositories/")
+	if err := reference.ValidateRepository(name); err != nil {
+		return "", invalid("%v", err)
+	}
+	return name, nil
+}
+
+// allowed reports whether p may do action on repository: the policy's grant,
+// narrowed by p's token scopes when p is an access token.
+func (a *api) allowed(r *http.Request, p *authz.Principal, repository, action string) (bool, error) {
+	g, err := a.policy.Grant(r.Context(), *p, scope.Scope{Type: scope.TypeRepository, Name: repository, Actions: []string{action}})
+	if err != nil {
+		return false, err
+	}
+	return g.Allows(action), nil
+}
+
+func (a *api) getRepository(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	name, err := repositoryName(r)
+	if err != nil {
+		return err
+	}
+	ok, err := a.allowed(r, p, name, scope.Pull)
+	if err != nil {
+		return err
+	}
+	// Without pull, a private repository is answered as missing, so its existence
+	// does not leak.
+	vis, exists, err := a.store.RepositoryVisibility(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if !ok || !exists {
+		return notFound("repository %s not found", name)
+	}
+	return reply(w, http.StatusOK, Repository{Name: name, Visibility: string(vis)})
+}
+
+func (a *api) updateRepository(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	name, err := repositoryName(r)
+	if err != nil {
+		return err
+	}
+	var req UpdateRepositoryRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	vis, err := parseVisibility(req.Visibility)
+	if err != nil {
+		return err
+	}
+	// Settings need the admin role, which the token scopes express as "*".
+	ok, err := a.allowed(r, p, name, scope.All)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if pull, err := a.allowed(r, p, name, scope.Pull); err != nil || !pull {
+			return notFound("repository %s not found", name)
+		}
+		return denied("changing the visibility of %s needs the admin role on it", name)
+	}
+	if err := a.store.SetRepositoryVisibility(r.Context(), name, vis); err != nil {
+		return err
+	}
+	a.audit(r, p, "visibility.change", name, string(vis))
+	return reply(w, http.StatusOK, Repository{Name: name, Visibility: string(vis)})
+}
+
+func (a *api) listAudit(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := accounts.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action")}
+	if s := q.Get("before"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 {
+			return invalid("before %q: want a positive entry id", s)
+		}
+		f.Before = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return invalid("limit %q: want 1 to 1000", s)
+		}
+		f.Limit = n
+	}
+	entries, err := a.store.ListAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	page := AuditPage{Entries: make([]AuditEntry, 0, len(entries))}
+	for _, e := range entries {
+		page.Entries = append(page.Entries, AuditEntry{ID: e.ID, Time: formatTime(e.Time), Actor: e.Actor,
+			Action: e.Action, Target: e.Target, Remote: e.Remote, Detail: e.Detail})
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	if len(entries) == limit && len(entries) > 0 {
+		page.Next = entries[len(entries)-1].ID
+	}
+	return reply(w, http.StatusOK, page)
+}

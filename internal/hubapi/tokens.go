@@ -1,0 +1,137 @@
+package hubapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/auth/scope"
+)
+
+// MaxTokenDays bounds expires_in_days: ten years is "never" in all but name, and a
+// larger number would overflow time arithmetic.
+const MaxTokenDays = 3650
+
+// Token is an access token as listed: never its secret or hash.
+type Token struct {
+	Name       string   `json:"name"`
+	Scopes     []string `json:"scopes"`
+	ExpiresAt  string   `json:"expires_at,omitempty"`
+	LastUsedAt string   `json:"last_used_at,omitempty"`
+	CreatedAt  string   `json:"created_at,omitempty"`
+	RevokedAt  string   `json:"revoked_at,omitempty"`
+	// Active is false for revoked and expired tokens.
+	Active bool `json:"active"`
+}
+
+// CreateTokenRequest is the body of POST /api/v1/tokens.
+type CreateTokenRequest struct {
+	Name string `json:"name"`
+	// Scopes are access-token patterns such as "repository:team/app:pull,push",
+	// "repository:team/*:pull" or "registry:catalog:*".
+	Scopes []string `json:"scopes"`
+	// ExpiresInDays is the lifetime; 0 means the token never expires.
+	ExpiresInDays int `json:"expires_in_days"`
+}
+
+// CreatedToken is the answer to creating a token: the only time its secret is shown.
+type CreatedToken struct {
+	Name      string   `json:"name"`
+	Token     string   `json:"token"`
+	Scopes    []string `json:"scopes"`
+	ExpiresAt string   `json:"expires_at,omitempty"`
+}
+
+// check validates the request and normalises its scopes to their canonical form, so
+// lists show them as the registry will apply them.
+func (req *CreateTokenRequest) check() error {
+	if len(req.Scopes) == 0 {
+		return invalid("a token needs at least one scope, e.g. repository:team/app:pull")
+	}
+	for i, s := range req.Scopes {
+		sc, err := scope.ParsePattern(s)
+		if err != nil {
+			return invalid("%v", err)
+		}
+		if !sc.Known() {
+			return invalid("scope %q: resource type %q is never granted (repository, registry)", s, sc.Type)
+		}
+		req.Scopes[i] = sc.String()
+	}
+	if req.ExpiresInDays < 0 || req.ExpiresInDays > MaxTokenDays {
+		return invalid("expires_in_days must be between 0 (never) and %d", MaxTokenDays)
+	}
+	return nil
+}
+
+// mintToken creates a token for user and returns it with its secret.
+func (a *api) mintToken(r *http.Request, p *authz.Principal, user string, req CreateTokenRequest) (CreatedToken, error) {
+	secret, err := password.RandomSecret(password.AccessTokenPrefix)
+	if err != nil {
+		return CreatedToken{}, err
+	}
+	t := accounts.AccessToken{User: user, Name: req.Name, Hash: password.SecretHash(secret), Scopes: req.Scopes, CreatedAt: a.now()}
+	if req.ExpiresInDays > 0 {
+		t.ExpiresAt = a.now().Add(time.Duration(req.ExpiresInDays) * 24 * time.Hour)
+	}
+	t, err = a.store.CreateToken(r.Context(), t)
+	if err != nil {
+		return CreatedToken{}, err
+	}
+	a.audit(r, p, "token.create", user+"/"+t.Name, "scopes "+strings.Join(t.Scopes, " "))
+	return CreatedToken{Name: t.Name, Token: secret, Scopes: t.Scopes, ExpiresAt: formatTime(t.ExpiresAt)}, nil
+}
+
+func (a *api) listTokens(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	tokens, err := a.store.ListTokens(r.Context(), p.User.Name)
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	out := make([]Token, 0, len(tokens))
+	for _, t := range tokens {
+		scopes := t.Scopes
+		if scopes == nil {
+			scopes = []string{}
+		}
+		out = append(out, Token{Name: t.Name, Scopes: scopes, ExpiresAt: formatTime(t.ExpiresAt),
+			LastUsedAt: formatTime(t.LastUsedAt), CreatedAt: formatTime(t.CreatedAt),
+			RevokedAt: formatTime(t.RevokedAt), Active: t.Active(now)})
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (a *api) createToken(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	// Only a password or registry-token session may mint tokens: a leaked narrow
+	// token must not be able to mint a broader (or longer-lived) one, nor a fresh one
+	// that survives the leaked token's revocation.
+	if err := requireSession(p, "creating an access token"); err != nil {
+		return err
+	}
+	var req CreateTokenRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.check(); err != nil {
+		return err
+	}
+	tok, err := a.mintToken(r, p, p.User.Name, req)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusCreated, tok)
+}
+
+func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	// Revoking only takes rights away, so a token may revoke its owner's tokens,
+	// itself included: whoever finds a leaked token can kill it with it.
+	name := r.PathValue("name")
+	if err := a.store.RevokeToken(r.Context(), p.User.Name, name); err != nil {
+		return err
+	}
+	a.audit(r, p, "token.revoke", p.User.Name+"/"+name, "")
+	return noContent(w)
+}

@@ -1,0 +1,213 @@
+package hubapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/password"
+)
+
+// User is a user as the API shows it: never with its password hash.
+type User struct {
+	Name      string `json:"name"`
+	Email     string `json:"email"`
+	Admin     bool   `json:"admin"`
+	Robot     bool   `json:"robot"`
+	Owner     string `json:"owner,omitempty"`
+	Disabled  bool   `json:"disabled"`
+	CreatedAt string `json:"created_at,omitempty"`
+}
+
+func userOf(u accounts.User) User {
+	return User{Name: u.Name, Email: u.Email, Admin: u.Admin, Robot: u.Robot, Owner: u.Owner,
+		Disabled: u.Disabled, CreatedAt: formatTime(u.CreatedAt)}
+}
+
+// CreateUserRequest is the body of POST /api/v1/users.
+type CreateUserRequest struct {
+	Name     string `json:"name"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Admin    bool   `json:"admin"`
+}
+
+// UpdateUserRequest is the body of PATCH /api/v1/users/{name}; absent fields stay.
+type UpdateUserRequest struct {
+	Email           *string `json:"email,omitempty"`
+	Password        *string `json:"password,omitempty"`
+	CurrentPassword *string `json:"current_password,omitempty"`
+	Admin           *bool   `json:"admin,omitempty"`
+	Disabled        *bool   `json:"disabled,omitempty"`
+}
+
+func (a *api) whoami(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	return reply(w, http.StatusOK, userOf(*p.User))
+}
+
+func (a *api) listUsers(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	users, err := a.store.ListUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]User, 0, len(users))
+	for _, u := range users {
+		out = append(out, userOf(u))
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func checkPassword(pw string) error {
+	if len(pw) < MinPasswordLength {
+		return invalid("password must be at least %d characters", MinPasswordLength)
+	}
+	if len(pw) > 1024 {
+		// argon2 takes anything, but a megabyte "password" is a mistake.
+		return invalid("password must be at most 1024 bytes")
+	}
+	return nil
+}
+
+func (a *api) createUser(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	var req CreateUserRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := accounts.CheckName(req.Name); err != nil {
+		return err
+	}
+	if err := checkPassword(req.Password); err != nil {
+		return err
+	}
+	hash, err := password.Hash(req.Password)
+	if err != nil {
+		return err
+	}
+	u, err := a.store.CreateUser(r.Context(), accounts.User{Name: req.Name, Email: req.Email, PasswordHash: hash, Admin: req.Admin})
+	if err != nil {
+		return err
+	}
+	detail := ""
+	if req.Admin {
+		detail = "site admin"
+	}
+	a.audit(r, p, "user.create", u.Name, detail)
+	return reply(w, http.StatusCreated, userOf(u))
+}
+
+// self reports whether p is the user named name.
+func self(p *authz.Principal, name string) bool { return p.User.Name == name }
+
+func (a *api) getUser(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	name := r.PathValue("name")
+	if !self(p, name) {
+		if err := requireAdmin(p); err != nil {
+			return err
+		}
+	}
+	u, err := a.store.GetUser(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, userOf(u))
+}
+
+func (a *api) updateUser(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	name := r.PathValue("name")
+	isSelf := self(p, name)
+	if !isSelf {
+		if err := requireAdmin(p); err != nil {
+			return err
+		}
+	}
+	var req UpdateUserRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if (req.Admin != nil || req.Disabled != nil) && !p.User.Admin {
+		return denied("only site administrators change admin or disabled")
+	}
+	if isSelf && (req.Admin != nil && !*req.Admin || req.Disabled != nil && *req.Disabled) {
+		// Refused so the last administrator cannot lock everyone out by mistake.
+		return invalid("you cannot remove your own admin rights or disable yourself; ask another administrator")
+	}
+	u, err := a.store.GetUser(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	var changed []string
+	if req.Email != nil {
+		u.Email = *req.Email
+		changed = append(changed, "email")
+	}
+	if req.Password != nil {
+		if u.Robot {
+			return invalid("robot %s has no password; it signs in with access tokens", u.Name)
+		}
+		if isSelf {
+			if err := requireSession(p, "changing your password"); err != nil {
+				return err
+			}
+			// The current password proves the person at the keyboard is the user, not
+			// someone holding their session.
+			if req.CurrentPassword == nil {
+				return invalid("current_password is required to change your password")
+			}
+			ok, err := password.Verify(*req.CurrentPassword, u.PasswordHash)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return denied("current password is wrong")
+			}
+		}
+		if err := checkPassword(*req.Password); err != nil {
+			return err
+		}
+		if u.PasswordHash, err = password.Hash(*req.Password); err != nil {
+			return err
+		}
+		changed = append(changed, "password")
+	}
+	if req.Admin != nil {
+		u.Admin = *req.Admin
+		changed = append(changed, "admin")
+	}
+	if req.Disabled != nil {
+		u.Disabled = *req.Disabled
+		changed = append(changed, "disabled")
+	}
+	if len(changed) > 0 {
+		if err := a.store.UpdateUser(r.Context(), u); err != nil {
+			return err
+		}
+		action := "user.update"
+		if req.Admin != nil {
+			action = "permission.change"
+		}
+		a.audit(r, p, action, u.Name, "changed "+strings.Join(changed, ","))
+	}
+	return reply(w, http.StatusOK, userOf(u))
+}
+
+func (a *api) deleteUser(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if self(p, name) {
+		return invalid("you cannot delete yourself; ask another administrator")
+	}
+	if err := a.store.DeleteUser(r.Context(), name); err != nil {
+		return err
+	}
+	a.audit(r, p, "user.delete", name, "")
+	return noContent(w)
+}
