@@ -19,7 +19,7 @@ type authEnv struct {
 	issuer *token.Issuer
 }
 
-func newAuthEnv(t *testing.T) *authEnv {
+func newAuthEnv(t testing.TB) *authEnv {
 	keys, err := token.LoadOrCreateKeySet(t.TempDir() + "/keys")
 	if err != nil {
 		t.Fatal(err)

@@ -24,13 +24,15 @@ import (
 // env is a registry handler on real stores (a temp dir and a SQLite file) behind a
 // loopback HTTP server.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	h      *Handler
 	events <-chan events.Event
+	// auth, when set, is sent as the Authorization header of requests that set none.
+	auth string
 }
 
-func newEnv(t *testing.T, opts ...func(*Options)) *env {
+func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	fs, err := blobstore.NewFS(dir + "/data")
@@ -84,6 +86,9 @@ func (e *env) do(method, path string, body io.Reader, hdr ...string) resp {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
+	if e.auth != "" && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", e.auth)
+	}
 	if b, ok := body.(*bytes.Reader); ok {
 		req.ContentLength = int64(b.Len())
 	}
@@ -106,7 +111,7 @@ func (e *env) expect(r resp, status int, code string) {
 	}
 }
 
-func randomBlob(t *testing.T, n int) ([]byte, digest.Digest) {
+func randomBlob(t testing.TB, n int) ([]byte, digest.Digest) {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -124,7 +129,7 @@ func (e *env) pushBlob(repo string, b []byte) digest.Digest {
 	return d
 }
 
-func jsonBytes(t *testing.T, v any) []byte {
+func jsonBytes(t testing.TB, v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
