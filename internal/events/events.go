@@ -33,6 +33,7 @@ type Event struct {
 	MediaType      string    `json:"mediaType,omitempty"`
 	Size           int64     `json:"size,omitempty"`
 	Actor          string    `json:"actor,omitempty"`
+	Remote         string    `json:"remote,omitempty"`
 	RequestID      string    `json:"requestId,omitempty"`
 }
 

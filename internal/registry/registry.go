@@ -267,6 +267,7 @@ func (h *Handler) publish(r *http.Request, e events.Event) {
 	info := reqlog.From(r.Context())
 	e.RequestID = info.RequestID
 	e.Actor = info.User
+	e.Remote = info.Remote
 	h.o.Events.Publish(e)
 }
 

@@ -9,6 +9,8 @@ type Info struct {
 	RequestID  string
 	Repository string
 	User       string
+	// Remote is the client's address (the TCP peer).
+	Remote string
 }
 
 type key struct{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -47,7 +48,11 @@ func withRequestID(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set(RequestIDHeader, id)
-		info := &reqlog.Info{RequestID: id}
+		remote := r.RemoteAddr
+		if host, _, err := net.SplitHostPort(remote); err == nil {
+			remote = host
+		}
+		info := &reqlog.Info{RequestID: id, Remote: remote}
 		next.ServeHTTP(w, r.WithContext(reqlog.With(r.Context(), info)))
 	})
 }

@@ -126,10 +126,22 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	bus := events.NewBus(log)
+	auditCh, unsubscribe := bus.Subscribe(1024)
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	var auditDone sync.WaitGroup
+	auditDone.Go(func() { runAudit(auditCtx, log, meta, auditCh) })
+	defer func() {
+		// Closing the subscription lets the writer drain what is queued; cancelling
+		// after it only bounds a database that no longer answers.
+		unsubscribe()
+		auditDone.Wait()
+		stopAudit()
+	}()
 	ro := registry.Options{
 		Blobs:           blobs,
 		Meta:            meta,
-		Events:          events.NewBus(log),
+		Events:          bus,
 		Log:             log,
 		MaxManifestSize: int64(cfg.MaxManifestSize),
 	}

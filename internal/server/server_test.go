@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/opencontainers/go-digest"
 	"io"
 	"log/slog"
 	"net"
@@ -496,5 +498,48 @@ func TestTokenAuth(t *testing.T) {
 	// No secret reaches the log.
 	if strings.Contains(r.log.String(), testAdminPassword) {
 		t.Fatalf("the log holds the admin password: %s", r.log.String())
+	}
+}
+
+func TestPushesAndDeletesAreAudited(t *testing.T) {
+	r := start(t, nil)
+	base := "http://" + r.addr
+	cfg := []byte(`{}`)
+	cd := digest.FromBytes(cfg)
+	resp, err := http.Post(base+"/v2/audit/app/blobs/uploads/?digest="+cd.String(), "application/octet-stream", bytes.NewReader(cfg))
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("push blob: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd.String() + `","size":2},"layers":[]}`)
+	req, _ := http.NewRequest("PUT", base+"/v2/audit/app/manifests/v1", bytes.NewReader(m))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("push manifest: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest("DELETE", base+"/v2/audit/app/manifests/v1", nil)
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 202 {
+		t.Fatalf("delete tag: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	r.stop(t) // drains the audit writer
+
+	store, err := sqlite.Open(context.Background(), filepath.Join(r.data, "hubctl.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	entries, err := store.ListAudit(context.Background(), accounts.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Action+" "+e.Target+" "+e.Actor+" "+e.Remote)
+	}
+	want := []string{"delete audit/app:v1 anonymous 127.0.0.1", "push audit/app:v1 anonymous 127.0.0.1"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
