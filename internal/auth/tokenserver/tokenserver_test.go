@@ -21,14 +21,14 @@ import (
 // fixture is a token service on a real SQLite store and real keys, with users alice
 // (owns alice/…) and bob, and a public repository alice/public.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	store    *sqlite.Store
 	verifier *token.Verifier
 	now      time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, err := sqlite.Open(ctx, dir+"/db")
