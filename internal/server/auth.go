@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
@@ -30,6 +31,7 @@ type authParts struct {
 	registry *registry.Auth
 	verifier *token.Verifier
 	policy   *authz.Policy
+	keys     *token.KeySet
 }
 
 // setupAuth loads (or creates) the signing keys, creates the admin account at first
@@ -57,6 +59,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 	p := &authParts{
 		verifier: verifier,
 		policy:   policy,
+		keys:     keys,
 		tokens: &tokenserver.Server{
 			Accounts:        store,
 			Policy:          policy,
@@ -124,4 +127,26 @@ func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io
 		fmt.Fprintf(stderr, "created the %s account with the password from %s\n", AdminUser, config.EnvAdminPassword)
 	}
 	return nil
+}
+
+// keyReloadInterval is how soon a rotation by `hubctl keys` reaches a running server.
+const keyReloadInterval = time.Minute
+
+// reloadKeys re-reads the key directory every interval until ctx ends.
+func reloadKeys(ctx context.Context, log *slog.Logger, keys *token.KeySet, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			before := keys.SigningKeyID()
+			if err := keys.Reload(); err != nil {
+				log.Warn("reload token signing keys", "error", err)
+			} else if after := keys.SigningKeyID(); after != before {
+				log.Info("token signing key changed", "kid", after)
+			}
+		}
+	}
 }

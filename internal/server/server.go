@@ -184,6 +184,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 			return reg.CleanStaleUploads(ctx, cfg.Uploads.MaxAge)
 		})
 	})
+	if ap != nil {
+		janitorDone.Go(func() { reloadKeys(janitorCtx, log, ap.keys, keyReloadInterval) })
+	}
 	defer func() {
 		stopJanitor()
 		janitorDone.Wait()

@@ -60,6 +60,23 @@ func LoadOrCreateKeySet(dir string) (*KeySet, error) {
 		return nil, fmt.Errorf("token keys: %w", err)
 	}
 	ks := &KeySet{dir: dir}
+	keys, err := readKeys(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		k, err := writeNewKey(dir, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	ks.state.Store(newKeyState(keys))
+	return ks, nil
+}
+
+// readKeys loads every key file of dir.
+func readKeys(dir string) ([]*signingKey, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*"+keyFileExt))
 	if err != nil {
 		return nil, fmt.Errorf("token keys: %w", err)
@@ -78,15 +95,43 @@ func LoadOrCreateKeySet(dir string) (*KeySet, error) {
 		seen[k.kid] = p
 		keys = append(keys, k)
 	}
+	return keys, nil
+}
+
+// Reload reads the key directory again, so a rotation or retirement done by another
+// process (`hubctl keys`, another replica on a shared directory) takes effect without a
+// restart. A directory left with no readable key keeps the current set: something
+// must always sign.
+func (ks *KeySet) Reload() error {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	keys, err := readKeys(ks.dir)
+	if err != nil {
+		return err
+	}
 	if len(keys) == 0 {
-		k, err := writeNewKey(dir, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
+		return fmt.Errorf("token keys: %s holds no key; keeping the loaded ones", ks.dir)
 	}
 	ks.state.Store(newKeyState(keys))
-	return ks, nil
+	return nil
+}
+
+// KeyInfo describes one key of the set.
+type KeyInfo struct {
+	ID      string    `json:"kid"`
+	Created time.Time `json:"created"`
+	// Signing is true for the key new tokens are signed with.
+	Signing bool `json:"signing"`
+}
+
+// Keys lists the keys, newest (the signing one) first.
+func (ks *KeySet) Keys() []KeyInfo {
+	st := ks.state.Load()
+	out := make([]KeyInfo, len(st.keys))
+	for i, k := range st.keys {
+		out[i] = KeyInfo{ID: k.kid, Created: k.created, Signing: i == 0}
+	}
+	return out
 }
 
 func loadKey(path string) (*signingKey, error) {

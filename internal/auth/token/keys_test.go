@@ -279,3 +279,47 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestReloadSeesAnotherProcessRotate(t *testing.T) {
+	dir := t.TempDir()
+	server, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := server.SigningKeyID()
+	// Another process (hubctl keys rotate) works on the same directory.
+	admin, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := admin.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if server.SigningKeyID() != old {
+		t.Fatal("the server saw the rotation before reloading")
+	}
+	if err := server.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	keys := server.Keys()
+	if server.SigningKeyID() != kid || len(keys) != 2 || !keys[0].Signing || keys[0].ID != kid || keys[1].ID != old {
+		t.Fatalf("after reload: signing %s, keys %+v", server.SigningKeyID(), keys)
+	}
+	if err := admin.Retire(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := server.PublicKey(old); ok {
+		t.Fatal("a retired key still verifies after reload")
+	}
+	// An emptied directory keeps the loaded keys.
+	if err := os.Remove(filepath.Join(dir, filepath.Base(server.state.Load().keys[0].path))); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Reload(); err == nil || server.SigningKeyID() != kid {
+		t.Fatalf("reload of an empty directory: %v, signing %s", err, server.SigningKeyID())
+	}
+}

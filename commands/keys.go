@@ -1,0 +1,115 @@
+package commands
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hubctl/hubctl/internal/auth/token"
+	"github.com/hubctl/hubctl/internal/iostreams"
+)
+
+// KeysOptions are the inputs of `hubctl keys …`.
+type KeysOptions struct {
+	IO     *iostreams.IOStreams
+	Dir    string // the key directory
+	Data   string // the data directory, when Dir is empty
+	Output string
+	Action string // ls, rotate, retire
+	KeyID  string // for retire
+}
+
+// NewCmdKeys returns `hubctl keys`: the token service's signing keys, managed on the
+// server host. A running `hubctl serve` picks changes up within a minute.
+func NewCmdKeys(f *Factory, runF func(*KeysOptions) error) *cobra.Command {
+	opts := &KeysOptions{}
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage the token service's signing keys (on the server host)",
+		Long: `Manage the ES256 keys that sign registry tokens, in the data directory of a
+hubctl serve on this host. The newest key signs; every key verifies, so a rotation does
+not break tokens that are still live. A running server reads the directory again every
+minute. Retire an old key only after a token lifetime (auth.token_ttl) has passed since
+the rotation: tokens it signed stop verifying at once.`,
+		Example: `  hubctl keys ls --data /srv/hub
+  hubctl keys rotate --data /srv/hub
+  hubctl keys retire KID --data /srv/hub`,
+	}
+	add := func(use, short string, args cobra.PositionalArgs) *cobra.Command {
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  checkArgs(args),
+			RunE: func(c *cobra.Command, a []string) error {
+				if opts.Output != "" && opts.Output != "json" {
+					return usageErrorf(c, "invalid --output %q: want json", opts.Output)
+				}
+				opts.IO = f.IOStreams
+				opts.Action = c.Name()
+				if len(a) > 0 {
+					opts.KeyID = a[0]
+				}
+				if runF != nil {
+					return runF(opts)
+				}
+				return keysRun(opts)
+			},
+		}
+		c.Flags().StringVar(&opts.Data, "data", "./hubctl-data", "Data `directory` of the server (keys live in its keys/)")
+		c.Flags().StringVar(&opts.Dir, "keys-dir", "", "Key `directory` (default <data>/keys)")
+		c.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json (default a table)")
+		_ = c.MarkFlagDirname("data")
+		_ = c.MarkFlagDirname("keys-dir")
+		return c
+	}
+	cmd.AddCommand(
+		add("ls", "List the signing keys, newest (signing) first", cobra.NoArgs),
+		add("rotate", "Create a new key that signs from now on", cobra.NoArgs),
+		add("retire KID", "Delete a key: tokens it signed stop verifying", cobra.ExactArgs(1)),
+	)
+	return cmd
+}
+
+func keysRun(opts *KeysOptions) error {
+	dir := opts.Dir
+	if dir == "" {
+		dir = filepath.Join(opts.Data, "keys")
+	}
+	ks, err := token.LoadOrCreateKeySet(dir)
+	if err != nil {
+		return err
+	}
+	switch opts.Action {
+	case "rotate":
+		kid, err := ks.Rotate()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "key %s signs new tokens from now on (a running server picks it up within a minute)\n", kid)
+	case "retire":
+		if err := ks.Retire(opts.KeyID); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "key %s retired\n", opts.KeyID)
+	}
+	keys := ks.Keys()
+	if opts.Output == "json" {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(keys)
+	}
+	tw := tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tCREATED\tSIGNING")
+	for _, k := range keys {
+		signing := ""
+		if k.Signing {
+			signing = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.Created.UTC().Format(time.RFC3339), signing)
+	}
+	return tw.Flush()
+}
