@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/opencontainers/go-digest"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/config"
@@ -541,5 +543,32 @@ func TestPushesAndDeletesAreAudited(t *testing.T) {
 	want := []string{"delete audit/app:v1 anonymous 127.0.0.1", "push audit/app:v1 anonymous 127.0.0.1"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestReloadKeysPicksUpARotation(t *testing.T) {
+	dir := t.TempDir()
+	keys, err := token.LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { reloadKeys(ctx, slog.New(slog.DiscardHandler), keys, 10*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	other, err := token.LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := other.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for keys.SigningKeyID() != kid {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotation to %s was not picked up", kid)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
