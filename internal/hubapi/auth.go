@@ -35,7 +35,7 @@ func (a *api) authenticate(r *http.Request) (*authz.Principal, error) {
 			// as the token service accepts it; the token alone says whose it is.
 			return a.tokenPrincipal(ctx, pass)
 		}
-		return a.passwordPrincipal(ctx, user, pass)
+		return a.limitedPasswordPrincipal(r, user, pass)
 	}
 	scheme, raw, _ := strings.Cut(h, " ")
 	raw = strings.TrimSpace(raw)
@@ -65,6 +65,30 @@ func (a *api) tokenPrincipal(ctx context.Context, secret string) (*authz.Princip
 		a.log.WarnContext(ctx, "record token use", "token_id", t.ID, "error", err)
 	}
 	return &p, nil
+}
+
+// tooMany is a sign-in refused by the rate limit.
+type tooMany struct{ retryAfter int }
+
+func (e *tooMany) Error() string { return "too many failed sign-ins" }
+
+// limitedPasswordPrincipal is passwordPrincipal behind the failed-login limit of the
+// account and client address, so the API is no faster a password oracle than /token.
+func (a *api) limitedPasswordPrincipal(r *http.Request, name, pass string) (*authz.Principal, error) {
+	now := a.now()
+	key := strings.ToLower(name) + "|" + remoteAddr(r)
+	if blocked, wait := a.limiter.Blocked(key, now); blocked {
+		return nil, &tooMany{retryAfter: int(wait.Seconds()) + 1}
+	}
+	p, err := a.passwordPrincipal(r.Context(), name, pass)
+	var e *errcode.Error
+	switch {
+	case errors.As(err, &e) && e.Code.Name == errcode.Unauthorized.Name:
+		a.limiter.Fail(key, now)
+	case err == nil:
+		a.limiter.Succeed(key)
+	}
+	return p, err
 }
 
 func (a *api) passwordPrincipal(ctx context.Context, name, pass string) (*authz.Principal, error) {

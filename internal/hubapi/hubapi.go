@@ -9,11 +9,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hubctl/hubctl/internal/auth/ratelimit"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +60,9 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock for token expiry and audit entries; nil means time.Now.
 	Now func() time.Time
+	// Limiter counts failed password sign-ins per account and address (shared with the
+	// token service); nil means one of the handler's own.
+	Limiter *ratelimit.Limiter
 }
 
 // api is the handler's state.
@@ -71,12 +76,16 @@ type api struct {
 
 	dummyOnce sync.Once
 	dummy     string
+	limiter   *ratelimit.Limiter
 }
 
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
-	a := &api{store: o.Accounts, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux()}
+	a := &api{store: o.Accounts, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), limiter: o.Limiter}
+	if a.limiter == nil {
+		a.limiter = ratelimit.New(5, 5*time.Minute)
+	}
 	if a.policy == nil {
 		a.policy = &authz.Policy{Store: o.Accounts}
 	}
@@ -175,6 +184,11 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		err = errcode.New(InvalidRequest, "%s", clientMessage(err))
 	default:
 		a.log.ErrorContext(r.Context(), "hub API", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	var tm *tooMany
+	if errors.As(err, &tm) {
+		w.Header().Set("Retry-After", strconv.Itoa(tm.retryAfter))
+		err = errcode.New(errcode.TooManyRequests, "too many failed sign-ins for this account from this address; retry in %d s", tm.retryAfter)
 	}
 	if errors.As(err, &e) && e.Code.Name == errcode.Unauthorized.Name {
 		w.Header().Set("WWW-Authenticate", `Basic realm="hubctl"`)

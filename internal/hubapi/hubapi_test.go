@@ -658,3 +658,16 @@ func TestProtocol(t *testing.T) {
 		t.Errorf("Content-Type %q", ct)
 	}
 }
+
+func TestPasswordGuessesAreLimited(t *testing.T) {
+	f := newFixture(t)
+	for range 5 {
+		f.want(f.do(basic("alice", "guess"), "GET", "/api/v1/user", nil), 401, "UNAUTHORIZED")
+	}
+	// Locked out, even with the right password; another account is not.
+	r := f.want(f.do(asAlice, "GET", "/api/v1/user", nil), 429, "TOOMANYREQUESTS")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	f.want(f.do(asAdmin, "GET", "/api/v1/user", nil), 200, "")
+}

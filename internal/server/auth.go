@@ -13,6 +13,7 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/auth/ratelimit"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/auth/tokenserver"
@@ -52,6 +53,8 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 	verifier := &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Service}
 	refreshAudience := cfg.Auth.Service + "/refresh"
 	policy := &authz.Policy{Store: store}
+	// One limiter for /token and the hub API: a guess counts wherever it is made.
+	limiter := ratelimit.New(tokenserver.MaxFailures, tokenserver.FailureWindow)
 	realm := ""
 	if cfg.ExternalURL != "" {
 		realm = strings.TrimSuffix(cfg.ExternalURL, "/") + "/token"
@@ -68,6 +71,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 			RefreshVerifier: &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: refreshAudience, CacheSize: -1},
 			Keys:            keys,
 			Log:             log,
+			Limiter:         limiter,
 		},
 		registry: &registry.Auth{
 			Service:   cfg.Auth.Service,
@@ -86,6 +90,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 		Accounts: store,
 		Policy:   policy,
 		Log:      log,
+		Limiter:  limiter,
 		VerifyJWT: func(raw string) (string, string, error) {
 			c, err := verifier.Verify(raw)
 			if err != nil {

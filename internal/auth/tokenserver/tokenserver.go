@@ -21,6 +21,7 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/auth/ratelimit"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/errcode"
@@ -33,8 +34,8 @@ const TokenPrefix = "hub_"
 
 // Login rate limit: this many failures per account and client address per window.
 const (
-	maxFailures   = 5
-	failureWindow = 5 * time.Minute
+	MaxFailures   = 5
+	FailureWindow = 5 * time.Minute
 	// touchEvery bounds how often a token's last-used time is written.
 	touchEvery = time.Minute
 )
@@ -53,9 +54,11 @@ type Server struct {
 	Log             *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Limiter counts failed logins; nil means one of the server's own. Share one with
+	// the hub API so guesses count wherever they are made.
+	Limiter *ratelimit.Limiter
 
 	once    sync.Once
-	limiter *limiter
 	touched sync.Map // token id -> time.Time of the last recorded use
 	// dummyHash is verified against when a user does not exist, so a wrong user name
 	// takes as long as a wrong password and names cannot be probed by timing.
@@ -64,7 +67,9 @@ type Server struct {
 
 func (s *Server) init() {
 	s.once.Do(func() {
-		s.limiter = newLimiter(maxFailures, failureWindow)
+		if s.Limiter == nil {
+			s.Limiter = ratelimit.New(MaxFailures, FailureWindow)
+		}
 		if s.Log == nil {
 			s.Log = slog.New(slog.DiscardHandler)
 		}
@@ -254,19 +259,19 @@ func (s *Server) authenticate(r *http.Request, user, pass string) (authz.Princip
 	ctx := r.Context()
 	now := s.Now()
 	key := strings.ToLower(user) + "|" + clientIP(r)
-	if blocked, wait := s.limiter.blocked(key, now); blocked {
+	if blocked, wait := s.Limiter.Blocked(key, now); blocked {
 		return authz.Principal{}, false, &tooMany{retryAfter: int(wait.Seconds()) + 1}
 	}
 	p, viaPassword, err := s.check(ctx, user, pass, now)
 	if err != nil {
 		if errors.Is(err, authz.ErrBadCredentials) {
-			s.limiter.fail(key, now)
+			s.Limiter.Fail(key, now)
 			s.audit(r, user, "login.failed", "", "bad credentials")
 			return authz.Principal{}, false, errcode.New(errcode.Unauthorized, "invalid username, password or token")
 		}
 		return authz.Principal{}, false, err
 	}
-	s.limiter.succeed(key)
+	s.Limiter.Succeed(key)
 	reqlog.From(ctx).User = p.Name()
 	return p, viaPassword, nil
 }

@@ -195,7 +195,7 @@ func TestRefusals(t *testing.T) {
 
 func TestLoginRateLimit(t *testing.T) {
 	f := newFixture(t)
-	for i := range maxFailures {
+	for i := range MaxFailures {
 		if resp, _, _ := f.get("alice", "wrong", scopes()); resp.StatusCode != 401 {
 			t.Fatalf("failure %d: %d", i, resp.StatusCode)
 		}
@@ -203,7 +203,7 @@ func TestLoginRateLimit(t *testing.T) {
 	// Locked out now, even with the right password.
 	resp, _, body := f.get("alice", "alice-password", scopes())
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "TOOMANYREQUESTS") {
-		t.Fatalf("after %d failures: %d %q %s", maxFailures, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		t.Fatalf("after %d failures: %d %q %s", MaxFailures, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 	// Another account from the same address is not affected.
 	if resp, _, _ := f.get("bob", "bob-password", scopes()); resp.StatusCode != 200 {

@@ -1,16 +1,18 @@
-package tokenserver
+// Package ratelimit limits failed logins per key (account and client address), shared by
+// the token service and the hub API so guesses count wherever they are made.
+package ratelimit
 
 import (
 	"sync"
 	"time"
 )
 
-// limiter counts failed logins per key (account and client address) in a fixed window
+// Limiter counts failed logins per key (account and client address) in a fixed window
 // and locks a key out once it reaches max failures, so passwords cannot be guessed at
 // the speed of the network. It holds at most maxKeys keys: when full, expired entries
 // are dropped, and if none are, the oldest is, so a flood of distinct keys costs bounded
 // memory.
-type limiter struct {
+type Limiter struct {
 	mu      sync.Mutex
 	max     int
 	window  time.Duration
@@ -23,12 +25,13 @@ type failures struct {
 	start time.Time
 }
 
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, maxKeys: 100_000, entries: map[string]*failures{}}
+// New returns a Limiter that locks a key out after max failures within window.
+func New(max int, window time.Duration) *Limiter {
+	return &Limiter{max: max, window: window, maxKeys: 100_000, entries: map[string]*failures{}}
 }
 
-// blocked reports whether key is locked out at now and for how long.
-func (l *limiter) blocked(key string, now time.Time) (bool, time.Duration) {
+// Blocked reports whether key is locked out at now and for how long.
+func (l *Limiter) Blocked(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f, ok := l.entries[key]
@@ -41,8 +44,8 @@ func (l *limiter) blocked(key string, now time.Time) (bool, time.Duration) {
 	return false, 0
 }
 
-// fail records a failed attempt of key at now.
-func (l *limiter) fail(key string, now time.Time) {
+// Fail records a failed attempt of key at now.
+func (l *Limiter) Fail(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f, ok := l.entries[key]
@@ -56,14 +59,14 @@ func (l *limiter) fail(key string, now time.Time) {
 	f.count++
 }
 
-// succeed forgets key's failures.
-func (l *limiter) succeed(key string) {
+// Succeed forgets key's failures.
+func (l *Limiter) Succeed(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.entries, key)
 }
 
-func (l *limiter) evict(now time.Time) {
+func (l *Limiter) evict(now time.Time) {
 	var oldest string
 	var oldestAt time.Time
 	for k, f := range l.entries {
