@@ -1,0 +1,548 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+)
+
+// A chunked upload is one multipart upload to <uploads>/<id>/data. Client chunks have
+// any size, so bytes that do not fill a part wait in a tail object until the next chunk
+// (or the commit, which adds the tail as the last part with UploadPartCopy): every part
+// but the last is at least MinPartSize. Tail objects get random names and are kept one
+// state longer than needed, so a state a caller still holds never points at bytes that
+// were overwritten or deleted.
+//
+// Committing completes the multipart upload and copies the object to its
+// content-addressed key on the server. The sha256 of a digest is checked from the running
+// hash state before anything is completed; other digests need the bytes back, which only
+// a completed object gives, so the marker records that the upload's data now lives in the
+// completed object, and a later append (after a digest mismatch) reopens a new multipart
+// upload from it with UploadPartCopy.
+
+// backend is UploadState.Backend: everything a replica needs to continue the upload.
+type backend struct {
+	UploadID string `json:"upload"`
+	Parts    []part `json:"parts,omitempty"`
+	// Tail names the object (under the upload's directory) holding the bytes after the
+	// parts; PrevTail is the previous state's, deleted one append later.
+	Tail     string `json:"tail,omitempty"`
+	TailSize int64  `json:"tailSize,omitempty"`
+	PrevTail string `json:"prevTail,omitempty"`
+	// SHA256 repeats the running hash so a caller that lost UploadState.HashState does
+	// not force a completion and re-read of the upload.
+	SHA256 []byte `json:"sha256,omitempty"`
+}
+
+func (b *backend) partsSize() int64 {
+	var n int64
+	for _, p := range b.Parts {
+		n += p.Size
+	}
+	return n
+}
+
+func (b *backend) nextPart() int32 {
+	if len(b.Parts) == 0 {
+		return 1
+	}
+	return b.Parts[len(b.Parts)-1].N + 1
+}
+
+// marker is the <uploads>/<id>/info object. Its existence is the upload's existence, and
+// it names the live multipart upload so that AbortUpload, which gets no state, can abort
+// it without ListMultipartUploads.
+type marker struct {
+	// Upload is the live multipart upload, "" once completed.
+	Upload string `json:"upload,omitempty"`
+	// Done is the multipart upload completed into the data object, of DoneSize bytes.
+	Done     string `json:"done,omitempty"`
+	DoneSize int64  `json:"doneSize,omitempty"`
+}
+
+// CreateUpload starts the multipart upload of upload id and records it in the marker.
+func (s *Store) CreateUpload(ctx context.Context, id string) ([]byte, error) {
+	dir, err := s.uploadDir(id)
+	if err != nil {
+		return nil, err
+	}
+	key := dir + "data"
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return nil, s.fail(ctx, "create upload "+id, err)
+	}
+	uploadID := aws.ToString(up.UploadId)
+	if err := s.putMarker(ctx, dir, marker{Upload: uploadID}); err != nil {
+		s.abortMultipart(ctx, key, uploadID)
+		return nil, s.fail(ctx, "create upload "+id, err)
+	}
+	state, err := json.Marshal(backend{UploadID: uploadID})
+	if err != nil {
+		return nil, fmt.Errorf("s3store: create upload %s: %w", id, err)
+	}
+	return state, nil
+}
+
+func (s *Store) putMarker(ctx context.Context, dir string, m marker) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	key := dir + "info"
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+		ContentType: aws.String("application/json"),
+	})
+	return err
+}
+
+func (s *Store) getMarker(ctx context.Context, dir string) (marker, error) {
+	var m marker
+	key := dir + "info"
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) {
+			return m, fmt.Errorf("s3store: upload %s: %w", dir, blobstore.ErrUploadNotFound)
+		}
+		return m, s.fail(ctx, "read upload marker", err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(out.Body, 64<<10))
+	if err != nil {
+		return m, s.fail(ctx, "read upload marker", err)
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return m, fmt.Errorf("s3store: upload marker %s: %w", key, err)
+	}
+	return m, nil
+}
+
+// loadUpload checks that upload id exists and that st describes it.
+func (s *Store) loadUpload(ctx context.Context, id string, st blobstore.UploadState) (string, backend, marker, error) {
+	var b backend
+	dir, err := s.uploadDir(id)
+	if err != nil {
+		return "", b, marker{}, err
+	}
+	m, err := s.getMarker(ctx, dir)
+	if err != nil {
+		return "", b, m, err
+	}
+	if len(st.Backend) == 0 {
+		return "", b, m, fmt.Errorf("s3store: upload %s: no backend state: %w", id, blobstore.ErrUploadNotFound)
+	}
+	if err := json.Unmarshal(st.Backend, &b); err != nil {
+		return "", b, m, fmt.Errorf("s3store: upload %s: backend state: %v: %w", id, err, blobstore.ErrUploadNotFound)
+	}
+	if got := b.partsSize() + b.TailSize; got != st.Offset {
+		return "", b, m, fmt.Errorf("s3store: upload %s: state holds %d bytes, offset is %d: %w", id, got, st.Offset, blobstore.ErrUploadNotFound)
+	}
+	return dir, b, m, nil
+}
+
+// restoreHash returns the sha256 after st.Offset bytes, or nil when no state was kept.
+func restoreHash(st blobstore.UploadState, b backend) (hash.Hash, error) {
+	h := sha256.New()
+	if st.Offset == 0 {
+		return h, nil
+	}
+	state := st.HashState
+	if len(state) == 0 {
+		state = b.SHA256
+	}
+	if len(state) == 0 {
+		return nil, nil
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, fmt.Errorf("restore hash state: %w", err)
+	}
+	return h, nil
+}
+
+// AppendUpload appends r to upload id: full parts go up as they fill, a remainder of at
+// least MinPartSize becomes a part too, and a shorter one is written as the new tail. On
+// error nothing st refers to was changed, so the caller keeps st.
+func (s *Store) AppendUpload(ctx context.Context, id string, st blobstore.UploadState, r io.Reader) (blobstore.UploadState, error) {
+	dir, b, m, err := s.loadUpload(ctx, id, st)
+	if err != nil {
+		return st, err
+	}
+	if b.UploadID != m.Upload {
+		if len(b.Parts) == 0 || b.UploadID != m.Done || m.DoneSize < b.partsSize() {
+			return st, fmt.Errorf("s3store: upload %s: state refers to multipart upload %q, which is no longer in use: %w", id, b.UploadID, blobstore.ErrUploadNotFound)
+		}
+		if b, err = s.reopen(ctx, dir, b, m); err != nil {
+			return st, s.fail(ctx, "append upload "+id+": reopen", err)
+		}
+	}
+	next, err := s.appendData(ctx, dir, st, b, r)
+	if err != nil {
+		if isNoSuchUpload(err) || isNotFound(err) {
+			return st, fmt.Errorf("s3store: append upload %s: %v: %w", id, err, blobstore.ErrUploadNotFound)
+		}
+		return st, s.fail(ctx, "append upload "+id, err)
+	}
+	return next, nil
+}
+
+// reopen continues an upload whose multipart upload was completed by a commit that then
+// failed the digest check: a new multipart upload starts with the completed object's
+// parts, copied on the server.
+func (s *Store) reopen(ctx context.Context, dir string, b backend, m marker) (backend, error) {
+	key := dir + "data"
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return b, err
+	}
+	id := aws.ToString(up.UploadId)
+	parts, err := s.copyRanges(ctx, key, key, id, 1, 0, b.partsSize())
+	if err == nil {
+		err = s.putMarker(ctx, dir, marker{Upload: id, Done: m.Done, DoneSize: m.DoneSize})
+	}
+	if err != nil {
+		s.abortMultipart(ctx, key, id)
+		return b, err
+	}
+	if m.Upload != "" {
+		// Left by a reopen whose state the caller never recorded.
+		s.abortMultipart(ctx, key, m.Upload)
+	}
+	b.UploadID, b.Parts = id, parts
+	return b, nil
+}
+
+func (s *Store) appendData(ctx context.Context, dir string, st blobstore.UploadState, b backend, r io.Reader) (blobstore.UploadState, error) {
+	h, err := restoreHash(st, b)
+	if err != nil {
+		return st, err
+	}
+	src := &hashingReader{ctx: ctx, r: r, h: h, limit: -1, client: true}
+	key := dir + "data"
+	num := b.nextPart()
+	buf := s.getBuf(s.partSizeFor(num))
+	k := 0
+	if b.TailSize > 0 {
+		if err := s.readObject(ctx, dir+b.Tail, (*buf)[:b.TailSize]); err != nil {
+			s.putBuf(buf)
+			return st, err
+		}
+		k = int(b.TailSize)
+	}
+	var w *partWriter
+	stop := func(err error) (blobstore.UploadState, error) {
+		if w != nil {
+			w.cancel()
+			w.wait()
+		}
+		return st, err
+	}
+	for {
+		m, rerr := fill(src, (*buf)[k:])
+		k += m
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			s.putBuf(buf)
+			return stop(rerr)
+		}
+		if num > maxParts {
+			s.putBuf(buf)
+			return stop(fmt.Errorf("upload needs more than %d parts", maxParts))
+		}
+		if w == nil {
+			w = s.newPartWriter(ctx, key, b.UploadID)
+		}
+		if err := w.upload(num, buf, k); err != nil {
+			return stop(err)
+		}
+		num++
+		buf, k = s.getBuf(s.partSizeFor(num)), 0
+	}
+	if src.n == 0 {
+		s.putBuf(buf)
+		return stop(nil)
+	}
+	var tail string
+	switch {
+	case k >= MinPartSize:
+		if w == nil {
+			w = s.newPartWriter(ctx, key, b.UploadID)
+		}
+		if err := w.upload(num, buf, k); err != nil {
+			return stop(err)
+		}
+	case k > 0:
+		tail = "tail-" + randomName()
+		tailKey := dir + tail
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &s.bucket, Key: &tailKey, Body: bytes.NewReader((*buf)[:k]), ContentLength: aws.Int64(int64(k)),
+		})
+		s.putBuf(buf)
+		if err != nil {
+			return stop(err)
+		}
+	default:
+		s.putBuf(buf)
+	}
+	var parts []part
+	if w != nil {
+		if parts, err = w.wait(); err != nil {
+			if tail != "" {
+				s.deleteKey(ctx, dir+tail)
+			}
+			return st, err
+		}
+	}
+	nb := backend{
+		UploadID: b.UploadID,
+		Parts:    append(slices.Clip(b.Parts), parts...),
+		PrevTail: b.Tail,
+	}
+	if tail != "" {
+		nb.Tail, nb.TailSize = tail, int64(k)
+	}
+	next := blobstore.UploadState{Offset: st.Offset + src.n}
+	if h != nil {
+		hs, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return st, err
+		}
+		next.HashState, nb.SHA256 = hs, hs
+	}
+	if next.Backend, err = json.Marshal(nb); err != nil {
+		return st, err
+	}
+	if b.PrevTail != "" {
+		s.deleteKey(ctx, dir+b.PrevTail)
+	}
+	return next, nil
+}
+
+// readObject reads the whole of key, which must be exactly len(buf) bytes.
+func (s *Store) readObject(ctx context.Context, key string, buf []byte) error {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return err
+	}
+	defer out.Body.Close()
+	if _, err := io.ReadFull(out.Body, buf); err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	return nil
+}
+
+// deleteKey removes key, best effort: what it misses is removed with the upload.
+func (s *Store) deleteKey(ctx context.Context, key string) {
+	ctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	_, _ = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key})
+}
+
+// CommitUpload verifies upload id against d and copies it to blob d on the server. On
+// ErrDigestMismatch the upload stays, so the client may retry or append.
+func (s *Store) CommitUpload(ctx context.Context, id string, st blobstore.UploadState, d digest.Digest) error {
+	dir, b, m, err := s.loadUpload(ctx, id, st)
+	if err != nil {
+		return err
+	}
+	dst, err := s.blobKey(d)
+	if err != nil {
+		return fmt.Errorf("s3store: commit upload %s to %q: %w: %v", id, d, blobstore.ErrDigestMismatch, err)
+	}
+	verified := false
+	if d.Algorithm() == digest.SHA256 {
+		h, err := restoreHash(st, b)
+		if err != nil {
+			return fmt.Errorf("s3store: commit upload %s: %w", id, err)
+		}
+		if h != nil {
+			if got := digest.NewDigest(digest.SHA256, h); got != d {
+				return fmt.Errorf("s3store: commit upload %s: content is %s, not %s: %w", id, got, d, blobstore.ErrDigestMismatch)
+			}
+			verified = true
+		}
+	}
+	src, m, err := s.materialize(ctx, dir, st, b, m)
+	if err != nil {
+		if isNoSuchUpload(err) || isNotFound(err) {
+			return fmt.Errorf("s3store: commit upload %s: %v: %w", id, err, blobstore.ErrUploadNotFound)
+		}
+		return s.fail(ctx, "commit upload "+id, err)
+	}
+	if !verified {
+		if err := s.rehash(ctx, src, st.Offset, d); err != nil {
+			if errors.Is(err, blobstore.ErrDigestMismatch) || errors.Is(err, blobstore.ErrSizeMismatch) {
+				return fmt.Errorf("s3store: commit upload %s: %w", id, err)
+			}
+			return s.fail(ctx, "commit upload "+id, err)
+		}
+	}
+	if err := s.install(ctx, src, dst, st.Offset); err != nil {
+		return s.fail(ctx, "commit upload "+id, err)
+	}
+	cctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	// The blob is in place; what cleanup misses, a lifecycle rule on uploads/ removes.
+	_ = s.cleanup(cctx, dir, m)
+	return nil
+}
+
+// install copies the verified object src (size bytes; "" for empty) to dst unless dst is
+// already there, in which case it holds the same bytes.
+func (s *Store) install(ctx context.Context, src, dst string, size int64) error {
+	if ok, err := s.exists(ctx, dst); err != nil || ok {
+		return err
+	}
+	if src == "" {
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &s.bucket, Key: &dst, Body: bytes.NewReader(nil), ContentLength: aws.Int64(0),
+		})
+		return err
+	}
+	return s.copyObject(ctx, src, dst, size)
+}
+
+// materialize makes the upload's bytes one readable object and returns its key ("" for
+// an empty upload) and the marker as it now stands.
+func (s *Store) materialize(ctx context.Context, dir string, st blobstore.UploadState, b backend, m marker) (string, marker, error) {
+	if len(b.Parts) == 0 {
+		if b.TailSize == 0 {
+			return "", m, nil
+		}
+		return dir + b.Tail, m, nil
+	}
+	key := dir + "data"
+	if b.UploadID == m.Done && m.DoneSize == st.Offset {
+		return key, m, nil // completed by an earlier commit
+	}
+	if b.UploadID != m.Upload {
+		return "", m, fmt.Errorf("state refers to multipart upload %q, which is no longer in use: %w", b.UploadID, blobstore.ErrUploadNotFound)
+	}
+	parts := b.Parts
+	if b.TailSize > 0 {
+		tp, err := s.copyRanges(ctx, dir+b.Tail, key, b.UploadID, b.nextPart(), 0, b.TailSize)
+		if err != nil {
+			return "", m, err
+		}
+		parts = append(slices.Clip(parts), tp...)
+	}
+	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, UploadId: &b.UploadID, MultipartUpload: completed(parts),
+	})
+	if err != nil {
+		if !isNoSuchUpload(err) {
+			return "", m, err
+		}
+		// Completed by a commit that failed before it could update the marker.
+		if size, herr := s.head(ctx, key); herr != nil || size != st.Offset {
+			return "", m, err
+		}
+	}
+	m = marker{Done: b.UploadID, DoneSize: st.Offset}
+	if err := s.putMarker(ctx, dir, m); err != nil {
+		return "", m, err
+	}
+	return key, m, nil
+}
+
+// rehash reads key back and checks it against d.
+func (s *Store) rehash(ctx context.Context, key string, size int64, d digest.Digest) error {
+	h := d.Algorithm().Hash()
+	if key != "" {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		src := &hashingReader{ctx: ctx, r: out.Body, h: h, limit: size}
+		buf := s.getBuf(s.partSize)
+		defer s.putBuf(buf)
+		for {
+			_, err := fill(src, *buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if src.n != size {
+			return fmt.Errorf("stored upload has %d bytes, want %d: %w", src.n, size, blobstore.ErrSizeMismatch)
+		}
+	}
+	if got := digest.NewDigest(d.Algorithm(), h); got != d {
+		return fmt.Errorf("content is %s, not %s: %w", got, d, blobstore.ErrDigestMismatch)
+	}
+	return nil
+}
+
+// AbortUpload discards upload id: its multipart upload and every object under its
+// directory. A missing upload is not an error.
+func (s *Store) AbortUpload(ctx context.Context, id string) error {
+	dir, err := s.uploadDir(id)
+	if err != nil {
+		return err
+	}
+	m, err := s.getMarker(ctx, dir)
+	if err != nil && !errors.Is(err, blobstore.ErrUploadNotFound) {
+		return err
+	}
+	if err := s.cleanup(ctx, dir, m); err != nil {
+		return s.fail(ctx, "abort upload "+id, err)
+	}
+	return nil
+}
+
+// cleanup removes upload dir: the marker first, so the upload is gone for every replica
+// at once, then its live multipart upload, then whatever objects remain. Listing uses
+// ListObjects V1, the one COS documents, and only ever under one upload's directory.
+func (s *Store) cleanup(ctx context.Context, dir string, m marker) error {
+	info := dir + "info"
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &info}); err != nil && !isNotFound(err) {
+		return err
+	}
+	if m.Upload != "" {
+		key := dir + "data"
+		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &m.Upload})
+		if err != nil && !isNoSuchUpload(err) && !isNotFound(err) {
+			return err
+		}
+	}
+	var next *string
+	for {
+		out, err := s.client.ListObjects(ctx, &s3.ListObjectsInput{Bucket: &s.bucket, Prefix: &dir, Marker: next})
+		if err != nil {
+			return err
+		}
+		for _, o := range out.Contents {
+			if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: o.Key}); err != nil && !isNotFound(err) {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || len(out.Contents) == 0 {
+			return nil
+		}
+		next = out.NextMarker
+		if next == nil {
+			next = out.Contents[len(out.Contents)-1].Key
+		}
+	}
+}

@@ -1,0 +1,239 @@
+// Package s3test gives tests a real S3 server: versitygw over a temp directory on
+// loopback, one per test binary, with a fresh bucket per test. Local fakes accept what
+// real stores refuse (and the reverse), so the S3 blob store is tested against this.
+package s3test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Version is the versitygw release the tests run against (FACTS.md: it installs through
+// the module proxy and passed multipart, UploadPartCopy and presigned GETs).
+const Version = "v1.8.0"
+
+const (
+	accessKey = "hubctltest"
+	secretKey = "hubctltest-secret-key"
+	region    = "us-east-1"
+)
+
+// gateway is the one versitygw of this test binary.
+type gateway struct {
+	endpoint string
+	root     string
+	cmd      *exec.Cmd
+	exited   chan error
+	client   *s3.Client
+}
+
+var (
+	mu     sync.Mutex
+	shared *gateway
+	err0   error // why the gateway could not be had; remembered so each test skips fast
+)
+
+// Start returns a running S3 endpoint (path-style, region us-east-1), its credentials and
+// a new empty bucket for this test. The gateway is started on first use and shared by
+// the test binary; the bucket is removed when the test ends. Without versitygw (and
+// without a way to install it) the test is skipped, or fails when CI=true.
+func Start(t testing.TB) (endpoint, access, secret, bucket string) {
+	t.Helper()
+	g, err := get()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("s3test: no S3 server: %v", err)
+		}
+		t.Skipf("s3test: no S3 server (install versitygw %s into $HOME/.cache/hubctl/bin): %v", Version, err)
+	}
+	bucket = "t-" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := g.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatalf("s3test: create bucket %s: %v", bucket, err)
+	}
+	t.Cleanup(func() {
+		// The posix backend keeps a bucket as a directory; removing it directly is much
+		// faster than deleting every object through the API.
+		os.RemoveAll(filepath.Join(g.root, bucket))
+	})
+	return g.endpoint, accessKey, secretKey, bucket
+}
+
+// Stop ends the shared gateway. A TestMain may call it after m.Run; otherwise the
+// gateway dies with the test binary (see startProcess).
+func Stop() {
+	mu.Lock()
+	defer mu.Unlock()
+	if shared != nil {
+		shared.cmd.Process.Kill()
+		<-shared.exited
+		os.RemoveAll(shared.root)
+		os.Remove(shared.root + ".log")
+		shared = nil
+	}
+}
+
+func get() (*gateway, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if shared != nil || err0 != nil {
+		return shared, err0
+	}
+	shared, err0 = start()
+	return shared, err0
+}
+
+// Binary finds versitygw in $HOME/.cache/hubctl/bin or PATH, installing it into the
+// cache with `go install` when it is in neither.
+func Binary() (string, error) {
+	dir, err := cacheDir()
+	if err == nil {
+		p := filepath.Join(dir, "versitygw")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	if dir == "" {
+		return "", errors.New("no home directory to install versitygw into")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", errors.New("versitygw is not installed and there is no go tool to install it")
+	}
+	cmd := exec.Command(goTool, "install", "github.com/versity/versitygw/cmd/versitygw@"+Version)
+	// Outside any module, so the project's go.mod cannot interfere.
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install versitygw: %v: %s", err, lastLines(string(out), 5))
+	}
+	return filepath.Join(dir, "versitygw"), nil
+}
+
+func cacheDir() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".cache", "hubctl", "bin"), nil
+}
+
+func start() (*gateway, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.MkdirTemp("", "hubctl-s3test-")
+	if err != nil {
+		return nil, err
+	}
+	// A fresh port can be taken by someone else between Close and versitygw's bind, so
+	// a failed start is tried again on another one.
+	var lastErr error
+	for range 3 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		cmd := exec.Command(bin, "--port", addr, "--region", region, "posix", root)
+		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+accessKey, "ROOT_SECRET_KEY="+secretKey)
+		// Logs go to a file next to the root, not to memory: the gateway lives as long
+		// as the test binary.
+		logs, err := os.Create(root + ".log")
+		if err != nil {
+			os.RemoveAll(root)
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		startProcess(cmd)
+		err = cmd.Start()
+		logs.Close()
+		if err != nil {
+			os.RemoveAll(root)
+			return nil, fmt.Errorf("start versitygw: %w", err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		endpoint := "http://" + addr
+		if err := waitReady(endpoint, done); err != nil {
+			cmd.Process.Kill()
+			<-done
+			out, _ := os.ReadFile(root + ".log")
+			lastErr = fmt.Errorf("%w; output: %s", err, lastLines(string(out), 5))
+			continue
+		}
+		client := s3.New(s3.Options{
+			Region:       region,
+			BaseEndpoint: aws.String(endpoint),
+			UsePathStyle: true,
+			Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+		})
+		return &gateway{endpoint: endpoint, root: root, cmd: cmd, exited: done, client: client}, nil
+	}
+	os.RemoveAll(root)
+	return nil, lastErr
+}
+
+// waitReady polls until the gateway answers HTTP (any status: unauthenticated requests
+// are refused) or exits. It polls for readiness only; no test asserts on timing.
+func waitReady(endpoint string, exited <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("versitygw exited: %v", err)
+		default:
+		}
+		resp, err := http.Get(endpoint + "/")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("versitygw did not answer within 30s")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
