@@ -31,6 +31,14 @@ var serveFlagKeys = map[string]string{
 	"log-format":        "log.format",
 	"log-level":         "log.level",
 	"auth":              "auth.mode",
+	"storage":           "storage.driver",
+	"s3-endpoint":       "storage.s3.endpoint",
+	"s3-region":         "storage.s3.region",
+	"s3-bucket":         "storage.s3.bucket",
+	"s3-prefix":         "storage.s3.prefix",
+	"s3-path-style":     "storage.s3.path_style",
+	"cos-region":        "storage.s3.region",
+	"cos-bucket":        "storage.s3.bucket",
 	"external-url":      "external_url",
 }
 
@@ -95,11 +103,20 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.DurationVar(&flagCfg.Uploads.MaxAge, "upload-max-age", def.Uploads.MaxAge, "Remove upload sessions idle for longer than this")
 	fl.StringVar(&flagCfg.Log.Format, "log-format", def.Log.Format, "Log `format`: text or json")
 	fl.StringVar(&flagCfg.Log.Level, "log-level", def.Log.Level, "Log `level`: debug, info, warn or error")
+	fl.StringVar(&flagCfg.Storage.Driver, "storage", def.Storage.Driver, "Blob `store`: filesystem, s3 or cos")
+	fl.StringVar(&flagCfg.Storage.S3.Endpoint, "s3-endpoint", "", "S3 API `URL` (--storage s3)")
+	fl.StringVar(&flagCfg.Storage.S3.Region, "s3-region", "", "S3 `region` (--storage s3)")
+	fl.StringVar(&flagCfg.Storage.S3.Bucket, "s3-bucket", "", "S3 `bucket` (--storage s3)")
+	fl.StringVar(&flagCfg.Storage.S3.Prefix, "s3-prefix", "", "Key `prefix` inside the bucket (s3 and cos)")
+	fl.BoolVar(&flagCfg.Storage.S3.PathStyle, "s3-path-style", false, "Path-style bucket addressing (MinIO, versitygw, Ceph)")
+	fl.StringVar(&flagCfg.Storage.S3.Region, "cos-region", "", "COS `region`, e.g. ap-guangzhou (--storage cos)")
+	fl.StringVar(&flagCfg.Storage.S3.Bucket, "cos-bucket", "", "COS `bucket`, name-APPID (--storage cos)")
 	fl.StringVar(&flagCfg.Auth.Mode, "auth", def.Auth.Mode, "Authentication `mode`: token (Docker token auth) or none (anyone may do anything)")
 	fl.StringVar(&flagCfg.ExternalURL, "external-url", "", "Base `URL` clients reach the hub at, e.g. behind a proxy (default: each request's own host)")
 	_ = cmd.MarkFlagDirname("data")
 	_ = cmd.MarkFlagFilename("db")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("storage", cobra.FixedCompletions([]string{"filesystem", "s3", "cos"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"token", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

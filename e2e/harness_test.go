@@ -128,6 +128,7 @@ type server struct {
 	waitErr error
 	stopped bool
 	args    []string // extra serve flags, kept for Restart
+	env     []string // extra environment (e.g. storage credentials), kept for Restart
 }
 
 // adminPassword is the admin password of servers started with token auth.
@@ -159,6 +160,13 @@ func startServerOn(t testing.TB, dataDir string) *server {
 // startServerWith starts a server on dataDir with extra serve flags.
 func startServerWith(t testing.TB, dataDir string, args ...string) *server {
 	t.Helper()
+	return startServerEnv(t, dataDir, nil, args...)
+}
+
+// startServerEnv is startServerWith with extra environment variables, for settings
+// that must not appear on a command line (secrets).
+func startServerEnv(t testing.TB, dataDir string, env []string, args ...string) *server {
+	t.Helper()
 	logDir := t.TempDir()
 	s := &server{
 		t:       t,
@@ -166,6 +174,7 @@ func startServerWith(t testing.TB, dataDir string, args ...string) *server {
 		logPath: filepath.Join(logDir, "server.log"),
 		done:    make(chan struct{}),
 		args:    args,
+		env:     env,
 	}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
@@ -174,7 +183,7 @@ func startServerWith(t testing.TB, dataDir string, args ...string) *server {
 	s.cmd = exec.Command(hubctlBin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir}, args...)...)
 	// A stray HUBCTL_* variable in the developer's shell must not change the server the
 	// tests believe they started.
-	s.cmd.Env = append(cleanEnv("HUBCTL_"), "HUBCTL_ADMIN_PASSWORD="+adminPassword)
+	s.cmd.Env = append(append(cleanEnv("HUBCTL_"), "HUBCTL_ADMIN_PASSWORD="+adminPassword), env...)
 	s.cmd.Dir = logDir
 	s.cmd.Stdout = logf
 	stderr, err := s.cmd.StderrPipe()
@@ -297,7 +306,7 @@ func (s *server) Kill() {
 func (s *server) Restart() *server {
 	s.t.Helper()
 	s.Stop()
-	return startServerWith(s.t, s.DataDir, s.args...)
+	return startServerEnv(s.t, s.DataDir, s.env, s.args...)
 }
 
 func (s *server) dumpLog(lines int) {

@@ -21,6 +21,9 @@ var (
 	ErrDigestMismatch = errors.New("content does not match digest")
 	// ErrSizeMismatch means fewer or more bytes arrived than declared; nothing was stored.
 	ErrSizeMismatch = errors.New("content length does not match declared size")
+	// ErrUnavailable means the backing store could not be reached or kept failing; the
+	// registry answers 503 so clients retry later.
+	ErrUnavailable = errors.New("blob store unavailable")
 )
 
 // Store is a blob store. Implementations are safe for concurrent use.

@@ -83,9 +83,27 @@ const EnvAdminPassword = "HUBCTL_ADMIN_PASSWORD"
 
 // Storage selects and configures the blob store.
 type Storage struct {
-	// Driver is the blob store; only "filesystem" exists so far.
+	// Driver is the blob store: "filesystem", "s3" (AWS, MinIO, Ceph and the like) or
+	// "cos" (Tencent COS through its S3 API).
 	Driver     string     `yaml:"driver"`
 	Filesystem Filesystem `yaml:"filesystem"`
+	S3         S3         `yaml:"s3"`
+}
+
+// S3 configures the s3 and cos drivers. Credentials left empty come from the standard
+// AWS environment and profile (AWS_ACCESS_KEY_ID, ~/.aws/credentials, …).
+type S3 struct {
+	// Endpoint is the S3 API URL (s3 only; cos derives https://cos.<region>.myqcloud.com).
+	Endpoint string `yaml:"endpoint"`
+	Region   string `yaml:"region"`
+	// Bucket is the bucket name (for COS: <name>-<APPID>).
+	Bucket string `yaml:"bucket"`
+	// Prefix is prepended to every key, so several hubs can share a bucket.
+	Prefix string `yaml:"prefix"`
+	// PathStyle addresses the bucket in the path (MinIO, versitygw) instead of the host.
+	PathStyle bool   `yaml:"path_style"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
 }
 
 // Filesystem configures the filesystem blob store.
@@ -236,8 +254,22 @@ func (c *Config) Validate() error {
 	if c.Data == "" {
 		errs = append(errs, errors.New("data must not be empty"))
 	}
-	if c.Storage.Driver != "filesystem" {
-		errs = append(errs, fmt.Errorf("storage.driver %q is not supported (want filesystem)", c.Storage.Driver))
+	switch c.Storage.Driver {
+	case "filesystem":
+	case "s3", "cos":
+		if c.Storage.S3.Bucket == "" {
+			errs = append(errs, fmt.Errorf("storage.driver %s needs storage.s3.bucket", c.Storage.Driver))
+		}
+		if c.Storage.Driver == "cos" && c.Storage.S3.Region == "" {
+			errs = append(errs, errors.New("storage.driver cos needs storage.s3.region (e.g. ap-guangzhou)"))
+		}
+		if c.Storage.Driver == "s3" && c.Storage.S3.Endpoint != "" {
+			if u, err := url.Parse(c.Storage.S3.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("storage.s3.endpoint %q must be an absolute http(s) URL", c.Storage.S3.Endpoint))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("storage.driver %q is not supported (want filesystem, s3 or cos)", c.Storage.Driver))
 	}
 	if c.DB.Driver != "sqlite" {
 		errs = append(errs, fmt.Errorf("db.driver %q is not supported (want sqlite)", c.DB.Driver))

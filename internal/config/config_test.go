@@ -149,6 +149,9 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad env duration", env: map[string]string{"HUBCTL_SHUTDOWN_TIMEOUT": "soon"}, wantErr: "HUBCTL_SHUTDOWN_TIMEOUT"},
 		{name: "negative duration", env: map[string]string{"HUBCTL_UPLOADS_CLEANUP_INTERVAL": "-1s"}, wantErr: "uploads.cleanup_interval must be greater than 0"},
 		{name: "bad log format", flags: map[string]string{"log.format": "xml"}, wantErr: `log.format "xml"`},
+		{name: "s3 without bucket", flags: map[string]string{"storage.driver": "s3"}, wantErr: `needs storage.s3.bucket`},
+		{name: "cos without region", flags: map[string]string{"storage.driver": "cos", "storage.s3.bucket": "b-125"}, wantErr: `needs storage.s3.region`},
+		{name: "unknown storage", flags: map[string]string{"storage.driver": "nfs"}, wantErr: `storage.driver "nfs"`},
 		{name: "bad auth mode", flags: map[string]string{"auth.mode": "off"}, wantErr: `auth.mode "off"`},
 		{name: "relative external url", flags: map[string]string{"external_url": "hub.example.com"}, wantErr: `external_url "hub.example.com"`},
 		{name: "bad log level", flags: map[string]string{"log.level": "loud"}, wantErr: `log.level "loud"`},
@@ -189,6 +192,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"shutdown_timeout": "5s", "log.level": "warn", "log.format": "json",
 		"external_url": "https://hub.example.com", "auth.mode": "none", "auth.service": "svc",
 		"auth.issuer": "iss", "auth.token_ttl": "2m", "auth.refresh_ttl": "24h", "auth.keys_dir": "/k",
+		"storage.s3.endpoint": "http://127.0.0.1:9000", "storage.s3.region": "us-east-1", "storage.s3.bucket": "b",
+		"storage.s3.prefix": "p", "storage.s3.path_style": "true", "storage.s3.access_key": "ak", "storage.s3.secret_key": "sk",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/blobstore/s3store"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata/sqlite"
@@ -103,9 +104,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		return err
 	}
 	defer unlock()
-	blobs, err := blobstore.NewFS(cfg.Storage.Filesystem.Root)
+	blobs, err := openBlobStore(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("open blob store %s: %w", cfg.Storage.Filesystem.Root, err)
+		return err
 	}
 	meta, err := sqlite.Open(ctx, cfg.DB.Path)
 	if err != nil {
@@ -175,7 +176,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "blobs", cfg.Storage.Filesystem.Root, "database", cfg.DB.Path)
+	log.Info("serving", "addr", ln.Addr().String(), "storage", storageName(cfg), "database", cfg.DB.Path)
 
 	janitorCtx, stopJanitor := context.WithCancel(context.WithoutCancel(ctx))
 	var janitorDone sync.WaitGroup
@@ -231,4 +232,33 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 		case <-t.C:
 		}
 	}
+}
+
+// openBlobStore opens the configured blob store.
+func openBlobStore(ctx context.Context, cfg config.Config) (blobstore.Store, error) {
+	switch cfg.Storage.Driver {
+	case "s3", "cos":
+		c := cfg.Storage.S3
+		st, err := s3store.New(ctx, s3store.Options{
+			Preset: cfg.Storage.Driver, Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
+			PathStyle: c.PathStyle, AccessKey: c.AccessKey, SecretKey: c.SecretKey,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open blob store %s: %w", storageName(cfg), err)
+		}
+		return st, nil
+	}
+	fs, err := blobstore.NewFS(cfg.Storage.Filesystem.Root)
+	if err != nil {
+		return nil, fmt.Errorf("open blob store %s: %w", cfg.Storage.Filesystem.Root, err)
+	}
+	return fs, nil
+}
+
+// storageName describes the blob store for logs and errors, without credentials.
+func storageName(cfg config.Config) string {
+	if cfg.Storage.Driver == "filesystem" {
+		return cfg.Storage.Filesystem.Root
+	}
+	return cfg.Storage.Driver + "://" + cfg.Storage.S3.Bucket + "/" + cfg.Storage.S3.Prefix
 }

@@ -64,7 +64,7 @@ const (
 
 // ErrUnavailable means the object store could not be reached or kept failing after
 // retries (connection errors, 5xx, throttling). The registry answers 503 for it.
-var ErrUnavailable = errors.New("object store unavailable")
+var ErrUnavailable = blobstore.ErrUnavailable
 
 // Options configures a Store. Only Bucket is required; Region is required for cos.
 type Options struct {

@@ -1,0 +1,127 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hubctl/hubctl/internal/metadata"
+)
+
+const uploadColumns = "id, repository, upload_offset, hash_state, backend_state, created_at, updated_at"
+
+// CreateUpload records a new upload session. Zero times mean now.
+func (s *Store) CreateUpload(ctx context.Context, u metadata.Upload) error {
+	created := nanos(u.CreatedAt)
+	updated := created
+	if !u.UpdatedAt.IsZero() {
+		updated = nanos(u.UpdatedAt)
+	}
+	return s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO uploads ("+uploadColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			u.ID, u.Repository, u.Offset, u.HashState, u.BackendState, created, updated)
+		if err != nil {
+			return fmt.Errorf("create upload %s: %w", u.ID, err)
+		}
+		return nil
+	})
+}
+
+// GetUpload returns an upload session, or metadata.ErrUploadNotFound.
+func (s *Store) GetUpload(ctx context.Context, id string) (metadata.Upload, error) {
+	var u metadata.Upload
+	err := s.retry(ctx, func() error {
+		var err error
+		u, err = scanUpload(s.pool.QueryRow(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE id = $1", id))
+		return err
+	})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return metadata.Upload{}, fmt.Errorf("upload %s: %w", id, metadata.ErrUploadNotFound)
+	case err != nil:
+		return metadata.Upload{}, fmt.Errorf("upload %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// UpdateUpload stores u if the session's offset is still prevOffset: a compare-and-set
+// in one UPDATE, so two PATCHes racing on one session, on any replicas, cannot both
+// append at the same offset (the loser's UPDATE waits for the winner's row lock, then
+// re-checks the offset and matches nothing).
+func (s *Store) UpdateUpload(ctx context.Context, u metadata.Upload, prevOffset int64) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE uploads
+			SET upload_offset = $1, hash_state = $2, backend_state = $3, updated_at = $4
+			WHERE id = $5 AND upload_offset = $6`,
+			u.Offset, u.HashState, u.BackendState, nanos(u.UpdatedAt), u.ID, prevOffset)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = $1)", u.ID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return metadata.ErrUploadNotFound
+		}
+		return metadata.ErrUploadConflict
+	})
+	if err != nil {
+		return fmt.Errorf("update upload %s at offset %d: %w", u.ID, prevOffset, err)
+	}
+	return nil
+}
+
+// DeleteUpload removes a session; removing one that is gone is not an error.
+func (s *Store) DeleteUpload(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM uploads WHERE id = $1", id); err != nil {
+			return fmt.Errorf("delete upload %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// StaleUploads lists sessions last updated before before, oldest first.
+func (s *Store) StaleUploads(ctx context.Context, before time.Time) ([]metadata.Upload, error) {
+	var out []metadata.Upload
+	err := s.retry(ctx, func() error {
+		rows, err := s.pool.Query(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE updated_at < $1 ORDER BY updated_at, id",
+			before.UTC().UnixNano())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = []metadata.Upload{}
+		for rows.Next() {
+			u, err := scanUpload(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stale uploads: %w", err)
+	}
+	return out, nil
+}
+
+func scanUpload(row pgx.Row) (metadata.Upload, error) {
+	var (
+		u                metadata.Upload
+		created, updated int64
+	)
+	if err := row.Scan(&u.ID, &u.Repository, &u.Offset, &u.HashState, &u.BackendState, &created, &updated); err != nil {
+		return metadata.Upload{}, err
+	}
+	u.CreatedAt, u.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return u, nil
+}
