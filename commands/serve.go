@@ -98,7 +98,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl := cmd.Flags()
 	fl.StringVar(&flagCfg.Addr, "addr", def.Addr, "TCP `address` to listen on (port 0 picks a free port)")
 	fl.StringVar(&flagCfg.Data, "data", def.Data, "Data `directory` for blobs and the database")
-	fl.StringVar(&flagCfg.DB.Path, "db", "", "SQLite database `file` (default <data>/hubctl.db)")
+	fl.StringVar(&flagCfg.DB.Path, "db", "", "SQLite database `file` (default <data>/hubctl.db), or a postgres:// URL")
 	fl.Var(&flagCfg.MaxManifestSize, "max-manifest-size", "Largest manifest accepted, e.g. 4MiB")
 	fl.DurationVar(&flagCfg.Uploads.MaxAge, "upload-max-age", def.Uploads.MaxAge, "Remove upload sessions idle for longer than this")
 	fl.StringVar(&flagCfg.Log.Format, "log-format", def.Log.Format, "Log `format`: text or json")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/xml"
 	"errors"
+	"github.com/hubctl/hubctl/internal/pgtest"
 	"github.com/hubctl/hubctl/internal/s3test"
 	"io/fs"
 	"os"
@@ -181,19 +182,21 @@ func TestConformance(t *testing.T) {
 		}
 	})
 
-	// Blobs on a real S3 server (versitygw) with token auth on: the object-storage
-	// driver must be as conformant as the filesystem.
-	t.Run("v1.1-s3", func(t *testing.T) {
+	// The scale-out setup: blobs on a real S3 server (versitygw), metadata in a real
+	// PostgreSQL, token auth on. It must be as conformant as the defaults.
+	t.Run("v1.1-s3-postgres", func(t *testing.T) {
 		endpoint, access, secret, bucket := s3test.Start(t)
+		dsn := pgtest.Start(t)
+		// Secrets go through the environment, never the command line (ps shows it).
 		s := startServerEnv(t, t.TempDir(),
-			[]string{"HUBCTL_STORAGE_S3_ACCESS_KEY=" + access, "HUBCTL_STORAGE_S3_SECRET_KEY=" + secret},
+			[]string{"HUBCTL_STORAGE_S3_ACCESS_KEY=" + access, "HUBCTL_STORAGE_S3_SECRET_KEY=" + secret, "HUBCTL_DB_PATH=" + dsn},
 			"--storage=s3", "--s3-endpoint="+endpoint, "--s3-bucket="+bucket, "--s3-region=us-east-1", "--s3-path-style")
 		r := runConformance(t, s, "1.1", "OCI_USERNAME=admin", "OCI_PASSWORD="+adminPassword)
 		for _, f := range r.Failures {
 			t.Errorf("FAIL %s", truncate([]byte(f), 2000))
 		}
 		if r.Passed == 0 {
-			t.Errorf("conformance on S3: 0 tests passed")
+			t.Errorf("conformance on S3 and PostgreSQL: 0 tests passed")
 		}
 	})
 

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hubctl/hubctl/internal/pgtest"
 	"io"
 	"io/fs"
 	"net/http"
@@ -52,7 +53,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: go build ./cmd/hubctl:", err)
 		return 1
 	}
-	return m.Run()
+	// pgtest stops the PostgreSQL cluster, if a test started one, after the run.
+	return pgtest.Run(m)
 }
 
 // inCI reports whether missing tools must fail the run instead of skipping: CI never

@@ -115,10 +115,17 @@ type Filesystem struct {
 
 // DB selects and configures the metadata database.
 type DB struct {
-	// Driver is the database; only "sqlite" exists so far.
+	// Driver is the database: "sqlite" or "postgres". A Path that is a postgres:// URL
+	// selects postgres by itself, so `--db postgres://…` is all it takes.
 	Driver string `yaml:"driver"`
-	// Path is the SQLite database file; empty means <data>/hubctl.db.
+	// Path is the SQLite database file (empty means <data>/hubctl.db) or the PostgreSQL
+	// connection URL.
 	Path string `yaml:"path"`
+}
+
+// IsPostgresURL reports whether s is a PostgreSQL connection URL.
+func IsPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // Uploads configures blob upload sessions.
@@ -237,7 +244,10 @@ func (c *Config) resolve() {
 	if c.Storage.Filesystem.Root == "" && c.Data != "" {
 		c.Storage.Filesystem.Root = c.Data
 	}
-	if c.DB.Path == "" && c.Data != "" {
+	if IsPostgresURL(c.DB.Path) {
+		c.DB.Driver = "postgres"
+	}
+	if c.DB.Path == "" && c.Data != "" && c.DB.Driver == "sqlite" {
 		c.DB.Path = filepath.Join(c.Data, "hubctl.db")
 	}
 	if c.Auth.KeysDir == "" && c.Data != "" {
@@ -271,8 +281,17 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("storage.driver %q is not supported (want filesystem, s3 or cos)", c.Storage.Driver))
 	}
-	if c.DB.Driver != "sqlite" {
-		errs = append(errs, fmt.Errorf("db.driver %q is not supported (want sqlite)", c.DB.Driver))
+	switch c.DB.Driver {
+	case "sqlite":
+		if IsPostgresURL(c.DB.Path) {
+			errs = append(errs, errors.New("db.path is a postgres:// URL but db.driver is sqlite"))
+		}
+	case "postgres":
+		if !IsPostgresURL(c.DB.Path) {
+			errs = append(errs, errors.New("db.driver postgres needs db.path to be a postgres:// connection URL"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("db.driver %q is not supported (want sqlite or postgres)", c.DB.Driver))
 	}
 	if c.MaxManifestSize <= 0 {
 		errs = append(errs, fmt.Errorf("max_manifest_size must be greater than 0, got %d", c.MaxManifestSize))

@@ -152,6 +152,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "s3 without bucket", flags: map[string]string{"storage.driver": "s3"}, wantErr: `needs storage.s3.bucket`},
 		{name: "cos without region", flags: map[string]string{"storage.driver": "cos", "storage.s3.bucket": "b-125"}, wantErr: `needs storage.s3.region`},
 		{name: "unknown storage", flags: map[string]string{"storage.driver": "nfs"}, wantErr: `storage.driver "nfs"`},
+		{name: "postgres without url", flags: map[string]string{"db.driver": "postgres"}, wantErr: `needs db.path to be a postgres://`},
 		{name: "bad auth mode", flags: map[string]string{"auth.mode": "off"}, wantErr: `auth.mode "off"`},
 		{name: "relative external url", flags: map[string]string{"external_url": "hub.example.com"}, wantErr: `external_url "hub.example.com"`},
 		{name: "bad log level", flags: map[string]string{"log.level": "loud"}, wantErr: `log.level "loud"`},
@@ -172,6 +173,14 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPostgresURLSelectsPostgres(t *testing.T) {
+	c, err := Load(Sources{Flags: map[string]string{"db.path": "postgres://hub:secret@127.0.0.1:5432/hub"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "driver", c.DB.Driver, "postgres")
 }
 
 func TestEmptyFileIsDefaults(t *testing.T) {

@@ -11,16 +11,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/blobstore/s3store"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/internal/metadata/postgres"
 	"github.com/hubctl/hubctl/internal/metadata/sqlite"
 	"github.com/hubctl/hubctl/internal/registry"
 )
@@ -108,9 +112,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	meta, err := sqlite.Open(ctx, cfg.DB.Path)
+	meta, err := openMetaStore(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", cfg.DB.Path, err)
+		return fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
 	defer func() {
 		if err := meta.Close(); err != nil {
@@ -176,7 +180,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "storage", storageName(cfg), "database", cfg.DB.Path)
+	log.Info("serving", "addr", ln.Addr().String(), "storage", storageName(cfg), "database", databaseName(cfg))
 
 	janitorCtx, stopJanitor := context.WithCancel(context.WithoutCancel(ctx))
 	var janitorDone sync.WaitGroup
@@ -261,4 +265,30 @@ func storageName(cfg config.Config) string {
 		return cfg.Storage.Filesystem.Root
 	}
 	return cfg.Storage.Driver + "://" + cfg.Storage.S3.Bucket + "/" + cfg.Storage.S3.Prefix
+}
+
+// metaStore is the database: registry metadata and accounts in one.
+type metaStore interface {
+	metadata.Store
+	accounts.Store
+}
+
+// openMetaStore opens the configured database and runs its migrations.
+func openMetaStore(ctx context.Context, cfg config.Config) (metaStore, error) {
+	if cfg.DB.Driver == "postgres" {
+		return postgres.Open(ctx, cfg.DB.Path)
+	}
+	return sqlite.Open(ctx, cfg.DB.Path)
+}
+
+// databaseName describes the database for logs and errors, without its password.
+func databaseName(cfg config.Config) string {
+	if cfg.DB.Driver != "postgres" {
+		return cfg.DB.Path
+	}
+	u, err := url.Parse(cfg.DB.Path)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	return u.Redacted()
 }

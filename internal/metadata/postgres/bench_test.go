@@ -33,7 +33,7 @@ func seed(b *testing.B, s metadata.Store) (repo, tag string) {
 }
 
 // BenchmarkGetManifestByTag measures the hot path of every pull by tag on both stores
-// in one run and logs PostgreSQL's time per call as a multiple of SQLite's. PostgreSQL
+// in one run and reports PostgreSQL's time per call as a multiple of SQLite's (x_sqlite). PostgreSQL
 // pays a loopback round trip per call that SQLite, in process, does not.
 func BenchmarkGetManifestByTag(b *testing.B) {
 	perOp := map[string]time.Duration{}
@@ -69,10 +69,10 @@ func BenchmarkGetManifestByTag(b *testing.B) {
 			})
 			b.StopTimer()
 			perOp[store.name] = b.Elapsed() / time.Duration(b.N)
+			// The ratio goes on the benchmark's own line, which is printed without -v.
+			if sq := perOp["sqlite"]; store.name != "sqlite" && sq > 0 {
+				b.ReportMetric(float64(perOp[store.name])/float64(sq), "x_sqlite")
+			}
 		})
-	}
-	if perOp["sqlite"] > 0 && perOp["postgres"] > 0 {
-		b.Logf("GetManifestByTag: sqlite %v/op, postgres %v/op: postgres takes %.2f× sqlite's time",
-			perOp["sqlite"], perOp["postgres"], float64(perOp["postgres"])/float64(perOp["sqlite"]))
 	}
 }

@@ -168,8 +168,11 @@ func (s *Store) inTx(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx)
 		return fmt.Errorf("begin: %w", err)
 	}
 	if err := fn(tx); err != nil {
-		// Rollback fails too when the connection is gone; fn's error is the one to report.
-		_ = tx.Rollback(context.WithoutCancel(ctx))
+		// Roll back even when ctx ended (else pgx closes the connection instead), but
+		// bounded; a failure here (the connection is gone) is not the error to report.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = tx.Rollback(rctx)
+		cancel()
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
