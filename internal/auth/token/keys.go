@@ -65,15 +65,30 @@ func LoadOrCreateKeySet(dir string) (*KeySet, error) {
 		return nil, err
 	}
 	if len(keys) == 0 {
-		k, err := writeNewKey(dir, time.Now())
-		if err != nil {
+		// Replicas sharing one key directory may all start at once: the first key has
+		// a fixed name and is linked into place exclusively, so exactly one of them
+		// creates it and the others load that one, and every replica signs with it.
+		k, err := writeKey(dir, time.Now(), firstKeyFile)
+		switch {
+		case errors.Is(err, fs.ErrExist):
+			if keys, err = readKeys(dir); err != nil {
+				return nil, err
+			}
+		case err != nil:
 			return nil, err
+		default:
+			keys = append(keys, k)
 		}
-		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("token keys: %s holds no key", dir)
 	}
 	ks.state.Store(newKeyState(keys))
 	return ks, nil
 }
+
+// firstKeyFile names the key created when the directory is empty.
+const firstKeyFile = keyFilePrefix + "first" + keyFileExt
 
 // readKeys loads every key file of dir.
 func readKeys(dir string) ([]*signingKey, error) {
@@ -178,6 +193,13 @@ func loadKey(path string) (*signingKey, error) {
 // writeNewKey generates a key and writes it durably under a name stamped with
 // created: temp file (0600 from CreateTemp), fsync, rename, fsync of the directory.
 func writeNewKey(dir string, created time.Time) (*signingKey, error) {
+	return writeKey(dir, created, "")
+}
+
+// writeKey writes a new key under name, or under a name stamped with created when name
+// is empty. A fixed name is claimed exclusively (link, not rename): when the file
+// exists already the error wraps fs.ErrExist and nothing is written.
+func writeKey(dir string, created time.Time, name string) (*signingKey, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("token key: generate: %w", err)
@@ -192,6 +214,9 @@ func writeNewKey(dir string, created time.Time) (*signingKey, error) {
 	}
 	created = created.UTC()
 	path := filepath.Join(dir, keyFilePrefix+created.Format(keyFileTime)+keyFileExt)
+	if name != "" {
+		path = filepath.Join(dir, name)
+	}
 	tmp, err := os.CreateTemp(dir, ".key-*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("token key: %w", err)
@@ -208,7 +233,11 @@ func writeNewKey(dir string, created time.Time) (*signingKey, error) {
 	if err := tmp.Close(); err != nil {
 		return nil, fmt.Errorf("token key: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if name != "" {
+		if err := os.Link(tmp.Name(), path); err != nil {
+			return nil, fmt.Errorf("token key: %w", err)
+		}
+	} else if err := os.Rename(tmp.Name(), path); err != nil {
 		return nil, fmt.Errorf("token key: %w", err)
 	}
 	if err := syncDir(dir); err != nil {

@@ -323,3 +323,37 @@ func TestReloadSeesAnotherProcessRotate(t *testing.T) {
 		t.Fatalf("reload of an empty directory: %v, signing %s", err, server.SigningKeyID())
 	}
 }
+
+func TestConcurrentFirstStartsShareOneKey(t *testing.T) {
+	dir := t.TempDir()
+	const n = 8
+	kids := make(chan string, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			ks, err := LoadOrCreateKeySet(dir)
+			if err != nil {
+				errs <- err
+				return
+			}
+			kids <- ks.SigningKeyID()
+		}()
+	}
+	first := ""
+	for range n {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case kid := <-kids:
+			if first == "" {
+				first = kid
+			} else if kid != first {
+				t.Fatalf("replicas sign with different keys: %s and %s", first, kid)
+			}
+		}
+	}
+	pems, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
+	if len(pems) != 1 {
+		t.Fatalf("%d key files, want 1: %v", len(pems), pems)
+	}
+}
