@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hubctl/hubctl/internal/pgtest"
+	"github.com/hubctl/hubctl/internal/s3test"
+)
+
+// startReplicas starts n `hubctl serve` processes that share one bucket on a real S3
+// server, one PostgreSQL database and one key directory, and nothing else: each has
+// its own data directory, as separate hosts would.
+func startReplicas(t *testing.T, n int) []*server {
+	t.Helper()
+	endpoint, access, secret, bucket := s3test.Start(t)
+	dsn := pgtest.Start(t)
+	keys := t.TempDir()
+	env := []string{
+		"HUBCTL_STORAGE_S3_ACCESS_KEY=" + access, "HUBCTL_STORAGE_S3_SECRET_KEY=" + secret,
+		"HUBCTL_DB_PATH=" + dsn, "HUBCTL_AUTH_KEYS_DIR=" + keys,
+	}
+	args := []string{"--storage=s3", "--s3-endpoint=" + endpoint, "--s3-bucket=" + bucket, "--s3-region=us-east-1", "--s3-path-style"}
+	out := make([]*server, n)
+	for i := range out {
+		out[i] = startServerEnv(t, t.TempDir(), env, args...)
+	}
+	return out
+}
+
+// send is do with a bearer token and the body's length known up front.
+func send(t testing.TB, method, url, tok string, body []byte, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	h := map[string]string{"Authorization": "Bearer " + tok}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		h[hdr[i]] = hdr[i+1]
+	}
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	return do(t, method, url, r, h)
+}
+
+func TestReplicas(t *testing.T) {
+	rs := startReplicas(t, 3)
+	a, b, c := rs[0], rs[1], rs[2]
+	// A token issued by one replica is good on every other: they share the keys.
+	tok := mustToken(t, a, "admin", adminPassword, "repository:admin/app:pull,push,delete")
+
+	t.Run("chunked upload across replicas", func(t *testing.T) {
+		data := make([]byte, 12<<20+123)
+		if _, err := rand.Read(data); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		dgst := "sha256:" + hex.EncodeToString(sum[:])
+		resp, body := send(t, "POST", a.URL("/v2/admin/app/blobs/uploads/"), tok, nil)
+		if resp.StatusCode != 202 {
+			t.Fatalf("POST on A: %s %s", resp.Status, body)
+		}
+		loc := resp.Header.Get("Location")
+		cut := []int{0, 6 << 20, 10 << 20, len(data)}
+		for i, s := range []*server{b, c, a} {
+			part := data[cut[i]:cut[i+1]]
+			resp, body = send(t, "PATCH", s.URL(loc), tok, part, "Content-Range", fmt.Sprintf("%d-%d", cut[i], cut[i+1]-1),
+				"Content-Type", "application/octet-stream")
+			if resp.StatusCode != 202 || resp.Header.Get("Range") != fmt.Sprintf("0-%d", cut[i+1]-1) {
+				t.Fatalf("PATCH %d on replica %d: %s %q %s", i, i+1, resp.Status, resp.Header.Get("Range"), body)
+			}
+			loc = resp.Header.Get("Location")
+		}
+		if resp, body = send(t, "PUT", b.URL(loc+"?digest="+dgst), tok, nil); resp.StatusCode != 201 {
+			t.Fatalf("PUT on B: %s %s", resp.Status, body)
+		}
+		resp, body = send(t, "GET", c.URL("/v2/admin/app/blobs/"+dgst), tok, nil)
+		if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+			t.Fatalf("GET on C: %s, %d bytes", resp.Status, len(body))
+		}
+	})
+
+	t.Run("push on one, pull on another", func(t *testing.T) {
+		img := newImage(t, "amd64")
+		pushImageAs(t, a, tok, "admin/app", "v1", img)
+		resp, body := send(t, "GET", c.URL("/v2/admin/app/manifests/v1"), tok, nil, "Accept", mtOCIManifest)
+		if resp.StatusCode != 200 || !bytes.Equal(body, img.Manifest) {
+			t.Fatalf("GET manifest on C: %s %s", resp.Status, truncate(body, 200))
+		}
+		resp, body = send(t, "GET", b.URL("/v2/admin/app/blobs/"+img.LayerDigest), tok, nil)
+		if resp.StatusCode != 200 || !bytes.Equal(body, img.Layer) {
+			t.Fatalf("GET layer on B: %s", resp.Status)
+		}
+	})
+
+	t.Run("50 concurrent tag moves end in one state", func(t *testing.T) {
+		img := newImage(t, "amd64")
+		pushImageAs(t, a, tok, "admin/app", "base", img)
+		manifests := make([][]byte, 50)
+		for i := range manifests {
+			// Same blobs, different annotations: 50 distinct manifests.
+			manifests[i] = bytes.Replace(img.Manifest, []byte(`"schemaVersion":2`),
+				[]byte(fmt.Sprintf(`"schemaVersion":2,"annotations":{"n":"%d"}`, i)), 1)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan string, len(manifests))
+		for i, m := range manifests {
+			wg.Go(func() {
+				s := rs[i%len(rs)]
+				resp, body := send(t, "PUT", s.URL("/v2/admin/app/manifests/race"), tok, m, "Content-Type", mtOCIManifest)
+				if resp.StatusCode != 201 {
+					errs <- fmt.Sprintf("PUT %d: %s %s", i, resp.Status, truncate(body, 200))
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+		digests := map[string]bool{}
+		for _, m := range manifests {
+			digests[sha256Digest(m)] = true
+		}
+		var seen []string
+		for _, s := range rs {
+			resp, _ := send(t, "HEAD", s.URL("/v2/admin/app/manifests/race"), tok, nil, "Accept", mtOCIManifest)
+			seen = append(seen, resp.Header.Get("Docker-Content-Digest"))
+		}
+		if seen[0] != seen[1] || seen[1] != seen[2] || !digests[seen[0]] {
+			t.Fatalf("replicas disagree on the tag, or it is none of the pushed manifests: %v", seen)
+		}
+		resp, body := send(t, "GET", b.URL("/v2/admin/app/tags/list"), tok, nil)
+		if resp.StatusCode != 200 || strings.Count(string(body), `"race"`) != 1 {
+			t.Fatalf("tags: %s %s", resp.Status, body)
+		}
+	})
+
+	t.Run("a replica killed mid-upload, the client goes on elsewhere", func(t *testing.T) {
+		data := make([]byte, 9<<20)
+		if _, err := rand.Read(data); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		dgst := "sha256:" + hex.EncodeToString(sum[:])
+		resp, body := send(t, "POST", c.URL("/v2/admin/app/blobs/uploads/"), tok, nil)
+		if resp.StatusCode != 202 {
+			t.Fatalf("POST on C: %s %s", resp.Status, body)
+		}
+		loc := resp.Header.Get("Location")
+		first := 5 << 20
+		if resp, body = send(t, "PATCH", c.URL(loc), tok, data[:first], "Content-Range", fmt.Sprintf("0-%d", first-1)); resp.StatusCode != 202 {
+			t.Fatalf("PATCH on C: %s %s", resp.Status, body)
+		}
+		// A PATCH that is cut off by the crash: its bytes must not count.
+		pr, pw := io.Pipe()
+		go func() {
+			req, _ := http.NewRequest("PATCH", c.URL(loc), pr)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		if _, err := pw.Write(data[first : first+1<<20]); err != nil {
+			t.Fatal(err)
+		}
+		c.Kill()
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+
+		resp, _ = send(t, "GET", a.URL(loc), tok, nil)
+		if resp.StatusCode != 204 || resp.Header.Get("Range") != fmt.Sprintf("0-%d", first-1) {
+			t.Fatalf("status on A after the crash: %s %q", resp.Status, resp.Header.Get("Range"))
+		}
+		if resp, body = send(t, "PATCH", a.URL(loc), tok, data[first:], "Content-Range", fmt.Sprintf("%d-%d", first, len(data)-1)); resp.StatusCode != 202 {
+			t.Fatalf("PATCH rest on A: %s %s", resp.Status, body)
+		}
+		if resp, body = send(t, "PUT", a.URL(loc+"?digest="+dgst), tok, nil); resp.StatusCode != 201 {
+			t.Fatalf("PUT on A: %s %s", resp.Status, body)
+		}
+		resp, body = send(t, "GET", b.URL("/v2/admin/app/blobs/"+dgst), tok, nil)
+		if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+			t.Fatalf("GET on B: %s, %d bytes", resp.Status, len(body))
+		}
+	})
+}
