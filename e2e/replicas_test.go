@@ -190,3 +190,29 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 }
+
+// TestPostgresOutage: while PostgreSQL is down the registry answers 503 UNAVAILABLE
+// (clients retry), and once it is back the same server serves again without a restart.
+func TestPostgresOutage(t *testing.T) {
+	s := startReplicas(t, 1)[0]
+	tok := mustToken(t, s, "admin", adminPassword, "repository:admin/app:pull,push")
+	img := newImage(t, "amd64")
+	pushImageAs(t, s, tok, "admin/app", "v1", img)
+
+	resume := pgtest.Pause(t)
+	resp, body := send(t, "GET", s.URL("/v2/admin/app/manifests/v1"), tok, nil, "Accept", mtOCIManifest)
+	wantError(t, resp, body, []int{http.StatusServiceUnavailable}, "UNAVAILABLE")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if resp, _ := do(t, "GET", s.URL("/readyz"), nil, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while the database is down: %s", resp.Status)
+	}
+	resume()
+
+	resp, body = send(t, "GET", s.URL("/v2/admin/app/manifests/v1"), tok, nil, "Accept", mtOCIManifest)
+	if resp.StatusCode != 200 || !bytes.Equal(body, img.Manifest) {
+		t.Fatalf("after the database came back: %s %s", resp.Status, truncate(body, 200))
+	}
+	pushImageAs(t, s, tok, "admin/app", "v2", newImage(t, "arm64"))
+}

@@ -23,6 +23,9 @@ var (
 	ErrTagNotFound        = errors.New("tag not found")
 	ErrBlobNotFound       = errors.New("blob not found")
 	ErrUploadNotFound     = errors.New("upload session not found")
+	// ErrUnavailable means the database could not be reached; the registry answers 503
+	// so clients retry later.
+	ErrUnavailable = errors.New("metadata store unavailable")
 	// ErrUploadConflict is returned by UpdateUpload when the session's offset is not the
 	// one the caller read (another request appended in between).
 	ErrUploadConflict = errors.New("upload session was modified concurrently")

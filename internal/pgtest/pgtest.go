@@ -111,6 +111,28 @@ func Restart(t testing.TB) {
 	}
 }
 
+// Pause stops the cluster, as an outage would, and returns a function that starts it
+// again (also called at the end of the test if the test did not), so a test can watch
+// code ride out a database that is down. Committed data survives.
+func Pause(t testing.TB) (resume func()) {
+	t.Helper()
+	c := cl(t)
+	c.admin(t, "CHECKPOINT")
+	if err := c.pgctl("stop", "-m", "immediate", "-w"); err != nil {
+		t.Fatalf("pgtest: stop: %v", err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := c.pgctl("start", "-w"); err != nil {
+				t.Fatalf("pgtest: start: %v", err)
+			}
+		})
+	}
+	t.Cleanup(resume)
+	return resume
+}
+
 // cl returns the running cluster, starting it on first use, or ends the test.
 func cl(t testing.TB) *cluster {
 	t.Helper()

@@ -237,11 +237,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	var e *errcode.Error
 	if !errors.As(err, &e) {
 		switch {
-		case errors.Is(err, blobstore.ErrUnavailable):
-			h.o.Log.WarnContext(r.Context(), "blob store unavailable", "request_id", reqlog.From(r.Context()).RequestID,
+		case errors.Is(err, blobstore.ErrUnavailable), errors.Is(err, metadata.ErrUnavailable):
+			h.o.Log.WarnContext(r.Context(), "backing store unavailable", "request_id", reqlog.From(r.Context()).RequestID,
 				"method", r.Method, "path", r.URL.Path, "error", err)
 			w.Header().Set("Retry-After", "5")
-			e = errcode.New(errcode.Unavailable, "the blob store is unavailable; retry shortly")
+			e = errcode.New(errcode.Unavailable, "storage is unavailable; retry shortly")
 		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 			// The client went away; nobody reads the answer.
 			e = errcode.New(errcode.BlobUploadInvalid, "request cancelled")

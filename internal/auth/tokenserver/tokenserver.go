@@ -25,6 +25,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/reqlog"
 )
 
@@ -112,6 +113,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &tm) {
 			w.Header().Set("Retry-After", strconv.Itoa(tm.retryAfter))
 			err = errcode.New(errcode.TooManyRequests, "too many failed logins for this account from this address; retry in %d s", tm.retryAfter)
+		} else if errors.Is(err, metadata.ErrUnavailable) {
+			s.Log.WarnContext(r.Context(), "token request: database unavailable", "request_id", reqlog.From(r.Context()).RequestID, "error", err)
+			w.Header().Set("Retry-After", "5")
+			err = errcode.New(errcode.Unavailable, "the account database is unavailable; retry shortly")
 		} else if !errors.As(err, &e) {
 			s.Log.ErrorContext(r.Context(), "token request failed", "request_id", reqlog.From(r.Context()).RequestID, "error", err)
 		}

@@ -216,7 +216,14 @@ func (s *Store) retry(ctx context.Context, fn func() error) error {
 		if errors.As(err, &ce) && kind != conflict {
 			return err
 		}
-		if kind == permanent || attempt == maxAttempts || ctx.Err() != nil {
+		if kind == permanent || ctx.Err() != nil {
+			return err
+		}
+		if attempt == maxAttempts {
+			if kind == connectionLost {
+				// Still unreachable: callers answer 503 so clients retry later.
+				return fmt.Errorf("%w: %w", metadata.ErrUnavailable, err)
+			}
 			return err
 		}
 		t := time.NewTimer(pause/2 + rand.N(pause))
