@@ -11,6 +11,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/hubclient"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/spf13/cobra"
 )
@@ -197,7 +198,7 @@ func userCreateRun(ctx context.Context, opts *UserCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	u, err := c.CreateUser(ctx, hubclient.NewUser{Name: opts.Name, Email: opts.Email, Password: pw, Admin: opts.Admin})
+	u, err := c.CreateUser(ctx, hubtypes.CreateUserRequest{Name: opts.Name, Email: opts.Email, Password: pw, Admin: opts.Admin})
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", opts.Name, err)
 	}
@@ -288,7 +289,7 @@ func userPasswdRun(ctx context.Context, opts *UserPasswdOptions) error {
 		name = me.Name
 	}
 	ios := opts.Hub.IO
-	var change hubclient.UserChange
+	var change hubtypes.UpdateUserRequest
 	if name == me.Name {
 		cur, pw, err := readPasswordChange(ios, opts.PasswordStdin)
 		if err != nil {
@@ -666,7 +667,7 @@ the grant away.`,
 		if err != nil {
 			return err
 		}
-		g := hubclient.Grant{Repository: opts.Repository, Role: opts.Role}
+		g := hubtypes.Grant{Repository: opts.Repository, Role: opts.Role}
 		on := opts.Repository
 		if on == "" {
 			on = "organisation " + opts.Org
@@ -771,7 +772,7 @@ token is shown only once. Needs admin rights on the organisation and a password 
 		if err != nil {
 			return err
 		}
-		r, err := c.CreateRobot(cmd.Context(), opts.Org, hubclient.NewToken{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
+		r, err := c.CreateRobot(cmd.Context(), opts.Org, hubtypes.CreateRobotRequest{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
 		if err != nil {
 			return fmt.Errorf("create robot %s.%s: %w", opts.Org, opts.Name, err)
 		}

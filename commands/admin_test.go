@@ -13,7 +13,7 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/password"
 	"github.com/hubctl/hubctl/internal/hubapi"
-	"github.com/hubctl/hubctl/internal/hubclient"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/metadata/sqlite"
 )
@@ -119,7 +119,7 @@ func TestTokenCommands(t *testing.T) {
 		!strings.Contains(ls, "active") || strings.Contains(ls, "hub_") {
 		t.Errorf("token ls:\n%s", ls)
 	}
-	var toks []hubclient.Token
+	var toks []hubtypes.Token
 	if err := json.Unmarshal([]byte(h.ok(bob, "token", "ls", "-o", "json")), &toks); err != nil || len(toks) != 1 || toks[0].ExpiresAt == "" {
 		t.Fatalf("token ls -o json: %v %+v", err, toks)
 	}
@@ -228,7 +228,7 @@ func TestUserCommands(t *testing.T) {
 	if !strings.Contains(ls, "carol  ") || !strings.Contains(ls, "carol@example.com") || strings.Contains(ls, "argon2") {
 		t.Errorf("user ls:\n%s", ls)
 	}
-	var users []hubclient.User
+	var users []hubtypes.User
 	if err := json.Unmarshal([]byte(h.ok(admin, "user", "ls", "-o", "json")), &users); err != nil || len(users) != 3 {
 		t.Fatalf("user ls -o json: %v %+v", err, users)
 	}
@@ -287,7 +287,7 @@ func TestOrgTeamRepoCommands(t *testing.T) {
 	admin := h.login("admin", "admin-password")
 	bob := h.login("bob", "bob-password")
 
-	var org hubclient.Org
+	var org hubtypes.Org
 	if err := json.Unmarshal([]byte(h.ok(bob, "org", "create", "team", "-o", "json")), &org); err != nil || org.Name != "team" || org.DefaultVisibility != "private" {
 		t.Fatalf("org create: %v %+v", err, org)
 	}
@@ -343,7 +343,7 @@ func TestOrgTeamRepoCommands(t *testing.T) {
 	}
 	h.fails(carol, "repository bob/app: name unknown", "repo", "show", "bob/app")
 	h.ok(bob, "repo", "set-visibility", "bob/app", "public")
-	var repo hubclient.Repository
+	var repo hubtypes.Repository
 	if err := json.Unmarshal([]byte(h.ok(carol, "repo", "show", "bob/app", "-o", "json")), &repo); err != nil || repo.Visibility != "public" {
 		t.Errorf("repo show -o json: %v %+v", err, repo)
 	}
@@ -355,7 +355,7 @@ func TestOrgTeamRepoCommands(t *testing.T) {
 	if !strings.Contains(audit, "bob/app") || !strings.Contains(audit, "127.0.0.1") || strings.Contains(audit, "org.create") {
 		t.Errorf("audit:\n%s", audit)
 	}
-	var page hubclient.AuditPage
+	var page hubtypes.AuditPage
 	if err := json.Unmarshal([]byte(h.ok(admin, "audit", "--actor", "bob", "--limit", "2", "-o", "json")), &page); err != nil || len(page.Entries) != 2 || page.Next == 0 {
 		t.Errorf("audit -o json: %v %+v", err, page)
 	}

@@ -37,7 +37,7 @@ minute. Retire an old key only after a token lifetime (auth.token_ttl) has passe
 the rotation: tokens it signed stop verifying at once.`,
 		Example: `  hubctl keys ls --data /srv/hub
   hubctl keys rotate --data /srv/hub
-  hubctl keys retire KID --data /srv/hub`,
+  hubctl keys retire --data /srv/hub -- KID   # "--": a key id may start with "-"`,
 	}
 	add := func(use, short string, args cobra.PositionalArgs) *cobra.Command {
 		c := &cobra.Command{

@@ -20,7 +20,7 @@ func TestKeysRotateAndRetire(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "signs new tokens") || !strings.Contains(out, first) {
 		t.Fatalf("rotate: exit %d %q %q", code, out, errOut)
 	}
-	code, _, errOut = runIO(t, t.TempDir(), "", false, "keys", "retire", first, "--data", data)
+	code, _, errOut = runIO(t, t.TempDir(), "", false, "keys", "retire", "--data", data, "--", first)
 	if code != 0 {
 		t.Fatalf("retire: exit %d %q", code, errOut)
 	}
@@ -32,7 +32,7 @@ func TestKeysRotateAndRetire(t *testing.T) {
 		t.Fatalf("keys after retire: %+v", got)
 	}
 	// The last key cannot go.
-	if code, _, errOut = runIO(t, t.TempDir(), "", false, "keys", "retire", ks.SigningKeyID(), "--data", data); code != 1 || !strings.Contains(errOut, "only key") {
+	if code, _, errOut = runIO(t, t.TempDir(), "", false, "keys", "retire", "--data", data, "--", ks.SigningKeyID()); code != 1 || !strings.Contains(errOut, "only key") {
 		t.Fatalf("retire the last key: exit %d %q", code, errOut)
 	}
 }

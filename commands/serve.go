@@ -37,6 +37,7 @@ var serveFlagKeys = map[string]string{
 	"s3-bucket":         "storage.s3.bucket",
 	"s3-prefix":         "storage.s3.prefix",
 	"s3-path-style":     "storage.s3.path_style",
+	"s3-redirect":       "storage.s3.redirect",
 	"cos-region":        "storage.s3.region",
 	"cos-bucket":        "storage.s3.bucket",
 	"external-url":      "external_url",
@@ -109,6 +110,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.StringVar(&flagCfg.Storage.S3.Bucket, "s3-bucket", "", "S3 `bucket` (--storage s3)")
 	fl.StringVar(&flagCfg.Storage.S3.Prefix, "s3-prefix", "", "Key `prefix` inside the bucket (s3 and cos)")
 	fl.BoolVar(&flagCfg.Storage.S3.PathStyle, "s3-path-style", false, "Path-style bucket addressing (MinIO, versitygw, Ceph)")
+	fl.BoolVar(&flagCfg.Storage.S3.Redirect, "s3-redirect", def.Storage.S3.Redirect, "Answer blob pulls with 307 to a presigned URL (s3 and cos); false streams them through")
 	fl.StringVar(&flagCfg.Storage.S3.Region, "cos-region", "", "COS `region`, e.g. ap-guangzhou (--storage cos)")
 	fl.StringVar(&flagCfg.Storage.S3.Bucket, "cos-bucket", "", "COS `bucket`, name-APPID (--storage cos)")
 	fl.StringVar(&flagCfg.Auth.Mode, "auth", def.Auth.Mode, "Authentication `mode`: token (Docker token auth) or none (anyone may do anything)")

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hubctl/hubctl/internal/hubclient"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/spf13/cobra"
 )
 
@@ -99,7 +99,7 @@ func tokenCreateRun(ctx context.Context, opts *TokenCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	tok, err := c.CreateToken(ctx, hubclient.NewToken{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
+	tok, err := c.CreateToken(ctx, hubtypes.CreateTokenRequest{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
 	if err != nil {
 		return fmt.Errorf("create token %s: %w", opts.Name, err)
 	}

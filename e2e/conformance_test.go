@@ -191,7 +191,11 @@ func TestConformance(t *testing.T) {
 		s := startServerEnv(t, t.TempDir(),
 			[]string{"HUBCTL_STORAGE_S3_ACCESS_KEY=" + access, "HUBCTL_STORAGE_S3_SECRET_KEY=" + secret, "HUBCTL_DB_PATH=" + dsn},
 			"--storage=s3", "--s3-endpoint="+endpoint, "--s3-bucket="+bucket, "--s3-region=us-east-1", "--s3-path-style")
-		r := runConformance(t, s, "1.1", "OCI_USERNAME=admin", "OCI_PASSWORD="+adminPassword)
+		// Blob GETs answer 307 to a presigned bucket URL (the default for S3/COS): the
+		// bucket's answer cannot carry Docker-Content-Digest, which the spec makes
+		// optional on blob GETs, so that one optional check is off here; the redirect
+		// itself is what this run holds to the spec.
+		r := runConformance(t, s, "1.1", "OCI_USERNAME=admin", "OCI_PASSWORD="+adminPassword, "OCI_API_BLOBS_DIGEST_HEADER=false")
 		for _, f := range r.Failures {
 			t.Errorf("FAIL %s", truncate([]byte(f), 2000))
 		}

@@ -36,6 +36,31 @@ func startReplicas(t *testing.T, n int) []*server {
 	return out
 }
 
+// pull GETs a blob as a client does: with the token at the registry and, when it
+// answers 307 to a presigned bucket URL, without it at the bucket.
+func pull(t testing.TB, s *server, path, tok string) (*http.Response, []byte) {
+	t.Helper()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", s.URL(path), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode == http.StatusTemporaryRedirect {
+		res.Body.Close()
+		if res, err = http.Get(res.Header.Get("Location")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
+}
+
 // send is do with a bearer token and the body's length known up front.
 func send(t testing.TB, method, url, tok string, body []byte, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
@@ -81,7 +106,7 @@ func TestReplicas(t *testing.T) {
 		if resp, body = send(t, "PUT", b.URL(loc+"?digest="+dgst), tok, nil); resp.StatusCode != 201 {
 			t.Fatalf("PUT on B: %s %s", resp.Status, body)
 		}
-		resp, body = send(t, "GET", c.URL("/v2/admin/app/blobs/"+dgst), tok, nil)
+		resp, body = pull(t, c, "/v2/admin/app/blobs/"+dgst, tok)
 		if resp.StatusCode != 200 || !bytes.Equal(body, data) {
 			t.Fatalf("GET on C: %s, %d bytes", resp.Status, len(body))
 		}
@@ -94,9 +119,34 @@ func TestReplicas(t *testing.T) {
 		if resp.StatusCode != 200 || !bytes.Equal(body, img.Manifest) {
 			t.Fatalf("GET manifest on C: %s %s", resp.Status, truncate(body, 200))
 		}
-		resp, body = send(t, "GET", b.URL("/v2/admin/app/blobs/"+img.LayerDigest), tok, nil)
+		resp, body = pull(t, b, "/v2/admin/app/blobs/"+img.LayerDigest, tok)
 		if resp.StatusCode != 200 || !bytes.Equal(body, img.Layer) {
 			t.Fatalf("GET layer on B: %s", resp.Status)
+		}
+		// The pull went by a presigned URL: the registry answers 307, and the URL
+		// serves ranges on its own.
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		req, _ := http.NewRequest("GET", b.URL("/v2/admin/app/blobs/"+img.LayerDigest), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		loc := res.Header.Get("Location")
+		if res.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Amz-Signature=") {
+			t.Fatalf("blob GET on S3: %s, Location %q", res.Status, loc)
+		}
+		rreq, _ := http.NewRequest("GET", loc, nil)
+		rreq.Header.Set("Range", "bytes=10-19")
+		rres, err := http.DefaultClient.Do(rreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, _ := io.ReadAll(rres.Body)
+		rres.Body.Close()
+		if rres.StatusCode != http.StatusPartialContent || !bytes.Equal(part, img.Layer[10:20]) {
+			t.Fatalf("ranged GET of the presigned URL: %s %d bytes", rres.Status, len(part))
 		}
 	})
 
@@ -184,7 +234,7 @@ func TestReplicas(t *testing.T) {
 		if resp, body = send(t, "PUT", a.URL(loc+"?digest="+dgst), tok, nil); resp.StatusCode != 201 {
 			t.Fatalf("PUT on A: %s %s", resp.Status, body)
 		}
-		resp, body = send(t, "GET", b.URL("/v2/admin/app/blobs/"+dgst), tok, nil)
+		resp, body = pull(t, b, "/v2/admin/app/blobs/"+dgst, tok)
 		if resp.StatusCode != 200 || !bytes.Equal(body, data) {
 			t.Fatalf("GET on B: %s, %d bytes", resp.Status, len(body))
 		}

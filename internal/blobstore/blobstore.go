@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -66,4 +67,11 @@ type UploadState struct {
 	HashState []byte
 	// Backend is opaque per-store state (e.g. S3 upload id and part list).
 	Backend []byte
+}
+
+// Redirector is implemented by stores that can hand a client a short-lived URL to fetch
+// a blob from directly (a presigned S3/COS GET), so blob bytes need not pass through the
+// registry.
+type Redirector interface {
+	RedirectURL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error)
 }

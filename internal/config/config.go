@@ -104,6 +104,10 @@ type S3 struct {
 	PathStyle bool   `yaml:"path_style"`
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
+	// Redirect answers blob pulls with 307 to a presigned URL valid RedirectTTL, so
+	// blob bytes go from the bucket to the client directly; off streams them through.
+	Redirect    bool          `yaml:"redirect"`
+	RedirectTTL time.Duration `yaml:"redirect_ttl"`
 }
 
 // Filesystem configures the filesystem blob store.
@@ -150,7 +154,7 @@ func Default() Config {
 	return Config{
 		Addr:            ":5000",
 		Data:            "./hubctl-data",
-		Storage:         Storage{Driver: "filesystem"},
+		Storage:         Storage{Driver: "filesystem", S3: S3{Redirect: true, RedirectTTL: 5 * time.Minute}},
 		DB:              DB{Driver: "sqlite"},
 		MaxManifestSize: 4 << 20,
 		Uploads:         Uploads{MaxAge: 24 * time.Hour, CleanupInterval: 10 * time.Minute},
@@ -301,6 +305,7 @@ func (c *Config) Validate() error {
 		"uploads.cleanup_interval": c.Uploads.CleanupInterval,
 		"shutdown_timeout":         c.ShutdownTimeout,
 		"auth.token_ttl":           c.Auth.TokenTTL,
+		"storage.s3.redirect_ttl":  c.Storage.S3.RedirectTTL,
 		"auth.refresh_ttl":         c.Auth.RefreshTTL,
 	} {
 		if d <= 0 {

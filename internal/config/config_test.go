@@ -203,6 +203,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"auth.issuer": "iss", "auth.token_ttl": "2m", "auth.refresh_ttl": "24h", "auth.keys_dir": "/k",
 		"storage.s3.endpoint": "http://127.0.0.1:9000", "storage.s3.region": "us-east-1", "storage.s3.bucket": "b",
 		"storage.s3.prefix": "p", "storage.s3.path_style": "true", "storage.s3.access_key": "ak", "storage.s3.secret_key": "sk",
+		"storage.s3.redirect": "false", "storage.s3.redirect_ttl": "1m",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

@@ -2,7 +2,8 @@
 // and their grants, robots, repository visibility, access tokens and the audit log.
 // Every request is authenticated (a registry JWT, an access token, or HTTP Basic with a
 // password or an access token), every mutation is audited, and errors use the
-// distribution spec's JSON error body. docs/api.md documents the endpoints.
+// distribution spec's JSON error body. docs/api.md documents the endpoints; package
+// hubtypes holds their request and response bodies.
 package hubapi
 
 import (
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/hubctl/hubctl/internal/auth/ratelimit"
+	"github.com/hubctl/hubctl/internal/metadata"
 	"io"
 	"log/slog"
 	"net"
@@ -182,6 +184,10 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		err = errcode.New(Conflict, "%s", clientMessage(err))
 	case errors.Is(err, accounts.ErrInvalid):
 		err = errcode.New(InvalidRequest, "%s", clientMessage(err))
+	case errors.Is(err, metadata.ErrUnavailable):
+		a.log.WarnContext(r.Context(), "hub API: database unavailable", "error", err)
+		w.Header().Set("Retry-After", "5")
+		err = errcode.New(errcode.Unavailable, "the account database is unavailable; retry shortly")
 	default:
 		a.log.ErrorContext(r.Context(), "hub API", "method", r.Method, "path", r.URL.Path, "error", err)
 	}

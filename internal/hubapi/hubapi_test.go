@@ -16,6 +16,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/password"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/hubapi"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/metadata/sqlite"
 )
 
@@ -221,7 +222,7 @@ func (f *fixture) jwt(subject string) string {
 func (f *fixture) token(a auth, name string, scopes ...string) string {
 	f.t.Helper()
 	r := f.want(f.do(a, "POST", "/api/v1/tokens", map[string]any{"name": name, "scopes": scopes}), 201, "")
-	return decodeAs[hubapi.CreatedToken](f.t, r).Token
+	return decodeAs[hubtypes.CreatedToken](f.t, r).Token
 }
 
 func TestUnauthenticated(t *testing.T) {
@@ -270,8 +271,8 @@ func TestWhoAmI(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			f.t = t
-			u := decodeAs[hubapi.User](t, f.want(f.do(a, "GET", "/api/v1/user", nil), 200, ""))
-			if u != (hubapi.User{Name: "alice", Email: "alice@example.com", CreatedAt: u.CreatedAt}) || u.CreatedAt == "" {
+			u := decodeAs[hubtypes.User](t, f.want(f.do(a, "GET", "/api/v1/user", nil), 200, ""))
+			if u != (hubtypes.User{Name: "alice", Email: "alice@example.com", CreatedAt: u.CreatedAt}) || u.CreatedAt == "" {
 				t.Errorf("got %+v", u)
 			}
 		})
@@ -291,7 +292,7 @@ func TestUsers(t *testing.T) {
 		t.Fatal("a refused create left a user behind")
 	}
 
-	u := decodeAs[hubapi.User](t, f.want(f.do(asAdmin, "POST", "/api/v1/users", carol), 201, ""))
+	u := decodeAs[hubtypes.User](t, f.want(f.do(asAdmin, "POST", "/api/v1/users", carol), 201, ""))
 	if u.Name != "carol" || u.Email != "carol@example.com" || u.Admin {
 		t.Errorf("created %+v", u)
 	}
@@ -299,7 +300,7 @@ func TestUsers(t *testing.T) {
 	f.want(f.do(asAdmin, "POST", "/api/v1/users", carol), 409, "CONFLICT")
 	f.want(f.do(basic("carol", "carol-password"), "GET", "/api/v1/user", nil), 200, "")
 
-	list := decodeAs[[]hubapi.User](t, f.want(f.do(asAdmin, "GET", "/api/v1/users", nil), 200, ""))
+	list := decodeAs[[]hubtypes.User](t, f.want(f.do(asAdmin, "GET", "/api/v1/users", nil), 200, ""))
 	var names []string
 	for _, u := range list {
 		names = append(names, u.Name)
@@ -312,7 +313,7 @@ func TestUsers(t *testing.T) {
 	f.want(f.do(asAlice, "GET", "/api/v1/users/alice", nil), 200, "")
 	f.want(f.do(asAlice, "GET", "/api/v1/users/bob", nil), 403, "DENIED")
 	f.want(f.do(asAlice, "PATCH", "/api/v1/users/bob", map[string]any{"email": "x@example.com"}), 403, "DENIED")
-	got := decodeAs[hubapi.User](t, f.want(f.do(asAlice, "PATCH", "/api/v1/users/alice", map[string]any{"email": "new@example.com"}), 200, ""))
+	got := decodeAs[hubtypes.User](t, f.want(f.do(asAlice, "PATCH", "/api/v1/users/alice", map[string]any{"email": "new@example.com"}), 200, ""))
 	if got.Email != "new@example.com" {
 		t.Errorf("email %q", got.Email)
 	}
@@ -357,7 +358,7 @@ func TestTokens(t *testing.T) {
 	f := newFixture(t)
 	req := map[string]any{"name": "ci", "scopes": []string{"repository:alice/app:push,pull", "repository:alice/*:pull", "registry:catalog:*"}, "expires_in_days": 30}
 	r := f.want(f.do(asAlice, "POST", "/api/v1/tokens", req), 201, "")
-	created := decodeAs[hubapi.CreatedToken](t, r)
+	created := decodeAs[hubtypes.CreatedToken](t, r)
 	if !strings.HasPrefix(created.Token, "hub_") || created.Name != "ci" || created.ExpiresAt == "" {
 		t.Fatalf("created %+v", created)
 	}
@@ -371,7 +372,7 @@ func TestTokens(t *testing.T) {
 	if bytes.Contains(list.body, []byte(created.Token)) || bytes.Contains(list.body, []byte("hub_")) {
 		t.Fatalf("token list carries the secret: %s", list.body)
 	}
-	toks := decodeAs[[]hubapi.Token](t, list)
+	toks := decodeAs[[]hubtypes.Token](t, list)
 	if len(toks) != 1 || toks[0].Name != "ci" || !toks[0].Active || toks[0].ExpiresAt != created.ExpiresAt {
 		t.Fatalf("tokens %+v", toks)
 	}
@@ -381,7 +382,7 @@ func TestTokens(t *testing.T) {
 	f.want(f.do(withToken, "GET", "/api/v1/user", nil), 200, "")
 	f.want(f.do(withToken, "POST", "/api/v1/tokens", map[string]any{"name": "more", "scopes": []string{"repository:*:*"}}), 403, "DENIED")
 	f.want(f.do(basic("alice", created.Token), "POST", "/api/v1/tokens", map[string]any{"name": "more", "scopes": []string{"repository:*:*"}}), 403, "DENIED")
-	if toks := decodeAs[[]hubapi.Token](t, f.do(asAlice, "GET", "/api/v1/tokens", nil)); len(toks) != 1 {
+	if toks := decodeAs[[]hubtypes.Token](t, f.do(asAlice, "GET", "/api/v1/tokens", nil)); len(toks) != 1 {
 		t.Fatalf("a token minted a token: %+v", toks)
 	}
 
@@ -406,7 +407,7 @@ func TestTokens(t *testing.T) {
 		})
 	}
 	f.t = t
-	if n := len(decodeAs[[]hubapi.Token](t, f.do(asAlice, "GET", "/api/v1/tokens", nil))); n != 2 {
+	if n := len(decodeAs[[]hubtypes.Token](t, f.do(asAlice, "GET", "/api/v1/tokens", nil))); n != 2 {
 		t.Fatalf("refused requests created tokens: %d", n)
 	}
 
@@ -423,7 +424,7 @@ func TestTokens(t *testing.T) {
 	f.want(f.do(asAlice, "DELETE", "/api/v1/tokens/short", nil), 204, "")
 	f.wantAudit("token.revoke", "alice", "alice/short")
 	f.want(f.do(bearer(short), "GET", "/api/v1/user", nil), 401, "UNAUTHORIZED")
-	toks = decodeAs[[]hubapi.Token](t, f.do(asAlice, "GET", "/api/v1/tokens", nil))
+	toks = decodeAs[[]hubtypes.Token](t, f.do(asAlice, "GET", "/api/v1/tokens", nil))
 	for _, tk := range toks {
 		if tk.Name == "short" && (tk.Active || tk.RevokedAt == "") {
 			t.Errorf("revoked token listed as %+v", tk)
@@ -442,7 +443,7 @@ func TestOrgsAndTeams(t *testing.T) {
 	ctx := context.Background()
 
 	f.want(f.do(asAlice, "POST", "/api/v1/orgs", map[string]any{"name": "team", "default_visibility": "sideways"}), 400, "INVALID_REQUEST")
-	org := decodeAs[hubapi.Org](t, f.want(f.do(asAlice, "POST", "/api/v1/orgs", map[string]any{"name": "team"}), 201, ""))
+	org := decodeAs[hubtypes.Org](t, f.want(f.do(asAlice, "POST", "/api/v1/orgs", map[string]any{"name": "team"}), 201, ""))
 	if org.Name != "team" || org.DefaultVisibility != "private" {
 		t.Errorf("org %+v", org)
 	}
@@ -452,7 +453,7 @@ func TestOrgsAndTeams(t *testing.T) {
 	f.want(f.do(asBob, "GET", "/api/v1/orgs/team", nil), 200, "")
 	f.want(f.do(asBob, "GET", "/api/v1/orgs/alice", nil), 404, "NAME_UNKNOWN")
 	f.want(f.do(asBob, "GET", "/api/v1/orgs/ghost", nil), 404, "NAME_UNKNOWN")
-	orgs := decodeAs[[]hubapi.Org](t, f.want(f.do(asBob, "GET", "/api/v1/orgs", nil), 200, ""))
+	orgs := decodeAs[[]hubtypes.Org](t, f.want(f.do(asBob, "GET", "/api/v1/orgs", nil), 200, ""))
 	if len(orgs) != 1 || orgs[0].Name != "team" {
 		t.Errorf("orgs %+v", orgs)
 	}
@@ -471,7 +472,7 @@ func TestOrgsAndTeams(t *testing.T) {
 	f.wantAudit("team.create", "alice", "team/devs")
 	f.want(f.do(asAlice, "POST", "/api/v1/orgs/team/teams", map[string]any{"name": "devs"}), 409, "CONFLICT")
 	f.want(f.do(asAlice, "POST", "/api/v1/orgs/team/teams", map[string]any{"name": "Devs!"}), 400, "INVALID_REQUEST")
-	teams := decodeAs[[]hubapi.Team](t, f.want(f.do(asAlice, "GET", "/api/v1/orgs/team/teams", nil), 200, ""))
+	teams := decodeAs[[]hubtypes.Team](t, f.want(f.do(asAlice, "GET", "/api/v1/orgs/team/teams", nil), 200, ""))
 	if len(teams) != 2 || teams[0].Name != "devs" || teams[0].Description != "developers" || teams[1].Name != "owners" {
 		t.Errorf("teams %+v", teams)
 	}
@@ -497,8 +498,8 @@ func TestOrgsAndTeams(t *testing.T) {
 		t.Errorf("bob's role on team/x: %q", role)
 	}
 	f.want(f.do(asBob, "POST", "/api/v1/orgs/team/teams", map[string]any{"name": "mine"}), 403, "DENIED")
-	grants := decodeAs[[]hubapi.Grant](t, f.want(f.do(asAlice, "GET", "/api/v1/orgs/team/teams/devs/grants", nil), 200, ""))
-	if len(grants) != 2 || grants[0] != (hubapi.Grant{Repository: "", Role: "read"}) || grants[1] != (hubapi.Grant{Repository: "team/x", Role: "admin"}) {
+	grants := decodeAs[[]hubtypes.Grant](t, f.want(f.do(asAlice, "GET", "/api/v1/orgs/team/teams/devs/grants", nil), 200, ""))
+	if len(grants) != 2 || grants[0] != (hubtypes.Grant{Repository: "", Role: "read"}) || grants[1] != (hubtypes.Grant{Repository: "team/x", Role: "admin"}) {
 		t.Errorf("grants %+v", grants)
 	}
 	f.want(f.do(asAlice, "PUT", "/api/v1/orgs/team/teams/devs/grants", map[string]any{"repository": "team/x", "role": "none"}), 200, "")
@@ -541,7 +542,7 @@ func TestRobots(t *testing.T) {
 		t.Fatal("a refused robot request left a robot behind")
 	}
 
-	robot := decodeAs[hubapi.Robot](t, f.want(f.do(asAlice, "POST", "/api/v1/orgs/team/robots", body), 201, ""))
+	robot := decodeAs[hubtypes.Robot](t, f.want(f.do(asAlice, "POST", "/api/v1/orgs/team/robots", body), 201, ""))
 	if robot.User.Name != "team.ci" || !robot.User.Robot || robot.User.Owner != "team" ||
 		!strings.HasPrefix(robot.Token.Token, "hub_") || robot.Token.ExpiresAt == "" {
 		t.Fatalf("robot %+v", robot)
@@ -551,7 +552,7 @@ func TestRobots(t *testing.T) {
 	f.want(f.do(asAlice, "POST", "/api/v1/orgs/team/robots", body), 409, "CONFLICT")
 
 	withRobot := bearer(robot.Token.Token)
-	me := decodeAs[hubapi.User](t, f.want(f.do(withRobot, "GET", "/api/v1/user", nil), 200, ""))
+	me := decodeAs[hubtypes.User](t, f.want(f.do(withRobot, "GET", "/api/v1/user", nil), 200, ""))
 	if me.Name != "team.ci" || !me.Robot {
 		t.Errorf("robot whoami %+v", me)
 	}
@@ -575,8 +576,8 @@ func TestRepositories(t *testing.T) {
 	f.want(f.do(asAlice, "PUT", "/api/v1/orgs/team/teams/devs/members/bob", nil), 204, "")
 	f.want(f.do(asAlice, "PUT", "/api/v1/orgs/team/teams/devs/grants", map[string]any{"repository": "team/web/frontend", "role": "write"}), 200, "")
 
-	repo := decodeAs[hubapi.Repository](t, f.want(f.do(asAlice, "GET", "/api/v1/repositories/alice/app", nil), 200, ""))
-	if repo != (hubapi.Repository{Name: "alice/app", Visibility: "private"}) {
+	repo := decodeAs[hubtypes.Repository](t, f.want(f.do(asAlice, "GET", "/api/v1/repositories/alice/app", nil), 200, ""))
+	if repo != (hubtypes.Repository{Name: "alice/app", Visibility: "private"}) {
 		t.Errorf("repo %+v", repo)
 	}
 	// Someone else's private repository looks missing.
@@ -624,18 +625,18 @@ func TestAudit(t *testing.T) {
 	f.want(f.do(asAdmin, "GET", "/api/v1/audit?limit=0", nil), 400, "INVALID_REQUEST")
 	f.want(f.do(asAdmin, "GET", "/api/v1/audit?before=x", nil), 400, "INVALID_REQUEST")
 
-	page := decodeAs[hubapi.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?actor=alice&action=org.create&limit=2", nil), 200, ""))
+	page := decodeAs[hubtypes.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?actor=alice&action=org.create&limit=2", nil), 200, ""))
 	if len(page.Entries) != 2 || page.Entries[0].Target != "three" || page.Entries[1].Target != "two" || page.Next == 0 {
 		t.Fatalf("page %+v", page)
 	}
 	if e := page.Entries[0]; e.Actor != "alice" || e.Action != "org.create" || e.Remote != "127.0.0.1" || e.Time == "" {
 		t.Errorf("entry %+v", e)
 	}
-	next := decodeAs[hubapi.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?actor=alice&action=org.create&limit=2&before="+itoa(page.Next), nil), 200, ""))
+	next := decodeAs[hubtypes.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?actor=alice&action=org.create&limit=2&before="+itoa(page.Next), nil), 200, ""))
 	if len(next.Entries) != 1 || next.Entries[0].Target != "one" || next.Next != 0 {
 		t.Fatalf("next page %+v", next)
 	}
-	none := decodeAs[hubapi.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?actor=bob", nil), 200, ""))
+	none := decodeAs[hubtypes.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?actor=bob", nil), 200, ""))
 	if none.Entries == nil || len(none.Entries) != 0 {
 		t.Errorf("bob's entries %+v", none)
 	}

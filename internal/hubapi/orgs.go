@@ -7,64 +7,12 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 )
 
-// Org is an organisation as the API shows it.
-type Org struct {
-	Name              string `json:"name"`
-	DefaultVisibility string `json:"default_visibility"`
-	CreatedAt         string `json:"created_at,omitempty"`
-}
-
-func orgOf(ns accounts.Namespace) Org {
-	return Org{Name: ns.Name, DefaultVisibility: string(ns.DefaultVisibility), CreatedAt: formatTime(ns.CreatedAt)}
-}
-
-// CreateOrgRequest is the body of POST /api/v1/orgs.
-type CreateOrgRequest struct {
-	Name string `json:"name"`
-	// DefaultVisibility is "private" (the default when empty) or "public".
-	DefaultVisibility string `json:"default_visibility,omitempty"`
-}
-
-// UpdateOrgRequest is the body of PATCH /api/v1/orgs/{org}.
-type UpdateOrgRequest struct {
-	DefaultVisibility string `json:"default_visibility"`
-}
-
-// Team is a team as the API shows it.
-type Team struct {
-	Org         string `json:"org"`
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-	CreatedAt   string `json:"created_at,omitempty"`
-}
-
-// CreateTeamRequest is the body of POST /api/v1/orgs/{org}/teams.
-type CreateTeamRequest struct {
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-}
-
-// Grant is a team's role on its whole organisation (Repository "") or one repository;
-// it is also the body of PUT …/grants, where role "none" removes the grant.
-type Grant struct {
-	Repository string `json:"repository"`
-	Role       string `json:"role"`
-}
-
-// CreateRobotRequest is the body of POST /api/v1/orgs/{org}/robots.
-type CreateRobotRequest struct {
-	Name          string   `json:"name"`
-	Scopes        []string `json:"scopes"`
-	ExpiresInDays int      `json:"expires_in_days"`
-}
-
-// Robot is the answer to creating a robot: the account and its first token, whose
-// secret is shown this once.
-type Robot struct {
-	User  User         `json:"user"`
-	Token CreatedToken `json:"token"`
+// orgOf is ns as the API shows it.
+func orgOf(ns accounts.Namespace) hubtypes.Org {
+	return hubtypes.Org{Name: ns.Name, DefaultVisibility: string(ns.DefaultVisibility), CreatedAt: formatTime(ns.CreatedAt)}
 }
 
 func parseVisibility(s string) (accounts.Visibility, error) {
@@ -82,7 +30,7 @@ func (a *api) listOrgs(w http.ResponseWriter, r *http.Request, p *authz.Principa
 	if err != nil {
 		return err
 	}
-	out := []Org{}
+	out := []hubtypes.Org{}
 	for _, ns := range all {
 		if ns.Org {
 			out = append(out, orgOf(ns))
@@ -92,7 +40,7 @@ func (a *api) listOrgs(w http.ResponseWriter, r *http.Request, p *authz.Principa
 }
 
 func (a *api) createOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
-	var req CreateOrgRequest
+	var req hubtypes.CreateOrgRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -134,7 +82,7 @@ func (a *api) updateOrg(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	var req UpdateOrgRequest
+	var req hubtypes.UpdateOrgRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -171,9 +119,9 @@ func (a *api) listTeams(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	out := make([]Team, 0, len(teams))
+	out := make([]hubtypes.Team, 0, len(teams))
 	for _, t := range teams {
-		out = append(out, Team{Org: t.Org, Name: t.Name, Description: t.Description, CreatedAt: formatTime(t.CreatedAt)})
+		out = append(out, hubtypes.Team{Org: t.Org, Name: t.Name, Description: t.Description, CreatedAt: formatTime(t.CreatedAt)})
 	}
 	return reply(w, http.StatusOK, out)
 }
@@ -183,7 +131,7 @@ func (a *api) createTeam(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err != nil {
 		return err
 	}
-	var req CreateTeamRequest
+	var req hubtypes.CreateTeamRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -192,7 +140,7 @@ func (a *api) createTeam(w http.ResponseWriter, r *http.Request, p *authz.Princi
 		return err
 	}
 	a.audit(r, p, "team.create", ns.Name+"/"+req.Name, "")
-	return reply(w, http.StatusCreated, Team{Org: t.Org, Name: t.Name, Description: t.Description})
+	return reply(w, http.StatusCreated, hubtypes.Team{Org: t.Org, Name: t.Name, Description: t.Description})
 }
 
 func (a *api) deleteTeam(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -255,9 +203,9 @@ func (a *api) listGrants(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err != nil {
 		return err
 	}
-	out := make([]Grant, 0, len(grants))
+	out := make([]hubtypes.Grant, 0, len(grants))
 	for _, g := range grants {
-		out = append(out, Grant{Repository: g.Repository, Role: string(g.Role)})
+		out = append(out, hubtypes.Grant{Repository: g.Repository, Role: string(g.Role)})
 	}
 	return reply(w, http.StatusOK, out)
 }
@@ -267,7 +215,7 @@ func (a *api) setGrant(w http.ResponseWriter, r *http.Request, p *authz.Principa
 	if err != nil {
 		return err
 	}
-	var req Grant
+	var req hubtypes.Grant
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -300,7 +248,7 @@ func (a *api) createRobot(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	if err != nil {
 		return err
 	}
-	var req CreateRobotRequest
+	var req hubtypes.CreateRobotRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -309,8 +257,8 @@ func (a *api) createRobot(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	}
 	// Check the token request before creating the account, so a bad scope leaves
 	// nothing behind.
-	tr := CreateTokenRequest{Name: req.Name, Scopes: req.Scopes, ExpiresInDays: req.ExpiresInDays}
-	if err := tr.check(); err != nil {
+	tr := hubtypes.CreateTokenRequest{Name: req.Name, Scopes: req.Scopes, ExpiresInDays: req.ExpiresInDays}
+	if err := checkTokenRequest(&tr); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -328,5 +276,5 @@ func (a *api) createRobot(w http.ResponseWriter, r *http.Request, p *authz.Princ
 		a.audit(r, p, "user.delete", robot.Name, "robot token creation failed")
 		return err
 	}
-	return reply(w, http.StatusCreated, Robot{User: userOf(robot), Token: tok})
+	return reply(w, http.StatusCreated, hubtypes.Robot{User: userOf(robot), Token: tok})
 }

@@ -8,37 +8,9 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/reference"
 )
-
-// Repository is a repository's settings as the API shows them.
-type Repository struct {
-	Name       string `json:"name"`
-	Visibility string `json:"visibility"`
-}
-
-// UpdateRepositoryRequest is the body of PATCH /api/v1/repositories/{name…}.
-type UpdateRepositoryRequest struct {
-	Visibility string `json:"visibility"`
-}
-
-// AuditEntry is one audit log line as the API shows it.
-type AuditEntry struct {
-	ID     int64  `json:"id"`
-	Time   string `json:"time"`
-	Actor  string `json:"actor"`
-	Action string `json:"action"`
-	Target string `json:"target,omitempty"`
-	Remote string `json:"remote,omitempty"`
-	Detail string `json:"detail,omitempty"`
-}
-
-// AuditPage is a page of the audit log, newest first; Next, when not zero, is the
-// `before` of the following page.
-type AuditPage struct {
-	Entries []AuditEntry `json:"entries"`
-	Next    int64        `json:"next,omitempty"`
-}
 
 // repositoryName cuts the repository name from the request path.
 func repositoryName(r *http.Request) (string, error) {
@@ -77,7 +49,7 @@ func (a *api) getRepository(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if !ok || !exists {
 		return notFound("repository %s not found", name)
 	}
-	return reply(w, http.StatusOK, Repository{Name: name, Visibility: string(vis)})
+	return reply(w, http.StatusOK, hubtypes.Repository{Name: name, Visibility: string(vis)})
 }
 
 func (a *api) updateRepository(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -85,7 +57,7 @@ func (a *api) updateRepository(w http.ResponseWriter, r *http.Request, p *authz.
 	if err != nil {
 		return err
 	}
-	var req UpdateRepositoryRequest
+	var req hubtypes.UpdateRepositoryRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -108,7 +80,7 @@ func (a *api) updateRepository(w http.ResponseWriter, r *http.Request, p *authz.
 		return err
 	}
 	a.audit(r, p, "visibility.change", name, string(vis))
-	return reply(w, http.StatusOK, Repository{Name: name, Visibility: string(vis)})
+	return reply(w, http.StatusOK, hubtypes.Repository{Name: name, Visibility: string(vis)})
 }
 
 func (a *api) listAudit(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -135,9 +107,9 @@ func (a *api) listAudit(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	page := AuditPage{Entries: make([]AuditEntry, 0, len(entries))}
+	page := hubtypes.AuditPage{Entries: make([]hubtypes.AuditEntry, 0, len(entries))}
 	for _, e := range entries {
-		page.Entries = append(page.Entries, AuditEntry{ID: e.ID, Time: formatTime(e.Time), Actor: e.Actor,
+		page.Entries = append(page.Entries, hubtypes.AuditEntry{ID: e.ID, Time: formatTime(e.Time), Actor: e.Actor,
 			Action: e.Action, Target: e.Target, Remote: e.Remote, Detail: e.Detail})
 	}
 	limit := f.Limit

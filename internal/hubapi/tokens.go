@@ -9,45 +9,16 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/password"
 	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 )
 
 // MaxTokenDays bounds expires_in_days: ten years is "never" in all but name, and a
 // larger number would overflow time arithmetic.
 const MaxTokenDays = 3650
 
-// Token is an access token as listed: never its secret or hash.
-type Token struct {
-	Name       string   `json:"name"`
-	Scopes     []string `json:"scopes"`
-	ExpiresAt  string   `json:"expires_at,omitempty"`
-	LastUsedAt string   `json:"last_used_at,omitempty"`
-	CreatedAt  string   `json:"created_at,omitempty"`
-	RevokedAt  string   `json:"revoked_at,omitempty"`
-	// Active is false for revoked and expired tokens.
-	Active bool `json:"active"`
-}
-
-// CreateTokenRequest is the body of POST /api/v1/tokens.
-type CreateTokenRequest struct {
-	Name string `json:"name"`
-	// Scopes are access-token patterns such as "repository:team/app:pull,push",
-	// "repository:team/*:pull" or "registry:catalog:*".
-	Scopes []string `json:"scopes"`
-	// ExpiresInDays is the lifetime; 0 means the token never expires.
-	ExpiresInDays int `json:"expires_in_days"`
-}
-
-// CreatedToken is the answer to creating a token: the only time its secret is shown.
-type CreatedToken struct {
-	Name      string   `json:"name"`
-	Token     string   `json:"token"`
-	Scopes    []string `json:"scopes"`
-	ExpiresAt string   `json:"expires_at,omitempty"`
-}
-
-// check validates the request and normalises its scopes to their canonical form, so
+// checkTokenRequest validates req and normalises its scopes to their canonical form, so
 // lists show them as the registry will apply them.
-func (req *CreateTokenRequest) check() error {
+func checkTokenRequest(req *hubtypes.CreateTokenRequest) error {
 	if len(req.Scopes) == 0 {
 		return invalid("a token needs at least one scope, e.g. repository:team/app:pull")
 	}
@@ -68,10 +39,10 @@ func (req *CreateTokenRequest) check() error {
 }
 
 // mintToken creates a token for user and returns it with its secret.
-func (a *api) mintToken(r *http.Request, p *authz.Principal, user string, req CreateTokenRequest) (CreatedToken, error) {
+func (a *api) mintToken(r *http.Request, p *authz.Principal, user string, req hubtypes.CreateTokenRequest) (hubtypes.CreatedToken, error) {
 	secret, err := password.RandomSecret(password.AccessTokenPrefix)
 	if err != nil {
-		return CreatedToken{}, err
+		return hubtypes.CreatedToken{}, err
 	}
 	t := accounts.AccessToken{User: user, Name: req.Name, Hash: password.SecretHash(secret), Scopes: req.Scopes, CreatedAt: a.now()}
 	if req.ExpiresInDays > 0 {
@@ -79,10 +50,10 @@ func (a *api) mintToken(r *http.Request, p *authz.Principal, user string, req Cr
 	}
 	t, err = a.store.CreateToken(r.Context(), t)
 	if err != nil {
-		return CreatedToken{}, err
+		return hubtypes.CreatedToken{}, err
 	}
 	a.audit(r, p, "token.create", user+"/"+t.Name, "scopes "+strings.Join(t.Scopes, " "))
-	return CreatedToken{Name: t.Name, Token: secret, Scopes: t.Scopes, ExpiresAt: formatTime(t.ExpiresAt)}, nil
+	return hubtypes.CreatedToken{Name: t.Name, Token: secret, Scopes: t.Scopes, ExpiresAt: formatTime(t.ExpiresAt)}, nil
 }
 
 func (a *api) listTokens(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -91,13 +62,13 @@ func (a *api) listTokens(w http.ResponseWriter, r *http.Request, p *authz.Princi
 		return err
 	}
 	now := a.now()
-	out := make([]Token, 0, len(tokens))
+	out := make([]hubtypes.Token, 0, len(tokens))
 	for _, t := range tokens {
 		scopes := t.Scopes
 		if scopes == nil {
 			scopes = []string{}
 		}
-		out = append(out, Token{Name: t.Name, Scopes: scopes, ExpiresAt: formatTime(t.ExpiresAt),
+		out = append(out, hubtypes.Token{Name: t.Name, Scopes: scopes, ExpiresAt: formatTime(t.ExpiresAt),
 			LastUsedAt: formatTime(t.LastUsedAt), CreatedAt: formatTime(t.CreatedAt),
 			RevokedAt: formatTime(t.RevokedAt), Active: t.Active(now)})
 	}
@@ -111,11 +82,11 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	if err := requireSession(p, "creating an access token"); err != nil {
 		return err
 	}
-	var req CreateTokenRequest
+	var req hubtypes.CreateTokenRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := req.check(); err != nil {
+	if err := checkTokenRequest(&req); err != nil {
 		return err
 	}
 	tok, err := a.mintToken(r, p, p.User.Name, req)

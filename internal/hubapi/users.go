@@ -7,39 +7,13 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 )
 
-// User is a user as the API shows it: never with its password hash.
-type User struct {
-	Name      string `json:"name"`
-	Email     string `json:"email"`
-	Admin     bool   `json:"admin"`
-	Robot     bool   `json:"robot"`
-	Owner     string `json:"owner,omitempty"`
-	Disabled  bool   `json:"disabled"`
-	CreatedAt string `json:"created_at,omitempty"`
-}
-
-func userOf(u accounts.User) User {
-	return User{Name: u.Name, Email: u.Email, Admin: u.Admin, Robot: u.Robot, Owner: u.Owner,
+// userOf is u as the API shows it: never with its password hash.
+func userOf(u accounts.User) hubtypes.User {
+	return hubtypes.User{Name: u.Name, Email: u.Email, Admin: u.Admin, Robot: u.Robot, Owner: u.Owner,
 		Disabled: u.Disabled, CreatedAt: formatTime(u.CreatedAt)}
-}
-
-// CreateUserRequest is the body of POST /api/v1/users.
-type CreateUserRequest struct {
-	Name     string `json:"name"`
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	Admin    bool   `json:"admin"`
-}
-
-// UpdateUserRequest is the body of PATCH /api/v1/users/{name}; absent fields stay.
-type UpdateUserRequest struct {
-	Email           *string `json:"email,omitempty"`
-	Password        *string `json:"password,omitempty"`
-	CurrentPassword *string `json:"current_password,omitempty"`
-	Admin           *bool   `json:"admin,omitempty"`
-	Disabled        *bool   `json:"disabled,omitempty"`
 }
 
 func (a *api) whoami(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -54,7 +28,7 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	out := make([]User, 0, len(users))
+	out := make([]hubtypes.User, 0, len(users))
 	for _, u := range users {
 		out = append(out, userOf(u))
 	}
@@ -76,7 +50,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	var req CreateUserRequest
+	var req hubtypes.CreateUserRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -127,7 +101,7 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 			return err
 		}
 	}
-	var req UpdateUserRequest
+	var req hubtypes.UpdateUserRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}

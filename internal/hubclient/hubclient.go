@@ -1,6 +1,7 @@
 // Package hubclient is a client for the hub's JSON API (/api/v1/ of `hubctl serve`,
 // documented in docs/api.md), authenticated with the credentials `hubctl login` or
-// `docker login` stored for the registry host.
+// `docker login` stored for the registry host. Request and response bodies are the
+// value types of package hubtypes, which the server shares.
 package hubclient
 
 import (

@@ -16,6 +16,7 @@ import (
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/hubclient"
+	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/metadata/sqlite"
 )
 
@@ -106,7 +107,7 @@ func TestRefreshTokenLogin(t *testing.T) {
 		t.Fatalf("whoami: %+v, %v", me, err)
 	}
 	// A JWT session may create tokens, and the token then works as a password.
-	tok, err := c.CreateToken(context.Background(), hubclient.NewToken{Name: "ci", Scopes: []string{"repository:alice/*:pull"}})
+	tok, err := c.CreateToken(context.Background(), hubtypes.CreateTokenRequest{Name: "ci", Scopes: []string{"repository:alice/*:pull"}})
 	if err != nil || !strings.HasPrefix(tok.Token, "hub_") {
 		t.Fatalf("create token: %+v, %v", tok, err)
 	}

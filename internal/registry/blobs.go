@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -34,11 +35,33 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref stri
 		return err
 	}
 	ctx := r.Context()
-	if _, err := h.o.Meta.RepositoryBlob(ctx, name, d); err != nil {
+	b, err := h.o.Meta.RepositoryBlob(ctx, name, d)
+	if err != nil {
 		if errors.Is(err, metadata.ErrBlobNotFound) {
 			return errcode.New(errcode.BlobUnknown, "blob %s is not in repository %s", d, name).WithDetail(map[string]string{"digest": d.String()})
 		}
 		return err
+	}
+	hd := w.Header()
+	hd.Set("Docker-Content-Digest", d.String())
+	if r.Method == http.MethodHead {
+		// The database knows the size: a HEAD never touches blob storage.
+		hd.Set("Content-Type", "application/octet-stream")
+		hd.Set("Content-Length", strconv.FormatInt(b.Size, 10))
+		hd.Set("Accept-Ranges", "bytes")
+		hd.Set("ETag", `"`+d.String()+`"`)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if rd, ok := h.o.Blobs.(blobstore.Redirector); ok && h.o.RedirectTTL > 0 {
+		u, err := rd.RedirectURL(ctx, d, h.o.RedirectTTL)
+		if err == nil {
+			// The presigned URL honours Range itself; the client repeats its headers.
+			hd.Set("Location", u)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
+		h.o.Log.WarnContext(ctx, "presign blob URL failed; streaming instead", "digest", d.String(), "error", err)
 	}
 	rc, _, err := h.o.Blobs.Open(ctx, d)
 	if err != nil {
@@ -48,8 +71,6 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref stri
 		return err
 	}
 	defer rc.Close()
-	hd := w.Header()
-	hd.Set("Docker-Content-Digest", d.String())
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("ETag", `"`+d.String()+`"`)
 	hd.Set("Cache-Control", "max-age=31536000")

@@ -34,6 +34,9 @@ type Options struct {
 	MaxManifestSize int64
 	// Auth, when set, demands bearer tokens; nil serves everyone (--auth=none).
 	Auth *Auth
+	// RedirectTTL, when positive and the blob store is a blobstore.Redirector, answers
+	// blob GETs with 307 to a URL valid that long instead of streaming the bytes.
+	RedirectTTL time.Duration
 	// MaxConcurrentUploads bounds requests that stream blob bytes in at once; more are
 	// answered 429 TOOMANYREQUESTS with Retry-After. 0 means DefaultMaxConcurrentUploads.
 	MaxConcurrentUploads int

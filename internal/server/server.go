@@ -150,6 +150,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		Log:             log,
 		MaxManifestSize: int64(cfg.MaxManifestSize),
 	}
+	if cfg.Storage.Driver != "filesystem" && cfg.Storage.S3.Redirect {
+		ro.RedirectTTL = cfg.Storage.S3.RedirectTTL
+	}
 	routes := Routes{}
 	if ap != nil {
 		ro.Auth = ap.registry

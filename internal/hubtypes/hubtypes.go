@@ -1,0 +1,150 @@
+// Package hubtypes holds the request and response bodies of the hub's JSON API under
+// /api/v1/, as docs/api.md documents them. It is the one definition of that wire
+// format: the server (internal/hubapi) and the client (internal/hubclient) both use it,
+// so neither imports the other. It holds value types only; validation lives with the
+// server.
+package hubtypes
+
+// User is an account as the API shows it: never with its password hash.
+type User struct {
+	Name      string `json:"name"`
+	Email     string `json:"email"`
+	Admin     bool   `json:"admin"`
+	Robot     bool   `json:"robot"`
+	Owner     string `json:"owner,omitempty"`
+	Disabled  bool   `json:"disabled"`
+	CreatedAt string `json:"created_at,omitempty"`
+}
+
+// CreateUserRequest is the body of POST /api/v1/users.
+type CreateUserRequest struct {
+	Name     string `json:"name"`
+	Email    string `json:"email,omitempty"`
+	Password string `json:"password"`
+	Admin    bool   `json:"admin,omitempty"`
+}
+
+// UpdateUserRequest is the body of PATCH /api/v1/users/{name}: a partial update in
+// which nil (absent) fields stay as they are.
+type UpdateUserRequest struct {
+	Email    *string `json:"email,omitempty"`
+	Password *string `json:"password,omitempty"`
+	// CurrentPassword is required when users change their own password.
+	CurrentPassword *string `json:"current_password,omitempty"`
+	Admin           *bool   `json:"admin,omitempty"`
+	Disabled        *bool   `json:"disabled,omitempty"`
+}
+
+// Org is an organisation as the API shows it.
+type Org struct {
+	Name              string `json:"name"`
+	DefaultVisibility string `json:"default_visibility"`
+	CreatedAt         string `json:"created_at,omitempty"`
+}
+
+// CreateOrgRequest is the body of POST /api/v1/orgs.
+type CreateOrgRequest struct {
+	Name string `json:"name"`
+	// DefaultVisibility is "private" (the default when empty) or "public".
+	DefaultVisibility string `json:"default_visibility,omitempty"`
+}
+
+// UpdateOrgRequest is the body of PATCH /api/v1/orgs/{org}.
+type UpdateOrgRequest struct {
+	DefaultVisibility string `json:"default_visibility"`
+}
+
+// Team is a team of an organisation as the API shows it.
+type Team struct {
+	Org         string `json:"org"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	CreatedAt   string `json:"created_at,omitempty"`
+}
+
+// CreateTeamRequest is the body of POST /api/v1/orgs/{org}/teams.
+type CreateTeamRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// Grant is a team's role on its whole organisation (Repository "") or one repository;
+// it is also the body of PUT …/grants, where role "none" removes the grant.
+type Grant struct {
+	Repository string `json:"repository"`
+	Role       string `json:"role"`
+}
+
+// CreateRobotRequest is the body of POST /api/v1/orgs/{org}/robots: the robot's short
+// name (the account is <org>.<name>) and its first token, as in CreateTokenRequest.
+type CreateRobotRequest struct {
+	Name          string   `json:"name"`
+	Scopes        []string `json:"scopes"`
+	ExpiresInDays int      `json:"expires_in_days"`
+}
+
+// Robot is the answer to creating a robot: the account and its first token, whose
+// secret is shown this once.
+type Robot struct {
+	User  User         `json:"user"`
+	Token CreatedToken `json:"token"`
+}
+
+// Repository is a repository's settings as the API shows them.
+type Repository struct {
+	Name       string `json:"name"`
+	Visibility string `json:"visibility"`
+}
+
+// UpdateRepositoryRequest is the body of PATCH /api/v1/repositories/{name…}.
+type UpdateRepositoryRequest struct {
+	Visibility string `json:"visibility"`
+}
+
+// Token is an access token as listed: never its secret or hash.
+type Token struct {
+	Name       string   `json:"name"`
+	Scopes     []string `json:"scopes"`
+	ExpiresAt  string   `json:"expires_at,omitempty"`
+	LastUsedAt string   `json:"last_used_at,omitempty"`
+	CreatedAt  string   `json:"created_at,omitempty"`
+	RevokedAt  string   `json:"revoked_at,omitempty"`
+	// Active is false for revoked and expired tokens.
+	Active bool `json:"active"`
+}
+
+// CreateTokenRequest is the body of POST /api/v1/tokens.
+type CreateTokenRequest struct {
+	Name string `json:"name"`
+	// Scopes are access-token patterns such as "repository:team/app:pull,push",
+	// "repository:team/*:pull" or "registry:catalog:*".
+	Scopes []string `json:"scopes"`
+	// ExpiresInDays is the lifetime; 0 means the token never expires.
+	ExpiresInDays int `json:"expires_in_days"`
+}
+
+// CreatedToken is the answer to creating a token: the only time its secret is shown.
+type CreatedToken struct {
+	Name      string   `json:"name"`
+	Token     string   `json:"token"`
+	Scopes    []string `json:"scopes"`
+	ExpiresAt string   `json:"expires_at,omitempty"`
+}
+
+// AuditEntry is one line of the audit log as the API shows it.
+type AuditEntry struct {
+	ID     int64  `json:"id"`
+	Time   string `json:"time"`
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+	Target string `json:"target,omitempty"`
+	Remote string `json:"remote,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// AuditPage is the answer to GET /api/v1/audit: a page of the audit log, newest
+// first; Next, when not zero, is the `before` of the following page.
+type AuditPage struct {
+	Entries []AuditEntry `json:"entries"`
+	Next    int64        `json:"next,omitempty"`
+}
