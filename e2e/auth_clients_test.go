@@ -8,16 +8,13 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -150,23 +147,7 @@ func TestAuthDocker(t *testing.T) {
 	f := newAuthFixture(t)
 	s := f.s
 
-	nb := make([]byte, 8)
-	_, _ = rand.Read(nb)
-	want := "hello from hubctl auth e2e " + hex.EncodeToString(nb)
-	dir := t.TempDir()
-	for name, body := range map[string]string{
-		"go.mod":     "module hello\n\ngo 1.22\n",
-		"main.go":    "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"" + want + "\") }\n",
-		"Dockerfile": "FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The Go build keeps the developer's HOME (its build cache); only docker is isolated.
-	goEnv := append(cleanEnv("GOFLAGS=", "GOWORK=", "CGO_ENABLED=", "GOOS=", "GOARCH="),
-		"CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOWORK=off", "GOFLAGS=-trimpath")
-	run(t, dir, goEnv, "go", "build", "-o", "hello", ".")
+	dir, want := helloContext(t, "hello from hubctl auth e2e")
 
 	aliceEnv := clientEnv(t, t.TempDir())
 	anonEnv := clientEnv(t, t.TempDir())

@@ -22,25 +22,7 @@ func TestDockerBuildPushPullRun(t *testing.T) {
 	requireDocker(t)
 	s := startServer(t)
 
-	nb := make([]byte, 8)
-	_, _ = rand.Read(nb)
-	nonce := hex.EncodeToString(nb)
-	want := "hello from hubctl e2e " + nonce
-
-	dir := t.TempDir()
-	write := func(name, body string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("go.mod", "module hello\n\ngo 1.22\n")
-	write("main.go", "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\""+want+"\") }\n")
-	write("Dockerfile", "FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n")
-
-	// Static binary for the engine's platform (the engine is local, so the host's arch).
-	env := append(cleanEnv("GOFLAGS=", "GOWORK=", "CGO_ENABLED=", "GOOS=", "GOARCH="),
-		"CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOWORK=off", "GOFLAGS=-trimpath")
-	run(t, dir, env, "go", "build", "-o", "hello", ".")
+	dir, want := helloContext(t, "hello from hubctl e2e")
 
 	// The tag the issue names; the registry's random port makes the reference unique to
 	// this run on the shared engine.
@@ -84,4 +66,29 @@ func TestDockerBuildPushPullRun(t *testing.T) {
 	if strings.TrimSpace(out) != want {
 		t.Fatalf("docker run output = %q, want %q", out, want)
 	}
+}
+
+// helloContext writes a docker build context holding a static Go binary that prints a
+// line unique to the run (prefix and a nonce), and returns the directory and the line.
+func helloContext(t testing.TB, prefix string) (dir, want string) {
+	t.Helper()
+	nb := make([]byte, 8)
+	_, _ = rand.Read(nb)
+	want = prefix + " " + hex.EncodeToString(nb)
+	dir = t.TempDir()
+	for name, body := range map[string]string{
+		"go.mod":     "module hello\n\ngo 1.22\n",
+		"main.go":    "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"" + want + "\") }\n",
+		"Dockerfile": "FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Static binary for the engine's platform (the engine is local, so the host's arch);
+	// the Go build keeps the developer's HOME (its build cache).
+	env := append(cleanEnv("GOFLAGS=", "GOWORK=", "CGO_ENABLED=", "GOOS=", "GOARCH="),
+		"CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOWORK=off", "GOFLAGS=-trimpath")
+	run(t, dir, env, "go", "build", "-o", "hello", ".")
+	return dir, want
 }

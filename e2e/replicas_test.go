@@ -7,10 +7,16 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/pgtest"
 	"github.com/hubctl/hubctl/internal/s3test"
@@ -265,4 +271,63 @@ func TestPostgresOutage(t *testing.T) {
 		t.Fatalf("after the database came back: %s %s", resp.Status, truncate(body, 200))
 	}
 	pushImageAs(t, s, tok, "admin/app", "v2", newImage(t, "arm64"))
+}
+
+// roundRobin is a minimal load balancer on loopback: each request goes to the next
+// replica. It keeps the client's Host, so token realms name the balancer, as a real
+// one in front of replicas would arrange.
+func roundRobin(t *testing.T, rs []*server) string {
+	t.Helper()
+	var next atomic.Int64
+	proxy := &httputil.ReverseProxy{
+		Director: func(r *http.Request) {
+			s := rs[int(next.Add(1)-1)%len(rs)]
+			r.URL.Scheme, r.URL.Host = "http", s.Addr
+		},
+		FlushInterval: -1,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// TestDockerThroughReplicas: docker logs in, pushes and pulls through a round-robin
+// balancer in front of two replicas, so its requests (token, uploads, manifest) land
+// on both.
+func TestDockerThroughReplicas(t *testing.T) {
+	requireDocker(t)
+	rs := startReplicas(t, 2)
+	lb := roundRobin(t, rs)
+	dir, want := helloContext(t, "hello through two replicas")
+	env := clientEnv(t, t.TempDir())
+	if exec.Command("docker", "buildx", "version").Run() != nil {
+		env = append(env, "DOCKER_BUILDKIT=0")
+	}
+	ref := lb + "/admin/hello:1"
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", ref).Run() })
+	if out := runStdin(t, dir, env, adminPassword+"\n", "docker", "login", lb, "-u", "admin", "--password-stdin"); !strings.Contains(out, "Login Succeeded") {
+		t.Fatalf("docker login: %q", out)
+	}
+	run(t, dir, env, "docker", "build", "-t", ref, ".")
+	run(t, dir, env, "docker", "push", ref)
+	run(t, dir, env, "docker", "rmi", ref)
+	run(t, dir, env, "docker", "pull", ref)
+	if out := strings.TrimSpace(run(t, dir, env, "docker", "run", "--rm", ref)); out != want {
+		t.Fatalf("docker run printed %q, want %q", out, want)
+	}
+	// Both replicas took part: each served requests for the repository.
+	for i, s := range rs {
+		logb, err := os.ReadFile(s.logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(logb), "admin/hello") {
+			t.Errorf("replica %d served nothing of admin/hello", i)
+		}
+	}
 }
