@@ -41,13 +41,18 @@ if [ "$failed" != 0 ]; then
   exit 1
 fi
 
-if ! command -v skopeo >/dev/null 2>&1; then
+# Debian packages: skopeo (a client under test) and the PostgreSQL server binaries (the
+# metadata store's tests start a throwaway cluster of their own; nothing runs here).
+apt_need=()
+command -v skopeo >/dev/null 2>&1 || apt_need+=(skopeo)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_need+=(postgresql)
+if [ "${#apt_need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "install-tools: apt-get install skopeo" >&2
+    echo "install-tools: apt-get install ${apt_need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq skopeo >/dev/null
+    apt-get install -y -qq "${apt_need[@]}" >/dev/null
   else
-    echo "install-tools: skopeo missing and not root; install it with 'apt-get install -y skopeo'" >&2
+    echo "install-tools: ${apt_need[*]} missing and not root; install with 'apt-get install -y ${apt_need[*]}'" >&2
   fi
 fi
