@@ -9,7 +9,9 @@
 #   MONO=auto                                     monolithic push: auto, post or put (regbench -mono)
 #   RSS_SIZE=1GiB                                 blob streamed while sampling hubctl's RSS
 #   STORAGE=disk                                  where both registries keep their data, in turn
-#                                                 ("tmpfs disk" runs both): disk is $TMPDIR;
+#                                                 ("tmpfs disk s3" runs all): disk is $TMPDIR;
+#                                                 s3 is one versitygw on loopback (a bucket
+#                                                 each, pulls by presigned redirect for both);
 #                                                 tmpfs (/dev/shm) takes the disk out, but its
 #                                                 data cannot be recycled, so keep ROUNDS=1 and
 #                                                 WARM above 4 GiB per round there
@@ -109,8 +111,8 @@ wait_v2() {
 data_root() {
 	case $1 in
 	tmpfs) echo "$shm" ;;
-	disk) echo "$work" ;;
-	*) die "STORAGE: unknown storage $1 (tmpfs or disk)" ;;
+	disk | s3) echo "$work" ;;
+	*) die "STORAGE: unknown storage $1 (tmpfs, disk or s3)" ;;
 	esac
 }
 
@@ -129,11 +131,37 @@ warm_memory() {
 	rm -f "$shm/warm"
 }
 
-# start_hubctl NAME ROOT: start `hubctl serve` on a free port with its data under ROOT;
-# sets hub_pid and hub_url.
+# start_s3: start versitygw on a free port over a directory under $work with buckets hub
+# and dist; sets s3_url. Both registries then store blobs in the same S3 server.
+start_s3() {
+	local port dir=$work/s3 b
+	port=$(free_port)
+	mkdir -p "$dir"
+	[[ -x $TOOLS/versitygw ]] || die "versitygw is missing: run e2e/install-tools.sh"
+	ROOT_ACCESS_KEY=benchak ROOT_SECRET_KEY=benchsecretkey "$TOOLS/versitygw" --port "127.0.0.1:$port" --region us-east-1 posix "$dir" 2>"$work/versitygw.log" &
+	pids+=("$!")
+	s3_url=http://127.0.0.1:$port
+	for b in hub dist; do
+		for i in $(seq 1 50); do
+			curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user benchak:benchsecretkey \
+				-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+				-X PUT "$s3_url/$b" >/dev/null 2>&1 && break
+			sleep 0.1
+		done
+	done
+}
+
+# start_hubctl NAME ROOT [STORAGE]: start `hubctl serve` on a free port with its data
+# under ROOT (blobs in the S3 server when STORAGE is s3); sets hub_pid and hub_url. Auth
+# is off, as distribution's is, so both serve the same unauthenticated requests.
 start_hubctl() {
 	local logf=$work/$1.log addr="" i
-	"$work/hubctl" serve --addr 127.0.0.1:0 --data "$2/$1-data" 2>"$logf" &
+	local extra=()
+	if [[ ${3:-} == s3 ]]; then
+		extra=(--storage s3 --s3-endpoint "$s3_url" --s3-bucket hub --s3-region us-east-1 --s3-path-style)
+	fi
+	HUBCTL_STORAGE_S3_ACCESS_KEY=benchak HUBCTL_STORAGE_S3_SECRET_KEY=benchsecretkey \
+		"$work/hubctl" serve --auth=none --addr 127.0.0.1:0 --data "$2/$1-data" "${extra[@]}" 2>"$logf" &
 	hub_pid=$!
 	pids+=("$hub_pid")
 	for i in $(seq 1 100); do
@@ -153,23 +181,38 @@ start_hubctl() {
 # start_distribution ROOT: start the CNCF registry on a free port with its data under
 # ROOT; sets dist_pid and dist_url.
 start_distribution() {
-	local port
+	local port driver
 	port=$(free_port)
 	mkdir -p "$1/distribution-data"
-	# Filesystem storage like hubctl; the in-memory blob descriptor cache is distribution's
-	# shipped default and helps it, so it stays. Redirects are off (filesystem has none).
+	# The same storage as hubctl; the in-memory blob descriptor cache is distribution's
+	# shipped default and helps it, so it stays. Redirects only where the driver has them.
+	driver="  filesystem:
+    rootdirectory: $1/distribution-data
+  redirect:
+    disable: true"
+	if [[ ${2:-} == s3 ]]; then
+		driver="  s3:
+    accesskey: benchak
+    secretkey: benchsecretkey
+    region: us-east-1
+    regionendpoint: $s3_url
+    bucket: dist
+    forcepathstyle: true
+    secure: false
+    v4auth: true
+    chunksize: 8388608
+  redirect:
+    disable: false"
+	fi
 	cat >"$work/distribution.yml" <<EOF
 version: 0.1
 log:
   level: info
   formatter: text
 storage:
-  filesystem:
-    rootdirectory: $1/distribution-data
+$driver
   delete:
     enabled: true
-  redirect:
-    disable: true
   cache:
     blobdescriptor: inmemory
   maintenance:
@@ -205,8 +248,9 @@ status=0
 for storage in $STORAGE; do
 	root=$(data_root "$storage")
 	warm_memory
-	start_hubctl hubctl "$root"
-	start_distribution "$root"
+	[[ $storage == s3 ]] && start_s3
+	start_hubctl hubctl "$root" "$storage"
+	start_distribution "$root" "$storage"
 	log "storage $storage: hubctl serve $hub_url (pid $hub_pid), distribution $dist_url (pid $dist_pid), data under $root"
 	st=0
 	"$work/regbench" -targets "hubctl=$hub_url,distribution=$dist_url" \
