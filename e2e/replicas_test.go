@@ -331,3 +331,37 @@ func TestDockerThroughReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestS3Outage: the S3 server stops in the middle of a push. The client gets a clean
+// error (503 UNAVAILABLE, not a half-written blob or tag), and once S3 is back the same
+// push succeeds without restarting the server.
+func TestS3Outage(t *testing.T) {
+	s := startReplicas(t, 1)[0]
+	tok := mustToken(t, s, "admin", adminPassword, "repository:admin/app:pull,push")
+	img := newImage(t, "amd64")
+	// The config lands before the outage; the layer and the manifest do not.
+	resp, body := send(t, "POST", s.URL("/v2/admin/app/blobs/uploads/?digest="+img.ConfigDigest), tok, img.Config, "Content-Type", "application/octet-stream")
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push config: %s %s", resp.Status, body)
+	}
+
+	resume := s3test.Pause(t)
+	resp, body = send(t, "POST", s.URL("/v2/admin/app/blobs/uploads/?digest="+img.LayerDigest), tok, img.Layer, "Content-Type", "application/octet-stream")
+	wantError(t, resp, body, []int{http.StatusServiceUnavailable}, "UNAVAILABLE")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	// Nothing of the failed push is visible: not the layer, so not the manifest either.
+	if st := headStatusAuth(t, s, "/v2/admin/app/blobs/"+img.LayerDigest, tok); st != http.StatusNotFound {
+		t.Fatalf("HEAD of the layer that failed to upload: %d", st)
+	}
+	resp, body = send(t, "PUT", s.URL("/v2/admin/app/manifests/v1"), tok, img.Manifest, "Content-Type", mtOCIManifest)
+	wantError(t, resp, body, []int{http.StatusBadRequest}, "MANIFEST_BLOB_UNKNOWN")
+	resume()
+
+	pushImageAs(t, s, tok, "admin/app", "v1", img)
+	resp, body = pull(t, s, "/v2/admin/app/blobs/"+img.LayerDigest, tok)
+	if resp.StatusCode != 200 || !bytes.Equal(body, img.Layer) {
+		t.Fatalf("layer after S3 came back: %s, %d bytes", resp.Status, len(body))
+	}
+}

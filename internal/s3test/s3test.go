@@ -237,3 +237,52 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Pause stops the shared gateway, as an outage would, and returns a function that starts
+// it again on the same address and directory (also called when the test ends), so a
+// test can watch code ride out an S3 server that is down. Objects survive. Tests that
+// use Pause must not run in parallel with others of the same binary.
+func Pause(t testing.TB) (resume func()) {
+	t.Helper()
+	g, err := get()
+	if err != nil {
+		t.Fatalf("s3test: pause: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	_ = g.cmd.Process.Kill()
+	<-g.exited
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			bin, err := Binary()
+			if err != nil {
+				t.Fatalf("s3test: resume: %v", err)
+			}
+			addr := strings.TrimPrefix(g.endpoint, "http://")
+			cmd := exec.Command(bin, "--port", addr, "--region", region, "posix", g.root)
+			cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+accessKey, "ROOT_SECRET_KEY="+secretKey)
+			logs, err := os.OpenFile(g.root+".log", os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatalf("s3test: resume: %v", err)
+			}
+			cmd.Stdout, cmd.Stderr = logs, logs
+			startProcess(cmd)
+			err = cmd.Start()
+			logs.Close()
+			if err != nil {
+				t.Fatalf("s3test: resume: %v", err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			if err := waitReady(g.endpoint, done); err != nil {
+				t.Fatalf("s3test: resume: %v", err)
+			}
+			g.cmd, g.exited = cmd, done
+		})
+	}
+	t.Cleanup(resume)
+	return resume
+}
