@@ -36,7 +36,7 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 		NewCmdCompletion(f),
 		NewCmdServe(f, nil), NewCmdKeys(f, nil),
 		NewCmdLogin(f, nil), NewCmdLogout(f, nil),
-		NewCmdToken(f), NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRepo(f), NewCmdRobot(f), NewCmdAudit(f, nil),
+		NewCmdToken(f), NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRepo(f), NewCmdRobot(f), NewCmdQuota(f), NewCmdAudit(f, nil),
 	)
 	return cmd
 }

@@ -190,6 +190,15 @@ type Store interface {
 	// repositories); ErrNotFound for a personal namespace.
 	DeleteOrg(ctx context.Context, name string) error
 
+	// SetQuota limits the bytes a namespace's repositories may hold (each distinct
+	// blob counted once); bytes <= 0 removes the limit. ErrNotFound for an unknown
+	// namespace.
+	SetQuota(ctx context.Context, namespace string, bytes int64) error
+	// Usage returns the bytes of the distinct blobs linked to the namespace's
+	// repositories and its quota (0 when unlimited); ErrNotFound for an unknown
+	// namespace.
+	Usage(ctx context.Context, namespace string) (used, quota int64, err error)
+
 	CreateTeam(ctx context.Context, t Team) error
 	ListTeams(ctx context.Context, org string) ([]Team, error)
 	DeleteTeam(ctx context.Context, org, team string) error

@@ -153,6 +153,9 @@ func (a *api) routes() {
 	a.route("/api/v1/tokens", map[string]handlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	a.route("/api/v1/tokens/{name}", map[string]handlerFunc{"DELETE": a.revokeToken})
 
+	a.route("/api/v1/namespaces/{ns}/quota", map[string]handlerFunc{"PUT": a.setQuota})
+	a.route("/api/v1/namespaces/{ns}/usage", map[string]handlerFunc{"GET": a.getUsage})
+
 	a.route("/api/v1/audit", map[string]handlerFunc{"GET": a.listAudit})
 }
 

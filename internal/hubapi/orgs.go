@@ -74,7 +74,11 @@ func (a *api) getOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal)
 	if err != nil {
 		return err
 	}
-	return reply(w, http.StatusOK, orgOf(ns))
+	o := orgOf(ns)
+	if o.Usage, err = a.withUsage(r.Context(), p, ns.Name); err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, o)
 }
 
 func (a *api) updateOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {

@@ -90,7 +90,11 @@ func (a *api) getUser(w http.ResponseWriter, r *http.Request, p *authz.Principal
 	if err != nil {
 		return err
 	}
-	return reply(w, http.StatusOK, userOf(u))
+	out := userOf(u)
+	if out.Usage, err = a.withUsage(r.Context(), p, u.Name); err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, out)
 }
 
 func (a *api) updateUser(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {

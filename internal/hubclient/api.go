@@ -145,6 +145,19 @@ func (c *Client) SetRepositoryVisibility(ctx context.Context, name, visibility s
 	return out, c.do(ctx, http.MethodPatch, repoPath(name), hubtypes.UpdateRepositoryRequest{Visibility: visibility}, &out)
 }
 
+// SetQuota sets a namespace's storage quota in bytes, or removes it with bytes <= 0
+// (site admins only), and returns the namespace's usage.
+func (c *Client) SetQuota(ctx context.Context, namespace string, bytes int64) (hubtypes.Usage, error) {
+	var out hubtypes.Usage
+	return out, c.do(ctx, http.MethodPut, "namespaces/"+seg(namespace)+"/quota", hubtypes.SetQuotaRequest{Bytes: bytes}, &out)
+}
+
+// Usage returns a namespace's storage usage and quota.
+func (c *Client) Usage(ctx context.Context, namespace string) (hubtypes.Usage, error) {
+	var out hubtypes.Usage
+	return out, c.do(ctx, http.MethodGet, "namespaces/"+seg(namespace)+"/usage", nil, &out)
+}
+
 // ListTokens lists the caller's access tokens, revoked ones included.
 func (c *Client) ListTokens(ctx context.Context) ([]hubtypes.Token, error) {
 	var out []hubtypes.Token

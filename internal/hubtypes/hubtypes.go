@@ -14,6 +14,9 @@ type User struct {
 	Owner     string `json:"owner,omitempty"`
 	Disabled  bool   `json:"disabled"`
 	CreatedAt string `json:"created_at,omitempty"`
+	// Usage is the storage of the user's personal namespace, shown to the user and to
+	// site administrators.
+	Usage *Usage `json:"usage,omitempty"`
 }
 
 // CreateUserRequest is the body of POST /api/v1/users.
@@ -40,6 +43,25 @@ type Org struct {
 	Name              string `json:"name"`
 	DefaultVisibility string `json:"default_visibility"`
 	CreatedAt         string `json:"created_at,omitempty"`
+	// Usage is the organisation's storage, shown to its administrators and to site
+	// administrators.
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is a namespace's storage: the bytes of the distinct blobs linked to its
+// repositories (each counted once) and its quota. It is the answer to GET and PUT
+// under /api/v1/namespaces/{ns}/.
+type Usage struct {
+	Namespace string `json:"namespace"`
+	UsedBytes int64  `json:"used_bytes"`
+	// QuotaBytes is 0 when the namespace is unlimited.
+	QuotaBytes int64 `json:"quota_bytes"`
+}
+
+// SetQuotaRequest is the body of PUT /api/v1/namespaces/{ns}/quota; Bytes <= 0
+// removes the quota.
+type SetQuotaRequest struct {
+	Bytes int64 `json:"bytes"`
 }
 
 // CreateOrgRequest is the body of POST /api/v1/orgs.

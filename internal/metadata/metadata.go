@@ -29,6 +29,10 @@ var (
 	// ErrUploadConflict is returned by UpdateUpload when the session's offset is not the
 	// one the caller read (another request appended in between).
 	ErrUploadConflict = errors.New("upload session was modified concurrently")
+	// ErrQuotaExceeded is returned by LinkBlob when linking a blob new to the
+	// repository's namespace would take the namespace's usage over its quota; the
+	// wrapping message names the namespace, the quota and the usage.
+	ErrQuotaExceeded = errors.New("storage quota exceeded")
 )
 
 // MissingReferenceError is returned by PutManifest when a blob or child manifest the
@@ -120,7 +124,10 @@ type Store interface {
 	PutBlob(ctx context.Context, b Blob) error
 	// GetBlob returns a blob known to the registry, or ErrBlobNotFound.
 	GetBlob(ctx context.Context, d digest.Digest) (Blob, error)
-	// LinkBlob makes a known blob part of a repository, creating the repository.
+	// LinkBlob makes a known blob part of a repository, creating the repository. It
+	// returns ErrQuotaExceeded when the blob is new to the repository's namespace (the
+	// first path component) and would take its usage over its quota; the check and the
+	// link are one transaction.
 	LinkBlob(ctx context.Context, repo string, d digest.Digest) error
 	// RepositoryBlob returns the blob if it is linked to the repository, or ErrBlobNotFound.
 	RepositoryBlob(ctx context.Context, repo string, d digest.Digest) (Blob, error)
@@ -161,4 +168,15 @@ type Store interface {
 	DeleteUpload(ctx context.Context, id string) error
 	// StaleUploads lists sessions not updated since before.
 	StaleUploads(ctx context.Context, before time.Time) ([]Upload, error)
+}
+
+// QuotaError returns nil when a blob of size bytes, new to namespace, fits in its quota
+// with used bytes already taken, else an error wrapping ErrQuotaExceeded that names the
+// namespace, the quota and the usage. Stores call it inside their linking transaction.
+func QuotaError(namespace string, quota, used, size int64) error {
+	if used+size <= quota {
+		return nil
+	}
+	return fmt.Errorf("namespace %s would exceed its storage quota of %d bytes: %d bytes used, blob of %d bytes: %w",
+		namespace, quota, used, size, ErrQuotaExceeded)
 }

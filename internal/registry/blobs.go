@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -131,7 +132,17 @@ func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size
 	if err := h.o.Meta.PutBlob(ctx, metadata.Blob{Digest: d, Size: size}); err != nil {
 		return err
 	}
-	return h.o.Meta.LinkBlob(ctx, name, d)
+	return h.linkBlob(ctx, name, d)
+}
+
+// linkBlob links a known blob into the repository; a namespace over its storage quota
+// is refused with DENIED and the store's message, which names the quota and the usage.
+func (h *Handler) linkBlob(ctx context.Context, name string, d digest.Digest) error {
+	err := h.o.Meta.LinkBlob(ctx, name, d)
+	if errors.Is(err, metadata.ErrQuotaExceeded) {
+		return errcode.New(errcode.Denied, "%v", err)
+	}
+	return err
 }
 
 func blobCreated(w http.ResponseWriter, name string, d digest.Digest) {

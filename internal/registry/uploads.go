@@ -64,6 +64,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 		if err != nil {
 			return storeWriteError(err, body, d)
 		}
+		// Over quota the stored bytes stay unlinked until GC reclaims them.
 		if err := h.commitBlob(r, name, d, n); err != nil {
 			return err
 		}
@@ -99,7 +100,7 @@ func (h *Handler) mount(r *http.Request, name, from string, d digest.Digest) (bo
 		}
 		return false, err
 	}
-	if err := h.o.Meta.LinkBlob(ctx, name, d); err != nil {
+	if err := h.linkBlob(ctx, name, d); err != nil {
 		return false, err
 	}
 	h.publish(r, events.Event{Type: events.BlobMounted, Repository: name, Digest: d.String()})
@@ -230,6 +231,15 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		return storeWriteError(err, nil, d)
 	}
 	if err := h.commitBlob(r, name, d, u.Offset); err != nil {
+		// Over quota, the bytes are in the blob store but linked nowhere: that is fine,
+		// GC reclaims unlinked blobs after its grace period. The session is finished
+		// either way, so it goes rather than waiting to expire.
+		var e *errcode.Error
+		if errors.As(err, &e) && e.Code == errcode.Denied {
+			if derr := h.o.Meta.DeleteUpload(ctx, u.ID); derr != nil {
+				h.o.Log.WarnContext(ctx, "upload refused but its session was not removed", "upload", u.ID, "error", derr)
+			}
+		}
 		return err
 	}
 	if err := h.o.Meta.DeleteUpload(ctx, u.ID); err != nil {

@@ -43,6 +43,9 @@ func Run(t *testing.T, open func(t *testing.T) accounts.Store) {
 		{"AuditPagination", testAuditPagination},
 		{"DeleteUserCascades", testDeleteUserCascades},
 		{"DeleteOrgCascades", testDeleteOrgCascades},
+		{"Usage", testUsage},
+		{"QuotaEnforced", testQuotaEnforced},
+		{"QuotaConcurrent", testQuotaConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

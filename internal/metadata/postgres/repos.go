@@ -80,15 +80,19 @@ func (s *Store) GetBlob(ctx context.Context, d digest.Digest) (metadata.Blob, er
 }
 
 // LinkBlob makes a known blob part of repo, creating the repository; linking twice, or
-// from two replicas at once, is not an error.
+// from two replicas at once, is not an error. A blob new to the namespace must fit in
+// its quota (metadata.ErrQuotaExceeded).
 func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
-		var one int
+		var size int64
 		// KEY SHARE keeps the blob row from being deleted (by GC) before the link commits.
-		switch err := tx.QueryRow(ctx, "SELECT 1 FROM blobs WHERE digest = $1 FOR KEY SHARE", d.String()).Scan(&one); {
+		switch err := tx.QueryRow(ctx, "SELECT size FROM blobs WHERE digest = $1 FOR KEY SHARE", d.String()).Scan(&size); {
 		case errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("link blob %s to %s: %w", d, repo, metadata.ErrBlobNotFound)
 		case err != nil:
+			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+		}
+		if err := checkQuota(ctx, tx, repo, d, size); err != nil {
 			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
 		}
 		id, err := ensureRepo(ctx, tx, repo, false)

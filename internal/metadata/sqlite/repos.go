@@ -72,14 +72,18 @@ func (s *Store) GetBlob(ctx context.Context, d digest.Digest) (metadata.Blob, er
 }
 
 // LinkBlob makes a known blob part of repo, creating the repository; linking twice is
-// not an error.
+// not an error. A blob new to the namespace must fit in its quota
+// (metadata.ErrQuotaExceeded).
 func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		var one int
-		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM blobs WHERE digest = ?", d.String()).Scan(&one); {
+		var size int64
+		switch err := tx.QueryRowContext(ctx, "SELECT size FROM blobs WHERE digest = ?", d.String()).Scan(&size); {
 		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("link blob %s to %s: %w", d, repo, metadata.ErrBlobNotFound)
 		case err != nil:
+			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+		}
+		if err := checkQuota(ctx, tx, repo, d, size); err != nil {
 			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
 		}
 		id, err := ensureRepo(ctx, tx, repo)
