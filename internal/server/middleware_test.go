@@ -108,7 +108,7 @@ func TestAccessLogReadsReqlogInfo(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	lines := logLines(t, logBuf)
+	lines := waitLogLines(t, logBuf, 1)
 	if len(lines) != 1 {
 		t.Fatalf("want one access log line, got %d", len(lines))
 	}
@@ -161,7 +161,7 @@ func TestResponseWriterKeepsCapabilities(t *testing.T) {
 	if resp.StatusCode != 200 || body != content {
 		t.Fatalf("status %d, body %d bytes", resp.StatusCode, len(body))
 	}
-	if l := logLines(t, logBuf); len(l) != 1 || l[0]["bytes"] != float64(len(content)) {
+	if l := waitLogLines(t, logBuf, 1); len(l) != 1 || l[0]["bytes"] != float64(len(content)) {
 		t.Errorf("access log bytes: %v", l)
 	}
 }
@@ -253,5 +253,20 @@ func TestJanitor(t *testing.T) {
 	if strings.Count(logBuf2.String(), "clean stale uploads") != 2 {
 		// The third failure happened after cancel and is expected noise, not logged.
 		t.Errorf("log:\n%s", logBuf2.String())
+	}
+}
+
+// waitLogLines returns the log lines once there are at least n: the access log line is
+// written when the handler returns, which may be after the client has read the whole
+// response.
+func waitLogLines(t *testing.T, b *syncBuffer, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lines := logLines(t, b)
+		if len(lines) >= n || time.Now().After(deadline) {
+			return lines
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
