@@ -34,7 +34,7 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 	cmd.AddCommand(
 		NewCmdVersion(f, nil),
 		NewCmdCompletion(f),
-		NewCmdServe(f, nil), NewCmdKeys(f, nil),
+		NewCmdServe(f, nil), NewCmdKeys(f, nil), NewCmdGC(f, nil),
 		NewCmdLogin(f, nil), NewCmdLogout(f, nil),
 		NewCmdToken(f), NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRepo(f), NewCmdRobot(f), NewCmdQuota(f), NewCmdAudit(f, nil),
 	)

@@ -48,6 +48,7 @@ type Config struct {
 	// MaxManifestSize bounds manifest bodies accepted by PUT.
 	MaxManifestSize Size    `yaml:"max_manifest_size"`
 	Uploads         Uploads `yaml:"uploads"`
+	GC              GC      `yaml:"gc"`
 	// ShutdownTimeout bounds how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Log             Log           `yaml:"log"`
@@ -140,6 +141,14 @@ type Uploads struct {
 	CleanupInterval time.Duration `yaml:"cleanup_interval"`
 }
 
+// GC configures the garbage collection scheduled by serve (docs/design/gc.md).
+type GC struct {
+	// Interval is how often serve runs a garbage collection; 0 (the default) never.
+	Interval time.Duration `yaml:"interval"`
+	// Grace is how old an unreferenced link or blob must be before it is collected.
+	Grace time.Duration `yaml:"grace"`
+}
+
 // Log configures the server log on stderr.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -158,6 +167,7 @@ func Default() Config {
 		DB:              DB{Driver: "sqlite"},
 		MaxManifestSize: 4 << 20,
 		Uploads:         Uploads{MaxAge: 24 * time.Hour, CleanupInterval: 10 * time.Minute},
+		GC:              GC{Grace: time.Hour},
 		ShutdownTimeout: 30 * time.Second,
 		Log:             Log{Level: "info", Format: "text"},
 		Auth:            Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour},
@@ -311,6 +321,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be greater than 0, got %s", name, d))
 		}
+	}
+	if c.GC.Interval < 0 || c.GC.Grace < 0 {
+		errs = append(errs, fmt.Errorf("gc.interval and gc.grace must not be negative, got %s and %s", c.GC.Interval, c.GC.Grace))
 	}
 	if _, err := c.Log.SlogLevel(); err != nil {
 		errs = append(errs, err)

@@ -204,6 +204,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"storage.s3.endpoint": "http://127.0.0.1:9000", "storage.s3.region": "us-east-1", "storage.s3.bucket": "b",
 		"storage.s3.prefix": "p", "storage.s3.path_style": "true", "storage.s3.access_key": "ak", "storage.s3.secret_key": "sk",
 		"storage.s3.redirect": "false", "storage.s3.redirect_ttl": "1m",
+		"gc.interval": "6h", "gc.grace": "2h",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {
@@ -229,6 +230,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "shutdown", c.ShutdownTimeout, 5*time.Second)
 	eq(t, "level", c.Log.Level, "warn")
 	eq(t, "format", c.Log.Format, "json")
+	eq(t, "gc.interval", c.GC.Interval, 6*time.Hour)
+	eq(t, "gc.grace", c.GC.Grace, 2*time.Hour)
 }
 
 func TestParseSize(t *testing.T) {

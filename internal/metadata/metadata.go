@@ -33,6 +33,10 @@ var (
 	// repository's namespace would take the namespace's usage over its quota; the
 	// wrapping message names the namespace, the quota and the usage.
 	ErrQuotaExceeded = errors.New("storage quota exceeded")
+	// ErrBlobReclaimed is returned by CommitBlob when garbage collection marked or
+	// swept the blob after the caller pinned it: the bytes the caller found in storage
+	// may be gone, so it must pin again and store the bytes again.
+	ErrBlobReclaimed = errors.New("blob was reclaimed by garbage collection since it was pinned")
 )
 
 // MissingReferenceError is returned by PutManifest when a blob or child manifest the
@@ -133,6 +137,48 @@ type Store interface {
 	RepositoryBlob(ctx context.Context, repo string, d digest.Digest) (Blob, error)
 	// UnlinkBlob removes the blob from the repository, or returns ErrBlobNotFound.
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
+
+	// PinBlob claims a blob for a push before the push writes (or skips writing)
+	// its bytes: in one transaction it upserts the row with pinned_at = now and
+	// deleting_at = NULL, so GC will not sweep it (docs/design/gc.md). A new row is
+	// pending: its size is size when known (>= 0), else -1, and GetBlob, LinkBlob and
+	// RepositoryBlob ignore a row of size -1 until PutBlob or CommitBlob records the
+	// size. It returns the pin time, which CommitBlob checks.
+	PinBlob(ctx context.Context, d digest.Digest, size int64) (pinnedAt time.Time, err error)
+	// CommitBlob finishes a pinned push in one transaction: it checks that the row
+	// pinned at pinnedAt still exists (not re-created since) and is not marked for
+	// deletion (else ErrBlobReclaimed: the push must pin and store the bytes again),
+	// records b.Size, and links the blob into repo as LinkBlob does (quota included).
+	CommitBlob(ctx context.Context, repo string, b Blob, pinnedAt time.Time) error
+	// UnpinBlob withdraws a pin whose push failed: it removes the row if it is still the
+	// pending row that pin created (no size recorded, pinned at pinnedAt, linked
+	// nowhere), so a refused upload leaves nothing behind. Any other state is left alone.
+	UnpinBlob(ctx context.Context, d digest.Digest, pinnedAt time.Time) error
+
+	// GCUntaggedManifests is phase 1 of garbage collection: manifests created before
+	// before that no tag points at, that no other manifest of the repository lists as
+	// a child, and whose subject (if any) is not a manifest of the repository. Unless
+	// dryRun, each is deleted as DeleteManifest does, in one transaction. It returns
+	// them (without payload).
+	GCUntaggedManifests(ctx context.Context, before time.Time, dryRun bool) ([]Manifest, error)
+	// GCUnlinkUnreferenced is phase 2: it removes the repository links created before
+	// before that no manifest of the repository references (one statement, under the
+	// repository lock PutManifest takes), and returns how many (would) go.
+	GCUnlinkUnreferenced(ctx context.Context, before time.Time, dryRun bool) (int, error)
+	// GCMarkBlobs is phase 3a: blobs linked nowhere, not marked yet, whose
+	// max(created_at, pinned_at) is before before get deleting_at = now (unless
+	// dryRun). It returns them. A dry run also counts as gone the links
+	// GCUnlinkUnreferenced would remove with the same cutoff.
+	GCMarkBlobs(ctx context.Context, before time.Time, dryRun bool) ([]Blob, error)
+	// GCSweepCandidates lists blobs marked before before, not pinned since the mark and
+	// linked nowhere: what GCSweepBlob would delete.
+	GCSweepCandidates(ctx context.Context, before time.Time) ([]Blob, error)
+	// GCSweepBlob is phase 3b for one blob, in one transaction: it locks the row if it
+	// is still a sweep candidate (see GCSweepCandidates), calls del (which deletes the
+	// bytes from the blob store) while holding the lock, then deletes the row. It
+	// reports false, without calling del, when the blob is no longer a candidate; an
+	// error from del rolls back and is returned.
+	GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func() error) (bool, error)
 
 	// PutManifest stores m in its repository, checks refs are present (else
 	// *MissingReferenceError), records referrer edges for m.Subject, and points tag at

@@ -126,19 +126,42 @@ func storeWriteError(err error, body *bodyReader, d digest.Digest) error {
 	return err
 }
 
-// commitBlob records a durably stored blob and links it into the repository.
-func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size int64) error {
+// reclaimRetries bounds how often commitBlob re-pins a blob GC reclaimed meanwhile.
+const reclaimRetries = 5
+
+// commitBlob records a durably stored blob, pinned at pinned before its bytes were
+// stored, and links it into the repository. When GC marked or swept the blob since the
+// pin, the bytes this request stored or found may be gone: it pins again and, if the
+// bytes are still there, commits under the new pin; else the client must upload again.
+func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size int64, pinned time.Time) error {
 	ctx := r.Context()
-	if err := h.o.Meta.PutBlob(ctx, metadata.Blob{Digest: d, Size: size}); err != nil {
-		return err
+	b := metadata.Blob{Digest: d, Size: size}
+	for attempt := 0; ; attempt++ {
+		err := h.linkBlob(ctx, name, b, pinned)
+		if !errors.Is(err, metadata.ErrBlobReclaimed) {
+			return err
+		}
+		if attempt == reclaimRetries {
+			return errcode.New(errcode.Unavailable, "blob %s was garbage collected while it was uploaded; upload it again", d)
+		}
+		if pinned, err = h.o.Meta.PinBlob(ctx, d, size); err != nil {
+			return err
+		}
+		switch _, err := h.o.Blobs.Stat(ctx, d); {
+		case errors.Is(err, blobstore.ErrNotFound):
+			return errcode.New(errcode.BlobUploadInvalid, "blob %s was garbage collected while it was uploaded; upload it again", d).
+				WithDetail(map[string]string{"digest": d.String()})
+		case err != nil:
+			return err
+		}
 	}
-	return h.linkBlob(ctx, name, d)
 }
 
-// linkBlob links a known blob into the repository; a namespace over its storage quota
-// is refused with DENIED and the store's message, which names the quota and the usage.
-func (h *Handler) linkBlob(ctx context.Context, name string, d digest.Digest) error {
-	err := h.o.Meta.LinkBlob(ctx, name, d)
+// linkBlob commits a pinned blob and links it into the repository; a namespace over
+// its storage quota is refused with DENIED and the store's message, which names the
+// quota and the usage. metadata.ErrBlobReclaimed is returned as is.
+func (h *Handler) linkBlob(ctx context.Context, name string, b metadata.Blob, pinned time.Time) error {
+	err := h.o.Meta.CommitBlob(ctx, name, b, pinned)
 	if errors.Is(err, metadata.ErrQuotaExceeded) {
 		return errcode.New(errcode.Denied, "%v", err)
 	}

@@ -1,12 +1,14 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
@@ -59,13 +61,20 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 		if err != nil {
 			return err
 		}
+		// Pin before Put: Put may keep bytes already stored, which only a pin makes
+		// safe against a concurrent GC sweep (docs/design/gc.md).
+		pinned, err := h.o.Meta.PinBlob(ctx, d, r.ContentLength)
+		if err != nil {
+			return err
+		}
 		body := &bodyReader{r: r.Body}
 		n, err := h.o.Blobs.Put(ctx, d, body, r.ContentLength)
 		if err != nil {
+			h.unpin(ctx, d, pinned)
 			return storeWriteError(err, body, d)
 		}
 		// Over quota the stored bytes stay unlinked until GC reclaims them.
-		if err := h.commitBlob(r, name, d, n); err != nil {
+		if err := h.commitBlob(r, name, d, n, pinned); err != nil {
 			return err
 		}
 		blobCreated(w, name, d)
@@ -88,10 +97,16 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 // mount links a blob of repository from into name when from holds it.
 func (h *Handler) mount(r *http.Request, name, from string, d digest.Digest) (bool, error) {
 	ctx := r.Context()
-	if _, err := h.o.Meta.RepositoryBlob(ctx, from, d); err != nil {
+	b, err := h.o.Meta.RepositoryBlob(ctx, from, d)
+	if err != nil {
 		if errors.Is(err, metadata.ErrBlobNotFound) {
 			return false, nil
 		}
+		return false, err
+	}
+	// Pin before trusting the stored bytes, as an upload does.
+	pinned, err := h.o.Meta.PinBlob(ctx, d, b.Size)
+	if err != nil {
 		return false, err
 	}
 	if _, err := h.o.Blobs.Stat(ctx, d); err != nil {
@@ -100,7 +115,10 @@ func (h *Handler) mount(r *http.Request, name, from string, d digest.Digest) (bo
 		}
 		return false, err
 	}
-	if err := h.linkBlob(ctx, name, d); err != nil {
+	if err := h.linkBlob(ctx, name, b, pinned); err != nil {
+		if errors.Is(err, metadata.ErrBlobReclaimed) {
+			return false, nil // collected meanwhile: the client uploads it instead
+		}
 		return false, err
 	}
 	h.publish(r, events.Event{Type: events.BlobMounted, Repository: name, Digest: d.String()})
@@ -223,14 +241,20 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		}
 	}
 	ctx := r.Context()
+	// Pin before CommitUpload, which may keep bytes already stored (docs/design/gc.md).
+	pinned, err := h.o.Meta.PinBlob(ctx, d, u.Offset)
+	if err != nil {
+		return err
+	}
 	err = h.o.Blobs.CommitUpload(ctx, u.ID, blobstore.UploadState{Offset: u.Offset, HashState: u.HashState, Backend: u.BackendState}, d)
 	if err != nil {
+		h.unpin(ctx, d, pinned)
 		if errors.Is(err, blobstore.ErrUploadNotFound) {
 			return errcode.New(errcode.BlobUploadUnknown, "upload %s has no data", u.ID)
 		}
 		return storeWriteError(err, nil, d)
 	}
-	if err := h.commitBlob(r, name, d, u.Offset); err != nil {
+	if err := h.commitBlob(r, name, d, u.Offset, pinned); err != nil {
 		// Over quota, the bytes are in the blob store but linked nowhere: that is fine,
 		// GC reclaims unlinked blobs after its grace period. The session is finished
 		// either way, so it goes rather than waiting to expire.
@@ -264,4 +288,13 @@ func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id 
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// unpin withdraws the pin of a push whose bytes the store refused, so a wrong digest or
+// a cut-off body leaves no row behind. It is best effort: a leftover pending row is
+// invisible and garbage collection removes it.
+func (h *Handler) unpin(ctx context.Context, d digest.Digest, pinned time.Time) {
+	if err := h.o.Meta.UnpinBlob(context.WithoutCancel(ctx), d, pinned); err != nil {
+		h.o.Log.WarnContext(ctx, "withdraw blob pin", "digest", d.String(), "error", err)
+	}
 }

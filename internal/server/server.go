@@ -23,6 +23,7 @@ import (
 	"github.com/hubctl/hubctl/internal/blobstore/s3store"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/gc"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/postgres"
 	"github.com/hubctl/hubctl/internal/metadata/sqlite"
@@ -195,6 +196,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if ap != nil {
 		janitorDone.Go(func() { reloadKeys(janitorCtx, log, ap.keys, keyReloadInterval) })
 	}
+	if cfg.GC.Interval > 0 {
+		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs) })
+	}
 	defer func() {
 		stopJanitor()
 		janitorDone.Wait()
@@ -239,6 +243,53 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 		case <-t.C:
 		}
 	}
+}
+
+// runGC runs a garbage collection every cfg.Interval (the first one after an interval,
+// not at start) until ctx ends. Untagged manifests are left alone: deleting them is an
+// explicit decision (hubctl gc --untagged).
+func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store) {
+	t := time.NewTicker(cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := gc.Run(ctx, gc.Options{Meta: meta, Blobs: blobs, Grace: cfg.Grace, Log: log})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("garbage collection", "err", err, "links", rep.Links, "marked", rep.Marked, "swept", rep.Swept)
+		}
+	}
+}
+
+// OpenStores opens the blob store and the database the configuration names, as serve
+// does (for hubctl gc and other commands run on the server host). The caller closes
+// the database.
+func OpenStores(ctx context.Context, cfg config.Config) (blobstore.Store, metadata.Store, error) {
+	// Do not create a hub where there is none: a mistyped --data must not look empty.
+	var dirs []string
+	if cfg.Storage.Driver == "filesystem" {
+		dirs = append(dirs, cfg.Storage.Filesystem.Root)
+	}
+	if cfg.DB.Driver == "sqlite" {
+		dirs = append(dirs, cfg.DB.Path)
+	}
+	for _, p := range dirs {
+		if _, err := os.Stat(p); err != nil {
+			return nil, nil, fmt.Errorf("no hub here: %w", err)
+		}
+	}
+	blobs, err := openBlobStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta, err := openMetaStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open metadata database %s: %w", databaseName(cfg), err)
+	}
+	return blobs, meta, nil
 }
 
 // openBlobStore opens the configured blob store.

@@ -50,11 +50,12 @@ func (s *Store) ListRepositories(ctx context.Context, last string, n int) ([]str
 	return names, nil
 }
 
-// PutBlob records a durably stored blob; recording it again keeps the first record.
+// PutBlob records a durably stored blob; recording it again keeps the first record,
+// except that it fills in the size of a pending row left by PinBlob.
 func (s *Store) PutBlob(ctx context.Context, b metadata.Blob) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
-			ON CONFLICT (digest) DO NOTHING`, b.Digest.String(), b.Size, nanos(b.CreatedAt))
+			ON CONFLICT (digest) DO UPDATE SET size = excluded.size WHERE blobs.size < 0`, b.Digest.String(), b.Size, nanos(b.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("put blob %s: %w", b.Digest, err)
 		}
@@ -67,7 +68,7 @@ func (s *Store) GetBlob(ctx context.Context, d digest.Digest) (metadata.Blob, er
 	b := metadata.Blob{Digest: d}
 	var created int64
 	err := s.retry(ctx, func() error {
-		return s.pool.QueryRow(ctx, "SELECT size, created_at FROM blobs WHERE digest = $1", d.String()).Scan(&b.Size, &created)
+		return s.pool.QueryRow(ctx, "SELECT size, created_at FROM blobs WHERE digest = $1 AND size >= 0", d.String()).Scan(&b.Size, &created)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -83,29 +84,32 @@ func (s *Store) GetBlob(ctx context.Context, d digest.Digest) (metadata.Blob, er
 // from two replicas at once, is not an error. A blob new to the namespace must fit in
 // its quota (metadata.ErrQuotaExceeded).
 func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	return s.write(ctx, func(tx pgx.Tx) error {
-		var size int64
-		// KEY SHARE keeps the blob row from being deleted (by GC) before the link commits.
-		switch err := tx.QueryRow(ctx, "SELECT size FROM blobs WHERE digest = $1 FOR KEY SHARE", d.String()).Scan(&size); {
-		case errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, metadata.ErrBlobNotFound)
-		case err != nil:
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
-		}
-		if err := checkQuota(ctx, tx, repo, d, size); err != nil {
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
-		}
-		id, err := ensureRepo(ctx, tx, repo, false)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO repository_blobs (repo_id, digest, created_at) VALUES ($1, $2, $3)
-			ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), nanos(time.Time{}))
-		if err != nil {
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
-		}
-		return nil
-	})
+	return s.write(ctx, func(tx pgx.Tx) error { return linkBlob(ctx, tx, repo, d) })
+}
+
+// linkBlob is LinkBlob inside tx. A pending row (size -1, see PinBlob) is not a blob yet.
+func linkBlob(ctx context.Context, tx pgx.Tx, repo string, d digest.Digest) error {
+	var size int64
+	// KEY SHARE keeps the blob row from being deleted (by GC) before the link commits.
+	switch err := tx.QueryRow(ctx, "SELECT size FROM blobs WHERE digest = $1 AND size >= 0 FOR KEY SHARE", d.String()).Scan(&size); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, metadata.ErrBlobNotFound)
+	case err != nil:
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	if err := checkQuota(ctx, tx, repo, d, size); err != nil {
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	id, err := ensureRepo(ctx, tx, repo, false)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO repository_blobs (repo_id, digest, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), nanos(time.Time{}))
+	if err != nil {
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	return nil
 }
 
 // RepositoryBlob returns the blob if it is linked to repo, or metadata.ErrBlobNotFound.
@@ -117,7 +121,7 @@ func (s *Store) RepositoryBlob(ctx context.Context, repo string, d digest.Digest
 			FROM repository_blobs rb
 			JOIN repositories r ON r.id = rb.repo_id
 			JOIN blobs b ON b.digest = rb.digest
-			WHERE r.name = $1 AND rb.digest = $2`, repo, d.String()).Scan(&b.Size, &created)
+			WHERE r.name = $1 AND rb.digest = $2 AND b.size >= 0`, repo, d.String()).Scan(&b.Size, &created)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):

@@ -229,25 +229,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if err != nil {
 			return err
 		}
-		m, err := scanManifest(tx.QueryRowContext(ctx, `SELECT digest, media_type, artifact_type, size, subject, annotations, created_at
-			FROM manifests WHERE repo_id = ? AND digest = ?`, id, d.String()))
-		if err != nil {
-			return err
-		}
-		m.Repository = repo
-		res.Manifest = m
-		rows, err := tx.QueryContext(ctx, "DELETE FROM tags WHERE repo_id = ? AND digest = ? RETURNING name", id, d.String())
-		if err != nil {
-			return err
-		}
-		if res.Tags, err = scanStrings(rows); err != nil {
-			return err
-		}
-		slices.Sort(res.Tags)
-		if _, err := tx.ExecContext(ctx, "DELETE FROM manifest_refs WHERE repo_id = ? AND manifest_digest = ?", id, d.String()); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM manifests WHERE repo_id = ? AND digest = ?", id, d.String())
+		res, err = deleteManifest(ctx, tx, id, repo, d)
 		return err
 	})
 	switch {
@@ -257,6 +239,32 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		return metadata.DeleteManifestResult{}, fmt.Errorf("delete manifest %s@%s: %w", repo, d, err)
 	}
 	return res, nil
+}
+
+// deleteManifest is DeleteManifest inside tx, for the repository with id; no such
+// manifest is sql.ErrNoRows.
+func deleteManifest(ctx context.Context, tx *sql.Tx, id int64, repo string, d digest.Digest) (metadata.DeleteManifestResult, error) {
+	var res metadata.DeleteManifestResult
+	m, err := scanManifest(tx.QueryRowContext(ctx, `SELECT digest, media_type, artifact_type, size, subject, annotations, created_at
+		FROM manifests WHERE repo_id = ? AND digest = ?`, id, d.String()))
+	if err != nil {
+		return res, err
+	}
+	m.Repository = repo
+	res.Manifest = m
+	rows, err := tx.QueryContext(ctx, "DELETE FROM tags WHERE repo_id = ? AND digest = ? RETURNING name", id, d.String())
+	if err != nil {
+		return res, err
+	}
+	if res.Tags, err = scanStrings(rows); err != nil {
+		return res, err
+	}
+	slices.Sort(res.Tags)
+	if _, err := tx.ExecContext(ctx, "DELETE FROM manifest_refs WHERE repo_id = ? AND manifest_digest = ?", id, d.String()); err != nil {
+		return res, err
+	}
+	_, err = tx.ExecContext(ctx, "DELETE FROM manifests WHERE repo_id = ? AND digest = ?", id, d.String())
+	return res, err
 }
 
 // Referrers lists the manifests of repo whose subject is d, without payload, ordered by

@@ -45,11 +45,12 @@ func (s *Store) ListRepositories(ctx context.Context, last string, n int) ([]str
 	return names, nil
 }
 
-// PutBlob records a durably stored blob; recording it again keeps the first record.
+// PutBlob records a durably stored blob; recording it again keeps the first record,
+// except that it fills in the size of a pending row left by PinBlob.
 func (s *Store) PutBlob(ctx context.Context, b metadata.Blob) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (digest) DO NOTHING`, b.Digest.String(), b.Size, nanos(b.CreatedAt))
+			ON CONFLICT (digest) DO UPDATE SET size = excluded.size WHERE blobs.size < 0`, b.Digest.String(), b.Size, nanos(b.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("put blob %s: %w", b.Digest, err)
 		}
@@ -75,28 +76,31 @@ func (s *Store) GetBlob(ctx context.Context, d digest.Digest) (metadata.Blob, er
 // not an error. A blob new to the namespace must fit in its quota
 // (metadata.ErrQuotaExceeded).
 func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		var size int64
-		switch err := tx.QueryRowContext(ctx, "SELECT size FROM blobs WHERE digest = ?", d.String()).Scan(&size); {
-		case errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, metadata.ErrBlobNotFound)
-		case err != nil:
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
-		}
-		if err := checkQuota(ctx, tx, repo, d, size); err != nil {
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
-		}
-		id, err := ensureRepo(ctx, tx, repo)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO repository_blobs (repo_id, digest, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), nanos(time.Time{}))
-		if err != nil {
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
-		}
-		return nil
-	})
+	return s.write(ctx, func(tx *sql.Tx) error { return linkBlob(ctx, tx, repo, d) })
+}
+
+// linkBlob is LinkBlob inside tx. A pending row (size -1, see PinBlob) is not a blob yet.
+func linkBlob(ctx context.Context, tx *sql.Tx, repo string, d digest.Digest) error {
+	var size int64
+	switch err := tx.QueryRowContext(ctx, "SELECT size FROM blobs WHERE digest = ? AND size >= 0", d.String()).Scan(&size); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, metadata.ErrBlobNotFound)
+	case err != nil:
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	if err := checkQuota(ctx, tx, repo, d, size); err != nil {
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	id, err := ensureRepo(ctx, tx, repo)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO repository_blobs (repo_id, digest, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), nanos(time.Time{}))
+	if err != nil {
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	return nil
 }
 
 // RepositoryBlob returns the blob if it is linked to repo, or metadata.ErrBlobNotFound.

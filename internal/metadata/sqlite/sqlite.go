@@ -144,8 +144,8 @@ func (s *Store) open(ctx context.Context, path string) error {
 			FROM repository_blobs rb
 			JOIN repositories r ON r.id = rb.repo_id
 			JOIN blobs b ON b.digest = rb.digest
-			WHERE r.name = ? AND rb.digest = ?`},
-		{&s.getBlob, `SELECT size, created_at FROM blobs WHERE digest = ?`},
+			WHERE r.name = ? AND rb.digest = ? AND b.size >= 0`},
+		{&s.getBlob, `SELECT size, created_at FROM blobs WHERE digest = ? AND size >= 0`},
 	} {
 		if *p.stmt, err = r.PrepareContext(ctx, p.query); err != nil {
 			return fmt.Errorf("prepare: %w", err)

@@ -43,6 +43,10 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"ConcurrentPutSameTag", testConcurrentPutSameTag},
 		{"ConcurrentLinkBlob", testConcurrentLinkBlob},
 		{"ConcurrentUploadUpdate", testConcurrentUploadUpdate},
+		{"PinBlob", testPinBlob},
+		{"CommitReclaimed", testCommitReclaimed},
+		{"GC", testGC},
+		{"UnpinBlob", testUnpinBlob},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

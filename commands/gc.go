@@ -1,0 +1,124 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/hubctl/hubctl/internal/config"
+	"github.com/hubctl/hubctl/internal/gc"
+	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/server"
+)
+
+// GCOptions are the inputs of `hubctl gc`, after the configuration was merged.
+type GCOptions struct {
+	IO       *iostreams.IOStreams
+	Config   config.Config
+	Untagged bool
+	DryRun   bool
+	Output   string
+}
+
+// gcFlagKeys maps `hubctl gc` flags to the configuration keys they set, as for serve.
+var gcFlagKeys = map[string]string{
+	"data":  "data",
+	"db":    "db.path",
+	"grace": "gc.grace",
+}
+
+// NewCmdGC returns `hubctl gc`: one garbage collection of the hub's storage, run on the
+// server host with the configuration serve uses. runF receives the merged options.
+func NewCmdGC(f *Factory, runF func(*GCOptions) error) *cobra.Command {
+	opts := &GCOptions{}
+	def := config.Default()
+	var data, db string
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Delete blobs no manifest references (on the server host)",
+		Long: `Collect garbage in the storage of a hub, while it serves: repository links that no
+manifest references, then the blobs linked nowhere, and with --untagged first the
+manifests that no tag, index or subject keeps.
+
+It opens the blob store and database that 'hubctl serve' would with the same
+configuration (--config, HUBCTL_* variables, --data, --db). Only what is older than the
+grace period is collected, so pushes in flight keep their blobs. A blob is marked by one
+run and deleted by a run at least a grace later (by the same run when --grace 0).
+'hubctl serve' runs it on its own every gc.interval when that is set.`,
+		Example: `  hubctl gc --data /srv/hub --dry-run
+  hubctl gc --data /srv/hub --untagged
+  hubctl gc --config /etc/hubctl.yaml --grace 24h -o json`,
+		Args: checkArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			if opts.Output != "" && opts.Output != "json" {
+				return usageErrorf(c, "invalid --output %q: want json", opts.Output)
+			}
+			overrides := map[string]string{}
+			c.Flags().Visit(func(fl *pflag.Flag) {
+				if key, ok := gcFlagKeys[fl.Name]; ok {
+					overrides[key] = fl.Value.String()
+				}
+			})
+			cfg, err := config.Load(config.Sources{File: f.ConfigFile, LookupEnv: f.LookupEnv, Flags: overrides})
+			if err != nil {
+				return err
+			}
+			opts.IO = f.IOStreams
+			opts.Config = cfg
+			if runF != nil {
+				return runF(opts)
+			}
+			return gcRun(c.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&opts.Untagged, "untagged", false, "Also delete manifests no tag, index or subject keeps")
+	fl.BoolVar(&opts.DryRun, "dry-run", false, "Report what would be deleted and the bytes freed, and change nothing")
+	fl.DurationVar(&grace, "grace", def.GC.Grace, "Collect only what is older than this (gc.grace)")
+	fl.StringVar(&data, "data", def.Data, "Data `directory` of the server")
+	fl.StringVar(&db, "db", "", "SQLite database `file` (default <data>/hubctl.db), or a postgres:// URL")
+	fl.StringVarP(&opts.Output, "output", "o", "", "Output `format`: json (default text)")
+	_ = cmd.MarkFlagDirname("data")
+	_ = cmd.MarkFlagFilename("db")
+	return cmd
+}
+
+func gcRun(ctx context.Context, opts *GCOptions) error {
+	blobs, meta, err := server.OpenStores(ctx, opts.Config)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	rep, err := gc.Run(ctx, gc.Options{
+		Meta: meta, Blobs: blobs, Grace: opts.Config.GC.Grace,
+		Untagged: opts.Untagged, DryRun: opts.DryRun,
+		Log: server.NewLogger(opts.IO.ErrOut, opts.Config.Log),
+	})
+	if err != nil {
+		return err
+	}
+	if opts.Output == "json" {
+		return printJSON(opts.IO.Out, struct {
+			gc.Report
+			DryRun bool `json:"dry_run"`
+		}{rep, opts.DryRun})
+	}
+	w := opts.IO.Out
+	if opts.DryRun {
+		fmt.Fprintln(w, "dry run: nothing was deleted")
+		for _, m := range rep.DeletedManifests {
+			fmt.Fprintf(w, "would delete manifest %s\n", m)
+		}
+		fmt.Fprintf(w, "manifests: %d\nlinks: %d\nblobs: %d\nbytes freed: %d\n", rep.Manifests, rep.Links, rep.Swept, rep.BytesFreed)
+		return nil
+	}
+	for _, m := range rep.DeletedManifests {
+		fmt.Fprintf(w, "deleted manifest %s\n", m)
+	}
+	fmt.Fprintf(w, "manifests: %d\nlinks: %d\nmarked: %d\nswept: %d\nbytes freed: %d\n", rep.Manifests, rep.Links, rep.Marked, rep.Swept, rep.BytesFreed)
+	return nil
+}

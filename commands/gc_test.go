@@ -1,0 +1,70 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+)
+
+func TestGC(t *testing.T) {
+	data := t.TempDir()
+	ctx := context.Background()
+	fs, err := blobstore.NewFS(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := sqlite.Open(ctx, filepath.Join(data, "hubctl.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := "an unreferenced blob"
+	d := digest.FromString(body)
+	if _, err := fs.Put(ctx, d, strings.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	if err := meta.PutBlob(ctx, metadata.Blob{Digest: d, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := meta.LinkBlob(ctx, "app", d); err != nil {
+		t.Fatal(err)
+	}
+	meta.Close()
+
+	// Within the default grace of an hour nothing goes.
+	code, out, errOut := runIO(t, t.TempDir(), "", false, "gc", "--data", data, "-o", "json")
+	var rep struct {
+		Links, Swept int
+		BytesFreed   int64 `json:"bytes_freed"`
+		DryRun       bool  `json:"dry_run"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Links != 0 || rep.Swept != 0 {
+		t.Fatalf("gc: exit %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = runIO(t, t.TempDir(), "", false, "gc", "--data", data, "--grace", "0s", "--dry-run", "-o", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.DryRun || rep.Links != 1 || rep.Swept != 1 || rep.BytesFreed != int64(len(body)) {
+		t.Fatalf("gc --dry-run: exit %d %q %q", code, out, errOut)
+	}
+	if _, err := fs.Stat(ctx, d); err != nil {
+		t.Fatalf("dry run deleted the blob: %v", err)
+	}
+	code, out, errOut = runIO(t, t.TempDir(), "", false, "gc", "--data", data, "--grace", "0s", "--untagged")
+	if code != 0 || !strings.Contains(out, "swept: 1") || !strings.Contains(out, "bytes freed: 20") {
+		t.Fatalf("gc: exit %d %q %q", code, out, errOut)
+	}
+	if _, err := fs.Stat(ctx, d); err == nil {
+		t.Fatal("gc left the blob")
+	}
+	// No hub at --data: an error, not an empty hub created there.
+	code, _, errOut = runIO(t, t.TempDir(), "", false, "gc", "--data", filepath.Join(data, "nope"))
+	if code != 1 || !strings.Contains(errOut, "no hub here") {
+		t.Fatalf("gc on a missing data directory: exit %d %q", code, errOut)
+	}
+}

@@ -1,0 +1,308 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hubctl/hubctl/internal/metadata"
+)
+
+// Garbage collection (docs/design/gc.md). The pin / mark / sweep protocol relies on
+// row locks on blobs: PinBlob's upsert and GCMarkBlobs's UPDATE lock the row, and
+// GCSweepBlob holds it FOR UPDATE while it deletes the bytes, so a pin either lands
+// before the sweep's lock (the sweep's re-check then finds deleting_at cleared) or
+// after the row is gone (the push finds no row and no bytes). LinkBlob's KEY SHARE
+// conflicts with FOR UPDATE, so a link and a sweep of one blob are ordered too.
+
+// PinBlob claims a blob for a push; see metadata.Store. A new row is pending (size -1)
+// whatever size says: its bytes are not verified yet. size is accepted for the
+// interface's sake (the declared length) and not recorded.
+func (s *Store) PinBlob(ctx context.Context, d digest.Digest, size int64) (time.Time, error) {
+	var now int64
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		now = nanos(time.Time{})
+		_, err := tx.Exec(ctx, `INSERT INTO blobs (digest, size, created_at, pinned_at, deleting_at)
+			VALUES ($1, -1, $2, $2, NULL)
+			ON CONFLICT (digest) DO UPDATE SET pinned_at = excluded.pinned_at, deleting_at = NULL`,
+			d.String(), now)
+		return err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("pin blob %s: %w", d, err)
+	}
+	return fromNanos(now), nil
+}
+
+// CommitBlob records the size of a pinned blob and links it to repo, if GC has not
+// marked or swept it since pinnedAt (else metadata.ErrBlobReclaimed).
+func (s *Store) CommitBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE blobs SET size = CASE WHEN size < 0 THEN $1 ELSE size END
+			WHERE digest = $2 AND created_at <= $3 AND deleting_at IS NULL`,
+			b.Size, b.Digest.String(), pinnedAt.UTC().UnixNano())
+		if err != nil {
+			return fmt.Errorf("commit blob %s: %w", b.Digest, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("commit blob %s: %w", b.Digest, metadata.ErrBlobReclaimed)
+		}
+		return linkBlob(ctx, tx, repo, b.Digest)
+	})
+}
+
+// gcUntaggedWhere selects manifests m that phase 1 removes.
+const gcUntaggedWhere = `m.created_at < $1
+	AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
+	AND NOT EXISTS (SELECT 1 FROM manifest_refs mr
+		WHERE mr.repo_id = m.repo_id AND mr.ref_digest = m.digest AND mr.kind = 'manifest')
+	AND NOT (m.subject IS NOT NULL AND EXISTS (SELECT 1 FROM manifests sm
+		WHERE sm.repo_id = m.repo_id AND sm.digest = m.subject))`
+
+// lockRepos locks, in id order, the repositories ids selects (a query on $1 = the
+// cutoff), FOR NO KEY UPDATE as PutManifest and DeleteManifest do, and returns them.
+func lockRepos(ctx context.Context, tx pgx.Tx, ids string, before int64) ([]int64, error) {
+	rows, err := tx.Query(ctx, "SELECT id FROM repositories WHERE id IN ("+ids+") ORDER BY id FOR NO KEY UPDATE", before)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// GCUntaggedManifests is phase 1; see metadata.Store. It locks the repositories
+// holding candidates first, then deletes with a statement whose snapshot is taken
+// under those locks, so a concurrent tag move onto a candidate either committed
+// before (the candidate is spared) or waits until after.
+func (s *Store) GCUntaggedManifests(ctx context.Context, before time.Time, dryRun bool) ([]metadata.Manifest, error) {
+	var out []metadata.Manifest
+	cutoff := before.UTC().UnixNano()
+	scan := func(rows pgx.Rows) error {
+		defer rows.Close()
+		out = []metadata.Manifest{}
+		for rows.Next() {
+			var name string
+			m, err := scanManifest(scanFirst{rows, &name}, false)
+			if err != nil {
+				return err
+			}
+			m.Repository = name
+			out = append(out, m)
+		}
+		return rows.Err()
+	}
+	var err error
+	if dryRun {
+		err = s.read(ctx, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT r.name, `+manifestColumns+`
+				FROM manifests m JOIN repositories r ON r.id = m.repo_id
+				WHERE `+gcUntaggedWhere+` ORDER BY r.name, m.digest`, cutoff)
+			if err != nil {
+				return err
+			}
+			return scan(rows)
+		})
+	} else {
+		err = s.write(ctx, func(tx pgx.Tx) error {
+			ids, err := lockRepos(ctx, tx, "SELECT DISTINCT m.repo_id FROM manifests m WHERE "+gcUntaggedWhere, cutoff)
+			if err != nil || len(ids) == 0 {
+				out = []metadata.Manifest{}
+				return err
+			}
+			// No tag points at a candidate, so DeleteManifest's tag deletion has nothing
+			// to do; manifest_refs go by cascade, referrer entries with the row.
+			rows, err := tx.Query(ctx, `DELETE FROM manifests m USING repositories r
+				WHERE r.id = m.repo_id AND m.repo_id = ANY($2) AND `+gcUntaggedWhere+`
+				RETURNING r.name, `+manifestColumns, cutoff, ids)
+			if err != nil {
+				return err
+			}
+			return scan(rows)
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gc untagged manifests: %w", err)
+	}
+	return out, nil
+}
+
+// scanFirst scans a leading column into first, then the rest as scanManifest wants.
+type scanFirst struct {
+	row   pgx.Row
+	first any
+}
+
+func (s scanFirst) Scan(dest ...any) error { return s.row.Scan(append([]any{s.first}, dest...)...) }
+
+// gcUnlinkWhere selects repository links that phase 2 removes.
+const gcUnlinkWhere = `rb.created_at < $1 AND NOT EXISTS (SELECT 1 FROM manifest_refs mr
+	WHERE mr.repo_id = rb.repo_id AND mr.ref_digest = rb.digest AND mr.kind = 'blob')`
+
+// GCUnlinkUnreferenced is phase 2; see metadata.Store. The repositories with
+// candidates are locked as PutManifest locks them, and the DELETE's snapshot is taken
+// under the locks: a put that checked a link has committed its references by then.
+func (s *Store) GCUnlinkUnreferenced(ctx context.Context, before time.Time, dryRun bool) (int, error) {
+	cutoff := before.UTC().UnixNano()
+	var n int64
+	var err error
+	if dryRun {
+		err = s.retry(ctx, func() error {
+			return s.pool.QueryRow(ctx, "SELECT count(*) FROM repository_blobs rb WHERE "+gcUnlinkWhere, cutoff).Scan(&n)
+		})
+	} else {
+		err = s.write(ctx, func(tx pgx.Tx) error {
+			n = 0
+			ids, err := lockRepos(ctx, tx, "SELECT DISTINCT rb.repo_id FROM repository_blobs rb WHERE "+gcUnlinkWhere, cutoff)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			tag, err := tx.Exec(ctx, "DELETE FROM repository_blobs rb WHERE rb.repo_id = ANY($2) AND "+gcUnlinkWhere, cutoff, ids)
+			if err != nil {
+				return err
+			}
+			n = tag.RowsAffected()
+			return nil
+		})
+	}
+	if err != nil {
+		return 0, fmt.Errorf("gc unreferenced links: %w", err)
+	}
+	return int(n), nil
+}
+
+const gcUnlinked = `NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest)`
+
+// gcDryRunWhere is the mark's condition in a dry run, where the links phase 2 would
+// remove (same cutoff) count as gone.
+const gcDryRunWhere = `deleting_at IS NULL AND GREATEST(created_at, COALESCE(pinned_at, 0)) < $1
+	AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest
+		AND NOT (rb.created_at < $1 AND NOT EXISTS (SELECT 1 FROM manifest_refs mr
+			WHERE mr.repo_id = rb.repo_id AND mr.ref_digest = rb.digest AND mr.kind = 'blob')))`
+
+// GCMarkBlobs is phase 3a; see metadata.Store.
+func (s *Store) GCMarkBlobs(ctx context.Context, before time.Time, dryRun bool) ([]metadata.Blob, error) {
+	where := `deleting_at IS NULL AND GREATEST(created_at, COALESCE(pinned_at, 0)) < $1 AND ` + gcUnlinked
+	var out []metadata.Blob
+	var err error
+	if dryRun {
+		err = s.retry(ctx, func() error {
+			rows, err := s.pool.Query(ctx, "SELECT digest, size, created_at FROM blobs WHERE "+gcDryRunWhere+" ORDER BY digest",
+				before.UTC().UnixNano())
+			if err != nil {
+				return err
+			}
+			out, err = collectBlobs(rows)
+			return err
+		})
+	} else {
+		err = s.write(ctx, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, "UPDATE blobs SET deleting_at = $2 WHERE "+where+" RETURNING digest, size, created_at",
+				before.UTC().UnixNano(), nanos(time.Time{}))
+			if err != nil {
+				return err
+			}
+			out, err = collectBlobs(rows)
+			return err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gc mark blobs: %w", err)
+	}
+	return out, nil
+}
+
+// gcSweepable selects the blobs phase 3b may delete by their own columns: marked
+// before the cutoff and not pinned since the mark.
+// p is the placeholder of the cutoff.
+func gcSweepable(p string) string {
+	return `deleting_at IS NOT NULL AND deleting_at < ` + p + ` AND (pinned_at IS NULL OR pinned_at < deleting_at)`
+}
+
+// GCSweepCandidates lists the blobs GCSweepBlob would delete; see metadata.Store.
+func (s *Store) GCSweepCandidates(ctx context.Context, before time.Time) ([]metadata.Blob, error) {
+	var out []metadata.Blob
+	err := s.retry(ctx, func() error {
+		rows, err := s.pool.Query(ctx, "SELECT digest, size, created_at FROM blobs WHERE "+gcSweepable("$1")+" AND "+gcUnlinked+" ORDER BY digest",
+			before.UTC().UnixNano())
+		if err != nil {
+			return err
+		}
+		out, err = collectBlobs(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc sweep candidates: %w", err)
+	}
+	return out, nil
+}
+
+// GCSweepBlob deletes one blob's bytes and row while holding the row FOR UPDATE; see
+// metadata.Store. The link check is a separate statement after the lock, so its
+// snapshot sees every link committed before the lock was granted.
+func (s *Store) GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func() error) (bool, error) {
+	swept := false
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		swept = false
+		var one int
+		switch err := tx.QueryRow(ctx, "SELECT 1 FROM blobs WHERE digest = $1 AND "+gcSweepable("$2")+" FOR UPDATE",
+			d.String(), before.UTC().UnixNano()).Scan(&one); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil
+		case err != nil:
+			return err
+		}
+		var linked bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)", d.String()).Scan(&linked); err != nil {
+			return err
+		}
+		if linked {
+			return nil
+		}
+		if err := del(); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM blobs WHERE digest = $1", d.String()); err != nil {
+			return err
+		}
+		swept = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("gc sweep blob %s: %w", d, err)
+	}
+	return swept, nil
+}
+
+func collectBlobs(rows pgx.Rows) ([]metadata.Blob, error) {
+	defer rows.Close()
+	out := []metadata.Blob{}
+	for rows.Next() {
+		var (
+			b       metadata.Blob
+			dg      string
+			created int64
+		)
+		if err := rows.Scan(&dg, &b.Size, &created); err != nil {
+			return nil, err
+		}
+		b.Digest = digest.Digest(dg)
+		b.CreatedAt = fromNanos(created)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// UnpinBlob removes the pending row a failed push's pin created, if it is still that.
+func (s *Store) UnpinBlob(ctx context.Context, d digest.Digest, pinnedAt time.Time) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM blobs WHERE digest = $1 AND size < 0 AND pinned_at = $2
+			AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest)`,
+			d.String(), pinnedAt.UTC().UnixNano()); err != nil {
+			return fmt.Errorf("unpin blob %s: %w", d, err)
+		}
+		return nil
+	})
+}
