@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,14 @@ import (
 // its own data directory, as separate hosts would.
 func startReplicas(t *testing.T, n int) []*server {
 	t.Helper()
+	rs, _ := startReplicaSet(t, n)
+	return rs
+}
+
+// startReplicaSet is startReplicas that also returns the environment that configures a
+// hubctl command (gc) for the same bucket and database.
+func startReplicaSet(t *testing.T, n int) ([]*server, []string) {
+	t.Helper()
 	endpoint, access, secret, bucket := s3test.Start(t)
 	dsn := pgtest.Start(t)
 	keys := t.TempDir()
@@ -39,7 +48,10 @@ func startReplicas(t *testing.T, n int) []*server {
 	for i := range out {
 		out[i] = startServerEnv(t, t.TempDir(), env, args...)
 	}
-	return out
+	cmdEnv := append(cleanEnv("HUBCTL_"), env...)
+	cmdEnv = append(cmdEnv, "HUBCTL_STORAGE_DRIVER=s3", "HUBCTL_STORAGE_S3_ENDPOINT="+endpoint,
+		"HUBCTL_STORAGE_S3_BUCKET="+bucket, "HUBCTL_STORAGE_S3_REGION=us-east-1", "HUBCTL_STORAGE_S3_PATH_STYLE=true")
+	return out, cmdEnv
 }
 
 // pull GETs a blob as a client does: with the token at the registry and, when it
@@ -363,5 +375,41 @@ func TestS3Outage(t *testing.T) {
 	resp, body = pull(t, s, "/v2/admin/app/blobs/"+img.LayerDigest, tok)
 	if resp.StatusCode != 200 || !bytes.Equal(body, img.Layer) {
 		t.Fatalf("layer after S3 came back: %s, %d bytes", resp.Status, len(body))
+	}
+}
+
+// TestGCOnS3: garbage collection on the scale-out setup (S3 + PostgreSQL) while two
+// replicas serve: the bytes of a deleted image go, a kept image still pulls.
+func TestGCOnS3(t *testing.T) {
+	rs, env := startReplicaSet(t, 2)
+	a, b := rs[0], rs[1]
+	tok := mustToken(t, a, "admin", adminPassword, "repository:admin/app:pull,push,delete")
+	kept, gone := newImage(t, "amd64"), newImage(t, "arm64")
+	pushImageAs(t, a, tok, "admin/app", "kept", kept)
+	pushImageAs(t, b, tok, "admin/app", "gone", gone)
+	if resp, body := send(t, "DELETE", b.URL("/v2/admin/app/manifests/"+gone.ManifestDigest), tok, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete: %s %s", resp.Status, body)
+	}
+	out := run(t, t.TempDir(), env, hubctlBin, "gc", "--grace", "0s", "-o", "json", "--data", t.TempDir())
+	var rep struct {
+		Swept      int   `json:"swept"`
+		BytesFreed int64 `json:"bytes_freed"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("gc output %q: %v", out, err)
+	}
+	// The deleted image's config and layer are swept; the kept image's are not.
+	if rep.Swept != 2 || rep.BytesFreed != int64(len(gone.Config)+len(gone.Layer)) {
+		t.Fatalf("gc report %+v, want the 2 blobs of the deleted image (%d bytes)", rep, len(gone.Config)+len(gone.Layer))
+	}
+	for _, d := range []string{kept.ConfigDigest, kept.LayerDigest} {
+		resp, body := pull(t, a, "/v2/admin/app/blobs/"+d, tok)
+		if resp.StatusCode != http.StatusOK || sha256Digest(body) != d {
+			t.Fatalf("kept blob %s after gc: %s", d, resp.Status)
+		}
+	}
+	resp, _ := pull(t, b, "/v2/admin/app/blobs/"+gone.LayerDigest, tok)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("deleted image's layer after gc: %s", resp.Status)
 	}
 }
