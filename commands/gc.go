@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/accounts"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -100,6 +102,15 @@ func gcRun(ctx context.Context, opts *GCOptions) error {
 	})
 	if err != nil {
 		return err
+	}
+	// Manifests GC deleted are deletes like any other: they go to the audit log.
+	if acc, ok := meta.(accounts.Store); ok && !opts.DryRun {
+		for _, target := range rep.DeletedManifests {
+			e := accounts.AuditEntry{Time: time.Now(), Actor: "system", Action: "delete", Target: target, Detail: "gc --untagged"}
+			if err := acc.Audit(ctx, e); err != nil {
+				fmt.Fprintf(opts.IO.ErrOut, "hubctl: audit of %s: %v\n", target, err)
+			}
+		}
 	}
 	if opts.Output == "json" {
 		return printJSON(opts.IO.Out, struct {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hubctl/hubctl/internal/accounts"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
@@ -62,6 +64,29 @@ func TestGC(t *testing.T) {
 	if _, err := fs.Stat(ctx, d); err == nil {
 		t.Fatal("gc left the blob")
 	}
+	// An untagged manifest deleted by --untagged is a delete like any other: audited.
+	meta, err = sqlite.Open(ctx, filepath.Join(data, "hubctl.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metadata.Manifest{Repository: "app", Digest: digest.FromString("manifest"), MediaType: "application/vnd.oci.image.manifest.v1+json", Payload: []byte("manifest"), Size: 8}
+	if _, err := meta.PutManifest(ctx, m, metadata.References{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	meta.Close()
+	if code, out, errOut = runIO(t, t.TempDir(), "", false, "gc", "--data", data, "--grace", "0s", "--untagged"); code != 0 {
+		t.Fatalf("gc --untagged: exit %d %q %q", code, out, errOut)
+	}
+	meta, err = sqlite.Open(ctx, filepath.Join(data, "hubctl.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := meta.ListAudit(ctx, accounts.AuditFilter{Action: "delete"})
+	meta.Close()
+	if err != nil || len(entries) != 1 || entries[0].Actor != "system" || entries[0].Target != "app@"+m.Digest.String() {
+		t.Fatalf("audit after gc --untagged: %+v %v", entries, err)
+	}
+
 	// No hub at --data: an error, not an empty hub created there.
 	code, _, errOut = runIO(t, t.TempDir(), "", false, "gc", "--data", filepath.Join(data, "nope"))
 	if code != 1 || !strings.Contains(errOut, "no hub here") {
