@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hubctl/hubctl/internal/metadata/storetest"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hubctl/hubctl/internal/metadata"
@@ -79,33 +81,7 @@ func TestReplicasPutSameTag(t *testing.T) {
 		t.Fatalf("concurrent PutManifest: %v", err)
 	}
 
-	pushed := map[digest.Digest]bool{}
-	for _, m := range ms {
-		pushed[m.Digest] = true
-	}
-	firsts := 0
-	replaced := map[digest.Digest]int{}
-	for i, r := range results {
-		if !r.Created || !r.TagMoved {
-			t.Errorf("put %d = %+v, want Created and TagMoved", i, r)
-		}
-		if r.PreviousTagDigest == "" {
-			firsts++
-			continue
-		}
-		if !pushed[r.PreviousTagDigest] {
-			t.Errorf("put %d replaced %s, which nobody pushed", i, r.PreviousTagDigest)
-		}
-		replaced[r.PreviousTagDigest]++
-	}
-	if firsts != 1 {
-		t.Errorf("%d puts found the tag new, want exactly 1", firsts)
-	}
-	for d, k := range replaced {
-		if k != 1 {
-			t.Errorf("%d puts replaced %s, want 1: an update was lost", k, d)
-		}
-	}
+	pushed, replaced := storetest.CheckTagChain(t, ms, results)
 	var finals [2]digest.Digest
 	for i, s := range rs {
 		d, err := s.ResolveTag(ctx, "team/app", "latest")

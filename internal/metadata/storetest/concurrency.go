@@ -48,33 +48,7 @@ func testConcurrentPutSameTag(t *testing.T, s metadata.Store) {
 		t.Fatalf("concurrent PutManifest: %v", err)
 	}
 
-	pushed := map[digest.Digest]bool{}
-	for _, m := range ms {
-		pushed[m.Digest] = true
-	}
-	firsts := 0
-	previous := map[digest.Digest]int{}
-	for i, r := range results {
-		if !r.Created || !r.TagMoved {
-			t.Errorf("put %d = %+v, want Created and TagMoved", i, r)
-		}
-		if r.PreviousTagDigest == "" {
-			firsts++
-			continue
-		}
-		if !pushed[r.PreviousTagDigest] {
-			t.Errorf("put %d saw previous digest %s, which nobody pushed", i, r.PreviousTagDigest)
-		}
-		previous[r.PreviousTagDigest]++
-	}
-	if firsts != 1 {
-		t.Errorf("%d puts found the tag new, want exactly 1", firsts)
-	}
-	for d, k := range previous {
-		if k != 1 {
-			t.Errorf("%d puts replaced %s, want 1: an update was lost", k, d)
-		}
-	}
+	pushed, previous := CheckTagChain(t, ms, results)
 	final, err := s.ResolveTag(ctx(t), "app", "latest")
 	must(t, err)
 	if !pushed[final] {
@@ -155,4 +129,41 @@ func testConcurrentUploadUpdate(t *testing.T, s metadata.Store) {
 	if u.Offset != int64(100+won) {
 		t.Fatalf("offset = %d, want the winner's %d", u.Offset, 100+won)
 	}
+}
+
+// CheckTagChain checks the results of concurrent PutManifest calls of ms to one tag:
+// every put created its manifest and moved the tag, exactly one found the tag new, and
+// the previous digests form one chain (each pushed digest replaced at most once), so no
+// update was lost. It returns the pushed digests and how often each was replaced, for
+// checks of the final state.
+func CheckTagChain(t *testing.T, ms []metadata.Manifest, results []metadata.PutManifestResult) (pushed map[digest.Digest]bool, replaced map[digest.Digest]int) {
+	t.Helper()
+	pushed = map[digest.Digest]bool{}
+	for _, m := range ms {
+		pushed[m.Digest] = true
+	}
+	firsts := 0
+	previous := map[digest.Digest]int{}
+	for i, r := range results {
+		if !r.Created || !r.TagMoved {
+			t.Errorf("put %d = %+v, want Created and TagMoved", i, r)
+		}
+		if r.PreviousTagDigest == "" {
+			firsts++
+			continue
+		}
+		if !pushed[r.PreviousTagDigest] {
+			t.Errorf("put %d saw previous digest %s, which nobody pushed", i, r.PreviousTagDigest)
+		}
+		previous[r.PreviousTagDigest]++
+	}
+	if firsts != 1 {
+		t.Errorf("%d puts found the tag new, want exactly 1", firsts)
+	}
+	for d, k := range previous {
+		if k != 1 {
+			t.Errorf("%d puts replaced %s, want 1: an update was lost", k, d)
+		}
+	}
+	return pushed, previous
 }
