@@ -36,6 +36,8 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 		NewCmdCompletion(f),
 		NewCmdServe(f, nil), NewCmdKeys(f, nil), NewCmdGC(f, nil),
 		NewCmdLogin(f, nil), NewCmdLogout(f, nil),
+		NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
+		NewCmdLs(f), NewCmdTags(f), NewCmdInspect(f), NewCmdDigest(f), NewCmdTag(f), NewCmdRm(f),
 		NewCmdToken(f), NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRepo(f), NewCmdRobot(f), NewCmdQuota(f), NewCmdAudit(f, nil),
 	)
 	return cmd

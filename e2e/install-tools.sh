@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive (OCI conformance suite, crane, oras,
-# helm, the versitygw S3 server, skopeo) into $HOME/.cache/hubctl/bin. Idempotent: a tool
+# helm, the versitygw S3 server, the distribution registry, regctl, skopeo, tmux) into $HOME/.cache/hubctl/bin. Idempotent: a tool
 # whose binary is already there is skipped, so a warm run takes well under a second; a
 # cold one builds them in parallel (about 6 minutes on 2 cores).
 set -euo pipefail
@@ -18,6 +18,11 @@ TOOLS=(
   "helm|helm.sh/helm/v3/cmd/helm@v3.22.0"
   # A real S3 server on loopback for the object-storage blob store (FACTS.md).
   "versitygw|github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+  # The CNCF distribution registry: the client e2e tests copy to and from it, and the
+  # benchmarks compare against it (about 4 minutes cold).
+  "registry|github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
+  # regctl: a peer in the client benchmarks.
+  "regctl|github.com/regclient/regclient/cmd/regctl@v0.11.7"
 )
 
 pids=()
@@ -41,10 +46,12 @@ if [ "$failed" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: skopeo (a client under test) and the PostgreSQL server binaries (the
-# metadata store's tests start a throwaway cluster of their own; nothing runs here).
+# Debian packages: skopeo (a client under test), tmux (the progress view is driven in a
+# real terminal) and the PostgreSQL server binaries (the metadata store's tests start a
+# throwaway cluster of their own; nothing runs here).
 apt_need=()
 command -v skopeo >/dev/null 2>&1 || apt_need+=(skopeo)
+command -v tmux >/dev/null 2>&1 || apt_need+=(tmux)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_need+=(postgresql)
 if [ "${#apt_need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

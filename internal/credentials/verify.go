@@ -71,7 +71,7 @@ func Verify(ctx context.Context, host string, c Credentials, opts VerifyOptions)
 		return fail(fmt.Errorf("GET %s: unexpected status %s", base, resp.Status))
 	}
 
-	scheme, params := parseChallenge(resp.Header.Get("WWW-Authenticate"))
+	scheme, params := ParseChallenge(resp.Header.Get("WWW-Authenticate"))
 	switch scheme {
 	case "bearer":
 		tok, err := fetchToken(ctx, client, params, c, clientID)
@@ -163,9 +163,9 @@ func drain(resp *http.Response) {
 	_ = resp.Body.Close()
 }
 
-// parseChallenge splits a WWW-Authenticate value into its lower-cased scheme and its
+// ParseChallenge splits a WWW-Authenticate value into its lower-cased scheme and its
 // parameters (RFC 7235 auth-params, values quoted or bare).
-func parseChallenge(h string) (string, map[string]string) {
+func ParseChallenge(h string) (string, map[string]string) {
 	h = strings.TrimSpace(h)
 	scheme, rest, _ := strings.Cut(h, " ")
 	params := map[string]string{}

@@ -91,9 +91,9 @@ func TestParseChallenge(t *testing.T) {
 		{``, "", map[string]string{}},
 	}
 	for _, tt := range tests {
-		scheme, params := parseChallenge(tt.in)
+		scheme, params := ParseChallenge(tt.in)
 		if scheme != tt.scheme || !maps.Equal(params, tt.params) {
-			t.Errorf("parseChallenge(%q) = %q %v, want %q %v", tt.in, scheme, params, tt.scheme, tt.params)
+			t.Errorf("ParseChallenge(%q) = %q %v, want %q %v", tt.in, scheme, params, tt.scheme, tt.params)
 		}
 	}
 }
@@ -101,7 +101,7 @@ func TestParseChallenge(t *testing.T) {
 func FuzzParseChallenge(f *testing.F) {
 	f.Add(`Bearer realm="https://h/token",service="s"`)
 	f.Add(`Basic realm="x\"`)
-	f.Fuzz(func(t *testing.T, s string) { parseChallenge(s) })
+	f.Fuzz(func(t *testing.T, s string) { ParseChallenge(s) })
 }
 
 func TestIsLoopback(t *testing.T) {

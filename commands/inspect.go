@@ -1,0 +1,362 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/hubctl/hubctl/internal/distclient"
+	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/transfer"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+)
+
+// RegistryOptions are the inputs of the inspection verbs (ls, tags, inspect, digest,
+// tag, rm).
+type RegistryOptions struct {
+	IO       *iostreams.IOStreams
+	Args     []string
+	Output   string
+	Platform string
+	Insecure bool
+}
+
+func newRegistryCommand(f *Factory, use, short, long, example string, args cobra.PositionalArgs, json bool,
+	run func(context.Context, *transfer.Engine, *RegistryOptions) error) *cobra.Command {
+	cmd, _ := newRegistryCommandOpts(f, use, short, long, example, args, json, run)
+	return cmd
+}
+
+func newRegistryCommandOpts(f *Factory, use, short, long, example string, args cobra.PositionalArgs, json bool,
+	run func(context.Context, *transfer.Engine, *RegistryOptions) error) (*cobra.Command, *RegistryOptions) {
+	opts := &RegistryOptions{IO: f.IOStreams}
+	cmd := &cobra.Command{
+		Use: use, Short: short, Long: long, Example: example,
+		Args: checkArgs(args),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Output != "" && opts.Output != "json" {
+				return usageErrorf(cmd, "--output must be json, not %q", opts.Output)
+			}
+			opts.Args = args
+			engine, err := newEngine(f, opts.Insecure, args...)
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), engine, opts)
+		},
+	}
+	if json {
+		cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output format: json")
+	}
+	cmd.Flags().BoolVar(&opts.Insecure, "insecure", false, "Allow plain HTTP to the registry named on the command line (loopback always is)")
+	return cmd, opts
+}
+
+func parseRegistryRef(s string) (distclient.Ref, error) {
+	l, err := transfer.ParseLocation(s)
+	if err != nil {
+		return distclient.Ref{}, err
+	}
+	if !l.IsRegistry() {
+		return distclient.Ref{}, fmt.Errorf("%s is not a registry reference", s)
+	}
+	return l.Ref, nil
+}
+
+// NewCmdLs returns `hubctl ls`.
+func NewCmdLs(f *Factory) *cobra.Command {
+	return newRegistryCommand(f, "ls HOST[/PREFIX]", "List the repositories of a registry",
+		"List the repositories of a registry (its catalog), or those under PREFIX.\nOnly repositories you may pull are listed by registries that check.",
+		"  hubctl ls localhost:5000\n  hubctl ls registry.example.com/team",
+		cobra.ExactArgs(1), true, func(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
+			host, prefix, _ := strings.Cut(strings.TrimPrefix(o.Args[0], "docker://"), "/")
+			repos, err := e.Client.Catalog(ctx, host)
+			if err != nil {
+				return err
+			}
+			var out []string
+			for _, r := range repos {
+				if prefix == "" || r == prefix || strings.HasPrefix(r, strings.TrimSuffix(prefix, "/")+"/") {
+					out = append(out, host+"/"+r)
+				}
+			}
+			return printList(o, out)
+		})
+}
+
+// NewCmdTags returns `hubctl tags`.
+func NewCmdTags(f *Factory) *cobra.Command {
+	return newRegistryCommand(f, "tags REPOSITORY", "List the tags of a repository", "List the tags of a repository.",
+		"  hubctl tags localhost:5000/team/app",
+		cobra.ExactArgs(1), true, func(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
+			repo, err := distclient.ParseRepo(o.Args[0])
+			if err != nil {
+				return err
+			}
+			tags, err := e.Client.Tags(ctx, repo)
+			if err != nil {
+				return err
+			}
+			return printList(o, tags)
+		})
+}
+
+func printList(o *RegistryOptions, items []string) error {
+	if o.Output == "json" {
+		if items == nil {
+			items = []string{}
+		}
+		return json.NewEncoder(o.IO.Out).Encode(items)
+	}
+	for _, s := range items {
+		fmt.Fprintln(o.IO.Out, s)
+	}
+	return nil
+}
+
+// NewCmdDigest returns `hubctl digest`.
+func NewCmdDigest(f *Factory) *cobra.Command {
+	return newRegistryCommand(f, "digest REF", "Print the digest of an image",
+		"Print the digest of the manifest or index REF names (any location form).",
+		"  hubctl digest localhost:5000/app:1\n  hubctl digest oci:./app:1",
+		cobra.ExactArgs(1), false, func(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
+			l, err := transfer.ParseLocation(o.Args[0])
+			if err != nil {
+				return err
+			}
+			if l.IsRegistry() {
+				desc, err := e.Client.HeadManifest(ctx, l.Ref)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(o.IO.Out, desc.Digest)
+				return nil
+			}
+			src, err := e.Open(ctx, l)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			desc, _, err := src.Root(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(o.IO.Out, desc.Digest)
+			return nil
+		})
+}
+
+// NewCmdTag returns `hubctl tag`.
+func NewCmdTag(f *Factory) *cobra.Command {
+	return newRegistryCommand(f, "tag REF NEWTAG", "Give an image another tag, moving no blobs",
+		"Tag the manifest REF names as NEWTAG in the same repository. Only the manifest is\nsent again; no blob moves.",
+		"  hubctl tag localhost:5000/app:1.2.3 1.2\n  hubctl tag localhost:5000/app@sha256:… latest",
+		cobra.ExactArgs(2), false, func(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
+			ref, err := parseRegistryRef(o.Args[0])
+			if err != nil {
+				return err
+			}
+			newTag := o.Args[1]
+			if strings.ContainsAny(newTag, "/@:") {
+				return fmt.Errorf("NEWTAG is a tag in the same repository, like 1.2, not %q", newTag)
+			}
+			desc, raw, err := e.Client.GetManifest(ctx, ref)
+			if err != nil {
+				return err
+			}
+			dst := distclient.Ref{Repo: ref.Repo, Tag: newTag}
+			if _, err := e.Client.PutManifest(ctx, dst, desc.MediaType, raw); err != nil {
+				return err
+			}
+			dst.Digest = desc.Digest.String()
+			fmt.Fprintln(o.IO.Out, dst.String())
+			return nil
+		})
+}
+
+// NewCmdRm returns `hubctl rm`.
+func NewCmdRm(f *Factory) *cobra.Command {
+	return newRegistryCommand(f, "rm REF", "Delete an image from a registry",
+		"Delete the manifest REF names. A tag is resolved to its digest first, so every\ntag of that manifest goes with it, as with 'crane delete'. Blobs are reclaimed by the\nregistry's garbage collection.",
+		"  hubctl rm localhost:5000/app:1\n  hubctl rm localhost:5000/app@sha256:…",
+		cobra.ExactArgs(1), false, func(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
+			ref, err := parseRegistryRef(o.Args[0])
+			if err != nil {
+				return err
+			}
+			if ref.Digest == "" {
+				desc, err := e.Client.HeadManifest(ctx, ref)
+				if err != nil {
+					return err
+				}
+				ref.Digest = desc.Digest.String()
+			}
+			if err := e.Client.DeleteManifest(ctx, distclient.Ref{Repo: ref.Repo, Digest: ref.Digest}); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.IO.ErrOut, "deleted %s\n", ref)
+			fmt.Fprintln(o.IO.Out, ref.Digest)
+			return nil
+		})
+}
+
+// NewCmdInspect returns `hubctl inspect`.
+func NewCmdInspect(f *Factory) *cobra.Command {
+	cmd, opts := newRegistryCommandOpts(f, "inspect REF", "Show an image's manifest, config, platforms and layers",
+		"Show what REF (any location form) holds: for an index, its platforms; for an image,\nits config (platform, entrypoint) and layers with their sizes. -o json prints the raw\ndocuments: the manifest (or index) and the image's config.",
+		"  hubctl inspect localhost:5000/app:1\n  hubctl inspect --platform linux/arm64 ghcr.io/org/app:1\n  hubctl inspect -o json oci:./app:1 | jq .config",
+		cobra.ExactArgs(1), true, inspectRun)
+	cmd.Flags().StringVar(&opts.Platform, "platform", "", "Of a multi-platform image, show this platform's image (`os/arch[/variant]`)")
+	return cmd
+}
+
+type inspectJSON struct {
+	Reference string          `json:"reference"`
+	Digest    string          `json:"digest"`
+	MediaType string          `json:"mediaType"`
+	Size      int64           `json:"size"`
+	Manifest  json.RawMessage `json:"manifest"`
+	Config    json.RawMessage `json:"config,omitempty"`
+}
+
+func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
+	l, err := transfer.ParseLocation(o.Args[0])
+	if err != nil {
+		return err
+	}
+	src, err := e.Open(ctx, l)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	desc, raw, err := src.Root(ctx)
+	if err != nil {
+		return err
+	}
+	if o.Platform != "" && (desc.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == "application/vnd.docker.distribution.manifest.list.v2+json") {
+		want, err := transfer.ParsePlatforms(o.Platform)
+		if err != nil {
+			return err
+		}
+		child, err := transfer.SelectPlatform(raw, want)
+		if err != nil {
+			return err
+		}
+		desc = child
+		if raw, err = src.Manifest(ctx, desc); err != nil {
+			return err
+		}
+	}
+	var config []byte
+	var m ocispec.Manifest
+	isImage := !(desc.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == "application/vnd.docker.distribution.manifest.list.v2+json")
+	if isImage {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return fmt.Errorf("parse manifest: %w", err)
+		}
+		if m.Config.Size > 0 && m.Config.Size < 16<<20 {
+			rc, err := src.Blob(ctx, m.Config)
+			if err != nil {
+				return err
+			}
+			config, err = io.ReadAll(io.LimitReader(rc, m.Config.Size+1))
+			rc.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if o.Output == "json" {
+		out := inspectJSON{Reference: l.String(), Digest: desc.Digest.String(), MediaType: desc.MediaType, Size: desc.Size, Manifest: raw}
+		if json.Valid(config) {
+			out.Config = config
+		}
+		enc := json.NewEncoder(o.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	w := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Reference:\t%s\n", l)
+	fmt.Fprintf(w, "Digest:\t%s\n", desc.Digest)
+	fmt.Fprintf(w, "Media type:\t%s\n", desc.MediaType)
+	if !isImage {
+		var idx ocispec.Index
+		if err := json.Unmarshal(raw, &idx); err != nil {
+			return fmt.Errorf("parse index: %w", err)
+		}
+		fmt.Fprintf(w, "Manifests:\t%d\n", len(idx.Manifests))
+		w.Flush()
+		w = tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "\nPLATFORM\tDIGEST\tSIZE")
+		for _, c := range idx.Manifests {
+			p := transfer.PlatformString(c.Platform)
+			if ref := c.Annotations["vnd.docker.reference.digest"]; ref != "" {
+				p = "attestation of " + shortDigest(ref)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", p, c.Digest, formatBytes(c.Size))
+		}
+		return w.Flush()
+	}
+	var cfg struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+		Created      string `json:"created"`
+		Config       struct {
+			Entrypoint []string `json:"Entrypoint"`
+			Cmd        []string `json:"Cmd"`
+			WorkingDir string   `json:"WorkingDir"`
+			User       string   `json:"User"`
+		} `json:"config"`
+	}
+	_ = json.Unmarshal(config, &cfg)
+	if m.ArtifactType != "" {
+		fmt.Fprintf(w, "Artifact type:\t%s\n", m.ArtifactType)
+	}
+	if cfg.OS != "" {
+		p := cfg.OS + "/" + cfg.Architecture
+		if cfg.Variant != "" {
+			p += "/" + cfg.Variant
+		}
+		fmt.Fprintf(w, "Platform:\t%s\n", p)
+	}
+	if cfg.Created != "" {
+		fmt.Fprintf(w, "Created:\t%s\n", cfg.Created)
+	}
+	if len(cfg.Config.Entrypoint) > 0 {
+		fmt.Fprintf(w, "Entrypoint:\t%s\n", strings.Join(cfg.Config.Entrypoint, " "))
+	}
+	if len(cfg.Config.Cmd) > 0 {
+		fmt.Fprintf(w, "Cmd:\t%s\n", strings.Join(cfg.Config.Cmd, " "))
+	}
+	if cfg.Config.User != "" {
+		fmt.Fprintf(w, "User:\t%s\n", cfg.Config.User)
+	}
+	fmt.Fprintf(w, "Config:\t%s (%s)\n", m.Config.Digest, formatBytes(m.Config.Size))
+	var total int64
+	for _, layer := range m.Layers {
+		total += layer.Size
+	}
+	fmt.Fprintf(w, "Layers:\t%d, %s\n", len(m.Layers), formatBytes(total))
+	if m.Subject != nil {
+		fmt.Fprintf(w, "Subject:\t%s\n", m.Subject.Digest)
+	}
+	w.Flush()
+	w = tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nLAYER\tSIZE\tMEDIA TYPE")
+	for _, layer := range m.Layers {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", layer.Digest, formatBytes(layer.Size), layer.MediaType)
+	}
+	return w.Flush()
+}
+
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return d[:len(d)-len(hex)] + hex[:12]
+	}
+	return d
+}

@@ -1,0 +1,467 @@
+// Package transfer is hubctl's image transfer engine: it copies an image (or an index
+// with its children, and optionally what refers to it) from any Source to any Target,
+// sending only what the target lacks. Blobs stream through with bounded memory and run
+// in parallel; every step emits a progress event.
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hubctl/hubctl/internal/distclient"
+	"github.com/hubctl/hubctl/internal/imagestore"
+	"github.com/hubctl/hubctl/internal/progress"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options tune a copy. The zero value copies everything with 4 parallel blobs.
+type Options struct {
+	// Jobs bounds the blobs moving at once (default 4).
+	Jobs int
+	// Platforms, when set, keeps only these children of an index.
+	Platforms []v1.Platform
+	// Referrers also copies the manifests that refer to the image (signatures, SBOMs).
+	Referrers bool
+	// Progress receives the events; nil drops them.
+	Progress progress.Sink
+	// Limiter caps the bytes per second sent, shared by all copies using it; nil for none.
+	Limiter *Limiter
+	// Label names the image in events (default: the destination as written).
+	Label string
+}
+
+// Result is what a copy did.
+type Result struct {
+	// Reference is the destination with the digest of what was written.
+	Reference string
+	Digest    digest.Digest
+	MediaType string
+	// DigestChanged reports that a platform filter made a new manifest or index, so the
+	// destination's digest differs from the source's.
+	DigestChanged bool
+	// UpToDate reports that the destination already had the image: nothing was sent.
+	UpToDate bool
+}
+
+// Engine copies between locations with one registry client, so tokens and
+// connections are shared by every copy it runs.
+type Engine struct {
+	Client *distclient.Client
+	// Docker opens the Docker engine client when a docker-daemon: location is used.
+	Docker DockerConnector
+
+	// retrySink receives the registry client's retries (see ReportRetry).
+	retrySink atomic.Pointer[progress.Sink]
+}
+
+// ReportRetry turns a registry client's retry into a progress event on the sink of the
+// copy running; give it as distclient.Options.OnRetry.
+func (e *Engine) ReportRetry(ri distclient.RetryInfo) {
+	if s := e.retrySink.Load(); s != nil {
+		msg := ""
+		if ri.Err != nil {
+			msg = ri.Err.Error()
+		}
+		(*s)(progress.Event{Time: time.Now(), Kind: progress.Retry, Attempt: ri.Attempt, Wait: ri.Wait,
+			Message: ri.Method + " " + ri.URL, Error: msg})
+	}
+}
+
+// Copy copies the image at src to dst (locations as ParseLocation reads them).
+func (e *Engine) Copy(ctx context.Context, src, dst string, o Options) (Result, error) {
+	sl, err := ParseLocation(src)
+	if err != nil {
+		return Result{}, err
+	}
+	dl, err := ParseLocation(dst)
+	if err != nil {
+		return Result{}, err
+	}
+	return e.CopyLocations(ctx, sl, dl, o)
+}
+
+// CopyLocations copies between parsed locations.
+func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) (res Result, err error) {
+	if o.Jobs <= 0 {
+		o.Jobs = 4
+	}
+	if o.Progress == nil {
+		o.Progress = progress.Discard
+	}
+	if o.Label == "" {
+		o.Label = dl.String()
+	}
+	sink := o.Progress
+	e.retrySink.Store(&sink)
+	emit := func(ev progress.Event) {
+		ev.Time = time.Now()
+		ev.Image = o.Label
+		o.Progress(ev)
+	}
+	emit(progress.Event{Kind: progress.ImageStarted, Source: sl.String()})
+	defer func() {
+		if err != nil {
+			emit(progress.Event{Kind: progress.ImageFailed, Source: sl.String(), Error: err.Error()})
+		} else {
+			emit(progress.Event{Kind: progress.ImageDone, Source: sl.String(), Digest: res.Digest.String(), MediaType: res.MediaType})
+		}
+	}()
+
+	src, err := e.openSource(ctx, sl)
+	if err != nil {
+		return Result{}, err
+	}
+	defer src.Close()
+	desc, raw, err := src.Root(ctx)
+	if err != nil {
+		if sl.IsRegistry() {
+			return Result{}, err // the registry client's error names the reference
+		}
+		return Result{}, fmt.Errorf("read %s: %w", sl, err)
+	}
+
+	dst, err := e.openTarget(ctx, dl)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if cerr := dst.Close(err); cerr != nil && err == nil {
+			err = fmt.Errorf("write %s: %w", dl, cerr)
+		}
+	}()
+	c := &copier{e: e, o: o, emit: emit, src: src, dst: dst, srcLoc: sl, dstLoc: dl, seen: map[digest.Digest]bool{}}
+
+	single := false
+	if t, ok := dst.(imagestore.SinglePlatform); ok && t.SinglePlatform() {
+		single = true
+	}
+	origDigest := desc.Digest
+	if isIndex(desc.MediaType) && (len(o.Platforms) > 0 || single) {
+		want := o.Platforms
+		if single && len(want) != 1 {
+			if len(want) > 1 {
+				return Result{}, fmt.Errorf("%s holds one image: give one --platform, not %d", dl, len(want))
+			}
+			want = []v1.Platform{defaultPlatform()}
+		}
+		child, filtered, err := filterIndex(raw, want)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %w", sl, err)
+		}
+		if child != nil {
+			desc = ocispec.Descriptor{MediaType: child.MediaType, Digest: child.Digest, Size: child.Size}
+			if raw, err = src.Manifest(ctx, desc); err != nil {
+				return Result{}, fmt.Errorf("read %s@%s: %w", sl, desc.Digest, err)
+			}
+		} else {
+			raw = filtered
+			desc = ocispec.Descriptor{MediaType: desc.MediaType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+		}
+	}
+	res = Result{Digest: desc.Digest, MediaType: desc.MediaType, DigestChanged: desc.Digest != origDigest}
+	if res.DigestChanged {
+		emit(progress.Event{Kind: progress.Info, Digest: desc.Digest.String(),
+			Message: fmt.Sprintf("the platform filter changed the digest: %s is now %s", origDigest, desc.Digest)})
+	}
+
+	// Up to date: the destination's tag already names this digest, so the registry
+	// holds the whole tree (it refuses manifests whose blobs are missing).
+	if rs, ok := dst.(*registryStore); ok && dl.Tag() != "" {
+		if have, err := rs.tagDigest(ctx, dl.Tag()); err == nil && have == desc.Digest.String() {
+			emit(progress.Event{Kind: progress.ManifestExists, Digest: have, Tag: dl.Tag(), MediaType: desc.MediaType})
+			res.UpToDate = true
+			if o.Referrers {
+				if err := c.copyReferrers(ctx, desc); err != nil {
+					return Result{}, err
+				}
+			}
+			res.Reference = dl.WithDigest(desc.Digest)
+			return res, nil
+		}
+	}
+
+	if err := c.copyTree(ctx, desc, raw, dl.Tag()); err != nil {
+		return Result{}, err
+	}
+	if o.Referrers {
+		if err := c.copyReferrers(ctx, desc); err != nil {
+			return Result{}, err
+		}
+	}
+	res.Reference = dl.WithDigest(desc.Digest)
+	return res, nil
+}
+
+// defaultPlatform is what a single-image target gets from an index without --platform:
+// linux on this machine's architecture, as docker pull chooses.
+func defaultPlatform() v1.Platform {
+	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if p.Architecture == "arm" {
+		p.Variant = "v7"
+	}
+	return p
+}
+
+type copier struct {
+	e      *Engine
+	o      Options
+	emit   func(progress.Event)
+	src    imagestore.Source
+	dst    imagestore.Target
+	srcLoc Location
+	dstLoc Location
+
+	// seen holds the referrers already copied, so cycles and repeats are cut.
+	seen map[digest.Digest]bool
+}
+
+type manifestNode struct {
+	desc ocispec.Descriptor
+	raw  []byte
+}
+
+// copyTree copies a manifest or index with everything under it: blobs first (in
+// parallel), then child manifests, then the root under tag. Children the destination
+// already holds are skipped with their subtrees.
+func (c *copier) copyTree(ctx context.Context, root ocispec.Descriptor, rootRaw []byte, tag string) error {
+	var blobs []ocispec.Descriptor
+	var children []manifestNode
+	blobSeen := map[digest.Digest]bool{}
+	var walk func(desc ocispec.Descriptor, raw []byte, isRoot bool) error
+	walk = func(desc ocispec.Descriptor, raw []byte, isRoot bool) error {
+		if !isRoot {
+			has, err := c.dst.HasManifest(ctx, desc)
+			if err != nil {
+				return fmt.Errorf("check %s@%s: %w", c.dstLoc, desc.Digest, err)
+			}
+			if has {
+				c.emit(progress.Event{Kind: progress.ManifestExists, Digest: desc.Digest.String(), MediaType: desc.MediaType, Size: desc.Size})
+				return nil
+			}
+		}
+		if isIndex(desc.MediaType) {
+			var idx ocispec.Index
+			if err := json.Unmarshal(raw, &idx); err != nil {
+				return fmt.Errorf("parse index %s: %w", desc.Digest, err)
+			}
+			for _, m := range idx.Manifests {
+				craw, err := c.src.Manifest(ctx, m)
+				if err != nil {
+					return fmt.Errorf("read %s@%s: %w", c.srcLoc, m.Digest, err)
+				}
+				if err := walk(ocispec.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size}, craw, false); err != nil {
+					return err
+				}
+			}
+		} else {
+			var m ocispec.Manifest
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return fmt.Errorf("parse manifest %s: %w", desc.Digest, err)
+			}
+			for _, b := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+				if b.Digest == "" || blobSeen[b.Digest] {
+					continue
+				}
+				blobSeen[b.Digest] = true
+				blobs = append(blobs, b)
+			}
+		}
+		if !isRoot {
+			children = append(children, manifestNode{desc: desc, raw: raw})
+		}
+		return nil
+	}
+	if err := walk(root, rootRaw, true); err != nil {
+		return err
+	}
+	if err := c.copyBlobs(ctx, blobs); err != nil {
+		return err
+	}
+	// Children were appended after their own children, so each goes after what it needs.
+	for _, ch := range children {
+		if err := c.putManifest(ctx, ch.desc, ch.raw, ""); err != nil {
+			return err
+		}
+	}
+	return c.putManifest(ctx, root, rootRaw, tag)
+}
+
+func (c *copier) putManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, tag string) error {
+	if err := c.dst.PutManifest(ctx, desc, raw, tag); err != nil {
+		return fmt.Errorf("write manifest to %s: %w", c.dstLoc, err)
+	}
+	c.emit(progress.Event{Kind: progress.ManifestPushed, Digest: desc.Digest.String(), MediaType: desc.MediaType, Size: desc.Size, Tag: tag})
+	return nil
+}
+
+func (c *copier) copyBlobs(ctx context.Context, blobs []ocispec.Descriptor) error {
+	jobs := c.o.Jobs
+	if s, ok := c.dst.(imagestore.Sequential); ok && s.Sequential() {
+		jobs = 1
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, b := range blobs {
+		g.Go(func() error {
+			if err := c.copyBlob(gctx, b); err != nil {
+				c.emit(progress.Event{Kind: progress.BlobFailed, Digest: b.Digest.String(), Size: b.Size, Error: err.Error()})
+				return err
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// copyBlob moves one blob unless the destination has it or can mount it. A failed
+// upload to a registry starts again from the source, a few times.
+func (c *copier) copyBlob(ctx context.Context, b ocispec.Descriptor) error {
+	ev := progress.Event{Digest: b.Digest.String(), MediaType: b.MediaType, Size: b.Size}
+	has, err := c.dst.HasBlob(ctx, b)
+	if err != nil {
+		return fmt.Errorf("check blob %s at %s: %w", b.Digest, c.dstLoc, err)
+	}
+	if has {
+		ev.Kind = progress.BlobExists
+		c.emit(ev)
+		return nil
+	}
+	location := ""
+	if from, ok := c.mountSource(); ok {
+		rs := c.dst.(*registryStore)
+		mounted, loc, err := rs.mount(ctx, b, from)
+		if err == nil && mounted {
+			ev.Kind, ev.From = progress.BlobMounted, from
+			c.emit(ev)
+			return nil
+		}
+		location = loc
+	}
+
+	const attempts = 3
+	_, retryable := c.dst.(*registryStore)
+	for attempt := 1; ; attempt++ {
+		err = c.sendBlob(ctx, b, location)
+		if err == nil {
+			return nil
+		}
+		location = ""
+		if !retryable || attempt >= attempts || ctx.Err() != nil || errors.Is(err, imagestore.ErrNotFound) || isClientError(err) {
+			return err
+		}
+		wait := time.Duration(attempt) * time.Second
+		c.emit(progress.Event{Kind: progress.Retry, Digest: b.Digest.String(), Attempt: attempt + 1, Wait: wait, Error: err.Error()})
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *copier) sendBlob(ctx context.Context, b ocispec.Descriptor, location string) error {
+	rc, err := c.src.Blob(ctx, b)
+	if err != nil {
+		return fmt.Errorf("read blob %s from %s: %w", b.Digest, c.srcLoc, err)
+	}
+	defer rc.Close()
+	c.emit(progress.Event{Kind: progress.BlobStarted, Digest: b.Digest.String(), MediaType: b.MediaType, Size: b.Size})
+	var r io.Reader = rc
+	if v, ok := c.dst.(imagestore.VerifiesDigests); !ok || !v.VerifiesDigests() {
+		r = newVerifier(r, b)
+	}
+	pr := &progressReader{r: r, limiter: c.o.Limiter, ctx: ctx, report: func(n int64) {
+		c.emit(progress.Event{Kind: progress.BlobProgress, Digest: b.Digest.String(), Size: b.Size, Bytes: n})
+	}}
+	if rs, ok := c.dst.(*registryStore); ok && location != "" {
+		err = rs.uploadAt(ctx, b, pr, location)
+	} else {
+		err = c.dst.PutBlob(ctx, b, pr)
+	}
+	if err != nil {
+		return fmt.Errorf("write blob %s to %s: %w", b.Digest, c.dstLoc, err)
+	}
+	c.emit(progress.Event{Kind: progress.BlobDone, Digest: b.Digest.String(), MediaType: b.MediaType, Size: b.Size, Bytes: pr.n})
+	return nil
+}
+
+// mountSource is the repository to mount blobs from: the source's, when source and
+// destination are different repositories of one registry.
+func (c *copier) mountSource() (string, bool) {
+	if c.srcLoc.Kind != KindRegistry || c.dstLoc.Kind != KindRegistry {
+		return "", false
+	}
+	s, d := c.srcLoc.Ref, c.dstLoc.Ref
+	if !sameRegistry(s.Host, d.Host) || s.Path == d.Path {
+		return "", false
+	}
+	return s.Path, true
+}
+
+// copyReferrers copies, by digest, every manifest that refers to desc (and to its
+// children), and what refers to those in turn.
+func (c *copier) copyReferrers(ctx context.Context, desc ocispec.Descriptor) error {
+	rs, ok := c.src.(registrySource)
+	if !ok {
+		c.emit(progress.Event{Kind: progress.Info, Message: "referrers are copied between registries only; skipped"})
+		return nil
+	}
+	if _, ok := c.dst.(*registryStore); !ok {
+		c.emit(progress.Event{Kind: progress.Info, Message: "referrers are copied between registries only; skipped"})
+		return nil
+	}
+	subjects := []ocispec.Descriptor{desc}
+	if isIndex(desc.MediaType) {
+		raw, err := c.src.Manifest(ctx, desc)
+		if err == nil {
+			var idx ocispec.Index
+			if json.Unmarshal(raw, &idx) == nil {
+				subjects = append(subjects, idx.Manifests...)
+			}
+		}
+	}
+	for len(subjects) > 0 {
+		s := subjects[0]
+		subjects = subjects[1:]
+		refs, err := rs.referrers(ctx, s)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			if c.seen[r.Digest] {
+				continue
+			}
+			c.seen[r.Digest] = true
+			rd := ocispec.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size}
+			raw, err := c.src.Manifest(ctx, rd)
+			if err != nil {
+				return fmt.Errorf("read referrer %s: %w", r.Digest, err)
+			}
+			has, err := c.dst.HasManifest(ctx, rd)
+			if err != nil {
+				return err
+			}
+			if has {
+				c.emit(progress.Event{Kind: progress.ManifestExists, Digest: rd.Digest.String(), MediaType: rd.MediaType})
+			} else if err := c.copyTree(ctx, rd, raw, ""); err != nil {
+				return fmt.Errorf("copy referrer %s: %w", r.Digest, err)
+			}
+			subjects = append(subjects, rd)
+		}
+	}
+	return nil
+}
+
+func isClientError(err error) bool {
+	var e *distclient.Error
+	return errors.As(err, &e) && e.Status >= 400 && e.Status < 500 && e.Status != 408 && e.Status != 429
+}
