@@ -22,6 +22,7 @@ type RegistryOptions struct {
 	Args     []string
 	Output   string
 	Platform string
+	Raw      bool
 	Insecure bool
 }
 
@@ -207,9 +208,10 @@ func NewCmdRm(f *Factory) *cobra.Command {
 // NewCmdInspect returns `hubctl inspect`.
 func NewCmdInspect(f *Factory) *cobra.Command {
 	cmd, opts := newRegistryCommandOpts(f, "inspect REF", "Show an image's manifest, config, platforms and layers",
-		"Show what REF (any location form) holds: for an index, its platforms; for an image,\nits config (platform, entrypoint) and layers with their sizes. -o json prints the raw\ndocuments: the manifest (or index) and the image's config.",
+		"Show what REF (any location form) holds: for an index, its platforms; for an image,\nits config (platform, entrypoint) and layers with their sizes. -o json prints the raw\ndocuments: the manifest (or index) and the image's config; --raw prints the manifest's\nexact bytes.",
 		"  hubctl inspect localhost:5000/app:1\n  hubctl inspect --platform linux/arm64 ghcr.io/org/app:1\n  hubctl inspect -o json oci:./app:1 | jq .config",
 		cobra.ExactArgs(1), true, inspectRun)
+	cmd.Flags().BoolVar(&opts.Raw, "raw", false, "Print the manifest's bytes exactly as stored (their sha256 is the digest)")
 	cmd.Flags().StringVar(&opts.Platform, "platform", "", "Of a multi-platform image, show this platform's image (`os/arch[/variant]`)")
 	return cmd
 }
@@ -251,6 +253,10 @@ func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) err
 			return err
 		}
 	}
+	if o.Raw {
+		_, err := o.IO.Out.Write(raw)
+		return err
+	}
 	var config []byte
 	var m ocispec.Manifest
 	isImage := !(desc.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -275,9 +281,7 @@ func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) err
 		if json.Valid(config) {
 			out.Config = config
 		}
-		enc := json.NewEncoder(o.IO.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return json.NewEncoder(o.IO.Out).Encode(out)
 	}
 	w := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "Reference:\t%s\n", l)

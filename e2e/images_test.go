@@ -12,6 +12,8 @@ import (
 type blob struct {
 	Data   []byte
 	Digest string
+	// DiffID is the digest of a layer's uncompressed tar.
+	DiffID string
 }
 
 func newBlob(b []byte) blob { return blob{Data: b, Digest: sha256Digest(b)} }
@@ -28,18 +30,21 @@ type layeredImage struct {
 // compress, so the blob is about size bytes).
 func randomLayer(t testing.TB, size int) blob {
 	t.Helper()
-	return newBlob(gzipBytes(t, layerTar(t, "data.bin", size)))
+	tarb := layerTar(t, "data.bin", size)
+	b := newBlob(gzipBytes(t, tarb))
+	b.DiffID = sha256Digest(tarb)
+	return b
 }
 
 // buildImage assembles an image for arch from layers, with a config naming their
-// diff ids (taken from the layers' digests: the tests never unpack them).
+// diff ids.
 func buildImage(t testing.TB, arch string, layers ...blob) layeredImage {
 	t.Helper()
 	img := layeredImage{Arch: arch, Layers: layers}
 	var diffIDs []string
 	var descs []descriptor
 	for _, l := range layers {
-		diffIDs = append(diffIDs, l.Digest)
+		diffIDs = append(diffIDs, l.DiffID)
 		descs = append(descs, descriptor{MediaType: mtOCILayerGz, Digest: l.Digest, Size: int64(len(l.Data))})
 	}
 	img.Config = newBlob(mustJSON(t, map[string]any{

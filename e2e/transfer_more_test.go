@@ -78,7 +78,11 @@ mirrors:
 		t.Fatal(err)
 	}
 
-	plan := hubctl(t, "mirror", "-f", specPath, "--dry-run")
+	// The dry run shows the plan, and fails because one source cannot be listed.
+	plan, planErr, err := hubctlErr(t, "mirror", "-f", specPath, "--dry-run")
+	if err == nil || !strings.Contains(plan, "lib/missing") || !strings.Contains(planErr, "could not be read") {
+		t.Fatalf("dry run with a missing source: err %v\nstdout:\n%s\nstderr:\n%s", err, plan, planErr)
+	}
 	for _, want := range []string{"/lib/app:1.0.0", "/lib/app:1.1.0", "/lib/tool:v3"} {
 		if !strings.Contains(plan, want) {
 			t.Fatalf("dry run plan lacks %s:\n%s", want, plan)

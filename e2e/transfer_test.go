@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -77,8 +78,11 @@ func TestClientVerbs(t *testing.T) {
 			if err := json.Unmarshal([]byte(hubctl(t, "inspect", "-o", "json", r+":2")), &raw); err != nil {
 				t.Fatal(err)
 			}
-			if string(raw.Manifest) != string(img.Manifest.Data) || string(raw.Config) != string(img.Config.Data) {
+			if !jsonEqual(t, raw.Manifest, img.Manifest.Data) || !jsonEqual(t, raw.Config, img.Config.Data) {
 				t.Fatalf("inspect -o json: documents differ from what was pushed")
+			}
+			if got := hubctl(t, "inspect", "--raw", r+":2"); got != string(img.Manifest.Data) {
+				t.Fatalf("inspect --raw = %q, want the pushed bytes", got)
 			}
 
 			// pull into every local form, and read each back.
@@ -335,6 +339,18 @@ func TestResumeAfterDestinationKilled(t *testing.T) {
 	if len(p2.uploadedDigests())+len(landed) > len(layers)+1 {
 		t.Fatalf("sent %d + %d blobs for an image of %d", len(landed), len(p2.uploadedDigests()), len(layers)+1)
 	}
+}
+
+func jsonEqual(t testing.TB, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatalf("not JSON: %s", a)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatalf("not JSON: %s", b)
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 func waitFor(t testing.TB, cond func() bool, what string) {

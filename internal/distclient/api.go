@@ -252,7 +252,7 @@ func (c *Client) Tags(ctx context.Context, repo Repo) ([]string, error) {
 		}
 		link, err := c.getJSON(ctx, repo.Host, next, []string{pullScope(repo.Path)}, &page)
 		if err != nil {
-			return nil, fmt.Errorf("tags of %s: %w", repo, err)
+			return nil, err // names the repository in its path
 		}
 		all = append(all, page.Tags...)
 		next = link
