@@ -235,7 +235,7 @@ command -v go >/dev/null || die "go is not installed"
 command -v curl >/dev/null || die "curl is not installed"
 
 log "building hubctl and regbench"
-(cd "$root" && go build -o "$work/hubctl" ./cmd/hubctl && go build -o "$work/regbench" ./bench/regbench)
+(cd "$root" && CGO_ENABLED=0 go build -o "$work/hubctl" ./cmd/hubctl && go build -o "$work/regbench" ./bench/regbench)
 
 if [[ ! -x $TOOLS/registry ]]; then
 	log "installing the distribution registry into $TOOLS (about 4 minutes)"
