@@ -116,6 +116,22 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 		}
 	}()
 
+	// Ask the destination what its tag names while the source is read: on an
+	// up-to-date copy these two round trips (and the two registries' pings) are all
+	// the work there is, so they run side by side.
+	type tagAnswer struct {
+		digest string
+		err    error
+	}
+	var tagCh chan tagAnswer
+	if dl.IsRegistry() && dl.Tag() != "" {
+		tagCh = make(chan tagAnswer, 1)
+		go func() {
+			d, err := (&registryStore{c: e.Client, ref: dl.Ref}).tagDigest(ctx, dl.Tag())
+			tagCh <- tagAnswer{d, err}
+		}()
+	}
+
 	src, err := e.openSource(ctx, sl)
 	if err != nil {
 		return Result{}, err
@@ -175,9 +191,9 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 
 	// Up to date: the destination's tag already names this digest, so the registry
 	// holds the whole tree (it refuses manifests whose blobs are missing).
-	if rs, ok := dst.(*registryStore); ok && dl.Tag() != "" {
-		if have, err := rs.tagDigest(ctx, dl.Tag()); err == nil && have == desc.Digest.String() {
-			emit(progress.Event{Kind: progress.ManifestExists, Digest: have, Tag: dl.Tag(), MediaType: desc.MediaType})
+	if tagCh != nil {
+		if have := <-tagCh; have.err == nil && have.digest == desc.Digest.String() {
+			emit(progress.Event{Kind: progress.ManifestExists, Digest: have.digest, Tag: dl.Tag(), MediaType: desc.MediaType})
 			res.UpToDate = true
 			if o.Referrers {
 				if err := c.copyReferrers(ctx, desc); err != nil {
