@@ -30,6 +30,12 @@ type distribution struct {
 // storage in a temp dir, deletes enabled, and stops it at cleanup.
 func startDistribution(t testing.TB) *distribution {
 	t.Helper()
+	return startDistributionWith(t, "")
+}
+
+// startDistributionWith starts distribution with extra top-level configuration (YAML).
+func startDistributionWith(t testing.TB, extra string) *distribution {
+	t.Helper()
 	bin := tool(t, "registry")
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,7 +56,7 @@ storage:
     enabled: true
 http:
   addr: %s
-`, filepath.Join(dir, "data"), addr)
+%s`, filepath.Join(dir, "data"), addr, extra)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -80,7 +86,7 @@ http:
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == 200 || resp.StatusCode == 401 {
 				return d
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestDockerDaemonRoundTrip: docker build FROM scratch → hubctl push docker-daemon:… →
@@ -232,5 +234,80 @@ func TestRetriesOnThrottling(t *testing.T) {
 	}
 	if got := strings.TrimSpace(hubctl(t, "digest", s.Addr+"/retry/app:1")); got != img.Manifest.Digest {
 		t.Fatalf("digest after throttled push = %q", got)
+	}
+}
+
+// TestCancelInTerminal presses Ctrl-C in the middle of a rate-capped `hubctl copy` in a
+// real terminal: the copy stops with a non-zero exit and says it was cancelled, the
+// terminal is left sane, and the destination has no tag.
+func TestCancelInTerminal(t *testing.T) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		skipOrFatal(t, "tmux not found on PATH")
+	}
+	s := startServer(t)
+	d := startServer(t)
+	img := buildImage(t, "amd64", randomLayer(t, 4<<20), randomLayer(t, 4<<20))
+	lay := newLayout(t)
+	lay.addImage(img, "1")
+	hubctl(t, "push", "oci:"+lay.Dir+":1", s.Addr+"/tty/app:1")
+
+	sock := fmt.Sprintf("hubctl-e2e-%d", time.Now().UnixNano())
+	stty := filepath.Join(t.TempDir(), "stty.txt")
+	script := fmt.Sprintf("DOCKER_CONFIG=%s %s copy --rate 1MiB %s/tty/app:1 %s/tty/copy:1; echo EXIT=$?; stty -a > %s; sleep 30",
+		dockerConfigFor(t), hubctlBin, s.Addr, d.Addr, stty)
+	run(t, "", nil, tmux, "-L", sock, "new-session", "-d", "-s", "c", "-x", "120", "-y", "30", "sh", "-c", script)
+	t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
+	capture := func() string {
+		out, _, _ := runErr(t, "", nil, tmux, "-L", sock, "capture-pane", "-p", "-t", "c")
+		return out
+	}
+	waitFor(t, func() bool { return strings.Contains(capture(), "█") || strings.Contains(capture(), "░") }, "a progress bar")
+	run(t, "", nil, tmux, "-L", sock, "send-keys", "-t", "c", "C-c")
+	waitFor(t, func() bool { return strings.Contains(capture(), "EXIT=") }, "the copy to end after Ctrl-C")
+	screen := capture()
+	if strings.Contains(screen, "EXIT=0") || !strings.Contains(screen, "cancelled") {
+		t.Fatalf("after Ctrl-C the copy should fail saying it was cancelled:\n%s", screen)
+	}
+	waitFor(t, func() bool { b, _ := os.ReadFile(stty); return len(b) > 0 }, "stty output")
+	b, _ := os.ReadFile(stty)
+	if !strings.Contains(string(b), " icanon") || strings.Contains(string(b), "-echo ") || strings.Contains(string(b), "-isig") {
+		t.Fatalf("terminal not restored after Ctrl-C: %s", b)
+	}
+	if _, _, err := hubctlErr(t, "digest", d.Addr+"/tty/copy:1"); err == nil {
+		t.Fatalf("the cancelled copy left a tag at the destination")
+	}
+}
+
+// TestClientBasicAuth pushes to and pulls from the distribution registry behind HTTP
+// Basic auth (htpasswd), with the login stored by `hubctl login`.
+func TestClientBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("bob:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDistributionWith(t, fmt.Sprintf("auth:\n  htpasswd:\n    realm: e2e\n    path: %s\n", htpasswd))
+	img := buildImage(t, "amd64", randomLayer(t, 32<<10))
+	lay := newLayout(t)
+	lay.addImage(img, "1")
+	env := append(cleanEnv("HUBCTL_", "DOCKER_CONFIG"), "DOCKER_CONFIG="+t.TempDir())
+	ref := d.Addr + "/bob/app:1"
+
+	_, errOut, err := runErr(t, "", env, hubctlBin, "push", "oci:"+lay.Dir+":1", ref)
+	if err == nil || !strings.Contains(errOut, "hubctl login "+d.Addr) {
+		t.Fatalf("anonymous push to a Basic-auth registry: err %v, stderr %q", err, errOut)
+	}
+	runStdin(t, "", env, "s3cret-pw\n", hubctlBin, "login", d.Addr, "-u", "bob", "--password-stdin")
+	out := run(t, "", env, hubctlBin, "push", "oci:"+lay.Dir+":1", ref)
+	if strings.TrimSpace(out) != ref+"@"+img.Manifest.Digest {
+		t.Fatalf("push printed %q", out)
+	}
+	out = run(t, "", env, hubctlBin, "pull", ref, "oci-archive:"+filepath.Join(t.TempDir(), "a.tar"))
+	if !strings.HasSuffix(strings.TrimSpace(out), img.Manifest.Digest) {
+		t.Fatalf("pull printed %q", out)
 	}
 }
