@@ -34,9 +34,9 @@ type TransferFlags struct {
 
 func (t *TransferFlags) bind(fl *pflag.FlagSet) {
 	fl.IntVarP(&t.Jobs, "jobs", "j", 4, "Blobs moved in parallel")
-	fl.StringVar(&t.Platforms, "platform", "", "Keep only these platforms of a multi-platform image (`os/arch[/variant],…`)")
+	fl.StringVar(&t.Platforms, "platform", "", "Keep only these `platforms` of a multi-platform image, like linux/amd64,linux/arm64/v8")
 	fl.BoolVar(&t.Referrers, "referrers", false, "Also copy what refers to the image (signatures, SBOMs, attestations)")
-	fl.Var(&t.Rate, "rate", "Cap the bytes sent per second (`size`, like 50MiB); 0 for no cap")
+	fl.Var(&t.Rate, "rate", "Cap the bytes sent per second, like 50MiB (a `size`); 0 for no cap")
 	t.bindOutput(fl)
 }
 
