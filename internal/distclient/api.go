@@ -326,21 +326,60 @@ func (c *Client) getJSON(ctx context.Context, host, path string, scopes []string
 	return nextLink(resp), nil
 }
 
-// nextLink reads RFC 5988 `Link: </v2/...>; rel="next"`, relative to the request.
+// nextLink reads RFC 5988 `Link: </v2/...>; rel="next"`, relative to the request. A
+// header may carry several link-values separated by commas, and several headers may
+// be sent.
 func nextLink(resp *http.Response) string {
-	for _, l := range resp.Header.Values("Link") {
-		target, params, _ := strings.Cut(l, ";")
-		if !strings.Contains(params, `rel="next"`) && !strings.Contains(params, "rel=next") {
-			continue
+	for _, h := range resp.Header.Values("Link") {
+		for _, l := range splitLinks(h) {
+			target, params, _ := strings.Cut(l, ";")
+			if !hasRelNext(params) {
+				continue
+			}
+			target = strings.Trim(strings.TrimSpace(target), "<>")
+			u, err := resp.Request.URL.Parse(target)
+			if err != nil {
+				return ""
+			}
+			return u.RequestURI()
 		}
-		target = strings.Trim(strings.TrimSpace(target), "<>")
-		u, err := resp.Request.URL.Parse(target)
-		if err != nil {
-			return ""
-		}
-		return u.RequestURI()
 	}
 	return ""
+}
+
+// splitLinks splits a Link header at the commas between link-values, not those inside
+// the <…> of a target.
+func splitLinks(h string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(h); i++ {
+		switch h[i] {
+		case '<':
+			depth++
+		case '>':
+			depth = max(depth-1, 0)
+		case ',':
+			if depth == 0 {
+				out = append(out, h[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, h[start:])
+}
+
+func hasRelNext(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "rel") {
+			for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(v), `"`)) {
+				if strings.EqualFold(rel, "next") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func mediaType(h http.Header) string {

@@ -22,11 +22,13 @@ type registry struct {
 	host string
 	base string
 
-	pingOnce sync.Once
-	pingErr  error
-	scheme   string // "bearer", "basic" or "" (no auth)
-	params   map[string]string
-	creds    credentials.Credentials
+	// pingMu serialises the first contact; pinged is set once it succeeded. A failed
+	// ping (a cancelled call, an outage) is tried again by the next request.
+	pingMu sync.Mutex
+	pinged bool
+	scheme string // "bearer", "basic" or "" (no auth)
+	params map[string]string
+	creds  credentials.Credentials
 
 	mu     sync.Mutex
 	tokens map[string]token
@@ -46,8 +48,16 @@ type tokenFetch struct {
 }
 
 func (r *registry) ping(ctx context.Context) error {
-	r.pingOnce.Do(func() { r.pingErr = r.doPing(ctx) })
-	return r.pingErr
+	r.pingMu.Lock()
+	defer r.pingMu.Unlock()
+	if r.pinged {
+		return nil
+	}
+	if err := r.doPing(ctx); err != nil {
+		return err
+	}
+	r.pinged = true
+	return nil
 }
 
 func (r *registry) doPing(ctx context.Context) error {
@@ -69,13 +79,21 @@ func (r *registry) doPing(ctx context.Context) error {
 			drain(resp)
 			return fmt.Errorf("registry %s: GET /v2/: %s", r.host, resp.Status)
 		}
+		retryAfter := ""
+		cause := err
 		if err == nil {
+			retryAfter = resp.Header.Get("Retry-After")
+			cause = fmt.Errorf("GET /v2/: %s", resp.Status)
 			drain(resp)
+		}
+		wait := backoff(attempt, retryAfter)
+		if r.c.opts.OnRetry != nil {
+			r.c.opts.OnRetry(ctx, RetryInfo{Method: http.MethodGet, URL: r.base + "/v2/", Attempt: attempt + 1, Wait: wait, Err: cause})
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff(attempt, "")):
+		case <-time.After(wait):
 		}
 	}
 	drain(resp)
@@ -152,7 +170,11 @@ func (r *registry) token(ctx context.Context, scopes []string) (string, error) {
 	r.fetches[key] = f
 	r.mu.Unlock()
 
-	f.tok, f.err = r.fetchToken(ctx, scopes)
+	// The fetch serves every request waiting for these scopes, so it must not end
+	// when the request that started it is cancelled; it has a deadline of its own.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	f.tok, f.err = r.fetchToken(fctx, scopes)
+	cancel()
 	r.mu.Lock()
 	delete(r.fetches, key)
 	if f.err == nil {

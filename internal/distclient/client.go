@@ -11,15 +11,19 @@ package distclient
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hubctl/hubctl/internal/credentials"
@@ -34,8 +38,9 @@ type Options struct {
 	Insecure []string
 	// UserAgent is sent with every request.
 	UserAgent string
-	// OnRetry, when set, hears about each retried request.
-	OnRetry func(RetryInfo)
+	// OnRetry, when set, hears about each retried request, with the request's context
+	// (which a caller may use to tell whose request it was).
+	OnRetry func(context.Context, RetryInfo)
 	// MaxAttempts bounds tries per request (default 5).
 	MaxAttempts int
 	// Transport is the HTTP transport; nil means a tuned clone of the default.
@@ -250,6 +255,11 @@ func (c *Client) do(ctx context.Context, host string, rq request, ok ...int) (*h
 					return resp, nil
 				}
 			}
+			if resp.StatusCode == http.StatusUnauthorized {
+				// A body that cannot be replayed gets no second try here, but the caller's
+				// next attempt must not reuse the token that was refused.
+				reg.invalidate(rq.scopes)
+			}
 			apiErr := readError(rq, resp)
 			if e, ok := apiErr.(*Error); ok && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden) {
 				if reg.creds.IsAnonymous() {
@@ -286,7 +296,7 @@ func (c *Client) do(ctx context.Context, host string, rq request, ok ...int) (*h
 
 func (c *Client) wait(ctx context.Context, rq request, attempt int, d time.Duration, cause error) error {
 	if c.opts.OnRetry != nil {
-		c.opts.OnRetry(RetryInfo{Method: rq.method, URL: rq.url + rq.path, Attempt: attempt + 1, Wait: d, Err: cause})
+		c.opts.OnRetry(ctx, RetryInfo{Method: rq.method, URL: rq.url + rq.path, Attempt: attempt + 1, Wait: d, Err: cause})
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -330,6 +340,12 @@ func (c *Client) send(ctx context.Context, reg *registry, rq request) (*http.Res
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		// *url.Error repeats the whole URL, query included: upload state and presigned
+		// signatures must not reach messages.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("%s %s: %w", rq.method, redact(u), err)
 	}
 	return resp, nil
@@ -344,16 +360,32 @@ func retryableStatus(code int) bool {
 	return false
 }
 
+// retryableErr tells transient transport failures (a refused or reset connection, a
+// timeout, a body cut short) from ones that will not heal by trying again: a
+// certificate the client does not trust, HTTP spoken to an HTTPS client.
 func retryableErr(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var recordErr tls.RecordHeaderError
+	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) ||
+		errors.As(err, &invalid) || errors.As(err, &recordErr) ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		return false
+	}
+	var opErr *net.OpError
 	var ne net.Error
-	if errors.As(err, &ne) {
+	if errors.As(err, &opErr) || (errors.As(err, &ne) && ne.Timeout()) {
 		return true
 	}
+	msg := err.Error()
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "connection refused")
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		strings.Contains(msg, "connection reset") || strings.Contains(msg, "connection refused")
 }
 
 // backoff is exponential with jitter (0.25 s, 0.5 s, 1 s, … capped at 10 s), or what
@@ -367,7 +399,7 @@ func backoff(attempt int, retryAfter string) time.Duration {
 			return min(max(time.Until(t), 0), time.Minute)
 		}
 	}
-	d := min(250*time.Millisecond<<(attempt-1), 10*time.Second)
+	d := min(250*time.Millisecond<<min(max(attempt-1, 0), 6), 10*time.Second)
 	return d/2 + rand.N(d/2+1)
 }
 

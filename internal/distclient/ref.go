@@ -2,10 +2,12 @@ package distclient
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/hubctl/hubctl/internal/credentials"
+	"github.com/hubctl/hubctl/internal/reference"
 )
 
 // Repo is a repository on a registry.
@@ -56,6 +58,9 @@ func ParseRef(s string) (Ref, error) {
 		return Ref{}, fmt.Errorf("invalid image reference %q: %w", s, err)
 	}
 	out := Ref{Repo: Repo{Host: r.Context().RegistryStr(), Path: r.Context().RepositoryStr()}}
+	if err := checkRepo(s, out.Repo); err != nil {
+		return Ref{}, err
+	}
 	switch v := r.(type) {
 	case name.Tag:
 		out.Tag = v.TagStr()
@@ -79,7 +84,27 @@ func ParseRepo(s string) (Repo, error) {
 	if err != nil {
 		return Repo{}, fmt.Errorf("invalid repository %q: %w", s, err)
 	}
-	return Repo{Host: r.RegistryStr(), Path: r.RepositoryStr()}, nil
+	repo := Repo{Host: r.RegistryStr(), Path: r.RepositoryStr()}
+	if err := checkRepo(s, repo); err != nil {
+		return Repo{}, err
+	}
+	return repo, nil
+}
+
+// hostRe is a registry host: a DNS name or IPv4 address, or a bracketed IPv6 address,
+// with an optional port.
+var hostRe = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(:[0-9]{1,5})?$`)
+
+// checkRepo holds a parsed name to the distribution spec's grammar, which
+// go-containerregistry checks only for its characters ("a//b" and "a/../b" pass there).
+func checkRepo(s string, r Repo) error {
+	if !hostRe.MatchString(r.Host) {
+		return fmt.Errorf("invalid image reference %q: bad registry host %q", s, r.Host)
+	}
+	if err := reference.ValidateRepository(r.Path); err != nil {
+		return fmt.Errorf("invalid image reference %q: %w", s, err)
+	}
+	return nil
 }
 
 func lastPathElem(s string) string {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -45,8 +44,9 @@ type Result struct {
 	Reference string
 	Digest    digest.Digest
 	MediaType string
-	// DigestChanged reports that a platform filter made a new manifest or index, so the
-	// destination's digest differs from the source's.
+	// DigestChanged reports that a platform filter changed what is copied (a new index
+	// of some children, or one child's manifest), so the destination's digest differs
+	// from the source's.
 	DigestChanged bool
 	// UpToDate reports that the destination already had the image: nothing was sent.
 	UpToDate bool
@@ -58,22 +58,30 @@ type Engine struct {
 	Client *distclient.Client
 	// Docker opens the Docker engine client when a docker-daemon: location is used.
 	Docker DockerConnector
-
-	// retrySink receives the registry client's retries (see ReportRetry).
-	retrySink atomic.Pointer[progress.Sink]
 }
 
-// ReportRetry turns a registry client's retry into a progress event on the sink of the
-// copy running; give it as distclient.Options.OnRetry.
-func (e *Engine) ReportRetry(ri distclient.RetryInfo) {
-	if s := e.retrySink.Load(); s != nil {
-		msg := ""
-		if ri.Err != nil {
-			msg = ri.Err.Error()
-		}
-		(*s)(progress.Event{Time: time.Now(), Kind: progress.Retry, Attempt: ri.Attempt, Wait: ri.Wait,
-			Message: ri.Method + " " + ri.URL, Error: msg})
+// retryKey carries a copy's sink and label in its context, so the registry client's
+// retries reach the copy whose request it was.
+type retryKey struct{}
+
+type retryTarget struct {
+	sink  progress.Sink
+	label string
+}
+
+// ReportRetry turns a registry client's retry into a progress event of the copy the
+// request belongs to; give it as distclient.Options.OnRetry.
+func (e *Engine) ReportRetry(ctx context.Context, ri distclient.RetryInfo) {
+	t, ok := ctx.Value(retryKey{}).(retryTarget)
+	if !ok {
+		return
 	}
+	msg := ""
+	if ri.Err != nil {
+		msg = ri.Err.Error()
+	}
+	t.sink(progress.Event{Time: time.Now(), Kind: progress.Retry, Image: t.label, Attempt: ri.Attempt, Wait: ri.Wait,
+		Message: ri.Method + " " + ri.URL, Error: msg})
 }
 
 // Copy copies the image at src to dst (locations as ParseLocation reads them).
@@ -100,8 +108,7 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 	if o.Label == "" {
 		o.Label = dl.String()
 	}
-	sink := o.Progress
-	e.retrySink.Store(&sink)
+	ctx = context.WithValue(ctx, retryKey{}, retryTarget{sink: o.Progress, label: o.Label})
 	emit := func(ev progress.Event) {
 		ev.Time = time.Now()
 		ev.Image = o.Label
@@ -185,8 +192,12 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 	}
 	res = Result{Digest: desc.Digest, MediaType: desc.MediaType, DigestChanged: desc.Digest != origDigest}
 	if res.DigestChanged {
+		what := "a new index of the platforms kept"
+		if !isIndex(desc.MediaType) {
+			what = "the manifest of the one platform kept"
+		}
 		emit(progress.Event{Kind: progress.Info, Digest: desc.Digest.String(),
-			Message: fmt.Sprintf("the platform filter changed the digest: %s is now %s", origDigest, desc.Digest)})
+			Message: fmt.Sprintf("the platform filter changed the digest: %s is now %s (%s)", origDigest, desc.Digest, what)})
 	}
 
 	// Up to date: the destination's tag already names this digest, so the registry
@@ -205,7 +216,12 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 		}
 	}
 
-	if err := c.copyTree(ctx, desc, raw, dl.Tag()); err != nil {
+	tag := dl.Tag()
+	if t, ok := dst.(interface{ Tag() string }); ok && tag == "" && !dl.IsRegistry() && dl.Name == "" {
+		// "oci:DIR" without a name: the layout records the root under its default.
+		tag = t.Tag()
+	}
+	if err := c.copyTree(ctx, desc, raw, tag); err != nil {
 		return Result{}, err
 	}
 	if o.Referrers {
@@ -329,7 +345,11 @@ func (c *copier) copyBlobs(ctx context.Context, blobs []ocispec.Descriptor) erro
 	for _, b := range blobs {
 		g.Go(func() error {
 			if err := c.copyBlob(gctx, b); err != nil {
-				c.emit(progress.Event{Kind: progress.BlobFailed, Digest: b.Digest.String(), Size: b.Size, Error: err.Error()})
+				// A blob stopped because a sibling failed (or the user cancelled) did
+				// not fail itself; counting it would inflate the summary.
+				if gctx.Err() == nil || !errors.Is(err, context.Canceled) {
+					c.emit(progress.Event{Kind: progress.BlobFailed, Digest: b.Digest.String(), Size: b.Size, Error: err.Error()})
+				}
 				return err
 			}
 			return nil

@@ -103,10 +103,14 @@ func (l Location) Tag() string {
 
 // WithDigest is the location pinned to d, for the final line of output.
 func (l Location) WithDigest(d digest.Digest) string {
-	if l.Kind == KindRegistry {
+	switch l.Kind {
+	case KindRegistry:
 		r := l.Ref
 		r.Digest = d.String()
 		return r.String()
+	case KindOCI, KindOCIArchive:
+		// "oci:DIR@sha256:…" reads back as that manifest of that layout.
+		return string(l.Kind) + ":" + l.Path + "@" + d.String()
 	}
 	return l.raw + "@" + d.String()
 }

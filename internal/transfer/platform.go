@@ -107,6 +107,9 @@ func filterIndex(raw []byte, want []v1.Platform) (single *ocispec.Descriptor, ou
 			kept = append(kept, m)
 		}
 	}
+	if len(kept) == len(idx.Manifests) {
+		return nil, raw, nil // everything kept: the index as it is, same digest
+	}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, nil, fmt.Errorf("parse index: %w", err)
