@@ -1,13 +1,11 @@
 package distclient
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,9 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/server"
+	"github.com/hubctl/hubctl/internal/server/servertest"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -27,51 +25,11 @@ import (
 // testAdminPassword is the admin password of the servers startRegistry runs.
 const testAdminPassword = "distclient-test-admin"
 
-// startRegistry runs a real hubctl registry (server.Run) in-process on 127.0.0.1 with a
-// random port, with auth mode "token" or "none", and returns its host:port.
+// startRegistry runs a real hubctl registry in-process with auth mode "token" or
+// "none" and returns its host:port.
 func startRegistry(t *testing.T, authMode string) string {
 	t.Helper()
-	cfg, err := config.Load(config.Sources{
-		Flags: map[string]string{
-			"addr":             "127.0.0.1:0",
-			"data":             t.TempDir(),
-			"auth.mode":        authMode,
-			"shutdown_timeout": "200ms", // idle connections a client dialled ahead hold Shutdown back
-		},
-		LookupEnv: func(k string) (string, bool) {
-			if k == config.EnvAdminPassword {
-				return testAdminPassword, true
-			}
-			return "", false
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := server.Run(ctx, cfg, slog.New(slog.DiscardHandler), pw)
-		pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-	})
-	// The admin account line comes first; the address line is the one that counts.
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		if addr, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "listening on "); ok {
-			go func() { _, _ = io.Copy(io.Discard, pr) }()
-			return addr
-		}
-	}
-	t.Fatalf("server exited without a listening line: %v", sc.Err())
-	return ""
+	return servertest.Start(t, authMode, testAdminPassword)
 }
 
 // staticCreds resolves every host to one login, as a docker config with one entry does.

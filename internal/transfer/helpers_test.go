@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -11,7 +10,6 @@ import (
 	"hash/fnv"
 	"io"
 	"log"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -22,10 +20,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/ocilayout"
 	"github.com/hubctl/hubctl/internal/progress"
-	"github.com/hubctl/hubctl/internal/server"
+	"github.com/hubctl/hubctl/internal/server/servertest"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -290,50 +287,11 @@ func kinds(events []progress.Event) string {
 // testAdminPassword is the admin password of the servers startRegistry runs.
 const testAdminPassword = "transfer-test-admin"
 
-// startRegistry runs a real hubctl registry (server.Run) in-process on 127.0.0.1 with
-// a random port and auth mode "none" or "token", and returns its host:port.
+// startRegistry runs a real hubctl registry in-process with auth mode "token" or
+// "none" and returns its host:port.
 func startRegistry(t *testing.T, authMode string) string {
 	t.Helper()
-	cfg, err := config.Load(config.Sources{
-		Flags: map[string]string{
-			"addr":             "127.0.0.1:0",
-			"data":             t.TempDir(),
-			"auth.mode":        authMode,
-			"shutdown_timeout": "200ms", // idle connections a client dialled ahead hold Shutdown back
-		},
-		LookupEnv: func(k string) (string, bool) {
-			if k == config.EnvAdminPassword {
-				return testAdminPassword, true
-			}
-			return "", false
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := server.Run(ctx, cfg, slog.New(slog.DiscardHandler), pw)
-		pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-	})
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		if addr, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "listening on "); ok {
-			go func() { _, _ = io.Copy(io.Discard, pr) }()
-			return addr
-		}
-	}
-	t.Fatalf("server exited without a listening line: %v", sc.Err())
-	return ""
+	return servertest.Start(t, authMode, testAdminPassword)
 }
 
 // faultProxy puts hook in front of a real registry: it sees every request first and

@@ -1,0 +1,53 @@
+# Shell functions shared by bench/run.sh and bench/client.sh. Source it after setting
+# BENCH_NAME (the prefix of log lines) and the pids array (the servers started, which
+# stop removes from).
+
+log() { printf '%s: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+# stop PID: SIGTERM one server we started and wait for it.
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	local kept=() pid
+	for pid in "${pids[@]}"; do [[ $pid == "$1" ]] || kept+=("$pid"); done
+	pids=("${kept[@]}")
+}
+
+# free_port prints a loopback port nobody listens on right now.
+free_port() {
+	if command -v python3 >/dev/null; then
+		python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+		return
+	fi
+	local port i
+	for i in $(seq 1 50); do
+		port=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "$port"
+			return
+		fi
+	done
+	die "no free port found"
+}
+
+# wait_v2 URL PID LOG: wait until the registry answers /v2/, or fail with its log.
+wait_v2() {
+	local i
+	for i in $(seq 1 100); do
+		if curl -fsS -o /dev/null "$1/v2/" 2>/dev/null; then
+			return
+		fi
+		kill -0 "$2" 2>/dev/null || {
+			tail -n 20 "$3" >&2
+			die "server for $1 exited"
+		}
+		sleep 0.1
+	done
+	tail -n 20 "$3" >&2
+	die "$1/v2/ did not answer within 10s"
+}
+
