@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,6 +23,7 @@ type GCOptions struct {
 	Config   config.Config
 	Untagged bool
 	DryRun   bool
+	Wait     bool
 	Output   string
 }
 
@@ -50,7 +52,11 @@ It opens the blob store and database that 'hubctl serve' would with the same
 configuration (--config, HUBCTL_* variables, --data, --db). Only what is older than the
 grace period is collected, so pushes in flight keep their blobs. A blob is marked by one
 run and deleted by a run at least a grace later (by the same run when --grace 0).
-'hubctl serve' runs it on its own every gc.interval when that is set.`,
+'hubctl serve' runs it on its own every gc.interval when that is set.
+
+One collection runs at a time across every replica and 'hubctl gc': a lease in the
+database says who collects. A run that finds it taken exits 1 naming the holder, or
+with --wait waits for its turn; a replica's schedule skips that tick.`,
 		Example: `  hubctl gc --data /srv/hub --dry-run
   hubctl gc --data /srv/hub --untagged
   hubctl gc --config /etc/hubctl.yaml --grace 24h -o json`,
@@ -80,6 +86,7 @@ run and deleted by a run at least a grace later (by the same run when --grace 0)
 	fl := cmd.Flags()
 	fl.BoolVar(&opts.Untagged, "untagged", false, "Also delete manifests no tag, index or subject keeps")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "Report what would be deleted and the bytes freed, and change nothing")
+	fl.BoolVar(&opts.Wait, "wait", false, "When another collection is running (a replica's schedule), wait for it to end instead of giving up")
 	fl.DurationVar(&grace, "grace", def.GC.Grace, "Collect only what is older than this (gc.grace)")
 	fl.StringVar(&data, "data", def.Data, "Data `directory` of the server")
 	fl.StringVar(&db, "db", "", "SQLite database `file` (default <data>/hubctl.db), or a postgres:// URL")
@@ -95,18 +102,25 @@ func gcRun(ctx context.Context, opts *GCOptions) error {
 		return err
 	}
 	defer meta.Close()
+	// This process has no event bus of a server: the manifests it deletes reach the
+	// audit log (below) but no subscriber of a running serve (docs/design/gc.md).
 	rep, err := gc.Run(ctx, gc.Options{
 		Meta: meta, Blobs: blobs, Grace: opts.Config.GC.Grace,
-		Untagged: opts.Untagged, DryRun: opts.DryRun,
-		Log: server.NewLogger(opts.IO.ErrOut, opts.Config.Log),
+		Untagged: opts.Untagged, DryRun: opts.DryRun, Wait: opts.Wait,
+		Log:    server.NewLogger(opts.IO.ErrOut, opts.Config.Log),
+		Holder: "hubctl gc",
 	})
+	if errors.Is(err, gc.ErrBusy) {
+		// A replica's schedule or another hubctl gc is collecting: nothing was done.
+		return fmt.Errorf("%w; run it again when that one is done, or give --wait", err)
+	}
 	if err != nil {
 		return err
 	}
 	// Manifests GC deleted are deletes like any other: they go to the audit log.
 	if acc, ok := meta.(accounts.Store); ok && !opts.DryRun {
 		for _, target := range rep.DeletedManifests {
-			e := accounts.AuditEntry{Time: time.Now(), Actor: "system", Action: "delete", Target: target, Detail: "gc --untagged"}
+			e := accounts.AuditEntry{Time: time.Now(), Actor: gc.Actor, Action: "delete", Target: target, Detail: "gc --untagged"}
 			if err := acc.Audit(ctx, e); err != nil {
 				fmt.Fprintf(opts.IO.ErrOut, "hubctl: audit of %s: %v\n", target, err)
 			}

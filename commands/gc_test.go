@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 
@@ -85,6 +86,21 @@ func TestGC(t *testing.T) {
 	meta.Close()
 	if err != nil || len(entries) != 1 || entries[0].Actor != "system" || entries[0].Target != "app@"+m.Digest.String() {
 		t.Fatalf("audit after gc --untagged: %+v %v", entries, err)
+	}
+
+	// While another collection (a replica's schedule) holds the lease: exit 1, saying
+	// so, and nothing collected.
+	meta, err = sqlite.Open(ctx, filepath.Join(data, "hubctl.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := meta.AcquireGCLease(ctx, "serve on replica-a", time.Hour); err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	meta.Close()
+	code, out, errOut = runIO(t, t.TempDir(), "", false, "gc", "--data", data, "--grace", "0s")
+	if code != 1 || out != "" || !strings.Contains(errOut, "another garbage collection is running (holder serve on replica-a") {
+		t.Fatalf("gc while the lease is held: exit %d %q %q", code, out, errOut)
 	}
 
 	// No hub at --data: an error, not an empty hub created there.

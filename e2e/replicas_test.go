@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/metadata/postgres"
 	"github.com/hubctl/hubctl/internal/pgtest"
 	"github.com/hubctl/hubctl/internal/s3test"
 )
@@ -36,6 +38,13 @@ func startReplicas(t *testing.T, n int) []*server {
 // hubctl command (gc) for the same bucket and database.
 func startReplicaSet(t *testing.T, n int) ([]*server, []string) {
 	t.Helper()
+	return startReplicaSetEnv(t, n, nil)
+}
+
+// startReplicaSetEnv is startReplicaSet with extra environment for the replicas (e.g.
+// HUBCTL_GC_INTERVAL).
+func startReplicaSetEnv(t *testing.T, n int, extra []string) ([]*server, []string) {
+	t.Helper()
 	endpoint, access, secret, bucket := s3test.Start(t)
 	dsn := pgtest.Start(t)
 	keys := t.TempDir()
@@ -46,7 +55,7 @@ func startReplicaSet(t *testing.T, n int) ([]*server, []string) {
 	args := []string{"--storage=s3", "--s3-endpoint=" + endpoint, "--s3-bucket=" + bucket, "--s3-region=us-east-1", "--s3-path-style"}
 	out := make([]*server, n)
 	for i := range out {
-		out[i] = startServerEnv(t, t.TempDir(), env, args...)
+		out[i] = startServerEnv(t, t.TempDir(), append(env[:len(env):len(env)], extra...), args...)
 	}
 	cmdEnv := append(cleanEnv("HUBCTL_"), env...)
 	cmdEnv = append(cmdEnv, "HUBCTL_STORAGE_DRIVER=s3", "HUBCTL_STORAGE_S3_ENDPOINT="+endpoint,
@@ -411,5 +420,111 @@ func TestGCOnS3(t *testing.T) {
 	resp, _ := pull(t, b, "/v2/admin/app/blobs/"+gone.LayerDigest, tok)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("deleted image's layer after gc: %s", resp.Status)
+	}
+}
+
+// TestGCOnS3Replicas: two replicas run the GC schedule every second and an operator
+// runs hubctl gc, all on one bucket and database. One collection runs at a time: the
+// others skip and say so (the schedules in their logs, hubctl gc with exit 1); the
+// kept image's blobs survive and the deleted image's go.
+func TestGCOnS3Replicas(t *testing.T) {
+	rs, env := startReplicaSetEnv(t, 2, []string{"HUBCTL_GC_INTERVAL=1s", "HUBCTL_GC_GRACE=0s"})
+	a, b := rs[0], rs[1]
+	var dsn string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HUBCTL_DB_PATH="); ok {
+			dsn = v
+		}
+	}
+	meta, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	// The test holds the lease, as a long collection would, while it pushes: with a
+	// grace of 0 a schedule could otherwise unlink a blob between its upload and the
+	// manifest that references it (the client would have to push again).
+	const holder = "e2e test holding the lease"
+	if l, ok, err := meta.AcquireGCLease(t.Context(), holder, 10*time.Minute); err != nil || !ok {
+		t.Fatalf("acquire the gc lease: %+v %v %v", l, ok, err)
+	}
+	release := sync.OnceFunc(func() {
+		if err := meta.ReleaseGCLease(t.Context(), holder); err != nil {
+			t.Error(err)
+		}
+	})
+	defer release()
+
+	tok := mustToken(t, a, "admin", adminPassword, "repository:admin/app:pull,push,delete")
+	kept, gone := newImage(t, "amd64"), newImage(t, "arm64")
+	pushImageAs(t, a, tok, "admin/app", "kept", kept)
+	pushImageAs(t, b, tok, "admin/app", "gone", gone)
+	if resp, body := send(t, "DELETE", b.URL("/v2/admin/app/manifests/"+gone.ManifestDigest), tok, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete: %s %s", resp.Status, body)
+	}
+
+	// Both schedules find the lease held and log that they skipped.
+	for _, s := range rs {
+		poll(t, 2*time.Minute, "replica "+s.Addr+" to log a skipped gc", func() bool {
+			log, _ := os.ReadFile(s.logPath)
+			for _, line := range strings.Split(string(log), "\n") {
+				if strings.Contains(line, "garbage collection skipped: another collection is running") && strings.Contains(line, holder) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	// So does hubctl gc, with exit 1 and the holder named.
+	out, errOut, err := runErr(t, t.TempDir(), env, hubctlBin, "gc", "--grace", "0s", "--data", t.TempDir())
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(errOut, "another garbage collection is running (holder "+holder) {
+		t.Fatalf("hubctl gc while the lease is held: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	for _, d := range []string{gone.ConfigDigest, gone.LayerDigest} {
+		if resp, _ := pull(t, a, "/v2/admin/app/blobs/"+d, tok); resp.StatusCode != http.StatusOK {
+			t.Fatalf("blob %s collected while the test held the lease: %s", d, resp.Status)
+		}
+	}
+
+	// Released, the lease goes to the schedules and hubctl gc in turn; hubctl gc is
+	// refused only while a schedule holds it, so it is run until it gets it.
+	release()
+	poll(t, 2*time.Minute, "hubctl gc to get the lease", func() bool {
+		_, errOut, err := runErr(t, t.TempDir(), env, hubctlBin, "gc", "--grace", "0s", "--data", t.TempDir())
+		if err != nil && !strings.Contains(errOut, "another garbage collection is running") {
+			t.Fatalf("hubctl gc: %v\n%s", err, errOut)
+		}
+		return err == nil
+	})
+	for _, s := range rs {
+		poll(t, 2*time.Minute, "the deleted image's blobs to go", func() bool {
+			for _, d := range []string{gone.ConfigDigest, gone.LayerDigest} {
+				if resp, _ := pull(t, s, "/v2/admin/app/blobs/"+d, tok); resp.StatusCode != http.StatusNotFound {
+					return false
+				}
+			}
+			return true
+		})
+		for _, d := range []string{kept.ConfigDigest, kept.LayerDigest} {
+			resp, body := pull(t, s, "/v2/admin/app/blobs/"+d, tok)
+			if resp.StatusCode != http.StatusOK || sha256Digest(body) != d {
+				t.Fatalf("kept blob %s after gc: %s", d, resp.Status)
+			}
+		}
+		if resp, body := send(t, "GET", s.URL("/v2/admin/app/manifests/kept"), tok, nil, "Accept", mtOCIManifest); resp.StatusCode != http.StatusOK || !bytes.Equal(body, kept.Manifest) {
+			t.Fatalf("kept manifest after gc: %s", resp.Status)
+		}
+	}
+}
+
+// poll calls cond until it is true, failing the test after timeout. The timeout is a
+// hang guard, not a speed assertion.
+func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting %s for %s", timeout, what)
+		}
 	}
 }

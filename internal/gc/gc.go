@@ -16,6 +16,13 @@
 // same grace after the mark, so with a grace of an hour a blob marked by one run is
 // swept by the first run at least an hour later; with Grace 0 the sweep of the same run
 // takes the blobs it just marked.
+//
+// One collection runs at a time across every replica and every `hubctl gc` sharing the
+// database: a run first takes the store's GC lease and, when another collector holds
+// it, returns a *BusyError (errors.Is ErrBusy) without collecting, or waits with
+// Options.Wait. The pin / mark / sweep protocol would keep overlapping runs from losing
+// data too; the lease keeps them from doing the same work twice and contending for the
+// repository locks pushes take. Dry runs change nothing and take no lease.
 package gc
 
 import (
@@ -26,6 +33,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
@@ -50,7 +58,24 @@ type Options struct {
 	DryRun bool
 	// Log receives one line per phase (nil: discarded).
 	Log *slog.Logger
+	// Events receives a manifest.deleted event for each manifest phase 1 deletes, as
+	// an API delete publishes (nil: none). Only a collection inside `hubctl serve` has
+	// the server's bus to give.
+	Events *events.Bus
+
+	// Holder names this collector in the lease ("serve", "hubctl gc"); the host, the
+	// process id and a random run id are appended, so every run's holder is unique.
+	Holder string
+	// Wait makes a run that finds the lease held wait for it, until ctx ends, instead
+	// of returning a *BusyError.
+	Wait bool
+	// LeaseTTL is how long the lease lasts unless renewed; a run renews it every third
+	// of that. 0 means DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
+
+// Actor is the actor of the events and audit entries of what GC deletes.
+const Actor = "system"
 
 // Report says what a run removed (or, in a dry run, would remove).
 type Report struct {
@@ -63,16 +88,36 @@ type Report struct {
 	DeletedManifests []string `json:"deleted_manifests,omitempty"`
 }
 
-// Run runs one garbage collection.
+// Run runs one garbage collection: it takes the GC lease (unless DryRun), collects,
+// and releases the lease. When another collector holds the lease it returns a
+// *BusyError at once, or with Wait waits for the lease.
 func Run(ctx context.Context, o Options) (Report, error) {
-	var rep Report
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Meta == nil || o.Blobs == nil {
-		return rep, errors.New("gc: Meta and Blobs are required")
+		return Report{}, errors.New("gc: Meta and Blobs are required")
 	}
+	if o.DryRun {
+		return collect(ctx, o)
+	}
+	runCtx, release, err := acquire(ctx, o)
+	if err != nil {
+		return Report{}, err
+	}
+	rep, err := collect(runCtx, o)
+	if lost := release(); err != nil && lost != nil {
+		// The run stopped because another collector took the lease over: say so rather
+		// than "context canceled".
+		err = lost
+	}
+	return rep, err
+}
+
+// collect runs the phases; the caller holds the lease (or is a dry run).
+func collect(ctx context.Context, o Options) (Report, error) {
+	var rep Report
+	log := o.Log
 	cutoff := func() time.Time { return time.Now().Add(-o.Grace) }
 
 	if o.Untagged {
@@ -84,6 +129,12 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		for _, m := range ms {
 			rep.DeletedManifests = append(rep.DeletedManifests, m.Repository+"@"+m.Digest.String())
 			log.InfoContext(ctx, "gc: untagged manifest", "repository", m.Repository, "digest", m.Digest.String(), "dry_run", o.DryRun)
+			if o.Events != nil && !o.DryRun {
+				// What an API delete publishes; no tag pointed at the manifest, so there
+				// is no tag.deleted to go with it.
+				o.Events.Publish(events.Event{Type: events.ManifestDeleted, Repository: m.Repository,
+					Digest: m.Digest.String(), MediaType: m.MediaType, Actor: Actor})
+			}
 		}
 	}
 

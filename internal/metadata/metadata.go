@@ -37,7 +37,21 @@ var (
 	// swept the blob after the caller pinned it: the bytes the caller found in storage
 	// may be gone, so it must pin again and store the bytes again.
 	ErrBlobReclaimed = errors.New("blob was reclaimed by garbage collection since it was pinned")
+	// ErrGCLeaseLost is returned by RenewGCLease when the caller no longer holds the
+	// garbage-collection lease: it expired and another collector took it, or it was
+	// released.
+	ErrGCLeaseLost = errors.New("garbage-collection lease is no longer held")
 )
+
+// GCLease is the lease that lets one garbage collection run at a time across every
+// process sharing the database (docs/design/gc.md).
+type GCLease struct {
+	Holder     string // names the collector, e.g. "serve on host-a pid 12 run 3f2a"
+	AcquiredAt time.Time
+	// ExpiresAt is when another collector may take the lease over unless the holder
+	// renews it first.
+	ExpiresAt time.Time
+}
 
 // MissingReferenceError is returned by PutManifest when a blob or child manifest the
 // manifest references is not present in the repository.
@@ -179,6 +193,19 @@ type Store interface {
 	// reports false, without calling del, when the blob is no longer a candidate; an
 	// error from del rolls back and is returned.
 	GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func() error) (bool, error)
+
+	// AcquireGCLease takes the garbage-collection lease for holder until ttl from now
+	// when nobody holds it, its holder let it expire, or holder already holds it (then
+	// it is extended). It returns the lease as it stands and whether holder holds it;
+	// when not, the lease names the collector that does. Expiry is judged by one clock
+	// for every replica (PostgreSQL's server clock; SQLite's processes share a host).
+	AcquireGCLease(ctx context.Context, holder string, ttl time.Duration) (GCLease, bool, error)
+	// RenewGCLease extends holder's lease until ttl from now, or returns
+	// ErrGCLeaseLost when holder no longer holds it. A lease that expired but that
+	// nobody took over is renewed.
+	RenewGCLease(ctx context.Context, holder string, ttl time.Duration) error
+	// ReleaseGCLease gives the lease up if holder holds it; otherwise it does nothing.
+	ReleaseGCLease(ctx context.Context, holder string) error
 
 	// PutManifest stores m in its repository, checks refs are present (else
 	// *MissingReferenceError), records referrer edges for m.Subject, and points tag at

@@ -197,7 +197,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		janitorDone.Go(func() { reloadKeys(janitorCtx, log, ap.keys, keyReloadInterval) })
 	}
 	if cfg.GC.Interval > 0 {
-		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs) })
+		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus) })
 	}
 	defer func() {
 		stopJanitor()
@@ -247,8 +247,11 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 
 // runGC runs a garbage collection every cfg.Interval (the first one after an interval,
 // not at start) until ctx ends. Untagged manifests are left alone: deleting them is an
-// explicit decision (hubctl gc --untagged).
-func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store) {
+// explicit decision (hubctl gc --untagged). Every replica may run the schedule: a run
+// that finds another collection holding the lease (another replica's, or a hubctl gc)
+// is skipped and logged, and the next tick tries again. What a run deletes is
+// published on bus as the registry's deletes are.
+func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store, bus *events.Bus) {
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -257,8 +260,12 @@ func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.S
 			return
 		case <-t.C:
 		}
-		rep, err := gc.Run(ctx, gc.Options{Meta: meta, Blobs: blobs, Grace: cfg.Grace, Log: log})
-		if err != nil && ctx.Err() == nil {
+		rep, err := gc.Run(ctx, gc.Options{Meta: meta, Blobs: blobs, Grace: cfg.Grace, Log: log, Events: bus, Holder: "serve"})
+		var busy *gc.BusyError
+		switch {
+		case errors.As(err, &busy):
+			log.Info("garbage collection skipped: another collection is running", "holder", busy.Lease.Holder, "expires", busy.Lease.ExpiresAt)
+		case err != nil && ctx.Err() == nil:
 			log.Warn("garbage collection", "err", err, "links", rep.Links, "marked", rep.Marked, "swept", rep.Swept)
 		}
 	}

@@ -47,6 +47,9 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"CommitReclaimed", testCommitReclaimed},
 		{"GC", testGC},
 		{"UnpinBlob", testUnpinBlob},
+		{"GCLease", testGCLease},
+		{"GCLeaseExpiry", testGCLeaseExpiry},
+		{"ConcurrentGCLease", testConcurrentGCLease},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
