@@ -110,7 +110,7 @@ func renderOptions(ios *iostreams.IOStreams, mode tui.Mode, verb string) tui.Opt
 		Out:     ios.Out,
 		Err:     ios.ErrOut,
 		IsTTY:   ios.IsStderrTTY(),
-		NoColor: !ios.ColorEnabled(),
+		NoColor: ios.NoColor(),
 		Verb:    verb,
 		Input:   ios.In,
 	}

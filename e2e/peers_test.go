@@ -111,7 +111,8 @@ type countingProxy struct {
 	uploaded atomic.Int64
 	// mounts counts cross-repository mounts the registry accepted (201).
 	mounts atomic.Int64
-	// blobPuts counts uploads completed (PUT …?digest= answered 201).
+	// blobPuts counts uploads completed (PUT …?digest=, or a monolithic POST …?digest=,
+	// answered 201).
 	blobPuts atomic.Int64
 
 	// throttle is how many of the next requests the proxy answers itself with 429 and
@@ -137,7 +138,8 @@ func startCountingProxy(t testing.TB, backend string) *countingProxy {
 		if r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" && resp.StatusCode == http.StatusCreated {
 			p.mounts.Add(1)
 		}
-		if r.Method == http.MethodPut && resp.StatusCode == http.StatusCreated {
+		monolithic := r.Method == http.MethodPost && r.URL.Query().Get("digest") != ""
+		if (r.Method == http.MethodPut || monolithic) && resp.StatusCode == http.StatusCreated {
 			p.blobPuts.Add(1)
 			p.mu.Lock()
 			p.digests = append(p.digests, r.URL.Query().Get("digest"))

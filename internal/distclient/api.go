@@ -188,10 +188,43 @@ func (c *Client) MountBlob(ctx context.Context, repo Repo, d digest.Digest, from
 	return false, loc, err
 }
 
-// UploadBlob sends a blob of known digest and size: POST for a session (unless one is
-// given), then one PUT that streams the whole body. The body is read once; a failed
-// upload is retried by the caller from a fresh reader.
+// DefaultMonolithicMax is the largest blob UploadBlob sends in a single POST unless
+// Options.MonolithicMax says otherwise; larger ones stream in one PUT to an upload
+// session, never held in memory.
+const DefaultMonolithicMax = 1 << 20
+
+// UploadBlob sends a blob of known digest and size. Up to the monolithic limit it is one POST
+// with the body; above, a POST for a session (unless one is given) and one PUT that
+// streams the whole body. A failed upload is retried by the caller from a fresh reader.
 func (c *Client) UploadBlob(ctx context.Context, repo Repo, d digest.Digest, size int64, r io.Reader, location string) error {
+	if location == "" && size <= c.opts.MonolithicMax {
+		// Small blobs (configs, small layers) go in one request: POST ?digest= with the
+		// body. A registry that does not take monolithic POSTs opens a session instead
+		// (202), and the buffered body is PUT there.
+		body := make([]byte, size)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return fmt.Errorf("upload %s to %s: read: %w", d, repo, err)
+		}
+		resp, err := c.do(ctx, repo.Host, request{
+			method: http.MethodPost,
+			path:   "/v2/" + repo.Path + "/blobs/uploads/?digest=" + url.QueryEscape(d.String()),
+			header: http.Header{"Content-Type": {"application/octet-stream"}},
+			body:   func() (io.Reader, error) { return bytes.NewReader(body), nil },
+			length: size,
+			scopes: []string{pushScope(repo.Path)},
+		}, http.StatusCreated, http.StatusAccepted)
+		if err != nil {
+			return fmt.Errorf("upload %s to %s: %w", d, repo, err)
+		}
+		drain(resp)
+		if resp.StatusCode == http.StatusCreated {
+			return nil
+		}
+		if location, err = resolveLocation(resp); err != nil {
+			return fmt.Errorf("upload %s to %s: %w", d, repo, err)
+		}
+		r = bytes.NewReader(body)
+	}
 	if location == "" {
 		resp, err := c.do(ctx, repo.Host, request{
 			method: http.MethodPost,

@@ -43,6 +43,9 @@ type Options struct {
 	OnRetry func(context.Context, RetryInfo)
 	// MaxAttempts bounds tries per request (default 5).
 	MaxAttempts int
+	// MonolithicMax is the largest blob sent in one POST (default
+	// DefaultMonolithicMax); negative sends every blob through an upload session.
+	MonolithicMax int64
 	// Transport is the HTTP transport; nil means a tuned clone of the default.
 	Transport http.RoundTripper
 }
@@ -75,6 +78,9 @@ func New(opts Options) *Client {
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 5
+	}
+	if opts.MonolithicMax == 0 {
+		opts.MonolithicMax = DefaultMonolithicMax
 	}
 	rt := opts.Transport
 	if rt == nil {

@@ -195,6 +195,7 @@ func TestStreamedUploadIsNotRetried(t *testing.T) {
 	t.Parallel()
 	c, p, ref, rl := retryFixture(t, 0, dropFirst(1, http.MethodPut, "/v2/team/app/blobs/uploads/"))
 	c.hc.Transport = &http.Transport{DisableKeepAlives: true}
+	c.opts.MonolithicMax = -1 // a small blob, sent as large ones are
 	b := newBlob("application/octet-stream", bytes.Repeat([]byte("u"), 64<<10))
 	err := c.UploadBlob(context.Background(), ref.Repo, b.desc.Digest, b.desc.Size, bytes.NewReader(b.raw), "")
 	if err == nil {

@@ -57,6 +57,10 @@ func (s *IOStreams) SetTTY(in, out, err bool) { s.inTTY, s.outTTY, s.errTTY = in
 // never when NO_COLOR is set (https://no-color.org) or TERM is dumb.
 func (s *IOStreams) ColorEnabled() bool { return s.outTTY && !s.noColor }
 
+// NoColor reports that the user asked for no colour at all (NO_COLOR, TERM=dumb),
+// whichever stream a view draws on.
+func (s *IOStreams) NoColor() bool { return s.noColor }
+
 func isTerminal(f *os.File) bool {
 	fd := f.Fd()
 	return isatty.IsTerminal(fd) || isatty.IsCygwinTerminal(fd)

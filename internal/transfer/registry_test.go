@@ -210,7 +210,8 @@ func TestCopyRegistryErrors(t *testing.T) {
 
 // TestCopyRetries puts a proxy before the destination registry: manifest checks fail
 // twice with 503 (the client retries them and the engine reports it), and the first
-// upload of a blob is answered 500 (the engine sends that blob again from the source).
+// streamed upload of a blob is answered 500 (the engine sends that blob again from the
+// source). The client sends every blob through a session here, as it does large ones.
 func TestCopyRetries(t *testing.T) {
 	t.Parallel()
 	b := startRegistry(t, "none")
@@ -229,7 +230,8 @@ func TestCopyRetries(t *testing.T) {
 	})
 	ti := newTestIndex(t, "retry", "linux/amd64")
 	src := "oci:" + writeLayout(t, ti, "v1") + ":v1"
-	e := newEngine()
+	e := &Engine{}
+	e.Client = distclient.New(distclient.Options{OnRetry: e.ReportRetry, MonolithicMax: -1})
 	rec := &recorder{}
 	res, err := e.Copy(context.Background(), src, proxy+"/dst/app:v1", Options{Progress: rec.sink, Jobs: 1})
 	if err != nil {
