@@ -163,6 +163,11 @@ func newCopyCommand(f *Factory, runF func(*CopyOptions) error, use, verb, short,
 			if err := fill(opts, args); err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
+			for _, l := range []string{opts.Src, opts.Dst} {
+				if _, err := transfer.ParseLocation(l); err != nil {
+					return usageErrorf(cmd, "%v", err)
+				}
+			}
 			if runF != nil {
 				return runF(opts)
 			}
