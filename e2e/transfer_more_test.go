@@ -40,6 +40,20 @@ func TestDockerDaemonRoundTrip(t *testing.T) {
 	if got := strings.TrimSpace(run(t, dir, nil, "docker", "run", "--rm", pulled)); got != want {
 		t.Fatalf("docker run %s printed %q, want %q", pulled, got, want)
 	}
+	// One argument works as docker push and docker pull do: the engine's image of that
+	// name goes to the registry of that name, and back.
+	one := s.Addr + "/daemon/one:1"
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", one).Run() })
+	run(t, dir, nil, "docker", "tag", pulled, one)
+	if out := strings.TrimSpace(hubctl(t, "push", one)); !strings.HasPrefix(out, one+"@sha256:") {
+		t.Fatalf("one-argument push printed %q", out)
+	}
+	run(t, dir, nil, "docker", "rmi", one)
+	hubctl(t, "pull", one)
+	if got := strings.TrimSpace(run(t, dir, nil, "docker", "run", "--rm", one)); got != want {
+		t.Fatalf("docker run %s after a one-argument pull printed %q, want %q", one, got, want)
+	}
+
 	// The same engine image pushed again moves nothing (its layers compress the same).
 	out2 := hubctl(t, "push", "-o", "json", "docker-daemon:"+pulled, ref)
 	lines := jsonLines(t, out2)
