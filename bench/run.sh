@@ -15,6 +15,10 @@
 #                                                 tmpfs (/dev/shm) takes the disk out, but its
 #                                                 data cannot be recycled, so keep ROUNDS=1 and
 #                                                 WARM above 4 GiB per round there
+#   DB=sqlite                                     hubctl's metadata: sqlite, or postgres for a
+#                                                 throwaway PostgreSQL cluster on loopback
+#                                                 (Debian's server binaries; run as the
+#                                                 postgres user when we are root)
 #   WARM=6GiB                                     memory touched (and freed) before each run
 #   OUT=DIR                                       keep the JSON results and server logs here
 #   HUBCTL_TOOLS=~/.cache/hubctl/bin              where the distribution binary is cached
@@ -34,6 +38,7 @@ MONO=${MONO:-auto}
 RSS_SIZE=${RSS_SIZE:-1GiB}
 OUT=${OUT:-}
 STORAGE=${STORAGE:-disk}
+DB=${DB:-sqlite}
 WARM=${WARM:-6GiB}
 TOOLS=${HUBCTL_TOOLS:-$HOME/.cache/hubctl/bin}
 DIST_MODULE=github.com/distribution/distribution/v3/cmd/registry@v3.1.2
@@ -41,6 +46,7 @@ DIST_MODULE=github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/hubctl-bench.XXXXXX")
 pids=()
+pg_stop=()
 
 cleanup() {
 	local pid
@@ -48,6 +54,9 @@ cleanup() {
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
+	if [[ ${#pg_stop[@]} -gt 0 ]]; then
+		"${pg_stop[@]}" >/dev/null 2>&1 || true
+	fi
 	if [[ -n $OUT ]]; then
 		mkdir -p "$OUT"
 		cp "$work"/*.json "$work"/*.log "$OUT"/ 2>/dev/null || true
@@ -93,7 +102,7 @@ start_s3() {
 	port=$(free_port)
 	mkdir -p "$dir"
 	[[ -x $TOOLS/versitygw ]] || die "versitygw is missing: run e2e/install-tools.sh"
-	ROOT_ACCESS_KEY=benchak ROOT_SECRET_KEY=benchsecretkey "$TOOLS/versitygw" --port "127.0.0.1:$port" --region us-east-1 posix "$dir" 2>"$work/versitygw.log" &
+	ROOT_ACCESS_KEY=benchak ROOT_SECRET_KEY=benchsecretkey "$TOOLS/versitygw" --port "127.0.0.1:$port" --region us-east-1 posix "$dir" >"$work/versitygw.log" 2>&1 &
 	pids+=("$!")
 	s3_url=http://127.0.0.1:$port
 	for b in hub dist; do
@@ -115,6 +124,9 @@ start_hubctl() {
 	if [[ ${3:-} == s3 ]]; then
 		extra=(--storage s3 --s3-endpoint "$s3_url" --s3-bucket hub --s3-region us-east-1 --s3-path-style)
 	fi
+	if [[ $DB == postgres ]]; then
+		extra+=(--db "$(new_database "$1")")
+	fi
 	HUBCTL_STORAGE_S3_ACCESS_KEY=benchak HUBCTL_STORAGE_S3_SECRET_KEY=benchsecretkey \
 		"$work/hubctl" serve --auth=none --addr 127.0.0.1:0 --data "$2/$1-data" "${extra[@]}" 2>"$logf" &
 	hub_pid=$!
@@ -131,6 +143,36 @@ start_hubctl() {
 	[[ -n $addr ]] || die "hubctl serve printed no 'listening on' line within 10s"
 	hub_url=http://$addr
 	wait_v2 "$hub_url" "$hub_pid" "$logf"
+}
+
+# start_postgres: a throwaway PostgreSQL cluster on a free loopback port, its data and
+# socket under $work/pg; sets pg_port. PostgreSQL refuses to run as root, so as root it
+# runs as the postgres system user.
+start_postgres() {
+	local bin as=()
+	bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	[[ -x $bin/initdb ]] || die "DB=postgres needs PostgreSQL's server binaries (apt-get install postgresql)"
+	mkdir -p "$work/pg"
+	if [[ $(id -u) == 0 ]]; then
+		chown postgres "$work/pg"
+		chmod o+x "$work"
+		as=(runuser -u postgres --)
+	fi
+	pg_port=$(free_port)
+	"${as[@]}" "$bin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 >"$work/pg-init.log" 2>&1 ||
+		die "initdb failed: $(tail -n 5 "$work/pg-init.log")"
+	"${as[@]}" "$bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w \
+		-o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null ||
+		die "PostgreSQL did not start: $(tail -n 5 "$work/pg/server.log")"
+	pg_stop=("${as[@]}" "$bin/pg_ctl" -D "$work/pg/data" -m fast stop)
+}
+
+# new_database NAME: create a fresh database in the cluster and print its URL.
+new_database() {
+	local name="${1//-/_}_$RANDOM"
+	psql -h 127.0.0.1 -p "$pg_port" -U postgres -q -c "CREATE DATABASE $name" >/dev/null ||
+		die "CREATE DATABASE $name failed"
+	echo "postgres://postgres@127.0.0.1:$pg_port/$name?sslmode=disable"
 }
 
 # start_distribution ROOT: start the CNCF registry on a free port with its data under
@@ -199,6 +241,11 @@ if [[ ! -x $TOOLS/registry ]]; then
 fi
 
 shm=$(mktemp -d /dev/shm/hubctl-bench.XXXXXX)
+case $DB in
+sqlite) ;;
+postgres) start_postgres ;;
+*) die "DB: unknown metadata store $DB (sqlite or postgres)" ;;
+esac
 status=0
 for storage in $STORAGE; do
 	root=$(data_root "$storage")
