@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,7 +112,13 @@ func mirrorRun(ctx context.Context, f *Factory, o *MirrorOptions) error {
 	if o.DryRun {
 		rep, err = mirror.Run(ctx, spec, &mirrorEngine{e: engine, jobs: o.Jobs, limiter: limiter, sink: progress.Discard}, mirror.RunOptions{DryRun: true, Jobs: o.Images})
 		if rep != nil {
-			printPlan(o.IO.Out, rep)
+			if o.Mode == tui.ModeJSON {
+				if jerr := printPlanJSON(o.IO.Out, rep); jerr != nil {
+					return jerr
+				}
+			} else {
+				printPlan(o.IO.Out, rep)
+			}
 		}
 		if err != nil {
 			return err
@@ -161,6 +168,38 @@ func printPlan(w io.Writer, rep *mirror.Report) {
 	tw.Flush()
 	t := rep.Totals
 	fmt.Fprintf(w, "\n%d to copy, %d up to date, %d failed\n", t.WouldCopy, t.UpToDate, t.Failed+t.ListFailed)
+}
+
+// planLine is one image of `mirror --dry-run -o json`.
+type planLine struct {
+	Event  string `json:"event"`
+	Status string `json:"status"`
+	Source string `json:"source"`
+	Target string `json:"target,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// printPlanJSON is the --dry-run plan as one JSON object per line.
+func printPlanJSON(w io.Writer, rep *mirror.Report) error {
+	enc := json.NewEncoder(w)
+	for _, r := range rep.Results {
+		l := planLine{Event: "plan", Status: string(r.Status), Source: r.Source, Target: r.Target, Digest: r.Digest}
+		if r.Err != nil {
+			l.Error = r.Err.Error()
+		}
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	for _, e := range rep.Entries {
+		if e.Err != nil {
+			if err := enc.Encode(planLine{Event: "plan", Status: string(mirror.StatusFailed), Source: e.Source, Error: e.Err.Error()}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // printMirrorReport is the end of a run on stderr: the totals, then every failure.

@@ -107,6 +107,14 @@ mirrors:
 	if strings.Contains(plan, "2.0.0-rc1") || strings.Contains(plan, ":latest") {
 		t.Fatalf("dry run plan includes tags the semver filter excludes:\n%s", plan)
 	}
+	planJSON, _, _ := hubctlErr(t, "mirror", "-f", specPath, "--dry-run", "-o", "json")
+	statuses := map[string]string{}
+	for _, l := range jsonLines(t, planJSON) {
+		statuses[l["source"].(string)] = l["status"].(string)
+	}
+	if statuses[src.Addr+"/lib/app:1.0.0"] != "would copy" || statuses[src.Addr+"/lib/missing"] != "failed" {
+		t.Fatalf("dry run -o json statuses = %v", statuses)
+	}
 
 	out, errOut, err := hubctlErr(t, "mirror", "-f", specPath, "--progress", "plain")
 	if err == nil {
