@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/hubctl/hubctl/internal/credentials"
@@ -93,12 +94,14 @@ func ParseRepo(s string) (Repo, error) {
 
 // hostRe is a registry host: a DNS name or IPv4 address, or a bracketed IPv6 address,
 // with an optional port.
-var hostRe = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(:[0-9]{1,5})?$`)
+var hostRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(:[0-9]{1,5})?$`)
+})
 
 // checkRepo holds a parsed name to the distribution spec's grammar, which
 // go-containerregistry checks only for its characters ("a//b" and "a/../b" pass there).
 func checkRepo(s string, r Repo) error {
-	if !hostRe.MatchString(r.Host) {
+	if !hostRe().MatchString(r.Host) {
 		return fmt.Errorf("invalid image reference %q: bad registry host %q", s, r.Host)
 	}
 	if err := reference.ValidateRepository(r.Path); err != nil {

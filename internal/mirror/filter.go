@@ -8,6 +8,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -143,11 +144,11 @@ func matchAny(res []*regexp.Regexp, s string) bool {
 
 // versionRe is what counts as a version tag. Masterminds alone would also read "3"
 // or "20240101" as versions, which would let a date outrank every release.
-var versionRe = regexp.MustCompile(`^v?[0-9]+\.[0-9]+(\.[0-9]+)?(-[0-9A-Za-z.-]+)?$`)
+var versionRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^v?[0-9]+\.[0-9]+(\.[0-9]+)?(-[0-9A-Za-z.-]+)?$`) })
 
 // parseVersion returns the version a tag names, or nil when it is not a version.
 func parseVersion(tag string) *semver.Version {
-	if !versionRe.MatchString(tag) {
+	if !versionRe().MatchString(tag) {
 		return nil
 	}
 	v, err := semver.NewVersion(tag)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/hubctl/hubctl/internal/reference"
 )
@@ -22,8 +23,9 @@ func (r imageRef) exact() bool { return r.Tag != "" || r.Digest != "" }
 
 // hostRe is a registry host: a DNS name, an IPv4 address or a bracketed IPv6 address,
 // with an optional port.
-var hostRe = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$`)
-
+var hostRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$`)
+})
 var errNoHost = errors.New(`must start with a registry host, as in "docker.io/library/alpine"`)
 
 // parseRef splits "host[:port]/path[:tag][@digest]". Unlike docker, it requires the
@@ -47,7 +49,7 @@ func parseRef(s string) (imageRef, error) {
 		r.Digest, name = dgst, before
 	}
 	host, path, ok := strings.Cut(name, "/")
-	if !ok || !hostRe.MatchString(host) ||
+	if !ok || !hostRe().MatchString(host) ||
 		!(strings.ContainsAny(host, ".:") || host == "localhost") {
 		return imageRef{}, fmt.Errorf("%q %w", s, errNoHost)
 	}

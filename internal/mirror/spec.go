@@ -47,6 +47,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -257,13 +258,13 @@ func mergeTags(base, over *fileTags) TagFilter {
 }
 
 // yamlLineRe finds the line yaml.v3 puts at the start of its messages.
-var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+var yamlLineRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:yaml: )?line (\d+): `) })
 
 // yamlUnknownRe matches yaml.v3's message for a field KnownFields rejected.
-var yamlUnknownRe = regexp.MustCompile(`^field (.*) not found in type mirror\.(\w+)$`)
+var yamlUnknownRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^field (.*) not found in type mirror\.(\w+)$`) })
 
 // yamlTypeRe matches yaml.v3's message for a value of the wrong type.
-var yamlTypeRe = regexp.MustCompile("^cannot unmarshal !!(\\w+) (`.*` )?into (.+)$")
+var yamlTypeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^cannot unmarshal !!(\\w+) (`.*` )?into (.+)$") })
 
 // yamlKinds and yamlTypes say in the spec's words what yaml.v3 found and wanted.
 var (
@@ -308,7 +309,7 @@ func valueOnLine(line int, kind, quoted string) func(key, val *yaml.Node) bool {
 // yamlTypeMessage rewrites "cannot unmarshal !!str `x` into int" as
 // "want an integer, got a string `x`".
 func yamlTypeMessage(msg string) string {
-	m := yamlTypeRe.FindStringSubmatch(msg)
+	m := yamlTypeRe().FindStringSubmatch(msg)
 	if m == nil {
 		return msg
 	}
@@ -341,19 +342,19 @@ func yamlProblems(err error, doc *yaml.Node) []*FieldError {
 	for _, msg := range msgs[:min(len(msgs), maxProblems)] {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 		var line int
-		if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		if m := yamlLineRe().FindStringSubmatch(msg); m != nil {
 			line, _ = strconv.Atoi(m[1])
 			msg = msg[len(m[0]):]
 		}
 		var path []any
 		if doc != nil && line > 0 {
 			match := keyOnLine(line)
-			if m := yamlTypeRe.FindStringSubmatch(msg); m != nil {
+			if m := yamlTypeRe().FindStringSubmatch(msg); m != nil {
 				match = valueOnLine(line, m[1], m[2])
 			}
 			path = pathWhere(doc, match)
 		}
-		if m := yamlUnknownRe.FindStringSubmatch(msg); m != nil {
+		if m := yamlUnknownRe().FindStringSubmatch(msg); m != nil {
 			if len(path) > 0 {
 				// The path ends at the unknown key itself; name its parent.
 				path = path[:len(path)-1]

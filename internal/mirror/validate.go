@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -147,14 +148,14 @@ func (s *Spec) Validate() error {
 }
 
 // platformRe is os/arch or os/arch/variant.
-var platformRe = regexp.MustCompile(`^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$`)
+var platformRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$`) })
 
 func checkPlatforms(platforms []string, at []any) []problem {
 	var probs []problem
 	seen := make(map[string]bool, len(platforms))
 	for i, p := range platforms {
 		switch {
-		case !platformRe.MatchString(p):
+		case !platformRe().MatchString(p):
 			probs = append(probs, problem{path: sub(at, i),
 				err: fmt.Errorf("%q must be os/arch or os/arch/variant, as in linux/arm64/v8", p)})
 		case seen[p]:

@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hubctl/hubctl/internal/imagestore"
 	"github.com/opencontainers/go-digest"
@@ -44,8 +45,8 @@ const (
 // (annotations.md); tagRE is a registry tag, which the engine may pass on and which
 // that grammar does not always cover ("1.0_").
 var (
-	refNameRE = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@/+]|--)[A-Za-z0-9]+)*$`)
-	tagRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	refNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@/+]|--)[A-Za-z0-9]+)*$`) })
+	tagRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
 )
 
 // checkTag reports whether tag can name a manifest in index.json.
@@ -53,7 +54,7 @@ func checkTag(tag string) error {
 	if isDigestLike(tag) {
 		return fmt.Errorf("%q is a digest, not a name", tag)
 	}
-	if len(tag) > 255 || !(refNameRE.MatchString(tag) || tagRE.MatchString(tag)) {
+	if len(tag) > 255 || !(refNameRE().MatchString(tag) || tagRE().MatchString(tag)) {
 		return fmt.Errorf("%q is not a valid ref name", tag)
 	}
 	return nil

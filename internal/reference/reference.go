@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -18,11 +19,15 @@ import (
 // reference (host and name) under 255 characters; we hold the name to that.
 const MaxNameLength = 255
 
+// The expressions compile on first use, not at start: every command of the binary
+// links this package, and most never match a name.
 var (
 	// nameRe is the distribution spec's <name> grammar.
-	nameRe = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+	nameRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+	})
 	// tagRe is the distribution spec's <reference> grammar for tags.
-	tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	tagRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`) })
 )
 
 // ErrInvalidDigest reports a digest that is malformed or uses an algorithm we do not serve.
@@ -35,14 +40,14 @@ func ValidateRepository(name string) error {
 		return errors.New("repository name is empty")
 	case len(name) > MaxNameLength:
 		return fmt.Errorf("repository name is %d characters long, the limit is %d", len(name), MaxNameLength)
-	case !nameRe.MatchString(name):
-		return fmt.Errorf("repository name %q must match %s", name, nameRe.String())
+	case !nameRe().MatchString(name):
+		return fmt.Errorf("repository name %q must match %s", name, nameRe().String())
 	}
 	return nil
 }
 
 // IsTag reports whether s is a valid tag.
-func IsTag(s string) bool { return tagRe.MatchString(s) }
+func IsTag(s string) bool { return tagRe().MatchString(s) }
 
 // ParseDigest parses s as a sha256 or sha512 digest and validates its encoding.
 func ParseDigest(s string) (digest.Digest, error) {
