@@ -31,15 +31,34 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 		return &usageError{err: err, cmd: c}
 	})
 
-	cmd.AddCommand(
-		NewCmdVersion(f, nil),
-		NewCmdCompletion(f),
-		NewCmdServe(f, nil), NewCmdKeys(f, nil), NewCmdGC(f, nil),
-		NewCmdLogin(f, nil), NewCmdLogout(f, nil),
-		NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
-		NewCmdLs(f), NewCmdTags(f), NewCmdInspect(f), NewCmdDigest(f), NewCmdTag(f), NewCmdRm(f),
-		NewCmdToken(f), NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRepo(f), NewCmdRobot(f), NewCmdQuota(f), NewCmdAudit(f, nil),
-	)
+	// Groups as gh and kubectl show them: what a developer runs daily first, the
+	// host's commands last.
+	groups := []struct {
+		id, title string
+		cmds      []*cobra.Command
+	}{
+		{"images", "Moving and inspecting images:", []*cobra.Command{
+			NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
+			NewCmdInspect(f), NewCmdDigest(f), NewCmdTags(f), NewCmdLs(f), NewCmdTag(f), NewCmdRm(f),
+		}},
+		{"access", "Logins and access tokens:", []*cobra.Command{
+			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f),
+		}},
+		{"admin", "Administering a hub (its API):", []*cobra.Command{
+			NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRobot(f), NewCmdRepo(f), NewCmdQuota(f), NewCmdAudit(f, nil),
+		}},
+		{"server", "Running a hub (on its host):", []*cobra.Command{
+			NewCmdServe(f, nil), NewCmdGC(f, nil), NewCmdKeys(f, nil),
+		}},
+	}
+	for _, g := range groups {
+		cmd.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
+		for _, c := range g.cmds {
+			c.GroupID = g.id
+			cmd.AddCommand(c)
+		}
+	}
+	cmd.AddCommand(NewCmdVersion(f, nil), NewCmdCompletion(f))
 	return cmd
 }
 
