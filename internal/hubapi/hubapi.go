@@ -101,6 +101,19 @@ func New(o Options) http.Handler {
 	return a
 }
 
+// session wraps an endpoint that changes accounts, organisations, teams or quotas so
+// that access tokens are refused: their scopes speak of repositories only, and a leaked
+// CI token must not be able to reshape who may do what. Repository settings (scoped by
+// the token) and revoking tokens stay open to them.
+func session(h handlerFunc, what string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+		if err := requireSession(p, what); err != nil {
+			return err
+		}
+		return h(w, r, p)
+	}
+}
+
 // handlerFunc is an endpoint: it runs for an authenticated principal and returns an
 // error that ServeHTTP writes as the JSON error body.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p *authz.Principal) error
@@ -134,16 +147,16 @@ func (a *api) route(pattern string, byMethod map[string]handlerFunc) {
 func (a *api) routes() {
 	a.route("/api/v1/user", map[string]handlerFunc{"GET": a.whoami})
 
-	a.route("/api/v1/users", map[string]handlerFunc{"GET": a.listUsers, "POST": a.createUser})
-	a.route("/api/v1/users/{name}", map[string]handlerFunc{"GET": a.getUser, "PATCH": a.updateUser, "DELETE": a.deleteUser})
+	a.route("/api/v1/users", map[string]handlerFunc{"GET": a.listUsers, "POST": session(a.createUser, "creating a user")})
+	a.route("/api/v1/users/{name}", map[string]handlerFunc{"GET": a.getUser, "PATCH": session(a.updateUser, "changing an account"), "DELETE": session(a.deleteUser, "deleting an account")})
 
-	a.route("/api/v1/orgs", map[string]handlerFunc{"GET": a.listOrgs, "POST": a.createOrg})
-	a.route("/api/v1/orgs/{org}", map[string]handlerFunc{"GET": a.getOrg, "PATCH": a.updateOrg, "DELETE": a.deleteOrg})
-	a.route("/api/v1/orgs/{org}/teams", map[string]handlerFunc{"GET": a.listTeams, "POST": a.createTeam})
-	a.route("/api/v1/orgs/{org}/teams/{team}", map[string]handlerFunc{"DELETE": a.deleteTeam})
+	a.route("/api/v1/orgs", map[string]handlerFunc{"GET": a.listOrgs, "POST": session(a.createOrg, "creating an organisation")})
+	a.route("/api/v1/orgs/{org}", map[string]handlerFunc{"GET": a.getOrg, "PATCH": session(a.updateOrg, "changing an organisation"), "DELETE": session(a.deleteOrg, "deleting an organisation")})
+	a.route("/api/v1/orgs/{org}/teams", map[string]handlerFunc{"GET": a.listTeams, "POST": session(a.createTeam, "creating a team")})
+	a.route("/api/v1/orgs/{org}/teams/{team}", map[string]handlerFunc{"DELETE": session(a.deleteTeam, "deleting a team")})
 	a.route("/api/v1/orgs/{org}/teams/{team}/members", map[string]handlerFunc{"GET": a.listMembers})
-	a.route("/api/v1/orgs/{org}/teams/{team}/members/{user}", map[string]handlerFunc{"PUT": a.addMember, "DELETE": a.removeMember})
-	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": a.listGrants, "PUT": a.setGrant})
+	a.route("/api/v1/orgs/{org}/teams/{team}/members/{user}", map[string]handlerFunc{"PUT": session(a.addMember, "adding a team member"), "DELETE": session(a.removeMember, "removing a team member")})
+	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": a.listGrants, "PUT": session(a.setGrant, "granting a team access")})
 	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"POST": a.createRobot})
 
 	// Repository names contain slashes, which a {name} wildcard cannot match; the
@@ -153,7 +166,7 @@ func (a *api) routes() {
 	a.route("/api/v1/tokens", map[string]handlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	a.route("/api/v1/tokens/{name}", map[string]handlerFunc{"DELETE": a.revokeToken})
 
-	a.route("/api/v1/namespaces/{ns}/quota", map[string]handlerFunc{"PUT": a.setQuota})
+	a.route("/api/v1/namespaces/{ns}/quota", map[string]handlerFunc{"PUT": session(a.setQuota, "setting a quota")})
 	a.route("/api/v1/namespaces/{ns}/usage", map[string]handlerFunc{"GET": a.getUsage})
 
 	a.route("/api/v1/audit", map[string]handlerFunc{"GET": a.listAudit})

@@ -438,6 +438,42 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+// TestAccessTokensCannotReshapeAccounts: an access token speaks for repositories only.
+// Even a site admin's token with every repository scope is refused on the endpoints
+// that change accounts, organisations, teams, grants and quotas; the same requests
+// with the admin's password pass.
+func TestAccessTokensCannotReshapeAccounts(t *testing.T) {
+	f := newFixture(t)
+	tok := bearer(f.token(asAdmin, "wide", "repository:*:*"))
+	f.want(f.do(asAdmin, "POST", "/api/v1/orgs", map[string]any{"name": "acme"}), 201, "")
+	f.want(f.do(asAdmin, "POST", "/api/v1/orgs/acme/teams", map[string]any{"name": "devs"}), 201, "")
+	for _, tt := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/api/v1/users", map[string]any{"name": "mallory", "password": "long-enough-pw"}},
+		{"PATCH", "/api/v1/users/bob", map[string]any{"admin": true}},
+		{"DELETE", "/api/v1/users/bob", nil},
+		{"POST", "/api/v1/orgs", map[string]any{"name": "evil"}},
+		{"PATCH", "/api/v1/orgs/acme", map[string]any{"default_visibility": "public"}},
+		{"DELETE", "/api/v1/orgs/acme", nil},
+		{"POST", "/api/v1/orgs/acme/teams", map[string]any{"name": "ops"}},
+		{"DELETE", "/api/v1/orgs/acme/teams/devs", nil},
+		{"PUT", "/api/v1/orgs/acme/teams/devs/members/bob", nil},
+		{"DELETE", "/api/v1/orgs/acme/teams/devs/members/bob", nil},
+		{"PUT", "/api/v1/orgs/acme/teams/devs/grants", map[string]any{"repository": "*", "role": "admin"}},
+		{"PUT", "/api/v1/namespaces/bob/quota", map[string]any{"bytes": 1}},
+	} {
+		r := f.want(f.do(tok, tt.method, tt.path, tt.body), 403, "DENIED")
+		if !strings.Contains(string(r.body), "not an access token") {
+			t.Errorf("%s %s: %s", tt.method, tt.path, r.body)
+		}
+	}
+	// Reading still works with the token, and the admin's password still changes things.
+	f.want(f.do(tok, "GET", "/api/v1/orgs/acme", nil), 200, "")
+	f.want(f.do(asAdmin, "POST", "/api/v1/orgs/acme/teams", map[string]any{"name": "ops"}), 201, "")
+}
+
 func TestOrgsAndTeams(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
