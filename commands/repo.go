@@ -1,0 +1,114 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hubctl/hubctl/internal/hubclient"
+	"github.com/hubctl/hubctl/internal/hubtypes"
+	"github.com/spf13/cobra"
+)
+
+// NewCmdRepo returns `hubctl repo`.
+func NewCmdRepo(f *Factory) *cobra.Command {
+	return groupCommand("repo", "Show and change repository settings on a hubctl registry",
+		`Show a repository's settings and make it public (anyone may pull, even anonymously)
+or private (only those with a role on it). Repositories are private unless their
+namespace's default says otherwise.`,
+		NewCmdRepoShow(f, nil), NewCmdRepoSetVisibility(f, nil))
+}
+
+// NewCmdRepoShow returns `hubctl repo show`.
+func NewCmdRepoShow(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
+	cmd := &cobra.Command{Use: "show REPOSITORY", Short: "Show a repository's settings", Args: checkArgs(cobra.ExactArgs(1))}
+	return simpleCommand(f, cmd, &AdminOptions{}, runF, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+		r, err := c.GetRepository(ctx, o.Args[0])
+		if err != nil {
+			return fmt.Errorf("repository %s: %w", o.Args[0], err)
+		}
+		return o.Hub.print(r, []string{"NAME", "VISIBILITY"}, func(row func(...string)) { row(r.Name, r.Visibility) })
+	})
+}
+
+// NewCmdRepoSetVisibility returns `hubctl repo set-visibility`.
+func NewCmdRepoSetVisibility(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "set-visibility REPOSITORY public|private",
+		Short:   "Make a repository public or private (admin role on it)",
+		Example: `  hubctl repo set-visibility team/app public --registry hub.example.com`,
+		Args:    checkArgs(cobra.ExactArgs(2)),
+	}
+	simpleCommand(f, cmd, &AdminOptions{}, runF, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+		r, err := c.SetRepositoryVisibility(ctx, o.Args[0], o.Args[1])
+		if err != nil {
+			return fmt.Errorf("set visibility of %s: %w", o.Args[0], err)
+		}
+		return o.Hub.done(r, "%s is now %s", r.Name, r.Visibility)
+	})
+	withVisibilityArg(cmd, 1)
+	return cmd
+}
+
+// NewCmdRobot returns `hubctl robot`.
+func NewCmdRobot(f *Factory) *cobra.Command {
+	return groupCommand("robot", "Manage robot accounts of an organisation",
+		`Robot accounts are service accounts of an organisation (for CI, deploy agents). They
+have no password and sign in only with their access tokens.`,
+		NewCmdRobotCreate(f, nil))
+}
+
+// RobotCreateOptions are the inputs of `hubctl robot create`.
+type RobotCreateOptions struct {
+	Hub           HubOptions
+	Org, Name     string
+	Scopes        []string
+	Expires       string
+	ExpiresInDays int
+}
+
+// NewCmdRobotCreate returns `hubctl robot create`.
+func NewCmdRobotCreate(f *Factory, runF func(*RobotCreateOptions) error) *cobra.Command {
+	opts := &RobotCreateOptions{}
+	cmd := &cobra.Command{
+		Use:   "create ORG NAME --scope SCOPE...",
+		Short: "Create a robot account with an access token",
+		Long: `Create the robot account ORG.NAME and an access token for it, printed on stdout. The
+token is shown only once. Needs admin rights on the organisation and a password login
+(an access token cannot create robots).`,
+		Example: `  hubctl robot create team ci --scope 'repository:team/*:pull,push' --expires 365d`,
+		Args:    checkArgs(cobra.ExactArgs(2)),
+	}
+	hubCommand(f, cmd, &opts.Hub, func(args []string) error {
+		opts.Org, opts.Name = args[0], args[1]
+		if len(opts.Scopes) == 0 {
+			return usageErrorf(cmd, "at least one --scope is required")
+		}
+		days, err := parseExpiry(opts.Expires)
+		if err != nil {
+			return usageErrorf(cmd, "%v", err)
+		}
+		opts.ExpiresInDays = days
+		return nil
+	}, func() error {
+		if runF != nil {
+			return runF(opts)
+		}
+		c, err := opts.Hub.client()
+		if err != nil {
+			return err
+		}
+		r, err := c.CreateRobot(cmd.Context(), opts.Org, hubtypes.CreateRobotRequest{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
+		if err != nil {
+			return fmt.Errorf("create robot %s.%s: %w", opts.Org, opts.Name, err)
+		}
+		fmt.Fprintf(opts.Hub.IO.ErrOut, "Robot %s created; sign in with: docker login -u %s --password-stdin. Copy the token now: it is shown only once.\n", r.User.Name, r.User.Name)
+		if opts.Hub.Output == "json" {
+			return printJSON(opts.Hub.IO.Out, r)
+		}
+		_, err = fmt.Fprintln(opts.Hub.IO.Out, r.Token.Token)
+		return err
+	})
+	cmd.Flags().StringArrayVar(&opts.Scopes, "scope", nil, "Token `scope`, e.g. repository:team/*:pull,push (repeatable)")
+	cmd.Flags().StringVar(&opts.Expires, "expires", "never", "Token lifetime in days (`Nd`, e.g. 365d) or never")
+	return cmd
+}
