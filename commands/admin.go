@@ -14,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// This file holds the administration commands of a hubctl registry (user, org, team,
-// repo, robot, audit) and the connection flags they share with `hubctl token`.
+// This file holds what the administration commands of a hubctl registry share with each
+// other and with `hubctl token`: the connection flags, output and argument helpers. The
+// commands themselves are in user.go, org.go (org, team), repo.go (repo, robot) and
+// audit.go.
 
 // HubOptions are the flags every hub API command takes.
 type HubOptions struct {
