@@ -85,37 +85,11 @@ start_hubctl() {
 # start_distribution NAME DATA: start the CNCF registry (filesystem storage in DATA, the
 # configuration of run.sh) on a free port; sets srv_pid and srv_host.
 start_distribution() {
-	local port
-	port=$(free_port)
 	mkdir -p "$2"
-	cat >"$work/$1.yml" <<EOF
-version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-  filesystem:
+	run_distribution "$1" "  filesystem:
     rootdirectory: $2
   redirect:
-    disable: true
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$port
-health:
-  storagedriver:
-    enabled: false
-EOF
-	OTEL_TRACES_EXPORTER=none "$TOOLS/registry" serve "$work/$1.yml" 2>"$work/$1.log" >&2 &
-	srv_pid=$!
-	pids+=("$srv_pid")
-	srv_host=127.0.0.1:$port
-	wait_v2 "http://$srv_host" "$srv_pid" "$work/$1.log"
+    disable: true"
 }
 
 # start_dest NAME: a fresh, empty destination registry; sets dst_pid, dst_host, dst_data.

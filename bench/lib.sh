@@ -1,6 +1,7 @@
 # Shell functions shared by bench/run.sh and bench/client.sh. Source it after setting
-# BENCH_NAME (the prefix of log lines) and the pids array (the servers started, which
-# stop removes from).
+# BENCH_NAME (the prefix of log lines), work (the run's directory), TOOLS (where the
+# distribution binary is) and the pids array (the servers started, which stop removes
+# from).
 
 log() { printf '%s: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; }
 die() {
@@ -51,3 +52,37 @@ wait_v2() {
 	die "$1/v2/ did not answer within 10s"
 }
 
+
+# run_distribution NAME DRIVER: start the CNCF registry on a free port with the storage
+# section DRIVER (YAML, indented two spaces) and the configuration both benchmarks use:
+# deletes on, the in-memory blob descriptor cache (distribution's shipped default, which
+# helps it), no upload purging. Sets srv_pid and srv_host.
+run_distribution() {
+	local port
+	port=$(free_port)
+	cat >"$work/$1.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+$2
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+health:
+  storagedriver:
+    enabled: false
+EOF
+	OTEL_TRACES_EXPORTER=none "$TOOLS/registry" serve "$work/$1.yml" 2>"$work/$1.log" >&2 &
+	srv_pid=$!
+	pids+=("$srv_pid")
+	srv_host=127.0.0.1:$port
+	wait_v2 "http://$srv_host" "$srv_pid" "$work/$1.log"
+}

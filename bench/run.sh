@@ -178,11 +178,9 @@ new_database() {
 # start_distribution ROOT: start the CNCF registry on a free port with its data under
 # ROOT; sets dist_pid and dist_url.
 start_distribution() {
-	local port driver
-	port=$(free_port)
+	local driver
 	mkdir -p "$1/distribution-data"
-	# The same storage as hubctl; the in-memory blob descriptor cache is distribution's
-	# shipped default and helps it, so it stays. Redirects only where the driver has them.
+	# The same storage as hubctl. Redirects only where the driver has them.
 	driver="  filesystem:
     rootdirectory: $1/distribution-data
   redirect:
@@ -201,31 +199,9 @@ start_distribution() {
   redirect:
     disable: false"
 	fi
-	cat >"$work/distribution.yml" <<EOF
-version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-$driver
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$port
-health:
-  storagedriver:
-    enabled: false
-EOF
-	OTEL_TRACES_EXPORTER=none "$TOOLS/registry" serve "$work/distribution.yml" 2>"$work/distribution.log" >&2 &
-	dist_pid=$!
-	pids+=("$dist_pid")
-	dist_url=http://127.0.0.1:$port
-	wait_v2 "$dist_url" "$dist_pid" "$work/distribution.log"
+	run_distribution distribution "$driver"
+	dist_pid=$srv_pid
+	dist_url=http://$srv_host
 }
 
 command -v go >/dev/null || die "go is not installed"
