@@ -200,15 +200,7 @@ func (a *ArchiveReader) readSmall(name string, limit int64) ([]byte, error) {
 
 // Root returns the descriptor of the image the location names and its verified bytes.
 func (a *ArchiveReader) Root(ctx context.Context) (ocispec.Descriptor, []byte, error) {
-	raw, err := a.Manifest(ctx, a.root)
-	if err != nil {
-		return ocispec.Descriptor{}, nil, err
-	}
-	desc, err := manifestDescriptor(a.root, raw)
-	if err != nil {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("oci-archive:%s: %w", a.file, err)
-	}
-	return desc, raw, nil
+	return readRoot(ctx, a.Manifest, a.root, "oci-archive:"+a.file)
 }
 
 // Manifest returns the bytes of the manifest or index desc names, verified.

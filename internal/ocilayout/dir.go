@@ -69,15 +69,7 @@ func OpenDir(dir, ref string) (*DirReader, error) {
 
 // Root returns the descriptor of the image the location names and its verified bytes.
 func (d *DirReader) Root(ctx context.Context) (ocispec.Descriptor, []byte, error) {
-	raw, err := d.Manifest(ctx, d.root)
-	if err != nil {
-		return ocispec.Descriptor{}, nil, err
-	}
-	desc, err := manifestDescriptor(d.root, raw)
-	if err != nil {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("oci:%s: %w", d.dir, err)
-	}
-	return desc, raw, nil
+	return readRoot(ctx, d.Manifest, d.root, "oci:"+d.dir)
 }
 
 // Manifest returns the bytes of the manifest or index desc names, verified.

@@ -366,3 +366,17 @@ func manifestDescriptor(desc ocispec.Descriptor, raw []byte) (ocispec.Descriptor
 	}
 	return desc, nil
 }
+
+// readRoot reads the root manifest through a reader's Manifest and completes its
+// descriptor from the bytes; loc names the layout in errors.
+func readRoot(ctx context.Context, manifest func(context.Context, ocispec.Descriptor) ([]byte, error), root ocispec.Descriptor, loc string) (ocispec.Descriptor, []byte, error) {
+	raw, err := manifest(ctx, root)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	desc, err := manifestDescriptor(root, raw)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	return desc, raw, nil
+}
