@@ -11,6 +11,7 @@ import (
 	"github.com/hubctl/hubctl/internal/distclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/transfer"
+	"github.com/hubctl/hubctl/tui"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 )
@@ -299,9 +300,9 @@ func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) err
 		for _, c := range idx.Manifests {
 			p := transfer.PlatformString(c.Platform)
 			if ref := c.Annotations["vnd.docker.reference.digest"]; ref != "" {
-				p = "attestation of " + shortDigest(ref)
+				p = "attestation of " + tui.ShortDigest(ref)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\n", p, c.Digest, formatBytes(c.Size))
+			fmt.Fprintf(w, "%s\t%s\t%s\n", p, c.Digest, tui.FormatBytes(c.Size))
 		}
 		return w.Flush()
 	}
@@ -340,12 +341,12 @@ func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) err
 	if cfg.Config.User != "" {
 		fmt.Fprintf(w, "User:\t%s\n", cfg.Config.User)
 	}
-	fmt.Fprintf(w, "Config:\t%s (%s)\n", m.Config.Digest, formatBytes(m.Config.Size))
+	fmt.Fprintf(w, "Config:\t%s (%s)\n", m.Config.Digest, tui.FormatBytes(m.Config.Size))
 	var total int64
 	for _, layer := range m.Layers {
 		total += layer.Size
 	}
-	fmt.Fprintf(w, "Layers:\t%d, %s\n", len(m.Layers), formatBytes(total))
+	fmt.Fprintf(w, "Layers:\t%d, %s\n", len(m.Layers), tui.FormatBytes(total))
 	if m.Subject != nil {
 		fmt.Fprintf(w, "Subject:\t%s\n", m.Subject.Digest)
 	}
@@ -353,14 +354,7 @@ func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) err
 	w = tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nLAYER\tSIZE\tMEDIA TYPE")
 	for _, layer := range m.Layers {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", layer.Digest, formatBytes(layer.Size), layer.MediaType)
+		fmt.Fprintf(w, "%s\t%s\t%s\n", layer.Digest, tui.FormatBytes(layer.Size), layer.MediaType)
 	}
 	return w.Flush()
-}
-
-func shortDigest(d string) string {
-	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
-		return d[:len(d)-len(hex)] + hex[:12]
-	}
-	return d
 }

@@ -208,7 +208,7 @@ func printMirrorReport(w io.Writer, rep *mirror.Report) {
 	if t.Bytes == 0 && t.Failed == 0 && t.ListFailed == 0 {
 		fmt.Fprintf(w, "mirror: everything up to date (%d images), 0 bytes moved\n", t.UpToDate)
 	} else {
-		fmt.Fprintf(w, "mirror: %d copied, %d up to date, %d failed, %s moved\n", t.Copied, t.UpToDate, t.Failed+t.Canceled+t.ListFailed, formatBytes(t.Bytes))
+		fmt.Fprintf(w, "mirror: %d copied, %d up to date, %d failed, %s moved\n", t.Copied, t.UpToDate, t.Failed+t.Canceled+t.ListFailed, tui.FormatBytes(t.Bytes))
 	}
 	for _, e := range rep.Entries {
 		if e.Err != nil {

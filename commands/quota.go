@@ -11,6 +11,7 @@ import (
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/hubclient"
 	"github.com/hubctl/hubctl/internal/hubtypes"
+	"github.com/hubctl/hubctl/tui"
 )
 
 // NewCmdQuota returns `hubctl quota`.
@@ -81,9 +82,9 @@ func quotaSetRun(ctx context.Context, c *hubclient.Client, opts *QuotaSetOptions
 		return fmt.Errorf("set quota of %s: %w", opts.Namespace, err)
 	}
 	if u.QuotaBytes == 0 {
-		return opts.Hub.done(u, "Namespace %s has no quota (%s used)", u.Namespace, formatBytes(u.UsedBytes))
+		return opts.Hub.done(u, "Namespace %s has no quota (%s used)", u.Namespace, tui.FormatBytes(u.UsedBytes))
 	}
-	return opts.Hub.done(u, "Quota of %s set to %s (%s used)", u.Namespace, formatBytes(u.QuotaBytes), formatBytes(u.UsedBytes))
+	return opts.Hub.done(u, "Quota of %s set to %s (%s used)", u.Namespace, tui.FormatBytes(u.QuotaBytes), tui.FormatBytes(u.UsedBytes))
 }
 
 // NewCmdQuotaShow returns `hubctl quota show`.
@@ -110,23 +111,8 @@ administrators of the organisation and to site administrators.`,
 
 func quotaCells(u hubtypes.Usage) []string {
 	if u.QuotaBytes == 0 {
-		return []string{u.Namespace, formatBytes(u.UsedBytes), "unlimited", "-"}
+		return []string{u.Namespace, tui.FormatBytes(u.UsedBytes), "unlimited", "-"}
 	}
 	pct := strconv.FormatFloat(100*float64(u.UsedBytes)/float64(u.QuotaBytes), 'f', 1, 64) + "%"
-	return []string{u.Namespace, formatBytes(u.UsedBytes), formatBytes(u.QuotaBytes), pct}
-}
-
-// formatBytes renders n in binary units with one decimal ("1.5 GiB"), exact bytes below
-// 1 KiB.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTP"[exp]) + "iB"
+	return []string{u.Namespace, tui.FormatBytes(u.UsedBytes), tui.FormatBytes(u.QuotaBytes), pct}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/tui"
 )
 
 func TestQuotaSetArgs(t *testing.T) {
@@ -92,8 +93,8 @@ func TestQuotaCommands(t *testing.T) {
 
 func TestFormatBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 10 << 30: "10.0 GiB", 3 << 40: "3.0 TiB"} {
-		if got := formatBytes(n); got != want {
-			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		if got := tui.FormatBytes(n); got != want {
+			t.Errorf("tui.FormatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

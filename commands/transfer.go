@@ -217,7 +217,7 @@ func NewCmdPush(f *Factory, runF func(*CopyOptions) error) *cobra.Command {
 				o.Src, o.Dst = "docker-daemon:"+a[0], a[0]
 			} else {
 				o.Src, o.Dst = a[0], a[1]
-				if !isLocalForm(o.Src) && !hasRegistryHost(o.Src) {
+				if !transfer.IsLocalForm(o.Src) && !hasRegistryHost(o.Src) {
 					// "hubctl push app:1 DST": a name without a registry host is the
 					// engine's image, as docker push reads it.
 					o.Src = "docker-daemon:" + o.Src
@@ -265,15 +265,6 @@ func hasRegistryHost(s string) bool {
 	s = strings.TrimPrefix(s, "docker://")
 	first, _, ok := strings.Cut(s, "/")
 	return ok && (strings.ContainsAny(first, ".:") || first == "localhost")
-}
-
-func isLocalForm(s string) bool {
-	for _, p := range []transfer.Kind{transfer.KindOCI, transfer.KindOCIArchive, transfer.KindDockerArchive, transfer.KindDockerDaemon} {
-		if strings.HasPrefix(s, string(p)+":") {
-			return true
-		}
-	}
-	return false
 }
 
 // copyResult is the final JSON line of -o json.

@@ -13,7 +13,7 @@ import (
 // command's verb ("copy", "push", "pull", "mirror"); an empty verb reads as "moved".
 func FormatSummary(verb string, s progress.Summary) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s (%s)", pastTense(verb), plural(s.Moved, "blob"), formatBytes(s.Bytes))
+	fmt.Fprintf(&b, "%s %s (%s)", pastTense(verb), plural(s.Moved, "blob"), FormatBytes(s.Bytes))
 	// Zero counts are left out so the common case stays short; the order of the parts
 	// never changes, so scripts and golden files can rely on it.
 	if s.Skipped > 0 {
@@ -36,9 +36,9 @@ func FormatSummary(verb string, s progress.Summary) string {
 	return b.String()
 }
 
-// formatBytes renders a byte count in binary units with one decimal ("512 B",
-// "1.5 KiB", "12.3 MiB"), the form every view uses for sizes.
-func formatBytes(n int64) string {
+// FormatBytes renders a byte count in binary units with one decimal ("512 B",
+// "1.5 KiB", "12.3 MiB"), the form every view and command output uses for sizes.
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		// Negative counts never come from a well-behaved producer; show them as they
@@ -85,12 +85,12 @@ func formatETA(d time.Duration) string {
 
 // formatRate renders a speed in bytes per second.
 func formatRate(bps float64) string {
-	return formatBytes(int64(bps)) + "/s"
+	return FormatBytes(int64(bps)) + "/s"
 }
 
-// shortDigest keeps the algorithm and the first 12 hex digits, enough to tell the
+// ShortDigest keeps the algorithm and the first 12 hex digits, enough to tell the
 // blobs of one image apart, as docker does.
-func shortDigest(d string) string {
+func ShortDigest(d string) string {
 	const n = 12
 	algo, hex, ok := strings.Cut(d, ":")
 	if !ok {

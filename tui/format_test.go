@@ -37,8 +37,8 @@ func TestFormatBytes(t *testing.T) {
 		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
 		{1024*1024 - 1, "1.0 MiB"}, {12*mib + 300*1024, "12.3 MiB"}, {5 << 30, "5.0 GiB"}, {3 << 40, "3.0 TiB"},
 	} {
-		if got := formatBytes(tt.n); got != tt.want {
-			t.Errorf("formatBytes(%d) = %q, want %q", tt.n, got, tt.want)
+		if got := FormatBytes(tt.n); got != tt.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", tt.n, got, tt.want)
 		}
 	}
 }
@@ -102,8 +102,8 @@ func TestShortDigest(t *testing.T) {
 		"0123456789abcdef":            "0123456789ab",
 		"":                            "",
 	} {
-		if got := shortDigest(in); got != want {
-			t.Errorf("shortDigest(%q) = %q, want %q", in, got, want)
+		if got := ShortDigest(in); got != want {
+			t.Errorf("ShortDigest(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -191,7 +191,7 @@ func (m *model) apply(e progress.Event) {
 		m.sized(b, e.Size)
 		m.progress(b, e.Bytes, t)
 		m.finish(b)
-		m.print(m.blobLine("✓", m.st.ok, e.Image, e.Digest, formatBytes(e.Bytes)))
+		m.print(m.blobLine("✓", m.st.ok, e.Image, e.Digest, FormatBytes(e.Bytes)))
 	case progress.BlobExists:
 		m.finish(m.blob(e))
 		m.print(m.blobLine("=", m.st.faint, e.Image, e.Digest, m.st.faint.Render("exists")))
@@ -209,13 +209,13 @@ func (m *model) apply(e progress.Event) {
 			m.print(m.imageLine("↻", m.st.warn, e.Image, m.st.warn.Render(msg)))
 		}
 	case progress.ManifestPushed:
-		s := "manifest " + shortDigest(e.Digest)
+		s := "manifest " + ShortDigest(e.Digest)
 		if e.Tag != "" {
 			s += " (tag " + e.Tag + ")"
 		}
 		m.print(m.prefixed("✓", m.st.ok, e.Image, s))
 	case progress.ManifestExists:
-		m.print(m.prefixed("=", m.st.faint, e.Image, m.st.faint.Render("manifest "+shortDigest(e.Digest)+" exists")))
+		m.print(m.prefixed("=", m.st.faint, e.Image, m.st.faint.Render("manifest "+ShortDigest(e.Digest)+" exists")))
 	case progress.Info:
 		m.print(m.prefixed("•", m.st.faint, e.Image, e.Message))
 	}

@@ -50,7 +50,7 @@ func TestModelBars(t *testing.T) {
 	)
 	v := m.View()
 	for _, want := range []string{
-		shortDigest(layer), shortDigest(config), "█", "░",
+		ShortDigest(layer), ShortDigest(config), "█", "░",
 		"1.0 MiB / 4.0 MiB", "1.0 MiB/s", "ETA 3s",
 		"total 0/2 blobs  1.0 MiB / 4.0 MiB  1.0 MiB/s",
 	} {
@@ -60,7 +60,7 @@ func TestModelBars(t *testing.T) {
 	}
 	// A quarter done: a quarter of the bar is full.
 	for _, line := range strings.Split(v, "\n") {
-		if strings.HasPrefix(line, shortDigest(layer)) {
+		if strings.HasPrefix(line, ShortDigest(layer)) {
 			full, empty := strings.Count(line, "█"), strings.Count(line, "░")
 			if full == 0 || empty != 3*full {
 				t.Errorf("bar of a quarter-done blob has %d full and %d empty cells: %q", full, empty, line)
@@ -73,13 +73,13 @@ func TestModelBars(t *testing.T) {
 
 	m.send(ev(progress.Event{Kind: progress.BlobDone, Digest: layer, Size: 4 * mib, Bytes: 4 * mib, Time: t0.Add(2 * time.Second)}))
 	v = m.View()
-	if strings.Contains(v, shortDigest(layer)) {
+	if strings.Contains(v, ShortDigest(layer)) {
 		t.Errorf("finished blob still has a bar:\n%s", v)
 	}
 	if !strings.Contains(v, "total 1/2 blobs  4.0 MiB / 4.0 MiB") {
 		t.Errorf("totals not updated:\n%s", v)
 	}
-	if want := "✓ " + shortDigest(layer) + " 4.0 MiB"; !contains(m.printed, want) {
+	if want := "✓ " + ShortDigest(layer) + " 4.0 MiB"; !contains(m.printed, want) {
 		t.Errorf("pending lines %q lack %q", m.printed, want)
 	}
 }
@@ -89,7 +89,7 @@ func TestModelPrintedLines(t *testing.T) {
 	for _, e := range pushEvents() {
 		m.send(ev(e))
 	}
-	d := shortDigest
+	d := ShortDigest
 	for _, want := range []string{
 		"→ 127.0.0.1:5000/app:1 from oci-layout:./app",
 		"= " + d(digestOf("base")) + " exists",
@@ -117,7 +117,7 @@ func TestModelImages(t *testing.T) {
 	evs := mirrorEvents()
 	m.send(ev(evs[0]), ev(evs[1]), ev(evs[2]), ev(evs[3]))
 	v := m.View()
-	for _, want := range []string{"registry.example/mirror/app:1 " + shortDigest(digestOf("app-layer")), "registry.example/mirror/db:2  " + shortDigest(digestOf("db-layer")), "0/2 images"} {
+	for _, want := range []string{"registry.example/mirror/app:1 " + ShortDigest(digestOf("app-layer")), "registry.example/mirror/db:2  " + ShortDigest(digestOf("db-layer")), "0/2 images"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("view lacks %q:\n%s", want, v)
 		}
@@ -181,7 +181,7 @@ func TestModelCancel(t *testing.T) {
 	if m.cancels != 1 {
 		t.Fatalf("Ctrl-C called cancel %d times, want 1", m.cancels)
 	}
-	if v := m.View(); !strings.Contains(v, "cancelling…") || !strings.Contains(v, shortDigest(digestOf("layer"))) {
+	if v := m.View(); !strings.Contains(v, "cancelling…") || !strings.Contains(v, ShortDigest(digestOf("layer"))) {
 		t.Errorf("view after Ctrl-C should say cancelling and keep the bars:\n%s", v)
 	}
 	if m.quitting {
@@ -190,7 +190,7 @@ func TestModelCancel(t *testing.T) {
 
 	// Events keep being shown while the producer winds down.
 	m.send(ev(progress.Event{Kind: progress.BlobFailed, Digest: digestOf("layer"), Error: "context canceled"}))
-	if !contains(m.printed, "✗ "+shortDigest(digestOf("layer"))+" context canceled") {
+	if !contains(m.printed, "✗ "+ShortDigest(digestOf("layer"))+" context canceled") {
 		t.Errorf("failure after cancel not printed: %q", m.printed)
 	}
 

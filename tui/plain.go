@@ -34,17 +34,17 @@ func plainLine(verb string, e progress.Event) (string, bool) {
 			s += " from " + e.Source
 		}
 	case progress.BlobDone:
-		s = fmt.Sprintf("%s blob %s (%s)", past, shortDigest(e.Digest), formatBytes(e.Bytes))
+		s = fmt.Sprintf("%s blob %s (%s)", past, ShortDigest(e.Digest), FormatBytes(e.Bytes))
 	case progress.BlobExists:
-		s = fmt.Sprintf("blob %s exists", shortDigest(e.Digest))
+		s = fmt.Sprintf("blob %s exists", ShortDigest(e.Digest))
 	case progress.BlobMounted:
-		s = fmt.Sprintf("mounted blob %s from %s", shortDigest(e.Digest), e.From)
+		s = fmt.Sprintf("mounted blob %s from %s", ShortDigest(e.Digest), e.From)
 	case progress.BlobFailed:
-		s = fmt.Sprintf("blob %s failed: %s", shortDigest(e.Digest), e.Error)
+		s = fmt.Sprintf("blob %s failed: %s", ShortDigest(e.Digest), e.Error)
 	case progress.Retry:
 		s = fmt.Sprintf("retry %d in %s", e.Attempt, formatDuration(e.Wait))
 		if e.Digest != "" {
-			s += " for " + shortDigest(e.Digest)
+			s += " for " + ShortDigest(e.Digest)
 		}
 		s += ": " + e.Error
 	case progress.ManifestPushed:

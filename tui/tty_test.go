@@ -63,8 +63,8 @@ func TestTTYRender(t *testing.T) {
 		t.Errorf("tty mode wrote to Out: %q", out.String())
 	}
 	for _, want := range []string{
-		"✓ " + shortDigest(digestOf("layer")) + " 4.0 MiB",
-		"↗ " + shortDigest(digestOf("shared")) + " mounted from library/base",
+		"✓ " + ShortDigest(digestOf("layer")) + " 4.0 MiB",
+		"↗ " + ShortDigest(digestOf("shared")) + " mounted from library/base",
 		"✓ 127.0.0.1:5000/app:1 " + digestOf("manifest"),
 	} {
 		if n := strings.Count(got, want); n != 1 {
@@ -111,7 +111,7 @@ func TestTTYCancel(t *testing.T) {
 		t.Errorf("cancel called %d times, want 1", n)
 	}
 	got := errOut.String()
-	if !strings.Contains(got, "✗ "+shortDigest(digestOf("layer"))+" context canceled") {
+	if !strings.Contains(got, "✗ "+ShortDigest(digestOf("layer"))+" context canceled") {
 		t.Errorf("events after the cancel were not shown:\n%s", got)
 	}
 	if s.ImagesFailed != 1 || s.Failed != 1 {
@@ -174,7 +174,7 @@ func TestTTYSignal(t *testing.T) {
 	events <- progress.Event{Kind: progress.BlobStarted, Digest: layer, Size: mib}
 	// Once the first frame is out the view runs, and Render has taken SIGINT over.
 	deadline := time.After(20 * time.Second)
-	for !strings.Contains(errOut.String(), shortDigest(layer)) {
+	for !strings.Contains(errOut.String(), ShortDigest(layer)) {
 		select {
 		case <-deadline:
 			t.Fatalf("no frame drawn:\n%q", errOut.String())

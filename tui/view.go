@@ -98,13 +98,13 @@ func (m *model) View() string {
 // terminal the ETA goes first, then the speed, then the bar; the columns have fixed
 // widths so that every line drops the same ones and they stay aligned.
 func (m *model) barLine(b *blob, imgW int) string {
-	left := shortDigest(b.digest)
+	left := ShortDigest(b.digest)
 	if imgW > 0 {
 		left = padRight(clipLeft(b.image, imgW), imgW) + " " + left
 	}
-	sizes := formatBytes(b.bytes)
+	sizes := FormatBytes(b.bytes)
 	if b.size > 0 {
-		sizes += " / " + formatBytes(b.size)
+		sizes += " / " + FormatBytes(b.size)
 	}
 	var speed, eta string
 	if b.rate.known {
@@ -135,9 +135,9 @@ func (m *model) totalsLine() string {
 	if m.blobsSeen == 0 && len(m.seen) == 0 {
 		return m.st.faint.Render("waiting for the first transfer…")
 	}
-	s := fmt.Sprintf("%s %d/%d blobs  %s", m.st.bold.Render("total"), m.blobsFinished, m.blobsSeen, formatBytes(m.bytesDone))
+	s := fmt.Sprintf("%s %d/%d blobs  %s", m.st.bold.Render("total"), m.blobsFinished, m.blobsSeen, FormatBytes(m.bytesDone))
 	if m.bytesTotal > 0 {
-		s += " / " + formatBytes(m.bytesTotal)
+		s += " / " + FormatBytes(m.bytesTotal)
 	}
 	if m.overall.known {
 		s += "  " + formatRate(m.overall.bps)
@@ -180,7 +180,7 @@ func (m *model) blobLine(glyph string, st lipgloss.Style, img, digest, detail st
 	if img != "" && m.multi() {
 		s += img + " "
 	}
-	return s + shortDigest(digest) + " " + detail
+	return s + ShortDigest(digest) + " " + detail
 }
 
 // imageLine is the line printed when an image starts or ends.

@@ -275,9 +275,13 @@ func (r *registry) fetchToken(ctx context.Context, scopes []string) (token, erro
 	return token{value: v, expires: time.Now().Add(life - min(life/5, 30*time.Second))}, nil
 }
 
+// PushScope is the token scope for pulling from and pushing to repo, for callers that
+// check a blob they are about to upload under the same token as the upload.
+func PushScope(repo string) string { return "repository:" + repo + ":pull,push" }
+
 // Scope helpers for the Docker token spec.
 func pullScope(repo string) string        { return "repository:" + repo + ":pull" }
-func pushScope(repo string) string        { return "repository:" + repo + ":pull,push" }
+func pushScope(repo string) string        { return PushScope(repo) }
 func deleteScope(repo string) string      { return "repository:" + repo + ":delete" }
 func catalogScope() string                { return "registry:catalog:*" }
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

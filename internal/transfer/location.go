@@ -79,6 +79,17 @@ func ParseLocation(s string) (Location, error) {
 	return l, nil
 }
 
+// IsLocalForm reports whether s names a local form by its prefix (oci:, oci-archive:,
+// docker-archive:, docker-daemon:), whether or not the rest is valid.
+func IsLocalForm(s string) bool {
+	prefix, _, ok := strings.Cut(s, ":")
+	switch Kind(prefix) {
+	case KindOCI, KindOCIArchive, KindDockerArchive, KindDockerDaemon:
+		return ok
+	}
+	return false
+}
+
 // String is the location as the user wrote it.
 func (l Location) String() string {
 	if l.Kind == KindRegistry {

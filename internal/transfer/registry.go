@@ -34,7 +34,7 @@ func (r *registryStore) Blob(ctx context.Context, desc ocispec.Descriptor) (io.R
 }
 
 func (r *registryStore) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	return r.c.BlobExists(ctx, r.ref.Repo, desc.Digest, pushScopeOf(r.ref.Repo))
+	return r.c.BlobExists(ctx, r.ref.Repo, desc.Digest, distclient.PushScope(r.ref.Path))
 }
 
 func (r *registryStore) PutBlob(ctx context.Context, desc ocispec.Descriptor, rd io.Reader) error {
@@ -138,8 +138,6 @@ func (r *registryStore) Close(error) error { return nil }
 type registrySource struct{ *registryStore }
 
 func (registrySource) Close() error { return nil }
-
-func pushScopeOf(repo distclient.Repo) string { return "repository:" + repo.Path + ":pull,push" }
 
 // notFound makes a registry 404 match imagestore.ErrNotFound, keeping its message.
 func notFound(err error) error {
