@@ -110,18 +110,6 @@ stop_dest() {
 	rm -rf "$dst_data"
 }
 
-# warm_memory: write and free $WARM on tmpfs (see "This machine's memory decides write
-# benchmarks" in README.md): destination registries then write into reused pages.
-warm_memory() {
-	[[ $WARM == 0 ]] && return
-	local mib
-	mib=$(numfmt --from=iec "${WARM%iB}")
-	mib=$((mib / 1048576))
-	log "warming $WARM of memory"
-	dd if=/dev/zero of="$shm/warm" bs=1M count="$mib" status=none
-	rm -f "$shm/warm"
-}
-
 # settle COLD: flush dirty pages before a timed run; before a cold one also drop the
 # clean page cache (as root) and read the source registry's files back, so every tool
 # reads the source from memory and the destination writes into recycled pages.

@@ -80,21 +80,6 @@ data_root() {
 	esac
 }
 
-# warm_memory: write and free $WARM on tmpfs. On a VM the first touch of a guest page is
-# several times slower than reuse (the host backs it lazily), and a registry writing
-# blobs into the page cache pays that per page: measured here, the same push ran at
-# 250-350 MiB/s on never-touched memory and 900+ MiB/s on reused memory. Touching it
-# first makes both registries write into warm pages.
-warm_memory() {
-	[[ $WARM == 0 ]] && return
-	local mib
-	mib=$(numfmt --from=iec "${WARM%iB}")
-	mib=$((mib / 1048576))
-	log "warming $WARM of memory"
-	dd if=/dev/zero of="$shm/warm" bs=1M count="$mib" status=none
-	rm -f "$shm/warm"
-}
-
 # start_s3: start versitygw on a free port over a directory under $work with buckets hub
 # and dist; sets s3_url. Both registries then store blobs in the same S3 server.
 start_s3() {
