@@ -55,14 +55,14 @@ func TestGC(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.DryRun || rep.Links != 1 || rep.Swept != 1 || rep.BytesFreed != int64(len(body)) {
 		t.Fatalf("gc --dry-run: exit %d %q %q", code, out, errOut)
 	}
-	if _, err := fs.Stat(ctx, d); err != nil {
+	if _, err := fs.Stat(ctx, d, ""); err != nil {
 		t.Fatalf("dry run deleted the blob: %v", err)
 	}
 	code, out, errOut = runIO(t, t.TempDir(), "", false, "gc", "--data", data, "--grace", "0s", "--untagged")
 	if code != 0 || !strings.Contains(out, "swept: 1") || !strings.Contains(out, "bytes freed: 20") {
 		t.Fatalf("gc: exit %d %q %q", code, out, errOut)
 	}
-	if _, err := fs.Stat(ctx, d); err == nil {
+	if _, err := fs.Stat(ctx, d, ""); err == nil {
 		t.Fatal("gc left the blob")
 	}
 	// An untagged manifest deleted by --untagged is a delete like any other: audited.

@@ -28,22 +28,29 @@ var (
 )
 
 // Store is a blob store. Implementations are safe for concurrent use.
+//
+// A blob's bytes live at its digest's own key unless CommitUpload put them elsewhere:
+// then it returns a location, the registry records it with the blob (metadata.Blob's
+// Location), and every later Stat, Open, Delete and RedirectURL of the blob passes it
+// back. loc "" means the digest's own key; stores that never return a location (the
+// filesystem) ignore it. A location names bytes of exactly one digest and never moves.
 type Store interface {
 	// Ping checks the store is reachable and writable.
 	Ping(ctx context.Context) error
 
 	// Stat returns the size of a stored blob, or ErrNotFound.
-	Stat(ctx context.Context, d digest.Digest) (int64, error)
+	Stat(ctx context.Context, d digest.Digest, loc string) (int64, error)
 	// Open returns a reader of a stored blob and its size, or ErrNotFound. The filesystem
 	// store returns an *os.File so net/http can send it with sendfile.
-	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error)
-	// Put streams r into the store as blob d. When size >= 0 exactly size bytes must
-	// arrive (else ErrSizeMismatch). The digest is verified while streaming (else
-	// ErrDigestMismatch) and the blob is visible only once durable. Putting a blob that
-	// exists verifies the bytes and keeps the existing copy. Returns the bytes written.
+	Open(ctx context.Context, d digest.Digest, loc string) (io.ReadSeekCloser, int64, error)
+	// Put streams r into the store as blob d at its own key. When size >= 0 exactly
+	// size bytes must arrive (else ErrSizeMismatch). The digest is verified while
+	// streaming (else ErrDigestMismatch) and the blob is visible only once durable.
+	// Putting a blob that exists verifies the bytes and keeps the existing copy.
+	// Returns the bytes written.
 	Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) (int64, error)
 	// Delete removes a stored blob (idempotent).
-	Delete(ctx context.Context, d digest.Digest) error
+	Delete(ctx context.Context, d digest.Digest, loc string) error
 
 	// CreateUpload prepares storage for upload id and returns opaque backend state
 	// (nil for the filesystem) that the caller keeps in the metadata store.
@@ -54,9 +61,13 @@ type Store interface {
 	// upload is unchanged at st.
 	AppendUpload(ctx context.Context, id string, st UploadState, r io.Reader) (UploadState, error)
 	// CommitUpload verifies the upload's bytes against d (ErrDigestMismatch, and the
-	// upload data is kept so the client may retry) and makes it the blob d.
-	CommitUpload(ctx context.Context, id string, st UploadState, d digest.Digest) error
-	// AbortUpload discards upload data (idempotent).
+	// upload data is kept so the client may retry) and makes it the blob d. It returns
+	// the blob's location ("" for the digest's own key). A location's bytes are
+	// the caller's from then on: when the registry already holds d elsewhere, it
+	// deletes them with Delete(d, loc).
+	CommitUpload(ctx context.Context, id string, st UploadState, d digest.Digest) (loc string, err error)
+	// AbortUpload discards upload data (idempotent). It never removes bytes a
+	// successful CommitUpload handed over.
 	AbortUpload(ctx context.Context, id string) error
 }
 
@@ -73,5 +84,5 @@ type UploadState struct {
 // a blob from directly (a presigned S3/COS GET), so blob bytes need not pass through the
 // registry.
 type Redirector interface {
-	RedirectURL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error)
+	RedirectURL(ctx context.Context, d digest.Digest, loc string, ttl time.Duration) (string, error)
 }

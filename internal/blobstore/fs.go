@@ -83,7 +83,7 @@ func (s *FS) blobPath(d digest.Digest) (string, error) {
 }
 
 // Stat returns the size of blob d, or ErrNotFound.
-func (s *FS) Stat(ctx context.Context, d digest.Digest) (int64, error) {
+func (s *FS) Stat(ctx context.Context, d digest.Digest, _ string) (int64, error) {
 	p, err := s.blobPath(d)
 	if err != nil {
 		return 0, fmt.Errorf("blobstore: stat %q: %w", d, ErrNotFound)
@@ -99,7 +99,7 @@ func (s *FS) Stat(ctx context.Context, d digest.Digest) (int64, error) {
 }
 
 // Open returns blob d as an *os.File, so net/http can serve it with sendfile.
-func (s *FS) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+func (s *FS) Open(ctx context.Context, d digest.Digest, _ string) (io.ReadSeekCloser, int64, error) {
 	p, err := s.blobPath(d)
 	if err != nil {
 		return nil, 0, fmt.Errorf("blobstore: open %q: %w", d, ErrNotFound)
@@ -120,7 +120,7 @@ func (s *FS) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int6
 }
 
 // Delete removes blob d; a missing blob is not an error.
-func (s *FS) Delete(ctx context.Context, d digest.Digest) error {
+func (s *FS) Delete(ctx context.Context, d digest.Digest, _ string) error {
 	p, err := s.blobPath(d)
 	if err != nil {
 		return nil // an invalid digest names no blob, so there is nothing to delete
@@ -381,15 +381,16 @@ func appendUpload(ctx context.Context, f *os.File, st UploadState, r io.Reader) 
 }
 
 // CommitUpload verifies the first st.Offset bytes of upload id against d and makes them
-// blob d. On ErrDigestMismatch the upload is kept so the client may retry.
-func (s *FS) CommitUpload(ctx context.Context, id string, st UploadState, d digest.Digest) error {
+// blob d at its own key, so the location is always "". On ErrDigestMismatch the upload
+// is kept so the client may retry.
+func (s *FS) CommitUpload(ctx context.Context, id string, st UploadState, d digest.Digest) (string, error) {
 	dst, err := s.blobPath(d)
 	if err != nil {
-		return fmt.Errorf("blobstore: commit upload %s to %q: %w: %v", id, d, ErrDigestMismatch, err)
+		return "", fmt.Errorf("blobstore: commit upload %s to %q: %w: %v", id, d, ErrDigestMismatch, err)
 	}
 	f, err := s.openUpload(id, st)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var h hash.Hash
 	if d.Algorithm() == digest.SHA256 && len(st.HashState) > 0 {
@@ -400,16 +401,16 @@ func (s *FS) CommitUpload(ctx context.Context, id string, st UploadState, d dige
 	}
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("blobstore: commit upload %s: %w", id, err)
+		return "", fmt.Errorf("blobstore: commit upload %s: %w", id, err)
 	}
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
 		f.Close()
-		return fmt.Errorf("blobstore: commit upload %s: content is %s, not %s: %w", id, got, d, ErrDigestMismatch)
+		return "", fmt.Errorf("blobstore: commit upload %s: content is %s, not %s: %w", id, got, d, ErrDigestMismatch)
 	}
 	if err := s.install(f, dst); err != nil {
-		return fmt.Errorf("blobstore: commit upload %s: %w", id, err)
+		return "", fmt.Errorf("blobstore: commit upload %s: %w", id, err)
 	}
-	return nil
+	return "", nil
 }
 
 // AbortUpload removes the data of upload id; a missing upload is not an error.

@@ -84,7 +84,7 @@ func TestFSLayout(t *testing.T) {
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", p, fi.Mode().Perm())
 		}
-		rc, _, err := s.Open(ctx, d)
+		rc, _, err := s.Open(ctx, d, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,8 +230,8 @@ func TestFSResumeAfterCrash(t *testing.T) {
 	st = storetest.Append(t, s2, id, st, data[mib+1:])
 	garbage() // and a crash between the last PATCH and the PUT
 	d := digest.FromBytes(data)
-	if err := s2.CommitUpload(ctx, id, st, d); err != nil {
-		t.Fatalf("CommitUpload after crashes: %v", err)
+	if loc, err := s2.CommitUpload(ctx, id, st, d); err != nil || loc != "" {
+		t.Fatalf("CommitUpload after crashes = %q, %v; want the blob's own key", loc, err)
 	}
 	got, err := os.ReadFile(filepath.Join(root, "blobs", "sha256", d.Encoded()[:2], d.Encoded()))
 	if err != nil || !bytes.Equal(got, data) {
@@ -288,7 +288,7 @@ func TestFSCommitWrongDigestKeepsFile(t *testing.T) {
 	data := storetest.Random(t, 1000)
 	id := storetest.NewID(t)
 	st := storetest.Append(t, s, id, storetest.CreateUpload(t, s, id), data)
-	if err := s.CommitUpload(ctx, id, st, digest.FromBytes(data[1:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
+	if _, err := s.CommitUpload(ctx, id, st, digest.FromBytes(data[1:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
 		t.Fatalf("CommitUpload(wrong) = %v", err)
 	}
 	got, err := os.ReadFile(filepath.Join(root, "uploads", id))
@@ -314,7 +314,7 @@ func TestFSUploadShorterThanState(t *testing.T) {
 	if _, err := s.AppendUpload(ctx, id, st, bytes.NewReader(data)); !errors.Is(err, blobstore.ErrUploadNotFound) {
 		t.Fatalf("AppendUpload = %v, want ErrUploadNotFound", err)
 	}
-	if err := s.CommitUpload(ctx, id, st, digest.FromBytes(data)); !errors.Is(err, blobstore.ErrUploadNotFound) {
+	if _, err := s.CommitUpload(ctx, id, st, digest.FromBytes(data)); !errors.Is(err, blobstore.ErrUploadNotFound) {
 		t.Fatalf("CommitUpload = %v, want ErrUploadNotFound", err)
 	}
 }
@@ -379,7 +379,7 @@ func BenchmarkPut(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		if err := s.Delete(ctx, d); err != nil {
+		if err := s.Delete(ctx, d, ""); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -442,7 +442,7 @@ func BenchmarkPutVsNaive(b *testing.B) {
 			b.Fatal(err)
 		}
 		fast += time.Since(start)
-		if err := s.Delete(ctx, d); err != nil {
+		if err := s.Delete(ctx, d, ""); err != nil {
 			b.Fatal(err)
 		}
 		start = time.Now()

@@ -45,7 +45,7 @@ func BenchmarkCollect10000(b *testing.B) {
 			if _, err := blobs.Put(ctx, d, bytes.NewReader(content), int64(len(content))); err != nil {
 				b.Fatal(err)
 			}
-			if err := meta.CommitBlob(ctx, "bench/app", metadata.Blob{Digest: d, Size: int64(len(content))}, pinned); err != nil {
+			if _, err := meta.CommitBlob(ctx, "bench/app", metadata.Blob{Digest: d, Size: int64(len(content))}, pinned); err != nil {
 				b.Fatal(err)
 			}
 			if i%2 == 0 {

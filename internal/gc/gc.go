@@ -186,8 +186,8 @@ func collect(ctx context.Context, o Options) (Report, error) {
 			return rep, err
 		}
 		d := b.Digest
-		swept, err := o.Meta.GCSweepBlob(ctx, d, sweepBefore, func() error {
-			if err := o.Blobs.Delete(ctx, d); err != nil {
+		swept, err := o.Meta.GCSweepBlob(ctx, d, sweepBefore, func(loc string) error {
+			if err := o.Blobs.Delete(ctx, d, loc); err != nil {
 				return fmt.Errorf("delete blob %s from storage: %w", d, err)
 			}
 			return nil

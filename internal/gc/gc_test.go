@@ -75,10 +75,10 @@ func (s slowStore) Put(ctx context.Context, d digest.Digest, r io.Reader, size i
 	return n, err
 }
 
-func (s slowStore) CommitUpload(ctx context.Context, id string, st blobstore.UploadState, d digest.Digest) error {
-	err := s.Store.CommitUpload(ctx, id, st, d)
+func (s slowStore) CommitUpload(ctx context.Context, id string, st blobstore.UploadState, d digest.Digest) (string, error) {
+	loc, err := s.Store.CommitUpload(ctx, id, st, d)
 	time.Sleep(slowness)
-	return err
+	return loc, err
 }
 
 func (e *env) do(method, path string, body []byte, hdr ...string) (int, http.Header, []byte, error) {
@@ -207,7 +207,7 @@ func content(s string, n int) []byte {
 }
 
 func (e *env) stored(d digest.Digest) bool {
-	_, err := e.blobs.Stat(context.Background(), d)
+	_, err := e.blobs.Stat(context.Background(), d, "")
 	if err != nil && !errors.Is(err, blobstore.ErrNotFound) {
 		e.t.Fatal(err)
 	}

@@ -70,8 +70,13 @@ func (e *MissingReferenceError) Error() string {
 
 // Blob is a content-addressed blob known to the registry.
 type Blob struct {
-	Digest    digest.Digest
-	Size      int64
+	Digest digest.Digest
+	Size   int64
+	// Location is where the blob store keeps the bytes when not at the digest's own
+	// key: an opaque name the blob store returned from CommitUpload (an S3 chunked
+	// upload completes where it was written, docs/design/blob-locations.md). "" means
+	// the default, content-addressed key. It never changes once the blob is committed.
+	Location  string
 	CreatedAt time.Time
 }
 
@@ -138,7 +143,8 @@ type Store interface {
 	// (n <= 0 means no limit).
 	ListRepositories(ctx context.Context, last string, n int) ([]string, error)
 
-	// PutBlob records a blob that is durably stored (idempotent).
+	// PutBlob records a blob that is durably stored (idempotent; b.Location is kept
+	// only when the row is new or pending).
 	PutBlob(ctx context.Context, b Blob) error
 	// GetBlob returns a blob known to the registry, or ErrBlobNotFound.
 	GetBlob(ctx context.Context, d digest.Digest) (Blob, error)
@@ -162,8 +168,12 @@ type Store interface {
 	// CommitBlob finishes a pinned push in one transaction: it checks that the row
 	// pinned at pinnedAt still exists (not re-created since) and is not marked for
 	// deletion (else ErrBlobReclaimed: the push must pin and store the bytes again),
-	// records b.Size, and links the blob into repo as LinkBlob does (quota included).
-	CommitBlob(ctx context.Context, repo string, b Blob, pinnedAt time.Time) error
+	// records b.Size and b.Location if the row is still pending, and links the blob
+	// into repo as LinkBlob does (quota included). It returns the location the row
+	// holds afterwards: b.Location when this call recorded the blob, the earlier
+	// location when the blob was already committed. When the two differ, the bytes the
+	// caller stored at b.Location are a redundant copy that nothing refers to.
+	CommitBlob(ctx context.Context, repo string, b Blob, pinnedAt time.Time) (location string, err error)
 	// UnpinBlob withdraws a pin whose push failed: it removes the row if it is still the
 	// pending row that pin created (no size recorded, pinned at pinnedAt, linked
 	// nowhere), so a refused upload leaves nothing behind. Any other state is left alone.
@@ -188,11 +198,11 @@ type Store interface {
 	// linked nowhere: what GCSweepBlob would delete.
 	GCSweepCandidates(ctx context.Context, before time.Time) ([]Blob, error)
 	// GCSweepBlob is phase 3b for one blob, in one transaction: it locks the row if it
-	// is still a sweep candidate (see GCSweepCandidates), calls del (which deletes the
-	// bytes from the blob store) while holding the lock, then deletes the row. It
-	// reports false, without calling del, when the blob is no longer a candidate; an
-	// error from del rolls back and is returned.
-	GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func() error) (bool, error)
+	// is still a sweep candidate (see GCSweepCandidates), calls del with the row's
+	// Location (del deletes the bytes from the blob store) while holding the lock,
+	// then deletes the row. It reports false, without calling del, when the blob is no
+	// longer a candidate; an error from del rolls back and is returned.
+	GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func(location string) error) (bool, error)
 
 	// AcquireGCLease takes the garbage-collection lease for holder until ttl from now
 	// when nobody holds it, its holder let it expire, or holder already holds it (then

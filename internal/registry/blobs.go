@@ -55,7 +55,7 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref stri
 		return nil
 	}
 	if rd, ok := h.o.Blobs.(blobstore.Redirector); ok && h.o.RedirectTTL > 0 {
-		u, err := rd.RedirectURL(ctx, d, h.o.RedirectTTL)
+		u, err := rd.RedirectURL(ctx, d, b.Location, h.o.RedirectTTL)
 		if err == nil {
 			// The presigned URL honours Range itself; the client repeats its headers.
 			hd.Set("Location", u)
@@ -64,7 +64,7 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref stri
 		}
 		h.o.Log.WarnContext(ctx, "presign blob URL failed; streaming instead", "digest", d.String(), "error", err)
 	}
-	rc, _, err := h.o.Blobs.Open(ctx, d)
+	rc, _, err := h.o.Blobs.Open(ctx, d, b.Location)
 	if err != nil {
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return errcode.New(errcode.BlobUnknown, "blob %s is missing from storage", d).WithDetail(map[string]string{"digest": d.String()})
@@ -130,24 +130,44 @@ func storeWriteError(err error, body *bodyReader, d digest.Digest) error {
 const reclaimRetries = 5
 
 // commitBlob records a durably stored blob, pinned at pinned before its bytes were
-// stored, and links it into the repository. When GC marked or swept the blob since the
-// pin, the bytes this request stored or found may be gone: it pins again and, if the
-// bytes are still there, commits under the new pin; else the client must upload again.
-func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size int64, pinned time.Time) error {
+// stored at location loc, and links it into the repository. When GC marked or swept the
+// blob since the pin, the bytes this request found at their own key may be gone: it
+// pins again and, if the bytes are still there, commits under the new pin; else the
+// client must upload again. When the registry already held the blob at another
+// location, the copy at loc is redundant and goes.
+func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size int64, loc string, pinned time.Time) error {
 	ctx := r.Context()
-	b := metadata.Blob{Digest: d, Size: size}
+	b := metadata.Blob{Digest: d, Size: size, Location: loc}
 	for attempt := 0; ; attempt++ {
-		err := h.linkBlob(ctx, name, b, pinned)
-		if !errors.Is(err, metadata.ErrBlobReclaimed) {
+		kept, err := h.linkBlob(ctx, name, b, pinned)
+		switch {
+		case err == nil:
+			if kept != loc {
+				// The blob was committed before, at kept, which never changes while
+				// its row exists: nothing reads the bytes at loc, even at the digest's
+				// own key.
+				h.dropCopy(ctx, d, loc)
+			}
+			return nil
+		case !errors.Is(err, metadata.ErrBlobReclaimed):
+			var e *errcode.Error
+			if errors.As(err, &e) && e.Code == errcode.Denied && loc != "" {
+				// Refused in a transaction that rolled back: nothing refers to loc,
+				// which is this upload's alone. (Bytes at the digest's own key may be
+				// another push's by now; GC owns them through the blob's row.)
+				h.dropCopy(ctx, d, loc)
+			}
 			return err
-		}
-		if attempt == reclaimRetries {
+		case attempt == reclaimRetries:
+			if loc != "" {
+				h.dropCopy(ctx, d, loc)
+			}
 			return errcode.New(errcode.Unavailable, "blob %s was garbage collected while it was uploaded; upload it again", d)
 		}
 		if pinned, err = h.o.Meta.PinBlob(ctx, d, size); err != nil {
 			return err
 		}
-		switch _, err := h.o.Blobs.Stat(ctx, d); {
+		switch _, err := h.o.Blobs.Stat(ctx, d, loc); {
 		case errors.Is(err, blobstore.ErrNotFound):
 			return errcode.New(errcode.BlobUploadInvalid, "blob %s was garbage collected while it was uploaded; upload it again", d).
 				WithDetail(map[string]string{"digest": d.String()})
@@ -157,15 +177,24 @@ func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size
 	}
 }
 
-// linkBlob commits a pinned blob and links it into the repository; a namespace over
-// its storage quota is refused with DENIED and the store's message, which names the
-// quota and the usage. metadata.ErrBlobReclaimed is returned as is.
-func (h *Handler) linkBlob(ctx context.Context, name string, b metadata.Blob, pinned time.Time) error {
-	err := h.o.Meta.CommitBlob(ctx, name, b, pinned)
-	if errors.Is(err, metadata.ErrQuotaExceeded) {
-		return errcode.New(errcode.Denied, "%v", err)
+// dropCopy deletes the bytes of blob d at location loc, which no metadata refers to,
+// best effort: what it misses stays as an unreferenced object.
+func (h *Handler) dropCopy(ctx context.Context, d digest.Digest, loc string) {
+	if err := h.o.Blobs.Delete(context.WithoutCancel(ctx), d, loc); err != nil {
+		h.o.Log.WarnContext(ctx, "delete redundant blob copy", "digest", d.String(), "location", loc, "error", err)
 	}
-	return err
+}
+
+// linkBlob commits a pinned blob and links it into the repository, and returns the
+// location the blob's row holds; a namespace over its storage quota is refused with
+// DENIED and the store's message, which names the quota and the usage.
+// metadata.ErrBlobReclaimed is returned as is.
+func (h *Handler) linkBlob(ctx context.Context, name string, b metadata.Blob, pinned time.Time) (string, error) {
+	kept, err := h.o.Meta.CommitBlob(ctx, name, b, pinned)
+	if errors.Is(err, metadata.ErrQuotaExceeded) {
+		return "", errcode.New(errcode.Denied, "%v", err)
+	}
+	return kept, err
 }
 
 func blobCreated(w http.ResponseWriter, name string, d digest.Digest) {

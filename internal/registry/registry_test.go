@@ -201,7 +201,7 @@ func TestMonolithicWrongDigestStoresNothing(t *testing.T) {
 	_, other := randomBlob(t, 10)
 	e.expect(e.do("POST", "/v2/r/blobs/uploads/?digest="+other.String(), bytes.NewReader(b)), 400, "DIGEST_INVALID")
 	e.expect(e.do("HEAD", "/v2/r/blobs/"+other.String(), nil), 404, "")
-	if _, err := e.h.o.Blobs.Stat(context.Background(), other); err == nil {
+	if _, err := e.h.o.Blobs.Stat(context.Background(), other, ""); err == nil {
 		t.Fatal("a blob with the wrong bytes was stored")
 	}
 }

@@ -74,7 +74,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 			return storeWriteError(err, body, d)
 		}
 		// Over quota the stored bytes stay unlinked until GC reclaims them.
-		if err := h.commitBlob(r, name, d, n, pinned); err != nil {
+		if err := h.commitBlob(r, name, d, n, "", pinned); err != nil {
 			return err
 		}
 		blobCreated(w, name, d)
@@ -109,13 +109,13 @@ func (h *Handler) mount(r *http.Request, name, from string, d digest.Digest) (bo
 	if err != nil {
 		return false, err
 	}
-	if _, err := h.o.Blobs.Stat(ctx, d); err != nil {
+	if _, err := h.o.Blobs.Stat(ctx, d, b.Location); err != nil {
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return false, nil
 		}
 		return false, err
 	}
-	if err := h.linkBlob(ctx, name, b, pinned); err != nil {
+	if _, err := h.linkBlob(ctx, name, b, pinned); err != nil {
 		if errors.Is(err, metadata.ErrBlobReclaimed) {
 			return false, nil // collected meanwhile: the client uploads it instead
 		}
@@ -246,7 +246,7 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 	if err != nil {
 		return err
 	}
-	err = h.o.Blobs.CommitUpload(ctx, u.ID, blobstore.UploadState{Offset: u.Offset, HashState: u.HashState, Backend: u.BackendState}, d)
+	loc, err := h.o.Blobs.CommitUpload(ctx, u.ID, blobstore.UploadState{Offset: u.Offset, HashState: u.HashState, Backend: u.BackendState}, d)
 	if err != nil {
 		h.unpin(ctx, d, pinned)
 		if errors.Is(err, blobstore.ErrUploadNotFound) {
@@ -254,10 +254,11 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		}
 		return storeWriteError(err, nil, d)
 	}
-	if err := h.commitBlob(r, name, d, u.Offset, pinned); err != nil {
-		// Over quota, the bytes are in the blob store but linked nowhere: that is fine,
-		// GC reclaims unlinked blobs after its grace period. The session is finished
-		// either way, so it goes rather than waiting to expire.
+	if err := h.commitBlob(r, name, d, u.Offset, loc, pinned); err != nil {
+		// Over quota, bytes at the digest's own key are linked nowhere: GC reclaims
+		// them after its grace period (commitBlob deletes bytes at a location of their
+		// own). The session is finished either way, so it goes rather than waiting to
+		// expire.
 		var e *errcode.Error
 		if errors.As(err, &e) && e.Code == errcode.Denied {
 			if derr := h.o.Meta.DeleteUpload(ctx, u.ID); derr != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,33 @@ func Start(t testing.TB) (endpoint, access, secret, bucket string) {
 		os.RemoveAll(filepath.Join(g.root, bucket))
 	})
 	return g.endpoint, accessKey, secretKey, bucket
+}
+
+// Keys lists the keys under prefix in a bucket of the shared gateway, sorted, for tests
+// that check what a store left in the bucket.
+func Keys(t testing.TB, bucket, prefix string) []string {
+	t.Helper()
+	g, err := get()
+	if err != nil {
+		t.Fatalf("s3test: no S3 server: %v", err)
+	}
+	var keys []string
+	var marker *string
+	for {
+		out, err := g.client.ListObjects(t.Context(), &s3.ListObjectsInput{Bucket: &bucket, Prefix: &prefix, Marker: marker})
+		if err != nil {
+			t.Fatalf("s3test: list %s/%s: %v", bucket, prefix, err)
+		}
+		for _, o := range out.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+		if !aws.ToBool(out.IsTruncated) || len(out.Contents) == 0 {
+			break
+		}
+		marker = out.Contents[len(out.Contents)-1].Key
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // Stop ends the shared gateway. A TestMain may call it after m.Run; otherwise the

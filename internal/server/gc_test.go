@@ -50,7 +50,7 @@ func TestRunGC(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := fs.Stat(t.Context(), d); err != nil {
+		if _, err := fs.Stat(t.Context(), d, ""); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -105,7 +105,7 @@ func TestRunGCSkipsWhileLeaseHeld(t *testing.T) {
 	waitFor("the schedule never logged a skip", func() bool {
 		return strings.Contains(logs.String(), `msg="garbage collection skipped: another collection is running" holder="other replica"`)
 	})
-	if _, err := fs.Stat(t.Context(), d); err != nil {
+	if _, err := fs.Stat(t.Context(), d, ""); err != nil {
 		t.Fatalf("collected while another collector held the lease: %v", err)
 	}
 	if strings.Contains(logs.String(), "level=WARN") {
@@ -115,7 +115,7 @@ func TestRunGCSkipsWhileLeaseHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the schedule did not collect once the lease was released", func() bool {
-		_, err := fs.Stat(t.Context(), d)
+		_, err := fs.Stat(t.Context(), d, "")
 		return err != nil
 	})
 }

@@ -35,7 +35,7 @@ func BenchmarkPut64MiB(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				if err := s.Delete(ctx, d); err != nil {
+				if err := s.Delete(ctx, d, ""); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
@@ -51,11 +51,12 @@ func BenchmarkPut64MiB(b *testing.B) {
 			for off := 0; off < len(data); off += 8 * mib {
 				st = storetest.Append(b, s, id, st, data[off:off+8*mib])
 			}
-			if err := s.CommitUpload(ctx, id, st, d); err != nil {
+			loc, err := s.CommitUpload(ctx, id, st, d)
+			if err != nil {
 				b.Fatal(err)
 			}
 			b.StopTimer()
-			if err := s.Delete(ctx, d); err != nil {
+			if err := s.Delete(ctx, d, loc); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()

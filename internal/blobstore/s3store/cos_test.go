@@ -234,25 +234,38 @@ func TestCOSRequestShapes(t *testing.T) {
 		if _, err := s.Put(ctx, d, bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatalf("Put %d bytes: %v", len(data), err)
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, "", data)
 	}
 	id := storetest.NewID(t)
 	st := storetest.CreateUpload(t, s, id)
 	st = storetest.Append(t, s, id, st, big[:6*mib])
 	st = storetest.Append(t, s, id, st, big[6*mib:7*mib])
 	st = storetest.Append(t, s, id, st, big[7*mib:])
-	if err := s.CommitUpload(ctx, id, st, digest.SHA512.FromBytes(big)); err != nil {
+	loc, err := s.CommitUpload(ctx, id, st, digest.SHA512.FromBytes(big))
+	if err != nil {
 		t.Fatalf("CommitUpload: %v", err)
 	}
+	if loc != byUpload+id {
+		t.Fatalf("CommitUpload of a multipart upload = location %q, want %q", loc, byUpload+id)
+	}
+	checkBlob(t, s, digest.SHA512.FromBytes(big), loc, big)
+	// An upload smaller than a part is copied from its tail object to the blob's key.
+	tailID := storetest.NewID(t)
+	tailData := storetest.Random(t, 2000)
+	tst := storetest.Append(t, s, tailID, storetest.CreateUpload(t, s, tailID), tailData)
+	if tloc, err := s.CommitUpload(ctx, tailID, tst, digest.FromBytes(tailData)); err != nil || tloc != "" {
+		t.Fatalf("CommitUpload of a tail-only upload = %q, %v; want the blob's own key", tloc, err)
+	}
+	checkBlob(t, s, digest.FromBytes(tailData), "", tailData)
 	abortID := storetest.NewID(t)
 	storetest.Append(t, s, abortID, storetest.CreateUpload(t, s, abortID), small)
 	if err := s.AbortUpload(ctx, abortID); err != nil {
 		t.Fatalf("AbortUpload: %v", err)
 	}
-	if err := s.Delete(ctx, digest.FromBytes(small)); err != nil {
+	if err := s.Delete(ctx, digest.FromBytes(small), ""); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	redirect, err := s.RedirectURL(ctx, digest.FromBytes(big), 0)
+	redirect, err := s.RedirectURL(ctx, digest.FromBytes(big), "", 0)
 	if err != nil {
 		t.Fatalf("RedirectURL: %v", err)
 	}
@@ -267,6 +280,9 @@ func TestCOSRequestShapes(t *testing.T) {
 		if strings.Contains(strings.ToLower(k), "checksum") {
 			t.Errorf("presigned URL carries %s", k)
 		}
+	}
+	if byLoc, err := s.RedirectURL(ctx, digest.SHA512.FromBytes(big), loc, 0); err != nil || !strings.Contains(byLoc, "/reg/blobs/by-upload/"+id+"?") {
+		t.Errorf("presigned URL of a blob at %q = %s, %v", loc, byLoc, err)
 	}
 	if u.Query().Get("X-Amz-Expires") != "300" {
 		t.Errorf("presigned URL expires after %s s, want the default 300", u.Query().Get("X-Amz-Expires"))
@@ -346,13 +362,13 @@ func TestRetriesThrottling(t *testing.T) {
 	f.mu.Lock()
 	f.failNext = 2
 	f.mu.Unlock()
-	if _, err := s.Stat(ctx, d); !errors.Is(err, blobstore.ErrNotFound) {
+	if _, err := s.Stat(ctx, d, ""); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Fatalf("Stat after two SlowDowns = %v, want ErrNotFound from the third attempt", err)
 	}
 	f.mu.Lock()
 	f.failNext, f.requests = 3, nil
 	f.mu.Unlock()
-	if _, err := s.Stat(ctx, d); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.Stat(ctx, d, ""); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Stat after three SlowDowns = %v, want ErrUnavailable", err)
 	}
 	f.mu.Lock()

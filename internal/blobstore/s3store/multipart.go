@@ -210,26 +210,11 @@ func (s *Store) copySource(key string) *string {
 	return aws.String((&url.URL{Path: s.bucket + "/" + key}).EscapedPath())
 }
 
-// copyObject copies src (size bytes) to dst on the server: one CopyObject up to 5 GiB,
-// UploadPartCopy ranges above, completed only when every range arrived.
-func (s *Store) copyObject(ctx context.Context, src, dst string, size int64) error {
-	if size <= s.copyMax {
-		_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: s.copySource(src)})
-		return err
-	}
-	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &dst})
-	if err != nil {
-		return err
-	}
-	parts, err := s.copyRanges(ctx, src, dst, aws.ToString(up.UploadId), 1, 0, size)
-	if err == nil {
-		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket: &s.bucket, Key: &dst, UploadId: up.UploadId, MultipartUpload: completed(parts),
-		})
-	}
-	if err != nil {
-		s.abortMultipart(ctx, dst, aws.ToString(up.UploadId))
-	}
+// copyObject copies src to dst on the server. Only an upload's tail, smaller than a
+// part, is ever copied, far below CopyObject's 5 GiB limit: larger uploads complete
+// where they were written.
+func (s *Store) copyObject(ctx context.Context, src, dst string) error {
+	_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: s.copySource(src)})
 	return err
 }
 

@@ -204,16 +204,16 @@ func (s *Store) streamParts(ctx context.Context, key, id string, src io.Reader, 
 	return w.wait()
 }
 
-// Open returns a reader of blob d that fetches bytes lazily with ranged GETs: nothing is
+// Open returns a reader of blob d at loc that fetches bytes lazily with ranged GETs: nothing is
 // requested until the first Read, and a Seek moves the next GET's Range. net/http's
 // ServeContent seeks to the end to learn the size and back to where it will read, so a
 // plain GET costs a HEAD and one GET, and a Range request the same.
-func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
-	size, err := s.Stat(ctx, d)
+func (s *Store) Open(ctx context.Context, d digest.Digest, loc string) (io.ReadSeekCloser, int64, error) {
+	size, err := s.Stat(ctx, d, loc)
 	if err != nil {
 		return nil, 0, err
 	}
-	key, _ := s.blobKey(d)
+	key, _ := s.locationKey(d, loc)
 	return &objectReader{s: s, ctx: ctx, key: key, size: size}, size, nil
 }
 

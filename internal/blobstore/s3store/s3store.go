@@ -3,10 +3,18 @@
 //
 // Layout under the bucket and an optional prefix:
 //
-//	<prefix>/blobs/<alg>/<first two hex>/<hex>   verified blobs
+//	<prefix>/blobs/<alg>/<first two hex>/<hex>   verified blobs at their own key
+//	<prefix>/blobs/by-upload/<id>                target of a chunked upload's multipart upload,
+//	                                             and where the blob stays once committed
 //	<prefix>/uploads/<id>/info                   marker of a chunked upload (its multipart upload id)
-//	<prefix>/uploads/<id>/data                   target of the chunked upload's multipart upload
 //	<prefix>/uploads/<id>/tail-<random>          bytes that do not yet fill a part
+//
+// A chunked upload's digest is known only at its last request, after the multipart
+// upload's key was chosen, so it completes where it was written and CommitUpload returns
+// the location "by-upload/<id>", which the registry records with the blob and passes
+// back to Stat, Open, Delete and RedirectURL (docs/design/blob-locations.md). Copying it
+// to its own key would cost a server-side copy of every byte at the end of every docker
+// push. Monolithic uploads, whose digest comes first, go straight to their own key.
 //
 // Nothing the store needs to resume an upload is discovered by listing multipart uploads:
 // the upload id and the part list travel in blobstore.UploadState.Backend, which the
@@ -56,9 +64,11 @@ const (
 	// about 5% faster against versitygw, for twice the memory per stream.
 	DefaultPartSize = 8 << 20
 	maxParts        = 10000
-	// maxCopySize is the largest object CopyObject may copy; above it we copy in parts.
-	maxCopySize = 5 << 30
-	// copyPartSize is the range of each UploadPartCopy of a large object.
+	// maxPartSize is the largest part S3 accepts, and the largest range one
+	// UploadPartCopy may copy.
+	maxPartSize = 5 << 30
+	// copyPartSize is the range of each UploadPartCopy when a completed upload is
+	// reopened to append to it.
 	copyPartSize = 1 << 30
 )
 
@@ -119,7 +129,6 @@ type Store struct {
 	partSize    int64
 	inFlight    int
 	presignTTL  time.Duration
-	copyMax     int64 // CopyObject limit; smaller in tests to exercise UploadPartCopy
 	copyPart    int64
 	cleanupTime time.Duration
 }
@@ -191,7 +200,6 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		partSize:    o.PartSize,
 		inFlight:    o.PartsInFlight,
 		presignTTL:  o.PresignTTL,
-		copyMax:     maxCopySize,
 		copyPart:    copyPartSize,
 		cleanupTime: 30 * time.Second,
 	}, nil
@@ -229,8 +237,8 @@ func (o *Options) normalize() error {
 		o.PartSize = DefaultPartSize
 	case o.PartSize < MinPartSize:
 		return fmt.Errorf("part size %d is below the S3 minimum of %d", o.PartSize, MinPartSize)
-	case o.PartSize > maxCopySize:
-		return fmt.Errorf("part size %d is above the S3 maximum of %d", o.PartSize, int64(maxCopySize))
+	case o.PartSize > maxPartSize:
+		return fmt.Errorf("part size %d is above the S3 maximum of %d", o.PartSize, int64(maxPartSize))
 	}
 	if o.PartsInFlight <= 0 {
 		o.PartsInFlight = 2
@@ -255,6 +263,27 @@ func (s *Store) blobKey(d digest.Digest) (string, error) {
 	}
 	hx := d.Encoded()
 	return s.prefix + "blobs/" + string(d.Algorithm()) + "/" + hx[:2] + "/" + hx, nil
+}
+
+// byUpload starts the locations of blobs committed where their chunked upload wrote them.
+const byUpload = "by-upload/"
+
+// dataKey is the key the multipart upload of upload id (already validated) writes.
+func (s *Store) dataKey(id string) string {
+	return s.prefix + "blobs/" + byUpload + id
+}
+
+// locationKey maps blob d at location loc (as CommitUpload returned it; "" for the
+// digest's own key) to its key. Locations are checked as strictly as digests.
+func (s *Store) locationKey(d digest.Digest, loc string) (string, error) {
+	if loc == "" {
+		return s.blobKey(d)
+	}
+	id, ok := strings.CutPrefix(loc, byUpload)
+	if !ok || !validUploadID(id) {
+		return "", fmt.Errorf("unknown blob location %q", loc)
+	}
+	return s.dataKey(id), nil
 }
 
 // uploadDir is the key prefix of everything upload id stores. Ids are checked like the
@@ -290,9 +319,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Stat returns the size of blob d, or ErrNotFound.
-func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
-	key, err := s.blobKey(d)
+// Stat returns the size of blob d at loc, or ErrNotFound.
+func (s *Store) Stat(ctx context.Context, d digest.Digest, loc string) (int64, error) {
+	key, err := s.locationKey(d, loc)
 	if err != nil {
 		return 0, fmt.Errorf("s3store: stat %q: %w", d, blobstore.ErrNotFound)
 	}
@@ -327,11 +356,11 @@ func (s *Store) exists(ctx context.Context, key string) (bool, error) {
 	return false, err
 }
 
-// Delete removes blob d; a missing blob is not an error.
-func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
-	key, err := s.blobKey(d)
+// Delete removes blob d at loc; a missing blob is not an error.
+func (s *Store) Delete(ctx context.Context, d digest.Digest, loc string) error {
+	key, err := s.locationKey(d, loc)
 	if err != nil {
-		return nil // an invalid digest names no blob, so there is nothing to delete
+		return nil // an invalid digest or location names no blob: nothing to delete
 	}
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil && !isNotFound(err) {
 		return s.fail(ctx, "delete "+d.String(), err)
@@ -339,11 +368,12 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	return nil
 }
 
-// RedirectURL returns a presigned GET URL of blob d valid for ttl (Options.PresignTTL
-// when ttl <= 0), for the registry to answer 307 with. It makes no request, so it does
-// not check that the blob exists: the registry already knows from its metadata.
-func (s *Store) RedirectURL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error) {
-	key, err := s.blobKey(d)
+// RedirectURL returns a presigned GET URL of blob d at loc valid for ttl
+// (Options.PresignTTL when ttl <= 0), for the registry to answer 307 with. It makes no
+// request, so it does not check that the blob exists: the registry already knows from
+// its metadata.
+func (s *Store) RedirectURL(ctx context.Context, d digest.Digest, loc string, ttl time.Duration) (string, error) {
+	key, err := s.locationKey(d, loc)
 	if err != nil {
 		return "", fmt.Errorf("s3store: redirect %q: %w", d, blobstore.ErrNotFound)
 	}

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,8 +71,8 @@ func TestPutMultipart(t *testing.T) {
 		if err != nil || n != int64(len(data)) {
 			t.Fatalf("Put(size %d) = %d, %v", size, n, err)
 		}
-		checkBlob(t, s, d, data)
-		if err := s.Delete(ctx, d); err != nil {
+		checkBlob(t, s, d, "", data)
+		if err := s.Delete(ctx, d, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -81,7 +83,7 @@ func TestPutMultipart(t *testing.T) {
 			t.Fatalf("Put(wrong digest, size %d) = %v, want ErrDigestMismatch", size, err)
 		}
 	}
-	if _, err := s.Stat(ctx, wrong); !errors.Is(err, blobstore.ErrNotFound) {
+	if _, err := s.Stat(ctx, wrong, ""); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Fatalf("Stat after a wrong digest = %v, want ErrNotFound", err)
 	}
 	checkNoLeftovers(t, s)
@@ -118,11 +120,12 @@ func TestChunkedOddSizes(t *testing.T) {
 		t.Fatalf("test data is %d bytes, want over 20 MiB", total)
 	}
 	d := digest.FromBytes(data)
-	if err := s.CommitUpload(ctx, id, st, d); err != nil {
+	loc, err := s.CommitUpload(ctx, id, st, d)
+	if err != nil {
 		t.Fatalf("CommitUpload: %v", err)
 	}
-	checkBlob(t, s, d, data)
-	checkNoLeftovers(t, s)
+	checkBlob(t, s, d, loc, data)
+	checkNoLeftovers(t, s, loc)
 }
 
 // TestResumeOnAnotherReplica plays two replicas: each is its own Store value and knows the
@@ -139,11 +142,129 @@ func TestResumeOnAnotherReplica(t *testing.T) {
 	st = storetest.Append(t, a, id, st, data[9*mib+2:15*mib])
 	st = storetest.Append(t, b, id, st, data[15*mib:])
 	d := digest.FromBytes(data)
-	if err := b.CommitUpload(ctx, id, st, d); err != nil {
+	loc, err := b.CommitUpload(ctx, id, st, d)
+	if err != nil {
 		t.Fatalf("CommitUpload on the second replica: %v", err)
 	}
-	checkBlob(t, a, d, data)
+	checkBlob(t, a, d, loc, data)
 }
+
+// TestCommitInPlace checks that committing a chunked upload of several parts copies no
+// byte on the server: the requests it makes, counted on the wire, are the completion and
+// marker bookkeeping only, and the blob is read, redirected to and deleted at the
+// location the commit returned. An abort after the commit leaves the blob alone. (An
+// upload whose last chunk leaves a tail below the part minimum copies that tail, at
+// most 5 MiB, in as the last part; these chunks leave none.)
+func TestCommitInPlace(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		counting bool
+		seen     []string
+	)
+	count := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		if counting {
+			op := r.Method
+			switch {
+			case r.Header.Get("X-Amz-Copy-Source") != "":
+				op += " copy"
+			case r.URL.Query().Has("uploadId") && r.Method == http.MethodPost:
+				op += " complete"
+			case r.URL.Query().Has("partNumber"):
+				op += " part"
+			}
+			seen = append(seen, op+" "+r.URL.Path)
+		}
+		mu.Unlock()
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	s := newStore(t, func(o *Options) {
+		o.PartSize = MinPartSize
+		o.HTTPClient = &http.Client{Transport: count}
+	})
+	ctx := context.Background()
+	data := storetest.Random(t, 3*MinPartSize)
+	id := storetest.NewID(t)
+	st := storetest.CreateUpload(t, s, id)
+	for off := 0; off < len(data); off += MinPartSize {
+		st = storetest.Append(t, s, id, st, data[off:off+MinPartSize])
+	}
+	d := digest.FromBytes(data)
+	mu.Lock()
+	counting = true
+	mu.Unlock()
+	loc, err := s.CommitUpload(ctx, id, st, d)
+	mu.Lock()
+	counting = false
+	ops := slices.Clone(seen)
+	mu.Unlock()
+	if err != nil {
+		t.Fatalf("CommitUpload: %v", err)
+	}
+	if loc != byUpload+id {
+		t.Fatalf("CommitUpload = location %q, want %q", loc, byUpload+id)
+	}
+	completes := 0
+	for _, op := range ops {
+		if strings.Contains(op, " copy ") || strings.Contains(op, " part ") {
+			t.Errorf("commit sent %s: bytes were copied on the server", op)
+		}
+		if strings.HasPrefix(op, "POST complete") {
+			completes++
+		}
+	}
+	if completes != 1 {
+		t.Errorf("commit completed %d multipart uploads, want 1 (requests: %q)", completes, ops)
+	}
+	checkBlob(t, s, d, loc, data)
+	if _, err := s.Stat(ctx, d, ""); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Errorf("Stat at the digest's own key = %v, want ErrNotFound (nothing was copied there)", err)
+	}
+	u, err := s.RedirectURL(ctx, d, loc, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
+		t.Fatalf("GET redirect URL: %d, %d bytes, %v", resp.StatusCode, len(got), err)
+	}
+	if err := s.AbortUpload(ctx, id); err != nil {
+		t.Fatalf("AbortUpload after commit: %v", err)
+	}
+	checkBlob(t, s, d, loc, data)
+	checkNoLeftovers(t, s, loc)
+	if err := s.Delete(ctx, d, loc); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	checkNoLeftovers(t, s)
+}
+
+// TestAbortAfterFailedCommit: a sha512 commit with the wrong digest completes the
+// multipart upload to read it back; aborting then must remove the completed object,
+// which no blob owns.
+func TestAbortAfterFailedCommit(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	data := storetest.Random(t, 9*mib+1)
+	id := storetest.NewID(t)
+	st := storetest.Append(t, s, id, storetest.CreateUpload(t, s, id), data)
+	if _, err := s.CommitUpload(ctx, id, st, digest.SHA512.FromBytes(data[1:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
+		t.Fatalf("CommitUpload(wrong sha512) = %v, want ErrDigestMismatch", err)
+	}
+	if err := s.AbortUpload(ctx, id); err != nil {
+		t.Fatalf("AbortUpload: %v", err)
+	}
+	checkNoLeftovers(t, s)
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // newStoreOn returns a second Store value on the bucket of s, as another replica would.
 func newStoreOn(t *testing.T, s *Store) *Store {
@@ -174,21 +295,22 @@ func TestCommitWrongDigest(t *testing.T) {
 	st := storetest.Append(t, s, id, storetest.CreateUpload(t, s, id), data[:11*mib])
 
 	for _, wrong := range []digest.Digest{digest.FromBytes(data), digest.SHA512.FromBytes(data), digest.SHA512.FromBytes(data[:11*mib-1])} {
-		if err := s.CommitUpload(ctx, id, st, wrong); !errors.Is(err, blobstore.ErrDigestMismatch) {
+		if _, err := s.CommitUpload(ctx, id, st, wrong); !errors.Is(err, blobstore.ErrDigestMismatch) {
 			t.Fatalf("CommitUpload(%s) = %v, want ErrDigestMismatch", wrong.Algorithm(), err)
 		}
-		if _, err := s.Stat(ctx, wrong); !errors.Is(err, blobstore.ErrNotFound) {
+		if _, err := s.Stat(ctx, wrong, ""); !errors.Is(err, blobstore.ErrNotFound) {
 			t.Fatalf("Stat(wrong digest) = %v, want ErrNotFound", err)
 		}
 	}
 	// The sha512 attempt completed the multipart upload; appending must reopen it.
 	st = storetest.Append(t, s, id, st, data[11*mib:])
 	d := digest.SHA512.FromBytes(data)
-	if err := s.CommitUpload(ctx, id, st, d); err != nil {
+	loc, err := s.CommitUpload(ctx, id, st, d)
+	if err != nil {
 		t.Fatalf("CommitUpload(sha512) after append: %v", err)
 	}
-	checkBlob(t, s, d, data)
-	checkNoLeftovers(t, s)
+	checkBlob(t, s, d, loc, data)
+	checkNoLeftovers(t, s, loc)
 }
 
 // TestCommitAfterFailedRehash commits with the state that a failed sha512 commit left
@@ -199,7 +321,7 @@ func TestCommitAfterFailedRehash(t *testing.T) {
 	data := storetest.Random(t, 9*mib+1)
 	id := storetest.NewID(t)
 	st := storetest.Append(t, s, id, storetest.CreateUpload(t, s, id), data)
-	if err := s.CommitUpload(ctx, id, st, digest.SHA512.FromBytes(data[1:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
+	if _, err := s.CommitUpload(ctx, id, st, digest.SHA512.FromBytes(data[1:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
 		t.Fatalf("CommitUpload(wrong sha512) = %v, want ErrDigestMismatch", err)
 	}
 	// Without a hash state sha256 is verified by reading the completed object back.
@@ -207,14 +329,15 @@ func TestCommitAfterFailedRehash(t *testing.T) {
 	b := decodeBackend(t, st)
 	b.SHA256 = nil
 	st.Backend, _ = json.Marshal(b)
-	if err := s.CommitUpload(ctx, id, st, digest.FromBytes(data[2:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
+	if _, err := s.CommitUpload(ctx, id, st, digest.FromBytes(data[2:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
 		t.Fatalf("CommitUpload(wrong sha256, no hash state) = %v, want ErrDigestMismatch", err)
 	}
 	d := digest.FromBytes(data)
-	if err := s.CommitUpload(ctx, id, st, d); err != nil {
+	loc, err := s.CommitUpload(ctx, id, st, d)
+	if err != nil {
 		t.Fatalf("CommitUpload(right sha256): %v", err)
 	}
-	checkBlob(t, s, d, data)
+	checkBlob(t, s, d, loc, data)
 }
 
 // TestAppendFailsAfterParts fails a chunk after parts of it were uploaded; the old state
@@ -231,26 +354,11 @@ func TestAppendFailsAfterParts(t *testing.T) {
 	}
 	st = storetest.Append(t, s, id, st, data[3*mib:])
 	d := digest.FromBytes(data)
-	if err := s.CommitUpload(ctx, id, st, d); err != nil {
+	loc, err := s.CommitUpload(ctx, id, st, d)
+	if err != nil {
 		t.Fatalf("CommitUpload: %v", err)
 	}
-	checkBlob(t, s, d, data)
-}
-
-// TestLargeCopy lowers the CopyObject limit so that commits take the UploadPartCopy path
-// that blobs over 5 GiB take.
-func TestLargeCopy(t *testing.T) {
-	s := newStore(t, nil)
-	s.copyMax, s.copyPart = 6*mib, 2*MinPartSize
-	ctx := context.Background()
-	data := storetest.Random(t, 23*mib+9)
-	id := storetest.NewID(t)
-	st := storetest.Append(t, s, id, storetest.CreateUpload(t, s, id), data)
-	d := digest.FromBytes(data)
-	if err := s.CommitUpload(ctx, id, st, d); err != nil {
-		t.Fatalf("CommitUpload: %v", err)
-	}
-	checkBlob(t, s, d, data)
+	checkBlob(t, s, d, loc, data)
 }
 
 func TestAbortRemovesEverything(t *testing.T) {
@@ -276,7 +384,7 @@ func TestOpenRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc, _, err := s.Open(r.Context(), d)
+		rc, _, err := s.Open(r.Context(), d, "")
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -326,7 +434,7 @@ func TestRedirectURL(t *testing.T) {
 	if _, err := s.Put(ctx, od, bytes.NewReader(other), int64(len(other))); err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.RedirectURL(ctx, d, time.Minute)
+	u, err := s.RedirectURL(ctx, d, "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +495,7 @@ func TestUnavailable(t *testing.T) {
 	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Ping = %v, want ErrUnavailable", err)
 	}
-	if _, err := s.Stat(ctx, d); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.Stat(ctx, d, ""); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Stat = %v, want ErrUnavailable", err)
 	}
 	if _, err := s.Put(ctx, d, strings.NewReader("x"), 1); !errors.Is(err, ErrUnavailable) {
@@ -421,9 +529,9 @@ func decodeBackend(t *testing.T, st blobstore.UploadState) backend {
 	return b
 }
 
-func checkBlob(t *testing.T, s *Store, d digest.Digest, data []byte) {
+func checkBlob(t *testing.T, s *Store, d digest.Digest, loc string, data []byte) {
 	t.Helper()
-	rc, size, err := s.Open(context.Background(), d)
+	rc, size, err := s.Open(context.Background(), d, loc)
 	if err != nil {
 		t.Fatalf("Open %s: %v", d, err)
 	}
@@ -434,19 +542,23 @@ func checkBlob(t *testing.T, s *Store, d digest.Digest, data []byte) {
 	}
 }
 
-// checkNoLeftovers asserts that no upload object and no incomplete multipart upload is
-// left in the store's bucket. ListMultipartUploads is used here only to observe the
-// server; the store itself never relies on it.
-func checkNoLeftovers(t *testing.T, s *Store) {
+// checkNoLeftovers asserts that no upload object, no completed upload other than the
+// committed locations keep, and no incomplete multipart upload is left in the store's
+// bucket. ListMultipartUploads is used here only to observe the server; the store itself
+// never relies on it.
+func checkNoLeftovers(t *testing.T, s *Store, keep ...string) {
 	t.Helper()
 	ctx := context.Background()
-	prefix := s.prefix + "uploads/"
-	objs, err := s.client.ListObjects(ctx, &s3.ListObjectsInput{Bucket: &s.bucket, Prefix: &prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range objs.Contents {
-		t.Errorf("left behind: object %s", aws.ToString(o.Key))
+	for _, prefix := range []string{s.prefix + "uploads/", s.prefix + "blobs/" + byUpload} {
+		objs, err := s.client.ListObjects(ctx, &s3.ListObjectsInput{Bucket: &s.bucket, Prefix: &prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs.Contents {
+			if !slices.ContainsFunc(keep, func(loc string) bool { return s.prefix+"blobs/"+loc == aws.ToString(o.Key) }) {
+				t.Errorf("left behind: object %s", aws.ToString(o.Key))
+			}
+		}
 	}
 	ups, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket})
 	if err != nil {

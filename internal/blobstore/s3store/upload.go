@@ -19,19 +19,22 @@ import (
 	"github.com/hubctl/hubctl/internal/blobstore"
 )
 
-// A chunked upload is one multipart upload to <uploads>/<id>/data. Client chunks have
+// A chunked upload is one multipart upload to blobs/by-upload/<id>. Client chunks have
 // any size, so bytes that do not fill a part wait in a tail object until the next chunk
 // (or the commit, which adds the tail as the last part with UploadPartCopy): every part
 // but the last is at least MinPartSize. Tail objects get random names and are kept one
 // state longer than needed, so a state a caller still holds never points at bytes that
 // were overwritten or deleted.
 //
-// Committing completes the multipart upload and copies the object to its
-// content-addressed key on the server. The sha256 of a digest is checked from the running
-// hash state before anything is completed; other digests need the bytes back, which only
-// a completed object gives, so the marker records that the upload's data now lives in the
-// completed object, and a later append (after a digest mismatch) reopens a new multipart
-// upload from it with UploadPartCopy.
+// Committing completes the multipart upload where it is and hands the object over as the
+// blob's location: no byte is copied. (An upload too small for a part, only a tail, is
+// copied to the blob's own key instead.) The sha256 of a digest is checked from the
+// running hash state before anything is completed; other digests need the bytes back,
+// which only a completed object gives, so the marker records that the upload's data now
+// lives in the completed object, and a later append (after a digest mismatch) reopens a
+// new multipart upload from it with UploadPartCopy. Once the bytes are verified the
+// marker says so (Committed), and from then on no abort or cleanup deletes them: they
+// belong to the blob.
 
 // backend is UploadState.Backend: everything a replica needs to continue the upload.
 type backend struct {
@@ -71,6 +74,8 @@ type marker struct {
 	// Done is the multipart upload completed into the data object, of DoneSize bytes.
 	Done     string `json:"done,omitempty"`
 	DoneSize int64  `json:"doneSize,omitempty"`
+	// Committed is the completed object verified and handed over as a blob.
+	Committed bool `json:"committed,omitempty"`
 }
 
 // CreateUpload starts the multipart upload of upload id and records it in the marker.
@@ -79,7 +84,7 @@ func (s *Store) CreateUpload(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := dir + "data"
+	key := s.dataKey(id)
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
 	})
@@ -186,11 +191,11 @@ func (s *Store) AppendUpload(ctx context.Context, id string, st blobstore.Upload
 		if len(b.Parts) == 0 || b.UploadID != m.Done || m.DoneSize < b.partsSize() {
 			return st, fmt.Errorf("s3store: upload %s: state refers to multipart upload %q, which is no longer in use: %w", id, b.UploadID, blobstore.ErrUploadNotFound)
 		}
-		if b, err = s.reopen(ctx, dir, b, m); err != nil {
+		if b, err = s.reopen(ctx, id, dir, b, m); err != nil {
 			return st, s.fail(ctx, "append upload "+id+": reopen", err)
 		}
 	}
-	next, err := s.appendData(ctx, dir, st, b, r)
+	next, err := s.appendData(ctx, id, dir, st, b, r)
 	if err != nil {
 		if isNoSuchUpload(err) || isNotFound(err) {
 			return st, fmt.Errorf("s3store: append upload %s: %v: %w", id, err, blobstore.ErrUploadNotFound)
@@ -203,38 +208,41 @@ func (s *Store) AppendUpload(ctx context.Context, id string, st blobstore.Upload
 // reopen continues an upload whose multipart upload was completed by a commit that then
 // failed the digest check: a new multipart upload starts with the completed object's
 // parts, copied on the server.
-func (s *Store) reopen(ctx context.Context, dir string, b backend, m marker) (backend, error) {
-	key := dir + "data"
+func (s *Store) reopen(ctx context.Context, id, dir string, b backend, m marker) (backend, error) {
+	if m.Committed {
+		return b, fmt.Errorf("upload was committed: %w", blobstore.ErrUploadNotFound)
+	}
+	key := s.dataKey(id)
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
 	})
 	if err != nil {
 		return b, err
 	}
-	id := aws.ToString(up.UploadId)
-	parts, err := s.copyRanges(ctx, key, key, id, 1, 0, b.partsSize())
+	upload := aws.ToString(up.UploadId)
+	parts, err := s.copyRanges(ctx, key, key, upload, 1, 0, b.partsSize())
 	if err == nil {
-		err = s.putMarker(ctx, dir, marker{Upload: id, Done: m.Done, DoneSize: m.DoneSize})
+		err = s.putMarker(ctx, dir, marker{Upload: upload, Done: m.Done, DoneSize: m.DoneSize})
 	}
 	if err != nil {
-		s.abortMultipart(ctx, key, id)
+		s.abortMultipart(ctx, key, upload)
 		return b, err
 	}
 	if m.Upload != "" {
 		// Left by a reopen whose state the caller never recorded.
 		s.abortMultipart(ctx, key, m.Upload)
 	}
-	b.UploadID, b.Parts = id, parts
+	b.UploadID, b.Parts = upload, parts
 	return b, nil
 }
 
-func (s *Store) appendData(ctx context.Context, dir string, st blobstore.UploadState, b backend, r io.Reader) (blobstore.UploadState, error) {
+func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.UploadState, b backend, r io.Reader) (blobstore.UploadState, error) {
 	h, err := restoreHash(st, b)
 	if err != nil {
 		return st, err
 	}
 	src := &hashingReader{ctx: ctx, r: r, h: h, limit: -1, client: true}
-	key := dir + "data"
+	key := s.dataKey(id)
 	num := b.nextPart()
 	buf := s.getBuf(s.partSizeFor(num))
 	k := 0
@@ -356,58 +364,69 @@ func (s *Store) deleteKey(ctx context.Context, key string) {
 	_, _ = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key})
 }
 
-// CommitUpload verifies upload id against d and copies it to blob d on the server. On
-// ErrDigestMismatch the upload stays, so the client may retry or append.
-func (s *Store) CommitUpload(ctx context.Context, id string, st blobstore.UploadState, d digest.Digest) error {
+// CommitUpload verifies upload id against d and makes it blob d: a completed multipart
+// upload stays where it was written and its location is returned; a tail-only or empty
+// upload is copied to the blob's own key (location ""). On ErrDigestMismatch the upload
+// stays, so the client may retry or append.
+func (s *Store) CommitUpload(ctx context.Context, id string, st blobstore.UploadState, d digest.Digest) (string, error) {
 	dir, b, m, err := s.loadUpload(ctx, id, st)
 	if err != nil {
-		return err
+		return "", err
 	}
 	dst, err := s.blobKey(d)
 	if err != nil {
-		return fmt.Errorf("s3store: commit upload %s to %q: %w: %v", id, d, blobstore.ErrDigestMismatch, err)
+		return "", fmt.Errorf("s3store: commit upload %s to %q: %w: %v", id, d, blobstore.ErrDigestMismatch, err)
 	}
 	verified := false
 	if d.Algorithm() == digest.SHA256 {
 		h, err := restoreHash(st, b)
 		if err != nil {
-			return fmt.Errorf("s3store: commit upload %s: %w", id, err)
+			return "", fmt.Errorf("s3store: commit upload %s: %w", id, err)
 		}
 		if h != nil {
 			if got := digest.NewDigest(digest.SHA256, h); got != d {
-				return fmt.Errorf("s3store: commit upload %s: content is %s, not %s: %w", id, got, d, blobstore.ErrDigestMismatch)
+				return "", fmt.Errorf("s3store: commit upload %s: content is %s, not %s: %w", id, got, d, blobstore.ErrDigestMismatch)
 			}
 			verified = true
 		}
 	}
-	src, m, err := s.materialize(ctx, dir, st, b, m)
+	src, m, err := s.materialize(ctx, id, dir, st, b, m, verified)
 	if err != nil {
 		if isNoSuchUpload(err) || isNotFound(err) {
-			return fmt.Errorf("s3store: commit upload %s: %v: %w", id, err, blobstore.ErrUploadNotFound)
+			return "", fmt.Errorf("s3store: commit upload %s: %v: %w", id, err, blobstore.ErrUploadNotFound)
 		}
-		return s.fail(ctx, "commit upload "+id, err)
+		return "", s.fail(ctx, "commit upload "+id, err)
 	}
 	if !verified {
 		if err := s.rehash(ctx, src, st.Offset, d); err != nil {
 			if errors.Is(err, blobstore.ErrDigestMismatch) || errors.Is(err, blobstore.ErrSizeMismatch) {
-				return fmt.Errorf("s3store: commit upload %s: %w", id, err)
+				return "", fmt.Errorf("s3store: commit upload %s: %w", id, err)
 			}
-			return s.fail(ctx, "commit upload "+id, err)
+			return "", s.fail(ctx, "commit upload "+id, err)
 		}
 	}
-	if err := s.install(ctx, src, dst, st.Offset); err != nil {
-		return s.fail(ctx, "commit upload "+id, err)
+	loc := ""
+	if src == s.dataKey(id) {
+		if !m.Committed {
+			m.Committed = true
+			if err := s.putMarker(ctx, dir, m); err != nil {
+				return "", s.fail(ctx, "commit upload "+id, err)
+			}
+		}
+		loc = byUpload + id
+	} else if err := s.install(ctx, src, dst); err != nil {
+		return "", s.fail(ctx, "commit upload "+id, err)
 	}
 	cctx, cancel := s.cleanupContext(ctx)
 	defer cancel()
 	// The blob is in place; what cleanup misses, a lifecycle rule on uploads/ removes.
-	_ = s.cleanup(cctx, dir, m)
-	return nil
+	_ = s.cleanup(cctx, id, dir, m)
+	return loc, nil
 }
 
-// install copies the verified object src (size bytes; "" for empty) to dst unless dst is
+// install copies the verified tail object src ("" for empty) to dst unless dst is
 // already there, in which case it holds the same bytes.
-func (s *Store) install(ctx context.Context, src, dst string, size int64) error {
+func (s *Store) install(ctx context.Context, src, dst string) error {
 	if ok, err := s.exists(ctx, dst); err != nil || ok {
 		return err
 	}
@@ -417,19 +436,20 @@ func (s *Store) install(ctx context.Context, src, dst string, size int64) error 
 		})
 		return err
 	}
-	return s.copyObject(ctx, src, dst, size)
+	return s.copyObject(ctx, src, dst)
 }
 
 // materialize makes the upload's bytes one readable object and returns its key ("" for
-// an empty upload) and the marker as it now stands.
-func (s *Store) materialize(ctx context.Context, dir string, st blobstore.UploadState, b backend, m marker) (string, marker, error) {
+// an empty upload) and the marker as it now stands. verified says the bytes already
+// matched the digest, so a completion is recorded as committed at once.
+func (s *Store) materialize(ctx context.Context, id, dir string, st blobstore.UploadState, b backend, m marker, verified bool) (string, marker, error) {
 	if len(b.Parts) == 0 {
 		if b.TailSize == 0 {
 			return "", m, nil
 		}
 		return dir + b.Tail, m, nil
 	}
-	key := dir + "data"
+	key := s.dataKey(id)
 	if b.UploadID == m.Done && m.DoneSize == st.Offset {
 		return key, m, nil // completed by an earlier commit
 	}
@@ -456,7 +476,7 @@ func (s *Store) materialize(ctx context.Context, dir string, st blobstore.Upload
 			return "", m, err
 		}
 	}
-	m = marker{Done: b.UploadID, DoneSize: st.Offset}
+	m = marker{Done: b.UploadID, DoneSize: st.Offset, Committed: verified}
 	if err := s.putMarker(ctx, dir, m); err != nil {
 		return "", m, err
 	}
@@ -505,22 +525,30 @@ func (s *Store) AbortUpload(ctx context.Context, id string) error {
 	if err != nil && !errors.Is(err, blobstore.ErrUploadNotFound) {
 		return err
 	}
-	if err := s.cleanup(ctx, dir, m); err != nil {
+	if err := s.cleanup(ctx, id, dir, m); err != nil {
 		return s.fail(ctx, "abort upload "+id, err)
 	}
 	return nil
 }
 
-// cleanup removes upload dir: the marker first, so the upload is gone for every replica
-// at once, then its live multipart upload, then whatever objects remain. Listing uses
-// ListObjects V1, the one COS documents, and only ever under one upload's directory.
-func (s *Store) cleanup(ctx context.Context, dir string, m marker) error {
+// cleanup removes upload id: a completed object that was never committed (a digest
+// mismatch the client gave up on) first, then the marker, so the upload is gone for
+// every replica at once, then its live multipart upload, then whatever objects remain
+// under its directory dir. Listing uses ListObjects V1, the one COS documents, and only
+// ever under one upload's directory. A committed object is the blob's and stays.
+func (s *Store) cleanup(ctx context.Context, id, dir string, m marker) error {
+	if m.Done != "" && !m.Committed {
+		key := s.dataKey(id)
+		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
 	info := dir + "info"
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &info}); err != nil && !isNotFound(err) {
 		return err
 	}
 	if m.Upload != "" {
-		key := dir + "data"
+		key := s.dataKey(id)
 		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &m.Upload})
 		if err != nil && !isNoSuchUpload(err) && !isNotFound(err) {
 			return err

@@ -40,9 +40,9 @@ func Run(t *testing.T, s blobstore.Store) {
 			data := Random(t, blobSize)
 			d := alg.FromBytes(data)
 			mustPut(t, s, d, data)
-			checkBlob(t, s, d, data)
+			checkBlob(t, s, d, "", data)
 
-			rc, _, err := s.Open(ctx, d)
+			rc, _, err := s.Open(ctx, d, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,11 +55,11 @@ func Run(t *testing.T, s blobstore.Store) {
 				t.Fatalf("read after Seek = %x, %v; want %x", tail, err, data[blobSize-10:])
 			}
 
-			if err := s.Delete(ctx, d); err != nil {
+			if err := s.Delete(ctx, d, ""); err != nil {
 				t.Fatalf("Delete: %v", err)
 			}
-			checkAbsent(t, s, d)
-			if err := s.Delete(ctx, d); err != nil {
+			checkAbsent(t, s, d, "")
+			if err := s.Delete(ctx, d, ""); err != nil {
 				t.Fatalf("second Delete: %v, want nil (idempotent)", err)
 			}
 		})
@@ -68,7 +68,7 @@ func Run(t *testing.T, s blobstore.Store) {
 	t.Run("EmptyBlob", func(t *testing.T) {
 		d := digest.FromBytes(nil)
 		mustPut(t, s, d, nil)
-		checkBlob(t, s, d, nil)
+		checkBlob(t, s, d, "", nil)
 	})
 
 	t.Run("UnknownSize", func(t *testing.T) {
@@ -78,7 +78,7 @@ func Run(t *testing.T, s blobstore.Store) {
 		if err != nil || n != int64(len(data)) {
 			t.Fatalf("Put(size -1) = %d, %v; want %d, nil", n, err, len(data))
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, "", data)
 	})
 
 	t.Run("WrongDigest", func(t *testing.T) {
@@ -88,8 +88,8 @@ func Run(t *testing.T, s blobstore.Store) {
 		if !errors.Is(err, blobstore.ErrDigestMismatch) {
 			t.Fatalf("Put(wrong digest) = %v, want ErrDigestMismatch", err)
 		}
-		checkAbsent(t, s, d)
-		checkAbsent(t, s, digest.FromBytes(data))
+		checkAbsent(t, s, d, "")
+		checkAbsent(t, s, digest.FromBytes(data), "")
 	})
 
 	t.Run("ShortBody", func(t *testing.T) {
@@ -99,7 +99,7 @@ func Run(t *testing.T, s blobstore.Store) {
 		if !errors.Is(err, blobstore.ErrSizeMismatch) {
 			t.Fatalf("Put(short body) = %v, want ErrSizeMismatch", err)
 		}
-		checkAbsent(t, s, d)
+		checkAbsent(t, s, d, "")
 	})
 
 	t.Run("LongBody", func(t *testing.T) {
@@ -109,7 +109,7 @@ func Run(t *testing.T, s blobstore.Store) {
 		if !errors.Is(err, blobstore.ErrSizeMismatch) {
 			t.Fatalf("Put(long body) = %v, want ErrSizeMismatch", err)
 		}
-		checkAbsent(t, s, d)
+		checkAbsent(t, s, d, "")
 	})
 
 	t.Run("EndlessBodyIsNotReadToTheEnd", func(t *testing.T) {
@@ -124,7 +124,7 @@ func Run(t *testing.T, s blobstore.Store) {
 		if body.read > 32*mib {
 			t.Fatalf("Put read %d bytes of a body declared as %d", body.read, mib)
 		}
-		checkAbsent(t, s, d)
+		checkAbsent(t, s, d, "")
 	})
 
 	t.Run("BodyFailsMidway", func(t *testing.T) {
@@ -134,7 +134,7 @@ func Run(t *testing.T, s blobstore.Store) {
 		if !errors.Is(err, ErrBody) {
 			t.Fatalf("Put(failing body) = %v, want the body's error", err)
 		}
-		checkAbsent(t, s, d)
+		checkAbsent(t, s, d, "")
 	})
 
 	t.Run("CancelledBefore", func(t *testing.T) {
@@ -146,7 +146,7 @@ func Run(t *testing.T, s blobstore.Store) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Put(cancelled ctx) = %v, want context.Canceled", err)
 		}
-		checkAbsent(t, s, d)
+		checkAbsent(t, s, d, "")
 	})
 
 	t.Run("CancelledMidway", func(t *testing.T) {
@@ -159,7 +159,7 @@ func Run(t *testing.T, s blobstore.Store) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Put(ctx cancelled midway) = %v, want context.Canceled", err)
 		}
-		checkAbsent(t, s, d)
+		checkAbsent(t, s, d, "")
 	})
 
 	t.Run("ExistingBlobWrongBytes", func(t *testing.T) {
@@ -171,10 +171,10 @@ func Run(t *testing.T, s blobstore.Store) {
 		if !errors.Is(err, blobstore.ErrDigestMismatch) {
 			t.Fatalf("Put(existing digest, other bytes) = %v, want ErrDigestMismatch", err)
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, "", data)
 		// The right bytes again are accepted and keep the blob as it was.
 		mustPut(t, s, d, data)
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, "", data)
 	})
 
 	t.Run("ConcurrentPutsOfOneBlob", func(t *testing.T) {
@@ -197,7 +197,7 @@ func Run(t *testing.T, s blobstore.Store) {
 				t.Errorf("Put #%d: %v", i, err)
 			}
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, "", data)
 	})
 
 	t.Run("InvalidDigest", func(t *testing.T) {
@@ -205,8 +205,22 @@ func Run(t *testing.T, s blobstore.Store) {
 			if _, err := s.Put(ctx, d, bytes.NewReader(nil), 0); err == nil {
 				t.Errorf("Put(%q) succeeded", d)
 			}
-			if _, err := s.Stat(ctx, d); !errors.Is(err, blobstore.ErrNotFound) {
+			if _, err := s.Stat(ctx, d, ""); !errors.Is(err, blobstore.ErrNotFound) {
 				t.Errorf("Stat(%q) = %v, want ErrNotFound", d, err)
+			}
+		}
+	})
+
+	t.Run("InvalidLocation", func(t *testing.T) {
+		// A location only a store that never returns one may ignore; the others must
+		// refuse anything they did not hand out rather than name another key.
+		d := digest.FromBytes(Random(t, 16))
+		for _, loc := range []string{"../x", "by-upload/../../blobs", "by-upload/", "/etc/passwd"} {
+			if _, err := s.Stat(ctx, d, loc); !errors.Is(err, blobstore.ErrNotFound) {
+				t.Errorf("Stat(%s, %q) = %v, want ErrNotFound", d, loc, err)
+			}
+			if err := s.Delete(ctx, d, loc); err != nil {
+				t.Errorf("Delete(%s, %q) = %v, want nil (names nothing)", d, loc, err)
 			}
 		}
 	})
@@ -230,16 +244,24 @@ func runUploads(t *testing.T, s blobstore.Store) {
 				}
 			}
 			d := alg.FromBytes(data)
-			if err := s.CommitUpload(ctx, id, st, d); err != nil {
+			loc, err := s.CommitUpload(ctx, id, st, d)
+			if err != nil {
 				t.Fatalf("CommitUpload: %v", err)
 			}
-			checkBlob(t, s, d, data)
+			checkBlob(t, s, d, loc, data)
 			if _, err := s.AppendUpload(ctx, id, st, bytes.NewReader([]byte("x"))); !errors.Is(err, blobstore.ErrUploadNotFound) {
 				t.Fatalf("AppendUpload after commit = %v, want ErrUploadNotFound", err)
 			}
 			if err := s.AbortUpload(ctx, id); err != nil {
 				t.Fatalf("AbortUpload after commit = %v, want nil", err)
 			}
+			// The committed bytes are the blob's: an abort does not touch them, and
+			// a Delete at the location removes them.
+			checkBlob(t, s, d, loc, data)
+			if err := s.Delete(ctx, d, loc); err != nil {
+				t.Fatalf("Delete(%s, %q): %v", d, loc, err)
+			}
+			checkAbsent(t, s, d, loc)
 		})
 	}
 
@@ -247,10 +269,11 @@ func runUploads(t *testing.T, s blobstore.Store) {
 		id := NewID(t)
 		st := CreateUpload(t, s, id)
 		d := digest.FromBytes(nil)
-		if err := s.CommitUpload(ctx, id, st, d); err != nil {
+		loc, err := s.CommitUpload(ctx, id, st, d)
+		if err != nil {
 			t.Fatalf("CommitUpload(empty): %v", err)
 		}
-		checkBlob(t, s, d, nil)
+		checkBlob(t, s, d, loc, nil)
 	})
 
 	t.Run("AppendFailsMidway", func(t *testing.T) {
@@ -267,10 +290,11 @@ func runUploads(t *testing.T, s blobstore.Store) {
 		// The client resends from the last good offset.
 		st = Append(t, s, id, st, data[mib:])
 		d := digest.FromBytes(data)
-		if err := s.CommitUpload(ctx, id, st, d); err != nil {
+		loc, err := s.CommitUpload(ctx, id, st, d)
+		if err != nil {
 			t.Fatalf("CommitUpload after a failed append: %v", err)
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, loc, data)
 	})
 
 	t.Run("AppendCancelled", func(t *testing.T) {
@@ -284,10 +308,11 @@ func runUploads(t *testing.T, s blobstore.Store) {
 		}
 		st = Append(t, s, id, st, data[mib:])
 		d := digest.FromBytes(data)
-		if err := s.CommitUpload(ctx, id, st, d); err != nil {
+		loc, err := s.CommitUpload(ctx, id, st, d)
+		if err != nil {
 			t.Fatalf("CommitUpload: %v", err)
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, loc, data)
 	})
 
 	t.Run("CommitWrongDigestKeepsUpload", func(t *testing.T) {
@@ -295,16 +320,17 @@ func runUploads(t *testing.T, s blobstore.Store) {
 		id := NewID(t)
 		st := Append(t, s, id, CreateUpload(t, s, id), data)
 		for _, wrong := range []digest.Digest{digest.FromBytes(data[1:]), digest.SHA512.FromBytes(data[1:])} {
-			if err := s.CommitUpload(ctx, id, st, wrong); !errors.Is(err, blobstore.ErrDigestMismatch) {
+			if _, err := s.CommitUpload(ctx, id, st, wrong); !errors.Is(err, blobstore.ErrDigestMismatch) {
 				t.Fatalf("CommitUpload(%s) = %v, want ErrDigestMismatch", wrong.Algorithm(), err)
 			}
-			checkAbsent(t, s, wrong)
+			checkAbsent(t, s, wrong, "")
 		}
 		d := digest.FromBytes(data)
-		if err := s.CommitUpload(ctx, id, st, d); err != nil {
+		loc, err := s.CommitUpload(ctx, id, st, d)
+		if err != nil {
 			t.Fatalf("CommitUpload(right digest) after a wrong one: %v", err)
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, loc, data)
 	})
 
 	t.Run("NoHashState", func(t *testing.T) {
@@ -315,14 +341,15 @@ func runUploads(t *testing.T, s blobstore.Store) {
 		st.HashState = nil
 		st = Append(t, s, id, st, data[mib+3:])
 		st.HashState = nil
-		if err := s.CommitUpload(ctx, id, st, digest.FromBytes(data[1:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
+		if _, err := s.CommitUpload(ctx, id, st, digest.FromBytes(data[1:])); !errors.Is(err, blobstore.ErrDigestMismatch) {
 			t.Fatalf("CommitUpload(wrong, no state) = %v, want ErrDigestMismatch", err)
 		}
 		d := digest.FromBytes(data)
-		if err := s.CommitUpload(ctx, id, st, d); err != nil {
+		loc, err := s.CommitUpload(ctx, id, st, d)
+		if err != nil {
 			t.Fatalf("CommitUpload(no state): %v", err)
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, loc, data)
 	})
 
 	t.Run("CommitExistingBlob", func(t *testing.T) {
@@ -331,10 +358,19 @@ func runUploads(t *testing.T, s blobstore.Store) {
 		mustPut(t, s, d, data)
 		id := NewID(t)
 		st := Append(t, s, id, CreateUpload(t, s, id), data)
-		if err := s.CommitUpload(ctx, id, st, d); err != nil {
+		loc, err := s.CommitUpload(ctx, id, st, d)
+		if err != nil {
 			t.Fatalf("CommitUpload of an existing blob: %v", err)
 		}
-		checkBlob(t, s, d, data)
+		checkBlob(t, s, d, loc, data)
+		// Both copies read until the registry deletes the redundant one.
+		checkBlob(t, s, d, "", data)
+		if loc != "" {
+			if err := s.Delete(ctx, d, loc); err != nil {
+				t.Fatalf("Delete(%s, %q): %v", d, loc, err)
+			}
+			checkBlob(t, s, d, "", data)
+		}
 	})
 
 	t.Run("Abort", func(t *testing.T) {
@@ -356,7 +392,7 @@ func runUploads(t *testing.T, s blobstore.Store) {
 		if _, err := s.AppendUpload(ctx, id, blobstore.UploadState{}, bytes.NewReader([]byte("x"))); !errors.Is(err, blobstore.ErrUploadNotFound) {
 			t.Fatalf("AppendUpload(unknown) = %v, want ErrUploadNotFound", err)
 		}
-		if err := s.CommitUpload(ctx, id, blobstore.UploadState{}, digest.FromBytes(nil)); !errors.Is(err, blobstore.ErrUploadNotFound) {
+		if _, err := s.CommitUpload(ctx, id, blobstore.UploadState{}, digest.FromBytes(nil)); !errors.Is(err, blobstore.ErrUploadNotFound) {
 			t.Fatalf("CommitUpload(unknown) = %v, want ErrUploadNotFound", err)
 		}
 	})
@@ -369,7 +405,7 @@ func runUploads(t *testing.T, s blobstore.Store) {
 			if _, err := s.AppendUpload(ctx, id, blobstore.UploadState{}, bytes.NewReader([]byte("x"))); !errors.Is(err, blobstore.ErrUploadNotFound) {
 				t.Errorf("AppendUpload(%q) = %v, want ErrUploadNotFound", id, err)
 			}
-			if err := s.CommitUpload(ctx, id, blobstore.UploadState{}, digest.FromBytes(nil)); !errors.Is(err, blobstore.ErrUploadNotFound) {
+			if _, err := s.CommitUpload(ctx, id, blobstore.UploadState{}, digest.FromBytes(nil)); !errors.Is(err, blobstore.ErrUploadNotFound) {
 				t.Errorf("CommitUpload(%q) = %v, want ErrUploadNotFound", id, err)
 			}
 		}
@@ -474,14 +510,15 @@ func mustPut(t *testing.T, s blobstore.Store, d digest.Digest, data []byte) {
 	}
 }
 
-func checkBlob(t *testing.T, s blobstore.Store, d digest.Digest, data []byte) {
+// checkBlob checks that blob d at location loc holds data.
+func checkBlob(t *testing.T, s blobstore.Store, d digest.Digest, loc string, data []byte) {
 	t.Helper()
 	ctx := context.Background()
-	size, err := s.Stat(ctx, d)
+	size, err := s.Stat(ctx, d, loc)
 	if err != nil || size != int64(len(data)) {
 		t.Fatalf("Stat %s = %d, %v; want %d, nil", d, size, err, len(data))
 	}
-	rc, size, err := s.Open(ctx, d)
+	rc, size, err := s.Open(ctx, d, loc)
 	if err != nil {
 		t.Fatalf("Open %s: %v", d, err)
 	}
@@ -495,13 +532,14 @@ func checkBlob(t *testing.T, s blobstore.Store, d digest.Digest, data []byte) {
 	}
 }
 
-func checkAbsent(t *testing.T, s blobstore.Store, d digest.Digest) {
+// checkAbsent checks that no blob d is at location loc.
+func checkAbsent(t *testing.T, s blobstore.Store, d digest.Digest, loc string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.Stat(ctx, d); !errors.Is(err, blobstore.ErrNotFound) {
+	if _, err := s.Stat(ctx, d, loc); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Fatalf("Stat %s = %v, want ErrNotFound", d, err)
 	}
-	if rc, _, err := s.Open(ctx, d); !errors.Is(err, blobstore.ErrNotFound) {
+	if rc, _, err := s.Open(ctx, d, loc); !errors.Is(err, blobstore.ErrNotFound) {
 		if rc != nil {
 			rc.Close()
 		}

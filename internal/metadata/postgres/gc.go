@@ -38,21 +38,31 @@ func (s *Store) PinBlob(ctx context.Context, d digest.Digest, size int64) (time.
 	return fromNanos(now), nil
 }
 
-// CommitBlob records the size of a pinned blob and links it to repo, if GC has not
-// marked or swept it since pinnedAt (else metadata.ErrBlobReclaimed).
-func (s *Store) CommitBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time) error {
-	return s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE blobs SET size = CASE WHEN size < 0 THEN $1 ELSE size END
-			WHERE digest = $2 AND created_at <= $3 AND deleting_at IS NULL`,
-			b.Size, b.Digest.String(), pinnedAt.UTC().UnixNano())
-		if err != nil {
-			return fmt.Errorf("commit blob %s: %w", b.Digest, err)
-		}
-		if tag.RowsAffected() == 0 {
+// CommitBlob records the size and location of a pinned blob and links it to repo, if
+// GC has not marked or swept it since pinnedAt (else metadata.ErrBlobReclaimed). It
+// returns the location the row holds: b.Location, or the one an earlier commit recorded.
+func (s *Store) CommitBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time) (string, error) {
+	var location string
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		// Both CASEs see the row as the UPDATE found it after waiting for its lock, so
+		// size and location are recorded together, once: a concurrent commit of the same
+		// blob re-evaluates against the committed row and keeps its location.
+		switch err := tx.QueryRow(ctx, `UPDATE blobs SET size = CASE WHEN size < 0 THEN $1 ELSE size END,
+				location = CASE WHEN size < 0 THEN $2 ELSE location END
+			WHERE digest = $3 AND created_at <= $4 AND deleting_at IS NULL
+			RETURNING location`,
+			b.Size, b.Location, b.Digest.String(), pinnedAt.UTC().UnixNano()).Scan(&location); {
+		case errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("commit blob %s: %w", b.Digest, metadata.ErrBlobReclaimed)
+		case err != nil:
+			return fmt.Errorf("commit blob %s: %w", b.Digest, err)
 		}
 		return linkBlob(ctx, tx, repo, b.Digest)
 	})
+	if err != nil {
+		return "", err
+	}
+	return location, nil
 }
 
 // gcUntaggedWhere selects manifests m that phase 1 removes.
@@ -189,7 +199,7 @@ func (s *Store) GCMarkBlobs(ctx context.Context, before time.Time, dryRun bool) 
 	var err error
 	if dryRun {
 		err = s.retry(ctx, func() error {
-			rows, err := s.pool.Query(ctx, "SELECT digest, size, created_at FROM blobs WHERE "+gcDryRunWhere+" ORDER BY digest",
+			rows, err := s.pool.Query(ctx, "SELECT digest, size, location, created_at FROM blobs WHERE "+gcDryRunWhere+" ORDER BY digest",
 				before.UTC().UnixNano())
 			if err != nil {
 				return err
@@ -199,7 +209,7 @@ func (s *Store) GCMarkBlobs(ctx context.Context, before time.Time, dryRun bool) 
 		})
 	} else {
 		err = s.write(ctx, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, "UPDATE blobs SET deleting_at = $2 WHERE "+where+" RETURNING digest, size, created_at",
+			rows, err := tx.Query(ctx, "UPDATE blobs SET deleting_at = $2 WHERE "+where+" RETURNING digest, size, location, created_at",
 				before.UTC().UnixNano(), nanos(time.Time{}))
 			if err != nil {
 				return err
@@ -225,7 +235,7 @@ func gcSweepable(p string) string {
 func (s *Store) GCSweepCandidates(ctx context.Context, before time.Time) ([]metadata.Blob, error) {
 	var out []metadata.Blob
 	err := s.retry(ctx, func() error {
-		rows, err := s.pool.Query(ctx, "SELECT digest, size, created_at FROM blobs WHERE "+gcSweepable("$1")+" AND "+gcUnlinked+" ORDER BY digest",
+		rows, err := s.pool.Query(ctx, "SELECT digest, size, location, created_at FROM blobs WHERE "+gcSweepable("$1")+" AND "+gcUnlinked+" ORDER BY digest",
 			before.UTC().UnixNano())
 		if err != nil {
 			return err
@@ -242,13 +252,13 @@ func (s *Store) GCSweepCandidates(ctx context.Context, before time.Time) ([]meta
 // GCSweepBlob deletes one blob's bytes and row while holding the row FOR UPDATE; see
 // metadata.Store. The link check is a separate statement after the lock, so its
 // snapshot sees every link committed before the lock was granted.
-func (s *Store) GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func() error) (bool, error) {
+func (s *Store) GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func(location string) error) (bool, error) {
 	swept := false
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		swept = false
-		var one int
-		switch err := tx.QueryRow(ctx, "SELECT 1 FROM blobs WHERE digest = $1 AND "+gcSweepable("$2")+" FOR UPDATE",
-			d.String(), before.UTC().UnixNano()).Scan(&one); {
+		var location string
+		switch err := tx.QueryRow(ctx, "SELECT location FROM blobs WHERE digest = $1 AND "+gcSweepable("$2")+" FOR UPDATE",
+			d.String(), before.UTC().UnixNano()).Scan(&location); {
 		case errors.Is(err, pgx.ErrNoRows):
 			return nil
 		case err != nil:
@@ -261,7 +271,7 @@ func (s *Store) GCSweepBlob(ctx context.Context, d digest.Digest, before time.Ti
 		if linked {
 			return nil
 		}
-		if err := del(); err != nil {
+		if err := del(location); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "DELETE FROM blobs WHERE digest = $1", d.String()); err != nil {
@@ -285,7 +295,7 @@ func collectBlobs(rows pgx.Rows) ([]metadata.Blob, error) {
 			dg      string
 			created int64
 		)
-		if err := rows.Scan(&dg, &b.Size, &created); err != nil {
+		if err := rows.Scan(&dg, &b.Size, &b.Location, &created); err != nil {
 			return nil, err
 		}
 		b.Digest = digest.Digest(dg)

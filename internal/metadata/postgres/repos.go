@@ -51,11 +51,12 @@ func (s *Store) ListRepositories(ctx context.Context, last string, n int) ([]str
 }
 
 // PutBlob records a durably stored blob; recording it again keeps the first record,
-// except that it fills in the size of a pending row left by PinBlob.
+// except that it fills in the size and location of a pending row left by PinBlob.
 func (s *Store) PutBlob(ctx context.Context, b metadata.Blob) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
-			ON CONFLICT (digest) DO UPDATE SET size = excluded.size WHERE blobs.size < 0`, b.Digest.String(), b.Size, nanos(b.CreatedAt))
+		_, err := tx.Exec(ctx, `INSERT INTO blobs (digest, size, location, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (digest) DO UPDATE SET size = excluded.size, location = excluded.location WHERE blobs.size < 0`,
+			b.Digest.String(), b.Size, b.Location, nanos(b.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("put blob %s: %w", b.Digest, err)
 		}
@@ -68,7 +69,7 @@ func (s *Store) GetBlob(ctx context.Context, d digest.Digest) (metadata.Blob, er
 	b := metadata.Blob{Digest: d}
 	var created int64
 	err := s.retry(ctx, func() error {
-		return s.pool.QueryRow(ctx, "SELECT size, created_at FROM blobs WHERE digest = $1 AND size >= 0", d.String()).Scan(&b.Size, &created)
+		return s.pool.QueryRow(ctx, "SELECT size, location, created_at FROM blobs WHERE digest = $1 AND size >= 0", d.String()).Scan(&b.Size, &b.Location, &created)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -117,11 +118,11 @@ func (s *Store) RepositoryBlob(ctx context.Context, repo string, d digest.Digest
 	b := metadata.Blob{Digest: d}
 	var created int64
 	err := s.retry(ctx, func() error {
-		return s.pool.QueryRow(ctx, `SELECT b.size, b.created_at
+		return s.pool.QueryRow(ctx, `SELECT b.size, b.location, b.created_at
 			FROM repository_blobs rb
 			JOIN repositories r ON r.id = rb.repo_id
 			JOIN blobs b ON b.digest = rb.digest
-			WHERE r.name = $1 AND rb.digest = $2 AND b.size >= 0`, repo, d.String()).Scan(&b.Size, &created)
+			WHERE r.name = $1 AND rb.digest = $2 AND b.size >= 0`, repo, d.String()).Scan(&b.Size, &b.Location, &created)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):

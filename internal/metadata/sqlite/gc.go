@@ -34,23 +34,30 @@ func (s *Store) PinBlob(ctx context.Context, d digest.Digest, size int64) (time.
 	return fromNanos(now), nil
 }
 
-// CommitBlob records the size of a pinned blob and links it to repo, if GC has not
-// marked or swept it since pinnedAt (else metadata.ErrBlobReclaimed).
-func (s *Store) CommitBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE blobs SET size = CASE WHEN size < 0 THEN ? ELSE size END
-			WHERE digest = ? AND created_at <= ? AND deleting_at IS NULL`,
-			b.Size, b.Digest.String(), pinnedAt.UTC().UnixNano())
-		if err != nil {
-			return fmt.Errorf("commit blob %s: %w", b.Digest, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("commit blob %s: %w", b.Digest, err)
-		} else if n == 0 {
+// CommitBlob records the size and location of a pinned blob and links it to repo, if
+// GC has not marked or swept it since pinnedAt (else metadata.ErrBlobReclaimed). It
+// returns the location the row holds: b.Location, or the one an earlier commit recorded.
+func (s *Store) CommitBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time) (string, error) {
+	var location string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		// Both CASEs see the old row, so size and location are recorded together or not
+		// at all: a second commit of the same blob keeps the first one's location.
+		switch err := tx.QueryRowContext(ctx, `UPDATE blobs SET size = CASE WHEN size < 0 THEN ? ELSE size END,
+				location = CASE WHEN size < 0 THEN ? ELSE location END
+			WHERE digest = ? AND created_at <= ? AND deleting_at IS NULL
+			RETURNING location`,
+			b.Size, b.Location, b.Digest.String(), pinnedAt.UTC().UnixNano()).Scan(&location); {
+		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("commit blob %s: %w", b.Digest, metadata.ErrBlobReclaimed)
+		case err != nil:
+			return fmt.Errorf("commit blob %s: %w", b.Digest, err)
 		}
 		return linkBlob(ctx, tx, repo, b.Digest)
 	})
+	if err != nil {
+		return "", err
+	}
+	return location, nil
 }
 
 // gcUntaggedWhere selects manifests m that phase 1 removes.
@@ -162,7 +169,7 @@ func (s *Store) GCMarkBlobs(ctx context.Context, before time.Time, dryRun bool) 
 	var err error
 	if dryRun {
 		err = s.read(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, "SELECT digest, size, created_at FROM blobs WHERE "+gcDryRunWhere+" ORDER BY digest",
+			rows, err := tx.QueryContext(ctx, "SELECT digest, size, location, created_at FROM blobs WHERE "+gcDryRunWhere+" ORDER BY digest",
 				before.UTC().UnixNano(), before.UTC().UnixNano())
 			if err != nil {
 				return err
@@ -172,7 +179,7 @@ func (s *Store) GCMarkBlobs(ctx context.Context, before time.Time, dryRun bool) 
 		})
 	} else {
 		err = s.write(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, "UPDATE blobs SET deleting_at = ? WHERE "+where+" RETURNING digest, size, created_at",
+			rows, err := tx.QueryContext(ctx, "UPDATE blobs SET deleting_at = ? WHERE "+where+" RETURNING digest, size, location, created_at",
 				nanos(time.Time{}), before.UTC().UnixNano())
 			if err != nil {
 				return err
@@ -194,7 +201,7 @@ const gcSweepable = `deleting_at IS NOT NULL AND deleting_at < ?
 
 // GCSweepCandidates lists the blobs GCSweepBlob would delete; see metadata.Store.
 func (s *Store) GCSweepCandidates(ctx context.Context, before time.Time) ([]metadata.Blob, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT digest, size, created_at FROM blobs WHERE "+gcSweepable+" ORDER BY digest",
+	rows, err := s.r.QueryContext(ctx, "SELECT digest, size, location, created_at FROM blobs WHERE "+gcSweepable+" ORDER BY digest",
 		before.UTC().UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("gc sweep candidates: %w", err)
@@ -208,19 +215,19 @@ func (s *Store) GCSweepCandidates(ctx context.Context, before time.Time) ([]meta
 
 // GCSweepBlob deletes one blob's bytes and row in one write transaction; see
 // metadata.Store.
-func (s *Store) GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func() error) (bool, error) {
+func (s *Store) GCSweepBlob(ctx context.Context, d digest.Digest, before time.Time, del func(location string) error) (bool, error) {
 	swept := false
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		swept = false
-		var one int
-		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM blobs WHERE digest = ? AND "+gcSweepable,
-			d.String(), before.UTC().UnixNano()).Scan(&one); {
+		var location string
+		switch err := tx.QueryRowContext(ctx, "SELECT location FROM blobs WHERE digest = ? AND "+gcSweepable,
+			d.String(), before.UTC().UnixNano()).Scan(&location); {
 		case errors.Is(err, sql.ErrNoRows):
 			return nil
 		case err != nil:
 			return err
 		}
-		if err := del(); err != nil {
+		if err := del(location); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM blobs WHERE digest = ?", d.String()); err != nil {
@@ -244,7 +251,7 @@ func scanBlobs(rows *sql.Rows) ([]metadata.Blob, error) {
 			dg      string
 			created int64
 		)
-		if err := rows.Scan(&dg, &b.Size, &created); err != nil {
+		if err := rows.Scan(&dg, &b.Size, &b.Location, &created); err != nil {
 			return nil, err
 		}
 		b.Digest = digest.Digest(dg)

@@ -46,11 +46,12 @@ func (s *Store) ListRepositories(ctx context.Context, last string, n int) ([]str
 }
 
 // PutBlob records a durably stored blob; recording it again keeps the first record,
-// except that it fills in the size of a pending row left by PinBlob.
+// except that it fills in the size and location of a pending row left by PinBlob.
 func (s *Store) PutBlob(ctx context.Context, b metadata.Blob) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (digest) DO UPDATE SET size = excluded.size WHERE blobs.size < 0`, b.Digest.String(), b.Size, nanos(b.CreatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (digest, size, location, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (digest) DO UPDATE SET size = excluded.size, location = excluded.location WHERE blobs.size < 0`,
+			b.Digest.String(), b.Size, b.Location, nanos(b.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("put blob %s: %w", b.Digest, err)
 		}
@@ -62,7 +63,7 @@ func (s *Store) PutBlob(ctx context.Context, b metadata.Blob) error {
 func (s *Store) GetBlob(ctx context.Context, d digest.Digest) (metadata.Blob, error) {
 	b := metadata.Blob{Digest: d}
 	var created int64
-	switch err := s.getBlob.QueryRowContext(ctx, d.String()).Scan(&b.Size, &created); {
+	switch err := s.getBlob.QueryRowContext(ctx, d.String()).Scan(&b.Size, &b.Location, &created); {
 	case errors.Is(err, sql.ErrNoRows):
 		return metadata.Blob{}, fmt.Errorf("blob %s: %w", d, metadata.ErrBlobNotFound)
 	case err != nil:
@@ -107,7 +108,7 @@ func linkBlob(ctx context.Context, tx *sql.Tx, repo string, d digest.Digest) err
 func (s *Store) RepositoryBlob(ctx context.Context, repo string, d digest.Digest) (metadata.Blob, error) {
 	b := metadata.Blob{Digest: d}
 	var created int64
-	switch err := s.repositoryBlob.QueryRowContext(ctx, repo, d.String()).Scan(&b.Size, &created); {
+	switch err := s.repositoryBlob.QueryRowContext(ctx, repo, d.String()).Scan(&b.Size, &b.Location, &created); {
 	case errors.Is(err, sql.ErrNoRows):
 		return metadata.Blob{}, fmt.Errorf("blob %s in %s: %w", d, repo, metadata.ErrBlobNotFound)
 	case err != nil:

@@ -140,12 +140,12 @@ func (s *Store) open(ctx context.Context, path string) error {
 			WHERE r.name = ? AND t.name = ?`},
 		{&s.resolveTag, `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
 			WHERE r.name = ? AND t.name = ?`},
-		{&s.repositoryBlob, `SELECT b.size, b.created_at
+		{&s.repositoryBlob, `SELECT b.size, b.location, b.created_at
 			FROM repository_blobs rb
 			JOIN repositories r ON r.id = rb.repo_id
 			JOIN blobs b ON b.digest = rb.digest
 			WHERE r.name = ? AND rb.digest = ? AND b.size >= 0`},
-		{&s.getBlob, `SELECT size, created_at FROM blobs WHERE digest = ? AND size >= 0`},
+		{&s.getBlob, `SELECT size, location, created_at FROM blobs WHERE digest = ? AND size >= 0`},
 	} {
 		if *p.stmt, err = r.PrepareContext(ctx, p.query); err != nil {
 			return fmt.Errorf("prepare: %w", err)

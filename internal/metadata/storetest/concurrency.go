@@ -3,8 +3,10 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -166,4 +168,42 @@ func CheckTagChain(t *testing.T, ms []metadata.Manifest, results []metadata.PutM
 		}
 	}
 	return pushed, previous
+}
+
+// testConcurrentCommitBlob commits one pending blob from many pushes at once, each
+// having stored the bytes at its own location, as parallel chunked uploads of the same
+// layer do. Every commit succeeds and all of them report the one location recorded.
+func testConcurrentCommitBlob(t *testing.T, s metadata.Store) {
+	const n = 20
+	d := digest.FromString("layer pushed in parallel")
+	// The pins come first, one after another, so that each is at or after the row's
+	// creation: pins racing the row's creation may be refused, which is not under test.
+	pins := make([]time.Time, n)
+	for i := range pins {
+		var err error
+		pins[i], err = s.PinBlob(ctx(t), d, -1)
+		must(t, err)
+	}
+	locations := make([]string, n)
+	if err := errors.Join(concurrently(n, func(i int) error {
+		var err error
+		locations[i], err = s.CommitBlob(ctx(t), fmt.Sprint("app", i%3), metadata.Blob{Digest: d, Size: 24, Location: fmt.Sprint("by-upload/", i)}, pins[i])
+		return err
+	})...); err != nil {
+		t.Fatalf("concurrent CommitBlob: %v", err)
+	}
+	want := locations[0]
+	if !strings.HasPrefix(want, "by-upload/") {
+		t.Fatalf("CommitBlob = %q, not a location any push stored", want)
+	}
+	for i, got := range locations {
+		if got != want {
+			t.Fatalf("CommitBlob %d = %q, CommitBlob 0 = %q: two locations recorded", i, got, want)
+		}
+	}
+	b, err := s.GetBlob(ctx(t), d)
+	must(t, err)
+	if b.Location != want || b.Size != 24 {
+		t.Fatalf("GetBlob = size %d, location %q; want 24, %q", b.Size, b.Location, want)
+	}
 }

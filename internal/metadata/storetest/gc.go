@@ -22,7 +22,7 @@ func testPinBlob(t *testing.T, s metadata.Store) {
 		t.Fatalf("GetBlob of a pending blob = %v, want ErrBlobNotFound", err)
 	}
 	wantErr(t, s.LinkBlob(ctx(t), "app", d), metadata.ErrBlobNotFound)
-	must(t, s.CommitBlob(ctx(t), "app", metadata.Blob{Digest: d, Size: 6}, pinned))
+	must(t, commitBlob(ctx(t), s, "app", metadata.Blob{Digest: d, Size: 6}, pinned))
 	b, err := s.RepositoryBlob(ctx(t), "app", d)
 	must(t, err)
 	if b.Size != 6 {
@@ -31,7 +31,7 @@ func testPinBlob(t *testing.T, s metadata.Store) {
 	// Pinning again (another push of the same bytes) keeps the size and the link.
 	again, err := s.PinBlob(ctx(t), d, -1)
 	must(t, err)
-	must(t, s.CommitBlob(ctx(t), "web", metadata.Blob{Digest: d, Size: 6}, again))
+	must(t, commitBlob(ctx(t), s, "web", metadata.Blob{Digest: d, Size: 6}, again))
 	if b, err := s.GetBlob(ctx(t), d); err != nil || b.Size != 6 {
 		t.Fatalf("GetBlob after second pin = %+v, %v", b, err)
 	}
@@ -57,7 +57,7 @@ func testCommitReclaimed(t *testing.T, s metadata.Store) {
 	if !slices.ContainsFunc(marked, func(b metadata.Blob) bool { return b.Digest == d }) {
 		t.Fatalf("GCMarkBlobs = %v, want %s marked", marked, d)
 	}
-	wantErr(t, s.CommitBlob(ctx(t), "app", metadata.Blob{Digest: d, Size: 9}, pinned), metadata.ErrBlobReclaimed)
+	wantErr(t, commitBlob(ctx(t), s, "app", metadata.Blob{Digest: d, Size: 9}, pinned), metadata.ErrBlobReclaimed)
 
 	// A new pin clears the mark: nothing to sweep, and the commit succeeds.
 	pinned, err = s.PinBlob(ctx(t), d, -1)
@@ -67,7 +67,7 @@ func testCommitReclaimed(t *testing.T, s metadata.Store) {
 	if len(cands) != 0 {
 		t.Fatalf("sweep candidates after a new pin = %v, want none", cands)
 	}
-	must(t, s.CommitBlob(ctx(t), "app", metadata.Blob{Digest: d, Size: 9}, pinned))
+	must(t, commitBlob(ctx(t), s, "app", metadata.Blob{Digest: d, Size: 9}, pinned))
 
 	// Swept after the pin: the row is gone, and a row re-created by a later pin does not
 	// satisfy the old pin either.
@@ -78,14 +78,123 @@ func testCommitReclaimed(t *testing.T, s metadata.Store) {
 	_, err = s.GCMarkBlobs(ctx(t), time.Now(), false)
 	must(t, err)
 	time.Sleep(time.Millisecond)
-	swept, err := s.GCSweepBlob(ctx(t), e, time.Now(), func() error { return nil })
+	swept, err := s.GCSweepBlob(ctx(t), e, time.Now(), func(string) error { return nil })
 	must(t, err)
 	if !swept {
 		t.Fatal("GCSweepBlob of a marked, unpinned blob = false")
 	}
 	_, err = s.PinBlob(ctx(t), e, -1)
 	must(t, err)
-	wantErr(t, s.CommitBlob(ctx(t), "app", metadata.Blob{Digest: e, Size: 5}, old), metadata.ErrBlobReclaimed)
+	wantErr(t, commitBlob(ctx(t), s, "app", metadata.Blob{Digest: e, Size: 5}, old), metadata.ErrBlobReclaimed)
+}
+
+// testBlobLocations: CommitBlob and PutBlob record a blob's location once, when they
+// record the blob; every read and every GC phase hands it back, and GCSweepBlob gives
+// it to the delete.
+func testBlobLocations(t *testing.T, s metadata.Store) {
+	commit := func(repo string, b metadata.Blob, pinnedAt time.Time, want string) {
+		t.Helper()
+		got, err := s.CommitBlob(ctx(t), repo, b, pinnedAt)
+		must(t, err)
+		if got != want {
+			t.Fatalf("CommitBlob(%s, location %q) = %q, want %q", b.Digest, b.Location, got, want)
+		}
+	}
+	wantLocation := func(d digest.Digest, repo, want string) {
+		t.Helper()
+		b, err := s.GetBlob(ctx(t), d)
+		must(t, err)
+		if b.Location != want {
+			t.Fatalf("GetBlob(%s).Location = %q, want %q", d, b.Location, want)
+		}
+		b, err = s.RepositoryBlob(ctx(t), repo, d)
+		must(t, err)
+		if b.Location != want {
+			t.Fatalf("RepositoryBlob(%s, %s).Location = %q, want %q", repo, d, b.Location, want)
+		}
+	}
+
+	// The first commit records the location; a later push of the same bytes, stored
+	// elsewhere, is told where the blob already is.
+	d := digest.FromString("chunked upload")
+	pinned, err := s.PinBlob(ctx(t), d, 14)
+	must(t, err)
+	commit("app", metadata.Blob{Digest: d, Size: 14, Location: "by-upload/a"}, pinned, "by-upload/a")
+	wantLocation(d, "app", "by-upload/a")
+	again, err := s.PinBlob(ctx(t), d, 14)
+	must(t, err)
+	commit("web", metadata.Blob{Digest: d, Size: 14, Location: "by-upload/b"}, again, "by-upload/a")
+	wantLocation(d, "web", "by-upload/a")
+	wantLocation(d, "app", "by-upload/a")
+
+	// Two pushes pin the pending row, then commit: re-pinning keeps the row (and its
+	// created_at), so both pins stay valid; the first commit's location wins and the
+	// second learns it.
+	r := digest.FromString("racing uploads")
+	first, err := s.PinBlob(ctx(t), r, -1)
+	must(t, err)
+	second, err := s.PinBlob(ctx(t), r, -1)
+	must(t, err)
+	commit("app", metadata.Blob{Digest: r, Size: 14, Location: "x"}, first, "x")
+	commit("app", metadata.Blob{Digest: r, Size: 14, Location: "y"}, second, "x")
+	wantLocation(r, "app", "x")
+
+	// The default location reads back as "".
+	c := digest.FromString("content-addressed")
+	pinned, err = s.PinBlob(ctx(t), c, -1)
+	must(t, err)
+	commit("app", metadata.Blob{Digest: c, Size: 17}, pinned, "")
+	wantLocation(c, "app", "")
+
+	// PutBlob records the location of a new blob and of a pending row, and keeps the
+	// location of a committed one.
+	p := digest.FromString("put with a location")
+	must(t, s.PutBlob(ctx(t), metadata.Blob{Digest: p, Size: 19, Location: "by-upload/p"}))
+	must(t, s.LinkBlob(ctx(t), "app", p))
+	wantLocation(p, "app", "by-upload/p")
+	must(t, s.PutBlob(ctx(t), metadata.Blob{Digest: p, Size: 19, Location: "by-upload/other"}))
+	wantLocation(p, "app", "by-upload/p")
+	q := digest.FromString("pending then put with a location")
+	_, err = s.PinBlob(ctx(t), q, -1)
+	must(t, err)
+	must(t, s.PutBlob(ctx(t), metadata.Blob{Digest: q, Size: 32, Location: "by-upload/q"}))
+	must(t, s.LinkBlob(ctx(t), "app", q))
+	wantLocation(q, "app", "by-upload/q")
+
+	// Unlinked everywhere, the blob is collected, and each GC phase carries its location.
+	must(t, s.UnlinkBlob(ctx(t), "app", d))
+	must(t, s.UnlinkBlob(ctx(t), "web", d))
+	time.Sleep(time.Millisecond)
+	wantGCLocation := func(what string, bs []metadata.Blob, err error) {
+		t.Helper()
+		must(t, err)
+		i := slices.IndexFunc(bs, func(b metadata.Blob) bool { return b.Digest == d })
+		if i < 0 {
+			t.Fatalf("%s = %v, want %s", what, bs, d)
+		}
+		if bs[i].Location != "by-upload/a" || bs[i].Size != 14 {
+			t.Fatalf("%s: %s has size %d, location %q; want 14, %q", what, d, bs[i].Size, bs[i].Location, "by-upload/a")
+		}
+	}
+	markAt := time.Now()
+	dry, err := s.GCMarkBlobs(ctx(t), markAt, true)
+	wantGCLocation("GCMarkBlobs dry run", dry, err)
+	marked, err := s.GCMarkBlobs(ctx(t), markAt, false)
+	wantGCLocation("GCMarkBlobs", marked, err)
+	time.Sleep(time.Millisecond)
+	sweepAt := time.Now()
+	cands, err := s.GCSweepCandidates(ctx(t), sweepAt)
+	wantGCLocation("GCSweepCandidates", cands, err)
+	var deleted []string
+	swept, err := s.GCSweepBlob(ctx(t), d, sweepAt, func(location string) error {
+		deleted = append(deleted, location)
+		return nil
+	})
+	must(t, err)
+	if !swept || !slices.Equal(deleted, []string{"by-upload/a"}) {
+		t.Fatalf("GCSweepBlob = %v, del called with %q; want swept, del(%q) once", swept, deleted, "by-upload/a")
+	}
+	wantErr(t, func() error { _, err := s.GetBlob(ctx(t), d); return err }(), metadata.ErrBlobNotFound)
 }
 
 // testGC runs the phases on a small repository: what is referenced survives, what is
@@ -185,23 +294,23 @@ func testGC(t *testing.T, s metadata.Store) {
 	// The untagged config is re-linked (a mount) before its sweep: it survives.
 	must(t, s.LinkBlob(ctx(t), "other", untaggedCfg))
 	called := 0
-	swept, err := s.GCSweepBlob(ctx(t), untaggedCfg, sweepAt, func() error { called++; return nil })
+	swept, err := s.GCSweepBlob(ctx(t), untaggedCfg, sweepAt, func(string) error { called++; return nil })
 	must(t, err)
 	if swept || called != 0 {
 		t.Fatalf("GCSweepBlob of a linked blob = %v (del called %d times)", swept, called)
 	}
 	// A failing delete rolls back: the row stays, a later sweep takes it.
 	boom := errors.New("boom")
-	if _, err := s.GCSweepBlob(ctx(t), loose, sweepAt, func() error { return boom }); !errors.Is(err, boom) {
+	if _, err := s.GCSweepBlob(ctx(t), loose, sweepAt, func(string) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("GCSweepBlob with a failing delete = %v, want boom", err)
 	}
-	swept, err = s.GCSweepBlob(ctx(t), loose, sweepAt, func() error { called++; return nil })
+	swept, err = s.GCSweepBlob(ctx(t), loose, sweepAt, func(string) error { called++; return nil })
 	must(t, err)
 	if !swept || called != 1 {
 		t.Fatalf("GCSweepBlob = %v (del called %d times), want swept once", swept, called)
 	}
 	wantErr(t, func() error { _, err := s.GetBlob(ctx(t), loose); return err }(), metadata.ErrBlobNotFound)
-	if swept, err := s.GCSweepBlob(ctx(t), loose, sweepAt, func() error { called++; return nil }); err != nil || swept {
+	if swept, err := s.GCSweepBlob(ctx(t), loose, sweepAt, func(string) error { called++; return nil }); err != nil || swept {
 		t.Fatalf("second GCSweepBlob = %v, %v", swept, err)
 	}
 	for _, keep := range []digest.Digest{shared, sigCfg, untaggedCfg} {
@@ -209,6 +318,12 @@ func testGC(t *testing.T, s metadata.Store) {
 			t.Fatalf("blob %s was swept: %v", keep, err)
 		}
 	}
+}
+
+// commitBlob is CommitBlob for tests that do not look at the location.
+func commitBlob(ctx context.Context, s metadata.Store, repo string, b metadata.Blob, pinnedAt time.Time) error {
+	_, err := s.CommitBlob(ctx, repo, b, pinnedAt)
+	return err
 }
 
 func blobDigests(bs []metadata.Blob) []digest.Digest {
@@ -239,7 +354,7 @@ func testUnpinBlob(t *testing.T, s metadata.Store) {
 	must(t, err)
 	second, err := s.PinBlob(ctx, d, 14)
 	must(t, err)
-	must(t, s.CommitBlob(ctx, "app", metadata.Blob{Digest: d, Size: 14}, second))
+	must(t, commitBlob(ctx, s, "app", metadata.Blob{Digest: d, Size: 14}, second))
 	must(t, s.UnpinBlob(ctx, d, first))
 	must(t, s.UnpinBlob(ctx, d, second))
 	if b, err := s.RepositoryBlob(ctx, "app", d); err != nil || b.Size != 14 {

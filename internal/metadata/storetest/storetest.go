@@ -45,6 +45,8 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"ConcurrentUploadUpdate", testConcurrentUploadUpdate},
 		{"PinBlob", testPinBlob},
 		{"CommitReclaimed", testCommitReclaimed},
+		{"BlobLocations", testBlobLocations},
+		{"ConcurrentCommitBlob", testConcurrentCommitBlob},
 		{"GC", testGC},
 		{"UnpinBlob", testUnpinBlob},
 		{"GCLease", testGCLease},
