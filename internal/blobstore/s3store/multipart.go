@@ -3,6 +3,8 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash"
 	"io"
@@ -11,8 +13,10 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
 )
@@ -84,9 +88,10 @@ func (s *Store) newPartWriter(ctx context.Context, key, uploadID string) *partWr
 	return &partWriter{s: s, ctx: ctx, cancel: cancel, key: key, uploadID: uploadID, slots: make(chan struct{}, s.inFlight)}
 }
 
-// upload sends buf[:n] as part num. It blocks while Store.inFlight parts are on their way,
-// which is what bounds memory to (inFlight+1) buffers per stream.
-func (w *partWriter) upload(num int32, buf *[]byte, n int) error {
+// upload sends buf[:n] as part num, signed with sum, its sha256 as payloadHash computed
+// it. It blocks while Store.inFlight parts are on their way, which is what bounds memory
+// to (inFlight+1) buffers per stream.
+func (w *partWriter) upload(num int32, buf *[]byte, n int, sum string) error {
 	select {
 	case w.slots <- struct{}{}:
 	case <-w.ctx.Done():
@@ -105,7 +110,7 @@ func (w *partWriter) upload(num int32, buf *[]byte, n int) error {
 			PartNumber:    aws.Int32(num),
 			Body:          bytes.NewReader((*buf)[:n]),
 			ContentLength: aws.Int64(int64(n)),
-		})
+		}, withPayloadHash(sum))
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err != nil {
@@ -186,12 +191,16 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 // body could fill a whole part in one call.
 const maxReadSize = 1 << 20
 
-// fill reads from r into buf until it is full or r ends. It returns io.EOF only together
-// with the bytes read before it, and io.ErrNoProgress for a reader stuck returning nothing.
-func fill(r io.Reader, buf []byte) (int, error) {
+// fill reads from r into buf until it is full or r ends, handing what it read to ph
+// (when not nil) as it goes. It returns io.EOF only together with the bytes read before
+// it, and io.ErrNoProgress for a reader stuck returning nothing.
+func fill(r io.Reader, buf []byte, ph *payloadHash) (int, error) {
 	k, empty := 0, 0
 	for k < len(buf) {
 		m, err := r.Read(buf[k:min(len(buf), k+maxReadSize)])
+		if ph != nil {
+			ph.add(buf[k : k+m])
+		}
 		k += m
 		if err != nil {
 			return k, err
@@ -254,4 +263,62 @@ func (s *Store) abortMultipart(ctx context.Context, key, id string) {
 	ctx, cancel := s.cleanupContext(ctx)
 	defer cancel()
 	_, _ = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &id})
+}
+
+// payloadHash computes the sha256 of one part's bytes, which SigV4 signs, on a goroutine
+// of its own while the rest of the part is still being read, so that the SDK does not
+// hash the full part a second time, on the critical path, before sending it (against
+// versitygw that made chunked pushes about 10% slower). The bytes handed to add must not
+// change until finish returns.
+type payloadHash struct {
+	in  chan []byte
+	out chan string
+}
+
+func newPayloadHash() *payloadHash {
+	p := &payloadHash{in: make(chan []byte, 64), out: make(chan string, 1)}
+	go func() {
+		h := sha256.New()
+		for b := range p.in {
+			h.Write(b)
+		}
+		p.out <- hex.EncodeToString(h.Sum(nil))
+	}()
+	return p
+}
+
+// add hashes b after what was added before.
+func (p *payloadHash) add(b []byte) {
+	if len(b) > 0 {
+		p.in <- b
+	}
+}
+
+// finish returns the hex sha256 of everything added. Every payloadHash must be
+// finished, or its goroutine stays.
+func (p *payloadHash) finish() string {
+	close(p.in)
+	return <-p.out
+}
+
+// presetPayloadHash hands the SigV4 signer a payload hash computed beforehand: the
+// signer's own ComputePayloadHash step skips hashing when one is set.
+type presetPayloadHash string
+
+func (presetPayloadHash) ID() string { return "hubctl.PresetPayloadHash" }
+
+func (h presetPayloadHash) HandleFinalize(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+	return next.HandleFinalize(v4.SetPayloadHash(ctx, string(h)), in)
+}
+
+// withPayloadHash signs a request with sum as its payload hash ("" leaves it to the SDK).
+func withPayloadHash(sum string) func(*s3.Options) {
+	return func(o *s3.Options) {
+		if sum == "" {
+			return
+		}
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Finalize.Insert(presetPayloadHash(sum), "ComputePayloadHash", middleware.Before)
+		})
+	}
 }

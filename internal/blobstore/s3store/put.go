@@ -47,7 +47,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, r io.Reader, size int6
 			err = verify()
 		}
 	case size >= 0 && size > s.partSize:
-		n, err = s.putMultipart(ctx, key, src, partSizeForSize(s.partSize, size), nil, 0, verify)
+		n, err = s.putMultipart(ctx, key, src, partSizeForSize(s.partSize, size), nil, 0, "", verify)
 	default:
 		n, err = s.putSmall(ctx, key, src, size, verify)
 	}
@@ -85,7 +85,7 @@ func (s *Store) verify(src *hashingReader) (int64, error) {
 	buf := s.getBuf(s.partSize)
 	defer s.putBuf(buf)
 	for {
-		_, err := fill(src, (*buf)[:min(len(*buf), maxReadSize)])
+		_, err := fill(src, (*buf)[:min(len(*buf), maxReadSize)], nil)
 		if err == io.EOF {
 			return src.n, nil
 		}
@@ -100,16 +100,18 @@ func (s *Store) verify(src *hashingReader) (int64, error) {
 // continues as a multipart upload with the buffer as its first part.
 func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, size int64, verify func() error) (int64, error) {
 	buf := s.getBuf(s.partSize)
-	n, err := fill(src, *buf)
+	ph := newPayloadHash()
+	n, err := fill(src, *buf, ph)
+	sum := ph.finish()
 	if err == nil && size < 0 {
 		// The part is full and the length unknown: more may follow.
-		return s.putMultipart(ctx, key, src, s.partSize, buf, n, verify)
+		return s.putMultipart(ctx, key, src, s.partSize, buf, n, sum, verify)
 	}
 	defer s.putBuf(buf)
 	if err == nil {
 		// Exactly size bytes fit the buffer; one more read tells "exact" from "too long".
 		var one [1]byte
-		_, err = fill(src, one[:])
+		_, err = fill(src, one[:], nil)
 	}
 	if err != io.EOF {
 		return 0, err
@@ -123,17 +125,18 @@ func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, si
 		Body:          bytes.NewReader((*buf)[:n]),
 		ContentLength: aws.Int64(int64(n)),
 		ContentType:   aws.String("application/octet-stream"),
-	})
+	}, withPayloadHash(sum))
 	if err != nil {
 		return 0, err
 	}
 	return int64(n), nil
 }
 
-// putMultipart uploads first[:n] (when not nil) and then the rest of src as the parts of
-// one multipart upload to key. verify runs after the last byte was read and hashed; only
-// if it passes is the upload completed. Every error aborts the upload.
-func (s *Store) putMultipart(ctx context.Context, key string, src *hashingReader, partSize int64, first *[]byte, n int, verify func() error) (int64, error) {
+// putMultipart uploads first[:n] (when not nil; firstSum is its payload hash) and then
+// the rest of src as the parts of one multipart upload to key. verify runs after the last
+// byte was read and hashed; only if it passes is the upload completed. Every error aborts
+// the upload.
+func (s *Store) putMultipart(ctx context.Context, key string, src *hashingReader, partSize int64, first *[]byte, n int, firstSum string, verify func() error) (int64, error) {
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
 	})
@@ -144,7 +147,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, src *hashingReader
 		return 0, err
 	}
 	id := aws.ToString(up.UploadId)
-	parts, err := s.streamParts(ctx, key, id, src, partSize, first, n)
+	parts, err := s.streamParts(ctx, key, id, src, partSize, first, n, firstSum)
 	if err == nil {
 		err = verify()
 	}
@@ -160,35 +163,38 @@ func (s *Store) putMultipart(ctx context.Context, key string, src *hashingReader
 	return src.n, nil
 }
 
-// streamParts uploads first[:n] and then src in parts of partSize (the last one shorter)
-// and returns the parts once all are stored.
-func (s *Store) streamParts(ctx context.Context, key, id string, src io.Reader, partSize int64, first *[]byte, n int) ([]part, error) {
+// streamParts uploads first[:n] (a full part, payload hash firstSum; nil for none) and
+// then src in parts of partSize (the last one shorter) and returns the parts once all
+// are stored.
+func (s *Store) streamParts(ctx context.Context, key, id string, src io.Reader, partSize int64, first *[]byte, n int, firstSum string) ([]part, error) {
 	w := s.newPartWriter(ctx, key, id)
-	num := int32(1)
-	buf, k := first, n
-	if buf == nil {
-		buf = s.getBuf(partSize)
+	fail := func(buf *[]byte, err error) ([]part, error) {
+		s.putBuf(buf)
+		w.cancel()
+		w.wait()
+		return nil, err
 	}
-	for {
-		if buf == nil {
-			buf, k = s.getBuf(partSize), 0
-		}
-		m, err := fill(src, (*buf)[k:])
-		k += m
-		if err != nil && err != io.EOF {
-			s.putBuf(buf)
-			w.cancel()
+	num := int32(1)
+	if first != nil {
+		if err := w.upload(num, first, n, firstSum); err != nil {
 			w.wait()
 			return nil, err
 		}
+		num++
+	}
+	for {
+		buf := s.getBuf(partSize)
+		ph := newPayloadHash()
+		k, err := fill(src, *buf, ph)
+		sum := ph.finish()
+		if err != nil && err != io.EOF {
+			return fail(buf, err)
+		}
 		if k > 0 {
 			if num > maxParts {
-				s.putBuf(buf)
-				w.cancel()
-				w.wait()
-				return nil, fmt.Errorf("blob needs more than %d parts of %d bytes", maxParts, partSize)
+				return fail(buf, fmt.Errorf("blob needs more than %d parts of %d bytes", maxParts, partSize))
 			}
-			if uerr := w.upload(num, buf, k); uerr != nil {
+			if uerr := w.upload(num, buf, k, sum); uerr != nil {
 				w.wait()
 				return nil, uerr
 			}
@@ -196,12 +202,10 @@ func (s *Store) streamParts(ctx context.Context, key, id string, src io.Reader, 
 		} else {
 			s.putBuf(buf)
 		}
-		buf = nil
 		if err == io.EOF {
-			break
+			return w.wait()
 		}
 	}
-	return w.wait()
 }
 
 // Open returns a reader of blob d at loc that fetches bytes lazily with ranged GETs: nothing is

@@ -261,12 +261,15 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		}
 		return st, err
 	}
+	ph := newPayloadHash()
+	ph.add((*buf)[:k])
 	for {
-		m, rerr := fill(src, (*buf)[k:])
+		m, rerr := fill(src, (*buf)[k:], ph)
 		k += m
 		if rerr == io.EOF {
 			break
 		}
+		sum := ph.finish()
 		if rerr != nil {
 			s.putBuf(buf)
 			return stop(rerr)
@@ -278,12 +281,14 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		if w == nil {
 			w = s.newPartWriter(ctx, key, b.UploadID)
 		}
-		if err := w.upload(num, buf, k); err != nil {
+		if err := w.upload(num, buf, k, sum); err != nil {
 			return stop(err)
 		}
 		num++
 		buf, k = s.getBuf(s.partSizeFor(num)), 0
+		ph = newPayloadHash()
 	}
+	sum := ph.finish()
 	if src.n == 0 {
 		s.putBuf(buf)
 		return stop(nil)
@@ -294,7 +299,7 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		if w == nil {
 			w = s.newPartWriter(ctx, key, b.UploadID)
 		}
-		if err := w.upload(num, buf, k); err != nil {
+		if err := w.upload(num, buf, k, sum); err != nil {
 			return stop(err)
 		}
 	case k > 0:
@@ -302,7 +307,7 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		tailKey := dir + tail
 		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: &s.bucket, Key: &tailKey, Body: bytes.NewReader((*buf)[:k]), ContentLength: aws.Int64(int64(k)),
-		})
+		}, withPayloadHash(sum))
 		s.putBuf(buf)
 		if err != nil {
 			return stop(err)
@@ -496,7 +501,7 @@ func (s *Store) rehash(ctx context.Context, key string, size int64, d digest.Dig
 		buf := s.getBuf(s.partSize)
 		defer s.putBuf(buf)
 		for {
-			_, err := fill(src, *buf)
+			_, err := fill(src, *buf, nil)
 			if err == io.EOF {
 				break
 			}
