@@ -89,6 +89,7 @@ start_s3() {
 	[[ -x $TOOLS/versitygw ]] || die "versitygw is missing: run e2e/install-tools.sh"
 	ROOT_ACCESS_KEY=benchak ROOT_SECRET_KEY=benchsecretkey "$TOOLS/versitygw" --port "127.0.0.1:$port" --region us-east-1 posix "$dir" >"$work/versitygw.log" 2>&1 &
 	pids+=("$!")
+	s3_pid=$!
 	s3_url=http://127.0.0.1:$port
 	for b in hub dist; do
 		for i in $(seq 1 50); do
@@ -150,6 +151,7 @@ start_postgres() {
 		-o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null ||
 		die "PostgreSQL did not start: $(tail -n 5 "$work/pg/server.log")"
 	pg_stop=("${as[@]}" "$bin/pg_ctl" -D "$work/pg/data" -m fast stop)
+	pg_pid=$(head -n 1 "$work/pg/data/postmaster.pid")
 }
 
 # new_database NAME: create a fresh database in the cluster and print its URL.
@@ -215,11 +217,17 @@ for storage in $STORAGE; do
 	start_hubctl hubctl "$root" "$storage"
 	start_distribution "$root" "$storage"
 	log "storage $storage: hubctl serve $hub_url (pid $hub_pid), distribution $dist_url (pid $dist_pid), data under $root"
+	# The S3 server and PostgreSQL work for the registries too: their CPU during each
+	# registry's operations is reported next to the registries' own.
+	backend=()
+	[[ $storage == s3 ]] && backend+=("$s3_pid")
+	[[ -n ${pg_pid:-} ]] && backend+=("$pg_pid")
+	backend_pids=$(IFS=,; echo "${backend[*]}")
 	st=0
 	"$work/regbench" -targets "hubctl=$hub_url,distribution=$dist_url" \
 		-blobs "$BLOBS" -size "$SIZE" -chunk "$CHUNK" -parallel "$PARALLEL" \
 		-requests "$REQUESTS" -workers "$WORKERS" -rounds "$ROUNDS" -mono "$MONO" \
-		-pids "hubctl=$hub_pid,distribution=$dist_pid" \
+		-pids "hubctl=$hub_pid,distribution=$dist_pid" ${backend_pids:+-backend-pids "$backend_pids"} \
 		-check -json "$work/throughput-$storage.json" || st=$?
 	[[ $st == 0 || $st == 3 ]] || die "regbench failed (exit $st)"
 	[[ $st == 0 ]] || status=$st

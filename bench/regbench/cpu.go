@@ -38,3 +38,44 @@ func procCPU(pid int) (float64, error) {
 	}
 	return float64(u+st) / clockTicks, nil
 }
+
+// procTreeCPU is the CPU seconds of pid and its descendants: the live ones (found
+// through /proc/PID/task/TID/children) and, through cutime and cstime, those that
+// exited and were waited for. A PostgreSQL server does its work in one child per
+// connection, so the postmaster's own time says nothing.
+func procTreeCPU(pid int) (float64, error) {
+	self, err := procCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) >= 15 {
+		cu, err1 := strconv.ParseInt(f[13], 10, 64)
+		cs, err2 := strconv.ParseInt(f[14], 10, 64)
+		if err1 == nil && err2 == nil {
+			self += float64(cu+cs) / clockTicks
+		}
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, k := range strings.Fields(string(kids)) {
+			kid, err := strconv.Atoi(k)
+			if err != nil {
+				continue
+			}
+			if c, err := procTreeCPU(kid); err == nil {
+				self += c // a child that exited meanwhile is counted once it is waited for
+			}
+		}
+	}
+	return self, nil
+}

@@ -47,6 +47,7 @@ type options struct {
 
 	pid     int
 	pids    map[string]int // server process per target name, for CPU accounting
+	backend []int          // processes every target relies on (S3 server, database)
 	rssSize int64
 	every   time.Duration
 }
@@ -92,6 +93,7 @@ func parseFlags(args []string) (*options, error) {
 		parallel = fs.String("parallel", "1,4", "parallelisms of push and pull, `list`")
 		rssSize  = fs.String("rss-size", "1GiB", "blob `size` streamed in and out with -pid")
 		pids     = fs.String("pids", "", "server processes, `name=PID,…` (names as in -targets): report their CPU time per unit of work")
+		backend  = fs.String("backend-pids", "", "`PID,…` of processes the targets share (an S3 server, a database): report their CPU time per unit of work of each target")
 		o        = &options{}
 	)
 	fs.IntVar(&o.blobs, "blobs", 8, "blobs pushed and pulled per operation")
@@ -166,6 +168,15 @@ func parseFlags(args []string) (*options, error) {
 			o.pids[name] = pid
 		}
 	}
+	if *backend != "" {
+		for _, v := range strings.Split(*backend, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || pid <= 0 {
+				return nil, fmt.Errorf("-backend-pids: %q is not a PID", v)
+			}
+			o.backend = append(o.backend, pid)
+		}
+	}
 	if o.pid == 0 && len(o.targets) < 1 {
 		return nil, errors.New("-targets: need at least one registry")
 	}
@@ -209,6 +220,9 @@ type measurement struct {
 	// ServerCPU is the CPU seconds the target's server process used during the
 	// operation (with -pids).
 	ServerCPU float64 `json:"server_cpu_s,omitempty"`
+	// BackendCPU is the CPU seconds the shared processes used during the operation
+	// (with -backend-pids): what serving this target cost the S3 server and database.
+	BackendCPU float64 `json:"backend_cpu_s,omitempty"`
 }
 
 const repoBlobs, repoSmall, smallTag = "regbench/blobs", "regbench/small", "bench"
@@ -327,6 +341,10 @@ func runThroughput(ctx context.Context, o *options) (*report, error) {
 						return rep, fmt.Errorf("%s: %w", t.name, err)
 					}
 				}
+				backendBefore, err := backendCPU(o.backend)
+				if err != nil {
+					return rep, err
+				}
 				m, err := op.run(ctx, t)
 				if err != nil {
 					rep.finish(o, start)
@@ -338,6 +356,13 @@ func runThroughput(ctx context.Context, o *options) (*report, error) {
 						return rep, fmt.Errorf("%s: %w", t.name, err)
 					}
 					m.ServerCPU = cpuAfter - cpuBefore
+				}
+				if len(o.backend) > 0 {
+					backendAfter, err := backendCPU(o.backend)
+					if err != nil {
+						return rep, err
+					}
+					m.BackendCPU = backendAfter - backendBefore
 				}
 				m.Op, m.Target, m.Round = op.name, t.name, round+1
 				fmt.Fprintf(os.Stderr, "round %d  %-24s %-14s %9.1f %s\n", round+1, op.name, t.name, m.Value, m.Unit)
@@ -443,4 +468,17 @@ func writeJSON(stdout io.Writer, path string, v any) error {
 
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// backendCPU sums the CPU seconds of the shared processes and their children so far.
+func backendCPU(pids []int) (float64, error) {
+	var sum float64
+	for _, pid := range pids {
+		c, err := procTreeCPU(pid)
+		if err != nil {
+			return 0, fmt.Errorf("backend process %d: %w", pid, err)
+		}
+		sum += c
+	}
+	return sum, nil
 }

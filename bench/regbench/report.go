@@ -39,6 +39,9 @@ type summaryRow struct {
 	// request (with -pids).
 	Cost     map[string]float64 `json:"server_cpu_cost,omitempty"`
 	CostUnit string             `json:"server_cpu_cost_unit,omitempty"`
+	// BackendCost is the median CPU of the shared processes per unit of work of each
+	// target (with -backend-pids), in CostUnit.
+	BackendCost map[string]float64 `json:"backend_cpu_cost,omitempty"`
 }
 
 // check is one target of issue 2 next to the figure that meets or misses it.
@@ -62,17 +65,29 @@ func (r *report) finish(o *options, start time.Time) {
 	}
 	for _, op := range order {
 		row := summaryRow{Op: op, Values: map[string]float64{}, Method: map[string]string{}, Ratios: map[string]float64{}}
-		per, cost := map[string][]float64{}, map[string][]float64{}
+		per, cost, backend := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 		for _, m := range byOp[op] {
 			row.Unit = m.Unit
 			per[m.Target] = append(per[m.Target], m.Value)
-			if m.ServerCPU > 0 {
-				if m.Bytes > 0 {
+			perUnit := func(cpu float64) (float64, bool) {
+				switch {
+				case m.Bytes > 0:
 					row.CostUnit = "ms/GiB"
-					cost[m.Target] = append(cost[m.Target], m.ServerCPU*1000/(float64(m.Bytes)/(1<<30)))
-				} else if m.Count > 0 {
+					return cpu * 1000 / (float64(m.Bytes) / (1 << 30)), true
+				case m.Count > 0:
 					row.CostUnit = "µs/req"
-					cost[m.Target] = append(cost[m.Target], m.ServerCPU*1e6/float64(m.Count))
+					return cpu * 1e6 / float64(m.Count), true
+				}
+				return 0, false
+			}
+			if m.ServerCPU > 0 {
+				if c, ok := perUnit(m.ServerCPU); ok {
+					cost[m.Target] = append(cost[m.Target], c)
+				}
+			}
+			if m.BackendCPU > 0 {
+				if c, ok := perUnit(m.BackendCPU); ok {
+					backend[m.Target] = append(backend[m.Target], c)
 				}
 			}
 			if m.Method != "" {
@@ -86,6 +101,12 @@ func (r *report) finish(o *options, start time.Time) {
 			row.Cost = map[string]float64{}
 			for t, vs := range cost {
 				row.Cost[t] = median(vs)
+			}
+		}
+		if len(backend) > 0 {
+			row.BackendCost = map[string]float64{}
+			for t, vs := range backend {
+				row.BackendCost[t] = median(vs)
 			}
 		}
 		if len(r.Targets) > 1 {
@@ -214,16 +235,17 @@ func (r *report) writeTable(w io.Writer) {
 	for _, n := range notes {
 		fmt.Fprintln(w, "  "+n)
 	}
-	r.writeCostTable(w)
+	r.writeCostTable(w, "server CPU", func(row summaryRow) map[string]float64 { return row.Cost })
+	r.writeCostTable(w, "shared S3 server and database CPU", func(row summaryRow) map[string]float64 { return row.BackendCost })
 }
 
-// writeCostTable prints the server CPU per unit of work; the ratio is other / first, so
-// above 1 means the first target does the same work with less CPU.
-func (r *report) writeCostTable(w io.Writer) {
-	if !slices.ContainsFunc(r.Summary, func(row summaryRow) bool { return len(row.Cost) > 0 }) {
+// writeCostTable prints a CPU cost per unit of work (what of a row) for each target;
+// the ratio is other / first, so above 1 means the first target's work cost less CPU.
+func (r *report) writeCostTable(w io.Writer, title string, what func(summaryRow) map[string]float64) {
+	if !slices.ContainsFunc(r.Summary, func(row summaryRow) bool { return len(what(row)) > 0 }) {
 		return
 	}
-	fmt.Fprintf(w, "\nserver CPU per unit of work (lower is better); ratio = other / %s\n\n", r.Targets[0])
+	fmt.Fprintf(w, "\n%s per unit of work (lower is better); ratio = other / %s\n\n", title, r.Targets[0])
 	tw := newTable(w)
 	head := append([]string{"operation"}, r.Targets...)
 	if len(r.Targets) == 2 {
@@ -231,20 +253,20 @@ func (r *report) writeCostTable(w io.Writer) {
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for _, row := range r.Summary {
-		if len(row.Cost) == 0 {
+		if len(what(row)) == 0 {
 			continue
 		}
 		cells := []string{row.Op}
 		for _, t := range r.Targets {
-			if v, ok := row.Cost[t]; ok {
+			if v, ok := what(row)[t]; ok {
 				cells = append(cells, fmt.Sprintf("%9.1f %s", v, row.CostUnit))
 			} else {
 				cells = append(cells, "—")
 			}
 		}
 		if len(r.Targets) == 2 {
-			a, okA := row.Cost[r.Targets[0]]
-			b, okB := row.Cost[r.Targets[1]]
+			a, okA := what(row)[r.Targets[0]]
+			b, okB := what(row)[r.Targets[1]]
 			if okA && okB && a > 0 {
 				cells = append(cells, fmt.Sprintf("%6.2f×", b/a))
 			} else {
