@@ -10,7 +10,8 @@
 //     cutoff, are removed;
 //  3. blobs linked nowhere whose creation and last pin are before the cutoff are marked
 //     (deleting_at), then blobs marked before the cutoff and not pinned since are swept:
-//     bytes deleted from the blob store, then the row, in one transaction per blob.
+//     bytes deleted from the blob store, then the row, in one transaction per blob,
+//     Options.Sweepers blobs at a time.
 //
 // The cutoff is now - Grace, taken once at the start of each phase. The sweep uses the
 // same grace after the mark, so with a grace of an hour a blob marked by one run is
@@ -30,7 +31,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/events"
@@ -72,7 +76,15 @@ type Options struct {
 	// LeaseTTL is how long the lease lasts unless renewed; a run renews it every third
 	// of that. 0 means DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// Sweepers is how many blobs are swept at once (0: DefaultSweepers). Each holds a
+	// database connection and a blob store request for the time of one blob.
+	Sweepers int
 }
+
+// DefaultSweepers sweeps four blobs at once: on S3 and PostgreSQL a sweep is a few
+// round trips, so one at a time leaves both idle, while more would take a larger share
+// of a serving replica's database connections (at least 8 per pool).
+const DefaultSweepers = 4
 
 // Actor is the actor of the events and audit entries of what GC deletes.
 const Actor = "system"
@@ -181,24 +193,42 @@ func collect(ctx context.Context, o Options) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	sweepers := o.Sweepers
+	if sweepers <= 0 {
+		sweepers = DefaultSweepers
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(sweepers)
+	var mu sync.Mutex
 	for _, b := range cands {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+		if gctx.Err() != nil {
+			break
 		}
-		d := b.Digest
-		swept, err := o.Meta.GCSweepBlob(ctx, d, sweepBefore, func(loc string) error {
-			if err := o.Blobs.Delete(ctx, d, loc); err != nil {
-				return fmt.Errorf("delete blob %s from storage: %w", d, err)
+		g.Go(func() error {
+			d := b.Digest
+			swept, err := o.Meta.GCSweepBlob(gctx, d, sweepBefore, func(loc string) error {
+				if err := o.Blobs.Delete(gctx, d, loc); err != nil {
+					return fmt.Errorf("delete blob %s from storage: %w", d, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if swept {
+				mu.Lock()
+				rep.Swept++
+				rep.BytesFreed += max(b.Size, 0)
+				mu.Unlock()
 			}
 			return nil
 		})
-		if err != nil {
-			return rep, err
-		}
-		if swept {
-			rep.Swept++
-			rep.BytesFreed += max(b.Size, 0)
-		}
+	}
+	if err := g.Wait(); err != nil {
+		return rep, err
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
 	}
 	log.InfoContext(ctx, "gc done", "manifests", rep.Manifests, "links", rep.Links, "marked", rep.Marked, "swept", rep.Swept, "bytes_freed", rep.BytesFreed)
 	return rep, nil

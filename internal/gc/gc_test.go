@@ -26,9 +26,14 @@ import (
 	"github.com/hubctl/hubctl/internal/metadata/sqlite"
 	"github.com/hubctl/hubctl/internal/pgtest"
 	"github.com/hubctl/hubctl/internal/registry"
+	"github.com/hubctl/hubctl/internal/s3test"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	s3test.Stop()
+	os.Exit(code)
+}
 
 // env is the registry handler on real stores behind a loopback HTTP server.
 type env struct {
