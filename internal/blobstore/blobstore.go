@@ -66,8 +66,10 @@ type Store interface {
 	// the caller's from then on: when the registry already holds d elsewhere, it
 	// deletes them with Delete(d, loc).
 	CommitUpload(ctx context.Context, id string, st UploadState, d digest.Digest) (loc string, err error)
-	// AbortUpload discards upload data (idempotent). It never removes bytes a
-	// successful CommitUpload handed over.
+	// AbortUpload discards what upload id stored (idempotent), including the bytes at
+	// a location a CommitUpload of it returned, but never bytes at a digest's own key.
+	// The caller must own the upload: the registry claims its session first, after
+	// which no commit can record that location (metadata.Store.ClaimUpload).
 	AbortUpload(ctx context.Context, id string) error
 }
 

@@ -174,6 +174,12 @@ type Store interface {
 	// location when the blob was already committed. When the two differ, the bytes the
 	// caller stored at b.Location are a redundant copy that nothing refers to.
 	CommitBlob(ctx context.Context, repo string, b Blob, pinnedAt time.Time) (location string, err error)
+	// CommitUploadedBlob is CommitBlob for the blob of upload session upload, which it
+	// deletes in the same transaction. When the session is gone (claimed by a cancel or
+	// the stale-session purge, see ClaimUpload) it returns ErrUploadNotFound and
+	// commits nothing. So the bytes at b.Location are either recorded with the blob or
+	// owned by whoever claimed the session, never both.
+	CommitUploadedBlob(ctx context.Context, repo string, b Blob, pinnedAt time.Time, upload string) (location string, err error)
 	// UnpinBlob withdraws a pin whose push failed: it removes the row if it is still the
 	// pending row that pin created (no size recorded, pinned at pinnedAt, linked
 	// nowhere), so a refused upload leaves nothing behind. Any other state is left alone.
@@ -249,6 +255,11 @@ type Store interface {
 	UpdateUpload(ctx context.Context, u Upload, prevOffset int64) error
 	// DeleteUpload removes a session (idempotent).
 	DeleteUpload(ctx context.Context, id string) error
+	// ClaimUpload deletes session id and reports whether this call deleted it; with a
+	// non-zero staleBefore, only if the session was last updated before it. Whoever
+	// claims a session owns what the upload stored and discards it: a commit can no
+	// longer record it (CommitUploadedBlob).
+	ClaimUpload(ctx context.Context, id string, staleBefore time.Time) (bool, error)
 	// StaleUploads lists sessions not updated since before.
 	StaleUploads(ctx context.Context, before time.Time) ([]Upload, error)
 }

@@ -134,13 +134,19 @@ const reclaimRetries = 5
 // blob since the pin, the bytes this request found at their own key may be gone: it
 // pins again and, if the bytes are still there, commits under the new pin; else the
 // client must upload again. When the registry already held the blob at another
-// location, the copy at loc is redundant and goes.
-func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size int64, loc string, pinned time.Time) error {
+// location, the copy at loc is redundant and goes. For the blob of upload session
+// upload (not ""), the session is finished in the same transaction; when a cancel or
+// the stale-session purge claimed it meanwhile, nothing is committed, the claimer
+// discards the bytes, and the client is told the upload is unknown.
+func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size int64, loc string, pinned time.Time, upload string) error {
 	ctx := r.Context()
 	b := metadata.Blob{Digest: d, Size: size, Location: loc}
 	for attempt := 0; ; attempt++ {
-		kept, err := h.linkBlob(ctx, name, b, pinned)
+		kept, err := h.linkBlob(ctx, name, b, pinned, upload)
 		switch {
+		case upload != "" && errors.Is(err, metadata.ErrUploadNotFound):
+			return errcode.New(errcode.BlobUploadUnknown, "upload %s was cancelled or expired while it was committed", upload).
+				WithDetail(map[string]string{"uuid": upload})
 		case err == nil:
 			if kept != loc {
 				// The blob was committed before, at kept, which never changes while
@@ -185,12 +191,21 @@ func (h *Handler) dropCopy(ctx context.Context, d digest.Digest, loc string) {
 	}
 }
 
-// linkBlob commits a pinned blob and links it into the repository, and returns the
-// location the blob's row holds; a namespace over its storage quota is refused with
-// DENIED and the store's message, which names the quota and the usage.
-// metadata.ErrBlobReclaimed is returned as is.
-func (h *Handler) linkBlob(ctx context.Context, name string, b metadata.Blob, pinned time.Time) (string, error) {
-	kept, err := h.o.Meta.CommitBlob(ctx, name, b, pinned)
+// linkBlob commits a pinned blob and links it into the repository (finishing upload
+// session upload when not ""), and returns the location the blob's row holds; a
+// namespace over its storage quota is refused with DENIED and the store's message, which
+// names the quota and the usage. metadata.ErrBlobReclaimed and ErrUploadNotFound are
+// returned as is.
+func (h *Handler) linkBlob(ctx context.Context, name string, b metadata.Blob, pinned time.Time, upload string) (string, error) {
+	var (
+		kept string
+		err  error
+	)
+	if upload != "" {
+		kept, err = h.o.Meta.CommitUploadedBlob(ctx, name, b, pinned, upload)
+	} else {
+		kept, err = h.o.Meta.CommitBlob(ctx, name, b, pinned)
+	}
 	if errors.Is(err, metadata.ErrQuotaExceeded) {
 		return "", errcode.New(errcode.Denied, "%v", err)
 	}

@@ -282,22 +282,25 @@ func (h *Handler) publish(r *http.Request, e events.Event) {
 // CleanStaleUploads aborts upload sessions that were not touched for maxAge and returns
 // how many it removed.
 func (h *Handler) CleanStaleUploads(ctx context.Context, maxAge time.Duration) (int, error) {
-	stale, err := h.o.Meta.StaleUploads(ctx, time.Now().Add(-maxAge))
+	cutoff := time.Now().Add(-maxAge)
+	stale, err := h.o.Meta.StaleUploads(ctx, cutoff)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, u := range stale {
 		unlock := h.lockUpload(u.ID)
-		err := h.o.Blobs.AbortUpload(ctx, u.ID)
-		if err == nil {
-			err = h.o.Meta.DeleteUpload(ctx, u.ID)
-		}
+		// Claimed only if still stale: another replica may have touched, committed or
+		// purged it since it was listed.
+		err := h.discardUpload(ctx, u, cutoff)
 		unlock()
-		if err != nil {
+		switch {
+		case errors.Is(err, metadata.ErrUploadNotFound):
+		case err != nil:
 			return n, err
+		default:
+			n++
 		}
-		n++
 	}
 	return n, nil
 }

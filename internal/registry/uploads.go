@@ -74,7 +74,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 			return storeWriteError(err, body, d)
 		}
 		// Over quota the stored bytes stay unlinked until GC reclaims them.
-		if err := h.commitBlob(r, name, d, n, "", pinned); err != nil {
+		if err := h.commitBlob(r, name, d, n, "", pinned, ""); err != nil {
 			return err
 		}
 		blobCreated(w, name, d)
@@ -115,7 +115,7 @@ func (h *Handler) mount(r *http.Request, name, from string, d digest.Digest) (bo
 		}
 		return false, err
 	}
-	if _, err := h.linkBlob(ctx, name, b, pinned); err != nil {
+	if _, err := h.linkBlob(ctx, name, b, pinned, ""); err != nil {
 		if errors.Is(err, metadata.ErrBlobReclaimed) {
 			return false, nil // collected meanwhile: the client uploads it instead
 		}
@@ -254,7 +254,7 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		}
 		return storeWriteError(err, nil, d)
 	}
-	if err := h.commitBlob(r, name, d, u.Offset, loc, pinned); err != nil {
+	if err := h.commitBlob(r, name, d, u.Offset, loc, pinned, u.ID); err != nil {
 		// Over quota, bytes at the digest's own key are linked nowhere: GC reclaims
 		// them after its grace period (commitBlob deletes bytes at a location of their
 		// own). The session is finished either way, so it goes rather than waiting to
@@ -267,10 +267,8 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		}
 		return err
 	}
-	if err := h.o.Meta.DeleteUpload(ctx, u.ID); err != nil {
-		h.o.Log.WarnContext(ctx, "upload committed but its session was not removed", "upload", u.ID, "error", err)
-	}
-	blobCreated(w, name, d)
+	blobCreated(w, name, d) // the commit finished the session
+
 	return nil
 }
 
@@ -280,14 +278,36 @@ func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id 
 	if err != nil {
 		return err
 	}
-	if err := h.o.Blobs.AbortUpload(r.Context(), u.ID); err != nil {
-		return err
-	}
-	if err := h.o.Meta.DeleteUpload(r.Context(), u.ID); err != nil {
+	if err := h.discardUpload(r.Context(), u, time.Time{}); err != nil {
+		if errors.Is(err, metadata.ErrUploadNotFound) {
+			return errcode.New(errcode.BlobUploadUnknown, "upload %s is unknown in repository %s", id, name).WithDetail(map[string]string{"uuid": id})
+		}
 		return err
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// discardUpload claims session u (only if last updated before staleBefore, when that
+// is not zero) and then discards what the upload stored, which no commit can record any
+// more (metadata.Store.ClaimUpload). It returns metadata.ErrUploadNotFound when the
+// session was not claimed: gone, committed, or updated since. When the blob store fails,
+// the session is put back, so that the cancel or the next purge can try again.
+func (h *Handler) discardUpload(ctx context.Context, u metadata.Upload, staleBefore time.Time) error {
+	claimed, err := h.o.Meta.ClaimUpload(ctx, u.ID, staleBefore)
+	if err != nil {
+		return err
+	}
+	if !claimed {
+		return fmt.Errorf("upload %s: %w", u.ID, metadata.ErrUploadNotFound)
+	}
+	if err := h.o.Blobs.AbortUpload(ctx, u.ID); err != nil {
+		if rerr := h.o.Meta.CreateUpload(context.WithoutCancel(ctx), u); rerr != nil {
+			h.o.Log.WarnContext(ctx, "upload storage not discarded and its session not restored", "upload", u.ID, "error", rerr)
+		}
+		return err
+	}
 	return nil
 }
 

@@ -33,8 +33,9 @@ import (
 // which only a completed object gives, so the marker records that the upload's data now
 // lives in the completed object, and a later append (after a digest mismatch) reopens a
 // new multipart upload from it with UploadPartCopy. Once the bytes are verified the
-// marker says so (Committed), and from then on no abort or cleanup deletes them: they
-// belong to the blob.
+// marker says so (Committed), and nothing appends to them any more. The commit's own
+// cleanup keeps them; AbortUpload deletes them, as its caller owns the upload (the
+// registry claims the session first, so no commit can record the location after).
 
 // backend is UploadState.Backend: everything a replica needs to continue the upload.
 type backend struct {
@@ -425,7 +426,7 @@ func (s *Store) CommitUpload(ctx context.Context, id string, st blobstore.Upload
 	cctx, cancel := s.cleanupContext(ctx)
 	defer cancel()
 	// The blob is in place; what cleanup misses, a lifecycle rule on uploads/ removes.
-	_ = s.cleanup(cctx, id, dir, m)
+	_ = s.cleanup(cctx, id, dir, m, false)
 	return loc, nil
 }
 
@@ -519,8 +520,9 @@ func (s *Store) rehash(ctx context.Context, key string, size int64, d digest.Dig
 	return nil
 }
 
-// AbortUpload discards upload id: its multipart upload and every object under its
-// directory. A missing upload is not an error.
+// AbortUpload discards upload id: its multipart upload, every object under its
+// directory and its completed object, committed or not (the caller owns the upload;
+// see blobstore.Store). A missing upload is not an error.
 func (s *Store) AbortUpload(ctx context.Context, id string) error {
 	dir, err := s.uploadDir(id)
 	if err != nil {
@@ -530,19 +532,20 @@ func (s *Store) AbortUpload(ctx context.Context, id string) error {
 	if err != nil && !errors.Is(err, blobstore.ErrUploadNotFound) {
 		return err
 	}
-	if err := s.cleanup(ctx, id, dir, m); err != nil {
+	if err := s.cleanup(ctx, id, dir, m, true); err != nil {
 		return s.fail(ctx, "abort upload "+id, err)
 	}
 	return nil
 }
 
-// cleanup removes upload id: a completed object that was never committed (a digest
-// mismatch the client gave up on) first, then the marker, so the upload is gone for
-// every replica at once, then its live multipart upload, then whatever objects remain
-// under its directory dir. Listing uses ListObjects V1, the one COS documents, and only
-// ever under one upload's directory. A committed object is the blob's and stays.
-func (s *Store) cleanup(ctx context.Context, id, dir string, m marker) error {
-	if m.Done != "" && !m.Committed {
+// cleanup removes upload id: with discard its completed object first (also when the
+// marker is already gone: a commit's cleanup removed it before the registry could
+// record the blob), then the marker, so the upload is gone for every replica at once,
+// then its live multipart upload, then whatever objects remain under its directory dir.
+// Listing uses ListObjects V1, the one COS documents, and only ever under one upload's
+// directory.
+func (s *Store) cleanup(ctx context.Context, id, dir string, m marker, discard bool) error {
+	if discard {
 		key := s.dataKey(id)
 		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil && !isNotFound(err) {
 			return err

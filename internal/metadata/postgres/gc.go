@@ -42,8 +42,25 @@ func (s *Store) PinBlob(ctx context.Context, d digest.Digest, size int64) (time.
 // GC has not marked or swept it since pinnedAt (else metadata.ErrBlobReclaimed). It
 // returns the location the row holds: b.Location, or the one an earlier commit recorded.
 func (s *Store) CommitBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time) (string, error) {
+	return s.CommitUploadedBlob(ctx, repo, b, pinnedAt, "")
+}
+
+// CommitUploadedBlob is CommitBlob that also deletes upload session upload (when not
+// ""), and commits nothing when the session is gone; see metadata.Store.
+func (s *Store) CommitUploadedBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time, upload string) (string, error) {
 	var location string
 	err := s.write(ctx, func(tx pgx.Tx) error {
+		if upload != "" {
+			// The row lock this takes orders it against a concurrent ClaimUpload: one of
+			// the two deletes the session, the other finds it gone.
+			tag, err := tx.Exec(ctx, "DELETE FROM uploads WHERE id = $1", upload)
+			if err != nil {
+				return fmt.Errorf("commit blob %s: finish upload %s: %w", b.Digest, upload, err)
+			}
+			if tag.RowsAffected() == 0 {
+				return fmt.Errorf("commit blob %s: upload %s: %w", b.Digest, upload, metadata.ErrUploadNotFound)
+			}
+		}
 		// Both CASEs see the row as the UPDATE found it after waiting for its lock, so
 		// size and location are recorded together, once: a concurrent commit of the same
 		// blob re-evaluates against the committed row and keeps its location.

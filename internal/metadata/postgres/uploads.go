@@ -88,6 +88,25 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	})
 }
 
+// ClaimUpload deletes session id (if stale before staleBefore, when that is not zero)
+// and reports whether it did; see metadata.Store.
+func (s *Store) ClaimUpload(ctx context.Context, id string, staleBefore time.Time) (bool, error) {
+	claimed := false
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		q, args := "DELETE FROM uploads WHERE id = $1", []any{id}
+		if !staleBefore.IsZero() {
+			q, args = q+" AND updated_at < $2", append(args, staleBefore.UTC().UnixNano())
+		}
+		tag, err := tx.Exec(ctx, q, args...)
+		claimed = err == nil && tag.RowsAffected() == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim upload %s: %w", id, err)
+	}
+	return claimed, nil
+}
+
 // StaleUploads lists sessions last updated before before, oldest first.
 func (s *Store) StaleUploads(ctx context.Context, before time.Time) ([]metadata.Upload, error) {
 	var out []metadata.Upload

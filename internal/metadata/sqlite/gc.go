@@ -38,8 +38,25 @@ func (s *Store) PinBlob(ctx context.Context, d digest.Digest, size int64) (time.
 // GC has not marked or swept it since pinnedAt (else metadata.ErrBlobReclaimed). It
 // returns the location the row holds: b.Location, or the one an earlier commit recorded.
 func (s *Store) CommitBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time) (string, error) {
+	return s.CommitUploadedBlob(ctx, repo, b, pinnedAt, "")
+}
+
+// CommitUploadedBlob is CommitBlob that also deletes upload session upload (when not
+// ""), and commits nothing when the session is gone; see metadata.Store.
+func (s *Store) CommitUploadedBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time, upload string) (string, error) {
 	var location string
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if upload != "" {
+			res, err := tx.ExecContext(ctx, "DELETE FROM uploads WHERE id = ?", upload)
+			if err != nil {
+				return fmt.Errorf("commit blob %s: finish upload %s: %w", b.Digest, upload, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("commit blob %s: finish upload %s: %w", b.Digest, upload, err)
+			} else if n == 0 {
+				return fmt.Errorf("commit blob %s: upload %s: %w", b.Digest, upload, metadata.ErrUploadNotFound)
+			}
+		}
 		// Both CASEs see the old row, so size and location are recorded together or not
 		// at all: a second commit of the same blob keeps the first one's location.
 		switch err := tx.QueryRowContext(ctx, `UPDATE blobs SET size = CASE WHEN size < 0 THEN ? ELSE size END,

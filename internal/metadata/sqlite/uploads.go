@@ -80,6 +80,29 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	})
 }
 
+// ClaimUpload deletes session id (if stale before staleBefore, when that is not zero)
+// and reports whether it did; see metadata.Store.
+func (s *Store) ClaimUpload(ctx context.Context, id string, staleBefore time.Time) (bool, error) {
+	claimed := false
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		q, args := "DELETE FROM uploads WHERE id = ?", []any{id}
+		if !staleBefore.IsZero() {
+			q, args = q+" AND updated_at < ?", append(args, staleBefore.UTC().UnixNano())
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		claimed = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim upload %s: %w", id, err)
+	}
+	return claimed, nil
+}
+
 // StaleUploads lists sessions last updated before before, oldest first.
 func (s *Store) StaleUploads(ctx context.Context, before time.Time) ([]metadata.Upload, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE updated_at < ? ORDER BY updated_at, id",

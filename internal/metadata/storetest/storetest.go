@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"Uploads", testUploads},
 		{"UploadCompareAndSet", testUploadCompareAndSet},
 		{"StaleUploads", testStaleUploads},
+		{"ClaimUpload", testClaimUpload},
 		{"ConcurrentPutSameTag", testConcurrentPutSameTag},
 		{"ConcurrentLinkBlob", testConcurrentLinkBlob},
 		{"ConcurrentUploadUpdate", testConcurrentUploadUpdate},

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
@@ -122,4 +124,59 @@ func testStaleUploads(t *testing.T, s metadata.Store) {
 	got, err = s.StaleUploads(ctx(t), testTime.Add(-90*time.Minute))
 	must(t, err)
 	equalStrings(t, "StaleUploads after update", ids(got), []string{"c"})
+}
+
+// testClaimUpload: a claim deletes the session once; a stale cutoff spares a session
+// updated since; a commit of a claimed session's blob commits nothing.
+func testClaimUpload(t *testing.T, s metadata.Store) {
+	old := testTime.Add(-2 * time.Hour)
+	for _, id := range []string{"old", "fresh", "mine"} {
+		at := old
+		if id == "fresh" {
+			at = testTime
+		}
+		must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: id, Repository: "app", CreatedAt: at, UpdatedAt: at}))
+	}
+	claim := func(id string, staleBefore time.Time, want bool) {
+		t.Helper()
+		got, err := s.ClaimUpload(ctx(t), id, staleBefore)
+		must(t, err)
+		if got != want {
+			t.Fatalf("ClaimUpload(%s, %v) = %v, want %v", id, staleBefore, got, want)
+		}
+	}
+	cutoff := testTime.Add(-time.Hour)
+	claim("fresh", cutoff, false) // updated since the cutoff: not stale, kept
+	claim("old", cutoff, true)
+	claim("old", cutoff, false) // gone: somebody else's claim
+	claim("nope", time.Time{}, false)
+	claim("fresh", time.Time{}, true) // a cancel claims whatever its age
+	_, err := s.GetUpload(ctx(t), "fresh")
+	wantErr(t, err, metadata.ErrUploadNotFound)
+
+	// The commit of an upload finishes its session in the same transaction.
+	d := digest.FromString("claimed upload")
+	pinned, err := s.PinBlob(ctx(t), d, 14)
+	must(t, err)
+	loc, err := s.CommitUploadedBlob(ctx(t), "app", metadata.Blob{Digest: d, Size: 14, Location: "by-upload/mine"}, pinned, "mine")
+	must(t, err)
+	if loc != "by-upload/mine" {
+		t.Fatalf("CommitUploadedBlob = %q, want by-upload/mine", loc)
+	}
+	_, err = s.GetUpload(ctx(t), "mine")
+	wantErr(t, err, metadata.ErrUploadNotFound)
+	claim("mine", time.Time{}, false) // committed: nothing left to claim
+
+	// A session claimed first: the commit fails and records nothing.
+	must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: "lost", Repository: "app", CreatedAt: old, UpdatedAt: old}))
+	claim("lost", cutoff, true)
+	e := digest.FromString("blob of a claimed upload")
+	pinned, err = s.PinBlob(ctx(t), e, 24)
+	must(t, err)
+	_, err = s.CommitUploadedBlob(ctx(t), "app", metadata.Blob{Digest: e, Size: 24, Location: "by-upload/lost"}, pinned, "lost")
+	wantErr(t, err, metadata.ErrUploadNotFound)
+	_, err = s.GetBlob(ctx(t), e)
+	wantErr(t, err, metadata.ErrBlobNotFound)
+	_, err = s.RepositoryBlob(ctx(t), "app", e)
+	wantErr(t, err, metadata.ErrBlobNotFound)
 }

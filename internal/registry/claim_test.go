@@ -1,0 +1,152 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hubctl/hubctl/internal/blobstore/s3store"
+	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/internal/s3test"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s3test.Stop()
+	os.Exit(code)
+}
+
+// hookedMeta runs beforeFinish once, before the commit of an uploaded blob: a test's way
+// to put a database failure or another replica's purge in the one gap that matters,
+// between the blob store's commit and the database's.
+type hookedMeta struct {
+	metadata.Store
+	beforeFinish func(upload string) error
+}
+
+func (m *hookedMeta) CommitUploadedBlob(ctx context.Context, repo string, b metadata.Blob, pinnedAt time.Time, upload string) (string, error) {
+	if hook := m.beforeFinish; hook != nil {
+		m.beforeFinish = nil
+		if err := hook(upload); err != nil {
+			return "", err
+		}
+	}
+	return m.Store.CommitUploadedBlob(ctx, repo, b, pinnedAt, upload)
+}
+
+// newS3Env is newEnv on a fresh versitygw bucket, with the metadata store hooked.
+func newS3Env(t *testing.T) (*env, *hookedMeta, string) {
+	t.Helper()
+	endpoint, ak, sk, bucket := s3test.Start(t)
+	blobs, err := s3store.New(context.Background(), s3store.Options{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hooked *hookedMeta
+	e := newEnv(t, func(o *Options) {
+		hooked = &hookedMeta{Store: o.Meta}
+		o.Blobs, o.Meta = blobs, hooked
+	})
+	return e, hooked, bucket
+}
+
+// chunked starts an upload of data to repo and sends it in one PATCH; it returns the
+// upload's URL for the PUT.
+func (e *env) chunked(repo string, data []byte) string {
+	e.t.Helper()
+	r := e.do("POST", "/v2/"+repo+"/blobs/uploads/", nil)
+	e.expect(r, http.StatusAccepted, "")
+	r = e.do("PATCH", r.header.Get("Location"), bytes.NewReader(data), "Content-Range", fmt.Sprintf("0-%d", len(data)-1))
+	e.expect(r, http.StatusAccepted, "")
+	return r.header.Get("Location")
+}
+
+// TestPurgeDiscardsUnrecordedCommit: the blob store completed a chunked upload in
+// place but the database never recorded it (it failed, and the client gave up). The
+// stale-session purge claims the session and deletes the completed object, which
+// nothing refers to; the client can push the blob again.
+func TestPurgeDiscardsUnrecordedCommit(t *testing.T) {
+	e, hooked, bucket := newS3Env(t)
+	data := make([]byte, 12<<20+5)
+	rand.Read(data)
+	d := digest.FromBytes(data)
+	loc := e.chunked("app", data)
+	hooked.beforeFinish = func(string) error { return errors.New("database unreachable") }
+	e.expect(e.do("PUT", loc+"?digest="+d.String(), nil), http.StatusInternalServerError, "UNKNOWN")
+	if got := s3test.Keys(t, bucket, "blobs/by-upload/"); len(got) != 1 {
+		t.Fatalf("after the failed commit: by-upload objects %q, want the completed upload", got)
+	}
+	n, err := e.h.CleanStaleUploads(context.Background(), 0)
+	if err != nil || n != 1 {
+		t.Fatalf("CleanStaleUploads = %d, %v; want 1 session purged", n, err)
+	}
+	for _, prefix := range []string{"blobs/", "uploads/"} {
+		if got := s3test.Keys(t, bucket, prefix); len(got) != 0 {
+			t.Fatalf("after the purge: objects under %s: %q", prefix, got)
+		}
+	}
+	e.expect(e.do("HEAD", "/v2/app/blobs/"+d.String(), nil), http.StatusNotFound, "")
+	e.expect(e.do("PUT", e.chunked("app", data)+"?digest="+d.String(), nil), http.StatusCreated, "")
+	got := e.do("GET", "/v2/app/blobs/"+d.String(), nil)
+	if got.status != http.StatusOK || !bytes.Equal(got.body, data) {
+		t.Fatalf("GET after pushing again: %d, %d bytes", got.status, len(got.body))
+	}
+}
+
+// TestPurgeRacingCommit: another replica's purge claims the session between the blob
+// store's commit and the database's. The commit records nothing and tells the client
+// the upload is unknown; the purge's discard leaves nothing behind; no blob row points
+// at deleted bytes.
+func TestPurgeRacingCommit(t *testing.T) {
+	e, hooked, bucket := newS3Env(t)
+	data := make([]byte, 9<<20)
+	rand.Read(data)
+	d := digest.FromBytes(data)
+	loc := e.chunked("app", data)
+	hooked.beforeFinish = func(upload string) error {
+		u, err := e.h.o.Meta.GetUpload(context.Background(), upload)
+		if err != nil {
+			return err
+		}
+		return e.h.discardUpload(context.Background(), u, time.Time{})
+	}
+	r := e.do("PUT", loc+"?digest="+d.String(), nil)
+	e.expect(r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	if !strings.Contains(string(r.body), "cancelled or expired") {
+		t.Errorf("error body %s", r.body)
+	}
+	for _, prefix := range []string{"blobs/", "uploads/"} {
+		if got := s3test.Keys(t, bucket, prefix); len(got) != 0 {
+			t.Fatalf("after the race: objects under %s: %q", prefix, got)
+		}
+	}
+	e.expect(e.do("HEAD", "/v2/app/blobs/"+d.String(), nil), http.StatusNotFound, "")
+	if _, err := e.h.o.Meta.GetBlob(context.Background(), d); !errors.Is(err, metadata.ErrBlobNotFound) {
+		t.Fatalf("GetBlob after the race = %v, want ErrBlobNotFound", err)
+	}
+}
+
+// TestCancelDiscards: DELETE of a session claims it and discards its storage; a second
+// DELETE finds it unknown.
+func TestCancelDiscards(t *testing.T) {
+	e, _, bucket := newS3Env(t)
+	data := make([]byte, 9<<20)
+	rand.Read(data)
+	loc := e.chunked("app", data)
+	e.expect(e.do("DELETE", loc, nil), http.StatusNoContent, "")
+	e.expect(e.do("DELETE", loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	for _, prefix := range []string{"blobs/", "uploads/"} {
+		if got := s3test.Keys(t, bucket, prefix); len(got) != 0 {
+			t.Fatalf("after cancel: objects under %s: %q", prefix, got)
+		}
+	}
+}
