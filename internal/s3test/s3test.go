@@ -5,10 +5,17 @@ package s3test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -35,19 +42,24 @@ const (
 	region    = "us-east-1"
 )
 
-// gateway is the one versitygw of this test binary.
+// gateway is one versitygw of this test binary: the plain-HTTP one, or the TLS one.
 type gateway struct {
 	endpoint string
 	root     string
 	cmd      *exec.Cmd
 	exited   chan error
 	client   *s3.Client
+	// httpClient trusts the TLS gateway's self-signed certificate (nil for plain HTTP).
+	httpClient *http.Client
 }
 
 var (
 	mu     sync.Mutex
 	shared *gateway
 	err0   error // why the gateway could not be had; remembered so each test skips fast
+
+	sharedTLS *gateway
+	errTLS    error
 )
 
 // Start returns a running S3 endpoint (path-style, region us-east-1), its credentials and
@@ -104,17 +116,46 @@ func Keys(t testing.TB, bucket, prefix string) []string {
 	return keys
 }
 
-// Stop ends the shared gateway. A TestMain may call it after m.Run; otherwise the
-// gateway dies with the test binary (see startProcess).
+// StartTLS is Start on a second gateway that speaks HTTPS with a self-signed
+// certificate for 127.0.0.1; client is an HTTP client that trusts it.
+func StartTLS(t testing.TB) (endpoint, access, secret, bucket string, client *http.Client) {
+	t.Helper()
+	mu.Lock()
+	if sharedTLS == nil && errTLS == nil {
+		sharedTLS, errTLS = start(true)
+	}
+	g, err := sharedTLS, errTLS
+	mu.Unlock()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("s3test: no TLS S3 server: %v", err)
+		}
+		t.Skipf("s3test: no TLS S3 server (install versitygw %s into $HOME/.cache/hubctl/bin): %v", Version, err)
+	}
+	bucket = "t-" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := g.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatalf("s3test: create bucket %s: %v", bucket, err)
+	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(g.root, bucket)) })
+	return g.endpoint, accessKey, secretKey, bucket, g.httpClient
+}
+
+// Stop ends the shared gateways. A TestMain may call it after m.Run; otherwise the
+// gateways die with the test binary (see startProcess).
 func Stop() {
 	mu.Lock()
 	defer mu.Unlock()
-	if shared != nil {
-		shared.cmd.Process.Kill()
-		<-shared.exited
-		os.RemoveAll(shared.root)
-		os.Remove(shared.root + ".log")
-		shared = nil
+	for _, g := range []**gateway{&shared, &sharedTLS} {
+		if *g != nil {
+			(*g).cmd.Process.Kill()
+			<-(*g).exited
+			os.RemoveAll((*g).root)
+			os.RemoveAll((*g).root + "-tls")
+			os.Remove((*g).root + ".log")
+			*g = nil
+		}
 	}
 }
 
@@ -124,7 +165,7 @@ func get() (*gateway, error) {
 	if shared != nil || err0 != nil {
 		return shared, err0
 	}
-	shared, err0 = start()
+	shared, err0 = start(false)
 	return shared, err0
 }
 
@@ -166,7 +207,7 @@ func cacheDir() (string, error) {
 	return filepath.Join(home, ".cache", "hubctl", "bin"), nil
 }
 
-func start() (*gateway, error) {
+func start(useTLS bool) (*gateway, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -174,6 +215,16 @@ func start() (*gateway, error) {
 	root, err := os.MkdirTemp("", "hubctl-s3test-")
 	if err != nil {
 		return nil, err
+	}
+	scheme, tlsArgs, httpClient := "http", []string(nil), http.DefaultClient
+	if useTLS {
+		certFile, keyFile, pool, err := selfSigned(root + "-tls")
+		if err != nil {
+			os.RemoveAll(root)
+			return nil, err
+		}
+		scheme, tlsArgs = "https", []string{"--cert", certFile, "--key", keyFile}
+		httpClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
 	// A fresh port can be taken by someone else between Close and versitygw's bind, so
 	// a failed start is tried again on another one.
@@ -184,7 +235,8 @@ func start() (*gateway, error) {
 			return nil, err
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		cmd := exec.Command(bin, "--port", addr, "--region", region, "posix", root)
+		args := append([]string{"--port", addr, "--region", region}, tlsArgs...)
+		cmd := exec.Command(bin, append(args, "posix", root)...)
 		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+accessKey, "ROOT_SECRET_KEY="+secretKey)
 		// Logs go to a file next to the root, not to memory: the gateway lives as long
 		// as the test binary.
@@ -203,8 +255,8 @@ func start() (*gateway, error) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		endpoint := "http://" + addr
-		if err := waitReady(endpoint, done); err != nil {
+		endpoint := scheme + "://" + addr
+		if err := waitReady(httpClient, endpoint, done); err != nil {
 			cmd.Process.Kill()
 			<-done
 			out, _ := os.ReadFile(root + ".log")
@@ -216,8 +268,13 @@ func start() (*gateway, error) {
 			BaseEndpoint: aws.String(endpoint),
 			UsePathStyle: true,
 			Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+			HTTPClient:   httpClient,
 		})
-		return &gateway{endpoint: endpoint, root: root, cmd: cmd, exited: done, client: client}, nil
+		g := &gateway{endpoint: endpoint, root: root, cmd: cmd, exited: done, client: client}
+		if useTLS {
+			g.httpClient = httpClient
+		}
+		return g, nil
 	}
 	os.RemoveAll(root)
 	return nil, lastErr
@@ -225,7 +282,7 @@ func start() (*gateway, error) {
 
 // waitReady polls until the gateway answers HTTP (any status: unauthenticated requests
 // are refused) or exits. It polls for readiness only; no test asserts on timing.
-func waitReady(endpoint string, exited <-chan error) error {
+func waitReady(client *http.Client, endpoint string, exited <-chan error) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -233,7 +290,7 @@ func waitReady(endpoint string, exited <-chan error) error {
 			return fmt.Errorf("versitygw exited: %v", err)
 		default:
 		}
-		resp, err := http.Get(endpoint + "/")
+		resp, err := client.Get(endpoint + "/")
 		if err == nil {
 			resp.Body.Close()
 			return nil
@@ -305,7 +362,7 @@ func Pause(t testing.TB) (resume func()) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
-			if err := waitReady(g.endpoint, done); err != nil {
+			if err := waitReady(http.DefaultClient, g.endpoint, done); err != nil {
 				t.Fatalf("s3test: resume: %v", err)
 			}
 			g.cmd, g.exited = cmd, done
@@ -313,4 +370,50 @@ func Pause(t testing.TB) (resume func()) {
 	}
 	t.Cleanup(resume)
 	return resume
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key under dir and
+// returns their paths and a pool that trusts the certificate.
+func selfSigned(dir string) (certFile, keyFile string, pool *x509.CertPool, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "s3test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", nil, err
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return "", "", nil, err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return "", "", nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", "", nil, err
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool, nil
 }

@@ -110,7 +110,7 @@ func (w *partWriter) upload(num int32, buf *[]byte, n int, sum string) error {
 			PartNumber:    aws.Int32(num),
 			Body:          bytes.NewReader((*buf)[:n]),
 			ContentLength: aws.Int64(int64(n)),
-		}, withPayloadHash(sum))
+		}, w.s.signPayload(sum))
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err != nil {
@@ -269,13 +269,19 @@ func (s *Store) abortMultipart(ctx context.Context, key, id string) {
 // of its own while the rest of the part is still being read, so that the SDK does not
 // hash the full part a second time, on the critical path, before sending it (against
 // versitygw that made chunked pushes about 10% slower). The bytes handed to add must not
-// change until finish returns.
+// change until finish returns. A nil *payloadHash (unsigned payloads, see
+// Store.newPayloadHash) does nothing and sums to "".
 type payloadHash struct {
 	in  chan []byte
 	out chan string
 }
 
-func newPayloadHash() *payloadHash {
+// newPayloadHash starts hashing a part for its signature, or returns nil over HTTPS,
+// where the SDK sends payloads unsigned.
+func (s *Store) newPayloadHash() *payloadHash {
+	if s.unsignedPayload {
+		return nil
+	}
 	p := &payloadHash{in: make(chan []byte, 64), out: make(chan string, 1)}
 	go func() {
 		h := sha256.New()
@@ -289,7 +295,7 @@ func newPayloadHash() *payloadHash {
 
 // add hashes b after what was added before.
 func (p *payloadHash) add(b []byte) {
-	if len(b) > 0 {
+	if p != nil && len(b) > 0 {
 		p.in <- b
 	}
 }
@@ -297,6 +303,9 @@ func (p *payloadHash) add(b []byte) {
 // finish returns the hex sha256 of everything added. Every payloadHash must be
 // finished, or its goroutine stays.
 func (p *payloadHash) finish() string {
+	if p == nil {
+		return ""
+	}
 	close(p.in)
 	return <-p.out
 }
@@ -311,14 +320,15 @@ func (h presetPayloadHash) HandleFinalize(ctx context.Context, in middleware.Fin
 	return next.HandleFinalize(v4.SetPayloadHash(ctx, string(h)), in)
 }
 
-// withPayloadHash signs a request with sum as its payload hash ("" leaves it to the SDK).
-func withPayloadHash(sum string) func(*s3.Options) {
+// signPayload signs a request carrying blob bytes with sum, the payload hash computed
+// while the bytes were read. With "" (over HTTPS, see Store.unsignedPayload) the SDK
+// decides as it does by itself: UNSIGNED-PAYLOAD over TLS.
+func (s *Store) signPayload(sum string) func(*s3.Options) {
 	return func(o *s3.Options) {
-		if sum == "" {
-			return
+		if sum != "" {
+			o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+				return st.Finalize.Insert(presetPayloadHash(sum), "ComputePayloadHash", middleware.Before)
+			})
 		}
-		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
-			return st.Finalize.Insert(presetPayloadHash(sum), "ComputePayloadHash", middleware.Before)
-		})
 	}
 }

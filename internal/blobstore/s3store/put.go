@@ -100,7 +100,7 @@ func (s *Store) verify(src *hashingReader) (int64, error) {
 // continues as a multipart upload with the buffer as its first part.
 func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, size int64, verify func() error) (int64, error) {
 	buf := s.getBuf(s.partSize)
-	ph := newPayloadHash()
+	ph := s.newPayloadHash()
 	n, err := fill(src, *buf, ph)
 	sum := ph.finish()
 	if err == nil && size < 0 {
@@ -125,7 +125,7 @@ func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, si
 		Body:          bytes.NewReader((*buf)[:n]),
 		ContentLength: aws.Int64(int64(n)),
 		ContentType:   aws.String("application/octet-stream"),
-	}, withPayloadHash(sum))
+	}, s.signPayload(sum))
 	if err != nil {
 		return 0, err
 	}
@@ -184,7 +184,7 @@ func (s *Store) streamParts(ctx context.Context, key, id string, src io.Reader, 
 	}
 	for {
 		buf := s.getBuf(partSize)
-		ph := newPayloadHash()
+		ph := s.newPayloadHash()
 		k, err := fill(src, *buf, ph)
 		sum := ph.finish()
 		if err != nil && err != io.EOF {

@@ -262,7 +262,7 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		}
 		return st, err
 	}
-	ph := newPayloadHash()
+	ph := s.newPayloadHash()
 	ph.add((*buf)[:k])
 	for {
 		m, rerr := fill(src, (*buf)[k:], ph)
@@ -287,7 +287,7 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		}
 		num++
 		buf, k = s.getBuf(s.partSizeFor(num)), 0
-		ph = newPayloadHash()
+		ph = s.newPayloadHash()
 	}
 	sum := ph.finish()
 	if src.n == 0 {
@@ -308,7 +308,7 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		tailKey := dir + tail
 		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: &s.bucket, Key: &tailKey, Body: bytes.NewReader((*buf)[:k]), ContentLength: aws.Int64(int64(k)),
-		}, withPayloadHash(sum))
+		}, s.signPayload(sum))
 		s.putBuf(buf)
 		if err != nil {
 			return stop(err)
