@@ -216,6 +216,11 @@ func TestCommitInPlace(t *testing.T) {
 	if completes != 1 {
 		t.Errorf("commit completed %d multipart uploads, want 1 (requests: %q)", completes, ops)
 	}
+	// Read the marker, complete, then clean up: delete the marker, list the upload's
+	// directory. Nothing else on the way.
+	if len(ops) != 4 {
+		t.Errorf("commit made %d requests, want 4: %q", len(ops), ops)
+	}
 	checkBlob(t, s, d, loc, data)
 	if _, err := s.Stat(ctx, d, ""); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Errorf("Stat at the digest's own key = %v, want ErrNotFound (nothing was copied there)", err)

@@ -32,10 +32,11 @@ import (
 // running hash state before anything is completed; other digests need the bytes back,
 // which only a completed object gives, so the marker records that the upload's data now
 // lives in the completed object, and a later append (after a digest mismatch) reopens a
-// new multipart upload from it with UploadPartCopy. Once the bytes are verified the
-// marker says so (Committed), and nothing appends to them any more. The commit's own
-// cleanup keeps them; AbortUpload deletes them, as its caller owns the upload (the
-// registry claims the session first, so no commit can record the location after).
+// new multipart upload from it with UploadPartCopy. A commit whose bytes were verified
+// before completing (sha256 from the hash state) writes no marker after it: its cleanup
+// deletes the marker right away. The commit's cleanup keeps the completed object;
+// AbortUpload deletes it, as its caller owns the upload (the registry claims the session
+// first, so no commit can record the location after).
 
 // backend is UploadState.Backend: everything a replica needs to continue the upload.
 type backend struct {
@@ -75,8 +76,6 @@ type marker struct {
 	// Done is the multipart upload completed into the data object, of DoneSize bytes.
 	Done     string `json:"done,omitempty"`
 	DoneSize int64  `json:"doneSize,omitempty"`
-	// Committed is the completed object verified and handed over as a blob.
-	Committed bool `json:"committed,omitempty"`
 }
 
 // CreateUpload starts the multipart upload of upload id and records it in the marker.
@@ -210,9 +209,6 @@ func (s *Store) AppendUpload(ctx context.Context, id string, st blobstore.Upload
 // failed the digest check: a new multipart upload starts with the completed object's
 // parts, copied on the server.
 func (s *Store) reopen(ctx context.Context, id, dir string, b backend, m marker) (backend, error) {
-	if m.Committed {
-		return b, fmt.Errorf("upload was committed: %w", blobstore.ErrUploadNotFound)
-	}
 	key := s.dataKey(id)
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
@@ -413,12 +409,6 @@ func (s *Store) CommitUpload(ctx context.Context, id string, st blobstore.Upload
 	}
 	loc := ""
 	if src == s.dataKey(id) {
-		if !m.Committed {
-			m.Committed = true
-			if err := s.putMarker(ctx, dir, m); err != nil {
-				return "", s.fail(ctx, "commit upload "+id, err)
-			}
-		}
 		loc = byUpload + id
 	} else if err := s.install(ctx, src, dst); err != nil {
 		return "", s.fail(ctx, "commit upload "+id, err)
@@ -446,8 +436,10 @@ func (s *Store) install(ctx context.Context, src, dst string) error {
 }
 
 // materialize makes the upload's bytes one readable object and returns its key ("" for
-// an empty upload) and the marker as it now stands. verified says the bytes already
-// matched the digest, so a completion is recorded as committed at once.
+// an empty upload) and the marker as it now stands. A completion is recorded in the
+// marker only when the bytes are still to be verified (not verified): a mismatch then
+// leaves an upload that a later append reopens. A verified commit goes on to delete the
+// marker anyway.
 func (s *Store) materialize(ctx context.Context, id, dir string, st blobstore.UploadState, b backend, m marker, verified bool) (string, marker, error) {
 	if len(b.Parts) == 0 {
 		if b.TailSize == 0 {
@@ -482,9 +474,11 @@ func (s *Store) materialize(ctx context.Context, id, dir string, st blobstore.Up
 			return "", m, err
 		}
 	}
-	m = marker{Done: b.UploadID, DoneSize: st.Offset, Committed: verified}
-	if err := s.putMarker(ctx, dir, m); err != nil {
-		return "", m, err
+	m = marker{Done: b.UploadID, DoneSize: st.Offset}
+	if !verified {
+		if err := s.putMarker(ctx, dir, m); err != nil {
+			return "", m, err
+		}
 	}
 	return key, m, nil
 }
