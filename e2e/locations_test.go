@@ -21,7 +21,10 @@ import (
 func TestBlobLocationsOnS3(t *testing.T) {
 	rs, env := startReplicaSet(t, 2)
 	a, b := rs[0], rs[1]
-	bucket := envValue(t, env, "HUBCTL_STORAGE_S3_BUCKET")
+	bucket := envDir(env, "HUBCTL_STORAGE_S3_BUCKET")
+	if bucket == "" {
+		t.Fatal("the replica set's environment names no bucket")
+	}
 	tok := mustToken(t, a, "admin", adminPassword, "repository:admin/one:pull,push", "repository:admin/two:pull,push",
 		"repository:admin/three:pull,push", "repository:admin/four:pull,push", "repository:admin/five:pull,push")
 	data := make([]byte, 13<<20+17)
@@ -141,16 +144,4 @@ func chunkedPushStatus(t *testing.T, s, o *server, tok, repo string, data []byte
 	}
 	resp, body = send(t, "PUT", o.URL(loc+"?digest="+sha256Digest(data)), tok, nil)
 	return resp.StatusCode, body
-}
-
-// envValue returns the value of name in env, a list of NAME=value.
-func envValue(t *testing.T, env []string, name string) string {
-	t.Helper()
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, name+"="); ok {
-			return v
-		}
-	}
-	t.Fatalf("%s is not set", name)
-	return ""
 }

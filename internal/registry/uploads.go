@@ -129,9 +129,14 @@ func (h *Handler) mount(r *http.Request, name, from string, d digest.Digest) (bo
 func (h *Handler) session(r *http.Request, name, id string) (metadata.Upload, error) {
 	u, err := h.o.Meta.GetUpload(r.Context(), id)
 	if errors.Is(err, metadata.ErrUploadNotFound) || (err == nil && u.Repository != name) {
-		return u, errcode.New(errcode.BlobUploadUnknown, "upload %s is unknown in repository %s", id, name).WithDetail(map[string]string{"uuid": id})
+		return u, uploadUnknown(name, id)
 	}
 	return u, err
+}
+
+// uploadUnknown is the error for an upload session repository name does not have.
+func uploadUnknown(name, id string) error {
+	return errcode.New(errcode.BlobUploadUnknown, "upload %s is unknown in repository %s", id, name).WithDetail(map[string]string{"uuid": id})
 }
 
 func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, name, id string) error {
@@ -268,7 +273,6 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		return err
 	}
 	blobCreated(w, name, d) // the commit finished the session
-
 	return nil
 }
 
@@ -280,7 +284,7 @@ func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id 
 	}
 	if err := h.discardUpload(r.Context(), u, time.Time{}); err != nil {
 		if errors.Is(err, metadata.ErrUploadNotFound) {
-			return errcode.New(errcode.BlobUploadUnknown, "upload %s is unknown in repository %s", id, name).WithDetail(map[string]string{"uuid": id})
+			return uploadUnknown(name, id)
 		}
 		return err
 	}

@@ -68,25 +68,35 @@ var (
 // without a way to install it) the test is skipped, or fails when CI=true.
 func Start(t testing.TB) (endpoint, access, secret, bucket string) {
 	t.Helper()
+	g := newBucket(t, "S3 server", &bucket, get)
+	return g.endpoint, accessKey, secretKey, bucket
+}
+
+// newBucket gets a gateway from get (skipping the test, or failing it when CI=true,
+// when there is none), creates a fresh bucket in it, removed when the test ends, and
+// stores the bucket's name in bucket.
+func newBucket(t testing.TB, what string, bucket *string, get func() (*gateway, error)) *gateway {
+	t.Helper()
 	g, err := get()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("s3test: no S3 server: %v", err)
+			t.Fatalf("s3test: no %s: %v", what, err)
 		}
-		t.Skipf("s3test: no S3 server (install versitygw %s into $HOME/.cache/hubctl/bin): %v", Version, err)
+		t.Skipf("s3test: no %s (install versitygw %s into $HOME/.cache/hubctl/bin): %v", what, Version, err)
 	}
-	bucket = "t-" + randomHex(6)
+	*bucket = "t-" + randomHex(6)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := g.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatalf("s3test: create bucket %s: %v", bucket, err)
+	if _, err := g.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: bucket}); err != nil {
+		t.Fatalf("s3test: create bucket %s: %v", *bucket, err)
 	}
+	name := *bucket
 	t.Cleanup(func() {
 		// The posix backend keeps a bucket as a directory; removing it directly is much
 		// faster than deleting every object through the API.
-		os.RemoveAll(filepath.Join(g.root, bucket))
+		os.RemoveAll(filepath.Join(g.root, name))
 	})
-	return g.endpoint, accessKey, secretKey, bucket
+	return g
 }
 
 // Keys lists the keys under prefix in a bucket of the shared gateway, sorted, for tests
@@ -120,25 +130,7 @@ func Keys(t testing.TB, bucket, prefix string) []string {
 // certificate for 127.0.0.1; client is an HTTP client that trusts it.
 func StartTLS(t testing.TB) (endpoint, access, secret, bucket string, client *http.Client) {
 	t.Helper()
-	mu.Lock()
-	if sharedTLS == nil && errTLS == nil {
-		sharedTLS, errTLS = start(true)
-	}
-	g, err := sharedTLS, errTLS
-	mu.Unlock()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("s3test: no TLS S3 server: %v", err)
-		}
-		t.Skipf("s3test: no TLS S3 server (install versitygw %s into $HOME/.cache/hubctl/bin): %v", Version, err)
-	}
-	bucket = "t-" + randomHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := g.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatalf("s3test: create bucket %s: %v", bucket, err)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Join(g.root, bucket)) })
+	g := newBucket(t, "TLS S3 server", &bucket, getTLS)
 	return g.endpoint, accessKey, secretKey, bucket, g.httpClient
 }
 
@@ -162,11 +154,19 @@ func Stop() {
 func get() (*gateway, error) {
 	mu.Lock()
 	defer mu.Unlock()
-	if shared != nil || err0 != nil {
-		return shared, err0
+	if shared == nil && err0 == nil {
+		shared, err0 = start(false)
 	}
-	shared, err0 = start(false)
 	return shared, err0
+}
+
+func getTLS() (*gateway, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if sharedTLS == nil && errTLS == nil {
+		sharedTLS, errTLS = start(true)
+	}
+	return sharedTLS, errTLS
 }
 
 // Binary finds versitygw in $HOME/.cache/hubctl/bin or PATH, installing it into the

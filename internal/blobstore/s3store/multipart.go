@@ -88,9 +88,9 @@ func (s *Store) newPartWriter(ctx context.Context, key, uploadID string) *partWr
 	return &partWriter{s: s, ctx: ctx, cancel: cancel, key: key, uploadID: uploadID, slots: make(chan struct{}, s.inFlight)}
 }
 
-// upload sends buf[:n] as part num, signed with sum, its sha256 as payloadHash computed
-// it. It blocks while Store.inFlight parts are on their way, which is what bounds memory
-// to (inFlight+1) buffers per stream.
+// upload sends buf[:n] as part num, signed with sum, the part's sha256 from payloadHash
+// ("" over HTTPS, see Store.signPayload). It blocks while Store.inFlight parts are on
+// their way, which is what bounds memory to (inFlight+1) buffers per stream.
 func (w *partWriter) upload(num int32, buf *[]byte, n int, sum string) error {
 	select {
 	case w.slots <- struct{}{}:
@@ -192,15 +192,13 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 const maxReadSize = 1 << 20
 
 // fill reads from r into buf until it is full or r ends, handing what it read to ph
-// (when not nil) as it goes. It returns io.EOF only together with the bytes read before
+// (nil: nothing) as it goes. It returns io.EOF only together with the bytes read before
 // it, and io.ErrNoProgress for a reader stuck returning nothing.
 func fill(r io.Reader, buf []byte, ph *payloadHash) (int, error) {
 	k, empty := 0, 0
 	for k < len(buf) {
 		m, err := r.Read(buf[k:min(len(buf), k+maxReadSize)])
-		if ph != nil {
-			ph.add(buf[k : k+m])
-		}
+		ph.add(buf[k : k+m])
 		k += m
 		if err != nil {
 			return k, err
