@@ -42,6 +42,7 @@ type options struct {
 	mono     string
 	jsonPath string
 	check    bool
+	goals    string
 	sync     bool
 	drop     bool
 
@@ -105,11 +106,15 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to `file` (- for stdout instead of the table)")
 	fs.BoolVar(&o.sync, "sync", true, "sync(2) before each timed operation so no write-back from the previous one overlaps it")
 	fs.BoolVar(&o.drop, "drop-caches", true, "with -sync, also drop the clean page cache before each push (Linux, as root) so pushes write into reused memory")
-	fs.BoolVar(&o.check, "check", false, "compare with the targets of issue 2 and exit 3 when one is missed")
+	fs.BoolVar(&o.check, "check", false, "compare with the targets of -goals and exit 3 when one is missed")
+	fs.StringVar(&o.goals, "goals", "issue2", "targets -check applies: issue2 (filesystem storage) or issue4 (S3 storage)")
 	fs.IntVar(&o.pid, "pid", 0, "measure the memory of process `pid` (the first target) while streaming -rss-size in and out")
 	fs.DurationVar(&o.every, "sample", 50*time.Millisecond, "memory sampling `interval` with -pid")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if _, ok := goalSets[o.goals]; !ok {
+		return nil, fmt.Errorf("-goals %q: want issue2 or issue4", o.goals)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())

@@ -197,7 +197,7 @@ func runRSS(ctx context.Context, o *options) (*report, error) {
 	res.PeakMiB = max(res.SampledMiB, res.HWMMiB)
 	rep.Seconds = time.Since(start).Seconds()
 	if o.check {
-		rep.evaluate()
+		rep.evaluate(o.goals)
 	}
 	return rep, nil
 }

@@ -3,10 +3,11 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"net/url"
 	"sort"
@@ -16,7 +17,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
 )
@@ -88,8 +88,8 @@ func (s *Store) newPartWriter(ctx context.Context, key, uploadID string) *partWr
 	return &partWriter{s: s, ctx: ctx, cancel: cancel, key: key, uploadID: uploadID, slots: make(chan struct{}, s.inFlight)}
 }
 
-// upload sends buf[:n] as part num, signed with sum, the part's sha256 from payloadHash
-// ("" over HTTPS, see Store.signPayload). It blocks while Store.inFlight parts are on
+// upload sends buf[:n] as part num with sum, its checksum from partChecksum ("" over
+// HTTPS). It blocks while Store.inFlight parts are on
 // their way, which is what bounds memory to (inFlight+1) buffers per stream.
 func (w *partWriter) upload(num int32, buf *[]byte, n int, sum string) error {
 	select {
@@ -104,13 +104,14 @@ func (w *partWriter) upload(num int32, buf *[]byte, n int, sum string) error {
 		// A bytes.Reader is seekable, so the SDK can sign the part and rewind it for
 		// a retry without another copy.
 		out, err := w.s.client.UploadPart(w.ctx, &s3.UploadPartInput{
-			Bucket:        &w.s.bucket,
-			Key:           &w.key,
-			UploadId:      &w.uploadID,
-			PartNumber:    aws.Int32(num),
-			Body:          bytes.NewReader((*buf)[:n]),
-			ContentLength: aws.Int64(int64(n)),
-		}, w.s.signPayload(sum))
+			Bucket:         &w.s.bucket,
+			Key:            &w.key,
+			UploadId:       &w.uploadID,
+			PartNumber:     aws.Int32(num),
+			Body:           bytes.NewReader((*buf)[:n]),
+			ContentLength:  aws.Int64(int64(n)),
+			ChecksumCRC32C: checksumValue(sum),
+		}, unsignedIfSummed(sum))
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err != nil {
@@ -194,7 +195,7 @@ const maxReadSize = 1 << 20
 // fill reads from r into buf until it is full or r ends, handing what it read to ph
 // (nil: nothing) as it goes. It returns io.EOF only together with the bytes read before
 // it, and io.ErrNoProgress for a reader stuck returning nothing.
-func fill(r io.Reader, buf []byte, ph *payloadHash) (int, error) {
+func fill(r io.Reader, buf []byte, ph *partChecksum) (int, error) {
 	k, empty := 0, 0
 	for k < len(buf) {
 		m, err := r.Read(buf[k:min(len(buf), k+maxReadSize)])
@@ -263,70 +264,62 @@ func (s *Store) abortMultipart(ctx context.Context, key, id string) {
 	_, _ = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &id})
 }
 
-// payloadHash computes the sha256 of one part's bytes, which SigV4 signs, on a goroutine
-// of its own while the rest of the part is still being read, so that the SDK does not
-// hash the full part a second time, on the critical path, before sending it (against
-// versitygw that made chunked pushes about 10% slower). The bytes handed to add must not
-// change until finish returns. A nil *payloadHash (unsigned payloads, see
-// Store.newPayloadHash) does nothing and sums to "".
-type payloadHash struct {
-	in  chan []byte
-	out chan string
+// partChecksum is the CRC32C of one part's bytes, updated as they are read. Over plain
+// HTTP every PUT of blob bytes carries it in x-amz-checksum-crc32c, which the server
+// checks before it stores the part, and goes as UNSIGNED-PAYLOAD: the bytes are
+// protected in transit without a sha256 pass over them on either side (with hardware
+// CRC32C the checksum costs next to nothing). That is what the AWS SDK itself does by
+// default (a CRC trailer), but as a header, which COS-like servers that refuse trailers
+// accept as well. A nil *partChecksum (over HTTPS, see Store.newPartChecksum) does
+// nothing and sums to "".
+type partChecksum struct {
+	crc uint32
 }
 
-// newPayloadHash starts hashing a part for its signature, or returns nil over HTTPS,
-// where the SDK sends payloads unsigned.
-func (s *Store) newPayloadHash() *payloadHash {
-	if s.unsignedPayload {
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// newPartChecksum starts the checksum of a part, or returns nil over HTTPS, where TLS
+// protects the bytes and the SDK sends them as UNSIGNED-PAYLOAD by itself.
+func (s *Store) newPartChecksum() *partChecksum {
+	if s.overTLS {
 		return nil
 	}
-	p := &payloadHash{in: make(chan []byte, 64), out: make(chan string, 1)}
-	go func() {
-		h := sha256.New()
-		for b := range p.in {
-			h.Write(b)
-		}
-		p.out <- hex.EncodeToString(h.Sum(nil))
-	}()
-	return p
+	return &partChecksum{}
 }
 
-// add hashes b after what was added before.
-func (p *payloadHash) add(b []byte) {
-	if p != nil && len(b) > 0 {
-		p.in <- b
+// add adds b after what was added before.
+func (p *partChecksum) add(b []byte) {
+	if p != nil {
+		p.crc = crc32.Update(p.crc, castagnoli, b)
 	}
 }
 
-// finish returns the hex sha256 of everything added. Every payloadHash must be
-// finished, or its goroutine stays.
-func (p *payloadHash) finish() string {
+// sum returns the checksum as x-amz-checksum-crc32c spells it (base64 of the four
+// big-endian bytes), or "" for nil.
+func (p *partChecksum) sum() string {
 	if p == nil {
 		return ""
 	}
-	close(p.in)
-	return <-p.out
+	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, p.crc))
 }
 
-// presetPayloadHash hands the SigV4 signer a payload hash computed beforehand: the
-// signer's own ComputePayloadHash step skips hashing when one is set.
-type presetPayloadHash string
-
-func (presetPayloadHash) ID() string { return "hubctl.PresetPayloadHash" }
-
-func (h presetPayloadHash) HandleFinalize(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-	return next.HandleFinalize(v4.SetPayloadHash(ctx, string(h)), in)
+// checksumValue is the ChecksumCRC32C field of a request carrying blob bytes summed to
+// sum: nil, so no header, for "".
+func checksumValue(sum string) *string {
+	if sum == "" {
+		return nil
+	}
+	return &sum
 }
 
-// signPayload signs a request carrying blob bytes with sum, the payload hash computed
-// while the bytes were read. With "" (over HTTPS, see Store.unsignedPayload) the SDK
-// decides as it does by itself: UNSIGNED-PAYLOAD over TLS.
-func (s *Store) signPayload(sum string) func(*s3.Options) {
+// unsignedIfSummed makes a request whose bytes carry checksum sum go as UNSIGNED-PAYLOAD:
+// the checksum protects them, so the SDK need not hash them for SigV4 (over plain HTTP
+// it would otherwise). With "" (over HTTPS) the SDK decides as it does by itself:
+// UNSIGNED-PAYLOAD over TLS.
+func unsignedIfSummed(sum string) func(*s3.Options) {
 	return func(o *s3.Options) {
 		if sum != "" {
-			o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
-				return st.Finalize.Insert(presetPayloadHash(sum), "ComputePayloadHash", middleware.Before)
-			})
+			o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 		}
 	}
 }

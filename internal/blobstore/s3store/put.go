@@ -100,9 +100,9 @@ func (s *Store) verify(src *hashingReader) (int64, error) {
 // continues as a multipart upload with the buffer as its first part.
 func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, size int64, verify func() error) (int64, error) {
 	buf := s.getBuf(s.partSize)
-	ph := s.newPayloadHash()
+	ph := s.newPartChecksum()
 	n, err := fill(src, *buf, ph)
-	sum := ph.finish()
+	sum := ph.sum()
 	if err == nil && size < 0 {
 		// The part is full and the length unknown: more may follow.
 		return s.putMultipart(ctx, key, src, s.partSize, buf, n, sum, verify)
@@ -120,12 +120,13 @@ func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, si
 		return 0, err
 	}
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        &s.bucket,
-		Key:           &key,
-		Body:          bytes.NewReader((*buf)[:n]),
-		ContentLength: aws.Int64(int64(n)),
-		ContentType:   aws.String("application/octet-stream"),
-	}, s.signPayload(sum))
+		Bucket:         &s.bucket,
+		Key:            &key,
+		Body:           bytes.NewReader((*buf)[:n]),
+		ContentLength:  aws.Int64(int64(n)),
+		ContentType:    aws.String("application/octet-stream"),
+		ChecksumCRC32C: checksumValue(sum),
+	}, unsignedIfSummed(sum))
 	if err != nil {
 		return 0, err
 	}
@@ -184,9 +185,9 @@ func (s *Store) streamParts(ctx context.Context, key, id string, src io.Reader, 
 	}
 	for {
 		buf := s.getBuf(partSize)
-		ph := s.newPayloadHash()
+		ph := s.newPartChecksum()
 		k, err := fill(src, *buf, ph)
-		sum := ph.finish()
+		sum := ph.sum()
 		if err != nil && err != io.EOF {
 			return fail(buf, err)
 		}

@@ -125,10 +125,10 @@ type Store struct {
 	presign *s3.PresignClient
 	bucket  string
 	prefix  string // "" or ends in "/"
-	// unsignedPayload is true for an HTTPS endpoint, over which the SDK sends the bytes
-	// of PutObject and UploadPart as UNSIGNED-PAYLOAD (TLS protects them), so no
-	// payload hash is computed; over plain HTTP it signs them with their sha256.
-	unsignedPayload bool
+	// overTLS is true for an HTTPS endpoint, over which the SDK sends the bytes of
+	// PutObject and UploadPart as UNSIGNED-PAYLOAD (TLS protects them); over plain HTTP
+	// they carry their CRC32C instead (see partChecksum).
+	overTLS bool
 
 	partSize    int64
 	inFlight    int
@@ -197,16 +197,16 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		prefix += "/"
 	}
 	return &Store{
-		client:          client,
-		presign:         s3.NewPresignClient(presignClient),
-		bucket:          o.Bucket,
-		prefix:          prefix,
-		partSize:        o.PartSize,
-		unsignedPayload: o.Endpoint == "" || strings.HasPrefix(strings.ToLower(o.Endpoint), "https://"),
-		inFlight:        o.PartsInFlight,
-		presignTTL:      o.PresignTTL,
-		copyPart:        copyPartSize,
-		cleanupTime:     30 * time.Second,
+		client:      client,
+		presign:     s3.NewPresignClient(presignClient),
+		bucket:      o.Bucket,
+		prefix:      prefix,
+		partSize:    o.PartSize,
+		overTLS:     o.Endpoint == "" || strings.HasPrefix(strings.ToLower(o.Endpoint), "https://"),
+		inFlight:    o.PartsInFlight,
+		presignTTL:  o.PresignTTL,
+		copyPart:    copyPartSize,
+		cleanupTime: 30 * time.Second,
 	}, nil
 }
 

@@ -258,7 +258,7 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		}
 		return st, err
 	}
-	ph := s.newPayloadHash()
+	ph := s.newPartChecksum()
 	ph.add((*buf)[:k])
 	for {
 		m, rerr := fill(src, (*buf)[k:], ph)
@@ -266,7 +266,7 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		if rerr == io.EOF {
 			break
 		}
-		sum := ph.finish()
+		sum := ph.sum()
 		if rerr != nil {
 			s.putBuf(buf)
 			return stop(rerr)
@@ -283,9 +283,9 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		}
 		num++
 		buf, k = s.getBuf(s.partSizeFor(num)), 0
-		ph = s.newPayloadHash()
+		ph = s.newPartChecksum()
 	}
-	sum := ph.finish()
+	sum := ph.sum()
 	if src.n == 0 {
 		s.putBuf(buf)
 		return stop(nil)
@@ -304,7 +304,8 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		tailKey := dir + tail
 		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: &s.bucket, Key: &tailKey, Body: bytes.NewReader((*buf)[:k]), ContentLength: aws.Int64(int64(k)),
-		}, s.signPayload(sum))
+			ChecksumCRC32C: checksumValue(sum),
+		}, unsignedIfSummed(sum))
 		s.putBuf(buf)
 		if err != nil {
 			return stop(err)
