@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -75,4 +76,17 @@ func BenchmarkPut64MiB(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRedirectURL presigns a blob's GET, as every redirected pull does.
+func BenchmarkRedirectURL(b *testing.B) {
+	s := newStore(b, nil)
+	d := digest.FromString("redirect")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.RedirectURL(ctx, d, "", time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
