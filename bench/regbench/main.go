@@ -228,6 +228,9 @@ type measurement struct {
 	// BackendCPU is the CPU seconds the shared processes used during the operation
 	// (with -backend-pids): what serving this target cost the S3 server and database.
 	BackendCPU float64 `json:"backend_cpu_s,omitempty"`
+	// ClientCPU is the CPU seconds regbench itself used during the operation: on a
+	// machine the client shares with the servers, its cost bounds the ratios too.
+	ClientCPU float64 `json:"client_cpu_s,omitempty"`
 }
 
 const repoBlobs, repoSmall, smallTag = "regbench/blobs", "regbench/small", "bench"
@@ -369,6 +372,10 @@ func runThroughput(ctx context.Context, o *options) (*report, error) {
 				if err != nil {
 					return rep, err
 				}
+				clientBefore, err := procCPU(os.Getpid())
+				if err != nil {
+					return rep, err
+				}
 				m, err := op.run(ctx, t)
 				if err != nil {
 					rep.finish(o, start)
@@ -388,6 +395,11 @@ func runThroughput(ctx context.Context, o *options) (*report, error) {
 					}
 					m.BackendCPU = backendAfter - backendBefore
 				}
+				clientAfter, err := procCPU(os.Getpid())
+				if err != nil {
+					return rep, err
+				}
+				m.ClientCPU = clientAfter - clientBefore
 				m.Op, m.Target, m.Round = op.name, t.name, round+1
 				fmt.Fprintf(os.Stderr, "round %d  %-24s %-14s %9.1f %s\n", round+1, op.name, t.name, m.Value, m.Unit)
 				rep.Measurements = append(rep.Measurements, m)

@@ -43,6 +43,8 @@ type summaryRow struct {
 	// BackendCost is the median CPU of the shared processes per unit of work of each
 	// target (with -backend-pids), in CostUnit.
 	BackendCost map[string]float64 `json:"backend_cpu_cost,omitempty"`
+	// ClientCost is regbench's own median CPU per unit of work against each target.
+	ClientCost map[string]float64 `json:"client_cpu_cost,omitempty"`
 }
 
 // check is one target of issue 2 next to the figure that meets or misses it.
@@ -66,7 +68,7 @@ func (r *report) finish(o *options, start time.Time) {
 	}
 	for _, op := range order {
 		row := summaryRow{Op: op, Values: map[string]float64{}, Method: map[string]string{}, Ratios: map[string]float64{}}
-		per, cost, backend := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+		per, cost, backend, client := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 		for _, m := range byOp[op] {
 			row.Unit = m.Unit
 			per[m.Target] = append(per[m.Target], m.Value)
@@ -91,6 +93,11 @@ func (r *report) finish(o *options, start time.Time) {
 					backend[m.Target] = append(backend[m.Target], c)
 				}
 			}
+			if m.ClientCPU > 0 {
+				if c, ok := perUnit(m.ClientCPU); ok {
+					client[m.Target] = append(client[m.Target], c)
+				}
+			}
 			if m.Method != "" {
 				row.Method[m.Target] = m.Method
 			}
@@ -108,6 +115,12 @@ func (r *report) finish(o *options, start time.Time) {
 			row.BackendCost = map[string]float64{}
 			for t, vs := range backend {
 				row.BackendCost[t] = median(vs)
+			}
+		}
+		if len(client) > 0 {
+			row.ClientCost = map[string]float64{}
+			for t, vs := range client {
+				row.ClientCost[t] = median(vs)
 			}
 		}
 		if len(r.Targets) > 1 {
@@ -254,6 +267,7 @@ func (r *report) writeTable(w io.Writer) {
 	}
 	r.writeCostTable(w, "server CPU", func(row summaryRow) map[string]float64 { return row.Cost })
 	r.writeCostTable(w, "shared S3 server and database CPU", func(row summaryRow) map[string]float64 { return row.BackendCost })
+	r.writeCostTable(w, "client (regbench) CPU", func(row summaryRow) map[string]float64 { return row.ClientCost })
 }
 
 // writeCostTable prints a CPU cost per unit of work (what of a row) for each target;
