@@ -255,12 +255,18 @@ type Store interface {
 	UpdateUpload(ctx context.Context, u Upload, prevOffset int64) error
 	// DeleteUpload removes a session (idempotent).
 	DeleteUpload(ctx context.Context, id string) error
-	// ClaimUpload deletes session id and reports whether this call deleted it; with a
-	// non-zero staleBefore, only if the session was last updated before it. Whoever
-	// claims a session owns what the upload stored and discards it: a commit can no
-	// longer record it (CommitUploadedBlob).
+	// ClaimUpload marks session id claimed and reports whether this call did: with a
+	// zero staleBefore (a cancel) if no one claimed it; with a non-zero one (the purge)
+	// if it was last updated before staleBefore and no one claimed it, or if it was
+	// claimed before staleBefore by a claimer that never finished (died before
+	// DeleteUpload). Whoever claims a session owns what the upload stored and discards
+	// it, then deletes the session: from the claim on, GetUpload, UpdateUpload and
+	// CommitUploadedBlob see no session, so no commit can record those bytes.
 	ClaimUpload(ctx context.Context, id string, staleBefore time.Time) (bool, error)
-	// StaleUploads lists sessions not updated since before.
+	// UnclaimUpload puts a claimed session back, for a claimer that could not discard
+	// what the upload stored: the next cancel or purge tries again.
+	UnclaimUpload(ctx context.Context, id string) error
+	// StaleUploads lists sessions not updated since before, claimed ones included.
 	StaleUploads(ctx context.Context, before time.Time) ([]Upload, error)
 }
 

@@ -43,11 +43,16 @@ func (m *hookedMeta) CommitUploadedBlob(ctx context.Context, repo string, b meta
 	return m.Store.CommitUploadedBlob(ctx, repo, b, pinnedAt, upload)
 }
 
-// newS3Env is newEnv on a fresh versitygw bucket, with the metadata store hooked.
-func newS3Env(t *testing.T) (*env, *hookedMeta, string) {
+// newS3Env is newEnv on a fresh versitygw bucket, with the metadata store hooked; edit,
+// if any, adjusts the blob store's options.
+func newS3Env(t *testing.T, edit ...func(*s3store.Options)) (*env, *hookedMeta, string) {
 	t.Helper()
 	endpoint, ak, sk, bucket := s3test.Start(t)
-	blobs, err := s3store.New(context.Background(), s3store.Options{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, PathStyle: true})
+	o := s3store.Options{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, PathStyle: true}
+	for _, f := range edit {
+		f(&o)
+	}
+	blobs, err := s3store.New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +152,68 @@ func TestCancelDiscards(t *testing.T) {
 	for _, prefix := range []string{"blobs/", "uploads/"} {
 		if got := s3test.Keys(t, bucket, prefix); len(got) != 0 {
 			t.Fatalf("after cancel: objects under %s: %q", prefix, got)
+		}
+	}
+}
+
+// TestPurgeTakesOverDeadClaim: a purge (or cancel) claimed a session and died before
+// discarding what the upload stored, here a chunked upload the blob store completed but
+// the database never recorded. The session is gone for the client at once; the purge
+// leaves a fresh claim to its claimer, and takes over one older than its cutoff:
+// nothing stays behind in the bucket or the database.
+func TestPurgeTakesOverDeadClaim(t *testing.T) {
+	e, hooked, bucket := newS3Env(t)
+	data := make([]byte, 12<<20+5)
+	rand.Read(data)
+	d := digest.FromBytes(data)
+	loc := e.chunked("app", data)
+	var id string
+	hooked.beforeFinish = func(upload string) error {
+		id = upload
+		return errors.New("database unreachable")
+	}
+	e.expect(e.do("PUT", loc+"?digest="+d.String(), nil), http.StatusInternalServerError, "UNKNOWN")
+	ctx := context.Background()
+	if ok, err := e.h.o.Meta.ClaimUpload(ctx, id, time.Time{}); err != nil || !ok {
+		t.Fatalf("ClaimUpload = %v, %v", ok, err)
+	}
+	e.expect(e.do("GET", loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	if n, err := e.h.CleanStaleUploads(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("CleanStaleUploads(1h) = %d, %v; want the fresh claim left alone", n, err)
+	}
+	if got := s3test.Keys(t, bucket, "blobs/by-upload/"); len(got) != 1 {
+		t.Fatalf("with the claim fresh: by-upload objects %q, want the completed upload", got)
+	}
+	if n, err := e.h.CleanStaleUploads(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("CleanStaleUploads(0) = %d, %v; want the dead claim taken over", n, err)
+	}
+	for _, prefix := range []string{"blobs/", "uploads/"} {
+		if got := s3test.Keys(t, bucket, prefix); len(got) != 0 {
+			t.Fatalf("after the purge: objects under %s: %q", prefix, got)
+		}
+	}
+	if stale, err := e.h.o.Meta.StaleUploads(ctx, time.Now().Add(time.Minute)); err != nil || len(stale) != 0 {
+		t.Fatalf("StaleUploads after the purge = %+v, %v; want the session deleted", stale, err)
+	}
+}
+
+// TestCancelWhileStoreDown: a cancel whose blob store is down fails with 503 and
+// withdraws its claim, so the session is still there for the client (and the purge) to
+// cancel again once the store is back.
+func TestCancelWhileStoreDown(t *testing.T) {
+	// One attempt: the outage is certain, its retries would only slow the test.
+	e, _, bucket := newS3Env(t, func(o *s3store.Options) { o.MaxAttempts = 1 })
+	data := make([]byte, 9<<20)
+	rand.Read(data)
+	loc := e.chunked("app", data)
+	resume := s3test.Pause(t)
+	e.expect(e.do("DELETE", loc, nil), http.StatusServiceUnavailable, "UNAVAILABLE")
+	resume()
+	e.expect(e.do("GET", loc, nil), http.StatusNoContent, "")
+	e.expect(e.do("DELETE", loc, nil), http.StatusNoContent, "")
+	for _, prefix := range []string{"blobs/", "uploads/"} {
+		if got := s3test.Keys(t, bucket, prefix); len(got) != 0 {
+			t.Fatalf("after the second cancel: objects under %s: %q", prefix, got)
 		}
 	}
 }

@@ -293,11 +293,14 @@ func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id 
 	return nil
 }
 
-// discardUpload claims session u (only if last updated before staleBefore, when that
-// is not zero) and then discards what the upload stored, which no commit can record any
-// more (metadata.Store.ClaimUpload). It returns metadata.ErrUploadNotFound when the
-// session was not claimed: gone, committed, or updated since. When the blob store fails,
-// the session is put back, so that the cancel or the next purge can try again.
+// discardUpload claims session u (when staleBefore is not zero, only if it was last
+// updated before it, or claimed before it by a claimer that died), discards what the
+// upload stored, which no commit can record any more, and deletes the session
+// (metadata.Store.ClaimUpload). It returns metadata.ErrUploadNotFound when the session
+// was not claimed: gone, committed, claimed by someone else, or updated since. When the
+// blob store fails, the claim is withdrawn, so that the cancel or the next purge can try
+// again; when the process dies before the session is deleted, the purge takes the claim
+// over once it is older than the purge's cutoff.
 func (h *Handler) discardUpload(ctx context.Context, u metadata.Upload, staleBefore time.Time) error {
 	claimed, err := h.o.Meta.ClaimUpload(ctx, u.ID, staleBefore)
 	if err != nil {
@@ -306,11 +309,15 @@ func (h *Handler) discardUpload(ctx context.Context, u metadata.Upload, staleBef
 	if !claimed {
 		return fmt.Errorf("upload %s: %w", u.ID, metadata.ErrUploadNotFound)
 	}
+	ctx = context.WithoutCancel(ctx)
 	if err := h.o.Blobs.AbortUpload(ctx, u.ID); err != nil {
-		if rerr := h.o.Meta.CreateUpload(context.WithoutCancel(ctx), u); rerr != nil {
-			h.o.Log.WarnContext(ctx, "upload storage not discarded and its session not restored", "upload", u.ID, "error", rerr)
+		if uerr := h.o.Meta.UnclaimUpload(ctx, u.ID); uerr != nil {
+			h.o.Log.WarnContext(ctx, "upload storage not discarded and its claim not withdrawn; the purge retries after uploads.max_age", "upload", u.ID, "error", uerr)
 		}
 		return err
+	}
+	if err := h.o.Meta.DeleteUpload(ctx, u.ID); err != nil {
+		h.o.Log.WarnContext(ctx, "upload discarded but its session not deleted; the purge finishes it after uploads.max_age", "upload", u.ID, "error", err)
 	}
 	return nil
 }

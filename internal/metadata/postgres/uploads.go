@@ -35,7 +35,7 @@ func (s *Store) GetUpload(ctx context.Context, id string) (metadata.Upload, erro
 	var u metadata.Upload
 	err := s.retry(ctx, func() error {
 		var err error
-		u, err = scanUpload(s.pool.QueryRow(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE id = $1", id))
+		u, err = scanUpload(s.pool.QueryRow(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE id = $1 AND claimed_at IS NULL", id))
 		return err
 	})
 	switch {
@@ -55,7 +55,7 @@ func (s *Store) UpdateUpload(ctx context.Context, u metadata.Upload, prevOffset 
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE uploads
 			SET upload_offset = $1, hash_state = $2, backend_state = $3, updated_at = $4
-			WHERE id = $5 AND upload_offset = $6`,
+			WHERE id = $5 AND upload_offset = $6 AND claimed_at IS NULL`,
 			u.Offset, u.HashState, u.BackendState, nanos(u.UpdatedAt), u.ID, prevOffset)
 		if err != nil {
 			return err
@@ -64,7 +64,7 @@ func (s *Store) UpdateUpload(ctx context.Context, u metadata.Upload, prevOffset 
 			return nil
 		}
 		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = $1)", u.ID).Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = $1 AND claimed_at IS NULL)", u.ID).Scan(&exists); err != nil {
 			return err
 		}
 		if !exists {
@@ -88,14 +88,16 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	})
 }
 
-// ClaimUpload deletes session id (if stale before staleBefore, when that is not zero)
-// and reports whether it did; see metadata.Store.
+// ClaimUpload marks session id claimed and reports whether this call did; see
+// metadata.Store. Racing claims (several replicas' purges) are ordered by the row lock:
+// the second re-checks its condition against the first one's claim and finds none.
 func (s *Store) ClaimUpload(ctx context.Context, id string, staleBefore time.Time) (bool, error) {
 	claimed := false
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		q, args := "DELETE FROM uploads WHERE id = $1", []any{id}
+		q, args := "UPDATE uploads SET claimed_at = $1 WHERE id = $2 AND claimed_at IS NULL", []any{time.Now().UTC().UnixNano(), id}
 		if !staleBefore.IsZero() {
-			q, args = q+" AND updated_at < $2", append(args, staleBefore.UTC().UnixNano())
+			q, args = "UPDATE uploads SET claimed_at = $1 WHERE id = $2 AND (claimed_at IS NULL AND updated_at < $3 OR claimed_at < $3)",
+				append(args, staleBefore.UTC().UnixNano())
 		}
 		tag, err := tx.Exec(ctx, q, args...)
 		claimed = err == nil && tag.RowsAffected() == 1
@@ -107,7 +109,18 @@ func (s *Store) ClaimUpload(ctx context.Context, id string, staleBefore time.Tim
 	return claimed, nil
 }
 
-// StaleUploads lists sessions last updated before before, oldest first.
+// UnclaimUpload puts a claimed session back; see metadata.Store.
+func (s *Store) UnclaimUpload(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE uploads SET claimed_at = NULL WHERE id = $1", id); err != nil {
+			return fmt.Errorf("unclaim upload %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// StaleUploads lists sessions last updated before before, oldest first, claimed ones
+// included (see ClaimUpload).
 func (s *Store) StaleUploads(ctx context.Context, before time.Time) ([]metadata.Upload, error) {
 	var out []metadata.Upload
 	err := s.retry(ctx, func() error {

@@ -47,7 +47,7 @@ func (s *Store) CommitUploadedBlob(ctx context.Context, repo string, b metadata.
 	var location string
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if upload != "" {
-			res, err := tx.ExecContext(ctx, "DELETE FROM uploads WHERE id = ?", upload)
+			res, err := tx.ExecContext(ctx, "DELETE FROM uploads WHERE id = ? AND claimed_at IS NULL", upload)
 			if err != nil {
 				return fmt.Errorf("commit blob %s: finish upload %s: %w", b.Digest, upload, err)
 			}

@@ -31,7 +31,7 @@ func (s *Store) CreateUpload(ctx context.Context, u metadata.Upload) error {
 
 // GetUpload returns an upload session, or metadata.ErrUploadNotFound.
 func (s *Store) GetUpload(ctx context.Context, id string) (metadata.Upload, error) {
-	u, err := scanUpload(s.r.QueryRowContext(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE id = ?", id))
+	u, err := scanUpload(s.r.QueryRowContext(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE id = ? AND claimed_at IS NULL", id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return metadata.Upload{}, fmt.Errorf("upload %s: %w", id, metadata.ErrUploadNotFound)
@@ -47,7 +47,7 @@ func (s *Store) UpdateUpload(ctx context.Context, u metadata.Upload, prevOffset 
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE uploads
 			SET upload_offset = ?, hash_state = ?, backend_state = ?, updated_at = ?
-			WHERE id = ? AND upload_offset = ?`,
+			WHERE id = ? AND upload_offset = ? AND claimed_at IS NULL`,
 			u.Offset, u.HashState, u.BackendState, nanos(u.UpdatedAt), u.ID, prevOffset)
 		if err != nil {
 			return err
@@ -56,7 +56,7 @@ func (s *Store) UpdateUpload(ctx context.Context, u metadata.Upload, prevOffset 
 			return err
 		}
 		var one int
-		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM uploads WHERE id = ?", u.ID).Scan(&one); {
+		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM uploads WHERE id = ? AND claimed_at IS NULL", u.ID).Scan(&one); {
 		case errors.Is(err, sql.ErrNoRows):
 			return metadata.ErrUploadNotFound
 		case err != nil:
@@ -80,14 +80,16 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	})
 }
 
-// ClaimUpload deletes session id (if stale before staleBefore, when that is not zero)
-// and reports whether it did; see metadata.Store.
+// ClaimUpload marks session id claimed and reports whether this call did; see
+// metadata.Store.
 func (s *Store) ClaimUpload(ctx context.Context, id string, staleBefore time.Time) (bool, error) {
 	claimed := false
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		q, args := "DELETE FROM uploads WHERE id = ?", []any{id}
+		q, args := "UPDATE uploads SET claimed_at = ? WHERE id = ? AND claimed_at IS NULL", []any{time.Now().UTC().UnixNano(), id}
 		if !staleBefore.IsZero() {
-			q, args = q+" AND updated_at < ?", append(args, staleBefore.UTC().UnixNano())
+			cut := staleBefore.UTC().UnixNano()
+			q, args = "UPDATE uploads SET claimed_at = ? WHERE id = ? AND (claimed_at IS NULL AND updated_at < ? OR claimed_at < ?)",
+				append(args, cut, cut)
 		}
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
@@ -103,7 +105,18 @@ func (s *Store) ClaimUpload(ctx context.Context, id string, staleBefore time.Tim
 	return claimed, nil
 }
 
-// StaleUploads lists sessions last updated before before, oldest first.
+// UnclaimUpload puts a claimed session back; see metadata.Store.
+func (s *Store) UnclaimUpload(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE uploads SET claimed_at = NULL WHERE id = ?", id); err != nil {
+			return fmt.Errorf("unclaim upload %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// StaleUploads lists sessions last updated before before, oldest first, claimed ones
+// included (see ClaimUpload).
 func (s *Store) StaleUploads(ctx context.Context, before time.Time) ([]metadata.Upload, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE updated_at < ? ORDER BY updated_at, id",
 		before.UTC().UnixNano())

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -84,6 +85,15 @@ func testUploadCompareAndSet(t *testing.T, s metadata.Store) {
 	equalUpload(t, got, at25)
 }
 
+// uploadIDs returns the sessions' ids, in order.
+func uploadIDs(us []metadata.Upload) []string {
+	out := []string{}
+	for _, u := range us {
+		out = append(out, u.ID)
+	}
+	return out
+}
+
 func testStaleUploads(t *testing.T, s metadata.Store) {
 	got, err := s.StaleUploads(ctx(t), testTime)
 	must(t, err)
@@ -93,13 +103,6 @@ func testStaleUploads(t *testing.T, s metadata.Store) {
 	for i, age := range []time.Duration{3 * time.Hour, time.Hour, 2 * time.Hour, 0} {
 		at := testTime.Add(-age)
 		must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: string(rune('a' + i)), Repository: "app", CreatedAt: at, UpdatedAt: at}))
-	}
-	ids := func(us []metadata.Upload) []string {
-		out := []string{}
-		for _, u := range us {
-			out = append(out, u.ID)
-		}
-		return out
 	}
 	for _, tc := range []struct {
 		before time.Time
@@ -113,7 +116,7 @@ func testStaleUploads(t *testing.T, s metadata.Store) {
 	} {
 		got, err := s.StaleUploads(ctx(t), tc.before)
 		must(t, err)
-		equalStrings(t, "StaleUploads("+tc.before.String()+")", ids(got), tc.want)
+		equalStrings(t, "StaleUploads("+tc.before.String()+")", uploadIDs(got), tc.want)
 	}
 
 	// An update refreshes a session so it is no longer stale.
@@ -123,10 +126,11 @@ func testStaleUploads(t *testing.T, s metadata.Store) {
 	must(t, s.UpdateUpload(ctx(t), a, 0))
 	got, err = s.StaleUploads(ctx(t), testTime.Add(-90*time.Minute))
 	must(t, err)
-	equalStrings(t, "StaleUploads after update", ids(got), []string{"c"})
+	equalStrings(t, "StaleUploads after update", uploadIDs(got), []string{"c"})
 }
 
-// testClaimUpload: a claim deletes the session once; a stale cutoff spares a session
+// testClaimUpload: a session is claimed once; a claim hides it from every reader and
+// the commit; the purge takes over a claim older than its cutoff; a stale cutoff spares a session
 // updated since; a commit of a claimed session's blob commits nothing.
 func testClaimUpload(t *testing.T, s metadata.Store) {
 	old := testTime.Add(-2 * time.Hour)
@@ -148,10 +152,32 @@ func testClaimUpload(t *testing.T, s metadata.Store) {
 	cutoff := testTime.Add(-time.Hour)
 	claim("fresh", cutoff, false) // updated since the cutoff: not stale, kept
 	claim("old", cutoff, true)
-	claim("old", cutoff, false) // gone: somebody else's claim
+	claim("old", cutoff, false) // claimed just now: somebody else's claim
+	claim("old", time.Time{}, false)
+	// A claimed session is gone for everyone but the claimer and the purge.
+	_, err := s.GetUpload(ctx(t), "old")
+	wantErr(t, err, metadata.ErrUploadNotFound)
+	err = s.UpdateUpload(ctx(t), metadata.Upload{ID: "old", Repository: "app", Offset: 5, UpdatedAt: testTime}, 0)
+	wantErr(t, err, metadata.ErrUploadNotFound)
+	stale, err := s.StaleUploads(ctx(t), cutoff)
+	must(t, err)
+	if ids := uploadIDs(stale); !slices.Contains(ids, "old") {
+		t.Fatalf("StaleUploads = %v, want the claimed session listed too", ids)
+	}
+	// A claim older than the purge's cutoff is a dead claimer's: the purge takes it over.
+	claim("old", time.Now().Add(time.Minute), true)
+	// A claimer that could not discard the upload puts the session back.
+	must(t, s.UnclaimUpload(ctx(t), "old"))
+	if u, err := s.GetUpload(ctx(t), "old"); err != nil || u.Offset != 0 {
+		t.Fatalf("GetUpload after UnclaimUpload = %+v, %v", u, err)
+	}
+	claim("old", cutoff, true)
+	must(t, s.DeleteUpload(ctx(t), "old"))
+	claim("old", time.Now().Add(time.Minute), false) // deleted: nothing to take over
 	claim("nope", time.Time{}, false)
 	claim("fresh", time.Time{}, true) // a cancel claims whatever its age
-	_, err := s.GetUpload(ctx(t), "fresh")
+	claim("fresh", time.Time{}, false)
+	_, err = s.GetUpload(ctx(t), "fresh")
 	wantErr(t, err, metadata.ErrUploadNotFound)
 
 	// The commit of an upload finishes its session in the same transaction.
