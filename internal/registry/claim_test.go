@@ -75,18 +75,32 @@ func (e *env) chunked(repo string, data []byte) string {
 	return r.header.Get("Location")
 }
 
+// unrecordedCommit pushes a blob in chunks on a fresh S3 env and fails the database's
+// commit after the blob store's: the completed upload is in the bucket and recorded
+// nowhere, and the client gave up. It returns the env, its bucket, the blob, the
+// upload's URL and its id.
+func unrecordedCommit(t *testing.T) (e *env, bucket string, data []byte, loc, id string) {
+	t.Helper()
+	e, hooked, bucket := newS3Env(t)
+	data = make([]byte, 12<<20+5)
+	rand.Read(data)
+	d := digest.FromBytes(data)
+	loc = e.chunked("app", data)
+	hooked.beforeFinish = func(upload string) error {
+		id = upload
+		return errors.New("database unreachable")
+	}
+	e.expect(e.do("PUT", loc+"?digest="+d.String(), nil), http.StatusInternalServerError, "UNKNOWN")
+	return e, bucket, data, loc, id
+}
+
 // TestPurgeDiscardsUnrecordedCommit: the blob store completed a chunked upload in
 // place but the database never recorded it (it failed, and the client gave up). The
 // stale-session purge claims the session and deletes the completed object, which
 // nothing refers to; the client can push the blob again.
 func TestPurgeDiscardsUnrecordedCommit(t *testing.T) {
-	e, hooked, bucket := newS3Env(t)
-	data := make([]byte, 12<<20+5)
-	rand.Read(data)
+	e, bucket, data, _, _ := unrecordedCommit(t)
 	d := digest.FromBytes(data)
-	loc := e.chunked("app", data)
-	hooked.beforeFinish = func(string) error { return errors.New("database unreachable") }
-	e.expect(e.do("PUT", loc+"?digest="+d.String(), nil), http.StatusInternalServerError, "UNKNOWN")
 	if got := s3test.Keys(t, bucket, "blobs/by-upload/"); len(got) != 1 {
 		t.Fatalf("after the failed commit: by-upload objects %q, want the completed upload", got)
 	}
@@ -162,17 +176,7 @@ func TestCancelDiscards(t *testing.T) {
 // leaves a fresh claim to its claimer, and takes over one older than its cutoff:
 // nothing stays behind in the bucket or the database.
 func TestPurgeTakesOverDeadClaim(t *testing.T) {
-	e, hooked, bucket := newS3Env(t)
-	data := make([]byte, 12<<20+5)
-	rand.Read(data)
-	d := digest.FromBytes(data)
-	loc := e.chunked("app", data)
-	var id string
-	hooked.beforeFinish = func(upload string) error {
-		id = upload
-		return errors.New("database unreachable")
-	}
-	e.expect(e.do("PUT", loc+"?digest="+d.String(), nil), http.StatusInternalServerError, "UNKNOWN")
+	e, bucket, _, loc, id := unrecordedCommit(t)
 	ctx := context.Background()
 	if ok, err := e.h.o.Meta.ClaimUpload(ctx, id, time.Time{}); err != nil || !ok {
 		t.Fatalf("ClaimUpload = %v, %v", ok, err)
