@@ -1,7 +1,6 @@
 package blobstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	_ "crypto/sha512" // registers sha512 for digest.SHA512.Hash
@@ -31,12 +30,6 @@ type FS struct {
 	blobs   string
 	uploads string
 	tmp     string
-	// boot is this boot of the machine (bootID), or "" where unknown. With a boot id,
-	// appends to an upload are not fsync'd: the commit fsyncs the whole blob once, and
-	// an upload last appended to in another boot is refused (its bytes may not have
-	// reached the disk before the machine went down). Without one, every append is
-	// fsync'd before it is acknowledged.
-	boot string
 }
 
 var _ Store = (*FS)(nil)
@@ -48,7 +41,6 @@ func NewFS(root string) (*FS, error) {
 		blobs:   filepath.Join(root, "blobs"),
 		uploads: filepath.Join(root, "uploads"),
 		tmp:     filepath.Join(root, "tmp"),
-		boot:    bootID(),
 	}
 	for _, dir := range []string{s.blobs, s.uploads, s.tmp} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -281,16 +273,7 @@ func (s *FS) CreateUpload(ctx context.Context, id string) ([]byte, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("blobstore: create upload: %w", err)
 	}
-	return s.bootState(), nil
-}
-
-// bootState is the backend state of an upload appended to in this boot: "boot <id>",
-// or nil without a boot id (appends are fsync'd then).
-func (s *FS) bootState() []byte {
-	if s.boot == "" {
-		return nil
-	}
-	return []byte("boot " + s.boot)
+	return nil, nil
 }
 
 // openUpload opens the data of upload id and cuts it back to st.Offset, discarding what a
@@ -299,11 +282,6 @@ func (s *FS) openUpload(id string, st UploadState) (*os.File, error) {
 	p, err := s.uploadPath(id)
 	if err != nil {
 		return nil, err
-	}
-	// State without a boot was fsync'd at every append (or is empty); state of this
-	// boot is in the page cache if not on disk; state of another boot may be lost.
-	if len(st.Backend) > 0 && s.boot != "" && !bytes.Equal(st.Backend, s.bootState()) {
-		return nil, fmt.Errorf("blobstore: upload %s was last written before the machine restarted, and its bytes may not have reached the disk: %w", id, ErrUploadNotFound)
 	}
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -362,19 +340,15 @@ func hashFile(h hash.Hash, f *os.File, n int64) error {
 	return nil
 }
 
-// AppendUpload appends r at st.Offset of upload id. The offset the caller records next
-// survives a crash of the process: the bytes are in the page cache, and with a boot id
-// the state says which boot wrote them, so after a crash of the machine the upload is
-// refused rather than resumed over bytes that may be lost (the commit fsyncs the blob
-// once). Without a boot id it fsyncs them before returning. On any error the data is
-// cut back to st.Offset.
+// AppendUpload appends r at st.Offset of upload id and fsyncs it, so the offset the caller
+// records next is durable. On any error the data is cut back to st.Offset.
 func (s *FS) AppendUpload(ctx context.Context, id string, st UploadState, r io.Reader) (UploadState, error) {
 	f, err := s.openUpload(id, st)
 	if err != nil {
 		return st, err
 	}
 	defer f.Close()
-	next, err := s.appendUpload(ctx, f, st, r)
+	next, err := appendUpload(ctx, f, st, r)
 	if err != nil {
 		// Best effort: a failure here leaves bytes past st.Offset, which the next append
 		// or commit truncates anyway.
@@ -384,7 +358,7 @@ func (s *FS) AppendUpload(ctx context.Context, id string, st UploadState, r io.R
 	return next, nil
 }
 
-func (s *FS) appendUpload(ctx context.Context, f *os.File, st UploadState, r io.Reader) (UploadState, error) {
+func appendUpload(ctx context.Context, f *os.File, st UploadState, r io.Reader) (UploadState, error) {
 	h, err := uploadHash(f, st)
 	if err != nil {
 		return st, err
@@ -396,16 +370,14 @@ func (s *FS) appendUpload(ctx context.Context, f *os.File, st UploadState, r io.
 	if err != nil {
 		return st, err
 	}
-	if s.boot == "" {
-		if err := f.Sync(); err != nil {
-			return st, err
-		}
+	if err := f.Sync(); err != nil {
+		return st, err
 	}
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return st, err
 	}
-	return UploadState{Offset: st.Offset + n, HashState: state, Backend: s.bootState()}, nil
+	return UploadState{Offset: st.Offset + n, HashState: state}, nil
 }
 
 // CommitUpload verifies the first st.Offset bytes of upload id against d and makes them
