@@ -89,8 +89,8 @@ func (s *Store) newPartWriter(ctx context.Context, key, uploadID string) *partWr
 }
 
 // upload sends buf[:n] as part num with sum, its checksum from partChecksum ("" over
-// HTTPS). It blocks while Store.inFlight parts are on
-// their way, which is what bounds memory to (inFlight+1) buffers per stream.
+// HTTPS). It blocks while Store.inFlight parts are on their way, which is what bounds
+// memory to (inFlight+1) buffers per stream.
 func (w *partWriter) upload(num int32, buf *[]byte, n int, sum string) error {
 	select {
 	case w.slots <- struct{}{}:
@@ -192,14 +192,14 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 // body could fill a whole part in one call.
 const maxReadSize = 1 << 20
 
-// fill reads from r into buf until it is full or r ends, handing what it read to ph
+// fill reads from r into buf until it is full or r ends, handing what it read to pc
 // (nil: nothing) as it goes. It returns io.EOF only together with the bytes read before
 // it, and io.ErrNoProgress for a reader stuck returning nothing.
-func fill(r io.Reader, buf []byte, ph *partChecksum) (int, error) {
+func fill(r io.Reader, buf []byte, pc *partChecksum) (int, error) {
 	k, empty := 0, 0
 	for k < len(buf) {
 		m, err := r.Read(buf[k:min(len(buf), k+maxReadSize)])
-		ph.add(buf[k : k+m])
+		pc.add(buf[k : k+m])
 		k += m
 		if err != nil {
 			return k, err

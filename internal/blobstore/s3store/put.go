@@ -100,9 +100,9 @@ func (s *Store) verify(src *hashingReader) (int64, error) {
 // continues as a multipart upload with the buffer as its first part.
 func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, size int64, verify func() error) (int64, error) {
 	buf := s.getBuf(s.partSize)
-	ph := s.newPartChecksum()
-	n, err := fill(src, *buf, ph)
-	sum := ph.sum()
+	pc := s.newPartChecksum()
+	n, err := fill(src, *buf, pc)
+	sum := pc.sum()
 	if err == nil && size < 0 {
 		// The part is full and the length unknown: more may follow.
 		return s.putMultipart(ctx, key, src, s.partSize, buf, n, sum, verify)
@@ -185,9 +185,9 @@ func (s *Store) streamParts(ctx context.Context, key, id string, src io.Reader, 
 	}
 	for {
 		buf := s.getBuf(partSize)
-		ph := s.newPartChecksum()
-		k, err := fill(src, *buf, ph)
-		sum := ph.sum()
+		pc := s.newPartChecksum()
+		k, err := fill(src, *buf, pc)
+		sum := pc.sum()
 		if err != nil && err != io.EOF {
 			return fail(buf, err)
 		}

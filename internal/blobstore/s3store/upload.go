@@ -258,15 +258,15 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		}
 		return st, err
 	}
-	ph := s.newPartChecksum()
-	ph.add((*buf)[:k])
+	pc := s.newPartChecksum()
+	pc.add((*buf)[:k])
 	for {
-		m, rerr := fill(src, (*buf)[k:], ph)
+		m, rerr := fill(src, (*buf)[k:], pc)
 		k += m
 		if rerr == io.EOF {
 			break
 		}
-		sum := ph.sum()
+		sum := pc.sum()
 		if rerr != nil {
 			s.putBuf(buf)
 			return stop(rerr)
@@ -283,9 +283,9 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		}
 		num++
 		buf, k = s.getBuf(s.partSizeFor(num)), 0
-		ph = s.newPartChecksum()
+		pc = s.newPartChecksum()
 	}
-	sum := ph.sum()
+	sum := pc.sum()
 	if src.n == 0 {
 		s.putBuf(buf)
 		return stop(nil)

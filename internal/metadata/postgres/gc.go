@@ -52,7 +52,8 @@ func (s *Store) CommitUploadedBlob(ctx context.Context, repo string, b metadata.
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		if upload != "" {
 			// The row lock this takes orders it against a concurrent ClaimUpload: one of
-			// the two deletes the session, the other finds it gone.
+			// the two takes the session (this deletes it, a claim marks it), and the
+			// other, re-checking its condition after the lock, finds it gone.
 			tag, err := tx.Exec(ctx, "DELETE FROM uploads WHERE id = $1 AND claimed_at IS NULL", upload)
 			if err != nil {
 				return fmt.Errorf("commit blob %s: finish upload %s: %w", b.Digest, upload, err)

@@ -130,8 +130,8 @@ func testStaleUploads(t *testing.T, s metadata.Store) {
 }
 
 // testClaimUpload: a session is claimed once; a claim hides it from every reader and
-// the commit; the purge takes over a claim older than its cutoff; a stale cutoff spares a session
-// updated since; a commit of a claimed session's blob commits nothing.
+// the commit; the purge takes over a claim older than its cutoff; a stale cutoff spares
+// a session updated since; a commit of a claimed session's blob commits nothing.
 func testClaimUpload(t *testing.T, s metadata.Store) {
 	old := testTime.Add(-2 * time.Hour)
 	for _, id := range []string{"old", "fresh", "mine"} {
