@@ -207,3 +207,60 @@ func testConcurrentCommitBlob(t *testing.T, s metadata.Store) {
 		t.Fatalf("GetBlob = size %d, location %q; want 24, %q", b.Size, b.Location, want)
 	}
 }
+
+// testConcurrentClaimUpload: purges of several replicas and the session's own commit
+// race for stale sessions. For each session exactly one party wins: either one claim
+// and no commit, or the commit and no claim; never two claims, never a claim and a
+// commit (which would discard bytes the database records).
+func testConcurrentClaimUpload(t *testing.T, s metadata.Store) {
+	const sessions, claimers = 10, 8
+	old := testTime.Add(-2 * time.Hour)
+	cutoff := testTime.Add(-time.Hour)
+	for k := range sessions {
+		must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: fmt.Sprint("race-", k), Repository: "app", CreatedAt: old, UpdatedAt: old}))
+	}
+	for k := range sessions {
+		id := fmt.Sprint("race-", k)
+		d := digest.FromString(id)
+		pinned, err := s.PinBlob(ctx(t), d, int64(len(id)))
+		must(t, err)
+		claimed := make([]bool, claimers)
+		// Index 0 commits the upload's blob; the others claim the session, half of them
+		// as a cancel (no cutoff) and half as a purge.
+		errs := concurrently(claimers, func(i int) error {
+			if i == 0 {
+				_, err := s.CommitUploadedBlob(ctx(t), "app", metadata.Blob{Digest: d, Size: int64(len(id)), Location: "by-upload/" + id}, pinned, id)
+				if errors.Is(err, metadata.ErrUploadNotFound) {
+					return nil
+				}
+				claimed[0] = err == nil
+				return err
+			}
+			staleBefore := cutoff
+			if i%2 == 0 {
+				staleBefore = time.Time{}
+			}
+			var err error
+			claimed[i], err = s.ClaimUpload(ctx(t), id, staleBefore)
+			return err
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		winners := 0
+		for _, c := range claimed {
+			if c {
+				winners++
+			}
+		}
+		if winners != 1 {
+			t.Fatalf("%s: %d parties won the session (commit %v, claims %v), want exactly one", id, winners, claimed[0], claimed[1:])
+		}
+		_, err = s.GetBlob(ctx(t), d)
+		if claimed[0] {
+			must(t, err)
+		} else {
+			wantErr(t, err, metadata.ErrBlobNotFound)
+		}
+	}
+}

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"UploadCompareAndSet", testUploadCompareAndSet},
 		{"StaleUploads", testStaleUploads},
 		{"ClaimUpload", testClaimUpload},
+		{"ConcurrentClaimUpload", testConcurrentClaimUpload},
 		{"ConcurrentPutSameTag", testConcurrentPutSameTag},
 		{"ConcurrentLinkBlob", testConcurrentLinkBlob},
 		{"ConcurrentUploadUpdate", testConcurrentUploadUpdate},
