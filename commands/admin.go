@@ -125,16 +125,9 @@ func groupCommand(use, short, long string, subs ...*cobra.Command) *cobra.Comman
 // preserving the runF seam: runF receives the parsed options instead of running.
 func simpleCommand(f *Factory, cmd *cobra.Command, opts *AdminOptions, runF func(*AdminOptions) error,
 	run func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error) *cobra.Command {
-	hubCommand(f, cmd, &opts.Hub, func(args []string) error { opts.Args = args; return nil }, func() error {
-		if runF != nil {
-			return runF(opts)
-		}
-		c, err := opts.Hub.client()
-		if err != nil {
-			return err
-		}
+	hubCommand(f, cmd, &opts.Hub, func(args []string) error { opts.Args = args; return nil }, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
 		return run(cmd.Context(), c, opts)
-	})
+	}))
 	return cmd
 }
 
@@ -143,4 +136,19 @@ func simpleCommand(f *Factory, cmd *cobra.Command, opts *AdminOptions, runF func
 type AdminOptions struct {
 	Hub  HubOptions
 	Args []string
+}
+
+// hubRun is the run step of a hub command: runF(opts) when a test injected one, else
+// do with a client for the registry and the stored login.
+func hubRun[O any](hub *HubOptions, opts O, runF func(O) error, do func(c *hubclient.Client) error) func() error {
+	return func() error {
+		if runF != nil {
+			return runF(opts)
+		}
+		c, err := hub.client()
+		if err != nil {
+			return err
+		}
+		return do(c)
+	}
 }

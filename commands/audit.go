@@ -34,14 +34,7 @@ changes, permission and visibility changes. With -o json the answer carries "nex
 			return usageErrorf(cmd, "invalid --limit %d: want 1 to 1000", opts.Limit)
 		}
 		return nil
-	}, func() error {
-		if runF != nil {
-			return runF(opts)
-		}
-		c, err := opts.Hub.client()
-		if err != nil {
-			return err
-		}
+	}, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
 		page, err := c.ListAudit(cmd.Context(), hubclient.AuditQuery{Actor: opts.Actor, Action: opts.Action, Before: opts.Before, Limit: opts.Limit})
 		if err != nil {
 			return fmt.Errorf("audit log: %w", err)
@@ -51,7 +44,7 @@ changes, permission and visibility changes. With -o json the answer carries "nex
 				row(fmt.Sprint(e.ID), e.Time, e.Actor, e.Action, orDash(e.Target, "-"), orDash(e.Remote, "-"), orDash(e.Detail, "-"))
 			}
 		})
-	})
+	}))
 	cmd.Flags().StringVar(&opts.Actor, "actor", "", "Only entries by this `user`")
 	cmd.Flags().StringVar(&opts.Action, "action", "", "Only entries of this `action`, e.g. token.create")
 	cmd.Flags().Int64Var(&opts.Before, "before", 0, "Only entries older than this entry `id` (the next page)")

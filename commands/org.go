@@ -40,20 +40,13 @@ func NewCmdOrgCreate(f *Factory, runF func(*OrgCreateOptions) error) *cobra.Comm
 			return checkVisibility(cmd, opts.Visibility)
 		}
 		return nil
-	}, func() error {
-		if runF != nil {
-			return runF(opts)
-		}
-		c, err := opts.Hub.client()
-		if err != nil {
-			return err
-		}
+	}, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
 		org, err := c.CreateOrg(cmd.Context(), opts.Name, opts.Visibility)
 		if err != nil {
 			return fmt.Errorf("create organisation %s: %w", opts.Name, err)
 		}
 		return opts.Hub.done(org, "Organisation %s created", org.Name)
-	})
+	}))
 	cmd.Flags().StringVar(&opts.Visibility, "visibility", "", "Default `visibility` of new repositories: public or private (default private)")
 	_ = cmd.RegisterFlagCompletionFunc("visibility", cobra.FixedCompletions([]string{"public", "private"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -161,20 +154,13 @@ func NewCmdTeamCreate(f *Factory, runF func(*TeamCreateOptions) error) *cobra.Co
 		Example: `  hubctl team create team devs --description "Developers"`,
 		Args:    checkArgs(cobra.ExactArgs(2)),
 	}
-	hubCommand(f, cmd, &opts.Hub, func(args []string) error { opts.Org, opts.Team = args[0], args[1]; return nil }, func() error {
-		if runF != nil {
-			return runF(opts)
-		}
-		c, err := opts.Hub.client()
-		if err != nil {
-			return err
-		}
+	hubCommand(f, cmd, &opts.Hub, func(args []string) error { opts.Org, opts.Team = args[0], args[1]; return nil }, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
 		t, err := c.CreateTeam(cmd.Context(), opts.Org, opts.Team, opts.Description)
 		if err != nil {
 			return fmt.Errorf("create team %s/%s: %w", opts.Org, opts.Team, err)
 		}
 		return opts.Hub.done(t, "Team %s/%s created", t.Org, t.Name)
-	})
+	}))
 	cmd.Flags().StringVar(&opts.Description, "description", "", "What the team is for")
 	return cmd
 }
@@ -263,14 +249,7 @@ the grant away.`,
 			return usageErrorf(cmd, "invalid role %q: want read, write, admin or none", opts.Role)
 		}
 		return nil
-	}, func() error {
-		if runF != nil {
-			return runF(opts)
-		}
-		c, err := opts.Hub.client()
-		if err != nil {
-			return err
-		}
+	}, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
 		g := hubtypes.Grant{Repository: opts.Repository, Role: opts.Role}
 		on := opts.Repository
 		if on == "" {
@@ -280,6 +259,6 @@ the grant away.`,
 			return fmt.Errorf("grant %s on %s to team %s/%s: %w", opts.Role, on, opts.Org, opts.Team, err)
 		}
 		return opts.Hub.done(g, "Team %s/%s has role %s on %s", opts.Org, opts.Team, opts.Role, on)
-	})
+	}))
 	return cmd
 }

@@ -53,16 +53,9 @@ below the usage; further pushes of new blobs are refused.`,
 		}
 		opts.Namespace, opts.Bytes = args[0], n
 		return nil
-	}, func() error {
-		if runF != nil {
-			return runF(opts)
-		}
-		c, err := opts.Hub.client()
-		if err != nil {
-			return err
-		}
+	}, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
 		return quotaSetRun(cmd.Context(), c, opts)
-	})
+	}))
 	return cmd
 }
 

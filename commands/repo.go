@@ -80,23 +80,10 @@ token is shown only once. Needs admin rights on the organisation and a password 
 	}
 	hubCommand(f, cmd, &opts.Hub, func(args []string) error {
 		opts.Org, opts.Name = args[0], args[1]
-		if len(opts.Scopes) == 0 {
-			return usageErrorf(cmd, "at least one --scope is required")
-		}
-		days, err := parseExpiry(opts.Expires)
-		if err != nil {
-			return usageErrorf(cmd, "%v", err)
-		}
-		opts.ExpiresInDays = days
-		return nil
-	}, func() error {
-		if runF != nil {
-			return runF(opts)
-		}
-		c, err := opts.Hub.client()
-		if err != nil {
-			return err
-		}
+		var err error
+		opts.ExpiresInDays, err = scopedExpiry(cmd, opts.Scopes, opts.Expires)
+		return err
+	}, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
 		r, err := c.CreateRobot(cmd.Context(), opts.Org, hubtypes.CreateRobotRequest{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
 		if err != nil {
 			return fmt.Errorf("create robot %s.%s: %w", opts.Org, opts.Name, err)
@@ -107,7 +94,7 @@ token is shown only once. Needs admin rights on the organisation and a password 
 		}
 		_, err = fmt.Fprintln(opts.Hub.IO.Out, r.Token.Token)
 		return err
-	})
+	}))
 	cmd.Flags().StringArrayVar(&opts.Scopes, "scope", nil, "Token `scope`, e.g. repository:team/*:pull,push (repeatable)")
 	cmd.Flags().StringVar(&opts.Expires, "expires", "never", "Token lifetime in days (`Nd`, e.g. 365d) or never")
 	return cmd

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/spf13/cobra"
@@ -58,15 +59,9 @@ Scopes are those of the Docker token spec, with wildcards in repository names:
 	}
 	hubCommand(f, cmd, &opts.Hub, func(args []string) error {
 		opts.Name = args[0]
-		if len(opts.Scopes) == 0 {
-			return usageErrorf(cmd, "at least one --scope is required")
-		}
-		days, err := parseExpiry(opts.Expires)
-		if err != nil {
-			return usageErrorf(cmd, "%v", err)
-		}
-		opts.ExpiresInDays = days
-		return nil
+		var err error
+		opts.ExpiresInDays, err = scopedExpiry(cmd, opts.Scopes, opts.Expires)
+		return err
 	}, func() error {
 		if runF != nil {
 			return runF(opts)
@@ -78,7 +73,21 @@ Scopes are those of the Docker token spec, with wildcards in repository names:
 	return cmd
 }
 
-var expiryRe = regexp.MustCompile(`^([0-9]{1,5})d$`)
+// expiryRe is compiled on first use, as every regexp on the CLI's start path is.
+var expiryRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,5})d$`) })
+
+// scopedExpiry checks the flags of a credential that is created with scopes: at least
+// one --scope, and an --expires parseExpiry takes. It returns the lifetime in days.
+func scopedExpiry(cmd *cobra.Command, scopes []string, expires string) (int, error) {
+	if len(scopes) == 0 {
+		return 0, usageErrorf(cmd, "at least one --scope is required")
+	}
+	days, err := parseExpiry(expires)
+	if err != nil {
+		return 0, usageErrorf(cmd, "%v", err)
+	}
+	return days, nil
+}
 
 // parseExpiry reads a token lifetime: "never" (or "0") or a number of days like "30d".
 func parseExpiry(s string) (int, error) {
@@ -86,7 +95,7 @@ func parseExpiry(s string) (int, error) {
 	case "", "never", "0":
 		return 0, nil
 	}
-	m := expiryRe.FindStringSubmatch(s)
+	m := expiryRe().FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("invalid --expires %q: want a number of days like 30d, or never", s)
 	}

@@ -72,57 +72,27 @@ func (r *report) finish(o *options, start time.Time) {
 		for _, m := range byOp[op] {
 			row.Unit = m.Unit
 			per[m.Target] = append(per[m.Target], m.Value)
-			perUnit := func(cpu float64) (float64, bool) {
+			// addCost records cpu seconds per unit of work in into, when there was work.
+			addCost := func(into map[string][]float64, cpu float64) {
 				switch {
+				case cpu <= 0:
 				case m.Bytes > 0:
 					row.CostUnit = "ms/GiB"
-					return cpu * 1000 / (float64(m.Bytes) / (1 << 30)), true
+					into[m.Target] = append(into[m.Target], cpu*1000/(float64(m.Bytes)/(1<<30)))
 				case m.Count > 0:
 					row.CostUnit = "µs/req"
-					return cpu * 1e6 / float64(m.Count), true
-				}
-				return 0, false
-			}
-			if m.ServerCPU > 0 {
-				if c, ok := perUnit(m.ServerCPU); ok {
-					cost[m.Target] = append(cost[m.Target], c)
+					into[m.Target] = append(into[m.Target], cpu*1e6/float64(m.Count))
 				}
 			}
-			if m.BackendCPU > 0 {
-				if c, ok := perUnit(m.BackendCPU); ok {
-					backend[m.Target] = append(backend[m.Target], c)
-				}
-			}
-			if m.ClientCPU > 0 {
-				if c, ok := perUnit(m.ClientCPU); ok {
-					client[m.Target] = append(client[m.Target], c)
-				}
-			}
+			addCost(cost, m.ServerCPU)
+			addCost(backend, m.BackendCPU)
+			addCost(client, m.ClientCPU)
 			if m.Method != "" {
 				row.Method[m.Target] = m.Method
 			}
 		}
-		for t, vs := range per {
-			row.Values[t] = median(vs)
-		}
-		if len(cost) > 0 {
-			row.Cost = map[string]float64{}
-			for t, vs := range cost {
-				row.Cost[t] = median(vs)
-			}
-		}
-		if len(backend) > 0 {
-			row.BackendCost = map[string]float64{}
-			for t, vs := range backend {
-				row.BackendCost[t] = median(vs)
-			}
-		}
-		if len(client) > 0 {
-			row.ClientCost = map[string]float64{}
-			for t, vs := range client {
-				row.ClientCost[t] = median(vs)
-			}
-		}
+		row.Values = medians(per)
+		row.Cost, row.BackendCost, row.ClientCost = medians(cost), medians(backend), medians(client)
 		if len(r.Targets) > 1 {
 			cand, ok := row.Values[r.Targets[0]]
 			for _, other := range r.Targets[1:] {
@@ -190,6 +160,18 @@ func (r *report) evaluate(set string) {
 			add(row.Op+" vs "+peer, ratio, g.manifest, "×")
 		}
 	}
+}
+
+// medians maps each target to the median of its values; nil when there are none.
+func medians(by map[string][]float64) map[string]float64 {
+	if len(by) == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for t, vs := range by {
+		out[t] = median(vs)
+	}
+	return out
 }
 
 func median(vs []float64) float64 {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Size is a byte count that reads as a plain number or with a unit ("4MiB", "512 KiB",
@@ -13,7 +14,7 @@ import (
 // them. It implements pflag.Value and encoding.TextUnmarshaler.
 type Size int64
 
-var sizeRe = regexp.MustCompile(`^([0-9]+)\s*([A-Za-z]*)$`)
+var sizeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)\s*([A-Za-z]*)$`) })
 
 // sizeUnits are the accepted suffixes, lower-cased. Decimal and binary units are both
 // accepted and kept distinct: "MB" is 10^6, "MiB" is 2^20.
@@ -25,7 +26,7 @@ var sizeUnits = map[string]int64{
 
 // ParseSize parses a byte count such as "4194304", "4MiB" or "4 MB".
 func ParseSize(s string) (Size, error) {
-	m := sizeRe.FindStringSubmatch(strings.TrimSpace(s))
+	m := sizeRe().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return 0, fmt.Errorf("invalid size %q: want a number with an optional unit (B, KB, MB, GB, KiB, MiB, GiB, …)", s)
 	}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -48,7 +49,7 @@ var PostgreSQL = Dialect{
 }
 
 // fileRe is the shape of a migration file name: 0001_init.sql.
-var fileRe = regexp.MustCompile(`^([0-9]+)_([a-z0-9_]+)\.sql$`)
+var fileRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)_([a-z0-9_]+)\.sql$`) })
 
 // Load reads the migrations in dir of fsys, one per file named NNNN_name.sql, sorted by
 // version. Files not ending in .sql are ignored, so a README may sit beside them.
@@ -62,7 +63,7 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
 			continue
 		}
-		m := fileRe.FindStringSubmatch(e.Name())
+		m := fileRe().FindStringSubmatch(e.Name())
 		if m == nil {
 			return nil, fmt.Errorf("migration %s: name must look like 0001_name.sql", e.Name())
 		}
