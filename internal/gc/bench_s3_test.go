@@ -42,14 +42,7 @@ func BenchmarkCollectS3Postgres(b *testing.B) {
 			b.Fatal(err)
 		}
 		kept := seedBlobs(b, meta, blobs, n, perManifest)
-		b.StartTimer()
-		start := time.Now()
-		rep, err := gc.Run(ctx, gc.Options{Meta: meta, Blobs: blobs})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(time.Since(start).Seconds(), "s/collection")
-		b.StopTimer()
+		rep := timedCollection(b, gc.Options{Meta: meta, Blobs: blobs})
 		if rep.Swept != n/2 {
 			b.Fatalf("swept %d, want the %d garbage blobs: %+v", rep.Swept, n/2, rep)
 		}
