@@ -15,20 +15,20 @@ import (
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/iostreams"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // hub is the real hub API handler on a real SQLite store behind httptest, with a
 // site admin "admin" and a user "bob".
 type hub struct {
 	t     *testing.T
-	store *sqlite.Store
+	store *sqlstore.Store
 	host  string // 127.0.0.1:PORT
 }
 
 func newHub(t *testing.T) *hub {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), t.TempDir()+"/db")
+	store, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/metadata"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 func TestGC(t *testing.T) {
@@ -24,7 +24,7 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := sqlite.Open(ctx, filepath.Join(data, "hubctl.db"))
+	meta, err := sqlstore.OpenSQLite(ctx, filepath.Join(data, "hubctl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestGC(t *testing.T) {
 		t.Fatal("gc left the blob")
 	}
 	// An untagged manifest deleted by --untagged is a delete like any other: audited.
-	meta, err = sqlite.Open(ctx, filepath.Join(data, "hubctl.db"))
+	meta, err = sqlstore.OpenSQLite(ctx, filepath.Join(data, "hubctl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestGC(t *testing.T) {
 	if code, out, errOut = runIO(t, t.TempDir(), "", false, "gc", "--data", data, "--grace", "0s", "--untagged"); code != 0 {
 		t.Fatalf("gc --untagged: exit %d %q %q", code, out, errOut)
 	}
-	meta, err = sqlite.Open(ctx, filepath.Join(data, "hubctl.db"))
+	meta, err = sqlstore.OpenSQLite(ctx, filepath.Join(data, "hubctl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestGC(t *testing.T) {
 
 	// While another collection (a replica's schedule) holds the lease: exit 1, saying
 	// so, and nothing collected.
-	meta, err = sqlite.Open(ctx, filepath.Join(data, "hubctl.db"))
+	meta, err = sqlstore.OpenSQLite(ctx, filepath.Join(data, "hubctl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

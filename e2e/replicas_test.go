@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hubctl/hubctl/internal/metadata/postgres"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/pgtest"
 	"github.com/hubctl/hubctl/internal/s3test"
 )
@@ -436,7 +436,7 @@ func TestGCOnS3Replicas(t *testing.T) {
 			dsn = v
 		}
 	}
-	meta, err := postgres.Open(t.Context(), dsn)
+	meta, err := sqlstore.OpenPostgres(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

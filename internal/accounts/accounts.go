@@ -1,7 +1,8 @@
 // Package accounts defines who may do what on the hub: users, organisations, teams and
-// their roles, repository visibility, access tokens and the audit log. The SQLite store
-// (package metadata/sqlite) implements Store in the same database as the registry's
-// metadata; PostgreSQL will implement it too.
+// their roles, repository visibility, access tokens and the audit log. Package
+// metadata/sqlstore implements Store in the same database as the registry's metadata,
+// on SQLite or PostgreSQL; metadata/storetest/accountstest is the suite it must pass.
+// This package imports no store: the arrows point from the store to it.
 //
 // Secrets never enter this package in clear: passwords arrive hashed (package
 // auth/password) and access tokens as the sha256 of their secret.

@@ -15,7 +15,7 @@ import (
 	"github.com/hubctl/hubctl/internal/blobstore/s3store"
 	"github.com/hubctl/hubctl/internal/gc"
 	"github.com/hubctl/hubctl/internal/metadata"
-	"github.com/hubctl/hubctl/internal/metadata/postgres"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/pgtest"
 	"github.com/hubctl/hubctl/internal/s3test"
 )
@@ -37,7 +37,7 @@ func BenchmarkCollectS3Postgres(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		meta, err := postgres.Open(ctx, pgtest.Start(b))
+		meta, err := sqlstore.OpenPostgres(ctx, pgtest.Start(b))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/gc"
 	"github.com/hubctl/hubctl/internal/metadata"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // BenchmarkCollect10000 measures one collection over 10,000 blobs on the filesystem and
@@ -30,7 +30,7 @@ func BenchmarkCollect10000(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		meta, err := sqlite.Open(ctx, dir+"/db")
+		meta, err := sqlstore.OpenSQLite(ctx, dir+"/db")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -22,8 +22,7 @@ import (
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/gc"
 	"github.com/hubctl/hubctl/internal/metadata"
-	"github.com/hubctl/hubctl/internal/metadata/postgres"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/pgtest"
 	"github.com/hubctl/hubctl/internal/registry"
 	"github.com/hubctl/hubctl/internal/s3test"
@@ -53,9 +52,9 @@ func newEnv(t testing.TB, pg bool) *env {
 	}
 	var meta metadata.Store
 	if pg {
-		meta, err = postgres.Open(context.Background(), pgtest.Start(t))
+		meta, err = sqlstore.OpenPostgres(context.Background(), pgtest.Start(t))
 	} else {
-		meta, err = sqlite.Open(context.Background(), dir+"/meta.db")
+		meta, err = sqlstore.OpenSQLite(context.Background(), dir+"/meta.db")
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -17,11 +17,11 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/hubtypes"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // The store must implement the contract the API is written against.
-var _ accounts.Store = (*sqlite.Store)(nil)
+var _ accounts.Store = (*sqlstore.Store)(nil)
 
 // clock is the API's clock, moved by tests that need a token to expire.
 type clock struct {
@@ -40,7 +40,7 @@ func (c *clock) add(d time.Duration) {
 // registry JWTs, and three users: admin (site admin), alice and bob.
 type fixture struct {
 	t      *testing.T
-	store  *sqlite.Store
+	store  *sqlstore.Store
 	srv    *httptest.Server
 	issuer *token.Issuer
 	clock  *clock
@@ -55,7 +55,7 @@ const (
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir()+"/db")
+	store, err := sqlstore.OpenSQLite(ctx, t.TempDir()+"/db")
 	if err != nil {
 		t.Fatal(err)
 	}

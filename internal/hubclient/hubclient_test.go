@@ -17,7 +17,7 @@ import (
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/hubclient"
 	"github.com/hubctl/hubctl/internal/hubtypes"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // newHub serves /token (the real token service), /api/ (the real hub API accepting
@@ -26,7 +26,7 @@ import (
 func newHub(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir()+"/db")
+	store, err := sqlstore.OpenSQLite(ctx, t.TempDir()+"/db")
 	if err != nil {
 		t.Fatal(err)
 	}

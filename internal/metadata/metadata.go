@@ -1,6 +1,6 @@
 // Package metadata defines the registry's metadata store: repositories, tags, manifests,
-// blob↔repository links, referrers and upload sessions. SQLite (package sqlite) is the
-// default implementation; PostgreSQL implements the same interface.
+// blob↔repository links, referrers and upload sessions. Package sqlstore implements it
+// on SQLite (the default) and PostgreSQL, with every query written once.
 //
 // Every mutation that must be consistent (a manifest put that moves a tag, a delete that
 // drops tags and referrers) happens in one transaction inside the store, so callers never

@@ -18,7 +18,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/events"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // env is a registry handler on real stores (a temp dir and a SQLite file) behind a
@@ -39,7 +39,7 @@ func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := sqlite.Open(context.Background(), dir+"/meta.db")
+	meta, err := sqlstore.OpenSQLite(context.Background(), dir+"/meta.db")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // TestRunGC: the schedule of serve collects an unreferenced blob within a few intervals.
@@ -24,7 +24,7 @@ func TestRunGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := sqlite.Open(t.Context(), filepath.Join(dir, "hubctl.db"))
+	meta, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(dir, "hubctl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestRunGCSkipsWhileLeaseHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := sqlite.Open(t.Context(), filepath.Join(dir, "hubctl.db"))
+	meta, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(dir, "hubctl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,7 @@ import (
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/gc"
 	"github.com/hubctl/hubctl/internal/metadata"
-	"github.com/hubctl/hubctl/internal/metadata/postgres"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/registry"
 )
 
@@ -337,9 +336,9 @@ type metaStore interface {
 // openMetaStore opens the configured database and runs its migrations.
 func openMetaStore(ctx context.Context, cfg config.Config) (metaStore, error) {
 	if cfg.DB.Driver == "postgres" {
-		return postgres.Open(ctx, cfg.DB.Path)
+		return sqlstore.OpenPostgres(ctx, cfg.DB.Path)
 	}
-	return sqlite.Open(ctx, cfg.DB.Path)
+	return sqlstore.OpenSQLite(ctx, cfg.DB.Path)
 }
 
 // databaseName describes the database for logs and errors, without its password.

@@ -23,7 +23,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/config"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // syncBuffer is a log sink safe to read while the server writes to it.
@@ -364,7 +364,7 @@ func TestReadyzReportsFailedStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := sqlite.Open(ctx, filepath.Join(dir, "hubctl.db"))
+	meta, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "hubctl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestPushesAndDeletesAreAudited(t *testing.T) {
 	resp.Body.Close()
 	r.stop(t) // drains the audit writer
 
-	store, err := sqlite.Open(context.Background(), filepath.Join(r.data, "hubctl.db"))
+	store, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(r.data, "hubctl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,12 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/scope"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 func TestGrant(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir()+"/db")
+	store, err := sqlstore.OpenSQLite(ctx, t.TempDir()+"/db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestGrant(t *testing.T) {
 
 func TestTokenPrincipalRestricts(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir()+"/db")
+	store, err := sqlstore.OpenSQLite(ctx, t.TempDir()+"/db")
 	if err != nil {
 		t.Fatal(err)
 	}

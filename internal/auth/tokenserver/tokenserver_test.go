@@ -15,7 +15,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/password"
 	"github.com/hubctl/hubctl/internal/auth/token"
-	"github.com/hubctl/hubctl/internal/metadata/sqlite"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // fixture is a token service on a real SQLite store and real keys, with users alice
@@ -23,7 +23,7 @@ import (
 type fixture struct {
 	t        testing.TB
 	srv      *httptest.Server
-	store    *sqlite.Store
+	store    *sqlstore.Store
 	verifier *token.Verifier
 	now      time.Time
 }
@@ -31,7 +31,7 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, dir+"/db")
+	store, err := sqlstore.OpenSQLite(ctx, dir+"/db")
 	if err != nil {
 		t.Fatal(err)
 	}

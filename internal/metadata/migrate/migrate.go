@@ -128,7 +128,11 @@ func Apply(ctx context.Context, db *sql.DB, d Dialect, ms []Migration) (applied 
 	}
 	for _, v := range done {
 		if !known[v] {
-			return nil, fmt.Errorf("migrate: version %d is recorded: %w", v, ErrSchemaTooNew)
+			// A rolling upgrade must not let old code write into a new schema: say what
+			// to do rather than only what is wrong.
+			return nil, fmt.Errorf("migrate: the database is at schema version %d, this hubctl knows versions up to %d: "+
+				"a newer hubctl has migrated it; upgrade this hubctl to that release or later before starting it on this database: %w",
+				slices.Max(done), ms[len(ms)-1].Version, ErrSchemaTooNew)
 		}
 	}
 	insert := fmt.Sprintf("INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
