@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -154,4 +155,20 @@ func reloadKeys(ctx context.Context, log *slog.Logger, keys *token.KeySet, inter
 			}
 		}
 	}
+}
+
+// warnHostRealm warns when the token realm will follow each request's Host header on
+// a listener others can reach: without external_url the challenge sends clients (and
+// the passwords they log in with) to whatever host the request named, so a proxy or
+// cache that passes or mixes up Host can point clients at another server. On loopback
+// only this machine's clients see it, which is what tests and laptops need.
+func warnHostRealm(log *slog.Logger, cfg config.Config, addr net.Addr) {
+	if cfg.Auth.Mode == "none" || cfg.ExternalURL != "" {
+		return
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return
+	}
+	log.Warn("serving on a non-loopback address without --external-url: the token realm follows each request's Host header; set --external-url (external_url) to the URL clients use",
+		"addr", addr.String())
 }

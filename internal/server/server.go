@@ -184,6 +184,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "storage", storageName(cfg), "database", databaseName(cfg))
+	warnHostRealm(log, cfg, ln.Addr())
 
 	janitorCtx, stopJanitor := context.WithCancel(context.WithoutCancel(ctx))
 	var janitorDone sync.WaitGroup
