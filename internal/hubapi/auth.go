@@ -214,11 +214,10 @@ func (a *api) orgAdmin(ctx context.Context, p *authz.Principal, org string) (acc
 // org returns the organisation named org; a personal namespace is not one.
 func (a *api) org(ctx context.Context, org string) (accounts.Namespace, error) {
 	ns, err := a.store.GetNamespace(ctx, org)
-	if err != nil {
-		return ns, err
+	// A missing name and a user's personal namespace get one answer, so this cannot
+	// tell which user names exist.
+	if errors.Is(err, accounts.ErrNotFound) || (err == nil && !ns.Org) {
+		return accounts.Namespace{}, notFound("organisation %s not found", org)
 	}
-	if !ns.Org {
-		return ns, notFound("organisation %s not found", org)
-	}
-	return ns, nil
+	return ns, err
 }

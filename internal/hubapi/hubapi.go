@@ -24,6 +24,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
 )
 
@@ -114,6 +115,20 @@ func session(h handlerFunc, what string) handlerFunc {
 	}
 }
 
+// reads wraps an endpoint that reads area of the hub API (scope.HubAccounts, …) so
+// that an access token reaches it only with a hub:AREA:read scope: a token made for
+// pulling one repository must not read accounts, teams, grants or the audit log. The
+// check comes before anything is looked up, so the refusal says nothing about what
+// exists.
+func reads(area string, h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+		if err := requireHubRead(p, area); err != nil {
+			return err
+		}
+		return h(w, r, p)
+	}
+}
+
 // handlerFunc is an endpoint: it runs for an authenticated principal and returns an
 // error that ServeHTTP writes as the JSON error body.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p *authz.Principal) error
@@ -147,16 +162,16 @@ func (a *api) route(pattern string, byMethod map[string]handlerFunc) {
 func (a *api) routes() {
 	a.route("/api/v1/user", map[string]handlerFunc{"GET": a.whoami})
 
-	a.route("/api/v1/users", map[string]handlerFunc{"GET": a.listUsers, "POST": session(a.createUser, "creating a user")})
+	a.route("/api/v1/users", map[string]handlerFunc{"GET": reads(scope.HubAccounts, a.listUsers), "POST": session(a.createUser, "creating a user")})
 	a.route("/api/v1/users/{name}", map[string]handlerFunc{"GET": a.getUser, "PATCH": session(a.updateUser, "changing an account"), "DELETE": session(a.deleteUser, "deleting an account")})
 
-	a.route("/api/v1/orgs", map[string]handlerFunc{"GET": a.listOrgs, "POST": session(a.createOrg, "creating an organisation")})
-	a.route("/api/v1/orgs/{org}", map[string]handlerFunc{"GET": a.getOrg, "PATCH": session(a.updateOrg, "changing an organisation"), "DELETE": session(a.deleteOrg, "deleting an organisation")})
-	a.route("/api/v1/orgs/{org}/teams", map[string]handlerFunc{"GET": a.listTeams, "POST": session(a.createTeam, "creating a team")})
+	a.route("/api/v1/orgs", map[string]handlerFunc{"GET": reads(scope.HubOrgs, a.listOrgs), "POST": session(a.createOrg, "creating an organisation")})
+	a.route("/api/v1/orgs/{org}", map[string]handlerFunc{"GET": reads(scope.HubOrgs, a.getOrg), "PATCH": session(a.updateOrg, "changing an organisation"), "DELETE": session(a.deleteOrg, "deleting an organisation")})
+	a.route("/api/v1/orgs/{org}/teams", map[string]handlerFunc{"GET": reads(scope.HubTeams, a.listTeams), "POST": session(a.createTeam, "creating a team")})
 	a.route("/api/v1/orgs/{org}/teams/{team}", map[string]handlerFunc{"DELETE": session(a.deleteTeam, "deleting a team")})
-	a.route("/api/v1/orgs/{org}/teams/{team}/members", map[string]handlerFunc{"GET": a.listMembers})
+	a.route("/api/v1/orgs/{org}/teams/{team}/members", map[string]handlerFunc{"GET": reads(scope.HubTeams, a.listMembers)})
 	a.route("/api/v1/orgs/{org}/teams/{team}/members/{user}", map[string]handlerFunc{"PUT": session(a.addMember, "adding a team member"), "DELETE": session(a.removeMember, "removing a team member")})
-	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": a.listGrants, "PUT": session(a.setGrant, "granting a team access")})
+	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": reads(scope.HubTeams, a.listGrants), "PUT": session(a.setGrant, "granting a team access")})
 	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"POST": a.createRobot})
 
 	// Repository names contain slashes, which a {name} wildcard cannot match; the
@@ -167,9 +182,9 @@ func (a *api) routes() {
 	a.route("/api/v1/tokens/{name}", map[string]handlerFunc{"DELETE": a.revokeToken})
 
 	a.route("/api/v1/namespaces/{ns}/quota", map[string]handlerFunc{"PUT": session(a.setQuota, "setting a quota")})
-	a.route("/api/v1/namespaces/{ns}/usage", map[string]handlerFunc{"GET": a.getUsage})
+	a.route("/api/v1/namespaces/{ns}/usage", map[string]handlerFunc{"GET": reads(scope.HubQuotas, a.getUsage)})
 
-	a.route("/api/v1/audit", map[string]handlerFunc{"GET": a.listAudit})
+	a.route("/api/v1/audit", map[string]handlerFunc{"GET": reads(scope.HubAudit, a.listAudit)})
 }
 
 // ServeHTTP authenticates the request before routing, so that even a request for an

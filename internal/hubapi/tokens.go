@@ -27,8 +27,13 @@ func checkTokenRequest(req *hubtypes.CreateTokenRequest) error {
 		if err != nil {
 			return invalid("%v", err)
 		}
-		if !sc.Known() {
-			return invalid("scope %q: resource type %q is never granted (repository, registry)", s, sc.Type)
+		switch {
+		case sc.Type == scope.TypeHub:
+			if err := scope.CheckHubScope(sc); err != nil {
+				return invalid("%v", err)
+			}
+		case !sc.Known():
+			return invalid("scope %q: resource type %q is never granted (repository, registry, hub)", s, sc.Type)
 		}
 		req.Scopes[i] = sc.String()
 	}

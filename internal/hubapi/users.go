@@ -7,6 +7,7 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/hubtypes"
 )
 
@@ -82,6 +83,9 @@ func self(p *authz.Principal, name string) bool { return p.User.Name == name }
 func (a *api) getUser(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
 	name := r.PathValue("name")
 	if !self(p, name) {
+		if err := requireHubRead(p, scope.HubAccounts); err != nil {
+			return err
+		}
 		if err := requireAdmin(p); err != nil {
 			return err
 		}
