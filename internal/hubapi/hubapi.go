@@ -26,6 +26,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/reqlog"
 )
 
 // Prefix is the path under which the API is served; the server mounts New's handler
@@ -63,9 +64,9 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock for token expiry and audit entries; nil means time.Now.
 	Now func() time.Time
-	// Limiter counts failed password sign-ins per account and address (shared with the
+	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
-	Limiter *ratelimit.Limiter
+	Guard *ratelimit.Guard
 }
 
 // api is the handler's state.
@@ -79,24 +80,24 @@ type api struct {
 
 	dummyOnce sync.Once
 	dummy     string
-	limiter   *ratelimit.Limiter
+	guard     *ratelimit.Guard
 }
 
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
-	a := &api{store: o.Accounts, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), limiter: o.Limiter}
-	if a.limiter == nil {
-		a.limiter = ratelimit.New(5, 5*time.Minute)
+	a := &api{store: o.Accounts, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.guard == nil {
+		a.guard = ratelimit.NewGuard(ratelimit.GuardOptions{Now: a.now})
 	}
 	if a.policy == nil {
 		a.policy = &authz.Policy{Store: o.Accounts}
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
 	}
 	a.routes()
 	return a
@@ -195,6 +196,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	reqlog.From(r.Context()).User = p.Name()
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.fail(w, r, errcode.New(errcode.NameUnknown, "no API endpoint %s", r.URL.Path))
@@ -207,7 +209,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // statuses; failures that are not the client's are logged and sent without detail.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var e *errcode.Error
+	var tm *ratelimit.TooManyError
 	switch {
+	case errors.As(err, &tm):
+		// A refused guess is the client's doing: warn, never error.
+		a.log.WarnContext(r.Context(), "sign-in refused by the rate limit", "remote", remoteAddr(r), "reason", tm.Reason)
+		w.Header().Set("Retry-After", strconv.Itoa(tm.RetryAfterSeconds()))
+		err = errcode.New(errcode.TooManyRequests, "%s; retry in %d s", tm.Reason, tm.RetryAfterSeconds())
 	case errors.As(err, &e):
 	case errors.Is(err, accounts.ErrNotFound):
 		err = errcode.New(errcode.NameUnknown, "%s", clientMessage(err))
@@ -221,11 +229,6 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		err = errcode.New(errcode.Unavailable, "the account database is unavailable; retry shortly")
 	default:
 		a.log.ErrorContext(r.Context(), "hub API", "method", r.Method, "path", r.URL.Path, "error", err)
-	}
-	var tm *tooMany
-	if errors.As(err, &tm) {
-		w.Header().Set("Retry-After", strconv.Itoa(tm.retryAfter))
-		err = errcode.New(errcode.TooManyRequests, "too many failed sign-ins for this account from this address; retry in %d s", tm.retryAfter)
 	}
 	if errors.As(err, &e) && e.Code.Name == errcode.Unauthorized.Name {
 		w.Header().Set("WWW-Authenticate", `Basic realm="hubctl"`)

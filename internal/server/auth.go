@@ -54,8 +54,12 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 	verifier := &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Service}
 	refreshAudience := cfg.Auth.Service + "/refresh"
 	policy := &authz.Policy{Store: store}
-	// One limiter for /token and the hub API: a guess counts wherever it is made.
-	limiter := ratelimit.New(tokenserver.MaxFailures, tokenserver.FailureWindow)
+	// One login guard for /token and the hub API: a guess counts wherever it is made.
+	guard := ratelimit.NewGuard(ratelimit.GuardOptions{
+		MaxFailures:        cfg.Auth.MaxLoginFailures,
+		MaxAddressFailures: cfg.Auth.MaxAddressLoginFailures,
+		Window:             cfg.Auth.LoginFailureWindow,
+	})
 	realm := ""
 	if cfg.ExternalURL != "" {
 		realm = strings.TrimSuffix(cfg.ExternalURL, "/") + "/token"
@@ -72,7 +76,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 			RefreshVerifier: &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: refreshAudience, CacheSize: -1},
 			Keys:            keys,
 			Log:             log,
-			Limiter:         limiter,
+			Guard:           guard,
 		},
 		registry: &registry.Auth{
 			Service:   cfg.Auth.Service,
@@ -91,7 +95,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 		Accounts: store,
 		Policy:   policy,
 		Log:      log,
-		Limiter:  limiter,
+		Guard:    guard,
 		VerifyJWT: func(raw string) (string, string, error) {
 			c, err := verifier.Verify(raw)
 			if err != nil {
