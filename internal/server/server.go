@@ -59,6 +59,8 @@ type Routes struct {
 	Tokens http.Handler
 	// API serves the hub API under /api/ (nil without auth).
 	API http.Handler
+	// Limits, when set, bound what each client may hold (limits.go).
+	Limits *Limits
 }
 
 // NewHandler returns the HTTP handler of the server: the routes, /healthz and /readyz
@@ -84,7 +86,11 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	return withRequestID(accessLog(log, recoverPanics(log, routes)))
+	var h http.Handler = routes
+	if rt.Limits != nil {
+		h = rt.Limits.Wrap(h)
+	}
+	return withRequestID(accessLog(log, recoverPanics(log, h)))
 }
 
 // Run serves the registry configured by cfg until ctx is cancelled, then stops accepting
@@ -161,6 +167,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	}
 	reg := registry.New(ro)
 	routes.V2 = reg
+	routes.Limits = newLimits(cfg.Limits, log, ap)
 	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
