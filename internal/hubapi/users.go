@@ -58,6 +58,9 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err := accounts.CheckName(req.Name); err != nil {
 		return err
 	}
+	if err := accounts.CheckEmail(req.Email); err != nil {
+		return err
+	}
 	if err := checkPassword(req.Password); err != nil {
 		return err
 	}
@@ -126,6 +129,9 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	}
 	var changed []string
 	if req.Email != nil {
+		if err := accounts.CheckEmail(*req.Email); err != nil {
+			return err
+		}
 		u.Email = *req.Email
 		changed = append(changed, "email")
 	}

@@ -87,3 +87,25 @@ func TestNarrowTokenAndItsRegistryTokenCannotReadTheHub(t *testing.T) {
 		t.Fatalf("users: %s", b)
 	}
 }
+
+// TestFailedLoginNamesReachTheAuditLogEscaped: the user name of a failed login is what
+// the attacker typed; the audit log keeps it, escaped and bounded.
+func TestFailedLoginNamesReachTheAuditLogEscaped(t *testing.T) {
+	r := start(t, map[string]string{"auth.mode": "token"})
+	base := "http://" + r.addr
+	forged := "eve\n99  2026-01-01T00:00:00Z  admin  login  -  10.0.0.1  -\x1b]0;pwned\x07" + strings.Repeat("y", 10000)
+	if code, _ := apiDo(t, "GET", base+"/token?service=hubctl", basicAuth(forged, "guess"), nil); code != 401 {
+		t.Fatalf("forged login = %d", code)
+	}
+	code, body := apiDo(t, "GET", base+"/api/v1/audit?action=login.failed", basicAuth(AdminUser, testAdminPassword), nil)
+	var page struct {
+		Entries []struct{ Actor string }
+	}
+	if err := json.Unmarshal([]byte(body), &page); code != 200 || err != nil || len(page.Entries) != 1 {
+		t.Fatalf("audit = %d %s", code, body)
+	}
+	a := page.Entries[0].Actor
+	if strings.ContainsAny(a, "\n\x1b\x07") || len(a) > 256 || !strings.HasPrefix(a, `eve\n99`) {
+		t.Fatalf("actor stored raw or unbounded: %q (%d bytes)", a, len(a))
+	}
+}

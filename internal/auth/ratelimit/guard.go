@@ -37,6 +37,9 @@ const (
 	DefaultMaxWaitingPerAddress = 8
 )
 
+// maxUserKey bounds the user-name part of a failure key.
+const maxUserKey = 256
+
 // GuardOptions configure a Guard; zero fields take the defaults above.
 type GuardOptions struct {
 	MaxFailures          int
@@ -120,6 +123,10 @@ func (e *TooManyError) RetryAfterSeconds() int {
 // error (so the caller answers bad credentials as it always does).
 func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check func() (bad bool, err error)) error {
 	ak := AddressKey(addr)
+	if len(user) > maxUserKey {
+		// No account has such a name; a megabyte of one must not sit in the table.
+		user = user[:maxUserKey]
+	}
 	uk := strings.ToLower(user) + "|" + ak
 	if err := g.blocked(uk, ak); err != nil {
 		return err
