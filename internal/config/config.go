@@ -95,7 +95,9 @@ type Auth struct {
 	KeysDir string `yaml:"keys_dir"`
 	// MaxLoginFailures failed logins of one account from one address within
 	// LoginFailureWindow lock that pair out; MaxAddressLoginFailures failed logins from
-	// one address (an IPv6 /64), whatever the names, lock the address out.
+	// one address (an IPv6 /64), whatever the names, lock the address out. 0 turns the
+	// per-address limits off (also one password check per address at a time), for a
+	// hub behind a proxy that hides client addresses.
 	MaxLoginFailures        int           `yaml:"max_login_failures"`
 	MaxAddressLoginFailures int           `yaml:"max_address_login_failures"`
 	LoginFailureWindow      time.Duration `yaml:"login_failure_window"`
@@ -353,8 +355,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be greater than 0, got %s", name, d))
 		}
 	}
-	if c.Auth.MaxLoginFailures < 1 || c.Auth.MaxAddressLoginFailures < 1 {
-		errs = append(errs, fmt.Errorf("auth.max_login_failures and auth.max_address_login_failures must be at least 1, got %d and %d",
+	if c.Auth.MaxLoginFailures < 1 || c.Auth.MaxAddressLoginFailures < 0 {
+		errs = append(errs, fmt.Errorf("auth.max_login_failures must be at least 1 and auth.max_address_login_failures at least 0 (off), got %d and %d",
 			c.Auth.MaxLoginFailures, c.Auth.MaxAddressLoginFailures))
 	}
 	if c.Limits.RequestsPerClient < 0 || c.Limits.UploadsPerClient < 0 || c.Limits.MinBodyRate < 0 {

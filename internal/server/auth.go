@@ -55,9 +55,13 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 	refreshAudience := cfg.Auth.Service + "/refresh"
 	policy := &authz.Policy{Store: store}
 	// One login guard for /token and the hub API: a guess counts wherever it is made.
+	addressFailures := cfg.Auth.MaxAddressLoginFailures
+	if addressFailures == 0 {
+		addressFailures = -1 // off
+	}
 	guard := ratelimit.NewGuard(ratelimit.GuardOptions{
 		MaxFailures:        cfg.Auth.MaxLoginFailures,
-		MaxAddressFailures: cfg.Auth.MaxAddressLoginFailures,
+		MaxAddressFailures: addressFailures,
 		Window:             cfg.Auth.LoginFailureWindow,
 	})
 	realm := ""

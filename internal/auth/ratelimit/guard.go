@@ -42,7 +42,10 @@ const maxUserKey = 256
 
 // GuardOptions configure a Guard; zero fields take the defaults above.
 type GuardOptions struct {
-	MaxFailures          int
+	MaxFailures int
+	// MaxAddressFailures < 0 turns the per-address limits off: failures across names
+	// and one password check at a time. Behind a proxy that hides client addresses
+	// every client has the proxy's, and those limits would hold all of them together.
 	MaxAddressFailures   int
 	Window               time.Duration
 	MaxWaitingPerAddress int
@@ -61,7 +64,8 @@ type GuardOptions struct {
 // concurrent logins from one address would queue every other address's logins behind
 // its hashes. (package password bounds concurrent hashing overall to the cores.)
 type Guard struct {
-	o GuardOptions
+	o         GuardOptions
+	noAddress bool
 
 	mu    sync.Mutex
 	gates map[string]*gate
@@ -78,6 +82,7 @@ func NewGuard(o GuardOptions) *Guard {
 	if o.MaxFailures <= 0 {
 		o.MaxFailures = DefaultMaxFailures
 	}
+	noAddress := o.MaxAddressFailures < 0
 	if o.MaxAddressFailures <= 0 {
 		o.MaxAddressFailures = DefaultMaxAddressFailures
 	}
@@ -96,7 +101,7 @@ func NewGuard(o GuardOptions) *Guard {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Guard{o: o, gates: map[string]*gate{}}
+	return &Guard{o: o, noAddress: noAddress, gates: map[string]*gate{}}
 }
 
 // TooManyError refuses a login: the client should retry after RetryAfter.
@@ -131,7 +136,7 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 	if err := g.blocked(uk, ak); err != nil {
 		return err
 	}
-	if hashes {
+	if hashes && !g.noAddress {
 		release, err := g.enter(ctx, ak)
 		if err != nil {
 			return err
@@ -147,7 +152,9 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 	switch {
 	case bad:
 		g.o.Accounts.Fail(uk, now)
-		g.o.Addresses.Fail(ak, now)
+		if !g.noAddress {
+			g.o.Addresses.Fail(ak, now)
+		}
 	case err == nil:
 		// Only the pair is forgiven: a login that works must not wipe the address's
 		// count, or a sprayer with one account of its own would reset it at will.
@@ -158,7 +165,7 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 
 func (g *Guard) blocked(uk, ak string) error {
 	now := g.o.Now()
-	if b, wait := g.o.Addresses.Blocked(ak, now); b {
+	if b, wait := g.o.Addresses.Blocked(ak, now); b && !g.noAddress {
 		return &TooManyError{RetryAfter: wait, Reason: "too many failed logins from this address"}
 	}
 	if b, wait := g.o.Accounts.Blocked(uk, now); b {

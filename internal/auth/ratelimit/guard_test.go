@@ -51,6 +51,22 @@ func TestGuardLimitsAnAddressAcrossNames(t *testing.T) {
 	}
 }
 
+func TestGuardWithoutAddressLimits(t *testing.T) {
+	g := NewGuard(GuardOptions{MaxAddressFailures: -1})
+	bad := func() (bool, error) { return true, nil }
+	for i := range 100 {
+		if err := g.Login(context.Background(), fmt.Sprint("u", i), "192.0.2.1", true, bad); isTooMany(err) {
+			t.Fatalf("guess %d refused: %v", i, err)
+		}
+	}
+	for range DefaultMaxFailures {
+		_ = g.Login(context.Background(), "alice", "192.0.2.1", true, bad)
+	}
+	if err := g.Login(context.Background(), "alice", "192.0.2.1", true, bad); !isTooMany(err) {
+		t.Fatalf("the account limit is off too: %v", err)
+	}
+}
+
 func TestGuardKeepsTheAccountLimit(t *testing.T) {
 	g := NewGuard(GuardOptions{})
 	bad := func() (bool, error) { return true, nil }
