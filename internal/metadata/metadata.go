@@ -142,6 +142,10 @@ type Store interface {
 	// ListRepositories returns up to n repository names sorted lexically after last
 	// (n <= 0 means no limit).
 	ListRepositories(ctx context.Context, last string, n int) ([]string, error)
+	// DeleteRepository removes a repository with its tags, manifests and blob links in
+	// one transaction (the blobs are left to garbage collection), or returns
+	// ErrRepositoryNotFound.
+	DeleteRepository(ctx context.Context, name string) error
 
 	// PutBlob records a blob that is durably stored (idempotent; b.Location is kept
 	// only when the row is new or pending).

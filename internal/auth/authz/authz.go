@@ -19,9 +19,12 @@ const Anonymous = "anonymous"
 
 // Principal is who asks: nobody (User nil), a user, or a user acting through one of
 // their access tokens (Token set), whose scopes further restrict what the user may do.
+// Session is set when the user signed in with a refresh session (docker's identity
+// token) rather than a password.
 type Principal struct {
-	User  *accounts.User
-	Token *accounts.AccessToken
+	User    *accounts.User
+	Token   *accounts.AccessToken
+	Session *accounts.Session
 	// TokenScopes are the parsed patterns of Token.
 	TokenScopes []scope.Scope
 }

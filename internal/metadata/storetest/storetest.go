@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"ListTags", testListTags},
 		{"DeleteTag", testDeleteTag},
 		{"DeleteManifest", testDeleteManifest},
+		{"DeleteRepository", testDeleteRepository},
 		{"Referrers", testReferrers},
 		{"Uploads", testUploads},
 		{"UploadCompareAndSet", testUploadCompareAndSet},
