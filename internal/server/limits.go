@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,8 +27,9 @@ import (
 // can take its place so replicas count together, without Limits changing.
 type ClientLimiter interface {
 	// Acquire takes one unit for key and returns its release, or ok false when key
-	// already holds its limit.
-	Acquire(key string) (release func(), ok bool)
+	// already holds its limit. A shared implementation decides for itself whether an
+	// unreachable store admits or refuses, and logs it.
+	Acquire(ctx context.Context, key string) (release func(), ok bool)
 	// Limit is the number of units one key may hold, for messages.
 	Limit() int
 }
@@ -46,7 +48,7 @@ func NewLocalLimiter(max int) ClientLimiter {
 
 func (l *localLimiter) Limit() int { return l.max }
 
-func (l *localLimiter) Acquire(key string) (func(), bool) {
+func (l *localLimiter) Acquire(_ context.Context, key string) (func(), bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held[key] >= l.max {
@@ -93,7 +95,7 @@ func (l *Limits) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := l.client(r)
 		if l.Requests != nil {
-			release, ok := l.Requests.Acquire(key)
+			release, ok := l.Requests.Acquire(r.Context(), key)
 			if !ok {
 				l.refuse(w, r, key, fmt.Sprintf("too many requests in flight from this client (at most %d); retry shortly", l.Requests.Limit()))
 				return
@@ -101,7 +103,7 @@ func (l *Limits) Wrap(next http.Handler) http.Handler {
 			defer release()
 		}
 		if l.Uploads != nil && isUpload(r) {
-			release, ok := l.Uploads.Acquire(key)
+			release, ok := l.Uploads.Acquire(r.Context(), key)
 			if !ok {
 				l.refuse(w, r, key, fmt.Sprintf("too many uploads in progress from this client (at most %d); retry shortly", l.Uploads.Limit()))
 				return

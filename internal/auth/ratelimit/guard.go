@@ -9,16 +9,37 @@ import (
 	"time"
 )
 
-// Failures counts failed logins per key in a window. Limiter is the in-process
+// Failures counts failed logins per key in a window. Local is the in-process
 // implementation (per replica); one kept in the shared database can take its place so
-// that replicas count together, without the Guard changing.
+// that replicas count together, without the Guard changing: hence the context and the
+// errors, which the in-process one never returns.
 type Failures interface {
 	// Blocked reports whether key is locked out at now, and for how long.
-	Blocked(key string, now time.Time) (bool, time.Duration)
+	Blocked(ctx context.Context, key string, now time.Time) (bool, time.Duration, error)
 	// Fail records a failed attempt of key at now.
-	Fail(key string, now time.Time)
+	Fail(ctx context.Context, key string, now time.Time) error
 	// Succeed forgets key's failures.
-	Succeed(key string)
+	Succeed(ctx context.Context, key string) error
+}
+
+// Local returns the in-process Failures: a Limiter of max failures per window.
+func Local(max int, window time.Duration) Failures { return local{New(max, window)} }
+
+type local struct{ l *Limiter }
+
+func (f local) Blocked(_ context.Context, key string, now time.Time) (bool, time.Duration, error) {
+	b, wait := f.l.Blocked(key, now)
+	return b, wait, nil
+}
+
+func (f local) Fail(_ context.Context, key string, now time.Time) error {
+	f.l.Fail(key, now)
+	return nil
+}
+
+func (f local) Succeed(_ context.Context, key string) error {
+	f.l.Succeed(key)
+	return nil
 }
 
 // Defaults of the login guard.
@@ -93,10 +114,10 @@ func NewGuard(o GuardOptions) *Guard {
 		o.MaxWaitingPerAddress = DefaultMaxWaitingPerAddress
 	}
 	if o.Accounts == nil {
-		o.Accounts = New(o.MaxFailures, o.Window)
+		o.Accounts = Local(o.MaxFailures, o.Window)
 	}
 	if o.Addresses == nil {
-		o.Addresses = New(o.MaxAddressFailures, o.Window)
+		o.Addresses = Local(o.MaxAddressFailures, o.Window)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -124,8 +145,9 @@ func (e *TooManyError) RetryAfterSeconds() int {
 // the credentials and reports bad when they are wrong (a failure that counts), or an
 // error of its own (which does not). hashes marks a password check, which waits for the
 // address's turn; token checks (a hash lookup) do not. Login returns a *TooManyError
-// when a limit refuses, the context's error when it ends while waiting, else check's
-// error (so the caller answers bad credentials as it always does).
+// when a limit refuses, the context's error when it ends while waiting, an error of
+// the failure counters' Blocked, else check's error (so the caller answers bad
+// credentials as it always does).
 func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check func() (bad bool, err error)) error {
 	ak := AddressKey(addr)
 	if len(user) > maxUserKey {
@@ -133,7 +155,7 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 		user = user[:maxUserKey]
 	}
 	uk := strings.ToLower(user) + "|" + ak
-	if err := g.blocked(uk, ak); err != nil {
+	if err := g.blocked(ctx, uk, ak); err != nil {
 		return err
 	}
 	if hashes && !g.noAddress {
@@ -143,32 +165,44 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 		}
 		defer release()
 		// Failures may have been counted while this check waited for its turn.
-		if err := g.blocked(uk, ak); err != nil {
+		if err := g.blocked(ctx, uk, ak); err != nil {
 			return err
 		}
 	}
 	bad, err := check()
 	now := g.o.Now()
+	// The outcome is answered as it is whether or not recording it works: a shared
+	// Failures logs its own trouble, and the next Blocked reports it.
 	switch {
 	case bad:
-		g.o.Accounts.Fail(uk, now)
+		_ = g.o.Accounts.Fail(ctx, uk, now)
 		if !g.noAddress {
-			g.o.Addresses.Fail(ak, now)
+			_ = g.o.Addresses.Fail(ctx, ak, now)
 		}
 	case err == nil:
 		// Only the pair is forgiven: a login that works must not wipe the address's
 		// count, or a sprayer with one account of its own would reset it at will.
-		g.o.Accounts.Succeed(uk)
+		_ = g.o.Accounts.Succeed(ctx, uk)
 	}
 	return err
 }
 
-func (g *Guard) blocked(uk, ak string) error {
+func (g *Guard) blocked(ctx context.Context, uk, ak string) error {
 	now := g.o.Now()
-	if b, wait := g.o.Addresses.Blocked(ak, now); b && !g.noAddress {
-		return &TooManyError{RetryAfter: wait, Reason: "too many failed logins from this address"}
+	if !g.noAddress {
+		b, wait, err := g.o.Addresses.Blocked(ctx, ak, now)
+		if err != nil {
+			return fmt.Errorf("login limits: %w", err)
+		}
+		if b {
+			return &TooManyError{RetryAfter: wait, Reason: "too many failed logins from this address"}
+		}
 	}
-	if b, wait := g.o.Accounts.Blocked(uk, now); b {
+	b, wait, err := g.o.Accounts.Blocked(ctx, uk, now)
+	if err != nil {
+		return fmt.Errorf("login limits: %w", err)
+	}
+	if b {
 		return &TooManyError{RetryAfter: wait, Reason: "too many failed logins for this account from this address"}
 	}
 	return nil
