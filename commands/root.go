@@ -48,7 +48,7 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 			NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRobot(f), NewCmdRepo(f), NewCmdQuota(f), NewCmdAudit(f, nil),
 		}},
 		{"server", "Running a hub (on its host):", []*cobra.Command{
-			NewCmdServe(f, nil), NewCmdGC(f, nil), NewCmdKeys(f, nil),
+			NewCmdServe(f, nil), NewCmdAdmin(f), NewCmdGC(f, nil), NewCmdKeys(f, nil),
 		}},
 	}
 	for _, g := range groups {

@@ -39,7 +39,7 @@ type authParts struct {
 // start and builds the token service and the registry's token check. It returns nil
 // parts with --auth=none.
 func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log *slog.Logger, stderr io.Writer) (*authParts, error) {
-	if err := ensureAdmin(ctx, store, cfg.Auth.AdminPassword, stderr); err != nil {
+	if err := ensureAdmin(ctx, store, cfg, stderr); err != nil {
 		return nil, err
 	}
 	if cfg.Auth.Mode == "none" {
@@ -104,9 +104,16 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 
 // ensureAdmin creates the admin account when it does not exist, with password pw (from
 // HUBCTL_ADMIN_PASSWORD) or a generated one printed once on stderr (never logged).
-func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io.Writer) error {
+// When the account exists, a HUBCTL_ADMIN_PASSWORD that is set is ignored, and it says
+// so on stderr: the variable only seeds the first start.
+func ensureAdmin(ctx context.Context, store accounts.Store, cfg config.Config, stderr io.Writer) error {
+	pw := cfg.Auth.AdminPassword
 	_, err := store.GetUser(ctx, AdminUser)
 	if err == nil {
+		if pw != "" {
+			fmt.Fprintf(stderr, "%s is ignored: the %s account already exists in %s (the variable sets its password only at the first start); to change it: %s\n",
+				config.EnvAdminPassword, AdminUser, databaseName(cfg), ResetPasswordHint(cfg, AdminUser))
+		}
 		return nil
 	}
 	if !errors.Is(err, accounts.ErrNotFound) {
@@ -132,6 +139,17 @@ func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io
 		fmt.Fprintf(stderr, "created the %s account with the password from %s\n", AdminUser, config.EnvAdminPassword)
 	}
 	return nil
+}
+
+// ResetPasswordHint is the command that resets user's password on this host with the
+// configuration cfg, as serve reads it: a PostgreSQL URL (which may hold a password) is
+// left to --config or HUBCTL_DB_PATH rather than spelt out.
+func ResetPasswordHint(cfg config.Config, user string) string {
+	cmd := "hubctl admin reset-password " + user
+	if cfg.DB.Driver == "postgres" {
+		return cmd + " (with the --config or HUBCTL_* settings serve uses)"
+	}
+	return cmd + " --data " + cfg.Data
 }
 
 // keyReloadInterval is how soon a rotation by `hubctl keys` reaches a running server.
