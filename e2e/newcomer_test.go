@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/hubctl/hubctl/internal/pgtest"
+)
+
+// serverLog is what the server wrote on stderr so far.
+func serverLog(t testing.TB, s *server) string {
+	t.Helper()
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// hubctlIn runs the client with stdin and extra environment, and returns its exit
+// error, stdout and stderr.
+func hubctlIn(t testing.TB, stdin string, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), hubctlBin, args...)
+	cmd.Env = append(append(cleanEnv("HUBCTL_", "DOCKER_CONFIG"), "DOCKER_CONFIG="+dockerConfigFor(t)), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// TestAdminPasswordIgnoredAndReset follows issue 13's first trap on both databases:
+// a second start with another HUBCTL_ADMIN_PASSWORD says the variable is ignored and
+// how to change the password; `hubctl admin reset-password`, given the configuration
+// serve reads, changes it on the host while the hub is stopped.
+func TestAdminPasswordIgnoredAndReset(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			var env []string
+			if db == "postgres" {
+				env = []string{"HUBCTL_DB_PATH=" + pgtest.Start(t)}
+			}
+			data := t.TempDir()
+			s := startServerEnv(t, data, env)
+			if r, _ := getToken(t, s, "admin", adminPassword); r.StatusCode != http.StatusOK {
+				t.Fatalf("admin login with the first password: %s", r.Status)
+			}
+			s.Stop()
+
+			s = startServerEnv(t, data, append(env, "HUBCTL_ADMIN_PASSWORD=a-second-password"))
+			log := serverLog(t, s)
+			if !strings.Contains(log, "HUBCTL_ADMIN_PASSWORD is ignored: the admin account already exists") ||
+				!strings.Contains(log, "hubctl admin reset-password") {
+				t.Errorf("serve did not say the variable is ignored and what to do:\n%s", log)
+			}
+			if r, _ := getToken(t, s, "admin", "a-second-password"); r.StatusCode == http.StatusOK {
+				t.Fatal("the ignored password works")
+			}
+			s.Stop()
+
+			// On the host, with the same configuration: --data, and for PostgreSQL the
+			// DSN from HUBCTL_DB_PATH as serve had it.
+			_, errOut, err := hubctlIn(t, "a-reset-password\n", env, "admin", "reset-password", "--data", data)
+			if err != nil || !strings.Contains(errOut, "Password of admin reset") {
+				t.Fatalf("admin reset-password: %v\n%s", err, errOut)
+			}
+			s = startServerEnv(t, data, env)
+			if r, _ := getToken(t, s, "admin", "a-reset-password"); r.StatusCode != http.StatusOK {
+				t.Errorf("admin login with the reset password: %s", r.Status)
+			}
+			if r, _ := getToken(t, s, "admin", adminPassword); r.StatusCode == http.StatusOK {
+				t.Error("the old password still works after the reset")
+			}
+		})
+	}
+}
+
+// TestServeBindsBeforeCreatingAdmin: a first start on a taken port fails before it
+// creates the admin account and prints a one-time password; the next start, on a
+// free port, still creates the account and shows its password.
+func TestServeBindsBeforeCreatingAdmin(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	data := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), hubctlBin, "serve", "--addr", ln.Addr().String(), "--data", data)
+	cmd.Env = cleanEnv("HUBCTL_")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("serve on a taken port exited 0:\n%s", out)
+	}
+	if strings.Contains(string(out), "password") || !strings.Contains(string(out), "listen on "+ln.Addr().String()) {
+		t.Errorf("serve on a taken port, want only the listen error:\n%s", out)
+	}
+	if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines != 0 {
+		t.Errorf("want one error line, got %d:\n%s", lines+1, out)
+	}
+
+	// Without HUBCTL_ADMIN_PASSWORD the next start generates one and shows it.
+	s := startServerEnv(t, data, []string{"HUBCTL_ADMIN_PASSWORD="})
+	log := serverLog(t, s)
+	if !strings.Contains(log, "created the admin account with password ") {
+		t.Errorf("the start after the failed one did not create the admin account:\n%s", log)
+	}
+}
