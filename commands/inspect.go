@@ -72,22 +72,37 @@ func parseRegistryRef(s string) (distclient.Ref, error) {
 // NewCmdLs returns `hubctl ls`.
 func NewCmdLs(f *Factory) *cobra.Command {
 	return newRegistryCommand(f, "ls HOST[/PREFIX]", "List the repositories of a registry",
-		"List the repositories of a registry (its catalog), or those under PREFIX.\nOnly repositories you may pull are listed by registries that check.",
-		"  hubctl ls localhost:5000\n  hubctl ls registry.example.com/team",
+		`List the repositories of a registry (its catalog), or those whose name starts with
+PREFIX: "team" lists team/app and teamcity/agent, "team/" only what is under team/.
+Only repositories you may pull are listed by registries that check.`,
+		"  hubctl ls localhost:5000\n  hubctl ls registry.example.com/team/",
 		cobra.ExactArgs(1), true, func(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
 			host, prefix, _ := strings.Cut(strings.TrimPrefix(o.Args[0], "docker://"), "/")
 			repos, err := e.Client.Catalog(ctx, host)
 			if err != nil {
 				return err
 			}
-			var out []string
-			for _, r := range repos {
-				if prefix == "" || r == prefix || strings.HasPrefix(r, strings.TrimSuffix(prefix, "/")+"/") {
-					out = append(out, host+"/"+r)
-				}
+			out := filterRepos(repos, prefix)
+			for i, r := range out {
+				out[i] = host + "/" + r
+			}
+			if len(out) == 0 && prefix != "" && o.Output == "" {
+				fmt.Fprintf(o.IO.ErrOut, "no repository of %s starts with %q (%d listed in all)\n", host, prefix, len(repos))
 			}
 			return printList(o, out)
 		})
+}
+
+// filterRepos keeps the repositories whose name starts with prefix, which may end
+// inside a path component.
+func filterRepos(repos []string, prefix string) []string {
+	var out []string
+	for _, r := range repos {
+		if strings.HasPrefix(r, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // NewCmdTags returns `hubctl tags`.

@@ -111,3 +111,44 @@ func TestServeBindsBeforeCreatingAdmin(t *testing.T) {
 		t.Errorf("the start after the failed one did not create the admin account:\n%s", log)
 	}
 }
+
+// TestLsPrefixAndReferenceErrors: `ls HOST/PREFIX` matches a prefix that ends inside
+// a path component, a registry alone is no Docker Hub image, and reference typos say
+// why in one line (issue 13 item 10).
+func TestLsPrefixAndReferenceErrors(t *testing.T) {
+	s := startServer(t)
+	img := buildImage(t, "amd64", randomLayer(t, 4<<10))
+	src := newLayout(t)
+	src.addImage(img, "1")
+	for _, repo := range []string{"team/app", "teamcity/agent", "other/x"} {
+		hubctl(t, "copy", "oci:"+src.Dir+":1", s.Addr+"/"+repo+":1")
+	}
+	for prefix, want := range map[string]string{
+		"tea":   s.Addr + "/team/app\n" + s.Addr + "/teamcity/agent\n",
+		"team/": s.Addr + "/team/app\n",
+		"other": s.Addr + "/other/x\n",
+	} {
+		if got := hubctl(t, "ls", s.Addr+"/"+prefix); got != want {
+			t.Errorf("ls %s/%s = %q, want %q", s.Addr, prefix, got, want)
+		}
+	}
+	out, errOut, err := hubctlErr(t, "ls", s.Addr+"/nothing")
+	if err != nil || out != "" || !strings.Contains(errOut, `no repository of `+s.Addr+` starts with "nothing" (3 listed in all)`) {
+		t.Errorf("ls of a prefix nothing has: %v, stdout %q, stderr %q", err, out, errOut)
+	}
+
+	for arg, want := range map[string]string{
+		s.Addr:                          s.Addr + " names a registry, not an image",
+		s.Addr + "/Team/App:1":          `did you mean "` + s.Addr + `/team/app:1"?`,
+		s.Addr + "/team/app@sha256:abc": "has 3 hex digits, sha256 has 64",
+		s.Addr + "/team/app:":           "empty tag after ':'",
+	} {
+		_, errOut, err := hubctlErr(t, "inspect", arg)
+		if err == nil || !strings.Contains(errOut, want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("inspect %s: %v, stderr %q; want one line with %q", arg, err, errOut, want)
+		}
+		if strings.Contains(errOut, "docker.io") {
+			t.Errorf("inspect %s went to Docker Hub: %q", arg, errOut)
+		}
+	}
+}
