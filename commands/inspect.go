@@ -3,8 +3,10 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 
@@ -25,6 +27,8 @@ type RegistryOptions struct {
 	Platform string
 	Raw      bool
 	Insecure bool
+	// Manifest makes rm delete the manifest a tag names, not only the tag.
+	Manifest bool
 }
 
 func newRegistryCommand(f *Factory, use, short, long, example string, args cobra.PositionalArgs, json bool,
@@ -197,28 +201,82 @@ func NewCmdTag(f *Factory) *cobra.Command {
 
 // NewCmdRm returns `hubctl rm`.
 func NewCmdRm(f *Factory) *cobra.Command {
-	return newRegistryCommand(f, "rm REF", "Delete an image from a registry",
-		"Delete the manifest REF names. A tag is resolved to its digest first, so every\ntag of that manifest goes with it, as with 'crane delete'. Blobs are reclaimed by the\nregistry's garbage collection.",
-		"  hubctl rm localhost:5000/app:1\n  hubctl rm localhost:5000/app@sha256:…",
-		cobra.ExactArgs(1), false, func(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
-			ref, err := parseRegistryRef(o.Args[0])
-			if err != nil {
-				return err
-			}
-			if ref.Digest == "" {
-				desc, err := e.Client.HeadManifest(ctx, ref)
-				if err != nil {
-					return err
-				}
-				ref.Digest = desc.Digest.String()
-			}
-			if err := e.Client.DeleteManifest(ctx, distclient.Ref{Repo: ref.Repo, Digest: ref.Digest}); err != nil {
-				return err
-			}
-			fmt.Fprintf(o.IO.ErrOut, "deleted %s\n", ref)
-			fmt.Fprintln(o.IO.Out, ref.Digest)
-			return nil
-		})
+	cmd, opts := newRegistryCommandOpts(f, "rm REF", "Delete a tag, or with --manifest an image, from a registry",
+		`Delete what REF names on a registry.
+
+REPO:TAG deletes the tag alone: the manifest it named stays, with its other tags and
+any index that holds it. Registries that cannot delete a tag alone say so, and nothing
+is deleted. REPO@DIGEST, or --manifest with a tag, deletes the manifest itself and so
+every tag of it, as 'crane delete' does (a tag is resolved to its digest first).
+Blobs are reclaimed by the registry's garbage collection.
+
+The digest of what REF named goes to stdout.
+
+Changed in this release: 'hubctl rm REPO:TAG' used to delete the manifest, and with it
+every tag of it (and could break an index that held it). Scripts that meant that add
+--manifest.`,
+		"  hubctl rm localhost:5000/app:1                 # the tag 1 only\n  hubctl rm --manifest localhost:5000/app:1      # the image tag 1 names, with all its tags\n  hubctl rm localhost:5000/app@sha256:…",
+		cobra.ExactArgs(1), false, rmRun)
+	cmd.Aliases = []string{"delete"}
+	cmd.Flags().BoolVar(&opts.Manifest, "manifest", false, "Delete the manifest a tag names (and every tag of it), not only the tag")
+	return cmd
+}
+
+func rmRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
+	ref, err := parseRegistryRef(o.Args[0])
+	if err != nil {
+		return err
+	}
+	if ref.Digest == "" {
+		desc, err := e.Client.HeadManifest(ctx, ref)
+		if err != nil {
+			return err
+		}
+		ref.Digest = desc.Digest.String()
+	}
+	if ref.Tag != "" && !o.Manifest && !strings.Contains(o.Args[0], "@") {
+		err := e.Client.DeleteManifest(ctx, distclient.Ref{Repo: ref.Repo, Tag: ref.Tag})
+		if isUnsupported(err) {
+			return fmt.Errorf("%s cannot delete the tag %s alone (it answered %v); to delete the manifest %s and every tag of it, give --manifest",
+				ref.Host, ref.Tag, statusOf(err), ref.Digest)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.IO.ErrOut, "deleted tag %s:%s (the manifest %s stays)\n", ref.Repo, ref.Tag, ref.Digest)
+		fmt.Fprintln(o.IO.Out, ref.Digest)
+		return nil
+	}
+	if err := e.Client.DeleteManifest(ctx, distclient.Ref{Repo: ref.Repo, Digest: ref.Digest}); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.IO.ErrOut, "deleted manifest %s@%s with every tag of it\n", ref.Repo, ref.Digest)
+	fmt.Fprintln(o.IO.Out, ref.Digest)
+	return nil
+}
+
+// isUnsupported reports a registry's refusal to delete by tag: 405, or the
+// UNSUPPORTED code, or distribution's 400 asking for a digest.
+func isUnsupported(err error) bool {
+	var e *distclient.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Status == http.StatusMethodNotAllowed || e.HasCode("UNSUPPORTED") ||
+		(e.Status == http.StatusBadRequest && e.HasCode("DIGEST_INVALID"))
+}
+
+// statusOf is the HTTP status of a registry error, for messages.
+func statusOf(err error) string {
+	var e *distclient.Error
+	if errors.As(err, &e) {
+		s := fmt.Sprintf("%d", e.Status)
+		if len(e.Codes) > 0 {
+			s += " " + e.Codes[0].Code
+		}
+		return s
+	}
+	return err.Error()
 }
 
 // NewCmdInspect returns `hubctl inspect`.

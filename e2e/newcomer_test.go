@@ -152,3 +152,71 @@ func TestLsPrefixAndReferenceErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRmTagAndRepairIndex (issue 13 item 2, client side): `rm REPO:TAG` deletes the
+// tag alone where the registry can, and says so where it cannot, deleting nothing;
+// `--manifest` deletes the manifest; and a copy repairs an index whose child was
+// deleted under it instead of calling it up to date.
+func TestRmTagAndRepairIndex(t *testing.T) {
+	for _, reg := range clientRegistries(t) {
+		t.Run(reg.name, func(t *testing.T) {
+			amd := buildImage(t, "amd64", randomLayer(t, 16<<10))
+			arm := buildImage(t, "arm64", randomLayer(t, 16<<10))
+			src := newLayout(t)
+			idx := src.addIndex("multi", amd, arm)
+			r := reg.addr + "/team/multi"
+			hubctl(t, "copy", "oci:"+src.Dir+":multi", r+":1")
+			hubctl(t, "tag", r+":1", "2")
+
+			// rm REPO:TAG: the tag alone.
+			out, errOut, err := hubctlErr(t, "rm", r+":2")
+			switch {
+			case err == nil:
+				if strings.TrimSpace(out) != idx.Digest || !strings.Contains(errOut, "deleted tag "+r+":2") {
+					t.Errorf("rm %s:2: stdout %q, stderr %q", r, out, errOut)
+				}
+				if _, _, err := hubctlErr(t, "digest", r+":2"); err == nil {
+					t.Errorf("tag 2 still there after rm")
+				}
+			case strings.Contains(errOut, "cannot delete the tag 2 alone") && strings.Contains(errOut, "--manifest"):
+				// A registry without tag deletion: nothing went.
+				if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+					t.Errorf("refusal is not one line: %q", errOut)
+				}
+			default:
+				t.Fatalf("rm %s:2: %v\n%s", r, err, errOut)
+			}
+			if d := strings.TrimSpace(hubctl(t, "digest", r+":1")); d != idx.Digest {
+				t.Fatalf("rm of a tag took the manifest: digest of :1 is %q", d)
+			}
+
+			// Delete a child of the index by digest, where the registry allows it (the
+			// CNCF registry does; hubctl serve may refuse while an index holds it).
+			child := r + "@" + arm.Manifest.Digest
+			if _, errOut, err := hubctlErr(t, "rm", child); err != nil {
+				t.Logf("%s refused to delete a child of an index: %s", reg.name, strings.TrimSpace(errOut))
+			} else {
+				if _, _, err := hubctlErr(t, "digest", child); err == nil {
+					t.Fatalf("child still there after rm %s", child)
+				}
+				// The copy again: the tag names the same index, but the copy sees the
+				// missing child and puts it back.
+				out := hubctl(t, "copy", "oci:"+src.Dir+":multi", r+":1")
+				if !strings.HasSuffix(strings.TrimSpace(out), "@"+idx.Digest) {
+					t.Errorf("copy printed %q", out)
+				}
+				if d := strings.TrimSpace(hubctl(t, "digest", child)); d != arm.Manifest.Digest {
+					t.Errorf("the copy did not repair the index: digest of %s is %q", child, d)
+				}
+			}
+
+			// --manifest deletes the manifest the tag names.
+			if out := strings.TrimSpace(hubctl(t, "rm", "--manifest", r+":1")); out != idx.Digest {
+				t.Errorf("rm --manifest printed %q, want %s", out, idx.Digest)
+			}
+			if _, _, err := hubctlErr(t, "digest", r+"@"+idx.Digest); err == nil {
+				t.Errorf("the index is still there after rm --manifest")
+			}
+		})
+	}
+}

@@ -201,18 +201,28 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 	}
 
 	// Up to date: the destination's tag already names this digest, so the registry
-	// holds the whole tree (it refuses manifests whose blobs are missing).
+	// holds the manifest and its blobs (it refuses manifests whose blobs are missing).
+	// An index's children are confirmed too: a registry may have let one be deleted
+	// under the index (issue 13), and the copy is what repairs that.
 	if tagCh != nil {
 		if have := <-tagCh; have.err == nil && have.digest == desc.Digest.String() {
-			emit(progress.Event{Kind: progress.ManifestExists, Digest: have.digest, Tag: dl.Tag(), MediaType: desc.MediaType})
-			res.UpToDate = true
-			if o.Referrers {
-				if err := c.copyReferrers(ctx, desc); err != nil {
-					return Result{}, err
-				}
+			missing, err := c.missingChildren(ctx, desc, raw)
+			if err != nil {
+				return Result{}, err
 			}
-			res.Reference = dl.WithDigest(desc.Digest)
-			return res, nil
+			if missing == 0 {
+				emit(progress.Event{Kind: progress.ManifestExists, Digest: have.digest, Tag: dl.Tag(), MediaType: desc.MediaType})
+				res.UpToDate = true
+				if o.Referrers {
+					if err := c.copyReferrers(ctx, desc); err != nil {
+						return Result{}, err
+					}
+				}
+				res.Reference = dl.WithDigest(desc.Digest)
+				return res, nil
+			}
+			emit(progress.Event{Kind: progress.Info, Digest: desc.Digest.String(),
+				Message: fmt.Sprintf("%s names this index but lacks %d of the manifests under it: copying them", dl, missing)})
 		}
 	}
 
@@ -254,6 +264,42 @@ type copier struct {
 
 	// seen holds the referrers already copied, so cycles and repeats are cut.
 	seen map[digest.Digest]bool
+}
+
+// missingChildren counts the manifests under the index desc (its children, and
+// theirs for nested indexes) that the destination lacks; 0 for an image manifest.
+func (c *copier) missingChildren(ctx context.Context, desc ocispec.Descriptor, raw []byte) (int, error) {
+	if !isIndex(desc.MediaType) {
+		return 0, nil
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return 0, fmt.Errorf("parse index %s: %w", desc.Digest, err)
+	}
+	missing := 0
+	for _, m := range idx.Manifests {
+		child := ocispec.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size}
+		has, err := c.dst.HasManifest(ctx, child)
+		if err != nil {
+			return 0, fmt.Errorf("check %s@%s: %w", c.dstLoc, m.Digest, err)
+		}
+		if !has {
+			missing++
+			continue
+		}
+		if isIndex(m.MediaType) {
+			craw, err := c.src.Manifest(ctx, child)
+			if err != nil {
+				return 0, fmt.Errorf("read %s@%s: %w", c.srcLoc, m.Digest, err)
+			}
+			n, err := c.missingChildren(ctx, child, craw)
+			if err != nil {
+				return 0, err
+			}
+			missing += n
+		}
+	}
+	return missing, nil
 }
 
 type manifestNode struct {
