@@ -57,6 +57,28 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestVersionFlagAndAliases: --version and the other names users reach for (issue 13).
+func TestVersionFlagAndAliases(t *testing.T) {
+	code, out, errOut := run(t, nil, "--version")
+	if code != 0 || errOut != "" || out != "hubctl v1.2.3 (commit abc123, built 2026-01-02T03:04:05Z)\n" {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	root := NewCmdRoot(NewFactory(nil, BuildInfo{}))
+	for alias, want := range map[string]string{"cp": "copy", "delete": "rm"} {
+		c, _, err := root.Find([]string{alias})
+		if err != nil || c.Name() != want {
+			t.Errorf("%s: found %v (%v), want %s", alias, c, err, want)
+		}
+	}
+	// The root help names only what exists.
+	_, help, _ := run(t, nil, "--help")
+	for _, absent := range []string{"chart", "build", "workflow", "deploy"} {
+		if strings.Contains(help, absent) {
+			t.Errorf("root help mentions %q, which hubctl does not have:\n%s", absent, help)
+		}
+	}
+}
+
 func TestErrorsAreOneLine(t *testing.T) {
 	tests := []struct {
 		args []string

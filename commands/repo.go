@@ -59,11 +59,11 @@ have no password and sign in only with their access tokens.`,
 
 // RobotCreateOptions are the inputs of `hubctl robot create`.
 type RobotCreateOptions struct {
-	Hub           HubOptions
-	Org, Name     string
-	Scopes        []string
-	Expires       string
-	ExpiresInDays int
+	Hub       HubOptions
+	Org, Name string
+	Scopes    []string
+	Expires   string
+	Expiry    expiry
 }
 
 // NewCmdRobotCreate returns `hubctl robot create`.
@@ -81,10 +81,10 @@ token is shown only once. Needs admin rights on the organisation and a password 
 	hubCommand(f, cmd, &opts.Hub, func(args []string) error {
 		opts.Org, opts.Name = args[0], args[1]
 		var err error
-		opts.ExpiresInDays, err = scopedExpiry(cmd, opts.Scopes, opts.Expires)
+		opts.Expiry, err = scopedExpiry(cmd, opts.Scopes, opts.Expires)
 		return err
 	}, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
-		r, err := c.CreateRobot(cmd.Context(), opts.Org, hubtypes.CreateRobotRequest{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
+		r, err := c.CreateRobot(cmd.Context(), opts.Org, hubtypes.CreateRobotRequest{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.Expiry.days, ExpiresInHours: opts.Expiry.hours})
 		if err != nil {
 			return fmt.Errorf("create robot %s.%s: %w", opts.Org, opts.Name, err)
 		}
@@ -96,6 +96,6 @@ token is shown only once. Needs admin rights on the organisation and a password 
 		return err
 	}))
 	cmd.Flags().StringArrayVar(&opts.Scopes, "scope", nil, "Token `scope`, e.g. repository:team/*:pull,push (repeatable)")
-	cmd.Flags().StringVar(&opts.Expires, "expires", "never", "Token lifetime in days (`Nd`, e.g. 365d) or never")
+	cmd.Flags().StringVar(&opts.Expires, "expires", "never", "Token lifetime in days or hours (`Nd|Nh`, e.g. 365d, 12h) or never")
 	return cmd
 }

@@ -13,9 +13,11 @@ import (
 func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hubctl",
-		Short: "Build, move and serve container images and charts",
-		Long: `hubctl builds, pushes, pulls, copies and mirrors OCI images and helm charts,
-and with 'hubctl serve' runs an OCI distribution registry.`,
+		Short: "Move container images between registries, and serve a registry",
+		Long: `hubctl pushes, pulls, copies, mirrors and inspects OCI images between any
+registries and local forms (OCI layouts, archives, the Docker engine), and with
+'hubctl serve' runs an OCI distribution registry with accounts and access tokens.`,
+		Version:       f.Build.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          unknownCommand,
@@ -24,6 +26,9 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.CompletionOptions.DisableDefaultCmd = true
+	// --version prints what 'hubctl version' prints first.
+	cmd.SetVersionTemplate(fmt.Sprintf("hubctl %s (commit %s, built %s)\n", f.Build.Version, f.Build.Commit, f.Build.Date))
+	cmd.Flags().BoolP("version", "", false, "Print the version of hubctl")
 	cmd.PersistentFlags().BoolVar(&f.Debug, "debug", false, "Show debug details: debug-level logs and full error chains")
 	cmd.PersistentFlags().StringVar(&f.ConfigFile, "config", "", "Configuration `file` (YAML); default $HUBCTL_CONFIG")
 	_ = cmd.MarkPersistentFlagFilename("config", "yaml", "yml")

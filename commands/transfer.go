@@ -150,6 +150,7 @@ func newCopyCommand(f *Factory, runF func(*CopyOptions) error, use, verb, short,
 	opts := &CopyOptions{IO: f.IOStreams, Verb: verb}
 	cmd := &cobra.Command{
 		Use:     use,
+		Aliases: copyAliases[verb],
 		Short:   short,
 		Long:    long,
 		Example: example,
@@ -191,6 +192,9 @@ straight from source to destination (never through a temporary file). A multi-pl
 index is copied whole unless --platform keeps some of its platforms; then the digest
 changes and hubctl says so. The final reference with its digest goes to stdout; progress
 goes to stderr (a live view on a terminal, plain lines otherwise, JSON with -o json).`
+
+// copyAliases are the other names of the transfer verbs.
+var copyAliases = map[string][]string{"copy": {"cp"}}
 
 // NewCmdCopy returns `hubctl copy`.
 func NewCmdCopy(f *Factory, runF func(*CopyOptions) error) *cobra.Command {

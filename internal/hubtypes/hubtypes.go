@@ -100,9 +100,10 @@ type Grant struct {
 // CreateRobotRequest is the body of POST /api/v1/orgs/{org}/robots: the robot's short
 // name (the account is <org>.<name>) and its first token, as in CreateTokenRequest.
 type CreateRobotRequest struct {
-	Name          string   `json:"name"`
-	Scopes        []string `json:"scopes"`
-	ExpiresInDays int      `json:"expires_in_days"`
+	Name           string   `json:"name"`
+	Scopes         []string `json:"scopes"`
+	ExpiresInDays  int      `json:"expires_in_days"`
+	ExpiresInHours int      `json:"expires_in_hours,omitempty"`
 }
 
 // Robot is the answer to creating a robot: the account and its first token, whose
@@ -143,6 +144,9 @@ type CreateTokenRequest struct {
 	Scopes []string `json:"scopes"`
 	// ExpiresInDays is the lifetime; 0 means the token never expires.
 	ExpiresInDays int `json:"expires_in_days"`
+	// ExpiresInHours is the lifetime in hours, for tokens that live less than days;
+	// at most one of the two is set.
+	ExpiresInHours int `json:"expires_in_hours,omitempty"`
 }
 
 // CreatedToken is the answer to creating a token: the only time its secret is shown.
