@@ -358,6 +358,33 @@ func TestOrgTeamRepoCommands(t *testing.T) {
 	robot := h.login("team.ci", strings.TrimSpace(out))
 	h.fails(robot, "denied", "robot", "create", "team", "ci2", "--scope", "repository:team/*:pull")
 
+	// robot ls, rotate, rm (issue 13).
+	if ls := h.ok(bob, "robot", "ls", "team"); !strings.Contains(ls, "team.ci  ci     repository:team/*:pull,push  never") {
+		t.Errorf("robot ls:\n%s", ls)
+	}
+	h.fails(carol, "denied", "robot", "ls", "team")
+	code, out, errOut = h.run(bob, "", false, "robot", "rotate", "team", "ci", "--expires", "12h")
+	if code != 0 || !strings.HasPrefix(out, "hub_") || !strings.Contains(errOut, "old ones are revoked") {
+		t.Fatalf("robot rotate: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	h.fails(robot, "unauthorized", "token", "ls") // the old token
+	rotated := h.login("team.ci", strings.TrimSpace(out))
+	h.ok(rotated, "token", "ls")
+	var robots []hubtypes.RobotAccount
+	if err := json.Unmarshal([]byte(h.ok(bob, "robot", "ls", "team", "-o", "json")), &robots); err != nil || len(robots) != 1 ||
+		len(robots[0].Tokens) != 2 || !robots[0].Tokens[0].Active || robots[0].Tokens[0].ExpiresAt == "" ||
+		robots[0].Tokens[0].Scopes[0] != "repository:team/*:pull,push" || robots[0].Tokens[1].Active {
+		t.Errorf("robot ls -o json after rotate: %v %+v", err, robots)
+	}
+	h.fails(bob, "organisation team has no robot nope", "robot", "rotate", "team", "nope")
+	h.ok(h.login("team.ci", strings.TrimSpace(out)), "token", "ls")
+	h.ok(bob, "robot", "create", "team", "spare", "--scope", "repository:team/*:pull")
+	h.ok(bob, "robot", "rm", "team", "team.spare")
+	h.fails(bob, "organisation team has no robot spare", "robot", "rm", "team", "spare")
+	if ls := h.ok(bob, "robot", "ls", "team"); strings.Contains(ls, "spare") {
+		t.Errorf("robot ls after rm:\n%s", ls)
+	}
+
 	// Repositories.
 	if err := h.store.EnsureRepository(ctx, "bob/app"); err != nil {
 		t.Fatal(err)

@@ -106,6 +106,21 @@ type CreateRobotRequest struct {
 	ExpiresInHours int      `json:"expires_in_hours,omitempty"`
 }
 
+// RotateRobotRequest is the body of POST /api/v1/orgs/{org}/robots/{name}/token: the
+// new token's scopes (default: those of the token it replaces) and lifetime.
+type RotateRobotRequest struct {
+	Scopes         []string `json:"scopes,omitempty"`
+	ExpiresInDays  int      `json:"expires_in_days"`
+	ExpiresInHours int      `json:"expires_in_hours,omitempty"`
+}
+
+// RobotAccount is one robot of GET /api/v1/orgs/{org}/robots: the account and its
+// tokens, without secrets.
+type RobotAccount struct {
+	User   User    `json:"user"`
+	Tokens []Token `json:"tokens"`
+}
+
 // Robot is the answer to creating a robot: the account and its first token, whose
 // secret is shown this once.
 type Robot struct {
