@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,40 @@ func TestCompletionOfServeFlags(t *testing.T) {
 	code, out, _ := run(t, nil, "__complete", "serve", "--log-format", "")
 	if code != 0 || !strings.Contains(out, "text\njson\n") {
 		t.Fatalf("exit %d, completions %q", code, out)
+	}
+}
+
+// TestCompletionOfLocationsAndFlagValues: location prefixes and paths after them, and
+// the values of --progress, --output and --platform (issue 13).
+func TestCompletionOfLocationsAndFlagValues(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "layout"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "image.tar"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"copy", "oci"}, []string{"oci:", "oci-archive:"}},
+		{[]string{"cp", "docker-"}, []string{"docker-archive:", "docker-daemon:"}},
+		{[]string{"push", "oci:" + dir + "/la"}, []string{"oci:" + dir + "/layout/"}},
+		{[]string{"pull", "r/x:1", "docker-archive:" + dir + "/im"}, []string{"docker-archive:" + dir + "/image.tar"}},
+		{[]string{"inspect", "oci-"}, []string{"oci-archive:"}},
+		{[]string{"copy", "--progress", ""}, []string{"auto", "tty", "plain", "quiet"}},
+		{[]string{"mirror", "-o", ""}, []string{"json"}},
+		{[]string{"digest", "--platform", ""}, []string{"linux/amd64", "linux/arm64"}},
+		{[]string{"token", "create", "x", "--expires", ""}, []string{"never", "12h", "30d"}},
+	} {
+		code, out, _ := run(t, nil, append([]string{"__complete"}, tt.args...)...)
+		lines := strings.Split(out, "\n")
+		for _, w := range tt.want {
+			if code != 0 || !slices.Contains(lines, w) {
+				t.Errorf("complete %q: exit %d, got %q, want %q among them", tt.args, code, out, w)
+			}
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hubctl/hubctl/internal/distclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/transfer"
@@ -141,34 +142,59 @@ func printList(o *RegistryOptions, items []string) error {
 
 // NewCmdDigest returns `hubctl digest`.
 func NewCmdDigest(f *Factory) *cobra.Command {
-	return newRegistryCommand(f, "digest REF", "Print the digest of an image",
-		"Print the digest of the manifest or index REF names (any location form).",
-		"  hubctl digest localhost:5000/app:1\n  hubctl digest oci:./app:1",
-		cobra.ExactArgs(1), false, func(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
-			l, err := transfer.ParseLocation(o.Args[0])
-			if err != nil {
-				return err
-			}
-			if l.IsRegistry() {
-				desc, err := e.Client.HeadManifest(ctx, l.Ref)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(o.IO.Out, desc.Digest)
-				return nil
-			}
-			src, err := e.Open(ctx, l)
-			if err != nil {
-				return err
-			}
-			defer src.Close()
-			desc, _, err := src.Root(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(o.IO.Out, desc.Digest)
-			return nil
-		})
+	cmd, opts := newRegistryCommandOpts(f, "digest REF", "Print the digest of an image",
+		"Print the digest of the manifest or index REF names (any location form). With\n--platform, of a multi-platform image, the digest of that platform's manifest.",
+		"  hubctl digest localhost:5000/app:1\n  hubctl digest --platform linux/arm64 localhost:5000/app:1\n  hubctl digest oci:./app:1",
+		cobra.ExactArgs(1), false, digestRun)
+	cmd.Flags().StringVar(&opts.Platform, "platform", "", "Of a multi-platform image, the digest of this platform's manifest (`os/arch[/variant]`)")
+	cmd.ValidArgsFunction = completeLocations
+	return cmd
+}
+
+func digestRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) error {
+	l, err := transfer.ParseLocation(o.Args[0])
+	if err != nil {
+		return err
+	}
+	var want []v1.Platform
+	if o.Platform != "" {
+		if want, err = transfer.ParsePlatforms(o.Platform); err != nil {
+			return err
+		}
+	}
+	if l.IsRegistry() && len(want) == 0 {
+		// One HEAD is all it takes.
+		desc, err := e.Client.HeadManifest(ctx, l.Ref)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(o.IO.Out, desc.Digest)
+		return nil
+	}
+	src, err := e.Open(ctx, l)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	desc, raw, err := src.Root(ctx)
+	if err != nil {
+		return err
+	}
+	if len(want) > 0 {
+		if !isIndexType(desc.MediaType) {
+			return fmt.Errorf("%s is a single image, not a multi-platform index: --platform picks nothing (its digest is %s)", l, desc.Digest)
+		}
+		if desc, err = transfer.SelectPlatform(raw, want); err != nil {
+			return fmt.Errorf("%s: %w", l, err)
+		}
+	}
+	fmt.Fprintln(o.IO.Out, desc.Digest)
+	return nil
+}
+
+// isIndexType reports whether mediaType is a multi-platform index (OCI or Docker).
+func isIndexType(mediaType string) bool {
+	return mediaType == ocispec.MediaTypeImageIndex || mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
 }
 
 // NewCmdTag returns `hubctl tag`.
@@ -287,6 +313,7 @@ func NewCmdInspect(f *Factory) *cobra.Command {
 		cobra.ExactArgs(1), true, inspectRun)
 	cmd.Flags().BoolVar(&opts.Raw, "raw", false, "Print the manifest's bytes exactly as stored (their sha256 is the digest)")
 	cmd.Flags().StringVar(&opts.Platform, "platform", "", "Of a multi-platform image, show this platform's image (`os/arch[/variant]`)")
+	cmd.ValidArgsFunction = completeLocations
 	return cmd
 }
 

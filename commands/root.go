@@ -64,7 +64,16 @@ registries and local forms (OCI layouts, archives, the Docker engine), and with
 		}
 	}
 	cmd.AddCommand(NewCmdVersion(f, nil), NewCmdCompletion(f))
+	forEachCommand(cmd, completeFlagValues)
 	return cmd
+}
+
+// forEachCommand calls fn on cmd and every command below it.
+func forEachCommand(cmd *cobra.Command, fn func(*cobra.Command)) {
+	fn(cmd)
+	for _, c := range cmd.Commands() {
+		forEachCommand(c, fn)
+	}
 }
 
 // Execute runs the command line args (without the program name) and returns the process

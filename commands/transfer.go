@@ -176,6 +176,7 @@ func newCopyCommand(f *Factory, runF func(*CopyOptions) error, use, verb, short,
 		},
 	}
 	opts.bind(cmd.Flags())
+	cmd.ValidArgsFunction = completeLocations
 	return cmd
 }
 

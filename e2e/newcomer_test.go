@@ -167,6 +167,16 @@ func TestRmTagAndRepairIndex(t *testing.T) {
 			r := reg.addr + "/team/multi"
 			hubctl(t, "copy", "oci:"+src.Dir+":multi", r+":1")
 			hubctl(t, "tag", r+":1", "2")
+			// digest --platform names one platform's manifest (issue 13 item 11).
+			if d := strings.TrimSpace(hubctl(t, "digest", "--platform", "linux/arm64", r+":1")); d != arm.Manifest.Digest {
+				t.Errorf("digest --platform linux/arm64 = %q, want %s", d, arm.Manifest.Digest)
+			}
+			if d := strings.TrimSpace(hubctl(t, "digest", "--platform", "linux/amd64", "oci:"+src.Dir+":multi")); d != amd.Manifest.Digest {
+				t.Errorf("digest --platform linux/amd64 of the layout = %q, want %s", d, amd.Manifest.Digest)
+			}
+			if _, errOut, err := hubctlErr(t, "digest", "--platform", "linux/arm64", r+"@"+amd.Manifest.Digest); err == nil || !strings.Contains(errOut, "is a single image") {
+				t.Errorf("digest --platform of an image: %v %q", err, errOut)
+			}
 
 			// rm REPO:TAG: the tag alone.
 			out, errOut, err := hubctlErr(t, "rm", r+":2")
