@@ -83,10 +83,11 @@ func (o *HubOptions) print(v any, header []string, rows func(row func(cells ...s
 	return tw.Flush()
 }
 
-// printJSON writes v indented, as `version -o json` does.
+// printJSON writes v as JSON on one line, as every -o json of hubctl does, so output
+// can be read line by line (jq, NDJSON readers) whatever the command.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

@@ -51,6 +51,9 @@ func TestVersion(t *testing.T) {
 	if v != want {
 		t.Errorf("got %+v, want %+v", v, want)
 	}
+	if strings.Count(out, "\n") != 1 {
+		t.Errorf("version -o json is not one line: %q", out)
+	}
 	for _, key := range []string{`"version"`, `"commit"`, `"date"`, `"goVersion"`, `"platform"`} {
 		if !strings.Contains(out, key) {
 			t.Errorf("json lacks key %s", key)

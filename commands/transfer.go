@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/credentials"
@@ -274,6 +275,7 @@ func hasRegistryHost(s string) bool {
 
 // copyResult is the final JSON line of -o json.
 type copyResult struct {
+	Time          time.Time        `json:"time"`
 	Event         string           `json:"event"`
 	Reference     string           `json:"reference"`
 	Digest        string           `json:"digest"`
@@ -301,7 +303,7 @@ func copyRun(ctx context.Context, f *Factory, o *CopyOptions) error {
 		return fmt.Errorf("%s %s: %w", o.Verb, o.Src, err)
 	}
 	if o.Mode == tui.ModeJSON {
-		return json.NewEncoder(o.IO.Out).Encode(copyResult{Event: "result", Reference: res.Reference,
+		return json.NewEncoder(o.IO.Out).Encode(copyResult{Time: time.Now(), Event: "result", Reference: res.Reference,
 			Digest: res.Digest.String(), DigestChanged: res.DigestChanged, UpToDate: res.UpToDate, Summary: summary})
 	}
 	fmt.Fprintln(o.IO.Out, res.Reference)

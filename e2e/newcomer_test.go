@@ -230,3 +230,25 @@ func TestRmTagAndRepairIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONLinesHaveTime: -o json is one object per line, each with its time, the
+// summary and the result included (issue 13 item 11).
+func TestJSONLinesHaveTime(t *testing.T) {
+	s := startServer(t)
+	img := buildImage(t, "amd64", randomLayer(t, 8<<10))
+	src := newLayout(t)
+	src.addImage(img, "1")
+	out := hubctl(t, "copy", "-o", "json", "oci:"+src.Dir+":1", s.Addr+"/team/json:1")
+	lines := jsonLines(t, out)
+	if len(lines) < 3 {
+		t.Fatalf("copy -o json wrote %d lines:\n%s", len(lines), out)
+	}
+	for i, l := range lines {
+		if ts, ok := l["time"].(string); !ok || ts == "" {
+			t.Errorf("line %d has no time: %v", i+1, l)
+		}
+	}
+	if ev := lines[len(lines)-1]["event"]; ev != "result" {
+		t.Errorf("last line is %v, want the result", ev)
+	}
+}

@@ -113,7 +113,7 @@ func Render(ctx context.Context, opts Options, events <-chan progress.Event, can
 			w.event(e)
 		}
 		s := summarize(tally, start, now)
-		w.summary(s)
+		w.summary(s, now())
 		return s
 	case ModeTTY:
 		renderTTY(ctx, opts, events, tally, cancel)
