@@ -293,10 +293,16 @@ func (m *model) print(line string) { m.pending = append(m.pending, line) }
 // rate is a speed in bytes per second, smoothed with an exponential moving average
 // weighted by time, so irregular sampling neither jitters nor biases it.
 type rate struct {
-	last      time.Time
-	lastBytes int64
-	bps       float64
-	known     bool
+	// first and firstBytes are the first sample: until rateWindow has passed since
+	// then, the speed is the plain average since it, so a burst in the first moments
+	// (a socket buffer filling, a read ahead of the rate limiter) does not stand for
+	// seconds in a slowly decaying average.
+	first      time.Time
+	firstBytes int64
+	last       time.Time
+	lastBytes  int64
+	bps        float64
+	known      bool
 }
 
 // rateWindow is how far back the smoothed speed mostly looks.
@@ -305,6 +311,7 @@ const rateWindow = 3 * time.Second
 // observe records that the counter stood at n at time t.
 func (r *rate) observe(t time.Time, n int64) {
 	if r.last.IsZero() {
+		r.first, r.firstBytes = t, n
 		r.last, r.lastBytes = t, n
 		return
 	}
@@ -315,8 +322,8 @@ func (r *rate) observe(t time.Time, n int64) {
 		return
 	}
 	inst := float64(n-r.lastBytes) / dt.Seconds()
-	if !r.known {
-		r.bps, r.known = inst, true
+	if since := t.Sub(r.first); since < rateWindow {
+		r.bps, r.known = float64(n-r.firstBytes)/since.Seconds(), true
 	} else {
 		a := 1 - math.Exp(-dt.Seconds()/rateWindow.Seconds())
 		r.bps += a * (inst - r.bps)
