@@ -79,7 +79,7 @@ Credentials come from docker's config and 'hubctl login'.`,
 			if opts.Platforms != "" {
 				return usageErrorf(cmd, "set platforms in the spec (defaults.platforms or per entry), not with --platform")
 			}
-			opts.Mode = mode
+			opts.Mode = debugMode(f, mode)
 			if runF != nil {
 				return runF(opts)
 			}

@@ -29,7 +29,7 @@ registries and local forms (OCI layouts, archives, the Docker engine), and with
 	// --version prints what 'hubctl version' prints first.
 	cmd.SetVersionTemplate(fmt.Sprintf("hubctl %s (commit %s, built %s)\n", f.Build.Version, f.Build.Commit, f.Build.Date))
 	cmd.Flags().BoolP("version", "", false, "Print the version of hubctl")
-	cmd.PersistentFlags().BoolVar(&f.Debug, "debug", false, "Show debug details: debug-level logs and full error chains")
+	cmd.PersistentFlags().BoolVarP(&f.Debug, "debug", "v", false, "Show debug details: an HTTP trace (secrets redacted), debug-level logs and full error chains")
 	cmd.PersistentFlags().StringVar(&f.ConfigFile, "config", "", "Configuration `file` (YAML); default $HUBCTL_CONFIG")
 	_ = cmd.MarkPersistentFlagFilename("config", "yaml", "yml")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -89,6 +89,9 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 		return 0
 	}
 	msg := err.Error()
+	if !f.Debug {
+		msg = errorLine(err)
+	}
 	var ue *usageError
 	switch {
 	case errors.As(err, &ue):

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -100,8 +101,26 @@ func newEngine(f *Factory, insecure bool, locations ...string) (*transfer.Engine
 		Insecure:    hosts,
 		UserAgent:   "hubctl/" + f.Build.Version,
 		OnRetry:     engine.ReportRetry,
+		Trace:       traceOut(f),
 	})
 	return engine, nil
+}
+
+// debugMode keeps the terminal view out of --debug's way: the HTTP trace goes to the
+// same stderr, so the progress is shown as plain lines between its requests.
+func debugMode(f *Factory, mode tui.Mode) tui.Mode {
+	if f.Debug && (mode == tui.ModeAuto || mode == tui.ModeTTY) {
+		return tui.ModePlain
+	}
+	return mode
+}
+
+// traceOut is where the HTTP trace of --debug goes: stderr, or nowhere.
+func traceOut(f *Factory) io.Writer {
+	if f.Debug {
+		return f.IOStreams.ErrOut
+	}
+	return nil
 }
 
 // renderOptions are the tui options for the command's streams.
@@ -161,7 +180,7 @@ func newCopyCommand(f *Factory, runF func(*CopyOptions) error, use, verb, short,
 			if err != nil {
 				return err
 			}
-			opts.Mode = mode
+			opts.Mode = debugMode(f, mode)
 			if err := fill(opts, args); err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
@@ -300,7 +319,7 @@ func copyRun(ctx context.Context, f *Factory, o *CopyOptions) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", o.Verb, o.Src, err)
+		return fmt.Errorf("%s %s to %s: %w", o.Verb, o.Src, o.Dst, err)
 	}
 	if o.Mode == tui.ModeJSON {
 		return json.NewEncoder(o.IO.Out).Encode(copyResult{Time: time.Now(), Event: "result", Reference: res.Reference,

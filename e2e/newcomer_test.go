@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -250,5 +251,89 @@ func TestJSONLinesHaveTime(t *testing.T) {
 	}
 	if ev := lines[len(lines)-1]["event"]; ev != "result" {
 		t.Errorf("last line is %v, want the result", ev)
+	}
+}
+
+// TestErrorsAreOneActionableLine (issue 13 item 7): a 403, a quota refusal and a
+// missing engine image each end in one line with the cause and a hint (who is logged
+// in, sizes in KiB/MiB), the progress lines spell a cause once, and -v traces the
+// HTTP exchange without a secret.
+func TestErrorsAreOneActionableLine(t *testing.T) {
+	s := startAuthServer(t)
+	createUser(t, s, "alice", "alice-password")
+	if resp, body := apiCall(t, s, http.MethodPut, "/api/v1/namespaces/alice/quota", "admin", adminPassword, map[string]any{"bytes": 10 << 10}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("set quota: %s %s", resp.Status, body)
+	}
+	cfg := t.TempDir()
+	login := exec.CommandContext(t.Context(), hubctlBin, "login", s.Addr, "-u", "alice", "--password-stdin")
+	login.Env = append(cleanEnv("HUBCTL_", "DOCKER_CONFIG"), "DOCKER_CONFIG="+cfg)
+	login.Stdin = strings.NewReader("alice-password")
+	if out, err := login.CombinedOutput(); err != nil {
+		t.Fatalf("login: %v\n%s", err, out)
+	}
+	img := buildImage(t, "amd64", randomLayer(t, 64<<10), randomLayer(t, 64<<10))
+	src := newLayout(t)
+	src.addImage(img, "1")
+	as := func(args ...string) (string, string, error) {
+		cmd := exec.CommandContext(t.Context(), hubctlBin, args...)
+		cmd.Env = append(cleanEnv("HUBCTL_", "DOCKER_CONFIG"), "DOCKER_CONFIG="+cfg)
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		return out.String(), errOut.String(), err
+	}
+	lastLine := func(errOut string) string {
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		return lines[len(lines)-1]
+	}
+	// The refusals of one cause: spelt once, then referred to.
+	checkProgress := func(what, errOut, cause string) {
+		t.Helper()
+		if n := strings.Count(errOut, cause); n != 2 { // one progress line and the final line
+			t.Errorf("%s: the cause %q appears %d times, want once in the progress and once at the end:\n%s", what, cause, n, errOut)
+		}
+		if strings.Contains(errOut, "/v2/") {
+			t.Errorf("%s: a URL reached the output without --debug:\n%s", what, errOut)
+		}
+	}
+
+	_, errOut, err := as("push", "--progress", "plain", "oci:"+src.Dir+":1", s.Addr+"/admin/x:1")
+	want := "hubctl: push oci:" + src.Dir + ":1 to " + s.Addr + "/admin/x:1: denied: logged in to " + s.Addr + " as alice, who may not push to " + s.Addr + "/admin/x; check the name, or ask for write access"
+	if err == nil || lastLine(errOut) != want {
+		t.Errorf("push to another's namespace: %v, last line\n %q\nwant\n %q", err, lastLine(errOut), want)
+	}
+	checkProgress("403", errOut, "denied: logged in")
+	if strings.Contains(lastLine(errOut), "sha256:") {
+		t.Errorf("the error line repeats a digest: %q", lastLine(errOut))
+	}
+
+	_, errOut, err = as("push", "--progress", "plain", "oci:"+src.Dir+":1", s.Addr+"/alice/x:1")
+	if err == nil || !regexp.MustCompile(`^hubctl: push .* to .*/alice/x:1: storage quota exceeded: namespace alice uses [0-9.]+ (B|KiB) of its 10\.0 KiB quota, and a blob of [0-9.]+ KiB does not fit; .*hubctl quota set alice SIZE\)$`).MatchString(lastLine(errOut)) {
+		t.Errorf("push over quota: %v, last line %q", err, lastLine(errOut))
+	}
+	checkProgress("quota", errOut, "storage quota exceeded")
+
+	// -v: the HTTP exchange, secrets redacted.
+	_, errOut, err = as("-v", "tags", s.Addr+"/alice/x")
+	_ = err
+	for _, want := range []string{"--> GET http://" + s.Addr + "/v2/", "<-- HTTP/1.1 401 Unauthorized", "--> POST http://" + s.Addr + "/token"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("-v trace lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, "alice-password") || regexp.MustCompile(`Authorization: (Bearer|Basic) [^<]`).MatchString(errOut) {
+		t.Errorf("-v trace shows a secret:\n%s", errOut)
+	}
+
+	if _, err := exec.LookPath("docker"); err == nil {
+		requireDocker(t)
+		_, errOut, err = as("push", "--progress", "plain", "hubctl-e2e-no-such-image:1", s.Addr+"/alice/x:1")
+		want := "hubctl: push docker-daemon:hubctl-e2e-no-such-image:1 to " + s.Addr + "/alice/x:1: the Docker engine has no image hubctl-e2e-no-such-image:1 ('docker images' lists what it has)"
+		if err == nil || lastLine(errOut) != want {
+			t.Errorf("push of a missing engine image: %v, last line\n %q\nwant\n %q", err, lastLine(errOut), want)
+		}
+		if n := strings.Count(errOut, "hubctl-e2e-no-such-image"); n > 4 { // started, failed, and the final line's context and cause
+			t.Errorf("the missing image is named %d times:\n%s", n, errOut)
+		}
 	}
 }

@@ -62,6 +62,8 @@ type model struct {
 	sent    int64
 	overall rate
 
+	errs shownErrors // failures already spelt out, per image
+
 	cancelled bool // we called cancel (Ctrl-C, q, a signal)
 	stopping  bool // cancelled by us or by the context: show "cancelling…"
 	abandoned bool // second Ctrl-C: stop drawing even though the channel is open
@@ -166,6 +168,7 @@ func (m *model) apply(e progress.Event) {
 	if e.Image != "" {
 		m.seen[e.Image] = true
 	}
+	e.Error = m.errs.text(e)
 	switch e.Kind {
 	case progress.ImageStarted:
 		if !m.ended[e.Image] {

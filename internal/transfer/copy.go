@@ -117,7 +117,7 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 	emit(progress.Event{Kind: progress.ImageStarted, Source: sl.String()})
 	defer func() {
 		if err != nil {
-			emit(progress.Event{Kind: progress.ImageFailed, Source: sl.String(), Error: err.Error()})
+			emit(progress.Event{Kind: progress.ImageFailed, Source: sl.String(), Error: errorText(err)})
 		} else {
 			emit(progress.Event{Kind: progress.ImageDone, Source: sl.String(), Digest: res.Digest.String(), MediaType: res.MediaType})
 		}
@@ -394,7 +394,7 @@ func (c *copier) copyBlobs(ctx context.Context, blobs []ocispec.Descriptor) erro
 				// A blob stopped because a sibling failed (or the user cancelled) did
 				// not fail itself; counting it would inflate the summary.
 				if gctx.Err() == nil || !errors.Is(err, context.Canceled) {
-					c.emit(progress.Event{Kind: progress.BlobFailed, Digest: b.Digest.String(), Size: b.Size, Error: err.Error()})
+					c.emit(progress.Event{Kind: progress.BlobFailed, Digest: b.Digest.String(), Size: b.Size, Error: errorText(err)})
 				}
 				return err
 			}
@@ -541,6 +541,21 @@ func (c *copier) copyReferrers(ctx context.Context, desc ocispec.Descriptor) err
 		}
 	}
 	return nil
+}
+
+// errorText is err as progress events carry it: a cause that can say itself in one
+// line (distclient.Error: who is logged in and what was refused; an image the Docker
+// engine lacks) in those words, other errors whole. The command's final error keeps
+// the whole chain for --debug.
+func errorText(err error) string {
+	var s interface {
+		error
+		Summary() string
+	}
+	if errors.As(err, &s) {
+		return s.Summary()
+	}
+	return err.Error()
 }
 
 func isClientError(err error) bool {
