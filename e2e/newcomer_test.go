@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -334,6 +336,40 @@ func TestErrorsAreOneActionableLine(t *testing.T) {
 		}
 		if n := strings.Count(errOut, "hubctl-e2e-no-such-image"); n > 4 { // started, failed, and the final line's context and cause
 			t.Errorf("the missing image is named %d times:\n%s", n, errOut)
+		}
+	}
+}
+
+// TestMirrorMovesEachBlobOnce (issue 13 item 9): a mirror of several tags of one
+// digest, copied at once, sends each blob to the destination once; the other copies
+// wait for it and count it as there.
+func TestMirrorMovesEachBlobOnce(t *testing.T) {
+	src := startServer(t)
+	dst := startServer(t)
+	p := startCountingProxy(t, dst.Addr)
+	img := buildImage(t, "amd64", randomLayer(t, 2<<20), randomLayer(t, 1<<20))
+	lay := newLayout(t)
+	lay.addImage(img, "1")
+	tags := []string{"1", "1.0", "1.0.0", "latest"}
+	for _, tag := range tags {
+		hubctl(t, "copy", "oci:"+lay.Dir+":1", src.Addr+"/lib/app:"+tag)
+	}
+	spec := fmt.Sprintf("mirrors:\n  - source: %s/lib/app\n    target: %s/mirror/app\n", src.Addr, p.Addr)
+	specPath := filepath.Join(t.TempDir(), "mirror.yaml")
+	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hubctl(t, "mirror", "-f", specPath, "--images", "4", "--progress", "plain")
+	var want int64
+	for _, b := range append([]blob{img.Config}, img.Layers...) {
+		want += int64(len(b.Data))
+	}
+	if got := p.uploaded.Load(); got != want || p.blobPuts.Load() != 3 {
+		t.Errorf("mirror of %d tags of one image sent %d bytes in %d uploads, want %d bytes in 3 (each blob once)", len(tags), got, p.blobPuts.Load(), want)
+	}
+	for _, tag := range tags {
+		if d := strings.TrimSpace(hubctl(t, "digest", dst.Addr+"/mirror/app:"+tag)); d != img.Manifest.Digest {
+			t.Errorf("mirror/app:%s = %q, want %s", tag, d, img.Manifest.Digest)
 		}
 	}
 }
