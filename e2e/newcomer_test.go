@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -370,6 +371,72 @@ func TestMirrorMovesEachBlobOnce(t *testing.T) {
 	for _, tag := range tags {
 		if d := strings.TrimSpace(hubctl(t, "digest", dst.Addr+"/mirror/app:"+tag)); d != img.Manifest.Digest {
 			t.Errorf("mirror/app:%s = %q, want %s", tag, d, img.Manifest.Digest)
+		}
+	}
+}
+
+// TestPullIntoEngineSkipsLayersItHas (issue 13 item 9): a pull into docker-daemon:
+// leaves out of the archive the layers the engine already has (by chain ID), and the
+// engine loads the image whole all the same.
+func TestPullIntoEngineSkipsLayersItHas(t *testing.T) {
+	requireDocker(t)
+	s := startServer(t)
+	base := randomLayer(t, 256<<10)
+	a := buildImage(t, "amd64", base, randomLayer(t, 64<<10))
+	b := buildImage(t, "amd64", base, randomLayer(t, 64<<10))
+	lay := newLayout(t)
+	lay.addImage(a, "a")
+	lay.addImage(b, "b")
+	hubctl(t, "copy", "oci:"+lay.Dir+":a", s.Addr+"/skip/app:a")
+	hubctl(t, "copy", "oci:"+lay.Dir+":b", s.Addr+"/skip/app:b")
+
+	name := "hubctl-e2e-skip-" + strings.ReplaceAll(s.Addr, ":", "-")
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", name+":a", name+":b", name+":a2").Run() })
+	// kinds are the events of each blob of a pull -o json.
+	kinds := func(src, dst string) map[string]string {
+		out := map[string]string{}
+		for _, l := range jsonLines(t, hubctl(t, "pull", "-o", "json", src, "docker-daemon:"+dst)) {
+			if d, _ := l["digest"].(string); d != "" {
+				switch ev := l["event"].(string); ev {
+				case "blob-exists", "blob-done":
+					out[d] = ev
+				}
+			}
+		}
+		return out
+	}
+	inspect := func(ref string) (id string, layers []string) {
+		var img []struct {
+			ID     string `json:"Id"`
+			RootFS struct {
+				Layers []string `json:"Layers"`
+			} `json:"RootFS"`
+		}
+		if err := json.Unmarshal([]byte(run(t, "", nil, "docker", "image", "inspect", ref)), &img); err != nil || len(img) != 1 {
+			t.Fatalf("docker image inspect %s: %v", ref, err)
+		}
+		return img[0].ID, img[0].RootFS.Layers
+	}
+
+	// The first pull: everything moves (the base is new to the engine).
+	k := kinds(s.Addr+"/skip/app:a", name+":a")
+	if k[base.Digest] != "blob-done" || k[a.Layers[1].Digest] != "blob-done" {
+		t.Fatalf("first pull: %v, want both layers sent", k)
+	}
+	// The second image shares the base: it stays out of the archive.
+	k = kinds(s.Addr+"/skip/app:b", name+":b")
+	if k[base.Digest] != "blob-exists" || k[b.Layers[1].Digest] != "blob-done" {
+		t.Errorf("pull of an image sharing the base: %v, want the base skipped and the top sent", k)
+	}
+	// The first image again, under another name: nothing but the config moves.
+	k = kinds(s.Addr+"/skip/app:a", name+":a2")
+	if k[base.Digest] != "blob-exists" || k[a.Layers[1].Digest] != "blob-exists" {
+		t.Errorf("second pull of the same image: %v, want every layer skipped", k)
+	}
+	for ref, img := range map[string]layeredImage{name + ":a": a, name + ":b": b, name + ":a2": a} {
+		id, layers := inspect(ref)
+		if id != img.Config.Digest || len(layers) != 2 || layers[0] != base.DiffID || layers[1] != img.Layers[1].DiffID {
+			t.Errorf("%s in the engine: id %s layers %v, want %s with %s, %s", ref, id, layers, img.Config.Digest, base.DiffID, img.Layers[1].DiffID)
 		}
 	}
 }

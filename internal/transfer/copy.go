@@ -391,6 +391,11 @@ func (c *copier) copyTree(ctx context.Context, root ocispec.Descriptor, rootRaw 
 			if err := json.Unmarshal(raw, &m); err != nil {
 				return fmt.Errorf("parse manifest %s: %w", desc.Digest, err)
 			}
+			if mf, ok := c.dst.(imagestore.ManifestFirst); ok {
+				if err := mf.ExpectManifest(ctx, desc, raw); err != nil {
+					return fmt.Errorf("write %s: %w", c.dstLoc, err)
+				}
+			}
 			for _, b := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
 				if b.Digest == "" || blobSeen[b.Digest] {
 					continue
