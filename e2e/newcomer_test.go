@@ -440,3 +440,33 @@ func TestPullIntoEngineSkipsLayersItHas(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerArchivePullPrintsItsDigest (issue 13 item 8): the digest a pull into a
+// docker-archive prints is the one the archive gives back (hubctl digest, a push of
+// it), not the source's.
+func TestDockerArchivePullPrintsItsDigest(t *testing.T) {
+	s := startServer(t)
+	img := buildImage(t, "amd64", randomLayer(t, 32<<10))
+	lay := newLayout(t)
+	lay.addImage(img, "1")
+	hubctl(t, "copy", "oci:"+lay.Dir+":1", s.Addr+"/team/arch:1")
+	file := filepath.Join(t.TempDir(), "app.tar")
+	out, errOut, err := hubctlErr(t, "pull", "--progress", "plain", s.Addr+"/team/arch:1", "docker-archive:"+file+":team/arch:1")
+	if err != nil {
+		t.Fatalf("pull: %v\n%s", err, errOut)
+	}
+	_, printed, ok := strings.Cut(strings.TrimSpace(out), "@")
+	if !ok {
+		t.Fatalf("pull printed %q, want a reference with its digest", out)
+	}
+	if back := strings.TrimSpace(hubctl(t, "digest", "docker-archive:"+file+":team/arch:1")); back != printed {
+		t.Errorf("pull printed %s, the archive reads back as %s", printed, back)
+	}
+	if !strings.Contains(errOut, "docker's manifest form") {
+		t.Errorf("the pull did not say why the digest is not the source's %s:\n%s", img.Manifest.Digest, errOut)
+	}
+	// Pushed back, the archive gives that digest at the registry too.
+	if pushed := strings.TrimSpace(hubctl(t, "push", "docker-archive:"+file+":team/arch:1", s.Addr+"/team/arch:back")); !strings.HasSuffix(pushed, "@"+printed) {
+		t.Errorf("push of the archive printed %q, want digest %s", pushed, printed)
+	}
+}

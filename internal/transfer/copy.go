@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/distclient"
+	"github.com/hubctl/hubctl/internal/dockerarchive"
 	"github.com/hubctl/hubctl/internal/imagestore"
 	"github.com/hubctl/hubctl/internal/progress"
 	"github.com/opencontainers/go-digest"
@@ -206,6 +207,9 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 		if cerr := dst.Close(err); cerr != nil && err == nil {
 			err = fmt.Errorf("write %s: %w", dl, cerr)
 		}
+		if err == nil && dl.Kind == KindDockerArchive {
+			err = archiveDigest(dl, &res, emit)
+		}
 	}()
 	c := &copier{e: e, o: o, emit: emit, src: src, dst: dst, srcLoc: sl, dstLoc: dl, seen: map[digest.Digest]bool{}}
 
@@ -310,6 +314,28 @@ type copier struct {
 
 	// seen holds the referrers already copied, so cycles and repeats are cut.
 	seen map[digest.Digest]bool
+}
+
+// archiveDigest sets res to the digest of what the docker-archive just written holds
+// when read back (docker's own manifest form, which hubctl digest and a push of the
+// archive use), and says so when it is not the source's.
+func archiveDigest(dl Location, res *Result, emit func(progress.Event)) error {
+	r, err := dockerarchive.Open(dl.Path, dl.Name)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", dl, err)
+	}
+	defer r.Close()
+	desc, _, err := r.Root(context.Background())
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", dl, err)
+	}
+	if desc.Digest != res.Digest {
+		emit(progress.Event{Kind: progress.Info, Digest: desc.Digest.String(),
+			Message: fmt.Sprintf("the archive holds the image in docker's manifest form: its digest is %s (the source's manifest is %s)", desc.Digest, res.Digest)})
+		res.Digest, res.MediaType, res.DigestChanged = desc.Digest, desc.MediaType, true
+	}
+	res.Reference = dl.WithDigest(desc.Digest)
+	return nil
 }
 
 // missingChildren counts the manifests under the index desc (its children, and
