@@ -21,7 +21,8 @@ var (
 // TestRateShownMatchesServer (issue 13 item 5): with --rate, the speed the terminal
 // view shows stays within ±20% of the bytes the server received over the time
 // elapsed, and the ETA within 20% (and a second) of when the blob really finished.
-// The copy runs in a real terminal (tmux), through a proxy that counts what arrives.
+// The copy runs in a real terminal (tmux), stdin from /dev/null (item 3), through a
+// proxy that counts what arrives.
 func TestRateShownMatchesServer(t *testing.T) {
 	tmux := tool(t, "tmux")
 	s := startServer(t)
@@ -35,7 +36,8 @@ func TestRateShownMatchesServer(t *testing.T) {
 	dir := t.TempDir()
 	exitFile := filepath.Join(dir, "exit")
 	socket := fmt.Sprintf("hubctl-e2e-rate-%d", os.Getpid())
-	cmd := fmt.Sprintf("DOCKER_CONFIG=%s %s copy --rate 4MiB --progress tty oci:%s:1 %s/rate/app:1; echo $? > %s; sleep 60",
+	// stdin from /dev/null, as scripts run it (issue 13 item 3): the view must not need it.
+	cmd := fmt.Sprintf("DOCKER_CONFIG=%s %s copy --rate 4MiB --progress auto oci:%s:1 %s/rate/app:1 </dev/null; echo $? > %s; sleep 60",
 		dockerConfigFor(t), hubctlBin, src.Dir, p.Addr, exitFile)
 	tm := func(args ...string) string {
 		c := exec.Command(tmux, append([]string{"-u", "-L", socket}, args...)...)
@@ -89,6 +91,13 @@ func TestRateShownMatchesServer(t *testing.T) {
 	done := time.Now()
 	if code, _ := os.ReadFile(exitFile); strings.TrimSpace(string(code)) != "0" {
 		t.Fatalf("copy exited %s:\n%s", code, tm("capture-pane", "-p", "-t", "rate"))
+	}
+	final := tm("capture-pane", "-p", "-t", "rate")
+	if strings.Contains(final, "cancelreader") || strings.Contains(final, "progress view stopped") {
+		t.Errorf("the view failed with stdin from /dev/null:\n%s", final)
+	}
+	if flag := strings.TrimSpace(tm("display-message", "-p", "-t", "rate", "#{cursor_flag}")); flag != "1" {
+		t.Errorf("the cursor was left hidden (tmux cursor_flag %q)", flag)
 	}
 	if got := p.uploaded.Load(); got < size {
 		t.Fatalf("the server received %d bytes, want at least %d", got, size)
