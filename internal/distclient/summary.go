@@ -37,6 +37,9 @@ func (e *Error) Summary() string {
 		if e.User == "" {
 			return fmt.Sprintf("denied: anonymous users may not %s %s: run 'hubctl login %s'", e.actionVerb(), repo, e.Host)
 		}
+		if e.Action == "list" {
+			return fmt.Sprintf("denied: logged in to %s as %s, who may not list its repositories; name one instead ('hubctl tags %s/REPO')", e.Host, e.User, e.Host)
+		}
 		return fmt.Sprintf("denied: logged in to %s as %s, who may not %s %s; check the name, or ask for %s access", e.Host, e.User, e.actionVerb(), repo, e.needed())
 	}
 	s := fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
@@ -78,6 +81,8 @@ func (e *Error) actionVerb() string {
 		return "push to"
 	case "delete":
 		return "delete from"
+	case "list":
+		return "list the repositories of"
 	}
 	return "pull"
 }
@@ -97,6 +102,9 @@ func (e *Error) needed() string {
 func actionOf(scopes []string) string {
 	action := "pull"
 	for _, s := range scopes {
+		if strings.HasPrefix(s, "registry:catalog:") {
+			return "list"
+		}
 		_, actions, _ := cutLast(s, ":")
 		for _, a := range strings.Split(actions, ",") {
 			switch a {

@@ -45,6 +45,9 @@ func TestActionAndRepositoryOf(t *testing.T) {
 	if a := actionOf([]string{"repository:a/b:pull", "repository:a/b:pull,push"}); a != "push" {
 		t.Errorf("actionOf = %q, want push", a)
 	}
+	if a := actionOf([]string{"registry:catalog:*"}); a != "list" {
+		t.Errorf("actionOf(catalog) = %q, want list", a)
+	}
 	if a := actionOf([]string{"repository:a/b:delete"}); a != "delete" {
 		t.Errorf("actionOf = %q, want delete", a)
 	}
