@@ -1,4 +1,5 @@
 // One upload per blob and destination in a run: the flights of the transfer engine.
+
 package transfer
 
 import (
