@@ -67,9 +67,12 @@ HUBCTL_UPLOADS_MAX_AGE and max_manifest_size is HUBCTL_MAX_MANIFEST_SIZE.
 Clients authenticate with the Docker token service on the same listener (/token):
 repositories are private unless made public, and only an explicit --auth=none opens the
 registry to everyone. At first start an admin account is created; its password comes
-from HUBCTL_ADMIN_PASSWORD or is generated and printed once on stderr.
+from HUBCTL_ADMIN_PASSWORD or is generated and printed once on stderr. Later starts
+ignore HUBCTL_ADMIN_PASSWORD (and say so): change the password with 'hubctl user
+passwd', or on the host with 'hubctl admin reset-password'.
 
-Once bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
+It binds its address before it creates anything, so a taken port fails first. Once
+bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
 connections and lets in-flight requests finish for up to shutdown_timeout.`,
 		Example: `  hubctl serve
   hubctl serve --addr 127.0.0.1:0 --data /tmp/hub

@@ -160,7 +160,9 @@ func (a *api) routes() {
 	a.route("/api/v1/orgs/{org}/teams/{team}/members", map[string]handlerFunc{"GET": a.listMembers})
 	a.route("/api/v1/orgs/{org}/teams/{team}/members/{user}", map[string]handlerFunc{"PUT": session(a.addMember, "adding a team member"), "DELETE": session(a.removeMember, "removing a team member")})
 	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": a.listGrants, "PUT": session(a.setGrant, "granting a team access")})
-	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"POST": a.createRobot})
+	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"GET": a.listRobots, "POST": a.createRobot})
+	a.route("/api/v1/orgs/{org}/robots/{name}", map[string]handlerFunc{"DELETE": a.deleteRobot})
+	a.route("/api/v1/orgs/{org}/robots/{name}/token", map[string]handlerFunc{"POST": a.rotateRobot})
 
 	// Repository names contain slashes, which a {name} wildcard cannot match; the
 	// handlers cut the name from the path themselves.
