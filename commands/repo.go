@@ -12,11 +12,30 @@ import (
 
 // NewCmdRepo returns `hubctl repo`.
 func NewCmdRepo(f *Factory) *cobra.Command {
-	return groupCommand("repo", "Show and change repository settings on a hubctl registry",
-		`Show a repository's settings and make it public (anyone may pull, even anonymously)
-or private (only those with a role on it). Repositories are private unless their
-namespace's default says otherwise.`,
-		NewCmdRepoShow(f, nil), NewCmdRepoSetVisibility(f, nil))
+	return groupCommand("repo", "Show, change and delete repositories on a hubctl registry",
+		`Show a repository's settings, make it public (anyone may pull, even anonymously)
+or private (only those with a role on it), or delete it whole. Repositories are private
+unless their namespace's default says otherwise.`,
+		NewCmdRepoShow(f, nil), NewCmdRepoSetVisibility(f, nil), NewCmdRepoRemove(f, nil))
+}
+
+// NewCmdRepoRemove returns `hubctl repo rm`.
+func NewCmdRepoRemove(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use: "rm REPOSITORY", Aliases: []string{"remove", "delete"},
+		Short: "Delete a whole repository (admin role on it)",
+		Long: `Delete a repository with all its tags and manifests, in one step on the hub. Its blobs
+go at the next garbage collection unless another repository uses them. To delete one
+tag or manifest, use 'hubctl rm'.`,
+		Example: `  hubctl repo rm team/old-app --registry hub.example.com`,
+		Args:    checkArgs(cobra.ExactArgs(1)),
+	}
+	return simpleCommand(f, cmd, &AdminOptions{}, runF, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+		if err := c.DeleteRepository(ctx, o.Args[0]); err != nil {
+			return fmt.Errorf("delete repository %s: %w", o.Args[0], err)
+		}
+		return o.Hub.done(nil, "Repository %s deleted", o.Args[0])
+	})
 }
 
 // NewCmdRepoShow returns `hubctl repo show`.

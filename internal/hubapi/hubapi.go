@@ -63,6 +63,9 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock for token expiry and audit entries; nil means time.Now.
 	Now func() time.Time
+	// Repositories deletes whole repositories (DELETE /api/v1/repositories/{name…});
+	// nil answers that endpoint 404.
+	Repositories RepositoryDeleter
 	// Limiter counts failed password sign-ins per account and address (shared with the
 	// token service); nil means one of the handler's own.
 	Limiter *ratelimit.Limiter
@@ -71,6 +74,7 @@ type Options struct {
 // api is the handler's state.
 type api struct {
 	store  accounts.Store
+	repos  RepositoryDeleter
 	policy *authz.Policy
 	jwt    func(string) (string, token.Hub, error)
 	log    *slog.Logger
@@ -85,7 +89,7 @@ type api struct {
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
-	a := &api{store: o.Accounts, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), limiter: o.Limiter}
+	a := &api{store: o.Accounts, repos: o.Repositories, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), limiter: o.Limiter}
 	if a.limiter == nil {
 		a.limiter = ratelimit.New(5, 5*time.Minute)
 	}
@@ -166,7 +170,7 @@ func (a *api) routes() {
 
 	// Repository names contain slashes, which a {name} wildcard cannot match; the
 	// handlers cut the name from the path themselves.
-	a.route("/api/v1/repositories/", map[string]handlerFunc{"GET": a.getRepository, "PATCH": a.updateRepository})
+	a.route("/api/v1/repositories/", map[string]handlerFunc{"GET": a.getRepository, "PATCH": a.updateRepository, "DELETE": a.deleteRepository})
 
 	a.route("/api/v1/tokens", map[string]handlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	a.route("/api/v1/tokens/{name}", map[string]handlerFunc{"DELETE": a.revokeToken})

@@ -168,6 +168,11 @@ func (c *Client) GetRepository(ctx context.Context, name string) (hubtypes.Repos
 	return out, c.do(ctx, http.MethodGet, repoPath(name), nil, &out)
 }
 
+// DeleteRepository deletes a whole repository (its tags, manifests and blob links).
+func (c *Client) DeleteRepository(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, repoPath(name), nil, nil)
+}
+
 // SetRepositoryVisibility makes a repository public or private.
 func (c *Client) SetRepositoryVisibility(ctx context.Context, name, visibility string) (hubtypes.Repository, error) {
 	var out hubtypes.Repository

@@ -38,7 +38,7 @@ type authParts struct {
 // setupAuth loads (or creates) the signing keys, creates the admin account at first
 // start and builds the token service and the registry's token check. It returns nil
 // parts with --auth=none.
-func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log *slog.Logger, stderr io.Writer) (*authParts, error) {
+func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slog.Logger, stderr io.Writer) (*authParts, error) {
 	if err := ensureAdmin(ctx, store, cfg, stderr); err != nil {
 		return nil, err
 	}
@@ -85,10 +85,11 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 		},
 	}
 	p.api = hubapi.New(hubapi.Options{
-		Accounts: store,
-		Policy:   policy,
-		Log:      log,
-		Limiter:  limiter,
+		Accounts:     store,
+		Repositories: store,
+		Policy:       policy,
+		Log:          log,
+		Limiter:      limiter,
 		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := verifier.Verify(raw)
 			if err != nil {
