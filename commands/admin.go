@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/credentials"
+	"github.com/hubctl/hubctl/internal/httpdebug"
 	"github.com/hubctl/hubctl/internal/hubclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/safetext"
@@ -32,6 +35,8 @@ type HubOptions struct {
 	// ConfigDir is docker's configuration directory ($DOCKER_CONFIG), where `hubctl
 	// login` stored the credentials.
 	ConfigDir string
+	// Trace receives an HTTP trace with --debug; nil otherwise.
+	Trace io.Writer
 }
 
 // hubCommand binds the hub flags to cmd and sets its RunE: complete the shared
@@ -54,6 +59,9 @@ func hubCommand(f *Factory, cmd *cobra.Command, o *HubOptions, parse func(args [
 		}
 		o.IO = f.IOStreams
 		o.ConfigDir, _ = f.LookupEnv("DOCKER_CONFIG")
+		if f.Debug {
+			o.Trace = f.IOStreams.ErrOut
+		}
 		if parse != nil {
 			if err := parse(args); err != nil {
 				return err
@@ -69,7 +77,11 @@ func (o *HubOptions) client() (*hubclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return hubclient.New(hubclient.Options{Host: o.Registry, Insecure: o.Insecure, Credentials: store})
+	var hc *http.Client
+	if o.Trace != nil {
+		hc = &http.Client{Timeout: time.Minute, Transport: &httpdebug.Transport{Out: o.Trace}}
+	}
+	return hubclient.New(hubclient.Options{Host: o.Registry, Insecure: o.Insecure, Credentials: store, HTTPClient: hc})
 }
 
 // print writes v as JSON with -o json, else as a table with header whose rows the
@@ -91,10 +103,11 @@ func (o *HubOptions) print(v any, header []string, rows func(row func(cells ...s
 	return tw.Flush()
 }
 
-// printJSON writes v indented, as `version -o json` does.
+// printJSON writes v as JSON on one line, as every -o json of hubctl does, so output
+// can be read line by line (jq, NDJSON readers) whatever the command.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/password"
@@ -131,7 +132,17 @@ func TestTokenCommands(t *testing.T) {
 
 	h.fails(bob, "create token x: invalid request", "token", "create", "x", "--scope", "repository:BOB:pull")
 	h.fails(bob, "conflict", "token", "create", "ci", "--scope", "repository:bob/app:pull")
-	h.fails(bob, "revoke token nope: name unknown", "token", "revoke", "nope")
+	h.fails(bob, "revoke token nope: you have no active token of that name ('hubctl token ls --registry "+h.host+"' lists them)", "token", "revoke", "nope")
+
+	// Hours as well as days (issue 13).
+	var short hubtypes.CreatedToken
+	if err := json.Unmarshal([]byte(h.ok(bob, "token", "create", "short", "--scope", "repository:bob/app:pull", "--expires", "12h", "-o", "json")), &short); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := time.Parse(time.RFC3339, short.ExpiresAt); err != nil || time.Until(at) < 11*time.Hour || time.Until(at) > 13*time.Hour {
+		t.Errorf("token create --expires 12h: expires_at %q (%v), want about 12 hours from now", short.ExpiresAt, err)
+	}
+	h.ok(bob, "token", "revoke", "short")
 
 	_, _, errOut = h.run(bob, "", false, "token", "revoke", "ci")
 	if errOut != "Token ci revoked\n" {
@@ -149,16 +160,18 @@ func TestTokenCreateFlags(t *testing.T) {
 	f.LookupEnv = func(k string) (string, bool) { return "", false }
 	tests := []struct {
 		args    []string
-		days    int
+		want    expiry
 		wantErr string
 	}{
-		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h"}, 0, ""},
-		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "--expires", "90d"}, 90, ""},
-		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "--expires", "never"}, 0, ""},
-		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "--expires", "2w"}, 0, `invalid --expires "2w"`},
-		{[]string{"ci", "--registry", "h"}, 0, "at least one --scope is required"},
-		{[]string{"ci", "--scope", "repository:a/b:pull"}, 0, "--registry is required (or set HUBCTL_REGISTRY)"},
-		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "-o", "yaml"}, 0, `invalid --output "yaml"`},
+		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h"}, expiry{}, ""},
+		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "--expires", "90d"}, expiry{days: 90}, ""},
+		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "--expires", "12h"}, expiry{hours: 12}, ""},
+		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "--expires", "never"}, expiry{}, ""},
+		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "--expires", "2w"}, expiry{}, `invalid --expires "2w": want days like 30d, hours like 12h, or never`},
+		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "--expires", "0h"}, expiry{}, `say never`},
+		{[]string{"ci", "--registry", "h"}, expiry{}, "at least one --scope is required"},
+		{[]string{"ci", "--scope", "repository:a/b:pull"}, expiry{}, "--registry is required (or set HUBCTL_REGISTRY)"},
+		{[]string{"ci", "--scope", "repository:a/b:pull", "--registry", "h", "-o", "yaml"}, expiry{}, `invalid --output "yaml"`},
 	}
 	for _, tt := range tests {
 		var got *TokenCreateOptions
@@ -173,7 +186,7 @@ func TestTokenCreateFlags(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got == nil || got.ExpiresInDays != tt.days || got.Name != "ci" || got.Hub.Registry != "h" || len(got.Scopes) != 1 {
+		if err != nil || got == nil || got.Expiry != tt.want || got.Name != "ci" || got.Hub.Registry != "h" || len(got.Scopes) != 1 {
 			t.Errorf("%v: err %v, options %+v", tt.args, err, got)
 		}
 	}
@@ -314,6 +327,17 @@ func TestOrgTeamRepoCommands(t *testing.T) {
 	if role, _ := h.store.RoleOf(ctx, "carol", "team/app"); role != accounts.RoleWrite {
 		t.Errorf("carol's role on team/app %q", role)
 	}
+	if m := h.ok(bob, "team", "members", "team", "devs"); m != "USER\ncarol\n" {
+		t.Errorf("team members:\n%s", m)
+	}
+	if g := h.ok(bob, "team", "grants", "team", "devs"); !strings.Contains(g, "team/app  write") {
+		t.Errorf("team grants:\n%s", g)
+	}
+	var grants []hubtypes.Grant
+	if err := json.Unmarshal([]byte(h.ok(bob, "team", "grants", "team", "devs", "-o", "json")), &grants); err != nil || len(grants) != 1 || grants[0] != (hubtypes.Grant{Repository: "team/app", Role: "write"}) {
+		t.Errorf("team grants -o json: %v %+v", err, grants)
+	}
+	h.fails(carol, "denied", "team", "members", "team", "devs")
 	h.fails(bob, `invalid role "owner"`, "team", "grant", "team", "devs", "owner")
 	h.fails(bob, "invalid request", "team", "grant", "team", "devs", "other/app", "read")
 	h.ok(bob, "team", "grant", "team", "devs", "team/app", "none")
@@ -333,6 +357,33 @@ func TestOrgTeamRepoCommands(t *testing.T) {
 	}
 	robot := h.login("team.ci", strings.TrimSpace(out))
 	h.fails(robot, "denied", "robot", "create", "team", "ci2", "--scope", "repository:team/*:pull")
+
+	// robot ls, rotate, rm (issue 13).
+	if ls := h.ok(bob, "robot", "ls", "team"); !strings.Contains(ls, "team.ci  ci     repository:team/*:pull,push  never") {
+		t.Errorf("robot ls:\n%s", ls)
+	}
+	h.fails(carol, "denied", "robot", "ls", "team")
+	code, out, errOut = h.run(bob, "", false, "robot", "rotate", "team", "ci", "--expires", "12h")
+	if code != 0 || !strings.HasPrefix(out, "hub_") || !strings.Contains(errOut, "old ones are revoked") {
+		t.Fatalf("robot rotate: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	h.fails(robot, "unauthorized", "token", "ls") // the old token
+	rotated := h.login("team.ci", strings.TrimSpace(out))
+	h.ok(rotated, "token", "ls")
+	var robots []hubtypes.RobotAccount
+	if err := json.Unmarshal([]byte(h.ok(bob, "robot", "ls", "team", "-o", "json")), &robots); err != nil || len(robots) != 1 ||
+		len(robots[0].Tokens) != 2 || !robots[0].Tokens[0].Active || robots[0].Tokens[0].ExpiresAt == "" ||
+		robots[0].Tokens[0].Scopes[0] != "repository:team/*:pull,push" || robots[0].Tokens[1].Active {
+		t.Errorf("robot ls -o json after rotate: %v %+v", err, robots)
+	}
+	h.fails(bob, "organisation team has no robot nope", "robot", "rotate", "team", "nope")
+	h.ok(h.login("team.ci", strings.TrimSpace(out)), "token", "ls")
+	h.ok(bob, "robot", "create", "team", "spare", "--scope", "repository:team/*:pull")
+	h.ok(bob, "robot", "rm", "team", "team.spare")
+	h.fails(bob, "organisation team has no robot spare", "robot", "rm", "team", "spare")
+	if ls := h.ok(bob, "robot", "ls", "team"); strings.Contains(ls, "spare") {
+		t.Errorf("robot ls after rm:\n%s", ls)
+	}
 
 	// Repositories.
 	if err := h.store.EnsureRepository(ctx, "bob/app"); err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,9 +51,34 @@ func TestVersion(t *testing.T) {
 	if v != want {
 		t.Errorf("got %+v, want %+v", v, want)
 	}
+	if strings.Count(out, "\n") != 1 {
+		t.Errorf("version -o json is not one line: %q", out)
+	}
 	for _, key := range []string{`"version"`, `"commit"`, `"date"`, `"goVersion"`, `"platform"`} {
 		if !strings.Contains(out, key) {
 			t.Errorf("json lacks key %s", key)
+		}
+	}
+}
+
+// TestVersionFlagAndAliases: --version and the other names users reach for (issue 13).
+func TestVersionFlagAndAliases(t *testing.T) {
+	code, out, errOut := run(t, nil, "--version")
+	if code != 0 || errOut != "" || out != "hubctl v1.2.3 (commit abc123, built 2026-01-02T03:04:05Z)\n" {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	root := NewCmdRoot(NewFactory(nil, BuildInfo{}))
+	for alias, want := range map[string]string{"cp": "copy", "delete": "rm"} {
+		c, _, err := root.Find([]string{alias})
+		if err != nil || c.Name() != want {
+			t.Errorf("%s: found %v (%v), want %s", alias, c, err, want)
+		}
+	}
+	// The root help names only what exists.
+	_, help, _ := run(t, nil, "--help")
+	for _, absent := range []string{"chart", "build", "workflow", "deploy"} {
+		if strings.Contains(help, absent) {
+			t.Errorf("root help mentions %q, which hubctl does not have:\n%s", absent, help)
 		}
 	}
 }
@@ -112,6 +138,40 @@ func TestCompletionOfServeFlags(t *testing.T) {
 	code, out, _ := run(t, nil, "__complete", "serve", "--log-format", "")
 	if code != 0 || !strings.Contains(out, "text\njson\n") {
 		t.Fatalf("exit %d, completions %q", code, out)
+	}
+}
+
+// TestCompletionOfLocationsAndFlagValues: location prefixes and paths after them, and
+// the values of --progress, --output and --platform (issue 13).
+func TestCompletionOfLocationsAndFlagValues(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "layout"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "image.tar"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"copy", "oci"}, []string{"oci:", "oci-archive:"}},
+		{[]string{"cp", "docker-"}, []string{"docker-archive:", "docker-daemon:"}},
+		{[]string{"push", "oci:" + dir + "/la"}, []string{"oci:" + dir + "/layout/"}},
+		{[]string{"pull", "r/x:1", "docker-archive:" + dir + "/im"}, []string{"docker-archive:" + dir + "/image.tar"}},
+		{[]string{"inspect", "oci-"}, []string{"oci-archive:"}},
+		{[]string{"copy", "--progress", ""}, []string{"auto", "tty", "plain", "quiet"}},
+		{[]string{"mirror", "-o", ""}, []string{"json"}},
+		{[]string{"digest", "--platform", ""}, []string{"linux/amd64", "linux/arm64"}},
+		{[]string{"token", "create", "x", "--expires", ""}, []string{"never", "12h", "30d"}},
+	} {
+		code, out, _ := run(t, nil, append([]string{"__complete"}, tt.args...)...)
+		lines := strings.Split(out, "\n")
+		for _, w := range tt.want {
+			if code != 0 || !slices.Contains(lines, w) {
+				t.Errorf("complete %q: exit %d, got %q, want %q among them", tt.args, code, out, w)
+			}
+		}
 	}
 }
 

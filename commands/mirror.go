@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/distclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
@@ -78,7 +79,7 @@ Credentials come from docker's config and 'hubctl login'.`,
 			if opts.Platforms != "" {
 				return usageErrorf(cmd, "set platforms in the spec (defaults.platforms or per entry), not with --platform")
 			}
-			opts.Mode = mode
+			opts.Mode = debugMode(f, mode)
 			if runF != nil {
 				return runF(opts)
 			}
@@ -172,19 +173,20 @@ func printPlan(w io.Writer, rep *mirror.Report) {
 
 // planLine is one image of `mirror --dry-run -o json`.
 type planLine struct {
-	Event  string `json:"event"`
-	Status string `json:"status"`
-	Source string `json:"source"`
-	Target string `json:"target,omitempty"`
-	Digest string `json:"digest,omitempty"`
-	Error  string `json:"error,omitempty"`
+	Time   time.Time `json:"time"`
+	Event  string    `json:"event"`
+	Status string    `json:"status"`
+	Source string    `json:"source"`
+	Target string    `json:"target,omitempty"`
+	Digest string    `json:"digest,omitempty"`
+	Error  string    `json:"error,omitempty"`
 }
 
 // printPlanJSON is the --dry-run plan as one JSON object per line.
 func printPlanJSON(w io.Writer, rep *mirror.Report) error {
 	enc := json.NewEncoder(w)
 	for _, r := range rep.Results {
-		l := planLine{Event: "plan", Status: string(r.Status), Source: r.Source, Target: r.Target, Digest: r.Digest}
+		l := planLine{Time: time.Now(), Event: "plan", Status: string(r.Status), Source: r.Source, Target: r.Target, Digest: r.Digest}
 		if r.Err != nil {
 			l.Error = r.Err.Error()
 		}
@@ -194,7 +196,7 @@ func printPlanJSON(w io.Writer, rep *mirror.Report) error {
 	}
 	for _, e := range rep.Entries {
 		if e.Err != nil {
-			if err := enc.Encode(planLine{Event: "plan", Status: string(mirror.StatusFailed), Source: e.Source, Error: e.Err.Error()}); err != nil {
+			if err := enc.Encode(planLine{Time: time.Now(), Event: "plan", Status: string(mirror.StatusFailed), Source: e.Source, Error: e.Err.Error()}); err != nil {
 				return err
 			}
 		}

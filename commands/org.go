@@ -131,7 +131,40 @@ func NewCmdTeam(f *Factory) *cobra.Command {
 organisation or on one repository: read (pull), write (pull, push) or admin (also delete
 and settings). Needs admin rights on the organisation.`,
 		NewCmdTeamCreate(f, nil), NewCmdTeamList(f, nil), NewCmdTeamRemove(f, nil),
-		NewCmdTeamAddMember(f, nil), NewCmdTeamRemoveMember(f, nil), NewCmdTeamGrant(f, nil))
+		NewCmdTeamMembers(f, nil), NewCmdTeamAddMember(f, nil), NewCmdTeamRemoveMember(f, nil),
+		NewCmdTeamGrants(f, nil), NewCmdTeamGrant(f, nil))
+}
+
+// NewCmdTeamMembers returns `hubctl team members`.
+func NewCmdTeamMembers(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
+	cmd := &cobra.Command{Use: "members ORG TEAM", Short: "List the members of a team", Args: checkArgs(cobra.ExactArgs(2))}
+	return simpleCommand(f, cmd, &AdminOptions{}, runF, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+		members, err := c.ListMembers(ctx, o.Args[0], o.Args[1])
+		if err != nil {
+			return fmt.Errorf("list members of team %s/%s: %w", o.Args[0], o.Args[1], err)
+		}
+		return o.Hub.print(members, []string{"USER"}, func(row func(...string)) {
+			for _, m := range members {
+				row(m)
+			}
+		})
+	})
+}
+
+// NewCmdTeamGrants returns `hubctl team grants`.
+func NewCmdTeamGrants(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
+	cmd := &cobra.Command{Use: "grants ORG TEAM", Short: "List the roles a team has, on its organisation and on repositories", Args: checkArgs(cobra.ExactArgs(2))}
+	return simpleCommand(f, cmd, &AdminOptions{}, runF, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+		grants, err := c.ListGrants(ctx, o.Args[0], o.Args[1])
+		if err != nil {
+			return fmt.Errorf("list grants of team %s/%s: %w", o.Args[0], o.Args[1], err)
+		}
+		return o.Hub.print(grants, []string{"ON", "ROLE"}, func(row func(...string)) {
+			for _, g := range grants {
+				row(orDash(g.Repository, "organisation "+o.Args[0]), g.Role)
+			}
+		})
+	})
 }
 
 // TeamCreateOptions are the inputs of `hubctl team create`.

@@ -13,9 +13,11 @@ import (
 func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hubctl",
-		Short: "Build, move and serve container images and charts",
-		Long: `hubctl builds, pushes, pulls, copies and mirrors OCI images and helm charts,
-and with 'hubctl serve' runs an OCI distribution registry.`,
+		Short: "Move container images between registries, and serve a registry",
+		Long: `hubctl pushes, pulls, copies, mirrors and inspects OCI images between any
+registries and local forms (OCI layouts, archives, the Docker engine), and with
+'hubctl serve' runs an OCI distribution registry with accounts and access tokens.`,
+		Version:       f.Build.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          unknownCommand,
@@ -24,7 +26,10 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.CompletionOptions.DisableDefaultCmd = true
-	cmd.PersistentFlags().BoolVar(&f.Debug, "debug", false, "Show debug details: debug-level logs and full error chains")
+	// --version prints what 'hubctl version' prints first.
+	cmd.SetVersionTemplate(fmt.Sprintf("hubctl %s (commit %s, built %s)\n", f.Build.Version, f.Build.Commit, f.Build.Date))
+	cmd.Flags().BoolP("version", "", false, "Print the version of hubctl")
+	cmd.PersistentFlags().BoolVarP(&f.Debug, "debug", "v", false, "Show debug details: an HTTP trace (secrets redacted), debug-level logs and full error chains")
 	cmd.PersistentFlags().StringVar(&f.ConfigFile, "config", "", "Configuration `file` (YAML); default $HUBCTL_CONFIG")
 	_ = cmd.MarkPersistentFlagFilename("config", "yaml", "yml")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -48,7 +53,7 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 			NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRobot(f), NewCmdRepo(f), NewCmdQuota(f), NewCmdAudit(f, nil),
 		}},
 		{"server", "Running a hub (on its host):", []*cobra.Command{
-			NewCmdServe(f, nil), NewCmdGC(f, nil), NewCmdKeys(f, nil),
+			NewCmdServe(f, nil), NewCmdAdmin(f), NewCmdGC(f, nil), NewCmdKeys(f, nil),
 		}},
 	}
 	for _, g := range groups {
@@ -59,7 +64,16 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 		}
 	}
 	cmd.AddCommand(NewCmdVersion(f, nil), NewCmdCompletion(f))
+	forEachCommand(cmd, completeFlagValues)
 	return cmd
+}
+
+// forEachCommand calls fn on cmd and every command below it.
+func forEachCommand(cmd *cobra.Command, fn func(*cobra.Command)) {
+	fn(cmd)
+	for _, c := range cmd.Commands() {
+		forEachCommand(c, fn)
+	}
 }
 
 // Execute runs the command line args (without the program name) and returns the process
@@ -75,6 +89,9 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 		return 0
 	}
 	msg := err.Error()
+	if !f.Debug {
+		msg = errorLine(err)
+	}
 	var ue *usageError
 	switch {
 	case errors.As(err, &ue):

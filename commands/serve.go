@@ -67,16 +67,20 @@ HUBCTL_UPLOADS_MAX_AGE and max_manifest_size is HUBCTL_MAX_MANIFEST_SIZE.
 Clients authenticate with the Docker token service on the same listener (/token):
 repositories are private unless made public, and only an explicit --auth=none opens the
 registry to everyone. At first start an admin account is created; its password comes
-from HUBCTL_ADMIN_PASSWORD or is generated and printed once on stderr. On an address
-others can reach, set --external-url to the URL clients use: without it the token realm
-follows each request's Host header, and serve warns at start.
+from HUBCTL_ADMIN_PASSWORD or is generated and printed once on stderr. Later starts
+ignore HUBCTL_ADMIN_PASSWORD (and say so): change the password with 'hubctl user
+passwd', or on the host with 'hubctl admin reset-password'.
+
+On an address others can reach, set --external-url to the URL clients use: without it
+the token realm follows each request's Host header, and serve warns at start.
 
 Each client (the account of a registry token, else its address) may hold at most
 limits.requests_per_client requests and limits.uploads_per_client uploads in flight;
 bodies and responses slower than limits.min_body_rate are cut once limits.slow_timeout
 is spent.
 
-Once bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
+It binds its address before it creates anything, so a taken port fails first. Once
+bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
 connections and lets in-flight requests finish for up to shutdown_timeout.`,
 		Example: `  hubctl serve
   hubctl serve --addr 127.0.0.1:0 --data /tmp/hub

@@ -2,12 +2,15 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/hubctl/hubctl/internal/hubclient"
 	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/spf13/cobra"
 )
@@ -35,8 +38,8 @@ type TokenCreateOptions struct {
 	Name    string
 	Scopes  []string
 	Expires string
-	// ExpiresInDays is Expires parsed; 0 means never.
-	ExpiresInDays int
+	// Expiry is Expires parsed; zero means never.
+	Expiry expiry
 }
 
 // NewCmdTokenCreate returns `hubctl token create`.
@@ -71,7 +74,7 @@ Changing accounts, organisations, teams, grants and quotas needs a password logi
 	hubCommand(f, cmd, &opts.Hub, func(args []string) error {
 		opts.Name = args[0]
 		var err error
-		opts.ExpiresInDays, err = scopedExpiry(cmd, opts.Scopes, opts.Expires)
+		opts.Expiry, err = scopedExpiry(cmd, opts.Scopes, opts.Expires)
 		return err
 	}, func() error {
 		if runF != nil {
@@ -80,38 +83,55 @@ Changing accounts, organisations, teams, grants and quotas needs a password logi
 		return tokenCreateRun(cmd.Context(), opts)
 	})
 	cmd.Flags().StringArrayVar(&opts.Scopes, "scope", nil, "Token `scope`, e.g. repository:team/app:pull,push (repeatable)")
-	cmd.Flags().StringVar(&opts.Expires, "expires", "never", "Lifetime in days (`Nd`, e.g. 30d) or never")
+	cmd.Flags().StringVar(&opts.Expires, "expires", "never", "Lifetime in days or hours (`Nd|Nh`, e.g. 30d, 12h) or never")
+	_ = cmd.RegisterFlagCompletionFunc("expires", cobra.FixedCompletions([]string{"never", "12h", "7d", "30d", "90d", "365d"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 // expiryRe is compiled on first use, as every regexp on the CLI's start path is.
-var expiryRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,5})d$`) })
+var expiryRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,5})([dh])$`) })
+
+// expiry is a token lifetime as the API takes it: days or hours, both 0 for never.
+type expiry struct{ days, hours int }
 
 // scopedExpiry checks the flags of a credential that is created with scopes: at least
-// one --scope, and an --expires parseExpiry takes. It returns the lifetime in days.
-func scopedExpiry(cmd *cobra.Command, scopes []string, expires string) (int, error) {
+// one --scope, and an --expires parseExpiry takes.
+func scopedExpiry(cmd *cobra.Command, scopes []string, expires string) (expiry, error) {
 	if len(scopes) == 0 {
-		return 0, usageErrorf(cmd, "at least one --scope is required")
+		return expiry{}, usageErrorf(cmd, "at least one --scope is required")
 	}
-	days, err := parseExpiry(expires)
+	e, err := parseExpiry(expires)
 	if err != nil {
-		return 0, usageErrorf(cmd, "%v", err)
+		return expiry{}, usageErrorf(cmd, "%v", err)
 	}
-	return days, nil
+	return e, nil
 }
 
-// parseExpiry reads a token lifetime: "never" (or "0") or a number of days like "30d".
-func parseExpiry(s string) (int, error) {
+// parseExpiry reads a token lifetime: "never" (or "0"), a number of days like "30d" or
+// of hours like "12h".
+func parseExpiry(s string) (expiry, error) {
 	switch s {
 	case "", "never", "0":
-		return 0, nil
+		return expiry{}, nil
 	}
 	m := expiryRe().FindStringSubmatch(s)
 	if m == nil {
-		return 0, fmt.Errorf("invalid --expires %q: want a number of days like 30d, or never", s)
+		return expiry{}, fmt.Errorf("invalid --expires %q: want days like 30d, hours like 12h, or never", s)
 	}
 	n, _ := strconv.Atoi(m[1])
-	return n, nil
+	if n == 0 {
+		return expiry{}, fmt.Errorf("invalid --expires %q: a lifetime of 0 is never; say never", s)
+	}
+	if m[2] == "h" {
+		return expiry{hours: n}, nil
+	}
+	return expiry{days: n}, nil
+}
+
+// expiryChecked says whether the registry honoured a lifetime: a server that predates
+// expires_in_hours ignores it and creates a token that never expires.
+func expiryChecked(e expiry, expiresAt string) bool {
+	return e == (expiry{}) || expiresAt != ""
 }
 
 func tokenCreateRun(ctx context.Context, opts *TokenCreateOptions) error {
@@ -119,9 +139,17 @@ func tokenCreateRun(ctx context.Context, opts *TokenCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	tok, err := c.CreateToken(ctx, hubtypes.CreateTokenRequest{Name: opts.Name, Scopes: opts.Scopes, ExpiresInDays: opts.ExpiresInDays})
+	tok, err := c.CreateToken(ctx, hubtypes.CreateTokenRequest{Name: opts.Name, Scopes: opts.Scopes,
+		ExpiresInDays: opts.Expiry.days, ExpiresInHours: opts.Expiry.hours})
 	if err != nil {
 		return fmt.Errorf("create token %s: %w", opts.Name, err)
+	}
+	if !expiryChecked(opts.Expiry, tok.ExpiresAt) {
+		// Never hand out a token that outlives what was asked for.
+		if err := c.RevokeToken(ctx, tok.Name); err != nil {
+			return fmt.Errorf("create token %s: %s ignored --expires %s and the token could not be revoked (%v): revoke it with 'hubctl token revoke %s'", opts.Name, opts.Hub.Registry, opts.Expires, err, tok.Name)
+		}
+		return fmt.Errorf("create token %s: %s does not take --expires in hours; the token it made was revoked: give days, like 1d", opts.Name, opts.Hub.Registry)
 	}
 	fmt.Fprintf(opts.Hub.IO.ErrOut, "Token %s created. Copy it now: it is shown only once.\n", tok.Name)
 	if opts.Hub.Output == "json" {
@@ -209,6 +237,10 @@ func tokenRevokeRun(ctx context.Context, opts *TokenRevokeOptions) error {
 		return err
 	}
 	if err := c.RevokeToken(ctx, opts.Name); err != nil {
+		var he *hubclient.Error
+		if errors.As(err, &he) && he.Status == http.StatusNotFound {
+			return fmt.Errorf("revoke token %s: you have no active token of that name ('hubctl token ls --registry %s' lists them)", opts.Name, opts.Hub.Registry)
+		}
 		return fmt.Errorf("revoke token %s: %w", opts.Name, err)
 	}
 	fmt.Fprintf(opts.Hub.IO.ErrOut, "Token %s revoked\n", opts.Name)

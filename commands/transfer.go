@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/credentials"
@@ -99,8 +101,26 @@ func newEngine(f *Factory, insecure bool, locations ...string) (*transfer.Engine
 		Insecure:    hosts,
 		UserAgent:   "hubctl/" + f.Build.Version,
 		OnRetry:     engine.ReportRetry,
+		Trace:       traceOut(f),
 	})
 	return engine, nil
+}
+
+// debugMode keeps the terminal view out of --debug's way: the HTTP trace goes to the
+// same stderr, so the progress is shown as plain lines between its requests.
+func debugMode(f *Factory, mode tui.Mode) tui.Mode {
+	if f.Debug && (mode == tui.ModeAuto || mode == tui.ModeTTY) {
+		return tui.ModePlain
+	}
+	return mode
+}
+
+// traceOut is where the HTTP trace of --debug goes: stderr, or nowhere.
+func traceOut(f *Factory) io.Writer {
+	if f.Debug {
+		return f.IOStreams.ErrOut
+	}
+	return nil
 }
 
 // renderOptions are the tui options for the command's streams.
@@ -150,6 +170,7 @@ func newCopyCommand(f *Factory, runF func(*CopyOptions) error, use, verb, short,
 	opts := &CopyOptions{IO: f.IOStreams, Verb: verb}
 	cmd := &cobra.Command{
 		Use:     use,
+		Aliases: copyAliases[verb],
 		Short:   short,
 		Long:    long,
 		Example: example,
@@ -159,7 +180,7 @@ func newCopyCommand(f *Factory, runF func(*CopyOptions) error, use, verb, short,
 			if err != nil {
 				return err
 			}
-			opts.Mode = mode
+			opts.Mode = debugMode(f, mode)
 			if err := fill(opts, args); err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
@@ -175,6 +196,7 @@ func newCopyCommand(f *Factory, runF func(*CopyOptions) error, use, verb, short,
 		},
 	}
 	opts.bind(cmd.Flags())
+	cmd.ValidArgsFunction = completeLocations
 	return cmd
 }
 
@@ -191,6 +213,9 @@ straight from source to destination (never through a temporary file). A multi-pl
 index is copied whole unless --platform keeps some of its platforms; then the digest
 changes and hubctl says so. The final reference with its digest goes to stdout; progress
 goes to stderr (a live view on a terminal, plain lines otherwise, JSON with -o json).`
+
+// copyAliases are the other names of the transfer verbs.
+var copyAliases = map[string][]string{"copy": {"cp"}}
 
 // NewCmdCopy returns `hubctl copy`.
 func NewCmdCopy(f *Factory, runF func(*CopyOptions) error) *cobra.Command {
@@ -269,6 +294,7 @@ func hasRegistryHost(s string) bool {
 
 // copyResult is the final JSON line of -o json.
 type copyResult struct {
+	Time          time.Time        `json:"time"`
 	Event         string           `json:"event"`
 	Reference     string           `json:"reference"`
 	Digest        string           `json:"digest"`
@@ -293,10 +319,10 @@ func copyRun(ctx context.Context, f *Factory, o *CopyOptions) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", o.Verb, o.Src, err)
+		return fmt.Errorf("%s %s to %s: %w", o.Verb, o.Src, o.Dst, err)
 	}
 	if o.Mode == tui.ModeJSON {
-		return json.NewEncoder(o.IO.Out).Encode(copyResult{Event: "result", Reference: res.Reference,
+		return json.NewEncoder(o.IO.Out).Encode(copyResult{Time: time.Now(), Event: "result", Reference: res.Reference,
 			Digest: res.Digest.String(), DigestChanged: res.DigestChanged, UpToDate: res.UpToDate, Summary: summary})
 	}
 	fmt.Fprintln(o.IO.Out, res.Reference)

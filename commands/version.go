@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 
@@ -59,9 +58,7 @@ func versionRun(opts *VersionOptions) error {
 		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
 	}
 	if opts.Output == "json" {
-		enc := json.NewEncoder(opts.IO.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return printJSON(opts.IO.Out, v)
 	}
 	_, err := fmt.Fprintf(opts.IO.Out, "hubctl %s (commit %s, built %s) %s %s\n",
 		v.Version, v.Commit, v.Date, v.GoVersion, v.Platform)

@@ -49,6 +49,16 @@ func TestSecurityNamespaceTakeover(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "repositories") {
 		t.Fatalf("mallory creates library over library/base: %s %s, want 409", resp.Status, body)
 	}
+	// Once an admin deletes the repository (hubctl repo rm), the name is free.
+	adminEnv := clientEnv(t, t.TempDir())
+	runStdin(t, "", adminEnv, adminPassword+"\n", hubctlBin, "login", s.Addr, "-u", "admin", "--password-stdin")
+	run(t, "", adminEnv, hubctlBin, "repo", "rm", "library/base", "--registry", s.Addr)
+	if got := tagsList(t, s, "admin", adminPassword, "library/base"); got != http.StatusNotFound {
+		t.Fatalf("library/base after hubctl repo rm: tags list %d, want 404", got)
+	}
+	if resp, body := apiCall(t, s, http.MethodPost, "/api/v1/orgs", "mallory", "mallory-password-1", map[string]any{"name": "library"}); resp.StatusCode != 201 {
+		t.Fatalf("mallory creates library after the repository was deleted: %s %s", resp.Status, body)
+	}
 }
 
 // tagsList lists repo's tags with a token user gets by password and returns the status.

@@ -113,8 +113,8 @@ func TestClientVerbs(t *testing.T) {
 				t.Fatalf("copy from oci-archive: digest %q, want %q", d, img.Manifest.Digest)
 			}
 
-			// rm deletes the manifest a tag names.
-			hubctl(t, "rm", r+":2")
+			// rm --manifest deletes the manifest a tag names, and so its other tags.
+			hubctl(t, "rm", "--manifest", r+":2")
 			if _, errOut, err := hubctlErr(t, "digest", r+":1"); err == nil {
 				t.Fatalf("digest of %s:1 after rm of the manifest it shared with :2 succeeded", r)
 			} else if !strings.Contains(errOut, "hubctl: ") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {

@@ -3,6 +3,7 @@ package tui
 import (
 	"encoding/json"
 	"io"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/progress"
 )
@@ -26,11 +27,12 @@ func (w *jsonWriter) event(e progress.Event) { w.write(e) }
 
 // summary writes the last line, the summary fields beside "event":"summary" so a
 // consumer can dispatch every line on the same field.
-func (w *jsonWriter) summary(s progress.Summary) {
+func (w *jsonWriter) summary(s progress.Summary, at time.Time) {
 	w.write(struct {
-		Event string `json:"event"`
+		Time  time.Time `json:"time"`
+		Event string    `json:"event"`
 		progress.Summary
-	}{"summary", s})
+	}{at, "summary", s})
 }
 
 func (w *jsonWriter) write(v any) {

@@ -40,7 +40,8 @@ func TestJSON(t *testing.T) {
 	}
 
 	var last struct {
-		Event string `json:"event"`
+		Time  time.Time `json:"time"`
+		Event string    `json:"event"`
 		progress.Summary
 	}
 	if err := json.Unmarshal(lines[len(lines)-1], &last); err != nil {
@@ -48,6 +49,10 @@ func TestJSON(t *testing.T) {
 	}
 	if last.Event != "summary" {
 		t.Errorf(`last line has event %q, want "summary"`, last.Event)
+	}
+	// Every line carries its time, the summary too (issue 13).
+	if last.Time.IsZero() {
+		t.Errorf("summary line has no time: %s", lines[len(lines)-1])
 	}
 	if last.Images != 1 || last.ImagesFailed != 1 || last.Moved != 1 || last.Elapsed != 2*time.Second ||
 		len(last.FailedImages) != 1 || last.FailedImages[0].Image != "registry.example/mirror/db:2" {

@@ -62,6 +62,8 @@ type model struct {
 	sent    int64
 	overall rate
 
+	errs shownErrors // failures already spelt out, per image
+
 	cancelled bool // we called cancel (Ctrl-C, q, a signal)
 	stopping  bool // cancelled by us or by the context: show "cancelling…"
 	abandoned bool // second Ctrl-C: stop drawing even though the channel is open
@@ -166,6 +168,7 @@ func (m *model) apply(e progress.Event) {
 	if e.Image != "" {
 		m.seen[e.Image] = true
 	}
+	e.Error = m.errs.text(e)
 	switch e.Kind {
 	case progress.ImageStarted:
 		if !m.ended[e.Image] {
@@ -293,10 +296,16 @@ func (m *model) print(line string) { m.pending = append(m.pending, line) }
 // rate is a speed in bytes per second, smoothed with an exponential moving average
 // weighted by time, so irregular sampling neither jitters nor biases it.
 type rate struct {
-	last      time.Time
-	lastBytes int64
-	bps       float64
-	known     bool
+	// first and firstBytes are the first sample: until rateWindow has passed since
+	// then, the speed is the plain average since it, so a burst in the first moments
+	// (a socket buffer filling, a read ahead of the rate limiter) does not stand for
+	// seconds in a slowly decaying average.
+	first      time.Time
+	firstBytes int64
+	last       time.Time
+	lastBytes  int64
+	bps        float64
+	known      bool
 }
 
 // rateWindow is how far back the smoothed speed mostly looks.
@@ -305,6 +314,7 @@ const rateWindow = 3 * time.Second
 // observe records that the counter stood at n at time t.
 func (r *rate) observe(t time.Time, n int64) {
 	if r.last.IsZero() {
+		r.first, r.firstBytes = t, n
 		r.last, r.lastBytes = t, n
 		return
 	}
@@ -315,8 +325,8 @@ func (r *rate) observe(t time.Time, n int64) {
 		return
 	}
 	inst := float64(n-r.lastBytes) / dt.Seconds()
-	if !r.known {
-		r.bps, r.known = inst, true
+	if since := t.Sub(r.first); since < rateWindow {
+		r.bps, r.known = float64(n-r.firstBytes)/since.Seconds(), true
 	} else {
 		a := 1 - math.Exp(-dt.Seconds()/rateWindow.Seconds())
 		r.bps += a * (inst - r.bps)

@@ -278,6 +278,35 @@ func TestRateStalls(t *testing.T) {
 	}
 }
 
+// TestRateIgnoresStartBurst: a burst in the first moments (a socket buffer filling)
+// must not stand for the speed: after it the view shows about the steady rate, within
+// 20%, not a slowly decaying average of the burst (issue 13).
+func TestRateIgnoresStartBurst(t *testing.T) {
+	m := testModel(t, 100)
+	d := digestOf("layer")
+	const steady = 4 * mib // bytes per second after the burst
+	var evs []tea.Msg
+	evs = append(evs, ev(progress.Event{Kind: progress.BlobProgress, Digest: d, Size: 40 * mib, Bytes: 64 << 10, Time: t0}))
+	// 4 MiB in the first 100 ms, then 4 MiB/s in steps of 100 ms.
+	n := int64(4 * mib)
+	at := t0.Add(100 * time.Millisecond)
+	evs = append(evs, ev(progress.Event{Kind: progress.BlobProgress, Digest: d, Size: 40 * mib, Bytes: n, Time: at}))
+	for i := 0; i < 40; i++ {
+		n += steady / 10
+		at = at.Add(100 * time.Millisecond)
+		evs = append(evs, ev(progress.Event{Kind: progress.BlobProgress, Digest: d, Size: 40 * mib, Bytes: n, Time: at}))
+		m.send(evs...)
+		evs = nil
+		elapsed := at.Sub(t0).Seconds()
+		real := float64(n) / elapsed
+		if elapsed >= 1 {
+			if got := m.active[0].rate.bps; got < 0.8*real || got > 1.2*real {
+				t.Fatalf("after %.1fs the blob's speed is %.2f MiB/s, %.2f MiB/s arrived on average", elapsed, got/mib, real/mib)
+			}
+		}
+	}
+}
+
 func TestColour(t *testing.T) {
 	m := newModel(100, newStyles(io.Discard, false), func() {})
 	m.Update(ev(pushEvents()[3]))

@@ -10,8 +10,10 @@ import (
 // renderPlain writes one line per event that matters, for logs and CI: no escapes,
 // no per-byte progress, no times or speeds, so the output is the same on every run.
 func renderPlain(w io.Writer, verb string, events <-chan progress.Event, tally *progress.Tally) {
+	var errs shownErrors
 	for e := range events {
 		tally.Add(e)
+		e.Error = errs.text(e)
 		if line, ok := plainLine(verb, e); ok {
 			// A failed write (closed stderr) must not stop the draining.
 			_, _ = fmt.Fprintln(w, line)
@@ -66,4 +68,25 @@ func plainLine(verb string, e progress.Event) (string, bool) {
 		return "", false
 	}
 	return prefix + s, true
+}
+
+// shownErrors remembers the failures shown for each image, so that one cause (a 403
+// that every blob of an image meets) is spelt out once and then only referred to.
+type shownErrors struct{ seen map[[2]string]bool }
+
+// text is e.Error as a view shows it: whole the first time for e's image, "the same
+// error" after that. Retries keep their text: each is news.
+func (s *shownErrors) text(e progress.Event) string {
+	if e.Error == "" || (e.Kind != progress.BlobFailed && e.Kind != progress.ImageFailed) {
+		return e.Error
+	}
+	if s.seen == nil {
+		s.seen = map[[2]string]bool{}
+	}
+	k := [2]string{e.Image, e.Error}
+	if s.seen[k] {
+		return "the same error"
+	}
+	s.seen[k] = true
+	return e.Error
 }

@@ -51,6 +51,7 @@ func TestTmux(t *testing.T) {
 			}
 		}
 		p.checkSane()
+		p.checkCursor()
 	})
 
 	t.Run("ctrl-c", func(t *testing.T) {
@@ -65,6 +66,37 @@ func TestTmux(t *testing.T) {
 			t.Errorf("screen after Ctrl-C lacks the failures and the summary:\n%s", screen)
 		}
 		p.checkSane()
+		p.checkCursor()
+	})
+
+	// Scripts run commands with stdin from /dev/null (or a pipe) while stderr is still
+	// the terminal: the view must draw without reading keys, not fail to poll stdin,
+	// and give the cursor back.
+	t.Run("stdin-devnull", func(t *testing.T) {
+		p := startPaneStdin(t, tmux, demo, "/dev/null", "-duration", "2500ms")
+		p.waitScreen("a progress bar", func(s string) bool { return barLine.MatchString(s) })
+		screen := p.waitScreen("the summary line", summaryLine.MatchString)
+		if code := p.exitCode(); code != "0" {
+			t.Errorf("demo exited %s, want 0\n%s", code, screen)
+		}
+		if strings.Contains(screen, "cancelreader") || strings.Contains(screen, "progress view stopped") {
+			t.Errorf("the view failed without a terminal on stdin:\n%s", screen)
+		}
+		p.checkSane()
+		p.checkCursor()
+	})
+
+	t.Run("stdin-devnull-ctrl-c", func(t *testing.T) {
+		p := startPaneStdin(t, tmux, demo, "/dev/null", "-duration", "20s")
+		p.waitScreen("a progress bar", func(s string) bool { return barLine.MatchString(s) })
+		// Without raw mode the terminal turns Ctrl-C into SIGINT.
+		p.tmux("send-keys", "-t", p.session, "C-c")
+		screen := p.waitScreen("the demo to exit", func(s string) bool { return strings.Contains(s, "cancelled") })
+		if code := p.exitCode(); code != "130" {
+			t.Errorf("demo exited %s after Ctrl-C, want 130\n%s", code, screen)
+		}
+		p.checkSane()
+		p.checkCursor()
 	})
 }
 
@@ -101,6 +133,13 @@ type pane struct {
 
 func startPane(t *testing.T, tmuxPath, demo string, args ...string) *pane {
 	t.Helper()
+	return startPaneStdin(t, tmuxPath, demo, "", args...)
+}
+
+// startPaneStdin is startPane with the demo's stdin redirected from stdin (a path),
+// the terminal itself when empty.
+func startPaneStdin(t *testing.T, tmuxPath, demo, stdin string, args ...string) *pane {
+	t.Helper()
 	dir := t.TempDir()
 	n := tmuxSeq.Add(1)
 	p := &pane{
@@ -117,7 +156,12 @@ func startPane(t *testing.T, tmuxPath, demo string, args ...string) *pane {
 	for _, a := range args {
 		cmd += " " + shellQuote(a)
 	}
-	script := fmt.Sprintf("%s; echo $? > %s; stty -a > %s; sleep 60", cmd, shellQuote(p.exitFile), shellQuote(p.sttyFile))
+	if stdin != "" {
+		cmd += " <" + shellQuote(stdin)
+	}
+	// sh catches SIGINT (a Ctrl-C without raw mode reaches the whole foreground group)
+	// so it outlives the demo and records its exit; the demo starts with the default.
+	script := fmt.Sprintf("trap : INT; %s; echo $? > %s; stty -a > %s; sleep 60", cmd, shellQuote(p.exitFile), shellQuote(p.sttyFile))
 	t.Cleanup(func() {
 		// Ends the session, the demo and the sleep; errors mean it is gone already.
 		_ = exec.Command(tmuxPath, "-L", p.socket, "kill-server").Run()
@@ -190,6 +234,16 @@ func (p *pane) checkSane() {
 		if !found {
 			p.t.Errorf("terminal left without %s after the demo:\n%s", flag, stty)
 		}
+	}
+}
+
+// checkCursor checks that the cursor is visible once the demo has exited: a view
+// that hid it must show it again, whatever ended it.
+func (p *pane) checkCursor() {
+	p.t.Helper()
+	p.waitFile(p.exitFile)
+	if flag := strings.TrimSpace(p.tmux("display-message", "-p", "-t", p.session, "#{cursor_flag}")); flag != "1" {
+		p.t.Errorf("cursor left hidden after the demo (tmux cursor_flag %q)", flag)
 	}
 }
 

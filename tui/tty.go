@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/hubctl/hubctl/internal/progress"
 )
@@ -67,6 +68,10 @@ func renderTTY(ctx context.Context, opts Options, events <-chan progress.Event, 
 	signal.Stop(sigs)
 	close(stop)
 	if err != nil {
+		// bubbletea restores the terminal only once its event loop ran; an error
+		// before that (the input or output could not be set up) leaves the cursor
+		// hidden, so show it whatever happened.
+		fmt.Fprint(opts.Err, ansi.ShowCursor)
 		fmt.Fprintf(opts.Err, "progress view stopped: %v\n", err)
 	} else if fm, ok := final.(*model); ok && fm.abandoned && !fm.closed {
 		fmt.Fprintln(opts.Err, "stopped showing progress; waiting for transfers to stop…")

@@ -200,3 +200,20 @@ func TestTTYSignal(t *testing.T) {
 		t.Fatal("Render did not return after the channel closed")
 	}
 }
+
+// TestInputNotATerminal: a file that is not a terminal (/dev/null, as scripts give)
+// is never handed to bubbletea, which cannot poll it; readers that are not files are.
+func TestInputNotATerminal(t *testing.T) {
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	if in := (Options{Input: devnull}).input(); in != nil {
+		t.Errorf("input() = %v for /dev/null, want nil", in)
+	}
+	r := strings.NewReader("q")
+	if in := (Options{Input: r}).input(); in != r {
+		t.Errorf("input() = %v for a reader, want the reader", in)
+	}
+}

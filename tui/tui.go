@@ -113,7 +113,7 @@ func Render(ctx context.Context, opts Options, events <-chan progress.Event, can
 			w.event(e)
 		}
 		s := summarize(tally, start, now)
-		w.summary(s)
+		w.summary(s, now())
 		return s
 	case ModeTTY:
 		renderTTY(ctx, opts, events, tally, cancel)
@@ -148,14 +148,18 @@ func (o Options) width() int {
 	return 80
 }
 
-// input is where tty mode reads keys. A non-terminal stdin is left alone: it may be
-// data piped to the command, and reading it would steal that data.
+// input is where tty mode reads keys: Input (os.Stdin when nil) when it is a
+// terminal or not a file at all (tests). A file that is not a terminal (/dev/null, a
+// pipe, a regular file) is left alone: it may be data piped to the command, reading
+// it would steal that data, and bubbletea cannot poll /dev/null or a regular file
+// for keys. Without input, Ctrl-C arrives as SIGINT, which the view handles too.
 func (o Options) input() io.Reader {
-	if o.Input != nil {
-		return o.Input
+	in := o.Input
+	if in == nil {
+		in = os.Stdin
 	}
-	if term.IsTerminal(int(os.Stdin.Fd())) {
-		return os.Stdin
+	if f, ok := in.(interface{ Fd() uintptr }); ok && !term.IsTerminal(int(f.Fd())) {
+		return nil
 	}
-	return nil
+	return in
 }

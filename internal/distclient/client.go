@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/credentials"
+	"github.com/hubctl/hubctl/internal/httpdebug"
 )
 
 // Options configure a Client.
@@ -48,6 +49,9 @@ type Options struct {
 	MonolithicMax int64
 	// Transport is the HTTP transport; nil means a tuned clone of the default.
 	Transport http.RoundTripper
+	// Trace, when set, receives a trace of every request and response, secrets
+	// redacted (--debug).
+	Trace io.Writer
 }
 
 // RetryInfo describes a request about to be retried.
@@ -100,6 +104,9 @@ func New(opts Options) *Client {
 			return bulkConn{c}, nil
 		}
 		rt = t
+	}
+	if opts.Trace != nil {
+		rt = &httpdebug.Transport{Base: rt, Out: opts.Trace}
 	}
 	return &Client{
 		hc: &http.Client{
@@ -162,6 +169,12 @@ type Error struct {
 	Codes       []ErrorDetail
 	// Hint tells the user what to do about a refusal (log in, check rights).
 	Hint string
+
+	// Host is the registry, Repository the repository the request was about
+	// (host/name, "" when none), User the login it was made with ("" anonymous), and
+	// Action the strongest thing it asked for (pull, push or delete): what Summary
+	// tells people.
+	Host, Repository, User, Action string
 }
 
 // ErrorDetail is one entry of an OCI error body.
@@ -267,6 +280,12 @@ func (c *Client) do(ctx context.Context, host string, rq request, ok ...int) (*h
 				reg.invalidate(rq.scopes)
 			}
 			apiErr := readError(rq, resp)
+			if e, ok := apiErr.(*Error); ok {
+				e.Host, e.User, e.Action = reg.host, reg.creds.Username, actionOf(rq.scopes)
+				if name := repositoryOf(e.URL); name != "" {
+					e.Repository = reg.host + "/" + name
+				}
+			}
 			if e, ok := apiErr.(*Error); ok && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden) {
 				if reg.creds.IsAnonymous() {
 					e.Hint = fmt.Sprintf("run 'hubctl login %s'", reg.host)

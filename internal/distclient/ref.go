@@ -1,6 +1,7 @@
 package distclient
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -10,6 +11,9 @@ import (
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/reference"
 )
+
+// ErrInvalidReference is wrapped by the errors of ParseRef.
+var ErrInvalidReference = errors.New("invalid image reference")
 
 // Repo is a repository on a registry.
 type Repo struct {
@@ -54,9 +58,15 @@ func (r Ref) Identifier() string {
 // index.docker.io/library/alpine:latest), using go-containerregistry's parser.
 func ParseRef(s string) (Ref, error) {
 	s = strings.TrimPrefix(s, "docker://")
+	if host, ok := registryOnly(s); ok {
+		return Ref{}, fmt.Errorf("%w %q: %s names a registry, not an image: add a repository, like %s/team/app:1 ('hubctl ls %s' lists them)", ErrInvalidReference, s, host, host, host)
+	}
 	r, err := name.ParseReference(s)
 	if err != nil {
-		return Ref{}, fmt.Errorf("invalid image reference %q: %w", s, err)
+		if why := explainRef(s); why != "" {
+			return Ref{}, fmt.Errorf("%w %q: %s", ErrInvalidReference, s, why)
+		}
+		return Ref{}, fmt.Errorf("%w %q: %w", ErrInvalidReference, s, err)
 	}
 	out := Ref{Repo: Repo{Host: r.Context().RegistryStr(), Path: r.Context().RepositoryStr()}}
 	if err := checkRepo(s, out.Repo); err != nil {
@@ -81,8 +91,14 @@ func ParseRef(s string) (Ref, error) {
 // "127.0.0.1:5000/team/app").
 func ParseRepo(s string) (Repo, error) {
 	s = strings.TrimPrefix(s, "docker://")
+	if host, ok := registryOnly(s); ok {
+		return Repo{}, fmt.Errorf("invalid repository %q: %s names a registry, not a repository: add one, like %s/team/app ('hubctl ls %s' lists them)", s, host, host, host)
+	}
 	r, err := name.NewRepository(s)
 	if err != nil {
+		if why := explainRef(s); why != "" {
+			return Repo{}, fmt.Errorf("invalid repository %q: %s", s, why)
+		}
 		return Repo{}, fmt.Errorf("invalid repository %q: %w", s, err)
 	}
 	repo := Repo{Host: r.RegistryStr(), Path: r.RepositoryStr()}
@@ -105,7 +121,10 @@ func checkRepo(s string, r Repo) error {
 		return fmt.Errorf("invalid image reference %q: bad registry host %q", s, r.Host)
 	}
 	if err := reference.ValidateRepository(r.Path); err != nil {
-		return fmt.Errorf("invalid image reference %q: %w", s, err)
+		if why := explainRef(s); why != "" {
+			return fmt.Errorf("%w %q: %s", ErrInvalidReference, s, why)
+		}
+		return fmt.Errorf("%w %q: %w", ErrInvalidReference, s, err)
 	}
 	return nil
 }

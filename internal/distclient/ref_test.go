@@ -187,3 +187,34 @@ func TestParseRefRejectsMalformedNames(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRefExplains: a reference that does not parse says why and, where it can
+// tell, what was meant (issue 13).
+func TestParseRefExplains(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"Alpine:3", `repository names are lower case; did you mean "alpine:3"?`},
+		{"127.0.0.1:5000/Team/App@" + testDigest, `did you mean "127.0.0.1:5000/team/app@` + testDigest + `"?`},
+		{"app@sha256:2c26b46b", `has 8 hex digits, sha256 has 64`},
+		{"app@sha512:2c26b46b", `has 8 hex digits, sha512 has 128`},
+		{"app@2c26b46b", `lacks its algorithm: write @sha256:2c26b46b`},
+		{"app@sha256:" + strings.Repeat("G", 64), "must be lower-case hex"},
+		{"app:", "empty tag after ':'"},
+		{"[::1]:5000", "names a registry, not an image"},
+		{"registry.example.com:443", "names a registry, not an image"},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := ParseRef(tt.in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseRef(%q) = %v, want an error with %q", tt.in, err, tt.want)
+			}
+		})
+	}
+	// A numeric tag on a name that is no host stays a Docker Hub image, as docker reads it.
+	if r, err := ParseRef("app:5000"); err != nil || r.Tag != "5000" || r.Path != "library/app" {
+		t.Errorf("ParseRef(app:5000) = %+v, %v", r, err)
+	}
+	if _, err := ParseRepo("127.0.0.1:5000"); err == nil || !strings.Contains(err.Error(), "names a registry, not a repository") {
+		t.Errorf("ParseRepo(host) = %v", err)
+	}
+}

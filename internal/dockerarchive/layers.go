@@ -45,6 +45,10 @@ func (r *Reader) prepare(ctx context.Context) error {
 	if r.prepared {
 		return nil
 	}
+	if n := r.findNative(); n != nil {
+		r.prepareNative(n)
+		return nil
+	}
 	layers, temps, err := r.prepareLayers(ctx)
 	if err != nil {
 		for _, f := range temps {

@@ -41,7 +41,9 @@ type manifestEntry struct {
 }
 
 // Reader is a docker-archive file opened as an imagestore.Source for one of its
-// images. The manifest it serves is synthesized from manifest.json and the config.
+// images. The manifest it serves is the one the archive's OCI layout holds for the
+// image when its layers are there compressed (an engine on the containerd image
+// store), else one synthesized from manifest.json and the config.
 type Reader struct {
 	file   string
 	f      *os.File
@@ -215,8 +217,9 @@ func (r *Reader) load(m manifestEntry) error {
 // Tags returns the RepoTags of the selected image, as the archive spells them.
 func (r *Reader) Tags() []string { return append([]string(nil), r.tags...) }
 
-// Root returns the Docker v2 schema 2 manifest synthesized for the image. The first
-// call hashes the layers and compresses the uncompressed ones, in parallel.
+// Root returns the image's manifest: the archive's own (see Reader), or a Docker v2
+// schema 2 manifest synthesized for it, for which the first call hashes the layers
+// and compresses the uncompressed ones, in parallel.
 func (r *Reader) Root(ctx context.Context) (ocispec.Descriptor, []byte, error) {
 	if err := r.prepare(ctx); err != nil {
 		return ocispec.Descriptor{}, nil, err

@@ -101,6 +101,17 @@ func (w *Writer) HasBlob(_ context.Context, desc ocispec.Descriptor) (bool, erro
 	return ok, nil
 }
 
+// Omit records that the archive leaves the layer out on purpose: manifest.json still
+// names it (as <hex>.tar), but no entry holds it. Only for docker load into an engine
+// that has the layer already (dockerdaemon.Target).
+func (w *Writer) Omit(desc ocispec.Descriptor) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.blobs[desc.Digest]; !ok {
+		w.blobs[desc.Digest] = desc.Digest.Encoded() + ".tar"
+	}
+}
+
 // HasManifest reports whether PutManifest took this manifest already.
 func (w *Writer) HasManifest(_ context.Context, desc ocispec.Descriptor) (bool, error) {
 	w.mu.Lock()

@@ -21,6 +21,10 @@ type Image struct {
 	Architecture string   `json:"Architecture"`
 	Variant      string   `json:"Variant"`
 	Size         int64    `json:"Size"`
+	// RootFS lists the image's layers by diff ID (the digest of the uncompressed tar).
+	RootFS struct {
+		Layers []string `json:"Layers"`
+	} `json:"RootFS"`
 }
 
 // Inspect returns the engine's record of ref (a name, name:tag, name@digest or ID).

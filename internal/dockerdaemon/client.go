@@ -256,6 +256,17 @@ func (e *EngineError) Error() string {
 	return fmt.Sprintf("docker engine: %s (HTTP %d)", e.Message, e.Status)
 }
 
+// Summary is the refusal in one line for people: an image the engine lacks is named
+// once, with where to look.
+func (e *EngineError) Summary() string {
+	if e.Status == http.StatusNotFound {
+		if what := strings.TrimPrefix(e.What, "image "); what != "" && what != e.What {
+			return fmt.Sprintf("the Docker engine has no image %s ('docker images' lists what it has)", what)
+		}
+	}
+	return e.Error()
+}
+
 // Unwrap makes a 404 match imagestore.ErrNotFound.
 func (e *EngineError) Unwrap() error {
 	if e.Status == http.StatusNotFound {

@@ -1,9 +1,14 @@
 package dockerdaemon
 
 import (
+	"bytes"
+	"encoding/json"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"io"
 	"os"
 	"sync"
@@ -79,10 +84,22 @@ func (s *Source) Close() error {
 // engine writes becomes a docker-archive streamed straight into docker load.
 type Target struct {
 	*dockerarchive.Writer
+	c       *Client
 	pw      *io.PipeWriter
 	loaded  chan error
 	once    sync.Once
 	loadErr error
+
+	// What tells the layers the engine has: the manifest's layers (ExpectManifest),
+	// the config's diff IDs (read as the config passes through PutBlob), and the
+	// chain IDs the engine holds (asked once, when a layer is first checked).
+	mu       sync.Mutex
+	layers   map[digest.Digest]int // layer digest → index in the manifest
+	config   digest.Digest
+	diffIDs  []string
+	chains   map[digest.Digest]bool
+	chainsOK bool
+	asked    bool
 }
 
 // OpenTarget starts a docker load that will tag the image ref (normalised the
@@ -97,7 +114,7 @@ func OpenTarget(ctx context.Context, c *Client, ref string) (*Target, error) {
 		return nil, fmt.Errorf("docker-daemon:%s: %w", ref, err)
 	}
 	pr, pw := io.Pipe()
-	t := &Target{Writer: dockerarchive.NewWriter(pw, name), pw: pw, loaded: make(chan error, 1)}
+	t := &Target{Writer: dockerarchive.NewWriter(pw, name), c: c, pw: pw, loaded: make(chan error, 1)}
 	go func() {
 		err := c.Load(ctx, pr)
 		// Unblock a writer the engine stopped reading from, with the engine's reason.
@@ -109,6 +126,84 @@ func OpenTarget(ctx context.Context, c *Client, ref string) (*Target, error) {
 		t.loaded <- err
 	}()
 	return t, nil
+}
+
+// ExpectManifest learns the image's layers before its blobs come, so HasBlob can tell
+// the ones the engine has.
+func (t *Target) ExpectManifest(_ context.Context, desc ocispec.Descriptor, raw []byte) error {
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil // PutManifest will say what is wrong with it
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.config = m.Config.Digest
+	t.layers = map[digest.Digest]int{}
+	for i, l := range m.Layers {
+		if _, dup := t.layers[l.Digest]; !dup {
+			t.layers[l.Digest] = i
+		}
+	}
+	return nil
+}
+
+// maxConfig bounds the config read for its diff IDs.
+const maxConfig = 16 << 20
+
+// PutBlob writes the blob into the archive; the image's config is also read for its
+// diff IDs on the way.
+func (t *Target) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	t.mu.Lock()
+	isConfig := desc.Digest == t.config && desc.Size <= maxConfig
+	t.mu.Unlock()
+	if !isConfig {
+		return t.Writer.PutBlob(ctx, desc, r)
+	}
+	var buf bytes.Buffer
+	if err := t.Writer.PutBlob(ctx, desc, io.TeeReader(r, &buf)); err != nil {
+		return err
+	}
+	var cfg struct {
+		RootFS struct {
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if json.Unmarshal(buf.Bytes(), &cfg) == nil {
+		t.mu.Lock()
+		t.diffIDs = cfg.RootFS.DiffIDs
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// HasBlob reports whether the archive holds the blob, or, for a layer, whether the
+// engine has it already (the layer and every one below it, its chain): such a layer
+// is left out of the archive, and docker load takes it from the engine's store.
+// Engines on the containerd image store get every layer.
+func (t *Target) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	if has, err := t.Writer.HasBlob(ctx, desc); has || err != nil {
+		return has, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i, isLayer := t.layers[desc.Digest]
+	// A manifest that lists one layer twice gives no index per digest: send them all.
+	if !isLayer || len(t.diffIDs) != len(t.layers) {
+		return false, nil
+	}
+	if !t.asked {
+		t.asked = true
+		if classic, err := t.c.ClassicStore(ctx); err == nil && classic {
+			if chains, err := t.c.LayerChains(ctx); err == nil {
+				t.chains, t.chainsOK = chains, true
+			}
+		}
+	}
+	if !t.chainsOK || !t.chains[ChainIDs(t.diffIDs[:i+1])[i]] {
+		return false, nil
+	}
+	t.Writer.Omit(desc)
+	return true, nil
 }
 
 // Close with a nil err ends the archive and waits for the engine to load it,

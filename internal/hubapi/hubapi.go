@@ -65,6 +65,9 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock for token expiry and audit entries; nil means time.Now.
 	Now func() time.Time
+	// Repositories deletes whole repositories (DELETE /api/v1/repositories/{name…});
+	// nil answers that endpoint 404.
+	Repositories RepositoryDeleter
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
@@ -73,6 +76,7 @@ type Options struct {
 // api is the handler's state.
 type api struct {
 	store  accounts.Store
+	repos  RepositoryDeleter
 	policy *authz.Policy
 	jwt    func(string) (string, token.Hub, error)
 	log    *slog.Logger
@@ -87,7 +91,7 @@ type api struct {
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
-	a := &api{store: o.Accounts, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard}
+	a := &api{store: o.Accounts, repos: o.Repositories, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -176,11 +180,13 @@ func (a *api) routes() {
 	a.route("/api/v1/orgs/{org}/teams/{team}/members", map[string]handlerFunc{"GET": reads(scope.HubTeams, a.listMembers)})
 	a.route("/api/v1/orgs/{org}/teams/{team}/members/{user}", map[string]handlerFunc{"PUT": session(a.addMember, "adding a team member"), "DELETE": session(a.removeMember, "removing a team member")})
 	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": reads(scope.HubTeams, a.listGrants), "PUT": session(a.setGrant, "granting a team access")})
-	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"POST": a.createRobot})
+	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"GET": reads(scope.HubOrgs, a.listRobots), "POST": a.createRobot})
+	a.route("/api/v1/orgs/{org}/robots/{name}", map[string]handlerFunc{"DELETE": a.deleteRobot})
+	a.route("/api/v1/orgs/{org}/robots/{name}/token", map[string]handlerFunc{"POST": a.rotateRobot})
 
 	// Repository names contain slashes, which a {name} wildcard cannot match; the
 	// handlers cut the name from the path themselves.
-	a.route("/api/v1/repositories/", map[string]handlerFunc{"GET": a.getRepository, "PATCH": a.updateRepository})
+	a.route("/api/v1/repositories/", map[string]handlerFunc{"GET": a.getRepository, "PATCH": a.updateRepository, "DELETE": a.deleteRepository})
 
 	a.route("/api/v1/tokens", map[string]handlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	a.route("/api/v1/tokens/{name}", map[string]handlerFunc{"DELETE": a.revokeToken})

@@ -68,7 +68,8 @@ func newFixture(t *testing.T) *fixture {
 	iss := &token.Issuer{Keys: keys, Issuer: "hubctl-test", Service: "registry.test", Now: clk.now}
 	ver := &token.Verifier{Keys: keys, Issuer: "hubctl-test", Audience: "registry.test", Now: clk.now}
 	h := hubapi.New(hubapi.Options{
-		Accounts: store,
+		Accounts:     store,
+		Repositories: store,
 		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := ver.Verify(raw)
 			if err != nil {

@@ -274,7 +274,7 @@ func (a *api) createRobot(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	}
 	// Check the token request before creating the account, so a bad scope leaves
 	// nothing behind.
-	tr := hubtypes.CreateTokenRequest{Name: req.Name, Scopes: req.Scopes, ExpiresInDays: req.ExpiresInDays}
+	tr := hubtypes.CreateTokenRequest{Name: req.Name, Scopes: req.Scopes, ExpiresInDays: req.ExpiresInDays, ExpiresInHours: req.ExpiresInHours}
 	if err := checkTokenRequest(&tr); err != nil {
 		return err
 	}

@@ -163,3 +163,27 @@ func TestDeleteNamespacePurge(t *testing.T) {
 		t.Fatalf("bob/app after purge: %v, %v", ok, err)
 	}
 }
+
+// TestDeleteRepository: a whole repository goes for whoever may delete in it; others
+// cannot tell a private one from a missing one.
+func TestDeleteRepository(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	for _, repo := range []string{"alice/app", "alice/app-2"} {
+		if err := f.store.EnsureRepository(ctx, repo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.want(f.do(asBob, "DELETE", "/api/v1/repositories/alice/app", nil), 404, "NAME_UNKNOWN")
+	pullOnly := f.token(asAlice, "pull", "repository:alice/*:pull")
+	f.want(f.do(bearer(pullOnly), "DELETE", "/api/v1/repositories/alice/app", nil), 403, "DENIED")
+	f.want(f.do(asAlice, "DELETE", "/api/v1/repositories/alice/app", nil), 204, "")
+	if ok, err := f.store.RepositoryExists(ctx, "alice/app"); err != nil || ok {
+		t.Fatalf("alice/app after delete: %v, %v", ok, err)
+	}
+	if ok, _ := f.store.RepositoryExists(ctx, "alice/app-2"); !ok {
+		t.Fatal("deleting alice/app took alice/app-2 with it")
+	}
+	f.want(f.do(asAlice, "DELETE", "/api/v1/repositories/alice/app", nil), 404, "NAME_UNKNOWN")
+	f.wantAudit("repository.delete", "alice", "alice/app")
+}

@@ -43,6 +43,12 @@ func checkTokenRequest(req *hubtypes.CreateTokenRequest) error {
 	if req.ExpiresInDays < 0 || req.ExpiresInDays > MaxTokenDays {
 		return invalid("expires_in_days must be between 0 (never) and %d", MaxTokenDays)
 	}
+	if req.ExpiresInHours < 0 || req.ExpiresInHours > MaxTokenDays*24 {
+		return invalid("expires_in_hours must be between 0 and %d", MaxTokenDays*24)
+	}
+	if req.ExpiresInHours > 0 && req.ExpiresInDays > 0 {
+		return invalid("give expires_in_days or expires_in_hours, not both")
+	}
 	return nil
 }
 
@@ -53,8 +59,11 @@ func (a *api) mintToken(r *http.Request, p *authz.Principal, user string, req hu
 		return hubtypes.CreatedToken{}, err
 	}
 	t := accounts.AccessToken{User: user, Name: req.Name, Hash: password.SecretHash(secret), Scopes: req.Scopes, CreatedAt: a.now()}
-	if req.ExpiresInDays > 0 {
+	switch {
+	case req.ExpiresInDays > 0:
 		t.ExpiresAt = a.now().Add(time.Duration(req.ExpiresInDays) * 24 * time.Hour)
+	case req.ExpiresInHours > 0:
+		t.ExpiresAt = a.now().Add(time.Duration(req.ExpiresInHours) * time.Hour)
 	}
 	t, err = a.store.CreateToken(r.Context(), t)
 	if err != nil {

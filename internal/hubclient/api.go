@@ -136,6 +136,23 @@ func (c *Client) CreateRobot(ctx context.Context, org string, t hubtypes.CreateR
 	return out, c.do(ctx, http.MethodPost, "orgs/"+seg(org)+"/robots", t, &out)
 }
 
+// ListRobots returns the robots of an organisation with their tokens.
+func (c *Client) ListRobots(ctx context.Context, org string) ([]hubtypes.RobotAccount, error) {
+	var out []hubtypes.RobotAccount
+	return out, c.do(ctx, http.MethodGet, "orgs/"+seg(org)+"/robots", nil, &out)
+}
+
+// DeleteRobot removes the robot <org>.<name> and its tokens.
+func (c *Client) DeleteRobot(ctx context.Context, org, name string) error {
+	return c.do(ctx, http.MethodDelete, "orgs/"+seg(org)+"/robots/"+seg(name), nil, nil)
+}
+
+// RotateRobot revokes the robot's tokens and returns a new one.
+func (c *Client) RotateRobot(ctx context.Context, org, name string, t hubtypes.RotateRobotRequest) (hubtypes.Robot, error) {
+	var out hubtypes.Robot
+	return out, c.do(ctx, http.MethodPost, "orgs/"+seg(org)+"/robots/"+seg(name)+"/token", t, &out)
+}
+
 // repoPath keeps the slashes of a repository name: they are part of the route.
 func repoPath(name string) string {
 	parts := strings.Split(name, "/")
@@ -149,6 +166,11 @@ func repoPath(name string) string {
 func (c *Client) GetRepository(ctx context.Context, name string) (hubtypes.Repository, error) {
 	var out hubtypes.Repository
 	return out, c.do(ctx, http.MethodGet, repoPath(name), nil, &out)
+}
+
+// DeleteRepository deletes a whole repository (its tags, manifests and blob links).
+func (c *Client) DeleteRepository(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, repoPath(name), nil, nil)
 }
 
 // SetRepositoryVisibility makes a repository public or private.

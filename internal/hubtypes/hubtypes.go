@@ -100,9 +100,25 @@ type Grant struct {
 // CreateRobotRequest is the body of POST /api/v1/orgs/{org}/robots: the robot's short
 // name (the account is <org>.<name>) and its first token, as in CreateTokenRequest.
 type CreateRobotRequest struct {
-	Name          string   `json:"name"`
-	Scopes        []string `json:"scopes"`
-	ExpiresInDays int      `json:"expires_in_days"`
+	Name           string   `json:"name"`
+	Scopes         []string `json:"scopes"`
+	ExpiresInDays  int      `json:"expires_in_days"`
+	ExpiresInHours int      `json:"expires_in_hours,omitempty"`
+}
+
+// RotateRobotRequest is the body of POST /api/v1/orgs/{org}/robots/{name}/token: the
+// new token's scopes (default: those of the token it replaces) and lifetime.
+type RotateRobotRequest struct {
+	Scopes         []string `json:"scopes,omitempty"`
+	ExpiresInDays  int      `json:"expires_in_days"`
+	ExpiresInHours int      `json:"expires_in_hours,omitempty"`
+}
+
+// RobotAccount is one robot of GET /api/v1/orgs/{org}/robots: the account and its
+// tokens, without secrets.
+type RobotAccount struct {
+	User   User    `json:"user"`
+	Tokens []Token `json:"tokens"`
 }
 
 // Robot is the answer to creating a robot: the account and its first token, whose
@@ -143,6 +159,9 @@ type CreateTokenRequest struct {
 	Scopes []string `json:"scopes"`
 	// ExpiresInDays is the lifetime; 0 means the token never expires.
 	ExpiresInDays int `json:"expires_in_days"`
+	// ExpiresInHours is the lifetime in hours, for tokens that live less than days;
+	// at most one of the two is set.
+	ExpiresInHours int `json:"expires_in_hours,omitempty"`
 }
 
 // CreatedToken is the answer to creating a token: the only time its secret is shown.

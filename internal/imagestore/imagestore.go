@@ -65,6 +65,13 @@ type VerifiesDigests interface {
 	VerifiesDigests() bool
 }
 
+// ManifestFirst is implemented by targets that want an image manifest before its
+// blobs (the Docker engine: to tell which layers it already has from the config's diff
+// IDs). The engine calls ExpectManifest before it moves the blobs of an image manifest.
+type ManifestFirst interface {
+	ExpectManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte) error
+}
+
 // ErrDigest is a blob or manifest whose bytes do not match their digest.
 var ErrDigest = errors.New("content does not match its digest")
 

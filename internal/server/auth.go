@@ -39,8 +39,8 @@ type authParts struct {
 // setupAuth loads (or creates) the signing keys, creates the admin account at first
 // start and builds the token service and the registry's token check. It returns nil
 // parts with --auth=none.
-func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log *slog.Logger, stderr io.Writer) (*authParts, error) {
-	if err := ensureAdmin(ctx, store, cfg.Auth.AdminPassword, stderr); err != nil {
+func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slog.Logger, stderr io.Writer) (*authParts, error) {
+	if err := ensureAdmin(ctx, store, cfg, stderr); err != nil {
 		return nil, err
 	}
 	if cfg.Auth.Mode == "none" {
@@ -94,10 +94,11 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 		},
 	}
 	p.api = hubapi.New(hubapi.Options{
-		Accounts: store,
-		Policy:   policy,
-		Log:      log,
-		Guard:    guard,
+		Accounts:     store,
+		Repositories: store,
+		Policy:       policy,
+		Log:          log,
+		Guard:        guard,
 		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := verifier.Verify(raw)
 			if err != nil {
@@ -112,10 +113,17 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 // ensureAdmin makes the bootstrap admin account on a database that never had one, with
 // password pw (from HUBCTL_ADMIN_PASSWORD) or a generated one printed once on stderr
 // (never logged). It happens once per database: an admin account deleted later is not
-// made again, and a user who took its name cannot stop the server from starting.
-func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io.Writer) error {
+// made again, and a user who took its name cannot stop the server from starting. When
+// the variable is set but not used, it says so on stderr: the variable only seeds the
+// first start.
+func ensureAdmin(ctx context.Context, store accounts.Store, cfg config.Config, stderr io.Writer) error {
+	pw := cfg.Auth.AdminPassword
 	// The usual start: the admin exists, so spare the password hash.
 	if _, err := store.GetUser(ctx, AdminUser); err == nil {
+		if pw != "" {
+			fmt.Fprintf(stderr, "%s is ignored: the %s account already exists in %s (the variable sets its password only at the first start); to change it: %s\n",
+				config.EnvAdminPassword, AdminUser, databaseName(cfg), ResetPasswordHint(cfg, AdminUser))
+		}
 		return nil
 	} else if !errors.Is(err, accounts.ErrNotFound) {
 		return fmt.Errorf("look up the admin account: %w", err)
@@ -137,6 +145,9 @@ func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io
 		return fmt.Errorf("create the admin account: %w", err)
 	}
 	switch {
+	case !created && !generated:
+		fmt.Fprintf(stderr, "%s is ignored: the bootstrap %s account was made on this database before and has been deleted since; it is not made again\n",
+			config.EnvAdminPassword, AdminUser)
 	case !created:
 	case generated:
 		fmt.Fprintf(stderr, "created the %s account with password %s\n(shown once: store it, or set %s before the first start)\n", AdminUser, pw, config.EnvAdminPassword)
@@ -144,6 +155,17 @@ func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io
 		fmt.Fprintf(stderr, "created the %s account with the password from %s\n", AdminUser, config.EnvAdminPassword)
 	}
 	return nil
+}
+
+// ResetPasswordHint is the command that resets user's password on this host with the
+// configuration cfg, as serve reads it: a PostgreSQL URL (which may hold a password) is
+// left to --config or HUBCTL_DB_PATH rather than spelt out.
+func ResetPasswordHint(cfg config.Config, user string) string {
+	cmd := "hubctl admin reset-password " + user
+	if cfg.DB.Driver == "postgres" {
+		return cmd + " (with the --config or HUBCTL_* settings serve uses)"
+	}
+	return cmd + " --data " + cfg.Data
 }
 
 // keyReloadInterval is how soon a rotation by `hubctl keys` reaches a running server.

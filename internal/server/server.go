@@ -133,6 +133,20 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		}
 	}()
 
+	// Bind before anything is created for a first start (the admin account and its
+	// one-time password): a taken port must fail before a password is shown that the
+	// next start would not show again.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			_ = ln.Close()
+		}
+	}()
+
 	ap, err := setupAuth(ctx, cfg, meta, log, stderr)
 	if err != nil {
 		return err
@@ -177,10 +191,6 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		handler = wrap(handler)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -188,6 +198,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
+	serving = true // Serve owns the listener now and closes it
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "storage", storageName(cfg), "database", databaseName(cfg))
@@ -304,6 +315,28 @@ func OpenStores(ctx context.Context, cfg config.Config) (blobstore.Store, metada
 		return nil, nil, fmt.Errorf("open metadata database %s: %w", databaseName(cfg), err)
 	}
 	return blobs, meta, nil
+}
+
+// Database is the hub's database: registry metadata and accounts in one.
+type Database interface {
+	metadata.Store
+	accounts.Store
+}
+
+// OpenDatabase opens the database the configuration names, as serve does, for commands
+// run on the server host that need no blob store (hubctl admin reset-password). Like
+// OpenStores it refuses a SQLite file that does not exist. The caller closes it.
+func OpenDatabase(ctx context.Context, cfg config.Config) (Database, error) {
+	if cfg.DB.Driver == "sqlite" {
+		if _, err := os.Stat(cfg.DB.Path); err != nil {
+			return nil, fmt.Errorf("no hub here: %w", err)
+		}
+	}
+	db, err := openMetaStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", databaseName(cfg), err)
+	}
+	return db, nil
 }
 
 // openBlobStore opens the configured blob store.

@@ -351,9 +351,66 @@ func TestRunFailsOnBusyAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Run(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "listen") {
+	var stderr bytes.Buffer
+	err = Run(context.Background(), cfg, slog.New(slog.DiscardHandler), &stderr)
+	if err == nil || !strings.Contains(err.Error(), "listen on "+ln.Addr().String()) {
 		t.Fatalf("Run on a busy address: %v", err)
+	}
+	// It binds before the first start creates anything: no one-time password was
+	// shown, and the admin account is still to be created by the next start.
+	if strings.Contains(stderr.String(), "password") {
+		t.Errorf("a start that could not bind printed: %q", stderr.String())
+	}
+	db, err := OpenDatabase(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.GetUser(context.Background(), AdminUser); err == nil {
+		t.Error("a start that could not bind created the admin account")
+	}
+}
+
+// TestAdminPasswordIgnoredSaysWhy: once the admin account exists, a set
+// HUBCTL_ADMIN_PASSWORD changes nothing, and serve says so with the way out.
+func TestAdminPasswordIgnoredSaysWhy(t *testing.T) {
+	data := t.TempDir()
+	cfg, err := config.Load(config.Sources{Flags: map[string]string{"data": data},
+		LookupEnv: func(k string) (string, bool) {
+			if k == config.EnvAdminPassword {
+				return "first-password", true
+			}
+			return "", false
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openMetaStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var stderr bytes.Buffer
+	if err := ensureAdmin(context.Background(), db, cfg, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if got := stderr.String(); !strings.Contains(got, "with the password from HUBCTL_ADMIN_PASSWORD") {
+		t.Errorf("first start: %q", got)
+	}
+	stderr.Reset()
+	cfg.Auth.AdminPassword = "second-password"
+	if err := ensureAdmin(context.Background(), db, cfg, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	want := "HUBCTL_ADMIN_PASSWORD is ignored: the admin account already exists in " + cfg.DB.Path +
+		" (the variable sets its password only at the first start); to change it: hubctl admin reset-password admin --data " + data + "\n"
+	if got := stderr.String(); got != want {
+		t.Errorf("second start with the variable set:\n got %q\nwant %q", got, want)
+	}
+	stderr.Reset()
+	cfg.Auth.AdminPassword = ""
+	if err := ensureAdmin(context.Background(), db, cfg, &stderr); err != nil || stderr.Len() != 0 {
+		t.Errorf("start without the variable: %v %q", err, stderr.String())
 	}
 }
 

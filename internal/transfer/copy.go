@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hubctl/hubctl/internal/distclient"
+	"github.com/hubctl/hubctl/internal/dockerarchive"
 	"github.com/hubctl/hubctl/internal/imagestore"
 	"github.com/hubctl/hubctl/internal/progress"
 	"github.com/opencontainers/go-digest"
@@ -58,6 +60,12 @@ type Engine struct {
 	Client *distclient.Client
 	// Docker opens the Docker engine client when a docker-daemon: location is used.
 	Docker DockerConnector
+
+	// flights holds the blob uploads in progress, by destination and digest, so that
+	// copies running at once (a mirror of several tags of one image) move each blob
+	// once: the others wait for it.
+	flightMu sync.Mutex
+	flights  map[flightKey]*flight
 }
 
 // retryKey carries a copy's sink and label in its context, so the registry client's
@@ -117,7 +125,7 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 	emit(progress.Event{Kind: progress.ImageStarted, Source: sl.String()})
 	defer func() {
 		if err != nil {
-			emit(progress.Event{Kind: progress.ImageFailed, Source: sl.String(), Error: err.Error()})
+			emit(progress.Event{Kind: progress.ImageFailed, Source: sl.String(), Error: errorText(err)})
 		} else {
 			emit(progress.Event{Kind: progress.ImageDone, Source: sl.String(), Digest: res.Digest.String(), MediaType: res.MediaType})
 		}
@@ -160,6 +168,9 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 		if cerr := dst.Close(err); cerr != nil && err == nil {
 			err = fmt.Errorf("write %s: %w", dl, cerr)
 		}
+		if err == nil && dl.Kind == KindDockerArchive {
+			err = archiveDigest(dl, &res, emit)
+		}
 	}()
 	c := &copier{e: e, o: o, emit: emit, src: src, dst: dst, srcLoc: sl, dstLoc: dl, seen: map[digest.Digest]bool{}}
 
@@ -201,18 +212,28 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 	}
 
 	// Up to date: the destination's tag already names this digest, so the registry
-	// holds the whole tree (it refuses manifests whose blobs are missing).
+	// holds the manifest and its blobs (it refuses manifests whose blobs are missing).
+	// An index's children are confirmed too: a registry may have let one be deleted
+	// under the index (issue 13), and the copy is what repairs that.
 	if tagCh != nil {
 		if have := <-tagCh; have.err == nil && have.digest == desc.Digest.String() {
-			emit(progress.Event{Kind: progress.ManifestExists, Digest: have.digest, Tag: dl.Tag(), MediaType: desc.MediaType})
-			res.UpToDate = true
-			if o.Referrers {
-				if err := c.copyReferrers(ctx, desc); err != nil {
-					return Result{}, err
-				}
+			missing, err := c.missingChildren(ctx, desc, raw)
+			if err != nil {
+				return Result{}, err
 			}
-			res.Reference = dl.WithDigest(desc.Digest)
-			return res, nil
+			if missing == 0 {
+				emit(progress.Event{Kind: progress.ManifestExists, Digest: have.digest, Tag: dl.Tag(), MediaType: desc.MediaType})
+				res.UpToDate = true
+				if o.Referrers {
+					if err := c.copyReferrers(ctx, desc); err != nil {
+						return Result{}, err
+					}
+				}
+				res.Reference = dl.WithDigest(desc.Digest)
+				return res, nil
+			}
+			emit(progress.Event{Kind: progress.Info, Digest: desc.Digest.String(),
+				Message: fmt.Sprintf("%s names this index but lacks %d of the manifests under it: copying them", dl, missing)})
 		}
 	}
 
@@ -254,6 +275,64 @@ type copier struct {
 
 	// seen holds the referrers already copied, so cycles and repeats are cut.
 	seen map[digest.Digest]bool
+}
+
+// archiveDigest sets res to the digest of what the docker-archive just written holds
+// when read back (docker's own manifest form, which hubctl digest and a push of the
+// archive use), and says so when it is not the source's.
+func archiveDigest(dl Location, res *Result, emit func(progress.Event)) error {
+	r, err := dockerarchive.Open(dl.Path, dl.Name)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", dl, err)
+	}
+	defer r.Close()
+	desc, _, err := r.Root(context.Background())
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", dl, err)
+	}
+	if desc.Digest != res.Digest {
+		emit(progress.Event{Kind: progress.Info, Digest: desc.Digest.String(),
+			Message: fmt.Sprintf("the archive holds the image in docker's manifest form: its digest is %s (the source's manifest is %s)", desc.Digest, res.Digest)})
+		res.Digest, res.MediaType, res.DigestChanged = desc.Digest, desc.MediaType, true
+	}
+	res.Reference = dl.WithDigest(desc.Digest)
+	return nil
+}
+
+// missingChildren counts the manifests under the index desc (its children, and
+// theirs for nested indexes) that the destination lacks; 0 for an image manifest.
+func (c *copier) missingChildren(ctx context.Context, desc ocispec.Descriptor, raw []byte) (int, error) {
+	if !isIndex(desc.MediaType) {
+		return 0, nil
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return 0, fmt.Errorf("parse index %s: %w", desc.Digest, err)
+	}
+	missing := 0
+	for _, m := range idx.Manifests {
+		child := ocispec.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size}
+		has, err := c.dst.HasManifest(ctx, child)
+		if err != nil {
+			return 0, fmt.Errorf("check %s@%s: %w", c.dstLoc, m.Digest, err)
+		}
+		if !has {
+			missing++
+			continue
+		}
+		if isIndex(m.MediaType) {
+			craw, err := c.src.Manifest(ctx, child)
+			if err != nil {
+				return 0, fmt.Errorf("read %s@%s: %w", c.srcLoc, m.Digest, err)
+			}
+			n, err := c.missingChildren(ctx, child, craw)
+			if err != nil {
+				return 0, err
+			}
+			missing += n
+		}
+	}
+	return missing, nil
 }
 
 type manifestNode struct {
@@ -298,6 +377,11 @@ func (c *copier) copyTree(ctx context.Context, root ocispec.Descriptor, rootRaw 
 			var m ocispec.Manifest
 			if err := json.Unmarshal(raw, &m); err != nil {
 				return fmt.Errorf("parse manifest %s: %w", desc.Digest, err)
+			}
+			if mf, ok := c.dst.(imagestore.ManifestFirst); ok {
+				if err := mf.ExpectManifest(ctx, desc, raw); err != nil {
+					return fmt.Errorf("write %s: %w", c.dstLoc, err)
+				}
 			}
 			for _, b := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
 				if b.Digest == "" || blobSeen[b.Digest] {
@@ -348,7 +432,7 @@ func (c *copier) copyBlobs(ctx context.Context, blobs []ocispec.Descriptor) erro
 				// A blob stopped because a sibling failed (or the user cancelled) did
 				// not fail itself; counting it would inflate the summary.
 				if gctx.Err() == nil || !errors.Is(err, context.Canceled) {
-					c.emit(progress.Event{Kind: progress.BlobFailed, Digest: b.Digest.String(), Size: b.Size, Error: err.Error()})
+					c.emit(progress.Event{Kind: progress.BlobFailed, Digest: b.Digest.String(), Size: b.Size, Error: errorText(err)})
 				}
 				return err
 			}
@@ -358,9 +442,9 @@ func (c *copier) copyBlobs(ctx context.Context, blobs []ocispec.Descriptor) erro
 	return g.Wait()
 }
 
-// copyBlob moves one blob unless the destination has it or can mount it. A failed
+// copyBlobOnce moves one blob unless the destination has it or can mount it. A failed
 // upload to a registry starts again from the source, a few times.
-func (c *copier) copyBlob(ctx context.Context, b ocispec.Descriptor) error {
+func (c *copier) copyBlobOnce(ctx context.Context, b ocispec.Descriptor) error {
 	ev := progress.Event{Digest: b.Digest.String(), MediaType: b.MediaType, Size: b.Size}
 	has, err := c.dst.HasBlob(ctx, b)
 	if err != nil {
@@ -495,6 +579,21 @@ func (c *copier) copyReferrers(ctx context.Context, desc ocispec.Descriptor) err
 		}
 	}
 	return nil
+}
+
+// errorText is err as progress events carry it: a cause that can say itself in one
+// line (distclient.Error: who is logged in and what was refused; an image the Docker
+// engine lacks) in those words, other errors whole. The command's final error keeps
+// the whole chain for --debug.
+func errorText(err error) string {
+	var s interface {
+		error
+		Summary() string
+	}
+	if errors.As(err, &s) {
+		return s.Summary()
+	}
+	return err.Error()
 }
 
 func isClientError(err error) bool {

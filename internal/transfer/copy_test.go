@@ -317,8 +317,27 @@ func TestCopyToDockerArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Digest != arm.manifest.desc.Digest {
-		t.Fatalf("Result %+v, want the arm64 manifest", res)
+	// The result is the digest of what the archive holds (docker's manifest form,
+	// read back as hubctl digest would), not the source's (issue 13).
+	back, err := dockerarchive.Open(file, "app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backD, _, err := back.Root(ctx)
+	back.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Digest != backD.Digest || res.Digest == arm.manifest.desc.Digest || !res.DigestChanged ||
+		!strings.HasSuffix(res.Reference, "@"+backD.Digest.String()) {
+		t.Fatalf("Result %+v, want the archive's own digest %s", res, backD.Digest)
+	}
+	said := false
+	for _, e := range rec.all() {
+		said = said || (e.Kind == progress.Info && strings.Contains(e.Message, "docker's manifest form"))
+	}
+	if !said {
+		t.Error("no event says why the digest differs from the source's")
 	}
 	checkEventOrder(t, rec.all(), res, nil)
 	// The archive is a tar stream: blobs went one at a time, in order.
@@ -426,11 +445,25 @@ func TestDefaultPlatform(t *testing.T) {
 		ti = newTestIndex(t, "default", "linux/"+p.Architecture, "linux/amd64")
 	}
 	src := "oci:" + writeLayout(t, ti, "v1") + ":v1"
-	res, err := (&Engine{}).Copy(context.Background(), src, "docker-archive:"+filepath.Join(t.TempDir(), "a.tar"), Options{})
+	file := filepath.Join(t.TempDir(), "a.tar")
+	if _, err := (&Engine{}).Copy(context.Background(), src, "docker-archive:"+file, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// The archive holds this machine's image: its config.
+	r, err := dockerarchive.Open(file, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := ti.image(p.Architecture).manifest.desc.Digest; res.Digest != want {
-		t.Fatalf("Result %+v, want this machine's image %s", res, want)
+	defer r.Close()
+	_, raw, err := r.Root(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if want := ti.image(p.Architecture).config.desc.Digest; m.Config.Digest != want {
+		t.Fatalf("the archive holds config %s, want this machine's image's %s", m.Config.Digest, want)
 	}
 }

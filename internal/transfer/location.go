@@ -68,7 +68,14 @@ func ParseLocation(s string) (Location, error) {
 	default:
 		ref, err := distclient.ParseRef(s)
 		if err != nil {
-			return Location{}, fmt.Errorf("%w (local forms: oci:DIR, oci-archive:FILE, docker-archive:FILE, docker-daemon:IMAGE)", err)
+			if looksLikePath(s) {
+				const forms = "local forms: oci:DIR, oci-archive:FILE, docker-archive:FILE, docker-daemon:IMAGE"
+				if prefix, _, ok := strings.Cut(s, ":"); ok && !strings.ContainsAny(prefix, "./~") {
+					return Location{}, fmt.Errorf("%q: %s: is no location form (%s)", s, prefix, forms)
+				}
+				return Location{}, fmt.Errorf("%w (%s)", err, forms)
+			}
+			return Location{}, err
 		}
 		l.Kind, l.Ref = KindRegistry, ref
 		return l, nil
@@ -77,6 +84,18 @@ func ParseLocation(s string) (Location, error) {
 		return Location{}, fmt.Errorf("%s: needs a path, like %s:./image", l.Kind, l.Kind)
 	}
 	return l, nil
+}
+
+// looksLikePath reports whether s, which is no registry reference, looks like a file
+// or a mistyped local form ("./app", "/tmp/app.tar", "ocidir:./app"), so the error
+// lists the local forms.
+func looksLikePath(s string) bool {
+	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "/") || strings.HasPrefix(s, "~") || strings.HasSuffix(s, ".tar") {
+		return true
+	}
+	prefix, rest, ok := strings.Cut(s, ":")
+	return ok && prefix != string(KindRegistry) && strings.Trim(prefix, "abcdefghijklmnopqrstuvwxyz-") == "" &&
+		(strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, "~"))
 }
 
 // IsLocalForm reports whether s names a local form by its prefix (oci:, oci-archive:,

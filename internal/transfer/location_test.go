@@ -118,9 +118,21 @@ func TestParseLocationErrors(t *testing.T) {
 		{"docker-daemon:", "docker-daemon: needs an image name, like docker-daemon:app:1"},
 		{"docker-daemon:Bad Name", "invalid image reference"},
 		{"", "invalid image reference"},
-		{"OCI:dir", "local forms: oci:DIR, oci-archive:FILE, docker-archive:FILE, docker-daemon:IMAGE"},
-		{"Upper/Case:1", "local forms:"},
+		{"OCI:dir", `did you mean "oci:dir"?`},
+		{"Upper/Case:1", `repository names are lower case; did you mean "upper/case:1"?`},
 		{"host:5000/app:a:b", "invalid image reference"},
+		{"./image", "local forms: oci:DIR, oci-archive:FILE, docker-archive:FILE, docker-daemon:IMAGE"},
+		{"ocidir:./image", `"ocidir:./image": ocidir: is no location form (local forms: oci:DIR,`},
+		// Issue 13: a registry alone is no Docker Hub image, and typos say why.
+		{"127.0.0.1:5000", "127.0.0.1:5000 names a registry, not an image"},
+		{"docker://localhost:5000", "localhost:5000 names a registry, not an image"},
+		{"app@sha256:abc", `digest "sha256:abc" has 3 hex digits, sha256 has 64: was it shortened?`},
+		{"app:", `empty tag after ':'; write "app" for latest, or a tag like "app:1"`},
+		{"app@", "nothing after '@'"},
+		{"app@md5:abc", `digest algorithm "md5" is not one hubctl reads`},
+		{"app:v1+build", `tag "v1+build" may hold only letters, digits`},
+		{"127.0.0.1:5000/", "no repository after the registry host"},
+		{"127.0.0.1:5000/a//b:1", `empty path component in repository "a//b"`},
 	} {
 		t.Run(tt.in, func(t *testing.T) {
 			l, err := ParseLocation(tt.in)

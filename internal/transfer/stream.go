@@ -79,7 +79,9 @@ func (v *verifier) Read(b []byte) (int, error) {
 }
 
 // Limiter caps throughput in bytes per second across every reader that shares it
-// (mirror --rate). It is a token bucket with one second of burst.
+// (--rate). Time not used is not banked: a transfer that starts, or resumes after a
+// pause, gets no burst beyond the read it is in (at most a tenth of a second's worth),
+// so what a server receives over any stretch of a second or more stays at the rate.
 type Limiter struct {
 	rate int64
 	mu   sync.Mutex
@@ -102,8 +104,8 @@ func (l *Limiter) burst() int {
 func (l *Limiter) wait(ctx context.Context, n int) error {
 	l.mu.Lock()
 	now := time.Now()
-	if l.next.Before(now.Add(-time.Second)) {
-		l.next = now.Add(-time.Second)
+	if l.next.Before(now) {
+		l.next = now
 	}
 	l.next = l.next.Add(time.Duration(float64(n) / float64(l.rate) * float64(time.Second)))
 	d := l.next.Sub(now)

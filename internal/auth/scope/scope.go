@@ -310,7 +310,7 @@ const (
 // read/write actions, so existing tokens keep their meaning.
 const (
 	HubAccounts = "accounts" // other users: GET /users, /users/NAME (emails, flags)
-	HubOrgs     = "orgs"     // GET /orgs, /orgs/NAME
+	HubOrgs     = "orgs"     // GET /orgs, /orgs/NAME, /orgs/NAME/robots
 	HubTeams    = "teams"    // teams, their members and grants
 	HubAudit    = "audit"    // GET /audit
 	HubQuotas   = "quotas"   // namespace usage and quotas

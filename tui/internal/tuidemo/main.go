@@ -39,6 +39,9 @@ func main() {
 		IsTTY:   isatty.IsTerminal(fd) || isatty.IsCygwinTerminal(fd),
 		NoColor: os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb",
 		Verb:    "push",
+		// As the commands do: stdin is handed over whatever it is (a terminal, a
+		// pipe, /dev/null), and the view decides whether it can read keys from it.
+		Input: os.Stdin,
 	}, events, cancel)
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "cancelled")
