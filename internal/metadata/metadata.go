@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -66,6 +67,31 @@ func (e *MissingReferenceError) Error() string {
 		kind = "manifest"
 	}
 	return fmt.Sprintf("referenced %s %s is not in the repository", kind, e.Digest)
+}
+
+// ReferencedManifestError is returned by DeleteManifest when an index of the same
+// repository still lists the manifest as a child: deleting it would leave that index
+// pointing at nothing (MANIFEST_UNKNOWN on every pull of the index). Nothing is
+// deleted; the index must go first.
+type ReferencedManifestError struct {
+	Digest digest.Digest
+	// Indexes are the digests of the indexes that reference it, in byte order (at
+	// most a few: see DeleteManifest).
+	Indexes []digest.Digest
+	// More counts further referencing indexes not listed in Indexes.
+	More int
+}
+
+func (e *ReferencedManifestError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "manifest %s is a child of index %s", e.Digest, e.Indexes[0])
+	for _, d := range e.Indexes[1:] {
+		fmt.Fprintf(&b, ", %s", d)
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, " and %d more", e.More)
+	}
+	return b.String()
 }
 
 // Blob is a content-addressed blob known to the registry.
@@ -240,7 +266,9 @@ type Store interface {
 	// DeleteTag removes a tag, or returns ErrTagNotFound.
 	DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error)
 	// DeleteManifest removes a manifest, the tags pointing at it and its referrer edges,
-	// or returns ErrManifestNotFound.
+	// or returns ErrManifestNotFound. It refuses, deleting nothing, a manifest that
+	// another manifest of the repository lists as a child (an index), with a
+	// *ReferencedManifestError naming up to three of those indexes.
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) (DeleteManifestResult, error)
 	// Referrers lists manifests of the repository whose subject is d (without payload),
 	// filtered by artifactType when it is not empty, ordered by digest.

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"ListTags", testListTags},
 		{"DeleteTag", testDeleteTag},
 		{"DeleteManifest", testDeleteManifest},
+		{"DeleteIndexChild", testDeleteIndexChild},
 		{"Referrers", testReferrers},
 		{"Uploads", testUploads},
 		{"UploadCompareAndSet", testUploadCompareAndSet},
