@@ -94,6 +94,24 @@ func (e *ReferencedManifestError) Error() string {
 	return b.String()
 }
 
+// CatalogFilter selects the repositories a caller may pull, for the catalog
+// (authz.Policy.CatalogFilter builds it). The zero value selects nothing. A repository
+// is selected when All is set or when it is public (Public), in one of Namespaces
+// ("alice" selects "alice/…", not a repository named "alice"), or granted to a team
+// Member belongs to (a grant on the whole organisation selects its every repository);
+// and then, when Restricted, only if one of Patterns matches its name.
+type CatalogFilter struct {
+	All        bool
+	Public     bool
+	Namespaces []string
+	Member     string // a user name; "" for none
+	// Restricted limits the selection to Patterns, the repository patterns of an access
+	// token that grant pull: an exact name, "prefix/*" (anything under prefix, at any
+	// depth) or "*". Restricted with no patterns selects nothing.
+	Restricted bool
+	Patterns   []string
+}
+
 // Blob is a content-addressed blob known to the registry.
 type Blob struct {
 	Digest digest.Digest
@@ -168,6 +186,11 @@ type Store interface {
 	// ListRepositories returns up to n repository names sorted lexically after last
 	// (n <= 0 means no limit).
 	ListRepositories(ctx context.Context, last string, n int) ([]string, error)
+
+	// Catalog returns up to n names (n <= 0: no limit), in byte order after last, of
+	// the repositories f selects: one query, whatever the share of repositories the
+	// caller may see.
+	Catalog(ctx context.Context, f CatalogFilter, last string, n int) ([]string, error)
 
 	// PutBlob records a blob that is durably stored (idempotent; b.Location is kept
 	// only when the row is new or pending).

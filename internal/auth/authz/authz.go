@@ -12,6 +12,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/metadata"
 )
 
 // Anonymous is the subject of tokens issued without credentials.
@@ -153,4 +154,72 @@ func TokenPrincipal(ctx context.Context, store accounts.Store, t accounts.Access
 		p.TokenScopes = append(p.TokenScopes, sc)
 	}
 	return p, nil
+}
+
+// CatalogFilter selects what the catalog lists to p: the repositories Grant would let p
+// pull, as one store query (metadata.Store.Catalog). Anonymous callers see public
+// repositories; users their own namespace, what their teams are granted and public
+// ones; robots their organisation's and public ones; site admins everything; a
+// disabled user nothing. An access token narrows that to its patterns granting pull.
+func (pol *Policy) CatalogFilter(p Principal) metadata.CatalogFilter {
+	var f metadata.CatalogFilter
+	switch u := p.User; {
+	case u == nil:
+		f.Public = true
+	case u.Disabled:
+		return metadata.CatalogFilter{}
+	case u.Admin:
+		f.All = true
+	case u.Robot:
+		f.Public, f.Namespaces = true, []string{u.Owner}
+	default:
+		f.Public, f.Namespaces, f.Member = true, []string{u.Name}, u.Name
+	}
+	if p.Token != nil {
+		f.Restricted = true
+		for _, sc := range p.TokenScopes {
+			if sc.Type == scope.TypeRepository && sc.Class == "" && sc.Allows(scope.Pull) {
+				f.Patterns = append(f.Patterns, sc.Name)
+			}
+		}
+	}
+	return f
+}
+
+// PrincipalOf is the principal behind a verified registry token of subject, obtained
+// with subject's access token viaToken when not "": anonymous for the anonymous
+// subject, and for a user, robot or access token that no longer exists or may no
+// longer sign in (the token's grants may outlive them by its lifetime; what it lists
+// must not).
+func PrincipalOf(ctx context.Context, store accounts.Store, subject, viaToken string, now time.Time) (Principal, error) {
+	if subject == "" || subject == Anonymous {
+		return Principal{}, nil
+	}
+	u, err := store.GetUser(ctx, subject)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return Principal{}, nil
+	} else if err != nil {
+		return Principal{}, err
+	}
+	if u.Disabled {
+		return Principal{}, nil
+	}
+	if viaToken == "" {
+		return Principal{User: &u}, nil
+	}
+	toks, err := store.ListTokens(ctx, u.Name)
+	if err != nil {
+		return Principal{}, err
+	}
+	for _, t := range toks {
+		if t.Name != viaToken || !t.Active(now) {
+			continue
+		}
+		p, err := TokenPrincipal(ctx, store, t, now)
+		if errors.Is(err, ErrBadCredentials) {
+			break
+		}
+		return p, err
+	}
+	return Principal{}, nil
 }

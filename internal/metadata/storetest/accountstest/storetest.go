@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) accounts.Store) {
 		{"RolePrecedence", testRolePrecedence},
 		{"RepositoryVisibility", testRepositoryVisibility},
 		{"VisibilityOnImplicitCreate", testVisibilityOnImplicitCreate},
+		{"Catalog", testCatalog},
 		{"Tokens", testTokens},
 		{"TokenRevoke", testTokenRevoke},
 		{"TokenTouch", testTokenTouch},
