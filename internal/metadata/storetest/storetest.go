@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"ConcurrentCommitBlob", testConcurrentCommitBlob},
 		{"GC", testGC},
 		{"UnpinBlob", testUnpinBlob},
+		{"DiscardBlob", testDiscardBlob},
 		{"GCLease", testGCLease},
 		{"GCLeaseExpiry", testGCLeaseExpiry},
 		{"ConcurrentGCLease", testConcurrentGCLease},

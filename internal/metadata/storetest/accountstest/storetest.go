@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) accounts.Store) {
 		{"Usage", testUsage},
 		{"QuotaEnforced", testQuotaEnforced},
 		{"QuotaConcurrent", testQuotaConcurrent},
+		{"UploadQuota", testUploadQuota},
+		{"UploadQuotaConcurrent", testUploadQuotaConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
