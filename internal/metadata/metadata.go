@@ -347,9 +347,10 @@ type Store interface {
 	// QuotaHeadroom returns how many bytes a blob d new to the namespace of repo may
 	// have within the namespace's quota (linked blobs and open uploads counted as
 	// ReserveUpload counts them), or limited false when the namespace has no quota or
-	// already holds d. It reads without locking: a check before any byte is stored;
-	// the link decides.
-	QuotaHeadroom(ctx context.Context, repo string, d digest.Digest) (headroom int64, limited bool, err error)
+	// already holds d. When size >= 0 does not fit, it returns ErrQuotaExceeded with
+	// a message naming the quota and the usage. It reads without locking: a check
+	// before any byte is stored; the link decides.
+	QuotaHeadroom(ctx context.Context, repo string, d digest.Digest, size int64) (headroom int64, limited bool, err error)
 }
 
 // QuotaError returns nil when size more bytes fit in namespace's quota with used bytes

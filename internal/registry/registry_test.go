@@ -30,6 +30,8 @@ type env struct {
 	events <-chan events.Event
 	// auth, when set, is sent as the Authorization header of requests that set none.
 	auth string
+	// data is the filesystem blob store's root.
+	data string
 }
 
 func newEnv(t testing.TB, opts ...func(*Options)) *env {
@@ -53,7 +55,7 @@ func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	h := New(o)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, h: h, events: ch}
+	return &env{t: t, srv: srv, h: h, events: ch, data: dir + "/data"}
 }
 
 type resp struct {

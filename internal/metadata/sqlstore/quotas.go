@@ -193,7 +193,7 @@ func (s *Store) ReleaseUpload(ctx context.Context, id string) error {
 
 // QuotaHeadroom returns the room left for blob d in repo's namespace; see
 // metadata.Store.
-func (s *Store) QuotaHeadroom(ctx context.Context, repo string, d digest.Digest) (int64, bool, error) {
+func (s *Store) QuotaHeadroom(ctx context.Context, repo string, d digest.Digest, size int64) (int64, bool, error) {
 	var headroom int64
 	limited := false
 	err := s.read(ctx, func(q querier) error {
@@ -213,6 +213,9 @@ func (s *Store) QuotaHeadroom(ctx context.Context, repo string, d digest.Digest)
 			return err
 		}
 		headroom, limited = quota-used-uploading, true
+		if size >= 0 {
+			return metadata.QuotaError(ns, quota, used, uploading, size, "blob of")
+		}
 		return nil
 	})
 	if err != nil {

@@ -24,7 +24,7 @@ func newSession(t *testing.T, m metadata.Store, id, repo string, offset int64) {
 
 func wantHeadroom(t *testing.T, m metadata.Store, repo string, d digest.Digest, want int64, wantLimited bool) {
 	t.Helper()
-	got, limited, err := m.QuotaHeadroom(t.Context(), repo, d)
+	got, limited, err := m.QuotaHeadroom(t.Context(), repo, d, -1)
 	must(t, err)
 	if limited != wantLimited || (limited && got != want) {
 		t.Errorf("QuotaHeadroom(%s, %s) = %d, %v; want %d, %v", repo, d, got, limited, want, wantLimited)
@@ -49,8 +49,16 @@ func testUploadQuota(t *testing.T, s accounts.Store) {
 	// A session holding 40 bytes leaves 30.
 	newSession(t, m, "s1", "acme/team/app", 40)
 	wantHeadroom(t, m, "acme/app", x, 30, true)
+	if _, _, err := m.QuotaHeadroom(ctx, "acme/app", x, 30); err != nil {
+		t.Errorf("QuotaHeadroom of a blob that fits exactly: %v", err)
+	}
+	_, _, err := m.QuotaHeadroom(ctx, "acme/app", x, 31)
+	wantErr(t, "QuotaHeadroom of a blob too large", err, metadata.ErrQuotaExceeded)
+	if !strings.Contains(err.Error(), "40 bytes in open uploads") {
+		t.Errorf("%q does not count the session", err)
+	}
 	b := putSized(t, m, "b", 31)
-	err := m.LinkBlob(ctx, "acme/app", b)
+	err = m.LinkBlob(ctx, "acme/app", b)
 	wantErr(t, "LinkBlob past open uploads", err, metadata.ErrQuotaExceeded)
 	for _, part := range []string{"acme", "quota of 100 bytes", "30 bytes used", "40 bytes in open uploads", "31 bytes"} {
 		if !strings.Contains(err.Error(), part) {
