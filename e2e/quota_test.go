@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -101,7 +102,8 @@ func quotaBoundsDisk(t *testing.T, s *server, stored func(t *testing.T) []string
 			defer mu.Unlock()
 			statuses[fmt.Sprintf("%s %d", key, resp.StatusCode)]++
 			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "DENIED") {
-				t.Errorf("%s: %s %s, want 403 DENIED", key, resp.Status, truncate(body, 300))
+				t.Errorf("%s: %s %s, want 403 DENIED; server log:\n%s", key, resp.Status, truncate(body, 300),
+					logLinesOf(t, s, resp.Header.Get("X-Request-Id")))
 			}
 		})
 	}
@@ -166,4 +168,19 @@ func streamTo(t testing.TB, method, url, tok string, body []byte) (*http.Respons
 		t.Fatal(err)
 	}
 	return res, b
+}
+
+// logLinesOf returns the server log's lines of request id.
+func logLinesOf(t testing.TB, s *server, id string) string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil || id == "" {
+		return fmt.Sprintf("(request %q: %v)", id, err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, id) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
