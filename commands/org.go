@@ -76,18 +76,14 @@ func NewCmdOrgList(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
 }
 
 // NewCmdOrgRemove returns `hubctl org rm`.
-func NewCmdOrgRemove(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
-	cmd := &cobra.Command{
+func NewCmdOrgRemove(f *Factory, runF func(*RemoveOptions) error) *cobra.Command {
+	return removeCommand(f, runF, &cobra.Command{
 		Use: "rm ORG", Aliases: []string{"remove"}, Short: "Remove an organisation (org admins)",
-		Long: "Remove an organisation with its teams, grants and robots. Its repositories stay.",
-		Args: checkArgs(cobra.ExactArgs(1)),
-	}
-	return simpleCommand(f, cmd, &AdminOptions{}, runF, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
-		if err := c.DeleteOrg(ctx, o.Args[0]); err != nil {
-			return fmt.Errorf("remove organisation %s: %w", o.Args[0], err)
-		}
-		return o.Hub.done(nil, "Organisation %s removed", o.Args[0])
-	})
+		Long: `Remove an organisation with its teams, grants and robots. An organisation that still
+holds repositories is refused unless --purge, which deletes those repositories too
+(their blobs go at the next garbage collection).`,
+		Example: `  hubctl org rm acme --purge`,
+	}, "organisation", (*hubclient.Client).DeleteOrg)
 }
 
 // NewCmdOrgSetVisibility returns `hubctl org set-visibility`.

@@ -42,7 +42,7 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 			NewCmdInspect(f), NewCmdDigest(f), NewCmdTags(f), NewCmdLs(f), NewCmdTag(f), NewCmdRm(f),
 		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{
-			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f),
+			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f),
 		}},
 		{"admin", "Administering a hub (its API):", []*cobra.Command{
 			NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRobot(f), NewCmdRepo(f), NewCmdQuota(f), NewCmdAudit(f, nil),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/hubctl/hubctl/internal/hubclient"
@@ -86,19 +87,48 @@ func NewCmdUserList(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
 	})
 }
 
+// RemoveOptions are the inputs of `hubctl user rm` and `hubctl org rm`.
+type RemoveOptions struct {
+	Hub  HubOptions
+	Name string
+	// Purge deletes the repositories of the namespace too; without it a namespace
+	// holding repositories is refused.
+	Purge bool
+}
+
 // NewCmdUserRemove returns `hubctl user rm`.
-func NewCmdUserRemove(f *Factory, runF func(*AdminOptions) error) *cobra.Command {
-	cmd := &cobra.Command{
+func NewCmdUserRemove(f *Factory, runF func(*RemoveOptions) error) *cobra.Command {
+	return removeCommand(f, runF, &cobra.Command{
 		Use: "rm NAME", Aliases: []string{"remove"}, Short: "Remove an account (site admins)",
-		Long: "Remove an account with its team memberships and access tokens. Its repositories stay.",
-		Args: checkArgs(cobra.ExactArgs(1)),
-	}
-	return simpleCommand(f, cmd, &AdminOptions{}, runF, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
-		if err := c.DeleteUser(ctx, o.Args[0]); err != nil {
-			return fmt.Errorf("remove user %s: %w", o.Args[0], err)
+		Long: `Remove an account with its team memberships, access tokens and sessions. An account
+whose namespace still holds repositories is refused unless --purge, which deletes those
+repositories too (their blobs go at the next garbage collection): a deleted name's
+repositories are never left for whoever registers the name next.`,
+		Example: `  hubctl user rm carol
+  hubctl user rm carol --purge    # and the repositories under carol/`,
+	}, "user", (*hubclient.Client).DeleteUser)
+}
+
+// removeCommand builds `user rm` and `org rm`.
+func removeCommand(f *Factory, runF func(*RemoveOptions) error, cmd *cobra.Command, what string,
+	del func(c *hubclient.Client, ctx context.Context, name string, purge bool) (int, error)) *cobra.Command {
+	opts := &RemoveOptions{}
+	cmd.Args = checkArgs(cobra.ExactArgs(1))
+	hubCommand(f, cmd, &opts.Hub, func(args []string) error { opts.Name = args[0]; return nil }, hubRun(&opts.Hub, opts, runF, func(c *hubclient.Client) error {
+		n, err := del(c, cmd.Context(), opts.Name, opts.Purge)
+		var he *hubclient.Error
+		if errors.As(err, &he) && he.Status == http.StatusConflict && !opts.Purge {
+			return fmt.Errorf("remove %s %s: %w (add --purge to delete them with it)", what, opts.Name, err)
+		} else if err != nil {
+			return fmt.Errorf("remove %s %s: %w", what, opts.Name, err)
 		}
-		return o.Hub.done(nil, "User %s removed", o.Args[0])
-	})
+		if opts.Purge {
+			return opts.Hub.done(map[string]any{"name": opts.Name, "purged_repositories": n}, "Removed %s %s and %d repositories", what, opts.Name, n)
+		}
+		return opts.Hub.done(nil, "Removed %s %s", what, opts.Name)
+	}))
+	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "Also delete the repositories in the namespace")
+	return cmd
 }
 
 // UserPasswdOptions are the inputs of `hubctl user passwd`.

@@ -24,6 +24,11 @@ var (
 	// ErrInvalid is returned for a value the store refuses to record (a malformed name,
 	// an unknown role or visibility, a robot with a password), so an API can answer 400.
 	ErrInvalid = errors.New("invalid")
+	// ErrNotEmpty is returned when deleting a user or organisation whose namespace still
+	// holds repositories, without asking for them to be purged; the wrapping message
+	// says how many. Creating a user or organisation whose name still holds repositories
+	// left behind is refused with ErrExists.
+	ErrNotEmpty = errors.New("namespace still holds repositories")
 )
 
 // nameRe is the rule of a repository-name path component in the distribution spec,
@@ -89,6 +94,10 @@ type User struct {
 	Owner        string // for robots: the organisation they belong to
 	Disabled     bool
 	CreatedAt    time.Time
+	// SessionEpoch counts the times every session of the user was ended at once (a
+	// password change or reset, disabling, "sign out everywhere"). Registry tokens carry
+	// it, and the hub API refuses one with an older epoch.
+	SessionEpoch int64
 }
 
 // Namespace is the first path component of repository names: a user's own name or an
@@ -142,6 +151,32 @@ func (t AccessToken) Active(now time.Time) bool {
 	return t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt))
 }
 
+// SessionRefresh is the kind of session `docker login` keeps as its identity token: a
+// long-lived secret that the token service exchanges for registry tokens.
+const SessionRefresh = "refresh"
+
+// Session is what a sign-in leaves behind besides short-lived registry tokens. Only
+// the sha256 of its secret is stored. It belongs to the account's immutable ID, so it
+// ends with the account and never passes to a new account of the same name.
+type Session struct {
+	ID         int64
+	UserID     int64
+	User       string // the account's name when read; ignored when created
+	Kind       string // SessionRefresh
+	Hash       []byte // sha256 of the secret
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	ExpiresAt  time.Time
+	RevokedAt  time.Time
+	Remote     string // client address at sign-in
+	Client     string // user agent at sign-in
+}
+
+// Active reports whether the session may be used at now.
+func (s Session) Active(now time.Time) bool {
+	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
+}
+
 // AuditEntry records one security-relevant action.
 type AuditEntry struct {
 	ID     int64
@@ -175,11 +210,18 @@ type Store interface {
 	GetUser(ctx context.Context, name string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser changes email, password hash, admin and disabled flags of the user
-	// named u.Name.
+	// named u.Name. A new password hash, or disabling the user, ends every session of
+	// theirs in the same transaction, as EndSessions does.
 	UpdateUser(ctx context.Context, u User) error
-	// DeleteUser removes a user, their memberships, tokens and personal namespace
-	// (not their repositories).
-	DeleteUser(ctx context.Context, name string) error
+	// DeleteUser removes a user, their memberships, tokens, sessions and personal
+	// namespace. When repositories remain in the namespace it refuses (ErrNotEmpty)
+	// unless purge, which deletes them (tags, manifests, links; the blobs are left to
+	// garbage collection) in the same transaction; it returns how many it purged.
+	DeleteUser(ctx context.Context, name string, purge bool) (int, error)
+	// BootstrapAdmin creates u, a site administrator, if no bootstrap account was ever
+	// made on this database, and records that one was: it happens once, never again,
+	// even after the account is deleted. created reports whether it happened now.
+	BootstrapAdmin(ctx context.Context, u User) (user User, created bool, err error)
 
 	// CreateOrg creates an organisation namespace whose first owner is owner (made
 	// admin of the organisation through its "owners" team).
@@ -187,9 +229,9 @@ type Store interface {
 	GetNamespace(ctx context.Context, name string) (Namespace, error)
 	ListNamespaces(ctx context.Context) ([]Namespace, error)
 	SetDefaultVisibility(ctx context.Context, namespace string, v Visibility) error
-	// DeleteOrg removes an organisation, its teams, grants and robots (not its
-	// repositories); ErrNotFound for a personal namespace.
-	DeleteOrg(ctx context.Context, name string) error
+	// DeleteOrg removes an organisation, its teams, grants and robots; ErrNotFound for
+	// a personal namespace. Repositories are handled as DeleteUser does.
+	DeleteOrg(ctx context.Context, name string, purge bool) (int, error)
 
 	// SetQuota limits the bytes a namespace's repositories may hold (each distinct
 	// blob counted once); bytes <= 0 removes the limit. ErrNotFound for an unknown
@@ -232,8 +274,30 @@ type Store interface {
 	// RevokeToken sets RevokedAt on the user's active token of that name (ErrNotFound
 	// when there is none); the row stays, and the name may be used again.
 	RevokeToken(ctx context.Context, user, name string) error
+	// TokenByID finds a token by its ID (revoked ones included).
+	TokenByID(ctx context.Context, id int64) (AccessToken, error)
 	// TouchToken records a use; callers may skip it when the last one was recent.
 	TouchToken(ctx context.Context, id int64, at time.Time) error
+
+	// CreateSession stores a session (Hash, UserID, Kind, ExpiresAt set by the caller)
+	// and returns it with its ID.
+	CreateSession(ctx context.Context, s Session) (Session, error)
+	// SessionByHash finds a session by the sha256 of its secret, and SessionByID by its
+	// ID, revoked and expired ones included (the caller checks Active).
+	SessionByHash(ctx context.Context, hash []byte) (Session, error)
+	SessionByID(ctx context.Context, id int64) (Session, error)
+	// ListSessions returns the user's sessions, ended ones included, newest first,
+	// without their hashes.
+	ListSessions(ctx context.Context, user string) ([]Session, error)
+	// RevokeSession ends one of user's sessions (ErrNotFound when it is not theirs or
+	// already ended).
+	RevokeSession(ctx context.Context, user string, id int64) error
+	// TouchSession records a use.
+	TouchSession(ctx context.Context, id int64, at time.Time) error
+	// EndSessions ends every session of the user and raises their SessionEpoch, so
+	// registry tokens issued before stop working in the hub API ("sign out
+	// everywhere").
+	EndSessions(ctx context.Context, user string) error
 
 	// Audit appends an entry (a zero Time means now); Actor and Action are required.
 	Audit(ctx context.Context, e AuditEntry) error

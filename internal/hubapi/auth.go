@@ -117,11 +117,18 @@ func (a *api) dummyHash() string {
 	return a.dummy
 }
 
+// jwtPrincipal is the principal of a registry token. The token is checked against
+// the store, by immutable ids, so that the API refuses it the moment what it was
+// issued for is gone: the account (deleted, even if a new one took its name), its
+// sessions (a password change or reset, disabling, "sign out everywhere"), the access
+// token or the refresh session it was obtained with (revoked, even if a new one took
+// its name). The registry itself verifies tokens with the public key alone, so there a
+// token lives out its lifetime (docs/security.md).
 func (a *api) jwtPrincipal(ctx context.Context, raw string) (*authz.Principal, error) {
 	if a.jwt == nil {
 		return nil, errUnauthenticated("registry tokens are not accepted here; use an access token")
 	}
-	sub, via, err := a.jwt(raw)
+	sub, hub, err := a.jwt(raw)
 	if err != nil {
 		return nil, errUnauthenticated("invalid registry token")
 	}
@@ -134,35 +141,43 @@ func (a *api) jwtPrincipal(ctx context.Context, raw string) (*authz.Principal, e
 	} else if err != nil {
 		return nil, fmt.Errorf("look up user: %w", err)
 	}
-	if u.Disabled {
+	switch {
+	case hub.UserID != u.ID:
+		// Issued to an account of this name that no longer exists, or by a hubctl that
+		// did not say which account: log in again.
+		return nil, errUnauthenticated("the account this registry token was issued to is gone; log in again")
+	case hub.Epoch != u.SessionEpoch:
+		return nil, errUnauthenticated("this account's sessions were ended (password change, reset or sign-out); log in again")
+	case u.Disabled:
 		return nil, errUnauthenticated("user is disabled")
 	}
-	if via != "" {
-		return a.namedTokenPrincipal(ctx, u.Name, via)
-	}
-	return &authz.Principal{User: &u}, nil
-}
-
-// namedTokenPrincipal is the principal of a registry token obtained with user's access
-// token name: the token must still be active, and its scopes bind the session.
-func (a *api) namedTokenPrincipal(ctx context.Context, user, name string) (*authz.Principal, error) {
-	toks, err := a.store.ListTokens(ctx, user)
-	if err != nil {
-		return nil, fmt.Errorf("look up access tokens: %w", err)
-	}
-	for _, t := range toks {
-		if t.Name != name || !t.Active(a.now()) {
-			continue
+	now := a.now()
+	if hub.TokenID != 0 {
+		t, err := a.store.TokenByID(ctx, hub.TokenID)
+		if errors.Is(err, accounts.ErrNotFound) || (err == nil && (t.User != u.Name || !t.Active(now))) {
+			return nil, errUnauthenticated("the access token behind this registry token is revoked or expired")
+		} else if err != nil {
+			return nil, fmt.Errorf("look up access token: %w", err)
 		}
-		p, err := authz.TokenPrincipal(ctx, a.store, t, a.now())
+		p, err := authz.TokenPrincipal(ctx, a.store, t, now)
 		if errors.Is(err, authz.ErrBadCredentials) {
-			break
+			return nil, errUnauthenticated("the access token behind this registry token is revoked or expired")
 		} else if err != nil {
 			return nil, err
 		}
 		return &p, nil
 	}
-	return nil, errUnauthenticated("the access token behind this registry token is revoked or expired")
+	p := &authz.Principal{User: &u}
+	if hub.SessionID != 0 {
+		sess, err := a.store.SessionByID(ctx, hub.SessionID)
+		if errors.Is(err, accounts.ErrNotFound) || (err == nil && (sess.UserID != u.ID || !sess.Active(now))) {
+			return nil, errUnauthenticated("the session behind this registry token was ended; log in again")
+		} else if err != nil {
+			return nil, fmt.Errorf("look up session: %w", err)
+		}
+		p.Session = &sess
+	}
+	return p, nil
 }
 
 // requireAdmin refuses everyone but site administrators.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/hubctl/hubctl/internal/auth/ratelimit"
+	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"io"
 	"log/slog"
@@ -53,11 +54,11 @@ type Options struct {
 	Accounts accounts.Store
 	// Policy decides repository roles; nil means a Policy over Accounts.
 	Policy *authz.Policy
-	// VerifyJWT checks a registry token issued by /token and returns its subject and,
-	// when the client signed in with an access token, that token's name (the JWT then
-	// carries no more than the token: its scopes apply and it may not mint tokens);
-	// nil refuses registry tokens.
-	VerifyJWT func(raw string) (subject, viaToken string, err error)
+	// VerifyJWT checks a registry token issued by /token and returns its subject and
+	// how the subject signed in (the ids of the account and of the access token or
+	// session behind the token, which the API checks are still live); nil refuses
+	// registry tokens.
+	VerifyJWT func(raw string) (subject string, hub token.Hub, err error)
 	// Log receives failures that are not the client's; nil discards them.
 	Log *slog.Logger
 	// Now is the clock for token expiry and audit entries; nil means time.Now.
@@ -71,7 +72,7 @@ type Options struct {
 type api struct {
 	store  accounts.Store
 	policy *authz.Policy
-	jwt    func(string) (string, string, error)
+	jwt    func(string) (string, token.Hub, error)
 	log    *slog.Logger
 	now    func() time.Time
 	mux    *http.ServeMux
@@ -149,6 +150,8 @@ func (a *api) routes() {
 
 	a.route("/api/v1/users", map[string]handlerFunc{"GET": a.listUsers, "POST": session(a.createUser, "creating a user")})
 	a.route("/api/v1/users/{name}", map[string]handlerFunc{"GET": a.getUser, "PATCH": session(a.updateUser, "changing an account"), "DELETE": session(a.deleteUser, "deleting an account")})
+	a.route("/api/v1/users/{name}/sessions", map[string]handlerFunc{"GET": session(a.listSessions, "listing sessions"), "DELETE": session(a.endSessions, "signing out everywhere")})
+	a.route("/api/v1/users/{name}/sessions/{id}", map[string]handlerFunc{"DELETE": session(a.revokeSession, "revoking a session")})
 
 	a.route("/api/v1/orgs", map[string]handlerFunc{"GET": a.listOrgs, "POST": session(a.createOrg, "creating an organisation")})
 	a.route("/api/v1/orgs/{org}", map[string]handlerFunc{"GET": a.getOrg, "PATCH": session(a.updateOrg, "changing an organisation"), "DELETE": session(a.deleteOrg, "deleting an organisation")})
@@ -196,7 +199,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &e):
 	case errors.Is(err, accounts.ErrNotFound):
 		err = errcode.New(errcode.NameUnknown, "%s", clientMessage(err))
-	case errors.Is(err, accounts.ErrExists):
+	case errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrNotEmpty):
 		err = errcode.New(Conflict, "%s", clientMessage(err))
 	case errors.Is(err, accounts.ErrInvalid):
 		err = errcode.New(InvalidRequest, "%s", clientMessage(err))

@@ -69,12 +69,12 @@ func newFixture(t *testing.T) *fixture {
 	ver := &token.Verifier{Keys: keys, Issuer: "hubctl-test", Audience: "registry.test", Now: clk.now}
 	h := hubapi.New(hubapi.Options{
 		Accounts: store,
-		VerifyJWT: func(raw string) (string, string, error) {
+		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := ver.Verify(raw)
 			if err != nil {
-				return "", "", err
+				return "", token.Hub{}, err
 			}
-			return c.Subject, c.ViaToken, nil
+			return c.Subject, c.Hub, nil
 		},
 		Now: clk.now,
 	})
@@ -208,10 +208,15 @@ func (f *fixture) wantAudit(action, actor, target string) accounts.AuditEntry {
 	return accounts.AuditEntry{}
 }
 
-// jwt issues a registry token for subject, as /token would.
+// jwt issues a registry token for subject, as /token would after a password sign-in:
+// it names the account by id and carries its session epoch.
 func (f *fixture) jwt(subject string) string {
 	f.t.Helper()
-	tok, err := f.issuer.Issue(subject, nil)
+	var hub token.Hub
+	if u, err := f.store.GetUser(f.t.Context(), subject); err == nil {
+		hub = token.Hub{UserID: u.ID, Epoch: u.SessionEpoch}
+	}
+	tok, err := f.issuer.Issue(subject, hub, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -602,12 +607,14 @@ func TestRobots(t *testing.T) {
 func TestRepositories(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
+	// The organisation first: a name that repositories are already filed under cannot
+	// become anyone's (TestNoNamespaceTakeover).
+	f.want(f.do(asAlice, "POST", "/api/v1/orgs", map[string]any{"name": "team"}), 201, "")
 	for _, name := range []string{"alice/app", "team/web/frontend"} {
 		if err := f.store.EnsureRepository(ctx, name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.want(f.do(asAlice, "POST", "/api/v1/orgs", map[string]any{"name": "team"}), 201, "")
 	f.want(f.do(asAlice, "POST", "/api/v1/orgs/team/teams", map[string]any{"name": "devs"}), 201, "")
 	f.want(f.do(asAlice, "PUT", "/api/v1/orgs/team/teams/devs/members/bob", nil), 204, "")
 	f.want(f.do(asAlice, "PUT", "/api/v1/orgs/team/teams/devs/grants", map[string]any{"repository": "team/web/frontend", "role": "write"}), 200, "")

@@ -107,11 +107,15 @@ func (a *api) deleteOrg(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteOrg(r.Context(), ns.Name); err != nil {
+	purge, err := purgeParam(r)
+	if err != nil {
 		return err
 	}
-	a.audit(r, p, "org.delete", ns.Name, "")
-	return noContent(w)
+	n, err := a.store.DeleteOrg(r.Context(), ns.Name, purge)
+	if err != nil {
+		return err
+	}
+	return a.deleted(w, r, p, "org.delete", ns.Name, purge, n)
 }
 
 func (a *api) listTeams(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -274,7 +278,7 @@ func (a *api) createRobot(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	tok, err := a.mintToken(r, p, robot.Name, tr)
 	if err != nil {
 		// A robot without a token is useless and its name would be taken: undo.
-		if derr := a.store.DeleteUser(ctx, robot.Name); derr != nil {
+		if _, derr := a.store.DeleteUser(ctx, robot.Name, false); derr != nil {
 			return errors.Join(err, derr)
 		}
 		a.audit(r, p, "user.delete", robot.Name, "robot token creation failed")

@@ -1,6 +1,7 @@
 package hubapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -183,9 +184,37 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if self(p, name) {
 		return invalid("you cannot delete yourself; ask another administrator")
 	}
-	if err := a.store.DeleteUser(r.Context(), name); err != nil {
+	purge, err := purgeParam(r)
+	if err != nil {
 		return err
 	}
-	a.audit(r, p, "user.delete", name, "")
-	return noContent(w)
+	n, err := a.store.DeleteUser(r.Context(), name, purge)
+	if err != nil {
+		return err
+	}
+	return a.deleted(w, r, p, "user.delete", name, purge, n)
+}
+
+// purgeParam reads ?purge=true|false: whether deleting a user or organisation also
+// deletes the repositories in its namespace (else a namespace holding any is refused).
+func purgeParam(r *http.Request) (bool, error) {
+	switch v := r.URL.Query().Get("purge"); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, invalid("purge=%q: want true or false", v)
+	}
+}
+
+// deleted audits and answers the deletion of a user or organisation: 204, or with
+// purge how many repositories went with it.
+func (a *api) deleted(w http.ResponseWriter, r *http.Request, p *authz.Principal, action, name string, purge bool, purged int) error {
+	if !purge {
+		a.audit(r, p, action, name, "")
+		return noContent(w)
+	}
+	a.audit(r, p, action, name, fmt.Sprintf("purged %d repositories", purged))
+	return reply(w, http.StatusOK, hubtypes.Deleted{PurgedRepositories: purged})
 }

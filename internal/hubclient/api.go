@@ -42,9 +42,21 @@ func (c *Client) UpdateUser(ctx context.Context, name string, ch hubtypes.Update
 	return out, c.do(ctx, http.MethodPatch, "users/"+seg(name), ch, &out)
 }
 
-// DeleteUser removes an account (site admins only).
-func (c *Client) DeleteUser(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "users/"+seg(name), nil, nil)
+// DeleteUser removes an account (site admins only). A namespace holding repositories
+// is refused unless purge, which deletes them too; it returns how many it purged.
+func (c *Client) DeleteUser(ctx context.Context, name string, purge bool) (int, error) {
+	return c.deleteNamespace(ctx, "users/"+seg(name), purge)
+}
+
+// deleteNamespace deletes the user or organisation at path, with ?purge=true when
+// purge.
+func (c *Client) deleteNamespace(ctx context.Context, path string, purge bool) (int, error) {
+	if !purge {
+		return 0, c.do(ctx, http.MethodDelete, path, nil, nil)
+	}
+	var out hubtypes.Deleted
+	err := c.do(ctx, http.MethodDelete, path+"?purge=true", nil, &out)
+	return out.PurgedRepositories, err
 }
 
 // ListOrgs lists the organisations.
@@ -66,9 +78,9 @@ func (c *Client) SetOrgVisibility(ctx context.Context, org, visibility string) (
 	return out, c.do(ctx, http.MethodPatch, "orgs/"+seg(org), hubtypes.UpdateOrgRequest{DefaultVisibility: visibility}, &out)
 }
 
-// DeleteOrg removes an organisation (not its repositories).
-func (c *Client) DeleteOrg(ctx context.Context, org string) error {
-	return c.do(ctx, http.MethodDelete, "orgs/"+seg(org), nil, nil)
+// DeleteOrg removes an organisation; repositories as DeleteUser.
+func (c *Client) DeleteOrg(ctx context.Context, org string, purge bool) (int, error) {
+	return c.deleteNamespace(ctx, "orgs/"+seg(org), purge)
 }
 
 // ListTeams lists the teams of org.

@@ -45,21 +45,19 @@ func newHub(t *testing.T) string {
 	const iss, service = "hubctl-test", "registry.test"
 	access := &token.Verifier{Keys: keys, Issuer: iss, Audience: service}
 	ts := &tokenserver.Server{
-		Accounts:        store,
-		Policy:          &authz.Policy{Store: store},
-		Access:          &token.Issuer{Keys: keys, Issuer: iss, Service: service},
-		Refresh:         &token.Issuer{Keys: keys, Issuer: iss, Service: service + "/refresh"},
-		RefreshVerifier: &token.Verifier{Keys: keys, Issuer: iss, Audience: service + "/refresh"},
-		Keys:            keys,
+		Accounts: store,
+		Policy:   &authz.Policy{Store: store},
+		Access:   &token.Issuer{Keys: keys, Issuer: iss, Service: service},
+		Keys:     keys,
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/token", ts)
-	mux.Handle("/api/", hubapi.New(hubapi.Options{Accounts: store, VerifyJWT: func(raw string) (string, string, error) {
+	mux.Handle("/api/", hubapi.New(hubapi.Options{Accounts: store, VerifyJWT: func(raw string) (string, token.Hub, error) {
 		c, err := access.Verify(raw)
 		if err != nil {
-			return "", "", err
+			return "", token.Hub{}, err
 		}
-		return c.Subject, c.ViaToken, nil
+		return c.Subject, c.Hub, nil
 	}}))
 	var srv *httptest.Server
 	mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {

@@ -153,6 +153,27 @@ type CreatedToken struct {
 	ExpiresAt string   `json:"expires_at,omitempty"`
 }
 
+// Session is a sign-in that lasts (a refresh session: docker's identity token), as
+// listed: never its secret or hash.
+type Session struct {
+	ID         int64  `json:"id"`
+	Kind       string `json:"kind"`
+	CreatedAt  string `json:"created_at"`
+	LastUsedAt string `json:"last_used_at,omitempty"`
+	ExpiresAt  string `json:"expires_at"`
+	RevokedAt  string `json:"revoked_at,omitempty"`
+	Remote     string `json:"remote,omitempty"`
+	Client     string `json:"client,omitempty"`
+	// Active is false for revoked and expired sessions.
+	Active bool `json:"active"`
+}
+
+// Deleted is the answer to deleting a user or organisation with ?purge=true: how many
+// repositories went with it.
+type Deleted struct {
+	PurgedRepositories int `json:"purged_repositories"`
+}
+
 // AuditEntry is one line of the audit log as the API shows it.
 type AuditEntry struct {
 	ID     int64  `json:"id"`

@@ -186,6 +186,10 @@ type Store interface {
 	// ListRepositories returns up to n repository names sorted lexically after last
 	// (n <= 0 means no limit).
 	ListRepositories(ctx context.Context, last string, n int) ([]string, error)
+	// DeleteRepository removes a repository with its tags, manifests and blob links in
+	// one transaction (the blobs are left to garbage collection), or returns
+	// ErrRepositoryNotFound.
+	DeleteRepository(ctx context.Context, name string) error
 
 	// Catalog returns up to n names (n <= 0: no limit), in byte order after last, of
 	// the repositories f selects: one query, whatever the share of repositories the

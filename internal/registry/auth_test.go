@@ -54,7 +54,7 @@ func (a *authEnv) token(subject string, entries ...string) string {
 		}
 		access = append(access, acc)
 	}
-	tok, err := a.issuer.Issue(subject, access)
+	tok, err := a.issuer.Issue(subject, token.Hub{}, access)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestAuthTokens(t *testing.T) {
 
 	// Garbage, tampered and foreign-audience tokens are refused as invalid.
 	tampered := pushPull[:len(pushPull)-4] + "AAAA"
-	foreign, err := (&token.Issuer{Keys: a.issuer.Keys, Issuer: "hubctl", Service: "elsewhere"}).Issue("alice", []scope.Access{{Type: "repository", Name: "team/app", Actions: []string{"pull"}}})
+	foreign, err := (&token.Issuer{Keys: a.issuer.Keys, Issuer: "hubctl", Service: "elsewhere"}).Issue("alice", token.Hub{}, []scope.Access{{Type: "repository", Name: "team/app", Actions: []string{"pull"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func catalogEnv(t *testing.T) (*authEnv, accounts.Store) {
 				if err != nil {
 					return metadata.CatalogFilter{}, err
 				}
-				p, err := authz.PrincipalOf(ctx, acc, c.Subject, c.ViaToken, time.Now())
+				p, err := authz.PrincipalOf(ctx, acc, c.Subject, c.Hub, time.Now())
 				if err != nil {
 					return metadata.CatalogFilter{}, err
 				}
@@ -119,10 +119,12 @@ func TestCatalogFiltered(t *testing.T) {
 	must(acc.CreateTeam(ctx, accounts.Team{Org: "acme", Name: "devs"}))
 	must(acc.AddTeamMember(ctx, "acme", "devs", "alice"))
 	must(acc.SetTeamGrant(ctx, accounts.TeamGrant{Org: "acme", Team: "devs", Repository: "acme/app", Role: accounts.RoleRead}))
+	tokenIDs := map[string]int64{}
 	newToken := func(user, name string, scopes ...string) {
 		h := sha256.Sum256([]byte(user + name))
-		_, err := acc.CreateToken(ctx, accounts.AccessToken{User: user, Name: name, Hash: h[:], Scopes: scopes})
+		tok, err := acc.CreateToken(ctx, accounts.AccessToken{User: user, Name: name, Hash: h[:], Scopes: scopes})
 		must(err)
+		tokenIDs[user+"/"+name] = tok.ID
 	}
 	newToken("alice", "ci", "repository:alice/*:pull", "repository:acme/app:push")
 	newToken("alice", "acme", "repository:acme/*:pull,push")
@@ -130,41 +132,52 @@ func TestCatalogFiltered(t *testing.T) {
 	newToken("alice", "old", "repository:alice/*:pull")
 	must(acc.RevokeToken(ctx, "alice", "old"))
 
-	via := func(subject, tok string, entries ...string) string {
-		var access []scope.Access
-		for _, e := range entries {
-			sc, err := scope.Parse(e)
-			must(err)
-			access = append(access, sc.Access())
+	// issue signs a registry token for subject as the token service does: with the
+	// account's id and session epoch, the access token's id when tok is not "", and
+	// access. A subject that is no account gets the zero Hub.
+	issue := func(subject, tok string, access ...scope.Access) string {
+		var hub token.Hub
+		if u, err := acc.GetUser(ctx, subject); err == nil {
+			hub = token.Hub{UserID: u.ID, Epoch: u.SessionEpoch}
 		}
-		raw, err := a.issuer.IssueVia(subject, tok, access)
+		if tok != "" {
+			hub.TokenID = tokenIDs[subject+"/"+tok]
+			if hub.TokenID == 0 {
+				hub.TokenID = 1 << 40 // a token that never was
+			}
+		}
+		raw, err := a.issuer.Issue(subject, hub, access)
 		must(err)
 		return "Bearer " + raw.Raw
 	}
 	// The catalog scope as the token service answers it to everyone but admins: asked,
 	// nothing granted.
-	denied := func(subject string) string {
-		raw, err := a.issuer.Issue(subject, []scope.Access{{Type: scope.TypeRegistry, Name: "catalog", Actions: []string{}, Denied: []string{scope.All}}})
-		must(err)
-		return "Bearer " + raw.Raw
-	}
+	denied := scope.Access{Type: scope.TypeRegistry, Name: "catalog", Actions: []string{}, Denied: []string{scope.All}}
+	granted := scope.Access{Type: scope.TypeRegistry, Name: "catalog", Actions: []string{scope.All}}
+	goneTok := issue("gone", "")
+	// bob's sessions end (a password change): his earlier tokens see public content only.
+	bobBefore := issue("bob", "")
+	must(acc.EndSessions(ctx, "bob"))
 	for _, tc := range []struct {
 		name, auth string
 		want       []string
 	}{
-		{"anonymous", denied(authz.Anonymous), []string{"pub/one", "pub/two"}},
-		{"alice", denied("alice"), []string{"acme/app", "alice/a", "alice/b", "alice/c", "pub/one", "pub/two"}},
-		{"bob", a.token("bob"), []string{"bob/x", "pub/one", "pub/two"}},
-		{"admin", a.token("root", "registry:catalog:*"), []string{"acme/app", "acme/lib", "alice/a", "alice/b", "alice/c", "bob/x", "pub/one", "pub/two", "top"}},
-		{"alice's token on alice/*", via("alice", "ci"), []string{"alice/a", "alice/b", "alice/c"}},
-		{"alice's token on acme/*", via("alice", "acme"), []string{"acme/app"}},
-		{"admin's token on bob/x", via("root", "narrow"), []string{"bob/x"}},
-		{"a revoked token", via("alice", "old"), []string{"pub/one", "pub/two"}},
-		{"a token that never was", via("alice", "nosuch"), []string{"pub/one", "pub/two"}},
-		{"a deleted user", a.token("gone"), []string{"pub/one", "pub/two"}},
+		{"anonymous", issue(authz.Anonymous, "", denied), []string{"pub/one", "pub/two"}},
+		{"alice", issue("alice", "", denied), []string{"acme/app", "alice/a", "alice/b", "alice/c", "pub/one", "pub/two"}},
+		{"bob", issue("bob", ""), []string{"bob/x", "pub/one", "pub/two"}},
+		{"bob before his sessions ended", bobBefore, []string{"pub/one", "pub/two"}},
+		{"admin", issue("root", "", granted), []string{"acme/app", "acme/lib", "alice/a", "alice/b", "alice/c", "bob/x", "pub/one", "pub/two", "top"}},
+		{"alice's token on alice/*", issue("alice", "ci"), []string{"alice/a", "alice/b", "alice/c"}},
+		{"alice's token on acme/*", issue("alice", "acme"), []string{"acme/app"}},
+		{"admin's token on bob/x", issue("root", "narrow", denied), []string{"bob/x"}},
+		{"a revoked token", issue("alice", "old"), []string{"pub/one", "pub/two"}},
+		{"a token that never was", issue("alice", "nosuch"), []string{"pub/one", "pub/two"}},
+		{"another user's token", issue("bob", "ci"), []string{"pub/one", "pub/two"}},
+		{"a deleted user", goneTok, []string{"pub/one", "pub/two"}},
 	} {
 		if tc.name == "a deleted user" {
-			must(acc.DeleteUser(ctx, "gone"))
+			_, err := acc.DeleteUser(ctx, "gone", false)
+			must(err)
 		}
 		for _, n := range []int{2, 100} {
 			if got := a.catalog(tc.auth, n); !slices.Equal(got, tc.want) {
@@ -180,7 +193,7 @@ func TestCatalogFiltered(t *testing.T) {
 		t.Errorf("challenge %q does not ask for the catalog scope", r.header.Get("WWW-Authenticate"))
 	}
 	// last and n as the spec has them.
-	r = a.do("GET", "/v2/_catalog?n=1&last=alice/a", nil, "Authorization", a.token("alice"))
+	r = a.do("GET", "/v2/_catalog?n=1&last=alice/a", nil, "Authorization", issue("alice", ""))
 	a.expect(r, 200, "")
 	if string(r.body) != `{"repositories":["alice/b"]}` || !strings.Contains(r.header.Get("Link"), "last=alice%2Fb") {
 		t.Errorf("catalog n=1 last=alice/a: %s, Link %q", r.body, r.header.Get("Link"))

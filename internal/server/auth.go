@@ -52,7 +52,6 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	verifier := &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Service}
-	refreshAudience := cfg.Auth.Service + "/refresh"
 	policy := &authz.Policy{Store: store}
 	// One limiter for /token and the hub API: a guess counts wherever it is made.
 	limiter := ratelimit.New(tokenserver.MaxFailures, tokenserver.FailureWindow)
@@ -65,14 +64,13 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 		policy:   policy,
 		keys:     keys,
 		tokens: &tokenserver.Server{
-			Accounts:        store,
-			Policy:          policy,
-			Access:          &token.Issuer{Keys: keys, Issuer: cfg.Auth.Issuer, Service: cfg.Auth.Service, TTL: cfg.Auth.TokenTTL},
-			Refresh:         &token.Issuer{Keys: keys, Issuer: cfg.Auth.Issuer, Service: refreshAudience, TTL: cfg.Auth.RefreshTTL},
-			RefreshVerifier: &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: refreshAudience, CacheSize: -1},
-			Keys:            keys,
-			Log:             log,
-			Limiter:         limiter,
+			Accounts:   store,
+			Policy:     policy,
+			Access:     &token.Issuer{Keys: keys, Issuer: cfg.Auth.Issuer, Service: cfg.Auth.Service, TTL: cfg.Auth.TokenTTL},
+			RefreshTTL: cfg.Auth.RefreshTTL,
+			Keys:       keys,
+			Log:        log,
+			Limiter:    limiter,
 		},
 		registry: &registry.Auth{
 			Service:   cfg.Auth.Service,
@@ -91,7 +89,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 				if err != nil {
 					return metadata.CatalogFilter{}, err
 				}
-				p, err := authz.PrincipalOf(ctx, store, c.Subject, c.ViaToken, time.Now())
+				p, err := authz.PrincipalOf(ctx, store, c.Subject, c.Hub, time.Now())
 				if err != nil {
 					return metadata.CatalogFilter{}, err
 				}
@@ -104,29 +102,31 @@ func setupAuth(ctx context.Context, cfg config.Config, store accounts.Store, log
 		Policy:   policy,
 		Log:      log,
 		Limiter:  limiter,
-		VerifyJWT: func(raw string) (string, string, error) {
+		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := verifier.Verify(raw)
 			if err != nil {
-				return "", "", err
+				return "", token.Hub{}, err
 			}
-			return c.Subject, c.ViaToken, nil
+			return c.Subject, c.Hub, nil
 		},
 	})
 	return p, nil
 }
 
-// ensureAdmin creates the admin account when it does not exist, with password pw (from
-// HUBCTL_ADMIN_PASSWORD) or a generated one printed once on stderr (never logged).
+// ensureAdmin makes the bootstrap admin account on a database that never had one, with
+// password pw (from HUBCTL_ADMIN_PASSWORD) or a generated one printed once on stderr
+// (never logged). It happens once per database: an admin account deleted later is not
+// made again, and a user who took its name cannot stop the server from starting.
 func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io.Writer) error {
-	_, err := store.GetUser(ctx, AdminUser)
-	if err == nil {
+	// The usual start: the admin exists, so spare the password hash.
+	if _, err := store.GetUser(ctx, AdminUser); err == nil {
 		return nil
-	}
-	if !errors.Is(err, accounts.ErrNotFound) {
+	} else if !errors.Is(err, accounts.ErrNotFound) {
 		return fmt.Errorf("look up the admin account: %w", err)
 	}
 	generated := false
 	if pw == "" {
+		var err error
 		if pw, err = password.RandomSecret(""); err != nil {
 			return err
 		}
@@ -136,12 +136,15 @@ func ensureAdmin(ctx context.Context, store accounts.Store, pw string, stderr io
 	if err != nil {
 		return err
 	}
-	if _, err := store.CreateUser(ctx, accounts.User{Name: AdminUser, PasswordHash: hash, Admin: true}); err != nil {
+	_, created, err := store.BootstrapAdmin(ctx, accounts.User{Name: AdminUser, PasswordHash: hash, Admin: true})
+	if err != nil {
 		return fmt.Errorf("create the admin account: %w", err)
 	}
-	if generated {
+	switch {
+	case !created:
+	case generated:
 		fmt.Fprintf(stderr, "created the %s account with password %s\n(shown once: store it, or set %s before the first start)\n", AdminUser, pw, config.EnvAdminPassword)
-	} else {
+	default:
 		fmt.Fprintf(stderr, "created the %s account with the password from %s\n", AdminUser, config.EnvAdminPassword)
 	}
 	return nil

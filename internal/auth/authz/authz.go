@@ -12,6 +12,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
@@ -20,9 +21,12 @@ const Anonymous = "anonymous"
 
 // Principal is who asks: nobody (User nil), a user, or a user acting through one of
 // their access tokens (Token set), whose scopes further restrict what the user may do.
+// Session is set when the user signed in with a refresh session (docker's identity
+// token) rather than a password.
 type Principal struct {
-	User  *accounts.User
-	Token *accounts.AccessToken
+	User    *accounts.User
+	Token   *accounts.AccessToken
+	Session *accounts.Session
 	// TokenScopes are the parsed patterns of Token.
 	TokenScopes []scope.Scope
 }
@@ -186,12 +190,12 @@ func (pol *Policy) CatalogFilter(p Principal) metadata.CatalogFilter {
 	return f
 }
 
-// PrincipalOf is the principal behind a verified registry token of subject, obtained
-// with subject's access token viaToken when not "": anonymous for the anonymous
-// subject, and for a user, robot or access token that no longer exists or may no
-// longer sign in (the token's grants may outlive them by its lifetime; what it lists
-// must not).
-func PrincipalOf(ctx context.Context, store accounts.Store, subject, viaToken string, now time.Time) (Principal, error) {
+// PrincipalOf is the principal behind a verified registry token of subject that says
+// how it signed in (hub): anonymous for the anonymous subject, and also for a token
+// whose account, access token or refresh session is gone, ended or disabled since it
+// was issued, or belongs to an earlier account of the same name. Such a token's grants
+// may live out their lifetime; what it is shown beyond public content must not.
+func PrincipalOf(ctx context.Context, store accounts.Store, subject string, hub token.Hub, now time.Time) (Principal, error) {
 	if subject == "" || subject == Anonymous {
 		return Principal{}, nil
 	}
@@ -201,25 +205,30 @@ func PrincipalOf(ctx context.Context, store accounts.Store, subject, viaToken st
 	} else if err != nil {
 		return Principal{}, err
 	}
-	if u.Disabled {
+	if u.ID != hub.UserID || u.SessionEpoch != hub.Epoch || u.Disabled {
 		return Principal{}, nil
 	}
-	if viaToken == "" {
-		return Principal{User: &u}, nil
-	}
-	toks, err := store.ListTokens(ctx, u.Name)
-	if err != nil {
-		return Principal{}, err
-	}
-	for _, t := range toks {
-		if t.Name != viaToken || !t.Active(now) {
-			continue
+	if hub.TokenID != 0 {
+		t, err := store.TokenByID(ctx, hub.TokenID)
+		if errors.Is(err, accounts.ErrNotFound) || (err == nil && (t.User != u.Name || !t.Active(now))) {
+			return Principal{}, nil
+		} else if err != nil {
+			return Principal{}, err
 		}
 		p, err := TokenPrincipal(ctx, store, t, now)
 		if errors.Is(err, ErrBadCredentials) {
-			break
+			return Principal{}, nil
 		}
 		return p, err
 	}
-	return Principal{}, nil
+	if hub.SessionID != 0 {
+		sess, err := store.SessionByID(ctx, hub.SessionID)
+		if errors.Is(err, accounts.ErrNotFound) || (err == nil && (sess.UserID != u.ID || !sess.Active(now))) {
+			return Principal{}, nil
+		} else if err != nil {
+			return Principal{}, err
+		}
+		return Principal{User: &u, Session: &sess}, nil
+	}
+	return Principal{User: &u}, nil
 }

@@ -63,22 +63,34 @@ type claimsOut struct {
 	IssuedAt  int64          `json:"iat"`
 	ID        string         `json:"jti"`
 	Access    []scope.Access `json:"access"`
-	AccessTok string         `json:"hub_token,omitempty"`
+	Hub
+}
+
+// Hub is what a token says about how its subject signed in, in claims of the hub's own
+// (RFC 7519 private names): immutable ids rather than names, so that the hub API can
+// tell the account, access token or session behind a token from a later one of the
+// same name, and refuse it the moment that credential is revoked. A registry verifies
+// tokens with the public key alone and ignores these.
+type Hub struct {
+	// UserID is the account's id; 0 for an anonymous client.
+	UserID int64 `json:"hub_uid,omitempty"`
+	// Epoch is the account's session epoch when the token was issued: ending every
+	// session of the account raises it.
+	Epoch int64 `json:"hub_epoch,omitempty"`
+	// TokenID is the access token the client signed in with; 0 for a password or
+	// refresh-session sign-in.
+	TokenID int64 `json:"hub_tid,omitempty"`
+	// SessionID is the refresh session the token was exchanged for; 0 otherwise.
+	SessionID int64 `json:"hub_sid,omitempty"`
 }
 
 // Issue signs a token for subject (empty for an anonymous client) granting access.
+// hub says how the subject signed in.
 //
 // nbf equals iat rather than lying a few seconds in the past: backdating nbf alone
 // would not help a verifier whose clock is behind, because it also refuses an iat in
 // its future. Clock skew between replicas is absorbed by Verifier.Leeway instead.
-func (i *Issuer) Issue(subject string, access []scope.Access) (Token, error) {
-	return i.IssueVia(subject, "", access)
-}
-
-// IssueVia is Issue for a client that signed in with one of subject's access tokens,
-// named viaToken: the claim lets the hub API hold the JWT to that token's scopes and
-// refuse it what only a password session may do (minting tokens).
-func (i *Issuer) IssueVia(subject, viaToken string, access []scope.Access) (Token, error) {
+func (i *Issuer) Issue(subject string, hub Hub, access []scope.Access) (Token, error) {
 	if i.Keys == nil || i.Issuer == "" || i.Service == "" {
 		return Token{}, errors.New("issue token: issuer needs Keys, Issuer and Service")
 	}
@@ -111,7 +123,7 @@ func (i *Issuer) IssueVia(subject, viaToken string, access []scope.Access) (Toke
 		IssuedAt:  iat.Unix(),
 		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 		Access:    access,
-		AccessTok: viaToken,
+		Hub:       hub,
 	}
 	key := i.Keys.signer()
 	raw, err := sign(map[string]string{"alg": "ES256", "typ": "JWT", "kid": key.kid}, c, key.priv)

@@ -188,7 +188,7 @@ func TestJWKS(t *testing.T) {
 
 	// A replica verifies with the JWKS alone.
 	iss := &Issuer{Keys: ks, Issuer: "i", Service: "s"}
-	tok, err := iss.Issue("alice", pullPush)
+	tok, err := iss.Issue("alice", Hub{}, pullPush)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,8 @@ var pullPush = []scope.Access{{Type: "repository", Name: "team/app", Actions: []
 
 func TestIssueVerifyRoundTrip(t *testing.T) {
 	f := newFixture(t)
-	tok, err := f.iss.Issue("alice", pullPush)
+	hub := Hub{UserID: 7, Epoch: 2, TokenID: 11, SessionID: 0}
+	tok, err := f.iss.Issue("alice", hub, pullPush)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Claims{Subject: "alice", Access: pullPush, ExpiresAt: f.clk.t.Add(DefaultTTL), ID: tok.ID}
+	want := &Claims{Subject: "alice", Access: pullPush, ExpiresAt: f.clk.t.Add(DefaultTTL), ID: tok.ID, Hub: hub}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("claims = %+v, want %+v", c, want)
 	}
@@ -91,7 +92,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 	}
 
 	// jti is random per token.
-	tok2, _ := f.iss.Issue("alice", pullPush)
+	tok2, _ := f.iss.Issue("alice", Hub{}, pullPush)
 	if tok2.ID == tok.ID {
 		t.Fatal("two tokens share a jti")
 	}
@@ -100,7 +101,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 func TestIssueAnonymousNoAccess(t *testing.T) {
 	f := newFixture(t)
 	f.iss.TTL = 90 * time.Second
-	tok, err := f.iss.Issue("", nil)
+	tok, err := f.iss.Issue("", Hub{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +124,13 @@ func TestIssueAnonymousNoAccess(t *testing.T) {
 
 func TestMisconfigured(t *testing.T) {
 	f := newFixture(t)
-	if _, err := (&Issuer{Keys: f.keys, Issuer: "x"}).Issue("a", nil); err == nil {
+	if _, err := (&Issuer{Keys: f.keys, Issuer: "x"}).Issue("a", Hub{}, nil); err == nil {
 		t.Fatal("Issue without Service succeeded")
 	}
-	if _, err := (&Issuer{Keys: f.keys, Issuer: "x", Service: "y", TTL: time.Millisecond}).Issue("a", nil); err == nil {
+	if _, err := (&Issuer{Keys: f.keys, Issuer: "x", Service: "y", TTL: time.Millisecond}).Issue("a", Hub{}, nil); err == nil {
 		t.Fatal("Issue with a sub-second TTL succeeded")
 	}
-	tok, err := f.iss.Issue("alice", pullPush)
+	tok, err := f.iss.Issue("alice", Hub{}, pullPush)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func flipPadBits(s string) string {
 func TestNoLeeway(t *testing.T) {
 	f := newFixture(t)
 	f.ver.Leeway = -1
-	tok, _ := f.iss.Issue("alice", pullPush)
+	tok, _ := f.iss.Issue("alice", Hub{}, pullPush)
 	f.clk.t = f.clk.t.Add(DefaultTTL)
 	if _, err := f.ver.Verify(tok.Raw); !errors.Is(err, jwt.ErrTokenExpired) {
 		t.Fatalf("at exp with no leeway: err = %v", err)
@@ -338,7 +339,7 @@ func TestAllows(t *testing.T) {
 
 func TestCache(t *testing.T) {
 	f := newFixture(t)
-	tok, _ := f.iss.Issue("alice", pullPush)
+	tok, _ := f.iss.Issue("alice", Hub{}, pullPush)
 	c1, err := f.ver.Verify(tok.Raw)
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +377,7 @@ func TestCacheBounded(t *testing.T) {
 	f.ver.CacheSize = 5
 	var toks []Token
 	for range 40 {
-		tok, err := f.iss.Issue("alice", pullPush)
+		tok, err := f.iss.Issue("alice", Hub{}, pullPush)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,7 +397,7 @@ func TestCacheBounded(t *testing.T) {
 	}
 	// Expired entries are evicted before live ones.
 	f.clk.t = f.clk.t.Add(DefaultTTL + DefaultLeeway)
-	fresh, _ := f.iss.Issue("bob", pullPush)
+	fresh, _ := f.iss.Issue("bob", Hub{}, pullPush)
 	if _, err := f.ver.Verify(fresh.Raw); err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +424,7 @@ func TestRotateRetire(t *testing.T) {
 	iss := &Issuer{Keys: ks, Issuer: "i", Service: "s", Now: clk.now}
 	ver := &Verifier{Keys: ks, Issuer: "i", Audience: "s", Now: clk.now}
 	oldKid := ks.SigningKeyID()
-	old, err := iss.Issue("alice", pullPush)
+	old, err := iss.Issue("alice", Hub{}, pullPush)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +439,7 @@ func TestRotateRetire(t *testing.T) {
 	if newKid == oldKid || ks.SigningKeyID() != newKid {
 		t.Fatalf("after Rotate signer = %s, old %s, new %s", ks.SigningKeyID(), oldKid, newKid)
 	}
-	fresh, err := iss.Issue("alice", pullPush)
+	fresh, err := iss.Issue("alice", Hub{}, pullPush)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,9 +68,8 @@ type Claims struct {
 	ExpiresAt time.Time
 	// ID is the jti claim.
 	ID string
-	// ViaToken names the access token of Subject the client signed in with; empty
-	// for a password sign-in.
-	ViaToken string
+	// Hub says how Subject signed in (ids of the account, access token, session).
+	Hub
 }
 
 // Allows reports whether the claims grant action on the resource typ/name, a "*"
@@ -101,8 +100,8 @@ func (c *Claims) clone() *Claims {
 // claimsIn is what Verify reads: RegisteredClaims takes aud as a string or an array.
 type claimsIn struct {
 	jwt.RegisteredClaims
-	Access    []scope.Access `json:"access"`
-	AccessTok string         `json:"hub_token,omitempty"`
+	Access []scope.Access `json:"access"`
+	Hub
 }
 
 func (v *Verifier) init() {
@@ -176,7 +175,7 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	c := &Claims{Subject: in.Subject, Access: in.Access, ExpiresAt: in.ExpiresAt.Time, ID: in.ID, ViaToken: in.AccessTok}
+	c := &Claims{Subject: in.Subject, Access: in.Access, ExpiresAt: in.ExpiresAt.Time, ID: in.ID, Hub: in.Hub}
 	if v.cache != nil {
 		v.cache.put(strings.Clone(raw), cacheEntry{claims: c.clone(), kid: kid}, now.Add(-v.leeway))
 	}

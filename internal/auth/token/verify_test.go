@@ -9,7 +9,7 @@ import (
 // it, to Verify: it must never panic, and nothing but the genuine token may verify.
 func FuzzVerify(f *testing.F) {
 	fx := newFixture(f)
-	tok, err := fx.iss.Issue("alice", pullPush)
+	tok, err := fx.iss.Issue("alice", Hub{}, pullPush)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func FuzzVerify(f *testing.F) {
 // client's first request with a new token) with a cache hit (every later request).
 func BenchmarkVerify(b *testing.B) {
 	fx := newFixture(b)
-	tok, err := fx.iss.Issue("alice", pullPush)
+	tok, err := fx.iss.Issue("alice", Hub{}, pullPush)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func BenchmarkVerify(b *testing.B) {
 func BenchmarkIssue(b *testing.B) {
 	fx := newFixture(b)
 	for b.Loop() {
-		if _, err := fx.iss.Issue("alice", pullPush); err != nil {
+		if _, err := fx.iss.Issue("alice", Hub{}, pullPush); err != nil {
 			b.Fatal(err)
 		}
 	}

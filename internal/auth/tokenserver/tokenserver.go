@@ -37,8 +37,10 @@ const TokenPrefix = "hub_"
 const (
 	MaxFailures   = 5
 	FailureWindow = 5 * time.Minute
-	// touchEvery bounds how often a token's last-used time is written.
+	// touchEvery bounds how often a token's or session's last-used time is written.
 	touchEvery = time.Minute
+	// DefaultRefreshTTL is how long a refresh session lasts unless RefreshTTL says.
+	DefaultRefreshTTL = 720 * time.Hour
 )
 
 // Server serves /token and /token/jwks.json.
@@ -47,12 +49,11 @@ type Server struct {
 	Policy   *authz.Policy
 	// Access issues the registry tokens; its Service is the audience registries check.
 	Access *token.Issuer
-	// Refresh issues and RefreshVerifier checks the long-lived refresh tokens of
-	// offline logins. They carry a different audience, so a registry never takes one.
-	Refresh         *token.Issuer
-	RefreshVerifier *token.Verifier
-	Keys            *token.KeySet
-	Log             *slog.Logger
+	// RefreshTTL is the lifetime of the refresh sessions of offline logins (docker's
+	// identity token); zero means DefaultRefreshTTL.
+	RefreshTTL time.Duration
+	Keys       *token.KeySet
+	Log        *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 	// Limiter counts failed logins; nil means one of the server's own. Share one with
@@ -60,7 +61,7 @@ type Server struct {
 	Limiter *ratelimit.Limiter
 
 	once    sync.Once
-	touched sync.Map // token id -> time.Time of the last recorded use
+	touched sync.Map // "t<id>" or "s<id>" -> time.Time of the last recorded use of a token or session
 	// dummyHash is verified against when a user does not exist, so a wrong user name
 	// takes as long as a wrong password and names cannot be probed by timing.
 	dummyHash string
@@ -76,6 +77,9 @@ func (s *Server) init() {
 		}
 		if s.Now == nil {
 			s.Now = time.Now
+		}
+		if s.RefreshTTL == 0 {
+			s.RefreshTTL = DefaultRefreshTTL
 		}
 		s.dummyHash, _ = password.Hash("not a real password")
 	})
@@ -182,10 +186,13 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) error {
 	case "refresh_token":
 		rt := f.Get("refresh_token")
 		p, err := s.refreshPrincipal(r.Context(), rt)
-		if err != nil {
-			s.audit(r, "anonymous", "login.failed", "", "invalid refresh token")
-			return errcode.New(errcode.Unauthorized, "invalid refresh token")
+		if errors.Is(err, authz.ErrBadCredentials) {
+			s.audit(r, "anonymous", "login.failed", "", "invalid, revoked or expired refresh token")
+			return errcode.New(errcode.Unauthorized, "invalid, revoked or expired refresh token: log in again")
+		} else if err != nil {
+			return err
 		}
+		s.audit(r, p.Name(), "login.refresh", "", fmt.Sprintf("session %d", p.Session.ID))
 		return s.issue(w, r, p, scopes, false, rt, false)
 	default:
 		return oauthError("unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported (password, refresh_token)", f.Get("grant_type")))
@@ -226,25 +233,23 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, p authz.Principal
 			granted = append(granted, g.String())
 		}
 	}
-	via := ""
-	if p.Token != nil {
-		via = p.Token.Name
-	}
-	tok, err := s.Access.IssueVia(p.Name(), via, access)
+	tok, err := s.Access.Issue(p.Name(), hubClaims(p), access)
 	if err != nil {
 		return err
 	}
 	resp := response{Token: tok.Raw, AccessToken: tok.Raw, ExpiresIn: tok.ExpiresIn,
 		IssuedAt: tok.IssuedAt.UTC().Format(time.RFC3339), RefreshToken: refresh, Scope: strings.Join(granted, " ")}
+	detail := ""
 	if mint && p.User != nil {
-		rt, err := s.Refresh.Issue(p.User.Name, nil)
+		secret, sess, err := s.newSession(r, p.User)
 		if err != nil {
 			return err
 		}
-		resp.RefreshToken = rt.Raw
+		resp.RefreshToken = secret
+		detail = fmt.Sprintf("refresh session %d", sess.ID)
 	}
 	if login {
-		s.audit(r, p.Name(), "login", "", "")
+		s.audit(r, p.Name(), "login", "", detail)
 	}
 	reqlog.From(ctx).User = p.Name()
 	b, err := json.Marshal(resp)
@@ -255,6 +260,38 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, p authz.Principal
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	_, _ = w.Write(b)
 	return nil
+}
+
+// hubClaims says in a registry token how p signed in, by immutable ids.
+func hubClaims(p authz.Principal) token.Hub {
+	var h token.Hub
+	if p.User != nil {
+		h.UserID, h.Epoch = p.User.ID, p.User.SessionEpoch
+	}
+	if p.Token != nil {
+		h.TokenID = p.Token.ID
+	}
+	if p.Session != nil {
+		h.SessionID = p.Session.ID
+	}
+	return h
+}
+
+// newSession starts a refresh session for u (an offline login) and returns its secret,
+// shown to the client once.
+func (s *Server) newSession(r *http.Request, u *accounts.User) (string, accounts.Session, error) {
+	secret, err := password.RandomSecret(password.RefreshTokenPrefix)
+	if err != nil {
+		return "", accounts.Session{}, err
+	}
+	now := s.Now()
+	sess, err := s.Accounts.CreateSession(r.Context(), accounts.Session{UserID: u.ID, Kind: accounts.SessionRefresh,
+		Hash: password.SecretHash(secret), CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL),
+		Remote: clientIP(r), Client: r.UserAgent()})
+	if err != nil {
+		return "", accounts.Session{}, fmt.Errorf("start a refresh session for %s: %w", u.Name, err)
+	}
+	return secret, sess, nil
 }
 
 // authenticate checks a user name with a password or an access token. viaPassword
@@ -315,28 +352,57 @@ func (s *Server) check(ctx context.Context, user, pass string, now time.Time) (a
 
 // touch records a token's use, at most once per touchEvery per token.
 func (s *Server) touch(ctx context.Context, id int64, now time.Time) {
-	if last, ok := s.touched.Load(id); ok && now.Sub(last.(time.Time)) < touchEvery {
+	if s.recent(fmt.Sprint("t", id), now) {
 		return
 	}
-	s.touched.Store(id, now)
 	if err := s.Accounts.TouchToken(ctx, id, now); err != nil {
 		s.Log.WarnContext(ctx, "record token use", "token_id", id, "error", err)
 	}
 }
 
+// recent reports whether key's last use was recorded less than touchEvery ago, and
+// notes now as its last use otherwise.
+func (s *Server) recent(key string, now time.Time) bool {
+	if last, ok := s.touched.Load(key); ok && now.Sub(last.(time.Time)) < touchEvery {
+		return true
+	}
+	s.touched.Store(key, now)
+	return false
+}
+
+// refreshPrincipal finds the session of a refresh token. The session hangs on the
+// account's id: a deleted account's sessions are gone, and a new account of the same
+// name has none of them. Refresh tokens of earlier hubctl versions (JWTs bound to a
+// name) are refused: their holders log in again.
 func (s *Server) refreshPrincipal(ctx context.Context, raw string) (authz.Principal, error) {
-	c, err := s.RefreshVerifier.Verify(raw)
-	if err != nil {
-		return authz.Principal{}, err
-	}
-	u, err := s.Accounts.GetUser(ctx, c.Subject)
-	if err != nil {
-		return authz.Principal{}, err
-	}
-	if u.Disabled {
+	if !strings.HasPrefix(raw, password.RefreshTokenPrefix) {
 		return authz.Principal{}, authz.ErrBadCredentials
 	}
-	return authz.Principal{User: &u}, nil
+	sess, err := s.Accounts.SessionByHash(ctx, password.SecretHash(raw))
+	if errors.Is(err, accounts.ErrNotFound) {
+		return authz.Principal{}, authz.ErrBadCredentials
+	} else if err != nil {
+		return authz.Principal{}, err
+	}
+	now := s.Now()
+	if !sess.Active(now) {
+		return authz.Principal{}, authz.ErrBadCredentials
+	}
+	u, err := s.Accounts.GetUser(ctx, sess.User)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return authz.Principal{}, authz.ErrBadCredentials
+	} else if err != nil {
+		return authz.Principal{}, err
+	}
+	if u.ID != sess.UserID || u.Disabled {
+		return authz.Principal{}, authz.ErrBadCredentials
+	}
+	if !s.recent(fmt.Sprint("s", sess.ID), now) {
+		if err := s.Accounts.TouchSession(ctx, sess.ID, now); err != nil {
+			s.Log.WarnContext(ctx, "record session use", "session_id", sess.ID, "error", err)
+		}
+	}
+	return authz.Principal{User: &u, Session: &sess}, nil
 }
 
 func (s *Server) audit(r *http.Request, actor, action, target, detail string) {

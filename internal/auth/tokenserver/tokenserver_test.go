@@ -60,12 +60,11 @@ func newFixture(t testing.TB) *fixture {
 	}
 	policy := &authz.Policy{Store: store}
 	s := &Server{
-		Accounts:        store,
-		Policy:          policy,
-		Access:          &token.Issuer{Keys: keys, Issuer: "hubctl", Service: "hubctl"},
-		Refresh:         &token.Issuer{Keys: keys, Issuer: "hubctl", Service: "hubctl/refresh", TTL: time.Hour},
-		RefreshVerifier: &token.Verifier{Keys: keys, Issuer: "hubctl", Audience: "hubctl/refresh", CacheSize: -1},
-		Keys:            keys,
+		Accounts:   store,
+		Policy:     policy,
+		Access:     &token.Issuer{Keys: keys, Issuer: "hubctl", Service: "hubctl"},
+		RefreshTTL: time.Hour,
+		Keys:       keys,
 	}
 	f.verifier = &token.Verifier{Keys: keys, Issuer: "hubctl", Audience: "hubctl"}
 	f.srv = httptest.NewServer(s)

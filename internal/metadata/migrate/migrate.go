@@ -6,6 +6,7 @@ package migrate
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,11 +36,23 @@ type Dialect struct {
 	// "SELECT pg_advisory_xact_lock(…)"). SQLite needs none when the transaction begins
 	// IMMEDIATE, which takes the database's write lock up front.
 	Lock string
+	// ForeignKeysOff and ForeignKeysOn, when not empty, run on the migrating connection
+	// before its transaction begins and after it ends, and ForeignKeyCheck (a query that
+	// must return no rows) runs before the commit. SQLite needs them to rebuild a table
+	// (its only way to change a column's definition): with foreign keys on, dropping the
+	// old table would cascade into every table referring to it, and the switch is a
+	// no-op inside a transaction. PostgreSQL alters tables in place.
+	ForeignKeysOff, ForeignKeysOn, ForeignKeyCheck string
 }
 
 // SQLite is the dialect of SQLite; the caller's *sql.DB should begin transactions
 // IMMEDIATE (modernc.org/sqlite: _txlock=immediate) so concurrent openers serialize.
-var SQLite = Dialect{Placeholder: func(int) string { return "?" }}
+var SQLite = Dialect{
+	Placeholder:     func(int) string { return "?" },
+	ForeignKeysOff:  "PRAGMA foreign_keys = OFF",
+	ForeignKeysOn:   "PRAGMA foreign_keys = ON",
+	ForeignKeyCheck: "PRAGMA foreign_key_check",
+}
 
 // PostgreSQL is the dialect of PostgreSQL; the advisory lock key is arbitrary but fixed
 // so that every hubctl replica contends for the same lock.
@@ -97,7 +110,23 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this hubctl")
 // one transaction, and returns the versions it applied. Either every pending migration
 // is applied or none is, so a failed start leaves the schema as it was.
 func Apply(ctx context.Context, db *sql.DB, d Dialect, ms []Migration) (applied []int, err error) {
-	tx, err := db.BeginTx(ctx, nil)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: connect: %w", err)
+	}
+	defer conn.Close()
+	if d.ForeignKeysOff != "" {
+		if _, err := conn.ExecContext(ctx, d.ForeignKeysOff); err != nil {
+			return nil, fmt.Errorf("migrate: %s: %w", d.ForeignKeysOff, err)
+		}
+		defer func() {
+			if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), d.ForeignKeysOn); ferr != nil {
+				err = errors.Join(err, fmt.Errorf("migrate: %s: %w", d.ForeignKeysOn, ferr))
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // never reuse it without foreign keys
+			}
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: begin: %w", err)
 	}
@@ -149,10 +178,39 @@ func Apply(ctx context.Context, db *sql.DB, d Dialect, ms []Migration) (applied 
 		}
 		applied = append(applied, m.Version)
 	}
+	if d.ForeignKeyCheck != "" && len(applied) > 0 {
+		if err := checkForeignKeys(ctx, tx, d.ForeignKeyCheck); err != nil {
+			return nil, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("migrate: commit: %w", err)
 	}
 	return applied, nil
+}
+
+// checkForeignKeys runs query, which lists rows that break a foreign key, and fails when
+// it finds any: a migration that ran with foreign keys off must leave none broken.
+func checkForeignKeys(ctx context.Context, tx *sql.Tx, query string) error {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("migrate: check foreign keys: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		for i := range vals {
+			vals[i] = new(any)
+		}
+		_ = rows.Scan(vals...)
+		var found []string
+		for _, v := range vals {
+			found = append(found, fmt.Sprint(*v.(*any)))
+		}
+		return fmt.Errorf("migrate: a migration broke a foreign key: %s", strings.Join(found, " "))
+	}
+	return rows.Err()
 }
 
 // Applied returns the versions recorded in schema_migrations, ascending.

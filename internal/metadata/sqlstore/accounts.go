@@ -38,46 +38,76 @@ func (s *Store) CreateUser(ctx context.Context, u accounts.User) (accounts.User,
 	case !u.Robot && u.Owner != "":
 		return accounts.User{}, fmt.Errorf("create user %s: only robots have an owner: %w", u.Name, accounts.ErrInvalid)
 	}
-	created := nanos(u.CreatedAt)
+	var out accounts.User
 	err := s.write(ctx, func(q querier) error {
-		if u.Robot {
-			if err := s.checkOrg(ctx, q, u.Owner, true); err != nil {
-				return err
-			}
-		}
-		if err := s.lockName(ctx, q, u.Name); err != nil {
-			return err
-		}
-		if err := checkNameFree(ctx, q, u.Name); err != nil {
-			return err
-		}
-		err := q.QueryRow(ctx, `INSERT INTO users
-			(name, email, password_hash, admin, robot, owner, disabled, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-			u.Name, u.Email, u.PasswordHash, u.Admin, u.Robot, u.Owner, u.Disabled, created).Scan(&u.ID)
-		if err != nil {
-			return s.uniqueAs(err, accounts.ErrExists)
-		}
-		if u.Robot {
-			return nil
-		}
-		_, err = q.Exec(ctx, `INSERT INTO namespaces (name, org, default_visibility, created_at)
-			VALUES ($1, FALSE, 'private', $2)`, u.Name, created)
-		return s.uniqueAs(err, accounts.ErrExists)
+		var err error
+		out, err = s.createUser(ctx, q, u)
+		return err
 	})
 	if err != nil {
 		return accounts.User{}, fmt.Errorf("create user %s: %w", u.Name, err)
 	}
-	u.CreatedAt = fromNanos(created)
-	return u, nil
+	return out, nil
 }
 
-const userColumns = "id, name, email, password_hash, admin, robot, owner, disabled, created_at"
+// createUser is CreateUser, validated, inside q's transaction.
+func (s *Store) createUser(ctx context.Context, q querier, u accounts.User) (accounts.User, error) {
+	created := nanos(u.CreatedAt)
+	if u.Robot {
+		if err := s.checkOrg(ctx, q, u.Owner, true); err != nil {
+			return u, err
+		}
+	}
+	if err := s.claimName(ctx, q, u.Name, !u.Robot); err != nil {
+		return u, err
+	}
+	err := q.QueryRow(ctx, `INSERT INTO users
+		(name, email, password_hash, admin, robot, owner, disabled, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		u.Name, u.Email, u.PasswordHash, u.Admin, u.Robot, u.Owner, u.Disabled, created).Scan(&u.ID)
+	if err != nil {
+		return u, s.uniqueAs(err, accounts.ErrExists)
+	}
+	u.CreatedAt = fromNanos(created)
+	if u.Robot {
+		return u, nil
+	}
+	_, err = q.Exec(ctx, `INSERT INTO namespaces (name, org, default_visibility, created_at)
+		VALUES ($1, FALSE, 'private', $2)`, u.Name, created)
+	return u, s.uniqueAs(err, accounts.ErrExists)
+}
+
+// claimName takes the lock on name and checks nobody has it: no user, no namespace
+// and, for a name that becomes a namespace, no repositories left filed under it (a
+// deleted account's, or pushed where no account was): the new owner of a name starts
+// with nothing.
+func (s *Store) claimName(ctx context.Context, q querier, name string, namespace bool) error {
+	if err := s.lockName(ctx, q, name); err != nil {
+		return err
+	}
+	if err := checkNameFree(ctx, q, name); err != nil {
+		return err
+	}
+	if !namespace {
+		return nil
+	}
+	n, err := countRepositories(ctx, q, name)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("name %s still holds %d repositories; an administrator must delete them before the name can be used: %w",
+			name, n, accounts.ErrExists)
+	}
+	return nil
+}
+
+const userColumns = "id, name, email, password_hash, admin, robot, owner, disabled, created_at, session_epoch"
 
 func scanUser(row row) (accounts.User, error) {
 	var u accounts.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.PasswordHash, &u.Admin, &u.Robot, &u.Owner, &u.Disabled, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.PasswordHash, &u.Admin, &u.Robot, &u.Owner, &u.Disabled, &created, &u.SessionEpoch); err != nil {
 		return accounts.User{}, err
 	}
 	u.CreatedAt = fromNanos(created)
@@ -113,19 +143,30 @@ func (s *Store) ListUsers(ctx context.Context) ([]accounts.User, error) {
 }
 
 // UpdateUser changes the email, password hash, admin and disabled flags of the user
-// named u.Name; the name, robot flag and owner are fixed at creation.
+// named u.Name; the name, robot flag and owner are fixed at creation. A new password
+// hash, or disabling the user, ends every session of theirs in the same transaction.
 func (s *Store) UpdateUser(ctx context.Context, u accounts.User) error {
 	err := s.write(ctx, func(q querier) error {
-		var robot bool
-		if err := q.QueryRow(ctx, "SELECT robot FROM users WHERE name = $1", u.Name).Scan(&robot); err != nil {
+		var (
+			id            int64
+			robot, wasOff bool
+			oldHash       string
+		)
+		if err := q.QueryRow(ctx, "SELECT id, robot, password_hash, disabled FROM users WHERE name = $1"+s.d.forUpdate,
+			u.Name).Scan(&id, &robot, &oldHash, &wasOff); err != nil {
 			return notFound(err)
 		}
 		if robot && u.PasswordHash != "" {
 			return fmt.Errorf("a robot has no password: %w", accounts.ErrInvalid)
 		}
-		_, err := q.Exec(ctx, `UPDATE users SET email = $1, password_hash = $2, admin = $3, disabled = $4
-			WHERE name = $5`, u.Email, u.PasswordHash, u.Admin, u.Disabled, u.Name)
-		return err
+		if _, err := q.Exec(ctx, `UPDATE users SET email = $1, password_hash = $2, admin = $3, disabled = $4
+			WHERE id = $5`, u.Email, u.PasswordHash, u.Admin, u.Disabled, id); err != nil {
+			return err
+		}
+		if u.PasswordHash != oldHash || (u.Disabled && !wasOff) {
+			return endSessions(ctx, q, id)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("update user %s: %w", u.Name, err)
@@ -133,21 +174,61 @@ func (s *Store) UpdateUser(ctx context.Context, u accounts.User) error {
 	return nil
 }
 
-// DeleteUser removes a user; the foreign keys remove their team memberships and access
-// tokens. Their personal namespace goes too (it only holds a default visibility), but
-// their repositories stay: deleting images is a separate, deliberate act.
-func (s *Store) DeleteUser(ctx context.Context, name string) error {
+// DeleteUser removes a user; the foreign keys remove their team memberships, access
+// tokens and sessions. Their personal namespace goes too, and with it, when purge, the
+// repositories in it; without purge a namespace holding repositories is refused
+// (accounts.ErrNotEmpty), so no repository is left for the next owner of the name.
+func (s *Store) DeleteUser(ctx context.Context, name string, purge bool) (int, error) {
+	var purged int
 	err := s.write(ctx, func(q querier) error {
-		if err := mustAffect(q.Exec(ctx, "DELETE FROM users WHERE name = $1", name)); err != nil {
+		purged = 0
+		var robot bool
+		if err := q.QueryRow(ctx, "SELECT robot FROM users WHERE name = $1"+s.d.forUpdate, name).Scan(&robot); err != nil {
+			return notFound(err)
+		}
+		if !robot {
+			var err error
+			if purged, err = s.emptyNamespace(ctx, q, name, purge); err != nil {
+				return err
+			}
+		}
+		if _, err := q.Exec(ctx, "DELETE FROM users WHERE name = $1", name); err != nil {
 			return err
 		}
 		_, err := q.Exec(ctx, "DELETE FROM namespaces WHERE name = $1 AND NOT org", name)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("delete user %s: %w", name, err)
+		return 0, fmt.Errorf("delete user %s: %w", name, err)
 	}
-	return nil
+	return purged, nil
+}
+
+// emptyNamespace makes sure no repository is left in namespace ns, inside q's
+// transaction: with purge it deletes them (their tags, manifests and blob links go by
+// cascade; the blobs are left to garbage collection, upload sessions to the stale
+// purge) and returns how many, else it refuses when there are any.
+func (s *Store) emptyNamespace(ctx context.Context, q querier, ns string, purge bool) (int, error) {
+	if purge {
+		n, err := q.Exec(ctx, "DELETE FROM repositories WHERE id IN ("+nsRepos+")", nsArgs(ns)...)
+		return int(n), err
+	}
+	n, err := countRepositories(ctx, q, ns)
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		return 0, fmt.Errorf("namespace %s holds %d repositories: delete them, or purge them with the account: %w",
+			ns, n, accounts.ErrNotEmpty)
+	}
+	return 0, nil
+}
+
+// countRepositories counts the repositories filed under namespace ns.
+func countRepositories(ctx context.Context, q querier, ns string) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, "SELECT count(*) FROM repositories WHERE id IN ("+nsRepos+")", nsArgs(ns)...).Scan(&n)
+	return n, err
 }
 
 // CreateOrg creates an organisation namespace (private by default) with a team
@@ -167,10 +248,7 @@ func (s *Store) CreateOrg(ctx context.Context, name, owner string) (accounts.Nam
 		if robot {
 			return fmt.Errorf("owner %s is a robot: %w", owner, accounts.ErrInvalid)
 		}
-		if err := s.lockName(ctx, q, name); err != nil {
-			return err
-		}
-		if err := checkNameFree(ctx, q, name); err != nil {
+		if err := s.claimName(ctx, q, name, true); err != nil {
 			return err
 		}
 		for _, st := range []struct {
@@ -254,22 +332,61 @@ func (s *Store) SetDefaultVisibility(ctx context.Context, namespace string, v ac
 }
 
 // DeleteOrg removes an organisation with its teams, grants and robots (and so the
-// robots' tokens). Its repositories stay, like a deleted user's.
-func (s *Store) DeleteOrg(ctx context.Context, name string) error {
+// robots' tokens and sessions). Its repositories are refused or purged as DeleteUser
+// does.
+func (s *Store) DeleteOrg(ctx context.Context, name string, purge bool) (int, error) {
+	var purged int
 	err := s.write(ctx, func(q querier) error {
+		purged = 0
 		// Deleting the namespace row waits for a robot creation holding KEY SHARE on it
 		// (checkOrg); the robot DELETE that follows, a new snapshot at READ COMMITTED,
 		// then sees that robot too.
-		if err := mustAffect(q.Exec(ctx, "DELETE FROM namespaces WHERE name = $1 AND org", name)); err != nil {
+		var org bool
+		if err := q.QueryRow(ctx, "SELECT org FROM namespaces WHERE name = $1"+s.d.forUpdate, name).Scan(&org); err != nil || !org {
+			return accounts.ErrNotFound
+		}
+		var err error
+		if purged, err = s.emptyNamespace(ctx, q, name, purge); err != nil {
 			return err
 		}
-		_, err := q.Exec(ctx, "DELETE FROM users WHERE robot AND owner = $1", name)
+		if _, err := q.Exec(ctx, "DELETE FROM namespaces WHERE name = $1 AND org", name); err != nil {
+			return err
+		}
+		_, err = q.Exec(ctx, "DELETE FROM users WHERE robot AND owner = $1", name)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("delete organisation %s: %w", name, err)
+		return 0, fmt.Errorf("delete organisation %s: %w", name, err)
 	}
-	return nil
+	return purged, nil
+}
+
+// bootstrapKey is the hub_state row saying the bootstrap admin was made.
+const bootstrapKey = "bootstrap.admin"
+
+// BootstrapAdmin creates u as a site administrator unless a bootstrap account was
+// made on this database before, and records that one was, in one transaction.
+func (s *Store) BootstrapAdmin(ctx context.Context, u accounts.User) (accounts.User, bool, error) {
+	u.Admin = true
+	var (
+		created bool
+		out     accounts.User
+	)
+	err := s.write(ctx, func(q querier) error {
+		created = false
+		n, err := q.Exec(ctx, `INSERT INTO hub_state (key, value, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (key) DO NOTHING`, bootstrapKey, "made "+u.Name, nanos(time.Time{}))
+		if err != nil || n == 0 {
+			return err
+		}
+		out, err = s.createUser(ctx, q, u)
+		created = err == nil
+		return err
+	})
+	if err != nil {
+		return accounts.User{}, false, fmt.Errorf("bootstrap admin %s: %w", u.Name, err)
+	}
+	return out, created, nil
 }
 
 // RepositoryVisibility returns the visibility of an existing repository, else the

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -133,10 +132,12 @@ func (s *Store) checkRefs(ctx context.Context, q querier, repoID int64, refs met
 }
 
 // manifestColumns are the payload-less columns scanManifest reads; mManifestColumns
-// the same of the table aliased m.
-const manifestColumns = "digest, media_type, artifact_type, size, subject, annotations, created_at"
-
-var mManifestColumns = "m." + strings.ReplaceAll(manifestColumns, ", ", ", m.")
+// the same of the table aliased m. Constants, so the statements built from them are too:
+// no string is built per call on the pull path.
+const (
+	manifestColumns  = "digest, media_type, artifact_type, size, subject, annotations, created_at"
+	mManifestColumns = "m.digest, m.media_type, m.artifact_type, m.size, m.subject, m.annotations, m.created_at"
+)
 
 // GetManifest returns the manifest with payload, or metadata.ErrManifestNotFound.
 func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (metadata.Manifest, error) {

@@ -165,17 +165,21 @@ func TestMigrateFromInitialSchema(t *testing.T) {
 		if d, err := s.ResolveTag(ctx, "acme/app", "latest"); err != nil || d.String() != "sha256:bb" {
 			t.Fatalf("ResolveTag after migration = %s, %v", d, err)
 		}
-		// The old data still reads, and the new tables work beside it.
-		if _, err := s.CreateUser(ctx, accounts.User{Name: "alice"}); err != nil {
+		// The old data still reads, and the new tables work beside it. The names of the
+		// namespaces that hold repositories are not free: nobody inherits them.
+		if _, err := s.CreateUser(ctx, accounts.User{Name: "alice"}); !errors.Is(err, accounts.ErrExists) {
+			t.Fatalf("CreateUser over alice/tools = %v, want refused", err)
+		}
+		if _, err := s.CreateUser(ctx, accounts.User{Name: "carol"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.CreateOrg(ctx, "acme", "alice"); err != nil {
+		if _, err := s.CreateOrg(ctx, "beta", "carol"); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.SetRepositoryVisibility(ctx, "acme/app", accounts.Public); err != nil {
 			t.Fatal(err)
 		}
-		if role, err := s.RoleOf(ctx, "alice", "acme/app"); err != nil || role != accounts.RoleAdmin {
+		if role, err := s.RoleOf(ctx, "carol", "beta/app"); err != nil || role != accounts.RoleAdmin {
 			t.Fatalf("RoleOf after migration = %q, %v", role, err)
 		}
 	})

@@ -52,7 +52,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open metadata database: %w", err)
 	}
-	s, err := open(ctx, &pgEngine{p: p}, postgresDialect)
+	s, err := open(ctx, &pgEngine{p: p, q: pgQuerier{p}}, postgresDialect)
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("open metadata database %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
@@ -60,7 +60,10 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
-type pgEngine struct{ p *pgxpool.Pool }
+type pgEngine struct {
+	p *pgxpool.Pool
+	q querier // the pool as a querier, made once
+}
 
 // begin: writes run at READ COMMITTED and take the dialect's row locks; reads run in a
 // read-only REPEATABLE READ transaction, one snapshot for all their statements (a
@@ -77,7 +80,7 @@ func (e *pgEngine) begin(ctx context.Context, readOnly bool) (txn, error) {
 	return pgTx{pgQuerier{tx}, tx}, nil
 }
 
-func (e *pgEngine) pool() querier { return pgQuerier{e.p} }
+func (e *pgEngine) pool() querier { return e.q }
 
 // lost drops every idle connection: a restarted server killed them all, and without
 // the reset each attempt could draw another dead one from the idle list.

@@ -50,6 +50,26 @@ func (s *Store) ListRepositories(ctx context.Context, last string, n int) ([]str
 	return names, nil
 }
 
+// DeleteRepository removes a repository; its tags, manifests, manifest edges and blob
+// links go by cascade. It takes the repository lock first, as PutManifest does.
+func (s *Store) DeleteRepository(ctx context.Context, name string) error {
+	err := s.write(ctx, func(q querier) error {
+		var id int64
+		if err := q.QueryRow(ctx, "SELECT id FROM repositories WHERE name = $1"+s.d.forNoKeyUpdate, name).Scan(&id); err != nil {
+			return err
+		}
+		_, err := q.Exec(ctx, "DELETE FROM repositories WHERE id = $1", id)
+		return err
+	})
+	switch {
+	case isNoRows(err):
+		return fmt.Errorf("delete repository %s: %w", name, metadata.ErrRepositoryNotFound)
+	case err != nil:
+		return fmt.Errorf("delete repository %s: %w", name, err)
+	}
+	return nil
+}
+
 // repoID returns the id of a repository; "no rows" when it does not exist.
 func repoID(ctx context.Context, q querier, name string) (int64, error) {
 	var id int64

@@ -157,8 +157,13 @@ func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
 }
 
 // do runs fn's reads on the pool, each statement on its own, retrying transient
-// failures: the path of single-statement lookups.
+// failures: the path of single-statement lookups. The first attempt runs outside
+// retry, which costs an allocation that the pull path need not pay when it succeeds.
 func (s *Store) do(ctx context.Context, fn func(q querier) error) error {
+	err := fn(s.e.pool())
+	if err == nil || isNoRows(err) || s.e.classify(err) == permanent {
+		return err
+	}
 	return s.retry(ctx, func() error { return fn(s.e.pool()) })
 }
 

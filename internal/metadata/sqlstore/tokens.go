@@ -102,6 +102,21 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (accounts.AccessTo
 	return t, nil
 }
 
+// TokenByID returns the token with this ID, without its hash, revoked or expired
+// ones included, or accounts.ErrNotFound.
+func (s *Store) TokenByID(ctx context.Context, id int64) (accounts.AccessToken, error) {
+	var t accounts.AccessToken
+	err := s.do(ctx, func(q querier) error {
+		var err error
+		t, err = scanToken(q.QueryRow(ctx, "SELECT "+tokenColumns+" FROM access_tokens WHERE id = $1", id))
+		return err
+	})
+	if err != nil {
+		return accounts.AccessToken{}, fmt.Errorf("token %d: %w", id, notFound(err))
+	}
+	return t, nil
+}
+
 // ListTokens returns all of a user's tokens, revoked ones included, newest first,
 // without their hashes; accounts.ErrNotFound when the user does not exist.
 func (s *Store) ListTokens(ctx context.Context, user string) ([]accounts.AccessToken, error) {

@@ -110,3 +110,31 @@ func testLinkUnknownBlob(t *testing.T, s metadata.Store) {
 		t.Fatalf("RepositoryExists after a failed LinkBlob = %v, %v; want false", ok, err)
 	}
 }
+
+// testDeleteRepository: deleting a repository takes its tags, manifests and links with
+// it and leaves every other repository (a neighbouring name included) alone.
+func testDeleteRepository(t *testing.T, s metadata.Store) {
+	m := putImage(t, s, "team/app", "one", "v1")
+	putImage(t, s, "team/app-2", "two", "v1")
+	layer := pushBlob(t, s, "team/app", "layer")
+	must(t, s.DeleteRepository(ctx(t), "team/app"))
+	if ok, err := s.RepositoryExists(ctx(t), "team/app"); err != nil || ok {
+		t.Fatalf("RepositoryExists after delete = %v, %v", ok, err)
+	}
+	_, err := s.GetManifest(ctx(t), "team/app", m.Digest)
+	wantErr(t, err, metadata.ErrManifestNotFound)
+	_, err = s.RepositoryBlob(ctx(t), "team/app", layer)
+	wantErr(t, err, metadata.ErrBlobNotFound)
+	if _, err := s.GetBlob(ctx(t), layer); err != nil {
+		t.Fatalf("the blob itself is garbage collection's to remove: %v", err)
+	}
+	if _, err := s.ResolveTag(ctx(t), "team/app-2", "v1"); err != nil {
+		t.Fatalf("the neighbouring repository lost its tag: %v", err)
+	}
+	wantErr(t, s.DeleteRepository(ctx(t), "team/app"), metadata.ErrRepositoryNotFound)
+	// The name can be pushed to again, starting empty.
+	putImage(t, s, "team/app", "three", "v2")
+	tags, err := s.ListTags(ctx(t), "team/app", "", 0)
+	must(t, err)
+	equalStrings(t, "tags after re-creating", tags, []string{"v2"})
+}

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"DeleteTag", testDeleteTag},
 		{"DeleteManifest", testDeleteManifest},
 		{"DeleteIndexChild", testDeleteIndexChild},
+		{"DeleteRepository", testDeleteRepository},
 		{"Referrers", testReferrers},
 		{"Uploads", testUploads},
 		{"UploadCompareAndSet", testUploadCompareAndSet},

@@ -1,9 +1,12 @@
 package accountstest
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/metadata"
 )
 
 func testDeleteUserCascades(t *testing.T, s accounts.Store) {
@@ -20,9 +23,24 @@ func testDeleteUserCascades(t *testing.T, s accounts.Store) {
 	_, err = s.CreateToken(ctx, accounts.AccessToken{User: "alice", Name: "ci", Hash: hashOf("hub_alice")})
 	must(t, err)
 	linkBlob(t, m, "bob/tools")
+	putManifest(t, m, "bob/web")
+	linkBlob(t, m, "bobby/app") // a neighbouring name is not bob's
 	must(t, s.Audit(ctx, accounts.AuditEntry{Actor: "bob", Action: "push", Target: "bob/tools"}))
 
-	must(t, s.DeleteUser(ctx, "bob"))
+	// A namespace holding repositories is not deleted by accident; nothing changes.
+	_, err = s.DeleteUser(ctx, "bob", false)
+	wantErr(t, "DeleteUser(namespace with repositories)", err, accounts.ErrNotEmpty)
+	if !strings.Contains(err.Error(), "2 repositories") {
+		t.Errorf("DeleteUser refusal %q does not say how many repositories", err)
+	}
+	if _, err := s.GetUser(ctx, "bob"); err != nil {
+		t.Fatalf("refused DeleteUser deleted bob: %v", err)
+	}
+	purged, err := s.DeleteUser(ctx, "bob", true)
+	must(t, err)
+	if purged != 2 {
+		t.Errorf("DeleteUser purged %d repositories, want 2", purged)
+	}
 	_, err = s.GetUser(ctx, "bob")
 	wantErr(t, "GetUser(deleted)", err, accounts.ErrNotFound)
 	_, err = s.TokenByHash(ctx, hashOf("hub_bob"))
@@ -41,17 +59,23 @@ func testDeleteUserCascades(t *testing.T, s accounts.Store) {
 	if role, err := s.RoleOf(ctx, "bob", "acme/app"); err != nil || role != accounts.RoleNone {
 		t.Fatalf("RoleOf(deleted user) = %q, %v", role, err)
 	}
-	// Others keep theirs; the repositories and the audit trail stay.
+	// Others keep theirs; bob's repositories went with him, the audit trail stays.
 	if _, err := s.TokenByHash(ctx, hashOf("hub_alice")); err != nil {
 		t.Fatalf("alice's token after deleting bob: %v", err)
 	}
-	if ok, err := m.RepositoryExists(ctx, "bob/tools"); err != nil || !ok {
-		t.Fatalf("bob/tools after deleting bob: exists %v, %v; want kept", ok, err)
+	for repo, want := range map[string]bool{"bob/tools": false, "bob/web": false, "bobby/app": true} {
+		if ok, err := m.RepositoryExists(ctx, repo); err != nil || ok != want {
+			t.Fatalf("%s after deleting bob with purge: exists %v, %v; want %v", repo, ok, err, want)
+		}
+	}
+	if _, err := m.ResolveTag(ctx, "bob/web", "v1"); !errors.Is(err, metadata.ErrTagNotFound) {
+		t.Fatalf("tag of a purged repository: %v", err)
 	}
 	if e, err := s.ListAudit(ctx, accounts.AuditFilter{Actor: "bob"}); err != nil || len(e) != 1 {
 		t.Fatalf("bob's audit entries after deleting bob = %+v, %v; want kept", e, err)
 	}
-	wantErr(t, "DeleteUser twice", s.DeleteUser(ctx, "bob"), accounts.ErrNotFound)
+	_, err = s.DeleteUser(ctx, "bob", false)
+	wantErr(t, "DeleteUser twice", err, accounts.ErrNotFound)
 
 	// The name is free again, and the new account inherits no membership or token.
 	newUser(t, s, "bob")
@@ -76,7 +100,16 @@ func testDeleteOrgCascades(t *testing.T, s accounts.Store) {
 	must(t, err)
 	linkBlob(t, m, "acme/app")
 
-	must(t, s.DeleteOrg(ctx, "acme"))
+	_, err = s.DeleteOrg(ctx, "acme", false)
+	wantErr(t, "DeleteOrg(namespace with repositories)", err, accounts.ErrNotEmpty)
+	if _, err := s.GetUser(ctx, "acme-ci"); err != nil {
+		t.Fatalf("refused DeleteOrg deleted its robot: %v", err)
+	}
+	purged, err := s.DeleteOrg(ctx, "acme", true)
+	must(t, err)
+	if purged != 1 {
+		t.Errorf("DeleteOrg purged %d repositories, want 1", purged)
+	}
 	_, err = s.GetNamespace(ctx, "acme")
 	wantErr(t, "GetNamespace(deleted org)", err, accounts.ErrNotFound)
 	_, err = s.ListTeams(ctx, "acme")
@@ -91,8 +124,8 @@ func testDeleteOrgCascades(t *testing.T, s accounts.Store) {
 	if role, err := s.RoleOf(ctx, "alice", "other/app"); err != nil || role != accounts.RoleAdmin {
 		t.Fatalf("RoleOf(alice, other/app) after deleting acme = %q, %v", role, err)
 	}
-	if ok, err := m.RepositoryExists(ctx, "acme/app"); err != nil || !ok {
-		t.Fatalf("acme/app after deleting acme: exists %v, %v; want kept", ok, err)
+	if ok, err := m.RepositoryExists(ctx, "acme/app"); err != nil || ok {
+		t.Fatalf("acme/app after deleting acme with purge: exists %v, %v; want gone", ok, err)
 	}
 	// The name can become an organisation again, starting empty.
 	newOrg(t, s, "acme", "alice")
@@ -101,4 +134,37 @@ func testDeleteOrgCascades(t *testing.T, s accounts.Store) {
 	if len(teams) != 1 {
 		t.Fatalf("teams of a re-created org = %+v, want just owners", teams)
 	}
+}
+
+// testNoTakeover: a name under which repositories are filed — left by a deleted account
+// or pushed where there was none — cannot become someone's namespace, so nobody
+// inherits repositories by registering a name.
+func testNoTakeover(t *testing.T, s accounts.Store) {
+	ctx := t.Context()
+	m := metaStore(t, s)
+	newUser(t, s, "alice")
+	linkBlob(t, m, "ghost/app")
+	putManifest(t, m, "ghost")
+	_, err := s.CreateOrg(ctx, "ghost", "alice")
+	wantErr(t, "CreateOrg over leftover repositories", err, accounts.ErrExists)
+	if !strings.Contains(err.Error(), "2 repositories") {
+		t.Errorf("CreateOrg refusal %q does not say how many repositories", err)
+	}
+	_, err = s.CreateUser(ctx, accounts.User{Name: "ghost"})
+	wantErr(t, "CreateUser over leftover repositories", err, accounts.ErrExists)
+	// A robot has no namespace: its name may sit over repositories it never gets.
+	newOrg(t, s, "acme", "alice")
+	_, err = s.CreateUser(ctx, accounts.User{Name: "ghost", Robot: true, Owner: "acme"})
+	must(t, err)
+	if _, err := s.DeleteUser(ctx, "ghost", false); err != nil {
+		t.Fatalf("DeleteUser(robot over repositories): %v", err)
+	}
+	if ok, err := m.RepositoryExists(ctx, "ghost/app"); err != nil || !ok {
+		t.Fatalf("deleting a robot touched ghost/app: exists %v, %v", ok, err)
+	}
+	// Once the repositories are gone, the name is free.
+	for _, repo := range []string{"ghost", "ghost/app"} {
+		must(t, m.DeleteRepository(ctx, repo))
+	}
+	newOrg(t, s, "ghost", "alice")
 }

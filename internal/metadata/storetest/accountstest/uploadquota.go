@@ -13,8 +13,8 @@ import (
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
-// newSession creates upload session id in repo holding offset bytes.
-func newSession(t *testing.T, m metadata.Store, id, repo string, offset int64) {
+// newUploadSession creates upload session id in repo holding offset bytes.
+func newUploadSession(t *testing.T, m metadata.Store, id, repo string, offset int64) {
 	t.Helper()
 	must(t, m.CreateUpload(t.Context(), metadata.Upload{ID: id, Repository: repo, CreatedAt: testTime, UpdatedAt: testTime}))
 	if offset > 0 {
@@ -47,7 +47,7 @@ func testUploadQuota(t *testing.T, s accounts.Store) {
 	wantHeadroom(t, m, "alice/app", x, 0, false)
 
 	// A session holding 40 bytes leaves 30.
-	newSession(t, m, "s1", "acme/team/app", 40)
+	newUploadSession(t, m, "s1", "acme/team/app", 40)
 	wantHeadroom(t, m, "acme/app", x, 30, true)
 	if _, _, err := m.QuotaHeadroom(ctx, "acme/app", x, 30); err != nil {
 		t.Errorf("QuotaHeadroom of a blob that fits exactly: %v", err)
@@ -68,7 +68,7 @@ func testUploadQuota(t *testing.T, s accounts.Store) {
 	wantUsage(t, s, "acme", 30, 100) // Usage is what is linked
 
 	// Reservations: exact, then "up to".
-	newSession(t, m, "s2", "acme/app", 0)
+	newUploadSession(t, m, "s2", "acme/app", 0)
 	got, limited, err := m.ReserveUpload(ctx, "s2", 20, 20)
 	must(t, err)
 	if got != 20 || !limited {
@@ -112,14 +112,14 @@ func testUploadQuota(t *testing.T, s accounts.Store) {
 	if claimed {
 		t.Fatal("ClaimUpload with a stale cutoff before the session's update claimed it")
 	}
-	newSession(t, m, "free", "alice/app", 1000)
+	newUploadSession(t, m, "free", "alice/app", 1000)
 	got, limited, err = m.ReserveUpload(ctx, "free", 1, 1<<30)
 	must(t, err)
 	if limited || got != 1<<30 {
 		t.Fatalf("ReserveUpload in a namespace without quota = %d, %v; want all, false", got, limited)
 	}
 	// A namespace without an account row is unlimited too.
-	newSession(t, m, "noacct", "ghost/app", 0)
+	newUploadSession(t, m, "noacct", "ghost/app", 0)
 	if _, limited, err := m.ReserveUpload(ctx, "noacct", 1, 1); err != nil || limited {
 		t.Fatalf("ReserveUpload without a namespace row = %v, %v", limited, err)
 	}
@@ -134,7 +134,7 @@ func testUploadQuotaConcurrent(t *testing.T, s accounts.Store) {
 	const n, fit, size = 20, 10, 7
 	must(t, s.SetQuota(ctx, "acme", fit*size))
 	for i := range n {
-		newSession(t, m, fmt.Sprint("s", i), fmt.Sprintf("acme/app%d", i%3), 0)
+		newUploadSession(t, m, fmt.Sprint("s", i), fmt.Sprintf("acme/app%d", i%3), 0)
 	}
 	var (
 		wg       sync.WaitGroup

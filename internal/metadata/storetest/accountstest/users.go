@@ -60,6 +60,7 @@ func testUsers(t *testing.T, s accounts.Store) {
 	must(t, err)
 	want := alice
 	want.Email, want.PasswordHash, want.Admin, want.Disabled = upd.Email, upd.PasswordHash, true, true
+	want.SessionEpoch++ // a new password (and disabling) ends every session
 	if got != want {
 		t.Fatalf("after UpdateUser = %+v, want %+v", got, want)
 	}
@@ -69,7 +70,8 @@ func testUsers(t *testing.T, s accounts.Store) {
 		t.Fatalf("flags not cleared by UpdateUser: %+v, %v", got, err)
 	}
 	wantErr(t, "UpdateUser(missing)", s.UpdateUser(ctx, accounts.User{Name: "nobody"}), accounts.ErrNotFound)
-	wantErr(t, "DeleteUser(missing)", s.DeleteUser(ctx, "nobody"), accounts.ErrNotFound)
+	_, err = s.DeleteUser(ctx, "nobody", false)
+	wantErr(t, "DeleteUser(missing)", err, accounts.ErrNotFound)
 }
 
 func testNames(t *testing.T, s accounts.Store) {
@@ -195,8 +197,10 @@ func testOrgs(t *testing.T, s accounts.Store) {
 	wantErr(t, "SetDefaultVisibility(bad)", s.SetDefaultVisibility(ctx, "acme", "internal"), accounts.ErrInvalid)
 	wantErr(t, "SetDefaultVisibility(empty)", s.SetDefaultVisibility(ctx, "acme", ""), accounts.ErrInvalid)
 
-	wantErr(t, "DeleteOrg(personal namespace)", s.DeleteOrg(ctx, "alice"), accounts.ErrNotFound)
-	wantErr(t, "DeleteOrg(missing)", s.DeleteOrg(ctx, "nope"), accounts.ErrNotFound)
+	_, err = s.DeleteOrg(ctx, "alice", false)
+	wantErr(t, "DeleteOrg(personal namespace)", err, accounts.ErrNotFound)
+	_, err = s.DeleteOrg(ctx, "nope", false)
+	wantErr(t, "DeleteOrg(missing)", err, accounts.ErrNotFound)
 	_, err = s.GetNamespace(ctx, "alice")
 	must(t, err)
 	_, err = s.GetNamespace(ctx, "nope")
