@@ -25,7 +25,7 @@ import (
 func TestQuotaBoundsDisk(t *testing.T) {
 	t.Run("filesystem", func(t *testing.T) {
 		s := startAuthServer(t)
-		quotaBoundsDisk(t, s, func(t *testing.T) []string {
+		quotaBoundsDisk(t, s, 8, func(t *testing.T) []string {
 			var stored []string
 			for _, dir := range []string{"blobs", "uploads", "tmp"} {
 				root := filepath.Join(s.DataDir, dir)
@@ -42,15 +42,20 @@ func TestQuotaBoundsDisk(t *testing.T) {
 	t.Run("s3", func(t *testing.T) {
 		rs, env := startReplicaSet(t, 1)
 		bucket := envDir(env, "HUBCTL_STORAGE_S3_BUCKET")
-		quotaBoundsDisk(t, rs[0], func(t *testing.T) []string {
+		// One session at a time: versitygw's posix backend races when one upload's
+		// objects are deleted while another's are created (PutObject of a new upload's
+		// marker answers 409 ExistingObjectIsDirectory now and then), which is the
+		// peer's, not the registry's. The filesystem run and
+		// registry.TestQuotaBoundsUploads cover concurrent sessions.
+		quotaBoundsDisk(t, rs[0], 1, func(t *testing.T) []string {
 			return append(s3test.Keys(t, bucket, "blobs/"), s3test.Keys(t, bucket, "uploads/")...)
 		})
 	})
 }
 
-// quotaBoundsDisk runs TestQuotaBoundsDisk on s; stored lists what the blob store
-// holds (files or objects).
-func quotaBoundsDisk(t *testing.T, s *server, stored func(t *testing.T) []string) {
+// quotaBoundsDisk runs TestQuotaBoundsDisk on s, parallel sessions at a time; stored
+// lists what the blob store holds (files or objects).
+func quotaBoundsDisk(t *testing.T, s *server, parallel int, stored func(t *testing.T) []string) {
 	createUser(t, s, "alice", "alice-password-1")
 	setQuota := func(n int) {
 		t.Helper()
@@ -76,13 +81,13 @@ func quotaBoundsDisk(t *testing.T, s *server, stored func(t *testing.T) []string
 		}
 	}
 
-	// 300 sessions, 8 at a time.
+	// 300 sessions, parallel at a time.
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		statuses = map[string]int{}
 	)
-	slots := make(chan struct{}, 8)
+	slots := make(chan struct{}, parallel)
 	for i := range 300 {
 		wg.Go(func() {
 			slots <- struct{}{}
