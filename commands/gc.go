@@ -44,7 +44,7 @@ It opens the blob store and database that 'hubctl serve' would with the same
 configuration (--config, HUBCTL_* variables, --data, --db). Only what is older than the
 grace period is collected, so pushes in flight keep their blobs. A blob is marked by one
 run and deleted by a run at least a grace later (by the same run when --grace 0).
-'hubctl serve' runs it on its own every gc.interval when that is set.
+'hubctl serve' runs it on its own every gc.interval (1h unless set; 0 turns it off).
 
 One collection runs at a time across every replica and 'hubctl gc': a lease in the
 database says who collects. A run that finds it taken exits 1 naming the holder, or
