@@ -37,8 +37,8 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 		id, title string
 		cmds      []*cobra.Command
 	}{
-		{"images", "Moving and inspecting images:", []*cobra.Command{
-			NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
+		{"images", "Building, moving and inspecting images:", []*cobra.Command{
+			NewCmdBuild(f, nil), NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
 			NewCmdInspect(f), NewCmdDigest(f), NewCmdTags(f), NewCmdLs(f), NewCmdTag(f), NewCmdRm(f),
 		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{

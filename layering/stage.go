@@ -254,7 +254,10 @@ func (in *interp) stageLabel(i int) string {
 
 func (in *interp) emit(msg string) {
 	if in.b.progress != nil {
-		in.b.progress(progress.Event{Kind: progress.Info, Message: msg, Image: platformString(in.platform)})
+		if len(in.b.platforms) > 1 {
+			msg = platformString(in.platform) + " " + msg
+		}
+		in.b.progress(progress.Event{Kind: progress.Info, Message: msg})
 	}
 }
 
