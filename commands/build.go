@@ -510,4 +510,3 @@ func variantSuffix(v string) string {
 	}
 	return "/" + v
 }
-

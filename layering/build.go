@@ -194,6 +194,12 @@ func (b *Build) Run(ctx context.Context) (*Image, error) {
 	interps := make([]*interp, len(b.platforms))
 	needs := make([]map[int]bool, len(b.platforms))
 	for i, p := range b.platforms {
+		// Expanding variables rewrites the parsed instructions in place, so each
+		// platform interprets its own parse.
+		df, err := ParseDockerfile(name, content)
+		if err != nil {
+			return nil, err
+		}
 		in := &interp{b: b, df: df, platform: p, lex: shell.NewLex(df.Escape)}
 		need, err := in.prepare(ctx, target)
 		if err != nil {

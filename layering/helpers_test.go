@@ -3,6 +3,7 @@ package layering
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"runtime"
 )
 
@@ -12,3 +13,5 @@ func sha256Hex(b []byte) string {
 }
 
 func setProcs(n int) int { return runtime.GOMAXPROCS(n) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
