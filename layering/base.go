@@ -44,6 +44,8 @@ type baseImage struct {
 	desc     ocispec.Descriptor // the manifest for the platform
 	manifest ocispec.Manifest
 	config   dockerspec.DockerOCIImage
+	// accounts caches /etc/passwd and /etc/group once read for --chown names.
+	accounts map[string][]byte
 }
 
 const (
@@ -266,39 +268,42 @@ func (b *baseImage) readFiles(ctx context.Context, c *Cache, want func(string) b
 	return t, nil
 }
 
-// readFile returns the content of one file of the base, reading layers from the top
-// down and stopping at the first that has it (or deletes it): --chown=name reads
-// /etc/passwd so.
-func (b *baseImage) readFile(ctx context.Context, name string) ([]byte, bool, error) {
-	name = cleanPath(name)
-	dir, base := path.Split(name)
-	for i := len(b.manifest.Layers) - 1; i >= 0; i-- {
-		var data []byte
-		found, gone := false, false
+// readSmallFiles returns the contents of a few files of the base (absent ones are
+// missing from the map), reading layers from the top down and stopping once every
+// file is found or deleted: --chown=name reads /etc/passwd and /etc/group so, streaming
+// only the layers above and including the ones that hold them.
+func (b *baseImage) readSmallFiles(ctx context.Context, names ...string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	settled := map[string]bool{}
+	for i := range names {
+		names[i] = cleanPath(names[i])
+	}
+	for i := len(b.manifest.Layers) - 1; i >= 0 && len(settled) < len(names); i-- {
 		err := b.walkLayer(ctx, b.manifest.Layers[i], func(hdr *tar.Header, r io.Reader) (bool, error) {
 			n := cleanPath(hdr.Name)
-			switch {
-			case n == name && (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA):
-				var err error
-				data, err = io.ReadAll(io.LimitReader(r, 16<<20))
-				found = true
-				return true, err
-			case n == cleanPath(dir+whiteoutPrefix+base) || n == cleanPath(dir+whiteoutOpaque):
-				gone = true
+			for _, name := range names {
+				if settled[name] {
+					continue
+				}
+				dir, base := path.Split(name)
+				switch {
+				case n == name && (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA):
+					data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+					if err != nil {
+						return true, err
+					}
+					out[name], settled[name] = data, true
+				case n == cleanPath(dir+whiteoutPrefix+base) || n == cleanPath(dir+whiteoutOpaque):
+					settled[name] = true
+				}
 			}
-			return false, nil
+			return len(settled) == len(names), nil
 		})
 		if err != nil {
-			return nil, false, err
-		}
-		if found {
-			return data, true, nil
-		}
-		if gone {
-			return nil, false, nil
+			return nil, err
 		}
 	}
-	return nil, false, nil
+	return out, nil
 }
 
 func (b *baseImage) walkLayer(ctx context.Context, l ocispec.Descriptor, fn func(*tar.Header, io.Reader) (stop bool, err error)) error {

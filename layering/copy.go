@@ -113,19 +113,19 @@ func (op *copyOp) entries() ([]Entry, error) {
 	}
 
 	var out []Entry
+	if (destDir || many) && dest != "" {
+		// The destination directory is created with the copy's owner, as docker does.
+		out = append(out, op.convert(Entry{Kind: KindDir, Mode: 0o755}, dest))
+	}
 	for _, m := range matches {
 		src, isEntry := op.from.Get(m.path)
 		if !isEntry || src.Kind == KindDir {
-			// A directory: its contents go under dest, which takes the directory's
-			// own metadata when it has an entry.
+			// A directory: its contents go under dest, which docker creates 0755 (not
+			// with the source directory's mode), owned as the copy says.
 			if excluded(path.Base(m.path)) && m.wasGlob {
 				continue
 			}
-			if isEntry {
-				out = append(out, op.convert(*src, dest))
-			} else {
-				out = append(out, op.convert(Entry{Kind: KindDir, Mode: 0o755}, dest))
-			}
+			out = append(out, op.convert(Entry{Kind: KindDir, Mode: 0o755}, dest))
 			for _, e := range op.from.Under(m.path) {
 				rel := strings.TrimPrefix(e.Path, m.path+"/")
 				if m.path == "" {

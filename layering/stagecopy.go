@@ -321,9 +321,15 @@ func (in *interp) stageFile(ctx context.Context, st *stageState, name string) ([
 	if st.base == nil {
 		return nil, nil
 	}
-	in.emit(fmt.Sprintf("[%s] reading /%s from %s (only the layers down to the one that has it)", in.stageLabel(st.index), name, st.base.origin.Name))
-	data, _, err := st.base.readFile(ctx, name)
-	return data, err
+	if st.base.accounts == nil {
+		in.emit(fmt.Sprintf("[%s] reading /etc/passwd and /etc/group from %s (only the layers down to the ones that hold them)", in.stageLabel(st.index), st.base.origin.Name))
+		files, err := st.base.readSmallFiles(ctx, "etc/passwd", "etc/group")
+		if err != nil {
+			return nil, err
+		}
+		st.base.accounts = files
+	}
+	return st.base.accounts[name], nil
 }
 
 // lookupID finds name in a passwd or group file and returns field idx as a number.
