@@ -543,3 +543,47 @@ func describe(e fsEntry, ok bool) string {
 }
 
 func timeAt(sec int64) time.Time { return time.Unix(sec, 0) }
+
+// TestBuildRefusesRunBeforeBuilding: a RUN fails the build with one line naming the
+// file, the line and what to do instead, and nothing reaches the registry.
+func TestBuildRefusesRunBeforeBuilding(t *testing.T) {
+	s := startServer(t)
+	p := startCountingProxy(t, s.Addr)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM scratch\nCOPY a /a\nRUN make\n", "a": "a"})
+	cache := t.TempDir()
+	_, errOut, err := runErr(t, dir, buildEnv(t, t.TempDir()), hubctlBin, "build", "--cache-dir", cache, "-t", p.Addr+"/team/app:1", ".")
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	last := lines[len(lines)-1]
+	if err == nil || !strings.HasPrefix(last, "hubctl: build .: Dockerfile:3: RUN: ") || !strings.Contains(last, "COPY it in") {
+		t.Fatalf("err %v, last stderr line %q", err, last)
+	}
+	if p.sessions.Load() != 0 || p.manifestPuts.Load() != 0 {
+		t.Errorf("a refused build opened %d upload sessions and PUT %d manifests", p.sessions.Load(), p.manifestPuts.Load())
+	}
+	if ents, _ := os.ReadDir(filepath.Join(cache, "layers")); len(ents) != 0 {
+		t.Errorf("a refused build made %d layers", len(ents))
+	}
+}
+
+// TestBuildLocalOutputs writes an OCI layout and an OCI archive of a two-platform build,
+// and reads them back with hubctl inspect.
+func TestBuildLocalOutputs(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM scratch\nCOPY a /a\n", "a": "a"})
+	env := buildEnv(t, t.TempDir())
+	layout := filepath.Join(t.TempDir(), "layout")
+	archive := filepath.Join(t.TempDir(), "image.tar")
+	out := run(t, dir, env, hubctlBin, "build", "--cache-dir", t.TempDir(), "--platform", "linux/amd64,linux/arm64",
+		"--output", "oci:"+layout+":1", "--output", "oci-archive:"+archive+":1", ".")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "oci:"+layout+"@sha256:") || !strings.HasPrefix(lines[1], "oci-archive:"+archive) {
+		t.Fatalf("stdout %q", out)
+	}
+	for _, loc := range []string{"oci:" + layout + ":1", "oci-archive:" + archive + ":1"} {
+		human := hubctl(t, "inspect", loc)
+		if !strings.Contains(human, "linux/amd64") || !strings.Contains(human, "linux/arm64") {
+			t.Errorf("inspect %s:\n%s", loc, human)
+		}
+	}
+}

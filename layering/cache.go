@@ -10,10 +10,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Cache keeps built layers (compressed, by digest), the content hashes of host files
@@ -287,8 +289,11 @@ func layerKey(rule string, entries []Entry, comp Compression, mtime time.Time) s
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// fillDigests hashes the content of every file entry that has no digest yet.
+// fillDigests hashes the content of every file entry that has no digest yet, on every
+// core (a cold build reads each file once to key its layer).
 func (c *Cache) fillDigests(entries []Entry) error {
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range entries {
 		e := &entries[i]
 		if e.Kind != KindFile || e.Digest != "" {
@@ -298,16 +303,19 @@ func (c *Cache) fillDigests(entries []Entry) error {
 			e.Digest = digest.FromBytes(e.Data).String()
 			continue
 		}
-		d, err := c.hashFile(e.HostPath)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("%s: the file vanished during the build", e.HostPath)
+		g.Go(func() error {
+			d, err := c.hashFile(e.HostPath)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("%s: the file vanished during the build", e.HostPath)
+				}
+				return err
 			}
-			return err
-		}
-		e.Digest = d
+			e.Digest = d
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // Layer returns the layer of entries, from the cache when the same inputs were built
