@@ -161,6 +161,11 @@ func (o *BuildOptions) validate(cmd *cobra.Command, f *Factory) error {
 			return usageErrorf(cmd, "-t %s: want a registry reference like registry.example.com/team/app:1", t)
 		}
 	}
+	for _, out := range o.Outputs {
+		if out == "docker-daemon" && len(o.Tags) == 0 {
+			return usageErrorf(cmd, "--output docker-daemon needs a name: docker-daemon:NAME or -t NAME")
+		}
+	}
 	if o.Push && len(o.Tags) == 0 {
 		return usageErrorf(cmd, "--push needs -t")
 	}

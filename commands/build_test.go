@@ -81,6 +81,7 @@ func TestBuildCommandRefusesBadFlags(t *testing.T) {
 		{nil, []string{"-t", "r.example/a:1", "-f", "Dockerfile", "--preset", "go"}, "without one"},
 		{map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, []string{"-t", "r.example/a:1"}, "SOURCE_DATE_EPOCH"},
 		{nil, []string{"--push", "--output", "oci:x"}, "--push needs -t"},
+		{nil, []string{"--output", "docker-daemon"}, "needs a name"},
 	} {
 		_, err := buildWith(t, tt.env, tt.args...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

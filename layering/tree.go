@@ -39,12 +39,20 @@ func (t *Tree) Add(e Entry) {
 // Remove deletes p and everything under it.
 func (t *Tree) Remove(p string) {
 	p = cleanPath(p)
-	for _, q := range t.Paths() {
-		if q == p || strings.HasPrefix(q, p+"/") {
-			delete(t.byPath, q)
-		}
+	if p == "" {
+		*t = *NewTree()
+		return
 	}
-	t.sorted = nil
+	if _, ok := t.byPath[p]; ok {
+		delete(t.byPath, p)
+		t.sorted = nil
+	}
+	if under := t.Under(p); len(under) > 0 {
+		for _, e := range under {
+			delete(t.byPath, e.Path)
+		}
+		t.sorted = nil
+	}
 }
 
 // Get returns the entry at p.
