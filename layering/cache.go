@@ -109,16 +109,23 @@ func (c *Cache) Save() error {
 
 // hashFile returns the sha256 of a host file, from the index when its size, mtime and
 // mode are what they were when it was last hashed.
-func (c *Cache) hashFile(p string) (string, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return "", err
+func (c *Cache) hashFile(p string, known *fileHash) (string, error) {
+	if known == nil {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", err
+		}
+		known = &fileHash{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
 	}
 	c.mu.Lock()
 	h, ok := c.hashes[p]
 	c.mu.Unlock()
-	if ok && h.Size == fi.Size() && h.ModTime == fi.ModTime().UnixNano() && h.Mode == uint32(fi.Mode()) {
+	if ok && h.Size == known.Size && h.ModTime == known.ModTime && h.Mode == known.Mode {
 		return h.Digest, nil
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", err
 	}
 	f, err := os.Open(p)
 	if err != nil {
@@ -304,7 +311,7 @@ func (c *Cache) fillDigests(entries []Entry) error {
 			continue
 		}
 		g.Go(func() error {
-			d, err := c.hashFile(e.HostPath)
+			d, err := c.hashFile(e.HostPath, e.hostStat)
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					return fmt.Errorf("%s: the file vanished during the build", e.HostPath)

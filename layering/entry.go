@@ -47,6 +47,10 @@ type Entry struct {
 	Data []byte
 	// Digest is the sha256 of the content ("sha256:…"); filled when the layer is keyed.
 	Digest string
+
+	// hostStat is the host file's size, mtime and mode when the context was walked,
+	// so the hash cache needs no second stat.
+	hostStat *fileHash
 }
 
 // Open returns the content of a file entry.
@@ -59,8 +63,29 @@ func (e *Entry) Open() (io.ReadCloser, error) {
 
 // cleanPath makes p a clean image path without the leading slash ("" for the root).
 func cleanPath(p string) string {
+	if isClean(p) {
+		return p // the common case, without allocating
+	}
 	p = path.Clean("/" + strings.ReplaceAll(p, "\\", "/"))
 	return strings.TrimPrefix(p, "/")
+}
+
+// isClean reports whether p is already what cleanPath makes of it.
+func isClean(p string) bool {
+	if p == "" || p[0] == '/' || p[len(p)-1] == '/' || strings.ContainsRune(p, '\\') {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			switch p[start:i] {
+			case "", ".", "..":
+				return false
+			}
+			start = i + 1
+		}
+	}
+	return true
 }
 
 // normaliseMode is what a layer records for mode when modes are normalised: 0755 for

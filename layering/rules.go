@@ -82,6 +82,9 @@ func ParseLayerFlag(s string) (Rule, error) {
 type compiledRules struct {
 	rules    []Rule
 	matchers []*patternmatcher.PatternMatcher
+	// dirs memoises each rule's match state per directory, so a tree of many files
+	// is matched once per directory, not once per file and parent.
+	dirs []map[string]patternmatcher.MatchInfo
 }
 
 func compileRules(rules []Rule) (*compiledRules, error) {
@@ -106,8 +109,25 @@ func compileRules(rules []Rule) (*compiledRules, error) {
 			}
 		}
 		c.matchers = append(c.matchers, pm)
+		c.dirs = append(c.dirs, map[string]patternmatcher.MatchInfo{})
 	}
 	return c, nil
+}
+
+// dirInfo is rule i's match state for directory dir ("." for the root).
+func (c *compiledRules) dirInfo(i int, dir string) patternmatcher.MatchInfo {
+	if dir == "." || dir == "" {
+		return patternmatcher.MatchInfo{}
+	}
+	if info, ok := c.dirs[i][dir]; ok {
+		return info
+	}
+	_, info, err := c.matchers[i].MatchesUsingParentResults(dir, c.dirInfo(i, path.Dir(dir)))
+	if err != nil {
+		info = patternmatcher.MatchInfo{}
+	}
+	c.dirs[i][dir] = info
+	return info
 }
 
 // assign is the index of the rule rel (a path relative to the copy) belongs to: the
@@ -117,7 +137,7 @@ func (c *compiledRules) assign(rel string) int {
 		if pm == nil {
 			continue
 		}
-		if ok, err := pm.MatchesOrParentMatches(rel); err == nil && ok {
+		if ok, _, err := pm.MatchesUsingParentResults(rel, c.dirInfo(i, path.Dir(rel))); err == nil && ok {
 			return i
 		}
 	}
@@ -133,6 +153,11 @@ func (c *compiledRules) splitEntries(entries []Entry, dest string) [][]Entry {
 	out := make([][]Entry, len(c.rules))
 	dirs := map[string]Entry{}
 	used := map[string]bool{}
+	// added[i] holds the directories layer i already lists.
+	added := make([]map[string]bool, len(c.rules))
+	for i := range added {
+		added[i] = map[string]bool{}
+	}
 	relOf := func(p string) string {
 		if dest == "" {
 			return p
@@ -155,7 +180,8 @@ func (c *compiledRules) splitEntries(entries []Entry, dest string) [][]Entry {
 			e.Path = path.Join(r.Dest, rel)
 		}
 		out[i] = append(out[i], e)
-		for d := path.Dir(cleanPath(e.Path)); d != "."; d = path.Dir(d) {
+		for d := path.Dir(cleanPath(e.Path)); d != "." && !added[i][d]; d = path.Dir(d) {
+			added[i][d] = true
 			if de, ok := dirs[d]; ok {
 				out[i] = append(out[i], de)
 				used[d] = true

@@ -224,6 +224,7 @@ func LoadContext(dir string, ignore []string) (*Tree, error) {
 		switch {
 		case fi.Mode().IsRegular():
 			e.Kind, e.HostPath, e.Size = KindFile, p, fi.Size()
+			e.hostStat = &fileHash{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
 		case fi.IsDir():
 			e.Kind = KindDir
 		case fi.Mode()&fs.ModeSymlink != 0:
