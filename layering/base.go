@@ -58,10 +58,14 @@ func isIndexType(mt string) bool {
 }
 
 // openBase opens name and picks the manifest for platform from an index.
-func openBase(ctx context.Context, open Opener, name string, platform ocispec.Platform) (*baseImage, error) {
+// track, when not nil, is given every source opened, for the build to close.
+func openBase(ctx context.Context, open Opener, track func(imagestore.Source), name string, platform ocispec.Platform) (*baseImage, error) {
 	src, origin, err := open(ctx, name)
 	if err != nil {
 		return nil, err
+	}
+	if track != nil {
+		track(src)
 	}
 	b := &baseImage{origin: origin, src: src}
 	desc, raw, err := src.Root(ctx)

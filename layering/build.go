@@ -55,6 +55,24 @@ type Build struct {
 	context *Tree
 	mu      sync.Mutex
 	layers  map[digest.Digest]LayerBlob
+	// opened are the image sources the build opened; the result (or a failure)
+	// closes them.
+	opened []imagestore.Source
+}
+
+func (b *Build) track(src imagestore.Source) {
+	b.mu.Lock()
+	b.opened = append(b.opened, src)
+	b.mu.Unlock()
+}
+
+func (b *Build) closeOpened() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.opened {
+		s.Close()
+	}
+	b.opened = nil
 }
 
 // Option configures a Build.
@@ -165,10 +183,15 @@ func (b *Build) presets(name string) ([]Rule, bool) {
 
 // Run builds the image. The result serves the image's manifests and blobs to the
 // transfer engine; close it when done.
-func (b *Build) Run(ctx context.Context) (*Image, error) {
+func (b *Build) Run(ctx context.Context) (img *Image, err error) {
 	if b.cache == nil {
 		return nil, fmt.Errorf("build: no cache")
 	}
+	defer func() {
+		if err != nil {
+			b.closeOpened()
+		}
+	}()
 	name, content, err := b.readDockerfile()
 	if err != nil {
 		return nil, err
@@ -210,19 +233,14 @@ func (b *Build) Run(ctx context.Context) (*Image, error) {
 	if err := b.loadContext(name); err != nil {
 		return nil, err
 	}
-	img := &Image{cache: b.cache, manifests: map[digest.Digest][]byte{}, configs: map[digest.Digest][]byte{},
+	img = &Image{cache: b.cache, manifests: map[digest.Digest][]byte{}, configs: map[digest.Digest][]byte{},
 		baseLayers: map[digest.Digest]*baseImage{}}
 	for i, in := range interps {
 		st, err := in.run(ctx, target, needs[i])
 		if err != nil {
-			img.Close()
 			return nil, err
 		}
-		for _, base := range in.bases {
-			img.bases = append(img.bases, base)
-		}
 		if err := img.addPlatform(b, st); err != nil {
-			img.Close()
 			return nil, err
 		}
 	}
@@ -230,9 +248,9 @@ func (b *Build) Run(ctx context.Context) (*Image, error) {
 		b.info("could not save the file-hash cache: " + err.Error())
 	}
 	if err := img.finish(b); err != nil {
-		img.Close()
 		return nil, err
 	}
+	img.opened, b.opened = b.opened, nil
 	return img, nil
 }
 
@@ -302,7 +320,7 @@ type Image struct {
 	manifests  map[digest.Digest][]byte
 	configs    map[digest.Digest][]byte
 	baseLayers map[digest.Digest]*baseImage
-	bases      []*baseImage
+	opened     []imagestore.Source
 	// fetchBase makes base layers come through the cache (local outputs need their
 	// bytes; fetch them once).
 	fetchBase bool
@@ -476,10 +494,9 @@ func (img *Image) BlobOrigin(desc ocispec.Descriptor) (host, repo string, ok boo
 
 // Close releases the base images' sources.
 func (img *Image) Close() error {
-	for _, b := range img.bases {
-		if b != nil && b.src != nil {
-			b.src.Close()
-		}
+	for _, s := range img.opened {
+		s.Close()
 	}
+	img.opened = nil
 	return nil
 }

@@ -168,7 +168,7 @@ func (in *interp) prepare(ctx context.Context, target int) (map[int]bool, error)
 			return nil, err
 		}
 		in.emit(fmt.Sprintf("[%s] FROM %s: reading its manifest and config", in.stageLabel(i), name))
-		base, err := openBase(ctx, in.b.open, name, plat)
+		base, err := openBase(ctx, in.b.open, in.b.track, name, plat)
 		if err != nil {
 			return nil, in.errAtLoc(st.Location, fmt.Errorf("FROM %s: %w", name, err))
 		}

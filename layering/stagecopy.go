@@ -218,7 +218,7 @@ func (in *interp) fromTree(ctx context.Context, st *stageState, from string, sou
 		return NewTree(), nil
 	}
 	in.emit(fmt.Sprintf("[%s] COPY --from=%s: reading only the files it copies", in.stageLabel(st.index), from))
-	base, err := openBase(ctx, in.b.open, from, st.platform)
+	base, err := openBase(ctx, in.b.open, in.b.track, from, st.platform)
 	if err != nil {
 		return nil, fmt.Errorf("COPY --from=%s: %w", from, err)
 	}
