@@ -161,6 +161,36 @@ func pickPlatform(ms []ocispec.Descriptor, p ocispec.Platform) (ocispec.Descript
 	return ocispec.Descriptor{}, false
 }
 
+// standardDirs are directories every Linux base image has (the FHS), which a COPY of
+// one file without a trailing slash lands inside, as docker would find them in the
+// base's filesystem; hubctl does not read the base's layers to find out.
+var standardDirs = map[string]bool{
+	"bin": true, "sbin": true, "lib": true, "lib64": true, "etc": true, "opt": true, "srv": true,
+	"home": true, "root": true, "tmp": true, "run": true, "mnt": true, "media": true,
+	"usr": true, "usr/bin": true, "usr/sbin": true, "usr/lib": true, "usr/share": true, "usr/include": true,
+	"usr/local": true, "usr/local/bin": true, "usr/local/sbin": true, "usr/local/lib": true,
+	"usr/local/share": true, "usr/local/etc": true, "var": true, "var/lib": true, "var/log": true,
+	"var/tmp": true, "var/cache": true, "var/run": true, "var/www": true, "etc/ssl": true, "etc/ssl/certs": true,
+}
+
+// knownDir reports whether p is a directory of the base as far as its config tells
+// (its WORKDIR and volumes) or the FHS promises.
+func (b *baseImage) knownDir(p string) bool {
+	p = cleanPath(p)
+	if standardDirs[p] {
+		return true
+	}
+	if wd := cleanPath(b.config.Config.WorkingDir); wd != "" && (wd == p || strings.HasPrefix(wd, p+"/")) {
+		return true
+	}
+	for v := range b.config.Config.Volumes {
+		if v := cleanPath(v); v == p || strings.HasPrefix(v, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // openLayer returns the uncompressed tar stream of a layer, whatever its compression.
 func openLayer(ctx context.Context, src imagestore.Source, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	rc, err := src.Blob(ctx, desc)

@@ -337,6 +337,16 @@ ONBUILD LABEL triggered=yes
 		t.Errorf("base with ONBUILD RUN: %v", err)
 	}
 
+	// One file onto a directory of the base without a trailing slash lands inside
+	// it: the base's WORKDIR, and the standard directories.
+	img = mustBuild(t, dir, "FROM oci:"+layout+":1\nCOPY app.txt /srv\nCOPY app.txt /usr/local/bin\nCOPY app.txt /renamed\n", WithOpener(open))
+	h = headerMap(t, img)
+	for _, want := range []string{"srv/app.txt", "usr/local/bin/app.txt", "renamed"} {
+		if x, ok := h[want]; !ok || x.Typeflag != tar.TypeReg {
+			t.Errorf("%s missing; have %v", want, keys(h))
+		}
+	}
+
 	// COPY --from=<image> reads files of the image.
 	img = mustBuild(t, dir, "FROM scratch\nCOPY --from=oci:"+layout+":1 /etc/passwd /copied\n", WithOpener(open))
 	if got := layerContents(t, img)["copied"]; !strings.Contains(got, "web:x:33") {

@@ -86,7 +86,7 @@ func (in *interp) copy(ctx context.Context, st *stageState, a copyArgs, expand f
 		}
 	}
 	op.dest = dest
-	op.existingDir = func(p string) bool { return st.tree.IsDir(p) }
+	op.existingDir = func(p string) bool { return st.tree.IsDir(p) || (st.base != nil && st.base.knownDir(p)) }
 	if a.from != "" {
 		if op.from, err = in.fromTree(ctx, st, a.from, a.sd.SourcePaths); err != nil {
 			return err
