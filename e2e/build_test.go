@@ -159,6 +159,15 @@ CMD ["--greet"]
 	if !slices.Contains(inspect[0].RepoDigests, s.Addr+"/admin/hello@"+digest) {
 		t.Errorf("RepoDigests %v, want the pushed digest %s", inspect[0].RepoDigests, digest)
 	}
+	// The config file is where COPY ./config/ put it, relative to WORKDIR.
+	name := "hubctl-e2e-build-" + strings.ReplaceAll(s.Addr, ":", "-")
+	run(t, "", nil, "docker", "create", "--name", name, ref)
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", name).Run() })
+	copied := filepath.Join(t.TempDir(), "app.yaml")
+	run(t, "", nil, "docker", "cp", name+":/srv/app/config/app.yaml", copied)
+	if b, err := os.ReadFile(copied); err != nil || string(b) != "greeting: hi\n" {
+		t.Errorf("config file in the image: %q, %v", b, err)
+	}
 }
 
 // TestBuildBaseLayersMounted builds on a base pushed earlier to the same hub: the base's
