@@ -7,10 +7,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -197,93 +195,52 @@ func LoadContext(dir string, ignore []string) (*Tree, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", dir)
 	}
-	// Directories are read in parallel: on a large tree (node_modules) the walk is
-	// a stat per file, and the no-op rebuild is little else.
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-	}
-	var readDir func(abs, rel string)
-	readDir = func(abs, rel string) {
-		defer wg.Done()
-		sem <- struct{}{}
-		ents, err := os.ReadDir(abs)
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			<-sem
-			fail(err)
-			return
+			return err
 		}
-		var found []Entry
-		var subdirs [][2]string
-		for _, d := range ents {
-			p := filepath.Join(abs, d.Name())
-			r := d.Name()
-			if rel != "" {
-				r = rel + "/" + d.Name()
-			}
-			if pm != nil {
-				skip, err := pm.MatchesOrParentMatches(r)
-				if err != nil {
-					fail(err)
-					break
-				}
-				if skip {
-					if d.IsDir() && pm.Exclusions() {
-						subdirs = append(subdirs, [2]string{p, r}) // an exception may keep something below
-					}
-					continue
-				}
-			}
-			fi, err := d.Info()
+		if p == root {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		if pm != nil {
+			skip, err := pm.MatchesOrParentMatches(rel)
 			if err != nil {
-				fail(err)
-				break
+				return err
 			}
-			e := Entry{Path: r, Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
-			switch {
-			case fi.Mode().IsRegular():
-				e.Kind, e.HostPath, e.Size = KindFile, p, fi.Size()
-				e.hostStat = &fileHash{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
-			case fi.IsDir():
-				e.Kind = KindDir
-				subdirs = append(subdirs, [2]string{p, r})
-			case fi.Mode()&fs.ModeSymlink != 0:
-				target, err := os.Readlink(p)
-				if err != nil {
-					fail(err)
-					continue
+			if skip {
+				if d.IsDir() && !pm.Exclusions() {
+					return filepath.SkipDir
 				}
-				e.Kind, e.Linkname = KindSymlink, filepath.ToSlash(target)
-			default:
-				continue // sockets, devices, pipes: docker skips them too
+				return nil
 			}
-			found = append(found, e)
 		}
-		<-sem
-		mu.Lock()
-		for _, e := range found {
-			t.Add(e)
+		fi, err := d.Info()
+		if err != nil {
+			return err
 		}
-		mu.Unlock()
-		for _, sd := range subdirs {
-			wg.Add(1)
-			go readDir(sd[0], sd[1])
+		e := Entry{Path: rel, Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
+		switch {
+		case fi.Mode().IsRegular():
+			e.Kind, e.HostPath, e.Size = KindFile, p, fi.Size()
+			e.hostStat = &fileHash{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
+		case fi.IsDir():
+			e.Kind = KindDir
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			e.Kind, e.Linkname = KindSymlink, filepath.ToSlash(target)
+		default:
+			return nil // sockets, devices, pipes: docker skips them too
 		}
-	}
-	wg.Add(1)
-	readDir(root, "")
-	wg.Wait()
-	if firstErr != nil {
-		return nil, fmt.Errorf("build context: %w", firstErr)
+		t.Add(e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
 	}
 	return t, nil
 }
