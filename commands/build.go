@@ -193,6 +193,20 @@ func (o *BuildOptions) validate(cmd *cobra.Command, f *Factory) error {
 	if o.Dockerfile != "" && (len(o.Layers) > 0 || o.Preset != "" || o.Spec != "") {
 		return usageErrorf(cmd, "-f builds from a Dockerfile; --layer, --preset and --spec build without one")
 	}
+	// A name-only --build-arg takes its value from the environment; docker skips it
+	// when the variable is not set.
+	var args []string
+	for _, a := range o.BuildArgs {
+		if k, _, ok := strings.Cut(a, "="); ok {
+			if k == "" {
+				return usageErrorf(cmd, "--build-arg %q: want NAME=VALUE or NAME", a)
+			}
+			args = append(args, a)
+		} else if v, ok := f.LookupEnv(a); ok {
+			args = append(args, a+"="+v)
+		}
+	}
+	o.BuildArgs = args
 	o.SourceDateTime = time.Unix(0, 0).UTC()
 	if v, ok := f.LookupEnv("SOURCE_DATE_EPOCH"); ok && v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -334,17 +348,7 @@ func buildRun(ctx context.Context, f *Factory, o *BuildOptions) error {
 func (o *BuildOptions) layeringOptions(ctx context.Context, engine *transfer.Engine, cache *layering.Cache) ([]layering.Option, error) {
 	comp, _ := layering.ParseCompression(o.Compression)
 	platforms, _ := parsePlatformList(o.Platforms)
-	args := map[string]string{}
-	for _, a := range o.BuildArgs {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok {
-			v, ok = os.LookupEnv(k)
-			if !ok {
-				continue // docker skips a name-only --build-arg that is not set
-			}
-		}
-		args[k] = v
-	}
+	args := parseKV(o.BuildArgs)
 	annotations := map[string]string{}
 	if source, revision := layering.GitInfo(ctx, o.Context); revision != "" {
 		annotations[layering.AnnotationRevision] = revision
@@ -398,7 +402,6 @@ func (o *BuildOptions) spec() (layering.Spec, bool, error) {
 		return s, false, fmt.Errorf("%s has no Dockerfile and no hubctl.yaml: give -f, --layer or --preset", o.Context)
 	} else {
 		s.Name = "command line"
-		// The spec file is not part of the image.
 	}
 	if o.Preset != "" {
 		s.Preset, s.Layers = o.Preset, nil
@@ -410,7 +413,7 @@ func (o *BuildOptions) spec() (layering.Spec, bool, error) {
 			s.Layers = append(s.Layers, r)
 		}
 	}
-	s.Exclude = append(s.Exclude, "hubctl.yaml")
+	s.Exclude = append(s.Exclude, "hubctl.yaml") // the spec is not part of the image
 	return s, true, nil
 }
 

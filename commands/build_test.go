@@ -34,7 +34,8 @@ func buildWith(t *testing.T, env map[string]string, args ...string) (*BuildOptio
 }
 
 func TestBuildCommandFlags(t *testing.T) {
-	got, err := buildWith(t, map[string]string{"SOURCE_DATE_EPOCH": "1700000000"},
+	got, err := buildWith(t, map[string]string{"SOURCE_DATE_EPOCH": "1700000000", "FROM_ENV": "e"},
+		"--build-arg", "FROM_ENV", "--build-arg", "UNSET_IN_ENV",
 		"-f", "build/Dockerfile", "-t", "registry.example.com/a:1", "-t", "registry.example.com/a:latest",
 		"--platform", "linux/amd64,linux/arm64/v8", "--build-arg", "V=1", "--target", "final",
 		"--label", "a=b", "--annotation", "org.opencontainers.image.source=https://x", "-o", "json",
@@ -45,6 +46,9 @@ func TestBuildCommandFlags(t *testing.T) {
 	if got.Context != "src" || got.Dockerfile != "build/Dockerfile" || len(got.Tags) != 2 || got.Mode != tui.ModeJSON ||
 		len(got.Outputs) != 0 || got.Compression != "zstd" || !got.PreserveModes || got.Target != "final" {
 		t.Fatalf("options %+v", got)
+	}
+	if strings.Join(got.BuildArgs, " ") != "FROM_ENV=e V=1" {
+		t.Errorf("build args %q", got.BuildArgs)
 	}
 	if !got.SourceDateTime.Equal(time.Unix(1700000000, 0)) {
 		t.Errorf("SOURCE_DATE_EPOCH read as %v", got.SourceDateTime)
