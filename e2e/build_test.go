@@ -194,7 +194,7 @@ func TestBuildBaseLayersMounted(t *testing.T) {
 		"Dockerfile": "FROM " + p.Addr + "/lib/base:1\nCOPY --chown=app:app app.txt /home/app/\n",
 		"app.txt":    "application",
 	})
-	out := run(t, app, env, hubctlBin, "build", "--cache-dir", t.TempDir(), "--progress", "plain", "-t", p.Addr+"/team/app:1", ".")
+	run(t, app, env, hubctlBin, "build", "--cache-dir", t.TempDir(), "-t", p.Addr+"/team/app:1", ".")
 	if got := p.mounts.Load(); got != 2 {
 		t.Errorf("%d blobs mounted, want the base's 2 layers", got)
 	}
@@ -206,7 +206,6 @@ func TestBuildBaseLayersMounted(t *testing.T) {
 	if n := len(p.uploadedDigests()); n != 2 {
 		t.Errorf("uploaded %d blobs, want the new layer and the config", n)
 	}
-	_ = out
 
 	// Without --chown, no base layer is read at all: the config is the only blob.
 	p.reset()
@@ -594,5 +593,40 @@ func TestBuildLocalOutputs(t *testing.T) {
 		if !strings.Contains(human, "linux/amd64") || !strings.Contains(human, "linux/arm64") {
 			t.Errorf("inspect %s:\n%s", loc, human)
 		}
+	}
+}
+
+// TestBuildBaseOnAnotherRegistry: the base lives on one hub, the image goes to another;
+// the base's layers are streamed registry to registry, and the pushed image is whole.
+func TestBuildBaseOnAnotherRegistry(t *testing.T) {
+	a, b := startServer(t), startServer(t)
+	env := buildEnv(t, t.TempDir())
+	base := t.TempDir()
+	writeFiles(t, base, map[string]string{"Dockerfile": "FROM scratch\nCOPY lib/ /usr/lib/app/\n", "lib/x.so": strings.Repeat("x", 100_000)})
+	run(t, base, env, hubctlBin, "build", "--cache-dir", t.TempDir(), "-t", a.Addr+"/lib/base:1", ".")
+	app := t.TempDir()
+	writeFiles(t, app, map[string]string{"Dockerfile": "FROM " + a.Addr + "/lib/base:1\nCOPY app /usr/bin/app\n", "app*": "#!/bin/sh\n"})
+	run(t, app, env, hubctlBin, "build", "--cache-dir", t.TempDir(), "-t", b.Addr+"/team/app:1", ".")
+	// Pull the result from the second hub into a layout: every blob is there.
+	layout := filepath.Join(t.TempDir(), "pulled")
+	hubctl(t, "pull", b.Addr+"/team/app:1", "oci:"+layout+":1")
+	human := hubctl(t, "inspect", "oci:"+layout+":1")
+	if strings.Count(human, "sha256:") < 3 {
+		t.Errorf("inspect of the pulled image:\n%s", human)
+	}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	var raw struct {
+		Manifest json.RawMessage `json:"manifest"`
+	}
+	if err := json.Unmarshal([]byte(hubctl(t, "inspect", "-o", "json", b.Addr+"/team/app:1")), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Annotations["org.opencontainers.image.base.name"] != a.Addr+"/lib/base:1" || !strings.HasPrefix(m.Annotations["org.opencontainers.image.base.digest"], "sha256:") {
+		t.Errorf("base annotations %v", m.Annotations)
 	}
 }
