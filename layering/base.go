@@ -288,15 +288,147 @@ func applyTarEntry(c *Cache, t *Tree, hdr *tar.Header, r io.Reader, want func(st
 	return nil
 }
 
-// readFiles streams the base's layers, bottom up, and returns the files want keeps,
-// with their contents in the cache: COPY --from=<image> reads only what it copies.
-func (b *baseImage) readFiles(ctx context.Context, c *Cache, want func(string) bool) (*Tree, error) {
+// readFiles returns the files a COPY of sources needs from the base (COPY
+// --from=<image>), their contents in the cache. Layers are read from the top down, as
+// the filesystem shows them: an upper entry hides the lower ones of its path,
+// whiteouts and opaque directories hide what is below them. Once every source has been
+// found as a file or symlink (or deleted), no lower layer is read; a directory or glob
+// source reads every layer.
+func (b *baseImage) readFiles(ctx context.Context, c *Cache, sources []string) (*Tree, error) {
+	want := wantSources(sources)
+	var exact []string
+	for _, s := range sources {
+		if hasGlob(s) {
+			exact = nil
+			break
+		}
+		exact = append(exact, cleanPath(s))
+	}
 	t := NewTree()
-	for _, l := range b.manifest.Layers {
-		if err := b.walkLayer(ctx, l, func(hdr *tar.Header, r io.Reader) (bool, error) {
-			return false, applyTarEntry(c, t, hdr, r, want)
-		}); err != nil {
+	hidden := map[string]bool{} // paths whose lower entries (and children) are gone
+	opaque := map[string]bool{} // directories whose lower children are gone
+	isHidden := func(p string) bool {
+		if hidden[p] {
+			return true
+		}
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if hidden[d] || opaque[d] {
+				return true
+			}
+		}
+		return opaque[""] || opaque["."]
+	}
+	settled := func() bool {
+		if len(exact) == 0 {
+			return false
+		}
+		for _, s := range exact {
+			if e, ok := t.Get(s); ok && e.Kind != KindDir {
+				continue
+			}
+			if isHidden(s) {
+				if _, ok := t.Get(s); !ok {
+					continue // deleted above
+				}
+			}
+			return false
+		}
+		return true
+	}
+	for i := len(b.manifest.Layers) - 1; i >= 0 && !settled(); i-- {
+		var newHidden, newOpaque []string
+		links := map[string]string{} // wanted hard links whose target was not kept: name → target
+		keep := func(hdr *tar.Header, r io.Reader, name string) error {
+			e := Entry{Path: name, Mode: fileMode(hdr.Mode), UID: hdr.Uid, GID: hdr.Gid}
+			switch hdr.Typeflag {
+			case tar.TypeDir:
+				e.Kind = KindDir
+			case tar.TypeSymlink:
+				e.Kind, e.Linkname = KindSymlink, hdr.Linkname
+			case tar.TypeReg, tar.TypeRegA:
+				p, d, n, err := c.storeFile(r)
+				if err != nil {
+					return err
+				}
+				e.Kind, e.HostPath, e.Digest, e.Size = KindFile, p, d, n
+			default:
+				return nil // devices and fifos are not copied
+			}
+			t.Add(e)
+			if e.Kind != KindDir {
+				newHidden = append(newHidden, name)
+			}
+			return nil
+		}
+		err := b.walkLayer(ctx, b.manifest.Layers[i], func(hdr *tar.Header, r io.Reader) (bool, error) {
+			name := cleanPath(hdr.Name)
+			if name == "" {
+				return false, nil
+			}
+			dir, base := path.Split(name)
+			dir = cleanPath(dir)
+			switch {
+			case base == whiteoutOpaque:
+				newOpaque = append(newOpaque, dir)
+				return false, nil
+			case strings.HasPrefix(base, whiteoutPrefix):
+				newHidden = append(newHidden, path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix)))
+				return false, nil
+			}
+			if !want(name) || isHidden(name) {
+				return false, nil
+			}
+			if _, ok := t.Get(name); ok {
+				return false, nil // an upper layer has it
+			}
+			if hdr.Typeflag == tar.TypeLink {
+				target := cleanPath(hdr.Linkname)
+				if e, ok := t.Get(target); ok && e.Kind == KindFile {
+					x := *e
+					x.Path, x.Mode, x.UID, x.GID = name, fileMode(hdr.Mode), hdr.Uid, hdr.Gid
+					t.Add(x)
+					newHidden = append(newHidden, name)
+				} else {
+					links[name] = target
+				}
+				return false, nil
+			}
+			return false, keep(hdr, r, name)
+		})
+		if err != nil {
 			return nil, err
+		}
+		if len(links) > 0 {
+			// A hard link to a file the COPY does not name (busybox's applets): read the
+			// layer again for the targets' contents.
+			targets := map[string][]string{}
+			for name, target := range links {
+				targets[target] = append(targets[target], name)
+			}
+			err := b.walkLayer(ctx, b.manifest.Layers[i], func(hdr *tar.Header, r io.Reader) (bool, error) {
+				names := targets[cleanPath(hdr.Name)]
+				if len(names) == 0 || (hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA) {
+					return false, nil
+				}
+				p, d, n, err := c.storeFile(r)
+				if err != nil {
+					return true, err
+				}
+				for _, name := range names {
+					t.Add(Entry{Path: name, Kind: KindFile, Mode: fileMode(hdr.Mode), UID: hdr.Uid, GID: hdr.Gid, HostPath: p, Digest: d, Size: n})
+					newHidden = append(newHidden, name)
+				}
+				return false, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		for _, h := range newHidden {
+			hidden[h] = true
+		}
+		for _, o := range newOpaque {
+			opaque[o] = true
 		}
 	}
 	return t, nil

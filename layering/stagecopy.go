@@ -195,7 +195,6 @@ func shortDigest(d string) string {
 // fromTree is the tree COPY --from reads: a stage's files (its own layers over its
 // base's files), or an image's files, streamed from just its layers.
 func (in *interp) fromTree(ctx context.Context, st *stageState, from string, sources []string) (*Tree, error) {
-	want := wantSources(sources)
 	if j, ok := in.df.stageIndex(from, st.index); ok {
 		src := in.stages[j]
 		if src == nil {
@@ -204,7 +203,7 @@ func (in *interp) fromTree(ctx context.Context, st *stageState, from string, sou
 		if src.base == nil || treeHasAll(src.tree, sources) {
 			return src.tree, nil
 		}
-		t, err := src.base.readFiles(ctx, in.b.cache, want)
+		t, err := src.base.readFiles(ctx, in.b.cache, sources)
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +222,7 @@ func (in *interp) fromTree(ctx context.Context, st *stageState, from string, sou
 		return nil, fmt.Errorf("COPY --from=%s: %w", from, err)
 	}
 	base.origin.Name = from
-	return base.readFiles(ctx, in.b.cache, want)
+	return base.readFiles(ctx, in.b.cache, sources)
 }
 
 // treeHasAll reports whether every (non-glob) source is in t.
