@@ -76,7 +76,7 @@ func TestVersionFlagAndAliases(t *testing.T) {
 	}
 	// The root help names only what exists.
 	_, help, _ := run(t, nil, "--help")
-	for _, absent := range []string{"chart", "build", "workflow", "deploy"} {
+	for _, absent := range []string{"chart", "workflow", "deploy"} {
 		if strings.Contains(help, absent) {
 			t.Errorf("root help mentions %q, which hubctl does not have:\n%s", absent, help)
 		}
@@ -263,6 +263,12 @@ func TestServeConfigPrecedence(t *testing.T) {
 				eq(t, o.Config.Log.Level, "error")
 				eq(t, o.Config.DB.Path, "/db/x.db")
 			}},
+		{"gc runs hourly unless told", nil, nil, func(t *testing.T, o *ServeOptions) {
+			eq(t, o.Config.GC.Interval, time.Hour)
+		}},
+		{"--gc-interval 0 turns gc off", map[string]string{"HUBCTL_GC_INTERVAL": "6h"}, []string{"--gc-interval", "0"}, func(t *testing.T, o *ServeOptions) {
+			eq(t, o.Config.GC.Interval, time.Duration(0))
+		}},
 		{"--debug raises the log level", map[string]string{"HUBCTL_LOG_LEVEL": "warn"}, []string{"--debug"}, func(t *testing.T, o *ServeOptions) {
 			eq(t, o.Config.Log.Level, "debug")
 		}},

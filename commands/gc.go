@@ -9,7 +9,6 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/gc"
@@ -27,20 +26,13 @@ type GCOptions struct {
 	Output   string
 }
 
-// gcFlagKeys maps `hubctl gc` flags to the configuration keys they set, as for serve.
-var gcFlagKeys = map[string]string{
-	"data":  "data",
-	"db":    "db.path",
-	"grace": "gc.grace",
-}
-
 // NewCmdGC returns `hubctl gc`: one garbage collection of the hub's storage, run on the
 // server host with the configuration serve uses. runF receives the merged options.
 func NewCmdGC(f *Factory, runF func(*GCOptions) error) *cobra.Command {
 	opts := &GCOptions{}
 	def := config.Default()
-	var data, db string
 	var grace time.Duration
+	var host *hostConfig
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Delete blobs no manifest references (on the server host)",
@@ -52,7 +44,7 @@ It opens the blob store and database that 'hubctl serve' would with the same
 configuration (--config, HUBCTL_* variables, --data, --db). Only what is older than the
 grace period is collected, so pushes in flight keep their blobs. A blob is marked by one
 run and deleted by a run at least a grace later (by the same run when --grace 0).
-'hubctl serve' runs it on its own every gc.interval when that is set.
+'hubctl serve' runs it on its own every gc.interval (1h unless set; 0 turns it off).
 
 One collection runs at a time across every replica and 'hubctl gc': a lease in the
 database says who collects. A run that finds it taken exits 1 naming the holder, or
@@ -65,13 +57,7 @@ with --wait waits for its turn; a replica's schedule skips that tick.`,
 			if opts.Output != "" && opts.Output != "json" {
 				return usageErrorf(c, "invalid --output %q: want json", opts.Output)
 			}
-			overrides := map[string]string{}
-			c.Flags().Visit(func(fl *pflag.Flag) {
-				if key, ok := gcFlagKeys[fl.Name]; ok {
-					overrides[key] = fl.Value.String()
-				}
-			})
-			cfg, err := config.Load(config.Sources{File: f.ConfigFile, LookupEnv: f.LookupEnv, Flags: overrides})
+			cfg, err := host.load(c)
 			if err != nil {
 				return err
 			}
@@ -88,11 +74,8 @@ with --wait waits for its turn; a replica's schedule skips that tick.`,
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "Report what would be deleted and the bytes freed, and change nothing")
 	fl.BoolVar(&opts.Wait, "wait", false, "When another collection is running (a replica's schedule), wait for it to end instead of giving up")
 	fl.DurationVar(&grace, "grace", def.GC.Grace, "Collect only what is older than this (gc.grace)")
-	fl.StringVar(&data, "data", def.Data, "Data `directory` of the server")
-	fl.StringVar(&db, "db", "", "SQLite database `file` (default <data>/hubctl.db), or a postgres:// URL")
 	fl.StringVarP(&opts.Output, "output", "o", "", "Output `format`: json (default text)")
-	_ = cmd.MarkFlagDirname("data")
-	_ = cmd.MarkFlagFilename("db")
+	host = bindHostConfig(f, cmd, map[string]string{"grace": "gc.grace"})
 	return cmd
 }
 

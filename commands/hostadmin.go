@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/password"
@@ -36,19 +35,11 @@ type ResetPasswordOptions struct {
 	User string
 }
 
-// hostFlagKeys maps the flags of the host commands that open the database to the
-// configuration keys they set, as serve's flags do.
-var hostFlagKeys = map[string]string{
-	"data": "data",
-	"db":   "db.path",
-}
-
 // NewCmdAdminResetPassword returns `hubctl admin reset-password`. runF receives the
 // merged options instead of changing the database.
 func NewCmdAdminResetPassword(f *Factory, runF func(*ResetPasswordOptions) error) *cobra.Command {
 	opts := &ResetPasswordOptions{}
-	def := config.Default()
-	var data, db string
+	var host *hostConfig
 	cmd := &cobra.Command{
 		Use:   "reset-password [USER]",
 		Short: "Set a user's password in the hub's database (default user: admin)",
@@ -65,13 +56,7 @@ until these expire (minutes).`,
   hubctl admin reset-password alice --config /etc/hubctl.yaml`,
 		Args: checkArgs(cobra.MaximumNArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
-			overrides := map[string]string{}
-			c.Flags().Visit(func(fl *pflag.Flag) {
-				if key, ok := hostFlagKeys[fl.Name]; ok {
-					overrides[key] = fl.Value.String()
-				}
-			})
-			cfg, err := config.Load(config.Sources{File: f.ConfigFile, LookupEnv: f.LookupEnv, Flags: overrides})
+			cfg, err := host.load(c)
 			if err != nil {
 				return err
 			}
@@ -85,11 +70,7 @@ until these expire (minutes).`,
 			return resetPasswordRun(c.Context(), opts)
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&data, "data", def.Data, "Data `directory` of the server")
-	fl.StringVar(&db, "db", "", "SQLite database `file` (default <data>/hubctl.db), or a postgres:// URL")
-	_ = cmd.MarkFlagDirname("data")
-	_ = cmd.MarkFlagFilename("db")
+	host = bindHostConfig(f, cmd, nil)
 	return cmd
 }
 

@@ -2,7 +2,9 @@ package commands
 
 import (
 	"fmt"
-	"path/filepath"
+	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -12,11 +14,11 @@ import (
 	"github.com/hubctl/hubctl/internal/iostreams"
 )
 
-// KeysOptions are the inputs of `hubctl keys …`.
+// KeysOptions are the inputs of `hubctl keys …`, after the configuration was merged.
 type KeysOptions struct {
 	IO     *iostreams.IOStreams
-	Dir    string // the key directory
-	Data   string // the data directory, when Dir is empty
+	Dir    string // the key directory serve uses (auth.keys_dir)
+	Init   bool   // create the directory and a first key when there is none
 	Output string
 	Action string // ls, rotate, retire
 	KeyID  string // for retire
@@ -26,17 +28,25 @@ type KeysOptions struct {
 // server host. A running `hubctl serve` picks changes up within a minute.
 func NewCmdKeys(f *Factory, runF func(*KeysOptions) error) *cobra.Command {
 	opts := &KeysOptions{}
+	host := map[string]*hostConfig{}
 	cmd := &cobra.Command{
 		Use:   "keys",
 		Short: "Manage the token service's signing keys (on the server host)",
-		Long: `Manage the ES256 keys that sign registry tokens, in the data directory of a
-hubctl serve on this host. The newest key signs; every key verifies, so a rotation does
-not break tokens that are still live. A running server reads the directory again every
-minute. Retire an old key only after a token lifetime (auth.token_ttl) has passed since
-the rotation: tokens it signed stop verifying at once.`,
+		Long: `Manage the ES256 keys that sign registry tokens, in the key directory of a hubctl
+serve on this host. The directory is the one serve uses, from the same configuration
+(--config, HUBCTL_* variables such as HUBCTL_AUTH_KEYS_DIR, --data, --keys-dir); a
+directory that does not exist is refused, so a mistyped setting cannot start a new key
+set elsewhere, unless --init asks for one.
+
+The newest key signs; every key verifies, so a rotation does not break tokens that are
+still live. A running server reads the directory again every minute, and at once when it
+meets a token signed by a key it does not know yet (a replica sharing the directory).
+Retire an old key only after a token lifetime (auth.token_ttl) has passed since the
+rotation: tokens it signed stop verifying at once.`,
 		Example: `  hubctl keys ls --data /srv/hub
-  hubctl keys rotate --data /srv/hub
-  hubctl keys retire --data /srv/hub -- KID   # "--": a key id may start with "-"`,
+  hubctl keys rotate --config /etc/hubctl.yaml
+  hubctl keys retire --data /srv/hub -- KID   # "--": a key id may start with "-"
+  hubctl keys ls --keys-dir /srv/shared-keys --init`,
 	}
 	add := func(use, short string, args cobra.PositionalArgs) *cobra.Command {
 		c := &cobra.Command{
@@ -47,7 +57,11 @@ the rotation: tokens it signed stop verifying at once.`,
 				if opts.Output != "" && opts.Output != "json" {
 					return usageErrorf(c, "invalid --output %q: want json", opts.Output)
 				}
-				opts.IO = f.IOStreams
+				cfg, err := host[c.Name()].load(c)
+				if err != nil {
+					return err
+				}
+				opts.IO, opts.Dir = f.IOStreams, cfg.Auth.KeysDir
 				opts.Action = c.Name()
 				if len(a) > 0 {
 					opts.KeyID = a[0]
@@ -58,11 +72,11 @@ the rotation: tokens it signed stop verifying at once.`,
 				return keysRun(opts)
 			},
 		}
-		c.Flags().StringVar(&opts.Data, "data", "./hubctl-data", "Data `directory` of the server (keys live in its keys/)")
-		c.Flags().StringVar(&opts.Dir, "keys-dir", "", "Key `directory` (default <data>/keys)")
+		c.Flags().String("keys-dir", "", "Key `directory` (auth.keys_dir; default <data>/keys)")
+		c.Flags().BoolVar(&opts.Init, "init", false, "Create the key directory and a first key when there is none")
 		c.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json (default a table)")
-		_ = c.MarkFlagDirname("data")
 		_ = c.MarkFlagDirname("keys-dir")
+		host[c.Name()] = bindHostConfig(f, c, map[string]string{"keys-dir": "auth.keys_dir"})
 		return c
 	}
 	cmd.AddCommand(
@@ -75,8 +89,12 @@ the rotation: tokens it signed stop verifying at once.`,
 
 func keysRun(opts *KeysOptions) error {
 	dir := opts.Dir
-	if dir == "" {
-		dir = filepath.Join(opts.Data, "keys")
+	if !opts.Init {
+		if entries, err := os.ReadDir(dir); err != nil || !slices.ContainsFunc(entries, func(e os.DirEntry) bool {
+			return strings.HasSuffix(e.Name(), ".pem")
+		}) {
+			return fmt.Errorf("no signing keys in %s (the key directory of this configuration: auth.keys_dir, HUBCTL_AUTH_KEYS_DIR, --keys-dir or <data>/keys); check the setting, or add --init to create a key set there", dir)
+		}
 	}
 	ks, err := token.LoadOrCreateKeySet(dir)
 	if err != nil {

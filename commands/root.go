@@ -13,10 +13,11 @@ import (
 func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hubctl",
-		Short: "Move container images between registries, and serve a registry",
-		Long: `hubctl pushes, pulls, copies, mirrors and inspects OCI images between any
-registries and local forms (OCI layouts, archives, the Docker engine), and with
-'hubctl serve' runs an OCI distribution registry with accounts and access tokens.`,
+		Short: "Build and move container images, and serve a registry",
+		Long: `hubctl builds OCI images without a daemon, pushes, pulls, copies, mirrors and
+inspects them between any registries and local forms (OCI layouts, archives, the Docker
+engine), and with 'hubctl serve' runs an OCI distribution registry with accounts and
+access tokens.`,
 		Version:       f.Build.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -42,8 +43,8 @@ registries and local forms (OCI layouts, archives, the Docker engine), and with
 		id, title string
 		cmds      []*cobra.Command
 	}{
-		{"images", "Moving and inspecting images:", []*cobra.Command{
-			NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
+		{"images", "Building, moving and inspecting images:", []*cobra.Command{
+			NewCmdBuild(f, nil), NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
 			NewCmdInspect(f), NewCmdDigest(f), NewCmdTags(f), NewCmdLs(f), NewCmdTag(f), NewCmdRm(f),
 		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{

@@ -28,6 +28,7 @@ var serveFlagKeys = map[string]string{
 	"db":                "db.path",
 	"max-manifest-size": "max_manifest_size",
 	"upload-max-age":    "uploads.max_age",
+	"gc-interval":       "gc.interval",
 	"log-format":        "log.format",
 	"log-level":         "log.level",
 	"auth":              "auth.mode",
@@ -113,6 +114,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.StringVar(&flagCfg.DB.Path, "db", "", "SQLite database `file` (default <data>/hubctl.db), or a postgres:// URL")
 	fl.Var(&flagCfg.MaxManifestSize, "max-manifest-size", "Largest manifest accepted, e.g. 4MiB")
 	fl.DurationVar(&flagCfg.Uploads.MaxAge, "upload-max-age", def.Uploads.MaxAge, "Remove upload sessions idle for longer than this")
+	fl.DurationVar(&flagCfg.GC.Interval, "gc-interval", def.GC.Interval, "Collect unreferenced blobs this often (0 turns it off)")
 	fl.StringVar(&flagCfg.Log.Format, "log-format", def.Log.Format, "Log `format`: text or json")
 	fl.StringVar(&flagCfg.Log.Level, "log-level", def.Log.Level, "Log `level`: debug, info, warn or error")
 	fl.StringVar(&flagCfg.Storage.Driver, "storage", def.Storage.Driver, "Blob `store`: filesystem, s3 or cos")

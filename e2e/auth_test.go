@@ -712,8 +712,14 @@ func TestAuthRefusals(t *testing.T) {
 			wantRefused(t, resp, body, []int{http.StatusUnauthorized}, "UNAUTHORIZED")
 			resp, body = do(t, http.MethodGet, s.URL(manifestPath), nil, h("Accept", mtOCIManifest))
 			wantRefused(t, resp, body, []int{http.StatusUnauthorized}, "UNAUTHORIZED")
+			// The catalog: a challenge without a token; with the anonymous one, what
+			// anonymous clients may pull, which alice/private is not (issue 13).
 			resp, body = do(t, http.MethodGet, s.URL("/v2/_catalog"), nil, h())
-			wantRefused(t, resp, body, []int{http.StatusUnauthorized}, "UNAUTHORIZED")
+			if auth == "" {
+				wantRefused(t, resp, body, []int{http.StatusUnauthorized}, "UNAUTHORIZED")
+			} else if resp.StatusCode != http.StatusOK || strings.Contains(string(body), "alice/private") {
+				t.Errorf("anonymous catalog: %s %s, want 200 without alice/private", resp.Status, truncate(body, 300))
+			}
 		}
 		unchanged(t, s, before, "an anonymous push")
 	})

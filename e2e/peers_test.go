@@ -115,6 +115,14 @@ type countingProxy struct {
 	// answered 201).
 	blobPuts atomic.Int64
 
+	// sessions counts upload sessions opened (POST …/blobs/uploads/ not answered by a
+	// successful mount).
+	sessions atomic.Int64
+	// manifestPuts counts manifests written (PUT …/manifests/…).
+	manifestPuts atomic.Int64
+	// downloaded is the response body bytes of blob reads (GET …/blobs/sha256:…).
+	downloaded atomic.Int64
+
 	// throttle is how many of the next requests the proxy answers itself with 429 and
 	// Retry-After: 1, as a busy registry would.
 	throttle atomic.Int64
@@ -132,8 +140,17 @@ func startCountingProxy(t testing.TB, backend string) *countingProxy {
 	p := &countingProxy{}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		r := resp.Request
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") && resp.StatusCode == http.StatusCreated {
+			p.manifestPuts.Add(1)
+		}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") && !strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			resp.Body = &countingBody{ReadCloser: resp.Body, n: &p.downloaded}
+		}
 		if !strings.Contains(r.URL.Path, "/blobs/uploads/") {
 			return nil
+		}
+		if r.Method == http.MethodPost && !(r.URL.Query().Get("mount") != "" && resp.StatusCode == http.StatusCreated) {
+			p.sessions.Add(1)
 		}
 		if r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" && resp.StatusCode == http.StatusCreated {
 			p.mounts.Add(1)
@@ -180,6 +197,9 @@ func (p *countingProxy) reset() {
 	p.uploaded.Store(0)
 	p.mounts.Store(0)
 	p.blobPuts.Store(0)
+	p.sessions.Store(0)
+	p.manifestPuts.Store(0)
+	p.downloaded.Store(0)
 	p.mu.Lock()
 	p.digests = nil
 	p.mu.Unlock()

@@ -169,9 +169,16 @@ type Uploads struct {
 	CleanupInterval time.Duration `yaml:"cleanup_interval"`
 }
 
+// DefaultGCInterval is how often serve collects garbage unless told otherwise: with
+// the default grace of an hour, unreferenced bytes are gone within about three hours
+// (marked by one run, swept by the next at least a grace later).
+const DefaultGCInterval = time.Hour
+
 // GC configures the garbage collection scheduled by serve (docs/design/gc.md).
 type GC struct {
-	// Interval is how often serve runs a garbage collection; 0 (the default) never.
+	// Interval is how often serve runs a garbage collection (DefaultGCInterval unless
+	// set); 0 never, which must be asked for: without collection, the bytes of
+	// deleted images and refused pushes stay on disk.
 	Interval time.Duration `yaml:"interval"`
 	// Grace is how old an unreferenced link or blob must be before it is collected.
 	Grace time.Duration `yaml:"grace"`
@@ -195,7 +202,7 @@ func Default() Config {
 		DB:              DB{Driver: "sqlite"},
 		MaxManifestSize: 4 << 20,
 		Uploads:         Uploads{MaxAge: 24 * time.Hour, CleanupInterval: 10 * time.Minute},
-		GC:              GC{Grace: time.Hour},
+		GC:              GC{Interval: DefaultGCInterval, Grace: time.Hour},
 		ShutdownTimeout: 30 * time.Second,
 		Log:             Log{Level: "info", Format: "text"},
 		Limits:          Limits{RequestsPerClient: 256, UploadsPerClient: 32, MinBodyRate: 10 << 10, SlowTimeout: 30 * time.Second, SmallBodyTimeout: 10 * time.Second},

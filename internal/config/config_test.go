@@ -276,3 +276,24 @@ func TestParseSize(t *testing.T) {
 	}
 	eq(t, "String", Size(4<<20).String(), "4MiB")
 }
+
+// TestGCOnByDefault (issue 12): garbage collection runs every hour unless told
+// otherwise, and 0 (in the file, the environment or a flag) turns it off.
+func TestGCOnByDefault(t *testing.T) {
+	c, err := Load(Sources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "default gc.interval", c.GC.Interval, time.Hour)
+	for name, src := range map[string]Sources{
+		"file": {File: writeFile(t, "gc:\n  interval: 0s\n")},
+		"env":  {LookupEnv: envMap(map[string]string{"HUBCTL_GC_INTERVAL": "0"})},
+		"flag": {Flags: map[string]string{"gc.interval": "0s"}},
+	} {
+		c, err := Load(src)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		eq(t, name+" gc.interval", c.GC.Interval, 0)
+	}
+}

@@ -72,6 +72,14 @@ type ManifestFirst interface {
 	ExpectManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte) error
 }
 
+// BlobOrigin is implemented by sources some of whose blobs live in a registry
+// repository other than the source (a build's base layers stay in the base's
+// repository), so the engine mounts them there instead of sending their bytes.
+type BlobOrigin interface {
+	// BlobOrigin names the registry host and repository path that hold the blob.
+	BlobOrigin(desc ocispec.Descriptor) (host, repo string, ok bool)
+}
+
 // ErrDigest is a blob or manifest whose bytes do not match their digest.
 var ErrDigest = errors.New("content does not match its digest")
 

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -66,6 +67,49 @@ func (e *MissingReferenceError) Error() string {
 		kind = "manifest"
 	}
 	return fmt.Sprintf("referenced %s %s is not in the repository", kind, e.Digest)
+}
+
+// ReferencedManifestError is returned by DeleteManifest when an index of the same
+// repository still lists the manifest as a child: deleting it would leave that index
+// pointing at nothing (MANIFEST_UNKNOWN on every pull of the index). Nothing is
+// deleted; the index must go first.
+type ReferencedManifestError struct {
+	Digest digest.Digest
+	// Indexes are the digests of the indexes that reference it, in byte order (at
+	// most a few: see DeleteManifest).
+	Indexes []digest.Digest
+	// More counts further referencing indexes not listed in Indexes.
+	More int
+}
+
+func (e *ReferencedManifestError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "manifest %s is a child of index %s", e.Digest, e.Indexes[0])
+	for _, d := range e.Indexes[1:] {
+		fmt.Fprintf(&b, ", %s", d)
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, " and %d more", e.More)
+	}
+	return b.String()
+}
+
+// CatalogFilter selects the repositories a caller may pull, for the catalog
+// (authz.Policy.CatalogFilter builds it). The zero value selects nothing. A repository
+// is selected when All is set or when it is public (Public), in one of Namespaces
+// ("alice" selects "alice/…", not a repository named "alice"), or granted to a team
+// Member belongs to (a grant on the whole organisation selects its every repository);
+// and then, when Restricted, only if one of Patterns matches its name.
+type CatalogFilter struct {
+	All        bool
+	Public     bool
+	Namespaces []string
+	Member     string // a user name; "" for none
+	// Restricted limits the selection to Patterns, the repository patterns of an access
+	// token that grant pull: an exact name, "prefix/*" (anything under prefix, at any
+	// depth) or "*". Restricted with no patterns selects nothing.
+	Restricted bool
+	Patterns   []string
 }
 
 // Blob is a content-addressed blob known to the registry.
@@ -147,6 +191,11 @@ type Store interface {
 	// ErrRepositoryNotFound.
 	DeleteRepository(ctx context.Context, name string) error
 
+	// Catalog returns up to n names (n <= 0: no limit), in byte order after last, of
+	// the repositories f selects: one query, whatever the share of repositories the
+	// caller may see.
+	Catalog(ctx context.Context, f CatalogFilter, last string, n int) ([]string, error)
+
 	// PutBlob records a blob that is durably stored (idempotent; b.Location is kept
 	// only when the row is new or pending).
 	PutBlob(ctx context.Context, b Blob) error
@@ -184,6 +233,14 @@ type Store interface {
 	// commits nothing. So the bytes at b.Location are either recorded with the blob or
 	// owned by whoever claimed the session, never both.
 	CommitUploadedBlob(ctx context.Context, repo string, b Blob, pinnedAt time.Time, upload string) (location string, err error)
+	// DiscardBlob removes the bytes and the row of a blob whose push was refused after
+	// its bytes were stored (over quota), at once rather than at the next garbage
+	// collection: in one transaction it locks the row if it is still the pending row
+	// the pin at pinnedAt created and nobody pinned since (so no other push can be
+	// relying on those bytes), calls del with the row's location (del deletes the
+	// bytes) while holding the lock, and deletes the row. It reports false, without
+	// calling del, in any other state: the bytes are then left to garbage collection.
+	DiscardBlob(ctx context.Context, d digest.Digest, pinnedAt time.Time, del func(location string) error) (bool, error)
 	// UnpinBlob withdraws a pin whose push failed: it removes the row if it is still the
 	// pending row that pin created (no size recorded, pinned at pinnedAt, linked
 	// nowhere), so a refused upload leaves nothing behind. Any other state is left alone.
@@ -244,7 +301,9 @@ type Store interface {
 	// DeleteTag removes a tag, or returns ErrTagNotFound.
 	DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error)
 	// DeleteManifest removes a manifest, the tags pointing at it and its referrer edges,
-	// or returns ErrManifestNotFound.
+	// or returns ErrManifestNotFound. It refuses, deleting nothing, a manifest that
+	// another manifest of the repository lists as a child (an index), with a
+	// *ReferencedManifestError naming up to three of those indexes.
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) (DeleteManifestResult, error)
 	// Referrers lists manifests of the repository whose subject is d (without payload),
 	// filtered by artifactType when it is not empty, ordered by digest.
@@ -255,7 +314,8 @@ type Store interface {
 	// GetUpload returns an upload session, or ErrUploadNotFound.
 	GetUpload(ctx context.Context, id string) (Upload, error)
 	// UpdateUpload stores the session's new offset and states if its offset is still
-	// prevOffset, else returns ErrUploadConflict (ErrUploadNotFound if it is gone).
+	// prevOffset, else returns ErrUploadConflict (ErrUploadNotFound if it is gone). It
+	// ends the session's reservation (ReserveUpload): the bytes are in Offset now.
 	UpdateUpload(ctx context.Context, u Upload, prevOffset int64) error
 	// DeleteUpload removes a session (idempotent).
 	DeleteUpload(ctx context.Context, id string) error
@@ -272,15 +332,44 @@ type Store interface {
 	UnclaimUpload(ctx context.Context, id string) error
 	// StaleUploads lists sessions not updated since before, claimed ones included.
 	StaleUploads(ctx context.Context, before time.Time) ([]Upload, error)
+
+	// ReserveUpload makes room in its namespace's quota for bytes a request is about
+	// to append to upload session id, before they are written: at least atLeast and
+	// at most atMost bytes, as many as the quota leaves. A namespace's quota counts its
+	// linked blobs and, for every upload session of its repositories, the bytes
+	// received (Offset) and those reserved; the reservation and that count are one
+	// transaction under the namespace's lock, so requests on any replica cannot
+	// reserve the same bytes twice. It returns the bytes granted, or limited false
+	// (and atMost) when the namespace has no quota: the caller need not reserve again
+	// for this request. Less than atLeast left is ErrQuotaExceeded, with a message naming
+	// the quota and the usage; a session that is gone is ErrUploadNotFound.
+	// UpdateUpload and ReleaseUpload end the reservation.
+	ReserveUpload(ctx context.Context, id string, atLeast, atMost int64) (granted int64, limited bool, err error)
+	// ReleaseUpload drops what session id has reserved (idempotent), for a request
+	// that failed before UpdateUpload recorded its bytes.
+	ReleaseUpload(ctx context.Context, id string) error
+	// QuotaHeadroom returns how many bytes a blob d new to the namespace of repo may
+	// have within the namespace's quota (linked blobs and open uploads counted as
+	// ReserveUpload counts them), or limited false when the namespace has no quota or
+	// already holds d. When size >= 0 does not fit, it returns ErrQuotaExceeded with
+	// a message naming the quota and the usage. It reads without locking: a check
+	// before any byte is stored; the link decides.
+	QuotaHeadroom(ctx context.Context, repo string, d digest.Digest, size int64) (headroom int64, limited bool, err error)
 }
 
-// QuotaError returns nil when a blob of size bytes, new to namespace, fits in its quota
-// with used bytes already taken, else an error wrapping ErrQuotaExceeded that names the
-// namespace, the quota and the usage. Stores call it inside their linking transaction.
-func QuotaError(namespace string, quota, used, size int64) error {
-	if used+size <= quota {
+// QuotaError returns nil when size more bytes fit in namespace's quota with used bytes
+// taken by its blobs and uploading bytes by its open upload sessions, else an error
+// wrapping ErrQuotaExceeded that names the namespace, the quota and the usage; what
+// says what the size is of ("blob", "upload of"). Stores call it inside the
+// transaction that links or reserves.
+func QuotaError(namespace string, quota, used, uploading, size int64, what string) error {
+	if used+uploading+size <= quota {
 		return nil
 	}
-	return fmt.Errorf("namespace %s would exceed its storage quota of %d bytes: %d bytes used, blob of %d bytes: %w",
-		namespace, quota, used, size, ErrQuotaExceeded)
+	inUploads := ""
+	if uploading > 0 {
+		inUploads = fmt.Sprintf(" and %d bytes in open uploads", uploading)
+	}
+	return fmt.Errorf("namespace %s would exceed its storage quota of %d bytes: %d bytes used%s, %s %d bytes: %w",
+		namespace, quota, used, inUploads, what, size, ErrQuotaExceeded)
 }

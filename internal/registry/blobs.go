@@ -156,12 +156,17 @@ func (h *Handler) commitBlob(r *http.Request, name string, d digest.Digest, size
 			}
 			return nil
 		case !errors.Is(err, metadata.ErrBlobReclaimed):
-			var e *errcode.Error
-			if errors.As(err, &e) && e.Code == errcode.Denied && loc != "" {
+			if isQuotaDenied(err) {
 				// Refused in a transaction that rolled back: nothing refers to loc,
-				// which is this upload's alone. (Bytes at the digest's own key may be
-				// another push's by now; GC owns them through the blob's row.)
-				h.dropCopy(ctx, d, loc)
+				// which is this upload's alone. Bytes at the digest's own key go when
+				// this push's pin created the row and nobody pinned it since; else
+				// another push may own them by now, and GC decides.
+				if loc != "" {
+					h.dropCopy(ctx, d, loc)
+					h.unpin(ctx, d, pinned)
+				} else {
+					h.discardRefused(ctx, d, pinned)
+				}
 			}
 			return err
 		case attempt == reclaimRetries:

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
@@ -103,9 +105,23 @@ func (h *Handler) getCatalog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	repos, err := page(w, "/v2/_catalog", n, last, func(last string, n int) ([]string, error) {
+	fetch := func(last string, n int) ([]string, error) {
 		return h.o.Meta.ListRepositories(r.Context(), last, n)
-	})
+	}
+	if a := h.o.Auth; a != nil && a.Catalog != nil {
+		access, _ := r.Context().Value(accessKey{}).([]scope.Access)
+		if has, _ := allows(access, catalogScope, scope.All); !has {
+			raw, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			f, err := a.Catalog(r.Context(), strings.TrimSpace(raw))
+			if err != nil {
+				return err
+			}
+			fetch = func(last string, n int) ([]string, error) {
+				return h.o.Meta.Catalog(r.Context(), f, last, n)
+			}
+		}
+	}
+	repos, err := page(w, "/v2/_catalog", n, last, fetch)
 	if err != nil {
 		return err
 	}

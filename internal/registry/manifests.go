@@ -184,8 +184,11 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, name, r
 			return err
 		}
 		res, err := h.o.Meta.DeleteManifest(ctx, name, d)
+		var referenced *metadata.ReferencedManifestError
 		if errors.Is(err, metadata.ErrManifestNotFound) {
 			return manifestUnknown(name, ref)
+		} else if errors.As(err, &referenced) {
+			return manifestReferenced(name, referenced)
 		} else if err != nil {
 			return err
 		}
@@ -208,4 +211,16 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, name, r
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// manifestReferenced refuses to delete a child of an index: 409 Conflict, because the
+// request conflicts with the repository's state and succeeds once the index is gone,
+// with the spec's DENIED code, the refusal of an operation on a resource. Not 405
+// UNSUPPORTED, which the spec reserves for a registry that does not delete manifests
+// at all (clients then stop trying), and not 403, which clients read as missing
+// rights. docs/registry.md says the same.
+func manifestReferenced(name string, e *metadata.ReferencedManifestError) error {
+	return errcode.New(errcode.Denied, "%v in repository %s: delete the index first (deleting a tag deletes only the tag)", e, name).
+		WithStatus(http.StatusConflict).
+		WithDetail(map[string]string{"digest": e.Digest.String(), "index": e.Indexes[0].String()})
 }

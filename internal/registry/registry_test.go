@@ -30,6 +30,8 @@ type env struct {
 	events <-chan events.Event
 	// auth, when set, is sent as the Authorization header of requests that set none.
 	auth string
+	// data is the filesystem blob store's root.
+	data string
 }
 
 func newEnv(t testing.TB, opts ...func(*Options)) *env {
@@ -53,7 +55,7 @@ func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	h := New(o)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, h: h, events: ch}
+	return &env{t: t, srv: srv, h: h, events: ch, data: dir + "/data"}
 }
 
 type resp struct {
@@ -462,6 +464,34 @@ func TestIndexAndDockerTypes(t *testing.T) {
 	if r.status != 200 || r.header.Get("Content-Type") != mediaTypeDockerManifestList {
 		t.Fatalf("manifest list: %d %v", r.status, r.header)
 	}
+}
+
+// TestDeleteIndexChild: DELETE of a manifest an index of the repository lists is
+// refused with 409 DENIED naming the index; the tag delete, the index delete and then
+// the child delete succeed.
+func TestDeleteIndexChild(t *testing.T) {
+	e := newEnv(t)
+	_, p := e.image("multi")
+	child := digest.FromBytes(p)
+	e.expect(e.putManifest("multi", "child", ocispec.MediaTypeImageManifest, p), 201, "")
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{
+		{MediaType: ocispec.MediaTypeImageManifest, Digest: child, Size: int64(len(p)), Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
+	}}
+	idx.SchemaVersion = 2
+	ip := jsonBytes(t, idx)
+	index := digest.FromBytes(ip)
+	e.expect(e.putManifest("multi", "latest", ocispec.MediaTypeImageIndex, ip), 201, "")
+
+	r := e.do("DELETE", "/v2/multi/manifests/"+child.String(), nil)
+	e.expect(r, http.StatusConflict, "DENIED")
+	if !strings.Contains(string(r.body), index.String()) {
+		t.Fatalf("refusal does not name the index %s: %s", index, r.body)
+	}
+	e.expect(e.do("GET", "/v2/multi/manifests/latest", nil), 200, "")
+	e.expect(e.do("GET", "/v2/multi/manifests/"+child.String(), nil), 200, "")
+	e.expect(e.do("DELETE", "/v2/multi/manifests/child", nil), 202, "")
+	e.expect(e.do("DELETE", "/v2/multi/manifests/"+index.String(), nil), 202, "")
+	e.expect(e.do("DELETE", "/v2/multi/manifests/"+child.String(), nil), 202, "")
 }
 
 func TestReferrers(t *testing.T) {

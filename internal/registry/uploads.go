@@ -61,24 +61,54 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 		if err != nil {
 			return err
 		}
+		// Refuse before storing a byte what the quota cannot hold; a body of unknown
+		// length is cut off where the quota ends.
+		headroom, limited, err := h.o.Meta.QuotaHeadroom(ctx, name, d, r.ContentLength)
+		if errors.Is(err, metadata.ErrQuotaExceeded) {
+			return quotaDenied(err)
+		} else if err != nil {
+			return err
+		}
+		body := &bodyReader{r: r.Body}
+		var capped *cappedReader
+		if limited && r.ContentLength < 0 {
+			capped = &cappedReader{r: r.Body, n: headroom, err: fmt.Errorf("namespace of %s: blob larger than the %d bytes its storage quota leaves: %w",
+				name, max(headroom, 0), metadata.ErrQuotaExceeded)}
+			body.r = capped
+		}
 		// Pin before Put: Put may keep bytes already stored, which only a pin makes
 		// safe against a concurrent GC sweep (docs/design/gc.md).
 		pinned, err := h.o.Meta.PinBlob(ctx, d, r.ContentLength)
 		if err != nil {
 			return err
 		}
-		body := &bodyReader{r: r.Body}
 		n, err := h.o.Blobs.Put(ctx, d, body, r.ContentLength)
 		if err != nil {
 			h.unpin(ctx, d, pinned)
+			if capped != nil && capped.hit {
+				// Worded by the store, with the quota and the usage.
+				_, _, qerr := h.o.Meta.QuotaHeadroom(ctx, name, d, headroom+1)
+				if !errors.Is(qerr, metadata.ErrQuotaExceeded) {
+					qerr = capped.err
+				}
+				return quotaDenied(fmt.Errorf("the body is longer than the %d bytes left: %w", max(headroom, 0), qerr))
+			}
 			return storeWriteError(err, body, d)
 		}
-		// Over quota the stored bytes stay unlinked until GC reclaims them.
+		// Refused at the link (another push took the room meanwhile): commitBlob
+		// deletes the bytes this push stored.
 		if err := h.commitBlob(r, name, d, n, "", pinned, ""); err != nil {
 			return err
 		}
 		blobCreated(w, name, d)
 		return nil
+	}
+	// A namespace with no room left gets no new session: any blob but an empty one
+	// would be refused.
+	if headroom, limited, err := h.o.Meta.QuotaHeadroom(ctx, name, "", -1); err != nil {
+		return err
+	} else if limited && headroom <= 0 {
+		return errcode.New(errcode.Denied, "the storage quota of the namespace of %s is used up (open uploads included): no room for a new upload", name)
 	}
 	id := uuid.NewString()
 	backend, err := h.o.Blobs.CreateUpload(ctx, id)
@@ -191,10 +221,36 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name strin
 		}
 		body = io.LimitReader(body, want)
 	}
+	// Room in the quota before any byte is written (quota.go): all of a known length
+	// at once, a streamed body as it comes.
+	ctx := r.Context()
+	reserved := false
+	var streaming *reservingReader
+	switch want := knownLength(r, body); {
+	case want > 0:
+		_, limited, err := h.o.Meta.ReserveUpload(ctx, u.ID, want, want)
+		if err != nil {
+			return u, reserveError(name, u.ID, err)
+		}
+		reserved = limited
+	case want < 0:
+		streaming = &reservingReader{r: body, reserve: func(atLeast, atMost int64) (int64, bool, error) {
+			return h.o.Meta.ReserveUpload(ctx, u.ID, atLeast, atMost)
+		}}
+		body = streaming
+	}
 	br := &bodyReader{r: body}
 	prev := u.Offset
-	st, err := h.o.Blobs.AppendUpload(r.Context(), u.ID, blobstore.UploadState{Offset: u.Offset, HashState: u.HashState, Backend: u.BackendState}, br)
+	st, err := h.o.Blobs.AppendUpload(ctx, u.ID, blobstore.UploadState{Offset: u.Offset, HashState: u.HashState, Backend: u.BackendState}, br)
 	if err != nil {
+		if reserved || (streaming != nil && streaming.reserved) {
+			if rerr := h.o.Meta.ReleaseUpload(context.WithoutCancel(ctx), u.ID); rerr != nil {
+				h.o.Log.WarnContext(ctx, "release upload reservation", "upload", u.ID, "error", rerr)
+			}
+		}
+		if streaming != nil && streaming.err != nil {
+			return u, reserveError(name, u.ID, streaming.err)
+		}
 		if errors.Is(err, blobstore.ErrUploadNotFound) {
 			return u, errcode.New(errcode.BlobUploadUnknown, "upload %s has no data", u.ID)
 		}
@@ -204,13 +260,34 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name strin
 		return u, errcode.New(errcode.SizeInvalid, "received %d bytes, Content-Length said %d", st.Offset-prev, r.ContentLength)
 	}
 	u.Offset, u.HashState, u.BackendState = st.Offset, st.HashState, st.Backend
-	if err := h.o.Meta.UpdateUpload(r.Context(), u, prev); err != nil {
+	if err := h.o.Meta.UpdateUpload(ctx, u, prev); err != nil {
 		if errors.Is(err, metadata.ErrUploadConflict) || errors.Is(err, metadata.ErrUploadNotFound) {
 			return u, errcode.New(errcode.BlobUploadInvalid, "upload %s changed while this chunk was written: %v", u.ID, err).WithStatus(http.StatusRequestedRangeNotSatisfiable)
 		}
 		return u, err
 	}
 	return u, nil
+}
+
+// knownLength is how many bytes body will bring: the Content-Range's length when the
+// chunk was limited to it, else Content-Length, or -1 when only the body's end tells.
+func knownLength(r *http.Request, body io.Reader) int64 {
+	if lr, ok := body.(*io.LimitedReader); ok {
+		return lr.N
+	}
+	return r.ContentLength
+}
+
+// reserveError maps a refused ReserveUpload: over quota is DENIED, a session claimed
+// meanwhile is unknown.
+func reserveError(name, id string, err error) error {
+	switch {
+	case errors.Is(err, metadata.ErrQuotaExceeded):
+		return quotaDenied(err)
+	case errors.Is(err, metadata.ErrUploadNotFound):
+		return uploadUnknown(name, id)
+	}
+	return err
 }
 
 func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, name, id string) error {
@@ -220,6 +297,9 @@ func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, name, id s
 		return err
 	}
 	if u, err = h.appendChunk(w, r, name, u); err != nil {
+		if isQuotaDenied(err) {
+			h.quotaRefusedUpload(r.Context(), u)
+		}
 		return err
 	}
 	uploadAccepted(w, http.StatusAccepted, name, u)
@@ -242,6 +322,9 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 	}
 	if r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != http.NoBody) {
 		if u, err = h.appendChunk(w, r, name, u); err != nil {
+			if isQuotaDenied(err) {
+				h.quotaRefusedUpload(r.Context(), u)
+			}
 			return err
 		}
 	}
@@ -260,15 +343,11 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		return storeWriteError(err, nil, d)
 	}
 	if err := h.commitBlob(r, name, d, u.Offset, loc, pinned, u.ID); err != nil {
-		// Over quota, bytes at the digest's own key are linked nowhere: GC reclaims
-		// them after its grace period (commitBlob deletes bytes at a location of their
-		// own). The session is finished either way, so it goes rather than waiting to
-		// expire.
-		var e *errcode.Error
-		if errors.As(err, &e) && e.Code == errcode.Denied {
-			if derr := h.o.Meta.DeleteUpload(ctx, u.ID); derr != nil {
-				h.o.Log.WarnContext(ctx, "upload refused but its session was not removed", "upload", u.ID, "error", derr)
-			}
+		// Over quota (the quota was lowered, or another push's link took the room
+		// this session had reserved and released), commitBlob deleted the bytes; the
+		// session, finished either way, goes with whatever it still holds.
+		if isQuotaDenied(err) {
+			h.quotaRefusedUpload(ctx, u)
 		}
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/tokenserver"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/hubapi"
+	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/registry"
 )
 
@@ -90,6 +91,18 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 					return "", nil, err
 				}
 				return c.Subject, c.Access, nil
+			},
+			// The catalog lists to each caller what it may pull (issue 13).
+			Catalog: func(ctx context.Context, raw string) (metadata.CatalogFilter, error) {
+				c, err := verifier.Verify(raw)
+				if err != nil {
+					return metadata.CatalogFilter{}, err
+				}
+				p, err := authz.PrincipalOf(ctx, store, c.Subject, c.Hub, time.Now())
+				if err != nil {
+					return metadata.CatalogFilter{}, err
+				}
+				return policy.CatalogFilter(p), nil
 			},
 		},
 	}

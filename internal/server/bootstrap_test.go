@@ -3,9 +3,14 @@ package server
 import (
 	"bytes"
 	"encoding/base64"
+	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/hubctl/hubctl/internal/config"
 )
 
 // apiCall sends a hub API request with basic credentials and returns the status.
@@ -60,5 +65,30 @@ func TestDeletedBootstrapAdminStaysDeleted(t *testing.T) {
 	}
 	if strings.Contains(again.log.String(), "create the admin account") {
 		t.Fatalf("the start tried to make the admin again: %s", again.log.String())
+	}
+}
+
+// TestPostgresURLIsNotADirectory is issue 16 item 4: serve made a directory of the
+// database URL's "parent", leaving the password in a directory name in the working
+// directory.
+func TestPostgresURLIsNotADirectory(t *testing.T) {
+	wd := t.TempDir()
+	t.Chdir(wd)
+	cfg, err := config.Load(config.Sources{Flags: map[string]string{
+		"addr": "127.0.0.1:0", "data": t.TempDir(), "auth.mode": "none",
+		"db.path": "postgres://hubctl:s3cret-pw@127.0.0.1:1/hub?connect_timeout=2",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t.Context(), cfg, slog.New(slog.DiscardHandler), io.Discard, nil); err == nil {
+		t.Fatal("serve started on a database nothing listens for")
+	}
+	entries, err := os.ReadDir(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("serve left %q in the working directory", e.Name())
 	}
 }

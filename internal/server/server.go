@@ -104,7 +104,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 // run is Run with an optional wrapper around the HTTP handler, which tests use to learn
 // when a request is in flight.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer, wrap func(http.Handler) http.Handler) error {
-	for _, dir := range []string{cfg.Data, cfg.Storage.Filesystem.Root, filepath.Dir(cfg.DB.Path)} {
+	// Only what lives on this host gets a directory: the blob root on the filesystem
+	// driver, the database's on SQLite. A postgres:// URL is not a path (made one, it
+	// would leave its password in a directory name).
+	dirs := []string{cfg.Data}
+	if cfg.Storage.Driver == "filesystem" {
+		dirs = append(dirs, cfg.Storage.Filesystem.Root)
+	}
+	if cfg.DB.Driver == "sqlite" {
+		dirs = append(dirs, filepath.Dir(cfg.DB.Path))
+	}
+	for _, dir := range dirs {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("create data directory: %w", err)
 		}

@@ -134,24 +134,66 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 	// Ask the destination what its tag names while the source is read: on an
 	// up-to-date copy these two round trips (and the two registries' pings) are all
 	// the work there is, so they run side by side.
-	type tagAnswer struct {
-		digest string
-		err    error
-	}
-	var tagCh chan tagAnswer
-	if dl.IsRegistry() && dl.Tag() != "" {
-		tagCh = make(chan tagAnswer, 1)
-		go func() {
-			d, err := (&registryStore{c: e.Client, ref: dl.Ref}).tagDigest(ctx, dl.Tag())
-			tagCh <- tagAnswer{d, err}
-		}()
-	}
+	tagCh := e.askTag(ctx, dl)
 
 	src, err := e.openSource(ctx, sl)
 	if err != nil {
 		return Result{}, err
 	}
 	defer src.Close()
+	return e.copyFrom(ctx, src, sl, dl, o, emit, tagCh)
+}
+
+// CopyFrom copies the image src serves (a build's result, say) to dl. label names the
+// source in events. Blobs that src says live in a repository of the destination's
+// registry (imagestore.BlobOrigin) are mounted from there instead of sent.
+func (e *Engine) CopyFrom(ctx context.Context, src imagestore.Source, label string, dl Location, o Options) (res Result, err error) {
+	if o.Jobs <= 0 {
+		o.Jobs = 4
+	}
+	if o.Progress == nil {
+		o.Progress = progress.Discard
+	}
+	if o.Label == "" {
+		o.Label = dl.String()
+	}
+	ctx = context.WithValue(ctx, retryKey{}, retryTarget{sink: o.Progress, label: o.Label})
+	emit := func(ev progress.Event) {
+		ev.Time = time.Now()
+		ev.Image = o.Label
+		o.Progress(ev)
+	}
+	sl := Location{Kind: kindBuilt, raw: label}
+	emit(progress.Event{Kind: progress.ImageStarted, Source: label})
+	defer func() {
+		if err != nil {
+			emit(progress.Event{Kind: progress.ImageFailed, Source: label, Error: err.Error()})
+		} else {
+			emit(progress.Event{Kind: progress.ImageDone, Source: label, Digest: res.Digest.String(), MediaType: res.MediaType})
+		}
+	}()
+	return e.copyFrom(ctx, src, sl, dl, o, emit, e.askTag(ctx, dl))
+}
+
+type tagAnswer struct {
+	digest string
+	err    error
+}
+
+// askTag asks, in the background, what the destination's tag names.
+func (e *Engine) askTag(ctx context.Context, dl Location) chan tagAnswer {
+	if !dl.IsRegistry() || dl.Tag() == "" {
+		return nil
+	}
+	ch := make(chan tagAnswer, 1)
+	go func() {
+		d, err := (&registryStore{c: e.Client, ref: dl.Ref}).tagDigest(ctx, dl.Tag())
+		ch <- tagAnswer{d, err}
+	}()
+	return ch
+}
+
+func (e *Engine) copyFrom(ctx context.Context, src imagestore.Source, sl, dl Location, o Options, emit func(progress.Event), tagCh chan tagAnswer) (res Result, err error) {
 	desc, raw, err := src.Root(ctx)
 	if err != nil {
 		if sl.IsRegistry() {
@@ -456,7 +498,7 @@ func (c *copier) copyBlobOnce(ctx context.Context, b ocispec.Descriptor) error {
 		return nil
 	}
 	location := ""
-	if from, ok := c.mountSource(); ok {
+	if from, ok := c.mountSource(b); ok {
 		rs := c.dst.(*registryStore)
 		mounted, loc, err := rs.mount(ctx, b, from)
 		if err == nil && mounted {
@@ -514,9 +556,16 @@ func (c *copier) sendBlob(ctx context.Context, b ocispec.Descriptor, location st
 	return nil
 }
 
-// mountSource is the repository to mount blobs from: the source's, when source and
-// destination are different repositories of one registry.
-func (c *copier) mountSource() (string, bool) {
+// mountSource is the repository to mount blob b from: where the source says the blob
+// lives, or the source's own repository, when it and the destination are different
+// repositories of one registry.
+func (c *copier) mountSource(b ocispec.Descriptor) (string, bool) {
+	if o, ok := c.src.(imagestore.BlobOrigin); ok && c.dstLoc.Kind == KindRegistry {
+		host, repo, ok := o.BlobOrigin(b)
+		if ok && sameRegistry(host, c.dstLoc.Ref.Host) && repo != c.dstLoc.Ref.Path {
+			return repo, true
+		}
+	}
 	if c.srcLoc.Kind != KindRegistry || c.dstLoc.Kind != KindRegistry {
 		return "", false
 	}

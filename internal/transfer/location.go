@@ -24,6 +24,8 @@ const (
 	KindOCIArchive    Kind = "oci-archive"
 	KindDockerArchive Kind = "docker-archive"
 	KindDockerDaemon  Kind = "docker-daemon"
+	// kindBuilt is an image served by a Source given to CopyFrom (a build).
+	kindBuilt Kind = "built"
 )
 
 // Location is where an image is: a registry reference or a local form.

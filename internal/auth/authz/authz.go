@@ -12,6 +12,8 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/auth/token"
+	"github.com/hubctl/hubctl/internal/metadata"
 )
 
 // Anonymous is the subject of tokens issued without credentials.
@@ -163,4 +165,77 @@ func TokenPrincipal(ctx context.Context, store accounts.Store, t accounts.Access
 		p.TokenScopes = append(p.TokenScopes, sc)
 	}
 	return p, nil
+}
+
+// CatalogFilter selects what the catalog lists to p: the repositories Grant would let p
+// pull, as one store query (metadata.Store.Catalog). Anonymous callers see public
+// repositories; users their own namespace, what their teams are granted and public
+// ones; robots their organisation's and public ones; site admins everything; a
+// disabled user nothing. An access token narrows that to its patterns granting pull.
+func (pol *Policy) CatalogFilter(p Principal) metadata.CatalogFilter {
+	var f metadata.CatalogFilter
+	switch u := p.User; {
+	case u == nil:
+		f.Public = true
+	case u.Disabled:
+		return metadata.CatalogFilter{}
+	case u.Admin:
+		f.All = true
+	case u.Robot:
+		f.Public, f.Namespaces = true, []string{u.Owner}
+	default:
+		f.Public, f.Namespaces, f.Member = true, []string{u.Name}, u.Name
+	}
+	if p.Token != nil {
+		f.Restricted = true
+		for _, sc := range p.TokenScopes {
+			if sc.Type == scope.TypeRepository && sc.Class == "" && sc.Allows(scope.Pull) {
+				f.Patterns = append(f.Patterns, sc.Name)
+			}
+		}
+	}
+	return f
+}
+
+// PrincipalOf is the principal behind a verified registry token of subject that says
+// how it signed in (hub): anonymous for the anonymous subject, and also for a token
+// whose account, access token or refresh session is gone, ended or disabled since it
+// was issued, or belongs to an earlier account of the same name. Such a token's grants
+// may live out their lifetime; what it is shown beyond public content must not.
+func PrincipalOf(ctx context.Context, store accounts.Store, subject string, hub token.Hub, now time.Time) (Principal, error) {
+	if subject == "" || subject == Anonymous {
+		return Principal{}, nil
+	}
+	u, err := store.GetUser(ctx, subject)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return Principal{}, nil
+	} else if err != nil {
+		return Principal{}, err
+	}
+	if u.ID != hub.UserID || u.SessionEpoch != hub.Epoch || u.Disabled {
+		return Principal{}, nil
+	}
+	if hub.TokenID != 0 {
+		t, err := store.TokenByID(ctx, hub.TokenID)
+		if errors.Is(err, accounts.ErrNotFound) || (err == nil && (t.User != u.Name || !t.Active(now))) {
+			return Principal{}, nil
+		} else if err != nil {
+			return Principal{}, err
+		}
+		p, err := TokenPrincipal(ctx, store, t, now)
+		if errors.Is(err, ErrBadCredentials) {
+			return Principal{}, nil
+		}
+		return p, err
+	}
+	if hub.SessionID != 0 {
+		sess, err := store.SessionByID(ctx, hub.SessionID)
+		if errors.Is(err, accounts.ErrNotFound) || (err == nil && (sess.UserID != u.ID || !sess.Active(now))) {
+			return Principal{}, nil
+		} else if err != nil {
+			return Principal{}, err
+		}
+		return Principal{User: &u, Session: &sess}, nil
+	}
+	return Principal{User: &u}, nil
 }

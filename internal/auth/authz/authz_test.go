@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -118,5 +119,80 @@ func TestTokenPrincipalRestricts(t *testing.T) {
 	}
 	if _, err := TokenPrincipal(ctx, store, accounts.AccessToken{User: "ghost"}, tok.CreatedAt); err != ErrBadCredentials {
 		t.Errorf("token of a missing user: %v", err)
+	}
+}
+
+// TestCatalogAgreesWithGrant: for every kind of principal, the catalog lists exactly
+// the repositories for which Grant gives pull.
+func TestCatalogAgreesWithGrant(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlstore.OpenSQLite(ctx, t.TempDir()+"/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	users := map[string]*accounts.User{}
+	for _, u := range []accounts.User{{Name: "root", Admin: true}, {Name: "alice"}, {Name: "bob"}, {Name: "carol", Disabled: true}} {
+		created, err := store.CreateUser(ctx, u)
+		must(err)
+		users[u.Name] = &created
+	}
+	_, err = store.CreateOrg(ctx, "acme", "alice")
+	must(err)
+	bot, err := store.CreateUser(ctx, accounts.User{Name: "ci", Robot: true, Owner: "acme"})
+	must(err)
+	must(store.CreateTeam(ctx, accounts.Team{Org: "acme", Name: "devs"}))
+	must(store.AddTeamMember(ctx, "acme", "devs", "bob"))
+	must(store.SetTeamGrant(ctx, accounts.TeamGrant{Org: "acme", Team: "devs", Repository: "acme/api", Role: accounts.RoleWrite}))
+	repos := []string{"acme/api", "acme/web", "acme/deep/x", "acmex/app", "alice/a", "alice", "bob/b", "carol/c", "pub/p", "top"}
+	for _, r := range repos {
+		must(store.EnsureRepository(ctx, r))
+	}
+	must(store.SetRepositoryVisibility(ctx, "pub/p", accounts.Public))
+	must(store.SetRepositoryVisibility(ctx, "acme/web", accounts.Public))
+	must(store.SetRepositoryVisibility(ctx, "top", accounts.Public))
+
+	tokenOf := func(u *accounts.User, scopes ...string) Principal {
+		p := Principal{User: u, Token: &accounts.AccessToken{User: u.Name, Name: "t", Scopes: scopes}}
+		for _, s := range scopes {
+			sc, err := scope.ParsePattern(s)
+			must(err)
+			p.TokenScopes = append(p.TokenScopes, sc)
+		}
+		return p
+	}
+	pol := &Policy{Store: store}
+	for name, p := range map[string]Principal{
+		"anonymous":           {},
+		"root":                {User: users["root"]},
+		"alice":               {User: users["alice"]},
+		"bob":                 {User: users["bob"]},
+		"carol (disabled)":    {User: users["carol"]},
+		"robot of acme":       {User: &bot},
+		"alice's acme token":  tokenOf(users["alice"], "repository:acme/*:pull", "repository:alice/a:push"),
+		"root's narrow token": tokenOf(users["root"], "repository:bob/b:pull,push", "repository:pub/p:pull"),
+		"bob's star token":    tokenOf(users["bob"], "repository:*:pull"),
+		"bob's push token":    tokenOf(users["bob"], "repository:*:push"),
+	} {
+		var want []string
+		for _, r := range repos {
+			g, err := pol.Grant(ctx, p, scope.Scope{Type: scope.TypeRepository, Name: r, Actions: []string{scope.Pull}})
+			must(err)
+			if g.Allows(scope.Pull) {
+				want = append(want, r)
+			}
+		}
+		slices.Sort(want)
+		got, err := store.Catalog(ctx, pol.CatalogFilter(p), "", 0)
+		must(err)
+		if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("%s: catalog %q, but Grant gives pull on %q", name, got, want)
+		}
 	}
 }

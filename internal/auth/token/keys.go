@@ -35,6 +35,9 @@ const (
 type KeySet struct {
 	dir string
 	mu  sync.Mutex // serialises Rotate and Retire
+	// lastMiss is when (unix nanoseconds) an unknown kid last made PublicKey read the
+	// directory again.
+	lastMiss atomic.Int64
 	// state is replaced whole on every change, so lookups on the request path take
 	// no lock.
 	state atomic.Pointer[keyState]
@@ -325,9 +328,28 @@ func (ks *KeySet) Retire(kid string) error {
 	return nil
 }
 
+// missReload bounds how often an unknown kid makes PublicKey read the directory.
+const missReload = time.Second
+
 // PublicKey returns the public key of kid; it makes a KeySet a KeyLookup for a
 // Verifier in the same process.
+//
+// A kid it does not know may name a key that `hubctl keys rotate` or another replica
+// has just added to a shared key directory, which the reload timer has not read yet:
+// PublicKey then reads the directory at once (at most once per missReload, so tokens
+// with made-up kids cost one directory read a second), so a rotation never makes a
+// replica refuse the tokens another replica signs with the new key.
 func (ks *KeySet) PublicKey(kid string) (*ecdsa.PublicKey, bool) {
+	if k, ok := ks.state.Load().byKid[kid]; ok {
+		return k, true
+	}
+	now, last := time.Now().UnixNano(), ks.lastMiss.Load()
+	if now-last < int64(missReload) || !ks.lastMiss.CompareAndSwap(last, now) {
+		return nil, false
+	}
+	if err := ks.Reload(); err != nil {
+		return nil, false
+	}
 	k, ok := ks.state.Load().byKid[kid]
 	return k, ok
 }

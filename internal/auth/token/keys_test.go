@@ -357,3 +357,48 @@ func TestConcurrentFirstStartsShareOneKey(t *testing.T) {
 		t.Fatalf("%d key files, want 1: %v", len(pems), pems)
 	}
 }
+
+// TestRotationAcrossReplicas is issue 16 item 2: after `hubctl keys rotate` on a shared
+// key directory, a replica that has reloaded signs with the new key, and another that
+// has not must still verify its tokens (it reads the directory on the unknown kid),
+// not answer "unknown kid" until its timer fires.
+func TestRotationAcrossReplicas(t *testing.T) {
+	dir := t.TempDir()
+	a, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := LoadOrCreateKeySet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := admin.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := (&Issuer{Keys: a, Issuer: "hubctl", Service: "hubctl"}).Issue("alice", Hub{}, pullPush)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := (&Verifier{Keys: b, Issuer: "hubctl", Audience: "hubctl"}).Verify(tok.Raw)
+	if err != nil || c.Subject != "alice" {
+		t.Fatalf("replica b verifying a token of the new key %s: %v", kid, err)
+	}
+	// A made-up kid is refused, and a second one within the second reads nothing.
+	if _, ok := b.PublicKey("no-such-kid"); ok {
+		t.Fatal("an unknown kid verified")
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.PublicKey(kid); !ok {
+		t.Fatal("a known kid was looked up on disk")
+	}
+}

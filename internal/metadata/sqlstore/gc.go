@@ -333,3 +333,35 @@ func (s *Store) UnpinBlob(ctx context.Context, d digest.Digest, pinnedAt time.Ti
 		return nil
 	})
 }
+
+// DiscardBlob deletes a refused push's bytes and pending row; see metadata.Store. The
+// row qualifies only while created_at and pinned_at both equal pinnedAt: this pin
+// created it (no push of the same digest pinned earlier and may be about to commit
+// it) and nobody pinned it since. Size < 0 means no commit recorded it, so nothing
+// links it. The lock orders it against a concurrent pin, as GCSweepBlob's does.
+func (s *Store) DiscardBlob(ctx context.Context, d digest.Digest, pinnedAt time.Time, del func(location string) error) (bool, error) {
+	discarded := false
+	err := s.write(ctx, func(q querier) error {
+		discarded = false
+		var location string
+		switch err := q.QueryRow(ctx, "SELECT location FROM blobs WHERE digest = $1 AND size < 0 AND pinned_at = $2 AND created_at = $2"+s.d.forUpdate,
+			d.String(), pinnedAt.UTC().UnixNano()).Scan(&location); {
+		case isNoRows(err):
+			return nil
+		case err != nil:
+			return err
+		}
+		if err := del(location); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, "DELETE FROM blobs WHERE digest = $1", d.String()); err != nil {
+			return err
+		}
+		discarded = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("discard blob %s: %w", d, err)
+	}
+	return discarded, nil
+}

@@ -253,8 +253,12 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) (digest.Digest,
 	return digest.Digest(d), nil
 }
 
+// maxNamedIndexes bounds the indexes a *metadata.ReferencedManifestError lists.
+const maxNamedIndexes = 3
+
 // DeleteManifest removes a manifest, its edges and the tags pointing at it, or returns
-// metadata.ErrManifestNotFound. Its referrer entries go with it: they are its subject
+// metadata.ErrManifestNotFound, or *metadata.ReferencedManifestError when an index of
+// the repository lists it. Its referrer entries go with it: they are its subject
 // column. It takes the repository lock, as PutManifest does, so a concurrent put of the
 // same manifest or a tag move onto it is ordered before or after, never in between.
 func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) (metadata.DeleteManifestResult, error) {
@@ -265,7 +269,25 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if err := q.QueryRow(ctx, "SELECT id FROM repositories WHERE name = $1"+s.d.forNoKeyUpdate, repo).Scan(&id); err != nil {
 			return err
 		}
-		var err error
+		// Under the repository lock no index can be put (or deleted) meanwhile, so the
+		// check holds until commit.
+		indexes, err := collect(scanString)(q.Query(ctx, `SELECT manifest_digest FROM manifest_refs
+			WHERE repo_id = $1 AND ref_digest = $2 AND kind = 'manifest' AND manifest_digest <> $2
+			ORDER BY manifest_digest`, id, d.String()))
+		if err != nil {
+			return err
+		}
+		if len(indexes) > 0 {
+			e := &metadata.ReferencedManifestError{Digest: d}
+			for i, x := range indexes {
+				if i == maxNamedIndexes {
+					e.More = len(indexes) - i
+					break
+				}
+				e.Indexes = append(e.Indexes, digest.Digest(x))
+			}
+			return e
+		}
 		res.Tags, err = collect(scanString)(q.Query(ctx, "DELETE FROM tags WHERE repo_id = $1 AND digest = $2 RETURNING name",
 			id, d.String()))
 		if err != nil {

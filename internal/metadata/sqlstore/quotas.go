@@ -23,6 +23,15 @@ func nsArgs(ns string) []any { return []any{ns, ns + "/", ns + "0"} }
 const usageQuery = `SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE digest IN
 	(SELECT digest FROM repository_blobs WHERE repo_id IN (` + nsRepos + `))`
 
+// nsUploads selects the upload sessions of a namespace's repositories, with the
+// arguments of nsArgs: the same range as nsRepos, on the uploads_repository index.
+const nsUploads = "repository = $1 OR (repository >= $2 AND repository < $3)"
+
+// uploadingQuery sums what a namespace's open upload sessions hold or may still write:
+// their received bytes and their reservations (ReserveUpload). Claimed sessions count
+// too: their bytes are on disk until the claimer discards them.
+const uploadingQuery = "SELECT CAST(COALESCE(SUM(upload_offset + reserved), 0) AS BIGINT) FROM uploads WHERE " + nsUploads
+
 // SetQuota limits the bytes of a namespace; bytes <= 0 removes the limit.
 func (s *Store) SetQuota(ctx context.Context, namespace string, bytes int64) error {
 	var quota *int64
@@ -66,19 +75,15 @@ func (s *Store) Usage(ctx context.Context, namespace string) (used, quota int64,
 // namespaces never wait on each other.
 func (s *Store) checkQuota(ctx context.Context, q querier, repo string, d digest.Digest, size int64) error {
 	ns := namespaceOf(repo)
-	var quota int64
 	// No row (a namespace without an account) or NULL: unlimited.
-	switch err := q.QueryRow(ctx, "SELECT quota_bytes FROM namespaces WHERE name = $1 AND quota_bytes IS NOT NULL"+s.d.forUpdate,
-		ns).Scan(&quota); {
-	case isNoRows(err):
-		return nil
-	case err != nil:
-		return fmt.Errorf("quota of %s: %w", ns, err)
+	quota, limited, err := s.quotaOf(ctx, q, ns, true)
+	if err != nil || !limited {
+		return err
 	}
 	// At READ COMMITTED each statement sees what committed before it began, so after
 	// the lock these see every link made under it before.
 	var linked bool
-	err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $4 AND repo_id IN ("+nsRepos+"))",
+	err = q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $4 AND repo_id IN ("+nsRepos+"))",
 		append(nsArgs(ns), d.String())...).Scan(&linked)
 	if err != nil {
 		return fmt.Errorf("quota of %s: %w", ns, err)
@@ -86,9 +91,135 @@ func (s *Store) checkQuota(ctx context.Context, q querier, repo string, d digest
 	if linked {
 		return nil // already counted in the namespace
 	}
-	var used int64
-	if err := q.QueryRow(ctx, usageQuery, nsArgs(ns)...).Scan(&used); err != nil {
-		return fmt.Errorf("usage of %s: %w", ns, err)
+	used, uploading, err := s.nsUsage(ctx, q, ns)
+	if err != nil {
+		return err
 	}
-	return metadata.QuotaError(ns, quota, used, size)
+	return metadata.QuotaError(ns, quota, used, uploading, size, "blob of")
+}
+
+// nsUsage returns the bytes of the blobs linked to namespace ns and those of its open
+// upload sessions.
+func (s *Store) nsUsage(ctx context.Context, q querier, ns string) (used, uploading int64, err error) {
+	if err := q.QueryRow(ctx, usageQuery, nsArgs(ns)...).Scan(&used); err != nil {
+		return 0, 0, fmt.Errorf("usage of %s: %w", ns, err)
+	}
+	if err := q.QueryRow(ctx, uploadingQuery, nsArgs(ns)...).Scan(&uploading); err != nil {
+		return 0, 0, fmt.Errorf("uploads of %s: %w", ns, err)
+	}
+	return used, uploading, nil
+}
+
+// quotaOf returns the quota of namespace ns, or false when it has none (no row, or
+// NULL). With lock (inside a write transaction), the namespace's row stays locked
+// until commit, which orders every link and reservation into ns on any replica.
+func (s *Store) quotaOf(ctx context.Context, q querier, ns string, lock bool) (int64, bool, error) {
+	query := "SELECT quota_bytes FROM namespaces WHERE name = $1 AND quota_bytes IS NOT NULL"
+	if lock {
+		query += s.d.forUpdate
+	}
+	var quota int64
+	switch err := q.QueryRow(ctx, query, ns).Scan(&quota); {
+	case isNoRows(err):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("quota of %s: %w", ns, err)
+	}
+	return quota, true, nil
+}
+
+// ReserveUpload reserves room for bytes about to be appended to session id; see
+// metadata.Store. A namespace without a quota costs one read and writes nothing.
+func (s *Store) ReserveUpload(ctx context.Context, id string, atLeast, atMost int64) (int64, bool, error) {
+	var repo string
+	limited := false
+	err := s.do(ctx, func(q querier) error {
+		if err := q.QueryRow(ctx, "SELECT repository FROM uploads WHERE id = $1 AND claimed_at IS NULL", id).Scan(&repo); err != nil {
+			if isNoRows(err) {
+				return metadata.ErrUploadNotFound
+			}
+			return err
+		}
+		var err error
+		_, limited, err = s.quotaOf(ctx, q, namespaceOf(repo), false)
+		return err
+	})
+	if err != nil || !limited {
+		if err != nil {
+			return 0, false, fmt.Errorf("reserve for upload %s: %w", id, err)
+		}
+		return atMost, false, nil
+	}
+	var granted int64
+	err = s.write(ctx, func(q querier) error {
+		ns := namespaceOf(repo)
+		quota, limited, err := s.quotaOf(ctx, q, ns, true)
+		if err != nil {
+			return err
+		}
+		if !limited {
+			granted = atMost // lifted meanwhile
+			return nil
+		}
+		used, uploading, err := s.nsUsage(ctx, q, ns)
+		if err != nil {
+			return err
+		}
+		granted = min(atMost, quota-used-uploading)
+		if granted < atLeast {
+			return metadata.QuotaError(ns, quota, used, uploading, atLeast, "upload of")
+		}
+		n, err := q.Exec(ctx, "UPDATE uploads SET reserved = reserved + $1 WHERE id = $2 AND claimed_at IS NULL", granted, id)
+		if err == nil && n == 0 {
+			err = metadata.ErrUploadNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("reserve for upload %s: %w", id, err)
+	}
+	return granted, true, nil
+}
+
+// ReleaseUpload drops session id's reservation; see metadata.Store.
+func (s *Store) ReleaseUpload(ctx context.Context, id string) error {
+	return s.write(ctx, func(q querier) error {
+		if _, err := q.Exec(ctx, "UPDATE uploads SET reserved = 0 WHERE id = $1 AND reserved <> 0", id); err != nil {
+			return fmt.Errorf("release upload %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// QuotaHeadroom returns the room left for blob d in repo's namespace; see
+// metadata.Store.
+func (s *Store) QuotaHeadroom(ctx context.Context, repo string, d digest.Digest, size int64) (int64, bool, error) {
+	var headroom int64
+	limited := false
+	err := s.read(ctx, func(q querier) error {
+		ns := namespaceOf(repo)
+		quota, ok, err := s.quotaOf(ctx, q, ns, false)
+		if err != nil || !ok {
+			return err
+		}
+		var linked bool
+		err = q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $4 AND repo_id IN ("+nsRepos+"))",
+			append(nsArgs(ns), d.String())...).Scan(&linked)
+		if err != nil || linked {
+			return err
+		}
+		used, uploading, err := s.nsUsage(ctx, q, ns)
+		if err != nil {
+			return err
+		}
+		headroom, limited = quota-used-uploading, true
+		if size >= 0 {
+			return metadata.QuotaError(ns, quota, used, uploading, size, "blob of")
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("quota headroom of %s: %w", repo, err)
+	}
+	return headroom, limited, nil
 }

@@ -51,7 +51,7 @@ func (s *Store) GetUpload(ctx context.Context, id string) (metadata.Upload, erro
 func (s *Store) UpdateUpload(ctx context.Context, u metadata.Upload, prevOffset int64) error {
 	err := s.write(ctx, func(q querier) error {
 		n, err := q.Exec(ctx, `UPDATE uploads
-			SET upload_offset = $1, hash_state = $2, backend_state = $3, updated_at = $4
+			SET upload_offset = $1, hash_state = $2, backend_state = $3, updated_at = $4, reserved = 0
 			WHERE id = $5 AND upload_offset = $6 AND claimed_at IS NULL`,
 			u.Offset, u.HashState, u.BackendState, nanos(u.UpdatedAt), u.ID, prevOffset)
 		if err != nil {

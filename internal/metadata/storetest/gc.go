@@ -361,3 +361,55 @@ func testUnpinBlob(t *testing.T, s metadata.Store) {
 		t.Fatalf("committed blob after unpins: %+v %v", b, err)
 	}
 }
+
+// testDiscardBlob: a refused push's pending row and bytes go at once, but only when
+// that push's pin created the row and nobody pinned it since; otherwise, or once
+// committed, they are left (to the other push, or to garbage collection).
+func testDiscardBlob(t *testing.T, s metadata.Store) {
+	ctx := context.Background()
+	d := digest.FromString("refused for quota")
+	var deleted []string
+	del := func(loc string) error { deleted = append(deleted, loc); return nil }
+
+	pinned, err := s.PinBlob(ctx, d, 17)
+	must(t, err)
+	ok, err := s.DiscardBlob(ctx, d, pinned, del)
+	must(t, err)
+	if !ok || len(deleted) != 1 || deleted[0] != "" {
+		t.Fatalf("DiscardBlob of its own pending row = %v, deleted %q; want true, [\"\"]", ok, deleted)
+	}
+	if _, err := s.GetBlob(ctx, d); !errors.Is(err, metadata.ErrBlobNotFound) {
+		t.Fatalf("GetBlob after discard: %v", err)
+	}
+	// Pinned again since: another push relies on the bytes.
+	first, err := s.PinBlob(ctx, d, 17)
+	must(t, err)
+	second, err := s.PinBlob(ctx, d, 17)
+	must(t, err)
+	deleted = nil
+	if ok, err := s.DiscardBlob(ctx, d, first, del); err != nil || ok || deleted != nil {
+		t.Fatalf("DiscardBlob under a later pin = %v, %v, deleted %q; want false, nothing deleted", ok, err, deleted)
+	}
+	// Created by an earlier pin: that push may be about to commit the bytes.
+	if ok, err := s.DiscardBlob(ctx, d, second, del); err != nil || ok || deleted != nil {
+		t.Fatalf("DiscardBlob of a row another pin created = %v, %v, deleted %q; want false", ok, err, deleted)
+	}
+	// Committed: never.
+	must(t, commitBlob(ctx, s, "app", metadata.Blob{Digest: d, Size: 17}, second))
+	if ok, err := s.DiscardBlob(ctx, d, second, del); err != nil || ok || deleted != nil {
+		t.Fatalf("DiscardBlob of a committed blob = %v, %v, deleted %q; want false", ok, err, deleted)
+	}
+	if b, err := s.RepositoryBlob(ctx, "app", d); err != nil || b.Size != 17 {
+		t.Fatalf("committed blob after discards: %+v %v", b, err)
+	}
+	// A failing delete keeps the row, so a later attempt or GC can find the bytes.
+	other := digest.FromString("store down")
+	pinned, err = s.PinBlob(ctx, other, 3)
+	must(t, err)
+	if ok, err := s.DiscardBlob(ctx, other, pinned, func(string) error { return errors.New("store down") }); err == nil || ok {
+		t.Fatalf("DiscardBlob with a failing delete = %v, %v; want an error", ok, err)
+	}
+	if ok, err := s.DiscardBlob(ctx, other, pinned, del); err != nil || !ok {
+		t.Fatalf("DiscardBlob after the store came back = %v, %v; want true", ok, err)
+	}
+}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -377,5 +378,75 @@ func testReferrers(t *testing.T, s metadata.Store) {
 				}
 			}
 		})
+	}
+}
+
+// testDeleteIndexChild: a manifest an index of the repository lists is not deleted,
+// and the error names the index; once the index is gone, the child may go. A child
+// listed by an index of another repository is not held.
+func testDeleteIndexChild(t *testing.T, s metadata.Store) {
+	amd := putImage(t, s, "app", "amd64", "amd")
+	arm := putImage(t, s, "app", "arm64", "")
+	idx := newManifest("app", "index")
+	idx.MediaType = "application/vnd.oci.image.index.v1+json"
+	_, err := s.PutManifest(ctx(t), idx, metadata.References{Manifests: []digest.Digest{amd.Digest, arm.Digest}}, "1.0")
+	must(t, err)
+	idx2 := newManifest("app", "index 2")
+	idx2.MediaType = idx.MediaType
+	_, err = s.PutManifest(ctx(t), idx2, metadata.References{Manifests: []digest.Digest{amd.Digest}}, "")
+	must(t, err)
+	// The same child bytes in another repository, with no index there.
+	other := putImage(t, s, "other", "amd64", "x")
+
+	_, err = s.DeleteManifest(ctx(t), "app", amd.Digest)
+	var ref *metadata.ReferencedManifestError
+	if !errors.As(err, &ref) {
+		t.Fatalf("DeleteManifest(child) = %v, want *ReferencedManifestError", err)
+	}
+	want := []digest.Digest{idx.Digest, idx2.Digest}
+	slices.Sort(want)
+	if ref.Digest != amd.Digest || !slices.Equal(ref.Indexes, want) || ref.More != 0 {
+		t.Fatalf("ReferencedManifestError = %+v, want %s held by %v", ref, amd.Digest, want)
+	}
+	if !strings.Contains(err.Error(), want[0].String()) {
+		t.Errorf("error %q does not name the index", err)
+	}
+	// Nothing was deleted, not even the child's tag.
+	if d, err := s.ResolveTag(ctx(t), "app", "amd"); err != nil || d != amd.Digest {
+		t.Fatalf("tag amd = %s, %v after a refused delete", d, err)
+	}
+	_, err = s.GetManifest(ctx(t), "app", amd.Digest)
+	must(t, err)
+	if _, err := s.DeleteManifest(ctx(t), "other", other.Digest); err != nil {
+		t.Fatalf("DeleteManifest in a repository without the index: %v", err)
+	}
+
+	// Deleting a tag is not deleting the manifest: allowed.
+	_, err = s.DeleteTag(ctx(t), "app", "amd")
+	must(t, err)
+	_, err = s.DeleteManifest(ctx(t), "app", idx.Digest)
+	must(t, err)
+	_, err = s.DeleteManifest(ctx(t), "app", arm.Digest) // its only index is gone
+	must(t, err)
+	_, err = s.DeleteManifest(ctx(t), "app", amd.Digest)
+	if !errors.As(err, &ref) || !slices.Equal(ref.Indexes, []digest.Digest{idx2.Digest}) {
+		t.Fatalf("DeleteManifest(child of idx2) = %v, want held by %s", err, idx2.Digest)
+	}
+	_, err = s.DeleteManifest(ctx(t), "app", idx2.Digest)
+	must(t, err)
+	_, err = s.DeleteManifest(ctx(t), "app", amd.Digest)
+	must(t, err)
+
+	// Many indexes: a few are named, the rest counted.
+	child := putImage(t, s, "many", "child", "")
+	for i := range 5 {
+		x := newManifest("many", fmt.Sprintf("index %d", i))
+		x.MediaType = idx.MediaType
+		_, err := s.PutManifest(ctx(t), x, metadata.References{Manifests: []digest.Digest{child.Digest}}, "")
+		must(t, err)
+	}
+	_, err = s.DeleteManifest(ctx(t), "many", child.Digest)
+	if !errors.As(err, &ref) || len(ref.Indexes) == 0 || len(ref.Indexes)+ref.More != 5 {
+		t.Fatalf("DeleteManifest(child of 5) = %v (%+v)", err, ref)
 	}
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) accounts.Store) {
 		{"RolePrecedence", testRolePrecedence},
 		{"RepositoryVisibility", testRepositoryVisibility},
 		{"VisibilityOnImplicitCreate", testVisibilityOnImplicitCreate},
+		{"Catalog", testCatalog},
 		{"Tokens", testTokens},
 		{"TokenRevoke", testTokenRevoke},
 		{"TokenTouch", testTokenTouch},
@@ -51,6 +52,8 @@ func Run(t *testing.T, open func(t *testing.T) accounts.Store) {
 		{"Usage", testUsage},
 		{"QuotaEnforced", testQuotaEnforced},
 		{"QuotaConcurrent", testQuotaConcurrent},
+		{"UploadQuota", testUploadQuota},
+		{"UploadQuotaConcurrent", testUploadQuotaConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

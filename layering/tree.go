@@ -1,0 +1,246 @@
+package layering
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// Tree is a set of entries by path: a build context, what a stage has added, or the
+// files read from a base image. Paths are clean and relative ("a/b").
+type Tree struct {
+	byPath map[string]*Entry
+	sorted []string // nil when entries changed since the last sort
+}
+
+// NewTree returns an empty tree.
+func NewTree() *Tree { return &Tree{byPath: map[string]*Entry{}} }
+
+// Add puts e in the tree (replacing an entry of the same path).
+func (t *Tree) Add(e Entry) {
+	e.Path = cleanPath(e.Path)
+	if e.Path == "" {
+		return
+	}
+	if _, ok := t.byPath[e.Path]; !ok {
+		t.sorted = nil
+	}
+	t.byPath[e.Path] = &e
+}
+
+// Remove deletes p and everything under it.
+func (t *Tree) Remove(p string) {
+	p = cleanPath(p)
+	if p == "" {
+		*t = *NewTree()
+		return
+	}
+	if _, ok := t.byPath[p]; ok {
+		delete(t.byPath, p)
+		t.sorted = nil
+	}
+	if under := t.Under(p); len(under) > 0 {
+		for _, e := range under {
+			delete(t.byPath, e.Path)
+		}
+		t.sorted = nil
+	}
+}
+
+// Get returns the entry at p.
+func (t *Tree) Get(p string) (*Entry, bool) {
+	e, ok := t.byPath[cleanPath(p)]
+	return e, ok
+}
+
+// Len is the number of entries.
+func (t *Tree) Len() int { return len(t.byPath) }
+
+// Paths returns every path, sorted.
+func (t *Tree) Paths() []string {
+	if t.sorted == nil {
+		t.sorted = make([]string, 0, len(t.byPath))
+		for p := range t.byPath {
+			t.sorted = append(t.sorted, p)
+		}
+		slices.Sort(t.sorted)
+	}
+	return t.sorted
+}
+
+// IsDir reports whether p is a directory of the tree: an entry of that kind, or the
+// parent of some entry (a tree need not list every directory).
+func (t *Tree) IsDir(p string) bool {
+	p = cleanPath(p)
+	if p == "" {
+		return true
+	}
+	if e, ok := t.byPath[p]; ok {
+		return e.Kind == KindDir
+	}
+	paths := t.Paths()
+	i, _ := slices.BinarySearch(paths, p+"/")
+	return i < len(paths) && strings.HasPrefix(paths[i], p+"/")
+}
+
+// Under returns the entries strictly below directory p, sorted.
+func (t *Tree) Under(p string) []*Entry {
+	p = cleanPath(p)
+	paths := t.Paths()
+	prefix := p + "/"
+	start := 0
+	if p != "" {
+		start, _ = slices.BinarySearch(paths, prefix)
+	} else {
+		prefix = ""
+	}
+	var out []*Entry
+	for _, q := range paths[start:] {
+		if !strings.HasPrefix(q, prefix) {
+			break
+		}
+		out = append(out, t.byPath[q])
+	}
+	return out
+}
+
+// Glob returns the paths matching pattern, path.Match element by element as docker
+// matches COPY sources (a * never crosses a /).
+func (t *Tree) Glob(pattern string) ([]string, error) {
+	pattern = cleanPath(pattern)
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, fmt.Errorf("bad pattern %q: %w", pattern, err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	depth := strings.Count(pattern, "/")
+	consider := func(p string) {
+		if seen[p] || strings.Count(p, "/") != depth {
+			return
+		}
+		if ok, _ := path.Match(pattern, p); ok {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, p := range t.Paths() {
+		consider(p)
+		// Directories that are only implied by their children match too.
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			consider(d)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// resolve follows symlinks in p inside the tree (at most 40 hops), as a COPY of a
+// named source does; it returns the path of what p designates.
+func (t *Tree) resolve(p string) string {
+	p = cleanPath(p)
+	for range 40 {
+		e, ok := t.byPath[p]
+		if !ok || e.Kind != KindSymlink {
+			return p
+		}
+		target := e.Linkname
+		if !strings.HasPrefix(target, "/") {
+			target = path.Join(path.Dir(p), target)
+		}
+		p = cleanPath(target)
+	}
+	return p
+}
+
+// ReadIgnoreFile reads .dockerignore-style patterns from file; a missing file is no
+// patterns.
+func ReadIgnoreFile(file string) ([]string, error) {
+	f, err := os.Open(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ignorefile.ReadAll(f)
+}
+
+// LoadContext walks dir and returns its files as a tree, without those the ignore
+// patterns (.dockerignore syntax) exclude. Contents are not read: entries point at
+// the host files. Modes are the host's; COPY decides what to keep.
+func LoadContext(dir string, ignore []string) (*Tree, error) {
+	var pm *patternmatcher.PatternMatcher
+	if len(ignore) > 0 {
+		var err error
+		if pm, err = patternmatcher.New(ignore); err != nil {
+			return nil, fmt.Errorf(".dockerignore: %w", err)
+		}
+	}
+	t := NewTree()
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("build context %s is not a directory", dir)
+	}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		if pm != nil {
+			skip, err := pm.MatchesOrParentMatches(rel)
+			if err != nil {
+				return err
+			}
+			if skip {
+				if d.IsDir() && !pm.Exclusions() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e := Entry{Path: rel, Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
+		switch {
+		case fi.Mode().IsRegular():
+			e.Kind, e.HostPath, e.Size = KindFile, p, fi.Size()
+			e.hostStat = &fileHash{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
+		case fi.IsDir():
+			e.Kind = KindDir
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			e.Kind, e.Linkname = KindSymlink, filepath.ToSlash(target)
+		default:
+			return nil // sockets, devices, pipes: docker skips them too
+		}
+		t.Add(e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	}
+	return t, nil
+}
