@@ -57,7 +57,9 @@ func IsChartManifest(configOrArtifactType string) bool {
 }
 
 // IsChartLayer reports whether a layer media type holds a chart archive.
-func IsChartLayer(mt string) bool { return mt == ChartLayerMediaType || mt == LegacyChartLayerMediaType }
+func IsChartLayer(mt string) bool {
+	return mt == ChartLayerMediaType || mt == LegacyChartLayerMediaType
+}
 
 // ParseVersion parses a chart version the way helm does (semver, a leading "v"
 // allowed).
