@@ -210,3 +210,21 @@ func CheckRepository(repository, name string) error {
 
 // Config is the config blob helm writes for a chart: its metadata as JSON.
 func Config(md *Meta) ([]byte, error) { return json.Marshal(md) }
+
+// Summary describes a chart in a listing or search of the hub (GET
+// /charts/-/search): its repository, newest version and that version's details, and
+// every version, newest first.
+type Summary struct {
+	Repository  string   `json:"repository"`
+	Name        string   `json:"name"`
+	Version     string   `json:"version"`
+	AppVersion  string   `json:"app_version,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Deprecated  bool     `json:"deprecated,omitempty"`
+	Versions    []string `json:"versions"`
+}
+
+// Settings are a namespace's chart settings (GET/PUT /charts/-/settings/NS).
+type Settings struct {
+	AllowOverwrite bool `json:"allow_overwrite"`
+}
