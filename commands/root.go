@@ -41,6 +41,9 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 			NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
 			NewCmdInspect(f), NewCmdDigest(f), NewCmdTags(f), NewCmdLs(f), NewCmdTag(f), NewCmdRm(f),
 		}},
+		{"artifacts", "Charts and other artifacts:", []*cobra.Command{
+			NewCmdChart(f),
+		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{
 			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f),
 		}},

@@ -221,7 +221,14 @@ type Summary struct {
 	AppVersion  string   `json:"app_version,omitempty"`
 	Description string   `json:"description,omitempty"`
 	Deprecated  bool     `json:"deprecated,omitempty"`
-	Versions    []string `json:"versions"`
+	// Versions are every version, newest first, with their app versions.
+	Versions []VersionSummary `json:"versions"`
+}
+
+// VersionSummary is one version in a Summary.
+type VersionSummary struct {
+	Version    string `json:"version"`
+	AppVersion string `json:"app_version,omitempty"`
 }
 
 // Settings are a namespace's chart settings (GET/PUT /charts/-/settings/NS).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -327,14 +328,22 @@ func summarize(vs []chartstore.Version) []charts.Summary {
 			latest = v
 		}
 		s := &out[len(out)-1]
-		s.Versions = append(s.Versions, v.Version)
+		s.Versions = append(s.Versions, charts.VersionSummary{Version: v.Version, AppVersion: v.AppVersion})
 		if charts.VersionLess(latest.Version, v.Version) {
 			latest = v
 		}
 		s.Version, s.AppVersion, s.Description, s.Deprecated = latest.Version, latest.AppVersion, latest.Description, latest.Deprecated
 	}
 	for i := range out {
-		charts.SortVersions(out[i].Versions)
+		slices.SortStableFunc(out[i].Versions, func(a, b charts.VersionSummary) int {
+			switch {
+			case charts.VersionLess(b.Version, a.Version):
+				return -1
+			case charts.VersionLess(a.Version, b.Version):
+				return 1
+			}
+			return 0
+		})
 	}
 	return out
 }
