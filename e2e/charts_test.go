@@ -58,7 +58,7 @@ func newChartEnv(t *testing.T, f authFixture, helm string) *chartEnv {
 	e := &chartEnv{f: f, env: clientEnv(t, home), dir: t.TempDir(), helm: helm}
 	runStdin(t, "", e.env, f.alicePW+"\n", hubctlBin, "login", f.s.Addr, "-u", "alice", "--password-stdin")
 	if helm != "" {
-		runStdin(t, "", e.env, f.alicePW+"\n", helm, "registry", "login", f.s.Addr, "-u", "alice", "--password-stdin", "--insecure")
+		runStdin(t, "", e.env, f.alicePW+"\n", helm, "registry", "login", f.s.Addr, "-u", "alice", "--password-stdin", "--insecure", "--plain-http")
 	}
 	return e
 }
@@ -73,11 +73,12 @@ func (e *chartEnv) helmRun(t *testing.T, args ...string) string {
 	return run(t, e.dir, e.env, e.helm, args...)
 }
 
-// packageChart packages a chart with hubctl and returns the archive's path.
+// packageChart packages a chart with hubctl into a directory of its own and returns
+// the archive's path.
 func (e *chartEnv) packageChart(t *testing.T, name, version, description string) string {
 	t.Helper()
-	src := writeChart(t, e.dir, name, version, description)
-	return strings.TrimSpace(e.hubctl(t, "chart", "package", src, "-d", filepath.Join(e.dir, "dist")))
+	src := writeChart(t, t.TempDir(), name, version, description)
+	return strings.TrimSpace(e.hubctl(t, "chart", "package", src, "-d", t.TempDir()))
 }
 
 func sameFile(t *testing.T, a, b string) {
@@ -106,8 +107,11 @@ func TestChartsHelmInterop(t *testing.T) {
 
 			// helm push, with build metadata in the version: tag 1.2.3_build.1.
 			tgz := e.packageChart(t, "app", "1.2.3+build.1", "pushed by helm")
-			out := e.helmRun(t, "push", tgz, "oci://"+f.s.Addr+"/alice", "--plain-http")
-			if !strings.Contains(out, "alice/app:1.2.3_build.1") {
+			so, se, err := runErr(t, e.dir, e.env, helm, "push", tgz, "oci://"+f.s.Addr+"/alice", "--plain-http")
+			if err != nil {
+				t.Fatalf("helm push: %v\n%s%s", err, so, se)
+			}
+			if out := so + se; !strings.Contains(out, "alice/app:1.2.3_build.1") {
 				t.Errorf("helm push output: %s", out)
 			}
 			pulled := filepath.Join(e.dir, "pulled")
@@ -331,7 +335,7 @@ func TestChartsBadInput(t *testing.T) {
 	user := "alice:" + f.alicePW
 
 	notChart := filepath.Join(e.dir, "not-a-chart.tgz")
-	writeTarGz(t, notChart, map[string]string{"hello.txt": "not a chart"})
+	writeTarGz(t, notChart, map[string]string{"hello/hello.txt": "not a chart"})
 	badVersion := filepath.Join(e.dir, "bad-version.tgz")
 	writeTarGz(t, badVersion, map[string]string{"app/Chart.yaml": "apiVersion: v2\nname: app\nversion: one.two\n"})
 	truncated := filepath.Join(e.dir, "truncated.tgz")

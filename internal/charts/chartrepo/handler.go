@@ -89,11 +89,11 @@ func (h *Handler) publicError(r *http.Request, err error) *errcode.Error {
 func (h *Handler) serveCharts(w http.ResponseWriter, r *http.Request) error {
 	rest := strings.TrimPrefix(r.URL.Path, "/charts/")
 	ns, file, ok := strings.Cut(rest, "/")
+	if ok && ns == "-" {
+		return h.serveHubAPI(w, r, file)
+	}
 	if !ok || file == "" || strings.Contains(file, "/") {
 		return errcode.New(errcode.NameUnknown, "no such chart endpoint %s", r.URL.Path).WithStatus(http.StatusNotFound)
-	}
-	if ns == "-" {
-		return h.serveHubAPI(w, r, file)
 	}
 	if err := checkNamespace(ns); err != nil {
 		return err
