@@ -42,7 +42,7 @@ and with 'hubctl serve' runs an OCI distribution registry.`,
 			NewCmdInspect(f), NewCmdDigest(f), NewCmdTags(f), NewCmdLs(f), NewCmdTag(f), NewCmdRm(f),
 		}},
 		{"artifacts", "Charts and other artifacts:", []*cobra.Command{
-			NewCmdChart(f),
+			NewCmdChart(f), NewCmdArtifact(f),
 		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{
 			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f),
