@@ -215,12 +215,12 @@ func Config(md *Meta) ([]byte, error) { return json.Marshal(md) }
 // /charts/-/search): its repository, newest version and that version's details, and
 // every version, newest first.
 type Summary struct {
-	Repository  string   `json:"repository"`
-	Name        string   `json:"name"`
-	Version     string   `json:"version"`
-	AppVersion  string   `json:"app_version,omitempty"`
-	Description string   `json:"description,omitempty"`
-	Deprecated  bool     `json:"deprecated,omitempty"`
+	Repository  string `json:"repository"`
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	AppVersion  string `json:"app_version,omitempty"`
+	Description string `json:"description,omitempty"`
+	Deprecated  bool   `json:"deprecated,omitempty"`
 	// Versions are every version, newest first, with their app versions.
 	Versions []VersionSummary `json:"versions"`
 }
