@@ -212,7 +212,7 @@ func (h *Handler) findVersion(ctx context.Context, c *caller, ns, base string) (
 	for i := strings.IndexByte(base, '-'); i > 0; {
 		name, version := base[:i], base[i+1:]
 		if _, err := charts.ParseVersion(version); err == nil {
-			vs, err := h.visible(ctx, c, chartstore.Query{Namespace: ns, Name: name, Version: version, Keys: true})
+			vs, err := h.visible(ctx, c, chartstore.Query{Namespace: ns, Name: name, Version: version})
 			if err != nil {
 				return chartstore.Version{}, false, err
 			}
@@ -299,7 +299,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q := chartstore.Query{Term: r.URL.Query().Get("q"), Keys: true, Limit: maxSearchRows}
+	q := chartstore.Query{Term: r.URL.Query().Get("q"), Limit: maxSearchRows}
 	if ns := r.URL.Query().Get("namespace"); ns != "" {
 		if err := checkNamespace(ns); err != nil {
 			return err

@@ -100,10 +100,16 @@ func (c *renderCache) entry(k entryKey) []byte {
 // are, so equal contents get equal tags whoever asks.
 func etag(format string, vs []chartstore.Version) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "index %s\n", format)
+	buf := make([]byte, 0, 256)
+	buf = append(append(append(buf, "index "...), format...), '\n')
 	for _, v := range vs {
-		fmt.Fprintf(h, "%s %s %s\n", v.Repository, v.Digest, v.Version)
+		buf = append(append(append(append(append(append(buf, v.Repository...), ' '), v.Digest...), ' '), v.Version...), '\n')
+		if len(buf) > 32<<10 {
+			h.Write(buf)
+			buf = buf[:0]
+		}
 	}
+	h.Write(buf)
 	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
 }
 

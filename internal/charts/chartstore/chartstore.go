@@ -91,8 +91,8 @@ type Query struct {
 	// Term, when set, keeps versions whose name, description or keywords contain it,
 	// without regard to case.
 	Term string
-	// Keys leaves out Metadata, Keywords, Maintainers and Dependencies, for callers
-	// that only need to know what is there (the index's ETag).
+	// Keys returns only Repository, Digest, Name, Version, CreatedAt and Public, for
+	// callers that only need to know what is there (the index's ETag).
 	Keys bool
 	// Limit bounds the rows (0: no bound).
 	Limit int

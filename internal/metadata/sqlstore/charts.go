@@ -84,13 +84,13 @@ func jsonList[T any](v []T) (string, error) {
 	return string(b), err
 }
 
-// chartKeyColumns are what Query.Keys asks for; chartColumns add the rest.
+// chartKeyColumns are what Query.Keys asks for (the index's every request reads them
+// for 10,000 versions: as few as will do); chartColumns add the rest.
 const (
-	chartKeyColumns = `r.name, c.digest, c.name, c.version, c.app_version, c.description, c.icon, c.deprecated,
-		c.chart_digest, c.chart_size, COALESCE(c.prov_digest, ''), COALESCE(c.prov_size, 0), c.created_at,
-		r.visibility = 'public'`
-	chartColumns = chartKeyColumns + `, CAST(c.keywords AS TEXT), CAST(c.maintainers AS TEXT),
-		CAST(c.dependencies AS TEXT), CAST(c.metadata AS TEXT)`
+	chartKeyColumns = `r.name, c.digest, c.name, c.version, c.created_at, r.visibility = 'public'`
+	chartColumns    = chartKeyColumns + `, c.app_version, c.description, c.icon, c.deprecated,
+		c.chart_digest, c.chart_size, COALESCE(c.prov_digest, ''), COALESCE(c.prov_size, 0),
+		CAST(c.keywords AS TEXT), CAST(c.maintainers AS TEXT), CAST(c.dependencies AS TEXT), CAST(c.metadata AS TEXT)`
 )
 
 // Charts lists the chart versions q selects whose tags point at them.
@@ -148,11 +148,11 @@ func scanChart(r row, keys bool) (chartstore.Version, error) {
 	var v chartstore.Version
 	var d, chartDigest, provDigest string
 	var created int64
-	dest := []any{&v.Repository, &d, &v.Name, &v.Version, &v.AppVersion, &v.Description, &v.Icon, &v.Deprecated,
-		&chartDigest, &v.ChartSize, &provDigest, &v.ProvSize, &created, &v.Public}
+	dest := []any{&v.Repository, &d, &v.Name, &v.Version, &created, &v.Public}
 	var keywords, maintainers, deps, meta string
 	if !keys {
-		dest = append(dest, &keywords, &maintainers, &deps, &meta)
+		dest = append(dest, &v.AppVersion, &v.Description, &v.Icon, &v.Deprecated,
+			&chartDigest, &v.ChartSize, &provDigest, &v.ProvSize, &keywords, &maintainers, &deps, &meta)
 	}
 	if err := r.Scan(dest...); err != nil {
 		return v, err
