@@ -47,6 +47,9 @@ access tokens.`,
 			NewCmdBuild(f, nil), NewCmdPush(f, nil), NewCmdPull(f, nil), NewCmdCopy(f, nil), NewCmdMirror(f, nil),
 			NewCmdInspect(f), NewCmdDigest(f), NewCmdTags(f), NewCmdLs(f), NewCmdTag(f), NewCmdRm(f),
 		}},
+		{"artifacts", "Charts and other artifacts:", []*cobra.Command{
+			NewCmdChart(f), NewCmdArtifact(f),
+		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{
 			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f),
 		}},

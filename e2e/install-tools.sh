@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive (OCI conformance suite, crane, oras,
-# helm, the versitygw S3 server, the distribution registry, regctl, skopeo, tmux) into $HOME/.cache/hubctl/bin. Idempotent: a tool
-# whose binary is already there is skipped, so a warm run takes well under a second; a
-# cold one builds them in parallel (about 6 minutes on 2 cores).
+# helm 3 and helm 4, the versitygw S3 server, the distribution registry, regctl, skopeo,
+# tmux) into $HOME/.cache/hubctl/bin. Idempotent: a tool whose binary is there at the
+# pinned version (recorded in $BIN/.versions/NAME) is skipped, so a warm run takes well
+# under a second; changing a pin reinstalls that tool. A cold run builds them in
+# parallel (about 8 minutes on 2 cores).
 set -euo pipefail
 
 BIN="${HUBCTL_TOOLS_BIN:-$HOME/.cache/hubctl/bin}"
@@ -14,8 +16,11 @@ TOOLS=(
   "crane|github.com/google/go-containerregistry/cmd/crane@v0.22.1"
   "oras|oras.land/oras/cmd/oras@v1.3.6"
   # helm is the slowest build here (about 4 minutes cold); its OCI client is another
-  # implementation of token auth that the auth e2e tests hold the server to.
-  "helm|helm.sh/helm/v3/cmd/helm@v3.22.0"
+  # implementation of token auth that the auth e2e tests hold the server to. helm 3 is
+  # what most users run (v3.21.4: v3.22.0 is served but not an approved release); helm
+  # 4 is the maintained line, installed as helm4. The chart e2e tests drive both.
+  "helm|helm.sh/helm/v3/cmd/helm@v3.21.4"
+  "helm4|helm.sh/helm/v4/cmd/helm@v4.3.2"
   # A real S3 server on loopback for the object-storage blob store (FACTS.md).
   "versitygw|github.com/versity/versitygw/cmd/versitygw@v1.8.0"
   # The CNCF distribution registry: the client e2e tests copy to and from it, and the
@@ -25,16 +30,30 @@ TOOLS=(
   "regctl|github.com/regclient/regclient/cmd/regctl@v0.11.7"
 )
 
+mkdir -p "$BIN/.versions"
 pids=()
 for entry in "${TOOLS[@]}"; do
   name="${entry%%|*}"
   mod="${entry#*|}"
   if [ -x "$BIN/$name" ]; then
-    continue
+    stamp="$(cat "$BIN/.versions/$name" 2>/dev/null || true)"
+    # A binary without a stamp came from an older run of this script, which pinned
+    # the same versions as today for every tool but helm.
+    if [ "$stamp" = "$mod" ] || { [ -z "$stamp" ] && [ "$name" != helm ]; }; then
+      continue
+    fi
   fi
-  echo "install-tools: go install $mod" >&2
-  # Run from / so no go.work or GOFLAGS of the project applies to the tool build.
-  (cd / && GOBIN="$BIN" go install "$mod") &
+  echo "install-tools: go install $mod (as $name)" >&2
+  # Run from / so no go.work or GOFLAGS of the project applies to the tool build. Each
+  # tool builds into a directory of its own and is then renamed, so two tools whose
+  # commands share a name (helm 3 and helm 4) do not overwrite each other.
+  (
+    tmp="$(mktemp -d "$BIN/.install-$name.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    cd / && GOBIN="$tmp" go install "$mod"
+    mv -f "$tmp/$(basename "${mod%@*}")" "$BIN/$name"
+    echo "$mod" >"$BIN/.versions/$name"
+  ) &
   pids+=("$!")
 done
 failed=0

@@ -34,6 +34,10 @@ var tourImage = regexp.MustCompile(`(^|\s)alpine:3\.20(\s|$)`)
 func TestReadmeQuickTour(t *testing.T) {
 	requireDocker(t)
 	crane := tool(t, "crane")
+	tool(t, "helm") // the chart block; it sits beside crane
+	if _, err := exec.LookPath("curl"); err != nil {
+		skipOrFatal(t, "curl not on PATH: the chart block uploads with it")
+	}
 	if _, err := exec.LookPath("go"); err != nil {
 		skipOrFatal(t, "go not on PATH: the tour runs go run and go build")
 	}
@@ -61,18 +65,21 @@ func TestReadmeQuickTour(t *testing.T) {
 	run(t, ctxDir, dockerEnv, "docker", "build", "-t", image, ".")
 	t.Cleanup(func() {
 		// Best effort: the engine is shared.
-		_ = exec.Command("docker", "rmi", "-f", image, addr+"/admin/alpine:1").Run()
+		_ = exec.Command("docker", "rmi", "-f", image, addr+"/admin/alpine:1", addr+"/alice/hubctl:1").Run()
 	})
 
 	subst := func(block string) string {
 		block = strings.ReplaceAll(block, tourAddr, addr)
 		return tourImage.ReplaceAllString(block, "${1}"+image+"${2}")
 	}
-	// A private docker config (the logins the tour makes), crane on PATH, no HUBCTL_*
-	// from the developer's shell.
+	// A private docker config and helm home (the logins and repositories the tour
+	// makes), crane and helm on PATH, no HUBCTL_* from the developer's shell.
 	home := t.TempDir()
-	env := append(cleanEnv("HUBCTL_", "DOCKER_CONFIG"),
+	env := append(cleanEnv("HUBCTL_", "DOCKER_CONFIG", "HELM_", "XDG_"),
 		"DOCKER_CONFIG="+filepath.Join(home, "docker"),
+		"HELM_CONFIG_HOME="+filepath.Join(home, "helm", "config"),
+		"HELM_CACHE_HOME="+filepath.Join(home, "helm", "cache"),
+		"HELM_DATA_HOME="+filepath.Join(home, "helm", "data"),
 		"PATH="+filepath.Dir(crane)+string(os.PathListSeparator)+os.Getenv("PATH"))
 
 	// Block 1: the hub, in the background, in its own process group so that the

@@ -74,7 +74,8 @@ type Limits struct {
 	MinBodyRate Size `yaml:"min_body_rate"`
 	// SlowTimeout is the slack of that check: how long a client may stall outright.
 	SlowTimeout time.Duration `yaml:"slow_timeout"`
-	// SmallBodyTimeout is the whole time a /token or /api request body may take.
+	// SmallBodyTimeout is the whole time a /token or hub API (/api/v1/) request body
+	// may take.
 	SmallBodyTimeout time.Duration `yaml:"small_body_timeout"`
 }
 

@@ -144,6 +144,10 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 	if len(tags) == 0 {
 		tags = []string{""}
 	}
+	stored, err := h.checkArtifact(r.Context(), m, tags)
+	if err != nil {
+		return err
+	}
 	hd := w.Header()
 	for i, tag := range tags {
 		res, err := h.o.Meta.PutManifest(r.Context(), m, p.refs, tag)
@@ -164,6 +168,11 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 		}
 		if tag != "" && reference.IsDigest(ref) {
 			hd.Add("OCI-Tag", tag)
+		}
+	}
+	if stored != nil {
+		if err := stored(r.Context()); err != nil {
+			return err
 		}
 	}
 	hd.Set("Location", fmt.Sprintf("/v2/%s/manifests/%s", name, d))

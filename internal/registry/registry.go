@@ -40,6 +40,9 @@ type Options struct {
 	// MaxConcurrentUploads bounds requests that stream blob bytes in at once; more are
 	// answered 429 TOOMANYREQUESTS with Retry-After. 0 means DefaultMaxConcurrentUploads.
 	MaxConcurrentUploads int
+	// Artifacts, when set, checks and records manifests of artifacts the hub
+	// understands (helm charts) as they are put.
+	Artifacts ArtifactHook
 }
 
 // DefaultMaxConcurrentUploads is the default bound on concurrently streaming uploads.

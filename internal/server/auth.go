@@ -18,6 +18,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/auth/tokenserver"
+	"github.com/hubctl/hubctl/internal/charts/chartrepo"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/metadata"
@@ -35,6 +36,7 @@ type authParts struct {
 	verifier *token.Verifier
 	policy   *authz.Policy
 	keys     *token.KeySet
+	charts   *chartrepo.Auth
 }
 
 // setupAuth loads (or creates) the signing keys, creates the admin account at first
@@ -106,7 +108,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 			},
 		},
 	}
-	p.api = hubapi.New(hubapi.Options{
+	apiOpts := hubapi.Options{
 		Accounts:     store,
 		Repositories: store,
 		Policy:       policy,
@@ -119,7 +121,15 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 			}
 			return c.Subject, c.Hub, nil
 		},
-	})
+	}
+	p.api = hubapi.New(apiOpts)
+	// The chart repository signs in as the API does and issues registry tokens as the
+	// token service does, so its uploads meet the registry's own checks.
+	p.charts = &chartrepo.Auth{
+		Principal: hubapi.NewAuthenticator(apiOpts).Principal,
+		Policy:    policy,
+		Issuer:    p.tokens.Access,
+	}
 	return p, nil
 }
 

@@ -168,9 +168,11 @@ func isUpload(r *http.Request) bool {
 	return false
 }
 
-// isSmallBodyRoute reports whether path takes only small bodies (forms and JSON).
+// isSmallBodyRoute reports whether path takes only small bodies: the token service's
+// forms and the hub API's JSON. (The rest of /api/ is the ChartMuseum API, whose chart
+// uploads are held to the rate floor like other uploads.)
 func isSmallBodyRoute(path string) bool {
-	return path == "/token" || strings.HasPrefix(path, "/token/") || strings.HasPrefix(path, "/api/")
+	return path == "/token" || strings.HasPrefix(path, "/token/") || strings.HasPrefix(path, "/api/v1/")
 }
 
 // hasBody reports whether r has a body to read. A request without one must get no read

@@ -21,6 +21,8 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/blobstore/s3store"
+	"github.com/hubctl/hubctl/internal/charts/chartrepo"
+	"github.com/hubctl/hubctl/internal/charts/chartstore"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/gc"
@@ -57,8 +59,11 @@ type Routes struct {
 	V2 http.Handler
 	// Tokens serves /token and /token/jwks.json (nil without auth).
 	Tokens http.Handler
-	// API serves the hub API under /api/ (nil without auth).
+	// API serves the hub API under /api/v1/ (nil without auth).
 	API http.Handler
+	// Charts serves the chart repositories under /charts/ and the ChartMuseum API
+	// under the rest of /api/.
+	Charts http.Handler
 	// Limits, when set, bound what each client may hold (limits.go).
 	Limits *Limits
 }
@@ -74,7 +79,13 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 		mux.Handle("/token/", rt.Tokens)
 	}
 	if rt.API != nil {
-		mux.Handle("/api/", rt.API)
+		mux.Handle("/api/v1/", rt.API)
+	}
+	if rt.Charts != nil {
+		mux.Handle("/charts/", rt.Charts)
+		// ChartMuseum's API is /api/NAMESPACE/…; no namespace may be called v1
+		// (accounts.CheckNamespaceName), so it never meets the hub API.
+		mux.Handle("/api/", rt.Charts)
 	}
 	// /v2 bypasses ServeMux: the mux would answer "a/../b" or "a//b" with a redirect to
 	// a cleaned path, i.e. to another repository. The registry refuses such names with
@@ -173,12 +184,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		auditDone.Wait()
 		stopAudit()
 	}()
+	charts := &chartrepo.Hook{Store: meta, Blobs: blobs, Log: log}
 	ro := registry.Options{
 		Blobs:           blobs,
 		Meta:            meta,
 		Events:          bus,
 		Log:             log,
 		MaxManifestSize: int64(cfg.MaxManifestSize),
+		Artifacts:       charts,
 	}
 	if cfg.Storage.Driver != "filesystem" && cfg.Storage.S3.Redirect {
 		ro.RedirectTTL = cfg.Storage.S3.RedirectTTL
@@ -191,6 +204,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	}
 	reg := registry.New(ro)
 	routes.V2 = reg
+	co := chartrepo.Options{Store: meta, Blobs: blobs, Registry: reg, Log: log}
+	if ap != nil {
+		co.Auth = ap.charts
+	}
+	routes.Charts = chartrepo.New(co)
 	routes.Limits = newLimits(cfg.Limits, log, ap)
 	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
@@ -224,6 +242,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if ap != nil {
 		janitorDone.Go(func() { reloadKeys(janitorCtx, log, ap.keys, keyReloadInterval) })
 	}
+	janitorDone.Go(func() {
+		// Charts pushed before this version knew charts, or whose record a crash
+		// left out, get their records.
+		if n, err := charts.Backfill(janitorCtx); err != nil && janitorCtx.Err() == nil {
+			log.Warn("record chart manifests", "err", err, "recorded", n)
+		} else if n > 0 {
+			log.Info("recorded chart manifests pushed before", "count", n)
+		}
+	})
 	if cfg.GC.Interval > 0 {
 		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus) })
 	}
@@ -378,10 +405,11 @@ func storageName(cfg config.Config) string {
 	return cfg.Storage.Driver + "://" + cfg.Storage.S3.Bucket + "/" + cfg.Storage.S3.Prefix
 }
 
-// metaStore is the database: registry metadata and accounts in one.
+// metaStore is the database: registry metadata, accounts and chart records in one.
 type metaStore interface {
 	metadata.Store
 	accounts.Store
+	chartstore.Store
 }
 
 // openMetaStore opens the configured database and runs its migrations.

@@ -38,6 +38,9 @@ type Location struct {
 	// Name is the tag or digest inside a local form, or the image name in the engine.
 	Name string
 	raw  string
+	// src and dst are the stores of a KindCustom location.
+	src imagestore.Source
+	dst imagestore.Target
 }
 
 // ParseLocation reads "oci:DIR[:REF]", "oci-archive:FILE[:REF]",
@@ -180,6 +183,11 @@ func (e *Engine) openSource(ctx context.Context, l Location) (imagestore.Source,
 			return nil, err
 		}
 		return dockerdaemon.OpenSource(ctx, c, l.Name)
+	case KindCustom:
+		if l.src == nil {
+			return nil, fmt.Errorf("%s cannot be read", l.raw)
+		}
+		return l.src, nil
 	}
 	return nil, fmt.Errorf("unknown location kind %q", l.Kind)
 }
@@ -203,6 +211,11 @@ func (e *Engine) openTarget(ctx context.Context, l Location) (imagestore.Target,
 			return nil, err
 		}
 		return dockerdaemon.OpenTarget(ctx, c, l.Name)
+	case KindCustom:
+		if l.dst == nil {
+			return nil, fmt.Errorf("%s cannot be written", l.raw)
+		}
+		return l.dst, nil
 	}
 	return nil, fmt.Errorf("unknown location kind %q", l.Kind)
 }

@@ -27,7 +27,7 @@ func (s *Store) lockName(ctx context.Context, q querier, name string) error {
 // default) in one transaction. A robot gets no namespace of its own: it acts only for
 // its organisation. The name must be free among users and namespaces alike.
 func (s *Store) CreateUser(ctx context.Context, u accounts.User) (accounts.User, error) {
-	if err := accounts.CheckName(u.Name); err != nil {
+	if err := accounts.CheckNamespaceName(u.Name); err != nil {
 		return accounts.User{}, fmt.Errorf("create user: %w", err)
 	}
 	if err := accounts.CheckEmail(u.Email); err != nil {
@@ -241,7 +241,7 @@ func countRepositories(ctx context.Context, q querier, ns string) (int64, error)
 // "owners" holding the admin role on the whole organisation and owner as its member,
 // in one transaction. owner must be an existing person (not a robot).
 func (s *Store) CreateOrg(ctx context.Context, name, owner string) (accounts.Namespace, error) {
-	if err := accounts.CheckName(name); err != nil {
+	if err := accounts.CheckNamespaceName(name); err != nil {
 		return accounts.Namespace{}, fmt.Errorf("create organisation: %w", err)
 	}
 	created := nanos(time.Time{})

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/charts/chartstore/chartstoretest"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/storetest"
 	"github.com/hubctl/hubctl/internal/metadata/storetest/accountstest"
@@ -121,4 +122,13 @@ func count(t testing.TB, s *Store, table string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func TestChartStore(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		chartstoretest.Run(t, func(t *testing.T) chartstoretest.Store {
+			s, _ := b.open(t)
+			return s
+		})
+	})
 }

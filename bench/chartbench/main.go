@@ -1,0 +1,260 @@
+// Command chartbench measures the hub's chart repository (issue 15): the classic
+// index of one namespace holding many chart versions, cold and warm, and the upload
+// rate through the ChartMuseum API and through OCI. It runs the real handlers (registry,
+// chart hook, chart repository) over loopback HTTP on a real store: SQLite in a temp
+// directory, or PostgreSQL with -db postgres://….
+//
+//	go run ./bench/chartbench                          # 10,000 versions of 500 charts, SQLite
+//	go run ./bench/chartbench -db postgres://…/bench    # on PostgreSQL (an empty database)
+//
+// The 10,000 versions are written to the store directly (records of real chart
+// manifests), which is how the index sees them; the upload rates are measured
+// separately with -uploads charts each way.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/charts"
+	"github.com/hubctl/hubctl/internal/charts/chartrepo"
+	"github.com/hubctl/hubctl/internal/charts/chartstore"
+	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
+	"github.com/hubctl/hubctl/internal/registry"
+)
+
+func main() {
+	dsn := flag.String("db", "", "PostgreSQL URL (default: SQLite in a temp dir)")
+	nCharts := flag.Int("charts", 500, "charts in the namespace")
+	nVersions := flag.Int("versions", 20, "versions per chart")
+	requests := flag.Int("requests", 100, "warm requests per format")
+	uploads := flag.Int("uploads", 200, "charts uploaded through each API for the rate")
+	flag.Parse()
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "chartbench-")
+	check(err)
+	defer os.RemoveAll(dir)
+
+	open := func() *sqlstore.Store {
+		var s *sqlstore.Store
+		var err error
+		if *dsn != "" {
+			s, err = sqlstore.OpenPostgres(ctx, *dsn)
+		} else {
+			s, err = sqlstore.OpenSQLite(ctx, filepath.Join(dir, "hub.db"))
+		}
+		check(err)
+		return s
+	}
+	store := open()
+	blobs, err := blobstore.NewFS(filepath.Join(dir, "blobs"))
+	check(err)
+
+	start := time.Now()
+	populate(ctx, store, *nCharts, *nVersions)
+	fmt.Printf("populated %d versions of %d charts in %s\n", *nCharts**nVersions, *nCharts, time.Since(start).Round(time.Millisecond))
+	check(store.Close())
+
+	// Cold: a new store (connections, statement caches) and a new handler (no rendered
+	// entries). The operating system's page cache stays warm.
+	store = open()
+	defer store.Close()
+	base, stop := serve(store, blobs)
+	defer stop()
+	for _, f := range []string{"index.yaml", "index.json"} {
+		d, n, _ := get(base + "/charts/bench/" + f)
+		fmt.Printf("%-10s cold      %8s  %d bytes\n", f, d.Round(time.Microsecond), n)
+	}
+	for _, f := range []string{"index.yaml", "index.json"} {
+		var ds []time.Duration
+		var tag string
+		for range *requests {
+			d, _, et := get(base + "/charts/bench/" + f)
+			ds = append(ds, d)
+			tag = et
+		}
+		p50, p95 := pct(ds)
+		fmt.Printf("%-10s warm      p50 %8s  p95 %8s  (%d requests)\n", f, p50.Round(time.Microsecond), p95.Round(time.Microsecond), *requests)
+		ds = ds[:0]
+		for range *requests {
+			d := getIfNoneMatch(base+"/charts/bench/"+f, tag)
+			ds = append(ds, d)
+		}
+		p50, p95 = pct(ds)
+		fmt.Printf("%-10s 304       p50 %8s  p95 %8s\n", f, p50.Round(time.Microsecond), p95.Round(time.Microsecond))
+	}
+
+	// A new version is in the next answer.
+	start = time.Now()
+	upload(base+"/api/bench/charts", archive("chart-0", "99.0.0"))
+	d, _, _ := get(base + "/charts/bench/index.yaml")
+	fmt.Printf("new version: upload + next index.yaml in %s (index alone %s)\n", time.Since(start).Round(time.Microsecond), d.Round(time.Microsecond))
+
+	// Upload rates.
+	start = time.Now()
+	for i := range *uploads {
+		upload(base+"/api/bench/charts", archive(fmt.Sprintf("cm-%d", i%50), fmt.Sprintf("1.0.%d", i)))
+	}
+	el := time.Since(start)
+	fmt.Printf("ChartMuseum upload: %d charts in %s: %.0f charts/s\n", *uploads, el.Round(time.Millisecond), float64(*uploads)/el.Seconds())
+	start = time.Now()
+	for i := range *uploads {
+		pushOCI(base, fmt.Sprintf("oci-%d", i%50), fmt.Sprintf("1.0.%d", i))
+	}
+	el = time.Since(start)
+	fmt.Printf("OCI push:           %d charts in %s: %.0f charts/s\n", *uploads, el.Round(time.Millisecond), float64(*uploads)/el.Seconds())
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// populate writes n×v chart manifests with their records into namespace "bench".
+func populate(ctx context.Context, s *sqlstore.Store, n, v int) {
+	for c := range n {
+		name := fmt.Sprintf("chart-%d", c)
+		repo := "bench/" + name
+		for i := range v {
+			ver := fmt.Sprintf("1.%d.%d", i/10, i%10)
+			cfg := []byte(fmt.Sprintf(`{"apiVersion":"v2","name":%q,"version":%q,"appVersion":"v%s","description":"Benchmark chart %s, a web service with a database","keywords":["bench","web"],"maintainers":[{"name":"Ada","email":"ada@example.com"}],"type":"application"}`, name, ver, ver, name))
+			tgz := []byte(repo + ver) // the index only needs its digest
+			cd, td := digest.FromBytes(cfg), digest.FromBytes(tgz)
+			for _, b := range []struct {
+				d    digest.Digest
+				size int
+			}{{cd, len(cfg)}, {td, len(tgz)}} {
+				check(s.PutBlob(ctx, metadata.Blob{Digest: b.d, Size: int64(b.size)}))
+				check(s.LinkBlob(ctx, repo, b.d))
+			}
+			m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
+				charts.ConfigMediaType, cd, len(cfg), charts.ChartLayerMediaType, td, len(tgz)))
+			md := digest.FromBytes(m)
+			_, err := s.PutManifest(ctx, metadata.Manifest{Repository: repo, Digest: md, MediaType: "application/vnd.oci.image.manifest.v1+json",
+				ArtifactType: charts.ConfigMediaType, Size: int64(len(m)), Payload: m},
+				metadata.References{Blobs: []digest.Digest{cd, td}}, charts.TagOf(ver))
+			check(err)
+			check(s.RecordChart(ctx, chartstore.Version{Repository: repo, Digest: md, Name: name, Version: ver, AppVersion: "v" + ver,
+				Description: "Benchmark chart", Keywords: []string{"bench", "web"}, Metadata: cfg, ChartDigest: td, ChartSize: int64(len(tgz))}))
+		}
+	}
+}
+
+// serve runs the registry and the chart repository, without auth, on loopback.
+func serve(s *sqlstore.Store, blobs blobstore.Store) (string, func()) {
+	hook := &chartrepo.Hook{Store: s, Blobs: blobs}
+	reg := registry.New(registry.Options{Blobs: blobs, Meta: s, Artifacts: hook})
+	ch := chartrepo.New(chartrepo.Options{Store: s, Blobs: blobs, Registry: reg})
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", reg)
+	mux.Handle("/charts/", ch)
+	mux.Handle("/api/", ch)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }
+}
+
+func get(url string) (time.Duration, int, string) {
+	start := time.Now()
+	resp, err := http.Get(url)
+	check(err)
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		log.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return time.Since(start), int(n), resp.Header.Get("ETag")
+}
+
+func getIfNoneMatch(url, tag string) time.Duration {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("If-None-Match", tag)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	check(err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		log.Fatalf("If-None-Match %s: %s", url, resp.Status)
+	}
+	return time.Since(start)
+}
+
+func pct(ds []time.Duration) (p50, p95 time.Duration) {
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[len(ds)*95/100]
+}
+
+// archive makes a small valid chart archive.
+func archive(name, version string) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for f, c := range map[string]string{
+		"Chart.yaml":  fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\n", name, version),
+		"values.yaml": "replicas: 1\n",
+	} {
+		check(tw.WriteHeader(&tar.Header{Name: name + "/" + f, Mode: 0o644, Size: int64(len(c))}))
+		_, err := tw.Write([]byte(c))
+		check(err)
+	}
+	check(tw.Close())
+	check(zw.Close())
+	return buf.Bytes()
+}
+
+func upload(url string, tgz []byte) {
+	resp, err := http.Post(url, "application/gzip", bytes.NewReader(tgz))
+	check(err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		log.Fatalf("upload: %s %s", resp.Status, body)
+	}
+}
+
+// pushOCI pushes a chart as helm push does: config, layer, manifest.
+func pushOCI(base, name, version string) {
+	a, err := charts.NewArtifact(archive(name, version), nil, time.Time{})
+	check(err)
+	repo := "bench/" + name
+	for _, b := range a.Blobs() {
+		resp, err := http.Post(base+"/v2/"+repo+"/blobs/uploads/?digest="+b.Desc.Digest.String(), "application/octet-stream", bytes.NewReader(b.Data))
+		check(err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			log.Fatalf("blob: %s", resp.Status)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPut, base+"/v2/"+repo+"/manifests/"+charts.TagOf(version), bytes.NewReader(a.Manifest))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	check(err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		var e any
+		_ = json.Unmarshal(body, &e)
+		log.Fatalf("manifest: %s %v", resp.Status, e)
+	}
+}
