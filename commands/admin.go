@@ -14,6 +14,7 @@ import (
 	"github.com/hubctl/hubctl/internal/httpdebug"
 	"github.com/hubctl/hubctl/internal/hubclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/safetext"
 	"github.com/spf13/cobra"
 )
 
@@ -84,14 +85,21 @@ func (o *HubOptions) client() (*hubclient.Client, error) {
 }
 
 // print writes v as JSON with -o json, else as a table with header whose rows the
-// rows function emits.
+// rows function emits. Cells come from the server and, through it, from other users:
+// each is escaped (safetext), so a name holding a tab, a newline or a terminal escape
+// cannot forge columns or rows or drive the terminal.
 func (o *HubOptions) print(v any, header []string, rows func(row func(cells ...string))) error {
 	if o.Output == "json" {
 		return printJSON(o.IO.Out, v)
 	}
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	rows(func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) })
+	rows(func(cells ...string) {
+		for i, c := range cells {
+			cells[i] = safetext.Escape(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	})
 	return tw.Flush()
 }
 
@@ -108,6 +116,11 @@ func printJSON(w io.Writer, v any) error {
 func (o *HubOptions) done(v any, format string, args ...any) error {
 	if o.Output == "json" && v != nil {
 		return printJSON(o.IO.Out, v)
+	}
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = safetext.Escape(s)
+		}
 	}
 	_, err := fmt.Fprintf(o.IO.ErrOut, format+"\n", args...)
 	return err

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hubctl/hubctl/internal/distclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/safetext"
 	"github.com/hubctl/hubctl/internal/transfer"
 	"github.com/hubctl/hubctl/tui"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -384,10 +385,13 @@ func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) err
 		}
 		return json.NewEncoder(o.IO.Out).Encode(out)
 	}
+	// Everything below but the reference comes from the registry and the image's
+	// author: escaped, so it cannot add lines or drive the terminal.
+	esc := safetext.Escape
 	w := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "Reference:\t%s\n", l)
-	fmt.Fprintf(w, "Digest:\t%s\n", desc.Digest)
-	fmt.Fprintf(w, "Media type:\t%s\n", desc.MediaType)
+	fmt.Fprintf(w, "Digest:\t%s\n", esc(string(desc.Digest)))
+	fmt.Fprintf(w, "Media type:\t%s\n", esc(desc.MediaType))
 	if !isImage {
 		var idx ocispec.Index
 		if err := json.Unmarshal(raw, &idx); err != nil {
@@ -402,7 +406,7 @@ func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) err
 			if ref := c.Annotations["vnd.docker.reference.digest"]; ref != "" {
 				p = "attestation of " + tui.ShortDigest(ref)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\n", p, c.Digest, tui.FormatBytes(c.Size))
+			fmt.Fprintf(w, "%s\t%s\t%s\n", esc(p), esc(string(c.Digest)), tui.FormatBytes(c.Size))
 		}
 		return w.Flush()
 	}
@@ -420,41 +424,41 @@ func inspectRun(ctx context.Context, e *transfer.Engine, o *RegistryOptions) err
 	}
 	_ = json.Unmarshal(config, &cfg)
 	if m.ArtifactType != "" {
-		fmt.Fprintf(w, "Artifact type:\t%s\n", m.ArtifactType)
+		fmt.Fprintf(w, "Artifact type:\t%s\n", esc(m.ArtifactType))
 	}
 	if cfg.OS != "" {
 		p := cfg.OS + "/" + cfg.Architecture
 		if cfg.Variant != "" {
 			p += "/" + cfg.Variant
 		}
-		fmt.Fprintf(w, "Platform:\t%s\n", p)
+		fmt.Fprintf(w, "Platform:\t%s\n", esc(p))
 	}
 	if cfg.Created != "" {
-		fmt.Fprintf(w, "Created:\t%s\n", cfg.Created)
+		fmt.Fprintf(w, "Created:\t%s\n", esc(cfg.Created))
 	}
 	if len(cfg.Config.Entrypoint) > 0 {
-		fmt.Fprintf(w, "Entrypoint:\t%s\n", strings.Join(cfg.Config.Entrypoint, " "))
+		fmt.Fprintf(w, "Entrypoint:\t%s\n", esc(strings.Join(cfg.Config.Entrypoint, " ")))
 	}
 	if len(cfg.Config.Cmd) > 0 {
-		fmt.Fprintf(w, "Cmd:\t%s\n", strings.Join(cfg.Config.Cmd, " "))
+		fmt.Fprintf(w, "Cmd:\t%s\n", esc(strings.Join(cfg.Config.Cmd, " ")))
 	}
 	if cfg.Config.User != "" {
-		fmt.Fprintf(w, "User:\t%s\n", cfg.Config.User)
+		fmt.Fprintf(w, "User:\t%s\n", esc(cfg.Config.User))
 	}
-	fmt.Fprintf(w, "Config:\t%s (%s)\n", m.Config.Digest, tui.FormatBytes(m.Config.Size))
+	fmt.Fprintf(w, "Config:\t%s (%s)\n", esc(string(m.Config.Digest)), tui.FormatBytes(m.Config.Size))
 	var total int64
 	for _, layer := range m.Layers {
 		total += layer.Size
 	}
 	fmt.Fprintf(w, "Layers:\t%d, %s\n", len(m.Layers), tui.FormatBytes(total))
 	if m.Subject != nil {
-		fmt.Fprintf(w, "Subject:\t%s\n", m.Subject.Digest)
+		fmt.Fprintf(w, "Subject:\t%s\n", esc(string(m.Subject.Digest)))
 	}
 	w.Flush()
 	w = tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nLAYER\tSIZE\tMEDIA TYPE")
 	for _, layer := range m.Layers {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", layer.Digest, tui.FormatBytes(layer.Size), layer.MediaType)
+		fmt.Fprintf(w, "%s\t%s\t%s\n", esc(string(layer.Digest)), tui.FormatBytes(layer.Size), esc(layer.MediaType))
 	}
 	return w.Flush()
 }

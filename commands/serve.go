@@ -72,6 +72,14 @@ from HUBCTL_ADMIN_PASSWORD or is generated and printed once on stderr. Later sta
 ignore HUBCTL_ADMIN_PASSWORD (and say so): change the password with 'hubctl user
 passwd', or on the host with 'hubctl admin reset-password'.
 
+On an address others can reach, set --external-url to the URL clients use: without it
+the token realm follows each request's Host header, and serve warns at start.
+
+Each client (the account of a registry token, else its address) may hold at most
+limits.requests_per_client requests and limits.uploads_per_client uploads in flight;
+bodies and responses slower than limits.min_body_rate are cut once limits.slow_timeout
+is spent.
+
 It binds its address before it creates anything, so a taken port fails first. Once
 bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
 connections and lets in-flight requests finish for up to shutdown_timeout.`,
@@ -119,7 +127,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.StringVar(&flagCfg.Storage.S3.Region, "cos-region", "", "COS `region`, e.g. ap-guangzhou (--storage cos)")
 	fl.StringVar(&flagCfg.Storage.S3.Bucket, "cos-bucket", "", "COS `bucket`, name-APPID (--storage cos)")
 	fl.StringVar(&flagCfg.Auth.Mode, "auth", def.Auth.Mode, "Authentication `mode`: token (Docker token auth) or none (anyone may do anything)")
-	fl.StringVar(&flagCfg.ExternalURL, "external-url", "", "Base `URL` clients reach the hub at, e.g. behind a proxy (default: each request's own host)")
+	fl.StringVar(&flagCfg.ExternalURL, "external-url", "", "Base `URL` clients reach the hub at, and the token realm's; set it on any non-loopback address (default: each request's own host)")
 	_ = cmd.MarkFlagDirname("data")
 	_ = cmd.MarkFlagFilename("db")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))

@@ -55,9 +55,20 @@ Scopes are those of the Docker token spec, with wildcards in repository names:
   repository:team/app:pull,push   pull and push one repository
   repository:team/*:pull          pull every repository under team/
   repository:*:pull               pull everything the owner may pull
-  registry:catalog:*              list repositories (site admins)`,
+  registry:catalog:*              list repositories (site admins)
+
+Reading the hub API beyond your own account, tokens and repositories takes a hub scope
+(and still only what you may read with your password):
+  hub:accounts:read   other users (GET /users, /users/NAME)
+  hub:orgs:read       organisations
+  hub:teams:read      teams, their members and grants
+  hub:audit:read      the audit log (site admins)
+  hub:quotas:read     namespace usage and quotas
+  hub:*:read          all of the above
+Changing accounts, organisations, teams, grants and quotas needs a password login.`,
 		Example: `  hubctl token create ci --scope repository:team/app:pull,push --expires 90d --registry hub.example.com
-  hubctl token create reader --scope 'repository:team/*:pull' -o json`,
+  hubctl token create reader --scope 'repository:team/*:pull' -o json
+  hubctl token create auditor --scope hub:audit:read --expires 30d`,
 		Args: checkArgs(cobra.ExactArgs(1)),
 	}
 	hubCommand(f, cmd, &opts.Hub, func(args []string) error {

@@ -38,8 +38,11 @@ var nameRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 
 // CheckName returns nil when name may be a user, organisation or team name (a
 // repository-name component: lower-case letters and digits, separated by '.', '_',
-// '__' or dashes), else an error wrapping ErrInvalid.
+// '__' or dashes, at most MaxNameLength bytes), else an error wrapping ErrInvalid.
 func CheckName(name string) error {
+	if len(name) > MaxNameLength {
+		return fmt.Errorf("name %.16q…: longer than %d bytes: %w", name, MaxNameLength, ErrInvalid)
+	}
 	if !nameRe.MatchString(name) {
 		return fmt.Errorf("name %q: must be lower-case letters and digits separated by '.', '_' or '-': %w", name, ErrInvalid)
 	}

@@ -56,6 +56,27 @@ type Config struct {
 	// means each request's own scheme and Host, which is right without a proxy.
 	ExternalURL string `yaml:"external_url"`
 	Auth        Auth   `yaml:"auth"`
+	Limits      Limits `yaml:"limits"`
+}
+
+// Limits bound what one client may hold of the server (docs/security-hardening.md).
+// A client is an account when the request carries a valid registry token, else its
+// address (an IPv6 /64). They are kept by each replica for itself.
+type Limits struct {
+	// RequestsPerClient bounds one client's requests in flight; 0 means no bound.
+	RequestsPerClient int `yaml:"requests_per_client"`
+	// UploadsPerClient bounds one client's blob upload requests in flight (POST, PATCH
+	// and PUT of upload sessions), below the server's shared upload slots; 0 means no
+	// bound.
+	UploadsPerClient int `yaml:"uploads_per_client"`
+	// MinBodyRate is the slowest a client may send a request body or read a response,
+	// in bytes per second, once SlowTimeout of slack is spent; 0 turns the check off.
+	MinBodyRate Size `yaml:"min_body_rate"`
+	// SlowTimeout is the slack of that check: how long a client may stall outright.
+	SlowTimeout time.Duration `yaml:"slow_timeout"`
+	// SmallBodyTimeout is the whole time a /token or hub API (/api/v1/) request body
+	// may take.
+	SmallBodyTimeout time.Duration `yaml:"small_body_timeout"`
 }
 
 // Auth configures the token service and the registry's token checks.
@@ -73,6 +94,14 @@ type Auth struct {
 	RefreshTTL time.Duration `yaml:"refresh_ttl"`
 	// KeysDir holds the ES256 signing keys; empty means <data>/keys.
 	KeysDir string `yaml:"keys_dir"`
+	// MaxLoginFailures failed logins of one account from one address within
+	// LoginFailureWindow lock that pair out; MaxAddressLoginFailures failed logins from
+	// one address (an IPv6 /64), whatever the names, lock the address out. 0 turns the
+	// per-address limits off (also one password check per address at a time), for a
+	// hub behind a proxy that hides client addresses.
+	MaxLoginFailures        int           `yaml:"max_login_failures"`
+	MaxAddressLoginFailures int           `yaml:"max_address_login_failures"`
+	LoginFailureWindow      time.Duration `yaml:"login_failure_window"`
 	// AdminPassword is the password of the admin account created at first start. It
 	// comes only from $HUBCTL_ADMIN_PASSWORD: a secret has no place in a config file or
 	// on a command line (ps shows it). Empty: one is generated and printed once.
@@ -177,7 +206,9 @@ func Default() Config {
 		GC:              GC{Interval: DefaultGCInterval, Grace: time.Hour},
 		ShutdownTimeout: 30 * time.Second,
 		Log:             Log{Level: "info", Format: "text"},
-		Auth:            Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour},
+		Limits:          Limits{RequestsPerClient: 256, UploadsPerClient: 32, MinBodyRate: 10 << 10, SlowTimeout: 30 * time.Second, SmallBodyTimeout: 10 * time.Second},
+		Auth: Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
+			MaxLoginFailures: 5, MaxAddressLoginFailures: 20, LoginFailureWindow: 5 * time.Minute},
 	}
 }
 
@@ -318,16 +349,26 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_manifest_size must be greater than 0, got %d", c.MaxManifestSize))
 	}
 	for name, d := range map[string]time.Duration{
-		"uploads.max_age":          c.Uploads.MaxAge,
-		"uploads.cleanup_interval": c.Uploads.CleanupInterval,
-		"shutdown_timeout":         c.ShutdownTimeout,
-		"auth.token_ttl":           c.Auth.TokenTTL,
-		"storage.s3.redirect_ttl":  c.Storage.S3.RedirectTTL,
-		"auth.refresh_ttl":         c.Auth.RefreshTTL,
+		"uploads.max_age":           c.Uploads.MaxAge,
+		"uploads.cleanup_interval":  c.Uploads.CleanupInterval,
+		"shutdown_timeout":          c.ShutdownTimeout,
+		"auth.token_ttl":            c.Auth.TokenTTL,
+		"storage.s3.redirect_ttl":   c.Storage.S3.RedirectTTL,
+		"auth.refresh_ttl":          c.Auth.RefreshTTL,
+		"auth.login_failure_window": c.Auth.LoginFailureWindow,
+		"limits.slow_timeout":       c.Limits.SlowTimeout,
+		"limits.small_body_timeout": c.Limits.SmallBodyTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be greater than 0, got %s", name, d))
 		}
+	}
+	if c.Auth.MaxLoginFailures < 1 || c.Auth.MaxAddressLoginFailures < 0 {
+		errs = append(errs, fmt.Errorf("auth.max_login_failures must be at least 1 and auth.max_address_login_failures at least 0 (off), got %d and %d",
+			c.Auth.MaxLoginFailures, c.Auth.MaxAddressLoginFailures))
+	}
+	if c.Limits.RequestsPerClient < 0 || c.Limits.UploadsPerClient < 0 || c.Limits.MinBodyRate < 0 {
+		errs = append(errs, errors.New("limits.requests_per_client, limits.uploads_per_client and limits.min_body_rate must not be negative (0 means no limit)"))
 	}
 	if c.GC.Interval < 0 || c.GC.Grace < 0 {
 		errs = append(errs, fmt.Errorf("gc.interval and gc.grace must not be negative, got %s and %s", c.GC.Interval, c.GC.Grace))

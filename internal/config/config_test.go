@@ -205,6 +205,9 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"storage.s3.prefix": "p", "storage.s3.path_style": "true", "storage.s3.access_key": "ak", "storage.s3.secret_key": "sk",
 		"storage.s3.redirect": "false", "storage.s3.redirect_ttl": "1m",
 		"gc.interval": "6h", "gc.grace": "2h",
+		"auth.max_login_failures": "3", "auth.max_address_login_failures": "50", "auth.login_failure_window": "10m",
+		"limits.requests_per_client": "64", "limits.uploads_per_client": "8", "limits.min_body_rate": "1KiB",
+		"limits.slow_timeout": "20s", "limits.small_body_timeout": "5s",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {
@@ -232,6 +235,9 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "format", c.Log.Format, "json")
 	eq(t, "gc.interval", c.GC.Interval, 6*time.Hour)
 	eq(t, "gc.grace", c.GC.Grace, 2*time.Hour)
+	eq(t, "auth.max_address_login_failures", c.Auth.MaxAddressLoginFailures, 50)
+	eq(t, "limits.uploads_per_client", c.Limits.UploadsPerClient, 8)
+	eq(t, "limits.min_body_rate", c.Limits.MinBodyRate, 1<<10)
 }
 
 func TestParseSize(t *testing.T) {

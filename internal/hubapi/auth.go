@@ -67,27 +67,16 @@ func (a *api) tokenPrincipal(ctx context.Context, secret string) (*authz.Princip
 	return &p, nil
 }
 
-// tooMany is a sign-in refused by the rate limit.
-type tooMany struct{ retryAfter int }
-
-func (e *tooMany) Error() string { return "too many failed sign-ins" }
-
-// limitedPasswordPrincipal is passwordPrincipal behind the failed-login limit of the
-// account and client address, so the API is no faster a password oracle than /token.
+// limitedPasswordPrincipal is passwordPrincipal behind the login guard shared with
+// /token, so the API is no faster a password oracle than the token service.
 func (a *api) limitedPasswordPrincipal(r *http.Request, name, pass string) (*authz.Principal, error) {
-	now := a.now()
-	key := strings.ToLower(name) + "|" + remoteAddr(r)
-	if blocked, wait := a.limiter.Blocked(key, now); blocked {
-		return nil, &tooMany{retryAfter: int(wait.Seconds()) + 1}
-	}
-	p, err := a.passwordPrincipal(r.Context(), name, pass)
-	var e *errcode.Error
-	switch {
-	case errors.As(err, &e) && e.Code.Name == errcode.Unauthorized.Name:
-		a.limiter.Fail(key, now)
-	case err == nil:
-		a.limiter.Succeed(key)
-	}
+	var p *authz.Principal
+	err := a.guard.Login(r.Context(), name, remoteAddr(r), true, func() (bool, error) {
+		var err error
+		p, err = a.passwordPrincipal(r.Context(), name, pass)
+		var e *errcode.Error
+		return errors.As(err, &e) && e.Code.Name == errcode.Unauthorized.Name, err
+	})
 	return p, err
 }
 
@@ -229,11 +218,10 @@ func (a *api) orgAdmin(ctx context.Context, p *authz.Principal, org string) (acc
 // org returns the organisation named org; a personal namespace is not one.
 func (a *api) org(ctx context.Context, org string) (accounts.Namespace, error) {
 	ns, err := a.store.GetNamespace(ctx, org)
-	if err != nil {
-		return ns, err
+	// A missing name and a user's personal namespace get one answer, so this cannot
+	// tell which user names exist.
+	if errors.Is(err, accounts.ErrNotFound) || (err == nil && !ns.Org) {
+		return accounts.Namespace{}, notFound("organisation %s not found", org)
 	}
-	if !ns.Org {
-		return ns, notFound("organisation %s not found", org)
-	}
-	return ns, nil
+	return ns, err
 }

@@ -25,7 +25,9 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/reqlog"
 )
 
 // Prefix is the path under which the API is served; the server mounts New's handler
@@ -66,9 +68,9 @@ type Options struct {
 	// Repositories deletes whole repositories (DELETE /api/v1/repositories/{name…});
 	// nil answers that endpoint 404.
 	Repositories RepositoryDeleter
-	// Limiter counts failed password sign-ins per account and address (shared with the
+	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
-	Limiter *ratelimit.Limiter
+	Guard *ratelimit.Guard
 }
 
 // api is the handler's state.
@@ -83,24 +85,24 @@ type api struct {
 
 	dummyOnce sync.Once
 	dummy     string
-	limiter   *ratelimit.Limiter
+	guard     *ratelimit.Guard
 }
 
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
-	a := &api{store: o.Accounts, repos: o.Repositories, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), limiter: o.Limiter}
-	if a.limiter == nil {
-		a.limiter = ratelimit.New(5, 5*time.Minute)
+	a := &api{store: o.Accounts, repos: o.Repositories, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.guard == nil {
+		a.guard = ratelimit.NewGuard(ratelimit.GuardOptions{Now: a.now})
 	}
 	if a.policy == nil {
 		a.policy = &authz.Policy{Store: o.Accounts}
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
 	}
 	a.routes()
 	return a
@@ -113,6 +115,20 @@ func New(o Options) http.Handler {
 func session(h handlerFunc, what string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
 		if err := requireSession(p, what); err != nil {
+			return err
+		}
+		return h(w, r, p)
+	}
+}
+
+// reads wraps an endpoint that reads area of the hub API (scope.HubAccounts, …) so
+// that an access token reaches it only with a hub:AREA:read scope: a token made for
+// pulling one repository must not read accounts, teams, grants or the audit log. The
+// check comes before anything is looked up, so the refusal says nothing about what
+// exists.
+func reads(area string, h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+		if err := requireHubRead(p, area); err != nil {
 			return err
 		}
 		return h(w, r, p)
@@ -152,19 +168,19 @@ func (a *api) route(pattern string, byMethod map[string]handlerFunc) {
 func (a *api) routes() {
 	a.route("/api/v1/user", map[string]handlerFunc{"GET": a.whoami})
 
-	a.route("/api/v1/users", map[string]handlerFunc{"GET": a.listUsers, "POST": session(a.createUser, "creating a user")})
+	a.route("/api/v1/users", map[string]handlerFunc{"GET": reads(scope.HubAccounts, a.listUsers), "POST": session(a.createUser, "creating a user")})
 	a.route("/api/v1/users/{name}", map[string]handlerFunc{"GET": a.getUser, "PATCH": session(a.updateUser, "changing an account"), "DELETE": session(a.deleteUser, "deleting an account")})
 	a.route("/api/v1/users/{name}/sessions", map[string]handlerFunc{"GET": session(a.listSessions, "listing sessions"), "DELETE": session(a.endSessions, "signing out everywhere")})
 	a.route("/api/v1/users/{name}/sessions/{id}", map[string]handlerFunc{"DELETE": session(a.revokeSession, "revoking a session")})
 
-	a.route("/api/v1/orgs", map[string]handlerFunc{"GET": a.listOrgs, "POST": session(a.createOrg, "creating an organisation")})
-	a.route("/api/v1/orgs/{org}", map[string]handlerFunc{"GET": a.getOrg, "PATCH": session(a.updateOrg, "changing an organisation"), "DELETE": session(a.deleteOrg, "deleting an organisation")})
-	a.route("/api/v1/orgs/{org}/teams", map[string]handlerFunc{"GET": a.listTeams, "POST": session(a.createTeam, "creating a team")})
+	a.route("/api/v1/orgs", map[string]handlerFunc{"GET": reads(scope.HubOrgs, a.listOrgs), "POST": session(a.createOrg, "creating an organisation")})
+	a.route("/api/v1/orgs/{org}", map[string]handlerFunc{"GET": reads(scope.HubOrgs, a.getOrg), "PATCH": session(a.updateOrg, "changing an organisation"), "DELETE": session(a.deleteOrg, "deleting an organisation")})
+	a.route("/api/v1/orgs/{org}/teams", map[string]handlerFunc{"GET": reads(scope.HubTeams, a.listTeams), "POST": session(a.createTeam, "creating a team")})
 	a.route("/api/v1/orgs/{org}/teams/{team}", map[string]handlerFunc{"DELETE": session(a.deleteTeam, "deleting a team")})
-	a.route("/api/v1/orgs/{org}/teams/{team}/members", map[string]handlerFunc{"GET": a.listMembers})
+	a.route("/api/v1/orgs/{org}/teams/{team}/members", map[string]handlerFunc{"GET": reads(scope.HubTeams, a.listMembers)})
 	a.route("/api/v1/orgs/{org}/teams/{team}/members/{user}", map[string]handlerFunc{"PUT": session(a.addMember, "adding a team member"), "DELETE": session(a.removeMember, "removing a team member")})
-	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": a.listGrants, "PUT": session(a.setGrant, "granting a team access")})
-	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"GET": a.listRobots, "POST": a.createRobot})
+	a.route("/api/v1/orgs/{org}/teams/{team}/grants", map[string]handlerFunc{"GET": reads(scope.HubTeams, a.listGrants), "PUT": session(a.setGrant, "granting a team access")})
+	a.route("/api/v1/orgs/{org}/robots", map[string]handlerFunc{"GET": reads(scope.HubOrgs, a.listRobots), "POST": a.createRobot})
 	a.route("/api/v1/orgs/{org}/robots/{name}", map[string]handlerFunc{"DELETE": a.deleteRobot})
 	a.route("/api/v1/orgs/{org}/robots/{name}/token", map[string]handlerFunc{"POST": a.rotateRobot})
 
@@ -176,9 +192,9 @@ func (a *api) routes() {
 	a.route("/api/v1/tokens/{name}", map[string]handlerFunc{"DELETE": a.revokeToken})
 
 	a.route("/api/v1/namespaces/{ns}/quota", map[string]handlerFunc{"PUT": session(a.setQuota, "setting a quota")})
-	a.route("/api/v1/namespaces/{ns}/usage", map[string]handlerFunc{"GET": a.getUsage})
+	a.route("/api/v1/namespaces/{ns}/usage", map[string]handlerFunc{"GET": reads(scope.HubQuotas, a.getUsage)})
 
-	a.route("/api/v1/audit", map[string]handlerFunc{"GET": a.listAudit})
+	a.route("/api/v1/audit", map[string]handlerFunc{"GET": reads(scope.HubAudit, a.listAudit)})
 }
 
 // ServeHTTP authenticates the request before routing, so that even a request for an
@@ -189,6 +205,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	reqlog.From(r.Context()).User = p.Name()
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.fail(w, r, errcode.New(errcode.NameUnknown, "no API endpoint %s", r.URL.Path))
@@ -201,7 +218,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // statuses; failures that are not the client's are logged and sent without detail.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var e *errcode.Error
+	var tm *ratelimit.TooManyError
 	switch {
+	case errors.As(err, &tm):
+		// A refused guess is the client's doing: warn, never error.
+		a.log.WarnContext(r.Context(), "sign-in refused by the rate limit", "remote", remoteAddr(r), "reason", tm.Reason)
+		w.Header().Set("Retry-After", strconv.Itoa(tm.RetryAfterSeconds()))
+		err = errcode.New(errcode.TooManyRequests, "%s; retry in %d s", tm.Reason, tm.RetryAfterSeconds())
 	case errors.As(err, &e):
 	case errors.Is(err, accounts.ErrNotFound):
 		err = errcode.New(errcode.NameUnknown, "%s", clientMessage(err))
@@ -215,11 +238,6 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		err = errcode.New(errcode.Unavailable, "the account database is unavailable; retry shortly")
 	default:
 		a.log.ErrorContext(r.Context(), "hub API", "method", r.Method, "path", r.URL.Path, "error", err)
-	}
-	var tm *tooMany
-	if errors.As(err, &tm) {
-		w.Header().Set("Retry-After", strconv.Itoa(tm.retryAfter))
-		err = errcode.New(errcode.TooManyRequests, "too many failed sign-ins for this account from this address; retry in %d s", tm.retryAfter)
 	}
 	if errors.As(err, &e) && e.Code.Name == errcode.Unauthorized.Name {
 		w.Header().Set("WWW-Authenticate", `Basic realm="hubctl"`)

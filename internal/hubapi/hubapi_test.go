@@ -475,8 +475,11 @@ func TestAccessTokensCannotReshapeAccounts(t *testing.T) {
 			t.Errorf("%s %s: %s", tt.method, tt.path, r.body)
 		}
 	}
-	// Reading still works with the token, and the admin's password still changes things.
-	f.want(f.do(tok, "GET", "/api/v1/orgs/acme", nil), 200, "")
+	// Reading needs a hub scope that names it, and the admin's password still changes
+	// things.
+	f.want(f.do(tok, "GET", "/api/v1/orgs/acme", nil), 403, "DENIED")
+	reader := bearer(f.token(asAdmin, "org-reader", "hub:orgs:read"))
+	f.want(f.do(reader, "GET", "/api/v1/orgs/acme", nil), 200, "")
 	f.want(f.do(asAdmin, "POST", "/api/v1/orgs/acme/teams", map[string]any{"name": "ops"}), 201, "")
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
 	"github.com/hubctl/hubctl/internal/hubtypes"
 )
@@ -40,10 +41,12 @@ func (a *api) setQuota(w http.ResponseWriter, r *http.Request, p *authz.Principa
 
 func (a *api) getUsage(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
 	ns := r.PathValue("ns")
-	if ok, err := a.mayViewUsage(r.Context(), p, ns); err != nil {
+	// Outsiders get the answer of a missing namespace whether or not it exists, so
+	// the endpoint cannot be used to probe which user and organisation names exist.
+	if ok, err := a.mayViewUsage(r.Context(), p, ns); errors.Is(err, accounts.ErrNotFound) || (err == nil && !ok) {
+		return namespaceNotFound(ns)
+	} else if err != nil {
 		return err
-	} else if !ok {
-		return denied("the usage of %s is shown to its administrators only", ns)
 	}
 	u, err := a.usage(r.Context(), ns)
 	if err != nil {
@@ -76,6 +79,12 @@ func (a *api) mayViewUsage(ctx context.Context, p *authz.Principal, ns string) (
 	return true, nil
 }
 
+// namespaceNotFound is the one answer for a namespace that is missing or not the
+// caller's to see.
+func namespaceNotFound(ns string) error {
+	return notFound("namespace %s not found", ns)
+}
+
 func (a *api) usage(ctx context.Context, ns string) (*hubtypes.Usage, error) {
 	used, quota, err := a.store.Usage(ctx, ns)
 	if err != nil {
@@ -87,6 +96,9 @@ func (a *api) usage(ctx context.Context, ns string) (*hubtypes.Usage, error) {
 // withUsage returns the namespace's usage when p may see it, else nil (also for a
 // name with no namespace, such as a robot's).
 func (a *api) withUsage(ctx context.Context, p *authz.Principal, ns string) (*hubtypes.Usage, error) {
+	if !p.MayReadHub(scope.HubQuotas) {
+		return nil, nil
+	}
 	ok, err := a.mayViewUsage(ctx, p, ns)
 	if errors.Is(err, accounts.ErrNotFound) || (err == nil && !ok) {
 		return nil, nil

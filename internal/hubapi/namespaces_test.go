@@ -41,7 +41,7 @@ func TestQuotaAndUsage(t *testing.T) {
 			t.Errorf("GET usage = %+v", u)
 		}
 	}
-	f.want(f.do(asBob, "GET", "/api/v1/namespaces/acme/usage", nil), 403, "DENIED")
+	f.want(f.do(asBob, "GET", "/api/v1/namespaces/acme/usage", nil), 404, "NAME_UNKNOWN")
 	f.want(f.do(anon, "GET", "/api/v1/namespaces/acme/usage", nil), 401, "UNAUTHORIZED")
 	f.want(f.do(asAdmin, "GET", "/api/v1/namespaces/ghost/usage", nil), 404, "NAME_UNKNOWN")
 	// A personal namespace: its user and site admins.
@@ -49,7 +49,7 @@ func TestQuotaAndUsage(t *testing.T) {
 	if u != (hubtypes.Usage{Namespace: "bob", UsedBytes: 300}) {
 		t.Errorf("GET bob usage = %+v", u)
 	}
-	f.want(f.do(asAlice, "GET", "/api/v1/namespaces/bob/usage", nil), 403, "DENIED")
+	f.want(f.do(asAlice, "GET", "/api/v1/namespaces/bob/usage", nil), 404, "NAME_UNKNOWN")
 
 	// The organisation and the user report it to those who may see it.
 	o := decodeAs[hubtypes.Org](t, f.want(f.do(asAlice, "GET", "/api/v1/orgs/acme", nil), 200, ""))

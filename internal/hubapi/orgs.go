@@ -47,6 +47,9 @@ func (a *api) createOrg(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if p.User.Robot {
 		return denied("a robot cannot create organisations")
 	}
+	if err := accounts.CheckName(req.Name); err != nil {
+		return err
+	}
 	var vis accounts.Visibility
 	if req.DefaultVisibility != "" {
 		var err error
@@ -141,6 +144,12 @@ func (a *api) createTeam(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	}
 	var req hubtypes.CreateTeamRequest
 	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := accounts.CheckName(req.Name); err != nil {
+		return err
+	}
+	if err := accounts.CheckDescription(req.Description); err != nil {
 		return err
 	}
 	t := accounts.Team{Org: ns.Name, Name: req.Name, Description: req.Description}

@@ -1,10 +1,12 @@
 package hubapi
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/ratelimit"
 	"github.com/hubctl/hubctl/internal/errcode"
 )
 
@@ -27,9 +29,11 @@ func (x *Authenticator) Principal(w http.ResponseWriter, r *http.Request) (*auth
 		return nil, nil
 	}
 	p, err := x.a.authenticate(r)
-	if tm, ok := err.(*tooMany); ok {
-		w.Header().Set("Retry-After", strconv.Itoa(tm.retryAfter))
-		return nil, errcode.New(errcode.TooManyRequests, "too many failed sign-ins; retry in %d s", tm.retryAfter)
+	var tm *ratelimit.TooManyError
+	if errors.As(err, &tm) {
+		x.a.log.WarnContext(r.Context(), "sign-in refused by the rate limit", "remote", remoteAddr(r), "reason", tm.Reason)
+		w.Header().Set("Retry-After", strconv.Itoa(tm.RetryAfterSeconds()))
+		return nil, errcode.New(errcode.TooManyRequests, "%s; retry in %d s", tm.Reason, tm.RetryAfterSeconds())
 	}
 	return p, err
 }

@@ -19,6 +19,9 @@ const MaxTokenDays = 3650
 // checkTokenRequest validates req and normalises its scopes to their canonical form, so
 // lists show them as the registry will apply them.
 func checkTokenRequest(req *hubtypes.CreateTokenRequest) error {
+	if err := accounts.CheckTokenName(req.Name); err != nil {
+		return err
+	}
 	if len(req.Scopes) == 0 {
 		return invalid("a token needs at least one scope, e.g. repository:team/app:pull")
 	}
@@ -27,8 +30,13 @@ func checkTokenRequest(req *hubtypes.CreateTokenRequest) error {
 		if err != nil {
 			return invalid("%v", err)
 		}
-		if !sc.Known() {
-			return invalid("scope %q: resource type %q is never granted (repository, registry)", s, sc.Type)
+		switch {
+		case sc.Type == scope.TypeHub:
+			if err := scope.CheckHubScope(sc); err != nil {
+				return invalid("%v", err)
+			}
+		case !sc.Known():
+			return invalid("scope %q: resource type %q is never granted (repository, registry, hub)", s, sc.Type)
 		}
 		req.Scopes[i] = sc.String()
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/hubtypes"
 )
 
@@ -58,6 +59,9 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err := accounts.CheckName(req.Name); err != nil {
 		return err
 	}
+	if err := accounts.CheckEmail(req.Email); err != nil {
+		return err
+	}
 	if err := checkPassword(req.Password); err != nil {
 		return err
 	}
@@ -83,6 +87,9 @@ func self(p *authz.Principal, name string) bool { return p.User.Name == name }
 func (a *api) getUser(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
 	name := r.PathValue("name")
 	if !self(p, name) {
+		if err := requireHubRead(p, scope.HubAccounts); err != nil {
+			return err
+		}
 		if err := requireAdmin(p); err != nil {
 			return err
 		}
@@ -123,6 +130,9 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	}
 	var changed []string
 	if req.Email != nil {
+		if err := accounts.CheckEmail(*req.Email); err != nil {
+			return err
+		}
 		u.Email = *req.Email
 		changed = append(changed, "email")
 	}

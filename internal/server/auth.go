@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -55,8 +56,16 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 	}
 	verifier := &token.Verifier{Keys: keys, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Service}
 	policy := &authz.Policy{Store: store}
-	// One limiter for /token and the hub API: a guess counts wherever it is made.
-	limiter := ratelimit.New(tokenserver.MaxFailures, tokenserver.FailureWindow)
+	// One login guard for /token and the hub API: a guess counts wherever it is made.
+	addressFailures := cfg.Auth.MaxAddressLoginFailures
+	if addressFailures == 0 {
+		addressFailures = -1 // off
+	}
+	guard := ratelimit.NewGuard(ratelimit.GuardOptions{
+		MaxFailures:        cfg.Auth.MaxLoginFailures,
+		MaxAddressFailures: addressFailures,
+		Window:             cfg.Auth.LoginFailureWindow,
+	})
 	realm := ""
 	if cfg.ExternalURL != "" {
 		realm = strings.TrimSuffix(cfg.ExternalURL, "/") + "/token"
@@ -72,7 +81,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 			RefreshTTL: cfg.Auth.RefreshTTL,
 			Keys:       keys,
 			Log:        log,
-			Limiter:    limiter,
+			Guard:      guard,
 		},
 		registry: &registry.Auth{
 			Service:   cfg.Auth.Service,
@@ -104,7 +113,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 		Repositories: store,
 		Policy:       policy,
 		Log:          log,
-		Limiter:      limiter,
+		Guard:        guard,
 		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := verifier.Verify(raw)
 			if err != nil {
@@ -202,4 +211,20 @@ func reloadKeys(ctx context.Context, log *slog.Logger, keys *token.KeySet, inter
 			}
 		}
 	}
+}
+
+// warnHostRealm warns when the token realm will follow each request's Host header on
+// a listener others can reach: without external_url the challenge sends clients (and
+// the passwords they log in with) to whatever host the request named, so a proxy or
+// cache that passes or mixes up Host can point clients at another server. On loopback
+// only this machine's clients see it, which is what tests and laptops need.
+func warnHostRealm(log *slog.Logger, cfg config.Config, addr net.Addr) {
+	if cfg.Auth.Mode == "none" || cfg.ExternalURL != "" {
+		return
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return
+	}
+	log.Warn("serving on a non-loopback address without --external-url: the token realm follows each request's Host header; set --external-url (external_url) to the URL clients use",
+		"addr", addr.String())
 }

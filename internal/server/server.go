@@ -64,6 +64,8 @@ type Routes struct {
 	// Charts serves the chart repositories under /charts/ and the ChartMuseum API
 	// under the rest of /api/.
 	Charts http.Handler
+	// Limits, when set, bound what each client may hold (limits.go).
+	Limits *Limits
 }
 
 // NewHandler returns the HTTP handler of the server: the routes, /healthz and /readyz
@@ -95,7 +97,11 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	return withRequestID(accessLog(log, recoverPanics(log, routes)))
+	var h http.Handler = routes
+	if rt.Limits != nil {
+		h = rt.Limits.Wrap(h)
+	}
+	return withRequestID(accessLog(log, recoverPanics(log, h)))
 }
 
 // Run serves the registry configured by cfg until ctx is cancelled, then stops accepting
@@ -203,6 +209,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		co.Auth = ap.charts
 	}
 	routes.Charts = chartrepo.New(co)
+	routes.Limits = newLimits(cfg.Limits, log, ap)
 	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
@@ -223,6 +230,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "storage", storageName(cfg), "database", databaseName(cfg))
+	warnHostRealm(log, cfg, ln.Addr())
 
 	janitorCtx, stopJanitor := context.WithCancel(context.WithoutCancel(ctx))
 	var janitorDone sync.WaitGroup

@@ -39,6 +39,13 @@ func (p Principal) Name() string {
 	return p.User.Name
 }
 
+// MayReadHub reports whether p may read the hub API area (scope.HubAccounts, …):
+// a session (password or a registry token obtained with one) may, as far as its
+// user's rights go; an access token only when one of its scopes names the area.
+func (p Principal) MayReadHub(area string) bool {
+	return p.Token == nil || scope.HubAllows(p.TokenScopes, area, scope.HubRead)
+}
+
 // Policy decides grants from the accounts store.
 type Policy struct {
 	Store accounts.Store

@@ -291,3 +291,60 @@ func Restrict(asked Scope, patterns []Scope) Scope {
 	}
 	return Intersect(asked, allowed)
 }
+
+// TypeHub is the resource type of access-token scopes on the hub API itself:
+// `hub:AREA:ACTIONS`, e.g. `hub:audit:read`. They are never asked for at /token nor
+// granted in a registry token; the hub API checks them on the access token it looked
+// up. AREA is one of HubAreas or `*` (every area); ACTIONS are HubRead and, reserved
+// for areas whose changes a token may one day make, HubWrite.
+const TypeHub = "hub"
+
+// Actions of hub scopes.
+const (
+	HubRead  = "read"
+	HubWrite = "write"
+)
+
+// Areas of the hub API an access token may be given, each named for what it reads.
+// Later APIs (webhooks, workflows, deploy) add their own area here, with the same
+// read/write actions, so existing tokens keep their meaning.
+const (
+	HubAccounts = "accounts" // other users: GET /users, /users/NAME (emails, flags)
+	HubOrgs     = "orgs"     // GET /orgs, /orgs/NAME, /orgs/NAME/robots
+	HubTeams    = "teams"    // teams, their members and grants
+	HubAudit    = "audit"    // GET /audit
+	HubQuotas   = "quotas"   // namespace usage and quotas
+)
+
+// HubAreas lists the areas in the order help texts show them.
+var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas}
+
+// CheckHubScope reports whether sc (of type TypeHub) is one an access token may hold
+// today: a known area or `*`, and only the read action. Write is refused rather than
+// stored without effect: changing accounts, organisations, teams, grants and quotas
+// needs a password session.
+func CheckHubScope(sc Scope) error {
+	if sc.Class != "" {
+		return fmt.Errorf("%w %q: hub scopes have no resource class", ErrInvalid, sc.String())
+	}
+	if sc.Name != All && !slices.Contains(HubAreas, sc.Name) {
+		return fmt.Errorf("%w %q: hub area %q is unknown (want one of %s, or *)", ErrInvalid, sc.String(), sc.Name, strings.Join(HubAreas, ", "))
+	}
+	for _, a := range sc.Actions {
+		if a != HubRead {
+			return fmt.Errorf("%w %q: hub scopes grant read only; changes to accounts, organisations, teams, grants and quotas need a password session", ErrInvalid, sc.String())
+		}
+	}
+	return nil
+}
+
+// HubAllows reports whether the patterns of an access token grant action on the hub
+// API area.
+func HubAllows(patterns []Scope, area, action string) bool {
+	for _, p := range patterns {
+		if p.Type == TypeHub && p.Class == "" && (p.Name == All || p.Name == area) && p.Allows(action) {
+			return true
+		}
+	}
+	return false
+}

@@ -35,8 +35,8 @@ const TokenPrefix = "hub_"
 
 // Login rate limit: this many failures per account and client address per window.
 const (
-	MaxFailures   = 5
-	FailureWindow = 5 * time.Minute
+	MaxFailures   = ratelimit.DefaultMaxFailures
+	FailureWindow = ratelimit.DefaultWindow
 	// touchEvery bounds how often a token's or session's last-used time is written.
 	touchEvery = time.Minute
 	// DefaultRefreshTTL is how long a refresh session lasts unless RefreshTTL says.
@@ -56,9 +56,9 @@ type Server struct {
 	Log        *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
-	// Limiter counts failed logins; nil means one of the server's own. Share one with
-	// the hub API so guesses count wherever they are made.
-	Limiter *ratelimit.Limiter
+	// Guard limits failed logins and concurrent password checks; nil means one of the
+	// server's own. Share one with the hub API so guesses count wherever they are made.
+	Guard *ratelimit.Guard
 
 	once    sync.Once
 	touched sync.Map // "t<id>" or "s<id>" -> time.Time of the last recorded use of a token or session
@@ -69,14 +69,14 @@ type Server struct {
 
 func (s *Server) init() {
 	s.once.Do(func() {
-		if s.Limiter == nil {
-			s.Limiter = ratelimit.New(MaxFailures, FailureWindow)
+		if s.Now == nil {
+			s.Now = time.Now
+		}
+		if s.Guard == nil {
+			s.Guard = ratelimit.NewGuard(ratelimit.GuardOptions{Now: s.Now})
 		}
 		if s.Log == nil {
 			s.Log = slog.New(slog.DiscardHandler)
-		}
-		if s.Now == nil {
-			s.Now = time.Now
 		}
 		if s.RefreshTTL == 0 {
 			s.RefreshTTL = DefaultRefreshTTL
@@ -113,10 +113,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		var e *errcode.Error
-		var tm *tooMany
+		var tm *ratelimit.TooManyError
 		if errors.As(err, &tm) {
-			w.Header().Set("Retry-After", strconv.Itoa(tm.retryAfter))
-			err = errcode.New(errcode.TooManyRequests, "too many failed logins for this account from this address; retry in %d s", tm.retryAfter)
+			// The client's doing, not the server's failure: warn, never error.
+			s.Log.WarnContext(r.Context(), "login refused by the rate limit", "request_id", reqlog.From(r.Context()).RequestID,
+				"remote", clientIP(r), "reason", tm.Reason)
+			w.Header().Set("Retry-After", strconv.Itoa(tm.RetryAfterSeconds()))
+			err = errcode.New(errcode.TooManyRequests, "%s; retry in %d s", tm.Reason, tm.RetryAfterSeconds())
 		} else if errors.Is(err, metadata.ErrUnavailable) {
 			s.Log.WarnContext(r.Context(), "token request: database unavailable", "request_id", reqlog.From(r.Context()).RequestID, "error", err)
 			w.Header().Set("Retry-After", "5")
@@ -299,21 +302,20 @@ func (s *Server) newSession(r *http.Request, u *accounts.User) (string, accounts
 // (the token itself is the long-lived credential, and revoking it must end access).
 func (s *Server) authenticate(r *http.Request, user, pass string) (authz.Principal, bool, error) {
 	ctx := r.Context()
-	now := s.Now()
-	key := strings.ToLower(user) + "|" + clientIP(r)
-	if blocked, wait := s.Limiter.Blocked(key, now); blocked {
-		return authz.Principal{}, false, &tooMany{retryAfter: int(wait.Seconds()) + 1}
-	}
-	p, viaPassword, err := s.check(ctx, user, pass, now)
-	if err != nil {
+	var p authz.Principal
+	var viaPassword bool
+	err := s.Guard.Login(ctx, user, clientIP(r), !strings.HasPrefix(pass, TokenPrefix), func() (bool, error) {
+		var err error
+		p, viaPassword, err = s.check(ctx, user, pass, s.Now())
 		if errors.Is(err, authz.ErrBadCredentials) {
-			s.Limiter.Fail(key, now)
 			s.audit(r, user, "login.failed", "", "bad credentials")
-			return authz.Principal{}, false, errcode.New(errcode.Unauthorized, "invalid username, password or token")
+			return true, errcode.New(errcode.Unauthorized, "invalid username, password or token")
 		}
+		return false, err
+	})
+	if err != nil {
 		return authz.Principal{}, false, err
 	}
-	s.Limiter.Succeed(key)
 	reqlog.From(ctx).User = p.Name()
 	return p, viaPassword, nil
 }
@@ -421,8 +423,3 @@ func clientIP(r *http.Request) string {
 	}
 	return host
 }
-
-// tooMany is a rate-limit refusal; it writes Retry-After with the error.
-type tooMany struct{ retryAfter int }
-
-func (e *tooMany) Error() string { return "too many failed logins" }

@@ -30,6 +30,9 @@ func (s *Store) CreateUser(ctx context.Context, u accounts.User) (accounts.User,
 	if err := accounts.CheckNamespaceName(u.Name); err != nil {
 		return accounts.User{}, fmt.Errorf("create user: %w", err)
 	}
+	if err := accounts.CheckEmail(u.Email); err != nil {
+		return accounts.User{}, fmt.Errorf("create user %s: %w", u.Name, err)
+	}
 	switch {
 	case u.Robot && u.PasswordHash != "":
 		return accounts.User{}, fmt.Errorf("create user %s: a robot has no password: %w", u.Name, accounts.ErrInvalid)
@@ -146,6 +149,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]accounts.User, error) {
 // named u.Name; the name, robot flag and owner are fixed at creation. A new password
 // hash, or disabling the user, ends every session of theirs in the same transaction.
 func (s *Store) UpdateUser(ctx context.Context, u accounts.User) error {
+	if err := accounts.CheckEmail(u.Email); err != nil {
+		return fmt.Errorf("update user %s: %w", u.Name, err)
+	}
 	err := s.write(ctx, func(q querier) error {
 		var (
 			id            int64

@@ -14,6 +14,9 @@ func (s *Store) CreateTeam(ctx context.Context, t accounts.Team) error {
 	if err := accounts.CheckName(t.Name); err != nil {
 		return fmt.Errorf("create team %s/%s: %w", t.Org, t.Name, err)
 	}
+	if err := accounts.CheckDescription(t.Description); err != nil {
+		return fmt.Errorf("create team %s/%s: %w", t.Org, t.Name, err)
+	}
 	err := s.write(ctx, func(q querier) error {
 		if err := s.checkOrg(ctx, q, t.Org, true); err != nil {
 			return err

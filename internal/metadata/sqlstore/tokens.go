@@ -7,13 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 )
-
-// maxTokenName bounds a token name: it is shown in tables and audit lines.
-const maxTokenName = 100
 
 // CreateToken stores a token for an existing user and returns it with its ID and
 // creation time. Its name must be free among the user's tokens not revoked
@@ -57,10 +53,7 @@ func (s *Store) CreateToken(ctx context.Context, t accounts.AccessToken) (accoun
 }
 
 func checkTokenName(name string) error {
-	if name == "" || len(name) > maxTokenName || strings.ContainsFunc(name, unicode.IsControl) {
-		return fmt.Errorf("token name %q: want 1 to %d printable characters: %w", name, maxTokenName, accounts.ErrInvalid)
-	}
-	return nil
+	return accounts.CheckTokenName(name)
 }
 
 const tokenColumns = "id, username, name, scopes, expires_at, last_used_at, created_at, revoked_at"
@@ -176,6 +169,9 @@ func (s *Store) Audit(ctx context.Context, e accounts.AuditEntry) error {
 	if e.Actor == "" || e.Action == "" {
 		return fmt.Errorf("audit %q by %q: actor and action are required: %w", e.Action, e.Actor, accounts.ErrInvalid)
 	}
+	// Entries carry what clients sent (a failed login's user name): stored escaped and
+	// bounded, never raw.
+	e = e.Clean()
 	err := s.write(ctx, func(q querier) error {
 		_, err := q.Exec(ctx, `INSERT INTO audit_log (time, actor, action, target, remote, detail)
 			VALUES ($1, $2, $3, $4, $5, $6)`, nanos(e.Time), e.Actor, e.Action, e.Target, e.Remote, e.Detail)

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) accounts.Store) {
 	}{
 		{"Users", testUsers},
 		{"Names", testNames},
+		{"FieldLimits", testFieldLimits},
 		{"Robots", testRobots},
 		{"Orgs", testOrgs},
 		{"SharedNameSpace", testSharedNameSpace},

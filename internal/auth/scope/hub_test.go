@@ -1,0 +1,57 @@
+package scope
+
+import "testing"
+
+func TestHubScopes(t *testing.T) {
+	for _, tt := range []struct {
+		in string
+		ok bool
+	}{
+		{"hub:accounts:read", true},
+		{"hub:orgs:read", true},
+		{"hub:teams:read", true},
+		{"hub:audit:read", true},
+		{"hub:quotas:read", true},
+		{"hub:*:read", true},
+		{"hub:accounts:write", false},
+		{"hub:audit:*", false},
+		{"hub:audit:read,write", false},
+		{"hub:webhooks:read", false},
+		{"hub(x):audit:read", false},
+	} {
+		sc, err := ParsePattern(tt.in)
+		if err == nil {
+			err = CheckHubScope(sc)
+		}
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: err %v, want ok=%v", tt.in, err, tt.ok)
+		}
+	}
+	parse := func(ss ...string) []Scope {
+		var out []Scope
+		for _, s := range ss {
+			sc, err := ParsePattern(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, sc)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		patterns []Scope
+		area     string
+		want     bool
+	}{
+		{parse("repository:*:*"), HubAudit, false},
+		{parse("registry:catalog:*"), HubAccounts, false},
+		{parse("hub:audit:read"), HubAudit, true},
+		{parse("hub:audit:read"), HubTeams, false},
+		{parse("hub:*:read"), HubTeams, true},
+		{parse("repository:a/b:pull", "hub:teams:read"), HubTeams, true},
+	} {
+		if got := HubAllows(tt.patterns, tt.area, HubRead); got != tt.want {
+			t.Errorf("HubAllows(%v, %s) = %v, want %v", tt.patterns, tt.area, got, tt.want)
+		}
+	}
+}
