@@ -59,7 +59,7 @@ type Config struct {
 	Limits      Limits `yaml:"limits"`
 }
 
-// Limits bound what one client may hold of the server (docs/security-hardening.md).
+// Limits bound what one client may hold of the server (docs/security.md).
 // A client is an account when the request carries a valid registry token, else its
 // address (an IPv6 /64). They are kept by each replica for itself.
 type Limits struct {
