@@ -132,8 +132,8 @@ type server struct {
 	done    chan struct{} // closed when the process has exited
 	waitErr error
 	stopped bool
-	args    []string // extra serve flags, kept for Restart
-	env     []string // extra environment (e.g. storage credentials), kept for Restart
+	args    []string    // extra serve flags, kept for Restart
+	env     []string    // extra environment (e.g. storage credentials), kept for Restart
 	addrCh  chan string // the listening address, once the process prints it
 }
 
