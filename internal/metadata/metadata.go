@@ -30,6 +30,9 @@ var (
 	// ErrUploadConflict is returned by UpdateUpload when the session's offset is not the
 	// one the caller read (another request appended in between).
 	ErrUploadConflict = errors.New("upload session was modified concurrently")
+	// ErrUploadBusy is returned by BeginUploadWrite while another request, on any
+	// replica, holds the right to write to the session.
+	ErrUploadBusy = errors.New("upload session is being written by another request")
 	// ErrQuotaExceeded is returned by LinkBlob when linking a blob new to the
 	// repository's namespace would take the namespace's usage over its quota; the
 	// wrapping message names the namespace, the quota and the usage.
@@ -171,6 +174,9 @@ type Upload struct {
 	BackendState []byte
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// Writer is the request holding the session's write (BeginUploadWrite), for
+	// UpdateUpload; "" when the caller took none.
+	Writer string
 }
 
 // Store is the metadata store. Implementations are safe for concurrent use.
@@ -314,9 +320,24 @@ type Store interface {
 	// GetUpload returns an upload session, or ErrUploadNotFound.
 	GetUpload(ctx context.Context, id string) (Upload, error)
 	// UpdateUpload stores the session's new offset and states if its offset is still
-	// prevOffset, else returns ErrUploadConflict (ErrUploadNotFound if it is gone). It
-	// ends the session's reservation (ReserveUpload): the bytes are in Offset now.
+	// prevOffset and its write is held by u.Writer (or by nobody, when u.Writer is ""),
+	// else returns ErrUploadConflict (ErrUploadNotFound if it is gone). It ends the
+	// session's reservation (ReserveUpload) and the write: the bytes are in Offset now.
 	UpdateUpload(ctx context.Context, u Upload, prevOffset int64) error
+	// BeginUploadWrite makes writer the one request that may write to session id, for
+	// ttl unless renewed, if the session's offset is still offset (else
+	// ErrUploadConflict; ErrUploadNotFound when it is gone) and no other writer holds
+	// it (else ErrUploadBusy). The blob store is written only after it: two requests on
+	// two replicas never write one session's next bytes at once (on S3 the second part
+	// of one number would replace the first). Holds are judged by the database's clock.
+	BeginUploadWrite(ctx context.Context, id string, offset int64, writer string, ttl time.Duration) error
+	// RenewUploadWrite extends writer's hold on session id to ttl from now, or returns
+	// ErrUploadConflict when writer no longer holds it (ErrUploadNotFound when the
+	// session is gone).
+	RenewUploadWrite(ctx context.Context, id, writer string, ttl time.Duration) error
+	// EndUploadWrite gives writer's hold on session id up (idempotent), for a request
+	// that failed before UpdateUpload.
+	EndUploadWrite(ctx context.Context, id, writer string) error
 	// DeleteUpload removes a session (idempotent).
 	DeleteUpload(ctx context.Context, id string) error
 	// ClaimUpload marks session id claimed and reports whether this call did: with a

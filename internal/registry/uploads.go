@@ -221,9 +221,15 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name strin
 		}
 		body = io.LimitReader(body, want)
 	}
+	// The one writer of the session, on every replica, before any byte is written:
+	// a second request at this offset would write the same S3 part (write.go).
+	ctx, hold, err := h.beginWrite(r.Context(), w, name, &u)
+	if err != nil {
+		return u, err
+	}
+	defer hold.release()
 	// Room in the quota before any byte is written (quota.go): all of a known length
 	// at once, a streamed body as it comes.
-	ctx := r.Context()
 	reserved := false
 	var streaming *reservingReader
 	switch want := knownLength(r, body); {
@@ -252,7 +258,10 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name strin
 			return u, reserveError(name, u.ID, streaming.err)
 		}
 		if errors.Is(err, blobstore.ErrUploadNotFound) {
-			return u, errcode.New(errcode.BlobUploadUnknown, "upload %s has no data", u.ID)
+			return u, h.lostUpload(ctx, name, u, err)
+		}
+		if cause := context.Cause(ctx); errors.Is(cause, errWriteLost) {
+			return u, writeLost(w, name, u, cause)
 		}
 		return u, storeWriteError(err, br, "")
 	}
@@ -266,6 +275,8 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name strin
 		}
 		return u, err
 	}
+	hold.recorded = true
+	u.Writer = ""
 	return u, nil
 }
 
@@ -328,7 +339,13 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 			return err
 		}
 	}
-	ctx := r.Context()
+	// The commit writes too (it completes the multipart upload): no PATCH may add to
+	// the session meanwhile.
+	ctx, hold, err := h.beginWrite(r.Context(), w, name, &u)
+	if err != nil {
+		return err
+	}
+	defer hold.release()
 	// Pin before CommitUpload, which may keep bytes already stored (docs/design/gc.md).
 	pinned, err := h.o.Meta.PinBlob(ctx, d, u.Offset)
 	if err != nil {
@@ -338,7 +355,7 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 	if err != nil {
 		h.unpin(ctx, d, pinned)
 		if errors.Is(err, blobstore.ErrUploadNotFound) {
-			return errcode.New(errcode.BlobUploadUnknown, "upload %s has no data", u.ID)
+			return h.lostUpload(ctx, name, u, err)
 		}
 		return storeWriteError(err, nil, d)
 	}
@@ -351,6 +368,7 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		}
 		return err
 	}
+	hold.recorded = true    // the commit deleted the session
 	blobCreated(w, name, d) // the commit finished the session
 	return nil
 }

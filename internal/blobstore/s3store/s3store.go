@@ -434,6 +434,16 @@ func isNoSuchUpload(err error) bool {
 	return apiCode(err) == "NoSuchUpload"
 }
 
+// isInvalidPart reports a completion refused because a listed part is missing or its
+// ETag is not the stored part's.
+func isInvalidPart(err error) bool {
+	switch apiCode(err) {
+	case "InvalidPart", "InvalidPartOrder":
+		return true
+	}
+	return false
+}
+
 // isUnavailable tells a store that is down, overloaded or failing from a request it
 // refused (403, 404, 400), which retrying would not fix.
 func isUnavailable(err error) bool {

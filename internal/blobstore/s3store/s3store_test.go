@@ -362,6 +362,30 @@ func TestAppendFailsAfterParts(t *testing.T) {
 	checkBlob(t, s, d, loc, data)
 }
 
+// TestCommitOfOverwrittenPartIsUploadNotFound: two appends from one state on two
+// replicas write the same part number, the second replacing the first; committing the
+// first's state then can never succeed, and says so with ErrUploadNotFound (the
+// registry discards the session and the client starts again), not a store failure
+// (issue 16, item 6).
+func TestCommitOfOverwrittenPartIsUploadNotFound(t *testing.T) {
+	a := newStore(t, nil)
+	b := newStoreOn(t, a)
+	ctx := context.Background()
+	first, second := storetest.Random(t, 6*mib), storetest.Random(t, 6*mib)
+	id := storetest.NewID(t)
+	st := storetest.CreateUpload(t, a, id)
+	won := storetest.Append(t, a, id, st, first)
+	storetest.Append(t, b, id, st, second)
+	_, err := a.CommitUpload(ctx, id, won, digest.FromBytes(first))
+	if !errors.Is(err, blobstore.ErrUploadNotFound) || errors.Is(err, blobstore.ErrUnavailable) {
+		t.Fatalf("CommitUpload of the overwritten state = %v, want ErrUploadNotFound", err)
+	}
+	if err := a.AbortUpload(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeftovers(t, a)
+}
+
 func TestAbortRemovesEverything(t *testing.T) {
 	s := newStore(t, nil)
 	ctx := context.Background()

@@ -395,6 +395,11 @@ func (s *Store) CommitUpload(ctx context.Context, id string, st blobstore.Upload
 	}
 	src, m, err := s.materialize(ctx, id, dir, st, b, m, verified)
 	if err != nil {
+		if isInvalidPart(err) {
+			// A part the state lists was replaced (written twice, by two requests) or
+			// is gone: these bytes can never be completed as recorded.
+			return "", fmt.Errorf("s3store: commit upload %s: the stored parts differ from the upload's state: %v: %w", id, err, blobstore.ErrUploadNotFound)
+		}
 		if isNoSuchUpload(err) || isNotFound(err) {
 			return "", fmt.Errorf("s3store: commit upload %s: %v: %w", id, err, blobstore.ErrUploadNotFound)
 		}

@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"ConcurrentPutSameTag", testConcurrentPutSameTag},
 		{"ConcurrentLinkBlob", testConcurrentLinkBlob},
 		{"ConcurrentUploadUpdate", testConcurrentUploadUpdate},
+		{"UploadWrite", testUploadWrite},
+		{"ConcurrentUploadWrite", testConcurrentUploadWrite},
 		{"PinBlob", testPinBlob},
 		{"CommitReclaimed", testCommitReclaimed},
 		{"BlobLocations", testBlobLocations},

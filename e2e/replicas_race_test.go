@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// streamingRequest sends method url with a body written through a pipe, so a test
+// controls when the server sees each byte. It returns the pipe and a channel that
+// delivers the response (nil and the error when the request failed).
+type streamResult struct {
+	resp *http.Response
+	body []byte
+	err  error
+}
+
+func streamingRequest(t *testing.T, method, url, tok string, length int64, hdr ...string) (*io.PipeWriter, <-chan streamResult) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(method, url, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = length
+	req.Header.Set("Authorization", "Bearer "+tok)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	out := make(chan streamResult, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			pr.CloseWithError(err)
+			out <- streamResult{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		pr.Close()
+		out <- streamResult{resp: resp, body: b}
+	}()
+	return pw, out
+}
+
+// writeAsync writes b to w in the background and closes w, ignoring a reader that has
+// gone (the server answered without reading the body).
+func writeAsync(w *io.PipeWriter, b []byte) {
+	go func() {
+		_, err := w.Write(b)
+		w.CloseWithError(err)
+	}()
+}
+
+// TestReplicasConcurrentPatchesOfOneSession: two PATCHes of one upload session at the
+// same offset, through two replicas, both in flight at once (issue 16, item 6). One
+// wins; the other must not change what the session holds, so the winner's bytes
+// commit and read back, and nothing answers 500.
+func TestReplicasConcurrentPatchesOfOneSession(t *testing.T) {
+	rs := startReplicas(t, 2)
+	a, b := rs[0], rs[1]
+	tok := mustToken(t, a, "admin", adminPassword, "repository:admin/race:pull,push")
+
+	// Each chunk is a whole S3 part (above the 5 MiB minimum): the two requests would
+	// write part 1 of the same multipart upload.
+	const size = 6 << 20
+	chunkA, chunkB := make([]byte, size), make([]byte, size)
+	if _, err := rand.Read(chunkA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rand.Read(chunkB); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, order := range []string{"the first to start finishes first", "the second to start finishes first"} {
+		t.Run(order, func(t *testing.T) {
+			resp, body := send(t, "POST", a.URL("/v2/admin/race/blobs/uploads/"), tok, nil)
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("POST: %s %s", resp.Status, body)
+			}
+			loc := resp.Header.Get("Location")
+			hdr := []string{"Content-Range", fmt.Sprintf("0-%d", size-1), "Content-Type", "application/octet-stream"}
+			// Both requests have read the session (offset 0) before either finishes:
+			// each has sent its first megabyte.
+			wa, ra := streamingRequest(t, "PATCH", a.URL(loc), tok, size, hdr...)
+			if _, err := wa.Write(chunkA[:1<<20]); err != nil {
+				t.Fatalf("PATCH on A: %v", err)
+			}
+			wb, rb := streamingRequest(t, "PATCH", b.URL(loc), tok, size, hdr...)
+			// B may be refused before reading its body; then this write fails, which
+			// is fine.
+			go func() { _, _ = wb.Write(chunkB[:1<<20]) }()
+			time.Sleep(500 * time.Millisecond)
+
+			type req struct {
+				w    *io.PipeWriter
+				res  <-chan streamResult
+				data []byte
+				r    streamResult
+			}
+			first, second := &req{w: wa, res: ra, data: chunkA}, &req{w: wb, res: rb, data: chunkB}
+			if order == "the second to start finishes first" {
+				first, second = second, first
+			}
+			writeAsync(first.w, first.data[1<<20:])
+			first.r = <-first.res
+			writeAsync(second.w, second.data[1<<20:])
+			second.r = <-second.res
+
+			var winner []byte
+			accepted := 0
+			for _, q := range []*req{first, second} {
+				if q.r.err != nil {
+					continue // the server closed a refused request's connection mid-body
+				}
+				switch {
+				case q.r.resp.StatusCode == http.StatusAccepted:
+					accepted++
+					winner = q.data
+				case q.r.resp.StatusCode >= 500:
+					t.Errorf("PATCH: %s", status(q.r))
+				}
+			}
+			if accepted != 1 {
+				t.Fatalf("%d PATCHes accepted, want exactly 1 (first to finish: %v; second: %v)", accepted, status(first.r), status(second.r))
+			}
+			dgst := sha256Digest(winner)
+			resp, body = send(t, "PUT", b.URL(loc+"?digest="+dgst), tok, nil)
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("PUT of the accepted chunk's digest: %s %s", resp.Status, body)
+			}
+			resp, got := pull(t, a, "/v2/admin/race/blobs/"+dgst, tok)
+			if resp.StatusCode != 200 || !bytes.Equal(got, winner) {
+				t.Fatalf("GET: %s, %d bytes, equal %v", resp.Status, len(got), bytes.Equal(got, winner))
+			}
+		})
+	}
+}
+
+func status(r streamResult) string {
+	if r.err != nil {
+		return r.err.Error()
+	}
+	return fmt.Sprintf("%s %s", r.resp.Status, truncate(r.body, 200))
+}
