@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubctl/hubctl/internal/s3test"
 )
 
 // streamingRequest sends method url with a body written through a pipe, so a test
@@ -146,4 +149,77 @@ func status(r streamResult) string {
 		return r.err.Error()
 	}
 	return fmt.Sprintf("%s %s", r.resp.Status, truncate(r.body, 200))
+}
+
+// bucketOf returns the bucket named in replica flags.
+func bucketOf(t *testing.T, args []string) string {
+	t.Helper()
+	for _, a := range args {
+		if b, ok := strings.CutPrefix(a, "--s3-bucket="); ok {
+			return b
+		}
+	}
+	t.Fatal("no --s3-bucket in the replica flags")
+	return ""
+}
+
+// waitUntil polls cond every 200 ms until it holds, for at most limit (a hang guard,
+// not a timing assertion).
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", limit, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestReplicasInterruptedMonolithicPush: a monolithic push (POST ?digest=) streams into
+// a multipart upload at the blob's key; a replica killed in the middle of it, or shut
+// down with a timeout shorter than the push, must not leave that upload in the bucket
+// for ever (issue 16, item 5). Killed, another replica's stale-session purge aborts it;
+// stopped, the replica aborts it before it exits.
+func TestReplicasInterruptedMonolithicPush(t *testing.T) {
+	const size = 64 << 20
+	data := make([]byte, size)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	dgst := sha256Digest(data)
+	// startPush sends the first 24 MiB of the blob to s and waits until its multipart
+	// upload is in the bucket.
+	startPush := func(t *testing.T, s *server, bucket string) {
+		tok := mustToken(t, s, "admin", adminPassword, "repository:admin/mono:pull,push")
+		w, _ := streamingRequest(t, "POST", s.URL("/v2/admin/mono/blobs/uploads/?digest="+dgst), tok, size,
+			"Content-Type", "application/octet-stream")
+		go func() { _, _ = w.Write(data[:24<<20]) }()
+		waitUntil(t, 60*time.Second, "no multipart upload in the bucket during the push", func() bool {
+			return len(s3test.MultipartUploads(t, bucket)) > 0
+		})
+	}
+
+	t.Run("killed, purged by another replica", func(t *testing.T) {
+		env, args, _ := replicaConfig(t)
+		bucket := bucketOf(t, args)
+		a := startServerEnv(t, t.TempDir(), env, args...)
+		b := startServerEnv(t, t.TempDir(), append(env[:len(env):len(env)], "HUBCTL_UPLOADS_MAX_AGE=2s", "HUBCTL_UPLOADS_CLEANUP_INTERVAL=1s"), args...)
+		startPush(t, a, bucket)
+		a.Kill()
+		waitUntil(t, 90*time.Second, fmt.Sprintf("the purge on the other replica left multipart uploads %q", s3test.MultipartUploads(t, bucket)), func() bool {
+			return len(s3test.MultipartUploads(t, bucket)) == 0
+		})
+		_ = b
+	})
+
+	t.Run("stopped with a shutdown timeout shorter than the push", func(t *testing.T) {
+		env, args, _ := replicaConfig(t)
+		bucket := bucketOf(t, args)
+		a := startServerEnv(t, t.TempDir(), append(env[:len(env):len(env)], "HUBCTL_SHUTDOWN_TIMEOUT=1s"), args...)
+		startPush(t, a, bucket)
+		a.Stop()
+		if ups := s3test.MultipartUploads(t, bucket); len(ups) != 0 {
+			t.Fatalf("after the replica stopped: multipart uploads %q left in the bucket", ups)
+		}
+	})
 }

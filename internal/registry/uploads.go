@@ -82,7 +82,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 		if err != nil {
 			return err
 		}
-		n, err := h.o.Blobs.Put(ctx, d, body, r.ContentLength)
+		n, err := h.put(ctx, name, d, body, r.ContentLength)
 		if err != nil {
 			h.unpin(ctx, d, pinned)
 			if capped != nil && capped.hit {
@@ -122,6 +122,42 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 	}
 	uploadAccepted(w, http.StatusAccepted, name, u)
 	return nil
+}
+
+// put stores blob d from body as Blobs.Put does. On a store that keeps storage aside
+// while it writes (an S3 multipart upload), that storage is recorded as an upload
+// session of name before it exists, so the stale-session purge aborts what a process
+// killed mid-push leaves (blobstore.TrackedPutter); the session goes when the put
+// ends, and a failed put's is discarded at once.
+func (h *Handler) put(ctx context.Context, name string, d digest.Digest, body io.Reader, size int64) (int64, error) {
+	tp, ok := h.o.Blobs.(blobstore.TrackedPutter)
+	if !ok {
+		return h.o.Blobs.Put(ctx, d, body, size)
+	}
+	var session string
+	track := func(ctx context.Context) (string, error) {
+		id := uuid.NewString()
+		if err := h.o.Meta.CreateUpload(ctx, metadata.Upload{ID: id, Repository: name}); err != nil {
+			return "", err
+		}
+		session = id
+		return id, nil
+	}
+	n, err := tp.PutTracked(ctx, d, body, size, track)
+	if session == "" {
+		return n, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err != nil {
+		if derr := h.discardUpload(ctx, metadata.Upload{ID: session, Repository: name}, time.Time{}); derr != nil {
+			h.o.Log.WarnContext(ctx, "discard the storage of a failed push; the purge retries", "upload", session, "error", derr)
+		}
+		return n, err
+	}
+	if derr := h.o.Meta.DeleteUpload(ctx, session); derr != nil {
+		h.o.Log.WarnContext(ctx, "delete the session of a finished push; the purge removes it", "upload", session, "error", derr)
+	}
+	return n, nil
 }
 
 // mount links a blob of repository from into name when from holds it.

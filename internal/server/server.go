@@ -219,7 +219,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		handler = wrap(handler)
 	}
 
+	// Requests run under a context of their own, cancelled when the shutdown timeout
+	// passes, so that uploads still running then stop and abort what they were writing.
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
 	srv := &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
@@ -270,7 +275,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("shutdown timeout reached: closing remaining connections", "err", err)
+		cancelRequests()
 		_ = srv.Close()
+		// Uploads cut off abort their multipart uploads and sessions before the stores
+		// close; what a further hang leaves, the stale-session purge removes.
+		waitCtx, cancelWait := context.WithTimeout(context.WithoutCancel(ctx), uploadAbortTimeout)
+		if err := reg.WaitUploads(waitCtx); err != nil {
+			log.Warn("uploads still running at exit; the stale-session purge removes what they leave", "err", err)
+		}
+		cancelWait()
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
@@ -278,6 +291,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	log.Info("stopped")
 	return nil
 }
+
+// uploadAbortTimeout bounds the wait, after the shutdown timeout, for cut-off uploads
+// to abort what they were writing.
+const uploadAbortTimeout = 15 * time.Second
 
 // runJanitor calls clean once at start (sessions may have gone stale while the server
 // was down) and then every interval until ctx ends.

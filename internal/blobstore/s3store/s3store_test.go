@@ -619,3 +619,49 @@ func TestClientHangupIsNotUnavailable(t *testing.T) {
 type failReader struct{ err error }
 
 func (f *failReader) Read([]byte) (int, error) { return 0, f.err }
+
+// TestTrackedPut: a monolithic Put that becomes a multipart upload records it under the
+// upload id track returns, before its first part: cut off mid-way, the multipart upload
+// is found and aborted by AbortUpload of that id, as the stale-session purge does after
+// a crash; finished, it leaves no marker (issue 16, item 5).
+func TestTrackedPut(t *testing.T) {
+	s := newStore(t, func(o *Options) { o.PartSize = MinPartSize })
+	ctx := context.Background()
+	data := storetest.Random(t, 3*MinPartSize+7)
+	d := digest.FromBytes(data)
+
+	id := storetest.NewID(t)
+	tracked := 0
+	track := func(context.Context) (string, error) { tracked++; return id, nil }
+	// The part upload in flight when the body fails is aborted by the store itself;
+	// what a killed process would leave is the marker and the multipart upload it
+	// names, which the marker alone lets AbortUpload find.
+	if _, err := s.PutTracked(ctx, d, storetest.FailAfter(data, 2*MinPartSize+3), int64(len(data)), track); !errors.Is(err, storetest.ErrBody) {
+		t.Fatalf("PutTracked(failing body) = %v", err)
+	}
+	if tracked != 1 {
+		t.Fatalf("track called %d times, want 1", tracked)
+	}
+	m, err := s.getMarker(ctx, s.prefix+"uploads/"+id+"/")
+	if err != nil || m.Upload == "" || m.Key == "" {
+		t.Fatalf("marker after the failed put: %+v, %v; want one naming the multipart upload", m, err)
+	}
+	if err := s.AbortUpload(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeftovers(t, s)
+
+	id = storetest.NewID(t)
+	if n, err := s.PutTracked(ctx, d, bytes.NewReader(data), int64(len(data)), track); err != nil || n != int64(len(data)) {
+		t.Fatalf("PutTracked = %d, %v", n, err)
+	}
+	checkBlob(t, s, d, "", data)
+	checkNoLeftovers(t, s)
+
+	// A blob small enough for one PutObject leaves nothing to track.
+	small := storetest.Random(t, 1000)
+	tracked = 0
+	if _, err := s.PutTracked(ctx, digest.FromBytes(small), bytes.NewReader(small), int64(len(small)), track); err != nil || tracked != 0 {
+		t.Fatalf("PutTracked of a small blob: %v, tracked %d times", err, tracked)
+	}
+}

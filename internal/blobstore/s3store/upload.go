@@ -76,6 +76,10 @@ type marker struct {
 	// Done is the multipart upload completed into the data object, of DoneSize bytes.
 	Done     string `json:"done,omitempty"`
 	DoneSize int64  `json:"doneSize,omitempty"`
+	// Key is where the live multipart upload writes when that is not the upload's own
+	// data key: a tracked Put's, at the blob's key (PutTracked). Only the multipart
+	// upload is aborted there, never an object deleted.
+	Key string `json:"key,omitempty"`
 }
 
 // CreateUpload starts the multipart upload of upload id and records it in the marker.
@@ -557,6 +561,9 @@ func (s *Store) cleanup(ctx context.Context, id, dir string, m marker, discard b
 	}
 	if m.Upload != "" {
 		key := s.dataKey(id)
+		if m.Key != "" {
+			key = m.Key
+		}
 		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &m.Upload})
 		if err != nil && !isNoSuchUpload(err) && !isNotFound(err) {
 			return err
