@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -222,4 +223,93 @@ func TestReplicasInterruptedMonolithicPush(t *testing.T) {
 			t.Fatalf("after the replica stopped: multipart uploads %q left in the bucket", ups)
 		}
 	})
+}
+
+// TestReplicasManifestsCountAgainstQuota: manifests live in the database, up to
+// max_manifest_size each; a namespace whose quota is full of blobs could fill the
+// database with manifests instead (issue 16, item 1). Manifests and tags now count, so
+// pushes through either replica are refused with 403 DENIED once the quota is spent;
+// and a repository holds at most limits.manifests_per_repository manifests and
+// limits.tags_per_repository tags, quota or not.
+func TestReplicasManifestsCountAgainstQuota(t *testing.T) {
+	rs, _ := startReplicaSetEnv(t, 2, []string{"HUBCTL_LIMITS_MANIFESTS_PER_REPOSITORY=6", "HUBCTL_LIMITS_TAGS_PER_REPOSITORY=4"})
+	a, b := rs[0], rs[1]
+	createUser(t, a, "alice", "alice-password-1")
+	tok := mustToken(t, a, "alice", "alice-password-1", "repository:alice/app:pull,push", "repository:alice/big:pull,push")
+	img := newImage(t, "amd64")
+	pushImageAs(t, a, tok, "alice/app", "v1", img)
+	pushImageAs(t, b, tok, "alice/big", "v1", img)
+	// Manifests of 256 KiB, each distinct: padded annotations, as in the report.
+	padded := func(i int) []byte {
+		return bytes.Replace(img.Manifest, []byte(`"schemaVersion":2`),
+			[]byte(fmt.Sprintf(`"schemaVersion":2,"annotations":{"n":"%d","pad":"%s"}`, i, strings.Repeat("x", 256<<10))), 1)
+	}
+	resp, body := apiCall(t, a, http.MethodPut, "/api/v1/namespaces/alice/quota", "admin", adminPassword, map[string]any{"bytes": 2 << 20})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("set quota: %s %s", resp.Status, body)
+	}
+	accepted, refused := 0, 0
+	for i := range 10 {
+		s := rs[i%2]
+		resp, body := send(t, "PUT", s.URL("/v2/alice/big/manifests/"+sha256Digest(padded(i))), tok, padded(i), "Content-Type", mtOCIManifest)
+		switch resp.StatusCode {
+		case http.StatusCreated:
+			accepted++
+		case http.StatusForbidden:
+			refused++
+			wantError(t, resp, body, []int{http.StatusForbidden}, "DENIED")
+		default:
+			t.Fatalf("PUT manifest %d: %s %s", i, resp.Status, truncate(body, 300))
+		}
+	}
+	// 2 MiB hold three such manifests (each counts twice its bytes) and the image.
+	if accepted == 0 || refused == 0 || accepted > 4 {
+		t.Fatalf("%d manifests of 256 KiB accepted and %d refused under a 2 MiB quota; want a few accepted, then refusals", accepted, refused)
+	}
+	var usage struct {
+		Used  int64 `json:"used_bytes"`
+		Quota int64 `json:"quota_bytes"`
+	}
+	resp, body = apiCall(t, b, http.MethodGet, "/api/v1/namespaces/alice/usage", "admin", adminPassword, nil)
+	if err := json.Unmarshal(body, &usage); resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("usage: %s %s", resp.Status, body)
+	}
+	if usage.Used > usage.Quota || usage.Used < int64(accepted)*(256<<10) {
+		t.Fatalf("usage %d of quota %d after %d manifests of 256 KiB", usage.Used, usage.Quota, accepted)
+	}
+
+	// Per-repository bounds, without a quota.
+	resp, body = apiCall(t, a, http.MethodPut, "/api/v1/namespaces/alice/quota", "admin", adminPassword, map[string]any{"bytes": 0})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("clear quota: %s %s", resp.Status, body)
+	}
+	tags := 1 // v1
+	for i := range 6 {
+		s := rs[i%2]
+		resp, body := send(t, "PUT", s.URL(fmt.Sprintf("/v2/alice/app/manifests/t%d", i)), tok, img.Manifest, "Content-Type", mtOCIManifest)
+		if tags < 4 {
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("tag %d of 4: %s %s", tags+1, resp.Status, body)
+			}
+			tags++
+			continue
+		}
+		wantError(t, resp, body, []int{http.StatusForbidden}, "DENIED")
+		if !strings.Contains(string(body), "limits.tags_per_repository") {
+			t.Fatalf("refused tag: %s, want the setting named", body)
+		}
+	}
+	manifests := 1 // the image
+	for i := range 8 {
+		m := bytes.Replace(img.Manifest, []byte(`"schemaVersion":2`), []byte(fmt.Sprintf(`"schemaVersion":2,"annotations":{"m":"%d"}`, i)), 1)
+		resp, body := send(t, "PUT", rs[i%2].URL("/v2/alice/app/manifests/"+sha256Digest(m)), tok, m, "Content-Type", mtOCIManifest)
+		if manifests < 6 {
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("manifest %d of 6: %s %s", manifests+1, resp.Status, body)
+			}
+			manifests++
+			continue
+		}
+		wantError(t, resp, body, []int{http.StatusForbidden}, "DENIED")
+	}
 }

@@ -77,6 +77,11 @@ type Limits struct {
 	// SmallBodyTimeout is the whole time a /token or hub API (/api/v1/) request body
 	// may take.
 	SmallBodyTimeout time.Duration `yaml:"small_body_timeout"`
+	// ManifestsPerRepository bounds the manifests (referrers included) one repository
+	// holds in the database, and TagsPerRepository its tags; 0 means no bound. Unlike
+	// the limits above they hold across replicas: the database enforces them.
+	ManifestsPerRepository int `yaml:"manifests_per_repository"`
+	TagsPerRepository      int `yaml:"tags_per_repository"`
 }
 
 // Auth configures the token service and the registry's token checks.
@@ -206,7 +211,8 @@ func Default() Config {
 		GC:              GC{Interval: DefaultGCInterval, Grace: time.Hour},
 		ShutdownTimeout: 30 * time.Second,
 		Log:             Log{Level: "info", Format: "text"},
-		Limits:          Limits{RequestsPerClient: 256, UploadsPerClient: 32, MinBodyRate: 10 << 10, SlowTimeout: 30 * time.Second, SmallBodyTimeout: 10 * time.Second},
+		Limits: Limits{RequestsPerClient: 256, UploadsPerClient: 32, MinBodyRate: 10 << 10, SlowTimeout: 30 * time.Second, SmallBodyTimeout: 10 * time.Second,
+			ManifestsPerRepository: 1_000_000, TagsPerRepository: 100_000},
 		Auth: Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
 			MaxLoginFailures: 5, MaxAddressLoginFailures: 20, LoginFailureWindow: 5 * time.Minute},
 	}
@@ -367,8 +373,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("auth.max_login_failures must be at least 1 and auth.max_address_login_failures at least 0 (off), got %d and %d",
 			c.Auth.MaxLoginFailures, c.Auth.MaxAddressLoginFailures))
 	}
-	if c.Limits.RequestsPerClient < 0 || c.Limits.UploadsPerClient < 0 || c.Limits.MinBodyRate < 0 {
-		errs = append(errs, errors.New("limits.requests_per_client, limits.uploads_per_client and limits.min_body_rate must not be negative (0 means no limit)"))
+	if c.Limits.RequestsPerClient < 0 || c.Limits.UploadsPerClient < 0 || c.Limits.MinBodyRate < 0 ||
+		c.Limits.ManifestsPerRepository < 0 || c.Limits.TagsPerRepository < 0 {
+		errs = append(errs, errors.New("limits.requests_per_client, limits.uploads_per_client, limits.min_body_rate, "+
+			"limits.manifests_per_repository and limits.tags_per_repository must not be negative (0 means no limit)"))
 	}
 	if c.GC.Interval < 0 || c.GC.Grace < 0 {
 		errs = append(errs, fmt.Errorf("gc.interval and gc.grace must not be negative, got %s and %s", c.GC.Interval, c.GC.Grace))

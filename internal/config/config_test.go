@@ -208,6 +208,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"auth.max_login_failures": "3", "auth.max_address_login_failures": "50", "auth.login_failure_window": "10m",
 		"limits.requests_per_client": "64", "limits.uploads_per_client": "8", "limits.min_body_rate": "1KiB",
 		"limits.slow_timeout": "20s", "limits.small_body_timeout": "5s",
+		"limits.manifests_per_repository": "1000", "limits.tags_per_repository": "100",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

@@ -37,6 +37,10 @@ var (
 	// repository's namespace would take the namespace's usage over its quota; the
 	// wrapping message names the namespace, the quota and the usage.
 	ErrQuotaExceeded = errors.New("storage quota exceeded")
+	// ErrRepositoryFull is returned by PutManifest when a new manifest or tag would
+	// take the repository past its RepositoryLimits; nothing is written. The wrapping
+	// message names the limit.
+	ErrRepositoryFull = errors.New("repository limit reached")
 	// ErrBlobReclaimed is returned by CommitBlob when garbage collection marked or
 	// swept the blob after the caller pinned it: the bytes the caller found in storage
 	// may be gone, so it must pin again and store the bytes again.
@@ -46,6 +50,23 @@ var (
 	// released.
 	ErrGCLeaseLost = errors.New("garbage-collection lease is no longer held")
 )
+
+// RepositoryLimits bound the rows one repository holds in the database, whatever its
+// namespace's quota (there may be none): the manifests (referrers included) and the
+// tags. 0 means no bound.
+type RepositoryLimits struct {
+	Manifests int
+	Tags      int
+}
+
+// RowQuotaBytes is what a tag counts against its namespace's quota, and what a manifest
+// counts beyond its bytes: a database row with its index entries.
+const RowQuotaBytes = 512
+
+// ManifestQuotaBytes is what a manifest of size bytes counts against its namespace's
+// quota: its bytes twice (the payload, and what the database keeps from it: its
+// annotations and references) and a row.
+func ManifestQuotaBytes(size int64) int64 { return 2*size + RowQuotaBytes }
 
 // GCLease is the lease that lets one garbage collection run at a time across every
 // process sharing the database (docs/design/gc.md).
@@ -290,9 +311,14 @@ type Store interface {
 	// ReleaseGCLease gives the lease up if holder holds it; otherwise it does nothing.
 	ReleaseGCLease(ctx context.Context, holder string) error
 
+	// SetRepositoryLimits sets the bounds PutManifest enforces (zero values: none).
+	SetRepositoryLimits(l RepositoryLimits)
 	// PutManifest stores m in its repository, checks refs are present (else
 	// *MissingReferenceError), records referrer edges for m.Subject, and points tag at
-	// it when tag is not empty, all in one transaction.
+	// it when tag is not empty, all in one transaction. A manifest new to the
+	// repository and a new tag must fit in the repository's limits (else
+	// ErrRepositoryFull) and in its namespace's quota, which counts them
+	// (ManifestQuotaBytes, RowQuotaBytes) with the blobs (else ErrQuotaExceeded).
 	PutManifest(ctx context.Context, m Manifest, refs References, tag string) (PutManifestResult, error)
 	// GetManifest returns the manifest with payload, or ErrManifestNotFound.
 	GetManifest(ctx context.Context, repo string, d digest.Digest) (Manifest, error)

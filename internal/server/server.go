@@ -143,6 +143,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
+	meta.SetRepositoryLimits(metadata.RepositoryLimits{Manifests: cfg.Limits.ManifestsPerRepository, Tags: cfg.Limits.TagsPerRepository})
 	defer func() {
 		if err := meta.Close(); err != nil {
 			log.Error("close database", "err", err)

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"DeleteIndexChild", testDeleteIndexChild},
 		{"DeleteRepository", testDeleteRepository},
 		{"Referrers", testReferrers},
+		{"RepositoryLimits", testRepositoryLimits},
 		{"Uploads", testUploads},
 		{"UploadCompareAndSet", testUploadCompareAndSet},
 		{"StaleUploads", testStaleUploads},
