@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -311,5 +312,62 @@ func TestReplicasManifestsCountAgainstQuota(t *testing.T) {
 			continue
 		}
 		wantError(t, resp, body, []int{http.StatusForbidden}, "DENIED")
+	}
+}
+
+// TestReplicasShareLoginLimits: behind a load balancer (the test plays the proxy: the
+// replicas trust 127.0.0.1 and read X-Forwarded-For), failed logins count across
+// replicas, per client address rather than per proxy, and the per-account ceiling
+// never refuses the owner at an address the owner signed in from (issue 16, item 8).
+func TestReplicasShareLoginLimits(t *testing.T) {
+	rs, _ := startReplicaSetEnv(t, 2, []string{"HUBCTL_TRUSTED_PROXIES=127.0.0.1/32", "HUBCTL_AUTH_MAX_ACCOUNT_LOGIN_FAILURES=30"})
+	login := func(s *server, user, pass, from string) int {
+		t.Helper()
+		q := url.Values{"service": {"hubctl"}, "scope": {"repository:admin/x:pull"}}
+		resp, _ := do(t, http.MethodGet, s.URL("/token?"+q.Encode()), nil,
+			map[string]string{"Authorization": basic(user, pass), "X-Forwarded-For": "1.2.3.4, " + from})
+		return resp.StatusCode
+	}
+	// The owner signs in from their usual address, through replica A.
+	if st := login(rs[0], "admin", adminPassword, "203.0.113.10"); st != http.StatusOK {
+		t.Fatalf("admin's first login: %d", st)
+	}
+	// Five guesses at admin from one address, alternating replicas: the limit is one
+	// for both, not five each.
+	for i := range 5 {
+		if st := login(rs[i%2], "admin", "wrong", "198.51.100.1"); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i+1, st)
+		}
+	}
+	for i, s := range rs {
+		if st := login(s, "admin", adminPassword, "198.51.100.1"); st != http.StatusTooManyRequests {
+			t.Fatalf("replica %d after five guesses over both: %d, want 429", i+1, st)
+		}
+	}
+	// A sprayer at one address locks out that address only, not everyone behind the
+	// proxy: another client signs in.
+	for i := range 20 {
+		_ = login(rs[i%2], fmt.Sprintf("user%d", i), "wrong", "198.51.100.2")
+	}
+	if st := login(rs[1], "someone", "x", "198.51.100.2"); st != http.StatusTooManyRequests {
+		t.Fatalf("the sprayer's address after 20 failures: %d, want 429", st)
+	}
+	if st := login(rs[1], "admin", adminPassword, "203.0.113.11"); st != http.StatusOK {
+		t.Fatalf("another client behind the same proxy: %d, want 200", st)
+	}
+	// Guesses from many addresses reach the per-account ceiling (30, five of them made
+	// above): the account refuses new addresses, but never its owner at a known one.
+	for i := range 25 {
+		if st := login(rs[i%2], "admin", "wrong", fmt.Sprintf("198.51.101.%d", i)); st != http.StatusUnauthorized {
+			t.Fatalf("distributed guess %d: %d, want 401", i+1, st)
+		}
+	}
+	if st := login(rs[0], "admin", "wrong", "198.51.102.1"); st != http.StatusTooManyRequests {
+		t.Fatalf("a guess from a new address at the ceiling: %d, want 429", st)
+	}
+	for i, s := range rs {
+		if st := login(s, "admin", adminPassword, "203.0.113.10"); st != http.StatusOK {
+			t.Fatalf("the owner at the known address, replica %d, at the ceiling: %d, want 200", i+1, st)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -57,6 +58,33 @@ type Config struct {
 	ExternalURL string `yaml:"external_url"`
 	Auth        Auth   `yaml:"auth"`
 	Limits      Limits `yaml:"limits"`
+	// TrustedProxies lists, comma-separated, the CIDRs of the reverse proxies whose
+	// TrustedProxyHeader names the client's address; empty trusts none, and the TCP
+	// peer is the client.
+	TrustedProxies string `yaml:"trusted_proxies"`
+	// TrustedProxyHeader is the header those proxies append the client's address to:
+	// "X-Forwarded-For" or "Forwarded". It is read right to left, past the trusted
+	// proxies, so a client cannot choose its own address by sending it.
+	TrustedProxyHeader string `yaml:"trusted_proxy_header"`
+}
+
+// ParseTrustedProxies parses TrustedProxies: CIDRs or single addresses, separated by
+// commas or spaces.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %q is neither a CIDR nor an address", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // Limits bound what one client may hold of the server (docs/security.md).
@@ -107,6 +135,11 @@ type Auth struct {
 	MaxLoginFailures        int           `yaml:"max_login_failures"`
 	MaxAddressLoginFailures int           `yaml:"max_address_login_failures"`
 	LoginFailureWindow      time.Duration `yaml:"login_failure_window"`
+	// MaxAccountLoginFailures failed logins of one account from all addresses together
+	// within LoginFailureWindow close it to addresses it never signed in from, until
+	// the window passes; 0 turns that ceiling off. The counters live in the database,
+	// shared by every replica.
+	MaxAccountLoginFailures int `yaml:"max_account_login_failures"`
 	// AdminPassword is the password of the admin account created at first start. It
 	// comes only from $HUBCTL_ADMIN_PASSWORD: a secret has no place in a config file or
 	// on a command line (ps shows it). Empty: one is generated and printed once.
@@ -214,7 +247,8 @@ func Default() Config {
 		Limits: Limits{RequestsPerClient: 256, UploadsPerClient: 32, MinBodyRate: 10 << 10, SlowTimeout: 30 * time.Second, SmallBodyTimeout: 10 * time.Second,
 			ManifestsPerRepository: 1_000_000, TagsPerRepository: 100_000},
 		Auth: Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
-			MaxLoginFailures: 5, MaxAddressLoginFailures: 20, LoginFailureWindow: 5 * time.Minute},
+			MaxLoginFailures: 5, MaxAddressLoginFailures: 20, LoginFailureWindow: 5 * time.Minute, MaxAccountLoginFailures: 50},
+		TrustedProxyHeader: "X-Forwarded-For",
 	}
 }
 
@@ -368,6 +402,16 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be greater than 0, got %s", name, d))
 		}
+	}
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	if h := strings.ToLower(c.TrustedProxyHeader); h != "x-forwarded-for" && h != "forwarded" {
+		errs = append(errs, fmt.Errorf("trusted_proxy_header must be X-Forwarded-For or Forwarded, got %q", c.TrustedProxyHeader))
+	}
+	if c.Auth.MaxAccountLoginFailures != 0 && c.Auth.MaxAccountLoginFailures < c.Auth.MaxLoginFailures {
+		errs = append(errs, fmt.Errorf("auth.max_account_login_failures must be 0 (off) or at least auth.max_login_failures (%d), got %d",
+			c.Auth.MaxLoginFailures, c.Auth.MaxAccountLoginFailures))
 	}
 	if c.Auth.MaxLoginFailures < 1 || c.Auth.MaxAddressLoginFailures < 0 {
 		errs = append(errs, fmt.Errorf("auth.max_login_failures must be at least 1 and auth.max_address_login_failures at least 0 (off), got %d and %d",

@@ -209,6 +209,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"limits.requests_per_client": "64", "limits.uploads_per_client": "8", "limits.min_body_rate": "1KiB",
 		"limits.slow_timeout": "20s", "limits.small_body_timeout": "5s",
 		"limits.manifests_per_repository": "1000", "limits.tags_per_repository": "100",
+		"auth.max_account_login_failures": "80", "trusted_proxies": "10.0.0.0/8, 192.0.2.1", "trusted_proxy_header": "Forwarded",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

@@ -61,10 +61,21 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 	if addressFailures == 0 {
 		addressFailures = -1 // off
 	}
+	accountFailures := cfg.Auth.MaxAccountLoginFailures
+	if accountFailures == 0 {
+		accountFailures = -1 // off
+	}
+	// The counters live in the database, so replicas count together (issue 16).
+	window := cfg.Auth.LoginFailureWindow
 	guard := ratelimit.NewGuard(ratelimit.GuardOptions{
 		MaxFailures:        cfg.Auth.MaxLoginFailures,
 		MaxAddressFailures: addressFailures,
-		Window:             cfg.Auth.LoginFailureWindow,
+		MaxAccountFailures: accountFailures,
+		Window:             window,
+		Accounts:           store.LoginFailures("pair", cfg.Auth.MaxLoginFailures, window),
+		Addresses:          store.LoginFailures("addr", max(cfg.Auth.MaxAddressLoginFailures, 1), window),
+		Users:              store.LoginFailures("user", max(cfg.Auth.MaxAccountLoginFailures, 1), window),
+		Known:              store.KnownLogins(max(cfg.Auth.RefreshTTL, ratelimit.DefaultKnownFor)),
 	})
 	realm := ""
 	if cfg.ExternalURL != "" {

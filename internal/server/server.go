@@ -216,6 +216,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		{Name: "database", Ping: meta.Ping},
 	})
 
+	proxies, err := config.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	handler = clientAddress(proxies, cfg.TrustedProxyHeader, handler)
 	if wrap != nil {
 		handler = wrap(handler)
 	}
@@ -423,11 +428,14 @@ func storageName(cfg config.Config) string {
 	return cfg.Storage.Driver + "://" + cfg.Storage.S3.Bucket + "/" + cfg.Storage.S3.Prefix
 }
 
-// metaStore is the database: registry metadata, accounts and chart records in one.
+// metaStore is the database: registry metadata, accounts and chart records in one,
+// and the login limits every replica shares.
 type metaStore interface {
 	metadata.Store
 	accounts.Store
 	chartstore.Store
+	LoginFailures(kind string, max int, window time.Duration) *sqlstore.LoginFailures
+	KnownLogins(ttl time.Duration) *sqlstore.KnownLogins
 }
 
 // openMetaStore opens the configured database and runs its migrations.
