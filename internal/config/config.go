@@ -174,8 +174,16 @@ type S3 struct {
 	SecretKey string `yaml:"secret_key"`
 	// Redirect answers blob pulls with 307 to a presigned URL valid RedirectTTL, so
 	// blob bytes go from the bucket to the client directly; off streams them through.
+	// A URL never outlives the registry token of the request that obtained it.
 	Redirect    bool          `yaml:"redirect"`
 	RedirectTTL time.Duration `yaml:"redirect_ttl"`
+	// PresignEndpoint is the base URL clients reach the bucket at, for presigned URLs,
+	// when the server reaches it at another (internal) one; empty means Endpoint.
+	PresignEndpoint string `yaml:"presign_endpoint"`
+	// PresignAccessKey and PresignSecretKey sign presigned URLs instead of AccessKey
+	// and SecretKey, whose key id every URL shows: give them a key that may only read.
+	PresignAccessKey string `yaml:"presign_access_key"`
+	PresignSecretKey string `yaml:"presign_secret_key"`
 }
 
 // Filesystem configures the filesystem blob store.
@@ -237,7 +245,7 @@ func Default() Config {
 	return Config{
 		Addr:            ":5000",
 		Data:            "./hubctl-data",
-		Storage:         Storage{Driver: "filesystem", S3: S3{Redirect: true, RedirectTTL: 5 * time.Minute}},
+		Storage:         Storage{Driver: "filesystem", S3: S3{Redirect: true, RedirectTTL: time.Minute}},
 		DB:              DB{Driver: "sqlite"},
 		MaxManifestSize: 4 << 20,
 		Uploads:         Uploads{MaxAge: 24 * time.Hour, CleanupInterval: 10 * time.Minute},
@@ -369,6 +377,14 @@ func (c *Config) Validate() error {
 			if u, err := url.Parse(c.Storage.S3.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				errs = append(errs, fmt.Errorf("storage.s3.endpoint %q must be an absolute http(s) URL", c.Storage.S3.Endpoint))
 			}
+		}
+		if e := c.Storage.S3.PresignEndpoint; e != "" {
+			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("storage.s3.presign_endpoint %q must be an absolute http(s) URL", e))
+			}
+		}
+		if (c.Storage.S3.PresignAccessKey == "") != (c.Storage.S3.PresignSecretKey == "") {
+			errs = append(errs, errors.New("storage.s3.presign_access_key and storage.s3.presign_secret_key go together"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("storage.driver %q is not supported (want filesystem, s3 or cos)", c.Storage.Driver))

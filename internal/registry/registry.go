@@ -173,11 +173,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if h.o.Auth != nil {
-		access, err := h.authorize(w, r, rt)
+		tok, err := h.authorize(w, r, rt)
 		if err != nil {
 			return err
 		}
-		r = r.WithContext(context.WithValue(r.Context(), accessKey{}, access))
+		r = r.WithContext(context.WithValue(r.Context(), accessKey{}, tok))
 	}
 	m := r.Method
 	switch rt.kind {

@@ -407,6 +407,7 @@ func openBlobStore(ctx context.Context, cfg config.Config) (blobstore.Store, err
 		st, err := s3store.New(ctx, s3store.Options{
 			Preset: cfg.Storage.Driver, Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
 			PathStyle: c.PathStyle, AccessKey: c.AccessKey, SecretKey: c.SecretKey,
+			PresignEndpoint: c.PresignEndpoint, PresignAccessKey: c.PresignAccessKey, PresignSecretKey: c.PresignSecretKey,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open blob store %s: %w", storageName(cfg), err)

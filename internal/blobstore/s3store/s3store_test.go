@@ -665,3 +665,50 @@ func TestTrackedPut(t *testing.T) {
 		t.Fatalf("PutTracked of a small blob: %v, tracked %d times", err, tracked)
 	}
 }
+
+// TestPresignOptions: presigned URLs name PresignEndpoint and carry the key id of the
+// presign credentials, not the store's (issue 16, item 9); the URL works at that
+// endpoint (here the same server under another host name).
+func TestPresignOptions(t *testing.T) {
+	var endpoint, ak string
+	s := newStore(t, func(o *Options) {
+		endpoint, ak = o.Endpoint, o.AccessKey
+		o.PresignEndpoint = strings.Replace(o.Endpoint, "127.0.0.1", "localhost", 1)
+	})
+	ctx := context.Background()
+	data := storetest.Random(t, 1000)
+	d := digest.FromBytes(data)
+	if _, err := s.Put(ctx, d, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.RedirectURL(ctx, d, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(endpoint, "127.0.0.1", "localhost", 1) + "/"
+	if !strings.HasPrefix(u, want) || !strings.Contains(u, "X-Amz-Expires=60&") {
+		t.Fatalf("URL %s: want it at %s, expiring in the default 60 s", u, want)
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("GET at the presign endpoint: %s, %d bytes", resp.Status, len(body))
+	}
+
+	p2, err := New(ctx, Options{Endpoint: endpoint, Bucket: s.bucket, AccessKey: ak, SecretKey: "unused", PathStyle: true,
+		PresignAccessKey: "READONLYKEY", PresignSecretKey: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err = p2.RedirectURL(ctx, d, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(u, "X-Amz-Credential=READONLYKEY%2F") || strings.Contains(u, ak) {
+		t.Fatalf("URL %s: want the presign key id, not the store's", u)
+	}
+}
