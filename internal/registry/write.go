@@ -24,12 +24,14 @@ import (
 const (
 	// writeHoldTTL is how long a hold lasts unless renewed: also how long a session
 	// stays busy after the replica writing it died.
-	writeHoldTTL = 30 * time.Second
+	writeHoldTTL = 15 * time.Second
 	// writeHoldRenew is how often a hold is renewed while the request writes.
 	writeHoldRenew = writeHoldTTL / 3
 	// writeHoldMargin is how long before the hold lapses a writer that could not
 	// renew it stops: time for a part upload in flight to be cut off.
 	writeHoldMargin = writeHoldTTL / 3
+	// writeHoldPoll is how often a request that found the session held tries again.
+	writeHoldPoll = 250 * time.Millisecond
 )
 
 // errWriteLost is the cause of a writing request's cancellation when it lost, or could
@@ -49,11 +51,27 @@ type writeHold struct {
 
 // beginWrite takes the write of session u at u.Offset for this request and returns a
 // context that is cancelled when the hold is lost, and the hold, whose release must be
-// deferred. A session another request is writing is answered 416 with its Range.
+// deferred. A session held by another request is waited for, at most as long as a hold
+// lasts: a holder that died (a replica killed mid-PATCH) stops renewing and its hold
+// lapses, so the client's resume goes on; a holder that is still writing keeps it, and
+// this request is answered 416 with the session's Range, as is one that finds the
+// session moved past the offset it read.
 func (h *Handler) beginWrite(ctx context.Context, w http.ResponseWriter, name string, u *metadata.Upload) (context.Context, *writeHold, error) {
 	writer := uuid.NewString()
-	if err := h.o.Meta.BeginUploadWrite(ctx, u.ID, u.Offset, writer, writeHoldTTL); err != nil {
+	deadline := time.Now().Add(writeHoldTTL + time.Second)
+	for {
+		err := h.o.Meta.BeginUploadWrite(ctx, u.ID, u.Offset, writer, writeHoldTTL)
+		if err == nil {
+			break
+		}
 		switch {
+		case errors.Is(err, metadata.ErrUploadBusy) && time.Now().Before(deadline):
+			select {
+			case <-time.After(writeHoldPoll):
+				continue
+			case <-ctx.Done():
+				return ctx, nil, ctx.Err()
+			}
 		case errors.Is(err, metadata.ErrUploadNotFound):
 			return ctx, nil, uploadUnknown(name, u.ID)
 		case errors.Is(err, metadata.ErrUploadBusy), errors.Is(err, metadata.ErrUploadConflict):
