@@ -148,8 +148,10 @@ type Guard struct {
 	noCeiling bool
 
 	// remembered holds when this process last wrote each account|address to Known,
-	// so a client logging in on every pull does not write each time.
-	remembered sync.Map
+	// so a client logging in on every pull does not write each time; emptied when it
+	// reaches maxRemembered keys (the cost: one write per key after that).
+	rememberMu sync.Mutex
+	remembered map[string]time.Time
 
 	mu    sync.Mutex
 	gates map[string]*gate
@@ -195,7 +197,7 @@ func NewGuard(o GuardOptions) *Guard {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Guard{o: o, noAddress: noAddress, noCeiling: noCeiling, gates: map[string]*gate{}}
+	return &Guard{o: o, noAddress: noAddress, noCeiling: noCeiling, gates: map[string]*gate{}, remembered: map[string]time.Time{}}
 }
 
 // TooManyError refuses a login: the client should retry after RetryAfter.
@@ -261,13 +263,32 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 		// count, or a sprayer with one account of its own would reset it at will; nor
 		// the account's, which counts other addresses' guesses.
 		_ = g.o.Accounts.Succeed(ctx, uk)
-		if last, ok := g.remembered.Load(uk); !ok || now.Sub(last.(time.Time)) >= rememberEvery {
-			if g.o.Known.Remember(ctx, uk, now) == nil {
-				g.remembered.Store(uk, now)
-			}
-		}
+		g.remember(ctx, uk, now)
 	}
 	return err
+}
+
+// maxRemembered bounds Guard.remembered.
+const maxRemembered = 100_000
+
+// remember records a sign-in of uk in Known, unless this process did within
+// rememberEvery.
+func (g *Guard) remember(ctx context.Context, uk string, now time.Time) {
+	g.rememberMu.Lock()
+	last, ok := g.remembered[uk]
+	g.rememberMu.Unlock()
+	if ok && now.Sub(last) < rememberEvery {
+		return
+	}
+	if g.o.Known.Remember(ctx, uk, now) != nil {
+		return
+	}
+	g.rememberMu.Lock()
+	if len(g.remembered) >= maxRemembered {
+		clear(g.remembered)
+	}
+	g.remembered[uk] = now
+	g.rememberMu.Unlock()
 }
 
 // blocked refuses a login of user (key uk) from address key ak that a limit holds:
