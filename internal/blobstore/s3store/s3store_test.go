@@ -712,3 +712,33 @@ func TestPresignOptions(t *testing.T) {
 		t.Fatalf("URL %s: want the presign key id, not the store's", u)
 	}
 }
+
+// TestFailedAppendBurnsItsPartNumbers: an append that failed after starting parts
+// records the part numbers it used in the upload's marker, and the next append numbers
+// its parts after them: a part the S3 server stores late, for a request the store gave
+// up on, can then never replace a part of the upload's state.
+func TestFailedAppendBurnsItsPartNumbers(t *testing.T) {
+	s := newStore(t, func(o *Options) { o.PartSize = MinPartSize })
+	ctx := context.Background()
+	data := storetest.Random(t, 12*mib)
+	id := storetest.NewID(t)
+	st := storetest.CreateUpload(t, s, id)
+	bad := bytes.Repeat([]byte{'x'}, 20*mib)
+	if _, err := s.AppendUpload(ctx, id, st, storetest.FailAfter(bad, 13*mib)); !errors.Is(err, storetest.ErrBody) {
+		t.Fatalf("AppendUpload(failing body) = %v", err)
+	}
+	m, err := s.getMarker(ctx, s.prefix+"uploads/"+id+"/")
+	if err != nil || m.Burned < 2 {
+		t.Fatalf("marker after the failed append: %+v, %v; want the part numbers it used burned", m, err)
+	}
+	st = storetest.Append(t, s, id, st, data)
+	if b := decodeBackend(t, st); len(b.Parts) == 0 || b.Parts[0].N <= m.Burned {
+		t.Fatalf("parts after the failed append: %+v, want them numbered after %d", b.Parts, m.Burned)
+	}
+	d := digest.FromBytes(data)
+	loc, err := s.CommitUpload(ctx, id, st, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBlob(t, s, d, loc, data)
+}
