@@ -42,6 +42,7 @@ var serveFlagKeys = map[string]string{
 	"cos-region":        "storage.s3.region",
 	"cos-bucket":        "storage.s3.bucket",
 	"external-url":      "external_url",
+	"trusted-proxies":   "trusted_proxies",
 }
 
 // NewCmdServe returns `hubctl serve`. runF receives the merged configuration instead of
@@ -128,6 +129,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.StringVar(&flagCfg.Storage.S3.Bucket, "cos-bucket", "", "COS `bucket`, name-APPID (--storage cos)")
 	fl.StringVar(&flagCfg.Auth.Mode, "auth", def.Auth.Mode, "Authentication `mode`: token (Docker token auth) or none (anyone may do anything)")
 	fl.StringVar(&flagCfg.ExternalURL, "external-url", "", "Base `URL` clients reach the hub at, and the token realm's; set it on any non-loopback address (default: each request's own host)")
+	fl.StringVar(&flagCfg.TrustedProxies, "trusted-proxies", "", "Comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For (trusted_proxy_header) names the client's address, for rate limits, logs and the audit log (default: none; the TCP peer is the client)")
 	_ = cmd.MarkFlagDirname("data")
 	_ = cmd.MarkFlagFilename("db")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))

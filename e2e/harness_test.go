@@ -132,8 +132,9 @@ type server struct {
 	done    chan struct{} // closed when the process has exited
 	waitErr error
 	stopped bool
-	args    []string // extra serve flags, kept for Restart
-	env     []string // extra environment (e.g. storage credentials), kept for Restart
+	args    []string    // extra serve flags, kept for Restart
+	env     []string    // extra environment (e.g. storage credentials), kept for Restart
+	addrCh  chan string // the listening address, once the process prints it
 }
 
 // adminPassword is the admin password of servers started with token auth.
@@ -171,6 +172,15 @@ func startServerWith(t testing.TB, dataDir string, args ...string) *server {
 // startServerEnv is startServerWith with extra environment variables, for settings
 // that must not appear on a command line (secrets).
 func startServerEnv(t testing.TB, dataDir string, env []string, args ...string) *server {
+	t.Helper()
+	s := launchServerEnv(t, dataDir, env, args...)
+	s.await()
+	return s
+}
+
+// launchServerEnv starts the process of startServerEnv and returns at once, without
+// waiting for it to listen (see await): tests that start several servers together.
+func launchServerEnv(t testing.TB, dataDir string, env []string, args ...string) *server {
 	t.Helper()
 	logDir := t.TempDir()
 	s := &server{
@@ -228,8 +238,16 @@ func startServerEnv(t testing.TB, dataDir string, env []string, args ...string) 
 			s.dumpLog(200)
 		}
 	})
+	s.addrCh = addrCh
+	return s
+}
+
+// await waits until a launched server listens and answers /readyz.
+func (s *server) await() {
+	t := s.t
+	t.Helper()
 	select {
-	case s.Addr = <-addrCh:
+	case s.Addr = <-s.addrCh:
 	case <-s.done:
 		s.dumpLog(100)
 		t.Fatalf("hubctl serve exited before listening: %v", s.waitErr)
@@ -238,7 +256,6 @@ func startServerEnv(t testing.TB, dataDir string, env []string, args ...string) 
 		t.Fatalf("hubctl serve is listening on %q, want 127.0.0.1:PORT", s.Addr)
 	}
 	s.waitReady()
-	return s
 }
 
 // waitReady polls /readyz until it answers 200. The loop is a hang guard, not a

@@ -45,22 +45,58 @@ func startReplicaSet(t *testing.T, n int) ([]*server, []string) {
 // HUBCTL_GC_INTERVAL).
 func startReplicaSetEnv(t *testing.T, n int, extra []string) ([]*server, []string) {
 	t.Helper()
-	endpoint, access, secret, bucket := s3test.Start(t)
-	dsn := pgtest.Start(t)
-	keys := t.TempDir()
-	env := []string{
-		"HUBCTL_STORAGE_S3_ACCESS_KEY=" + access, "HUBCTL_STORAGE_S3_SECRET_KEY=" + secret,
-		"HUBCTL_DB_PATH=" + dsn, "HUBCTL_AUTH_KEYS_DIR=" + keys,
-	}
-	args := []string{"--storage=s3", "--s3-endpoint=" + endpoint, "--s3-bucket=" + bucket, "--s3-region=us-east-1", "--s3-path-style"}
+	env, args, cmdEnv := replicaConfig(t)
 	out := make([]*server, n)
 	for i := range out {
 		out[i] = startServerEnv(t, t.TempDir(), append(env[:len(env):len(env)], extra...), args...)
 	}
-	cmdEnv := append(cleanEnv("HUBCTL_"), env...)
+	return out, cmdEnv
+}
+
+// replicaConfig makes a fresh bucket and database and returns the environment and
+// flags of a replica on them, and the environment of a hubctl command using them.
+func replicaConfig(t *testing.T) (env, args, cmdEnv []string) {
+	t.Helper()
+	endpoint, access, secret, bucket := s3test.Start(t)
+	dsn := pgtest.Start(t)
+	keys := t.TempDir()
+	env = []string{
+		"HUBCTL_STORAGE_S3_ACCESS_KEY=" + access, "HUBCTL_STORAGE_S3_SECRET_KEY=" + secret,
+		"HUBCTL_DB_PATH=" + dsn, "HUBCTL_AUTH_KEYS_DIR=" + keys,
+	}
+	args = []string{"--storage=s3", "--s3-endpoint=" + endpoint, "--s3-bucket=" + bucket, "--s3-region=us-east-1", "--s3-path-style"}
+	cmdEnv = append(cleanEnv("HUBCTL_"), env...)
 	cmdEnv = append(cmdEnv, "HUBCTL_STORAGE_DRIVER=s3", "HUBCTL_STORAGE_S3_ENDPOINT="+endpoint,
 		"HUBCTL_STORAGE_S3_BUCKET="+bucket, "HUBCTL_STORAGE_S3_REGION=us-east-1", "HUBCTL_STORAGE_S3_PATH_STYLE=true")
-	return out, cmdEnv
+	return env, args, cmdEnv
+}
+
+// TestReplicasStartTogether: replicas started at the same moment on an empty database,
+// an empty bucket and an empty key directory all come up (issue 16, item 7): one
+// migrates, one makes the admin, one makes the first key, and every replica signs
+// and verifies with the same key. Three rounds, each on a fresh database.
+func TestReplicasStartTogether(t *testing.T) {
+	for round := range 3 {
+		t.Run(fmt.Sprintf("round %d", round+1), func(t *testing.T) {
+			env, args, _ := replicaConfig(t)
+			rs := make([]*server, 3)
+			for i := range rs {
+				rs[i] = launchServerEnv(t, t.TempDir(), env, args...)
+			}
+			for _, s := range rs {
+				s.await()
+			}
+			for i, s := range rs {
+				// The admin logs in on every replica, and a token from one is good on
+				// the next: one admin, one key.
+				tok := mustToken(t, s, "admin", adminPassword, "repository:admin/start:pull,push")
+				next := rs[(i+1)%len(rs)]
+				if resp, body := send(t, "GET", next.URL("/v2/"), tok, nil); resp.StatusCode != 200 {
+					t.Fatalf("token of replica %d on replica %d: %s %s", i+1, (i+1)%len(rs)+1, resp.Status, body)
+				}
+			}
+		})
+	}
 }
 
 // pull GETs a blob as a client does: with the token at the registry and, when it

@@ -73,6 +73,19 @@ type Store interface {
 	AbortUpload(ctx context.Context, id string) error
 }
 
+// TrackedPutter is implemented by stores whose Put keeps storage outside the blob's key
+// while it writes (S3: a multipart upload at the key, invisible until completed),
+// which a process killed mid-Put would leave behind for ever. PutTracked is Put that,
+// before it creates such storage, calls track: track records an upload session in the
+// metadata store and returns its id, and the store records under that id what
+// AbortUpload(id) must remove. The caller deletes the session once PutTracked
+// returned nil, and discards it (as a cancel does) when it failed; a session left by a
+// dead process is aborted by the stale-session purge. Stores that leave nothing after
+// a crash (the filesystem clears its temp directory at start) do not implement it.
+type TrackedPutter interface {
+	PutTracked(ctx context.Context, d digest.Digest, r io.Reader, size int64, track func(context.Context) (string, error)) (int64, error)
+}
+
 // UploadState is the resumable state of an upload between requests.
 type UploadState struct {
 	Offset int64

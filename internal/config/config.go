@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -57,6 +58,33 @@ type Config struct {
 	ExternalURL string `yaml:"external_url"`
 	Auth        Auth   `yaml:"auth"`
 	Limits      Limits `yaml:"limits"`
+	// TrustedProxies lists, comma-separated, the CIDRs of the reverse proxies whose
+	// TrustedProxyHeader names the client's address; empty trusts none, and the TCP
+	// peer is the client.
+	TrustedProxies string `yaml:"trusted_proxies"`
+	// TrustedProxyHeader is the header those proxies append the client's address to:
+	// "X-Forwarded-For" or "Forwarded". It is read right to left, past the trusted
+	// proxies, so a client cannot choose its own address by sending it.
+	TrustedProxyHeader string `yaml:"trusted_proxy_header"`
+}
+
+// ParseTrustedProxies parses TrustedProxies: CIDRs or single addresses, separated by
+// commas or spaces.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %q is neither a CIDR nor an address", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // Limits bound what one client may hold of the server (docs/security.md).
@@ -77,6 +105,11 @@ type Limits struct {
 	// SmallBodyTimeout is the whole time a /token or hub API (/api/v1/) request body
 	// may take.
 	SmallBodyTimeout time.Duration `yaml:"small_body_timeout"`
+	// ManifestsPerRepository bounds the manifests (referrers included) one repository
+	// holds in the database, and TagsPerRepository its tags; 0 means no bound. Unlike
+	// the limits above they hold across replicas: the database enforces them.
+	ManifestsPerRepository int `yaml:"manifests_per_repository"`
+	TagsPerRepository      int `yaml:"tags_per_repository"`
 }
 
 // Auth configures the token service and the registry's token checks.
@@ -102,6 +135,11 @@ type Auth struct {
 	MaxLoginFailures        int           `yaml:"max_login_failures"`
 	MaxAddressLoginFailures int           `yaml:"max_address_login_failures"`
 	LoginFailureWindow      time.Duration `yaml:"login_failure_window"`
+	// MaxAccountLoginFailures failed logins of one account from all addresses together
+	// within LoginFailureWindow close it to addresses it never signed in from, until
+	// the window passes; 0 turns that ceiling off. The counters live in the database,
+	// shared by every replica.
+	MaxAccountLoginFailures int `yaml:"max_account_login_failures"`
 	// AdminPassword is the password of the admin account created at first start. It
 	// comes only from $HUBCTL_ADMIN_PASSWORD: a secret has no place in a config file or
 	// on a command line (ps shows it). Empty: one is generated and printed once.
@@ -136,8 +174,16 @@ type S3 struct {
 	SecretKey string `yaml:"secret_key"`
 	// Redirect answers blob pulls with 307 to a presigned URL valid RedirectTTL, so
 	// blob bytes go from the bucket to the client directly; off streams them through.
+	// A URL never outlives the registry token of the request that obtained it.
 	Redirect    bool          `yaml:"redirect"`
 	RedirectTTL time.Duration `yaml:"redirect_ttl"`
+	// PresignEndpoint is the base URL clients reach the bucket at, for presigned URLs,
+	// when the server reaches it at another (internal) one; empty means Endpoint.
+	PresignEndpoint string `yaml:"presign_endpoint"`
+	// PresignAccessKey and PresignSecretKey sign presigned URLs instead of AccessKey
+	// and SecretKey, whose key id every URL shows: give them a key that may only read.
+	PresignAccessKey string `yaml:"presign_access_key"`
+	PresignSecretKey string `yaml:"presign_secret_key"`
 }
 
 // Filesystem configures the filesystem blob store.
@@ -199,16 +245,18 @@ func Default() Config {
 	return Config{
 		Addr:            ":5000",
 		Data:            "./hubctl-data",
-		Storage:         Storage{Driver: "filesystem", S3: S3{Redirect: true, RedirectTTL: 5 * time.Minute}},
+		Storage:         Storage{Driver: "filesystem", S3: S3{Redirect: true, RedirectTTL: time.Minute}},
 		DB:              DB{Driver: "sqlite"},
 		MaxManifestSize: 4 << 20,
 		Uploads:         Uploads{MaxAge: 24 * time.Hour, CleanupInterval: 10 * time.Minute},
 		GC:              GC{Interval: DefaultGCInterval, Grace: time.Hour},
 		ShutdownTimeout: 30 * time.Second,
 		Log:             Log{Level: "info", Format: "text"},
-		Limits:          Limits{RequestsPerClient: 256, UploadsPerClient: 32, MinBodyRate: 10 << 10, SlowTimeout: 30 * time.Second, SmallBodyTimeout: 10 * time.Second},
+		Limits: Limits{RequestsPerClient: 256, UploadsPerClient: 32, MinBodyRate: 10 << 10, SlowTimeout: 30 * time.Second, SmallBodyTimeout: 10 * time.Second,
+			ManifestsPerRepository: 1_000_000, TagsPerRepository: 100_000},
 		Auth: Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
-			MaxLoginFailures: 5, MaxAddressLoginFailures: 20, LoginFailureWindow: 5 * time.Minute},
+			MaxLoginFailures: 5, MaxAddressLoginFailures: 20, LoginFailureWindow: 5 * time.Minute, MaxAccountLoginFailures: 50},
+		TrustedProxyHeader: "X-Forwarded-For",
 	}
 }
 
@@ -330,6 +378,14 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("storage.s3.endpoint %q must be an absolute http(s) URL", c.Storage.S3.Endpoint))
 			}
 		}
+		if e := c.Storage.S3.PresignEndpoint; e != "" {
+			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("storage.s3.presign_endpoint %q must be an absolute http(s) URL", e))
+			}
+		}
+		if (c.Storage.S3.PresignAccessKey == "") != (c.Storage.S3.PresignSecretKey == "") {
+			errs = append(errs, errors.New("storage.s3.presign_access_key and storage.s3.presign_secret_key go together"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("storage.driver %q is not supported (want filesystem, s3 or cos)", c.Storage.Driver))
 	}
@@ -363,12 +419,24 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be greater than 0, got %s", name, d))
 		}
 	}
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	if h := strings.ToLower(c.TrustedProxyHeader); h != "x-forwarded-for" && h != "forwarded" {
+		errs = append(errs, fmt.Errorf("trusted_proxy_header must be X-Forwarded-For or Forwarded, got %q", c.TrustedProxyHeader))
+	}
+	if c.Auth.MaxAccountLoginFailures != 0 && c.Auth.MaxAccountLoginFailures < c.Auth.MaxLoginFailures {
+		errs = append(errs, fmt.Errorf("auth.max_account_login_failures must be 0 (off) or at least auth.max_login_failures (%d), got %d",
+			c.Auth.MaxLoginFailures, c.Auth.MaxAccountLoginFailures))
+	}
 	if c.Auth.MaxLoginFailures < 1 || c.Auth.MaxAddressLoginFailures < 0 {
 		errs = append(errs, fmt.Errorf("auth.max_login_failures must be at least 1 and auth.max_address_login_failures at least 0 (off), got %d and %d",
 			c.Auth.MaxLoginFailures, c.Auth.MaxAddressLoginFailures))
 	}
-	if c.Limits.RequestsPerClient < 0 || c.Limits.UploadsPerClient < 0 || c.Limits.MinBodyRate < 0 {
-		errs = append(errs, errors.New("limits.requests_per_client, limits.uploads_per_client and limits.min_body_rate must not be negative (0 means no limit)"))
+	if c.Limits.RequestsPerClient < 0 || c.Limits.UploadsPerClient < 0 || c.Limits.MinBodyRate < 0 ||
+		c.Limits.ManifestsPerRepository < 0 || c.Limits.TagsPerRepository < 0 {
+		errs = append(errs, errors.New("limits.requests_per_client, limits.uploads_per_client, limits.min_body_rate, "+
+			"limits.manifests_per_repository and limits.tags_per_repository must not be negative (0 means no limit)"))
 	}
 	if c.GC.Interval < 0 || c.GC.Grace < 0 {
 		errs = append(errs, fmt.Errorf("gc.interval and gc.grace must not be negative, got %s and %s", c.GC.Interval, c.GC.Grace))

@@ -203,11 +203,14 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"auth.issuer": "iss", "auth.token_ttl": "2m", "auth.refresh_ttl": "24h", "auth.keys_dir": "/k",
 		"storage.s3.endpoint": "http://127.0.0.1:9000", "storage.s3.region": "us-east-1", "storage.s3.bucket": "b",
 		"storage.s3.prefix": "p", "storage.s3.path_style": "true", "storage.s3.access_key": "ak", "storage.s3.secret_key": "sk",
-		"storage.s3.redirect": "false", "storage.s3.redirect_ttl": "1m",
+		"storage.s3.redirect": "false", "storage.s3.redirect_ttl": "1m", "storage.s3.presign_endpoint": "https://s3.example.com",
+		"storage.s3.presign_access_key": "pak", "storage.s3.presign_secret_key": "psk",
 		"gc.interval": "6h", "gc.grace": "2h",
 		"auth.max_login_failures": "3", "auth.max_address_login_failures": "50", "auth.login_failure_window": "10m",
 		"limits.requests_per_client": "64", "limits.uploads_per_client": "8", "limits.min_body_rate": "1KiB",
 		"limits.slow_timeout": "20s", "limits.small_body_timeout": "5s",
+		"limits.manifests_per_repository": "1000", "limits.tags_per_repository": "100",
+		"auth.max_account_login_failures": "80", "trusted_proxies": "10.0.0.0/8, 192.0.2.1", "trusted_proxy_header": "Forwarded",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

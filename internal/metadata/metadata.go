@@ -30,10 +30,17 @@ var (
 	// ErrUploadConflict is returned by UpdateUpload when the session's offset is not the
 	// one the caller read (another request appended in between).
 	ErrUploadConflict = errors.New("upload session was modified concurrently")
+	// ErrUploadBusy is returned by BeginUploadWrite while another request, on any
+	// replica, holds the right to write to the session.
+	ErrUploadBusy = errors.New("upload session is being written by another request")
 	// ErrQuotaExceeded is returned by LinkBlob when linking a blob new to the
 	// repository's namespace would take the namespace's usage over its quota; the
 	// wrapping message names the namespace, the quota and the usage.
 	ErrQuotaExceeded = errors.New("storage quota exceeded")
+	// ErrRepositoryFull is returned by PutManifest when a new manifest or tag would
+	// take the repository past its RepositoryLimits; nothing is written. The wrapping
+	// message names the limit.
+	ErrRepositoryFull = errors.New("repository limit reached")
 	// ErrBlobReclaimed is returned by CommitBlob when garbage collection marked or
 	// swept the blob after the caller pinned it: the bytes the caller found in storage
 	// may be gone, so it must pin again and store the bytes again.
@@ -43,6 +50,23 @@ var (
 	// released.
 	ErrGCLeaseLost = errors.New("garbage-collection lease is no longer held")
 )
+
+// RepositoryLimits bound the rows one repository holds in the database, whatever its
+// namespace's quota (there may be none): the manifests (referrers included) and the
+// tags. 0 means no bound.
+type RepositoryLimits struct {
+	Manifests int
+	Tags      int
+}
+
+// RowQuotaBytes is what a tag counts against its namespace's quota, and what a manifest
+// counts beyond its bytes: a database row with its index entries.
+const RowQuotaBytes = 512
+
+// ManifestQuotaBytes is what a manifest of size bytes counts against its namespace's
+// quota: its bytes twice (the payload, and what the database keeps from it: its
+// annotations and references) and a row.
+func ManifestQuotaBytes(size int64) int64 { return 2*size + RowQuotaBytes }
 
 // GCLease is the lease that lets one garbage collection run at a time across every
 // process sharing the database (docs/design/gc.md).
@@ -171,6 +195,9 @@ type Upload struct {
 	BackendState []byte
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// Writer is the request holding the session's write (BeginUploadWrite), for
+	// UpdateUpload; "" when the caller took none.
+	Writer string
 }
 
 // Store is the metadata store. Implementations are safe for concurrent use.
@@ -284,9 +311,14 @@ type Store interface {
 	// ReleaseGCLease gives the lease up if holder holds it; otherwise it does nothing.
 	ReleaseGCLease(ctx context.Context, holder string) error
 
+	// SetRepositoryLimits sets the bounds PutManifest enforces (zero values: none).
+	SetRepositoryLimits(l RepositoryLimits)
 	// PutManifest stores m in its repository, checks refs are present (else
 	// *MissingReferenceError), records referrer edges for m.Subject, and points tag at
-	// it when tag is not empty, all in one transaction.
+	// it when tag is not empty, all in one transaction. A manifest new to the
+	// repository and a new tag must fit in the repository's limits (else
+	// ErrRepositoryFull) and in its namespace's quota, which counts them
+	// (ManifestQuotaBytes, RowQuotaBytes) with the blobs (else ErrQuotaExceeded).
 	PutManifest(ctx context.Context, m Manifest, refs References, tag string) (PutManifestResult, error)
 	// GetManifest returns the manifest with payload, or ErrManifestNotFound.
 	GetManifest(ctx context.Context, repo string, d digest.Digest) (Manifest, error)
@@ -314,9 +346,24 @@ type Store interface {
 	// GetUpload returns an upload session, or ErrUploadNotFound.
 	GetUpload(ctx context.Context, id string) (Upload, error)
 	// UpdateUpload stores the session's new offset and states if its offset is still
-	// prevOffset, else returns ErrUploadConflict (ErrUploadNotFound if it is gone). It
-	// ends the session's reservation (ReserveUpload): the bytes are in Offset now.
+	// prevOffset and its write is held by u.Writer (or by nobody, when u.Writer is ""),
+	// else returns ErrUploadConflict (ErrUploadNotFound if it is gone). It ends the
+	// session's reservation (ReserveUpload) and the write: the bytes are in Offset now.
 	UpdateUpload(ctx context.Context, u Upload, prevOffset int64) error
+	// BeginUploadWrite makes writer the one request that may write to session id, for
+	// ttl unless renewed, if the session's offset is still offset (else
+	// ErrUploadConflict; ErrUploadNotFound when it is gone) and no other writer holds
+	// it (else ErrUploadBusy). The blob store is written only after it: two requests on
+	// two replicas never write one session's next bytes at once (on S3 the second part
+	// of one number would replace the first). Holds are judged by the database's clock.
+	BeginUploadWrite(ctx context.Context, id string, offset int64, writer string, ttl time.Duration) error
+	// RenewUploadWrite extends writer's hold on session id to ttl from now, or returns
+	// ErrUploadConflict when writer no longer holds it (ErrUploadNotFound when the
+	// session is gone).
+	RenewUploadWrite(ctx context.Context, id, writer string, ttl time.Duration) error
+	// EndUploadWrite gives writer's hold on session id up (idempotent), for a request
+	// that failed before UpdateUpload.
+	EndUploadWrite(ctx context.Context, id, writer string) error
 	// DeleteUpload removes a session (idempotent).
 	DeleteUpload(ctx context.Context, id string) error
 	// ClaimUpload marks session id claimed and reports whether this call did: with a

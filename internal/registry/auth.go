@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
@@ -16,8 +17,8 @@ import (
 // Auth makes the registry demand bearer tokens of the Docker token spec. The registry
 // checks them with the token service's public keys only: no database call per request.
 type Auth struct {
-	// Verify checks a bearer token and returns its subject and granted access.
-	Verify func(raw string) (subject string, access []scope.Access, err error)
+	// Verify checks a bearer token and returns what it says.
+	Verify func(raw string) (Token, error)
 	// Service is the token service's name, sent in challenges (the JWT audience).
 	Service string
 	// Realm is the token endpoint's absolute URL. Empty: built from each request's
@@ -32,6 +33,17 @@ type Auth struct {
 	// repositories Catalog selects for it, given the raw token (already verified).
 	// When nil, the catalog needs registry:catalog:*.
 	Catalog func(ctx context.Context, raw string) (metadata.CatalogFilter, error)
+}
+
+// Token is what a verified bearer token says.
+type Token struct {
+	// Subject is the account, or Anonymous.
+	Subject string
+	// Access is what it grants.
+	Access []scope.Access
+	// ExpiresAt is when it expires (its exp claim); a presigned URL given to its
+	// bearer never outlives it. Zero: no bound.
+	ExpiresAt time.Time
 }
 
 // grant is what one request needs: a resource and the actions it requires (all of
@@ -116,23 +128,24 @@ func (a *Auth) challenge(w http.ResponseWriter, r *http.Request, gs []grant, err
 // authorize checks the request's bearer token against what it needs. It returns the
 // token's access (for further checks, e.g. the source of a mount) or an error that is
 // sent with a challenge.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt route) ([]scope.Access, error) {
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt route) (Token, error) {
 	a := h.o.Auth
 	gs := required(rt, r.Method)
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
 		a.challenge(w, r, gs, "")
-		return nil, errcode.New(errcode.Unauthorized, "authentication required")
+		return Token{}, errcode.New(errcode.Unauthorized, "authentication required")
 	}
-	subject, access, err := a.Verify(strings.TrimSpace(raw))
+	tok, err := a.Verify(strings.TrimSpace(raw))
 	if err != nil {
 		a.challenge(w, r, gs, "invalid_token")
-		return nil, errcode.New(errcode.Unauthorized, "invalid token: %v", err)
+		return Token{}, errcode.New(errcode.Unauthorized, "invalid token: %v", err)
 	}
+	subject, access := tok.Subject, tok.Access
 	reqlog.From(r.Context()).User = subject
 	if rt.kind == "catalog" && a.Catalog != nil {
 		// Every caller may list what it may pull; getCatalog decides what that is.
-		return access, nil
+		return tok, nil
 	}
 	for _, g := range gs {
 		for _, need := range g.need {
@@ -143,13 +156,13 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt route) ([
 			if denied && subject != a.Anonymous && subject != "" {
 				// The token service was asked for this action by this user and
 				// refused it: asking again cannot help.
-				return nil, errcode.New(errcode.Denied, "requested access to %s is denied", g.sc.Name)
+				return Token{}, errcode.New(errcode.Denied, "requested access to %s is denied", g.sc.Name)
 			}
 			a.challenge(w, r, gs, "insufficient_scope")
-			return nil, errcode.New(errcode.Unauthorized, "the token does not grant %s on %s", need, g.sc.Name)
+			return Token{}, errcode.New(errcode.Unauthorized, "the token does not grant %s on %s", need, g.sc.Name)
 		}
 	}
-	return access, nil
+	return tok, nil
 }
 
 type accessKey struct{}
@@ -160,7 +173,13 @@ func (h *Handler) mayPull(ctx context.Context, repository string) bool {
 	if h.o.Auth == nil {
 		return true
 	}
-	access, _ := ctx.Value(accessKey{}).([]scope.Access)
-	has, _ := allows(access, scope.Scope{Type: scope.TypeRepository, Name: repository}, scope.Pull)
+	tok, _ := ctx.Value(accessKey{}).(Token)
+	has, _ := allows(tok.Access, scope.Scope{Type: scope.TypeRepository, Name: repository}, scope.Pull)
 	return has
+}
+
+// tokenExpiry is when the request's token expires; zero without auth.
+func tokenExpiry(ctx context.Context) time.Time {
+	tok, _ := ctx.Value(accessKey{}).(Token)
+	return tok.ExpiresAt
 }

@@ -26,12 +26,12 @@ func newAuthEnv(t testing.TB) *authEnv {
 	}
 	v := &token.Verifier{Keys: keys, Issuer: "hubctl", Audience: "hubctl"}
 	e := newEnv(t, func(o *Options) {
-		o.Auth = &Auth{Service: "hubctl", Anonymous: "anonymous", Verify: func(raw string) (string, []scope.Access, error) {
+		o.Auth = &Auth{Service: "hubctl", Anonymous: "anonymous", Verify: func(raw string) (Token, error) {
 			c, err := v.Verify(raw)
 			if err != nil {
-				return "", nil, err
+				return Token{}, err
 			}
-			return c.Subject, c.Access, nil
+			return Token{Subject: c.Subject, Access: c.Access, ExpiresAt: c.ExpiresAt}, nil
 		}}
 	})
 	return &authEnv{env: e, issuer: &token.Issuer{Keys: keys, Issuer: "hubctl", Service: "hubctl"}}

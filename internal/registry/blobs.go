@@ -54,8 +54,8 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref stri
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	if rd, ok := h.o.Blobs.(blobstore.Redirector); ok && h.o.RedirectTTL > 0 {
-		u, err := rd.RedirectURL(ctx, d, b.Location, h.o.RedirectTTL)
+	if ttl := h.redirectTTL(ctx); ttl > 0 {
+		u, err := h.o.Blobs.(blobstore.Redirector).RedirectURL(ctx, d, b.Location, ttl)
 		if err == nil {
 			// The presigned URL honours Range itself; the client repeats its headers.
 			hd.Set("Location", u)
@@ -128,6 +128,25 @@ func storeWriteError(err error, body *bodyReader, d digest.Digest) error {
 
 // reclaimRetries bounds how often commitBlob re-pins a blob GC reclaimed meanwhile.
 const reclaimRetries = 5
+
+// redirectTTL is how long a presigned URL answered to this request may work, or 0 to
+// stream the bytes instead: RedirectTTL, but never past the expiry of the token that
+// obtained it, so a URL adds no time to what the token grants (issue 16, item 9). A
+// token within its clock leeway (expired, still accepted) gets the bytes streamed;
+// URLs expire in whole seconds.
+func (h *Handler) redirectTTL(ctx context.Context) time.Duration {
+	if _, ok := h.o.Blobs.(blobstore.Redirector); !ok || h.o.RedirectTTL <= 0 {
+		return 0
+	}
+	ttl := h.o.RedirectTTL
+	if exp := tokenExpiry(ctx); !exp.IsZero() {
+		ttl = min(ttl, time.Until(exp))
+	}
+	if ttl = ttl.Truncate(time.Second); ttl < time.Second {
+		return 0
+	}
+	return ttl
+}
 
 // commitBlob records a durably stored blob, pinned at pinned before its bytes were
 // stored at location loc, and links it into the repository. When GC marked or swept the

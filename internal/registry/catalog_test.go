@@ -30,12 +30,12 @@ func catalogEnv(t *testing.T) (*authEnv, accounts.Store) {
 		acc = o.Meta.(accounts.Store)
 		pol := &authz.Policy{Store: acc}
 		o.Auth = &Auth{Service: "hubctl", Anonymous: authz.Anonymous,
-			Verify: func(raw string) (string, []scope.Access, error) {
+			Verify: func(raw string) (Token, error) {
 				c, err := v.Verify(raw)
 				if err != nil {
-					return "", nil, err
+					return Token{}, err
 				}
-				return c.Subject, c.Access, nil
+				return Token{Subject: c.Subject, Access: c.Access, ExpiresAt: c.ExpiresAt}, nil
 			},
 			Catalog: func(ctx context.Context, raw string) (metadata.CatalogFilter, error) {
 				c, err := v.Verify(raw)

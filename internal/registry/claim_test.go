@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/blobstore/s3store"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/s3test"
@@ -220,4 +222,46 @@ func TestCancelWhileStoreDown(t *testing.T) {
 			t.Fatalf("after the second cancel: objects under %s: %q", prefix, got)
 		}
 	}
+}
+
+// TestCommitOfOverwrittenUploadIsUnknown: a part of the session was replaced behind the
+// database's back (two writers of one part, as two replicas were before sessions had
+// one writer). The commit cannot succeed: it answers 404 BLOB_UPLOAD_UNKNOWN, never
+// 500, and discards the session, so the client starts again and nothing is left in
+// the bucket (issue 16, item 6).
+func TestCommitOfOverwrittenUploadIsUnknown(t *testing.T) {
+	e, _, bucket := newS3Env(t)
+	data, other := make([]byte, 6<<20), make([]byte, 6<<20)
+	rand.Read(data)
+	rand.Read(other)
+	loc := e.chunked("app", data)
+	id := loc[strings.LastIndexByte(loc, '/')+1:]
+	u, err := e.h.o.Meta.GetUpload(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other writer appends from the state both read, before the first recorded.
+	st := blobstore.UploadState{Backend: []byte(`{"upload":"` + decodeUploadID(t, u.BackendState) + `"}`)}
+	if _, err := e.h.o.Blobs.AppendUpload(context.Background(), id, st, bytes.NewReader(other)); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("PUT", loc+"?digest="+digest.FromBytes(data).String(), nil)
+	e.expect(r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	e.expect(e.do("GET", loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	for _, prefix := range []string{"blobs/", "uploads/"} {
+		if got := s3test.Keys(t, bucket, prefix); len(got) != 0 {
+			t.Fatalf("after the refused commit: objects under %s: %q", prefix, got)
+		}
+	}
+}
+
+func decodeUploadID(t *testing.T, backend []byte) string {
+	t.Helper()
+	var b struct {
+		Upload string `json:"upload"`
+	}
+	if err := json.Unmarshal(backend, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Upload
 }

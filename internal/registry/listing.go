@@ -109,8 +109,8 @@ func (h *Handler) getCatalog(w http.ResponseWriter, r *http.Request) error {
 		return h.o.Meta.ListRepositories(r.Context(), last, n)
 	}
 	if a := h.o.Auth; a != nil && a.Catalog != nil {
-		access, _ := r.Context().Value(accessKey{}).([]scope.Access)
-		if has, _ := allows(access, catalogScope, scope.All); !has {
+		tok, _ := r.Context().Value(accessKey{}).(Token)
+		if has, _ := allows(tok.Access, catalogScope, scope.All); !has {
 			raw, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			f, err := a.Catalog(r.Context(), strings.TrimSpace(raw))
 			if err != nil {

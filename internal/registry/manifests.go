@@ -156,6 +156,9 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 			if errors.As(err, &missing) {
 				return errcode.New(errcode.ManifestBlobUnknown, "%v", missing).WithDetail(map[string]string{"digest": missing.Digest.String()})
 			}
+			if errors.Is(err, metadata.ErrQuotaExceeded) || errors.Is(err, metadata.ErrRepositoryFull) {
+				return quotaDenied(err)
+			}
 			return err
 		}
 		// Every successful PUT is a push (re-pushes too, as webhook consumers expect);

@@ -56,6 +56,8 @@ type Handler struct {
 	uploadLocks [64]sync.Mutex
 	// uploadSlots is a semaphore bounding concurrent upload streams.
 	uploadSlots chan struct{}
+	// uploading counts the upload requests in flight, for WaitUploads.
+	uploading sync.WaitGroup
 }
 
 // New returns a Handler serving the distribution API.
@@ -80,10 +82,28 @@ func New(o Options) *Handler {
 func (h *Handler) acquireUpload(w http.ResponseWriter) (func(), error) {
 	select {
 	case h.uploadSlots <- struct{}{}:
-		return func() { <-h.uploadSlots }, nil
+		h.uploading.Add(1)
+		return func() { <-h.uploadSlots; h.uploading.Done() }, nil
 	default:
 		w.Header().Set("Retry-After", "1")
 		return nil, errcode.New(errcode.TooManyRequests, "too many uploads in progress (limit %d), retry shortly", cap(h.uploadSlots))
+	}
+}
+
+// WaitUploads waits until the upload requests in flight have returned, or ctx ends. At
+// shutdown, once their contexts are cancelled, it gives them the time to abort what
+// they were writing (a multipart upload, a session's chunk) before the process exits.
+func (h *Handler) WaitUploads(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		h.uploading.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -153,11 +173,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if h.o.Auth != nil {
-		access, err := h.authorize(w, r, rt)
+		tok, err := h.authorize(w, r, rt)
 		if err != nil {
 			return err
 		}
-		r = r.WithContext(context.WithValue(r.Context(), accessKey{}, access))
+		r = r.WithContext(context.WithValue(r.Context(), accessKey{}, tok))
 	}
 	m := r.Method
 	switch rt.kind {

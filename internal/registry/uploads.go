@@ -82,7 +82,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 		if err != nil {
 			return err
 		}
-		n, err := h.o.Blobs.Put(ctx, d, body, r.ContentLength)
+		n, err := h.put(ctx, name, d, body, r.ContentLength)
 		if err != nil {
 			h.unpin(ctx, d, pinned)
 			if capped != nil && capped.hit {
@@ -122,6 +122,42 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 	}
 	uploadAccepted(w, http.StatusAccepted, name, u)
 	return nil
+}
+
+// put stores blob d from body as Blobs.Put does. On a store that keeps storage aside
+// while it writes (an S3 multipart upload), that storage is recorded as an upload
+// session of name before it exists, so the stale-session purge aborts what a process
+// killed mid-push leaves (blobstore.TrackedPutter); the session goes when the put
+// ends, and a failed put's is discarded at once.
+func (h *Handler) put(ctx context.Context, name string, d digest.Digest, body io.Reader, size int64) (int64, error) {
+	tp, ok := h.o.Blobs.(blobstore.TrackedPutter)
+	if !ok {
+		return h.o.Blobs.Put(ctx, d, body, size)
+	}
+	var session string
+	track := func(ctx context.Context) (string, error) {
+		id := uuid.NewString()
+		if err := h.o.Meta.CreateUpload(ctx, metadata.Upload{ID: id, Repository: name}); err != nil {
+			return "", err
+		}
+		session = id
+		return id, nil
+	}
+	n, err := tp.PutTracked(ctx, d, body, size, track)
+	if session == "" {
+		return n, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err != nil {
+		if derr := h.discardUpload(ctx, metadata.Upload{ID: session, Repository: name}, time.Time{}); derr != nil {
+			h.o.Log.WarnContext(ctx, "discard the storage of a failed push; the purge retries", "upload", session, "error", derr)
+		}
+		return n, err
+	}
+	if derr := h.o.Meta.DeleteUpload(ctx, session); derr != nil {
+		h.o.Log.WarnContext(ctx, "delete the session of a finished push; the purge removes it", "upload", session, "error", derr)
+	}
+	return n, nil
 }
 
 // mount links a blob of repository from into name when from holds it.
@@ -221,9 +257,15 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name strin
 		}
 		body = io.LimitReader(body, want)
 	}
+	// The one writer of the session, on every replica, before any byte is written:
+	// a second request at this offset would write the same S3 part (write.go).
+	ctx, hold, err := h.beginWrite(r.Context(), w, name, &u)
+	if err != nil {
+		return u, err
+	}
+	defer hold.release()
 	// Room in the quota before any byte is written (quota.go): all of a known length
 	// at once, a streamed body as it comes.
-	ctx := r.Context()
 	reserved := false
 	var streaming *reservingReader
 	switch want := knownLength(r, body); {
@@ -252,7 +294,10 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name strin
 			return u, reserveError(name, u.ID, streaming.err)
 		}
 		if errors.Is(err, blobstore.ErrUploadNotFound) {
-			return u, errcode.New(errcode.BlobUploadUnknown, "upload %s has no data", u.ID)
+			return u, h.lostUpload(ctx, name, u, err)
+		}
+		if cause := context.Cause(ctx); errors.Is(cause, errWriteLost) {
+			return u, writeLost(w, name, u, cause)
 		}
 		return u, storeWriteError(err, br, "")
 	}
@@ -266,6 +311,8 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, name strin
 		}
 		return u, err
 	}
+	hold.recorded = true
+	u.Writer = ""
 	return u, nil
 }
 
@@ -328,7 +375,13 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 			return err
 		}
 	}
-	ctx := r.Context()
+	// The commit writes too (it completes the multipart upload): no PATCH may add to
+	// the session meanwhile.
+	ctx, hold, err := h.beginWrite(r.Context(), w, name, &u)
+	if err != nil {
+		return err
+	}
+	defer hold.release()
 	// Pin before CommitUpload, which may keep bytes already stored (docs/design/gc.md).
 	pinned, err := h.o.Meta.PinBlob(ctx, d, u.Offset)
 	if err != nil {
@@ -338,7 +391,7 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 	if err != nil {
 		h.unpin(ctx, d, pinned)
 		if errors.Is(err, blobstore.ErrUploadNotFound) {
-			return errcode.New(errcode.BlobUploadUnknown, "upload %s has no data", u.ID)
+			return h.lostUpload(ctx, name, u, err)
 		}
 		return storeWriteError(err, nil, d)
 	}
@@ -351,6 +404,7 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 		}
 		return err
 	}
+	hold.recorded = true    // the commit deleted the session
 	blobCreated(w, name, d) // the commit finished the session
 	return nil
 }

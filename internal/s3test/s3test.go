@@ -126,6 +126,33 @@ func Keys(t testing.TB, bucket, prefix string) []string {
 	return keys
 }
 
+// MultipartUploads lists the keys of the multipart uploads in progress in a bucket of
+// the shared gateway, sorted: what a store would leak if it never aborted them.
+func MultipartUploads(t testing.TB, bucket string) []string {
+	t.Helper()
+	g, err := get()
+	if err != nil {
+		t.Fatalf("s3test: no S3 server: %v", err)
+	}
+	var keys []string
+	in := &s3.ListMultipartUploadsInput{Bucket: &bucket}
+	for {
+		out, err := g.client.ListMultipartUploads(t.Context(), in)
+		if err != nil {
+			t.Fatalf("s3test: list multipart uploads of %s: %v", bucket, err)
+		}
+		for _, u := range out.Uploads {
+			keys = append(keys, aws.ToString(u.Key))
+		}
+		if !aws.ToBool(out.IsTruncated) || len(out.Uploads) == 0 {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // StartTLS is Start on a second gateway that speaks HTTPS with a self-signed
 // certificate for 127.0.0.1; client is an HTTP client that trusts it.
 func StartTLS(t testing.TB) (endpoint, access, secret, bucket string, client *http.Client) {

@@ -15,7 +15,6 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/password"
 	"github.com/hubctl/hubctl/internal/auth/ratelimit"
-	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/auth/tokenserver"
 	"github.com/hubctl/hubctl/internal/charts/chartrepo"
@@ -61,10 +60,21 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 	if addressFailures == 0 {
 		addressFailures = -1 // off
 	}
+	accountFailures := cfg.Auth.MaxAccountLoginFailures
+	if accountFailures == 0 {
+		accountFailures = -1 // off
+	}
+	// The counters live in the database, so replicas count together (issue 16).
+	window := cfg.Auth.LoginFailureWindow
 	guard := ratelimit.NewGuard(ratelimit.GuardOptions{
 		MaxFailures:        cfg.Auth.MaxLoginFailures,
 		MaxAddressFailures: addressFailures,
-		Window:             cfg.Auth.LoginFailureWindow,
+		MaxAccountFailures: accountFailures,
+		Window:             window,
+		Accounts:           store.LoginFailures("pair", cfg.Auth.MaxLoginFailures, window),
+		Addresses:          store.LoginFailures("addr", max(cfg.Auth.MaxAddressLoginFailures, 1), window),
+		Users:              store.LoginFailures("user", max(cfg.Auth.MaxAccountLoginFailures, 1), window),
+		Known:              store.KnownLogins(max(cfg.Auth.RefreshTTL, ratelimit.DefaultKnownFor)),
 	})
 	realm := ""
 	if cfg.ExternalURL != "" {
@@ -87,12 +97,12 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 			Service:   cfg.Auth.Service,
 			Realm:     realm,
 			Anonymous: authz.Anonymous,
-			Verify: func(raw string) (string, []scope.Access, error) {
+			Verify: func(raw string) (registry.Token, error) {
 				c, err := verifier.Verify(raw)
 				if err != nil {
-					return "", nil, err
+					return registry.Token{}, err
 				}
-				return c.Subject, c.Access, nil
+				return registry.Token{Subject: c.Subject, Access: c.Access, ExpiresAt: c.ExpiresAt}, nil
 			},
 			// The catalog lists to each caller what it may pull (issue 13).
 			Catalog: func(ctx context.Context, raw string) (metadata.CatalogFilter, error) {

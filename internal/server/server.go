@@ -143,6 +143,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
+	meta.SetRepositoryLimits(metadata.RepositoryLimits{Manifests: cfg.Limits.ManifestsPerRepository, Tags: cfg.Limits.TagsPerRepository})
 	defer func() {
 		if err := meta.Close(); err != nil {
 			log.Error("close database", "err", err)
@@ -215,11 +216,21 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		{Name: "database", Ping: meta.Ping},
 	})
 
+	proxies, err := config.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	handler = clientAddress(proxies, cfg.TrustedProxyHeader, handler)
 	if wrap != nil {
 		handler = wrap(handler)
 	}
 
+	// Requests run under a context of their own, cancelled when the shutdown timeout
+	// passes, so that uploads still running then stop and abort what they were writing.
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
 	srv := &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
@@ -270,7 +281,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("shutdown timeout reached: closing remaining connections", "err", err)
+		cancelRequests()
 		_ = srv.Close()
+		// Uploads cut off abort their multipart uploads and sessions before the stores
+		// close; what a further hang leaves, the stale-session purge removes.
+		waitCtx, cancelWait := context.WithTimeout(context.WithoutCancel(ctx), uploadAbortTimeout)
+		if err := reg.WaitUploads(waitCtx); err != nil {
+			log.Warn("uploads still running at exit; the stale-session purge removes what they leave", "err", err)
+		}
+		cancelWait()
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
@@ -278,6 +297,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	log.Info("stopped")
 	return nil
 }
+
+// uploadAbortTimeout bounds the wait, after the shutdown timeout, for cut-off uploads
+// to abort what they were writing.
+const uploadAbortTimeout = 15 * time.Second
 
 // runJanitor calls clean once at start (sessions may have gone stale while the server
 // was down) and then every interval until ctx ends.
@@ -384,6 +407,7 @@ func openBlobStore(ctx context.Context, cfg config.Config) (blobstore.Store, err
 		st, err := s3store.New(ctx, s3store.Options{
 			Preset: cfg.Storage.Driver, Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
 			PathStyle: c.PathStyle, AccessKey: c.AccessKey, SecretKey: c.SecretKey,
+			PresignEndpoint: c.PresignEndpoint, PresignAccessKey: c.PresignAccessKey, PresignSecretKey: c.PresignSecretKey,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open blob store %s: %w", storageName(cfg), err)
@@ -405,11 +429,14 @@ func storageName(cfg config.Config) string {
 	return cfg.Storage.Driver + "://" + cfg.Storage.S3.Bucket + "/" + cfg.Storage.S3.Prefix
 }
 
-// metaStore is the database: registry metadata, accounts and chart records in one.
+// metaStore is the database: registry metadata, accounts and chart records in one,
+// and the login limits every replica shares.
 type metaStore interface {
 	metadata.Store
 	accounts.Store
 	chartstore.Store
+	LoginFailures(kind string, max int, window time.Duration) *sqlstore.LoginFailures
+	KnownLogins(ttl time.Duration) *sqlstore.KnownLogins
 }
 
 // openMetaStore opens the configured database and runs its migrations.

@@ -22,6 +22,51 @@ type Failures interface {
 	Succeed(ctx context.Context, key string) error
 }
 
+// Known remembers the client addresses each account signed in from, so the
+// per-account ceiling never refuses an account's owner at an address the owner used
+// before. KnownLocal is the in-process implementation; one in the shared database lets
+// every replica know what the others saw.
+type Known interface {
+	// Known reports whether key (account|address) signed in since now minus the
+	// implementation's memory.
+	Known(ctx context.Context, key string, now time.Time) (bool, error)
+	// Remember records a sign-in of key at now.
+	Remember(ctx context.Context, key string, now time.Time) error
+}
+
+// KnownLocal returns the in-process Known, remembering sign-ins for ttl (at most
+// 100,000 keys; the oldest go first).
+func KnownLocal(ttl time.Duration) Known { return &knownLocal{ttl: ttl, seen: map[string]time.Time{}} }
+
+type knownLocal struct {
+	mu   sync.Mutex
+	ttl  time.Duration
+	seen map[string]time.Time
+}
+
+func (k *knownLocal) Known(_ context.Context, key string, now time.Time) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	at, ok := k.seen[key]
+	return ok && now.Sub(at) < k.ttl, nil
+}
+
+func (k *knownLocal) Remember(_ context.Context, key string, now time.Time) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.seen[key]; !ok && len(k.seen) >= 100_000 {
+		var oldest string
+		for kk, at := range k.seen {
+			if oldest == "" || at.Before(k.seen[oldest]) {
+				oldest = kk
+			}
+		}
+		delete(k.seen, oldest)
+	}
+	k.seen[key] = now
+	return nil
+}
+
 // Local returns the in-process Failures: a Limiter of max failures per window.
 func Local(max int, window time.Duration) Failures { return local{New(max, window)} }
 
@@ -56,6 +101,14 @@ const (
 	// DefaultMaxWaitingPerAddress password checks from one address may be queued (one of
 	// them running); more are refused at once.
 	DefaultMaxWaitingPerAddress = 8
+	// DefaultMaxAccountFailures failed logins of one account per window, from all
+	// addresses together, close the account to addresses it never signed in from: a
+	// guesser with many addresses gets no more than that many guesses per window.
+	DefaultMaxAccountFailures = 50
+	// DefaultKnownFor is how long an address an account signed in from stays known.
+	DefaultKnownFor = 30 * 24 * time.Hour
+	// rememberEvery bounds how often one account|address sign-in is written to Known.
+	rememberEvery = time.Hour
 )
 
 // maxUserKey bounds the user-name part of a failure key.
@@ -70,9 +123,14 @@ type GuardOptions struct {
 	MaxAddressFailures   int
 	Window               time.Duration
 	MaxWaitingPerAddress int
-	// Accounts and Addresses count failures per account|address and per address; nil
-	// means in-process Limiters.
-	Accounts, Addresses Failures
+	// MaxAccountFailures is the per-account ceiling: failures of one account from every
+	// address together, after which the account accepts logins only from addresses it
+	// signed in from before (Known); < 0 turns it off.
+	MaxAccountFailures int
+	// Accounts, Addresses and Users count failures per account|address, per address and
+	// per account; Known remembers sign-ins. nil means in-process ones (per replica).
+	Accounts, Addresses, Users Failures
+	Known                      Known
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -87,6 +145,13 @@ type GuardOptions struct {
 type Guard struct {
 	o         GuardOptions
 	noAddress bool
+	noCeiling bool
+
+	// remembered holds when this process last wrote each account|address to Known,
+	// so a client logging in on every pull does not write each time; emptied when it
+	// reaches maxRemembered keys (the cost: one write per key after that).
+	rememberMu sync.Mutex
+	remembered map[string]time.Time
 
 	mu    sync.Mutex
 	gates map[string]*gate
@@ -119,10 +184,20 @@ func NewGuard(o GuardOptions) *Guard {
 	if o.Addresses == nil {
 		o.Addresses = Local(o.MaxAddressFailures, o.Window)
 	}
+	noCeiling := o.MaxAccountFailures < 0
+	if o.MaxAccountFailures <= 0 {
+		o.MaxAccountFailures = DefaultMaxAccountFailures
+	}
+	if o.Users == nil {
+		o.Users = Local(o.MaxAccountFailures, o.Window)
+	}
+	if o.Known == nil {
+		o.Known = KnownLocal(DefaultKnownFor)
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Guard{o: o, noAddress: noAddress, gates: map[string]*gate{}}
+	return &Guard{o: o, noAddress: noAddress, noCeiling: noCeiling, gates: map[string]*gate{}, remembered: map[string]time.Time{}}
 }
 
 // TooManyError refuses a login: the client should retry after RetryAfter.
@@ -154,8 +229,9 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 		// No account has such a name; a megabyte of one must not sit in the table.
 		user = user[:maxUserKey]
 	}
-	uk := strings.ToLower(user) + "|" + ak
-	if err := g.blocked(ctx, uk, ak); err != nil {
+	user = strings.ToLower(user)
+	uk := user + "|" + ak
+	if err := g.blocked(ctx, user, uk, ak); err != nil {
 		return err
 	}
 	if hashes && !g.noAddress {
@@ -165,7 +241,7 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 		}
 		defer release()
 		// Failures may have been counted while this check waited for its turn.
-		if err := g.blocked(ctx, uk, ak); err != nil {
+		if err := g.blocked(ctx, user, uk, ak); err != nil {
 			return err
 		}
 	}
@@ -179,15 +255,47 @@ func (g *Guard) Login(ctx context.Context, user, addr string, hashes bool, check
 		if !g.noAddress {
 			_ = g.o.Addresses.Fail(ctx, ak, now)
 		}
+		if !g.noCeiling {
+			_ = g.o.Users.Fail(ctx, user, now)
+		}
 	case err == nil:
 		// Only the pair is forgiven: a login that works must not wipe the address's
-		// count, or a sprayer with one account of its own would reset it at will.
+		// count, or a sprayer with one account of its own would reset it at will; nor
+		// the account's, which counts other addresses' guesses.
 		_ = g.o.Accounts.Succeed(ctx, uk)
+		g.remember(ctx, uk, now)
 	}
 	return err
 }
 
-func (g *Guard) blocked(ctx context.Context, uk, ak string) error {
+// maxRemembered bounds Guard.remembered.
+const maxRemembered = 100_000
+
+// remember records a sign-in of uk in Known, unless this process did within
+// rememberEvery.
+func (g *Guard) remember(ctx context.Context, uk string, now time.Time) {
+	g.rememberMu.Lock()
+	last, ok := g.remembered[uk]
+	g.rememberMu.Unlock()
+	if ok && now.Sub(last) < rememberEvery {
+		return
+	}
+	if g.o.Known.Remember(ctx, uk, now) != nil {
+		return
+	}
+	g.rememberMu.Lock()
+	if len(g.remembered) >= maxRemembered {
+		clear(g.remembered)
+	}
+	g.remembered[uk] = now
+	g.rememberMu.Unlock()
+}
+
+// blocked refuses a login of user (key uk) from address key ak that a limit holds:
+// the address's failures across names, the pair's, and the account's across all
+// addresses unless the account signed in from this address before. So no failure
+// made from another address ever refuses the owner at an address the owner uses.
+func (g *Guard) blocked(ctx context.Context, user, uk, ak string) error {
 	now := g.o.Now()
 	if !g.noAddress {
 		b, wait, err := g.o.Addresses.Blocked(ctx, ak, now)
@@ -205,7 +313,24 @@ func (g *Guard) blocked(ctx context.Context, uk, ak string) error {
 	if b {
 		return &TooManyError{RetryAfter: wait, Reason: "too many failed logins for this account from this address"}
 	}
-	return nil
+	if g.noCeiling {
+		return nil
+	}
+	b, wait, err = g.o.Users.Blocked(ctx, user, now)
+	if err != nil {
+		return fmt.Errorf("login limits: %w", err)
+	}
+	if !b {
+		return nil
+	}
+	known, err := g.o.Known.Known(ctx, uk, now)
+	if err != nil {
+		return fmt.Errorf("login limits: %w", err)
+	}
+	if known {
+		return nil
+	}
+	return &TooManyError{RetryAfter: wait, Reason: "too many failed logins for this account; it accepts logins only from addresses it signed in from before until the window passes"}
 }
 
 // enter waits for the address's turn to verify a password.

@@ -178,3 +178,47 @@ func isTooMany(err error) bool {
 	var tm *TooManyError
 	return errors.As(err, &tm)
 }
+
+// TestGuardAccountCeiling: guesses at one account from many addresses, each under the
+// per-address limits, reach the per-account ceiling; the account then refuses
+// addresses it never signed in from, but never its owner at an address the owner used
+// before, whatever the guesses elsewhere (issue 16, item 8).
+func TestGuardAccountCeiling(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	g := NewGuard(GuardOptions{MaxAccountFailures: 10, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	bad := func() (bool, error) { return true, errors.New("bad") }
+	good := func() (bool, error) { return false, nil }
+	if err := g.Login(ctx, "alice", "192.0.2.1", true, good); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		err := g.Login(ctx, "Alice", fmt.Sprintf("198.51.100.%d", i), true, bad)
+		if i < 10 && isTooMany(err) {
+			t.Fatalf("guess %d refused before the ceiling: %v", i, err)
+		}
+		if i >= 10 && !isTooMany(err) {
+			t.Fatalf("guess %d from a new address after the ceiling: %v, want TooManyError", i, err)
+		}
+	}
+	if err := g.Login(ctx, "alice", "192.0.2.1", true, good); err != nil {
+		t.Fatalf("the owner at a known address: %v", err)
+	}
+	if err := g.Login(ctx, "alice", "203.0.113.9", true, good); !isTooMany(err) {
+		t.Fatalf("the right password from an unknown address during the ceiling: %v, want TooManyError", err)
+	}
+	if err := g.Login(ctx, "bob", "203.0.113.9", true, good); err != nil {
+		t.Fatalf("another account: %v", err)
+	}
+	now = now.Add(DefaultWindow)
+	if err := g.Login(ctx, "alice", "203.0.113.9", true, good); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+	// Off, the ceiling refuses nothing.
+	g = NewGuard(GuardOptions{MaxAccountFailures: -1})
+	for i := range 100 {
+		if err := g.Login(ctx, "carol", fmt.Sprintf("198.51.100.%d", i), true, bad); isTooMany(err) {
+			t.Fatalf("guess %d with the ceiling off: %v", i, err)
+		}
+	}
+}

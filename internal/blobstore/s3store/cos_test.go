@@ -284,8 +284,8 @@ func TestCOSRequestShapes(t *testing.T) {
 	if byLoc, err := s.RedirectURL(ctx, digest.SHA512.FromBytes(big), loc, 0); err != nil || !strings.Contains(byLoc, "/reg/blobs/by-upload/"+id+"?") {
 		t.Errorf("presigned URL of a blob at %q = %s, %v", loc, byLoc, err)
 	}
-	if u.Query().Get("X-Amz-Expires") != "300" {
-		t.Errorf("presigned URL expires after %s s, want the default 300", u.Query().Get("X-Amz-Expires"))
+	if u.Query().Get("X-Amz-Expires") != "60" {
+		t.Errorf("presigned URL expires after %s s, want the default 60", u.Query().Get("X-Amz-Expires"))
 	}
 }
 

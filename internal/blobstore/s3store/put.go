@@ -25,6 +25,17 @@ import (
 //
 // If the blob exists the body is only hashed, to verify it, and the stored copy is kept.
 func (s *Store) Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) (int64, error) {
+	return s.PutTracked(ctx, d, r, size, nil)
+}
+
+var _ blobstore.TrackedPutter = (*Store)(nil)
+
+// PutTracked is Put that, before a multipart upload is created, calls track (when not
+// nil) for the id of an upload session and writes that upload's marker naming the
+// multipart upload, so that AbortUpload(id) aborts it after a crash; see
+// blobstore.TrackedPutter. The marker goes when the Put succeeds; after a failure it
+// stays for the caller's AbortUpload.
+func (s *Store) PutTracked(ctx context.Context, d digest.Digest, r io.Reader, size int64, track func(context.Context) (string, error)) (int64, error) {
 	key, err := s.blobKey(d)
 	if err != nil {
 		return 0, fmt.Errorf("s3store: put %q: %w: %v", d, blobstore.ErrDigestMismatch, err)
@@ -47,9 +58,9 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, r io.Reader, size int6
 			err = verify()
 		}
 	case size >= 0 && size > s.partSize:
-		n, err = s.putMultipart(ctx, key, src, partSizeForSize(s.partSize, size), nil, 0, "", verify)
+		n, err = s.putMultipart(ctx, key, src, partSizeForSize(s.partSize, size), nil, 0, "", verify, track)
 	default:
-		n, err = s.putSmall(ctx, key, src, size, verify)
+		n, err = s.putSmall(ctx, key, src, size, verify, track)
 	}
 	if err != nil {
 		if errors.Is(err, blobstore.ErrDigestMismatch) || errors.Is(err, blobstore.ErrSizeMismatch) {
@@ -98,14 +109,14 @@ func (s *Store) verify(src *hashingReader) (int64, error) {
 // putSmall handles a blob that may fit one part: it reads up to a part, and if the body
 // ends there, verifies it and sends it with one PutObject; a longer body of unknown size
 // continues as a multipart upload with the buffer as its first part.
-func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, size int64, verify func() error) (int64, error) {
+func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, size int64, verify func() error, track func(context.Context) (string, error)) (int64, error) {
 	buf := s.getBuf(s.partSize)
 	pc := s.newPartChecksum()
 	n, err := fill(src, *buf, pc)
 	sum := pc.sum()
 	if err == nil && size < 0 {
 		// The part is full and the length unknown: more may follow.
-		return s.putMultipart(ctx, key, src, s.partSize, buf, n, sum, verify)
+		return s.putMultipart(ctx, key, src, s.partSize, buf, n, sum, verify, track)
 	}
 	defer s.putBuf(buf)
 	if err == nil {
@@ -137,17 +148,37 @@ func (s *Store) putSmall(ctx context.Context, key string, src *hashingReader, si
 // the rest of src as the parts of one multipart upload to key. verify runs after the last
 // byte was read and hashed; only if it passes is the upload completed. Every error aborts
 // the upload.
-func (s *Store) putMultipart(ctx context.Context, key string, src *hashingReader, partSize int64, first *[]byte, n int, firstSum string, verify func() error) (int64, error) {
-	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
-	})
-	if err != nil {
+func (s *Store) putMultipart(ctx context.Context, key string, src *hashingReader, partSize int64, first *[]byte, n int, firstSum string, verify func() error, track func(context.Context) (string, error)) (int64, error) {
+	fail := func(err error) (int64, error) {
 		if first != nil {
 			s.putBuf(first)
 		}
 		return 0, err
 	}
+	var dir string
+	if track != nil {
+		upload, err := track(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if dir, err = s.uploadDir(upload); err != nil {
+			return fail(err)
+		}
+	}
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return fail(err)
+	}
 	id := aws.ToString(up.UploadId)
+	if dir != "" {
+		// From here a crash leaves the marker, and AbortUpload aborts what it names.
+		if err := s.putMarker(ctx, dir, marker{Upload: id, Key: key}); err != nil {
+			s.abortMultipart(ctx, key, id)
+			return fail(err)
+		}
+	}
 	parts, err := s.streamParts(ctx, key, id, src, partSize, first, n, firstSum)
 	if err == nil {
 		err = verify()
@@ -158,8 +189,13 @@ func (s *Store) putMultipart(ctx context.Context, key string, src *hashingReader
 		})
 	}
 	if err != nil {
+		// A tracked upload's marker stays: the caller discards the session, and
+		// AbortUpload aborts again what this abort may have missed.
 		s.abortMultipart(ctx, key, id)
 		return 0, err
+	}
+	if dir != "" {
+		s.deleteKey(ctx, dir+"info")
 	}
 	return src.n, nil
 }

@@ -103,12 +103,16 @@ type Options struct {
 	// default; set 1 to trade speed for memory on small hosts.
 	PartsInFlight int
 	// PresignTTL is the lifetime of RedirectURL links when the caller passes none
-	// (default 5 minutes: long enough for a slow client to start, short enough that a
-	// leaked link soon stops working).
+	// (default 1 minute: a client follows the redirect at once, and a download that
+	// started goes on past it, while a leaked link soon stops working).
 	PresignTTL time.Duration
 	// PresignEndpoint, when set, is the base URL clients use to reach the store, for
 	// deployments where the server talks to S3 over an internal address.
 	PresignEndpoint string
+	// PresignAccessKey and PresignSecretKey, when set, sign RedirectURL links instead
+	// of the store's credentials: every link shows its key id, so this can be a key
+	// that may only read.
+	PresignAccessKey, PresignSecretKey string
 	// MaxAttempts bounds attempts per request, retries included (default 5).
 	MaxAttempts int
 	// MaxBackoff caps the delay between attempts (default 5s).
@@ -189,8 +193,18 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	client := s3.NewFromConfig(cfg, clientOpts(o.Endpoint))
 	presignClient := client
-	if o.PresignEndpoint != "" {
-		presignClient = s3.NewFromConfig(cfg, clientOpts(o.PresignEndpoint))
+	if o.PresignEndpoint != "" || o.PresignAccessKey != "" {
+		endpoint := o.PresignEndpoint
+		if endpoint == "" {
+			endpoint = o.Endpoint
+		}
+		opts := []func(*s3.Options){clientOpts(endpoint)}
+		if o.PresignAccessKey != "" {
+			opts = append(opts, func(so *s3.Options) {
+				so.Credentials = credentials.NewStaticCredentialsProvider(o.PresignAccessKey, o.PresignSecretKey, "")
+			})
+		}
+		presignClient = s3.NewFromConfig(cfg, opts...)
 	}
 	prefix := strings.Trim(o.Prefix, "/")
 	if prefix != "" {
@@ -249,7 +263,7 @@ func (o *Options) normalize() error {
 		o.PartsInFlight = 2
 	}
 	if o.PresignTTL <= 0 {
-		o.PresignTTL = 5 * time.Minute
+		o.PresignTTL = time.Minute
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
@@ -432,6 +446,16 @@ func isNotFound(err error) bool {
 
 func isNoSuchUpload(err error) bool {
 	return apiCode(err) == "NoSuchUpload"
+}
+
+// isInvalidPart reports a completion refused because a listed part is missing or its
+// ETag is not the stored part's.
+func isInvalidPart(err error) bool {
+	switch apiCode(err) {
+	case "InvalidPart", "InvalidPartOrder":
+		return true
+	}
+	return false
 }
 
 // isUnavailable tells a store that is down, overloaded or failing from a request it

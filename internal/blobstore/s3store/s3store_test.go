@@ -362,6 +362,30 @@ func TestAppendFailsAfterParts(t *testing.T) {
 	checkBlob(t, s, d, loc, data)
 }
 
+// TestCommitOfOverwrittenPartIsUploadNotFound: two appends from one state on two
+// replicas write the same part number, the second replacing the first; committing the
+// first's state then can never succeed, and says so with ErrUploadNotFound (the
+// registry discards the session and the client starts again), not a store failure
+// (issue 16, item 6).
+func TestCommitOfOverwrittenPartIsUploadNotFound(t *testing.T) {
+	a := newStore(t, nil)
+	b := newStoreOn(t, a)
+	ctx := context.Background()
+	first, second := storetest.Random(t, 6*mib), storetest.Random(t, 6*mib)
+	id := storetest.NewID(t)
+	st := storetest.CreateUpload(t, a, id)
+	won := storetest.Append(t, a, id, st, first)
+	storetest.Append(t, b, id, st, second)
+	_, err := a.CommitUpload(ctx, id, won, digest.FromBytes(first))
+	if !errors.Is(err, blobstore.ErrUploadNotFound) || errors.Is(err, blobstore.ErrUnavailable) {
+		t.Fatalf("CommitUpload of the overwritten state = %v, want ErrUploadNotFound", err)
+	}
+	if err := a.AbortUpload(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeftovers(t, a)
+}
+
 func TestAbortRemovesEverything(t *testing.T) {
 	s := newStore(t, nil)
 	ctx := context.Background()
@@ -595,3 +619,126 @@ func TestClientHangupIsNotUnavailable(t *testing.T) {
 type failReader struct{ err error }
 
 func (f *failReader) Read([]byte) (int, error) { return 0, f.err }
+
+// TestTrackedPut: a monolithic Put that becomes a multipart upload records it under the
+// upload id track returns, before its first part: cut off mid-way, the multipart upload
+// is found and aborted by AbortUpload of that id, as the stale-session purge does after
+// a crash; finished, it leaves no marker (issue 16, item 5).
+func TestTrackedPut(t *testing.T) {
+	s := newStore(t, func(o *Options) { o.PartSize = MinPartSize })
+	ctx := context.Background()
+	data := storetest.Random(t, 3*MinPartSize+7)
+	d := digest.FromBytes(data)
+
+	id := storetest.NewID(t)
+	tracked := 0
+	track := func(context.Context) (string, error) { tracked++; return id, nil }
+	// The part upload in flight when the body fails is aborted by the store itself;
+	// what a killed process would leave is the marker and the multipart upload it
+	// names, which the marker alone lets AbortUpload find.
+	if _, err := s.PutTracked(ctx, d, storetest.FailAfter(data, 2*MinPartSize+3), int64(len(data)), track); !errors.Is(err, storetest.ErrBody) {
+		t.Fatalf("PutTracked(failing body) = %v", err)
+	}
+	if tracked != 1 {
+		t.Fatalf("track called %d times, want 1", tracked)
+	}
+	m, err := s.getMarker(ctx, s.prefix+"uploads/"+id+"/")
+	if err != nil || m.Upload == "" || m.Key == "" {
+		t.Fatalf("marker after the failed put: %+v, %v; want one naming the multipart upload", m, err)
+	}
+	if err := s.AbortUpload(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeftovers(t, s)
+
+	id = storetest.NewID(t)
+	if n, err := s.PutTracked(ctx, d, bytes.NewReader(data), int64(len(data)), track); err != nil || n != int64(len(data)) {
+		t.Fatalf("PutTracked = %d, %v", n, err)
+	}
+	checkBlob(t, s, d, "", data)
+	checkNoLeftovers(t, s)
+
+	// A blob small enough for one PutObject leaves nothing to track.
+	small := storetest.Random(t, 1000)
+	tracked = 0
+	if _, err := s.PutTracked(ctx, digest.FromBytes(small), bytes.NewReader(small), int64(len(small)), track); err != nil || tracked != 0 {
+		t.Fatalf("PutTracked of a small blob: %v, tracked %d times", err, tracked)
+	}
+}
+
+// TestPresignOptions: presigned URLs name PresignEndpoint and carry the key id of the
+// presign credentials, not the store's (issue 16, item 9); the URL works at that
+// endpoint (here the same server under another host name).
+func TestPresignOptions(t *testing.T) {
+	var endpoint, ak string
+	s := newStore(t, func(o *Options) {
+		endpoint, ak = o.Endpoint, o.AccessKey
+		o.PresignEndpoint = strings.Replace(o.Endpoint, "127.0.0.1", "localhost", 1)
+	})
+	ctx := context.Background()
+	data := storetest.Random(t, 1000)
+	d := digest.FromBytes(data)
+	if _, err := s.Put(ctx, d, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.RedirectURL(ctx, d, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(endpoint, "127.0.0.1", "localhost", 1) + "/"
+	if !strings.HasPrefix(u, want) || !strings.Contains(u, "X-Amz-Expires=60&") {
+		t.Fatalf("URL %s: want it at %s, expiring in the default 60 s", u, want)
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("GET at the presign endpoint: %s, %d bytes", resp.Status, len(body))
+	}
+
+	p2, err := New(ctx, Options{Endpoint: endpoint, Bucket: s.bucket, AccessKey: ak, SecretKey: "unused", PathStyle: true,
+		PresignAccessKey: "READONLYKEY", PresignSecretKey: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err = p2.RedirectURL(ctx, d, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(u, "X-Amz-Credential=READONLYKEY%2F") || strings.Contains(u, ak) {
+		t.Fatalf("URL %s: want the presign key id, not the store's", u)
+	}
+}
+
+// TestFailedAppendBurnsItsPartNumbers: an append that failed after starting parts
+// records the part numbers it used in the upload's marker, and the next append numbers
+// its parts after them: a part the S3 server stores late, for a request the store gave
+// up on, can then never replace a part of the upload's state.
+func TestFailedAppendBurnsItsPartNumbers(t *testing.T) {
+	s := newStore(t, func(o *Options) { o.PartSize = MinPartSize })
+	ctx := context.Background()
+	data := storetest.Random(t, 12*mib)
+	id := storetest.NewID(t)
+	st := storetest.CreateUpload(t, s, id)
+	bad := bytes.Repeat([]byte{'x'}, 20*mib)
+	if _, err := s.AppendUpload(ctx, id, st, storetest.FailAfter(bad, 13*mib)); !errors.Is(err, storetest.ErrBody) {
+		t.Fatalf("AppendUpload(failing body) = %v", err)
+	}
+	m, err := s.getMarker(ctx, s.prefix+"uploads/"+id+"/")
+	if err != nil || m.Burned < 2 {
+		t.Fatalf("marker after the failed append: %+v, %v; want the part numbers it used burned", m, err)
+	}
+	st = storetest.Append(t, s, id, st, data)
+	if b := decodeBackend(t, st); len(b.Parts) == 0 || b.Parts[0].N <= m.Burned {
+		t.Fatalf("parts after the failed append: %+v, want them numbered after %d", b.Parts, m.Burned)
+	}
+	d := digest.FromBytes(data)
+	loc, err := s.CommitUpload(ctx, id, st, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBlob(t, s, d, loc, data)
+}

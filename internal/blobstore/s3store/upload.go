@@ -76,6 +76,15 @@ type marker struct {
 	// Done is the multipart upload completed into the data object, of DoneSize bytes.
 	Done     string `json:"done,omitempty"`
 	DoneSize int64  `json:"doneSize,omitempty"`
+	// Burned is the highest part number an append that failed may have written: the
+	// S3 server may still store a part whose request the client gave up on, after the
+	// next append wrote that number, and replace it. Appends and commits of the live
+	// multipart upload number their parts after it.
+	Burned int32 `json:"burned,omitempty"`
+	// Key is where the live multipart upload writes when that is not the upload's own
+	// data key: a tracked Put's, at the blob's key (PutTracked). Only the multipart
+	// upload is aborted there, never an object deleted.
+	Key string `json:"key,omitempty"`
 }
 
 // CreateUpload starts the multipart upload of upload id and records it in the marker.
@@ -194,8 +203,9 @@ func (s *Store) AppendUpload(ctx context.Context, id string, st blobstore.Upload
 		if b, err = s.reopen(ctx, id, dir, b, m); err != nil {
 			return st, s.fail(ctx, "append upload "+id+": reopen", err)
 		}
+		m = marker{Upload: b.UploadID, Done: m.Done, DoneSize: m.DoneSize} // as reopen wrote it
 	}
-	next, err := s.appendData(ctx, id, dir, st, b, r)
+	next, err := s.appendData(ctx, id, dir, st, b, m, r)
 	if err != nil {
 		if isNoSuchUpload(err) || isNotFound(err) {
 			return st, fmt.Errorf("s3store: append upload %s: %v: %w", id, err, blobstore.ErrUploadNotFound)
@@ -233,14 +243,14 @@ func (s *Store) reopen(ctx context.Context, id, dir string, b backend, m marker)
 	return b, nil
 }
 
-func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.UploadState, b backend, r io.Reader) (blobstore.UploadState, error) {
+func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.UploadState, b backend, mk marker, r io.Reader) (blobstore.UploadState, error) {
 	h, err := restoreHash(st, b)
 	if err != nil {
 		return st, err
 	}
 	src := &hashingReader{ctx: ctx, r: r, h: h, limit: -1, client: true}
 	key := s.dataKey(id)
-	num := b.nextPart()
+	num := max(b.nextPart(), mk.Burned+1)
 	buf := s.getBuf(s.partSizeFor(num))
 	k := 0
 	if b.TailSize > 0 {
@@ -251,10 +261,20 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 		k = int(b.TailSize)
 	}
 	var w *partWriter
+	// burn records, after a failure, that this append's part numbers may hold bytes.
+	burn := func() {
+		if w != nil && num > mk.Burned {
+			mk.Burned = num
+			cctx, cancel := s.cleanupContext(ctx)
+			defer cancel()
+			_ = s.putMarker(cctx, dir, mk)
+		}
+	}
 	stop := func(err error) (blobstore.UploadState, error) {
 		if w != nil {
 			w.cancel()
 			w.wait()
+			burn()
 		}
 		return st, err
 	}
@@ -319,6 +339,7 @@ func (s *Store) appendData(ctx context.Context, id, dir string, st blobstore.Upl
 			if tail != "" {
 				s.deleteKey(ctx, dir+tail)
 			}
+			burn()
 			return st, err
 		}
 	}
@@ -395,6 +416,11 @@ func (s *Store) CommitUpload(ctx context.Context, id string, st blobstore.Upload
 	}
 	src, m, err := s.materialize(ctx, id, dir, st, b, m, verified)
 	if err != nil {
+		if isInvalidPart(err) {
+			// A part the state lists was replaced (written twice, by two requests) or
+			// is gone: these bytes can never be completed as recorded.
+			return "", fmt.Errorf("s3store: commit upload %s: the stored parts differ from the upload's state: %v: %w", id, err, blobstore.ErrUploadNotFound)
+		}
 		if isNoSuchUpload(err) || isNotFound(err) {
 			return "", fmt.Errorf("s3store: commit upload %s: %v: %w", id, err, blobstore.ErrUploadNotFound)
 		}
@@ -457,7 +483,7 @@ func (s *Store) materialize(ctx context.Context, id, dir string, st blobstore.Up
 	}
 	parts := b.Parts
 	if b.TailSize > 0 {
-		tp, err := s.copyRanges(ctx, dir+b.Tail, key, b.UploadID, b.nextPart(), 0, b.TailSize)
+		tp, err := s.copyRanges(ctx, dir+b.Tail, key, b.UploadID, max(b.nextPart(), m.Burned+1), 0, b.TailSize)
 		if err != nil {
 			return "", m, err
 		}
@@ -552,6 +578,9 @@ func (s *Store) cleanup(ctx context.Context, id, dir string, m marker, discard b
 	}
 	if m.Upload != "" {
 		key := s.dataKey(id)
+		if m.Key != "" {
+			key = m.Key
+		}
 		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &m.Upload})
 		if err != nil && !isNoSuchUpload(err) && !isNotFound(err) {
 			return err

@@ -200,3 +200,24 @@ func BenchmarkUploadPatch(b *testing.B) {
 		return s.UpdateUpload(ctx, metadata.Upload{ID: "u", Repository: "team/app", Offset: i + 1, HashState: []byte("state")}, i)
 	})
 }
+
+// BenchmarkUploadPatchHeld is BenchmarkUploadPatch as the registry does it since issue
+// 16: the chunk's writer takes the session's write first, and the compare-and-set ends
+// it.
+func BenchmarkUploadPatchHeld(b *testing.B) {
+	var created = map[benchStore]bool{}
+	benchEach(b, false, false, func(b *testing.B, s benchStore, _ *fixture, i int64) error {
+		ctx := b.Context()
+		if !created[s] {
+			created[s] = true
+			if err := s.CreateUpload(ctx, metadata.Upload{ID: "u", Repository: "team/app"}); err != nil {
+				return err
+			}
+		}
+		w := fmt.Sprint("w", i)
+		if err := s.BeginUploadWrite(ctx, "u", i, w, 60_000_000_000); err != nil {
+			return err
+		}
+		return s.UpdateUpload(ctx, metadata.Upload{ID: "u", Repository: "team/app", Offset: i + 1, HashState: []byte("state"), Writer: w}, i)
+	})
+}

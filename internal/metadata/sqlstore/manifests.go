@@ -69,7 +69,7 @@ func (s *Store) PutManifest(ctx context.Context, m metadata.Manifest, refs metad
 		}
 
 		if tag == "" {
-			return nil
+			return s.checkGrowth(ctx, q, m.Repository, id, res.Created, false, m.Size)
 		}
 		// FOR UPDATE also orders this put with a concurrent DeleteTag, which does not
 		// take the repository lock: whichever locks the tag row first goes first.
@@ -83,12 +83,15 @@ func (s *Store) PutManifest(ctx context.Context, m metadata.Manifest, refs metad
 		res.PreviousTagDigest = digest.Digest(prev)
 		res.TagMoved = prev != m.Digest.String()
 		if !res.TagMoved {
-			return nil
+			return s.checkGrowth(ctx, q, m.Repository, id, res.Created, false, m.Size)
 		}
 		_, err = q.Exec(ctx, `INSERT INTO tags (repo_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
 			id, tag, m.Digest.String(), nanos(time.Time{}))
-		return err
+		if err != nil {
+			return err
+		}
+		return s.checkGrowth(ctx, q, m.Repository, id, res.Created, prev == "", m.Size)
 	})
 	if err != nil {
 		// Wrapped like every error; callers find *metadata.MissingReferenceError with errors.As.
@@ -96,6 +99,9 @@ func (s *Store) PutManifest(ctx context.Context, m metadata.Manifest, refs metad
 	}
 	return res, nil
 }
+
+// SetRepositoryLimits sets the bounds PutManifest enforces; see metadata.Store.
+func (s *Store) SetRepositoryLimits(l metadata.RepositoryLimits) { s.limits.Store(&l) }
 
 // checkRefs returns a *metadata.MissingReferenceError for the first reference (blobs
 // first, then child manifests, each in the order given) that is not in the repository,

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/opencontainers/go-digest"
 
@@ -18,10 +19,17 @@ const nsRepos = "SELECT id FROM repositories WHERE name = $1 OR (name >= $2 AND 
 
 func nsArgs(ns string) []any { return []any{ns, ns + "/", ns + "0"} }
 
-// usageQuery sums the sizes of the distinct blobs linked to a namespace. The CAST keeps
+// usageQuery sums what a namespace stores: the sizes of the distinct blobs linked to
+// it, its manifests (metadata.ManifestQuotaBytes: the database keeps them, up to
+// max_manifest_size each) and its tags (metadata.RowQuotaBytes each). The CASTs keep
 // PostgreSQL's SUM of BIGINT (a NUMERIC) an integer.
-const usageQuery = `SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE digest IN
-	(SELECT digest FROM repository_blobs WHERE repo_id IN (` + nsRepos + `))`
+var usageQuery = `SELECT CAST(COALESCE((SELECT SUM(size) FROM blobs WHERE digest IN
+		(SELECT digest FROM repository_blobs WHERE repo_id IN (` + nsRepos + `))), 0) AS BIGINT)
+	+ CAST(COALESCE((SELECT SUM(2 * size + ` + rowBytes + `) FROM manifests WHERE repo_id IN (` + nsRepos + `)), 0) AS BIGINT)
+	+ (SELECT COUNT(*) FROM tags WHERE repo_id IN (` + nsRepos + `)) * ` + rowBytes
+
+// rowBytes is metadata.RowQuotaBytes in SQL text.
+var rowBytes = strconv.Itoa(metadata.RowQuotaBytes)
 
 // nsUploads selects the upload sessions of a namespace's repositories, with the
 // arguments of nsArgs: the same range as nsRepos, on the uploads_repository index.
@@ -47,8 +55,8 @@ func (s *Store) SetQuota(ctx context.Context, namespace string, bytes int64) err
 	return nil
 }
 
-// Usage returns the bytes of the distinct blobs linked to the namespace and its quota
-// (0 when unlimited).
+// Usage returns the bytes the namespace stores (its distinct linked blobs, manifests
+// and tags, as its quota counts them) and its quota (0 when unlimited).
 func (s *Store) Usage(ctx context.Context, namespace string) (used, quota int64, err error) {
 	err = s.read(ctx, func(q querier) error {
 		var limit *int64
@@ -98,7 +106,62 @@ func (s *Store) checkQuota(ctx context.Context, q querier, repo string, d digest
 	return metadata.QuotaError(ns, quota, used, uploading, size, "blob of")
 }
 
-// nsUsage returns the bytes of the blobs linked to namespace ns and those of its open
+// checkGrowth refuses, in PutManifest's transaction and after its writes, a manifest
+// (created) or tag (newTag) new to repository id that takes it past the repository
+// limits or its namespace past its quota. The counts are bounded by the limit, so a
+// repository far below it costs little; the quota check locks the namespace's row as
+// checkQuota does, after the repository's (links never wait on a repository lock).
+func (s *Store) checkGrowth(ctx context.Context, q querier, repo string, id int64, created, newTag bool, size int64) error {
+	l := s.limits.Load()
+	for _, c := range []struct {
+		grew  bool
+		limit int
+		table string
+		what  string
+	}{
+		{created, l.Manifests, "manifests", "manifests (limits.manifests_per_repository)"},
+		{newTag, l.Tags, "tags", "tags (limits.tags_per_repository)"},
+	} {
+		if !c.grew || c.limit <= 0 {
+			continue
+		}
+		var n int
+		if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM "+c.table+" WHERE repo_id = $1 LIMIT $2) x",
+			id, c.limit+1).Scan(&n); err != nil {
+			return err
+		}
+		if n > c.limit {
+			return fmt.Errorf("repository %s holds the most %s allow, %d: %w", repo, c.what, c.limit, metadata.ErrRepositoryFull)
+		}
+	}
+	var charge int64
+	what := "manifest of"
+	if created {
+		charge += metadata.ManifestQuotaBytes(size)
+	}
+	if newTag {
+		charge += metadata.RowQuotaBytes
+		if !created {
+			what = "tag of"
+		}
+	}
+	if charge == 0 {
+		return nil
+	}
+	ns := namespaceOf(repo)
+	quota, limited, err := s.quotaOf(ctx, q, ns, true)
+	if err != nil || !limited {
+		return err
+	}
+	used, uploading, err := s.nsUsage(ctx, q, ns)
+	if err != nil {
+		return err
+	}
+	// used counts what this transaction wrote.
+	return metadata.QuotaError(ns, quota, used-charge, uploading, charge, what)
+}
+
+// nsUsage returns the bytes namespace ns stores (usageQuery) and those of its open
 // upload sessions.
 func (s *Store) nsUsage(ctx context.Context, q querier, ns string) (used, uploading int64, err error) {
 	if err := q.QueryRow(ctx, usageQuery, nsArgs(ns)...).Scan(&used); err != nil {

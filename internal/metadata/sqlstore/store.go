@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
@@ -49,6 +50,8 @@ import (
 type Store struct {
 	e engine
 	d *dialect
+	// limits are the repository limits PutManifest enforces (SetRepositoryLimits).
+	limits atomic.Pointer[metadata.RepositoryLimits]
 	// migrated lists the versions this Open applied (none when another process had),
 	// so tests can check that concurrent starts migrate once.
 	migrated []int
@@ -115,6 +118,7 @@ const (
 // open finishes opening a store on e: it applies the pending migrations of d.
 func open(ctx context.Context, e engine, d *dialect) (*Store, error) {
 	s := &Store{e: e, d: d}
+	s.limits.Store(&metadata.RepositoryLimits{})
 	ms, err := Migrations(d.name)
 	if err != nil {
 		return nil, err

@@ -166,7 +166,14 @@ func checkUpgraded(t *testing.T, s upgradeStore) {
 		check("RoleOf error", err, nil)
 	}
 	used, quota, err := s.Usage(ctx, "acme")
-	check("acme usage", fmt.Sprint(used, " ", quota), fmt.Sprint(len("config")+len("layer one")+len("layer two"), " ", 1<<30))
+	// The blobs, and (since issue 16) the three manifests and three tags.
+	wantUsed := int64(len("config") + len("layer one") + len("layer two") + 3*metadata.RowQuotaBytes)
+	img := upgradeManifest("acme/app", "image", "", nil)
+	for _, m := range []metadata.Manifest{img, upgradeManifest("acme/app", "index", "", map[string]string{"org.opencontainers.image.version": "1"}),
+		upgradeManifest("acme/app", "signature", img.Digest, nil)} {
+		wantUsed += metadata.ManifestQuotaBytes(m.Size)
+	}
+	check("acme usage", fmt.Sprint(used, " ", quota), fmt.Sprint(wantUsed, " ", 1<<30))
 	check("Usage error", err, nil)
 	tok, err := s.TokenByHash(ctx, upgradeToken(1))
 	if err != nil || tok.Name != "ci" || tok.User != "alice" || !slices.Equal(tok.Scopes, []string{"repository:acme/*:pull,push"}) ||

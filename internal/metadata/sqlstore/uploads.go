@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -51,9 +52,10 @@ func (s *Store) GetUpload(ctx context.Context, id string) (metadata.Upload, erro
 func (s *Store) UpdateUpload(ctx context.Context, u metadata.Upload, prevOffset int64) error {
 	err := s.write(ctx, func(q querier) error {
 		n, err := q.Exec(ctx, `UPDATE uploads
-			SET upload_offset = $1, hash_state = $2, backend_state = $3, updated_at = $4, reserved = 0
-			WHERE id = $5 AND upload_offset = $6 AND claimed_at IS NULL`,
-			u.Offset, u.HashState, u.BackendState, nanos(u.UpdatedAt), u.ID, prevOffset)
+			SET upload_offset = $1, hash_state = $2, backend_state = $3, updated_at = $4, reserved = 0,
+				writer = NULL, writing_until = NULL
+			WHERE id = $5 AND upload_offset = $6 AND claimed_at IS NULL AND COALESCE(writer, '') = $7`,
+			u.Offset, u.HashState, u.BackendState, nanos(u.UpdatedAt), u.ID, prevOffset, u.Writer)
 		if err != nil {
 			return err
 		}
@@ -73,6 +75,74 @@ func (s *Store) UpdateUpload(ctx context.Context, u metadata.Upload, prevOffset 
 		return fmt.Errorf("update upload %s at offset %d: %w", u.ID, prevOffset, err)
 	}
 	return nil
+}
+
+// BeginUploadWrite makes writer the session's one writer; see metadata.Store. One
+// conditional UPDATE: on PostgreSQL a racing writer waits for the row lock and then
+// re-checks the condition against the winner's hold.
+func (s *Store) BeginUploadWrite(ctx context.Context, id string, offset int64, writer string, ttl time.Duration) error {
+	err := s.write(ctx, func(q querier) error {
+		n, err := q.Exec(ctx, `UPDATE uploads SET writer = $1, writing_until = `+s.d.now+` + $2
+			WHERE id = $3 AND upload_offset = $4 AND claimed_at IS NULL
+				AND (writer IS NULL OR writing_until < `+s.d.now+`)`,
+			writer, ttl.Nanoseconds(), id, offset)
+		if err != nil || n == 1 {
+			return err
+		}
+		var (
+			at   int64
+			held bool
+		)
+		switch err := q.QueryRow(ctx, `SELECT upload_offset, writer IS NOT NULL AND writing_until >= `+s.d.now+`
+			FROM uploads WHERE id = $1 AND claimed_at IS NULL`, id).Scan(&at, &held); {
+		case isNoRows(err):
+			return metadata.ErrUploadNotFound
+		case err != nil:
+			return err
+		case at != offset:
+			return metadata.ErrUploadConflict
+		case held:
+			return metadata.ErrUploadBusy
+		}
+		return errors.New("the session changed while its write was taken, try again")
+	})
+	if err != nil {
+		return fmt.Errorf("write upload %s at offset %d: %w", id, offset, err)
+	}
+	return nil
+}
+
+// RenewUploadWrite extends writer's hold; see metadata.Store.
+func (s *Store) RenewUploadWrite(ctx context.Context, id, writer string, ttl time.Duration) error {
+	err := s.write(ctx, func(q querier) error {
+		n, err := q.Exec(ctx, "UPDATE uploads SET writing_until = "+s.d.now+" + $1 WHERE id = $2 AND writer = $3 AND claimed_at IS NULL",
+			ttl.Nanoseconds(), id, writer)
+		if err != nil || n == 1 {
+			return err
+		}
+		var exists bool
+		if err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = $1 AND claimed_at IS NULL)", id).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return metadata.ErrUploadNotFound
+		}
+		return metadata.ErrUploadConflict
+	})
+	if err != nil {
+		return fmt.Errorf("renew write of upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// EndUploadWrite gives writer's hold up; see metadata.Store.
+func (s *Store) EndUploadWrite(ctx context.Context, id, writer string) error {
+	return s.write(ctx, func(q querier) error {
+		if _, err := q.Exec(ctx, "UPDATE uploads SET writer = NULL, writing_until = NULL WHERE id = $1 AND writer = $2", id, writer); err != nil {
+			return fmt.Errorf("end write of upload %s: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // DeleteUpload removes a session; removing one that is gone is not an error.

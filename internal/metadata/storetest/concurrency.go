@@ -133,6 +133,28 @@ func testConcurrentUploadUpdate(t *testing.T, s metadata.Store) {
 	}
 }
 
+// testConcurrentUploadWrite: of many writers taking one session at once (as on many
+// replicas), exactly one gets it.
+func testConcurrentUploadWrite(t *testing.T, s metadata.Store) {
+	const n = 20
+	must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: "wrace", Repository: "app", CreatedAt: testTime, UpdatedAt: testTime}))
+	errs := Concurrently(n, func(i int) error {
+		return s.BeginUploadWrite(ctx(t), "wrace", 0, fmt.Sprintf("writer-%d", i), time.Minute)
+	})
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, metadata.ErrUploadBusy):
+			t.Fatalf("writer %d: %v, want nil or ErrUploadBusy", i, err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d writers took the session, want 1", won)
+	}
+}
+
 // CheckTagChain checks the results of concurrent PutManifest calls of ms to one tag:
 // every put created its manifest and moved the tag, exactly one found the tag new, and
 // the previous digests form one chain (each pushed digest replaced at most once), so no

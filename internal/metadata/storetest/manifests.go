@@ -450,3 +450,45 @@ func testDeleteIndexChild(t *testing.T, s metadata.Store) {
 		t.Fatalf("DeleteManifest(child of 5) = %v (%+v)", err, ref)
 	}
 }
+
+// testRepositoryLimits: a repository holds at most the manifests and tags its limits
+// allow (issue 16, item 1); at the limit a new one is refused with ErrRepositoryFull
+// and nothing is written, while re-puts and tag moves still work; other repositories
+// are not affected.
+func testRepositoryLimits(t *testing.T, s metadata.Store) {
+	s.SetRepositoryLimits(metadata.RepositoryLimits{Manifests: 3, Tags: 2})
+	defer s.SetRepositoryLimits(metadata.RepositoryLimits{})
+	put := func(repo string, n int, tag string) (metadata.Manifest, error) {
+		payload := []byte(fmt.Sprintf(`{"schemaVersion":2,"n":%d}`, n))
+		m := metadata.Manifest{Repository: repo, Digest: digest.FromBytes(payload), MediaType: "application/vnd.oci.image.manifest.v1+json",
+			Size: int64(len(payload)), Payload: payload, CreatedAt: testTime}
+		_, err := s.PutManifest(ctx(t), m, metadata.References{}, tag)
+		return m, err
+	}
+	for i, tag := range []string{"a", "b", ""} {
+		if _, err := put("lim", i, tag); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	m, err := put("lim", 3, "")
+	wantErr(t, err, metadata.ErrRepositoryFull)
+	if _, err := s.GetManifest(ctx(t), "lim", m.Digest); !errors.Is(err, metadata.ErrManifestNotFound) {
+		t.Fatalf("refused manifest: %v", err)
+	}
+	_, err = put("lim", 0, "c") // a third tag
+	wantErr(t, err, metadata.ErrRepositoryFull)
+	if _, err := put("lim", 2, "a"); err != nil { // a tag move
+		t.Fatalf("tag move at the limit: %v", err)
+	}
+	if _, err := put("lim", 1, ""); err != nil { // a re-put
+		t.Fatalf("re-put at the limit: %v", err)
+	}
+	if _, err := put("other", 3, "a"); err != nil {
+		t.Fatalf("another repository: %v", err)
+	}
+	_, err = s.DeleteTag(ctx(t), "lim", "b")
+	must(t, err)
+	if _, err := put("lim", 0, "c"); err != nil {
+		t.Fatalf("a tag after one was deleted: %v", err)
+	}
+}

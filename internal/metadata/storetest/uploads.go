@@ -85,6 +85,49 @@ func testUploadCompareAndSet(t *testing.T, s metadata.Store) {
 	equalUpload(t, got, at25)
 }
 
+// testUploadWrite: one writer at a time holds a session (issue 16, item 6); only the
+// holder records a chunk; a hold lapses when not renewed, and another writer may then
+// take the session over, after which the first can neither renew nor record.
+func testUploadWrite(t *testing.T, s metadata.Store) {
+	must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: "w", Repository: "app", CreatedAt: testTime, UpdatedAt: testTime}))
+	wantErr(t, s.BeginUploadWrite(ctx(t), "nope", 0, "a", time.Minute), metadata.ErrUploadNotFound)
+	wantErr(t, s.BeginUploadWrite(ctx(t), "w", 5, "a", time.Minute), metadata.ErrUploadConflict)
+	must(t, s.BeginUploadWrite(ctx(t), "w", 0, "a", time.Minute))
+	wantErr(t, s.BeginUploadWrite(ctx(t), "w", 0, "b", time.Minute), metadata.ErrUploadBusy)
+	must(t, s.RenewUploadWrite(ctx(t), "w", "a", time.Minute))
+	wantErr(t, s.RenewUploadWrite(ctx(t), "w", "b", time.Minute), metadata.ErrUploadConflict)
+
+	// Neither another writer nor a caller without a hold records a chunk meanwhile.
+	for _, writer := range []string{"b", ""} {
+		wantErr(t, s.UpdateUpload(ctx(t), metadata.Upload{ID: "w", Repository: "app", Offset: 9, Writer: writer, UpdatedAt: testTime}, 0),
+			metadata.ErrUploadConflict)
+	}
+	must(t, s.UpdateUpload(ctx(t), metadata.Upload{ID: "w", Repository: "app", Offset: 10, Writer: "a", UpdatedAt: testTime}, 0))
+	// The update ended the hold: the next chunk's writer takes it at the new offset.
+	must(t, s.BeginUploadWrite(ctx(t), "w", 10, "b", time.Minute))
+	must(t, s.EndUploadWrite(ctx(t), "w", "a")) // not a's: changes nothing
+	wantErr(t, s.BeginUploadWrite(ctx(t), "w", 10, "c", time.Minute), metadata.ErrUploadBusy)
+	must(t, s.EndUploadWrite(ctx(t), "w", "b"))
+	must(t, s.UpdateUpload(ctx(t), metadata.Upload{ID: "w", Repository: "app", Offset: 20, UpdatedAt: testTime}, 10))
+
+	// A lapsed hold is taken over; its first holder has lost it.
+	must(t, s.BeginUploadWrite(ctx(t), "w", 20, "d", time.Millisecond))
+	time.Sleep(20 * time.Millisecond)
+	must(t, s.BeginUploadWrite(ctx(t), "w", 20, "e", time.Minute))
+	wantErr(t, s.RenewUploadWrite(ctx(t), "w", "d", time.Minute), metadata.ErrUploadConflict)
+	wantErr(t, s.UpdateUpload(ctx(t), metadata.Upload{ID: "w", Repository: "app", Offset: 30, Writer: "d", UpdatedAt: testTime}, 20),
+		metadata.ErrUploadConflict)
+
+	// A claimed session has no writer to renew.
+	claimed, err := s.ClaimUpload(ctx(t), "w", time.Time{})
+	must(t, err)
+	if !claimed {
+		t.Fatal("ClaimUpload = false")
+	}
+	wantErr(t, s.RenewUploadWrite(ctx(t), "w", "e", time.Minute), metadata.ErrUploadNotFound)
+	wantErr(t, s.BeginUploadWrite(ctx(t), "w", 20, "f", time.Minute), metadata.ErrUploadNotFound)
+}
+
 // uploadIDs returns the sessions' ids, in order.
 func uploadIDs(us []metadata.Upload) []string {
 	out := []string{}

@@ -139,6 +139,53 @@ func testQuotaConcurrent(t *testing.T, s accounts.Store) {
 	wantUsage(t, s, "acme", fit*size, fit*size)
 }
 
+// testQuotaCountsManifests: manifests live in the database, up to max_manifest_size
+// each, and tags beside them; both count against the namespace's quota with its blobs
+// (issue 16, item 1), so a namespace whose quota is full cannot fill the database with
+// manifests instead. A tag move and a re-put of a stored manifest add nothing.
+func testQuotaCountsManifests(t *testing.T, s accounts.Store) {
+	ctx := t.Context()
+	m := metaStore(t, s)
+	newOrg(t, s, "acme", "alice")
+	manifest := func(n int, size int) metadata.Manifest {
+		payload := []byte(fmt.Sprintf(`{"schemaVersion":2,"n":%d,"pad":"%s"}`, n, strings.Repeat("x", size)))
+		return metadata.Manifest{Repository: "acme/app", Digest: digest.FromBytes(payload), MediaType: "application/vnd.oci.image.manifest.v1+json",
+			Size: int64(len(payload)), Payload: payload, CreatedAt: testTime}
+	}
+	m1 := manifest(1, 1000)
+	_, err := m.PutManifest(ctx, m1, metadata.References{}, "v1")
+	must(t, err)
+	used := metadata.ManifestQuotaBytes(m1.Size) + metadata.RowQuotaBytes
+	wantUsage(t, s, "acme", used, 0)
+
+	must(t, s.SetQuota(ctx, "acme", used+metadata.RowQuotaBytes))
+	// A tag move, a re-put and one more tag fit.
+	_, err = m.PutManifest(ctx, m1, metadata.References{}, "v1")
+	must(t, err)
+	_, err = m.PutManifest(ctx, m1, metadata.References{}, "v2")
+	must(t, err)
+	used += metadata.RowQuotaBytes
+	wantUsage(t, s, "acme", used, used)
+	// The namespace is full: neither a new manifest nor a new tag goes in, and the
+	// refusal writes nothing.
+	m2 := manifest(2, 10)
+	_, err = m.PutManifest(ctx, m2, metadata.References{}, "")
+	wantErr(t, "PutManifest over the quota", err, metadata.ErrQuotaExceeded)
+	_, err = m.PutManifest(ctx, m1, metadata.References{}, "v3")
+	wantErr(t, "a new tag over the quota", err, metadata.ErrQuotaExceeded)
+	if _, err := m.GetManifest(ctx, "acme/app", m2.Digest); !errors.Is(err, metadata.ErrManifestNotFound) {
+		t.Fatalf("refused manifest: GetManifest = %v, want ErrManifestNotFound", err)
+	}
+	wantUsage(t, s, "acme", used, used)
+	// Blobs count against the same quota.
+	wantErr(t, "a blob over the quota", m.LinkBlob(ctx, "acme/app", putSized(t, m, "blob", 1)), metadata.ErrQuotaExceeded)
+	// Deleting gives the room back.
+	_, err = m.DeleteTag(ctx, "acme/app", "v2")
+	must(t, err)
+	_, err = m.PutManifest(ctx, m1, metadata.References{}, "v3")
+	must(t, err)
+}
+
 // raceForQuota runs try(i) for i in [0, n) all at once and counts the calls that
 // succeeded and those refused for the quota; any other error fails the test.
 func raceForQuota(t *testing.T, n int, try func(i int) error) (ok, over int) {

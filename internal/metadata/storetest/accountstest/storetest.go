@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) accounts.Store) {
 		{"Usage", testUsage},
 		{"QuotaEnforced", testQuotaEnforced},
 		{"QuotaConcurrent", testQuotaConcurrent},
+		{"QuotaCountsManifests", testQuotaCountsManifests},
 		{"UploadQuota", testUploadQuota},
 		{"UploadQuotaConcurrent", testUploadQuotaConcurrent},
 	} {

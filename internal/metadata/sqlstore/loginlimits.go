@@ -1,0 +1,129 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Login limits in the database (table login_limits), so that every replica counts the
+// same failures and knows the same sign-ins (issue 16, item 8). LoginFailures
+// implements ratelimit.Failures and KnownLogins ratelimit.Known; the guard that uses
+// them lives in package ratelimit, which this package does not import.
+
+// LoginFailures counts failed logins under keys prefixed by kind, max per window; see
+// Store.LoginFailures.
+type LoginFailures struct {
+	s      *Store
+	kind   string
+	max    int
+	window time.Duration
+	fails  atomic.Uint64
+}
+
+// LoginFailures returns failure counters of one kind ("pair", "addr", "user") that lock
+// a key out after max failures within window.
+func (s *Store) LoginFailures(kind string, max int, window time.Duration) *LoginFailures {
+	return &LoginFailures{s: s, kind: kind + ":", max: max, window: window}
+}
+
+// Blocked reports whether key has max failures in the window that includes now, and
+// how long until that window ends.
+func (f *LoginFailures) Blocked(ctx context.Context, key string, now time.Time) (bool, time.Duration, error) {
+	var (
+		count int
+		since int64
+	)
+	err := f.s.do(ctx, func(q querier) error {
+		return q.QueryRow(ctx, "SELECT count, since FROM login_limits WHERE key = $1", f.kind+key).Scan(&count, &since)
+	})
+	switch {
+	case isNoRows(err):
+		return false, 0, nil
+	case err != nil:
+		return false, 0, fmt.Errorf("login failures of %s: %w", f.kind+key, err)
+	}
+	end := fromNanos(since).Add(f.window)
+	if count < f.max || !now.Before(end) {
+		return false, 0, nil
+	}
+	return true, end.Sub(now), nil
+}
+
+// Fail records a failure of key at now: one more in its window, or the first of a new
+// one. Now and then it also deletes the rows whose window ended.
+func (f *LoginFailures) Fail(ctx context.Context, key string, now time.Time) error {
+	at, expired := nanos(now), nanos(now.Add(-f.window))
+	err := f.s.write(ctx, func(q querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO login_limits AS l (key, count, since) VALUES ($1, 1, $2)
+			ON CONFLICT (key) DO UPDATE SET
+				count = CASE WHEN l.since <= $3 THEN 1 ELSE l.count + 1 END,
+				since = CASE WHEN l.since <= $3 THEN excluded.since ELSE l.since END`,
+			f.kind+key, at, expired)
+		if err != nil || f.fails.Add(1)%64 != 0 {
+			return err
+		}
+		// Known sign-ins are kept longer: only failure rows of this kind go here.
+		_, err = q.Exec(ctx, "DELETE FROM login_limits WHERE since <= $1 AND key >= $2 AND key < $3",
+			expired, f.kind, f.kind[:len(f.kind)-1]+";")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record login failure of %s: %w", f.kind+key, err)
+	}
+	return nil
+}
+
+// Succeed forgets key's failures.
+func (f *LoginFailures) Succeed(ctx context.Context, key string) error {
+	err := f.s.write(ctx, func(q querier) error {
+		_, err := q.Exec(ctx, "DELETE FROM login_limits WHERE key = $1", f.kind+key)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("forget login failures of %s: %w", f.kind+key, err)
+	}
+	return nil
+}
+
+// KnownLogins remembers the account|address pairs that signed in, for ttl.
+type KnownLogins struct {
+	s   *Store
+	ttl time.Duration
+	n   atomic.Uint64
+}
+
+// KnownLogins returns the sign-in memory of the per-account login ceiling.
+func (s *Store) KnownLogins(ttl time.Duration) *KnownLogins { return &KnownLogins{s: s, ttl: ttl} }
+
+// Known reports whether key signed in within ttl before now.
+func (k *KnownLogins) Known(ctx context.Context, key string, now time.Time) (bool, error) {
+	var known bool
+	err := k.s.do(ctx, func(q querier) error {
+		return q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM login_limits WHERE key = $1 AND since > $2)",
+			"known:"+key, nanos(now.Add(-k.ttl))).Scan(&known)
+	})
+	if err != nil {
+		return false, fmt.Errorf("known login %s: %w", key, err)
+	}
+	return known, nil
+}
+
+// Remember records a sign-in of key at now; now and then it forgets those older than
+// ttl.
+func (k *KnownLogins) Remember(ctx context.Context, key string, now time.Time) error {
+	err := k.s.write(ctx, func(q querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO login_limits (key, count, since) VALUES ($1, 0, $2)
+			ON CONFLICT (key) DO UPDATE SET since = excluded.since`, "known:"+key, nanos(now))
+		if err != nil || k.n.Add(1)%64 != 0 {
+			return err
+		}
+		_, err = q.Exec(ctx, "DELETE FROM login_limits WHERE since <= $1 AND key >= 'known:' AND key < 'known;'", nanos(now.Add(-k.ttl)))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remember login %s: %w", key, err)
+	}
+	return nil
+}
