@@ -57,6 +57,10 @@ type Config struct {
 	ExternalURL string `yaml:"external_url"`
 	Auth        Auth   `yaml:"auth"`
 	Limits      Limits `yaml:"limits"`
+	// TLS, Metrics and Retention are issue 17's (tls.go in this package).
+	TLS       TLS       `yaml:"tls"`
+	Metrics   Metrics   `yaml:"metrics"`
+	Retention Retention `yaml:"retention"`
 }
 
 // Limits bound what one client may hold of the server (docs/security.md).
@@ -209,6 +213,9 @@ func Default() Config {
 		Limits:          Limits{RequestsPerClient: 256, UploadsPerClient: 32, MinBodyRate: 10 << 10, SlowTimeout: 30 * time.Second, SmallBodyTimeout: 10 * time.Second},
 		Auth: Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
 			MaxLoginFailures: 5, MaxAddressLoginFailures: 20, LoginFailureWindow: 5 * time.Minute},
+		TLS:       TLS{ACMEDirectory: DefaultACMEDirectory},
+		Metrics:   Metrics{Addr: DefaultMetricsAddr},
+		Retention: Retention{Interval: DefaultRetentionInterval},
 	}
 }
 
@@ -305,6 +312,7 @@ func (c *Config) resolve() {
 	if c.Auth.KeysDir == "" && c.Data != "" {
 		c.Auth.KeysDir = filepath.Join(c.Data, "keys")
 	}
+	c.resolveTLS()
 }
 
 // Validate reports the first setting that cannot work.
@@ -390,6 +398,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("external_url %q must be an absolute http(s) URL", c.ExternalURL))
 		}
 	}
+	errs = append(errs, c.validateOps()...)
 	// Map iteration above is unordered; sort so the message is stable.
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)

@@ -257,6 +257,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			e = errcode.New(errcode.Unknown, "internal error, see the server log (request id %s)", reqlog.From(r.Context()).RequestID)
 		}
 	}
+	// quotaDenied's message carries the store's ErrQuotaExceeded: metrics count it.
+	if e.Code == errcode.Denied && strings.Contains(e.Message, metadata.ErrQuotaExceeded.Error()) {
+		reqlog.From(r.Context()).Refusal = reqlog.RefusalQuota
+	}
 	if r.Method == http.MethodHead {
 		w.Header().Del("Content-Length")
 		w.Header().Del("Docker-Content-Digest")

@@ -28,6 +28,7 @@ import (
 	"github.com/hubctl/hubctl/internal/gc"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
+	"github.com/hubctl/hubctl/internal/metrics"
 	"github.com/hubctl/hubctl/internal/registry"
 )
 
@@ -66,6 +67,10 @@ type Routes struct {
 	Charts http.Handler
 	// Limits, when set, bound what each client may hold (limits.go).
 	Limits *Limits
+	// Metrics, when set, counts and times every request; with MetricsToken it is also
+	// served at /metrics to requests bearing that token (ops.go).
+	Metrics      *metrics.Metrics
+	MetricsToken string
 }
 
 // NewHandler returns the HTTP handler of the server: the routes, /healthz and /readyz
@@ -80,6 +85,9 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	}
 	if rt.API != nil {
 		mux.Handle("/api/v1/", rt.API)
+	}
+	if rt.Metrics != nil && rt.MetricsToken != "" {
+		mux.Handle("GET /metrics", metricsOnMain(rt.Metrics, rt.MetricsToken))
 	}
 	if rt.Charts != nil {
 		mux.Handle("/charts/", rt.Charts)
@@ -101,7 +109,7 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	if rt.Limits != nil {
 		h = rt.Limits.Wrap(h)
 	}
-	return withRequestID(accessLog(log, recoverPanics(log, h)))
+	return withRequestID(rt.Metrics.Middleware(accessLog(log, recoverPanics(log, h))))
 }
 
 // Run serves the registry configured by cfg until ctx is cancelled, then stops accepting
@@ -143,6 +151,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
+	mx := metrics.New()
+	blobs = mx.Blobs(blobs)
+	meta.SetObserver(mx.DB)
 	defer func() {
 		if err := meta.Close(); err != nil {
 			log.Error("close database", "err", err)
@@ -210,6 +221,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	}
 	routes.Charts = chartrepo.New(co)
 	routes.Limits = newLimits(cfg.Limits, log, ap)
+	routes.Metrics, routes.MetricsToken = mx, cfg.Metrics.Token
 	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
@@ -225,11 +237,29 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	ts, err := setupTLS(cfg, meta, log, stderr, ln.Addr())
+	if err != nil {
+		return err
+	}
+	sideCtx, stopSide := context.WithCancel(context.WithoutCancel(ctx))
+	var sideDone sync.WaitGroup
+	defer func() {
+		stopSide()
+		sideDone.Wait()
+	}()
+	if err := startSideListeners(sideCtx, &sideDone, cfg, log, mx, ts, ln.Addr()); err != nil {
+		return err
+	}
 	serveErr := make(chan error, 1)
 	serving = true // Serve owns the listener now and closes it
-	go func() { serveErr <- srv.Serve(ln) }()
+	if ts != nil {
+		srv.TLSConfig = ts.config
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "storage", storageName(cfg), "database", databaseName(cfg))
+	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.TLS.Mode, "storage", storageName(cfg), "database", databaseName(cfg))
 	warnHostRealm(log, cfg, ln.Addr())
 
 	janitorCtx, stopJanitor := context.WithCancel(context.WithoutCancel(ctx))
@@ -252,7 +282,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		}
 	})
 	if cfg.GC.Interval > 0 {
-		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus) })
+		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus, mx) })
 	}
 	defer func() {
 		stopJanitor()
@@ -306,7 +336,7 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 // that finds another collection holding the lease (another replica's, or a hubctl gc)
 // is skipped and logged, and the next tick tries again. What a run deletes is
 // published on bus as the registry's deletes are.
-func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store, bus *events.Bus) {
+func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store, bus *events.Bus, mx *metrics.Metrics) {
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -319,9 +349,13 @@ func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.S
 		var busy *gc.BusyError
 		switch {
 		case errors.As(err, &busy):
+			mx.GC("busy", 0, 0)
 			log.Info("garbage collection skipped: another collection is running", "holder", busy.Lease.Holder, "expires", busy.Lease.ExpiresAt)
 		case err != nil && ctx.Err() == nil:
+			mx.GC("error", rep.Swept, rep.BytesFreed)
 			log.Warn("garbage collection", "err", err, "links", rep.Links, "marked", rep.Marked, "swept", rep.Swept)
+		case err == nil:
+			mx.GC("ok", rep.Swept, rep.BytesFreed)
 		}
 	}
 }
@@ -410,6 +444,8 @@ type metaStore interface {
 	metadata.Store
 	accounts.Store
 	chartstore.Store
+	ACMECache
+	SetObserver(func(kind string, d time.Duration, failed bool))
 }
 
 // openMetaStore opens the configured database and runs its migrations.
