@@ -252,3 +252,22 @@ func ErrUnknownAuthority(err error) bool {
 	var cv *tls.CertificateVerificationError
 	return errors.As(err, &ua) || (errors.As(err, &cv) && errors.As(cv.Err, &ua))
 }
+
+// Client returns hc with its transport wrapped by Transport when the transport is nil
+// or an *http.Transport; another RoundTripper (a trace, a test's) is kept as it is.
+// hc itself is not modified.
+func (t *Trust) Client(hc *http.Client) *http.Client {
+	if t == nil {
+		return hc
+	}
+	base, ok := hc.Transport.(*http.Transport)
+	if hc.Transport == nil {
+		base, ok = http.DefaultTransport.(*http.Transport).Clone(), true
+	}
+	if !ok {
+		return hc
+	}
+	c := *hc
+	c.Transport = t.Transport(base)
+	return &c
+}
