@@ -6,6 +6,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -134,6 +135,8 @@ type server struct {
 	stopped bool
 	args    []string // extra serve flags, kept for Restart
 	env     []string // extra environment (e.g. storage credentials), kept for Restart
+	// Scheme is https when a --tls flag turned TLS on (tls_test.go), else http.
+	Scheme string
 }
 
 // adminPassword is the admin password of servers started with token auth.
@@ -180,6 +183,12 @@ func startServerEnv(t testing.TB, dataDir string, env []string, args ...string) 
 		done:    make(chan struct{}),
 		args:    args,
 		env:     env,
+		Scheme:  "http",
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--tls") && a != "--tls=off" && !strings.HasPrefix(a, "--tls-redirect") {
+			s.Scheme = "https"
+		}
 	}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
@@ -253,7 +262,7 @@ func (s *server) waitReady() {
 			s.t.Fatalf("hubctl serve exited before ready: %v", s.waitErr)
 		default:
 		}
-		resp, err := http.Get(s.URL("/readyz"))
+		resp, err := harnessClient.Get(s.URL("/readyz"))
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -269,8 +278,8 @@ func (s *server) waitReady() {
 	s.t.Fatalf("hubctl serve on %s never became ready: %s", s.Addr, last)
 }
 
-// URL returns http://ADDR + path.
-func (s *server) URL(path string) string { return "http://" + s.Addr + path }
+// URL returns SCHEME://ADDR + path.
+func (s *server) URL(path string) string { return s.Scheme + "://" + s.Addr + path }
 
 // Stop sends SIGTERM and waits for a graceful exit; a non-zero exit after SIGTERM is a
 // test failure because graceful shutdown is part of the contract.
@@ -396,9 +405,21 @@ func do(t testing.TB, method, url string, body io.Reader, hdr map[string]string)
 
 // noRedirect shows redirects to the test instead of following them: a registry that
 // redirects where the spec wants an error must be visible.
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+var noRedirect = &http.Client{Transport: harnessTransport, CheckRedirect: func(*http.Request, []*http.Request) error {
 	return http.ErrUseLastResponse
 }}
+
+// harnessTransport is the harness's own: it does not verify a TLS server's certificate
+// (tls_test.go proves the chain with the real clients, given only the CA; the
+// harness's requests only set up and read back).
+var harnessTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	return t
+}()
+
+// harnessClient follows redirects, as http.Get does.
+var harnessClient = &http.Client{Transport: harnessTransport}
 
 // specError is the distribution spec's error body.
 type specError struct {
