@@ -6,8 +6,8 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"crypto/sha256"
+	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
