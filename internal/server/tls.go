@@ -79,6 +79,16 @@ func setupTLS(cfg config.Config, cache ACMECache, log *slog.Logger, stderr io.Wr
 		}
 		c := m.TLSConfig()
 		c.MinVersion = tls.VersionTLS12
+		// A client that sends no server name (one dialling an IP address: a probe, a
+		// load balancer's check) gets the first domain's certificate rather than a
+		// failed handshake.
+		get, first := c.GetCertificate, config.List(cfg.TLS.ACMEDomain)[0]
+		c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if h.ServerName == "" {
+				h.ServerName = first
+			}
+			return get(h)
+		}
 		log.Info("TLS certificates from ACME", "domains", cfg.TLS.ACMEDomain, "directory", cfg.TLS.ACMEDirectory)
 		return &tlsSetup{config: c, acme: m}, nil
 	}
