@@ -14,8 +14,8 @@ import (
 	"github.com/hubctl/hubctl/internal/httpdebug"
 	"github.com/hubctl/hubctl/internal/hubclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
-	"github.com/hubctl/hubctl/internal/tlsconf"
 	"github.com/hubctl/hubctl/internal/safetext"
+	"github.com/hubctl/hubctl/internal/tlsconf"
 	"github.com/spf13/cobra"
 )
 
