@@ -43,6 +43,8 @@ type Options struct {
 	// Artifacts, when set, checks and records manifests of artifacts the hub
 	// understands (helm charts) as they are put.
 	Artifacts ArtifactHook
+	// Policy, when set, enforces immutable tags and hears of pulls (policy.go).
+	Policy TagPolicy
 }
 
 // DefaultMaxConcurrentUploads is the default bound on concurrently streaming uploads.

@@ -10,6 +10,11 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/policy"
 
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/metrics"
@@ -96,4 +101,22 @@ func startSideListeners(ctx context.Context, wg *sync.WaitGroup, cfg config.Conf
 	}
 	serveSide(ctx, wg, log, "HTTP redirect", rln, h)
 	return nil
+}
+
+// pullFlushInterval is how often pull times are written: one transaction per interval
+// per replica, whatever the pull rate.
+const pullFlushInterval = 30 * time.Second
+
+// newPolicyEngine returns the engine of immutable tags, pull times and retention.
+func newPolicyEngine(meta metaStore, bus *events.Bus, log *slog.Logger, mx *metrics.Metrics) *policy.Engine {
+	return &policy.Engine{Store: meta, Meta: meta, Events: bus, Log: log, OnRun: mx.Retention, OnFlush: mx.PullsFlushed}
+}
+
+// policyAPI is the policy API, signed in as the hub API is (nil ap: --auth=none).
+func policyAPI(e *policy.Engine, ap *authParts, store accounts.Store) http.Handler {
+	api := &policy.API{Engine: e, Audit: store.Audit}
+	if ap != nil {
+		api.Principal, api.Authz = ap.charts.Principal, ap.policy
+	}
+	return api
 }

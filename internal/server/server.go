@@ -29,6 +29,7 @@ import (
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/metrics"
+	"github.com/hubctl/hubctl/internal/policy"
 	"github.com/hubctl/hubctl/internal/registry"
 )
 
@@ -71,6 +72,8 @@ type Routes struct {
 	// served at /metrics to requests bearing that token (ops.go).
 	Metrics      *metrics.Metrics
 	MetricsToken string
+	// Policies serves the tag and retention policy API (internal/policy).
+	Policies http.Handler
 }
 
 // NewHandler returns the HTTP handler of the server: the routes, /healthz and /readyz
@@ -85,6 +88,11 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	}
 	if rt.API != nil {
 		mux.Handle("/api/v1/", rt.API)
+	}
+	if rt.Policies != nil {
+		mux.Handle("/api/v1/policies", rt.Policies)
+		mux.Handle("/api/v1/policies/", rt.Policies)
+		mux.Handle("/api/v1/retention", rt.Policies)
 	}
 	if rt.Metrics != nil && rt.MetricsToken != "" {
 		mux.Handle("GET /metrics", metricsOnMain(rt.Metrics, rt.MetricsToken))
@@ -204,6 +212,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		MaxManifestSize: int64(cfg.MaxManifestSize),
 		Artifacts:       charts,
 	}
+	pol := newPolicyEngine(meta, bus, log, mx)
+	ro.Policy = pol
 	if cfg.Storage.Driver != "filesystem" && cfg.Storage.S3.Redirect {
 		ro.RedirectTTL = cfg.Storage.S3.RedirectTTL
 	}
@@ -222,6 +232,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	routes.Charts = chartrepo.New(co)
 	routes.Limits = newLimits(cfg.Limits, log, ap)
 	routes.Metrics, routes.MetricsToken = mx, cfg.Metrics.Token
+	routes.Policies = policyAPI(pol, ap, meta)
 	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
@@ -281,6 +292,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 			log.Info("recorded chart manifests pushed before", "count", n)
 		}
 	})
+	janitorDone.Go(func() { pol.Schedule(janitorCtx, cfg.Retention.Interval, pullFlushInterval) })
 	if cfg.GC.Interval > 0 {
 		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus, mx) })
 	}
@@ -445,6 +457,7 @@ type metaStore interface {
 	accounts.Store
 	chartstore.Store
 	ACMECache
+	policy.Store
 	SetObserver(func(kind string, d time.Duration, failed bool))
 }
 
