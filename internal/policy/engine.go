@@ -26,6 +26,13 @@ type Stored struct {
 	UpdatedBy string    `json:"updated_by"`
 }
 
+// Document is a policy as the API answers it.
+type Document struct {
+	Stored
+	// Effective is, for a repository, what applies after merging its namespace's.
+	Effective *Policy `json:"effective,omitempty"`
+}
+
 // Pull is one recorded manifest pull.
 type Pull struct {
 	Repository string
@@ -130,6 +137,9 @@ func (e *Engine) Effective(ctx context.Context, repo string) (Policy, error) {
 	}
 	return effective(all, repo), nil
 }
+
+// EffectiveOf is Effective over a set of policies by scope.
+func EffectiveOf(all map[string]Policy, repo string) Policy { return effective(all, repo) }
 
 func effective(all map[string]Policy, repo string) Policy {
 	ns, own := all[namespaceOf(repo)], all[repo]

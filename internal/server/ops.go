@@ -15,6 +15,7 @@ import (
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/policy"
+	"github.com/hubctl/hubctl/internal/policy/policyapi"
 
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/metrics"
@@ -114,7 +115,7 @@ func newPolicyEngine(meta metaStore, bus *events.Bus, log *slog.Logger, mx *metr
 
 // policyAPI is the policy API, signed in as the hub API is (nil ap: --auth=none).
 func policyAPI(e *policy.Engine, ap *authParts, store accounts.Store) http.Handler {
-	api := &policy.API{Engine: e, Audit: store.Audit}
+	api := &policyapi.API{Engine: e, Audit: store.Audit}
 	if ap != nil {
 		api.Principal, api.Authz = ap.charts.Principal, ap.policy
 	}

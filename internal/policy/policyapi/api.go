@@ -1,4 +1,7 @@
-package policy
+// Package policyapi serves the tag and retention policies over the hub API; it lives
+// apart from package policy so the store, which imports policy, never imports the
+// access rules.
+package policyapi
 
 import (
 	"context"
@@ -14,6 +17,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/policy"
 	"github.com/hubctl/hubctl/internal/reference"
 	"github.com/hubctl/hubctl/internal/reqlog"
 )
@@ -30,7 +34,7 @@ import (
 // of team/*, the namespace's owner, a site admin); a repository scope the admin role
 // on it. Reading needs pull.
 type API struct {
-	Engine *Engine
+	Engine *policy.Engine
 	// Principal finds the caller (nil, nil without credentials); nil Principal means
 	// --auth=none: everyone may do everything.
 	Principal func(w http.ResponseWriter, r *http.Request) (*authz.Principal, error)
@@ -140,7 +144,7 @@ func (a *API) may(ctx context.Context, c who, target, action string) (bool, erro
 		return false, nil
 	}
 	name := target
-	if ScopeKind(target) == "namespace" {
+	if policy.ScopeKind(target) == "namespace" {
 		name = target + "/*"
 	}
 	g, err := a.Authz.Grant(ctx, *c.p, scope.Scope{Type: scope.TypeRepository, Name: name, Actions: []string{action}})
@@ -163,19 +167,12 @@ func (a *API) need(ctx context.Context, c who, target, action, what string) erro
 	return errcode.New(errcode.Denied, "%s %s needs the admin role on it", what, target)
 }
 
-// Document is a policy as the API answers it.
-type Document struct {
-	Stored
-	// Effective is, for a repository, what applies after merging its namespace's.
-	Effective *Policy `json:"effective,omitempty"`
-}
-
 func (a *API) list(w http.ResponseWriter, r *http.Request, c who) error {
 	all, err := a.Engine.Store.ListPolicies(r.Context())
 	if err != nil {
 		return err
 	}
-	out := []Stored{}
+	out := []policy.Stored{}
 	for _, s := range all {
 		if ok, err := a.may(r.Context(), c, s.Scope, scope.Pull); err != nil {
 			return err
@@ -194,17 +191,17 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, c who, target string) 
 	if err != nil {
 		return err
 	}
-	doc := Document{Stored: Stored{Scope: target}}
+	doc := policy.Document{Stored: policy.Stored{Scope: target}}
 	found := false
-	byScope := map[string]Policy{}
+	byScope := map[string]policy.Policy{}
 	for _, s := range all {
 		byScope[s.Scope] = s.Policy
 		if s.Scope == target {
 			doc.Stored, found = s, true
 		}
 	}
-	if ScopeKind(target) == "repository" {
-		eff := effective(byScope, target)
+	if policy.ScopeKind(target) == "repository" {
+		eff := policy.EffectiveOf(byScope, target)
 		doc.Effective = &eff
 		found = found || len(eff.ImmutableTags) > 0 || eff.Retention != nil
 	}
@@ -222,7 +219,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, c who, target string) 
 	if err != nil {
 		return errcode.New(errcode.SizeInvalid, "policy body: %v", err)
 	}
-	p, err := Parse(b)
+	p, err := policy.Parse(b)
 	if err != nil {
 		return errcode.New(errcode.ManifestInvalid, "%v", err).WithStatus(http.StatusBadRequest)
 	}
@@ -232,14 +229,14 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, c who, target string) 
 	a.Engine.Invalidate()
 	body, _ := json.Marshal(p)
 	a.audit(r, c, "policy.set", target, string(body))
-	return writeJSON(w, http.StatusOK, Stored{Scope: target, Policy: p, UpdatedAt: time.Now().UTC(), UpdatedBy: c.name()})
+	return writeJSON(w, http.StatusOK, policy.Stored{Scope: target, Policy: p, UpdatedAt: time.Now().UTC(), UpdatedBy: c.name()})
 }
 
 func (a *API) delete(w http.ResponseWriter, r *http.Request, c who, target string) error {
 	if err := a.need(r.Context(), c, target, scope.Delete, "removing the policy of"); err != nil {
 		return err
 	}
-	if err := a.Engine.Store.DeletePolicy(r.Context(), target); errors.Is(err, ErrNotFound) {
+	if err := a.Engine.Store.DeletePolicy(r.Context(), target); errors.Is(err, policy.ErrNotFound) {
 		return errcode.New(errcode.NameUnknown, "no policy set on %s", target).WithStatus(http.StatusNotFound)
 	} else if err != nil {
 		return err
@@ -270,7 +267,7 @@ func (a *API) run(w http.ResponseWriter, r *http.Request, c who) error {
 		}
 	}
 	rep, err := a.Engine.Run(r.Context(), target, dry)
-	if errors.Is(err, ErrBusy) {
+	if errors.Is(err, policy.ErrBusy) {
 		w.Header().Set("Retry-After", "60")
 		return errcode.New(errcode.Denied, "%v; retry later", err).WithStatus(http.StatusConflict)
 	} else if err != nil {
