@@ -271,7 +271,7 @@ deletes are, by the actor "retention". Blobs go at the next garbage collection.`
 		if o.DryRun {
 			verb = "would delete"
 		}
-		err = o.Hub.print(rep, []string{"REPOSITORY", "WHAT", verb}, func(row func(...string)) {
+		err = o.Hub.print(rep, []string{"REPOSITORY", "KIND", strings.ToUpper(verb)}, func(row func(...string)) {
 			for _, p := range rep.Plans {
 				for _, t := range p.Tags {
 					row(p.Repository, "tag", t.Name)
@@ -284,7 +284,7 @@ deletes are, by the actor "retention". Blobs go at the next garbage collection.`
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(o.Hub.IO.ErrOut, "%s %d tags and %d manifests\n", verb, rep.DeletedTags, rep.DeletedManifests)
+		fmt.Fprintf(o.Hub.IO.ErrOut, "%s %d tags and %d manifests\n", strings.ToUpper(verb[:1])+verb[1:], rep.DeletedTags, rep.DeletedManifests)
 		for _, e := range rep.Errors {
 			fmt.Fprintf(o.Hub.IO.ErrOut, "error: %s\n", e)
 		}

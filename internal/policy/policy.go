@@ -10,7 +10,8 @@
 //     replaces its namespace's; without one, the namespace's applies.
 //   - Retention judges only the tags that some rule's pattern matches; other tags are
 //     left alone. A judged tag is kept when any rule whose pattern matches it keeps it:
-//     among that rule's newest keep_newest tags (by push time), pushed within
+//     among that rule's newest keep_newest tags (by push time; tags always kept do not
+//     count among them), pushed within
 //     pushed_within, or pulled within pulled_within (a manifest never pulled since pull
 //     times were recorded counts as pulled when it was pushed). A tag matching
 //     always_keep, or an immutable pattern, is always kept. Every other judged tag is

@@ -64,12 +64,17 @@ func PlanRetention(v View, r Retention, immutable []string, now time.Time) Plan 
 	for _, m := range v.Manifests {
 		byDigest[m.Digest] = m
 	}
-	// Each rule's newest keep_newest tags among those it matches, by push time.
+	anyMatch := func(pats []string, tag string) bool {
+		return slices.ContainsFunc(pats, func(p string) bool { return Match(p, tag) })
+	}
+	kept := func(tag string) bool { return anyMatch(immutable, tag) || anyMatch(r.AlwaysKeep, tag) }
+	// Each rule's newest keep_newest tags among those it judges, by push time. Tags
+	// kept anyway (always_keep, immutable) do not take a place in the ranking.
 	newest := make([]map[string]bool, len(r.Rules))
 	for i, rule := range r.Rules {
 		var matched []Tag
 		for _, t := range v.Tags {
-			if Match(rule.Pattern(), t.Name) {
+			if Match(rule.Pattern(), t.Name) && !kept(t.Name) {
 				matched = append(matched, t)
 			}
 		}
@@ -84,11 +89,8 @@ func PlanRetention(v View, r Retention, immutable []string, now time.Time) Plan 
 			newest[i][matched[j].Name] = true
 		}
 	}
-	anyMatch := func(pats []string, tag string) bool {
-		return slices.ContainsFunc(pats, func(p string) bool { return Match(p, tag) })
-	}
 	keepTag := func(t Tag) bool {
-		if anyMatch(immutable, t.Name) || anyMatch(r.AlwaysKeep, t.Name) {
+		if kept(t.Name) {
 			return true
 		}
 		judged := false
