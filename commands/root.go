@@ -53,7 +53,7 @@ access tokens.`,
 			NewCmdChart(f), NewCmdArtifact(f),
 		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{
-			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f),
+			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f), NewCmdDoctor(f, nil),
 		}},
 		{"admin", "Administering a hub (its API):", []*cobra.Command{
 			NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRobot(f), NewCmdRepo(f), NewCmdQuota(f), NewCmdAudit(f, nil),

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 type ServeOptions struct {
 	IO     *iostreams.IOStreams
 	Config config.Config
+	// CheckConfig validates the configuration and exits (--check-config).
+	CheckConfig bool
 }
 
 // serveFlagKeys maps each `hubctl serve` flag to the configuration key it sets, so flags
@@ -61,6 +64,7 @@ func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
 	// count is decided by Changed, because an unset flag must not mask file or env.
 	def := config.Default()
 	flagCfg := config.Default()
+	checkConfig := false
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub: an OCI distribution registry",
@@ -122,9 +126,12 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 			if err != nil {
 				return err
 			}
-			opts := &ServeOptions{IO: f.IOStreams, Config: cfg}
+			opts := &ServeOptions{IO: f.IOStreams, Config: cfg, CheckConfig: checkConfig}
 			if runF != nil {
 				return runF(opts)
+			}
+			if checkConfig {
+				return serveCheckConfig(opts)
 			}
 			return serveRun(cmd.Context(), opts)
 		},
@@ -159,6 +166,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.StringVar(&flagCfg.TLS.ACMEEmail, "acme-email", "", "Contact `address` given to the ACME CA")
 	fl.StringVar(&flagCfg.Metrics.Addr, "metrics-addr", def.Metrics.Addr, "Serve GET /metrics on this `address`, or off")
 	fl.DurationVar(&flagCfg.Retention.Interval, "retention-interval", def.Retention.Interval, "Apply retention policies this often (0: only on demand)")
+	fl.BoolVar(&checkConfig, "check-config", false, "Check the configuration (file, environment, flags) and exit: 0 when serve could start with it")
 	_ = cmd.MarkFlagFilename("tls-cert", "pem", "crt")
 	_ = cmd.MarkFlagFilename("tls-key", "pem", "key")
 	_ = cmd.RegisterFlagCompletionFunc("tls", cobra.FixedCompletions([]string{"off", "files", "self-signed", "acme"}, cobra.ShellCompDirectiveNoFileComp))
@@ -176,4 +184,18 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	defer stop()
 	log := server.NewLogger(opts.IO.ErrOut, opts.Config.Log)
 	return server.Run(ctx, opts.Config, log, opts.IO.ErrOut)
+}
+
+// serveCheckConfig prints what serve would do with the configuration, and fails with
+// what would stop it.
+func serveCheckConfig(opts *ServeOptions) error {
+	notes, err := server.CheckConfig(opts.Config)
+	for _, n := range notes {
+		fmt.Fprintln(opts.IO.Out, n)
+	}
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	fmt.Fprintln(opts.IO.Out, "configuration OK")
+	return nil
 }

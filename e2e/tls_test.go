@@ -227,3 +227,31 @@ func TestTLSCertFileReplaced(t *testing.T) {
 		t.Fatal("after the swap, the old CA still works")
 	}
 }
+
+// TestDoctor: hubctl doctor against a TLS hub passes every step given the CA and a
+// login, names the missing CA when given none, and names plain HTTP when a CA is
+// given for a hub without TLS.
+func TestDoctor(t *testing.T) {
+	f := newTLSFixture(t)
+	env := clientEnv(t, t.TempDir())
+	runStdin(t, "", env, adminPassword+"\n", hubctlBin, "login", f.s.Addr, "-u", "admin", "--password-stdin", "--ca-file", f.ca)
+	out := run(t, "", env, hubctlBin, "doctor", f.s.Addr, "--ca-file", f.ca)
+	for _, step := range []string{"resolve", "connect", "tls", "registry", "realm", "login", "push", "pull", "delete"} {
+		if !strings.Contains(out, "ok    "+step) && !strings.Contains(out, "ok  "+step) {
+			t.Errorf("doctor: step %s not ok:\n%s", step, out)
+		}
+	}
+	so, _, err := runErr(t, "", env, hubctlBin, "doctor", f.s.Addr, "--ca-file", f.wrongCA)
+	if err == nil || !strings.Contains(so, "FAIL  tls") || !strings.Contains(so, "certs.d/"+f.s.Addr+"/ca.crt") {
+		t.Errorf("doctor with a wrong CA: %v\n%s", err, so)
+	}
+	plain := startAuthServer(t)
+	so, _, err = runErr(t, "", env, hubctlBin, "doctor", plain.Addr, "--ca-file", f.ca)
+	if err == nil || !strings.Contains(so, "speaks plain HTTP") {
+		t.Errorf("doctor with a CA against a plain hub: %v\n%s", err, so)
+	}
+	so, _, err = runErr(t, "", env, hubctlBin, "doctor", plain.Addr)
+	if err != nil || !strings.Contains(so, "warn  tls") || !strings.Contains(so, "not logged in") {
+		t.Errorf("doctor against a plain loopback hub: %v\n%s", err, so)
+	}
+}
