@@ -132,7 +132,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer tr.CloseIdleConnections()
 	r := &runner{o: o, base: base.String(), hc: &http.Client{Transport: tr, Timeout: 60 * time.Second},
-		lat: map[string]*latencies{}, tokens: map[string]string{}, signing: map[string]*sync.Mutex{}}
+		lat: map[string]*latencies{}, tokens: map[string]string{}, signing: map[string]*sync.Mutex{}, refresh: map[int]string{}}
 	if err := r.discover(ctx); err != nil {
 		return Result{}, err
 	}
@@ -174,6 +174,8 @@ type runner struct {
 	lat     map[string]*latencies
 	tokens  map[string]string // account and repository → token
 	signing map[string]*sync.Mutex
+	loginMu sync.Mutex
+	refresh map[int]string // account → refresh token
 	images  map[string][]string
 	errs    []string
 	pushes  atomic.Int64
@@ -258,11 +260,26 @@ func (r *runner) token(ctx context.Context, acct int, repo, failed string) (stri
 	if r.o.Accounts > 1 {
 		user = fmt.Sprintf(user, acct)
 	}
-	q := url.Values{"service": {r.service}, "scope": {"repository:" + repo + ":pull,push"}}
+	// As docker after a login: the password once per account for a refresh token,
+	// then a token per repository for the refresh token (no password check).
+	refresh, err := r.refreshToken(ctx, acct, user)
+	if err != nil {
+		return "", err
+	}
+	scope := "repository:" + repo + ":pull,push"
+	q := url.Values{"service": {r.service}, "scope": {scope}}
 	for attempt := 1; ; attempt++ {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.realm+"?"+q.Encode(), nil)
-		if user != "" {
-			req.SetBasicAuth(user, r.o.Password)
+		var req *http.Request
+		if refresh != "" {
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "service": {r.service},
+				"scope": {scope}, "client_id": {"loadgen"}}
+			req, _ = http.NewRequestWithContext(ctx, http.MethodPost, r.realm, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req, _ = http.NewRequestWithContext(ctx, http.MethodGet, r.realm+"?"+q.Encode(), nil)
+			if user != "" {
+				req.SetBasicAuth(user, r.o.Password)
+			}
 		}
 		start := time.Now()
 		resp, err := r.hc.Do(req)
@@ -299,6 +316,57 @@ func (r *runner) token(ctx context.Context, acct int, repo, failed string) (stri
 		r.tokens[key] = body.Token
 		r.mu.Unlock()
 		return body.Token, nil
+	}
+}
+
+// refreshToken signs acct in with its password once (offline_token=true) and keeps
+// the refresh token the token service hands out; "" when it hands out none (then
+// every token request carries the password).
+func (r *runner) refreshToken(ctx context.Context, acct int, user string) (string, error) {
+	if user == "" {
+		return "", nil
+	}
+	r.loginMu.Lock()
+	defer r.loginMu.Unlock()
+	if t, ok := r.refresh[acct]; ok {
+		return t, nil
+	}
+	q := url.Values{"service": {r.service}, "offline_token": {"true"}, "client_id": {"loadgen"}}
+	for attempt := 1; ; attempt++ {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.realm+"?"+q.Encode(), nil)
+		req.SetBasicAuth(user, r.o.Password)
+		start := time.Now()
+		resp, err := r.hc.Do(req)
+		if err != nil {
+			r.record(KindToken, start, err)
+			return "", err
+		}
+		var body struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if resp.StatusCode == http.StatusTooManyRequests && attempt < 10 {
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			resp.Body.Close()
+			r.record(KindToken, start, nil)
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(time.Duration(max(wait, 1)) * time.Second):
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("sign in as %s: %s", user, resp.Status)
+		} else {
+			err = json.NewDecoder(resp.Body).Decode(&body)
+		}
+		resp.Body.Close()
+		r.record(KindToken, start, err)
+		if err != nil {
+			return "", err
+		}
+		r.refresh[acct] = body.RefreshToken
+		return body.RefreshToken, nil
 	}
 }
 
