@@ -17,6 +17,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/policy"
 	"github.com/hubctl/hubctl/internal/reference"
 	"github.com/hubctl/hubctl/internal/reqlog"
@@ -217,11 +218,11 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, c who, target string) 
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return errcode.New(errcode.SizeInvalid, "policy body: %v", err)
+		return errcode.New(errcode.SizeInvalid, "policy body: %v", err).WithStatus(http.StatusRequestEntityTooLarge)
 	}
 	p, err := policy.Parse(b)
 	if err != nil {
-		return errcode.New(errcode.ManifestInvalid, "%v", err).WithStatus(http.StatusBadRequest)
+		return errcode.New(hubapi.InvalidRequest, "%v", err)
 	}
 	if err := a.Engine.Store.PutPolicy(r.Context(), target, p, c.name()); err != nil {
 		return err
