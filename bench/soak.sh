@@ -16,6 +16,8 @@ ACCOUNTS=${ACCOUNTS:-20}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/hubctl-soak.XXXXXX")}
 mkdir -p "$work"
+# A kept OUT from an earlier run: start from empty registries.
+rm -rf "$work/hub" "$work/distribution" "$work/docker" "$work/hubctl.log"
 pids=()
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
