@@ -103,6 +103,11 @@ in the database, so replicas share them. --tls-redirect-addr :80 redirects plain
 Metrics: GET /metrics (Prometheus) on --metrics-addr, 127.0.0.1:9464 by default; with
 HUBCTL_METRICS_TOKEN set, also on the main listener to requests bearing that token.
 
+Tag policies ('hubctl repo policy'): immutable tags are enforced on every push and
+delete; retention runs every --retention-interval (6h) and on demand.
+
+--check-config checks the configuration without starting (docs/operating.md).
+
 It binds its address before it creates anything, so a taken port fails first. Once
 bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
 connections and lets in-flight requests finish for up to shutdown_timeout.`,
