@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scrape reads the exposition text at url into series → value (summed over series
@@ -131,4 +132,42 @@ func adminToken(t *testing.T, base, scope string) string {
 	_, rest, _ := strings.Cut(string(b), `"token":"`)
 	tok, _, _ := strings.Cut(rest, `"`)
 	return tok
+}
+
+// TestMetricsGCAndQuota: scheduled collections and quota refusals move their series.
+func TestMetricsGCAndQuota(t *testing.T) {
+	maddr := freeAddr(t)
+	r := start(t, map[string]string{"metrics.addr": maddr, "auth.mode": "token", "gc.interval": "50ms"})
+	base := "http://" + r.addr
+	req, _ := http.NewRequest(http.MethodPut, base+"/api/v1/namespaces/admin/quota", strings.NewReader(`{"bytes":10}`))
+	req.SetBasicAuth(AdminUser, testAdminPassword)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("set quota: %s", resp.Status)
+	}
+	h := hub{t: t, base: base, tok: adminToken(t, base, "repository:admin/app:push,pull")}
+	blob := []byte("more than ten bytes of blob")
+	dg := fmt.Sprintf("sha256:%x", sha256.Sum256(blob))
+	if resp, b := h.do(http.MethodPost, "/v2/admin/app/blobs/uploads/?digest="+dg, blob, map[string]string{"Content-Type": "application/octet-stream"}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("push over quota: %s %s", resp.Status, b)
+	}
+	var got map[string]float64
+	for i := 0; i < 100; i++ {
+		got = scrape(t, "http://"+maddr+"/metrics", nil)
+		if got[`hubctl_gc_runs_total{result="ok"}`] > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got[`hubctl_gc_runs_total{result="ok"}`] == 0 {
+		t.Error("no scheduled collection counted")
+	}
+	if got[`hubctl_quota_refusals_total`] != 1 {
+		t.Errorf("quota refusals = %v, want 1", got[`hubctl_quota_refusals_total`])
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
@@ -165,3 +166,33 @@ func TestPolicies(t *testing.T) {
 }
 
 func auditFilter(actor string) accounts.AuditFilter { return accounts.AuditFilter{Actor: actor} }
+
+// TestRetentionScheduled: with retention.interval set, the server applies a policy by
+// itself, and the run shows in the metrics.
+func TestRetentionScheduled(t *testing.T) {
+	maddr := freeAddr(t)
+	r := start(t, map[string]string{"auth.mode": "token", "retention.interval": "100ms", "metrics.addr": maddr})
+	base := "http://" + r.addr
+	h := hub{t: t, base: base, tok: adminToken(t, base, "repository:team/app:push,pull,delete")}
+	for i := 1; i <= 3; i++ {
+		h.push("team/app", fmt.Sprintf("build-%d", i), fmt.Sprintf("scheduled %d", i))
+	}
+	if resp, b := h.do(http.MethodPut, "/api/v1/policies/team", []byte(`{"retention":{"rules":[{"tags":"build-*","keep_newest":1}]}}`), nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("set policy: %s %s", resp.Status, b)
+	}
+	var tags string
+	for i := 0; i < 100; i++ {
+		_, tags = h.do(http.MethodGet, "/v2/team/app/tags/list", nil, nil)
+		if strings.Contains(tags, `"tags":["build-3"]`) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(tags, `"tags":["build-3"]`) {
+		t.Fatalf("tags after scheduled retention: %s", tags)
+	}
+	m := scrape(t, "http://"+maddr+"/metrics", nil)
+	if m[`hubctl_retention_deleted_total{kind="tag"}`] != 2 || m[`hubctl_retention_runs_total{result="ok"}`] == 0 {
+		t.Errorf("retention series: deleted %v, runs %v", m[`hubctl_retention_deleted_total{kind="tag"}`], m[`hubctl_retention_runs_total{result="ok"}`])
+	}
+}
