@@ -102,6 +102,27 @@ func TestTLSClientsTrustOnlyTheCA(t *testing.T) {
 		wantTLSFailure(t, "hubctl login with a wrong CA", so, se, err)
 	})
 
+	// The Docker engine: it skips certificate checks for 127.0.0.0/8, so this shows that
+	// docker pushes and pulls over serve's TLS, not that the chain is right.
+	t.Run("docker", func(t *testing.T) {
+		requireDocker(t)
+		ctxDir, _ := helloContext(t, "hello over TLS")
+		env := clientEnv(t, t.TempDir())
+		if exec.Command("docker", "buildx", "version").Run() != nil {
+			env = append(env, "DOCKER_BUILDKIT=0")
+		}
+		ref := s.Addr + "/admin/docker-tls:1"
+		t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", ref).Run() })
+		runStdin(t, ctxDir, env, adminPassword+"\n", "docker", "login", s.Addr, "-u", "admin", "--password-stdin")
+		run(t, ctxDir, env, "docker", "build", "-t", ref, ".")
+		run(t, ctxDir, env, "docker", "push", ref)
+		run(t, ctxDir, env, "docker", "rmi", ref)
+		run(t, ctxDir, env, "docker", "pull", ref)
+		if n := count(t, s.DataDir, "SELECT COUNT(*) FROM tags t JOIN repositories r ON r.id = t.repo_id WHERE r.name = 'admin/docker-tls'"); n != 1 {
+			t.Errorf("docker push over TLS left %d tags", n)
+		}
+	})
+
 	t.Run("crane", func(t *testing.T) {
 		crane := tool(t, "crane")
 		if err := os.WriteFile(filepath.Join(dir, "layer.tar"), layerTar(t, "payload.bin", 32<<10), 0o644); err != nil {
