@@ -58,6 +58,7 @@ type Meta interface {
 	DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error)
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) (metadata.DeleteManifestResult, error)
 	AcquireGCLease(ctx context.Context, holder string, ttl time.Duration) (metadata.GCLease, bool, error)
+	RenewGCLease(ctx context.Context, holder string, ttl time.Duration) error
 	ReleaseGCLease(ctx context.Context, holder string) error
 }
 
@@ -268,6 +269,26 @@ var ErrBusy = errors.New("another garbage collection or retention run is in prog
 // leaseHolder names retention in the GC lease.
 const leaseHolder = "retention"
 
+// leaseTTL is how long the lease outlives a run that died without releasing it; a
+// living run renews it every leaseTTL/3.
+const leaseTTL = time.Minute
+
+// renew keeps holder's lease until ctx ends.
+func (e *Engine) renew(ctx context.Context, holder string) {
+	t := time.NewTicker(leaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.Meta.RenewGCLease(ctx, holder, leaseTTL); err != nil && ctx.Err() == nil {
+				e.Log.Warn("renew the lease of a retention run", "err", err)
+			}
+		}
+	}
+}
+
 // Run applies the retention policies of scope ("" for every scope with one; a
 // namespace for its repositories; a repository for it alone). Deletions are
 // published on Events as the registry's are (audited, webhooks) with actor
@@ -279,7 +300,7 @@ func (e *Engine) Run(ctx context.Context, scope string, dryRun bool) (Report, er
 	}
 	if !dryRun {
 		holder := fmt.Sprintf("%s:%d", leaseHolder, time.Now().UnixNano())
-		_, ok, err := e.Meta.AcquireGCLease(ctx, holder, 30*time.Minute)
+		_, ok, err := e.Meta.AcquireGCLease(ctx, holder, leaseTTL)
 		if err != nil {
 			e.report("error", rep)
 			return rep, err
@@ -288,7 +309,15 @@ func (e *Engine) Run(ctx context.Context, scope string, dryRun bool) (Report, er
 			e.report("busy", rep)
 			return rep, ErrBusy
 		}
+		renewCtx, stopRenew := context.WithCancel(ctx)
+		renewed := make(chan struct{})
+		go func() {
+			defer close(renewed)
+			e.renew(renewCtx, holder)
+		}()
 		defer func() {
+			stopRenew()
+			<-renewed
 			if err := e.Meta.ReleaseGCLease(context.WithoutCancel(ctx), holder); err != nil {
 				e.Log.Warn("release the lease after retention", "err", err)
 			}
