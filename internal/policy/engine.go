@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
@@ -81,6 +82,10 @@ type Engine struct {
 	OnRun func(result string, tags, manifests int)
 	// OnFlush hears how many pull times a flush wrote.
 	OnFlush func(n int)
+	// Audit writes each deletion to the audit log as it is made (the event stream's
+	// audit writer may drop events under load; a retention deletion must not go
+	// unrecorded). Nil records nothing.
+	Audit func(ctx context.Context, e accounts.AuditEntry) error
 
 	mu       sync.Mutex
 	cached   map[string]Policy
@@ -266,6 +271,10 @@ type Report struct {
 // lease.
 var ErrBusy = errors.New("another garbage collection or retention run is in progress")
 
+// Actor is who retention's deletions are by, in events and the audit log. Events by
+// Actor are already audited when they are published.
+const Actor = "retention"
+
 // leaseHolder names retention in the GC lease.
 const leaseHolder = "retention"
 
@@ -406,8 +415,18 @@ func (e *Engine) reposFor(ctx context.Context, all map[string]Policy, scope stri
 // it (a push since the view moved it: keep it).
 func (e *Engine) apply(ctx context.Context, plan Plan, rep *Report) {
 	publish := func(ev events.Event) {
+		ev.Actor, ev.Time = Actor, time.Now().UTC()
+		if e.Audit != nil {
+			target := ev.Repository + "@" + ev.Digest
+			if ev.Tag != "" {
+				target = ev.Repository + ":" + ev.Tag
+			}
+			entry := accounts.AuditEntry{Time: ev.Time, Actor: Actor, Action: "delete", Target: target, Detail: string(ev.Type)}
+			if err := e.Audit(context.WithoutCancel(ctx), entry); err != nil {
+				e.Log.Warn("audit a retention deletion", "target", target, "err", err)
+			}
+		}
 		if e.Events != nil {
-			ev.Actor = "retention"
 			e.Events.Publish(ev)
 		}
 	}
