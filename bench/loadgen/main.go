@@ -174,7 +174,7 @@ func run(targets, pids, metricsURLs multi, clients int, duration time.Duration, 
 			rep.LoadAverageAfterwards = strings.Join(strings.Fields(string(b))[:3], " ")
 		}
 		reports = append(reports, rep)
-		print(os.Stdout, rep)
+		printReport(os.Stdout, rep)
 	}
 	if len(reports) == 2 && reports[1].RequestsPerSecond > 0 {
 		a, b := reports[0], reports[1]
@@ -195,7 +195,7 @@ func run(targets, pids, metricsURLs multi, clients int, duration time.Duration, 
 	return nil
 }
 
-func print(w io.Writer, r report) {
+func printReport(w io.Writer, r report) {
 	fmt.Fprintf(w, "\n%s (%s): %d clients, %.1f s, %d requests, %.0f req/s, p50 %.1f ms, p99 %.1f ms, %d errors; %d pushes, %d pulls\n",
 		r.Name, r.Target, r.Clients, r.Seconds, r.Requests, r.RequestsPerSecond, r.Overall.P50ms, r.Overall.P99ms, r.Errors, r.Pushes, r.Pulls)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
