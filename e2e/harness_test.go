@@ -278,8 +278,13 @@ func (s *server) waitReady() {
 	s.t.Fatalf("hubctl serve on %s never became ready: %s", s.Addr, last)
 }
 
-// URL returns SCHEME://ADDR + path.
-func (s *server) URL(path string) string { return s.Scheme + "://" + s.Addr + path }
+// URL returns SCHEME://ADDR + path (http for a server value made by hand).
+func (s *server) URL(path string) string {
+	if s.Scheme == "" {
+		return "http://" + s.Addr + path
+	}
+	return s.Scheme + "://" + s.Addr + path
+}
 
 // Stop sends SIGTERM and waits for a graceful exit; a non-zero exit after SIGTERM is a
 // test failure because graceful shutdown is part of the contract.
