@@ -15,6 +15,7 @@ import (
 	"github.com/hubctl/hubctl/internal/hubclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/safetext"
+	"github.com/hubctl/hubctl/internal/tlsconf"
 	"github.com/spf13/cobra"
 )
 
@@ -37,6 +38,8 @@ type HubOptions struct {
 	ConfigDir string
 	// Trace receives an HTTP trace with --debug; nil otherwise.
 	Trace io.Writer
+	// Trust verifies the registry's certificate (certs.d, --ca-file).
+	Trust *tlsconf.Trust
 }
 
 // hubCommand binds the hub flags to cmd and sets its RunE: complete the shared
@@ -59,6 +62,7 @@ func hubCommand(f *Factory, cmd *cobra.Command, o *HubOptions, parse func(args [
 		}
 		o.IO = f.IOStreams
 		o.ConfigDir, _ = f.LookupEnv("DOCKER_CONFIG")
+		o.Trust = f.Trust()
 		if f.Debug {
 			o.Trace = f.IOStreams.ErrOut
 		}
@@ -79,9 +83,10 @@ func (o *HubOptions) client() (*hubclient.Client, error) {
 	}
 	var hc *http.Client
 	if o.Trace != nil {
-		hc = &http.Client{Timeout: time.Minute, Transport: &httpdebug.Transport{Out: o.Trace}}
+		base := o.Trust.Transport(http.DefaultTransport.(*http.Transport).Clone())
+		hc = &http.Client{Timeout: time.Minute, Transport: &httpdebug.Transport{Base: base, Out: o.Trace}}
 	}
-	return hubclient.New(hubclient.Options{Host: o.Registry, Insecure: o.Insecure, Credentials: store, HTTPClient: hc})
+	return hubclient.New(hubclient.Options{Host: o.Registry, Insecure: o.Insecure, Credentials: store, HTTPClient: hc, Trust: o.Trust})
 }
 
 // print writes v as JSON with -o json, else as a table with header whose rows the

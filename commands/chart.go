@@ -267,7 +267,7 @@ func chartFindCommand(f *Factory, runF func(*ChartFindOptions) error, cmd *cobra
 			return err
 		}
 		c := &chartclient.Client{Hub: func(host string) (*hubclient.Client, error) {
-			return hubclient.New(hubclient.Options{Host: host, Insecure: opts.Insecure, Credentials: store})
+			return hubclient.New(hubclient.Options{Host: host, Insecure: opts.Insecure, Credentials: store, Trust: f.Trust()})
 		}}
 		res, err := c.Search(cmd.Context(), opts.Host, opts.Namespace, opts.Term)
 		if err != nil {

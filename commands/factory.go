@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 
 	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/tlsconf"
 )
 
 // Factory carries what every command needs: IO streams, build information, the
@@ -22,6 +23,21 @@ type Factory struct {
 	Debug bool
 	// ConfigFile is the global --config flag.
 	ConfigFile string
+	// CAFiles are the global --ca-file flag: CA certificates trusted for every
+	// registry, besides the system roots and the certs.d folders.
+	CAFiles []string
+}
+
+// Trust is how the command's clients verify registries' certificates: the certs.d
+// folders (hubctl's, docker's, podman's) and --ca-file, or $HUBCTL_CA_FILE.
+func (f *Factory) Trust() *tlsconf.Trust {
+	files := f.CAFiles
+	if len(files) == 0 {
+		if v, ok := f.LookupEnv("HUBCTL_CA_FILE"); ok && v != "" {
+			files = []string{v}
+		}
+	}
+	return &tlsconf.Trust{CertsDirs: tlsconf.DefaultCertsDirs(f.LookupEnv), CAFiles: files}
 }
 
 // NewFactory returns a Factory reading the process environment.

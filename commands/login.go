@@ -10,6 +10,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/tlsconf"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -25,8 +26,11 @@ type LoginOptions struct {
 	Username      string
 	Password      string
 	PasswordStdin bool
-	// PlainHTTP talks HTTP to the registry (loopback hosts always do).
+	// PlainHTTP talks HTTP to the registry (loopback hosts always do, unless a CA
+	// is configured for them).
 	PlainHTTP bool
+	// Trust verifies the registry's certificate (certs.d, --ca-file).
+	Trust *tlsconf.Trust
 }
 
 // NewCmdLogin returns `hubctl login`. runF receives the parsed options instead of
@@ -64,6 +68,7 @@ In scripts, pass the password on stdin with --password-stdin.`,
 				return usageErrorf(cmd, "--password-stdin needs --username")
 			}
 			opts.ConfigDir, _ = f.LookupEnv("DOCKER_CONFIG")
+			opts.Trust = f.Trust()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -90,7 +95,7 @@ func loginRun(ctx context.Context, opts *LoginOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := credentials.Verify(ctx, opts.Host, creds, credentials.VerifyOptions{PlainHTTP: opts.PlainHTTP})
+	res, err := credentials.Verify(ctx, opts.Host, creds, credentials.VerifyOptions{PlainHTTP: opts.PlainHTTP, Trust: opts.Trust})
 	if err != nil {
 		return err
 	}

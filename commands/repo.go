@@ -16,7 +16,7 @@ func NewCmdRepo(f *Factory) *cobra.Command {
 		`Show a repository's settings, make it public (anyone may pull, even anonymously)
 or private (only those with a role on it), or delete it whole. Repositories are private
 unless their namespace's default says otherwise.`,
-		NewCmdRepoShow(f, nil), NewCmdRepoSetVisibility(f, nil), NewCmdRepoRemove(f, nil))
+		NewCmdRepoShow(f, nil), NewCmdRepoSetVisibility(f, nil), NewCmdRepoRemove(f, nil), NewCmdRepoPolicy(f))
 }
 
 // NewCmdRepoRemove returns `hubctl repo rm`.

@@ -33,6 +33,8 @@ access tokens.`,
 	cmd.PersistentFlags().BoolVarP(&f.Debug, "debug", "v", false, "Show debug details: an HTTP trace (secrets redacted), debug-level logs and full error chains")
 	cmd.PersistentFlags().StringVar(&f.ConfigFile, "config", "", "Configuration `file` (YAML); default $HUBCTL_CONFIG")
 	_ = cmd.MarkPersistentFlagFilename("config", "yaml", "yml")
+	cmd.PersistentFlags().StringArrayVar(&f.CAFiles, "ca-file", nil, "Trust the CA certificates in this PEM `file` for every registry (repeatable; default $HUBCTL_CA_FILE); per registry: ~/.config/hubctl/certs.d/HOST:PORT/ca.crt")
+	_ = cmd.MarkPersistentFlagFilename("ca-file", "pem", "crt")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{err: err, cmd: c}
 	})
@@ -51,7 +53,7 @@ access tokens.`,
 			NewCmdChart(f), NewCmdArtifact(f),
 		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{
-			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f),
+			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f), NewCmdDoctor(f, nil),
 		}},
 		{"admin", "Administering a hub (its API):", []*cobra.Command{
 			NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRobot(f), NewCmdRepo(f), NewCmdQuota(f), NewCmdAudit(f, nil),

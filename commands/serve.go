@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,31 +19,43 @@ import (
 type ServeOptions struct {
 	IO     *iostreams.IOStreams
 	Config config.Config
+	// CheckConfig validates the configuration and exits (--check-config).
+	CheckConfig bool
 }
 
 // serveFlagKeys maps each `hubctl serve` flag to the configuration key it sets, so flags
 // override exactly the settings the YAML file and HUBCTL_* variables name.
 var serveFlagKeys = map[string]string{
-	"addr":              "addr",
-	"data":              "data",
-	"db":                "db.path",
-	"max-manifest-size": "max_manifest_size",
-	"upload-max-age":    "uploads.max_age",
-	"gc-interval":       "gc.interval",
-	"log-format":        "log.format",
-	"log-level":         "log.level",
-	"auth":              "auth.mode",
-	"storage":           "storage.driver",
-	"s3-endpoint":       "storage.s3.endpoint",
-	"s3-region":         "storage.s3.region",
-	"s3-bucket":         "storage.s3.bucket",
-	"s3-prefix":         "storage.s3.prefix",
-	"s3-path-style":     "storage.s3.path_style",
-	"s3-redirect":       "storage.s3.redirect",
-	"cos-region":        "storage.s3.region",
-	"cos-bucket":        "storage.s3.bucket",
-	"external-url":      "external_url",
-	"trusted-proxies":   "trusted_proxies",
+	"addr":               "addr",
+	"data":               "data",
+	"db":                 "db.path",
+	"max-manifest-size":  "max_manifest_size",
+	"upload-max-age":     "uploads.max_age",
+	"gc-interval":        "gc.interval",
+	"log-format":         "log.format",
+	"log-level":          "log.level",
+	"auth":               "auth.mode",
+	"storage":            "storage.driver",
+	"s3-endpoint":        "storage.s3.endpoint",
+	"s3-region":          "storage.s3.region",
+	"s3-bucket":          "storage.s3.bucket",
+	"s3-prefix":          "storage.s3.prefix",
+	"s3-path-style":      "storage.s3.path_style",
+	"s3-redirect":        "storage.s3.redirect",
+	"cos-region":         "storage.s3.region",
+	"cos-bucket":         "storage.s3.bucket",
+	"external-url":       "external_url",
+	"tls":                "tls.mode",
+	"tls-cert":           "tls.cert",
+	"tls-key":            "tls.key",
+	"tls-names":          "tls.names",
+	"tls-redirect-addr":  "tls.redirect_addr",
+	"acme-domain":        "tls.acme_domain",
+	"acme-directory":     "tls.acme_directory",
+	"acme-email":         "tls.acme_email",
+	"metrics-addr":       "metrics.addr",
+	"retention-interval": "retention.interval",
+	"trusted-proxies":    "trusted_proxies",
 }
 
 // NewCmdServe returns `hubctl serve`. runF receives the merged configuration instead of
@@ -52,6 +65,7 @@ func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
 	// count is decided by Changed, because an unset flag must not mask file or env.
 	def := config.Default()
 	flagCfg := config.Default()
+	checkConfig := false
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub: an OCI distribution registry",
@@ -81,12 +95,28 @@ limits.requests_per_client requests and limits.uploads_per_client uploads in fli
 bodies and responses slower than limits.min_body_rate are cut once limits.slow_timeout
 is spent.
 
+TLS: --tls-cert and --tls-key serve HTTPS (TLS 1.2 or newer, HTTP/2) and the files are
+re-read when they change; --tls=self-signed makes a CA and a certificate under
+<data>/tls once and prints the line that makes clients trust it; --tls=acme with
+--acme-domain gets certificates from Let's Encrypt (or --acme-directory) and keeps them
+in the database, so replicas share them. --tls-redirect-addr :80 redirects plain HTTP.
+
+Metrics: GET /metrics (Prometheus) on --metrics-addr, 127.0.0.1:9464 by default; with
+HUBCTL_METRICS_TOKEN set, also on the main listener to requests bearing that token.
+
+Tag policies ('hubctl repo policy'): immutable tags are enforced on every push and
+delete; retention runs every --retention-interval (6h) and on demand.
+
+--check-config checks the configuration without starting (docs/operating.md).
+
 It binds its address before it creates anything, so a taken port fails first. Once
 bound, it prints "listening on ADDR" on stderr. SIGINT or SIGTERM stops accepting
 connections and lets in-flight requests finish for up to shutdown_timeout.`,
 		Example: `  hubctl serve
   hubctl serve --addr 127.0.0.1:0 --data /tmp/hub
-  HUBCTL_MAX_MANIFEST_SIZE=8MiB hubctl serve --log-format json`,
+  HUBCTL_MAX_MANIFEST_SIZE=8MiB hubctl serve --log-format json
+  hubctl serve --addr :443 --tls-cert /etc/hubctl/tls.crt --tls-key /etc/hubctl/tls.key --external-url https://hub.example.com
+  hubctl serve --addr :443 --tls=acme --acme-domain hub.example.com --tls-redirect-addr :80`,
 		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			overrides := map[string]string{}
@@ -102,9 +132,12 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 			if err != nil {
 				return err
 			}
-			opts := &ServeOptions{IO: f.IOStreams, Config: cfg}
+			opts := &ServeOptions{IO: f.IOStreams, Config: cfg, CheckConfig: checkConfig}
 			if runF != nil {
 				return runF(opts)
+			}
+			if checkConfig {
+				return serveCheckConfig(opts)
 			}
 			return serveRun(cmd.Context(), opts)
 		},
@@ -130,6 +163,20 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.StringVar(&flagCfg.Auth.Mode, "auth", def.Auth.Mode, "Authentication `mode`: token (Docker token auth) or none (anyone may do anything)")
 	fl.StringVar(&flagCfg.ExternalURL, "external-url", "", "Base `URL` clients reach the hub at, and the token realm's; set it on any non-loopback address (default: each request's own host)")
 	fl.StringVar(&flagCfg.TrustedProxies, "trusted-proxies", "", "Comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For (trusted_proxy_header) names the client's address, for rate limits, logs and the audit log (default: none; the TCP peer is the client)")
+	fl.StringVar(&flagCfg.TLS.Mode, "tls", "", "TLS `mode`: off, files (--tls-cert/--tls-key), self-signed or acme (default off, files when --tls-cert is set)")
+	fl.StringVar(&flagCfg.TLS.Cert, "tls-cert", "", "PEM certificate `file` with its chain; re-read when it changes")
+	fl.StringVar(&flagCfg.TLS.Key, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fl.StringVar(&flagCfg.TLS.Names, "tls-names", "", "Comma-separated DNS `names` and IPs of the self-signed certificate (default: host name, localhost, loopback)")
+	fl.StringVar(&flagCfg.TLS.RedirectAddr, "tls-redirect-addr", "", "Also listen on this plain-HTTP `address` and redirect to HTTPS (and answer ACME http-01), e.g. :80")
+	fl.StringVar(&flagCfg.TLS.ACMEDomain, "acme-domain", "", "Comma-separated domain `names` to get ACME certificates for (--tls=acme)")
+	fl.StringVar(&flagCfg.TLS.ACMEDirectory, "acme-directory", def.TLS.ACMEDirectory, "ACME directory `URL` (a private CA, or Let's Encrypt staging)")
+	fl.StringVar(&flagCfg.TLS.ACMEEmail, "acme-email", "", "Contact `address` given to the ACME CA")
+	fl.StringVar(&flagCfg.Metrics.Addr, "metrics-addr", def.Metrics.Addr, "Serve GET /metrics on this `address`, or off")
+	fl.DurationVar(&flagCfg.Retention.Interval, "retention-interval", def.Retention.Interval, "Apply retention policies this often (0: only on demand)")
+	fl.BoolVar(&checkConfig, "check-config", false, "Check the configuration (file, environment, flags) and exit: 0 when serve could start with it")
+	_ = cmd.MarkFlagFilename("tls-cert", "pem", "crt")
+	_ = cmd.MarkFlagFilename("tls-key", "pem", "key")
+	_ = cmd.RegisterFlagCompletionFunc("tls", cobra.FixedCompletions([]string{"off", "files", "self-signed", "acme"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("data")
 	_ = cmd.MarkFlagFilename("db")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -144,4 +191,18 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	defer stop()
 	log := server.NewLogger(opts.IO.ErrOut, opts.Config.Log)
 	return server.Run(ctx, opts.Config, log, opts.IO.ErrOut)
+}
+
+// serveCheckConfig prints what serve would do with the configuration, and fails with
+// what would stop it.
+func serveCheckConfig(opts *ServeOptions) error {
+	notes, err := server.CheckConfig(opts.Config)
+	for _, n := range notes {
+		fmt.Fprintln(opts.IO.Out, n)
+	}
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	fmt.Fprintln(opts.IO.Out, "configuration OK")
+	return nil
 }

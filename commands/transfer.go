@@ -102,6 +102,7 @@ func newEngine(f *Factory, insecure bool, locations ...string) (*transfer.Engine
 		UserAgent:   "hubctl/" + f.Build.Version,
 		OnRetry:     engine.ReportRetry,
 		Trace:       traceOut(f),
+		Trust:       f.Trust(),
 	})
 	return engine, nil
 }

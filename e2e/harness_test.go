@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -135,6 +136,8 @@ type server struct {
 	args    []string    // extra serve flags, kept for Restart
 	env     []string    // extra environment (e.g. storage credentials), kept for Restart
 	addrCh  chan string // the listening address, once the process prints it
+	// Scheme is https when a --tls flag turned TLS on (tls_test.go), else http.
+	Scheme string
 }
 
 // adminPassword is the admin password of servers started with token auth.
@@ -190,6 +193,12 @@ func launchServerEnv(t testing.TB, dataDir string, env []string, args ...string)
 		done:    make(chan struct{}),
 		args:    args,
 		env:     env,
+		Scheme:  "http",
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--tls") && a != "--tls=off" && !strings.HasPrefix(a, "--tls-redirect") {
+			s.Scheme = "https"
+		}
 	}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
@@ -270,7 +279,7 @@ func (s *server) waitReady() {
 			s.t.Fatalf("hubctl serve exited before ready: %v", s.waitErr)
 		default:
 		}
-		resp, err := http.Get(s.URL("/readyz"))
+		resp, err := harnessClient.Get(s.URL("/readyz"))
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -286,8 +295,13 @@ func (s *server) waitReady() {
 	s.t.Fatalf("hubctl serve on %s never became ready: %s", s.Addr, last)
 }
 
-// URL returns http://ADDR + path.
-func (s *server) URL(path string) string { return "http://" + s.Addr + path }
+// URL returns SCHEME://ADDR + path (http for a server value made by hand).
+func (s *server) URL(path string) string {
+	if s.Scheme == "" {
+		return "http://" + s.Addr + path
+	}
+	return s.Scheme + "://" + s.Addr + path
+}
 
 // Stop sends SIGTERM and waits for a graceful exit; a non-zero exit after SIGTERM is a
 // test failure because graceful shutdown is part of the contract.
@@ -413,9 +427,21 @@ func do(t testing.TB, method, url string, body io.Reader, hdr map[string]string)
 
 // noRedirect shows redirects to the test instead of following them: a registry that
 // redirects where the spec wants an error must be visible.
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+var noRedirect = &http.Client{Transport: harnessTransport, CheckRedirect: func(*http.Request, []*http.Request) error {
 	return http.ErrUseLastResponse
 }}
+
+// harnessTransport is the harness's own: it does not verify a TLS server's certificate
+// (tls_test.go proves the chain with the real clients, given only the CA; the
+// harness's requests only set up and read back).
+var harnessTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	return t
+}()
+
+// harnessClient follows redirects, as http.Get does.
+var harnessClient = &http.Client{Transport: harnessTransport}
 
 // specError is the distribution spec's error body.
 type specError struct {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive (OCI conformance suite, crane, oras,
-# helm 3 and helm 4, the versitygw S3 server, the distribution registry, regctl, skopeo,
-# tmux) into $HOME/.cache/hubctl/bin. Idempotent: a tool whose binary is there at the
+# helm 3 and helm 4, the versitygw S3 server, the distribution registry, regctl, pebble,
+# skopeo, tmux) into $HOME/.cache/hubctl/bin. Idempotent: a tool whose binary is there at the
 # pinned version (recorded in $BIN/.versions/NAME) is skipped, so a warm run takes well
 # under a second; changing a pin reinstalls that tool. A cold run builds them in
 # parallel (about 8 minutes on 2 cores).
@@ -28,6 +28,10 @@ TOOLS=(
   "registry|github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
   # regctl: a peer in the client benchmarks.
   "regctl|github.com/regclient/regclient/cmd/regctl@v0.11.7"
+  # pebble, a real ACME server, and its DNS companion (which answers 127.0.0.1 for the
+  # dotted test name autocert needs): serve --tls=acme is tested against them.
+  "pebble|github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.3"
+  "pebble-challtestsrv|github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.3"
 )
 
 mkdir -p "$BIN/.versions"

@@ -66,6 +66,10 @@ type Config struct {
 	// "X-Forwarded-For" or "Forwarded". It is read right to left, past the trusted
 	// proxies, so a client cannot choose its own address by sending it.
 	TrustedProxyHeader string `yaml:"trusted_proxy_header"`
+	// TLS, Metrics and Retention are issue 17's (tls.go in this package).
+	TLS       TLS       `yaml:"tls"`
+	Metrics   Metrics   `yaml:"metrics"`
+	Retention Retention `yaml:"retention"`
 }
 
 // ParseTrustedProxies parses TrustedProxies: CIDRs or single addresses, separated by
@@ -257,6 +261,9 @@ func Default() Config {
 		Auth: Auth{Mode: "token", Service: "hubctl", Issuer: "hubctl", TokenTTL: 5 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
 			MaxLoginFailures: 5, MaxAddressLoginFailures: 20, LoginFailureWindow: 5 * time.Minute, MaxAccountLoginFailures: 50},
 		TrustedProxyHeader: "X-Forwarded-For",
+		TLS:                TLS{ACMEDirectory: DefaultACMEDirectory},
+		Metrics:            Metrics{Addr: DefaultMetricsAddr},
+		Retention:          Retention{Interval: DefaultRetentionInterval},
 	}
 }
 
@@ -353,6 +360,7 @@ func (c *Config) resolve() {
 	if c.Auth.KeysDir == "" && c.Data != "" {
 		c.Auth.KeysDir = filepath.Join(c.Data, "keys")
 	}
+	c.resolveTLS()
 }
 
 // Validate reports the first setting that cannot work.
@@ -458,6 +466,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("external_url %q must be an absolute http(s) URL", c.ExternalURL))
 		}
 	}
+	errs = append(errs, c.validateOps()...)
 	// Map iteration above is unordered; sort so the message is stable.
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)

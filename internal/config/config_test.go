@@ -45,6 +45,7 @@ log:
 				want.Storage.Filesystem.Root = "./hubctl-data"
 				want.DB.Path = filepath.Join("hubctl-data", "hubctl.db")
 				want.Auth.KeysDir = filepath.Join("hubctl-data", "keys")
+				want.TLS.Mode, want.TLS.Dir = "off", filepath.Join("hubctl-data", "tls")
 				if c != want {
 					t.Errorf("got %+v\nwant %+v", c, want)
 				}
@@ -211,6 +212,10 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"limits.slow_timeout": "20s", "limits.small_body_timeout": "5s",
 		"limits.manifests_per_repository": "1000", "limits.tags_per_repository": "100",
 		"auth.max_account_login_failures": "80", "trusted_proxies": "10.0.0.0/8, 192.0.2.1", "trusted_proxy_header": "Forwarded",
+		"tls.mode": "files", "tls.cert": "/c.pem", "tls.key": "/k.pem", "tls.names": "hub.example.com", "tls.dir": "/t",
+		"tls.acme_domain": "hub.example.com", "tls.acme_directory": "https://acme.example.com/dir", "tls.acme_email": "ops@example.com",
+		"tls.redirect_addr": ":80", "metrics.addr": "127.0.0.1:9000", "metrics.token": "0123456789abcdef",
+		"retention.interval": "1h",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hubctl/hubctl/internal/tlsconf"
 )
 
 // ErrInvalidCredentials is the registry refusing the username or password.
@@ -24,6 +26,9 @@ type VerifyOptions struct {
 	Client *http.Client
 	// ClientID names the client to the token service (Docker token spec client_id).
 	ClientID string
+	// Trust adds the registry's CAs (certs.d, --ca-file); a loopback host with one is
+	// reached over HTTPS.
+	Trust *tlsconf.Trust
 }
 
 // VerifyResult is the outcome of a successful Verify.
@@ -44,13 +49,14 @@ func Verify(ctx context.Context, host string, c Credentials, opts VerifyOptions)
 	if client == nil {
 		client = &http.Client{Timeout: time.Minute}
 	}
+	client = opts.Trust.Client(client)
 	clientID := opts.ClientID
 	if clientID == "" {
 		clientID = "hubctl"
 	}
 	regHost := RegistryHost(host)
 	scheme := "https"
-	if opts.PlainHTTP || IsLoopback(regHost) {
+	if opts.PlainHTTP || (IsLoopback(regHost) && !opts.Trust.HasCA(regHost)) {
 		scheme = "http"
 	}
 	base := scheme + "://" + regHost + "/v2/"

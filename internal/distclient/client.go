@@ -28,6 +28,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/httpdebug"
+	"github.com/hubctl/hubctl/internal/tlsconf"
 )
 
 // Options configure a Client.
@@ -52,6 +53,9 @@ type Options struct {
 	// Trace, when set, receives a trace of every request and response, secrets
 	// redacted (--debug).
 	Trace io.Writer
+	// Trust adds CAs and client certificates per registry (certs.d, --ca-file) to the
+	// default transport; a loopback registry with any of them is reached over HTTPS.
+	Trust *tlsconf.Trust
 }
 
 // RetryInfo describes a request about to be retried.
@@ -103,7 +107,7 @@ func New(opts Options) *Client {
 			}
 			return bulkConn{c}, nil
 		}
-		rt = t
+		rt = opts.Trust.Transport(t)
 	}
 	if opts.Trace != nil {
 		rt = &httpdebug.Transport{Base: rt, Out: opts.Trace}
@@ -136,7 +140,7 @@ func (c bulkConn) ReadFrom(r io.Reader) (int64, error) {
 // PlainHTTP reports whether host is reached over HTTP instead of HTTPS.
 func (c *Client) PlainHTTP(host string) bool {
 	if credentials.IsLoopback(host) {
-		return true
+		return !c.opts.Trust.HasCA(credentials.RegistryHost(host))
 	}
 	for _, h := range c.opts.Insecure {
 		if strings.EqualFold(credentials.NormalizeHost(h), credentials.NormalizeHost(host)) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/credentials"
+	"github.com/hubctl/hubctl/internal/tlsconf"
 )
 
 // CredentialSource finds the stored login for a registry host; *credentials.Store is
@@ -37,6 +38,10 @@ type Options struct {
 	Credentials CredentialSource
 	// HTTPClient sends the requests; nil means one with a one-minute timeout.
 	HTTPClient *http.Client
+	// Trust adds the registry's CAs (certs.d, --ca-file) to the client's transport
+	// when HTTPClient is nil or has no transport of its own; a loopback host with a CA
+	// is reached over HTTPS.
+	Trust *tlsconf.Trust
 }
 
 // Client calls the hub API of one registry. It is safe for concurrent use.
@@ -62,13 +67,14 @@ func New(o Options) (*Client, error) {
 	}
 	host := credentials.RegistryHost(o.Host)
 	scheme := "https"
-	if o.Insecure || credentials.IsLoopback(host) {
+	if o.Insecure || (credentials.IsLoopback(host) && !o.Trust.HasCA(host)) {
 		scheme = "http"
 	}
 	hc := o.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: time.Minute}
 	}
+	hc = o.Trust.Client(hc)
 	return &Client{host: host, base: scheme + "://" + host, creds: o.Credentials, http: hc}, nil
 }
 

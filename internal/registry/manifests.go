@@ -81,6 +81,9 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, name, ref 
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(m.Payload)
+		if h.o.Policy != nil {
+			h.o.Policy.Pulled(name, m.Digest)
+		}
 	}
 	return nil
 }
@@ -144,6 +147,11 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 	if len(tags) == 0 {
 		tags = []string{""}
 	}
+	for _, tag := range tags {
+		if err := h.checkTagMove(r.Context(), name, tag, d); err != nil {
+			return err
+		}
+	}
 	stored, err := h.checkArtifact(r.Context(), m, tags)
 	if err != nil {
 		return err
@@ -195,6 +203,9 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, name, r
 		if err != nil {
 			return err
 		}
+		if err := h.checkManifestDelete(ctx, name, d); err != nil {
+			return err
+		}
 		res, err := h.o.Meta.DeleteManifest(ctx, name, d)
 		var referenced *metadata.ReferencedManifestError
 		if errors.Is(err, metadata.ErrManifestNotFound) {
@@ -211,6 +222,9 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, name, r
 	} else {
 		if !reference.IsTag(ref) {
 			return errcode.New(errcode.ManifestInvalid, "%q is neither a valid tag nor a digest", ref)
+		}
+		if err := h.checkTagDelete(ctx, name, ref); err != nil {
+			return err
 		}
 		d, err := h.o.Meta.DeleteTag(ctx, name, ref)
 		if errors.Is(err, metadata.ErrTagNotFound) {

@@ -43,6 +43,8 @@ type Options struct {
 	// Artifacts, when set, checks and records manifests of artifacts the hub
 	// understands (helm charts) as they are put.
 	Artifacts ArtifactHook
+	// Policy, when set, enforces immutable tags and hears of pulls (policy.go).
+	Policy TagPolicy
 }
 
 // DefaultMaxConcurrentUploads is the default bound on concurrently streaming uploads.
@@ -276,6 +278,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 				"method", r.Method, "path", r.URL.Path, "error", err)
 			e = errcode.New(errcode.Unknown, "internal error, see the server log (request id %s)", reqlog.From(r.Context()).RequestID)
 		}
+	}
+	// quotaDenied's message carries the store's ErrQuotaExceeded: metrics count it.
+	if e.Code == errcode.Denied && strings.Contains(e.Message, metadata.ErrQuotaExceeded.Error()) {
+		reqlog.From(r.Context()).Refusal = reqlog.RefusalQuota
 	}
 	if r.Method == http.MethodHead {
 		w.Header().Del("Content-Length")

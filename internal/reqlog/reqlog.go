@@ -11,7 +11,12 @@ type Info struct {
 	User       string
 	// Remote is the client's address (the TCP peer).
 	Remote string
+	// Refusal names why a request was refused when metrics count it (RefusalQuota).
+	Refusal string
 }
+
+// RefusalQuota marks a push refused for a namespace's quota.
+const RefusalQuota = "quota"
 
 type key struct{}
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/policy"
 )
 
 // auditActions maps registry events to audit-log actions: pushes and deletes are what
@@ -30,7 +31,8 @@ func runAudit(ctx context.Context, log *slog.Logger, store accounts.Store, ch <-
 				return
 			}
 			action, ok := auditActions[e.Type]
-			if !ok {
+			// Retention audits its deletions itself, as it makes them.
+			if !ok || e.Actor == policy.Actor {
 				continue
 			}
 			target := e.Repository

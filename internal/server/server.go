@@ -28,6 +28,8 @@ import (
 	"github.com/hubctl/hubctl/internal/gc"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
+	"github.com/hubctl/hubctl/internal/metrics"
+	"github.com/hubctl/hubctl/internal/policy"
 	"github.com/hubctl/hubctl/internal/registry"
 )
 
@@ -66,6 +68,12 @@ type Routes struct {
 	Charts http.Handler
 	// Limits, when set, bound what each client may hold (limits.go).
 	Limits *Limits
+	// Metrics, when set, counts and times every request; with MetricsToken it is also
+	// served at /metrics to requests bearing that token (ops.go).
+	Metrics      *metrics.Metrics
+	MetricsToken string
+	// Policies serves the tag and retention policy API (internal/policy).
+	Policies http.Handler
 }
 
 // NewHandler returns the HTTP handler of the server: the routes, /healthz and /readyz
@@ -80,6 +88,14 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	}
 	if rt.API != nil {
 		mux.Handle("/api/v1/", rt.API)
+	}
+	if rt.Policies != nil {
+		mux.Handle("/api/v1/policies", rt.Policies)
+		mux.Handle("/api/v1/policies/", rt.Policies)
+		mux.Handle("/api/v1/retention", rt.Policies)
+	}
+	if rt.Metrics != nil && rt.MetricsToken != "" {
+		mux.Handle("GET /metrics", metricsOnMain(rt.Metrics, rt.MetricsToken))
 	}
 	if rt.Charts != nil {
 		mux.Handle("/charts/", rt.Charts)
@@ -101,7 +117,7 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	if rt.Limits != nil {
 		h = rt.Limits.Wrap(h)
 	}
-	return withRequestID(accessLog(log, recoverPanics(log, h)))
+	return withRequestID(rt.Metrics.Middleware(accessLog(log, recoverPanics(log, h))))
 }
 
 // Run serves the registry configured by cfg until ctx is cancelled, then stops accepting
@@ -144,6 +160,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		return fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
 	meta.SetRepositoryLimits(metadata.RepositoryLimits{Manifests: cfg.Limits.ManifestsPerRepository, Tags: cfg.Limits.TagsPerRepository})
+	mx := metrics.New()
+	blobs = mx.Blobs(blobs)
+	meta.SetObserver(mx.DB)
 	defer func() {
 		if err := meta.Close(); err != nil {
 			log.Error("close database", "err", err)
@@ -194,6 +213,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		MaxManifestSize: int64(cfg.MaxManifestSize),
 		Artifacts:       charts,
 	}
+	pol := newPolicyEngine(meta, bus, log, mx)
+	ro.Policy = pol
 	if cfg.Storage.Driver != "filesystem" && cfg.Storage.S3.Redirect {
 		ro.RedirectTTL = cfg.Storage.S3.RedirectTTL
 	}
@@ -211,6 +232,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	}
 	routes.Charts = chartrepo.New(co)
 	routes.Limits = newLimits(cfg.Limits, log, ap)
+	routes.Metrics, routes.MetricsToken = mx, cfg.Metrics.Token
+	routes.Policies = policyAPI(pol, ap, meta)
 	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
@@ -236,11 +259,29 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	ts, err := setupTLS(cfg, meta, log, stderr, ln.Addr())
+	if err != nil {
+		return err
+	}
+	sideCtx, stopSide := context.WithCancel(context.WithoutCancel(ctx))
+	var sideDone sync.WaitGroup
+	defer func() {
+		stopSide()
+		sideDone.Wait()
+	}()
+	if err := startSideListeners(sideCtx, &sideDone, cfg, log, mx, ts, ln.Addr()); err != nil {
+		return err
+	}
 	serveErr := make(chan error, 1)
 	serving = true // Serve owns the listener now and closes it
-	go func() { serveErr <- srv.Serve(ln) }()
+	if ts != nil {
+		srv.TLSConfig = ts.config
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "storage", storageName(cfg), "database", databaseName(cfg))
+	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.TLS.Mode, "storage", storageName(cfg), "database", databaseName(cfg))
 	warnHostRealm(log, cfg, ln.Addr())
 
 	janitorCtx, stopJanitor := context.WithCancel(context.WithoutCancel(ctx))
@@ -262,8 +303,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 			log.Info("recorded chart manifests pushed before", "count", n)
 		}
 	})
+	janitorDone.Go(func() { pol.Schedule(janitorCtx, cfg.Retention.Interval, pullFlushInterval) })
 	if cfg.GC.Interval > 0 {
-		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus) })
+		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus, mx) })
 	}
 	defer func() {
 		stopJanitor()
@@ -329,7 +371,7 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 // that finds another collection holding the lease (another replica's, or a hubctl gc)
 // is skipped and logged, and the next tick tries again. What a run deletes is
 // published on bus as the registry's deletes are.
-func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store, bus *events.Bus) {
+func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store, bus *events.Bus, mx *metrics.Metrics) {
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -342,9 +384,13 @@ func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.S
 		var busy *gc.BusyError
 		switch {
 		case errors.As(err, &busy):
+			mx.GC("busy", 0, 0)
 			log.Info("garbage collection skipped: another collection is running", "holder", busy.Lease.Holder, "expires", busy.Lease.ExpiresAt)
 		case err != nil && ctx.Err() == nil:
+			mx.GC("error", rep.Swept, rep.BytesFreed)
 			log.Warn("garbage collection", "err", err, "links", rep.Links, "marked", rep.Marked, "swept", rep.Swept)
+		case err == nil:
+			mx.GC("ok", rep.Swept, rep.BytesFreed)
 		}
 	}
 }
@@ -437,6 +483,9 @@ type metaStore interface {
 	chartstore.Store
 	LoginFailures(kind string, max int, window time.Duration) *sqlstore.LoginFailures
 	KnownLogins(ttl time.Duration) *sqlstore.KnownLogins
+	ACMECache
+	policy.Store
+	SetObserver(func(kind string, d time.Duration, failed bool))
 }
 
 // openMetaStore opens the configured database and runs its migrations.

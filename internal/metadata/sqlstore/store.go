@@ -55,6 +55,22 @@ type Store struct {
 	// migrated lists the versions this Open applied (none when another process had),
 	// so tests can check that concurrent starts migrate once.
 	migrated []int
+	// obs, when set, hears of every transaction (SetObserver).
+	obs func(kind string, d time.Duration, failed bool)
+}
+
+// SetObserver makes every transaction report its kind ("read", "write" or "single"),
+// its duration with retries and whether the database failed it (not a not-found or
+// a refusal of the caller's request): the server's metrics. Call it before use.
+func (s *Store) SetObserver(fn func(kind string, d time.Duration, failed bool)) { s.obs = fn }
+
+// observe reports one transaction to the observer.
+func (s *Store) observe(kind string, start time.Time, err error) error {
+	var ce *commitError
+	failed := err != nil && !isNoRows(err) &&
+		(s.e.classify(err) != permanent || errors.As(err, &ce) || errors.Is(err, metadata.ErrUnavailable))
+	s.obs(kind, time.Since(start), failed)
+	return err
 }
 
 var (
@@ -152,11 +168,19 @@ func (s *Store) Ping(ctx context.Context) error {
 // the whole transaction on transient failures. fn may run more than once, so it must
 // set its results afresh on every call.
 func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
+	if s.obs != nil {
+		start := time.Now()
+		return s.observe("write", start, s.retry(ctx, func() error { return s.inTx(ctx, false, fn) }))
+	}
 	return s.retry(ctx, func() error { return s.inTx(ctx, false, fn) })
 }
 
 // read runs fn in a read-only transaction, so its statements see one snapshot.
 func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
+	if s.obs != nil {
+		start := time.Now()
+		return s.observe("read", start, s.retry(ctx, func() error { return s.inTx(ctx, true, fn) }))
+	}
 	return s.retry(ctx, func() error { return s.inTx(ctx, true, fn) })
 }
 
@@ -164,6 +188,14 @@ func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
 // failures: the path of single-statement lookups. The first attempt runs outside
 // retry, which costs an allocation that the pull path need not pay when it succeeds.
 func (s *Store) do(ctx context.Context, fn func(q querier) error) error {
+	if s.obs != nil {
+		start := time.Now()
+		return s.observe("single", start, s.doOnce(ctx, fn))
+	}
+	return s.doOnce(ctx, fn)
+}
+
+func (s *Store) doOnce(ctx context.Context, fn func(q querier) error) error {
 	err := fn(s.e.pool())
 	if err == nil || isNoRows(err) || s.e.classify(err) == permanent {
 		return err
