@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -46,6 +47,7 @@ func main() {
 	nVersions := flag.Int("versions", 20, "versions per chart")
 	requests := flag.Int("requests", 100, "warm requests per format")
 	uploads := flag.Int("uploads", 200, "charts uploaded through each API for the rate")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the index requests (cold, warm, 304) to this file")
 	flag.Parse()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "chartbench-")
@@ -78,6 +80,11 @@ func main() {
 	defer store.Close()
 	base, stop := serve(store, blobs)
 	defer stop()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+	}
 	for _, f := range []string{"index.yaml", "index.json"} {
 		d, n, _ := get(base + "/charts/bench/" + f)
 		fmt.Printf("%-10s cold      %8s  %d bytes\n", f, d.Round(time.Microsecond), n)
@@ -99,6 +106,10 @@ func main() {
 		}
 		p50, p95 = pct(ds)
 		fmt.Printf("%-10s 304       p50 %8s  p95 %8s\n", f, p50.Round(time.Microsecond), p95.Round(time.Microsecond))
+	}
+
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
 	}
 
 	// A new version is in the next answer.

@@ -14,7 +14,8 @@ import (
 )
 
 // This file holds the records of helm charts (migration 0011): one row per chart
-// manifest, removed with the manifest by its foreign key.
+// manifest, removed with the manifest by its foreign key; the namespaces' index
+// generations and the claims of versions being pushed (migration 0013).
 
 var _ chartstore.Store = (*Store)(nil)
 
@@ -67,6 +68,12 @@ func (s *Store) RecordChart(ctx context.Context, v chartstore.Version) error {
 			id, v.Digest.String(), namespaceOf(v.Repository), v.Name, v.Version, v.Tag(), v.AppVersion, v.Description,
 			v.Icon, keywords, maintainers, deps, v.Deprecated, string(v.Metadata), v.ChartDigest.String(), v.ChartSize,
 			nullString(v.ProvDigest.String()), provSize, nanos(v.CreatedAt))
+		if err != nil {
+			return err
+		}
+		// The record holds the version from now on (its tag points here).
+		_, err = q.Exec(ctx, "DELETE FROM chart_claims WHERE repository = $1 AND tag = $2 AND chart_digest = $3",
+			v.Repository, v.Tag(), v.ChartDigest.String())
 		return err
 	})
 	if err != nil {
@@ -95,6 +102,21 @@ const (
 
 // Charts lists the chart versions q selects whose tags point at them.
 func (s *Store) Charts(ctx context.Context, cq chartstore.Query) ([]chartstore.Version, error) {
+	var out []chartstore.Version
+	err := s.read(ctx, func(q querier) error {
+		var err error
+		out, err = s.charts(ctx, q, cq, true)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list charts: %w", err)
+	}
+	return out, nil
+}
+
+// charts runs the query cq describes on q, ordered by repository, name and version
+// when ordered (the index sorts by semver itself and spares the database the sort).
+func (s *Store) charts(ctx context.Context, q querier, cq chartstore.Query, ordered bool) ([]chartstore.Version, error) {
 	var b strings.Builder
 	cols := chartColumns
 	if cq.Keys {
@@ -119,6 +141,13 @@ func (s *Store) Charts(ctx context.Context, cq chartstore.Query) ([]chartstore.V
 	if cq.Version != "" {
 		b.WriteString(" AND c.version = " + arg(cq.Version))
 	}
+	if cq.Manifests != nil {
+		ds := make([]string, len(cq.Manifests))
+		for i, d := range cq.Manifests {
+			ds[i] = d.String()
+		}
+		b.WriteString(" AND c.digest IN (SELECT value FROM " + s.d.list(arg(s.d.listArg(ds)), "text") + ")")
+	}
 	if cq.Term != "" {
 		// LIKE with '\' escaping the term's own wildcards; lower() on both sides, as
 		// SQLite's LIKE ignores ASCII case and PostgreSQL's does not.
@@ -126,20 +155,97 @@ func (s *Store) Charts(ctx context.Context, cq chartstore.Query) ([]chartstore.V
 		b.WriteString(" AND (lower(c.name) LIKE " + p + ` ESCAPE '\' OR lower(c.description) LIKE ` + p +
 			` ESCAPE '\' OR lower(CAST(c.keywords AS TEXT)) LIKE ` + p + ` ESCAPE '\')`)
 	}
-	b.WriteString(" ORDER BY r.name, c.name, c.version")
+	if ordered {
+		b.WriteString(" ORDER BY r.name, c.name, c.version")
+	}
 	if cq.Limit > 0 {
 		b.WriteString(" LIMIT " + arg(cq.Limit))
 	}
-	var out []chartstore.Version
+	return collect(func(r row) (chartstore.Version, error) { return scanChart(r, cq.Keys) })(q.Query(ctx, b.String(), args...))
+}
+
+// ChartIndex reads a namespace's generation (kept by the triggers of migration 0013)
+// and, when it is not the known one, the versions of its index in the same snapshot.
+func (s *Store) ChartIndex(ctx context.Context, namespace string, known int64, keys bool) (chartstore.Index, error) {
+	var ix chartstore.Index
 	err := s.read(ctx, func(q querier) error {
-		var err error
-		out, err = collect(func(r row) (chartstore.Version, error) { return scanChart(r, cq.Keys) })(q.Query(ctx, b.String(), args...))
+		ix = chartstore.Index{}
+		err := q.QueryRow(ctx, "SELECT generation FROM chart_generations WHERE namespace = $1", namespace).Scan(&ix.Generation)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
+		if ix.Generation == known {
+			return nil
+		}
+		ix.Versions, err = s.charts(ctx, q, chartstore.Query{Namespace: namespace, Keys: keys}, false)
+		if err == nil && ix.Versions == nil {
+			ix.Versions = []chartstore.Version{}
+		}
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list charts: %w", err)
+		return chartstore.Index{}, fmt.Errorf("chart index of %s: %w", namespace, err)
 	}
-	return out, nil
+	return ix, nil
+}
+
+// ClaimChartVersion claims a chart version for a push, unless another chart archive
+// holds it. On PostgreSQL the name lock orders two claims of one version; SQLite runs
+// one writer at a time.
+func (s *Store) ClaimChartVersion(ctx context.Context, c chartstore.Claim) (chartstore.Claimed, error) {
+	var res chartstore.Claimed
+	ttl := c.TTL
+	if ttl <= 0 {
+		ttl = chartstore.ClaimTTL
+	}
+	err := s.write(ctx, func(q querier) error {
+		res = chartstore.Claimed{}
+		if err := s.lockName(ctx, q, "chart "+c.Repository+":"+c.Tag); err != nil {
+			return err
+		}
+		var cur string
+		err := q.QueryRow(ctx, `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
+			WHERE r.name = $1 AND t.name = $2`, c.Repository, c.Tag).Scan(&cur)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
+		res.Current = digest.Digest(cur)
+		if res.Current == c.Manifest {
+			// The same manifest again: nothing to claim.
+			return nil
+		}
+		var held string
+		if cur != "" {
+			err := q.QueryRow(ctx, `SELECT c.chart_digest FROM chart_versions c JOIN repositories r ON r.id = c.repo_id
+				WHERE r.name = $1 AND c.digest = $2`, c.Repository, cur).Scan(&held)
+			if err != nil && !isNoRows(err) {
+				return err
+			}
+		}
+		if held == "" {
+			// Stored but not yet recorded, or not yet stored: the claim of its push.
+			err := q.QueryRow(ctx, "SELECT chart_digest FROM chart_claims WHERE repository = $1 AND tag = $2 AND expires_at > "+s.d.now,
+				c.Repository, c.Tag).Scan(&held)
+			if err != nil && !isNoRows(err) {
+				return err
+			}
+		}
+		res.Holder = digest.Digest(held)
+		if held != "" && held != c.Chart.String() {
+			return nil
+		}
+		if _, err := q.Exec(ctx, "DELETE FROM chart_claims WHERE expires_at <= "+s.d.now); err != nil {
+			return err
+		}
+		_, err = q.Exec(ctx, `INSERT INTO chart_claims (repository, tag, chart_digest, expires_at) VALUES ($1, $2, $3, `+s.d.now+` + $4)
+			ON CONFLICT (repository, tag) DO UPDATE SET chart_digest = excluded.chart_digest, expires_at = excluded.expires_at`,
+			c.Repository, c.Tag, c.Chart.String(), int64(ttl))
+		return err
+	})
+	if err != nil {
+		return chartstore.Claimed{}, fmt.Errorf("claim chart %s:%s: %w", c.Repository, c.Tag, err)
+	}
+	return res, nil
 }
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
