@@ -161,8 +161,9 @@ type Store interface {
 	Charts(ctx context.Context, q Query) ([]Version, error)
 	// ChartIndex returns the versions the classic index of namespace lists with their
 	// generation, both read in one snapshot. When the generation is known, Versions
-	// is nil (a warm index costs one lookup of a number). keys asks for
-	// Query.Keys columns only.
+	// is nil (a warm index costs one lookup of a number). keys asks for Query.Keys
+	// fields only; without it, ChartDigest and Metadata are read too (what an index
+	// entry is rendered from), not the other fields.
 	ChartIndex(ctx context.Context, namespace string, known int64, keys bool) (Index, error)
 	// ClaimChartVersion claims c's version for c.Chart unless another archive holds it
 	// (Claimed.Holder, then nothing is claimed), in one transaction with reading who

@@ -91,13 +91,23 @@ func jsonList[T any](v []T) (string, error) {
 	return string(b), err
 }
 
-// chartKeyColumns are what Query.Keys asks for (the index's every request reads them
-// for 10,000 versions: as few as will do); chartColumns add the rest.
+// chartKeyColumns are what Query.Keys asks for (an index reloaded after a change reads
+// them for 10,000 versions: as few as will do); chartEntryColumns add what an index
+// entry is rendered from (a cold index reads them for every version), chartColumns
+// the rest.
 const (
-	chartKeyColumns = `r.name, c.digest, c.name, c.version, c.created_at, r.visibility = 'public'`
-	chartColumns    = chartKeyColumns + `, c.app_version, c.description, c.icon, c.deprecated,
+	chartKeyColumns   = `r.name, c.digest, c.name, c.version, c.created_at, r.visibility = 'public'`
+	chartEntryColumns = chartKeyColumns + `, c.chart_digest, CAST(c.metadata AS TEXT)`
+	chartColumns      = chartKeyColumns + `, c.app_version, c.description, c.icon, c.deprecated,
 		c.chart_digest, c.chart_size, COALESCE(c.prov_digest, ''), COALESCE(c.prov_size, 0),
 		CAST(c.keywords AS TEXT), CAST(c.maintainers AS TEXT), CAST(c.dependencies AS TEXT), CAST(c.metadata AS TEXT)`
+)
+
+// Column sets of charts.
+const (
+	colsAll = iota
+	colsKeys
+	colsEntry
 )
 
 // Charts lists the chart versions q selects whose tags point at them.
@@ -105,7 +115,11 @@ func (s *Store) Charts(ctx context.Context, cq chartstore.Query) ([]chartstore.V
 	var out []chartstore.Version
 	err := s.read(ctx, func(q querier) error {
 		var err error
-		out, err = s.charts(ctx, q, cq, true)
+		cols := colsAll
+		if cq.Keys {
+			cols = colsKeys
+		}
+		out, err = s.charts(ctx, q, cq, cols, true)
 		return err
 	})
 	if err != nil {
@@ -114,15 +128,12 @@ func (s *Store) Charts(ctx context.Context, cq chartstore.Query) ([]chartstore.V
 	return out, nil
 }
 
-// charts runs the query cq describes on q, ordered by repository, name and version
-// when ordered (the index sorts by semver itself and spares the database the sort).
-func (s *Store) charts(ctx context.Context, q querier, cq chartstore.Query, ordered bool) ([]chartstore.Version, error) {
+// charts runs the query cq describes on q for the columns cols (colsAll, …), ordered by
+// repository, name and version when ordered (the index sorts by semver itself and
+// spares the database the sort).
+func (s *Store) charts(ctx context.Context, q querier, cq chartstore.Query, cols int, ordered bool) ([]chartstore.Version, error) {
 	var b strings.Builder
-	cols := chartColumns
-	if cq.Keys {
-		cols = chartKeyColumns
-	}
-	b.WriteString("SELECT " + cols + ` FROM chart_versions c
+	b.WriteString("SELECT " + [...]string{colsAll: chartColumns, colsKeys: chartKeyColumns, colsEntry: chartEntryColumns}[cols] + ` FROM chart_versions c
 		JOIN repositories r ON r.id = c.repo_id
 		JOIN tags t ON t.repo_id = c.repo_id AND t.name = c.tag AND t.digest = c.digest
 		WHERE true`)
@@ -161,7 +172,7 @@ func (s *Store) charts(ctx context.Context, q querier, cq chartstore.Query, orde
 	if cq.Limit > 0 {
 		b.WriteString(" LIMIT " + arg(cq.Limit))
 	}
-	return collect(func(r row) (chartstore.Version, error) { return scanChart(r, cq.Keys) })(q.Query(ctx, b.String(), args...))
+	return collect(func(r row) (chartstore.Version, error) { return scanChart(r, cols) })(q.Query(ctx, b.String(), args...))
 }
 
 // ChartIndex reads a namespace's generation (kept by the triggers of migration 0013)
@@ -177,7 +188,11 @@ func (s *Store) ChartIndex(ctx context.Context, namespace string, known int64, k
 		if ix.Generation == known {
 			return nil
 		}
-		ix.Versions, err = s.charts(ctx, q, chartstore.Query{Namespace: namespace, Keys: keys}, false)
+		cols := colsEntry
+		if keys {
+			cols = colsKeys
+		}
+		ix.Versions, err = s.charts(ctx, q, chartstore.Query{Namespace: namespace}, cols, false)
 		if err == nil && ix.Versions == nil {
 			ix.Versions = []chartstore.Version{}
 		}
@@ -250,13 +265,16 @@ func (s *Store) ClaimChartVersion(ctx context.Context, c chartstore.Claim) (char
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
 
-func scanChart(r row, keys bool) (chartstore.Version, error) {
+func scanChart(r row, cols int) (chartstore.Version, error) {
 	var v chartstore.Version
 	var d, chartDigest, provDigest string
 	var created int64
 	dest := []any{&v.Repository, &d, &v.Name, &v.Version, &created, &v.Public}
 	var keywords, maintainers, deps, meta string
-	if !keys {
+	switch cols {
+	case colsEntry:
+		dest = append(dest, &chartDigest, &meta)
+	case colsAll:
 		dest = append(dest, &v.AppVersion, &v.Description, &v.Icon, &v.Deprecated,
 			&chartDigest, &v.ChartSize, &provDigest, &v.ProvSize, &keywords, &maintainers, &deps, &meta)
 	}
@@ -265,10 +283,12 @@ func scanChart(r row, keys bool) (chartstore.Version, error) {
 	}
 	v.Digest, v.ChartDigest, v.ProvDigest = digest.Digest(d), digest.Digest(chartDigest), digest.Digest(provDigest)
 	v.CreatedAt = fromNanos(created)
-	if keys {
+	if meta != "" {
+		v.Metadata = []byte(meta)
+	}
+	if cols != colsAll {
 		return v, nil
 	}
-	v.Metadata = []byte(meta)
 	for _, f := range []struct {
 		raw string
 		dst any
