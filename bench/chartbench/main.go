@@ -242,9 +242,11 @@ func addVersion(ctx context.Context, s *sqlstore.Store, repo, name, ver string) 
 		ArtifactType: charts.ConfigMediaType, Size: int64(len(m)), Payload: m},
 		metadata.References{Blobs: []digest.Digest{cd, td}}, charts.TagOf(ver))
 	check(err)
-	check(s.RecordChart(ctx, chartstore.Version{Repository: repo, Digest: md, Name: name, Version: ver, AppVersion: "v" + ver,
+	v := chartstore.Version{Repository: repo, Digest: md, Name: name, Version: ver, AppVersion: "v" + ver,
 		Description: "Benchmark chart", Keywords: []string{"bench", "web"}, Metadata: cfg, ChartDigest: td, ChartSize: int64(len(tgz)),
-		CreatedAt: time.Now()}))
+		CreatedAt: time.Now()}
+	check(chartrepo.IndexEntries(&v)) // as the chart hook records them
+	check(s.RecordChart(ctx, v))
 }
 
 // serve runs the registry and the chart repository, without auth, on loopback.

@@ -102,7 +102,15 @@ func (h *Hook) CheckManifest(ctx context.Context, m metadata.Manifest, tags []st
 	if err != nil || v == nil {
 		return nil, err
 	}
-	return func(ctx context.Context) error { return h.Store.RecordChart(ctx, *v) }, nil
+	return func(ctx context.Context) error { return h.record(ctx, *v) }, nil
+}
+
+// record records v with its index entries.
+func (h *Hook) record(ctx context.Context, v chartstore.Version) error {
+	if err := IndexEntries(&v); err != nil {
+		return err
+	}
+	return h.Store.RecordChart(ctx, v)
 }
 
 // check returns the record of chart manifest m, or nil when a blob it names is not in

@@ -224,23 +224,35 @@ func (h *Handler) loadIndex(ctx context.Context, ns, format string) (*nsIndex, e
 	if miss := h.cache.missing(vs, format); len(miss) > 0 {
 		if miss[0].Metadata == nil {
 			// Keys only: read the records of the missing entries.
-			ds := make([]digest.Digest, len(miss))
-			for i, v := range miss {
-				ds[i] = v.Digest
-			}
-			if miss, err = h.o.Store.Charts(ctx, chartstore.Query{Namespace: ns, Manifests: ds}); err != nil {
+			if miss, err = h.records(ctx, ns, miss); err != nil {
 				return nil, err
 			}
 		}
 		if err := h.render(miss, format); err != nil {
 			return nil, err
 		}
-		// The other format's entries are rendered from the same records after this
-		// answer, so that its first request finds them.
+		// The other format's entries come from the same records (recorded with them,
+		// or rendered after this answer), so that its first request finds them.
 		for _, f := range formats {
-			if f != format {
+			if f == format {
+				continue
+			}
+			other := h.cache.missing(miss, f)
+			stored := other[:0:0]
+			var render []chartstore.Version
+			for _, v := range other {
+				if storedEntry(v, f) != nil {
+					stored = append(stored, v)
+				} else {
+					render = append(render, v)
+				}
+			}
+			if err := h.render(stored, f); err != nil {
+				return nil, err
+			}
+			if len(render) > 0 {
 				go func() {
-					if err := h.render(h.cache.missing(miss, f), f); err != nil {
+					if err := h.render(render, f); err != nil {
 						h.o.Log.Warn("render chart index entries", "namespace", ns, "error", err)
 					}
 				}()
@@ -260,6 +272,37 @@ func (h *Handler) loadIndex(ctx context.Context, ns, format string) (*nsIndex, e
 	ix.versions = kept
 	h.cache.putIndex(ns, ix)
 	return ix, nil
+}
+
+// maxListed bounds the manifests one query of records lists; beyond, the whole
+// namespace is read (the plan of a long list depends on statistics a database that
+// just grew may not have).
+const maxListed = 256
+
+// records reads the records (Query.Entries fields) of the versions vs of namespace ns.
+func (h *Handler) records(ctx context.Context, ns string, vs []chartstore.Version) ([]chartstore.Version, error) {
+	if len(vs) > maxListed {
+		all, err := h.o.Store.Charts(ctx, chartstore.Query{Namespace: ns, Entries: true})
+		if err != nil {
+			return nil, err
+		}
+		want := make(map[entryKey]bool, len(vs))
+		for _, v := range vs {
+			want[entryKey{v.Repository, v.Digest, ""}] = true
+		}
+		out := all[:0]
+		for _, v := range all {
+			if want[entryKey{v.Repository, v.Digest, ""}] {
+				out = append(out, v)
+			}
+		}
+		return out, nil
+	}
+	ds := make([]digest.Digest, len(vs))
+	for i, v := range vs {
+		ds[i] = v.Digest
+	}
+	return h.o.Store.Charts(ctx, chartstore.Query{Namespace: ns, Manifests: ds, Entries: true})
 }
 
 // render renders the entries of vs (records with their metadata) in format, on two
@@ -299,7 +342,7 @@ func newNSIndex(gen int64, vs []chartstore.Version, svs []*semver.Version) *nsIn
 	}
 	ss := make([]sorted, len(vs))
 	for i, v := range vs {
-		v.Metadata = nil
+		v.Metadata, v.EntryYAML, v.EntryJSON = nil, nil, nil
 		ss[i] = sorted{v, svs[i]}
 	}
 	slices.SortFunc(ss, func(a, b sorted) int {
@@ -345,6 +388,40 @@ func newNSIndex(gen int64, vs []chartstore.Version, svs []*semver.Version) *nsIn
 	return ix
 }
 
+// entryFormat is the version of the entry renderer (renderEntry and yaml.go): entries
+// stored by another are rendered again. Change it with the renderer's output.
+const entryFormat = 1
+
+// IndexEntries renders v's classic index entries into v (EntryYAML, EntryJSON,
+// EntryFormat), to be recorded with it: a cold index then reads them rather than
+// rendering every entry.
+func IndexEntries(v *chartstore.Version) error {
+	m, err := entryObject(*v)
+	if err != nil {
+		return err
+	}
+	if v.EntryYAML, err = renderObject(m, formatYAML); err != nil {
+		return err
+	}
+	if v.EntryJSON, err = renderObject(m, formatJSON); err != nil {
+		return err
+	}
+	v.EntryFormat = entryFormat
+	return nil
+}
+
+// storedEntry is v's entry in format as recorded, nil when it was recorded without
+// one or by another renderer.
+func storedEntry(v chartstore.Version, format string) []byte {
+	if v.EntryFormat != entryFormat {
+		return nil
+	}
+	if format == formatJSON {
+		return v.EntryJSON
+	}
+	return v.EntryYAML
+}
+
 // etag is the ETag of ix in format for a caller from whom the repositories hidden
 // (sorted) are hidden: equal listings get equal tags whoever asks.
 func etag(ix *nsIndex, format string, hidden []string) string {
@@ -374,13 +451,21 @@ func entryObject(v chartstore.Version) (map[string]any, error) {
 	return m, nil
 }
 
-// renderEntry renders the entry of v in format: a JSON object, or a YAML sequence
-// item indented for its place under "entries: NAME:".
+// renderEntry returns the entry of v in format: the recorded one, or rendered now.
 func renderEntry(v chartstore.Version, format string) ([]byte, error) {
+	if e := storedEntry(v, format); e != nil {
+		return e, nil
+	}
 	m, err := entryObject(v)
 	if err != nil {
 		return nil, err
 	}
+	return renderObject(m, format)
+}
+
+// renderObject renders the entry object m in format: a JSON object, or a YAML
+// sequence item indented for its place under "entries: NAME:".
+func renderObject(m map[string]any, format string) ([]byte, error) {
 	if format == formatJSON {
 		return json.Marshal(m)
 	}
@@ -407,13 +492,13 @@ func (h *Handler) indexBody(ctx context.Context, ns string, ix *nsIndex, format 
 	es := h.cache.entriesOf(vs, format)
 	if hasNil(es) {
 		// Dropped from a full cache since the index was loaded: render them again.
-		var miss []digest.Digest
+		var miss []chartstore.Version
 		for i, e := range es {
 			if e == nil {
-				miss = append(miss, vs[i].Digest)
+				miss = append(miss, vs[i])
 			}
 		}
-		recs, err := h.o.Store.Charts(ctx, chartstore.Query{Namespace: ns, Manifests: miss})
+		recs, err := h.records(ctx, ns, miss)
 		if err != nil {
 			return nil, err
 		}

@@ -61,6 +61,11 @@ type Version struct {
 	ProvDigest digest.Digest
 	ProvSize   int64
 	CreatedAt  time.Time
+	// EntryYAML and EntryJSON are the version's classic index entries as the chart
+	// repository renders them, opaque to the store, and EntryFormat the version of
+	// the renderer that made them (0: none).
+	EntryFormat          int
+	EntryYAML, EntryJSON []byte
 
 	// Public is set by reads: whether the repository is public.
 	Public bool
@@ -96,6 +101,9 @@ type Query struct {
 	// Keys returns only Repository, Digest, Name, Version, CreatedAt and Public, for
 	// callers that only need to know what is there (the index's ETag).
 	Keys bool
+	// Entries returns the keys with ChartDigest, Metadata and the index entries:
+	// what an index is made of.
+	Entries bool
 	// Limit bounds the rows (0: no bound).
 	Limit int
 }
@@ -162,8 +170,7 @@ type Store interface {
 	// ChartIndex returns the versions the classic index of namespace lists with their
 	// generation, both read in one snapshot. When the generation is known, Versions
 	// is nil (a warm index costs one lookup of a number). keys asks for Query.Keys
-	// fields only; without it, ChartDigest and Metadata are read too (what an index
-	// entry is rendered from), not the other fields.
+	// fields only; without it, for Query.Entries fields.
 	ChartIndex(ctx context.Context, namespace string, known int64, keys bool) (Index, error)
 	// ClaimChartVersion claims c's version for c.Chart unless another archive holds it
 	// (Claimed.Holder, then nothing is claimed), in one transaction with reading who

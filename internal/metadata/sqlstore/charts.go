@@ -57,17 +57,21 @@ func (s *Store) RecordChart(ctx context.Context, v chartstore.Version) error {
 		}
 		_, err = q.Exec(ctx, `INSERT INTO chart_versions
 			(repo_id, digest, namespace, name, version, tag, app_version, description, icon, keywords,
-			 maintainers, dependencies, deprecated, metadata, chart_digest, chart_size, prov_digest, prov_size, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+			 maintainers, dependencies, deprecated, metadata, chart_digest, chart_size, prov_digest, prov_size, created_at,
+			 entry_format, entry_yaml, entry_json)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 			ON CONFLICT (repo_id, digest) DO UPDATE SET
 				namespace = excluded.namespace, name = excluded.name, version = excluded.version, tag = excluded.tag,
 				app_version = excluded.app_version, description = excluded.description, icon = excluded.icon,
 				keywords = excluded.keywords, maintainers = excluded.maintainers, dependencies = excluded.dependencies,
 				deprecated = excluded.deprecated, metadata = excluded.metadata, chart_digest = excluded.chart_digest,
-				chart_size = excluded.chart_size, prov_digest = excluded.prov_digest, prov_size = excluded.prov_size`,
+				chart_size = excluded.chart_size, prov_digest = excluded.prov_digest, prov_size = excluded.prov_size,
+				created_at = excluded.created_at, entry_format = excluded.entry_format, entry_yaml = excluded.entry_yaml,
+				entry_json = excluded.entry_json`,
 			id, v.Digest.String(), namespaceOf(v.Repository), v.Name, v.Version, v.Tag(), v.AppVersion, v.Description,
 			v.Icon, keywords, maintainers, deps, v.Deprecated, string(v.Metadata), v.ChartDigest.String(), v.ChartSize,
-			nullString(v.ProvDigest.String()), provSize, nanos(v.CreatedAt))
+			nullString(v.ProvDigest.String()), provSize, nanos(v.CreatedAt),
+			v.EntryFormat, nullString(string(v.EntryYAML)), nullString(string(v.EntryJSON)))
 		if err != nil {
 			return err
 		}
@@ -97,10 +101,11 @@ func jsonList[T any](v []T) (string, error) {
 // the rest.
 const (
 	chartKeyColumns   = `r.name, c.digest, c.name, c.version, c.created_at, r.visibility = 'public'`
-	chartEntryColumns = chartKeyColumns + `, c.chart_digest, CAST(c.metadata AS TEXT)`
-	chartColumns      = chartKeyColumns + `, c.app_version, c.description, c.icon, c.deprecated,
-		c.chart_digest, c.chart_size, COALESCE(c.prov_digest, ''), COALESCE(c.prov_size, 0),
-		CAST(c.keywords AS TEXT), CAST(c.maintainers AS TEXT), CAST(c.dependencies AS TEXT), CAST(c.metadata AS TEXT)`
+	chartEntryColumns = chartKeyColumns + `, c.chart_digest, CAST(c.metadata AS TEXT), c.entry_format,
+		COALESCE(c.entry_yaml, ''), COALESCE(c.entry_json, '')`
+	chartColumns      = chartEntryColumns + `, c.app_version, c.description, c.icon, c.deprecated,
+		c.chart_size, COALESCE(c.prov_digest, ''), COALESCE(c.prov_size, 0),
+		CAST(c.keywords AS TEXT), CAST(c.maintainers AS TEXT), CAST(c.dependencies AS TEXT)`
 )
 
 // Column sets of charts.
@@ -116,8 +121,11 @@ func (s *Store) Charts(ctx context.Context, cq chartstore.Query) ([]chartstore.V
 	err := s.read(ctx, func(q querier) error {
 		var err error
 		cols := colsAll
-		if cq.Keys {
+		switch {
+		case cq.Keys:
 			cols = colsKeys
+		case cq.Entries:
+			cols = colsEntry
 		}
 		out, err = s.charts(ctx, q, cq, cols, true)
 		return err
@@ -270,21 +278,27 @@ func scanChart(r row, cols int) (chartstore.Version, error) {
 	var d, chartDigest, provDigest string
 	var created int64
 	dest := []any{&v.Repository, &d, &v.Name, &v.Version, &created, &v.Public}
-	var keywords, maintainers, deps, meta string
-	switch cols {
-	case colsEntry:
-		dest = append(dest, &chartDigest, &meta)
-	case colsAll:
+	var keywords, maintainers, deps, meta, entryYAML, entryJSON string
+	if cols != colsKeys {
+		dest = append(dest, &chartDigest, &meta, &v.EntryFormat, &entryYAML, &entryJSON)
+	}
+	if cols == colsAll {
 		dest = append(dest, &v.AppVersion, &v.Description, &v.Icon, &v.Deprecated,
-			&chartDigest, &v.ChartSize, &provDigest, &v.ProvSize, &keywords, &maintainers, &deps, &meta)
+			&v.ChartSize, &provDigest, &v.ProvSize, &keywords, &maintainers, &deps)
 	}
 	if err := r.Scan(dest...); err != nil {
 		return v, err
 	}
 	v.Digest, v.ChartDigest, v.ProvDigest = digest.Digest(d), digest.Digest(chartDigest), digest.Digest(provDigest)
 	v.CreatedAt = fromNanos(created)
-	if meta != "" {
+	if cols != colsKeys {
 		v.Metadata = []byte(meta)
+		if entryYAML != "" {
+			v.EntryYAML = []byte(entryYAML)
+		}
+		if entryJSON != "" {
+			v.EntryJSON = []byte(entryJSON)
+		}
 	}
 	if cols != colsAll {
 		return v, nil

@@ -1,6 +1,10 @@
 -- The classic chart index's change check and chart version claims (issue 15): the
 -- PostgreSQL twin of SQLite's 0013_chart_index.sql (see there for what and why). The
 -- triggers call one function that bumps a namespace's generation.
+ALTER TABLE chart_versions ADD COLUMN entry_format INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chart_versions ADD COLUMN entry_yaml TEXT;
+ALTER TABLE chart_versions ADD COLUMN entry_json TEXT;
+
 CREATE TABLE chart_generations (
 	namespace  TEXT COLLATE "C" PRIMARY KEY,
 	generation BIGINT NOT NULL

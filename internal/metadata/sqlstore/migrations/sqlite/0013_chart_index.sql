@@ -9,6 +9,15 @@
 -- a change made through one is seen by the next request to any. Triggers keep it, so
 -- every path that writes those tables (the registry, GC, the accounts API) bumps it
 -- without knowing about charts.
+-- Each version's classic index entries, rendered when it is recorded (the chart
+-- repository's renderer, in YAML and JSON; opaque to the store) and entry_format, the
+-- renderer's version: a cold index reads them rather than rendering 10,000 entries, and
+-- renders again only those of another format (records made before, or by an older
+-- renderer, have 0).
+ALTER TABLE chart_versions ADD COLUMN entry_format INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chart_versions ADD COLUMN entry_yaml TEXT;
+ALTER TABLE chart_versions ADD COLUMN entry_json TEXT;
+
 CREATE TABLE chart_generations (
 	namespace  TEXT PRIMARY KEY,
 	generation INTEGER NOT NULL
