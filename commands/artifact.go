@@ -201,7 +201,7 @@ are unpacked. Layers without a title are skipped, as oras skips them. The paths 
 go to stdout (with -o json, one JSON result).`,
 		Example: `  hubctl artifact pull hub.example.com/team/tool:1.0 -d bin/
   hubctl artifact pull hub.example.com/team/tool:1.0 -d bin/ -o json`,
-		Args:    checkArgs(cobra.ExactArgs(1)),
+		Args: checkArgs(cobra.ExactArgs(1)),
 	}
 	return artifactCommand(f, runF, cmd, "pull", func(o *ArtifactOptions, args []string) error {
 		o.Ref = args[0]

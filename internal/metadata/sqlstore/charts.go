@@ -103,7 +103,7 @@ const (
 	chartKeyColumns   = `r.name, c.digest, c.name, c.version, c.created_at, r.visibility = 'public'`
 	chartEntryColumns = chartKeyColumns + `, c.chart_digest, CAST(c.metadata AS TEXT), c.entry_format,
 		COALESCE(c.entry_yaml, ''), COALESCE(c.entry_json, '')`
-	chartColumns      = chartEntryColumns + `, c.app_version, c.description, c.icon, c.deprecated,
+	chartColumns = chartEntryColumns + `, c.app_version, c.description, c.icon, c.deprecated,
 		c.chart_size, COALESCE(c.prov_digest, ''), COALESCE(c.prov_size, 0),
 		CAST(c.keywords AS TEXT), CAST(c.maintainers AS TEXT), CAST(c.dependencies AS TEXT)`
 )
