@@ -74,20 +74,9 @@ func (a *api) mintToken(r *http.Request, p *authz.Principal, user string, req hu
 }
 
 func (a *api) listTokens(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
-	tokens, err := a.store.ListTokens(r.Context(), p.User.Name)
+	out, err := a.tokensOf(r.Context(), p.User.Name, a.now())
 	if err != nil {
 		return err
-	}
-	now := a.now()
-	out := make([]hubtypes.Token, 0, len(tokens))
-	for _, t := range tokens {
-		scopes := t.Scopes
-		if scopes == nil {
-			scopes = []string{}
-		}
-		out = append(out, hubtypes.Token{Name: t.Name, Scopes: scopes, ExpiresAt: formatTime(t.ExpiresAt),
-			LastUsedAt: formatTime(t.LastUsedAt), CreatedAt: formatTime(t.CreatedAt),
-			RevokedAt: formatTime(t.RevokedAt), Active: t.Active(now)})
 	}
 	return reply(w, http.StatusOK, out)
 }

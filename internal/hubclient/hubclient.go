@@ -199,6 +199,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
+	return c.send(ctx, method, "/api/v1/"+path, auth, in, out, 16<<20)
+}
+
+// send sends a request to path (absolute on the hub) with auth's credentials (none when
+// nil) and in as the JSON body (nil for none), and decodes at most maxBody bytes of the
+// answer into out (nil to discard it).
+func (c *Client) send(ctx context.Context, method, path string, auth func(*http.Request), in, out any, maxBody int64) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -207,7 +214,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/api/v1/"+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
@@ -216,7 +223,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "hubctl")
-	auth(req)
+	if auth != nil {
+		auth(req)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -228,7 +237,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(out); err != nil {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil

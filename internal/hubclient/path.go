@@ -2,10 +2,7 @@ package hubclient
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 )
 
@@ -17,25 +14,5 @@ func (c *Client) GetPath(ctx context.Context, path string, out any) error {
 	if err != nil && !errors.Is(err, ErrNotLoggedIn) {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "hubctl")
-	if auth != nil {
-		auth(req)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer drain(resp)
-	if resp.StatusCode >= 300 {
-		return c.errorOf(resp)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
-		return fmt.Errorf("GET %s: decode answer: %w", path, err)
-	}
-	return nil
+	return c.send(ctx, http.MethodGet, path, auth, nil, out, 64<<20)
 }

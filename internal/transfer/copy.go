@@ -107,29 +107,8 @@ func (e *Engine) Copy(ctx context.Context, src, dst string, o Options) (Result, 
 
 // CopyLocations copies between parsed locations.
 func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) (res Result, err error) {
-	if o.Jobs <= 0 {
-		o.Jobs = 4
-	}
-	if o.Progress == nil {
-		o.Progress = progress.Discard
-	}
-	if o.Label == "" {
-		o.Label = dl.String()
-	}
-	ctx = context.WithValue(ctx, retryKey{}, retryTarget{sink: o.Progress, label: o.Label})
-	emit := func(ev progress.Event) {
-		ev.Time = time.Now()
-		ev.Image = o.Label
-		o.Progress(ev)
-	}
-	emit(progress.Event{Kind: progress.ImageStarted, Source: sl.String()})
-	defer func() {
-		if err != nil {
-			emit(progress.Event{Kind: progress.ImageFailed, Source: sl.String(), Error: errorText(err)})
-		} else {
-			emit(progress.Event{Kind: progress.ImageDone, Source: sl.String(), Digest: res.Digest.String(), MediaType: res.MediaType})
-		}
-	}()
+	ctx, emit, end := e.startImage(ctx, &o, dl, sl.String())
+	defer func() { end(res, err) }()
 
 	// Ask the destination what its tag names while the source is read: on an
 	// up-to-date copy these two round trips (and the two registries' pings) are all
@@ -148,6 +127,16 @@ func (e *Engine) CopyLocations(ctx context.Context, sl, dl Location, o Options) 
 // source in events. Blobs that src says live in a repository of the destination's
 // registry (imagestore.BlobOrigin) are mounted from there instead of sent.
 func (e *Engine) CopyFrom(ctx context.Context, src imagestore.Source, label string, dl Location, o Options) (res Result, err error) {
+	ctx, emit, end := e.startImage(ctx, &o, dl, label)
+	defer func() { end(res, err) }()
+	return e.copyFrom(ctx, src, Location{Kind: kindBuilt, raw: label}, dl, o, emit, e.askTag(ctx, dl))
+}
+
+// startImage begins one image's copy to dl: it fills o's defaults, announces
+// ImageStarted from source, and returns the context the copy runs in (its retries
+// report to o.Progress), the event sink, and end, which reports ImageDone or
+// ImageFailed.
+func (e *Engine) startImage(ctx context.Context, o *Options, dl Location, source string) (context.Context, func(progress.Event), func(Result, error)) {
 	if o.Jobs <= 0 {
 		o.Jobs = 4
 	}
@@ -157,22 +146,22 @@ func (e *Engine) CopyFrom(ctx context.Context, src imagestore.Source, label stri
 	if o.Label == "" {
 		o.Label = dl.String()
 	}
-	ctx = context.WithValue(ctx, retryKey{}, retryTarget{sink: o.Progress, label: o.Label})
+	sink, label := o.Progress, o.Label
+	ctx = context.WithValue(ctx, retryKey{}, retryTarget{sink: sink, label: label})
 	emit := func(ev progress.Event) {
 		ev.Time = time.Now()
-		ev.Image = o.Label
-		o.Progress(ev)
+		ev.Image = label
+		sink(ev)
 	}
-	sl := Location{Kind: kindBuilt, raw: label}
-	emit(progress.Event{Kind: progress.ImageStarted, Source: label})
-	defer func() {
+	emit(progress.Event{Kind: progress.ImageStarted, Source: source})
+	end := func(res Result, err error) {
 		if err != nil {
-			emit(progress.Event{Kind: progress.ImageFailed, Source: label, Error: err.Error()})
+			emit(progress.Event{Kind: progress.ImageFailed, Source: source, Error: errorText(err)})
 		} else {
-			emit(progress.Event{Kind: progress.ImageDone, Source: label, Digest: res.Digest.String(), MediaType: res.MediaType})
+			emit(progress.Event{Kind: progress.ImageDone, Source: source, Digest: res.Digest.String(), MediaType: res.MediaType})
 		}
-	}()
-	return e.copyFrom(ctx, src, sl, dl, o, emit, e.askTag(ctx, dl))
+	}
+	return ctx, emit, end
 }
 
 type tagAnswer struct {

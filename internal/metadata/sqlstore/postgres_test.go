@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hubctl/hubctl/internal/metadata/storetest"
 	"io"
 	"slices"
 	"strings"
@@ -23,7 +24,7 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 	dsn := pgtest.Start(t)
 	const n = 4
 	stores := make([]*Store, n)
-	errs := concurrently(n, func(i int) error {
+	errs := storetest.Concurrently(n, func(i int) error {
 		var err error
 		stores[i], err = OpenPostgres(t.Context(), dsn)
 		return err
@@ -166,7 +167,7 @@ func TestPostgresServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Fill the pool with several idle connections, all of which the restart kills.
-	if err := errors.Join(concurrently(8, func(int) error {
+	if err := errors.Join(storetest.Concurrently(8, func(int) error {
 		_, err := s.ResolveTag(ctx, "app", "latest")
 		return err
 	})...); err != nil {
@@ -197,7 +198,7 @@ func TestPostgresServerRestart(t *testing.T) {
 	}
 	// Concurrent calls after a restart each draw a dead connection at first.
 	pgtest.Restart(t)
-	if err := errors.Join(concurrently(8, func(i int) error {
+	if err := errors.Join(storetest.Concurrently(8, func(i int) error {
 		_, err := s.GetManifestByTag(ctx, "app", "latest")
 		return err
 	})...); err != nil {

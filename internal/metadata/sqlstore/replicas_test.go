@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/hubctl/hubctl/internal/metadata/storetest"
@@ -12,23 +11,6 @@ import (
 
 	"github.com/hubctl/hubctl/internal/metadata"
 )
-
-// concurrently runs fn(i) for i in [0, n) in n goroutines released together, and
-// returns the errors by index.
-func concurrently(n int, fn func(i int) error) []error {
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			errs[i] = fn(i)
-		})
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
 
 func manifest(repo, content string) metadata.Manifest {
 	payload := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","x":%q}`, content))
@@ -65,7 +47,7 @@ func TestReplicasPutSameTag(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Both replicas link the config at once, creating the repository in a race.
-		if err := errors.Join(concurrently(8, func(i int) error { return rs[i%2].LinkBlob(ctx, "team/app", cfg) })...); err != nil {
+		if err := errors.Join(storetest.Concurrently(8, func(i int) error { return rs[i%2].LinkBlob(ctx, "team/app", cfg) })...); err != nil {
 			t.Fatalf("concurrent LinkBlob: %v", err)
 		}
 		ms := make([]metadata.Manifest, n)
@@ -73,7 +55,7 @@ func TestReplicasPutSameTag(t *testing.T) {
 			ms[i] = manifest("team/app", fmt.Sprint("build ", i))
 		}
 		results := make([]metadata.PutManifestResult, n)
-		errs := concurrently(n, func(i int) error {
+		errs := storetest.Concurrently(n, func(i int) error {
 			var err error
 			results[i], err = rs[i%2].PutManifest(ctx, ms[i], metadata.References{Blobs: []digest.Digest{cfg}}, "latest")
 			return err
@@ -120,7 +102,7 @@ func TestReplicasPutAndDelete(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		errs := concurrently(2*n, func(i int) error {
+		errs := storetest.Concurrently(2*n, func(i int) error {
 			s := rs[i%2]
 			m := ms[i/2]
 			if i%4 < 2 {
@@ -158,7 +140,7 @@ func TestReplicasUploadCompareAndSet(t *testing.T) {
 			t.Fatal(err)
 		}
 		const n = 20
-		errs := concurrently(n, func(i int) error {
+		errs := storetest.Concurrently(n, func(i int) error {
 			return rs[i%2].UpdateUpload(ctx, metadata.Upload{ID: "u", Repository: "app", Offset: int64(100 + i)}, 0)
 		})
 		won := -1

@@ -13,9 +13,9 @@ import (
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
-// concurrently runs fn(i) for i in [0, n) in n goroutines released together, and
+// Concurrently runs fn(i) for i in [0, n) in n goroutines released together, and
 // returns the errors by index.
-func concurrently(n int, fn func(i int) error) []error {
+func Concurrently(n int, fn func(i int) error) []error {
 	errs := make([]error, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -41,7 +41,7 @@ func testConcurrentPutSameTag(t *testing.T, s metadata.Store) {
 		ms[i] = newManifest("app", fmt.Sprint("build ", i))
 	}
 	results := make([]metadata.PutManifestResult, n)
-	errs := concurrently(n, func(i int) error {
+	errs := Concurrently(n, func(i int) error {
 		var err error
 		results[i], err = s.PutManifest(ctx(t), ms[i], metadata.References{Blobs: []digest.Digest{cfg}}, "latest")
 		return err
@@ -75,12 +75,12 @@ func testConcurrentPutSameTag(t *testing.T, s metadata.Store) {
 func testConcurrentLinkBlob(t *testing.T, s metadata.Store) {
 	const n = 20
 	d := digest.FromString("base layer")
-	if err := errors.Join(concurrently(n, func(int) error {
+	if err := errors.Join(Concurrently(n, func(int) error {
 		return s.PutBlob(ctx(t), metadata.Blob{Digest: d, Size: 10})
 	})...); err != nil {
 		t.Fatalf("concurrent PutBlob: %v", err)
 	}
-	if err := errors.Join(concurrently(n, func(i int) error {
+	if err := errors.Join(Concurrently(n, func(i int) error {
 		// Half link into the same repository, half each into their own.
 		repo := "shared"
 		if i%2 == 1 {
@@ -107,7 +107,7 @@ func testConcurrentLinkBlob(t *testing.T, s metadata.Store) {
 func testConcurrentUploadUpdate(t *testing.T, s metadata.Store) {
 	const n = 20
 	must(t, s.CreateUpload(ctx(t), metadata.Upload{ID: "race", Repository: "app", CreatedAt: testTime, UpdatedAt: testTime}))
-	errs := concurrently(n, func(i int) error {
+	errs := Concurrently(n, func(i int) error {
 		return s.UpdateUpload(ctx(t), metadata.Upload{
 			ID: "race", Repository: "app", Offset: int64(100 + i), CreatedAt: testTime, UpdatedAt: testTime,
 		}, 0)
@@ -185,7 +185,7 @@ func testConcurrentCommitBlob(t *testing.T, s metadata.Store) {
 		must(t, err)
 	}
 	locations := make([]string, n)
-	if err := errors.Join(concurrently(n, func(i int) error {
+	if err := errors.Join(Concurrently(n, func(i int) error {
 		var err error
 		locations[i], err = s.CommitBlob(ctx(t), fmt.Sprint("app", i%3), metadata.Blob{Digest: d, Size: 24, Location: fmt.Sprint("by-upload/", i)}, pins[i])
 		return err
@@ -227,7 +227,7 @@ func testConcurrentClaimUpload(t *testing.T, s metadata.Store) {
 		claimed := make([]bool, claimers)
 		// Index 0 commits the upload's blob; the others claim the session, half of them
 		// as a cancel (no cutoff) and half as a purge.
-		errs := concurrently(claimers, func(i int) error {
+		errs := Concurrently(claimers, func(i int) error {
 			if i == 0 {
 				_, err := s.CommitUploadedBlob(ctx(t), "app", metadata.Blob{Digest: d, Size: int64(len(id)), Location: "by-upload/" + id}, pinned, id)
 				if errors.Is(err, metadata.ErrUploadNotFound) {

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/internal/metadata/storetest"
 )
 
 // putSized records a blob of size bytes and returns its digest.
@@ -129,30 +129,29 @@ func testQuotaConcurrent(t *testing.T, s accounts.Store) {
 	for i := range ds {
 		ds[i] = putSized(t, m, fmt.Sprint("blob ", i), size)
 	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		ok, over int
-	)
-	for i, d := range ds {
-		wg.Go(func() {
-			// Two repositories, so the check cannot rely on a per-repository lock.
-			err := m.LinkBlob(ctx, fmt.Sprintf("acme/app%d", i%2), d)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, metadata.ErrQuotaExceeded):
-				over++
-			default:
-				t.Errorf("LinkBlob: %v", err)
-			}
-		})
-	}
-	wg.Wait()
+	ok, over := raceForQuota(t, n, func(i int) error {
+		// Two repositories, so the check cannot rely on a per-repository lock.
+		return m.LinkBlob(ctx, fmt.Sprintf("acme/app%d", i%2), ds[i])
+	})
 	if ok != fit || over != n-fit {
 		t.Errorf("%d links succeeded and %d were refused; want %d and %d", ok, over, fit, n-fit)
 	}
 	wantUsage(t, s, "acme", fit*size, fit*size)
+}
+
+// raceForQuota runs try(i) for i in [0, n) all at once and counts the calls that
+// succeeded and those refused for the quota; any other error fails the test.
+func raceForQuota(t *testing.T, n int, try func(i int) error) (ok, over int) {
+	t.Helper()
+	for i, err := range storetest.Concurrently(n, try) {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, metadata.ErrQuotaExceeded):
+			over++
+		default:
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	return ok, over
 }

@@ -1,10 +1,8 @@
 package accountstest
 
 import (
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -136,27 +134,10 @@ func testUploadQuotaConcurrent(t *testing.T, s accounts.Store) {
 	for i := range n {
 		newUploadSession(t, m, fmt.Sprint("s", i), fmt.Sprintf("acme/app%d", i%3), 0)
 	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		ok, over int
-	)
-	for i := range n {
-		wg.Go(func() {
-			_, _, err := m.ReserveUpload(ctx, fmt.Sprint("s", i), size, size)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, metadata.ErrQuotaExceeded):
-				over++
-			default:
-				t.Errorf("ReserveUpload: %v", err)
-			}
-		})
-	}
-	wg.Wait()
+	ok, over := raceForQuota(t, n, func(i int) error {
+		_, _, err := m.ReserveUpload(ctx, fmt.Sprint("s", i), size, size)
+		return err
+	})
 	if ok != fit || over != n-fit {
 		t.Errorf("%d reservations succeeded and %d were refused; want %d and %d", ok, over, fit, n-fit)
 	}
