@@ -1,15 +1,20 @@
 // Command chartbench measures the hub's chart repository (issue 15): the classic
-// index of one namespace holding many chart versions, cold and warm, and the upload
-// rate through the ChartMuseum API and through OCI. It runs the real handlers (registry,
-// chart hook, chart repository) over loopback HTTP on a real store: SQLite in a temp
-// directory, or PostgreSQL with -db postgres://….
+// index of one namespace holding many chart versions, cold, warm and 304, for callers
+// without auth, anonymous (every other repository is public) and an organisation
+// member; the index right after a new version; and the upload rate through the
+// ChartMuseum API and through OCI. It runs the real handlers (registry, chart hook,
+// chart repository) over loopback HTTP on a real store: SQLite in a temp directory, or
+// PostgreSQL with -db postgres://…. Two chart repositories share the store, as two
+// replicas would: one without auth, one with.
 //
 //	go run ./bench/chartbench                          # 10,000 versions of 500 charts, SQLite
 //	go run ./bench/chartbench -db postgres://…/bench    # on PostgreSQL (an empty database)
+//	bench/chartbench/run.sh                            # both, 3 runs each, a throwaway PostgreSQL
 //
 // The 10,000 versions are written to the store directly (records of real chart
-// manifests), which is how the index sees them; the upload rates are measured
-// separately with -uploads charts each way.
+// manifests, with their index entries as the chart hook records them), which is how
+// the index sees them; the upload rates are measured separately with -uploads charts
+// each way. The load average at start and end is printed: the machine is shared.
 package main
 
 import (
