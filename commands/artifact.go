@@ -70,6 +70,9 @@ func artifactCommand(f *Factory, runF func(*ArtifactOptions) error, cmd *cobra.C
 	work func(ctx context.Context, c *artifact.Client, o *ArtifactOptions, to transfer.Options) (artifact.Result, error)) *cobra.Command {
 	opts := &ArtifactOptions{IO: f.IOStreams}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if verb == "pull" && opts.Output != "" && opts.Output != "json" {
+			return usageErrorf(cmd, "--output must be json, not %q: the output directory is -d/--dir", opts.Output)
+		}
 		mode, err := opts.validate(cmd)
 		if err != nil {
 			return err
@@ -113,14 +116,14 @@ func artifactCommand(f *Factory, runF func(*ArtifactOptions) error, cmd *cobra.C
 	fl := cmd.Flags()
 	fl.IntVarP(&opts.Jobs, "jobs", "j", 4, "Blobs moved in parallel")
 	fl.Var(&opts.Rate, "rate", "Cap the bytes sent per second, like 50MiB (a `size`); 0 for no cap")
+	opts.bindOutput(fl)
 	if verb == "pull" {
-		// -o is the output directory, as in 'oras pull -o'; JSON is --format json.
-		fl.StringVarP(&opts.Dir, "output", "o", ".", "Write the files into this `directory`")
-		fl.StringVar(&opts.Output, "format", "", "Output format: json for one JSON event per line on stdout")
-		fl.StringVar(&opts.Progress, "progress", "auto", "Progress display: auto, tty, plain or quiet")
-		fl.BoolVar(&opts.Insecure, "insecure", false, "Allow plain HTTP to the registry (loopback always is)")
+		// -o is the output format, as everywhere in hubctl (oras pull's -o DIR is -d
+		// here, as in 'hubctl chart pull -d').
+		fl.StringVarP(&opts.Dir, "dir", "d", ".", "Write the files into this `directory`")
+		fl.StringVar(&opts.Dir, "destination", ".", "Same as --dir, the name 'chart pull' and helm use")
+		_ = fl.MarkHidden("destination")
 	} else {
-		opts.bindOutput(fl)
 		fl.StringVar(&opts.ArtifactType, "artifact-type", "", "The artifact's `type`, a media type (default "+artifact.DefaultArtifactType+")")
 		fl.StringArrayVarP(&opts.Annotations, "annotation", "a", nil, "Manifest annotation `key=value` (repeatable)")
 	}
@@ -191,13 +194,14 @@ with 'hubctl artifact discover REF' or 'oras discover'.`,
 // NewCmdArtifactPull returns `hubctl artifact pull`.
 func NewCmdArtifactPull(f *Factory, runF func(*ArtifactOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "pull REF [-o DIR]",
+		Use:   "pull REF [-d DIR]",
 		Short: "Pull an artifact's files",
 		Long: `Write the files of the artifact REF into DIR, each under its title; directory layers
 are unpacked. Layers without a title are skipped, as oras skips them. The paths written
-go to stdout.`,
-		Example: `  hubctl artifact pull hub.example.com/team/tool:1.0 -o bin/`,
-		Args:    checkArgs(cobra.ExactArgs(1)),
+go to stdout (with -o json, one JSON result).`,
+		Example: `  hubctl artifact pull hub.example.com/team/tool:1.0 -d bin/
+  hubctl artifact pull hub.example.com/team/tool:1.0 -d bin/ -o json`,
+		Args: checkArgs(cobra.ExactArgs(1)),
 	}
 	return artifactCommand(f, runF, cmd, "pull", func(o *ArtifactOptions, args []string) error {
 		o.Ref = args[0]

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -41,6 +43,11 @@ type ChartPackageOptions struct {
 	Version     string
 	AppVersion  string
 	Destination string
+	// Sign, Key, Keyring and PassphraseFile sign the archive, as helm package does.
+	Sign           bool
+	Key            string
+	Keyring        string
+	PassphraseFile string
 }
 
 // NewCmdChartPackage returns `hubctl chart package`.
@@ -50,9 +57,18 @@ func NewCmdChartPackage(f *Factory, runF func(*ChartPackageOptions) error) *cobr
 		Use:   "package DIR",
 		Short: "Archive a chart directory into NAME-VERSION.tgz",
 		Long: `Archive the chart in DIR as 'helm package' does (helm's own SDK) and print the
-archive's path.`,
+archive's path.
+
+With --sign, also write its provenance file NAME-VERSION.tgz.prov, as 'helm package
+--sign' does: a PGP signature of the archive's digest and Chart.yaml by the key --key
+names in the secret keyring --keyring (GnuPG 2.1 and later keep secret keys elsewhere:
+export them with 'gpg --export-secret-keys > FILE'). An encrypted key's passphrase is
+read from --passphrase-file (- for stdin), else asked on the terminal. 'hubctl chart
+push' sends the provenance with the chart; 'hubctl chart pull --verify' and 'helm
+verify' check it.`,
 		Example: `  hubctl chart package ./app
-  hubctl chart package ./app --version 1.2.3 --app-version v1.2.3 -d dist/`,
+  hubctl chart package ./app --version 1.2.3 --app-version v1.2.3 -d dist/
+  hubctl chart package ./app --sign --key 'CI signing' --keyring ~/.gnupg/secring.gpg --passphrase-file - <pass.txt`,
 		Args: checkArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dir = args[0]
@@ -61,21 +77,81 @@ archive's path.`,
 					return usageErrorf(cmd, "--version %q is not a semantic version", opts.Version)
 				}
 			}
+			if opts.Sign && opts.Key == "" {
+				return usageErrorf(cmd, "--sign needs --key, the signing key's name (or a part of it)")
+			}
+			if !opts.Sign && (opts.Key != "" || opts.Keyring != "" || opts.PassphraseFile != "") {
+				return usageErrorf(cmd, "--key, --keyring and --passphrase-file are for --sign")
+			}
+			if opts.Sign && opts.Keyring == "" {
+				opts.Keyring = defaultKeyring(f, "secring.gpg")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			p, err := chartclient.Package(opts.Dir, chartclient.PackageOptions{Version: opts.Version, AppVersion: opts.AppVersion, Destination: opts.Destination})
+			po := chartclient.PackageOptions{Version: opts.Version, AppVersion: opts.AppVersion, Destination: opts.Destination}
+			if opts.Sign {
+				po.Sign = &chartclient.SignOptions{Key: opts.Key, Keyring: opts.Keyring, Passphrase: passphraseFetcher(opts.IO, opts.PassphraseFile)}
+			}
+			p, err := chartclient.Package(opts.Dir, po)
 			if err != nil {
 				return err
+			}
+			if opts.Sign {
+				fmt.Fprintf(opts.IO.ErrOut, "signed: %s.prov\n", p)
 			}
 			_, err = fmt.Fprintln(opts.IO.Out, p)
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&opts.Version, "version", "", "Set the chart's `version` (semver)")
-	cmd.Flags().StringVar(&opts.AppVersion, "app-version", "", "Set the chart's appVersion")
-	cmd.Flags().StringVarP(&opts.Destination, "destination", "d", "", "Write the archive into this `directory` (default: the current one)")
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Version, "version", "", "Set the chart's `version` (semver)")
+	fl.StringVar(&opts.AppVersion, "app-version", "", "Set the chart's appVersion")
+	fl.StringVarP(&opts.Destination, "destination", "d", "", "Write the archive into this `directory` (default: the current one)")
+	fl.BoolVar(&opts.Sign, "sign", false, "Sign the archive: write its provenance file (NAME-VERSION.tgz.prov)")
+	fl.StringVar(&opts.Key, "key", "", "The signing key: its `name` (user ID) in the keyring, or a part of it")
+	fl.StringVar(&opts.Keyring, "keyring", "", "The secret `keyring` holding the signing key (default ~/.gnupg/secring.gpg)")
+	fl.StringVar(&opts.PassphraseFile, "passphrase-file", "", "Read the key's passphrase from this `file` (- for stdin)")
 	return cmd
+}
+
+// defaultKeyring is helm's default keyring: ~/.gnupg/NAME ($GNUPGHOME/NAME when set).
+func defaultKeyring(f *Factory, name string) string {
+	if d, ok := f.LookupEnv("GNUPGHOME"); ok && d != "" {
+		return filepath.Join(d, name)
+	}
+	if h, ok := f.LookupEnv("HOME"); ok && h != "" {
+		return filepath.Join(h, ".gnupg", name)
+	}
+	return filepath.Join("~", ".gnupg", name)
+}
+
+// passphraseFetcher reads a signing key's passphrase from file ("-": stdin), or,
+// without one, asks on the terminal; the passphrase is read once.
+func passphraseFetcher(ios *iostreams.IOStreams, file string) func(string) ([]byte, error) {
+	return func(keyName string) ([]byte, error) {
+		switch {
+		case file == "-":
+			p, err := readLine(ios.In)
+			if err != nil {
+				return nil, fmt.Errorf("read the passphrase from stdin: %w", err)
+			}
+			return []byte(p), nil
+		case file != "":
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("read the passphrase: %w", err)
+			}
+			line, _, _ := strings.Cut(string(b), "\n")
+			return []byte(strings.TrimSuffix(line, "\r")), nil
+		case ios.IsStdinTTY():
+			fmt.Fprintf(ios.ErrOut, "Passphrase of key %q: ", keyName)
+			p, err := readSecret(ios.In)
+			fmt.Fprintln(ios.ErrOut)
+			return []byte(p), err
+		}
+		return nil, fmt.Errorf("key %q is encrypted: give its passphrase with --passphrase-file FILE (- for stdin)", keyName)
+	}
 }
 
 // ChartTransferOptions are the inputs of `hubctl chart push` and `pull`.
@@ -84,6 +160,9 @@ type ChartTransferOptions struct {
 	Args    []string
 	Version string
 	Dir     string
+	// Verify and Keyring check a pulled chart's provenance, as helm pull --verify.
+	Verify  bool
+	Keyring string
 	TransferFlags
 	Mode tui.Mode
 }
@@ -99,6 +178,12 @@ func chartTransferCommand(f *Factory, runF func(*ChartTransferOptions) error, cm
 			return err
 		}
 		opts.Mode, opts.Args = mode, args
+		if verb == "pull" && !opts.Verify && opts.Keyring != "" {
+			return usageErrorf(cmd, "--keyring is for --verify")
+		}
+		if opts.Verify && opts.Keyring == "" {
+			opts.Keyring = defaultKeyring(f, "pubring.gpg")
+		}
 		if runF != nil {
 			return runF(opts)
 		}
@@ -130,6 +215,8 @@ func chartTransferCommand(f *Factory, runF func(*ChartTransferOptions) error, cm
 	if verb == "pull" {
 		fl.StringVar(&opts.Version, "version", "", "Chart `version` or semver range (~1.2, ^2, >=1.0 <2.0); default the highest stable version")
 		fl.StringVarP(&opts.Dir, "destination", "d", ".", "Write the chart into this `directory`")
+		fl.BoolVar(&opts.Verify, "verify", false, "Verify the chart's provenance file; refuse a chart without one or that does not verify")
+		fl.StringVar(&opts.Keyring, "keyring", "", "The public `keyring` that --verify trusts (default ~/.gnupg/pubring.gpg)")
 	}
 	return cmd
 }
@@ -172,13 +259,22 @@ func NewCmdChartPull(f *Factory, runF func(*ChartTransferOptions) error) *cobra.
 		Short: "Pull a chart version (or the highest of a semver range)",
 		Long: `Pull a chart into NAME-VERSION.tgz (with NAME-VERSION.tgz.prov when it has one). --version
 takes a version or a semver range: the highest version matching it is pulled, in semver
-order ('1.10.0' is newer than '1.9.0'). The archive's path goes to stdout.`,
+order ('1.10.0' is newer than '1.9.0'). The archive's path goes to stdout.
+
+With --verify, the chart's provenance file must be signed by a key of --keyring (a
+public keyring: 'gpg --export KEY > FILE') and hold the archive's digest, as 'helm pull
+--verify' checks; otherwise the pull fails and leaves no file behind.`,
 		Example: `  hubctl chart pull oci://hub.example.com/team/app --version 1.2.3
-  hubctl chart pull oci://hub.example.com/team/app --version '~1.2' -d charts/`,
+  hubctl chart pull oci://hub.example.com/team/app --version '~1.2' -d charts/
+  hubctl chart pull oci://hub.example.com/team/app --verify --keyring ci-signing.pub`,
 		Args: checkArgs(cobra.ExactArgs(1)),
 	}
 	return chartTransferCommand(f, runF, cmd, "pull", func(ctx context.Context, c *chartclient.Client, o *ChartTransferOptions, to transfer.Options) (any, string, error) {
-		r, err := c.Pull(ctx, o.Args[0], o.Version, o.Dir, to)
+		var po chartclient.PullOptions
+		if o.Verify {
+			po.VerifyKeyring = o.Keyring
+		}
+		r, err := c.Pull(ctx, o.Args[0], o.Version, o.Dir, po, to)
 		return r, r.Path, err
 	})
 }

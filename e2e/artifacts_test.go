@@ -94,7 +94,7 @@ func TestArtifactsOras(t *testing.T) {
 	ref2 := s.Addr + "/team/orasart:1"
 	run(t, src, env, oras, "push", ref2, "tool:text/plain", "site", "--artifact-type", "application/vnd.example.x", "--plain-http")
 	o2 := filepath.Join(work, "hubctl-pulled")
-	run(t, work, env, hubctlBin, "artifact", "pull", ref2, "-o", o2, "--progress", "quiet")
+	run(t, work, env, hubctlBin, "artifact", "pull", ref2, "-d", o2, "--progress", "quiet")
 	sameTree(t, "hubctl artifact pull of oras's artifact", treeFiles(t, o2), want)
 
 	// Referrers both ways.

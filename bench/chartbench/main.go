@@ -1,15 +1,20 @@
 // Command chartbench measures the hub's chart repository (issue 15): the classic
-// index of one namespace holding many chart versions, cold and warm, and the upload
-// rate through the ChartMuseum API and through OCI. It runs the real handlers (registry,
-// chart hook, chart repository) over loopback HTTP on a real store: SQLite in a temp
-// directory, or PostgreSQL with -db postgres://….
+// index of one namespace holding many chart versions, cold, warm and 304, for callers
+// without auth, anonymous (every other repository is public) and an organisation
+// member; the index right after a new version; and the upload rate through the
+// ChartMuseum API and through OCI. It runs the real handlers (registry, chart hook,
+// chart repository) over loopback HTTP on a real store: SQLite in a temp directory, or
+// PostgreSQL with -db postgres://…. Two chart repositories share the store, as two
+// replicas would: one without auth, one with.
 //
 //	go run ./bench/chartbench                          # 10,000 versions of 500 charts, SQLite
 //	go run ./bench/chartbench -db postgres://…/bench    # on PostgreSQL (an empty database)
+//	bench/chartbench/run.sh                            # both, 3 runs each, a throwaway PostgreSQL
 //
 // The 10,000 versions are written to the store directly (records of real chart
-// manifests), which is how the index sees them; the upload rates are measured
-// separately with -uploads charts each way.
+// manifests, with their index entries as the chart hook records them), which is how
+// the index sees them; the upload rates are measured separately with -uploads charts
+// each way. The load average at start and end is printed: the machine is shared.
 package main
 
 import (
@@ -26,11 +31,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/charts"
 	"github.com/hubctl/hubctl/internal/charts/chartrepo"
@@ -46,6 +55,8 @@ func main() {
 	nVersions := flag.Int("versions", 20, "versions per chart")
 	requests := flag.Int("requests", 100, "warm requests per format")
 	uploads := flag.Int("uploads", 200, "charts uploaded through each API for the rate")
+	changes := flag.Int("changes", 20, "versions added one at a time, each followed by an index request")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the index requests (cold, warm, 304) to this file")
 	flag.Parse()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "chartbench-")
@@ -67,45 +78,77 @@ func main() {
 	blobs, err := blobstore.NewFS(filepath.Join(dir, "blobs"))
 	check(err)
 
+	fmt.Printf("load average at start: %s\n", loadavg())
 	start := time.Now()
+	member := setupAccounts(ctx, store)
 	populate(ctx, store, *nCharts, *nVersions)
-	fmt.Printf("populated %d versions of %d charts in %s\n", *nCharts**nVersions, *nCharts, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("populated %d versions of %d charts in %s (every other repository public)\n", *nCharts**nVersions, *nCharts, time.Since(start).Round(time.Millisecond))
 	check(store.Close())
 
-	// Cold: a new store (connections, statement caches) and a new handler (no rendered
-	// entries). The operating system's page cache stays warm.
+	// Cold: a new store (connections, statement caches) and new handlers (no index in
+	// memory). The operating system's page cache stays warm. Two hubs on the one
+	// database, as two replicas: one without auth, one with.
 	store = open()
 	defer store.Close()
-	base, stop := serve(store, blobs)
+	base, stop := serve(store, blobs, nil)
 	defer stop()
-	for _, f := range []string{"index.yaml", "index.json"} {
-		d, n, _ := get(base + "/charts/bench/" + f)
-		fmt.Printf("%-10s cold      %8s  %d bytes\n", f, d.Round(time.Microsecond), n)
+	authBase, stopAuth := serve(store, blobs, benchAuth(store, member))
+	defer stopAuth()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
 	}
 	for _, f := range []string{"index.yaml", "index.json"} {
-		var ds []time.Duration
-		var tag string
-		for range *requests {
-			d, _, et := get(base + "/charts/bench/" + f)
-			ds = append(ds, d)
-			tag = et
+		d, n, _ := get(base+"/charts/bench/"+f, "")
+		fmt.Printf("%-10s cold                   %9s  %d bytes\n", f, d.Round(time.Microsecond), n)
+	}
+	d, n, _ := get(authBase+"/charts/bench/index.yaml", "member")
+	fmt.Printf("%-10s cold, member (auth)    %9s  %d bytes\n", "index.yaml", d.Round(time.Microsecond), n)
+	for _, c := range []struct{ name, base, user string }{
+		{"no auth", base, ""}, {"anonymous", authBase, ""}, {"member", authBase, "member"},
+	} {
+		for _, f := range []string{"index.yaml", "index.json"} {
+			var ds []time.Duration
+			var tag string
+			var n int
+			for range *requests {
+				d, size, et := get(c.base+"/charts/bench/"+f, c.user)
+				ds, tag, n = append(ds, d), et, size
+			}
+			p50, p95 := pct(ds)
+			fmt.Printf("%-10s warm %-10s  p50 %9s  p95 %9s  (%d requests, %d bytes)\n", f, c.name, p50.Round(time.Microsecond), p95.Round(time.Microsecond), *requests, n)
+			ds = ds[:0]
+			for range *requests {
+				ds = append(ds, getIfNoneMatch(c.base+"/charts/bench/"+f, c.user, tag))
+			}
+			p50, p95 = pct(ds)
+			fmt.Printf("%-10s 304  %-10s  p50 %9s  p95 %9s\n", f, c.name, p50.Round(time.Microsecond), p95.Round(time.Microsecond))
 		}
-		p50, p95 := pct(ds)
-		fmt.Printf("%-10s warm      p50 %8s  p95 %8s  (%d requests)\n", f, p50.Round(time.Microsecond), p95.Round(time.Microsecond), *requests)
-		ds = ds[:0]
-		for range *requests {
-			d := getIfNoneMatch(base+"/charts/bench/"+f, tag)
-			ds = append(ds, d)
-		}
-		p50, p95 = pct(ds)
-		fmt.Printf("%-10s 304       p50 %8s  p95 %8s\n", f, p50.Round(time.Microsecond), p95.Round(time.Microsecond))
 	}
 
-	// A new version is in the next answer.
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+
+	// A new version is in the next answer: record one (not timed), then time the next
+	// index of each hub.
+	var ds, dsAuth []time.Duration
+	for i := range *changes {
+		addVersion(ctx, store, "bench/chart-1", "chart-1", fmt.Sprintf("50.0.%d", i))
+		d, _, _ := get(base+"/charts/bench/index.yaml", "")
+		ds = append(ds, d)
+		d, _, _ = get(authBase+"/charts/bench/index.yaml", "member")
+		dsAuth = append(dsAuth, d)
+	}
+	p50, p95 := pct(ds)
+	fmt.Printf("index.yaml after a new version, no auth   p50 %9s  p95 %9s  (%d changes)\n", p50.Round(time.Microsecond), p95.Round(time.Microsecond), *changes)
+	p50, p95 = pct(dsAuth)
+	fmt.Printf("index.yaml after a new version, member    p50 %9s  p95 %9s\n", p50.Round(time.Microsecond), p95.Round(time.Microsecond))
 	start = time.Now()
 	upload(base+"/api/bench/charts", archive("chart-0", "99.0.0"))
-	d, _, _ := get(base + "/charts/bench/index.yaml")
-	fmt.Printf("new version: upload + next index.yaml in %s (index alone %s)\n", time.Since(start).Round(time.Microsecond), d.Round(time.Microsecond))
+	d, _, _ = get(base+"/charts/bench/index.yaml", "")
+	fmt.Printf("new version: ChartMuseum upload + next index.yaml in %s (index alone %s)\n", time.Since(start).Round(time.Microsecond), d.Round(time.Microsecond))
 
 	// Upload rates.
 	start = time.Now()
@@ -120,6 +163,48 @@ func main() {
 	}
 	el = time.Since(start)
 	fmt.Printf("OCI push:           %d charts in %s: %.0f charts/s\n", *uploads, el.Round(time.Millisecond), float64(*uploads)/el.Seconds())
+	fmt.Printf("load average at end: %s\n", loadavg())
+}
+
+// loadavg is the machine's load average (1, 5 and 15 minutes).
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// setupAccounts makes the organisation "bench" with a team granted read on all of it,
+// whose member is returned.
+func setupAccounts(ctx context.Context, s *sqlstore.Store) accounts.User {
+	_, err := s.CreateUser(ctx, accounts.User{Name: "owner", PasswordHash: "x"})
+	check(err)
+	_, err = s.CreateOrg(ctx, "bench", "owner")
+	check(err)
+	u, err := s.CreateUser(ctx, accounts.User{Name: "member", PasswordHash: "x"})
+	check(err)
+	check(s.CreateTeam(ctx, accounts.Team{Org: "bench", Name: "readers"}))
+	check(s.AddTeamMember(ctx, "bench", "readers", "member"))
+	check(s.SetTeamGrant(ctx, accounts.TeamGrant{Org: "bench", Team: "readers", Role: accounts.RoleRead}))
+	return u
+}
+
+// benchAuth signs requests in by the X-Bench-User header (member), anonymous without.
+func benchAuth(s *sqlstore.Store, member accounts.User) *chartrepo.Auth {
+	return &chartrepo.Auth{
+		Principal: func(_ http.ResponseWriter, r *http.Request) (*authz.Principal, error) {
+			if r.Header.Get("X-Bench-User") == member.Name {
+				return &authz.Principal{User: &member}, nil
+			}
+			return nil, nil
+		},
+		Policy: &authz.Policy{Store: s},
+	}
 }
 
 func check(err error) {
@@ -128,41 +213,52 @@ func check(err error) {
 	}
 }
 
-// populate writes n×v chart manifests with their records into namespace "bench".
+// populate writes n×v chart manifests with their records into namespace "bench";
+// every other repository is public.
 func populate(ctx context.Context, s *sqlstore.Store, n, v int) {
 	for c := range n {
 		name := fmt.Sprintf("chart-%d", c)
 		repo := "bench/" + name
 		for i := range v {
-			ver := fmt.Sprintf("1.%d.%d", i/10, i%10)
-			cfg := []byte(fmt.Sprintf(`{"apiVersion":"v2","name":%q,"version":%q,"appVersion":"v%s","description":"Benchmark chart %s, a web service with a database","keywords":["bench","web"],"maintainers":[{"name":"Ada","email":"ada@example.com"}],"type":"application"}`, name, ver, ver, name))
-			tgz := []byte(repo + ver) // the index only needs its digest
-			cd, td := digest.FromBytes(cfg), digest.FromBytes(tgz)
-			for _, b := range []struct {
-				d    digest.Digest
-				size int
-			}{{cd, len(cfg)}, {td, len(tgz)}} {
-				check(s.PutBlob(ctx, metadata.Blob{Digest: b.d, Size: int64(b.size)}))
-				check(s.LinkBlob(ctx, repo, b.d))
-			}
-			m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
-				charts.ConfigMediaType, cd, len(cfg), charts.ChartLayerMediaType, td, len(tgz)))
-			md := digest.FromBytes(m)
-			_, err := s.PutManifest(ctx, metadata.Manifest{Repository: repo, Digest: md, MediaType: "application/vnd.oci.image.manifest.v1+json",
-				ArtifactType: charts.ConfigMediaType, Size: int64(len(m)), Payload: m},
-				metadata.References{Blobs: []digest.Digest{cd, td}}, charts.TagOf(ver))
-			check(err)
-			check(s.RecordChart(ctx, chartstore.Version{Repository: repo, Digest: md, Name: name, Version: ver, AppVersion: "v" + ver,
-				Description: "Benchmark chart", Keywords: []string{"bench", "web"}, Metadata: cfg, ChartDigest: td, ChartSize: int64(len(tgz))}))
+			addVersion(ctx, s, repo, name, fmt.Sprintf("1.%d.%d", i/10, i%10))
+		}
+		if c%2 == 0 {
+			check(s.SetRepositoryVisibility(ctx, repo, accounts.Public))
 		}
 	}
 }
 
+// addVersion writes the manifest of chart name version ver into repo, with its record.
+func addVersion(ctx context.Context, s *sqlstore.Store, repo, name, ver string) {
+	cfg := []byte(fmt.Sprintf(`{"apiVersion":"v2","name":%q,"version":%q,"appVersion":"v%s","description":"Benchmark chart %s, a web service with a database","keywords":["bench","web"],"maintainers":[{"name":"Ada","email":"ada@example.com"}],"type":"application"}`, name, ver, ver, name))
+	tgz := []byte(repo + ver) // the index only needs its digest
+	cd, td := digest.FromBytes(cfg), digest.FromBytes(tgz)
+	for _, b := range []struct {
+		d    digest.Digest
+		size int
+	}{{cd, len(cfg)}, {td, len(tgz)}} {
+		check(s.PutBlob(ctx, metadata.Blob{Digest: b.d, Size: int64(b.size)}))
+		check(s.LinkBlob(ctx, repo, b.d))
+	}
+	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
+		charts.ConfigMediaType, cd, len(cfg), charts.ChartLayerMediaType, td, len(tgz)))
+	md := digest.FromBytes(m)
+	_, err := s.PutManifest(ctx, metadata.Manifest{Repository: repo, Digest: md, MediaType: "application/vnd.oci.image.manifest.v1+json",
+		ArtifactType: charts.ConfigMediaType, Size: int64(len(m)), Payload: m},
+		metadata.References{Blobs: []digest.Digest{cd, td}}, charts.TagOf(ver))
+	check(err)
+	v := chartstore.Version{Repository: repo, Digest: md, Name: name, Version: ver, AppVersion: "v" + ver,
+		Description: "Benchmark chart", Keywords: []string{"bench", "web"}, Metadata: cfg, ChartDigest: td, ChartSize: int64(len(tgz)),
+		CreatedAt: time.Now()}
+	check(chartrepo.IndexEntries(&v)) // as the chart hook records them
+	check(s.RecordChart(ctx, v))
+}
+
 // serve runs the registry and the chart repository, without auth, on loopback.
-func serve(s *sqlstore.Store, blobs blobstore.Store) (string, func()) {
+func serve(s *sqlstore.Store, blobs blobstore.Store, auth *chartrepo.Auth) (string, func()) {
 	hook := &chartrepo.Hook{Store: s, Blobs: blobs}
 	reg := registry.New(registry.Options{Blobs: blobs, Meta: s, Artifacts: hook})
-	ch := chartrepo.New(chartrepo.Options{Store: s, Blobs: blobs, Registry: reg})
+	ch := chartrepo.New(chartrepo.Options{Store: s, Blobs: blobs, Registry: reg, Auth: auth})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)
 	mux.Handle("/charts/", ch)
@@ -174,9 +270,13 @@ func serve(s *sqlstore.Store, blobs blobstore.Store) (string, func()) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }
 }
 
-func get(url string) (time.Duration, int, string) {
+func get(url, user string) (time.Duration, int, string) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if user != "" {
+		req.Header.Set("X-Bench-User", user)
+	}
 	start := time.Now()
-	resp, err := http.Get(url)
+	resp, err := http.DefaultClient.Do(req)
 	check(err)
 	n, _ := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -186,8 +286,11 @@ func get(url string) (time.Duration, int, string) {
 	return time.Since(start), int(n), resp.Header.Get("ETag")
 }
 
-func getIfNoneMatch(url, tag string) time.Duration {
+func getIfNoneMatch(url, user, tag string) time.Duration {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if user != "" {
+		req.Header.Set("X-Bench-User", user)
+	}
 	req.Header.Set("If-None-Match", tag)
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)

@@ -43,10 +43,12 @@ type PackageOptions struct {
 	Version, AppVersion string
 	// Destination is the directory the archive is written to ("" : the current one).
 	Destination string
+	// Sign, when set, signs the archive: NAME-VERSION.tgz.prov beside it.
+	Sign *SignOptions
 }
 
 // Package archives the chart in dir as helm package does and returns the archive's
-// path (DEST/NAME-VERSION.tgz).
+// path (DEST/NAME-VERSION.tgz), signed when o.Sign asks (FILE.prov).
 func Package(dir string, o PackageOptions) (string, error) {
 	ch, err := loader.LoadDir(dir)
 	if err != nil {
@@ -68,6 +70,12 @@ func Package(dir string, o PackageOptions) (string, error) {
 	p, err := chartutil.Save(ch, dest)
 	if err != nil {
 		return "", fmt.Errorf("package %s: %w", dir, err)
+	}
+	if o.Sign != nil {
+		if _, err := Sign(p, *o.Sign); err != nil {
+			_ = os.Remove(p)
+			return "", err
+		}
 	}
 	return p, nil
 }
@@ -195,12 +203,46 @@ type PullResult struct {
 	Version   string
 	Path      string // the archive
 	ProvPath  string // the provenance file, "" without one
+	// SignedBy is the signer of a verified chart (PullOptions.VerifyKeyring).
+	SignedBy string `json:",omitempty"`
+}
+
+// PullOptions tune Pull.
+type PullOptions struct {
+	// VerifyKeyring, when set, makes Pull verify the chart's provenance file with the
+	// public keys of this keyring, as 'helm pull --verify' does: a chart without one,
+	// or whose signature or digest does not verify, is refused and not left in the
+	// directory.
+	VerifyKeyring string
 }
 
 // Pull fetches the chart version of ref (oci://HOST/NS/NAME) that version names (an
 // exact version or a semver range; a version in ref is used when version is empty)
 // into dir as NAME-VERSION.tgz, with NAME-VERSION.tgz.prov when the chart has one.
-func (c *Client) Pull(ctx context.Context, ref, version, dir string, o transfer.Options) (PullResult, error) {
+func (c *Client) Pull(ctx context.Context, ref, version, dir string, opts PullOptions, o transfer.Options) (PullResult, error) {
+	out, err := c.pull(ctx, ref, version, dir, o)
+	if err != nil || opts.VerifyKeyring == "" {
+		return out, err
+	}
+	refuse := func(err error) (PullResult, error) {
+		_ = os.Remove(out.Path)
+		if out.ProvPath != "" {
+			_ = os.Remove(out.ProvPath)
+		}
+		return PullResult{}, err
+	}
+	if out.ProvPath == "" {
+		return refuse(fmt.Errorf("%s has no provenance file to verify", out.Reference))
+	}
+	v, err := Verify(out.Path, out.ProvPath, opts.VerifyKeyring)
+	if err != nil {
+		return refuse(err)
+	}
+	out.SignedBy = v.SignedBy
+	return out, nil
+}
+
+func (c *Client) pull(ctx context.Context, ref, version, dir string, o transfer.Options) (PullResult, error) {
 	repo, inRef, err := ParseChartRef(ref)
 	if err != nil {
 		return PullResult{}, err

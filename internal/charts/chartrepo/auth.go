@@ -96,6 +96,63 @@ func (c *caller) grant(ctx context.Context, repository string) ([]string, error)
 	return g.Actions, nil
 }
 
+// hiddenRepos returns the repositories of ix the caller may not pull, in name order.
+// The policy decides each as Grant does, from what is in memory: the visibility read
+// with the index, and the caller's role on the whole namespace (one lookup), which
+// every repository of the namespace inherits. Only a caller without a role on the
+// namespace, whose grants name single private repositories, costs a lookup per such
+// repository.
+func (c *caller) hiddenRepos(ctx context.Context, ns string, ix *nsIndex) ([]string, error) {
+	if c.auth == nil {
+		return nil, nil
+	}
+	role, err := c.auth.Policy.RoleOn(ctx, c.p.User, ns+"/")
+	if err != nil {
+		return nil, err
+	}
+	pol := &authz.Policy{Store: indexHint{Store: c.auth.Policy.Store, ns: ns, role: role, public: ix.public}}
+	var hidden []string
+	for _, repo := range ix.repos {
+		g, err := pol.Grant(ctx, c.p, scope.Scope{Type: scope.TypeRepository, Name: repo, Actions: []string{scope.Pull}})
+		if err != nil {
+			return nil, err
+		}
+		if !g.Allows(scope.Pull) {
+			hidden = append(hidden, repo)
+		}
+	}
+	return hidden, nil
+}
+
+// indexHint answers the policy's questions about the repositories of one namespace's
+// index from what the request already knows: their visibility, and the user's role on
+// the whole namespace when it allows pulls (a team's role on every repository of an
+// organisation; a grant on one repository may add to it, but only pull is asked).
+type indexHint struct {
+	accounts.Store
+	ns     string
+	role   accounts.Role
+	public map[string]bool
+}
+
+func (x indexHint) RoleOf(ctx context.Context, user, repository string) (accounts.Role, error) {
+	if x.role.Rank() >= accounts.RoleRead.Rank() && namespaceOf(repository) == x.ns {
+		return x.role, nil
+	}
+	return x.Store.RoleOf(ctx, user, repository)
+}
+
+func (x indexHint) RepositoryVisibility(ctx context.Context, repository string) (accounts.Visibility, bool, error) {
+	pub, ok := x.public[repository]
+	if !ok {
+		return x.Store.RepositoryVisibility(ctx, repository)
+	}
+	if pub {
+		return accounts.Public, true, nil
+	}
+	return accounts.Private, true, nil
+}
+
 // hasRole reports whether the caller holds role on the whole namespace ns (its own
 // namespace, an organisation team's role on every repository, a site admin).
 func (c *caller) hasRole(ctx context.Context, ns string, role accounts.Role) (bool, error) {

@@ -39,7 +39,7 @@ func (h *Hook) Backfill(ctx context.Context) (int, error) {
 				v.CreatedAt = createdAt(cm.annotations)
 			}
 		}
-		if err := h.Store.RecordChart(ctx, *v); err != nil && !errors.Is(err, chartstore.ErrManifestNotFound) {
+		if err := h.record(ctx, *v); err != nil && !errors.Is(err, chartstore.ErrManifestNotFound) {
 			return n, err
 		}
 		n++

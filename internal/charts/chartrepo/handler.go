@@ -168,21 +168,20 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request, ns, format 
 	if err != nil {
 		return err
 	}
-	vs, err := h.visible(ctx, c, chartstore.Query{Namespace: ns, Keys: true})
+	ix, err := h.loadIndex(ctx, ns, format)
 	if err != nil {
 		return err
 	}
-	if len(vs) == 0 {
+	hidden, err := c.hiddenRepos(ctx, ns, ix)
+	if err != nil {
+		return err
+	}
+	if len(hidden) == len(ix.repos) {
 		if empty, err := h.notVisible(ctx, w, c, ns); !empty {
 			return err
 		}
 	}
-	body, tag, err := h.index(ctx, vs, format, func() ([]chartstore.Version, error) {
-		return h.o.Store.Charts(ctx, chartstore.Query{Namespace: ns})
-	})
-	if err != nil {
-		return err
-	}
+	tag := etag(ix, format, hidden)
 	hd := w.Header()
 	hd.Set("ETag", tag)
 	// What an index holds depends on who asks: caches may keep it for that caller
@@ -192,6 +191,10 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request, ns, format 
 	if m := r.Header.Get("If-None-Match"); m != "" && matchesETag(m, tag) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
+	}
+	body, err := h.indexBody(ctx, ns, ix, format, hidden, tag)
+	if err != nil {
+		return err
 	}
 	if format == formatJSON {
 		hd.Set("Content-Type", "application/json")

@@ -102,7 +102,15 @@ func (h *Hook) CheckManifest(ctx context.Context, m metadata.Manifest, tags []st
 	if err != nil || v == nil {
 		return nil, err
 	}
-	return func(ctx context.Context) error { return h.Store.RecordChart(ctx, *v) }, nil
+	return func(ctx context.Context) error { return h.record(ctx, *v) }, nil
+}
+
+// record records v with its index entries.
+func (h *Hook) record(ctx context.Context, v chartstore.Version) error {
+	if err := IndexEntries(&v); err != nil {
+		return err
+	}
+	return h.Store.RecordChart(ctx, v)
 }
 
 // check returns the record of chart manifest m, or nil when a blob it names is not in
@@ -185,20 +193,12 @@ func createdAt(a map[string]string) time.Time {
 // namespace allows overwrites. The same archive pushed again is no overwrite, whether
 // the manifest is byte for byte the same or not (helm stamps each push with its time,
 // and adding a provenance file makes a new manifest of the same chart).
+//
+// The version is claimed for this archive in the transaction that reads who holds it
+// (the record of the manifest its tag points at, or the claim of a push in flight), so
+// two first pushes of one version with different archives cannot both pass: the
+// second is refused as if it came after the first.
 func (h *Hook) checkOverwrite(ctx context.Context, m metadata.Manifest, cm chartManifest, name, version, tag string) error {
-	prev, err := h.Store.ResolveTag(ctx, m.Repository, tag)
-	if errors.Is(err, metadata.ErrTagNotFound) || (err == nil && prev == m.Digest) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if old, err := h.Store.GetManifest(ctx, m.Repository, prev); err == nil {
-		if ocm, err := parseChartManifest(old.Payload); err == nil && ocm.chart.Digest == cm.chart.Digest {
-			return nil
-		}
-	} else if !errors.Is(err, metadata.ErrManifestNotFound) {
-		return err
-	}
 	st, err := h.Store.ChartSettings(ctx, namespaceOf(m.Repository))
 	if err != nil {
 		return err
@@ -206,8 +206,41 @@ func (h *Hook) checkOverwrite(ctx context.Context, m metadata.Manifest, cm chart
 	if st.AllowOverwrite {
 		return nil
 	}
+	c, err := h.Store.ClaimChartVersion(ctx, chartstore.Claim{Repository: m.Repository, Tag: tag, Manifest: m.Digest, Chart: cm.chart.Digest})
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Holder == cm.chart.Digest:
+		return nil
+	case c.Holder != "":
+		return versionExists(name, version, m.Repository, c.Current)
+	case c.Current == "" || c.Current == m.Digest:
+		return nil
+	}
+	// The tag points at a manifest without a record (pushed before this hub recorded
+	// charts, or not a chart): judge it by its chart layer.
+	old, err := h.Store.GetManifest(ctx, m.Repository, c.Current)
+	if errors.Is(err, metadata.ErrManifestNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if ocm, err := parseChartManifest(old.Payload); err == nil && ocm.chart.Digest == cm.chart.Digest {
+		return nil
+	}
+	return versionExists(name, version, m.Repository, c.Current)
+}
+
+// versionExists is the refusal of an overwrite: 409, whether the version was stored
+// (at manifest prev) or is being pushed with other content right now (prev "").
+func versionExists(name, version, repo string, prev digest.Digest) error {
+	at := string(prev)
+	if at == "" {
+		at = "being pushed now"
+	}
 	return errcode.New(errcode.Denied, "chart %s version %s already exists in %s (%s); versions are immutable here: delete it first, or push a new version",
-		name, version, m.Repository, prev).WithStatus(http.StatusConflict)
+		name, version, repo, at).WithStatus(http.StatusConflict)
 }
 
 // refusal turns a chart's content error into MANIFEST_INVALID, passing others on.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +41,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Visibility", testVisibility},
 		{"Unrecorded", testUnrecorded},
 		{"Settings", testSettings},
+		{"IndexGeneration", testIndexGeneration},
+		{"IndexGenerationScope", testIndexGenerationScope},
+		{"Claim", testClaim},
+		{"ClaimRace", testClaimRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -274,5 +279,188 @@ func testSettings(t *testing.T, s Store) {
 	must(t, s.SetChartSettings(ctx, "team", chartstore.Settings{}))
 	if st, _ = s.ChartSettings(ctx, "team"); st.AllowOverwrite {
 		t.Error("setting not changed back")
+	}
+}
+
+// generation returns the namespace's index generation, checking that ChartIndex
+// returns versions only when asked with another generation.
+func generation(t *testing.T, s Store, ns string) int64 {
+	t.Helper()
+	ix, err := s.ChartIndex(t.Context(), ns, -1, true)
+	must(t, err)
+	if ix.Versions == nil {
+		t.Fatalf("ChartIndex(%s, -1) returned no versions", ns)
+	}
+	again, err := s.ChartIndex(t.Context(), ns, ix.Generation, true)
+	must(t, err)
+	if again.Generation != ix.Generation || again.Versions != nil {
+		t.Fatalf("ChartIndex(%s, %d) = generation %d with %d versions, want the same generation and none",
+			ns, ix.Generation, again.Generation, len(again.Versions))
+	}
+	return ix.Generation
+}
+
+// testIndexGeneration: every change to what an index lists changes the namespace's
+// generation, in the transaction of the change, whichever path makes it.
+func testIndexGeneration(t *testing.T, s Store) {
+	ctx := t.Context()
+	if g := generation(t, s, "team"); g != 0 {
+		t.Errorf("generation of an empty namespace: %d, want 0", g)
+	}
+	last := int64(0)
+	step := func(what string, change func()) {
+		t.Helper()
+		change()
+		g := generation(t, s, "team")
+		if g == last {
+			t.Errorf("%s: generation stayed %d", what, g)
+		}
+		last = g
+	}
+	same := func(what string, change func()) {
+		t.Helper()
+		change()
+		if g := generation(t, s, "team"); g != last {
+			t.Errorf("%s: generation moved from %d to %d", what, last, g)
+			last = g
+		}
+	}
+	var v1 chartstore.Version
+	step("a version recorded", func() { v1 = record(t, s, "team/app", "app", "1.0.0", true) })
+	step("a second version recorded", func() { record(t, s, "team/app", "app", "1.1.0", true) })
+	same("an untagged manifest pushed", func() { push(t, s, "team/app", "app", "2.0.0", false) })
+	same("an image tag in a chart repository", func() {
+		_, err := s.PutManifest(ctx, metadata.Manifest{Repository: "team/app", Digest: v1.Digest}, metadata.References{}, "latest")
+		must(t, err)
+	})
+	same("a chart in another namespace", func() { record(t, s, "other/app", "app", "1.0.0", true) })
+	step("the repository made public", func() { must(t, s.SetRepositoryVisibility(ctx, "team/app", accounts.Public)) })
+	same("the same visibility again", func() { must(t, s.SetRepositoryVisibility(ctx, "team/app", accounts.Public)) })
+	step("a version's tag deleted", func() {
+		_, err := s.DeleteTag(ctx, "team/app", "1.1.0")
+		must(t, err)
+	})
+	step("a version's tag moved to another manifest", func() {
+		d := push(t, s, "team/app", "app", "3.0.0", false)
+		_, err := s.PutManifest(ctx, metadata.Manifest{Repository: "team/app", Digest: d}, metadata.References{}, "1.0.0")
+		must(t, err)
+	})
+	step("the tag moved back", func() {
+		_, err := s.PutManifest(ctx, metadata.Manifest{Repository: "team/app", Digest: v1.Digest}, metadata.References{}, "1.0.0")
+		must(t, err)
+	})
+	step("a version's manifest deleted", func() {
+		_, err := s.DeleteManifest(ctx, "team/app", v1.Digest)
+		must(t, err)
+	})
+	step("a version in another repository", func() { record(t, s, "team/web", "web", "0.1.0", true) })
+	step("the repository deleted", func() { must(t, s.DeleteRepository(ctx, "team/web")) })
+	if got := list(t, s, chartstore.Query{Namespace: "team"}); len(got) != 0 {
+		t.Errorf("left in the index: %v", got)
+	}
+}
+
+// testIndexGenerationScope: ChartIndex lists what Charts lists for the namespace, and
+// keys only when asked.
+func testIndexGenerationScope(t *testing.T, s Store) {
+	record(t, s, "team/app", "app", "1.0.0", true)
+	record(t, s, "team/app", "app", "1.1.0", true)
+	record(t, s, "team/sub/app", "app", "2.0.0", true)
+	record(t, s, "team2/app", "app", "3.0.0", true)
+	for _, keys := range []bool{false, true} {
+		ix, err := s.ChartIndex(t.Context(), "team", -1, keys)
+		must(t, err)
+		var got []string
+		for _, v := range ix.Versions {
+			got = append(got, v.Repository+":"+v.Version)
+			if keys != (v.Metadata == nil) {
+				t.Errorf("keys %v: metadata %q", keys, v.Metadata)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"team/app:1.0.0", "team/app:1.1.0"}) {
+			t.Errorf("keys %v: %v", keys, got)
+		}
+	}
+	vs, err := s.Charts(t.Context(), chartstore.Query{Manifests: []digest.Digest{record(t, s, "team/web", "web", "1.0.0", true).Digest}})
+	must(t, err)
+	if len(vs) != 1 || vs[0].Repository != "team/web" {
+		t.Errorf("by manifest: %+v", vs)
+	}
+}
+
+// testClaim: a claim holds a version for one chart archive until it is recorded or
+// expires; the record and the tag hold it afterwards.
+func testClaim(t *testing.T, s Store) {
+	ctx := t.Context()
+	x, y := digest.FromString("archive x"), digest.FromString("archive y")
+	claim := func(manifest, chart digest.Digest, ttl time.Duration) chartstore.Claimed {
+		t.Helper()
+		c, err := s.ClaimChartVersion(ctx, chartstore.Claim{Repository: "team/app", Tag: "1.0.0", Manifest: manifest, Chart: chart, TTL: ttl})
+		must(t, err)
+		return c
+	}
+	if c := claim(digest.FromString("m1"), x, 0); c.Holder != "" || c.Current != "" {
+		t.Fatalf("first claim: %+v", c)
+	}
+	if c := claim(digest.FromString("m2"), x, 0); c.Holder != x {
+		t.Errorf("the same archive again: %+v, want held by it", c)
+	}
+	if c := claim(digest.FromString("m3"), y, 0); c.Holder != x {
+		t.Errorf("another archive: %+v, want held by %s", c, x)
+	}
+	// The first push stores and records its version: the tag and the record hold it.
+	v := version("team/app", push(t, s, "team/app", "app", "1.0.0", true), "app", "1.0.0")
+	v.ChartDigest = x
+	if c := claim(digest.FromString("m3"), y, 0); c.Holder != x || c.Current != v.Digest {
+		t.Errorf("stored, not recorded: %+v, want held by %s at %s", c, x, v.Digest)
+	}
+	must(t, s.RecordChart(ctx, v))
+	if c := claim(digest.FromString("m3"), y, 0); c.Holder != x || c.Current != v.Digest {
+		t.Errorf("recorded: %+v, want held by %s at %s", c, x, v.Digest)
+	}
+	if c := claim(v.Digest, y, 0); c.Holder != "" || c.Current != v.Digest {
+		t.Errorf("its own manifest: %+v", c)
+	}
+	// Deleted, the version is free again.
+	_, err := s.DeleteManifest(ctx, "team/app", v.Digest)
+	must(t, err)
+	if c := claim(digest.FromString("m4"), y, 50*time.Millisecond); c.Holder != "" || c.Current != "" {
+		t.Errorf("after delete: %+v", c)
+	}
+	// A claim whose push failed expires.
+	time.Sleep(120 * time.Millisecond)
+	if c := claim(digest.FromString("m5"), x, 0); c.Holder != "" {
+		t.Errorf("after the claim expired: %+v", c)
+	}
+}
+
+// testClaimRace: of pushes of one version with different archives claiming at once,
+// exactly one finds it free.
+func testClaimRace(t *testing.T, s Store) {
+	const n = 6
+	for round := range 5 {
+		tag := fmt.Sprintf("1.0.%d", round)
+		var wg sync.WaitGroup
+		free := make([]bool, n)
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				c, err := s.ClaimChartVersion(t.Context(), chartstore.Claim{Repository: "team/app", Tag: tag,
+					Manifest: digest.FromString(fmt.Sprint("m", i)), Chart: digest.FromString(fmt.Sprint("archive ", i))})
+				errs[i], free[i] = err, err == nil && c.Holder == ""
+			})
+		}
+		wg.Wait()
+		winners := 0
+		for i := range n {
+			must(t, errs[i])
+			if free[i] {
+				winners++
+			}
+		}
+		if winners != 1 {
+			t.Errorf("round %d: %d pushes found version %s free, want 1", round, winners, tag)
+		}
 	}
 }
