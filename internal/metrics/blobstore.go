@@ -12,7 +12,10 @@ import (
 )
 
 // Blobs wraps a blob store so each call is timed and failures counted. The wrapper
-// keeps what the store is: a Redirector stays one (presigned pulls), a Closer too.
+// keeps what the store is: a Redirector stays one (presigned pulls), a Closer too, and
+// a TrackedPutter's tracking reaches it (the wrapper is always a TrackedPutter: over a
+// store that is not one, PutTracked is Put and never calls track, which the registry
+// reads as nothing to track).
 func (m *Metrics) Blobs(s blobstore.Store) blobstore.Store {
 	if m == nil {
 		return s
@@ -23,6 +26,8 @@ func (m *Metrics) Blobs(s blobstore.Store) blobstore.Store {
 	}
 	return b
 }
+
+var _ blobstore.TrackedPutter = (*blobs)(nil)
 
 type blobs struct {
 	m *Metrics
@@ -57,6 +62,20 @@ func (b *blobs) Open(ctx context.Context, d digest.Digest, loc string) (io.ReadS
 func (b *blobs) Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) (int64, error) {
 	start := time.Now()
 	n, err := b.s.Put(ctx, d, r, size)
+	b.done("put", start, err)
+	return n, err
+}
+
+// PutTracked passes track to a store that tracks what its Put leaves aside (S3's
+// multipart upload), so a wrapped store loses none of that: without it, a push killed
+// mid-way would leave its multipart upload for ever.
+func (b *blobs) PutTracked(ctx context.Context, d digest.Digest, r io.Reader, size int64, track func(context.Context) (string, error)) (int64, error) {
+	tp, ok := b.s.(blobstore.TrackedPutter)
+	if !ok {
+		return b.Put(ctx, d, r, size)
+	}
+	start := time.Now()
+	n, err := tp.PutTracked(ctx, d, r, size, track)
 	b.done("put", start, err)
 	return n, err
 }
