@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -164,11 +165,19 @@ func (s *Store) putMultipart(ctx context.Context, key string, src *hashingReader
 		if dir, err = s.uploadDir(upload); err != nil {
 			return fail(err)
 		}
+		// A kill between CreateMultipartUpload and the marker naming it would leave
+		// an upload nothing points at: the pending marker says where to look.
+		if err := s.putMarker(ctx, dir, marker{Key: key, Pending: time.Now().UTC()}); err != nil {
+			return fail(err)
+		}
 	}
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
 	})
 	if err != nil {
+		if dir != "" {
+			s.deleteKey(ctx, dir+"info")
+		}
 		return fail(err)
 	}
 	id := aws.ToString(up.UploadId)

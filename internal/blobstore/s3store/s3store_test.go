@@ -666,6 +666,70 @@ func TestTrackedPut(t *testing.T) {
 	}
 }
 
+// TestKilledBeforeMarkerNamedUpload: a process killed between CreateMultipartUpload and
+// the marker that names the upload leaves a pending marker; AbortUpload (the stale
+// purge) finds the upload by listing the key, for a chunked session's data key and for
+// a tracked Put's blob key, where it leaves alone an upload begun well after the marker
+// (another push of the same blob).
+func TestKilledBeforeMarkerNamedUpload(t *testing.T) {
+	s := newStore(t, func(o *Options) { o.PartSize = MinPartSize })
+	ctx := context.Background()
+	create := func(key string) string {
+		t.Helper()
+		up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(up.UploadId)
+	}
+	marked := func(id string, m marker) {
+		t.Helper()
+		dir, err := s.uploadDir(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.putMarker(ctx, dir, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	id := storetest.NewID(t)
+	marked(id, marker{Pending: time.Now().UTC()})
+	create(s.dataKey(id))
+	if err := s.AbortUpload(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeftovers(t, s)
+
+	key, err := s.blobKey(digest.FromString("killed before the marker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = storetest.NewID(t)
+	marked(id, marker{Key: key, Pending: time.Now().UTC()})
+	create(key)
+	if err := s.AbortUpload(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeftovers(t, s)
+
+	id = storetest.NewID(t)
+	marked(id, marker{Key: key, Pending: time.Now().UTC().Add(-2 * pendingSlack)})
+	later := create(key)
+	if err := s.AbortUpload(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	ups, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 1 || aws.ToString(ups.Uploads[0].UploadId) != later {
+		t.Fatalf("after the purge of an old pending marker: uploads %d, want only the later one", len(ups.Uploads))
+	}
+	s.abortMultipart(ctx, key, later)
+	checkNoLeftovers(t, s)
+}
+
 // TestPresignOptions: presigned URLs name PresignEndpoint and carry the key id of the
 // presign credentials, not the store's (issue 16, item 9); the URL works at that
 // endpoint (here the same server under another host name).

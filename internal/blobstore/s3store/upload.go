@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -85,7 +86,19 @@ type marker struct {
 	// data key: a tracked Put's, at the blob's key (PutTracked). Only the multipart
 	// upload is aborted there, never an object deleted.
 	Key string `json:"key,omitempty"`
+	// Pending is when a multipart upload at Key (or the upload's data key) was about
+	// to be created: the marker is written before CreateMultipartUpload and rewritten
+	// with the upload's id after it, so a process killed between the two leaves a
+	// marker that says where to look. Only then does cleanup list multipart uploads
+	// (ListMultipartUploads, which COS lists late at times: a best effort for a window
+	// of one round trip; a bucket lifecycle rule that aborts incomplete multipart
+	// uploads is the backstop, docs/registry.md).
+	Pending time.Time `json:"pending,omitzero"`
 }
+
+// pendingSlack bounds which multipart uploads at a shared key (a tracked Put's blob
+// key) a pending marker claims: those initiated up to this long after the marker.
+const pendingSlack = time.Minute
 
 // CreateUpload starts the multipart upload of upload id and records it in the marker.
 func (s *Store) CreateUpload(ctx context.Context, id string) ([]byte, error) {
@@ -94,10 +107,14 @@ func (s *Store) CreateUpload(ctx context.Context, id string) ([]byte, error) {
 		return nil, err
 	}
 	key := s.dataKey(id)
+	if err := s.putMarker(ctx, dir, marker{Pending: time.Now().UTC()}); err != nil {
+		return nil, s.fail(ctx, "create upload "+id, err)
+	}
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
 	})
 	if err != nil {
+		s.deleteKey(ctx, dir+"info")
 		return nil, s.fail(ctx, "create upload "+id, err)
 	}
 	uploadID := aws.ToString(up.UploadId)
@@ -559,6 +576,36 @@ func (s *Store) AbortUpload(ctx context.Context, id string) error {
 	return nil
 }
 
+// abortPending aborts the multipart uploads a pending marker m of upload id may have
+// left: every one at the upload's own data key, and at a shared key (m.Key) those
+// initiated before m.Pending+pendingSlack.
+func (s *Store) abortPending(ctx context.Context, id string, m marker) error {
+	key, shared := s.dataKey(id), m.Key != ""
+	if shared {
+		key = m.Key
+	}
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &key}
+	for {
+		out, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return err
+		}
+		for _, u := range out.Uploads {
+			if aws.ToString(u.Key) != key || (shared && u.Initiated != nil && u.Initiated.After(m.Pending.Add(pendingSlack))) {
+				continue
+			}
+			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: u.UploadId})
+			if err != nil && !isNoSuchUpload(err) && !isNotFound(err) {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || (out.NextKeyMarker == nil && out.NextUploadIdMarker == nil) {
+			return nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
 // cleanup removes upload id: with discard its completed object first (also when the
 // marker is already gone: a commit's cleanup removed it before the registry could
 // record the blob), then the marker, so the upload is gone for every replica at once,
@@ -583,6 +630,10 @@ func (s *Store) cleanup(ctx context.Context, id, dir string, m marker, discard b
 		}
 		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &m.Upload})
 		if err != nil && !isNoSuchUpload(err) && !isNotFound(err) {
+			return err
+		}
+	} else if !m.Pending.IsZero() {
+		if err := s.abortPending(ctx, id, m); err != nil {
 			return err
 		}
 	}
