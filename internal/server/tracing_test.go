@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -13,7 +15,7 @@ import (
 
 // clearOTEL empties the variables that would turn tracing on, whatever the machine
 // running the tests has set.
-func clearOTEL(t *testing.T) {
+func clearOTEL(t testing.TB) {
 	for _, k := range []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
 		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER",
@@ -181,4 +183,63 @@ func spanNames(spans []tracingtest.Span) []string {
 		out[i] = s.Name
 	}
 	return out
+}
+
+// BenchmarkTracing measures what tracing costs a whole request: manifest HEADs (404,
+// one database lookup) from a keep-alive client to the real server in this process,
+// tracing off, on (every request sampled, exported in batches over OTLP/HTTP to a
+// server here that drains the bodies) and on with one trace in ten sampled. Besides
+// wall time it reports the process's CPU time per request (client, server, exporter
+// and sink together) and the ratios to off.
+func BenchmarkTracing(b *testing.B) {
+	clearOTEL(b)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer sink.Close()
+	results := map[string][2]float64{} // wall ns/op, CPU ns/op
+	for _, mode := range []string{"off", "on", "on-10%"} {
+		b.Run(mode, func(b *testing.B) {
+			if mode != "off" {
+				b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
+			}
+			if mode == "on-10%" {
+				b.Setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+				b.Setenv("OTEL_TRACES_SAMPLER_ARG", "0.1")
+			}
+			r := start(b, map[string]string{"metrics.addr": "off", "log.level": "error"})
+			url := "http://" + r.addr + "/v2/team/app/manifests/v1"
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			head := func() {
+				resp, err := c.Head(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNotFound {
+					b.Fatal(resp.Status)
+				}
+			}
+			head()
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for b.Loop() {
+				head()
+			}
+			b.StopTimer()
+			c.CloseIdleConnections()
+			r.stop(b) // flushes what is queued: its export counts
+			cpu := float64(cpuTime()-cpu0) / float64(b.N)
+			b.ReportMetric(cpu, "cpu-ns/op")
+			results[mode] = [2]float64{float64(b.Elapsed().Nanoseconds()) / float64(b.N), cpu}
+		})
+	}
+	off := results["off"]
+	for _, mode := range []string{"on", "on-10%"} {
+		if on := results[mode]; off[0] > 0 && on[0] > 0 {
+			b.Logf("tracing %s/off per request: wall %.1f/%.1f µs = %.2fx, CPU %.1f/%.1f µs = %.2fx",
+				mode, on[0]/1e3, off[0]/1e3, on[0]/off[0], on[1]/1e3, off[1]/1e3, on[1]/off[1])
+		}
+	}
 }
