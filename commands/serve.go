@@ -104,6 +104,12 @@ in the database, so replicas share them. --tls-redirect-addr :80 redirects plain
 Metrics: GET /metrics (Prometheus) on --metrics-addr, 127.0.0.1:9464 by default; with
 HUBCTL_METRICS_TOKEN set, also on the main listener to requests bearing that token.
 
+Traces: off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+is set; then a span per request, named by its route template, is sent over OTLP
+(OTEL_EXPORTER_OTLP_PROTOCOL http/protobuf or grpc), configured by the standard OTEL_*
+variables: OTEL_SERVICE_NAME (hubctl), OTEL_TRACES_SAMPLER, OTEL_SDK_DISABLED, …
+(docs/registry.md#traces).
+
 Tag policies ('hubctl repo policy'): immutable tags are enforced on every push and
 delete; retention runs every --retention-interval (6h) and on demand.
 

@@ -34,35 +34,39 @@ type blobs struct {
 	s blobstore.Store
 }
 
-func (b *blobs) done(op string, start time.Time, err error) {
-	b.m.blob(op, start, err != nil && !errors.Is(err, blobstore.ErrNotFound) && !errors.Is(err, context.Canceled))
+func (b *blobs) done(ctx context.Context, op string, start time.Time, err error) {
+	failed := err != nil && !errors.Is(err, blobstore.ErrNotFound) && !errors.Is(err, context.Canceled)
+	b.m.blob(op, start, failed)
+	if b.m.calls != nil {
+		b.m.calls(ctx, op, start, failed)
+	}
 }
 
 func (b *blobs) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := b.s.Ping(ctx)
-	b.done("ping", start, err)
+	b.done(ctx, "ping", start, err)
 	return err
 }
 
 func (b *blobs) Stat(ctx context.Context, d digest.Digest, loc string) (int64, error) {
 	start := time.Now()
 	n, err := b.s.Stat(ctx, d, loc)
-	b.done("stat", start, err)
+	b.done(ctx, "stat", start, err)
 	return n, err
 }
 
 func (b *blobs) Open(ctx context.Context, d digest.Digest, loc string) (io.ReadSeekCloser, int64, error) {
 	start := time.Now()
 	r, n, err := b.s.Open(ctx, d, loc)
-	b.done("open", start, err)
+	b.done(ctx, "open", start, err)
 	return r, n, err
 }
 
 func (b *blobs) Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) (int64, error) {
 	start := time.Now()
 	n, err := b.s.Put(ctx, d, r, size)
-	b.done("put", start, err)
+	b.done(ctx, "put", start, err)
 	return n, err
 }
 
@@ -83,35 +87,35 @@ func (b *blobs) PutTracked(ctx context.Context, d digest.Digest, r io.Reader, si
 func (b *blobs) Delete(ctx context.Context, d digest.Digest, loc string) error {
 	start := time.Now()
 	err := b.s.Delete(ctx, d, loc)
-	b.done("delete", start, err)
+	b.done(ctx, "delete", start, err)
 	return err
 }
 
 func (b *blobs) CreateUpload(ctx context.Context, id string) ([]byte, error) {
 	start := time.Now()
 	st, err := b.s.CreateUpload(ctx, id)
-	b.done("create_upload", start, err)
+	b.done(ctx, "create_upload", start, err)
 	return st, err
 }
 
 func (b *blobs) AppendUpload(ctx context.Context, id string, st blobstore.UploadState, r io.Reader) (blobstore.UploadState, error) {
 	start := time.Now()
 	st, err := b.s.AppendUpload(ctx, id, st, r)
-	b.done("append_upload", start, err)
+	b.done(ctx, "append_upload", start, err)
 	return st, err
 }
 
 func (b *blobs) CommitUpload(ctx context.Context, id string, st blobstore.UploadState, d digest.Digest) (string, error) {
 	start := time.Now()
 	loc, err := b.s.CommitUpload(ctx, id, st, d)
-	b.done("commit_upload", start, err)
+	b.done(ctx, "commit_upload", start, err)
 	return loc, err
 }
 
 func (b *blobs) AbortUpload(ctx context.Context, id string) error {
 	start := time.Now()
 	err := b.s.AbortUpload(ctx, id)
-	b.done("abort_upload", start, err)
+	b.done(ctx, "abort_upload", start, err)
 	return err
 }
 
@@ -131,6 +135,6 @@ type redirectingBlobs struct {
 func (b *redirectingBlobs) RedirectURL(ctx context.Context, d digest.Digest, loc string, ttl time.Duration) (string, error) {
 	start := time.Now()
 	u, err := b.rd.RedirectURL(ctx, d, loc, ttl)
-	b.done("redirect_url", start, err)
+	b.done(ctx, "redirect_url", start, err)
 	return u, err
 }

@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -42,6 +43,21 @@ type Metrics struct {
 	retentionRuns   *prometheus.CounterVec
 	retentionDelete *prometheus.CounterVec
 	pullsRecorded   prometheus.Counter
+
+	// calls, when set, hears of every blob store call too (ObserveBlobCalls).
+	calls CallObserver
+}
+
+// CallObserver hears of one finished call with the caller's context: its operation,
+// when it started and whether it failed as the metrics count failures.
+type CallObserver func(ctx context.Context, op string, start time.Time, failed bool)
+
+// ObserveBlobCalls passes every blob store call of the stores Blobs wraps to fn as
+// well: tracing makes a span of each. Call it before the stores are used.
+func (m *Metrics) ObserveBlobCalls(fn CallObserver) {
+	if m != nil {
+		m.calls = fn
+	}
 }
 
 // latencyBuckets span a cached HEAD (sub-millisecond) to a multi-GiB blob (minutes).

@@ -29,7 +29,38 @@ func TestRoute(t *testing.T) {
 			t.Errorf("Route(%q) = %q, want %q", path, got, want)
 		}
 	}
-	if method("BREW") != "OTHER" || method("GET") != "GET" {
+	if Method("BREW") != "OTHER" || Method("GET") != "GET" {
 		t.Error("method folding")
+	}
+}
+
+func TestTemplate(t *testing.T) {
+	for path, want := range map[string]string{
+		"/v2/":                                  "/v2/",
+		"/v2/_catalog":                          "/v2/_catalog",
+		"/v2/secret-team/app/manifests/latest":  "/v2/{name}/manifests/{reference}",
+		"/v2/a/b/c/manifests/sha256:abc":        "/v2/{name}/manifests/{reference}",
+		"/v2/a/blobs/sha256:abc":                "/v2/{name}/blobs/{digest}",
+		"/v2/a/blobs/uploads/":                  "/v2/{name}/blobs/uploads/",
+		"/v2/a/blobs/uploads":                   "/v2/{name}/blobs/uploads/",
+		"/v2/a/blobs/uploads/0f3c":              "/v2/{name}/blobs/uploads/{reference}",
+		"/v2/a/blobs/uploads/../../../etc/pass": "/v2/{name}/blobs/uploads/{reference}",
+		"/v2/a/tags/list":                       "/v2/{name}/tags/list",
+		"/v2/a/referrers/sha256:abc":            "/v2/{name}/referrers/{digest}",
+		"/v2/a/something":                       "/v2/*",
+		"/token":                                "/token",
+		"/token/jwks.json":                      "/token/jwks.json",
+		"/token/alice":                          "/token/*",
+		"/api/v1/users/alice":                   "/api/v1/*",
+		"/api/team/charts":                      "/api/*",
+		"/charts/team/index.yaml":               "/charts/{namespace}/index.yaml",
+		"/charts/team/app-1.0.0.tgz":            "/charts/*",
+		"/healthz":                              "/healthz",
+		"/metrics":                              "/metrics",
+		"/alice/secret":                         "/*",
+	} {
+		if got := Template(path); got != want {
+			t.Errorf("Template(%q) = %q, want %q", path, got, want)
+		}
 	}
 }

@@ -43,8 +43,53 @@ func Route(path string) string {
 	return "other"
 }
 
-// method folds the request method to a known set.
-func method(m string) string {
+// templates are the route templates of the routes whose path has one shape.
+var templates = map[string]string{
+	"v2":        "/v2/",
+	"catalog":   "/v2/_catalog",
+	"manifest":  "/v2/{name}/manifests/{reference}",
+	"blob":      "/v2/{name}/blobs/{digest}",
+	"tags_list": "/v2/{name}/tags/list",
+	"referrers": "/v2/{name}/referrers/{digest}",
+	"v2_other":  "/v2/*",
+	"api":       "/api/v1/*",
+	"healthz":   "/healthz",
+	"readyz":    "/readyz",
+	"metrics":   "/metrics",
+	"other":     "/*",
+}
+
+// Template names a request's endpoint as a route template (the distribution spec's
+// /v2/{name}/manifests/{reference}): the name of its trace span. It refines Route
+// where a route has a few fixed shapes (an upload's start or its session, the token
+// or its key set) and, like Route, never carries a repository, reference or user.
+func Template(path string) string {
+	switch route := Route(path); route {
+	case "blob_upload":
+		if strings.HasSuffix(path, "/blobs/uploads/") || strings.HasSuffix(path, "/blobs/uploads") {
+			return "/v2/{name}/blobs/uploads/"
+		}
+		return "/v2/{name}/blobs/uploads/{reference}"
+	case "token":
+		if path == "/token" || path == "/token/jwks.json" {
+			return path
+		}
+		return "/token/*"
+	case "charts":
+		switch {
+		case !strings.HasPrefix(path, "/charts/"):
+			return "/api/*" // the ChartMuseum API
+		case strings.HasSuffix(path, "/index.yaml"):
+			return "/charts/{namespace}/index.yaml"
+		}
+		return "/charts/*"
+	default:
+		return templates[route]
+	}
+}
+
+// Method folds the request method to a known set: "OTHER" for the rest.
+func Method(m string) string {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
 		return m
@@ -60,7 +105,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		route, meth := Route(r.URL.Path), method(r.Method)
+		route, meth := Route(r.URL.Path), Method(r.Method)
 		m.inFlight.Inc()
 		upload := route == "blob_upload" && r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodDelete
 		if upload {

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/config"
+	"github.com/hubctl/hubctl/internal/tracing"
 )
 
 // CheckConfig checks what `hubctl serve` would need from cfg (already loaded and
 // validated) without starting: addresses parse, TLS files load as a pair and name
-// something, directories exist or can be made, the PostgreSQL URL parses. It opens
+// something, directories exist or can be made, the PostgreSQL URL parses, the OTEL_*
+// variables ask for something serve supports. It opens
 // no database (that would migrate it) and binds no port. It returns notes for the
 // operator (what will happen, what deserves a look) and the problems found.
 func CheckConfig(cfg config.Config) (notes []string, err error) {
@@ -94,6 +96,11 @@ func CheckConfig(cfg config.Config) (notes []string, err error) {
 	notes = append(notes, "blobs: "+storageName(cfg))
 	if cfg.Metrics.Addr != "off" {
 		notes = append(notes, "metrics: http://"+cfg.Metrics.Addr+"/metrics")
+	}
+	if ts, err := tracing.FromEnv(os.Getenv); err != nil {
+		errs = append(errs, err)
+	} else {
+		notes = append(notes, "traces: "+ts.String())
 	}
 	return notes, errors.Join(errs...)
 }

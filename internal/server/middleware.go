@@ -13,6 +13,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/errcode"
 	"github.com/hubctl/hubctl/internal/reqlog"
+	"github.com/hubctl/hubctl/internal/tracing"
 )
 
 // RequestIDHeader carries the request id in both directions: a proxy in front may set
@@ -85,6 +86,9 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 				slog.Int64("bytes", rw.bytes),
 				slog.Duration("duration", time.Since(start)),
 				slog.String("remote", r.RemoteAddr),
+			}
+			if id := tracing.TraceID(r.Context()); id != "" {
+				attrs = append(attrs, slog.String("trace_id", id))
 			}
 			if p != nil {
 				attrs = append(attrs, slog.Bool("aborted", true))

@@ -31,6 +31,7 @@ import (
 	"github.com/hubctl/hubctl/internal/metrics"
 	"github.com/hubctl/hubctl/internal/policy"
 	"github.com/hubctl/hubctl/internal/registry"
+	"github.com/hubctl/hubctl/internal/tracing"
 )
 
 // readHeaderTimeout bounds how long a client may take to send request headers (slowloris).
@@ -74,10 +75,13 @@ type Routes struct {
 	MetricsToken string
 	// Policies serves the tag and retention policy API (internal/policy).
 	Policies http.Handler
+	// Tracing, when set, makes a span of every request but probes and scrapes.
+	Tracing *tracing.Tracer
 }
 
 // NewHandler returns the HTTP handler of the server: the routes, /healthz and /readyz
-// probing checks, all behind the request-id, access-log and panic-recovery middleware.
+// probing checks, all behind the tracing, request-id, access-log and panic-recovery
+// middleware.
 func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
@@ -117,7 +121,7 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	if rt.Limits != nil {
 		h = rt.Limits.Wrap(h)
 	}
-	return withRequestID(rt.Metrics.Middleware(accessLog(log, recoverPanics(log, h))))
+	return rt.Tracing.Middleware(withRequestID(rt.Metrics.Middleware(accessLog(log, recoverPanics(log, h)))))
 }
 
 // Run serves the registry configured by cfg until ctx is cancelled, then stops accepting
@@ -151,6 +155,18 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		return err
 	}
 	defer unlock()
+	tr, err := tracing.Start(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Last, once the server stopped: flush the spans of the last requests.
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tracingFlushTimeout)
+		defer cancel()
+		if err := tr.Shutdown(flushCtx); err != nil {
+			log.Warn("tracing: flush spans at exit", "err", err)
+		}
+	}()
 	blobs, err := openBlobStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -162,7 +178,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	meta.SetRepositoryLimits(metadata.RepositoryLimits{Manifests: cfg.Limits.ManifestsPerRepository, Tags: cfg.Limits.TagsPerRepository})
 	mx := metrics.New()
 	blobs = mx.Blobs(blobs)
-	meta.SetObserver(mx.DB)
+	observeStores(mx, tr, meta, cfg.DB.Driver)
 	defer func() {
 		if err := meta.Close(); err != nil {
 			log.Error("close database", "err", err)
@@ -234,6 +250,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	routes.Limits = newLimits(cfg.Limits, log, ap)
 	routes.Metrics, routes.MetricsToken = mx, cfg.Metrics.Token
 	routes.Policies = policyAPI(pol, ap, meta)
+	routes.Tracing = tr
 	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},
@@ -281,7 +298,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 	fmt.Fprintf(stderr, "listening on %s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.TLS.Mode, "storage", storageName(cfg), "database", databaseName(cfg))
+	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.TLS.Mode, "storage", storageName(cfg), "database", databaseName(cfg), "tracing", tr.Settings().String())
 	warnHostRealm(log, cfg, ln.Addr())
 
 	janitorCtx, stopJanitor := context.WithCancel(context.WithoutCancel(ctx))
@@ -338,6 +355,29 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// tracingFlushTimeout bounds the export of the last spans at exit, so that a collector
+// that does not answer cannot hold the shutdown.
+const tracingFlushTimeout = 5 * time.Second
+
+// observeStores times every blob store call and database transaction for the metrics
+// and, with tracing on, records each as a span of the request it serves.
+func observeStores(mx *metrics.Metrics, tr *tracing.Tracer, meta metaStore, dbDriver string) {
+	if tr == nil {
+		meta.SetObserver(func(_ context.Context, kind string, start time.Time, failed bool) {
+			mx.DB(kind, time.Since(start), failed)
+		})
+		return
+	}
+	mx.ObserveBlobCalls(func(ctx context.Context, op string, start time.Time, failed bool) {
+		tr.Record(ctx, "blobstore."+op, start, failed)
+	})
+	system := tracing.DBSystem(dbDriver)
+	meta.SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool) {
+		mx.DB(kind, time.Since(start), failed)
+		tr.Record(ctx, "db."+kind, start, failed, system)
+	})
 }
 
 // uploadAbortTimeout bounds the wait, after the shutdown timeout, for cut-off uploads
@@ -485,7 +525,7 @@ type metaStore interface {
 	KnownLogins(ttl time.Duration) *sqlstore.KnownLogins
 	ACMECache
 	policy.Store
-	SetObserver(func(kind string, d time.Duration, failed bool))
+	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 }
 
 // openMetaStore opens the configured database and runs its migrations.

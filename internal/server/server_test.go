@@ -73,7 +73,7 @@ type running struct {
 }
 
 // start runs the server in-process on 127.0.0.1:0 and returns once it is listening.
-func start(t *testing.T, flags map[string]string) *running {
+func start(t testing.TB, flags map[string]string) *running {
 	t.Helper()
 	data := t.TempDir()
 	// These tests are about the server's mechanics; token auth has its own test below.
@@ -127,7 +127,7 @@ func start(t *testing.T, flags map[string]string) *running {
 	return r
 }
 
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	t.Helper()
 	r.cancel()
 	if err := <-r.done; err != nil {

@@ -56,20 +56,23 @@ type Store struct {
 	// so tests can check that concurrent starts migrate once.
 	migrated []int
 	// obs, when set, hears of every transaction (SetObserver).
-	obs func(kind string, d time.Duration, failed bool)
+	obs func(ctx context.Context, kind string, start time.Time, failed bool)
 }
 
-// SetObserver makes every transaction report its kind ("read", "write" or "single"),
-// its duration with retries and whether the database failed it (not a not-found or
-// a refusal of the caller's request): the server's metrics. Call it before use.
-func (s *Store) SetObserver(fn func(kind string, d time.Duration, failed bool)) { s.obs = fn }
+// SetObserver makes every transaction report, when it ends, the caller's context, its
+// kind ("read", "write" or "single"), when it started (its duration counts retries)
+// and whether the database failed it (not a not-found or a refusal of the caller's
+// request): the server's metrics and trace spans. Call it before use.
+func (s *Store) SetObserver(fn func(ctx context.Context, kind string, start time.Time, failed bool)) {
+	s.obs = fn
+}
 
 // observe reports one transaction to the observer.
-func (s *Store) observe(kind string, start time.Time, err error) error {
+func (s *Store) observe(ctx context.Context, kind string, start time.Time, err error) error {
 	var ce *commitError
 	failed := err != nil && !isNoRows(err) &&
 		(s.e.classify(err) != permanent || errors.As(err, &ce) || errors.Is(err, metadata.ErrUnavailable))
-	s.obs(kind, time.Since(start), failed)
+	s.obs(ctx, kind, start, failed)
 	return err
 }
 
@@ -170,7 +173,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
 	if s.obs != nil {
 		start := time.Now()
-		return s.observe("write", start, s.retry(ctx, func() error { return s.inTx(ctx, false, fn) }))
+		return s.observe(ctx, "write", start, s.retry(ctx, func() error { return s.inTx(ctx, false, fn) }))
 	}
 	return s.retry(ctx, func() error { return s.inTx(ctx, false, fn) })
 }
@@ -179,7 +182,7 @@ func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
 func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
 	if s.obs != nil {
 		start := time.Now()
-		return s.observe("read", start, s.retry(ctx, func() error { return s.inTx(ctx, true, fn) }))
+		return s.observe(ctx, "read", start, s.retry(ctx, func() error { return s.inTx(ctx, true, fn) }))
 	}
 	return s.retry(ctx, func() error { return s.inTx(ctx, true, fn) })
 }
@@ -190,7 +193,7 @@ func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
 func (s *Store) do(ctx context.Context, fn func(q querier) error) error {
 	if s.obs != nil {
 		start := time.Now()
-		return s.observe("single", start, s.doOnce(ctx, fn))
+		return s.observe(ctx, "single", start, s.doOnce(ctx, fn))
 	}
 	return s.doOnce(ctx, fn)
 }
