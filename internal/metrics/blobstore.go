@@ -80,7 +80,7 @@ func (b *blobs) PutTracked(ctx context.Context, d digest.Digest, r io.Reader, si
 	}
 	start := time.Now()
 	n, err := tp.PutTracked(ctx, d, r, size, track)
-	b.done("put", start, err)
+	b.done(ctx, "put", start, err)
 	return n, err
 }
 
