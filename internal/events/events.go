@@ -33,7 +33,7 @@ const (
 )
 
 // Types lists the types written to the outbox, for validating filters.
-var Types = []Type{ManifestPushed, TagMoved, TagDeleted, ManifestDeleted, RepositoryCreated,
+var Types = []Type{ManifestPushed, TagMoved, TagDeleted, ManifestDeleted, BlobDeleted, RepositoryCreated,
 	RepositoryDeleted, RepositoryVisibilityChanged, ChartPushed, GCCompleted, QuotaExceeded}
 
 // Artifact kinds of a pushed manifest.

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/charts/chartstore"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
@@ -453,6 +454,25 @@ func TestEventsRepositoryOrder(t *testing.T) {
 				t.Fatalf("move %d (seq %d) says the tag was at %q, the move before left it at %q", i, e.Seq, e.PreviousDigest, prev)
 			}
 			prev = e.Digest
+		}
+	})
+}
+
+// TestEventsChartPushed: recording a chart version raises chart.pushed once; recording
+// it again (a backfill, a repair) raises nothing.
+func TestEventsChartPushed(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := openFresh(t, b)
+		ctx := events.WithActor(t.Context(), events.Actor{Name: "carol"})
+		d := pushImage(t, ctx, s, "carol/charts/web", "1.2.0", "chart")
+		v := chartstore.Version{Repository: "carol/charts/web", Digest: d, Name: "web", Version: "1.2.0",
+			Metadata: []byte(`{"name":"web","version":"1.2.0"}`), ChartDigest: digest.FromString("tgz"), ChartSize: 1234}
+		must(t, s.RecordChart(ctx, v))
+		must(t, s.RecordChart(ctx, v))
+		es := allEvents(t, s, events.Query{Types: []events.Type{events.ChartPushed}})
+		if len(es) != 1 || es[0].Chart != "web" || es[0].Version != "1.2.0" || es[0].Digest != d.String() ||
+			es[0].Kind != events.KindChart || es[0].Actor != "carol" || es[0].Size != 1234 {
+			t.Fatalf("chart.pushed: %+v", es)
 		}
 	})
 }

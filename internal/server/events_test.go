@@ -1,0 +1,88 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/hubtypes"
+)
+
+// TestEventsFromServe: what a running hub does reaches its outbox with who did it —
+// a push over HTTP, a push refused over quota, a scheduled GC run — and GET
+// /api/v1/events lists it.
+func TestEventsFromServe(t *testing.T) {
+	r := start(t, map[string]string{"auth.mode": "token", "gc.interval": "50ms"})
+	base := "http://" + r.addr
+	req, _ := http.NewRequest(http.MethodPut, base+"/api/v1/namespaces/admin/quota", strings.NewReader(`{"bytes":10}`))
+	req.SetBasicAuth(AdminUser, testAdminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode >= 300 {
+		t.Fatalf("set quota: %v %v", err, resp)
+	}
+	resp.Body.Close()
+
+	h := hub{t: t, base: base, tok: adminToken(t, base, "repository:admin/app:push,pull")}
+	blob := []byte("more than ten bytes of blob")
+	dg := fmt.Sprintf("sha256:%x", sha256.Sum256(blob))
+	if resp, b := h.do(http.MethodPost, "/v2/admin/app/blobs/uploads/?digest="+dg, blob, map[string]string{"Content-Type": "application/octet-stream"}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("push over quota: %s %s", resp.Status, b)
+	}
+	h.tok = adminToken(t, base, "repository:lib/app:push,pull")
+	cfg := []byte(`{}`)
+	cd := fmt.Sprintf("sha256:%x", sha256.Sum256(cfg))
+	if resp, b := h.do(http.MethodPost, "/v2/lib/app/blobs/uploads/?digest="+cd, cfg, map[string]string{"Content-Type": "application/octet-stream"}); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push blob: %s %s", resp.Status, b)
+	}
+	m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd + `","size":2},"layers":[]}`)
+	if resp, b := h.do(http.MethodPut, "/v2/lib/app/manifests/v1", m, map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push manifest: %s %s", resp.Status, b)
+	}
+
+	var page hubtypes.EventPage
+	for range 100 {
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/events?limit=1000", nil)
+		req.SetBasicAuth(AdminUser, testAdminPassword)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := json.Unmarshal(b, &page); err != nil {
+			t.Fatalf("events: %s %s", resp.Status, b)
+		}
+		if has(page, "gc.completed", "") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range [][2]string{{"quota.exceeded", "admin/app"}, {"repository.created", "lib/app"}, {"manifest.pushed", "lib/app"},
+		{"tag.moved", "lib/app"}, {"gc.completed", ""}} {
+		if !has(page, want[0], want[1]) {
+			t.Errorf("no %s of %q in %+v", want[0], want[1], page.Events)
+		}
+	}
+	for _, e := range page.Events {
+		if e.Type == "manifest.pushed" && (e.Actor != AdminUser || e.Remote == "" || e.RequestID == "" || e.Tag != "v1" || e.Kind != "image") {
+			t.Errorf("manifest.pushed: %+v", e)
+		}
+		if e.Type == "gc.completed" && e.Actor != "system" {
+			t.Errorf("gc.completed: %+v", e)
+		}
+	}
+}
+
+func has(p hubtypes.EventPage, typ, repo string) bool {
+	for _, e := range p.Events {
+		if e.Type == typ && e.Repository == repo {
+			return true
+		}
+	}
+	return false
+}
