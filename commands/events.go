@@ -52,7 +52,8 @@ func NewCmdEventsList(f *Factory, runF func(*EventsListOptions) error) *cobra.Co
 		Aliases: []string{"list"},
 		Short:   "List events, oldest first; --follow streams new ones",
 		Long: `List events after --since (an event's SEQ or CURSOR), oldest first. With --follow,
-keep waiting for new events and print each as it arrives until interrupted; with
+keep waiting for new events and print each as it arrives until interrupted (from now,
+unless --since says where to start); with
 -o json each event is one line of JSON (NDJSON), carrying its "id" (dedupe on it: a
 consumer restarted from an older cursor sees events again) and its "cursor" (the
 --since that continues after it).`,
@@ -76,7 +77,7 @@ consumer restarted from an older cursor sees events again) and its "cursor" (the
 	fl.StringSliceVar(&opts.Types, "type", nil, "Only events of this `type` (repeatable or comma-separated), e.g. manifest.pushed")
 	fl.StringVar(&opts.Repository, "repo", "", "Only events of this `repository`")
 	fl.StringVar(&opts.Namespace, "namespace", "", "Only events of repositories under this `namespace`")
-	fl.StringVar(&opts.Since, "since", "", "Only events after this event `seq` or cursor")
+	fl.StringVar(&opts.Since, "since", "", "Only events after this event `seq` or cursor (\"now\": none before now)")
 	fl.IntVar(&opts.Limit, "limit", 0, "At most `n` events per request (default 100, at most 1000)")
 	fl.BoolVarP(&opts.Follow, "follow", "f", false, "Keep printing new events until interrupted")
 	return cmd
@@ -95,6 +96,11 @@ func runEventsList(ctx context.Context, c *hubclient.Client, opts *EventsListOpt
 				row(eventRow(e)...)
 			}
 		})
+	}
+	if q.Since == "" {
+		// Follow from now, as docker events does: history is what ls without
+		// --follow (or --since) is for.
+		q.Since = "now"
 	}
 	q.Wait = int(opts.PollWait / time.Second)
 	header := opts.Hub.Output != "json"

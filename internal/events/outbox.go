@@ -51,6 +51,9 @@ type Query struct {
 	Access metadata.CatalogFilter
 	// Limit is at most MaxPage; 0 means DefaultPage.
 	Limit int
+	// Newest returns no events, only the cursor after the newest event the query
+	// selects (After when none): where to follow from "now".
+	Newest bool
 }
 
 // Page is one answer of ListEvents.

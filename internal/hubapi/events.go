@@ -24,17 +24,24 @@ const (
 // listEvents answers GET /api/v1/events: the events after `since` that the caller may
 // read (see events.Query.Access), filtered by `type` (repeatable or comma-separated),
 // `repository` and `namespace`, at most `limit`. With `wait` (seconds, at most 30) it
-// answers as soon as there is an event, or with none when the time is up.
+// answers as soon as there is an event, or with none when the time is up. `since=now`
+// answers no events and, as next, the cursor after the newest one.
 func (a *api) listEvents(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
 	if a.events == nil {
 		return notFound("no API endpoint %s", r.URL.Path)
 	}
 	v := r.URL.Query()
-	after, err := events.ParseCursor(v.Get("since"))
-	if err != nil {
-		return invalid("since: %v", err)
+	q := events.Query{Access: a.policy.CatalogFilter(*p)}
+	if since := v.Get("since"); since == "now" {
+		// Only the cursor of the newest event: a follower starting now sends it back.
+		q.Newest = true
+	} else {
+		after, err := events.ParseCursor(since)
+		if err != nil {
+			return invalid("since: %v", err)
+		}
+		q.After = after
 	}
-	q := events.Query{After: after, Access: a.policy.CatalogFilter(*p)}
 	for _, t := range v["type"] {
 		for _, t := range strings.Split(t, ",") {
 			if !slices.Contains(events.Types, events.Type(t)) {
@@ -75,7 +82,7 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request, p *authz.Princi
 			}
 			return err
 		}
-		if len(page.Events) > 0 || !time.Now().Add(eventPollStep).Before(deadline) {
+		if len(page.Events) > 0 || q.Newest || !time.Now().Add(eventPollStep).Before(deadline) {
 			// Where a push came from is for admins, as the audit log is.
 			return reply(w, http.StatusOK, eventPage(page, p.User != nil && p.User.Admin))
 		}

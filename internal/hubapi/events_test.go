@@ -139,6 +139,10 @@ func TestEventsPagesAndValidation(t *testing.T) {
 	if len(walked) != len(all.Events) || walked[len(walked)-1].ID != all.Events[len(all.Events)-1].ID {
 		t.Fatalf("walked %d of %d", len(walked), len(all.Events))
 	}
+	// since=now answers the cursor after the newest event, and no events.
+	if now := f.events(asAdmin, "?since=now"); len(now.Events) != 0 || now.Next != all.Events[len(all.Events)-1].Cursor {
+		t.Fatalf("since=now: %+v", now)
+	}
 	// A bare SEQ continues after that event.
 	p := f.events(asAdmin, "?since="+all.Events[2].Cursor)
 	if len(p.Events) != len(all.Events)-3 {

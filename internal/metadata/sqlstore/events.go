@@ -147,7 +147,12 @@ func (s *Store) ListEvents(ctx context.Context, eq events.Query) (events.Page, e
 		where = append(where, "e.namespace = "+arg(eq.Namespace)+" AND e.repository <> e.namespace")
 	}
 	query := `SELECT e.seq, e.xid, e.id, e.type, COALESCE(e.repo_id, 0), e.repository, e.actor, CAST(e.payload AS TEXT), e.created_at
-		FROM events e WHERE ` + strings.Join(where, " AND ") + ` ORDER BY e.xid, e.seq LIMIT ` + arg(n)
+		FROM events e WHERE ` + strings.Join(where, " AND ")
+	if eq.Newest {
+		query += ` ORDER BY e.xid DESC, e.seq DESC LIMIT 1`
+	} else {
+		query += ` ORDER BY e.xid, e.seq LIMIT ` + arg(n)
+	}
 	bare := eq.After.XID == 0 && eq.After.Seq > 0
 	err := s.read(ctx, func(q querier) error {
 		if bare {
@@ -171,6 +176,9 @@ func (s *Store) ListEvents(ctx context.Context, eq events.Query) (events.Page, e
 	}
 	if k := len(page.Events); k > 0 {
 		page.Next, _ = events.ParseCursor(page.Events[k-1].Cursor)
+		if eq.Newest {
+			page.Events = page.Events[:0]
+		}
 	} else if bare {
 		x, _ := args[xidArg].(int64)
 		page.Next = events.Cursor{XID: uint64(x), Seq: eq.After.Seq}

@@ -217,6 +217,16 @@ func TestEventsFiltersAndPages(t *testing.T) {
 		if _, err := s.ListEvents(ctx, events.Query{After: events.Cursor{Seq: 1 << 40}, Access: metadata.CatalogFilter{All: true}}); !errors.Is(err, events.ErrEventNotKept) {
 			t.Fatalf("unknown event number: %v", err)
 		}
+		// Newest: no events, the cursor after the newest one the caller may see.
+		p, err = s.ListEvents(ctx, events.Query{Newest: true, Access: metadata.CatalogFilter{All: true}})
+		if err != nil || len(p.Events) != 0 || p.Next.String() != all[len(all)-1].Cursor {
+			t.Fatalf("newest: %v %+v, want cursor %s", err, p, all[len(all)-1].Cursor)
+		}
+		p, err = s.ListEvents(ctx, events.Query{Newest: true, Access: metadata.CatalogFilter{Public: true}})
+		// The outsider's newest is bob/open's visibility change, before the GC run.
+		if err != nil || len(p.Events) != 0 || p.Next.String() != all[len(all)-2].Cursor {
+			t.Fatalf("outsider's newest: %v %+v, want %s", err, p.Next, all[len(all)-2].Cursor)
+		}
 
 		for _, tc := range []struct {
 			name string
