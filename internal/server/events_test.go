@@ -68,6 +68,21 @@ func TestEventsFromServe(t *testing.T) {
 			t.Errorf("no %s of %q in %+v", want[0], want[1], page.Events)
 		}
 	}
+	// A long poll through the whole server (limits, TLS-less listener) answers when
+	// its time is up, with the same cursor.
+	req, _ = http.NewRequest(http.MethodGet, base+"/api/v1/events?wait=1&type=chart.pushed&since="+page.Next, nil)
+	req.SetBasicAuth(AdminUser, testAdminPassword)
+	began := time.Now()
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idle hubtypes.EventPage
+	err = json.NewDecoder(resp.Body).Decode(&idle)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(idle.Events) != 0 || idle.Next != page.Next || time.Since(began) < 500*time.Millisecond {
+		t.Errorf("idle long poll: %v %s %+v after %s", err, resp.Status, idle, time.Since(began))
+	}
 	for _, e := range page.Events {
 		if e.Type == "manifest.pushed" && (e.Actor != AdminUser || e.Remote == "" || e.RequestID == "" || e.Tag != "v1" || e.Kind != "image") {
 			t.Errorf("manifest.pushed: %+v", e)
