@@ -126,6 +126,9 @@ type Actor struct {
 	Name      string // a user or robot name, "anonymous", or a job ("hubctl-gc")
 	Remote    string // the client address
 	RequestID string
+	// Token names the access token the actor used, if any: the audit entries of the
+	// change say so.
+	Token string
 }
 
 type actorKey struct{}

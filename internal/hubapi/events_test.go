@@ -197,7 +197,14 @@ func TestEventsCarryTheAPICaller(t *testing.T) {
 	if len(p.Events) != 1 || p.Events[0].Actor != "alice" || p.Events[0].Visibility != "public" || p.Events[0].Remote == "" {
 		t.Fatalf("visibility event: %+v", p.Events)
 	}
+	// Through an access token, the audit entry written with the change names it.
+	tok := bearer(f.token(asAlice, "ops", "repository:alice/app:*"))
+	f.want(f.do(tok, "PATCH", "/api/v1/repositories/alice/app", map[string]any{"visibility": "private"}), 200, "")
+	if e := f.audited("visibility.change"); len(e) != 2 || e[0].Detail != "private (token ops)" || e[0].Actor != "alice" {
+		t.Fatalf("audit of a change by token: %+v", e)
+	}
 	f.want(f.do(asAlice, "DELETE", "/api/v1/repositories/alice/app", nil), 204, "")
+	f.wantAudit("repository.delete", "alice", "alice/app")
 	p = f.events(asAdmin, "?type=repository.deleted")
 	if len(p.Events) != 1 || p.Events[0].Actor != "alice" {
 		t.Fatalf("delete event: %+v", p.Events)

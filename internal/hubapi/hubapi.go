@@ -213,7 +213,11 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := reqlog.From(r.Context())
 	info.User = p.Name()
 	// The changes this request makes record who made them on their events.
-	ctx := events.WithActor(r.Context(), events.Actor{Name: p.Name(), Remote: remoteAddr(r), RequestID: info.RequestID})
+	actor := events.Actor{Name: p.Name(), Remote: remoteAddr(r), RequestID: info.RequestID}
+	if p.Token != nil {
+		actor.Token = p.Token.Name
+	}
+	ctx := events.WithActor(r.Context(), actor)
 	r = r.WithContext(context.WithValue(ctx, principalKey{}, p))
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.fail(w, r, errcode.New(errcode.NameUnknown, "no API endpoint %s", r.URL.Path))

@@ -19,13 +19,15 @@ import (
 var _ events.Store = (*Store)(nil)
 
 // auditActions maps the events that go to the audit log, in the same transaction, to
-// their audit actions: pushes and deletes are what an audit needs; mounts and tag moves
-// are part of a push.
+// their audit actions: pushes and deletes are what an audit needs (mounts and tag moves
+// are part of a push), and the repository changes the hub API makes.
 var auditActions = map[events.Type]string{
-	events.ManifestPushed:  "push",
-	events.ManifestDeleted: "delete",
-	events.TagDeleted:      "delete",
-	events.BlobDeleted:     "delete",
+	events.ManifestPushed:              "push",
+	events.ManifestDeleted:             "delete",
+	events.TagDeleted:                  "delete",
+	events.BlobDeleted:                 "delete",
+	events.RepositoryVisibilityChanged: "visibility.change",
+	events.RepositoryDeleted:           "repository.delete",
 }
 
 // lockRepo takes the transaction-scoped lock that orders the event-writing
@@ -77,7 +79,21 @@ func (s *Store) appendEvent(ctx context.Context, q querier, e events.Event) erro
 	if actor == "" {
 		actor = "anonymous"
 	}
-	a := accounts.AuditEntry{Time: e.Time, Actor: actor, Action: action, Target: target, Remote: e.Remote, Detail: string(e.Type)}.Clean()
+	detail := string(e.Type)
+	switch e.Type {
+	case events.RepositoryVisibilityChanged:
+		detail = e.Visibility
+	case events.RepositoryDeleted:
+		detail = ""
+		if ns, ok := e.Detail["purgedWith"].(string); ok {
+			detail = "purged with " + ns
+		}
+	}
+	if tok := events.ActorFrom(ctx).Token; tok != "" {
+		// Which token acted matters when one leaks.
+		detail = strings.TrimSpace(detail + " (token " + tok + ")")
+	}
+	a := accounts.AuditEntry{Time: e.Time, Actor: actor, Action: action, Target: target, Remote: e.Remote, Detail: detail}.Clean()
 	_, err = q.Exec(ctx, `INSERT INTO audit_log (time, actor, action, target, remote, detail)
 		VALUES ($1, $2, $3, $4, $5, $6)`, nanos(a.Time), a.Actor, a.Action, a.Target, a.Remote, a.Detail)
 	return err

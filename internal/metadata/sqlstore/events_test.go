@@ -140,7 +140,9 @@ func TestEventsCommitWithChange(t *testing.T) {
 		for _, a := range audit {
 			actions = append(actions, a.Action+" "+a.Target)
 		}
-		if !slices.Contains(actions, "push alice/app:1") || !slices.Contains(actions, "delete alice/app@"+d1.String()) {
+		if !slices.Contains(actions, "push alice/app:1") || !slices.Contains(actions, "delete alice/app@"+d1.String()) ||
+			!slices.Contains(actions, "delete alice/app:2") || !slices.Contains(actions, "visibility.change alice/app") ||
+			!slices.Contains(actions, "repository.delete alice/app") || len(actions) != 9 {
 			t.Fatalf("audit: %q", actions)
 		}
 
