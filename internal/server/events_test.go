@@ -1,16 +1,22 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/hubtypes"
+	"github.com/hubctl/hubctl/internal/metadata"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
 // TestEventsFromServe: what a running hub does reaches its outbox with who did it —
@@ -100,4 +106,37 @@ func has(p hubtypes.EventPage, typ, repo string) bool {
 		}
 	}
 	return false
+}
+
+// TestEventPurgeJob: the purge runs at start and then every interval, deleting only
+// what is older than the retention.
+func TestEventPurgeJob(t *testing.T) {
+	meta, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "hubctl.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	for _, age := range []time.Duration{72 * time.Hour, 49 * time.Hour, time.Hour, 0} {
+		if _, err := meta.AppendEvent(t.Context(), events.Event{Type: events.GCCompleted, Time: time.Now().Add(-age)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runEventPurge(ctx, slog.New(slog.DiscardHandler), meta, 48*time.Hour, 20*time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+	for range 200 {
+		p, err := meta.ListEvents(t.Context(), events.Query{Access: metadata.CatalogFilter{All: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) == 2 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the purge job did not delete the two events older than the retention")
 }
