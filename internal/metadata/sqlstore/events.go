@@ -145,7 +145,8 @@ func (s *Store) ListEvents(ctx context.Context, eq events.Query) (events.Page, e
 	where = append(where, access)
 	xidArg := len(args)
 	xid, seq := arg(int64(eq.After.XID)), arg(eq.After.Seq)
-	where = append(where, "(e.xid > "+xid+" OR (e.xid = "+xid+" AND e.seq > "+seq+"))")
+	// A row comparison, which both databases read as one range of the feed index.
+	where = append(where, "(e.xid, e.seq) > ("+xid+", "+seq+")")
 	if s.d.xidHorizon != "" {
 		where = append(where, "e.xid < "+s.d.xidHorizon)
 	}
