@@ -34,7 +34,7 @@ func newHub(t *testing.T) *hub {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store}))
+	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store}))
 	t.Cleanup(srv.Close)
 	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
 	h.user("admin", "admin-password", true)

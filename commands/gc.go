@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
 
 	"github.com/spf13/cobra"
 
@@ -85,13 +85,15 @@ func gcRun(ctx context.Context, opts *GCOptions) error {
 		return err
 	}
 	defer meta.Close()
-	// This process has no event bus of a server: the manifests it deletes reach the
-	// audit log (below) but no subscriber of a running serve (docs/design/gc.md).
+	// The manifests it deletes get their events and audit entries from the store, in
+	// the deleting transaction (docs/design/events.md); the run its gc.completed.
+	outbox, _ := meta.(events.Store)
 	rep, err := gc.Run(ctx, gc.Options{
 		Meta: meta, Blobs: blobs, Grace: opts.Config.GC.Grace,
 		Untagged: opts.Untagged, DryRun: opts.DryRun, Wait: opts.Wait,
 		Log:    server.NewLogger(opts.IO.ErrOut, opts.Config.Log),
 		Holder: "hubctl gc",
+		Outbox: outbox,
 	})
 	if errors.Is(err, gc.ErrBusy) {
 		// A replica's schedule or another hubctl gc is collecting: nothing was done.
@@ -99,15 +101,6 @@ func gcRun(ctx context.Context, opts *GCOptions) error {
 	}
 	if err != nil {
 		return err
-	}
-	// Manifests GC deleted are deletes like any other: they go to the audit log.
-	if acc, ok := meta.(accounts.Store); ok && !opts.DryRun {
-		for _, target := range rep.DeletedManifests {
-			e := accounts.AuditEntry{Time: time.Now(), Actor: gc.Actor, Action: "delete", Target: target, Detail: "gc --untagged"}
-			if err := acc.Audit(ctx, e); err != nil {
-				fmt.Fprintf(opts.IO.ErrOut, "hubctl: audit of %s: %v\n", target, err)
-			}
-		}
 	}
 	if opts.Output == "json" {
 		return printJSON(opts.IO.Out, struct {

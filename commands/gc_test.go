@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
 
 	"github.com/opencontainers/go-digest"
 
@@ -83,7 +84,13 @@ func TestGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries, err := meta.ListAudit(ctx, accounts.AuditFilter{Action: "delete"})
+	page, perr := meta.ListEvents(ctx, events.Query{Access: metadata.CatalogFilter{All: true}, Types: []events.Type{events.ManifestDeleted, events.GCCompleted}})
 	meta.Close()
+	// Each run records gc.completed; this one's deletion comes before its own.
+	if n := len(page.Events); perr != nil || n < 2 || page.Events[n-2].Digest != m.Digest.String() || page.Events[n-2].Actor != "system" ||
+		page.Events[n-1].Type != events.GCCompleted || page.Events[n-1].Detail["manifests"] != float64(1) {
+		t.Fatalf("events after gc --untagged: %+v %v", page.Events, perr)
+	}
 	if err != nil || len(entries) != 1 || entries[0].Actor != "system" || entries[0].Target != "app@"+m.Digest.String() {
 		t.Fatalf("audit after gc --untagged: %+v %v", entries, err)
 	}

@@ -55,6 +55,7 @@ var serveFlagKeys = map[string]string{
 	"acme-email":         "tls.acme_email",
 	"metrics-addr":       "metrics.addr",
 	"retention-interval": "retention.interval",
+	"events-retention":   "events.retention",
 	"trusted-proxies":    "trusted_proxies",
 }
 
@@ -179,6 +180,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.StringVar(&flagCfg.TLS.ACMEEmail, "acme-email", "", "Contact `address` given to the ACME CA")
 	fl.StringVar(&flagCfg.Metrics.Addr, "metrics-addr", def.Metrics.Addr, "Serve GET /metrics on this `address`, or off")
 	fl.DurationVar(&flagCfg.Retention.Interval, "retention-interval", def.Retention.Interval, "Apply retention policies this often (0: only on demand)")
+	fl.DurationVar(&flagCfg.Events.Retention, "events-retention", def.Events.Retention, "Keep events (hubctl events ls, webhooks) this long (0: forever)")
 	fl.BoolVar(&checkConfig, "check-config", false, "Check the configuration (file, environment, flags) and exit: 0 when serve could start with it")
 	_ = cmd.MarkFlagFilename("tls-cert", "pem", "crt")
 	_ = cmd.MarkFlagFilename("tls-key", "pem", "key")

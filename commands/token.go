@@ -64,6 +64,7 @@ Reading the hub API beyond your own account, tokens and repositories takes a hub
   hub:teams:read      teams, their members and grants
   hub:audit:read      the audit log (site admins)
   hub:quotas:read     namespace usage and quotas
+  hub:events:read     events of the repositories the token may pull
   hub:*:read          all of the above
 Changing accounts, organisations, teams, grants and quotas needs a password login.`,
 		Example: `  hubctl token create ci --scope repository:team/app:pull,push --expires 90d --registry hub.example.com

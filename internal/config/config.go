@@ -70,6 +70,8 @@ type Config struct {
 	TLS       TLS       `yaml:"tls"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Retention Retention `yaml:"retention"`
+	// Events is issue 18's event outbox.
+	Events Events `yaml:"events"`
 }
 
 // ParseTrustedProxies parses TrustedProxies: CIDRs or single addresses, separated by
@@ -264,6 +266,7 @@ func Default() Config {
 		TLS:                TLS{ACMEDirectory: DefaultACMEDirectory},
 		Metrics:            Metrics{Addr: DefaultMetricsAddr},
 		Retention:          Retention{Interval: DefaultRetentionInterval},
+		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval},
 	}
 }
 

@@ -215,7 +215,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"tls.mode": "files", "tls.cert": "/c.pem", "tls.key": "/k.pem", "tls.names": "hub.example.com", "tls.dir": "/t",
 		"tls.acme_domain": "hub.example.com", "tls.acme_directory": "https://acme.example.com/dir", "tls.acme_email": "ops@example.com",
 		"tls.redirect_addr": ":80", "metrics.addr": "127.0.0.1:9000", "metrics.token": "0123456789abcdef",
-		"retention.interval": "1h",
+		"retention.interval": "1h", "events.retention": "168h", "events.purge_interval": "10m",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

@@ -65,6 +65,21 @@ type Retention struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
+// DefaultEventRetention is how long the event outbox keeps events unless told
+// otherwise, and DefaultEventPurgeInterval how often each replica purges older ones.
+const (
+	DefaultEventRetention     = 30 * 24 * time.Hour
+	DefaultEventPurgeInterval = time.Hour
+)
+
+// Events configures the event outbox (issue 18, docs/design/events.md).
+type Events struct {
+	// Retention is how long events are kept; 0 keeps them forever.
+	Retention time.Duration `yaml:"retention"`
+	// PurgeInterval is how often each replica deletes events older than Retention.
+	PurgeInterval time.Duration `yaml:"purge_interval"`
+}
+
 // On reports whether the main listener serves TLS.
 func (t TLS) On() bool { return t.Mode != "off" }
 
@@ -139,6 +154,10 @@ func (c *Config) validateOps() []error {
 	}
 	if c.Metrics.Token != "" && len(c.Metrics.Token) < 16 {
 		errs = append(errs, errors.New("metrics.token must be at least 16 characters"))
+	}
+	if c.Events.Retention < 0 || c.Events.PurgeInterval <= 0 {
+		errs = append(errs, fmt.Errorf("events.retention must not be negative and events.purge_interval must be greater than 0, got %s and %s",
+			c.Events.Retention, c.Events.PurgeInterval))
 	}
 	if c.Retention.Interval < 0 {
 		errs = append(errs, fmt.Errorf("retention.interval must not be negative, got %s", c.Retention.Interval))

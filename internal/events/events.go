@@ -1,5 +1,8 @@
-// Package events is the registry's internal event stream: manifests pushed, tags moved,
-// manifests, tags and blobs deleted. Webhooks and workflow triggers subscribe to it.
+// Package events describes what happens in the hub: manifests pushed, tags moved,
+// manifests, tags and repositories deleted, charts pushed. The store writes each event to
+// a durable outbox in the same transaction as the change (docs/design/events.md), and
+// webhooks, workflow triggers and `hubctl events ls` read it from there. Bus is the
+// older in-process stream, kept while its last subscribers move to the outbox.
 package events
 
 import (
@@ -20,21 +23,62 @@ const (
 	TagDeleted      Type = "tag.deleted"
 	BlobDeleted     Type = "blob.deleted"
 	BlobMounted     Type = "blob.mounted"
+
+	RepositoryCreated           Type = "repository.created"
+	RepositoryDeleted           Type = "repository.deleted"
+	RepositoryVisibilityChanged Type = "repository.visibility_changed"
+	ChartPushed                 Type = "chart.pushed"
+	GCCompleted                 Type = "gc.completed"
+	QuotaExceeded               Type = "quota.exceeded"
 )
 
-// Event is one change in the registry.
+// Types lists the types written to the outbox, for validating filters.
+var Types = []Type{ManifestPushed, TagMoved, TagDeleted, ManifestDeleted, BlobDeleted, RepositoryCreated,
+	RepositoryDeleted, RepositoryVisibilityChanged, ChartPushed, GCCompleted, QuotaExceeded}
+
+// Artifact kinds of a pushed manifest.
+const (
+	KindImage = "image"
+	KindChart = "chart"
+	KindOther = "other"
+)
+
+// Event is one change in the hub. Seq, Cursor and ID are set by the store when the
+// event is written to (or read from) the outbox; the Bus leaves them empty.
 type Event struct {
-	Type           Type      `json:"type"`
-	Time           time.Time `json:"time"`
-	Repository     string    `json:"repository"`
-	Digest         string    `json:"digest,omitempty"`
-	PreviousDigest string    `json:"previousDigest,omitempty"`
-	Tag            string    `json:"tag,omitempty"`
-	MediaType      string    `json:"mediaType,omitempty"`
-	Size           int64     `json:"size,omitempty"`
-	Actor          string    `json:"actor,omitempty"`
-	Remote         string    `json:"remote,omitempty"`
-	RequestID      string    `json:"requestId,omitempty"`
+	// Seq is the event's number in the outbox: unique, never reused.
+	Seq int64 `json:"seq,omitempty"`
+	// Cursor is the event's position in the feed (Cursor.String); listing after it
+	// continues with the next event.
+	Cursor string `json:"cursor,omitempty"`
+	// ID is unique and stable (a UUIDv7): consumers dedupe on it.
+	ID   string    `json:"id,omitempty"`
+	Type Type      `json:"type"`
+	Time time.Time `json:"time"`
+	// RepositoryID is the repository's row id at the time: a repository deleted and
+	// created again under the same name has another.
+	RepositoryID   int64  `json:"repositoryId,omitempty"`
+	Repository     string `json:"repository,omitempty"`
+	Digest         string `json:"digest,omitempty"`
+	PreviousDigest string `json:"previousDigest,omitempty"`
+	Tag            string `json:"tag,omitempty"`
+	MediaType      string `json:"mediaType,omitempty"`
+	// ArtifactType is the artifact type or config media type of a pushed manifest;
+	// Kind sorts it into KindImage, KindChart or KindOther.
+	ArtifactType string `json:"artifactType,omitempty"`
+	Kind         string `json:"kind,omitempty"`
+	// Platforms are the platforms of a pushed index ("linux/amd64", "linux/arm/v7").
+	Platforms  []string `json:"platforms,omitempty"`
+	Size       int64    `json:"size,omitempty"`
+	Visibility string   `json:"visibility,omitempty"`
+	// Chart and Version name a pushed chart.
+	Chart   string `json:"chart,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Detail is what the event's type has to add (a GC run's counts, a quota message).
+	Detail    map[string]any `json:"detail,omitempty"`
+	Actor     string         `json:"actor,omitempty"`
+	Remote    string         `json:"remote,omitempty"`
+	RequestID string         `json:"requestId,omitempty"`
 }
 
 // Bus fans events out to subscribers. Publish never blocks the request that caused the

@@ -66,6 +66,10 @@ type Options struct {
 	// an API delete publishes (nil: none). Only a collection inside `hubctl serve` has
 	// the server's bus to give.
 	Events *events.Bus
+	// Outbox, when set, records each completed run (gc.completed, with its report's
+	// counts). The manifests phase 1 deletes get their manifest.deleted events from
+	// the store, in the deleting transaction, whether or not Outbox is set.
+	Outbox events.Store
 
 	// Holder names this collector in the lease ("serve", "hubctl gc"); the host, the
 	// process id and a random run id are appended, so every run's holder is unique.
@@ -113,6 +117,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.DryRun {
 		return collect(ctx, o)
 	}
+	ctx = events.WithActor(ctx, events.Actor{Name: Actor})
 	runCtx, release, err := acquire(ctx, o)
 	if err != nil {
 		return Report{}, err
@@ -122,6 +127,14 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		// The run stopped because another collector took the lease over: say so rather
 		// than "context canceled".
 		err = lost
+	}
+	if err == nil && o.Outbox != nil {
+		if _, aerr := o.Outbox.AppendEvent(ctx, events.Event{Type: events.GCCompleted, Detail: map[string]any{
+			"manifests": rep.Manifests, "links": rep.Links, "marked": rep.Marked, "swept": rep.Swept, "bytesFreed": rep.BytesFreed,
+			"holder": o.Holder,
+		}}); aerr != nil {
+			o.Log.WarnContext(ctx, "gc: record gc.completed event", "err", aerr)
+		}
 	}
 	return rep, err
 }

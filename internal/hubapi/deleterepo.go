@@ -44,6 +44,6 @@ func (a *api) deleteRepository(w http.ResponseWriter, r *http.Request, p *authz.
 	} else if err != nil {
 		return err
 	}
-	a.audit(r, p, "repository.delete", name, "")
+	// The store audited the deletion in its transaction, with the event it raised.
 	return noContent(w)
 }

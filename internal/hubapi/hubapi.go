@@ -27,6 +27,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/reqlog"
 )
 
@@ -68,6 +69,8 @@ type Options struct {
 	// Repositories deletes whole repositories (DELETE /api/v1/repositories/{name…});
 	// nil answers that endpoint 404.
 	Repositories RepositoryDeleter
+	// Events is the event outbox (GET /api/v1/events); nil answers that endpoint 404.
+	Events events.Store
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
@@ -77,6 +80,7 @@ type Options struct {
 type api struct {
 	store  accounts.Store
 	repos  RepositoryDeleter
+	events events.Store
 	policy *authz.Policy
 	jwt    func(string) (string, token.Hub, error)
 	log    *slog.Logger
@@ -91,7 +95,7 @@ type api struct {
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
-	a := &api{store: o.Accounts, repos: o.Repositories, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard}
+	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -195,6 +199,7 @@ func (a *api) routes() {
 	a.route("/api/v1/namespaces/{ns}/usage", map[string]handlerFunc{"GET": reads(scope.HubQuotas, a.getUsage)})
 
 	a.route("/api/v1/audit", map[string]handlerFunc{"GET": reads(scope.HubAudit, a.listAudit)})
+	a.route("/api/v1/events", map[string]handlerFunc{"GET": reads(scope.HubEvents, a.listEvents)})
 }
 
 // ServeHTTP authenticates the request before routing, so that even a request for an
@@ -205,8 +210,15 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	reqlog.From(r.Context()).User = p.Name()
-	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	info := reqlog.From(r.Context())
+	info.User = p.Name()
+	// The changes this request makes record who made them on their events.
+	actor := events.Actor{Name: p.Name(), Remote: remoteAddr(r), RequestID: info.RequestID}
+	if p.Token != nil {
+		actor.Token = p.Token.Name
+	}
+	ctx := events.WithActor(r.Context(), actor)
+	r = r.WithContext(context.WithValue(ctx, principalKey{}, p))
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.fail(w, r, errcode.New(errcode.NameUnknown, "no API endpoint %s", r.URL.Path))
 		return

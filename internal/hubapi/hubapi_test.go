@@ -70,6 +70,7 @@ func newFixture(t *testing.T) *fixture {
 	h := hubapi.New(hubapi.Options{
 		Accounts:     store,
 		Repositories: store,
+		Events:       store,
 		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := ver.Verify(raw)
 			if err != nil {

@@ -76,10 +76,10 @@ func (a *api) updateRepository(w http.ResponseWriter, r *http.Request, p *authz.
 		}
 		return denied("changing the visibility of %s needs the admin role on it", name)
 	}
+	// The store audits the change in its transaction, with the event it raises.
 	if err := a.store.SetRepositoryVisibility(r.Context(), name, vis); err != nil {
 		return err
 	}
-	a.audit(r, p, "visibility.change", name, string(vis))
 	return reply(w, http.StatusOK, hubtypes.Repository{Name: name, Visibility: string(vis)})
 }
 

@@ -231,3 +231,46 @@ func (c *Client) ListAudit(ctx context.Context, q AuditQuery) (hubtypes.AuditPag
 	var out hubtypes.AuditPage
 	return out, c.do(ctx, http.MethodGet, path, nil, &out)
 }
+
+// EventQuery selects events; zero fields match everything the caller may read.
+type EventQuery struct {
+	// Since is the cursor (or event number) to continue after.
+	Since      string
+	Types      []string
+	Repository string
+	Namespace  string
+	Limit      int
+	// Wait, in seconds (at most 30), makes the hub hold the request until an event
+	// arrives or the time is up: a long poll.
+	Wait int
+}
+
+// ListEvents returns events after q.Since in feed order, only those of repositories
+// the caller may read (all, for site admins).
+func (c *Client) ListEvents(ctx context.Context, q EventQuery) (hubtypes.EventPage, error) {
+	v := url.Values{}
+	if q.Since != "" {
+		v.Set("since", q.Since)
+	}
+	for _, t := range q.Types {
+		v.Add("type", t)
+	}
+	if q.Repository != "" {
+		v.Set("repository", q.Repository)
+	}
+	if q.Namespace != "" {
+		v.Set("namespace", q.Namespace)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Wait > 0 {
+		v.Set("wait", strconv.Itoa(q.Wait))
+	}
+	path := "events"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out hubtypes.EventPage
+	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}

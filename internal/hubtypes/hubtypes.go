@@ -210,3 +210,39 @@ type AuditPage struct {
 	Entries []AuditEntry `json:"entries"`
 	Next    int64        `json:"next,omitempty"`
 }
+
+// Event is one event of the hub's outbox as GET /api/v1/events shows it
+// (docs/design/events.md). Consumers dedupe on ID; Cursor is its position in the
+// feed, the `since` that continues after it.
+type Event struct {
+	Seq            int64          `json:"seq"`
+	Cursor         string         `json:"cursor"`
+	ID             string         `json:"id"`
+	Type           string         `json:"type"`
+	Time           string         `json:"time"`
+	RepositoryID   int64          `json:"repositoryId,omitempty"`
+	Repository     string         `json:"repository,omitempty"`
+	Digest         string         `json:"digest,omitempty"`
+	PreviousDigest string         `json:"previousDigest,omitempty"`
+	Tag            string         `json:"tag,omitempty"`
+	MediaType      string         `json:"mediaType,omitempty"`
+	ArtifactType   string         `json:"artifactType,omitempty"`
+	Kind           string         `json:"kind,omitempty"`
+	Platforms      []string       `json:"platforms,omitempty"`
+	Size           int64          `json:"size,omitempty"`
+	Visibility     string         `json:"visibility,omitempty"`
+	Chart          string         `json:"chart,omitempty"`
+	Version        string         `json:"version,omitempty"`
+	Detail         map[string]any `json:"detail,omitempty"`
+	Actor          string         `json:"actor,omitempty"`
+	Remote         string         `json:"remote,omitempty"`
+	RequestID      string         `json:"requestId,omitempty"`
+}
+
+// EventPage is the answer to GET /api/v1/events: events in feed order after `since`,
+// and Next, the `since` of the following request (the same cursor when there were
+// none, so a follower polls with it).
+type EventPage struct {
+	Events []Event `json:"events"`
+	Next   string  `json:"next"`
+}

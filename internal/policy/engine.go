@@ -11,7 +11,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
@@ -82,10 +81,6 @@ type Engine struct {
 	OnRun func(result string, tags, manifests int)
 	// OnFlush hears how many pull times a flush wrote.
 	OnFlush func(n int)
-	// Audit writes each deletion to the audit log as it is made (the event stream's
-	// audit writer may drop events under load; a retention deletion must not go
-	// unrecorded). Nil records nothing.
-	Audit func(ctx context.Context, e accounts.AuditEntry) error
 
 	mu       sync.Mutex
 	cached   map[string]Policy
@@ -414,18 +409,11 @@ func (e *Engine) reposFor(ctx context.Context, all map[string]Policy, scope stri
 // apply deletes what plan says, re-checking each tag still points where the plan saw
 // it (a push since the view moved it: keep it).
 func (e *Engine) apply(ctx context.Context, plan Plan, rep *Report) {
+	// The store writes the events of these deletions, and their audit entries, in the
+	// deleting transactions, with this actor.
+	ctx = events.WithActor(ctx, events.Actor{Name: Actor})
 	publish := func(ev events.Event) {
 		ev.Actor, ev.Time = Actor, time.Now().UTC()
-		if e.Audit != nil {
-			target := ev.Repository + "@" + ev.Digest
-			if ev.Tag != "" {
-				target = ev.Repository + ":" + ev.Tag
-			}
-			entry := accounts.AuditEntry{Time: ev.Time, Actor: Actor, Action: "delete", Target: target, Detail: string(ev.Type)}
-			if err := e.Audit(context.WithoutCancel(ctx), entry); err != nil {
-				e.Log.Warn("audit a retention deletion", "target", target, "err", err)
-			}
-		}
 		if e.Events != nil {
 			e.Events.Publish(ev)
 		}

@@ -45,6 +45,9 @@ type Options struct {
 	Artifacts ArtifactHook
 	// Policy, when set, enforces immutable tags and hears of pulls (policy.go).
 	Policy TagPolicy
+	// Outbox, when set, records refusals that change nothing (quota.exceeded); the
+	// changes themselves write their events in Meta's transactions.
+	Outbox events.Store
 }
 
 // DefaultMaxConcurrentUploads is the default bound on concurrently streaming uploads.
@@ -182,6 +185,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		r = r.WithContext(context.WithValue(r.Context(), accessKey{}, tok))
 	}
 	m := r.Method
+	if m != http.MethodGet && m != http.MethodHead {
+		// The store records who made a change on its events (docs/design/events.md).
+		info := reqlog.From(r.Context())
+		r = r.WithContext(events.WithActor(r.Context(), events.Actor{Name: info.User, Remote: info.Remote, RequestID: info.RequestID}))
+	}
 	switch rt.kind {
 	case "base":
 		if m != http.MethodGet && m != http.MethodHead {
@@ -281,7 +289,20 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	// quotaDenied's message carries the store's ErrQuotaExceeded: metrics count it.
 	if e.Code == errcode.Denied && strings.Contains(e.Message, metadata.ErrQuotaExceeded.Error()) {
-		reqlog.From(r.Context()).Refusal = reqlog.RefusalQuota
+		info := reqlog.From(r.Context())
+		info.Refusal = reqlog.RefusalQuota
+		if h.o.Outbox != nil {
+			// Refusals are few (a client gives up or the quota is raised), so one row
+			// each is no flood; the write is bounded so a slow database delays the
+			// answer little.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+			_, err := h.o.Outbox.AppendEvent(ctx, events.Event{Type: events.QuotaExceeded, Repository: info.Repository,
+				Detail: map[string]any{"message": e.Message, "method": r.Method}})
+			cancel()
+			if err != nil {
+				h.o.Log.WarnContext(r.Context(), "record quota.exceeded event", "request_id", info.RequestID, "error", err)
+			}
+		}
 	}
 	if r.Method == http.MethodHead {
 		w.Header().Del("Content-Length")

@@ -121,6 +121,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 	apiOpts := hubapi.Options{
 		Accounts:     store,
 		Repositories: store,
+		Events:       store,
 		Policy:       policy,
 		Log:          log,
 		Guard:        guard,

@@ -45,7 +45,7 @@ func TestRunGC(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runGC(ctx, slog.New(slog.DiscardHandler), config.GC{Interval: 10 * time.Millisecond}, meta, fs, events.NewBus(nil), nil)
+		runGC(ctx, slog.New(slog.DiscardHandler), config.GC{Interval: 10 * time.Millisecond}, meta, fs, events.NewBus(nil), meta, nil)
 	}()
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(5 * time.Second)
@@ -91,7 +91,7 @@ func TestRunGCSkipsWhileLeaseHeld(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runGC(ctx, slog.New(slog.NewTextHandler(&logs, nil)), config.GC{Interval: 10 * time.Millisecond}, meta, fs, events.NewBus(nil), nil)
+		runGC(ctx, slog.New(slog.NewTextHandler(&logs, nil)), config.GC{Interval: 10 * time.Millisecond}, meta, fs, events.NewBus(nil), meta, nil)
 	}()
 	defer func() { cancel(); <-done }()
 	waitFor := func(what string, cond func() bool) {

@@ -110,7 +110,7 @@ const pullFlushInterval = 30 * time.Second
 
 // newPolicyEngine returns the engine of immutable tags, pull times and retention.
 func newPolicyEngine(meta metaStore, bus *events.Bus, log *slog.Logger, mx *metrics.Metrics) *policy.Engine {
-	return &policy.Engine{Store: meta, Meta: meta, Events: bus, Log: log, OnRun: mx.Retention, OnFlush: mx.PullsFlushed, Audit: meta.Audit}
+	return &policy.Engine{Store: meta, Meta: meta, Events: bus, Log: log, OnRun: mx.Retention, OnFlush: mx.PullsFlushed}
 }
 
 // policyAPI is the policy API, signed in as the hub API is (nil ap: --auth=none).

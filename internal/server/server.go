@@ -208,18 +208,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	// The store writes events, and the audit entries of pushes and deletes, in the
+	// changes' own transactions (docs/design/events.md); the bus is the in-process
+	// stream that some packages still publish to.
 	bus := events.NewBus(log)
-	auditCh, unsubscribe := bus.Subscribe(1024)
-	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
-	var auditDone sync.WaitGroup
-	auditDone.Go(func() { runAudit(auditCtx, log, meta, auditCh) })
-	defer func() {
-		// Closing the subscription lets the writer drain what is queued; cancelling
-		// after it only bounds a database that no longer answers.
-		unsubscribe()
-		auditDone.Wait()
-		stopAudit()
-	}()
 	charts := &chartrepo.Hook{Store: meta, Blobs: blobs, Log: log}
 	ro := registry.Options{
 		Blobs:           blobs,
@@ -228,6 +220,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		Log:             log,
 		MaxManifestSize: int64(cfg.MaxManifestSize),
 		Artifacts:       charts,
+		Outbox:          meta,
 	}
 	pol := newPolicyEngine(meta, bus, log, mx)
 	ro.Policy = pol
@@ -322,7 +315,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	})
 	janitorDone.Go(func() { pol.Schedule(janitorCtx, cfg.Retention.Interval, pullFlushInterval) })
 	if cfg.GC.Interval > 0 {
-		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus, mx) })
+		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus, meta, mx) })
+	}
+	if cfg.Events.Retention > 0 {
+		janitorDone.Go(func() { runEventPurge(janitorCtx, log, meta, cfg.Events.Retention, cfg.Events.PurgeInterval) })
 	}
 	defer func() {
 		stopJanitor()
@@ -405,13 +401,35 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 	}
 }
 
+// runEventPurge deletes events older than retention every interval (the first time at
+// start) until ctx ends. Every replica runs it: the purge is idempotent, so replicas
+// purging at once only repeat each other's work, never undo or double it.
+func runEventPurge(ctx context.Context, log *slog.Logger, store events.Store, retention, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := store.PurgeEvents(ctx, time.Now().Add(-retention), 0)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("purge old events", "err", err, "purged", n)
+		case n > 0:
+			log.Info("purged old events", "count", n, "retention", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // runGC runs a garbage collection every cfg.Interval (the first one after an interval,
 // not at start) until ctx ends. Untagged manifests are left alone: deleting them is an
 // explicit decision (hubctl gc --untagged). Every replica may run the schedule: a run
 // that finds another collection holding the lease (another replica's, or a hubctl gc)
 // is skipped and logged, and the next tick tries again. What a run deletes is
 // published on bus as the registry's deletes are.
-func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store, bus *events.Bus, mx *metrics.Metrics) {
+func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.Store, blobs blobstore.Store, bus *events.Bus, outbox events.Store, mx *metrics.Metrics) {
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -420,7 +438,7 @@ func runGC(ctx context.Context, log *slog.Logger, cfg config.GC, meta metadata.S
 			return
 		case <-t.C:
 		}
-		rep, err := gc.Run(ctx, gc.Options{Meta: meta, Blobs: blobs, Grace: cfg.Grace, Log: log, Events: bus, Holder: "serve"})
+		rep, err := gc.Run(ctx, gc.Options{Meta: meta, Blobs: blobs, Grace: cfg.Grace, Log: log, Events: bus, Outbox: outbox, Holder: "serve"})
 		var busy *gc.BusyError
 		switch {
 		case errors.As(err, &busy):
@@ -525,6 +543,7 @@ type metaStore interface {
 	KnownLogins(ttl time.Duration) *sqlstore.KnownLogins
 	ACMECache
 	policy.Store
+	events.Store
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 }
 

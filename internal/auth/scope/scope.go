@@ -314,10 +314,11 @@ const (
 	HubTeams    = "teams"    // teams, their members and grants
 	HubAudit    = "audit"    // GET /audit
 	HubQuotas   = "quotas"   // namespace usage and quotas
+	HubEvents   = "events"   // GET /events (only of repositories the token may pull)
 )
 
 // HubAreas lists the areas in the order help texts show them.
-var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas}
+var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas, HubEvents}
 
 // CheckHubScope reports whether sc (of type TypeHub) is one an access token may hold
 // today: a known area or `*`, and only the read action. Write is refused rather than

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
 )
 
 // This file holds users, namespaces and repository visibility; teams.go the teams and
@@ -216,8 +217,25 @@ func (s *Store) DeleteUser(ctx context.Context, name string, purge bool) (int, e
 // purge) and returns how many, else it refuses when there are any.
 func (s *Store) emptyNamespace(ctx context.Context, q querier, ns string, purge bool) (int, error) {
 	if purge {
-		n, err := q.Exec(ctx, "DELETE FROM repositories WHERE id IN ("+nsRepos+")", nsArgs(ns)...)
-		return int(n), err
+		type gone struct {
+			id   int64
+			name string
+		}
+		deleted, err := collect(func(r row) (gone, error) {
+			var g gone
+			err := r.Scan(&g.id, &g.name)
+			return g, err
+		})(q.Query(ctx, "DELETE FROM repositories WHERE id IN ("+nsRepos+") RETURNING id, name", nsArgs(ns)...))
+		if err != nil {
+			return 0, err
+		}
+		for _, g := range deleted {
+			if err := s.appendEvent(ctx, q, events.Event{Type: events.RepositoryDeleted, RepositoryID: g.id, Repository: g.name,
+				Detail: map[string]any{"purgedWith": ns}}); err != nil {
+				return 0, err
+			}
+		}
+		return len(deleted), nil
 	}
 	n, err := countRepositories(ctx, q, ns)
 	if err != nil {
@@ -421,7 +439,25 @@ func (s *Store) SetRepositoryVisibility(ctx context.Context, repository string, 
 		return fmt.Errorf("set visibility of %s: %w", repository, err)
 	}
 	err := s.write(ctx, func(q querier) error {
-		return mustAffect(q.Exec(ctx, "UPDATE repositories SET visibility = $1 WHERE name = $2", v, repository))
+		if err := s.lockRepo(ctx, q, repository); err != nil {
+			return err
+		}
+		var (
+			id  int64
+			old accounts.Visibility
+		)
+		err := q.QueryRow(ctx, "SELECT id, visibility FROM repositories WHERE name = $1"+s.d.forNoKeyUpdate, repository).Scan(&id, &old)
+		if err != nil {
+			return notFound(err)
+		}
+		if old == v {
+			return nil
+		}
+		if _, err := q.Exec(ctx, "UPDATE repositories SET visibility = $1 WHERE id = $2", v, id); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, q, events.Event{Type: events.RepositoryVisibilityChanged, RepositoryID: id,
+			Repository: repository, Visibility: string(v), Detail: map[string]any{"previous": string(old)}})
 	})
 	if err != nil {
 		return fmt.Errorf("set visibility of %s: %w", repository, err)

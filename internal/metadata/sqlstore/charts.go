@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hubctl/hubctl/internal/charts/chartstore"
+	"github.com/hubctl/hubctl/internal/events"
 )
 
 // This file holds the records of helm charts (migration 0011): one row per chart
@@ -39,6 +40,9 @@ func (s *Store) RecordChart(ctx context.Context, v chartstore.Version) error {
 		provSize = &v.ProvSize
 	}
 	err = s.write(ctx, func(q querier) error {
+		if err := s.lockRepo(ctx, q, v.Repository); err != nil {
+			return err
+		}
 		id, err := repoID(ctx, q, v.Repository)
 		if isNoRows(err) {
 			return chartstore.ErrManifestNotFound
@@ -53,6 +57,11 @@ func (s *Store) RecordChart(ctx context.Context, v chartstore.Version) error {
 		case isNoRows(err):
 			return chartstore.ErrManifestNotFound
 		case err != nil:
+			return err
+		}
+		var known bool
+		if err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM chart_versions WHERE repo_id = $1 AND digest = $2)",
+			id, v.Digest.String()).Scan(&known); err != nil {
 			return err
 		}
 		_, err = q.Exec(ctx, `INSERT INTO chart_versions
@@ -78,7 +87,12 @@ func (s *Store) RecordChart(ctx context.Context, v chartstore.Version) error {
 		// The record holds the version from now on (its tag points here).
 		_, err = q.Exec(ctx, "DELETE FROM chart_claims WHERE repository = $1 AND tag = $2 AND chart_digest = $3",
 			v.Repository, v.Tag(), v.ChartDigest.String())
-		return err
+		if err != nil || known {
+			return err
+		}
+		return s.appendEvent(ctx, q, events.Event{Type: events.ChartPushed, RepositoryID: id, Repository: v.Repository,
+			Digest: v.Digest.String(), Tag: v.Tag(), Chart: v.Name, Version: v.Version, Kind: events.KindChart,
+			Size: v.ChartSize})
 	})
 	if err != nil {
 		return fmt.Errorf("record chart %s@%s: %w", v.Repository, v.Digest, err)

@@ -34,6 +34,20 @@ type dialect struct {
 	// else's advisory locks will do).
 	lockName string
 
+	// lockRepo is a statement taking a transaction-scoped lock on the repository named
+	// $1, taken first by every transaction that writes an event for it. SQLite needs
+	// none (one writer). PostgreSQL takes an advisory lock (class "hubr"), which, unlike
+	// a row lock, assigns no transaction id: the id, which orders the event feed, is
+	// then assigned while the lock is held, so one repository's events are in commit
+	// order (docs/design/events.md).
+	lockRepo string
+
+	// xidHorizon is the event feed's horizon: every transaction with an id below it
+	// has finished. PostgreSQL takes a sequence value before commit, so readers return
+	// only rows below the xmin of their snapshot; SQLite commits in seq order and has
+	// none ("").
+	xidHorizon string
+
 	// greatest is the scalar maximum of its arguments: SQLite's max(a, b) is
 	// PostgreSQL's GREATEST(a, b) (PostgreSQL's max is only an aggregate).
 	greatest string
@@ -99,6 +113,8 @@ var postgresDialect = &dialect{
 	forNoKeyUpdate: " FOR NO KEY UPDATE",
 	forKeyShare:    " FOR KEY SHARE",
 	lockName:       "SELECT pg_advisory_xact_lock(1752523363, hashtext($1))",
+	lockRepo:       "SELECT pg_advisory_xact_lock(1752523378, hashtext($1))",
+	xidHorizon:     "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)",
 	greatest:       "GREATEST",
 	now:            "((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000)",
 	noLimit:        nil,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
@@ -154,6 +155,17 @@ func (s *Store) GCUntaggedManifests(ctx context.Context, before time.Time, dryRu
 			slices.SortFunc(out, func(a, b metadata.Manifest) int {
 				return cmp.Or(strings.Compare(a.Repository, b.Repository), strings.Compare(string(a.Digest), string(b.Digest)))
 			})
+			byName := make(map[string]int64, len(names))
+			for id, name := range names {
+				byName[name] = id
+			}
+			for _, m := range out {
+				if err := s.appendEvent(ctx, q, events.Event{Type: events.ManifestDeleted, RepositoryID: byName[m.Repository],
+					Repository: m.Repository, Digest: m.Digest.String(), MediaType: m.MediaType, ArtifactType: m.ArtifactType,
+					Size: m.Size}); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
@@ -30,6 +31,9 @@ func (s *Store) PutManifest(ctx context.Context, m metadata.Manifest, refs metad
 	}
 	err = s.write(ctx, func(q querier) error {
 		res = metadata.PutManifestResult{}
+		if err := s.lockRepo(ctx, q, m.Repository); err != nil {
+			return err
+		}
 		id, err := s.ensureRepo(ctx, q, m.Repository, true)
 		if err != nil {
 			return err
@@ -69,7 +73,10 @@ func (s *Store) PutManifest(ctx context.Context, m metadata.Manifest, refs metad
 		}
 
 		if tag == "" {
-			return s.checkGrowth(ctx, q, m.Repository, id, res.Created, false, m.Size)
+			if err := s.checkGrowth(ctx, q, m.Repository, id, res.Created, false, m.Size); err != nil {
+				return err
+			}
+			return s.pushEvents(ctx, q, id, m, tag, res)
 		}
 		// FOR UPDATE also orders this put with a concurrent DeleteTag, which does not
 		// take the repository lock: whichever locks the tag row first goes first.
@@ -83,7 +90,10 @@ func (s *Store) PutManifest(ctx context.Context, m metadata.Manifest, refs metad
 		res.PreviousTagDigest = digest.Digest(prev)
 		res.TagMoved = prev != m.Digest.String()
 		if !res.TagMoved {
-			return s.checkGrowth(ctx, q, m.Repository, id, res.Created, false, m.Size)
+			if err := s.checkGrowth(ctx, q, m.Repository, id, res.Created, false, m.Size); err != nil {
+				return err
+			}
+			return s.pushEvents(ctx, q, id, m, tag, res)
 		}
 		_, err = q.Exec(ctx, `INSERT INTO tags (repo_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
@@ -91,13 +101,33 @@ func (s *Store) PutManifest(ctx context.Context, m metadata.Manifest, refs metad
 		if err != nil {
 			return err
 		}
-		return s.checkGrowth(ctx, q, m.Repository, id, res.Created, prev == "", m.Size)
+		if err := s.checkGrowth(ctx, q, m.Repository, id, res.Created, prev == "", m.Size); err != nil {
+			return err
+		}
+		return s.pushEvents(ctx, q, id, m, tag, res)
 	})
 	if err != nil {
 		// Wrapped like every error; callers find *metadata.MissingReferenceError with errors.As.
 		return metadata.PutManifestResult{}, fmt.Errorf("put manifest %s@%s: %w", m.Repository, m.Digest, err)
 	}
 	return res, nil
+}
+
+// pushEvents writes the events of a put in its transaction: manifest.pushed on every
+// put (re-pushes too, as webhook consumers expect), tag.moved when the tag now points
+// here.
+func (s *Store) pushEvents(ctx context.Context, q querier, repoID int64, m metadata.Manifest, tag string, res metadata.PutManifestResult) error {
+	kind, platforms := events.Describe(m.MediaType, m.ArtifactType, m.Payload)
+	if err := s.appendEvent(ctx, q, events.Event{Type: events.ManifestPushed, RepositoryID: repoID, Repository: m.Repository,
+		Digest: m.Digest.String(), Tag: tag, MediaType: m.MediaType, ArtifactType: m.ArtifactType, Kind: kind,
+		Platforms: platforms, Size: m.Size}); err != nil {
+		return err
+	}
+	if !res.TagMoved {
+		return nil
+	}
+	return s.appendEvent(ctx, q, events.Event{Type: events.TagMoved, RepositoryID: repoID, Repository: m.Repository,
+		Digest: m.Digest.String(), PreviousDigest: res.PreviousTagDigest.String(), Tag: tag, MediaType: m.MediaType})
 }
 
 // SetRepositoryLimits sets the bounds PutManifest enforces; see metadata.Store.
@@ -246,9 +276,16 @@ func (s *Store) ListTags(ctx context.Context, repo, last string, n int) ([]strin
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
 	var d string
 	err := s.write(ctx, func(q querier) error {
-		return q.QueryRow(ctx, `DELETE FROM tags
+		if err := s.lockRepo(ctx, q, repo); err != nil {
+			return err
+		}
+		var id int64
+		if err := q.QueryRow(ctx, `DELETE FROM tags
 			WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2
-			RETURNING digest`, repo, tag).Scan(&d)
+			RETURNING digest, repo_id`, repo, tag).Scan(&d, &id); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, q, events.Event{Type: events.TagDeleted, RepositoryID: id, Repository: repo, Digest: d, Tag: tag})
 	})
 	switch {
 	case isNoRows(err):
@@ -271,6 +308,9 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	var res metadata.DeleteManifestResult
 	err := s.write(ctx, func(q querier) error {
 		res = metadata.DeleteManifestResult{}
+		if err := s.lockRepo(ctx, q, repo); err != nil {
+			return err
+		}
 		var id int64
 		if err := q.QueryRow(ctx, "SELECT id FROM repositories WHERE name = $1"+s.d.forNoKeyUpdate, repo).Scan(&id); err != nil {
 			return err
@@ -304,7 +344,17 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		res.Manifest, err = scanManifest(q.QueryRow(ctx, `DELETE FROM manifests WHERE repo_id = $1 AND digest = $2
 			RETURNING `+manifestColumns, id, d.String()), false)
 		res.Manifest.Repository = repo
-		return err
+		if err != nil {
+			return err
+		}
+		for _, t := range res.Tags {
+			if err := s.appendEvent(ctx, q, events.Event{Type: events.TagDeleted, RepositoryID: id, Repository: repo,
+				Digest: d.String(), Tag: t}); err != nil {
+				return err
+			}
+		}
+		return s.appendEvent(ctx, q, events.Event{Type: events.ManifestDeleted, RepositoryID: id, Repository: repo,
+			Digest: d.String(), MediaType: res.Manifest.MediaType, ArtifactType: res.Manifest.ArtifactType, Size: res.Manifest.Size})
 	})
 	switch {
 	case isNoRows(err):

@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
@@ -18,6 +19,9 @@ import (
 // create it all succeed.
 func (s *Store) EnsureRepository(ctx context.Context, name string) error {
 	return s.write(ctx, func(q querier) error {
+		if err := s.lockRepo(ctx, q, name); err != nil {
+			return err
+		}
 		_, err := s.ensureRepo(ctx, q, name, false)
 		return err
 	})
@@ -54,12 +58,17 @@ func (s *Store) ListRepositories(ctx context.Context, last string, n int) ([]str
 // links go by cascade. It takes the repository lock first, as PutManifest does.
 func (s *Store) DeleteRepository(ctx context.Context, name string) error {
 	err := s.write(ctx, func(q querier) error {
+		if err := s.lockRepo(ctx, q, name); err != nil {
+			return err
+		}
 		var id int64
 		if err := q.QueryRow(ctx, "SELECT id FROM repositories WHERE name = $1"+s.d.forNoKeyUpdate, name).Scan(&id); err != nil {
 			return err
 		}
-		_, err := q.Exec(ctx, "DELETE FROM repositories WHERE id = $1", id)
-		return err
+		if _, err := q.Exec(ctx, "DELETE FROM repositories WHERE id = $1", id); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, q, events.Event{Type: events.RepositoryDeleted, RepositoryID: id, Repository: name})
 	})
 	switch {
 	case isNoRows(err):
@@ -103,12 +112,13 @@ func (s *Store) ensureRepo(ctx context.Context, q querier, name string, lock boo
 		// every path creating a repository (a blob link, a manifest push, an explicit
 		// create) applies it. A row inserted by this transaction is ours alone until
 		// commit, so it needs no further lock.
+		var vis string
 		err = q.QueryRow(ctx, `INSERT INTO repositories (name, created_at, visibility)
 			VALUES ($1, $2, COALESCE((SELECT default_visibility FROM namespaces WHERE name = $3), 'private'))
 			ON CONFLICT (name) DO NOTHING
-			RETURNING id`, name, nanos(time.Time{}), namespaceOf(name)).Scan(&id)
+			RETURNING id, visibility`, name, nanos(time.Time{}), namespaceOf(name)).Scan(&id, &vis)
 		if err == nil {
-			return id, nil
+			return id, s.appendEvent(ctx, q, events.Event{Type: events.RepositoryCreated, RepositoryID: id, Repository: name, Visibility: vis})
 		}
 		if !isNoRows(err) {
 			return 0, fmt.Errorf("ensure repository %s: %w", name, err)
@@ -211,13 +221,21 @@ func (s *Store) RepositoryBlob(ctx context.Context, repo string, d digest.Digest
 // itself stays known: other repositories may link it, and GC decides when it goes.
 func (s *Store) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
 	return s.write(ctx, func(q querier) error {
-		n, err := q.Exec(ctx, `DELETE FROM repository_blobs
-			WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2`, repo, d.String())
+		if err := s.lockRepo(ctx, q, repo); err != nil {
+			return err
+		}
+		var id int64
+		err := q.QueryRow(ctx, `DELETE FROM repository_blobs
+			WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2
+			RETURNING repo_id`, repo, d.String()).Scan(&id)
+		if isNoRows(err) {
+			return fmt.Errorf("unlink blob %s from %s: %w", d, repo, metadata.ErrBlobNotFound)
+		}
+		if err == nil {
+			err = s.appendEvent(ctx, q, events.Event{Type: events.BlobDeleted, RepositoryID: id, Repository: repo, Digest: d.String()})
+		}
 		if err != nil {
 			return fmt.Errorf("unlink blob %s from %s: %w", d, repo, err)
-		}
-		if n == 0 {
-			return fmt.Errorf("unlink blob %s from %s: %w", d, repo, metadata.ErrBlobNotFound)
 		}
 		return nil
 	})
