@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,8 +126,10 @@ func (op *copyOp) entries() ([]Entry, error) {
 			if excluded(path.Base(m.path)) && m.wasGlob {
 				continue
 			}
+			under := op.from.Under(m.path)
+			out = slices.Grow(out, len(under)+1)
 			out = append(out, op.convert(Entry{Kind: KindDir, Mode: 0o755}, dest))
-			for _, e := range op.from.Under(m.path) {
+			for _, e := range under {
 				rel := strings.TrimPrefix(e.Path, m.path+"/")
 				if m.path == "" {
 					rel = e.Path

@@ -169,12 +169,30 @@ func (c *compiledRules) splitEntries(entries []Entry, dest string) [][]Entry {
 			dirs[cleanPath(e.Path)] = e
 		}
 	}
-	for _, e := range entries {
+	// Each entry's rule first, so every layer's list is allocated once at its size
+	// (a node_modules copy is tens of thousands of entries).
+	rule := make([]int, len(entries))
+	count := make([]int, len(c.rules))
+	for k, e := range entries {
+		if e.Kind == KindDir {
+			continue
+		}
+		rule[k] = c.assign(relOf(cleanPath(e.Path)))
+		count[rule[k]]++
+	}
+	for i, n := range count {
+		// Room for the directories above the files too (about one per ten files in
+		// a package tree; append grows it where there are more).
+		if n > 0 {
+			out[i] = make([]Entry, 0, n+n/8+1)
+		}
+	}
+	for k, e := range entries {
 		if e.Kind == KindDir {
 			continue
 		}
 		rel := relOf(cleanPath(e.Path))
-		i := c.assign(rel)
+		i := rule[k]
 		if r := c.rules[i]; r.Dest != "" {
 			rel = strings.TrimPrefix(strings.TrimPrefix(rel, cleanPath(r.Strip)), "/")
 			e.Path = path.Join(r.Dest, rel)

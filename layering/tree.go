@@ -102,12 +102,13 @@ func (t *Tree) Under(p string) []*Entry {
 	} else {
 		prefix = ""
 	}
-	var out []*Entry
-	for _, q := range paths[start:] {
-		if !strings.HasPrefix(q, prefix) {
-			break
-		}
-		out = append(out, t.byPath[q])
+	end := start
+	for end < len(paths) && strings.HasPrefix(paths[end], prefix) {
+		end++
+	}
+	out := make([]*Entry, end-start)
+	for i, q := range paths[start:end] {
+		out[i] = t.byPath[q]
 	}
 	return out
 }
