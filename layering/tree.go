@@ -7,11 +7,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/sync/errgroup"
 )
 
 // Tree is a set of entries by path: a build context, what a stage has added, or the
@@ -186,7 +190,6 @@ func LoadContext(dir string, ignore []string) (*Tree, error) {
 			return nil, fmt.Errorf(".dockerignore: %w", err)
 		}
 	}
-	t := NewTree()
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -196,32 +199,104 @@ func LoadContext(dir string, ignore []string) (*Tree, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", dir)
 	}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	w := &contextWalker{pm: pm}
+	var g errgroup.Group
+	// Directories are read by up to one goroutine per core: a no-op rebuild of a
+	// node_modules tree is mostly lstat(2) calls, which run in parallel in the kernel.
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	w.tryGo = g.TryGo
+	err = w.walk(root, "")
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	}
+	n := 0
+	for _, part := range w.parts {
+		n += len(part)
+	}
+	t := &Tree{byPath: make(map[string]*Entry, n)}
+	for _, part := range w.parts {
+		for _, e := range part {
+			t.Add(e)
+		}
+	}
+	return t, nil
+}
+
+// contextWalker reads a build context's directories concurrently; each directory's
+// entries go to parts as one slice, added to the tree once the walk is over.
+type contextWalker struct {
+	tryGo  func(func() error) bool
+	failed atomic.Bool
+	mu     sync.Mutex // guards parts, and pm: its patterns compile on first use
+	pm     *patternmatcher.PatternMatcher
+	parts  [][]Entry
+}
+
+// ignored reports whether .dockerignore leaves rel out.
+func (w *contextWalker) ignored(rel string) (bool, error) {
+	if w.pm == nil {
+		return false, nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pm.MatchesOrParentMatches(rel)
+}
+
+// walk reads directory dir (rel in the context; "" for the root), records its
+// entries and walks its subdirectories, on another goroutine where one is free.
+func (w *contextWalker) walk(dir, rel string) error {
+	if w.failed.Load() {
+		return nil // another directory failed; its error is the walk's
+	}
+	err := w.readDir(dir, rel)
+	if err != nil {
+		w.failed.Store(true)
+	}
+	return err
+}
+
+func (w *contextWalker) readDir(dir, rel string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	out := make([]Entry, 0, len(ents))
+	for _, d := range ents {
+		name := d.Name()
+		p, r := filepath.Join(dir, name), name
+		if rel != "" {
+			r = rel + "/" + name
+		}
+		skip, err := w.ignored(r)
 		if err != nil {
 			return err
 		}
-		if p == root {
-			return nil
+		if skip && (!d.IsDir() || !w.pm.Exclusions()) {
+			continue
 		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		if pm != nil {
-			skip, err := pm.MatchesOrParentMatches(rel)
-			if err != nil {
-				return err
+		if d.IsDir() {
+			if !w.tryGo(func() error { return w.walk(p, r) }) {
+				if err := w.walk(p, r); err != nil {
+					return err
+				}
 			}
 			if skip {
-				if d.IsDir() && !pm.Exclusions() {
-					return filepath.SkipDir
-				}
-				return nil
+				continue // excluded itself, but an exception may bring back what it holds
 			}
 		}
 		fi, err := d.Info()
 		if err != nil {
 			return err
 		}
-		e := Entry{Path: rel, Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
+		e := Entry{Path: r, Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
 		switch {
 		case fi.Mode().IsRegular():
 			e.Kind, e.HostPath, e.Size = KindFile, p, fi.Size()
@@ -235,13 +310,12 @@ func LoadContext(dir string, ignore []string) (*Tree, error) {
 			}
 			e.Kind, e.Linkname = KindSymlink, filepath.ToSlash(target)
 		default:
-			return nil // sockets, devices, pipes: docker skips them too
+			continue // sockets, devices, pipes: docker skips them too
 		}
-		t.Add(e)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("build context: %w", err)
+		out = append(out, e)
 	}
-	return t, nil
+	w.mu.Lock()
+	w.parts = append(w.parts, out)
+	w.mu.Unlock()
+	return nil
 }
