@@ -29,7 +29,8 @@ type Cache struct {
 	dir string
 
 	mu     sync.Mutex
-	hashes map[string]fileHash
+	hashes map[string]fileHash // only once ready is closed
+	ready  chan struct{}
 	dirty  bool
 }
 
@@ -67,10 +68,18 @@ func OpenCache(dir string) (*Cache, error) {
 			return nil, fmt.Errorf("build cache: %w", err)
 		}
 	}
-	c := &Cache{dir: dir, hashes: map[string]fileHash{}}
-	if raw, err := os.ReadFile(filepath.Join(dir, hashesFile)); err == nil {
-		c.hashes = parseHashes(raw)
-	}
+	c := &Cache{dir: dir, ready: make(chan struct{})}
+	// The file-hash index (a line per file of the contexts built before) is read
+	// while the build walks its context: on a no-op rebuild of a large tree the two
+	// are most of the time, and they need nothing of each other.
+	go func() {
+		defer close(c.ready)
+		if raw, err := os.ReadFile(filepath.Join(dir, hashesFile)); err == nil {
+			c.hashes = parseHashes(raw)
+		} else {
+			c.hashes = map[string]fileHash{}
+		}
+	}()
 	return c, nil
 }
 
@@ -122,6 +131,7 @@ func (c *Cache) HasBlob(d digest.Digest, size int64) bool {
 
 // Save writes the file-hash index back; call it once a build is done.
 func (c *Cache) Save() error {
+	<-c.ready
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.dirty {
@@ -151,6 +161,7 @@ func (c *Cache) hashFile(p string, known *fileHash) (string, error) {
 		}
 		known = &fileHash{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
 	}
+	<-c.ready
 	c.mu.Lock()
 	h, ok := c.hashes[p]
 	c.mu.Unlock()
