@@ -188,7 +188,11 @@ func eventRow(e hubtypes.Event) []string {
 	if e.Visibility != "" {
 		what = append(what, e.Visibility)
 	}
-	return []string{fmt.Sprint(e.Seq), e.Time, e.Type, orDash(e.Repository, "-"), orDash(strings.Join(what, " "), "-"), orDash(e.Actor, "system")}
+	when := e.Time
+	if t, err := time.Parse(time.RFC3339Nano, e.Time); err == nil {
+		when = t.UTC().Format(time.RFC3339) // whole seconds in a table; -o json keeps all
+	}
+	return []string{fmt.Sprint(e.Seq), when, e.Type, orDash(e.Repository, "-"), orDash(strings.Join(what, " "), "-"), orDash(e.Actor, "system")}
 }
 
 // shortDigest is "sha256:0123456789ab", enough to tell digests apart in a table.
