@@ -71,6 +71,8 @@ func newFixture(t *testing.T) *fixture {
 		Accounts:     store,
 		Repositories: store,
 		Events:       store,
+		Webhooks:     store,
+		Keyring:      testKeyring(t),
 		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := ver.Verify(raw)
 			if err != nil {

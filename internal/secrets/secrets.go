@@ -105,6 +105,7 @@ type Keyring struct {
 	newest string
 	aeads  map[string]cipher.AEAD
 	ids    []string // oldest first
+	keys   []Key
 	// reload, when set, reads the keys again (a keys file another process changed).
 	reload func() ([]Key, error)
 }
@@ -143,7 +144,7 @@ func (r *Keyring) set(keys []Key) error {
 		ids = append(ids, k.ID)
 	}
 	r.mu.Lock()
-	r.aeads, r.ids, r.newest = aeads, ids, ids[len(ids)-1]
+	r.aeads, r.ids, r.newest, r.keys = aeads, ids, ids[len(ids)-1], append([]Key(nil), keys...)
 	r.mu.Unlock()
 	return nil
 }
@@ -160,6 +161,14 @@ func (r *Keyring) IDs() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return append([]string(nil), r.ids...)
+}
+
+// Keys returns the ring's keys, oldest first, to make another ring of (a test joining
+// two rings, a command adding a key). Their String hides their bytes.
+func (r *Keyring) Keys() []Key {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]Key(nil), r.keys...)
 }
 
 // Reload reads the keys again from where they came from (a keys file); a ring made by

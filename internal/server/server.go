@@ -33,6 +33,7 @@ import (
 	"github.com/hubctl/hubctl/internal/registry"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/tracing"
+	"github.com/hubctl/hubctl/internal/webhook"
 )
 
 // readHeaderTimeout bounds how long a client may take to send request headers (slowloris).
@@ -209,8 +210,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	_ = keyring // sealed columns arrive with webhooks (docs/design/secrets.md)
-	ap, err := setupAuth(ctx, cfg, meta, log, stderr)
+	ap, err := setupAuth(ctx, cfg, meta, keyring, log, stderr)
 	if err != nil {
 		return err
 	}
@@ -552,6 +552,7 @@ type metaStore interface {
 	ACMECache
 	policy.Store
 	events.Store
+	webhook.Store
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 }

@@ -46,6 +46,13 @@ func (p Principal) MayReadHub(area string) bool {
 	return p.Token == nil || scope.HubAllows(p.TokenScopes, area, scope.HubRead)
 }
 
+// MayWriteHub reports whether p may change the hub API area (scope.HubWebhooks): a
+// session may, as far as its user's rights go; an access token only with a
+// hub:AREA:write scope.
+func (p Principal) MayWriteHub(area string) bool {
+	return p.Token == nil || scope.HubAllows(p.TokenScopes, area, scope.HubWrite)
+}
+
 // Policy decides grants from the accounts store.
 type Policy struct {
 	Store accounts.Store

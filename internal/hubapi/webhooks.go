@@ -1,0 +1,223 @@
+package hubapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/errcode"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/hubtypes"
+	"github.com/hubctl/hubctl/internal/reference"
+	"github.com/hubctl/hubctl/internal/webhook"
+)
+
+// Webhooks are managed by whoever administers what they watch: site administrators
+// every hook (site hooks only them), a namespace's administrators (the user whose
+// namespace it is, an organisation's admins) its namespace and repository hooks, and a
+// repository's admins that repository's hooks. An access token also needs
+// hub:webhooks:read to read them and hub:webhooks:write to change them.
+
+// writes wraps an endpoint that changes area so that an access token reaches it only
+// with a hub:AREA:write scope.
+func writes(area string, h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+		if !p.MayWriteHub(area) {
+			return denied("this access token may not change %s: that needs a token with the scope hub:%s:write, or a password login", area, area)
+		}
+		return h(w, r, p)
+	}
+}
+
+func (a *api) webhookRoutes() {
+	a.route("/api/v1/webhooks", map[string]handlerFunc{
+		"GET":  reads(scope.HubWebhooks, a.listWebhooks),
+		"POST": writes(scope.HubWebhooks, a.createWebhook),
+	})
+	a.route("/api/v1/webhooks/{id}", map[string]handlerFunc{
+		"GET":    reads(scope.HubWebhooks, a.getWebhook),
+		"DELETE": writes(scope.HubWebhooks, a.deleteWebhook),
+	})
+}
+
+// mayManageWebhooks reports whether p may manage hooks of scope on target.
+func (a *api) mayManageWebhooks(ctx context.Context, p *authz.Principal, sc, target string) (bool, error) {
+	if p.User == nil || p.User.Disabled {
+		return false, nil
+	}
+	if p.User.Admin {
+		return true, nil
+	}
+	if sc == webhook.ScopeSite || p.User.Robot {
+		// Robots are service accounts: a robot that could add hooks could send its
+		// organisation's events anywhere.
+		return false, nil
+	}
+	ns, _, _ := strings.Cut(target, "/")
+	if ns == p.User.Name {
+		return true, nil
+	}
+	var e *errcode.Error
+	switch _, err := a.orgAdmin(ctx, p, ns); {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &e) && (e.Code == errcode.Denied || e.Code == errcode.NameUnknown):
+	default:
+		return false, err
+	}
+	if sc == webhook.ScopeRepository {
+		role, err := a.policy.RoleOn(ctx, p.User, target)
+		if err != nil {
+			return false, err
+		}
+		return role == accounts.RoleAdmin, nil
+	}
+	return false, nil
+}
+
+func (a *api) webhookView(ctx context.Context, h webhook.Hook) hubtypes.Webhook {
+	v := hubtypes.Webhook{ID: h.ID, Scope: h.Scope, Target: h.Target, URL: h.URL, Repositories: h.Repositories, Tags: h.Tags,
+		Format: h.Format, Headers: h.HeaderNames, Enabled: h.Enabled, DisabledReason: h.DisabledReason, Failures: h.Failures,
+		CreatedAt: formatTime(h.CreatedAt)}
+	for _, t := range h.Events {
+		v.Events = append(v.Events, string(t))
+	}
+	if u, err := a.webhooks.UserByID(ctx, h.CreatedBy); err == nil {
+		v.CreatedBy = u.Name
+	}
+	return v
+}
+
+func (a *api) createWebhook(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if a.webhooks == nil || a.keyring == nil {
+		return notFound("no API endpoint %s", r.URL.Path)
+	}
+	var req hubtypes.CreateWebhookRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Format == "" {
+		req.Format = webhook.FormatHubctl
+	}
+	now := a.now().UTC()
+	h := webhook.Hook{ID: uuid.NewString(), Scope: req.Scope, Target: req.Target, URL: req.URL, Repositories: req.Repositories,
+		Tags: req.Tags, Format: req.Format, Enabled: !req.Disabled, CreatedBy: p.User.ID, CreatedAt: now, UpdatedAt: now}
+	for _, t := range req.Events {
+		h.Events = append(h.Events, events.Type(t))
+	}
+	if err := webhook.Validate(h, req.Headers); err != nil {
+		return invalid("%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": "))
+	}
+	if h.Scope == webhook.ScopeRepository {
+		if err := reference.ValidateRepository(h.Target); err != nil {
+			return invalid("target: %v", err)
+		}
+	}
+	switch ok, err := a.mayManageWebhooks(r.Context(), p, h.Scope, h.Target); {
+	case err != nil:
+		return err
+	case !ok && h.Scope == webhook.ScopeSite:
+		return denied("site webhooks are for site administrators")
+	case !ok:
+		return denied("webhooks of %s are managed by its administrators", h.Target)
+	}
+	secret := req.Secret
+	if secret == "" {
+		var err error
+		if secret, err = webhook.NewSecret(); err != nil {
+			return err
+		}
+	} else if _, err := webhook.SecretKey(secret); err != nil {
+		return invalid("secret: want %s and the base64 of 24 to 64 bytes", webhook.SecretPrefix)
+	}
+	if err := webhook.Seal(a.keyring, &h, secret, req.Headers); err != nil {
+		return err
+	}
+	if err := a.webhooks.CreateWebhook(r.Context(), h, p.Name()); err != nil {
+		return err
+	}
+	return reply(w, http.StatusCreated, hubtypes.CreateWebhookResponse{Webhook: a.webhookView(r.Context(), h), Secret: secret})
+}
+
+// listWebhooks answers GET /api/v1/webhooks[?namespace=NS]: the hooks the caller
+// manages, of NS (default: every hook for admins, the caller's own namespace else).
+func (a *api) listWebhooks(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if a.webhooks == nil {
+		return notFound("no API endpoint %s", r.URL.Path)
+	}
+	f := webhook.Filter{All: p.User.Admin}
+	if ns := r.URL.Query().Get("namespace"); ns != "" {
+		f = webhook.Filter{Namespaces: []string{ns}}
+	} else if !p.User.Admin {
+		f.Namespaces = []string{p.User.Name}
+	}
+	hooks, err := a.webhooks.ListWebhooks(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := []hubtypes.Webhook{}
+	for _, h := range hooks {
+		ok, err := a.mayManageWebhooks(r.Context(), p, h.Scope, h.Target)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out = append(out, a.webhookView(r.Context(), h))
+		}
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+// managedWebhook returns the hook of the path if p manages it; one answer, not found,
+// for a hook that is missing and one that is not p's.
+func (a *api) managedWebhook(r *http.Request, p *authz.Principal) (webhook.Hook, error) {
+	id := r.PathValue("id")
+	h, err := a.webhooks.GetWebhook(r.Context(), id)
+	if errors.Is(err, webhook.ErrNotFound) {
+		return h, notFound("webhook %s not found", id)
+	}
+	if err != nil {
+		return h, err
+	}
+	ok, err := a.mayManageWebhooks(r.Context(), p, h.Scope, h.Target)
+	if err != nil {
+		return h, err
+	}
+	if !ok {
+		return h, notFound("webhook %s not found", id)
+	}
+	return h, nil
+}
+
+func (a *api) getWebhook(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if a.webhooks == nil {
+		return notFound("no API endpoint %s", r.URL.Path)
+	}
+	h, err := a.managedWebhook(r, p)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, a.webhookView(r.Context(), h))
+}
+
+func (a *api) deleteWebhook(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if a.webhooks == nil {
+		return notFound("no API endpoint %s", r.URL.Path)
+	}
+	h, err := a.managedWebhook(r, p)
+	if err != nil {
+		return err
+	}
+	if err := a.webhooks.DeleteWebhook(r.Context(), h.ID, p.Name()); errors.Is(err, webhook.ErrNotFound) {
+		return notFound("webhook %s not found", h.ID)
+	} else if err != nil {
+		return err
+	}
+	return noContent(w)
+}

@@ -1,0 +1,150 @@
+package sqlstore
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/secrets"
+	"github.com/hubctl/hubctl/internal/webhook"
+)
+
+func testRing(t testing.TB, ids ...string) *secrets.Keyring {
+	t.Helper()
+	var keys []secrets.Key
+	for _, id := range ids {
+		k, err := secrets.GenerateKey(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	r, err := secrets.NewKeyring(keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func newHook(t testing.TB, ring *secrets.Keyring, scope, target string) (webhook.Hook, string) {
+	t.Helper()
+	now := time.Now().UTC()
+	h := webhook.Hook{ID: uuid.NewString(), Scope: scope, Target: target, URL: "https://example.com/hook",
+		Events: []events.Type{events.ManifestPushed}, Tags: []string{"v*"}, Format: webhook.FormatHubctl, Enabled: true,
+		CreatedBy: 1, CreatedAt: now, UpdatedAt: now}
+	secret, err := webhook.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := webhook.Seal(ring, &h, secret, map[string]string{"authorization": "Bearer tok"}); err != nil {
+		t.Fatal(err)
+	}
+	return h, secret
+}
+
+func TestWebhooks(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		s, _ := openFresh(t, b)
+		ring := testRing(t, "k1")
+		ns, secret := newHook(t, ring, webhook.ScopeNamespace, "acme")
+		repo, _ := newHook(t, ring, webhook.ScopeRepository, "acme/app")
+		other, _ := newHook(t, ring, webhook.ScopeNamespace, "other")
+		site, _ := newHook(t, ring, webhook.ScopeSite, "")
+		for _, h := range []webhook.Hook{ns, repo, other, site} {
+			if err := s.CreateWebhook(ctx, h, "alice"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.GetWebhook(ctx, ns.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Target != "acme" || got.Tags[0] != "v*" || got.Events[0] != events.ManifestPushed || !got.Enabled ||
+			got.HeaderNames[0] != "Authorization" || got.CreatedBy != 1 {
+			t.Fatalf("got %+v", got)
+		}
+		if sec, hdr, err := webhook.Open(ring, got); err != nil || sec != secret || hdr["authorization"] != "Bearer tok" {
+			t.Fatalf("open: %v %v", hdr, err)
+		}
+		// The stored secret is sealed for its row: moved to another row, it opens no more.
+		moved := repo
+		moved.Secret = got.Secret
+		if _, _, err := webhook.Open(ring, moved); !errors.Is(err, secrets.ErrOpen) {
+			t.Fatalf("a secret moved to another row: %v", err)
+		}
+		list, err := s.ListWebhooks(ctx, webhook.Filter{Namespaces: []string{"acme"}})
+		if err != nil || len(list) != 2 {
+			t.Fatalf("acme's hooks: %d %v", len(list), err)
+		}
+		if list, _ := s.ListWebhooks(ctx, webhook.Filter{Site: true}); len(list) != 1 || list[0].ID != site.ID {
+			t.Fatalf("site hooks: %+v", list)
+		}
+		if list, _ := s.ListWebhooks(ctx, webhook.Filter{All: true}); len(list) != 4 {
+			t.Fatalf("all hooks: %d", len(list))
+		}
+		if list, _ := s.ListWebhooks(ctx, webhook.Filter{}); len(list) != 0 {
+			t.Fatalf("an empty filter selected %d", len(list))
+		}
+		if err := s.DeleteWebhook(ctx, repo.ID, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetWebhook(ctx, repo.ID); !errors.Is(err, webhook.ErrNotFound) {
+			t.Fatalf("deleted: %v", err)
+		}
+		if err := s.DeleteWebhook(ctx, repo.ID, "bob"); !errors.Is(err, webhook.ErrNotFound) {
+			t.Fatalf("deleted twice: %v", err)
+		}
+		audit, err := s.ListAudit(ctx, accounts.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var creates, deletes int
+		for _, e := range audit {
+			switch e.Action {
+			case "webhook.create":
+				creates++
+			case "webhook.delete":
+				deletes++
+				if e.Actor != "bob" || e.Target != repo.ID {
+					t.Fatalf("delete audit %+v", e)
+				}
+			}
+		}
+		if creates != 4 || deletes != 1 {
+			t.Fatalf("audit: %d creates, %d deletes", creates, deletes)
+		}
+
+		// Rotation: a new key, then every sealed column is resealed with it.
+		ring2 := testRing(t, "k2")
+		both, _ := secrets.NewKeyring(mustKeys(t, ring, ring2)...)
+		n, err := s.ResealSecrets(ctx, both)
+		if err != nil || n != 6 { // three hooks, secret and headers each
+			t.Fatalf("resealed %d: %v", n, err)
+		}
+		if n, err := s.ResealSecrets(ctx, both); err != nil || n != 0 {
+			t.Fatalf("second reseal: %d %v", n, err)
+		}
+		got, _ = s.GetWebhook(ctx, ns.ID)
+		if id, _ := secrets.KeyID(got.Secret); id != "k2" {
+			t.Fatalf("secret sealed with %s after rotation", id)
+		}
+		if sec, _, err := webhook.Open(ring2, got); err != nil || sec != secret {
+			t.Fatalf("open with the new key alone: %v", err)
+		}
+	})
+}
+
+// mustKeys returns the keys of rings, in order, to make one ring of them.
+func mustKeys(t testing.TB, rings ...*secrets.Keyring) []secrets.Key {
+	t.Helper()
+	var out []secrets.Key
+	for _, r := range rings {
+		out = append(out, r.Keys()...)
+	}
+	return out
+}
