@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,7 +22,9 @@ Administrators of a namespace manage its hooks and those of its repositories.`,
 		NewCmdWebhookCreate(f, nil),
 		NewCmdWebhookLs(f),
 		NewCmdWebhookShow(f),
-		NewCmdWebhookRm(f))
+		NewCmdWebhookRm(f),
+		NewCmdWebhookDeliveries(f),
+		NewCmdWebhookRedeliver(f))
 }
 
 // WebhookCreateOptions are the inputs of `hubctl webhook create`.
@@ -195,5 +198,51 @@ func NewCmdWebhookRm(f *Factory) *cobra.Command {
 			return fmt.Errorf("delete webhook %s: %w", o.Args[0], err)
 		}
 		return o.Hub.done(nil, "Webhook %s deleted", o.Args[0])
+	})
+}
+
+// NewCmdWebhookDeliveries returns `hubctl webhook deliveries ID`.
+func NewCmdWebhookDeliveries(f *Factory) *cobra.Command {
+	opts := &AdminOptions{}
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "deliveries ID",
+		Short: "List a webhook's newest deliveries and their attempts (-o json for headers and answers)",
+		Args:  checkArgs(cobra.ExactArgs(1)),
+	}
+	simpleCommand(f, cmd, opts, nil, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+		ds, err := c.ListWebhookDeliveries(ctx, o.Args[0], limit)
+		if err != nil {
+			return fmt.Errorf("webhook %s deliveries: %w", o.Args[0], err)
+		}
+		return o.Hub.print(ds, []string{"DELIVERY", "EVENT", "TYPE", "REPOSITORY", "STATE", "ATTEMPTS", "LAST", "NEXT"}, func(row func(cells ...string)) {
+			for _, d := range ds {
+				last := d.LastError
+				if d.LastStatus != 0 {
+					last = fmt.Sprint(d.LastStatus)
+				}
+				row(fmt.Sprint(d.ID), d.Event, d.Type, d.Repository, d.State, fmt.Sprint(d.Attempts), last, d.NextAt)
+			}
+		})
+	})
+	cmd.Flags().IntVar(&limit, "limit", 0, "At most `N` deliveries (default 50, up to 1000)")
+	return cmd
+}
+
+// NewCmdWebhookRedeliver returns `hubctl webhook redeliver ID DELIVERY`.
+func NewCmdWebhookRedeliver(f *Factory) *cobra.Command {
+	return simpleCommand(f, &cobra.Command{
+		Use: "redeliver ID DELIVERY", Short: "Send a delivery's event to the webhook again (same event id)",
+		Args: checkArgs(cobra.ExactArgs(2)),
+	}, &AdminOptions{}, nil, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+		n, err := strconv.ParseInt(o.Args[1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("delivery %q: want the number 'hubctl webhook deliveries' shows", o.Args[1])
+		}
+		d, err := c.RedeliverWebhook(ctx, o.Args[0], n)
+		if err != nil {
+			return fmt.Errorf("redeliver: %w", err)
+		}
+		return o.Hub.done(d, "Event %s queued again for webhook %s (delivery %s)", d.Event, o.Args[0], fmt.Sprint(d.ID))
 	})
 }

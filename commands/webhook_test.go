@@ -2,8 +2,10 @@ package commands
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/hubtypes"
 )
@@ -36,6 +38,25 @@ func TestWebhookCommands(t *testing.T) {
 	if out := h.ok(admin, "webhook", "ls"); !strings.Contains(out, id) {
 		t.Fatalf("admin's ls:\n%s", out)
 	}
+	// A push fans out to the hook; its delivery is listed and can be sent again.
+	h.push("bob/app", "v1")
+	if _, err := h.store.DispatchWebhooks(t.Context(), 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out = h.ok(bob, "webhook", "deliveries", id)
+	if !strings.HasPrefix(out, "DELIVERY") || !strings.Contains(out, "manifest.pushed") || !strings.Contains(out, "pending") {
+		t.Fatalf("deliveries:\n%s", out)
+	}
+	var ds []hubtypes.WebhookDelivery
+	if err := json.Unmarshal([]byte(h.ok(bob, "webhook", "deliveries", id, "-o", "json")), &ds); err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries -o json: %v %+v", err, ds)
+	}
+	h.ok(bob, "webhook", "redeliver", id, strconv.FormatInt(ds[0].ID, 10))
+	if err := json.Unmarshal([]byte(h.ok(bob, "webhook", "deliveries", id, "-o", "json")), &ds); err != nil || len(ds) != 2 || ds[0].Event != ds[1].Event {
+		t.Fatalf("after redeliver: %v %+v", err, ds)
+	}
+	h.fails(bob, "not found", "webhook", "redeliver", id, "999")
+	h.fails(admin, "not found", "webhook", "deliveries", "nope")
 	h.ok(bob, "webhook", "rm", id)
 	h.fails(bob, "not found", "webhook", "show", id)
 }

@@ -74,6 +74,20 @@ type Config struct {
 	Events Events `yaml:"events"`
 	// Secrets holds the keys that seal secrets at rest (webhook secrets and headers).
 	Secrets Secrets `yaml:"secrets"`
+	// Webhooks configures webhook delivery (docs/webhooks.md).
+	Webhooks Webhooks `yaml:"webhooks"`
+}
+
+// Webhooks configures webhook delivery.
+type Webhooks struct {
+	// AllowAddresses lists, comma-separated, the CIDRs or addresses webhooks may reach
+	// although the SSRF guard refuses them by default (loopback, private, link-local,
+	// metadata): a receiver on the hub's own network.
+	AllowAddresses string `yaml:"allow_addresses"`
+	// MaxFailures failed deliveries in a row pause a hook; 0 never pauses.
+	MaxFailures int `yaml:"max_failures"`
+	// Interval is how often each replica looks for events and due deliveries when idle.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // Secrets configures the keys that seal secrets stored in the database
@@ -288,6 +302,7 @@ func Default() Config {
 		Metrics:            Metrics{Addr: DefaultMetricsAddr},
 		Retention:          Retention{Interval: DefaultRetentionInterval},
 		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval},
+		Webhooks:           Webhooks{MaxFailures: 50, Interval: time.Second},
 	}
 }
 
@@ -492,6 +507,13 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("external_url %q must be an absolute http(s) URL", c.ExternalURL))
 		}
+	}
+	if _, err := ParseTrustedProxies(c.Webhooks.AllowAddresses); err != nil {
+		errs = append(errs, fmt.Errorf("webhooks.allow_addresses: %w", err))
+	}
+	if c.Webhooks.MaxFailures < 0 || c.Webhooks.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("webhooks.max_failures must not be negative and webhooks.interval must be greater than 0, got %d and %s",
+			c.Webhooks.MaxFailures, c.Webhooks.Interval))
 	}
 	if c.Secrets.KeysFile != "" && c.Secrets.Key != "" {
 		errs = append(errs, fmt.Errorf("secrets.keys_file and %s are both set: give the keys one way", EnvSecretsKey))

@@ -217,7 +217,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"tls.acme_domain": "hub.example.com", "tls.acme_directory": "https://acme.example.com/dir", "tls.acme_email": "ops@example.com",
 		"tls.redirect_addr": ":80", "metrics.addr": "127.0.0.1:9000", "metrics.token": "0123456789abcdef",
 		"retention.interval": "1h", "events.retention": "168h", "events.purge_interval": "10m",
-		"secrets.keys_file": "/s.keys",
+		"secrets.keys_file": "/s.keys", "webhooks.allow_addresses": "10.0.0.0/8,127.0.0.1", "webhooks.max_failures": "10",
+		"webhooks.interval": "2s",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

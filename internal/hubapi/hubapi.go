@@ -75,7 +75,7 @@ type Options struct {
 	Events events.Store
 	// Webhooks keeps webhooks and Keyring seals their secrets; nil answers the
 	// /api/v1/webhooks endpoints 404.
-	Webhooks webhook.Store
+	Webhooks webhook.DeliveryStore
 	Keyring  *secrets.Keyring
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
@@ -89,7 +89,7 @@ type api struct {
 	events events.Store
 	policy *authz.Policy
 
-	webhooks webhook.Store
+	webhooks webhook.DeliveryStore
 	keyring  *secrets.Keyring
 	jwt      func(string) (string, token.Hub, error)
 	log      *slog.Logger

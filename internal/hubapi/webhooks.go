@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -44,6 +46,72 @@ func (a *api) webhookRoutes() {
 		"GET":    reads(scope.HubWebhooks, a.getWebhook),
 		"DELETE": writes(scope.HubWebhooks, a.deleteWebhook),
 	})
+	a.route("/api/v1/webhooks/{id}/deliveries", map[string]handlerFunc{"GET": reads(scope.HubWebhooks, a.listDeliveries)})
+	a.route("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", map[string]handlerFunc{"POST": writes(scope.HubWebhooks, a.redeliver)})
+}
+
+func deliveryView(d webhook.Delivery) hubtypes.WebhookDelivery {
+	v := hubtypes.WebhookDelivery{ID: d.ID, Event: d.EventID, Type: string(d.EventType), Repository: d.Repository, State: d.State,
+		Attempts: d.Attempts, LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: formatTime(d.CreatedAt)}
+	if d.State == webhook.StatePending {
+		v.NextAt = formatTime(d.NextAt)
+	}
+	for _, a := range d.Log {
+		v.Log = append(v.Log, hubtypes.WebhookAttempt{Time: a.Started.UTC().Format(time.RFC3339Nano), DurationMillis: a.Duration.Milliseconds(),
+			Status: a.Status, Error: a.Error, RequestHeaders: a.RequestHeaders, ResponseHeaders: a.ResponseHeaders, ResponseBody: a.ResponseBody})
+	}
+	return v
+}
+
+// listDeliveries answers GET /api/v1/webhooks/{id}/deliveries[?limit=N]: the hook's
+// newest deliveries (at most 50 unless limit says, up to 1000) with their attempts.
+func (a *api) listDeliveries(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if a.webhooks == nil {
+		return notFound("no API endpoint %s", r.URL.Path)
+	}
+	h, err := a.managedWebhook(r, p)
+	if err != nil {
+		return err
+	}
+	limit := 0
+	if s := r.URL.Query().Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
+			return invalid("limit %q: want 1 to 1000", s)
+		}
+	}
+	ds, err := a.webhooks.ListWebhookDeliveries(r.Context(), h.ID, limit)
+	if err != nil {
+		return err
+	}
+	out := []hubtypes.WebhookDelivery{}
+	for _, d := range ds {
+		out = append(out, deliveryView(d))
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+// redeliver answers POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver: the
+// delivery's event is queued again for the hook, due now, with the same event id.
+func (a *api) redeliver(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if a.webhooks == nil {
+		return notFound("no API endpoint %s", r.URL.Path)
+	}
+	h, err := a.managedWebhook(r, p)
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(r.PathValue("delivery"), 10, 64)
+	if err != nil {
+		return notFound("delivery %s not found", r.PathValue("delivery"))
+	}
+	d, err := a.webhooks.RedeliverWebhook(r.Context(), h.ID, id, p.Name(), a.now())
+	if errors.Is(err, webhook.ErrNotFound) {
+		return notFound("delivery %d of webhook %s not found", id, h.ID)
+	}
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusAccepted, deliveryView(d))
 }
 
 // mayManageWebhooks reports whether p may manage hooks of scope on target.

@@ -91,6 +91,13 @@ func TestWebhooksAPI(t *testing.T) {
 	f.want(f.do(bearer(reader), "DELETE", "/api/v1/webhooks/"+made.ID, nil), 403, "DENIED")
 	f.want(f.do(bearer(writer), "POST", "/api/v1/webhooks", create), 201, "")
 
+	// Deliveries: the hook's managers only.
+	f.want(f.do(asAlice, "GET", "/api/v1/webhooks/"+made.ID+"/deliveries", nil), 200, "")
+	f.want(f.do(asBob, "GET", "/api/v1/webhooks/"+made.ID+"/deliveries", nil), 404, "NAME_UNKNOWN")
+	f.want(f.do(asBob, "POST", "/api/v1/webhooks/"+made.ID+"/deliveries/1/redeliver", nil), 404, "NAME_UNKNOWN")
+	f.want(f.do(asAlice, "POST", "/api/v1/webhooks/"+made.ID+"/deliveries/1/redeliver", nil), 404, "NAME_UNKNOWN")
+	f.want(f.do(bearer(reader), "POST", "/api/v1/webhooks/"+made.ID+"/deliveries/1/redeliver", nil), 403, "DENIED")
+
 	f.want(f.do(asAlice, "DELETE", "/api/v1/webhooks/"+made.ID, nil), 204, "")
 	f.wantAudit("webhook.delete", "alice", made.ID)
 	f.want(f.do(asAlice, "GET", "/api/v1/webhooks/"+made.ID, nil), 404, "NAME_UNKNOWN")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/hubctl/hubctl/internal/hubtypes"
 )
@@ -33,4 +34,20 @@ func (c *Client) GetWebhook(ctx context.Context, id string) (hubtypes.Webhook, e
 // DeleteWebhook deletes the webhook id.
 func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "webhooks/"+seg(id), nil, nil)
+}
+
+// ListWebhookDeliveries returns the webhook's newest deliveries with their attempts.
+func (c *Client) ListWebhookDeliveries(ctx context.Context, id string, limit int) ([]hubtypes.WebhookDelivery, error) {
+	path := "webhooks/" + seg(id) + "/deliveries"
+	if limit > 0 {
+		path += "?" + url.Values{"limit": {strconv.Itoa(limit)}}.Encode()
+	}
+	var out []hubtypes.WebhookDelivery
+	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// RedeliverWebhook queues a delivery's event again for its webhook.
+func (c *Client) RedeliverWebhook(ctx context.Context, id string, delivery int64) (hubtypes.WebhookDelivery, error) {
+	var out hubtypes.WebhookDelivery
+	return out, c.do(ctx, http.MethodPost, "webhooks/"+seg(id)+"/deliveries/"+strconv.FormatInt(delivery, 10)+"/redeliver", nil, &out)
 }

@@ -293,3 +293,32 @@ type CreateWebhookResponse struct {
 	Webhook
 	Secret string `json:"secret"`
 }
+
+// WebhookDelivery is one event sent (or to be sent) to a webhook, with its attempts.
+type WebhookDelivery struct {
+	ID         int64  `json:"id"`
+	Event      string `json:"event"` // the event id, the webhook-id header
+	Type       string `json:"type"`
+	Repository string `json:"repository,omitempty"`
+	// State is pending, delivered, failed or skipped (the hook's owner may no longer
+	// read the repository).
+	State      string           `json:"state"`
+	Attempts   int              `json:"attempts"`
+	NextAt     string           `json:"nextAt,omitempty"`
+	LastStatus int              `json:"lastStatus,omitempty"`
+	LastError  string           `json:"lastError,omitempty"`
+	CreatedAt  string           `json:"createdAt"`
+	Log        []WebhookAttempt `json:"log,omitempty"`
+}
+
+// WebhookAttempt is one try of a delivery: what was sent (custom header values
+// redacted) and the head of the answer.
+type WebhookAttempt struct {
+	Time            string            `json:"time"`
+	DurationMillis  int64             `json:"durationMs"`
+	Status          int               `json:"status,omitempty"`
+	Error           string            `json:"error,omitempty"`
+	RequestHeaders  map[string]string `json:"requestHeaders,omitempty"`
+	ResponseHeaders map[string]string `json:"responseHeaders,omitempty"`
+	ResponseBody    string            `json:"responseBody,omitempty"`
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/blobstore/s3store"
 	"github.com/hubctl/hubctl/internal/charts/chartrepo"
@@ -259,6 +260,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	allow, err := config.ParseTrustedProxies(cfg.Webhooks.AllowAddresses)
+	if err != nil {
+		return err
+	}
 	handler = clientAddress(proxies, cfg.TrustedProxyHeader, handler)
 	if wrap != nil {
 		handler = wrap(handler)
@@ -326,6 +331,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if cfg.Events.Retention > 0 {
 		janitorDone.Go(func() { runEventPurge(janitorCtx, log, meta, cfg.Events.Retention, cfg.Events.PurgeInterval) })
 	}
+	// Every replica dispatches and delivers webhooks; the store's cursor lock and
+	// claims share the work (docs/webhooks.md).
+	maxFailures := cfg.Webhooks.MaxFailures
+	if maxFailures == 0 {
+		maxFailures = -1 // never pause
+	}
+	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
+		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures}
+	janitorDone.Go(func() { deliverer.Run(janitorCtx, cfg.Webhooks.Interval) })
 	defer func() {
 		stopJanitor()
 		janitorDone.Wait()
@@ -552,7 +566,7 @@ type metaStore interface {
 	ACMECache
 	policy.Store
 	events.Store
-	webhook.Store
+	webhook.DeliveryStore
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 }

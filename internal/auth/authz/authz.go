@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -245,4 +246,14 @@ func PrincipalOf(ctx context.Context, store accounts.Store, subject string, hub 
 		return Principal{User: &u, Session: &sess}, nil
 	}
 	return Principal{User: &u}, nil
+}
+
+// MayPull reports whether user may pull repository now: its role, or the repository
+// being public. Webhook delivery asks it of a hook's owner for every event.
+func (pol *Policy) MayPull(ctx context.Context, user accounts.User, repository string) (bool, error) {
+	g, err := pol.Grant(ctx, Principal{User: &user}, scope.Scope{Type: scope.TypeRepository, Name: repository, Actions: []string{scope.Pull}})
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(g.Actions, scope.Pull) || slices.Contains(g.Actions, scope.All), nil
 }

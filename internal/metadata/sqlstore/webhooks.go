@@ -165,6 +165,14 @@ func (s *Store) DeleteWebhook(ctx context.Context, id, actor string) error {
 
 // deleteWebhookRows deletes a hook and what hangs off it.
 func (s *Store) deleteWebhookRows(ctx context.Context, q querier, id string) error {
+	// Explicit rather than left to ON DELETE CASCADE, which SQLite applies only with
+	// foreign keys switched on for the connection.
+	if _, err := q.Exec(ctx, `DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE hook_id = $1)`, id); err != nil {
+		return err
+	}
+	if _, err := q.Exec(ctx, `DELETE FROM webhook_deliveries WHERE hook_id = $1`, id); err != nil {
+		return err
+	}
 	_, err := q.Exec(ctx, `DELETE FROM webhooks WHERE id = $1`, id)
 	return err
 }
