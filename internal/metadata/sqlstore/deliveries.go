@@ -22,6 +22,11 @@ func (s *Store) DispatchWebhooks(ctx context.Context, limit int, now time.Time) 
 	if limit <= 0 || limit > events.MaxPage {
 		limit = events.DefaultPage
 	}
+	// Idle replicas look without taking the writer (SQLite) or a row lock (PostgreSQL).
+	if ok, err := s.any(ctx, `SELECT 1 FROM events e WHERE (e.xid, e.seq) > (COALESCE((SELECT xid FROM webhook_cursor WHERE id = 1), 0),
+		COALESCE((SELECT seq FROM webhook_cursor WHERE id = 1), 0))`); err != nil || !ok {
+		return 0, err
+	}
 	read := 0
 	err := s.write(ctx, func(q querier) error {
 		read = 0
@@ -99,6 +104,10 @@ func scanDelivery(r row) (webhook.Delivery, error) {
 // lease (claimed_until) then keeps them from other workers until the attempt is
 // recorded, or, if the worker dies, until it runs out.
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, n int, now time.Time, lease time.Duration) ([]webhook.Claim, error) {
+	if ok, err := s.any(ctx, `SELECT 1 FROM webhook_deliveries WHERE state = 'pending' AND next_at <= $1 AND claimed_until <= $1`,
+		nanos(now)); err != nil || !ok {
+		return nil, err
+	}
 	var out []webhook.Claim
 	err := s.write(ctx, func(q querier) error {
 		out = nil
@@ -269,4 +278,13 @@ func (s *Store) RedeliverWebhook(ctx context.Context, hookID string, deliveryID 
 		return webhook.Delivery{}, fmt.Errorf("redeliver: %w", err)
 	}
 	return d, nil
+}
+
+// any reports whether query selects a row.
+func (s *Store) any(ctx context.Context, query string, args ...any) (bool, error) {
+	var n int
+	err := s.do(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT count(*) FROM (`+query+` LIMIT 1) x`, args...).Scan(&n)
+	})
+	return n > 0, err
 }
