@@ -23,6 +23,8 @@ Administrators of a namespace manage its hooks and those of its repositories.`,
 		NewCmdWebhookLs(f),
 		NewCmdWebhookShow(f),
 		NewCmdWebhookRm(f),
+		NewCmdWebhookEnable(f, true),
+		NewCmdWebhookEnable(f, false),
 		NewCmdWebhookDeliveries(f),
 		NewCmdWebhookRedeliver(f))
 }
@@ -245,4 +247,20 @@ func NewCmdWebhookRedeliver(f *Factory) *cobra.Command {
 		}
 		return o.Hub.done(d, "Event %s queued again for webhook %s (delivery %s)", d.Event, o.Args[0], fmt.Sprint(d.ID))
 	})
+}
+
+// NewCmdWebhookEnable returns `hubctl webhook enable ID` (or disable).
+func NewCmdWebhookEnable(f *Factory, enable bool) *cobra.Command {
+	use, short, verb := "enable ID", "Turn a webhook on again (after a pause or a 410), clearing its failures", "enabled"
+	if !enable {
+		use, short, verb = "disable ID", "Turn a webhook off: its events are no longer fanned out to it", "disabled"
+	}
+	return simpleCommand(f, &cobra.Command{Use: use, Short: short, Args: checkArgs(cobra.ExactArgs(1))}, &AdminOptions{}, nil,
+		func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+			h, err := c.SetWebhookEnabled(ctx, o.Args[0], enable)
+			if err != nil {
+				return fmt.Errorf("webhook %s: %w", o.Args[0], err)
+			}
+			return o.Hub.done(h, "Webhook %s "+verb, h.ID)
+		})
 }

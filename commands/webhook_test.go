@@ -57,6 +57,11 @@ func TestWebhookCommands(t *testing.T) {
 	}
 	h.fails(bob, "not found", "webhook", "redeliver", id, "999")
 	h.fails(admin, "not found", "webhook", "deliveries", "nope")
+	h.ok(bob, "webhook", "disable", id)
+	if out := h.ok(bob, "webhook", "show", id); !strings.Contains(out, "enabled       no") {
+		t.Fatalf("after disable:\n%s", out)
+	}
+	h.ok(bob, "webhook", "enable", id)
 	h.ok(bob, "webhook", "rm", id)
 	h.fails(bob, "not found", "webhook", "show", id)
 }

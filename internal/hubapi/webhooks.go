@@ -44,6 +44,7 @@ func (a *api) webhookRoutes() {
 	})
 	a.route("/api/v1/webhooks/{id}", map[string]handlerFunc{
 		"GET":    reads(scope.HubWebhooks, a.getWebhook),
+		"PATCH":  writes(scope.HubWebhooks, a.updateWebhook),
 		"DELETE": writes(scope.HubWebhooks, a.deleteWebhook),
 	})
 	a.route("/api/v1/webhooks/{id}/deliveries", map[string]handlerFunc{"GET": reads(scope.HubWebhooks, a.listDeliveries)})
@@ -288,4 +289,32 @@ func (a *api) deleteWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 		return err
 	}
 	return noContent(w)
+}
+
+// updateWebhook answers PATCH /api/v1/webhooks/{id} {"enabled": bool}: turning a hook
+// on again (after a 410 or a pause) clears its failures and the reason.
+func (a *api) updateWebhook(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if a.webhooks == nil {
+		return notFound("no API endpoint %s", r.URL.Path)
+	}
+	var req hubtypes.UpdateWebhookRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Enabled == nil {
+		return invalid("nothing to change: give enabled")
+	}
+	h, err := a.managedWebhook(r, p)
+	if err != nil {
+		return err
+	}
+	if err := a.webhooks.SetWebhookEnabled(r.Context(), h.ID, *req.Enabled, p.Name()); errors.Is(err, webhook.ErrNotFound) {
+		return notFound("webhook %s not found", h.ID)
+	} else if err != nil {
+		return err
+	}
+	if h, err = a.webhooks.GetWebhook(r.Context(), h.ID); err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, a.webhookView(r.Context(), h))
 }

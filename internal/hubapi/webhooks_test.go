@@ -91,6 +91,19 @@ func TestWebhooksAPI(t *testing.T) {
 	f.want(f.do(bearer(reader), "DELETE", "/api/v1/webhooks/"+made.ID, nil), 403, "DENIED")
 	f.want(f.do(bearer(writer), "POST", "/api/v1/webhooks", create), 201, "")
 
+	// Turning off and on: its managers, audited.
+	off := decodeAs[hubtypes.Webhook](t, f.want(f.do(asAlice, "PATCH", "/api/v1/webhooks/"+made.ID, map[string]any{"enabled": false}), 200, ""))
+	if off.Enabled {
+		t.Fatal("still enabled")
+	}
+	f.wantAudit("webhook.disable", "alice", made.ID)
+	f.want(f.do(asBob, "PATCH", "/api/v1/webhooks/"+made.ID, map[string]any{"enabled": true}), 404, "NAME_UNKNOWN")
+	f.want(f.do(asAlice, "PATCH", "/api/v1/webhooks/"+made.ID, map[string]any{}), 400, "INVALID_REQUEST")
+	f.want(f.do(bearer(reader), "PATCH", "/api/v1/webhooks/"+made.ID, map[string]any{"enabled": true}), 403, "DENIED")
+	if on := decodeAs[hubtypes.Webhook](t, f.want(f.do(asAlice, "PATCH", "/api/v1/webhooks/"+made.ID, map[string]any{"enabled": true}), 200, "")); !on.Enabled {
+		t.Fatal("not enabled again")
+	}
+
 	// Deliveries: the hook's managers only.
 	f.want(f.do(asAlice, "GET", "/api/v1/webhooks/"+made.ID+"/deliveries", nil), 200, "")
 	f.want(f.do(asBob, "GET", "/api/v1/webhooks/"+made.ID+"/deliveries", nil), 404, "NAME_UNKNOWN")

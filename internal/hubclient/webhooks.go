@@ -51,3 +51,9 @@ func (c *Client) RedeliverWebhook(ctx context.Context, id string, delivery int64
 	var out hubtypes.WebhookDelivery
 	return out, c.do(ctx, http.MethodPost, "webhooks/"+seg(id)+"/deliveries/"+strconv.FormatInt(delivery, 10)+"/redeliver", nil, &out)
 }
+
+// SetWebhookEnabled turns the webhook id on or off.
+func (c *Client) SetWebhookEnabled(ctx context.Context, id string, enabled bool) (hubtypes.Webhook, error) {
+	var out hubtypes.Webhook
+	return out, c.do(ctx, http.MethodPatch, "webhooks/"+seg(id), hubtypes.UpdateWebhookRequest{Enabled: &enabled}, &out)
+}

@@ -322,3 +322,9 @@ type WebhookAttempt struct {
 	ResponseHeaders map[string]string `json:"responseHeaders,omitempty"`
 	ResponseBody    string            `json:"responseBody,omitempty"`
 }
+
+// UpdateWebhookRequest is the body of PATCH /api/v1/webhooks/{id}.
+type UpdateWebhookRequest struct {
+	// Enabled turns the hook on (clearing its failures) or off.
+	Enabled *bool `json:"enabled,omitempty"`
+}

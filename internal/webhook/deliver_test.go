@@ -378,6 +378,14 @@ func TestRetriesAndDisabling(t *testing.T) {
 			if got.Enabled || !strings.Contains(got.DisabledReason, "paused after 3") || len(h.rc.requests("/bad")) != 3 {
 				t.Fatalf("after failures: %+v, %d requests", got, len(h.rc.requests("/bad")))
 			}
+			// Turned on again, the hook starts over: no failures, no reason, its pending
+			// delivery is sent again.
+			if err := h.store.SetWebhookEnabled(t.Context(), bad.ID, true, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ = h.store.GetWebhook(t.Context(), bad.ID); !got.Enabled || got.Failures != 0 || got.DisabledReason != "" {
+				t.Fatalf("re-enabled: %+v", got)
+			}
 		})
 	}
 }

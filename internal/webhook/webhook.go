@@ -95,6 +95,9 @@ type Store interface {
 	ListWebhooks(ctx context.Context, f Filter) ([]Hook, error)
 	// DeleteWebhook deletes the hook id (and its deliveries) and audits it as actor.
 	DeleteWebhook(ctx context.Context, id, actor string) error
+	// SetWebhookEnabled turns the hook id on (clearing its failures and the reason the
+	// hub turned it off) or off, and audits it as actor.
+	SetWebhookEnabled(ctx context.Context, id string, enabled bool, actor string) error
 	// UserByID returns the account of id (a hook's creator), or an error wrapping
 	// accounts.ErrNotFound once it is deleted.
 	UserByID(ctx context.Context, id int64) (accounts.User, error)

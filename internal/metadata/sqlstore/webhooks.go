@@ -191,3 +191,28 @@ func (s *Store) UserByID(ctx context.Context, id int64) (accounts.User, error) {
 	}
 	return u, nil
 }
+
+// SetWebhookEnabled turns a hook on or off and audits it, in one transaction.
+func (s *Store) SetWebhookEnabled(ctx context.Context, id string, enabled bool, actor string) error {
+	a := events.ActorFrom(ctx)
+	now := time.Now()
+	err := s.write(ctx, func(q querier) error {
+		n, err := q.Exec(ctx, `UPDATE webhooks SET enabled = $1, disabled_reason = '', failures = 0, updated_at = $2 WHERE id = $3`,
+			enabled, nanos(now), id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("webhook %s: %w", id, webhook.ErrNotFound)
+		}
+		action := "webhook.disable"
+		if enabled {
+			action = "webhook.enable"
+		}
+		return auditIn(ctx, q, accounts.AuditEntry{Time: now, Actor: actor, Action: action, Target: id, Remote: a.Remote})
+	})
+	if err != nil {
+		return fmt.Errorf("set webhook enabled: %w", err)
+	}
+	return nil
+}

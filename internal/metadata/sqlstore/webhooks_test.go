@@ -148,3 +148,51 @@ func mustKeys(t testing.TB, rings ...*secrets.Keyring) []secrets.Key {
 	}
 	return out
 }
+
+// TestDispatchNoSkipOnPostgres: the dispatcher reads the feed with its xid horizon, so
+// an event of a transaction still open when a later one commits is fanned out once it
+// commits, not skipped by a cursor that moved past the later one.
+func TestDispatchNoSkipOnPostgres(t *testing.T) {
+	s, _ := openFresh(t, backends[1])
+	ctx := t.Context()
+	ring := testRing(t, "k")
+	h, _ := newHook(t, ring, webhook.ScopeSite, "")
+	h.Events, h.Tags = nil, nil
+	h.CreatedAt = h.CreatedAt.Add(-time.Hour)
+	if err := s.CreateWebhook(ctx, h, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.e.begin(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.rollback(ctx)
+	if err := s.lockRepo(ctx, a, "x/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.appendEvent(ctx, a, events.Event{Type: events.TagMoved, Repository: "x/a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendEvent(ctx, events.Event{Type: events.TagMoved, Repository: "x/b"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DispatchWebhooks(ctx, 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "webhook_deliveries"); n != 0 {
+		t.Fatalf("%d deliveries while an older transaction is open, want 0", n)
+	}
+	if err := a.commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DispatchWebhooks(ctx, 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.ListWebhookDeliveries(ctx, h.ID, 0)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("after the commit: %d deliveries, %v; want both events", len(ds), err)
+	}
+	if _, err := s.DispatchWebhooks(ctx, 0, time.Now()); err != nil || count(t, s, "webhook_deliveries") != 2 {
+		t.Fatalf("a second dispatch fanned out again: %v", err)
+	}
+}
