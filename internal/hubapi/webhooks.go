@@ -164,8 +164,12 @@ func (a *api) webhookView(ctx context.Context, h webhook.Hook) hubtypes.Webhook 
 }
 
 func (a *api) createWebhook(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
-	if a.webhooks == nil || a.keyring == nil {
+	if a.webhooks == nil {
 		return notFound("no API endpoint %s", r.URL.Path)
+	}
+	if a.keyring == nil {
+		return errcode.New(errcode.Unavailable, "this hub has no key to seal webhook secrets with: give every replica the same "+
+			"secrets.keys_file or HUBCTL_SECRETS_KEY (docs/operating.md, Secrets at rest)")
 	}
 	var req hubtypes.CreateWebhookRequest
 	if err := decode(w, r, &req); err != nil {

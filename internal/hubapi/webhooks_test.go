@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/secrets"
 )
@@ -114,4 +115,19 @@ func TestWebhooksAPI(t *testing.T) {
 	f.want(f.do(asAlice, "DELETE", "/api/v1/webhooks/"+made.ID, nil), 204, "")
 	f.wantAudit("webhook.delete", "alice", made.ID)
 	f.want(f.do(asAlice, "GET", "/api/v1/webhooks/"+made.ID, nil), 404, "NAME_UNKNOWN")
+}
+
+// TestWebhooksWithoutKeys: a hub with no key to seal secrets (PostgreSQL with none
+// configured) serves everything else and refuses to create a hook with a 503 naming
+// what to set, rather than storing a secret it could not seal.
+func TestWebhooksWithoutKeys(t *testing.T) {
+	f := newFixture(t, func(o *hubapi.Options) { o.Keyring = nil })
+	create := map[string]any{"scope": "namespace", "target": "alice", "url": "https://example.com/hook"}
+	r := f.want(f.do(asAlice, "POST", "/api/v1/webhooks", create), 503, "UNAVAILABLE")
+	if !strings.Contains(string(r.body), "HUBCTL_SECRETS_KEY") {
+		t.Fatalf("the refusal does not say what to set: %s", r.body)
+	}
+	if list := decodeAs[[]hubtypes.Webhook](t, f.want(f.do(asAlice, "GET", "/api/v1/webhooks", nil), 200, "")); len(list) != 0 {
+		t.Fatalf("hooks listed: %+v", list)
+	}
 }

@@ -31,7 +31,7 @@ func TestOpenKeyring(t *testing.T) {
 	if err != nil || again.Newest() != r.Newest() {
 		t.Fatalf("second start: %v, key %s want %s", err, again.Newest(), r.Newest())
 	}
-	// PostgreSQL without a configured key refuses to start.
+	// PostgreSQL without a configured key has no keyring (serve runs without webhooks).
 	pg, err := config.Load(config.Sources{Flags: map[string]string{"data": data, "db.path": "postgres://h@127.0.0.1:1/h"}})
 	if err != nil {
 		t.Fatal(err)

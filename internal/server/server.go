@@ -208,7 +208,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	}()
 
 	keyring, err := OpenKeyring(cfg, true)
-	if err != nil {
+	if errors.Is(err, ErrNoSecretsKey) {
+		// A hub upgraded on PostgreSQL keeps serving; only what needs sealed secrets
+		// (webhooks) waits for the keys, and says so where it is asked for.
+		log.Warn("webhooks are off until every replica is given the same secret keys", "why", err.Error())
+		keyring = nil
+	} else if err != nil {
 		return err
 	}
 	ap, err := setupAuth(ctx, cfg, meta, keyring, log, stderr)
@@ -339,7 +344,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	}
 	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
 		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures}
-	janitorDone.Go(func() { deliverer.Run(janitorCtx, cfg.Webhooks.Interval) })
+	if keyring != nil {
+		janitorDone.Go(func() { deliverer.Run(janitorCtx, cfg.Webhooks.Interval) })
+	}
 	defer func() {
 		stopJanitor()
 		janitorDone.Wait()
