@@ -428,19 +428,28 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 	}
 }
 
-// runEventPurge deletes events older than retention every interval (the first time at
-// start) until ctx ends. Every replica runs it: the purge is idempotent, so replicas
-// purging at once only repeat each other's work, never undo or double it.
-func runEventPurge(ctx context.Context, log *slog.Logger, store events.Store, retention, interval time.Duration) {
+// runEventPurge deletes, every interval until ctx ends, the events older than
+// retention and the finished webhook deliveries last touched before then (with their
+// attempts), so neither the outbox nor the delivery log grows without bound. Every
+// replica runs it; deleting is idempotent.
+func runEventPurge(ctx context.Context, log *slog.Logger, store eventPurger, retention, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := store.PurgeEvents(ctx, time.Now().Add(-retention), 0)
+		before := time.Now().Add(-retention)
+		n, err := store.PurgeEvents(ctx, before, 0)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("purge old events", "err", err, "purged", n)
 		case n > 0:
 			log.Info("purged old events", "count", n, "retention", retention)
+		}
+		n, err = store.PurgeWebhookDeliveries(ctx, before, 0)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("purge old webhook deliveries", "err", err, "purged", n)
+		case n > 0:
+			log.Info("purged old webhook deliveries", "count", n, "retention", retention)
 		}
 		select {
 		case <-ctx.Done():
@@ -448,6 +457,12 @@ func runEventPurge(ctx context.Context, log *slog.Logger, store events.Store, re
 		case <-t.C:
 		}
 	}
+}
+
+// eventPurger is what runEventPurge deletes from.
+type eventPurger interface {
+	PurgeEvents(ctx context.Context, before time.Time, batch int) (int, error)
+	PurgeWebhookDeliveries(ctx context.Context, before time.Time, batch int) (int, error)
 }
 
 // runGC runs a garbage collection every cfg.Interval (the first one after an interval,

@@ -91,4 +91,9 @@ type DeliveryStore interface {
 	// RedeliverWebhook queues the event of a delivery of the hook again, due now, as a
 	// new delivery with the same event id, and audits it as actor.
 	RedeliverWebhook(ctx context.Context, hookID string, deliveryID int64, actor string, now time.Time) (Delivery, error)
+	// PurgeWebhookDeliveries deletes finished deliveries (delivered, failed, skipped)
+	// last updated before before, with their attempts, at most batch per transaction
+	// (0: a default) until none is left, and returns how many it deleted. Pending ones
+	// stay, however old: they give up on their own after three days.
+	PurgeWebhookDeliveries(ctx context.Context, before time.Time, batch int) (int, error)
 }

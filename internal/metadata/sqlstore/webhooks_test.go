@@ -196,3 +196,62 @@ func TestDispatchNoSkipOnPostgres(t *testing.T) {
 		t.Fatalf("a second dispatch fanned out again: %v", err)
 	}
 }
+
+// TestPurgeWebhookDeliveries: the delivery log is kept as long as the events and no
+// longer; finished deliveries older than the cutoff go with their attempts, pending
+// ones stay however old, recent ones stay.
+func TestPurgeWebhookDeliveries(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		s, _ := openFresh(t, b)
+		h, _ := newHook(t, testRing(t, "k"), webhook.ScopeSite, "")
+		h.Events, h.Tags = nil, nil
+		h.CreatedAt = h.CreatedAt.Add(-time.Hour)
+		if err := s.CreateWebhook(ctx, h, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		for _, repo := range []string{"x/a", "x/b", "x/c"} {
+			if _, err := s.AppendEvent(ctx, events.Event{Type: events.TagMoved, Repository: repo}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := time.Now()
+		old := now.Add(-48 * time.Hour)
+		if _, err := s.DispatchWebhooks(ctx, 0, old); err != nil {
+			t.Fatal(err)
+		}
+		claims, err := s.ClaimWebhookDeliveries(ctx, 3, now, time.Minute)
+		if err != nil || len(claims) != 3 {
+			t.Fatalf("claimed %d, %v; want 3", len(claims), err)
+		}
+		delivered := webhook.Outcome{State: webhook.StateDelivered, Attempt: webhook.Attempt{Started: old, Status: 200}}
+		if err := s.FinishWebhookDelivery(ctx, claims[0].Delivery.ID, delivered, 0, old); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishWebhookDelivery(ctx, claims[1].Delivery.ID, delivered, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		// claims[2] stays pending, dispatched two days ago.
+		if n := count(t, s, "webhook_attempts"); n != 2 {
+			t.Fatalf("%d attempts, want 2", n)
+		}
+		n, err := s.PurgeWebhookDeliveries(ctx, now.Add(-24*time.Hour), 1)
+		if err != nil || n != 1 {
+			t.Fatalf("purged %d, %v; want 1", n, err)
+		}
+		ds, err := s.ListWebhookDeliveries(ctx, h.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := map[int64]bool{}
+		for _, d := range ds {
+			left[d.ID] = true
+		}
+		if len(ds) != 2 || left[claims[0].Delivery.ID] || !left[claims[1].Delivery.ID] || !left[claims[2].Delivery.ID] {
+			t.Fatalf("left %v; want the recent and the pending delivery", left)
+		}
+		if n := count(t, s, "webhook_attempts"); n != 1 {
+			t.Fatalf("%d attempts left, want 1: the purged delivery's went with it", n)
+		}
+	})
+}
