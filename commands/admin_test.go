@@ -17,6 +17,7 @@ import (
 	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
+	"github.com/hubctl/hubctl/internal/secrets"
 )
 
 // hub is the real hub API handler on a real SQLite store behind httptest, with a
@@ -34,7 +35,15 @@ func newHub(t *testing.T) *hub {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store}))
+	key, err := secrets.GenerateKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := secrets.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Webhooks: store, Keyring: ring}))
 	t.Cleanup(srv.Close)
 	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
 	h.user("admin", "admin-password", true)

@@ -23,7 +23,7 @@ func NewCmdAdmin(f *Factory) *cobra.Command {
 		`Change accounts directly in the hub's database, on the host that runs 'hubctl serve',
 with the configuration serve reads (--config, HUBCTL_* variables, --data, --db). For
 when nobody can log in any more, e.g. the admin password is lost.`,
-		NewCmdAdminResetPassword(f, nil))
+		NewCmdAdminResetPassword(f, nil), NewCmdAdminSecrets(f, nil))
 }
 
 // ResetPasswordOptions are the inputs of `hubctl admin reset-password`, after the

@@ -65,7 +65,9 @@ Reading the hub API beyond your own account, tokens and repositories takes a hub
   hub:audit:read      the audit log (site admins)
   hub:quotas:read     namespace usage and quotas
   hub:events:read     events of the repositories the token may pull
+  hub:webhooks:read   the webhooks its owner manages
   hub:*:read          all of the above
+  hub:webhooks:write  create and delete those webhooks
 Changing accounts, organisations, teams, grants and quotas needs a password login.`,
 		Example: `  hubctl token create ci --scope repository:team/app:pull,push --expires 90d --registry hub.example.com
   hubctl token create reader --scope 'repository:team/*:pull' -o json

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,6 +148,9 @@ const adminPassword = "e2e-admin-password"
 // and returns once /readyz answers 200. The process is stopped with SIGTERM at cleanup.
 // It runs with --auth=none: these tests are about the distribution API; token auth has
 // tests of its own (startAuthServer).
+// e2eSecretsKey seals stored secrets on the hubs of these tests that run on PostgreSQL.
+const e2eSecretsKey = "e2e=ZTJlLXNlY3JldHMta2V5LTMyLWJ5dGVzLWxvbmchISE="
+
 func startServer(t testing.TB) *server {
 	t.Helper()
 	return startServerWith(t, t.TempDir(), "--auth=none")
@@ -208,6 +212,12 @@ func launchServerEnv(t testing.TB, dataDir string, env []string, args ...string)
 	// A stray HUBCTL_* variable in the developer's shell must not change the server the
 	// tests believe they started.
 	s.cmd.Env = append(append(cleanEnv("HUBCTL_"), "HUBCTL_ADMIN_PASSWORD="+adminPassword), env...)
+	// A hub on PostgreSQL refuses to start without the keys that seal stored secrets,
+	// which its replicas must share: give every one the same.
+	if slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "HUBCTL_DB_PATH=postgres") }) &&
+		!slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "HUBCTL_SECRETS_") }) {
+		s.cmd.Env = append(s.cmd.Env, "HUBCTL_SECRETS_KEY="+e2eSecretsKey)
+	}
 	s.cmd.Dir = logDir
 	s.cmd.Stdout = logf
 	stderr, err := s.cmd.StderrPipe()

@@ -72,7 +72,42 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	// Events is issue 18's event outbox.
 	Events Events `yaml:"events"`
+	// Secrets holds the keys that seal secrets at rest (webhook secrets and headers).
+	Secrets Secrets `yaml:"secrets"`
+	// Webhooks configures webhook delivery (docs/webhooks.md).
+	Webhooks Webhooks `yaml:"webhooks"`
 }
+
+// Webhooks configures webhook delivery.
+type Webhooks struct {
+	// AllowAddresses lists, comma-separated, the CIDRs or addresses webhooks may reach
+	// although the SSRF guard refuses them by default (loopback, private, link-local,
+	// metadata): a receiver on the hub's own network.
+	AllowAddresses string `yaml:"allow_addresses"`
+	// MaxFailures failed deliveries in a row pause a hook; 0 never pauses.
+	MaxFailures int `yaml:"max_failures"`
+	// Interval is how often each replica looks for events and due deliveries when idle.
+	Interval time.Duration `yaml:"interval"`
+}
+
+// Secrets configures the keys that seal secrets stored in the database
+// (internal/secrets, docs/operating.md "Secrets at rest"). With neither set, a hub on
+// SQLite keeps its keys in <data>/secrets.keys, made at first start; a hub on
+// PostgreSQL refuses to start, since its replicas must all hold the same keys.
+type Secrets struct {
+	// KeysFile is a file of ID=BASE64 lines (32-byte keys), oldest first: the last
+	// seals, every one opens. It must be mode 0600.
+	KeysFile string `yaml:"keys_file"`
+	// Key holds the keys inline (ID=BASE64, comma-separated, the last seals). Like the
+	// admin password it comes only from $HUBCTL_SECRETS_KEY, never a file or a flag.
+	Key string `yaml:"-"`
+}
+
+// EnvSecretsKey names the variable Secrets.Key is read from.
+const EnvSecretsKey = "HUBCTL_SECRETS_KEY"
+
+// DefaultSecretsKeysFile is the keys file of a hub on SQLite that configures none.
+func (c Config) DefaultSecretsKeysFile() string { return filepath.Join(c.Data, "secrets.keys") }
 
 // ParseTrustedProxies parses TrustedProxies: CIDRs or single addresses, separated by
 // commas or spaces.
@@ -267,6 +302,7 @@ func Default() Config {
 		Metrics:            Metrics{Addr: DefaultMetricsAddr},
 		Retention:          Retention{Interval: DefaultRetentionInterval},
 		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval},
+		Webhooks:           Webhooks{MaxFailures: 50, Interval: time.Second},
 	}
 }
 
@@ -307,6 +343,9 @@ func Load(src Sources) (Config, error) {
 	}
 	if v, ok := env(EnvAdminPassword); ok {
 		cfg.Auth.AdminPassword = v
+	}
+	if v, ok := env(EnvSecretsKey); ok {
+		cfg.Secrets.Key = v
 	}
 	byKey := map[string]field{}
 	for _, k := range fields(&cfg) {
@@ -468,6 +507,16 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("external_url %q must be an absolute http(s) URL", c.ExternalURL))
 		}
+	}
+	if _, err := ParseTrustedProxies(c.Webhooks.AllowAddresses); err != nil {
+		errs = append(errs, fmt.Errorf("webhooks.allow_addresses: %w", err))
+	}
+	if c.Webhooks.MaxFailures < 0 || c.Webhooks.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("webhooks.max_failures must not be negative and webhooks.interval must be greater than 0, got %d and %s",
+			c.Webhooks.MaxFailures, c.Webhooks.Interval))
+	}
+	if c.Secrets.KeysFile != "" && c.Secrets.Key != "" {
+		errs = append(errs, fmt.Errorf("secrets.keys_file and %s are both set: give the keys one way", EnvSecretsKey))
 	}
 	errs = append(errs, c.validateOps()...)
 	// Map iteration above is unordered; sort so the message is stable.

@@ -160,6 +160,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "unsupported db", env: map[string]string{"HUBCTL_DB_DRIVER": "mysql"}, wantErr: `db.driver "mysql"`},
 		{name: "empty addr", flags: map[string]string{"addr": ""}, wantErr: "addr must not be empty"},
 		{name: "unknown flag key", flags: map[string]string{"nope": "1"}, wantErr: `unknown configuration key "nope"`},
+		{name: "secrets given twice", env: map[string]string{"HUBCTL_SECRETS_KEY": "a=AAAA", "HUBCTL_SECRETS_KEYS_FILE": "/k"}, wantErr: "give the keys one way"},
 		{name: "missing file", env: map[string]string{"HUBCTL_CONFIG": "/nonexistent/hubctl.yaml"}, wantErr: "no such file"},
 	}
 	for _, tt := range tests {
@@ -216,6 +217,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"tls.acme_domain": "hub.example.com", "tls.acme_directory": "https://acme.example.com/dir", "tls.acme_email": "ops@example.com",
 		"tls.redirect_addr": ":80", "metrics.addr": "127.0.0.1:9000", "metrics.token": "0123456789abcdef",
 		"retention.interval": "1h", "events.retention": "168h", "events.purge_interval": "10m",
+		"secrets.keys_file": "/s.keys", "webhooks.allow_addresses": "10.0.0.0/8,127.0.0.1", "webhooks.max_failures": "10",
+		"webhooks.interval": "2s",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

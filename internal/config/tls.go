@@ -74,9 +74,11 @@ const (
 
 // Events configures the event outbox (issue 18, docs/design/events.md).
 type Events struct {
-	// Retention is how long events are kept; 0 keeps them forever.
+	// Retention is how long events, and finished webhook deliveries, are kept; 0
+	// keeps them forever.
 	Retention time.Duration `yaml:"retention"`
-	// PurgeInterval is how often each replica deletes events older than Retention.
+	// PurgeInterval is how often each replica deletes events older than Retention,
+	// and finished webhook deliveries last touched before then.
 	PurgeInterval time.Duration `yaml:"purge_interval"`
 }
 

@@ -29,6 +29,8 @@ import (
 	"github.com/hubctl/hubctl/internal/errcode"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/reqlog"
+	"github.com/hubctl/hubctl/internal/secrets"
+	"github.com/hubctl/hubctl/internal/webhook"
 )
 
 // Prefix is the path under which the API is served; the server mounts New's handler
@@ -71,6 +73,10 @@ type Options struct {
 	Repositories RepositoryDeleter
 	// Events is the event outbox (GET /api/v1/events); nil answers that endpoint 404.
 	Events events.Store
+	// Webhooks keeps webhooks and Keyring seals their secrets; nil answers the
+	// /api/v1/webhooks endpoints 404.
+	Webhooks webhook.DeliveryStore
+	Keyring  *secrets.Keyring
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
@@ -82,10 +88,13 @@ type api struct {
 	repos  RepositoryDeleter
 	events events.Store
 	policy *authz.Policy
-	jwt    func(string) (string, token.Hub, error)
-	log    *slog.Logger
-	now    func() time.Time
-	mux    *http.ServeMux
+
+	webhooks webhook.DeliveryStore
+	keyring  *secrets.Keyring
+	jwt      func(string) (string, token.Hub, error)
+	log      *slog.Logger
+	now      func() time.Time
+	mux      *http.ServeMux
 
 	dummyOnce sync.Once
 	dummy     string
@@ -95,7 +104,8 @@ type api struct {
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
-	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard}
+	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard,
+		webhooks: o.Webhooks, keyring: o.Keyring}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -200,6 +210,7 @@ func (a *api) routes() {
 
 	a.route("/api/v1/audit", map[string]handlerFunc{"GET": reads(scope.HubAudit, a.listAudit)})
 	a.route("/api/v1/events", map[string]handlerFunc{"GET": reads(scope.HubEvents, a.listEvents)})
+	a.webhookRoutes()
 }
 
 // ServeHTTP authenticates the request before routing, so that even a request for an

@@ -52,7 +52,7 @@ const (
 	bobPass   = "bob-password"
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, edit ...func(*hubapi.Options)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlstore.OpenSQLite(ctx, t.TempDir()+"/db")
@@ -67,10 +67,12 @@ func newFixture(t *testing.T) *fixture {
 	clk := &clock{t: time.Now()}
 	iss := &token.Issuer{Keys: keys, Issuer: "hubctl-test", Service: "registry.test", Now: clk.now}
 	ver := &token.Verifier{Keys: keys, Issuer: "hubctl-test", Audience: "registry.test", Now: clk.now}
-	h := hubapi.New(hubapi.Options{
+	o := hubapi.Options{
 		Accounts:     store,
 		Repositories: store,
 		Events:       store,
+		Webhooks:     store,
+		Keyring:      testKeyring(t),
 		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := ver.Verify(raw)
 			if err != nil {
@@ -79,7 +81,11 @@ func newFixture(t *testing.T) *fixture {
 			return c.Subject, c.Hub, nil
 		},
 		Now: clk.now,
-	})
+	}
+	for _, e := range edit {
+		e(&o)
+	}
+	h := hubapi.New(o)
 	f := &fixture{t: t, store: store, srv: httptest.NewServer(h), issuer: iss, clock: clk}
 	t.Cleanup(f.srv.Close)
 	f.createUser("admin", adminPass, true)

@@ -246,3 +246,85 @@ type EventPage struct {
 	Events []Event `json:"events"`
 	Next   string  `json:"next"`
 }
+
+// Webhook is a webhook as the API shows it: never its secret (shown once, in
+// CreateWebhookResponse) nor its header values (only their names).
+type Webhook struct {
+	ID     string `json:"id"`
+	Scope  string `json:"scope"`            // site, namespace or repository
+	Target string `json:"target,omitempty"` // the namespace or repository
+	URL    string `json:"url"`
+	// Events are the event types it wants; empty means all.
+	Events       []string `json:"events,omitempty"`
+	Repositories []string `json:"repositories,omitempty"` // glob filters
+	Tags         []string `json:"tags,omitempty"`         // glob filters
+	Format       string   `json:"format"`
+	Headers      []string `json:"headers,omitempty"` // names of the custom headers
+	Enabled      bool     `json:"enabled"`
+	// DisabledReason says why the hub turned the hook off (410 Gone, failures).
+	DisabledReason string `json:"disabledReason,omitempty"`
+	Failures       int    `json:"failures,omitempty"`
+	CreatedBy      string `json:"createdBy,omitempty"`
+	CreatedAt      string `json:"createdAt"`
+}
+
+// CreateWebhookRequest is the body of POST /api/v1/webhooks.
+type CreateWebhookRequest struct {
+	Scope        string   `json:"scope"`
+	Target       string   `json:"target,omitempty"`
+	URL          string   `json:"url"`
+	Events       []string `json:"events,omitempty"`
+	Repositories []string `json:"repositories,omitempty"`
+	Tags         []string `json:"tags,omitempty"`
+	// Format is "hubctl" (the default and, so far, the only one).
+	Format string `json:"format,omitempty"`
+	// Secret is the signing secret ("whsec_" and base64 of 24 to 64 bytes); empty
+	// means the hub makes one.
+	Secret string `json:"secret,omitempty"`
+	// Headers are custom headers sent with every delivery, stored sealed.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Disabled creates the hook turned off.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// CreateWebhookResponse answers POST /api/v1/webhooks: the hook and its secret, which
+// is shown this once.
+type CreateWebhookResponse struct {
+	Webhook
+	Secret string `json:"secret"`
+}
+
+// WebhookDelivery is one event sent (or to be sent) to a webhook, with its attempts.
+type WebhookDelivery struct {
+	ID         int64  `json:"id"`
+	Event      string `json:"event"` // the event id, the webhook-id header
+	Type       string `json:"type"`
+	Repository string `json:"repository,omitempty"`
+	// State is pending, delivered, failed or skipped (the hook's owner may no longer
+	// read the repository).
+	State      string           `json:"state"`
+	Attempts   int              `json:"attempts"`
+	NextAt     string           `json:"nextAt,omitempty"`
+	LastStatus int              `json:"lastStatus,omitempty"`
+	LastError  string           `json:"lastError,omitempty"`
+	CreatedAt  string           `json:"createdAt"`
+	Log        []WebhookAttempt `json:"log,omitempty"`
+}
+
+// WebhookAttempt is one try of a delivery: what was sent (custom header values
+// redacted) and the head of the answer.
+type WebhookAttempt struct {
+	Time            string            `json:"time"`
+	DurationMillis  int64             `json:"durationMs"`
+	Status          int               `json:"status,omitempty"`
+	Error           string            `json:"error,omitempty"`
+	RequestHeaders  map[string]string `json:"requestHeaders,omitempty"`
+	ResponseHeaders map[string]string `json:"responseHeaders,omitempty"`
+	ResponseBody    string            `json:"responseBody,omitempty"`
+}
+
+// UpdateWebhookRequest is the body of PATCH /api/v1/webhooks/{id}.
+type UpdateWebhookRequest struct {
+	// Enabled turns the hook on (clearing its failures) or off.
+	Enabled *bool `json:"enabled,omitempty"`
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/registry"
+	"github.com/hubctl/hubctl/internal/secrets"
 )
 
 // AdminUser is the account created at first start.
@@ -41,7 +42,7 @@ type authParts struct {
 // setupAuth loads (or creates) the signing keys, creates the admin account at first
 // start and builds the token service and the registry's token check. It returns nil
 // parts with --auth=none.
-func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slog.Logger, stderr io.Writer) (*authParts, error) {
+func setupAuth(ctx context.Context, cfg config.Config, store metaStore, keyring *secrets.Keyring, log *slog.Logger, stderr io.Writer) (*authParts, error) {
 	if err := ensureAdmin(ctx, store, cfg, stderr); err != nil {
 		return nil, err
 	}
@@ -122,6 +123,8 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, log *slo
 		Accounts:     store,
 		Repositories: store,
 		Events:       store,
+		Webhooks:     store,
+		Keyring:      keyring,
 		Policy:       policy,
 		Log:          log,
 		Guard:        guard,

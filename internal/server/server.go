@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/blobstore/s3store"
 	"github.com/hubctl/hubctl/internal/charts/chartrepo"
@@ -31,7 +32,9 @@ import (
 	"github.com/hubctl/hubctl/internal/metrics"
 	"github.com/hubctl/hubctl/internal/policy"
 	"github.com/hubctl/hubctl/internal/registry"
+	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/tracing"
+	"github.com/hubctl/hubctl/internal/webhook"
 )
 
 // readHeaderTimeout bounds how long a client may take to send request headers (slowloris).
@@ -204,7 +207,16 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		}
 	}()
 
-	ap, err := setupAuth(ctx, cfg, meta, log, stderr)
+	keyring, err := OpenKeyring(cfg, true)
+	if errors.Is(err, ErrNoSecretsKey) {
+		// A hub upgraded on PostgreSQL keeps serving; only what needs sealed secrets
+		// (webhooks) waits for the keys, and says so where it is asked for.
+		log.Warn("webhooks are off until every replica is given the same secret keys", "why", err.Error())
+		keyring = nil
+	} else if err != nil {
+		return err
+	}
+	ap, err := setupAuth(ctx, cfg, meta, keyring, log, stderr)
 	if err != nil {
 		return err
 	}
@@ -250,6 +262,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	})
 
 	proxies, err := config.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	allow, err := config.ParseTrustedProxies(cfg.Webhooks.AllowAddresses)
 	if err != nil {
 		return err
 	}
@@ -319,6 +335,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	}
 	if cfg.Events.Retention > 0 {
 		janitorDone.Go(func() { runEventPurge(janitorCtx, log, meta, cfg.Events.Retention, cfg.Events.PurgeInterval) })
+	}
+	// Every replica dispatches and delivers webhooks; the store's cursor lock and
+	// claims share the work (docs/webhooks.md).
+	maxFailures := cfg.Webhooks.MaxFailures
+	if maxFailures == 0 {
+		maxFailures = -1 // never pause
+	}
+	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
+		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures}
+	if keyring != nil {
+		janitorDone.Go(func() { deliverer.Run(janitorCtx, cfg.Webhooks.Interval) })
 	}
 	defer func() {
 		stopJanitor()
@@ -401,19 +428,28 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 	}
 }
 
-// runEventPurge deletes events older than retention every interval (the first time at
-// start) until ctx ends. Every replica runs it: the purge is idempotent, so replicas
-// purging at once only repeat each other's work, never undo or double it.
-func runEventPurge(ctx context.Context, log *slog.Logger, store events.Store, retention, interval time.Duration) {
+// runEventPurge deletes, every interval until ctx ends, the events older than
+// retention and the finished webhook deliveries last touched before then (with their
+// attempts), so neither the outbox nor the delivery log grows without bound. Every
+// replica runs it; deleting is idempotent.
+func runEventPurge(ctx context.Context, log *slog.Logger, store eventPurger, retention, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := store.PurgeEvents(ctx, time.Now().Add(-retention), 0)
+		before := time.Now().Add(-retention)
+		n, err := store.PurgeEvents(ctx, before, 0)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("purge old events", "err", err, "purged", n)
 		case n > 0:
 			log.Info("purged old events", "count", n, "retention", retention)
+		}
+		n, err = store.PurgeWebhookDeliveries(ctx, before, 0)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("purge old webhook deliveries", "err", err, "purged", n)
+		case n > 0:
+			log.Info("purged old webhook deliveries", "count", n, "retention", retention)
 		}
 		select {
 		case <-ctx.Done():
@@ -421,6 +457,12 @@ func runEventPurge(ctx context.Context, log *slog.Logger, store events.Store, re
 		case <-t.C:
 		}
 	}
+}
+
+// eventPurger is what runEventPurge deletes from.
+type eventPurger interface {
+	PurgeEvents(ctx context.Context, before time.Time, batch int) (int, error)
+	PurgeWebhookDeliveries(ctx context.Context, before time.Time, batch int) (int, error)
 }
 
 // runGC runs a garbage collection every cfg.Interval (the first one after an interval,
@@ -485,6 +527,8 @@ func OpenStores(ctx context.Context, cfg config.Config) (blobstore.Store, metada
 type Database interface {
 	metadata.Store
 	accounts.Store
+	// ResealSecrets rewrites every stored secret with the keyring's newest key.
+	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)
 }
 
 // OpenDatabase opens the database the configuration names, as serve does, for commands
@@ -544,6 +588,8 @@ type metaStore interface {
 	ACMECache
 	policy.Store
 	events.Store
+	webhook.DeliveryStore
+	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 }
 

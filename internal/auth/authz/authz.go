@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,13 @@ func (p Principal) Name() string {
 // user's rights go; an access token only when one of its scopes names the area.
 func (p Principal) MayReadHub(area string) bool {
 	return p.Token == nil || scope.HubAllows(p.TokenScopes, area, scope.HubRead)
+}
+
+// MayWriteHub reports whether p may change the hub API area (scope.HubWebhooks): a
+// session may, as far as its user's rights go; an access token only with a
+// hub:AREA:write scope.
+func (p Principal) MayWriteHub(area string) bool {
+	return p.Token == nil || scope.HubAllows(p.TokenScopes, area, scope.HubWrite)
 }
 
 // Policy decides grants from the accounts store.
@@ -238,4 +246,14 @@ func PrincipalOf(ctx context.Context, store accounts.Store, subject string, hub 
 		return Principal{User: &u, Session: &sess}, nil
 	}
 	return Principal{User: &u}, nil
+}
+
+// MayPull reports whether user may pull repository now: its role, or the repository
+// being public. Webhook delivery asks it of a hook's owner for every event.
+func (pol *Policy) MayPull(ctx context.Context, user accounts.User, repository string) (bool, error) {
+	g, err := pol.Grant(ctx, Principal{User: &user}, scope.Scope{Type: scope.TypeRepository, Name: repository, Actions: []string{scope.Pull}})
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(g.Actions, scope.Pull) || slices.Contains(g.Actions, scope.All), nil
 }

@@ -16,7 +16,11 @@ func TestHubScopes(t *testing.T) {
 		{"hub:accounts:write", false},
 		{"hub:audit:*", false},
 		{"hub:audit:read,write", false},
-		{"hub:webhooks:read", false},
+		{"hub:webhooks:read", true},
+		{"hub:webhooks:write", true},
+		{"hub:webhooks:read,write", true},
+		{"hub:*:write", false},
+		{"hub:workflows:read", false},
 		{"hub(x):audit:read", false},
 	} {
 		sc, err := ParsePattern(tt.in)

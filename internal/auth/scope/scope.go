@@ -315,15 +315,20 @@ const (
 	HubAudit    = "audit"    // GET /audit
 	HubQuotas   = "quotas"   // namespace usage and quotas
 	HubEvents   = "events"   // GET /events (only of repositories the token may pull)
+	HubWebhooks = "webhooks" // webhooks and their deliveries (read); create, delete, redeliver (write)
 )
 
+// HubWritable lists the areas whose changes an access token may make with a
+// hub:AREA:write scope, within what its owner may do with a password.
+var HubWritable = []string{HubWebhooks}
+
 // HubAreas lists the areas in the order help texts show them.
-var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas, HubEvents}
+var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas, HubEvents, HubWebhooks}
 
 // CheckHubScope reports whether sc (of type TypeHub) is one an access token may hold
-// today: a known area or `*`, and only the read action. Write is refused rather than
-// stored without effect: changing accounts, organisations, teams, grants and quotas
-// needs a password session.
+// today: a known area or `*`, and the read action, or write on an area of HubWritable
+// (not `*`). Other writes are refused rather than stored without effect: changing
+// accounts, organisations, teams, grants and quotas needs a password session.
 func CheckHubScope(sc Scope) error {
 	if sc.Class != "" {
 		return fmt.Errorf("%w %q: hub scopes have no resource class", ErrInvalid, sc.String())
@@ -332,6 +337,9 @@ func CheckHubScope(sc Scope) error {
 		return fmt.Errorf("%w %q: hub area %q is unknown (want one of %s, or *)", ErrInvalid, sc.String(), sc.Name, strings.Join(HubAreas, ", "))
 	}
 	for _, a := range sc.Actions {
+		if a == HubWrite && sc.Name != All && slices.Contains(HubWritable, sc.Name) {
+			continue
+		}
 		if a != HubRead {
 			return fmt.Errorf("%w %q: hub scopes grant read only; changes to accounts, organisations, teams, grants and quotas need a password session", ErrInvalid, sc.String())
 		}

@@ -26,6 +26,10 @@ type dialect struct {
 	forUpdate      string // the row will be changed or deleted
 	forNoKeyUpdate string // the row orders writers but its key stays (repositories)
 	forKeyShare    string // the row must not be deleted before commit (a blob being linked)
+	// skipLocked claims rows another transaction has not locked: webhook workers on
+	// several replicas each take different due deliveries instead of queueing behind
+	// one another. SQLite's single writer already serialises claims.
+	skipLocked string
 
 	// lockName is a statement taking a transaction-scoped lock on the name given as $1,
 	// so that two transactions claiming one user or organisation name run one after the
@@ -112,6 +116,7 @@ var postgresDialect = &dialect{
 	forUpdate:      " FOR UPDATE",
 	forNoKeyUpdate: " FOR NO KEY UPDATE",
 	forKeyShare:    " FOR KEY SHARE",
+	skipLocked:     " FOR UPDATE SKIP LOCKED",
 	lockName:       "SELECT pg_advisory_xact_lock(1752523363, hashtext($1))",
 	lockRepo:       "SELECT pg_advisory_xact_lock(1752523378, hashtext($1))",
 	xidHorizon:     "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)",

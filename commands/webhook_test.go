@@ -1,0 +1,67 @@
+package commands
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/hubtypes"
+)
+
+func TestWebhookCommands(t *testing.T) {
+	h := newHub(t)
+	bob := h.login("bob", "bob-password")
+	admin := h.login("admin", "admin-password")
+	secret := strings.TrimSpace(h.ok(bob, "webhook", "create", "https://ci.example.com/hook", "--namespace", "bob",
+		"--event", "manifest.pushed", "--tag", "v*", "--header", "Authorization=Bearer hdr-value"))
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("create printed %q, want the secret", secret)
+	}
+	var hooks []hubtypes.Webhook
+	if err := json.Unmarshal([]byte(h.ok(bob, "webhook", "ls", "-o", "json")), &hooks); err != nil || len(hooks) != 1 {
+		t.Fatalf("ls: %v %+v", err, hooks)
+	}
+	id := hooks[0].ID
+	out := h.ok(bob, "webhook", "ls")
+	if !strings.HasPrefix(out, "ID") || !strings.Contains(out, id) || !strings.Contains(out, "manifest.pushed") {
+		t.Fatalf("ls:\n%s", out)
+	}
+	show := h.ok(bob, "webhook", "show", id)
+	if !strings.Contains(show, "Authorization") || strings.Contains(show, "hdr-value") || strings.Contains(show, secret) {
+		t.Fatalf("show:\n%s", show)
+	}
+	h.fails(bob, "exactly one of", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--site")
+	h.fails(bob, "NAME=VALUE", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--header", "novalue")
+	h.fails(bob, "denied", "webhook", "create", "https://x.example.com", "--site")
+	if out := h.ok(admin, "webhook", "ls"); !strings.Contains(out, id) {
+		t.Fatalf("admin's ls:\n%s", out)
+	}
+	// A push fans out to the hook; its delivery is listed and can be sent again.
+	h.push("bob/app", "v1")
+	if _, err := h.store.DispatchWebhooks(t.Context(), 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out = h.ok(bob, "webhook", "deliveries", id)
+	if !strings.HasPrefix(out, "DELIVERY") || !strings.Contains(out, "manifest.pushed") || !strings.Contains(out, "pending") {
+		t.Fatalf("deliveries:\n%s", out)
+	}
+	var ds []hubtypes.WebhookDelivery
+	if err := json.Unmarshal([]byte(h.ok(bob, "webhook", "deliveries", id, "-o", "json")), &ds); err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries -o json: %v %+v", err, ds)
+	}
+	h.ok(bob, "webhook", "redeliver", id, strconv.FormatInt(ds[0].ID, 10))
+	if err := json.Unmarshal([]byte(h.ok(bob, "webhook", "deliveries", id, "-o", "json")), &ds); err != nil || len(ds) != 2 || ds[0].Event != ds[1].Event {
+		t.Fatalf("after redeliver: %v %+v", err, ds)
+	}
+	h.fails(bob, "not found", "webhook", "redeliver", id, "999")
+	h.fails(admin, "not found", "webhook", "deliveries", "nope")
+	h.ok(bob, "webhook", "disable", id)
+	if out := h.ok(bob, "webhook", "show", id); !strings.Contains(out, "enabled       no") {
+		t.Fatalf("after disable:\n%s", out)
+	}
+	h.ok(bob, "webhook", "enable", id)
+	h.ok(bob, "webhook", "rm", id)
+	h.fails(bob, "not found", "webhook", "show", id)
+}

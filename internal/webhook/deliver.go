@@ -1,0 +1,311 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/secrets"
+)
+
+// Delivery policy.
+const (
+	// MaxAge is how long a delivery is retried before it is given up.
+	MaxAge = 72 * time.Hour
+	// firstRetry and maxRetry bound the exponential backoff between attempts.
+	firstRetry = 5 * time.Second
+	maxRetry   = 6 * time.Hour
+	// MaxResponseBody is how much of an answer's body is stored.
+	MaxResponseBody = 4 << 10
+	// DefaultMaxFailures failed deliveries in a row pause a hook.
+	DefaultMaxFailures = 50
+	// lease is how long a claimed delivery is a worker's: longer than an attempt.
+	lease = 2 * Timeout
+	// Redacted replaces a custom header's value in what is stored.
+	Redacted = "[redacted]"
+)
+
+// Deliverer dispatches events to hooks and sends the due deliveries. Every replica
+// runs one; the store's claims keep them from sending one delivery twice.
+type Deliverer struct {
+	Store   DeliveryStore
+	Keyring *secrets.Keyring
+	// MayPull reports whether user may pull repository now (authz.Policy.Grant of
+	// repository:NAME:pull, public repositories included). A function, not the policy,
+	// so that the store, which imports this package, stays below authz.
+	MayPull func(ctx context.Context, user accounts.User, repository string) (bool, error)
+	// Client sends the requests: NewClient(Guard{…}).
+	Client *http.Client
+	Log    *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxFailures pauses a hook after that many failed deliveries in a row; 0 means
+	// DefaultMaxFailures, a negative number never.
+	MaxFailures int
+	// Workers is how many deliveries are sent at once; 0 means 8.
+	Workers int
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+func (d *Deliverer) log() *slog.Logger {
+	if d.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Log
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// Run dispatches and delivers until ctx ends, looking for work every interval when
+// idle.
+func (d *Deliverer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		busy, err := d.Step(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log().Warn("webhooks", "err", err)
+		}
+		if busy {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Step dispatches the next events and sends the deliveries due now, and reports
+// whether there was anything to do.
+func (d *Deliverer) Step(ctx context.Context) (bool, error) {
+	n, err := d.Store.DispatchWebhooks(ctx, 0, d.now())
+	if err != nil {
+		return false, err
+	}
+	workers := d.Workers
+	if workers <= 0 {
+		workers = 8
+	}
+	claims, err := d.Store.ClaimWebhookDeliveries(ctx, workers, d.now(), lease)
+	if err != nil {
+		return n > 0, err
+	}
+	var wg sync.WaitGroup
+	for _, c := range claims {
+		wg.Go(func() {
+			o := d.attempt(ctx, c)
+			max := d.MaxFailures
+			if max <= 0 {
+				max = DefaultMaxFailures
+			}
+			// Recorded even when ctx ended meanwhile: the attempt happened.
+			if err := d.Store.FinishWebhookDelivery(context.WithoutCancel(ctx), c.Delivery.ID, o, max, d.now()); err != nil {
+				d.log().Warn("webhook delivery: record the attempt", "hook", c.Hook.ID, "delivery", c.Delivery.ID, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	return n > 0 || len(claims) > 0, nil
+}
+
+// mayRead reports whether the hook's owner may still read what the event is about.
+func (d *Deliverer) mayRead(ctx context.Context, h Hook, e events.Event) (bool, error) {
+	u, err := d.Store.UserByID(ctx, h.CreatedBy)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if u.Disabled {
+		return false, nil
+	}
+	if e.Repository == "" {
+		// Hub-wide events go to site hooks only, and only while their owner is an admin.
+		return u.Admin, nil
+	}
+	if h.Scope == ScopeSite && !u.Admin {
+		return false, nil
+	}
+	return d.MayPull(ctx, u, e.Repository)
+}
+
+// Body is the JSON a hook in the hubctl format receives (docs/webhooks.md).
+type Body struct {
+	// ID is the event's id, the same as the webhook-id header: dedupe on it.
+	ID   string       `json:"id"`
+	Type events.Type  `json:"type"`
+	Time time.Time    `json:"timestamp"`
+	Hook string       `json:"webhook"`
+	Data events.Event `json:"data"`
+}
+
+func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
+	h, del := c.Hook, c.Delivery
+	fail := func(msg string) Outcome {
+		return d.retry(del, Outcome{Error: msg, Failed: true}, 0)
+	}
+	var e events.Event
+	if err := json.Unmarshal([]byte(del.Payload), &e); err != nil {
+		return Outcome{State: StateFailed, Error: "stored event unreadable: " + err.Error()}
+	}
+	ok, err := d.mayRead(ctx, h, e)
+	if err != nil {
+		return d.retry(del, Outcome{Error: "authorisation check: " + err.Error(), Skip: true}, 0)
+	}
+	if !ok {
+		return Outcome{State: StateSkipped, Error: "the hook's owner may no longer read " + e.Repository, Skip: true}
+	}
+	secret, headers, err := Open(d.Keyring, h)
+	if err != nil {
+		// Not the receiver's fault: no failure counted against the hook.
+		return d.retry(del, Outcome{Error: err.Error(), Skip: true}, 0)
+	}
+	if h.Scope != ScopeSite {
+		// Who pushed from where is for site administrators.
+		e.Remote, e.RequestID = "", ""
+	}
+	body, err := json.Marshal(Body{ID: e.ID, Type: e.Type, Time: e.Time, Hook: h.ID, Data: e})
+	if err != nil {
+		return Outcome{State: StateFailed, Error: err.Error()}
+	}
+	now := d.now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return fail(err.Error())
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	if err := Sign(req.Header, secret, e.ID, now, body); err != nil {
+		return Outcome{State: StateFailed, Error: err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	ua := d.UserAgent
+	if ua == "" {
+		ua = "hubctl-webhook"
+	}
+	req.Header.Set("User-Agent", ua)
+	a := Attempt{Started: now, RequestHeaders: map[string]string{}}
+	for k, v := range req.Header {
+		a.RequestHeaders[k] = strings.Join(v, ", ")
+	}
+	for k := range headers {
+		a.RequestHeaders[http.CanonicalHeaderKey(k)] = Redacted
+	}
+	start := time.Now()
+	resp, err := d.Client.Do(req)
+	a.Duration = time.Since(start)
+	if err != nil {
+		a.Error = err.Error()
+		if errors.Is(err, ErrForbiddenAddress) {
+			a.Error = ErrForbiddenAddress.Error() + ": " + h.URL + " resolves to an address the SSRF guard refuses (webhooks.allow_addresses)"
+		}
+		o := d.retry(del, Outcome{Attempt: a, Error: a.Error, Failed: true}, 0)
+		return o
+	}
+	defer resp.Body.Close()
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	a.Status, a.ResponseBody = resp.StatusCode, string(head)
+	a.ResponseHeaders = map[string]string{}
+	for k, v := range resp.Header {
+		if len(a.ResponseHeaders) >= 32 {
+			break
+		}
+		a.ResponseHeaders[k] = truncate(strings.Join(v, ", "), 512)
+	}
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return Outcome{Attempt: a, State: StateDelivered}
+	case resp.StatusCode == http.StatusGone:
+		return Outcome{Attempt: a, State: StateFailed, Error: "410 Gone", Failed: true, Disable: "the receiver answered 410 Gone"}
+	}
+	return d.retry(del, Outcome{Attempt: a, Error: resp.Status, Failed: true}, retryAfter(resp.Header.Get("Retry-After"), now))
+}
+
+// retry schedules the next attempt after an exponential backoff with jitter (at least
+// after, the receiver's Retry-After), or gives the delivery up past MaxAge.
+func (d *Deliverer) retry(del Delivery, o Outcome, after time.Duration) Outcome {
+	n := max(del.Attempts, 1)
+	back := firstRetry << min(n-1, 20)
+	back = min(back, maxRetry)
+	// ±25 % so that the deliveries of a receiver that came back do not arrive at once.
+	back = time.Duration(float64(back) * (0.75 + rand.Float64()/2))
+	back = max(back, min(after, maxRetry))
+	next := d.now().Add(back)
+	if next.Sub(del.CreatedAt) > MaxAge {
+		o.State, o.Error = StateFailed, strings.TrimSpace(o.Error+"; given up after "+MaxAge.String())
+		return o
+	}
+	o.State, o.NextAt = StatePending, next
+	return o
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Sign sets the signature headers of a delivery of body with message id at t:
+// Standard Webhooks' webhook-id, webhook-timestamp and webhook-signature ("v1," and
+// the base64 HMAC-SHA256 of "id.timestamp.body" keyed with the secret's decoded bytes)
+// and GitHub's X-Hub-Signature-256 ("sha256=" and the hex HMAC-SHA256 of body keyed
+// with the secret string as given, "whsec_…", as GitHub receivers use theirs).
+func Sign(h http.Header, secret, id string, t time.Time, body []byte) error {
+	key, err := SecretKey(secret)
+	if err != nil {
+		return err
+	}
+	ts := strconv.FormatInt(t.Unix(), 10)
+	m := hmac.New(sha256.New, key)
+	fmt.Fprintf(m, "%s.%s.", id, ts)
+	m.Write(body)
+	h.Set("Webhook-Id", id)
+	h.Set("Webhook-Timestamp", ts)
+	h.Set("Webhook-Signature", "v1,"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	g := hmac.New(sha256.New, []byte(secret))
+	g.Write(body)
+	h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(g.Sum(nil)))
+	return nil
+}
