@@ -148,6 +148,8 @@ func TestReadmeQuickTour(t *testing.T) {
 		"pushed 0 blobs (0 B), 0 manifests", // the second push sent nothing
 		addr + "/alice/base:1@sha256:",      // the copy
 		"Reference:",                        // inspect of the layout
+		"manifest.pushed",                   // events ls
+		"whsec_",                            // webhook create prints its secret once
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the tour's output lacks %q:\n%s", want, all)
