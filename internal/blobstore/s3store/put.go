@@ -216,7 +216,11 @@ func (s *Store) streamParts(ctx context.Context, key, id string, src io.Reader, 
 	w := s.newPartWriter(ctx, key, id)
 	fail := func(buf *[]byte, err error) ([]part, error) {
 		s.putBuf(buf)
-		w.cancel()
+		// The parts on their way are let finish, not cancelled: a part the server is
+		// still writing when the caller aborts the upload can bring it back after the
+		// abort (S3 says so: "it might be necessary to abort a given multipart upload
+		// multiple times"; versitygw did it here), leaving an upload nothing points
+		// at. Their bytes are in memory already; a cancelled request still cuts them.
 		w.wait()
 		return nil, err
 	}
