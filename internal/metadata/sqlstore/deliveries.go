@@ -293,25 +293,6 @@ func (s *Store) any(ctx context.Context, query string, args ...any) (bool, error
 // batches (their attempts go with them: ON DELETE CASCADE), so the delivery log is
 // kept as long as the events are (events.retention) and no longer.
 func (s *Store) PurgeWebhookDeliveries(ctx context.Context, before time.Time, batch int) (int, error) {
-	if batch <= 0 {
-		batch = 1000
-	}
-	total := 0
-	for {
-		var n int64
-		err := s.write(ctx, func(q querier) error {
-			var err error
-			n, err = q.Exec(ctx, `DELETE FROM webhook_deliveries WHERE id IN
-				(SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)`,
-				nanos(before), batch)
-			return err
-		})
-		if err != nil {
-			return total, fmt.Errorf("purge webhook deliveries: %w", err)
-		}
-		total += int(n)
-		if n < int64(batch) || ctx.Err() != nil {
-			return total, nil
-		}
-	}
+	return s.purgeInBatches(ctx, "webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN
+		(SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)`, before, batch)
 }

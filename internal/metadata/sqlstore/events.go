@@ -284,6 +284,14 @@ func scanEvent(r row) (events.Event, error) {
 // replicas purging at the same moment need no lease: a row one deletes, the other's
 // statement skips.
 func (s *Store) PurgeEvents(ctx context.Context, before time.Time, batch int) (int, error) {
+	return s.purgeInBatches(ctx, "events", `DELETE FROM events WHERE seq IN
+		(SELECT seq FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)`, before, batch)
+}
+
+// purgeInBatches runs del, a DELETE of at most $2 rows older than $1 (unix
+// nanoseconds), one transaction at a time until a batch (0: 1,000) comes back short, so
+// a long backlog never holds the writer for long; it returns how many rows went.
+func (s *Store) purgeInBatches(ctx context.Context, what, del string, before time.Time, batch int) (int, error) {
 	if batch <= 0 {
 		batch = 1000
 	}
@@ -292,13 +300,11 @@ func (s *Store) PurgeEvents(ctx context.Context, before time.Time, batch int) (i
 		var n int64
 		err := s.write(ctx, func(q querier) error {
 			var err error
-			n, err = q.Exec(ctx, `DELETE FROM events WHERE seq IN
-				(SELECT seq FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)`,
-				before.UTC().UnixNano(), batch)
+			n, err = q.Exec(ctx, del, nanos(before), batch)
 			return err
 		})
 		if err != nil {
-			return total, fmt.Errorf("purge events: %w", err)
+			return total, fmt.Errorf("purge %s: %w", what, err)
 		}
 		total += int(n)
 		if n < int64(batch) || ctx.Err() != nil {
