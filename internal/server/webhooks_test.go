@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -48,15 +47,7 @@ func TestWebhookFromServe(t *testing.T) {
 	}
 
 	h := hub{t: t, base: base, tok: adminToken(t, base, "repository:lib/app:push,pull")}
-	cfg := []byte(`{}`)
-	cd := fmt.Sprintf("sha256:%x", sha256.Sum256(cfg))
-	if resp, b := h.do(http.MethodPost, "/v2/lib/app/blobs/uploads/?digest="+cd, cfg, map[string]string{"Content-Type": "application/octet-stream"}); resp.StatusCode != http.StatusCreated {
-		t.Fatalf("push blob: %s %s", resp.Status, b)
-	}
-	m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd + `","size":2},"layers":[]}`)
-	if resp, b := h.do(http.MethodPut, "/v2/lib/app/manifests/v1", m, map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}); resp.StatusCode != http.StatusCreated {
-		t.Fatalf("push manifest: %s %s", resp.Status, b)
-	}
+	h.push("lib/app", "v1", "events")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		mu.Lock()
