@@ -19,6 +19,9 @@ type matrixRow struct {
 // matrixNodes keeps what expansion needs to place its errors.
 type matrixNodes struct {
 	include, exclude []matrixRow
+	// broken is set when decoding the matrix failed: expanding it would only repeat
+	// the error in other words.
+	broken bool
 }
 
 // matrix decodes axes (KEY: [values]) and include/exclude lists. Values are scalars,
@@ -26,6 +29,8 @@ type matrixNodes struct {
 func (d *decoder) matrix(n *yaml.Node, what string) *Matrix {
 	m := &Matrix{Pos: pos(n)}
 	mn := &matrixNodes{}
+	errs := len(d.errs)
+	defer func() { mn.broken = len(d.errs) > errs }()
 	for _, kv := range d.pairs(n, what) {
 		k, v := kv[0], kv[1]
 		switch k.Value {
@@ -71,7 +76,7 @@ func (d *decoder) matrix(n *yaml.Node, what string) *Matrix {
 	for _, r := range mn.exclude {
 		m.Exclude = append(m.Exclude, r.values)
 	}
-	if n.Kind == yaml.MappingNode && len(m.Axes) == 0 && len(m.Include) == 0 {
+	if n.Kind == yaml.MappingNode && len(n.Content) == 0 {
 		d.errf(n, "%s has no keys and no include", what)
 		return nil
 	}
@@ -117,6 +122,9 @@ func (d *decoder) expand(j *Job) {
 	}
 	what := "job " + clip(j.Name) + ": matrix"
 	mn := d.matrixNodes[m]
+	if mn.broken {
+		return
+	}
 	axes := make([]string, len(m.Axes))
 	product := 1
 	for i, ax := range m.Axes {

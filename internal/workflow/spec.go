@@ -59,16 +59,19 @@ type Workflow struct {
 	// (file order among jobs that do not depend on each other).
 	Jobs  []*Job
 	Order []string
+
+	byName map[string]*Job
 }
 
 // Job returns the job called name, or nil.
 func (w *Workflow) Job(name string) *Job {
-	for _, j := range w.Jobs {
-		if j.Name == name {
-			return j
+	if w.byName == nil {
+		w.byName = make(map[string]*Job, len(w.Jobs))
+		for _, j := range w.Jobs {
+			w.byName[j.Name] = j
 		}
 	}
-	return nil
+	return w.byName[name]
 }
 
 // Runs is the number of job runs one run of w makes once every matrix is expanded.

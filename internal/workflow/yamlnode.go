@@ -26,6 +26,9 @@ func (d *decoder) errf(n *yaml.Node, format string, a ...any) {
 }
 
 func (d *decoder) errAt(p Pos, format string, a ...any) {
+	if len(d.errs) >= 10*maxErrors {
+		return // a file this broken is not worth reading on; sorted() says how many were kept
+	}
 	d.errs = append(d.errs, Error{Pos: p, Msg: fmt.Sprintf(format, a...)})
 }
 
@@ -136,6 +139,10 @@ func (d *decoder) name(n *yaml.Node, what string, ok func(string) bool, rule str
 	return s, true
 }
 
+// maxListLen bounds every list of strings (needs, patterns, args, approvers, …), so
+// the checks for entries given twice stay cheap.
+const maxListLen = 256
+
 // strings returns a string or a list of strings, with each one's position.
 func (d *decoder) strings(n *yaml.Node, what string) ([]string, []Pos) {
 	if n.Kind == yaml.ScalarNode && !isNull(n) {
@@ -143,6 +150,10 @@ func (d *decoder) strings(n *yaml.Node, what string) ([]string, []Pos) {
 	}
 	items, ok := d.list(n, what+" (a string or a list of strings)")
 	if !ok {
+		return nil, nil
+	}
+	if len(items) > maxListLen {
+		d.errf(n, "%s: %d entries; at most %d", what, len(items), maxListLen)
 		return nil, nil
 	}
 	var out []string
@@ -211,7 +222,7 @@ func fmtDuration(v time.Duration) string {
 func suggest(s string, known []string) string {
 	best, bestD := "", 3
 	for _, k := range known {
-		if d := editDistance(strings.ToLower(s), k); d < bestD {
+		if d := editDistance(strings.ToLower(s), k); d < bestD && d < len(s) {
 			best, bestD = k, d
 		}
 	}
