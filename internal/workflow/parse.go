@@ -16,7 +16,7 @@ import (
 // every problem found, in source order, each with its line and column.
 func Parse(src []byte) (*Workflow, error) {
 	if len(src) > MaxFileSize {
-		return nil, Errors{{Pos: Pos{1, 1}, Msg: fmt.Sprintf("the file is %d bytes; a workflow is at most %d (1 MiB)", len(src), MaxFileSize)}}
+		return nil, Errors{{Pos: Pos{1, 1}, Msg: fmt.Sprintf("the file is larger than %d bytes (1 MiB), the most a workflow may be", MaxFileSize)}}
 	}
 	root, err := parseYAML(src)
 	if err != nil {

@@ -204,7 +204,7 @@ func TestParseErrors(t *testing.T) {
 		{"custom tag", "name: !foo w\non: manual\njobs: {}\n", []string{"1:7: the tag !foo is not supported"}},
 		{"bad name", strings.Replace(minimal, "name: w", "name: My Flow", 1), []string{`1:7: name "My Flow" is not a valid name`}},
 		{"name not string", strings.Replace(minimal, "name: w", "name: [a]", 1), []string{"1:7: name must be a string, not a list"}},
-		{"too big", "name: w\n#" + strings.Repeat("x", MaxFileSize), []string{"1:1: the file is 1048585 bytes; a workflow is at most 1048576"}},
+		{"too big", "name: w\n#" + strings.Repeat("x", MaxFileSize), []string{"1:1: the file is larger than 1048576 bytes (1 MiB)"}},
 
 		// Triggers.
 		{"unknown trigger", strings.Replace(minimal, "on: manual", "on: [pusj]", 1), []string{`2:6: on: unknown trigger "pusj" (did you mean "push"?)`}},
