@@ -22,7 +22,7 @@ jobs:
       - run: "true"
 `
 
-func TestParseExamples(t *testing.T) {
+func TestWorkflowParseExamples(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.yaml")
 	if len(files) == 0 {
 		t.Fatal("no testdata")
@@ -40,7 +40,7 @@ func TestParseExamples(t *testing.T) {
 	}
 }
 
-func TestParseRelease(t *testing.T) {
+func TestWorkflowParseRelease(t *testing.T) {
 	src, err := os.ReadFile("testdata/release.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestParseRelease(t *testing.T) {
 	}
 }
 
-func TestPushTriggerMatches(t *testing.T) {
+func TestWorkflowPushTriggerMatches(t *testing.T) {
 	src, _ := os.ReadFile("testdata/release.yaml")
 	w, err := Parse(src)
 	if err != nil {
@@ -140,7 +140,7 @@ func mustPattern(t *testing.T, s string) Pattern {
 	return p
 }
 
-func TestMatrixOrder(t *testing.T) {
+func TestWorkflowMatrixOrder(t *testing.T) {
 	w, err := Parse([]byte(`name: w
 on: manual
 jobs:
@@ -168,7 +168,7 @@ jobs:
 	}
 }
 
-func TestOrder(t *testing.T) {
+func TestWorkflowOrder(t *testing.T) {
 	w, err := Parse([]byte(`name: w
 on: manual
 jobs:
@@ -187,7 +187,7 @@ jobs:
 }
 
 // TestParseErrors: each broken file gives its error, at its line and column.
-func TestParseErrors(t *testing.T) {
+func TestWorkflowParseErrors(t *testing.T) {
 	tests := []struct {
 		name, src string
 		want      []string // each a prefix "LINE:COL: " and a part of the message

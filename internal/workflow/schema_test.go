@@ -90,7 +90,7 @@ func docExamples(t *testing.T) map[string][]byte {
 
 // TestDocExamples: every example of docs/workflows.md and testdata is valid for the
 // parser and for the JSON Schema.
-func TestDocExamples(t *testing.T) {
+func TestWorkflowDocExamples(t *testing.T) {
 	s := compileSchema(t)
 	for name, src := range docExamples(t) {
 		t.Run(name, func(t *testing.T) {
@@ -106,7 +106,7 @@ func TestDocExamples(t *testing.T) {
 
 // TestSchemaRejectsUnknownKeys: an unknown key anywhere the parser refuses one is
 // refused by the schema too, so an editor flags what validate will.
-func TestSchemaRejectsUnknownKeys(t *testing.T) {
+func TestWorkflowSchemaRejectsUnknownKeys(t *testing.T) {
 	s := compileSchema(t)
 	base := `name: w
 on:
