@@ -76,7 +76,7 @@ func TestVersionFlagAndAliases(t *testing.T) {
 	}
 	// The root help names only what exists.
 	_, help, _ := run(t, nil, "--help")
-	for _, absent := range []string{"workflow", "deploy"} {
+	for _, absent := range []string{"deploy"} {
 		if strings.Contains(help, absent) {
 			t.Errorf("root help mentions %q, which hubctl does not have:\n%s", absent, help)
 		}

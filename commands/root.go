@@ -52,6 +52,9 @@ access tokens.`,
 		{"artifacts", "Charts and other artifacts:", []*cobra.Command{
 			NewCmdChart(f), NewCmdArtifact(f),
 		}},
+		{"workflows", "Workflows:", []*cobra.Command{
+			NewCmdWorkflow(f),
+		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{
 			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f), NewCmdDoctor(f, nil),
 		}},
