@@ -94,3 +94,28 @@ func TestFilterPathological(t *testing.T) {
 		t.Fatalf("100 matches of pathological expressions took %v", d)
 	}
 }
+
+// FuzzFilter: whatever a client sends as a filter, validation answers without
+// panicking, never accepts a pattern past the bound, and an accepted filter matches
+// without panicking.
+func FuzzFilter(f *testing.F) {
+	for _, s := range []string{"v*", "re:v\\d+", "re:(a+)+b", "re:[", "[", "re:", "re:(?i)x|y", "acme/*/x"} {
+		f.Add(s, "v1.2")
+	}
+	f.Fuzz(func(t *testing.T, p, name string) {
+		re, err := compileFilter(p)
+		if err != nil {
+			if strings.HasPrefix(p, RegexPrefix) && matchFilter(p, name) {
+				t.Fatalf("the invalid filter %q matches %q", p, name)
+			}
+			return
+		}
+		if n := len(strings.TrimPrefix(p, RegexPrefix)); n > MaxFilterLength {
+			t.Fatalf("accepted a %d-character filter", n)
+		}
+		got := matchFilter(p, name)
+		if re != nil && got != re.MatchString(name) {
+			t.Fatalf("%q on %q: cached %v, compiled %v", p, name, got, !got)
+		}
+	})
+}
