@@ -29,6 +29,10 @@ Administrators of a namespace manage its hooks and those of its repositories.`,
 		NewCmdWebhookRedeliver(f))
 }
 
+// webhookFormats are the body formats a hub accepts (internal/webhook.Formats; the
+// hub checks the value).
+var webhookFormats = []string{"hubctl", "cloudevents", "distribution", "harbor"}
+
 // WebhookCreateOptions are the inputs of `hubctl webhook create`.
 type WebhookCreateOptions struct {
 	Hub     HubOptions
@@ -51,9 +55,20 @@ Webhooks headers and GitHub's X-Hub-Signature-256. The signing secret (whsec_…
 printed on stdout once: the hub stores it sealed and never shows it again.
 
 Custom headers (--header, e.g. an Authorization for the receiver) are stored sealed
-and never shown again either; listings show their names only.`,
+and never shown again either; listings show their names only.
+
+--repo-filter and --tag take a glob (Go's path.Match: * does not cross /) or, written
+re:EXPR, an RE2 regular expression the whole name must match (at most 256 characters).
+An event must match one of each list given; a tag filter drops events without a tag.
+
+--format chooses the body: hubctl (the default; JSON Schema in docs/webhooks.schema.json),
+cloudevents (CloudEvents 1.0, structured mode), distribution (the CNCF distribution
+registry's notification envelope) or harbor (Harbor's payload). The distribution and
+harbor formats carry only the events that have a meaning there (docs/webhooks.md).`,
 		Example: `  hubctl webhook create https://ci.example.com/hook --namespace acme --event manifest.pushed --tag 'v*'
+  hubctl webhook create https://ci.example.com/hook --namespace acme --tag 're:v[0-9]+\.[0-9]+\.[0-9]+'
   hubctl webhook create https://hooks.example.com/x --repository acme/app --header 'Authorization=Bearer …'
+  hubctl webhook create https://events.example.com/in --namespace acme --format cloudevents
   hubctl webhook create https://audit.example.com/in --site -o json`,
 		Args: checkArgs(cobra.ExactArgs(1)),
 	}
@@ -96,8 +111,10 @@ and never shown again either; listings show their names only.`,
 	fl.StringVar(&repository, "repository", "", "Watch the repository `NS/NAME`")
 	fl.BoolVar(&site, "site", false, "Watch the whole hub (site administrators)")
 	fl.StringArrayVar(&opts.Request.Events, "event", nil, "Event `type` to send, e.g. manifest.pushed (repeatable; default all)")
-	fl.StringArrayVar(&opts.Request.Repositories, "repo-filter", nil, "Only repositories matching this glob `pattern` (repeatable)")
-	fl.StringArrayVar(&opts.Request.Tags, "tag", nil, "Only events of tags matching this glob `pattern` (repeatable)")
+	fl.StringArrayVar(&opts.Request.Repositories, "repo-filter", nil, "Only repositories matching `pattern`: a glob, or re:EXPR (RE2, whole name) (repeatable)")
+	fl.StringArrayVar(&opts.Request.Tags, "tag", nil, "Only events of tags matching `pattern`: a glob, or re:EXPR (RE2, whole name) (repeatable)")
+	fl.StringVar(&opts.Request.Format, "format", "hubctl", "Body `format`: hubctl, cloudevents, distribution or harbor")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(webhookFormats, cobra.ShellCompDirectiveNoFileComp))
 	fl.StringArrayVar(&opts.Headers, "header", nil, "Custom header `NAME=VALUE` sent with every delivery (repeatable; stored sealed)")
 	fl.BoolVar(&opts.Request.Disabled, "disabled", false, "Create the webhook turned off")
 	return cmd

@@ -32,6 +32,20 @@ func TestWebhookCommands(t *testing.T) {
 	if !strings.Contains(show, "Authorization") || strings.Contains(show, "hdr-value") || strings.Contains(show, secret) {
 		t.Fatalf("show:\n%s", show)
 	}
+	// --format and regular-expression filters reach the hub; a bad one is refused there.
+	ceOut := h.ok(bob, "webhook", "create", "https://ce.example.com/hook", "--namespace", "bob", "--format", "cloudevents",
+		"--repo-filter", "re:bob/(app|api)", "--tag", `re:v\d+`, "-o", "json")
+	var ce hubtypes.CreateWebhookResponse
+	if err := json.Unmarshal([]byte(ceOut), &ce); err != nil || ce.Format != "cloudevents" || ce.Repositories[0] != "re:bob/(app|api)" ||
+		ce.Tags[0] != `re:v\d+` {
+		t.Fatalf("create --format cloudevents: %v %s", err, ceOut)
+	}
+	if show := h.ok(bob, "webhook", "show", ce.ID); !strings.Contains(show, "cloudevents") {
+		t.Fatalf("show:\n%s", show)
+	}
+	h.ok(bob, "webhook", "rm", ce.ID)
+	h.fails(bob, "want one of hubctl, cloudevents, distribution, harbor", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--format", "slack")
+	h.fails(bob, "not an RE2 regular expression", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--tag", "re:(?=v)")
 	h.fails(bob, "exactly one of", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--site")
 	h.fails(bob, "NAME=VALUE", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--header", "novalue")
 	h.fails(bob, "denied", "webhook", "create", "https://x.example.com", "--site")

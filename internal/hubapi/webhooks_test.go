@@ -73,13 +73,39 @@ func TestWebhooksAPI(t *testing.T) {
 		{"scope": "namespace", "target": "alice", "url": "ftp://example.com"},
 		{"scope": "namespace", "target": "alice", "url": "https://u:p@example.com"},
 		{"scope": "namespace", "target": "alice", "url": "https://example.com", "events": []string{"nope"}},
-		{"scope": "namespace", "target": "alice", "url": "https://example.com", "format": "cloudevents"},
+		{"scope": "namespace", "target": "alice", "url": "https://example.com", "format": "slack"},
 		{"scope": "namespace", "target": "alice", "url": "https://example.com", "tags": []string{"[x"}},
+		{"scope": "namespace", "target": "alice", "url": "https://example.com", "tags": []string{"re:v(1"}},
+		{"scope": "namespace", "target": "alice", "url": "https://example.com", "repositories": []string{"re:" + strings.Repeat("a", 257)}},
+		{"scope": "namespace", "target": "alice", "url": "https://example.com", "format": "distribution", "events": []string{"tag.moved"}},
 		{"scope": "namespace", "target": "alice", "url": "https://example.com", "headers": map[string]string{"Webhook-Signature": "x"}},
 		{"scope": "repository", "target": "alice", "url": "https://example.com"},
 		{"scope": "everything", "url": "https://example.com"},
 	} {
 		f.want(f.do(asAlice, "POST", "/api/v1/webhooks", bad), 400, "INVALID_REQUEST")
+	}
+
+	// Formats and regular-expression filters are kept and shown; errors say what is valid.
+	ce := decodeAs[hubtypes.CreateWebhookResponse](t, f.want(f.do(asAlice, "POST", "/api/v1/webhooks", map[string]any{"scope": "namespace",
+		"target": "alice", "url": "https://example.com/ce", "format": "cloudevents", "repositories": []string{"re:alice/(app|api)"},
+		"tags": []string{`re:v\d+\.\d+\.\d+`, "latest"}}), 201, ""))
+	got := decodeAs[hubtypes.Webhook](t, f.want(f.do(asAlice, "GET", "/api/v1/webhooks/"+ce.ID, nil), 200, ""))
+	if got.Format != "cloudevents" || got.Repositories[0] != "re:alice/(app|api)" || got.Tags[0] != `re:v\d+\.\d+\.\d+` {
+		t.Fatalf("created %+v", got)
+	}
+	f.want(f.do(asAlice, "DELETE", "/api/v1/webhooks/"+ce.ID, nil), 204, "")
+	for bad, msg := range map[string]map[string]any{
+		`format \"slack\" is unknown: want one of hubctl, cloudevents, distribution, harbor`: {"format": "slack"},
+		"format distribution does not carry tag.moved events":                                {"format": "distribution", "events": []string{"tag.moved"}},
+		"is not an RE2 regular expression":                                                   {"tags": []string{"re:(?=v)"}},
+	} {
+		req := map[string]any{"scope": "namespace", "target": "alice", "url": "https://example.com"}
+		for k, v := range msg {
+			req[k] = v
+		}
+		if r := f.want(f.do(asAlice, "POST", "/api/v1/webhooks", req), 400, "INVALID_REQUEST"); !strings.Contains(string(r.body), bad) {
+			t.Fatalf("%v: %s, want %q", msg, r.body, bad)
+		}
 	}
 
 	// Access tokens: hub:webhooks:read reads, hub:webhooks:write changes.

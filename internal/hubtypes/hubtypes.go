@@ -256,8 +256,8 @@ type Webhook struct {
 	URL    string `json:"url"`
 	// Events are the event types it wants; empty means all.
 	Events       []string `json:"events,omitempty"`
-	Repositories []string `json:"repositories,omitempty"` // glob filters
-	Tags         []string `json:"tags,omitempty"`         // glob filters
+	Repositories []string `json:"repositories,omitempty"` // globs, or re:EXPR (RE2, whole name)
+	Tags         []string `json:"tags,omitempty"`         // globs, or re:EXPR (RE2, whole name)
 	Format       string   `json:"format"`
 	Headers      []string `json:"headers,omitempty"` // names of the custom headers
 	Enabled      bool     `json:"enabled"`
@@ -276,7 +276,8 @@ type CreateWebhookRequest struct {
 	Events       []string `json:"events,omitempty"`
 	Repositories []string `json:"repositories,omitempty"`
 	Tags         []string `json:"tags,omitempty"`
-	// Format is "hubctl" (the default and, so far, the only one).
+	// Format is the body's format: hubctl (the default), cloudevents, distribution or
+	// harbor (docs/webhooks.md, Formats).
 	Format string `json:"format,omitempty"`
 	// Secret is the signing secret ("whsec_" and base64 of 24 to 64 bytes); empty
 	// means the hub makes one.

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/secrets"
@@ -62,6 +64,25 @@ type Deliverer struct {
 	Workers int
 	// UserAgent is sent with every request.
 	UserAgent string
+	// ExternalURL is the hub's base URL (external_url), used by the formats that name
+	// the hub or link to content; "" when not configured.
+	ExternalURL string
+}
+
+// instanceID names this process until it ends (distribution's source.instanceID).
+var instanceID = sync.OnceValue(uuid.NewString)
+
+// visibility returns the visibility of repository now, when the store tells it
+// (the SQL store does); "private" otherwise.
+func (d *Deliverer) visibility(ctx context.Context, repository string) (string, error) {
+	vs, ok := d.Store.(interface {
+		RepositoryVisibility(ctx context.Context, repository string) (accounts.Visibility, bool, error)
+	})
+	if !ok {
+		return string(accounts.Private), nil
+	}
+	v, _, err := vs.RepositoryVisibility(ctx, repository)
+	return string(v), err
 }
 
 func (d *Deliverer) log() *slog.Logger {
@@ -154,16 +175,6 @@ func (d *Deliverer) mayRead(ctx context.Context, h Hook, e events.Event) (bool, 
 	return d.MayPull(ctx, u, e.Repository)
 }
 
-// Body is the JSON a hook in the hubctl format receives (docs/webhooks.md).
-type Body struct {
-	// ID is the event's id, the same as the webhook-id header: dedupe on it.
-	ID   string       `json:"id"`
-	Type events.Type  `json:"type"`
-	Time time.Time    `json:"timestamp"`
-	Hook string       `json:"webhook"`
-	Data events.Event `json:"data"`
-}
-
 func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
 	h, del := c.Hook, c.Delivery
 	fail := func(msg string) Outcome {
@@ -186,10 +197,19 @@ func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
 		return d.retry(del, Outcome{Error: err.Error(), Skip: true}, 0)
 	}
 	if h.Scope != ScopeSite {
-		// Who pushed from where is for site administrators.
+		// Who pushed from where is for site administrators, in every format.
 		e.Remote, e.RequestID = "", ""
 	}
-	body, err := json.Marshal(Body{ID: e.ID, Type: e.Type, Time: e.Time, Hook: h.ID, Data: e})
+	m := Message{Hook: h, Event: e, ExternalURL: d.ExternalURL, InstanceID: instanceID()}
+	if h.Format == FormatHarbor && e.Repository != "" {
+		if m.Visibility, err = d.visibility(ctx, e.Repository); err != nil {
+			return d.retry(del, Outcome{Error: "repository visibility: " + err.Error(), Skip: true}, 0)
+		}
+	}
+	body, contentType, err := Encode(m)
+	if errors.Is(err, ErrNotCarried) {
+		return Outcome{State: StateSkipped, Error: "format " + h.Format + " does not carry this event: " + err.Error(), Skip: true}
+	}
 	if err != nil {
 		return Outcome{State: StateFailed, Error: err.Error()}
 	}
@@ -204,7 +224,7 @@ func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
 	if err := Sign(req.Header, secret, e.ID, now, body); err != nil {
 		return Outcome{State: StateFailed, Error: err.Error()}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	ua := d.UserAgent
 	if ua == "" {
 		ua = "hubctl-webhook"

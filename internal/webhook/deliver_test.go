@@ -165,6 +165,8 @@ type harness struct {
 	rc    *receiver
 	clock *clock
 	d     *webhook.Deliverer
+	// secrets are the hooks' secrets by the receiver's path.
+	secrets map[string]string
 }
 
 func newHarness(t *testing.T, open func(*testing.T) *sqlstore.Store, allow ...string) *harness {
@@ -176,7 +178,7 @@ func newHarness(t *testing.T, open func(*testing.T) *sqlstore.Store, allow ...st
 		g.Allow = append(g.Allow, netip.MustParsePrefix(a))
 	}
 	clk := &clock{t: time.Now()}
-	h := &harness{t: t, store: store, ring: ring, rc: newReceiver(t), clock: clk}
+	h := &harness{t: t, store: store, ring: ring, rc: newReceiver(t), clock: clk, secrets: map[string]string{}}
 	h.d = &webhook.Deliverer{Store: store, Keyring: ring, MayPull: (&authz.Policy{Store: store}).MayPull, Client: webhook.NewClient(g),
 		Now: clk.now, MaxFailures: 3}
 	return h
@@ -194,10 +196,17 @@ func (h *harness) user(name string, admin bool) accounts.User {
 // hook stores a hook of owner on scope/target posting to the receiver's path.
 func (h *harness) hook(owner accounts.User, scope, target, path string) (webhook.Hook, string) {
 	h.t.Helper()
+	return h.hookFormat(owner, scope, target, path, webhook.FormatHubctl)
+}
+
+// hookFormat is hook with a body format.
+func (h *harness) hookFormat(owner accounts.User, scope, target, path, format string) (webhook.Hook, string) {
+	h.t.Helper()
 	now := time.Now().Add(-time.Minute)
-	hk := webhook.Hook{ID: uuid.NewString(), Scope: scope, Target: target, URL: h.rc.srv.URL + path, Format: webhook.FormatHubctl,
+	hk := webhook.Hook{ID: uuid.NewString(), Scope: scope, Target: target, URL: h.rc.srv.URL + path, Format: format,
 		Enabled: true, CreatedBy: owner.ID, CreatedAt: now, UpdatedAt: now}
 	secret, _ := webhook.NewSecret()
+	h.secrets[path] = secret
 	if err := webhook.Seal(h.ring, &hk, secret, map[string]string{"Authorization": "Bearer receiver-token"}); err != nil {
 		h.t.Fatal(err)
 	}

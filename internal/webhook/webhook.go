@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -32,9 +31,6 @@ const (
 	// ScopeRepository hooks see the events of the repository Target.
 	ScopeRepository = "repository"
 )
-
-// FormatHubctl is hubctl's own JSON body (docs/webhooks.md); the only format so far.
-const FormatHubctl = "hubctl"
 
 // SecretPrefix starts a signing secret, as the Standard Webhooks spec writes them.
 const SecretPrefix = "whsec_"
@@ -57,11 +53,13 @@ type Hook struct {
 	URL    string
 	// Events are the event types it wants; empty means all.
 	Events []events.Type
-	// Repositories and Tags are glob patterns (path.Match) an event's repository and
-	// tag must match, one of each list; empty means any.
+	// Repositories and Tags are filters an event's repository and tag must match, one
+	// of each list; empty means any. A filter is a glob (path.Match) or, written
+	// re:EXPR, an RE2 expression the whole name must match (filter.go).
 	Repositories []string
 	Tags         []string
-	Format       string
+	// Format is the body's format: one of Formats (format.go).
+	Format string
 	// Secret is the sealed signing secret ("whsec_…").
 	Secret string
 	// Headers is the sealed JSON object of custom headers; "" when none.
@@ -208,13 +206,14 @@ func Validate(h Hook, headers map[string]string) error {
 			return bad("event type %q is unknown", t)
 		}
 	}
-	for _, p := range append(slices.Clone(h.Repositories), h.Tags...) {
-		if _, err := path.Match(p, ""); err != nil || p == "" {
-			return bad("filter %q is not a glob pattern", p)
-		}
+	if err := validateFilters("repository", h.Repositories); err != nil {
+		return bad("%v", err)
 	}
-	if h.Format != FormatHubctl {
-		return bad("format %q: only %s is supported so far", h.Format, FormatHubctl)
+	if err := validateFilters("tag", h.Tags); err != nil {
+		return bad("%v", err)
+	}
+	if err := validateFormat(h); err != nil {
+		return bad("%v", err)
 	}
 	if len(headers) > 20 {
 		return bad("at most 20 custom headers")
@@ -231,10 +230,14 @@ func Validate(h Hook, headers map[string]string) error {
 	return nil
 }
 
-// Matches reports whether h wants e by scope, type and filters. Whether the hook's
-// owner may still read e's repository is the deliverer's question, asked at delivery.
+// Matches reports whether h wants e by scope, type, filters and format (an event its
+// format has no way to say is not sent to it: Carries). Whether the hook's owner may
+// still read e's repository is the deliverer's question, asked at delivery.
 func (h Hook) Matches(e events.Event) bool {
 	if len(h.Events) > 0 && !slices.Contains(h.Events, e.Type) {
+		return false
+	}
+	if !Carries(h.Format, e.Type) {
 		return false
 	}
 	switch h.Scope {
@@ -247,20 +250,11 @@ func (h Hook) Matches(e events.Event) bool {
 			return false
 		}
 	}
-	if len(h.Repositories) > 0 && !globAny(h.Repositories, e.Repository) {
+	if len(h.Repositories) > 0 && !matchAny(h.Repositories, e.Repository) {
 		return false
 	}
-	if len(h.Tags) > 0 && (e.Tag == "" || !globAny(h.Tags, e.Tag)) {
+	if len(h.Tags) > 0 && (e.Tag == "" || !matchAny(h.Tags, e.Tag)) {
 		return false
 	}
 	return true
-}
-
-func globAny(patterns []string, s string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, s); ok {
-			return true
-		}
-	}
-	return false
 }

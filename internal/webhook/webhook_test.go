@@ -27,6 +27,14 @@ func TestMatches(t *testing.T) {
 		{"tag filter, no tag", Hook{Scope: ScopeSite, Tags: []string{"*"}}, events.Event{Type: events.RepositoryCreated, Repository: "acme/app"}, false},
 		{"repo glob", Hook{Scope: ScopeSite, Repositories: []string{"acme/*"}}, push, true},
 		{"repo glob does not cross /", Hook{Scope: ScopeSite, Repositories: []string{"*"}}, push, false},
+		{"repo regex", Hook{Scope: ScopeSite, Repositories: []string{"re:acme/(app|api)"}}, push, true},
+		{"repo regex is anchored", Hook{Scope: ScopeSite, Repositories: []string{"re:acme/ap"}}, push, false},
+		{"tag regex", Hook{Scope: ScopeSite, Tags: []string{`re:v\d+\.\d+`}}, push, true},
+		{"tag regex misses", Hook{Scope: ScopeSite, Tags: []string{`re:v\d+`}}, push, false},
+		{"glob or regex", Hook{Scope: ScopeSite, Tags: []string{"release-*", `re:v1\..*`}}, push, true},
+		{"format carries", Hook{Scope: ScopeSite, Format: FormatDistribution}, push, true},
+		{"format does not carry", Hook{Scope: ScopeSite, Format: FormatDistribution}, events.Event{Type: events.TagMoved, Repository: "acme/app", Tag: "v1"}, false},
+		{"unknown format carries nothing", Hook{Scope: ScopeSite, Format: "slack"}, push, false},
 	} {
 		if got := tt.h.Matches(tt.e); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
