@@ -1,5 +1,6 @@
 // Package ratelimit limits failed logins per key (account and client address), shared by
-// the token service and the hub API so guesses count wherever they are made.
+// the token service and the hub API so guesses count wherever they are made; its
+// Limiter also rates other actions per key (Take: webhook test deliveries).
 package ratelimit
 
 import (
