@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/secrets"
+	"github.com/hubctl/hubctl/internal/webhook"
 )
 
 // hub is the real hub API handler on a real SQLite store behind httptest, with a
@@ -43,7 +45,10 @@ func newHub(t *testing.T) *hub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Webhooks: store, Keyring: ring}))
+	// Test deliveries may reach receivers on 127.0.0.1 (the tests' own).
+	deliverer := &webhook.Deliverer{Store: store, Keyring: ring,
+		Client: webhook.NewClient(webhook.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})}
+	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Webhooks: store, Keyring: ring, Deliverer: deliverer}))
 	t.Cleanup(srv.Close)
 	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
 	h.user("admin", "admin-password", true)

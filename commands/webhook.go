@@ -22,6 +22,9 @@ Administrators of a namespace manage its hooks and those of its repositories.`,
 		NewCmdWebhookCreate(f, nil),
 		NewCmdWebhookLs(f),
 		NewCmdWebhookShow(f),
+		NewCmdWebhookUpdate(f, nil),
+		NewCmdWebhookRotateSecret(f, nil),
+		NewCmdWebhookTest(f),
 		NewCmdWebhookRm(f),
 		NewCmdWebhookEnable(f, true),
 		NewCmdWebhookEnable(f, false),
@@ -200,6 +203,9 @@ func NewCmdWebhookShow(f *Factory) *cobra.Command {
 			row("enabled", yesNo(h.Enabled))
 			if h.DisabledReason != "" {
 				row("disabled because", h.DisabledReason)
+			}
+			if h.PreviousSecretExpiresAt != "" {
+				row("previous secret until", h.PreviousSecretExpiresAt)
 			}
 			row("failures", fmt.Sprint(h.Failures))
 			row("created by", h.CreatedBy)

@@ -77,6 +77,9 @@ type Options struct {
 	// /api/v1/webhooks endpoints 404.
 	Webhooks webhook.DeliveryStore
 	Keyring  *secrets.Keyring
+	// Deliverer sends test deliveries (POST /api/v1/webhooks/{id}/test) as the hub's
+	// deliverer sends real ones; nil answers that endpoint 503.
+	Deliverer *webhook.Deliverer
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
@@ -89,12 +92,15 @@ type api struct {
 	events events.Store
 	policy *authz.Policy
 
-	webhooks webhook.DeliveryStore
-	keyring  *secrets.Keyring
-	jwt      func(string) (string, token.Hub, error)
-	log      *slog.Logger
-	now      func() time.Time
-	mux      *http.ServeMux
+	webhooks  webhook.DeliveryStore
+	keyring   *secrets.Keyring
+	deliverer *webhook.Deliverer
+	// hookTests limits test deliveries per hook (in this process).
+	hookTests *ratelimit.Limiter
+	jwt       func(string) (string, token.Hub, error)
+	log       *slog.Logger
+	now       func() time.Time
+	mux       *http.ServeMux
 
 	dummyOnce sync.Once
 	dummy     string
@@ -105,7 +111,7 @@ type api struct {
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
 	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard,
-		webhooks: o.Webhooks, keyring: o.Keyring}
+		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, hookTests: ratelimit.New(1, webhookTestInterval)}
 	if a.now == nil {
 		a.now = time.Now
 	}

@@ -47,6 +47,8 @@ func (a *api) webhookRoutes() {
 		"PATCH":  writes(scope.HubWebhooks, a.updateWebhook),
 		"DELETE": writes(scope.HubWebhooks, a.deleteWebhook),
 	})
+	a.route("/api/v1/webhooks/{id}/rotate-secret", map[string]handlerFunc{"POST": writes(scope.HubWebhooks, a.rotateWebhookSecret)})
+	a.route("/api/v1/webhooks/{id}/test", map[string]handlerFunc{"POST": writes(scope.HubWebhooks, a.testWebhook)})
 	a.route("/api/v1/webhooks/{id}/deliveries", map[string]handlerFunc{"GET": reads(scope.HubWebhooks, a.listDeliveries)})
 	a.route("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", map[string]handlerFunc{"POST": writes(scope.HubWebhooks, a.redeliver)})
 }
@@ -154,6 +156,9 @@ func (a *api) webhookView(ctx context.Context, h webhook.Hook) hubtypes.Webhook 
 	v := hubtypes.Webhook{ID: h.ID, Scope: h.Scope, Target: h.Target, URL: h.URL, Repositories: h.Repositories, Tags: h.Tags,
 		Format: h.Format, Headers: h.HeaderNames, Enabled: h.Enabled, DisabledReason: h.DisabledReason, Failures: h.Failures,
 		CreatedAt: formatTime(h.CreatedAt)}
+	if h.HasPrevious(a.now()) {
+		v.PreviousSecretExpiresAt = formatTime(h.PreviousExpires)
+	}
 	for _, t := range h.Events {
 		v.Events = append(v.Events, string(t))
 	}
@@ -167,9 +172,8 @@ func (a *api) createWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if a.webhooks == nil {
 		return notFound("no API endpoint %s", r.URL.Path)
 	}
-	if a.keyring == nil {
-		return errcode.New(errcode.Unavailable, "this hub has no key to seal webhook secrets with: give every replica the same "+
-			"secrets.keys_file or HUBCTL_SECRETS_KEY (docs/operating.md, Secrets at rest)")
+	if err := a.needKeyring(); err != nil {
+		return err
 	}
 	var req hubtypes.CreateWebhookRequest
 	if err := decode(w, r, &req); err != nil {
@@ -293,32 +297,4 @@ func (a *api) deleteWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 		return err
 	}
 	return noContent(w)
-}
-
-// updateWebhook answers PATCH /api/v1/webhooks/{id} {"enabled": bool}: turning a hook
-// on again (after a 410 or a pause) clears its failures and the reason.
-func (a *api) updateWebhook(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
-	if a.webhooks == nil {
-		return notFound("no API endpoint %s", r.URL.Path)
-	}
-	var req hubtypes.UpdateWebhookRequest
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	if req.Enabled == nil {
-		return invalid("nothing to change: give enabled")
-	}
-	h, err := a.managedWebhook(r, p)
-	if err != nil {
-		return err
-	}
-	if err := a.webhooks.SetWebhookEnabled(r.Context(), h.ID, *req.Enabled, p.Name()); errors.Is(err, webhook.ErrNotFound) {
-		return notFound("webhook %s not found", h.ID)
-	} else if err != nil {
-		return err
-	}
-	if h, err = a.webhooks.GetWebhook(r.Context(), h.ID); err != nil {
-		return err
-	}
-	return reply(w, http.StatusOK, a.webhookView(r.Context(), h))
 }

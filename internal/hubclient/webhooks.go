@@ -55,5 +55,25 @@ func (c *Client) RedeliverWebhook(ctx context.Context, id string, delivery int64
 // SetWebhookEnabled turns the webhook id on or off.
 func (c *Client) SetWebhookEnabled(ctx context.Context, id string, enabled bool) (hubtypes.Webhook, error) {
 	var out hubtypes.Webhook
-	return out, c.do(ctx, http.MethodPatch, "webhooks/"+seg(id), hubtypes.UpdateWebhookRequest{Enabled: &enabled}, &out)
+	return out, c.do(ctx, http.MethodPatch, "webhooks/"+seg(id), hubtypes.UpdateWebhookRequest{Enabled: hubtypes.Some(enabled)}, &out)
+}
+
+// UpdateWebhook changes the webhook id as req says (a merge patch).
+func (c *Client) UpdateWebhook(ctx context.Context, id string, req hubtypes.UpdateWebhookRequest) (hubtypes.Webhook, error) {
+	var out hubtypes.Webhook
+	return out, c.do(ctx, http.MethodPatch, "webhooks/"+seg(id), req, &out)
+}
+
+// RotateWebhookSecret gives the webhook id a new signing secret; the answer carries
+// it, shown this once.
+func (c *Client) RotateWebhookSecret(ctx context.Context, id string, req hubtypes.RotateWebhookSecretRequest) (hubtypes.CreateWebhookResponse, error) {
+	var out hubtypes.CreateWebhookResponse
+	return out, c.do(ctx, http.MethodPost, "webhooks/"+seg(id)+"/rotate-secret", req, &out)
+}
+
+// TestWebhook sends the webhook id a webhook.test event now and returns the delivery,
+// with its attempt.
+func (c *Client) TestWebhook(ctx context.Context, id string) (hubtypes.WebhookDelivery, error) {
+	var out hubtypes.WebhookDelivery
+	return out, c.do(ctx, http.MethodPost, "webhooks/"+seg(id)+"/test", nil, &out)
 }

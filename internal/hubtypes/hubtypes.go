@@ -5,6 +5,8 @@
 // server.
 package hubtypes
 
+import "encoding/json"
+
 // User is an account as the API shows it: never with its password hash.
 type User struct {
 	Name      string `json:"name"`
@@ -266,6 +268,9 @@ type Webhook struct {
 	Failures       int    `json:"failures,omitempty"`
 	CreatedBy      string `json:"createdBy,omitempty"`
 	CreatedAt      string `json:"createdAt"`
+	// PreviousSecretExpiresAt is when the secret a rotation replaced stops signing
+	// deliveries; empty when there is none.
+	PreviousSecretExpiresAt string `json:"previousSecretExpiresAt,omitempty"`
 }
 
 // CreateWebhookRequest is the body of POST /api/v1/webhooks.
@@ -288,8 +293,9 @@ type CreateWebhookRequest struct {
 	Disabled bool `json:"disabled,omitempty"`
 }
 
-// CreateWebhookResponse answers POST /api/v1/webhooks: the hook and its secret, which
-// is shown this once.
+// CreateWebhookResponse answers POST /api/v1/webhooks and POST
+// /api/v1/webhooks/{id}/rotate-secret: the hook and its (new) secret, which is shown
+// this once.
 type CreateWebhookResponse struct {
 	Webhook
 	Secret string `json:"secret"`
@@ -324,8 +330,59 @@ type WebhookAttempt struct {
 	ResponseBody    string            `json:"responseBody,omitempty"`
 }
 
-// UpdateWebhookRequest is the body of PATCH /api/v1/webhooks/{id}.
+// UpdateWebhookRequest is the body of PATCH /api/v1/webhooks/{id}, a JSON merge
+// patch: a field left out keeps its value, null resets the lists (events, filters,
+// headers) to none. The scope and target of a hook cannot change.
 type UpdateWebhookRequest struct {
+	URL          Optional[string]   `json:"url,omitzero"`
+	Events       Optional[[]string] `json:"events,omitzero"`
+	Repositories Optional[[]string] `json:"repositories,omitzero"`
+	Tags         Optional[[]string] `json:"tags,omitzero"`
+	Format       Optional[string]   `json:"format,omitzero"`
+	// Headers replaces all the custom headers (sealed as at creation); {} or null
+	// removes them.
+	Headers Optional[map[string]string] `json:"headers,omitzero"`
 	// Enabled turns the hook on (clearing its failures) or off.
-	Enabled *bool `json:"enabled,omitempty"`
+	Enabled Optional[bool] `json:"enabled,omitzero"`
+}
+
+// Optional is a field of a JSON merge patch: Set when the field was given, Null when
+// it was given as null. Its zero value is a field left out (omitzero).
+type Optional[T any] struct {
+	Set, Null bool
+	Value     T
+}
+
+// Some is an Optional set to v.
+func Some[T any](v T) Optional[T] { return Optional[T]{Set: true, Value: v} }
+
+// UnmarshalJSON records that the field was given, and whether as null.
+func (o *Optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set, o.Null = true, string(b) == "null"
+	if o.Null {
+		return nil
+	}
+	return json.Unmarshal(b, &o.Value)
+}
+
+// MarshalJSON writes the value, or null.
+func (o Optional[T]) MarshalJSON() ([]byte, error) {
+	if o.Null || !o.Set {
+		return []byte("null"), nil
+	}
+	return json.Marshal(o.Value)
+}
+
+// IsZero reports a field left out, for omitzero.
+func (o Optional[T]) IsZero() bool { return !o.Set }
+
+// RotateWebhookSecretRequest is the optional body of POST
+// /api/v1/webhooks/{id}/rotate-secret.
+type RotateWebhookSecretRequest struct {
+	// Secret is the new signing secret ("whsec_" and base64 of 24 to 64 bytes); empty
+	// means the hub makes one.
+	Secret string `json:"secret,omitempty"`
+	// ExpirePreviousIn is how long deliveries stay signed with the replaced secret too,
+	// a Go duration ("24h", "90m"): default 24h, at most 168h (7 days), "0" drops it now.
+	ExpirePreviousIn string `json:"expire_previous_in,omitempty"`
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/registry"
 	"github.com/hubctl/hubctl/internal/secrets"
+	"github.com/hubctl/hubctl/internal/webhook"
 )
 
 // AdminUser is the account created at first start.
@@ -42,7 +43,8 @@ type authParts struct {
 // setupAuth loads (or creates) the signing keys, creates the admin account at first
 // start and builds the token service and the registry's token check. It returns nil
 // parts with --auth=none.
-func setupAuth(ctx context.Context, cfg config.Config, store metaStore, keyring *secrets.Keyring, log *slog.Logger, stderr io.Writer) (*authParts, error) {
+func setupAuth(ctx context.Context, cfg config.Config, store metaStore, keyring *secrets.Keyring, deliverer *webhook.Deliverer,
+	log *slog.Logger, stderr io.Writer) (*authParts, error) {
 	if err := ensureAdmin(ctx, store, cfg, stderr); err != nil {
 		return nil, err
 	}
@@ -125,6 +127,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, keyring 
 		Events:       store,
 		Webhooks:     store,
 		Keyring:      keyring,
+		Deliverer:    deliverer,
 		Policy:       policy,
 		Log:          log,
 		Guard:        guard,

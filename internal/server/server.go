@@ -216,7 +216,21 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	} else if err != nil {
 		return err
 	}
-	ap, err := setupAuth(ctx, cfg, meta, keyring, log, stderr)
+	allow, err := config.ParseTrustedProxies(cfg.Webhooks.AllowAddresses)
+	if err != nil {
+		return err
+	}
+	// Every replica dispatches and delivers webhooks; the store's cursor lock and
+	// claims share the work (docs/webhooks.md). The hub API sends test deliveries
+	// through the same deliverer.
+	maxFailures := cfg.Webhooks.MaxFailures
+	if maxFailures == 0 {
+		maxFailures = -1 // never pause
+	}
+	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
+		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures,
+		ExternalURL: cfg.ExternalURL}
+	ap, err := setupAuth(ctx, cfg, meta, keyring, deliverer, log, stderr)
 	if err != nil {
 		return err
 	}
@@ -262,10 +276,6 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	})
 
 	proxies, err := config.ParseTrustedProxies(cfg.TrustedProxies)
-	if err != nil {
-		return err
-	}
-	allow, err := config.ParseTrustedProxies(cfg.Webhooks.AllowAddresses)
 	if err != nil {
 		return err
 	}
@@ -336,15 +346,6 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if cfg.Events.Retention > 0 {
 		janitorDone.Go(func() { runEventPurge(janitorCtx, log, meta, cfg.Events.Retention, cfg.Events.PurgeInterval) })
 	}
-	// Every replica dispatches and delivers webhooks; the store's cursor lock and
-	// claims share the work (docs/webhooks.md).
-	maxFailures := cfg.Webhooks.MaxFailures
-	if maxFailures == 0 {
-		maxFailures = -1 // never pause
-	}
-	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
-		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures,
-		ExternalURL: cfg.ExternalURL}
 	if keyring != nil {
 		janitorDone.Go(func() { deliverer.Run(janitorCtx, cfg.Webhooks.Interval) })
 	}

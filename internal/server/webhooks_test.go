@@ -62,7 +62,6 @@ func TestWebhookFromServe(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(got) != 1 {
 		t.Fatalf("%d deliveries, want 1 (manifest.pushed only)", len(got))
 	}
@@ -77,5 +76,25 @@ func TestWebhookFromServe(t *testing.T) {
 	}
 	if err := json.Unmarshal(bodies[0], &ev); err != nil || ev.Type != "manifest.pushed" || ev.Data.Repository != "lib/app" || ev.Data.Tag != "v1" {
 		t.Fatalf("body %s: %v", bodies[0], err)
+	}
+	mu.Unlock()
+
+	// A test delivery goes out from the API through the hub's deliverer, now.
+	req, _ = http.NewRequest(http.MethodPost, base+"/api/v1/webhooks/"+hook.ID+"/test", nil)
+	req.SetBasicAuth(AdminUser, testAdminPassword)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var d hubtypes.WebhookDelivery
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &d) != nil || d.State != "delivered" || d.Type != "webhook.test" {
+		t.Fatalf("test webhook: %s %s", resp.Status, b)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || !strings.Contains(string(bodies[1]), `"webhook.test"`) {
+		t.Fatalf("%d requests after the test, want 2", len(got))
 	}
 }

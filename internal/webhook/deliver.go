@@ -155,6 +155,10 @@ func (d *Deliverer) Step(ctx context.Context) (bool, error) {
 
 // mayRead reports whether the hook's owner may still read what the event is about.
 func (d *Deliverer) mayRead(ctx context.Context, h Hook, e events.Event) (bool, error) {
+	if e.Type == EventTest {
+		// A ping its sender (a manager of the hook) made: it carries no repository's data.
+		return true, nil
+	}
 	u, err := d.Store.UserByID(ctx, h.CreatedBy)
 	if errors.Is(err, accounts.ErrNotFound) {
 		return false, nil
@@ -191,7 +195,7 @@ func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
 	if !ok {
 		return Outcome{State: StateSkipped, Error: "the hook's owner may no longer read " + e.Repository, Skip: true}
 	}
-	secret, headers, err := Open(d.Keyring, h)
+	keys, headers, err := OpenSigning(d.Keyring, h, d.now())
 	if err != nil {
 		// Not the receiver's fault: no failure counted against the hook.
 		return d.retry(del, Outcome{Error: err.Error(), Skip: true}, 0)
@@ -221,7 +225,7 @@ func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	if err := Sign(req.Header, secret, e.ID, now, body); err != nil {
+	if err := Sign(req.Header, keys, e.ID, now, body); err != nil {
 		return Outcome{State: StateFailed, Error: err.Error()}
 	}
 	req.Header.Set("Content-Type", contentType)
@@ -307,24 +311,34 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// Sign sets the signature headers of a delivery of body with message id at t:
-// Standard Webhooks' webhook-id, webhook-timestamp and webhook-signature ("v1," and
-// the base64 HMAC-SHA256 of "id.timestamp.body" keyed with the secret's decoded bytes)
-// and GitHub's X-Hub-Signature-256 ("sha256=" and the hex HMAC-SHA256 of body keyed
-// with the secret string as given, "whsec_…", as GitHub receivers use theirs).
-func Sign(h http.Header, secret, id string, t time.Time, body []byte) error {
-	key, err := SecretKey(secret)
-	if err != nil {
-		return err
+// Sign sets the signature headers of a delivery of body with message id at t, signed
+// with each of secrets (the current one first, then a previous one during a rotation):
+// Standard Webhooks' webhook-id, webhook-timestamp and webhook-signature (for each
+// secret "v1," and the base64 HMAC-SHA256 of "id.timestamp.body" keyed with the
+// secret's decoded bytes, space-separated, as the spec allows) and GitHub's
+// X-Hub-Signature-256 ("sha256=" and the hex HMAC-SHA256 of body keyed with the
+// current secret string as given, "whsec_…", as GitHub receivers use theirs; it has
+// room for one signature only).
+func Sign(h http.Header, secrets []string, id string, t time.Time, body []byte) error {
+	if len(secrets) == 0 {
+		return errors.New("webhook: no secret to sign with")
 	}
 	ts := strconv.FormatInt(t.Unix(), 10)
-	m := hmac.New(sha256.New, key)
-	fmt.Fprintf(m, "%s.%s.", id, ts)
-	m.Write(body)
+	sigs := make([]string, 0, len(secrets))
+	for _, secret := range secrets {
+		key, err := SecretKey(secret)
+		if err != nil {
+			return err
+		}
+		m := hmac.New(sha256.New, key)
+		fmt.Fprintf(m, "%s.%s.", id, ts)
+		m.Write(body)
+		sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	}
 	h.Set("Webhook-Id", id)
 	h.Set("Webhook-Timestamp", ts)
-	h.Set("Webhook-Signature", "v1,"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
-	g := hmac.New(sha256.New, []byte(secret))
+	h.Set("Webhook-Signature", strings.Join(sigs, " "))
+	g := hmac.New(sha256.New, []byte(secrets[0]))
 	g.Write(body)
 	h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(g.Sum(nil)))
 	return nil

@@ -91,6 +91,10 @@ type DeliveryStore interface {
 	// RedeliverWebhook queues the event of a delivery of the hook again, due now, as a
 	// new delivery with the same event id, and audits it as actor.
 	RedeliverWebhook(ctx context.Context, hookID string, deliveryID int64, actor string, now time.Time) (Delivery, error)
+	// RecordWebhookTest stores a test delivery d of its hook, finished, with its one
+	// attempt (d.Log[0]), audits it as actor, and returns its id; an error wrapping
+	// ErrNotFound when the hook is gone.
+	RecordWebhookTest(ctx context.Context, d Delivery, actor string) (int64, error)
 	// PurgeWebhookDeliveries deletes finished deliveries (delivered, failed, skipped)
 	// last updated before before, with their attempts, at most batch per transaction
 	// (0: a default) until none is left, and returns how many it deleted. Pending ones

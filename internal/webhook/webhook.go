@@ -62,6 +62,11 @@ type Hook struct {
 	Format string
 	// Secret is the sealed signing secret ("whsec_…").
 	Secret string
+	// PreviousSecret is the sealed secret a rotation replaced, "" when none; deliveries
+	// are signed with it too until PreviousExpires (docs/webhooks.md, Rotating the
+	// secret).
+	PreviousSecret  string
+	PreviousExpires time.Time
 	// Headers is the sealed JSON object of custom headers; "" when none.
 	Headers string
 	// HeaderNames are the custom headers' names, shown instead of their values.
@@ -93,6 +98,11 @@ type Store interface {
 	ListWebhooks(ctx context.Context, f Filter) ([]Hook, error)
 	// DeleteWebhook deletes the hook id (and its deliveries) and audits it as actor.
 	DeleteWebhook(ctx context.Context, id, actor string) error
+	// UpdateWebhook changes the hook id in one transaction: it reads the hook, locked,
+	// lets change edit it (its URL, filters, format, secrets, headers and state; never
+	// its id, scope, target or creation), writes it back and audits it as actor with
+	// the action and detail change returns. A previous secret found expired is dropped.
+	UpdateWebhook(ctx context.Context, id, actor string, change func(h *Hook) (action, detail string, err error)) (Hook, error)
 	// SetWebhookEnabled turns the hook id on (clearing its failures and the reason the
 	// hub turned it off) or off, and audits it as actor.
 	SetWebhookEnabled(ctx context.Context, id string, enabled bool, actor string) error
@@ -137,6 +147,12 @@ func Seal(ring *secrets.Keyring, h *Hook, secret string, headers map[string]stri
 	if h.Secret, err = ring.Seal([]byte(secret), secrets.RowAD(Table, h.ID, "secret")); err != nil {
 		return err
 	}
+	return SealHeaders(ring, h, headers)
+}
+
+// SealHeaders replaces the custom headers of h, whose ID must be set, with headers
+// (none when empty), sealed.
+func SealHeaders(ring *secrets.Keyring, h *Hook, headers map[string]string) error {
 	h.Headers, h.HeaderNames = "", nil
 	if len(headers) > 0 {
 		b, err := json.Marshal(headers)
@@ -172,11 +188,57 @@ func Open(ring *secrets.Keyring, h Hook) (secret string, headers map[string]stri
 	return string(b), headers, nil
 }
 
+// Rotate makes secret the signing secret of h (sealed) and keeps the one it replaces
+// as its previous secret until expires, or drops it when expires is not after now. A
+// previous secret h still had is dropped either way: a hook signs with two at most.
+func Rotate(ring *secrets.Keyring, h *Hook, secret string, now, expires time.Time) error {
+	if _, err := SecretKey(secret); err != nil {
+		return err
+	}
+	old, err := ring.Open(h.Secret, secrets.RowAD(Table, h.ID, "secret"))
+	if err != nil {
+		return fmt.Errorf("webhook %s secret: %w", h.ID, err)
+	}
+	h.PreviousSecret, h.PreviousExpires = "", time.Time{}
+	if expires.After(now) {
+		if h.PreviousSecret, err = ring.Seal(old, secrets.RowAD(Table, h.ID, "previous_secret")); err != nil {
+			return err
+		}
+		h.PreviousExpires = expires
+	}
+	h.Secret, err = ring.Seal([]byte(secret), secrets.RowAD(Table, h.ID, "secret"))
+	return err
+}
+
+// HasPrevious reports whether h still signs with a previous secret at now.
+func (h Hook) HasPrevious(now time.Time) bool {
+	return h.PreviousSecret != "" && now.Before(h.PreviousExpires)
+}
+
+// OpenSigning opens what a delivery of h at now is signed and sent with: its secrets,
+// the current one first and the previous one while it has not expired, and its custom
+// headers.
+func OpenSigning(ring *secrets.Keyring, h Hook, now time.Time) (keys []string, headers map[string]string, err error) {
+	secret, headers, err := Open(ring, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys = []string{secret}
+	if h.HasPrevious(now) {
+		b, err := ring.Open(h.PreviousSecret, secrets.RowAD(Table, h.ID, "previous_secret"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("webhook %s previous secret: %w", h.ID, err)
+		}
+		keys = append(keys, string(b))
+	}
+	return keys, headers, nil
+}
+
 // Headers a hook may not set: the hub writes them itself.
 var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "User-Agent", "Webhook-Id", "Webhook-Timestamp",
 	"Webhook-Signature", "X-Hub-Signature-256", "Transfer-Encoding", "Connection"}
 
-// Validate checks what a client gave for a new hook.
+// Validate checks what a client gave for a new hook, or a hook changed.
 func Validate(h Hook, headers map[string]string) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
@@ -228,6 +290,54 @@ func Validate(h Hook, headers map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// Changes describes what an update changed from old to h, for the audit log: the
+// fields by name, the URL and filters with their new values, never a header value.
+func Changes(old, h Hook) string {
+	var out []string
+	list := func(v []string) string {
+		if len(v) == 0 {
+			return "(any)"
+		}
+		return strings.Join(v, ",")
+	}
+	if h.URL != old.URL {
+		out = append(out, "url → "+h.URL)
+	}
+	types := func(v []events.Type) []string {
+		var s []string
+		for _, t := range v {
+			s = append(s, string(t))
+		}
+		return s
+	}
+	if !slices.Equal(h.Events, old.Events) {
+		out = append(out, "events → "+list(types(h.Events)))
+	}
+	if !slices.Equal(h.Repositories, old.Repositories) {
+		out = append(out, "repositories → "+list(h.Repositories))
+	}
+	if !slices.Equal(h.Tags, old.Tags) {
+		out = append(out, "tags → "+list(h.Tags))
+	}
+	if h.Format != old.Format {
+		out = append(out, "format → "+h.Format)
+	}
+	switch {
+	case h.Headers == old.Headers:
+	case len(h.HeaderNames) == 0:
+		out = append(out, "headers removed")
+	default:
+		out = append(out, "headers replaced → "+strings.Join(h.HeaderNames, ","))
+	}
+	if h.Enabled != old.Enabled {
+		out = append(out, fmt.Sprintf("enabled → %t", h.Enabled))
+	}
+	if len(out) == 0 {
+		return "no change"
+	}
+	return strings.Join(out, "; ")
 }
 
 // Matches reports whether h wants e by scope, type, filters and format (an event its

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/hubctl/hubctl/internal/events"
@@ -54,5 +55,26 @@ func TestSecretKey(t *testing.T) {
 		if _, err := SecretKey(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+func TestChanges(t *testing.T) {
+	old := Hook{URL: "https://a.example.com", Events: []events.Type{events.ManifestPushed}, Tags: []string{"v*"}, Format: FormatHubctl,
+		Headers: "sealed-1", HeaderNames: []string{"Authorization"}, Enabled: true}
+	if got := Changes(old, old); got != "no change" {
+		t.Fatalf("no change: %q", got)
+	}
+	h := old
+	h.URL, h.Events, h.Tags, h.Headers, h.HeaderNames, h.Enabled = "https://b.example.com", nil, []string{"release-*"}, "", nil, false
+	got := Changes(old, h)
+	for _, want := range []string{"url → https://b.example.com", "events → (any)", "tags → release-*", "headers removed", "enabled → false"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+	h = old
+	h.Headers, h.HeaderNames = "sealed-2", []string{"X-Token"}
+	if got := Changes(old, h); got != "headers replaced → X-Token" || strings.Contains(got, "sealed") {
+		t.Fatalf("headers: %q", got)
 	}
 }

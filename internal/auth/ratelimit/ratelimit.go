@@ -1,5 +1,6 @@
 // Package ratelimit limits failed logins per key (account and client address), shared by
-// the token service and the hub API so guesses count wherever they are made.
+// the token service and the hub API so guesses count wherever they are made; its
+// Limiter also rates other actions per key (Take: webhook test deliveries).
 package ratelimit
 
 import (
@@ -48,6 +49,24 @@ func (l *Limiter) Blocked(key string, now time.Time) (bool, time.Duration) {
 func (l *Limiter) Fail(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.record(key, now)
+}
+
+// Take counts an attempt of key at now unless key is locked out, in one step, and
+// reports whether it was allowed or else how long until it is: a rate limit of max
+// actions per window (New(1, time.Second) lets a key act once a second), where
+// Blocked then Fail would let two concurrent callers both through.
+func (l *Limiter) Take(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f, ok := l.entries[key]; ok && now.Sub(f.start) < l.window && f.count >= l.max {
+		return false, f.start.Add(l.window).Sub(now)
+	}
+	l.record(key, now)
+	return true, 0
+}
+
+func (l *Limiter) record(key string, now time.Time) {
 	f, ok := l.entries[key]
 	if !ok || now.Sub(f.start) >= l.window {
 		if !ok && len(l.entries) >= l.maxKeys {

@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -47,5 +49,38 @@ func TestBoundedKeys(t *testing.T) {
 	// The newest keys are the ones kept.
 	if b, _ := l.Blocked("key99", t0.Add(time.Second)); !b {
 		t.Fatal("the newest key was evicted")
+	}
+}
+
+// TestTake: a rate limit of one action a second per key, whose check and count are one
+// step, so concurrent callers cannot both pass.
+func TestTake(t *testing.T) {
+	l := New(1, time.Second)
+	now := time.Now()
+	if ok, _ := l.Take("hook", now); !ok {
+		t.Fatal("the first action refused")
+	}
+	if ok, wait := l.Take("hook", now.Add(300*time.Millisecond)); ok || wait != 700*time.Millisecond {
+		t.Fatalf("a second action within the window: %v, wait %v", ok, wait)
+	}
+	if ok, _ := l.Take("other", now); !ok {
+		t.Fatal("another key refused")
+	}
+	if ok, _ := l.Take("hook", now.Add(time.Second)); !ok {
+		t.Fatal("refused after the window")
+	}
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	later := now.Add(time.Hour)
+	for range 50 {
+		wg.Go(func() {
+			if ok, _ := l.Take("race", later); ok {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != 1 {
+		t.Fatalf("%d concurrent actions allowed, want 1", n)
 	}
 }

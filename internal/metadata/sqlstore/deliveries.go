@@ -141,6 +141,9 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, n int, now time.Time
 				if h, err = scanWebhook(q.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`, d.HookID)); err != nil {
 					return err
 				}
+				if err := s.dropExpiredPrevious(ctx, q, &h, now); err != nil {
+					return err
+				}
 				hooks[d.HookID] = h
 			}
 			out = append(out, webhook.Claim{Delivery: d, Hook: h})
@@ -278,6 +281,47 @@ func (s *Store) RedeliverWebhook(ctx context.Context, hookID string, deliveryID 
 		return webhook.Delivery{}, fmt.Errorf("redeliver: %w", err)
 	}
 	return d, nil
+}
+
+// RecordWebhookTest stores a finished test delivery with its attempt and audits it.
+func (s *Store) RecordWebhookTest(ctx context.Context, d webhook.Delivery, actor string) (int64, error) {
+	if len(d.Log) != 1 {
+		return 0, fmt.Errorf("record webhook test: want one attempt, have %d", len(d.Log))
+	}
+	a := events.ActorFrom(ctx)
+	var id int64
+	err := s.write(ctx, func(q querier) error {
+		var one int
+		if err := q.QueryRow(ctx, `SELECT 1 FROM webhooks WHERE id = $1`+s.d.forKeyShare, d.HookID).Scan(&one); isNoRows(err) {
+			return fmt.Errorf("webhook %s: %w", d.HookID, webhook.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		if err := q.QueryRow(ctx, `INSERT INTO webhook_deliveries (hook_id, event_id, event_type, repository, payload, state,
+			attempts, next_at, last_status, last_error, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+			RETURNING id`, d.HookID, d.EventID, string(d.EventType), d.Repository, d.Payload, d.State, d.Attempts, nanos(d.NextAt),
+			d.LastStatus, d.LastError, nanos(d.CreatedAt)).Scan(&id); err != nil {
+			return err
+		}
+		at := d.Log[0]
+		reqH, _ := json.Marshal(nonNil(at.RequestHeaders))
+		respH, _ := json.Marshal(nonNil(at.ResponseHeaders))
+		if _, err := q.Exec(ctx, `INSERT INTO webhook_attempts (delivery_id, started_at, duration_ms, status, error,
+			request_headers, response_headers, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			id, nanos(at.Started), at.Duration.Milliseconds(), at.Status, at.Error, string(reqH), string(respH), at.ResponseBody); err != nil {
+			return err
+		}
+		result := d.LastError
+		if at.Status != 0 {
+			result = strconv.Itoa(at.Status)
+		}
+		return auditIn(ctx, q, accounts.AuditEntry{Time: d.CreatedAt, Actor: actor, Action: "webhook.test", Target: d.HookID,
+			Remote: a.Remote, Detail: fmt.Sprintf("event %s (delivery %d): %s", d.EventID, id, result)})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record webhook test: %w", err)
+	}
+	return id, nil
 }
 
 // any reports whether query selects a row.

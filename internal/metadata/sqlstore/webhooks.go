@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,11 +16,12 @@ import (
 func init() {
 	sealedColumns = append(sealedColumns,
 		sealedColumn{table: webhook.Table, id: "id", column: "secret"},
-		sealedColumn{table: webhook.Table, id: "id", column: "headers"})
+		sealedColumn{table: webhook.Table, id: "id", column: "headers"},
+		sealedColumn{table: webhook.Table, id: "id", column: "previous_secret"})
 }
 
 const webhookColumns = `id, scope, target, url, event_types, repositories, tags, format, secret, headers, header_names,
-	enabled, disabled_reason, failures, created_by, created_at, updated_at`
+	enabled, disabled_reason, failures, created_by, created_at, updated_at, previous_secret, previous_secret_expires`
 
 func jsonArray[T any](v []T) string {
 	if len(v) == 0 {
@@ -32,9 +34,9 @@ func jsonArray[T any](v []T) string {
 func scanWebhook(r row) (webhook.Hook, error) {
 	var h webhook.Hook
 	var types, repos, tags, names string
-	var created, updated int64
+	var created, updated, prevExpires int64
 	if err := r.Scan(&h.ID, &h.Scope, &h.Target, &h.URL, &types, &repos, &tags, &h.Format, &h.Secret, &h.Headers, &names,
-		&h.Enabled, &h.DisabledReason, &h.Failures, &h.CreatedBy, &created, &updated); err != nil {
+		&h.Enabled, &h.DisabledReason, &h.Failures, &h.CreatedBy, &created, &updated, &h.PreviousSecret, &prevExpires); err != nil {
 		return webhook.Hook{}, err
 	}
 	for _, x := range []struct {
@@ -46,6 +48,9 @@ func scanWebhook(r row) (webhook.Hook, error) {
 		}
 	}
 	h.CreatedAt, h.UpdatedAt = fromNanos(created), fromNanos(updated)
+	if h.PreviousSecret != "" {
+		h.PreviousExpires = fromNanos(prevExpires)
+	}
 	return h, nil
 }
 
@@ -62,10 +67,10 @@ func (s *Store) CreateWebhook(ctx context.Context, h webhook.Hook, actor string)
 	a := events.ActorFrom(ctx)
 	err := s.write(ctx, func(q querier) error {
 		_, err := q.Exec(ctx, `INSERT INTO webhooks (`+webhookColumns+`, namespace)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 			h.ID, h.Scope, h.Target, h.URL, jsonArray(h.Events), jsonArray(h.Repositories), jsonArray(h.Tags), h.Format,
 			h.Secret, h.Headers, jsonArray(h.HeaderNames), h.Enabled, h.DisabledReason, h.Failures, h.CreatedBy,
-			nanos(h.CreatedAt), nanos(h.UpdatedAt), h.Namespace())
+			nanos(h.CreatedAt), nanos(h.UpdatedAt), h.PreviousSecret, previousExpires(h), h.Namespace())
 		if err != nil {
 			return err
 		}
@@ -76,6 +81,76 @@ func (s *Store) CreateWebhook(ctx context.Context, h webhook.Hook, actor string)
 		return fmt.Errorf("create webhook: %w", s.uniqueAs(err, accounts.ErrExists))
 	}
 	return nil
+}
+
+// previousExpires is the stored expiry of h's previous secret: 0 when it has none.
+func previousExpires(h webhook.Hook) int64 {
+	if h.PreviousSecret == "" {
+		return 0
+	}
+	return nanos(h.PreviousExpires)
+}
+
+// UpdateWebhook reads the hook id locked, lets change edit it, and writes it back with
+// its audit entry, in one transaction. What identifies the hook (id, scope, target,
+// creator, creation) cannot change. A previous secret that has expired is dropped.
+func (s *Store) UpdateWebhook(ctx context.Context, id, actor string, change func(h *webhook.Hook) (action, detail string, err error)) (webhook.Hook, error) {
+	a := events.ActorFrom(ctx)
+	var h webhook.Hook
+	err := s.write(ctx, func(q querier) error {
+		old, err := scanWebhook(q.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`+s.d.forUpdate, id))
+		if isNoRows(err) {
+			return fmt.Errorf("webhook %s: %w", id, webhook.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		h = old
+		h.Events, h.Repositories, h.Tags, h.HeaderNames = slices.Clone(old.Events), slices.Clone(old.Repositories),
+			slices.Clone(old.Tags), slices.Clone(old.HeaderNames)
+		action, detail, err := change(&h)
+		if err != nil {
+			return err
+		}
+		if h.ID != old.ID || h.Scope != old.Scope || h.Target != old.Target || h.CreatedBy != old.CreatedBy ||
+			!h.CreatedAt.Equal(old.CreatedAt) {
+			return fmt.Errorf("%w: a webhook's scope, target and creator cannot change", webhook.ErrInvalid)
+		}
+		now := time.Now()
+		if !h.HasPrevious(now) {
+			h.PreviousSecret, h.PreviousExpires = "", time.Time{}
+		}
+		h.UpdatedAt = now.UTC()
+		if _, err := q.Exec(ctx, `UPDATE webhooks SET url = $1, event_types = $2, repositories = $3, tags = $4, format = $5,
+			secret = $6, headers = $7, header_names = $8, enabled = $9, disabled_reason = $10, failures = $11,
+			previous_secret = $12, previous_secret_expires = $13, updated_at = $14 WHERE id = $15`,
+			h.URL, jsonArray(h.Events), jsonArray(h.Repositories), jsonArray(h.Tags), h.Format, h.Secret, h.Headers,
+			jsonArray(h.HeaderNames), h.Enabled, h.DisabledReason, h.Failures, h.PreviousSecret, previousExpires(h),
+			nanos(h.UpdatedAt), id); err != nil {
+			return err
+		}
+		if a.Token != "" {
+			detail += " (token " + a.Token + ")"
+		}
+		return auditIn(ctx, q, accounts.AuditEntry{Time: now, Actor: actor, Action: action, Target: id, Remote: a.Remote,
+			Detail: detail})
+	})
+	if err != nil {
+		return webhook.Hook{}, fmt.Errorf("update webhook: %w", err)
+	}
+	return h, nil
+}
+
+// dropExpiredPrevious clears the previous secret of h, read in q's transaction, when it
+// has expired at now, so that an expired secret does not stay at rest.
+func (s *Store) dropExpiredPrevious(ctx context.Context, q querier, h *webhook.Hook, now time.Time) error {
+	if h.PreviousSecret == "" || h.HasPrevious(now) {
+		return nil
+	}
+	h.PreviousSecret, h.PreviousExpires = "", time.Time{}
+	_, err := q.Exec(ctx, `UPDATE webhooks SET previous_secret = '', previous_secret_expires = 0
+		WHERE id = $1 AND previous_secret <> '' AND previous_secret_expires <= $2`, h.ID, nanos(now))
+	return err
 }
 
 func auditDetail(h webhook.Hook, a events.Actor) string {
