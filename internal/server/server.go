@@ -343,7 +343,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		maxFailures = -1 // never pause
 	}
 	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
-		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures}
+		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures,
+		RegistryURL: registryURL(cfg, ln.Addr(), ts != nil), PollInterval: cfg.Webhooks.Interval}
+	if m := newPullMinter(cfg, ap, meta); m != nil {
+		deliverer.Minter = m
+	}
 	if keyring != nil {
 		janitorDone.Go(func() { deliverer.Run(janitorCtx, cfg.Webhooks.Interval) })
 	}

@@ -62,6 +62,15 @@ type Deliverer struct {
 	Workers int
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Minter issues the pull tokens of Dragonfly preheats (dragonfly.go); nil sends
+	// none (a hub without auth).
+	Minter PullMinter
+	// RegistryURL is the hub's address as Dragonfly reaches it: preheat jobs pull
+	// RegistryURL/v2/REPO/manifests/DIGEST.
+	RegistryURL string
+	// PollInterval is the wait before a preheat job's first poll; it doubles per poll
+	// up to a minute. 0 means 2 s.
+	PollInterval time.Duration
 }
 
 func (d *Deliverer) log() *slog.Logger {
@@ -179,6 +188,9 @@ func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
 	}
 	if !ok {
 		return Outcome{State: StateSkipped, Error: "the hook's owner may no longer read " + e.Repository, Skip: true}
+	}
+	if h.Kind == KindDragonfly {
+		return d.preheat(ctx, h, del, e)
 	}
 	secret, headers, err := Open(d.Keyring, h)
 	if err != nil {

@@ -15,11 +15,12 @@ import (
 func init() {
 	sealedColumns = append(sealedColumns,
 		sealedColumn{table: webhook.Table, id: "id", column: "secret"},
-		sealedColumn{table: webhook.Table, id: "id", column: "headers"})
+		sealedColumn{table: webhook.Table, id: "id", column: "headers"},
+		sealedColumn{table: webhook.Table, id: "id", column: "dragonfly_token"})
 }
 
 const webhookColumns = `id, scope, target, url, event_types, repositories, tags, format, secret, headers, header_names,
-	enabled, disabled_reason, failures, created_by, created_at, updated_at`
+	enabled, disabled_reason, failures, created_by, created_at, updated_at, kind, dragonfly, dragonfly_token`
 
 func jsonArray[T any](v []T) string {
 	if len(v) == 0 {
@@ -31,11 +32,16 @@ func jsonArray[T any](v []T) string {
 
 func scanWebhook(r row) (webhook.Hook, error) {
 	var h webhook.Hook
-	var types, repos, tags, names string
+	var types, repos, tags, names, dragonfly string
 	var created, updated int64
 	if err := r.Scan(&h.ID, &h.Scope, &h.Target, &h.URL, &types, &repos, &tags, &h.Format, &h.Secret, &h.Headers, &names,
-		&h.Enabled, &h.DisabledReason, &h.Failures, &h.CreatedBy, &created, &updated); err != nil {
+		&h.Enabled, &h.DisabledReason, &h.Failures, &h.CreatedBy, &created, &updated, &h.Kind, &dragonfly, &h.DragonflyToken); err != nil {
 		return webhook.Hook{}, err
+	}
+	if dragonfly != "" {
+		if err := json.Unmarshal([]byte(dragonfly), &h.Dragonfly); err != nil {
+			return webhook.Hook{}, fmt.Errorf("webhook %s: %w", h.ID, err)
+		}
 	}
 	for _, x := range []struct {
 		s string
@@ -61,11 +67,22 @@ func auditIn(ctx context.Context, q querier, e accounts.AuditEntry) error {
 func (s *Store) CreateWebhook(ctx context.Context, h webhook.Hook, actor string) error {
 	a := events.ActorFrom(ctx)
 	err := s.write(ctx, func(q querier) error {
+		kind, dragonfly := h.Kind, ""
+		if kind == "" {
+			kind = webhook.KindWebhook
+		}
+		if h.Dragonfly != nil {
+			b, err := json.Marshal(h.Dragonfly)
+			if err != nil {
+				return err
+			}
+			dragonfly = string(b)
+		}
 		_, err := q.Exec(ctx, `INSERT INTO webhooks (`+webhookColumns+`, namespace)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 			h.ID, h.Scope, h.Target, h.URL, jsonArray(h.Events), jsonArray(h.Repositories), jsonArray(h.Tags), h.Format,
 			h.Secret, h.Headers, jsonArray(h.HeaderNames), h.Enabled, h.DisabledReason, h.Failures, h.CreatedBy,
-			nanos(h.CreatedAt), nanos(h.UpdatedAt), h.Namespace())
+			nanos(h.CreatedAt), nanos(h.UpdatedAt), kind, dragonfly, h.DragonflyToken, h.Namespace())
 		if err != nil {
 			return err
 		}
@@ -80,6 +97,9 @@ func (s *Store) CreateWebhook(ctx context.Context, h webhook.Hook, actor string)
 
 func auditDetail(h webhook.Hook, a events.Actor) string {
 	d := h.Scope
+	if h.Kind == webhook.KindDragonfly {
+		d = "dragonfly preheat, " + d
+	}
 	if h.Target != "" {
 		d += " " + h.Target
 	}
