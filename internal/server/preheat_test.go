@@ -55,7 +55,11 @@ func TestDragonflyPreheatFromServe(t *testing.T) {
 	var problems []string
 	var tokens []string
 	var created, polls int
-	fail := func(f string, args ...any) { mu.Lock(); problems = append(problems, fmt.Sprintf(f, args...)); mu.Unlock() }
+	fail := func(f string, args ...any) {
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf(f, args...))
+		mu.Unlock()
+	}
 	var otherDigest string
 	var base string
 	manager := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
