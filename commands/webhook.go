@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hubctl/hubctl/internal/hubclient"
 	"github.com/hubctl/hubctl/internal/hubtypes"
@@ -42,6 +44,14 @@ type WebhookCreateOptions struct {
 	Request hubtypes.CreateWebhookRequest
 	// Headers are NAME=VALUE pairs of --header.
 	Headers []string
+	// Dragonfly holds the --dragonfly-* flags of a --kind dragonfly hook.
+	Dragonfly hubtypes.WebhookDragonfly
+	// DragonflyClusters are the --dragonfly-cluster ids.
+	DragonflyClusters []uint
+	// DragonflyTimeout is --dragonfly-timeout.
+	DragonflyTimeout time.Duration
+	// DragonflyTokenStdin reads the manager's personal access token from stdin.
+	DragonflyTokenStdin bool
 }
 
 // NewCmdWebhookCreate returns `hubctl webhook create`. runF receives the parsed
@@ -67,12 +77,20 @@ An event must match one of each list given; a tag filter drops events without a 
 --format chooses the body: hubctl (the default; JSON Schema in docs/webhooks.schema.json),
 cloudevents (CloudEvents 1.0, structured mode), distribution (the CNCF distribution
 registry's notification envelope) or harbor (Harbor's payload). The distribution and
-harbor formats carry only the events that have a meaning there (docs/webhooks.md).`,
+harbor formats carry only the events that have a meaning there (docs/webhooks.md).
+
+With --kind dragonfly, URL is a Dragonfly manager: every image pushed to what the
+hook watches makes a preheat job there, pulling the image with a short-lived token
+for that repository alone, and the hook follows the job to its end (docs/webhooks.md,
+"Dragonfly preheat"). The manager's personal access token is read from stdin
+(--dragonfly-token-stdin) and stored sealed; the hook's id is printed on stdout.`,
 		Example: `  hubctl webhook create https://ci.example.com/hook --namespace acme --event manifest.pushed --tag 'v*'
   hubctl webhook create https://ci.example.com/hook --namespace acme --tag 're:v[0-9]+\.[0-9]+\.[0-9]+'
   hubctl webhook create https://hooks.example.com/x --repository acme/app --header 'Authorization=Bearer …'
   hubctl webhook create https://events.example.com/in --namespace acme --format cloudevents
-  hubctl webhook create https://audit.example.com/in --site -o json`,
+  hubctl webhook create https://audit.example.com/in --site -o json
+  echo "$DRAGONFLY_PAT" | hubctl webhook create https://dragonfly-manager:8080 --namespace acme \
+      --kind dragonfly --dragonfly-scope all_seed_peers --dragonfly-cluster 1 --dragonfly-token-stdin`,
 		Args: checkArgs(cobra.ExactArgs(1)),
 	}
 	hubCommand(f, cmd, &opts.Hub, func(args []string) error {
@@ -93,6 +111,9 @@ harbor formats carry only the events that have a meaning there (docs/webhooks.md
 		}
 		if n != 1 {
 			return usageErrorf(cmd, "give exactly one of --namespace, --repository and --site")
+		}
+		if err := webhookKindFlags(cmd, opts); err != nil {
+			return err
 		}
 		r.Headers = nil
 		for _, h := range opts.Headers {
@@ -120,13 +141,71 @@ harbor formats carry only the events that have a meaning there (docs/webhooks.md
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(webhookFormats, cobra.ShellCompDirectiveNoFileComp))
 	fl.StringArrayVar(&opts.Headers, "header", nil, "Custom header `NAME=VALUE` sent with every delivery (repeatable; stored sealed)")
 	fl.BoolVar(&opts.Request.Disabled, "disabled", false, "Create the webhook turned off")
+	fl.StringVar(&opts.Request.Kind, "kind", "", "What a delivery does: `webhook` (POST the event; default) or dragonfly (a preheat job on the Dragonfly manager at URL)")
+	fl.StringVar(&opts.Dragonfly.API, "dragonfly-api", "", "Dragonfly manager `API`: oapi (2.1+, the default) or v1 (2.0.x)")
+	fl.StringVar(&opts.Dragonfly.Scope, "dragonfly-scope", "", "Peers to preheat: `single_seed_peer` (default), all_seed_peers or all_peers")
+	fl.UintSliceVar(&opts.DragonflyClusters, "dragonfly-cluster", nil, "Scheduler cluster `ID` to preheat in (repeatable; default all)")
+	fl.StringVar(&opts.Dragonfly.Platform, "dragonfly-platform", "", "Preheat this `platform` of an index, e.g. linux/amd64")
+	fl.DurationVar(&opts.DragonflyTimeout, "dragonfly-timeout", 0, "Follow a preheat job this `long` before failing it (default 30m)")
+	fl.BoolVar(&opts.DragonflyTokenStdin, "dragonfly-token-stdin", false, "Read the Dragonfly manager's personal access token from stdin (stored sealed)")
 	return cmd
+}
+
+// webhookKindFlags checks the --kind and --dragonfly-* flags and sets the request's
+// kind and Dragonfly settings, reading the personal access token from stdin.
+func webhookKindFlags(cmd *cobra.Command, opts *WebhookCreateOptions) error {
+	r := &opts.Request
+	dragonflyFlag := ""
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if strings.HasPrefix(f.Name, "dragonfly-") && dragonflyFlag == "" {
+			dragonflyFlag = f.Name
+		}
+	})
+	switch r.Kind {
+	case "", "webhook":
+		if dragonflyFlag != "" {
+			return usageErrorf(cmd, "--%s is for --kind dragonfly", dragonflyFlag)
+		}
+		r.Dragonfly = nil
+		return nil
+	case "dragonfly":
+	default:
+		return usageErrorf(cmd, "invalid --kind %q: want webhook or dragonfly", r.Kind)
+	}
+	d := opts.Dragonfly
+	d.SchedulerClusterIDs = nil
+	for _, id := range opts.DragonflyClusters {
+		d.SchedulerClusterIDs = append(d.SchedulerClusterIDs, uint64(id))
+	}
+	if opts.DragonflyTimeout != 0 {
+		d.Timeout = opts.DragonflyTimeout.String()
+	}
+	if opts.DragonflyTokenStdin {
+		b, err := readAll(opts.Hub.IO.In)
+		if err != nil {
+			return fmt.Errorf("read the personal access token from stdin: %w", err)
+		}
+		d.Token = strings.TrimSpace(string(b))
+		if d.Token == "" || strings.ContainsAny(d.Token, "\r\n") {
+			return usageErrorf(cmd, "--dragonfly-token-stdin: want the personal access token on one line")
+		}
+	}
+	r.Dragonfly = &d
+	return nil
 }
 
 func webhookCreateRun(ctx context.Context, c *hubclient.Client, opts *WebhookCreateOptions) error {
 	h, err := c.CreateWebhook(ctx, opts.Request)
 	if err != nil {
 		return fmt.Errorf("create webhook: %w", err)
+	}
+	if h.Kind == "dragonfly" {
+		fmt.Fprintf(opts.Hub.IO.ErrOut, "Webhook %s created: image pushes make preheat jobs on %s.\n", h.ID, h.URL)
+		if opts.Hub.Output == "json" {
+			return printJSON(opts.Hub.IO.Out, h)
+		}
+		_, err = fmt.Fprintln(opts.Hub.IO.Out, h.ID)
+		return err
 	}
 	fmt.Fprintf(opts.Hub.IO.ErrOut, "Webhook %s created. Copy its signing secret now: it is shown only once.\n", h.ID)
 	if opts.Hub.Output == "json" {
@@ -198,7 +277,24 @@ func NewCmdWebhookShow(f *Factory) *cobra.Command {
 			row("events", strings.Join(h.Events, ","))
 			row("repositories", strings.Join(h.Repositories, ","))
 			row("tags", strings.Join(h.Tags, ","))
-			row("format", h.Format)
+			if h.Kind == "dragonfly" && h.Dragonfly != nil {
+				d := h.Dragonfly
+				row("kind", "dragonfly (preheat jobs on the manager at url)")
+				row("dragonfly api", d.API)
+				row("dragonfly scope", d.Scope)
+				clusters := "all"
+				if len(d.SchedulerClusterIDs) > 0 {
+					clusters = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(d.SchedulerClusterIDs)), ","), "[]")
+				}
+				row("dragonfly clusters", clusters)
+				if d.Platform != "" {
+					row("dragonfly platform", d.Platform)
+				}
+				row("dragonfly timeout", d.Timeout)
+				row("dragonfly token", map[bool]string{true: "stored (sealed)", false: "none"}[d.HasToken])
+			} else {
+				row("format", h.Format)
+			}
 			row("headers", strings.Join(h.Headers, ","))
 			row("enabled", yesNo(h.Enabled))
 			if h.DisabledReason != "" {

@@ -79,3 +79,38 @@ func TestWebhookCommands(t *testing.T) {
 	h.ok(bob, "webhook", "rm", id)
 	h.fails(bob, "not found", "webhook", "show", id)
 }
+
+func TestWebhookDragonflyCommands(t *testing.T) {
+	h := newHub(t)
+	bob := h.login("bob", "bob-password")
+	code, out, errOut := h.run(bob, "df-pat-secret\n", false, "webhook", "create", "https://dragonfly.example.com:8080", "--namespace", "bob",
+		"--kind", "dragonfly", "--dragonfly-scope", "all_seed_peers", "--dragonfly-cluster", "1", "--dragonfly-cluster", "4",
+		"--dragonfly-platform", "linux/arm64", "--dragonfly-timeout", "45m", "--dragonfly-token-stdin")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, errOut)
+	}
+	id := strings.TrimSpace(out)
+	if strings.HasPrefix(id, "whsec_") || !strings.Contains(errOut, "preheat") {
+		t.Fatalf("create printed %q, stderr %q; want the id", out, errOut)
+	}
+	show := h.ok(bob, "webhook", "show", id)
+	for _, want := range []string{"dragonfly scope", "all_seed_peers", "1,4", "linux/arm64", "45m0s", "stored (sealed)", "oapi"} {
+		if !strings.Contains(show, want) {
+			t.Fatalf("show lacks %q:\n%s", want, show)
+		}
+	}
+	if strings.Contains(show, "df-pat-secret") || strings.Contains(h.ok(bob, "webhook", "show", id, "-o", "json"), "df-pat-secret") {
+		t.Fatalf("the token is shown:\n%s", show)
+	}
+	h.fails(bob, "--dragonfly-scope is for --kind dragonfly", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--dragonfly-scope", "all_peers")
+	h.fails(bob, "invalid --kind", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--kind", "slack")
+	h.fails(bob, "personal access token", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--kind", "dragonfly")
+	h.fails(bob, "dragonfly scope", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--kind", "dragonfly",
+		"--dragonfly-api", "v1", "--dragonfly-scope", "everyone")
+	h.fails(bob, "only event", "webhook", "create", "https://x.example.com", "--namespace", "bob", "--kind", "dragonfly",
+		"--dragonfly-api", "v1", "--event", "tag.deleted")
+	if code, _, errOut := h.run(bob, "", false, "webhook", "create", "https://x.example.com", "--namespace", "bob", "--kind", "dragonfly",
+		"--dragonfly-token-stdin"); code == 0 || !strings.Contains(errOut, "one line") {
+		t.Fatalf("empty stdin: exit %d, %q", code, errOut)
+	}
+}

@@ -59,6 +59,14 @@ func deliveryView(d webhook.Delivery) hubtypes.WebhookDelivery {
 	if d.State == webhook.StatePending {
 		v.NextAt = formatTime(d.NextAt)
 	}
+	if d.Job != "" {
+		if j, err := webhook.ParsePreheatJob(d.Job); err == nil {
+			v.Job = &hubtypes.WebhookJob{ID: j.ID, State: j.State, Deadline: formatTime(j.Deadline)}
+		}
+		if d.Running() {
+			v.State = webhook.StateRunning
+		}
+	}
 	for _, a := range d.Log {
 		v.Log = append(v.Log, hubtypes.WebhookAttempt{Time: a.Started.UTC().Format(time.RFC3339Nano), DurationMillis: a.Duration.Milliseconds(),
 			Status: a.Status, Error: a.Error, RequestHeaders: a.RequestHeaders, ResponseHeaders: a.ResponseHeaders, ResponseBody: a.ResponseBody})
@@ -155,9 +163,16 @@ func (a *api) mayManageWebhooks(ctx context.Context, p *authz.Principal, sc, tar
 func (a *api) webhookView(ctx context.Context, h webhook.Hook) hubtypes.Webhook {
 	v := hubtypes.Webhook{ID: h.ID, Scope: h.Scope, Target: h.Target, URL: h.URL, Repositories: h.Repositories, Tags: h.Tags,
 		Format: h.Format, Headers: h.HeaderNames, Enabled: h.Enabled, DisabledReason: h.DisabledReason, Failures: h.Failures,
-		CreatedAt: formatTime(h.CreatedAt)}
+		CreatedAt: formatTime(h.CreatedAt), Kind: h.Kind}
 	if h.HasPrevious(a.now()) {
 		v.PreviousSecretExpiresAt = formatTime(h.PreviousExpires)
+	}
+	if v.Kind == "" {
+		v.Kind = webhook.KindWebhook
+	}
+	if s := h.Dragonfly; s != nil {
+		v.Dragonfly = &hubtypes.WebhookDragonfly{API: s.API, Scope: s.Scope, SchedulerClusterIDs: s.SchedulerClusterIDs, Platform: s.Platform,
+			Timeout: s.Timeout.String(), HasToken: h.DragonflyToken != ""}
 	}
 	for _, t := range h.Events {
 		v.Events = append(v.Events, string(t))
@@ -188,7 +203,14 @@ func (a *api) createWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	for _, t := range req.Events {
 		h.Events = append(h.Events, events.Type(t))
 	}
+	pat, err := dragonflySettings(&h, req)
+	if err != nil {
+		return err
+	}
 	if err := webhook.Validate(h, req.Headers); err != nil {
+		return invalid("%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": "))
+	}
+	if err := webhook.ValidateKind(h, pat); err != nil {
 		return invalid("%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": "))
 	}
 	if h.Scope == webhook.ScopeRepository {
@@ -216,8 +238,15 @@ func (a *api) createWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if err := webhook.Seal(a.keyring, &h, secret, req.Headers); err != nil {
 		return err
 	}
+	if err := webhook.SealDragonflyToken(a.keyring, &h, pat); err != nil {
+		return err
+	}
 	if err := a.webhooks.CreateWebhook(r.Context(), h, p.Name()); err != nil {
 		return err
+	}
+	if h.Kind == webhook.KindDragonfly {
+		// It signs nothing: the secret it holds (every hook has one) is never used.
+		secret = ""
 	}
 	return reply(w, http.StatusCreated, hubtypes.CreateWebhookResponse{Webhook: a.webhookView(r.Context(), h), Secret: secret})
 }
@@ -297,4 +326,38 @@ func (a *api) deleteWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 		return err
 	}
 	return noContent(w)
+}
+
+// dragonflySettings sets the kind and Dragonfly settings of h from req, with their
+// defaults (a dragonfly hook wants manifest.pushed), and returns the manager's
+// personal access token.
+func dragonflySettings(h *webhook.Hook, req hubtypes.CreateWebhookRequest) (string, error) {
+	h.Kind = req.Kind
+	if h.Kind == "" {
+		h.Kind = webhook.KindWebhook
+	}
+	d := req.Dragonfly
+	if d == nil {
+		return "", nil
+	}
+	if h.Kind != webhook.KindDragonfly {
+		return "", invalid("dragonfly settings are for hooks of kind %s", webhook.KindDragonfly)
+	}
+	if req.Secret != "" {
+		return "", invalid("a dragonfly hook signs nothing: give it no secret")
+	}
+	s := webhook.Dragonfly{API: d.API, Scope: d.Scope, SchedulerClusterIDs: d.SchedulerClusterIDs, Platform: d.Platform}
+	if d.Timeout != "" {
+		t, err := time.ParseDuration(d.Timeout)
+		if err != nil {
+			return "", invalid("dragonfly timeout %q: want a duration such as 30m", d.Timeout)
+		}
+		s.Timeout = t
+	}
+	s = s.WithDefaults()
+	h.Dragonfly = &s
+	if len(h.Events) == 0 {
+		h.Events = []events.Type{events.ManifestPushed}
+	}
+	return d.Token, nil
 }

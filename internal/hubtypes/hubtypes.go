@@ -271,6 +271,30 @@ type Webhook struct {
 	// PreviousSecretExpiresAt is when the secret a rotation replaced stops signing
 	// deliveries; empty when there is none.
 	PreviousSecretExpiresAt string `json:"previousSecretExpiresAt,omitempty"`
+	// Kind is "webhook" (POST the events) or "dragonfly" (create preheat jobs).
+	Kind string `json:"kind"`
+	// Dragonfly is a dragonfly hook's settings (never its token).
+	Dragonfly *WebhookDragonfly `json:"dragonfly,omitempty"`
+}
+
+// WebhookDragonfly is a dragonfly hook's settings (docs/webhooks.md, "Dragonfly
+// preheat"); the hook's URL is the Dragonfly manager's address.
+type WebhookDragonfly struct {
+	// API is "oapi" (Dragonfly 2.1+, /oapi/v1/jobs; the default) or "v1" (2.0.x).
+	API string `json:"api,omitempty"`
+	// Scope is single_seed_peer (the default), all_seed_peers or all_peers.
+	Scope string `json:"scope,omitempty"`
+	// SchedulerClusterIDs are the scheduler clusters to preheat in; none means all.
+	SchedulerClusterIDs []uint64 `json:"schedulerClusterIds,omitempty"`
+	// Platform picks one image of an index, e.g. linux/amd64.
+	Platform string `json:"platform,omitempty"`
+	// Timeout is how long a job is followed, a Go duration ("30m", the default).
+	Timeout string `json:"timeout,omitempty"`
+	// Token is the manager's personal access token: given to create, stored sealed,
+	// never shown.
+	Token string `json:"token,omitempty"`
+	// HasToken says, when a hook is shown, that a token is stored.
+	HasToken bool `json:"hasToken,omitempty"`
 }
 
 // CreateWebhookRequest is the body of POST /api/v1/webhooks.
@@ -291,6 +315,10 @@ type CreateWebhookRequest struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Disabled creates the hook turned off.
 	Disabled bool `json:"disabled,omitempty"`
+	// Kind is "webhook" (the default) or "dragonfly", which needs Dragonfly.
+	Kind string `json:"kind,omitempty"`
+	// Dragonfly configures a dragonfly hook.
+	Dragonfly *WebhookDragonfly `json:"dragonfly,omitempty"`
 }
 
 // CreateWebhookResponse answers POST /api/v1/webhooks and POST
@@ -316,6 +344,18 @@ type WebhookDelivery struct {
 	LastError  string           `json:"lastError,omitempty"`
 	CreatedAt  string           `json:"createdAt"`
 	Log        []WebhookAttempt `json:"log,omitempty"`
+	// Job is the Dragonfly preheat job of a dragonfly hook's delivery; State is
+	// "running" while it is followed.
+	Job *WebhookJob `json:"job,omitempty"`
+}
+
+// WebhookJob is a Dragonfly preheat job as a delivery knows it.
+type WebhookJob struct {
+	ID uint64 `json:"id"`
+	// State is the job's state when last polled: PENDING, RECEIVED, STARTED, RETRY, SUCCESS or FAILURE
+	State string `json:"state,omitempty"`
+	// Deadline is when the hub stops following it.
+	Deadline string `json:"deadline,omitempty"`
 }
 
 // WebhookAttempt is one try of a delivery: what was sent (custom header values

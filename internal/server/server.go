@@ -299,6 +299,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	// Dragonfly preheats need the hub's address as the manager reaches it, known once
+	// TLS is; set before the listener serves, as the hub API's test deliveries read
+	// the deliverer too.
+	deliverer.RegistryURL, deliverer.PollInterval = registryURL(cfg, ln.Addr(), ts != nil), cfg.Webhooks.Interval
+	if m := newPullMinter(cfg, ap, meta); m != nil {
+		deliverer.Minter = m
+	}
 	sideCtx, stopSide := context.WithCancel(context.WithoutCancel(ctx))
 	var sideDone sync.WaitGroup
 	defer func() {

@@ -67,6 +67,15 @@ type Deliverer struct {
 	// ExternalURL is the hub's base URL (external_url), used by the formats that name
 	// the hub or link to content; "" when not configured.
 	ExternalURL string
+	// Minter issues the pull tokens of Dragonfly preheats (dragonfly.go); nil sends
+	// none (a hub without auth).
+	Minter PullMinter
+	// RegistryURL is the hub's address as Dragonfly reaches it: preheat jobs pull
+	// RegistryURL/v2/REPO/manifests/DIGEST.
+	RegistryURL string
+	// PollInterval is the wait before a preheat job's first poll; it doubles per poll
+	// up to a minute. 0 means 2 s.
+	PollInterval time.Duration
 }
 
 // instanceID names this process until it ends (distribution's source.instanceID).
@@ -194,6 +203,9 @@ func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
 	}
 	if !ok {
 		return Outcome{State: StateSkipped, Error: "the hook's owner may no longer read " + e.Repository, Skip: true}
+	}
+	if h.Kind == KindDragonfly {
+		return d.preheat(ctx, h, del, e)
 	}
 	keys, headers, err := OpenSigning(d.Keyring, h, d.now())
 	if err != nil {

@@ -13,6 +13,9 @@ const (
 	StateDelivered = "delivered" // a 2xx answered
 	StateFailed    = "failed"    // given up: out of time, 410, or the hook was turned off
 	StateSkipped   = "skipped"   // the hook's owner may no longer read the repository
+	// StateRunning is how a pending delivery of a dragonfly hook whose preheat job
+	// exists is shown; the store keeps it pending (Delivery.Running).
+	StateRunning = "running"
 )
 
 // Delivery is one event to send to one hook, and what became of it.
@@ -33,7 +36,14 @@ type Delivery struct {
 	UpdatedAt  time.Time
 	// Log holds the attempts, oldest first, when listed with them.
 	Log []Attempt
+	// Job is the Dragonfly preheat job the delivery created (PreheatJob as JSON); ""
+	// before one exists and for other kinds.
+	Job string
 }
+
+// Running reports whether the delivery waits on a preheat job it created: pending,
+// to be polled at NextAt.
+func (d Delivery) Running() bool { return d.State == StatePending && d.Job != "" }
 
 // Attempt is one try of a delivery: the request as sent (custom header values
 // redacted) and the head of the answer.
@@ -69,6 +79,12 @@ type Outcome struct {
 	Disable string
 	// Skip records no attempt (the owner lost access).
 	Skip bool
+	// Job, when not empty, replaces the delivery's Job (a preheat job created or
+	// polled).
+	Job string
+	// Uncounted takes the claim back out of the delivery's attempts: a poll of a
+	// running preheat job is not an attempt of its own.
+	Uncounted bool
 }
 
 // DeliveryStore keeps deliveries: the dispatcher's fan-out, the workers' claims.

@@ -80,6 +80,15 @@ type Hook struct {
 	CreatedBy int64 // the account id of its creator
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// Kind is KindWebhook (POST the event; "" reads as that) or KindDragonfly (create
+	// a Dragonfly preheat job; dragonfly.go).
+	Kind string
+	// Dragonfly is a dragonfly hook's settings; nil for other kinds.
+	Dragonfly *Dragonfly
+	// DragonflyToken is the sealed personal access token of the Dragonfly manager; ""
+	// when none.
+	DragonflyToken string
 }
 
 // Namespace is the namespace whose administrators manage the hook; "" for site hooks.
@@ -344,6 +353,9 @@ func Changes(old, h Hook) string {
 // format has no way to say is not sent to it: Carries). Whether the hook's owner may
 // still read e's repository is the deliverer's question, asked at delivery.
 func (h Hook) Matches(e events.Event) bool {
+	if h.Kind == KindDragonfly && !preheatable(e) {
+		return false
+	}
 	if len(h.Events) > 0 && !slices.Contains(h.Events, e.Type) {
 		return false
 	}

@@ -84,14 +84,14 @@ func (s *Store) DispatchWebhooks(ctx context.Context, limit int, now time.Time) 
 }
 
 const deliveryColumns = `d.id, d.hook_id, d.event_id, d.event_type, d.repository, d.payload, d.state, d.attempts, d.next_at,
-	d.last_status, d.last_error, d.created_at, d.updated_at`
+	d.last_status, d.last_error, d.created_at, d.updated_at, d.job`
 
 func scanDelivery(r row) (webhook.Delivery, error) {
 	var d webhook.Delivery
 	var typ string
 	var next, created, updated int64
 	if err := r.Scan(&d.ID, &d.HookID, &d.EventID, &typ, &d.Repository, &d.Payload, &d.State, &d.Attempts, &next,
-		&d.LastStatus, &d.LastError, &created, &updated); err != nil {
+		&d.LastStatus, &d.LastError, &created, &updated, &d.Job); err != nil {
 		return webhook.Delivery{}, err
 	}
 	d.EventType = events.Type(typ)
@@ -176,6 +176,9 @@ func (s *Store) FinishWebhookDelivery(ctx context.Context, id int64, o webhook.O
 		if _, err := q.Exec(ctx, `UPDATE webhook_deliveries SET state = $1, next_at = $2, claimed_until = 0, last_status = $3,
 			last_error = $4, updated_at = $5 WHERE id = $6`,
 			o.State, nanos(o.NextAt), o.Attempt.Status, o.Error, nanos(now), id); err != nil {
+			return err
+		}
+		if err := finishPreheat(ctx, q, id, o); err != nil {
 			return err
 		}
 		switch {
@@ -339,4 +342,21 @@ func (s *Store) any(ctx context.Context, query string, args ...any) (bool, error
 func (s *Store) PurgeWebhookDeliveries(ctx context.Context, before time.Time, batch int) (int, error) {
 	return s.purgeInBatches(ctx, "webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN
 		(SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)`, before, batch)
+}
+
+// finishPreheat records what a Dragonfly preheat delivery learnt (docs/webhooks.md,
+// "Dragonfly preheat"): the job it created or polled, and, for a poll that was not
+// the job's last, takes the claim back out of the attempts.
+func finishPreheat(ctx context.Context, q querier, id int64, o webhook.Outcome) error {
+	if o.Job != "" {
+		if _, err := q.Exec(ctx, `UPDATE webhook_deliveries SET job = $1 WHERE id = $2`, o.Job, id); err != nil {
+			return err
+		}
+	}
+	if o.Uncounted {
+		if _, err := q.Exec(ctx, `UPDATE webhook_deliveries SET attempts = attempts - 1 WHERE id = $1 AND attempts > 0`, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

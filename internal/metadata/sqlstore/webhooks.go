@@ -17,11 +17,13 @@ func init() {
 	sealedColumns = append(sealedColumns,
 		sealedColumn{table: webhook.Table, id: "id", column: "secret"},
 		sealedColumn{table: webhook.Table, id: "id", column: "headers"},
-		sealedColumn{table: webhook.Table, id: "id", column: "previous_secret"})
+		sealedColumn{table: webhook.Table, id: "id", column: "previous_secret"},
+		sealedColumn{table: webhook.Table, id: "id", column: "dragonfly_token"})
 }
 
 const webhookColumns = `id, scope, target, url, event_types, repositories, tags, format, secret, headers, header_names,
-	enabled, disabled_reason, failures, created_by, created_at, updated_at, previous_secret, previous_secret_expires`
+	enabled, disabled_reason, failures, created_by, created_at, updated_at, previous_secret, previous_secret_expires,
+	kind, dragonfly, dragonfly_token`
 
 func jsonArray[T any](v []T) string {
 	if len(v) == 0 {
@@ -33,11 +35,17 @@ func jsonArray[T any](v []T) string {
 
 func scanWebhook(r row) (webhook.Hook, error) {
 	var h webhook.Hook
-	var types, repos, tags, names string
+	var types, repos, tags, names, dragonfly string
 	var created, updated, prevExpires int64
 	if err := r.Scan(&h.ID, &h.Scope, &h.Target, &h.URL, &types, &repos, &tags, &h.Format, &h.Secret, &h.Headers, &names,
-		&h.Enabled, &h.DisabledReason, &h.Failures, &h.CreatedBy, &created, &updated, &h.PreviousSecret, &prevExpires); err != nil {
+		&h.Enabled, &h.DisabledReason, &h.Failures, &h.CreatedBy, &created, &updated, &h.PreviousSecret, &prevExpires,
+		&h.Kind, &dragonfly, &h.DragonflyToken); err != nil {
 		return webhook.Hook{}, err
+	}
+	if dragonfly != "" {
+		if err := json.Unmarshal([]byte(dragonfly), &h.Dragonfly); err != nil {
+			return webhook.Hook{}, fmt.Errorf("webhook %s: %w", h.ID, err)
+		}
 	}
 	for _, x := range []struct {
 		s string
@@ -66,11 +74,23 @@ func auditIn(ctx context.Context, q querier, e accounts.AuditEntry) error {
 func (s *Store) CreateWebhook(ctx context.Context, h webhook.Hook, actor string) error {
 	a := events.ActorFrom(ctx)
 	err := s.write(ctx, func(q querier) error {
+		kind, dragonfly := h.Kind, ""
+		if kind == "" {
+			kind = webhook.KindWebhook
+		}
+		if h.Dragonfly != nil {
+			b, err := json.Marshal(h.Dragonfly)
+			if err != nil {
+				return err
+			}
+			dragonfly = string(b)
+		}
 		_, err := q.Exec(ctx, `INSERT INTO webhooks (`+webhookColumns+`, namespace)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 			h.ID, h.Scope, h.Target, h.URL, jsonArray(h.Events), jsonArray(h.Repositories), jsonArray(h.Tags), h.Format,
 			h.Secret, h.Headers, jsonArray(h.HeaderNames), h.Enabled, h.DisabledReason, h.Failures, h.CreatedBy,
-			nanos(h.CreatedAt), nanos(h.UpdatedAt), h.PreviousSecret, previousExpires(h), h.Namespace())
+			nanos(h.CreatedAt), nanos(h.UpdatedAt), h.PreviousSecret, previousExpires(h), kind, dragonfly, h.DragonflyToken,
+			h.Namespace())
 		if err != nil {
 			return err
 		}
@@ -113,8 +133,8 @@ func (s *Store) UpdateWebhook(ctx context.Context, id, actor string, change func
 			return err
 		}
 		if h.ID != old.ID || h.Scope != old.Scope || h.Target != old.Target || h.CreatedBy != old.CreatedBy ||
-			!h.CreatedAt.Equal(old.CreatedAt) {
-			return fmt.Errorf("%w: a webhook's scope, target and creator cannot change", webhook.ErrInvalid)
+			!h.CreatedAt.Equal(old.CreatedAt) || h.Kind != old.Kind {
+			return fmt.Errorf("%w: a webhook's scope, target, kind and creator cannot change", webhook.ErrInvalid)
 		}
 		now := time.Now()
 		if !h.HasPrevious(now) {
@@ -155,6 +175,9 @@ func (s *Store) dropExpiredPrevious(ctx context.Context, q querier, h *webhook.H
 
 func auditDetail(h webhook.Hook, a events.Actor) string {
 	d := h.Scope
+	if h.Kind == webhook.KindDragonfly {
+		d = "dragonfly preheat, " + d
+	}
 	if h.Target != "" {
 		d += " " + h.Target
 	}
