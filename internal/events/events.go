@@ -30,11 +30,19 @@ const (
 	ChartPushed                 Type = "chart.pushed"
 	GCCompleted                 Type = "gc.completed"
 	QuotaExceeded               Type = "quota.exceeded"
+	// RepositoryPulled counts the successful manifest GETs of one manifest (and tag)
+	// over a window, aggregated in memory by each replica (Detail: count, windowStart,
+	// windowEnd); never one event per pull.
+	RepositoryPulled Type = "repository.pulled"
+	// LoginLocked is written once when failed logins lock a key out for the rest of
+	// its window (Detail: limit, user, failures, window, windowStart, lockedUntil).
+	LoginLocked Type = "login.locked"
 )
 
 // Types lists the types written to the outbox, for validating filters.
 var Types = []Type{ManifestPushed, TagMoved, TagDeleted, ManifestDeleted, BlobDeleted, RepositoryCreated,
-	RepositoryDeleted, RepositoryVisibilityChanged, ChartPushed, GCCompleted, QuotaExceeded}
+	RepositoryDeleted, RepositoryVisibilityChanged, ChartPushed, GCCompleted, QuotaExceeded, RepositoryPulled,
+	LoginLocked}
 
 // Artifact kinds of a pushed manifest.
 const (
