@@ -100,12 +100,11 @@ func resetPasswordRun(ctx context.Context, opts *ResetPasswordOptions) error {
 	if u.PasswordHash, err = password.Hash(pw); err != nil {
 		return err
 	}
-	if err := db.UpdateUser(ctx, u); err != nil {
+	// Audited in the change's transaction: no reset without its entry.
+	audit := accounts.WithAudit(ctx, accounts.AuditEntry{Time: time.Now(), Actor: "system", Action: "password.reset",
+		Target: u.Name, Detail: "hubctl admin reset-password on the host"})
+	if err := db.UpdateUser(audit, u); err != nil {
 		return fmt.Errorf("set the password of %s: %w", u.Name, err)
-	}
-	if err := db.Audit(ctx, accounts.AuditEntry{Time: time.Now(), Actor: "system", Action: "password.reset",
-		Target: u.Name, Detail: "hubctl admin reset-password on the host"}); err != nil {
-		fmt.Fprintf(opts.IO.ErrOut, "hubctl: audit of the password reset: %v\n", err)
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "Password of %s reset\n", u.Name)
 	if u.Disabled {

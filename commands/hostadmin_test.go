@@ -106,4 +106,18 @@ func TestAdminResetPassword(t *testing.T) {
 	if !passwordIs(t, data, "admin", "new-admin-password") {
 		t.Error("a failed reset changed the admin password")
 	}
+	// Each reset that happened is audited (in its own transaction), the failed ones not.
+	cfg, err := config.Load(config.Sources{Flags: map[string]string{"data": data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := server.OpenDatabase(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	es, err := db.ListAudit(context.Background(), accounts.AuditFilter{Action: "password.reset"})
+	if err != nil || len(es) != 2 || es[0].Target != "alice" || es[1].Target != "admin" || es[0].Actor != "system" {
+		t.Errorf("password.reset entries %+v (%v), want alice's and admin's by system", es, err)
+	}
 }

@@ -202,6 +202,13 @@ type AuditFilter struct {
 
 // Store keeps accounts. Implementations are safe for concurrent use.
 //
+// Audit in the change's transaction: CreateUser, UpdateUser, DeleteUser, CreateOrg,
+// SetDefaultVisibility, DeleteOrg, SetQuota, CreateTeam, DeleteTeam, AddTeamMember,
+// RemoveTeamMember, SetTeamGrant, CreateToken, RevokeToken, RevokeSession and
+// EndSessions write the audit entry their context carries (WithAudit) in the
+// transaction of the change; DeleteUser and DeleteOrg with purge put "purged N
+// repositories" before its detail.
+//
 // Errors: a missing user, organisation, team or token wraps ErrNotFound; a taken name
 // wraps ErrExists; a malformed name or value wraps ErrInvalid. Lists are sorted by
 // name unless said otherwise and are empty, never nil, when there is nothing.
@@ -307,4 +314,21 @@ type Store interface {
 	// ListAudit returns matching entries newest (highest ID) first, Limit of them
 	// (default 100, at most 1000); the next page has Before = the last ID returned.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+}
+
+type auditKey struct{}
+
+// WithAudit returns ctx carrying e, the audit entry of the change the next Store call
+// made with ctx makes: the store writes it in the change's own transaction, so a change
+// that commits always has its entry and one that fails has none. Only the mutations
+// that say so read it (Store's doc lists them); pass the returned context to that one
+// call, not on to others, or each would write the entry.
+func WithAudit(ctx context.Context, e AuditEntry) context.Context {
+	return context.WithValue(ctx, auditKey{}, e)
+}
+
+// AuditFrom returns the entry WithAudit set, and whether there was one.
+func AuditFrom(ctx context.Context) (AuditEntry, bool) {
+	e, ok := ctx.Value(auditKey{}).(AuditEntry)
+	return e, ok
 }

@@ -301,7 +301,7 @@ func Default() Config {
 		TLS:                TLS{ACMEDirectory: DefaultACMEDirectory},
 		Metrics:            Metrics{Addr: DefaultMetricsAddr},
 		Retention:          Retention{Interval: DefaultRetentionInterval},
-		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval},
+		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval, PullInterval: DefaultPullInterval},
 		Webhooks:           Webhooks{MaxFailures: 50, Interval: time.Second},
 	}
 }

@@ -217,7 +217,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"tls.acme_domain": "hub.example.com", "tls.acme_directory": "https://acme.example.com/dir", "tls.acme_email": "ops@example.com",
 		"tls.redirect_addr": ":80", "metrics.addr": "127.0.0.1:9000", "metrics.token": "0123456789abcdef",
 		"retention.interval": "1h", "events.retention": "168h", "events.purge_interval": "10m",
-		"secrets.keys_file": "/s.keys", "webhooks.allow_addresses": "10.0.0.0/8,127.0.0.1", "webhooks.max_failures": "10",
+		"events.pull_interval": "30s",
+		"secrets.keys_file":    "/s.keys", "webhooks.allow_addresses": "10.0.0.0/8,127.0.0.1", "webhooks.max_failures": "10",
 		"webhooks.interval": "2s",
 	}
 	env := map[string]string{}
@@ -249,6 +250,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "auth.max_address_login_failures", c.Auth.MaxAddressLoginFailures, 50)
 	eq(t, "limits.uploads_per_client", c.Limits.UploadsPerClient, 8)
 	eq(t, "limits.min_body_rate", c.Limits.MinBodyRate, 1<<10)
+	eq(t, "events.pull_interval", c.Events.PullInterval, 30*time.Second)
 }
 
 func TestParseSize(t *testing.T) {

@@ -70,6 +70,9 @@ type Retention struct {
 const (
 	DefaultEventRetention     = 30 * 24 * time.Hour
 	DefaultEventPurgeInterval = time.Hour
+	// DefaultPullInterval is how often each replica writes the manifest pulls it counted
+	// as repository.pulled events.
+	DefaultPullInterval = time.Minute
 )
 
 // Events configures the event outbox (issue 18, docs/design/events.md).
@@ -80,6 +83,11 @@ type Events struct {
 	// PurgeInterval is how often each replica deletes events older than Retention,
 	// and finished webhook deliveries last touched before then.
 	PurgeInterval time.Duration `yaml:"purge_interval"`
+	// PullInterval is how often each replica writes the manifest pulls it counted in
+	// memory as repository.pulled events (one per manifest and tag, with a count), in
+	// one transaction with the pull times retention reads; 0 counts no pulls and writes
+	// no such events (pull times are then written every 30 s).
+	PullInterval time.Duration `yaml:"pull_interval"`
 }
 
 // On reports whether the main listener serves TLS.
@@ -156,6 +164,9 @@ func (c *Config) validateOps() []error {
 	}
 	if c.Metrics.Token != "" && len(c.Metrics.Token) < 16 {
 		errs = append(errs, errors.New("metrics.token must be at least 16 characters"))
+	}
+	if c.Events.PullInterval < 0 {
+		errs = append(errs, fmt.Errorf("events.pull_interval must not be negative (0 turns pull events off), got %s", c.Events.PullInterval))
 	}
 	if c.Events.Retention < 0 || c.Events.PurgeInterval <= 0 {
 		errs = append(errs, fmt.Errorf("events.retention must not be negative and events.purge_interval must be greater than 0, got %s and %s",

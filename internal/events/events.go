@@ -30,11 +30,35 @@ const (
 	ChartPushed                 Type = "chart.pushed"
 	GCCompleted                 Type = "gc.completed"
 	QuotaExceeded               Type = "quota.exceeded"
+	// RepositoryPulled counts the successful manifest GETs of one manifest (and tag)
+	// over a window, aggregated in memory by each replica (Detail: count, windowStart,
+	// windowEnd); never one event per pull.
+	RepositoryPulled Type = "repository.pulled"
+	// LoginLocked is written once when failed logins lock a key out for the rest of
+	// its window (Detail: limit, user, failures, window, windowStart, lockedUntil).
+	LoginLocked Type = "login.locked"
+
+	// Hub-wide changes of who may sign in and do what, written by the accounts store in
+	// the change's transaction (Detail names what changed; never a secret).
+	AccountCreated      Type = "account.created"
+	AccountUpdated      Type = "account.updated"
+	AccountDeleted      Type = "account.deleted"
+	OrganizationCreated Type = "organization.created"
+	OrganizationDeleted Type = "organization.deleted"
+	TokenCreated        Type = "token.created"
+	TokenRevoked        Type = "token.revoked"
+	TeamDeleted         Type = "team.deleted"
+	TeamMemberAdded     Type = "team.member_added"
+	TeamMemberRemoved   Type = "team.member_removed"
+	TeamGrantChanged    Type = "team.grant_changed"
+	QuotaChanged        Type = "quota.changed"
 )
 
 // Types lists the types written to the outbox, for validating filters.
 var Types = []Type{ManifestPushed, TagMoved, TagDeleted, ManifestDeleted, BlobDeleted, RepositoryCreated,
-	RepositoryDeleted, RepositoryVisibilityChanged, ChartPushed, GCCompleted, QuotaExceeded}
+	RepositoryDeleted, RepositoryVisibilityChanged, ChartPushed, GCCompleted, QuotaExceeded, RepositoryPulled,
+	LoginLocked, AccountCreated, AccountUpdated, AccountDeleted, OrganizationCreated, OrganizationDeleted, TokenCreated,
+	TokenRevoked, TeamDeleted, TeamMemberAdded, TeamMemberRemoved, TeamGrantChanged, QuotaChanged}
 
 // Artifact kinds of a pushed manifest.
 const (

@@ -321,18 +321,17 @@ func noContent(w http.ResponseWriter) error {
 	return nil
 }
 
-// audit records a mutation. The mutation has already happened, so a failing audit
-// write is logged rather than turned into an error the client would misread as the
-// mutation failing. detail must never carry a secret.
-func (a *api) audit(r *http.Request, p *authz.Principal, action, target, detail string) {
+// audited returns r's context carrying the audit entry of the mutation that the one
+// store call made with it is about to make (accounts.WithAudit): the store writes the
+// entry in the mutation's transaction, so a mutation that commits always has its entry
+// and one that fails has none. detail must never carry a secret.
+func (a *api) audited(r *http.Request, p *authz.Principal, action, target, detail string) context.Context {
 	e := accounts.AuditEntry{Time: a.now(), Actor: p.Name(), Action: action, Target: target, Remote: remoteAddr(r), Detail: detail}
 	if p.Token != nil {
 		// Which token acted matters when one leaks.
 		e.Detail = strings.TrimSpace(detail + " (token " + p.Token.Name + ")")
 	}
-	if err := a.store.Audit(r.Context(), e); err != nil {
-		a.log.WarnContext(r.Context(), "audit", "action", action, "target", target, "error", err)
-	}
+	return accounts.WithAudit(r.Context(), e)
 }
 
 // remoteAddr is the peer's address. Forwarded headers are not trusted: a client could

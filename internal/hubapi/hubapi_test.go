@@ -44,6 +44,8 @@ type fixture struct {
 	srv    *httptest.Server
 	issuer *token.Issuer
 	clock  *clock
+	// dbPath is the SQLite database, for tests that reach under the store.
+	dbPath string
 }
 
 const (
@@ -55,7 +57,8 @@ const (
 func newFixture(t *testing.T, edit ...func(*hubapi.Options)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlstore.OpenSQLite(ctx, t.TempDir()+"/db")
+	dbPath := t.TempDir() + "/db"
+	store, err := sqlstore.OpenSQLite(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +89,7 @@ func newFixture(t *testing.T, edit ...func(*hubapi.Options)) *fixture {
 		e(&o)
 	}
 	h := hubapi.New(o)
-	f := &fixture{t: t, store: store, srv: httptest.NewServer(h), issuer: iss, clock: clk}
+	f := &fixture{t: t, store: store, srv: httptest.NewServer(h), issuer: iss, clock: clk, dbPath: dbPath}
 	t.Cleanup(f.srv.Close)
 	f.createUser("admin", adminPass, true)
 	f.createUser("alice", alicePass, false)

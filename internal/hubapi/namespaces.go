@@ -24,14 +24,13 @@ func (a *api) setQuota(w http.ResponseWriter, r *http.Request, p *authz.Principa
 		return err
 	}
 	ns := r.PathValue("ns")
-	if err := a.store.SetQuota(r.Context(), ns, req.Bytes); err != nil {
-		return err
-	}
 	detail := "unlimited"
 	if req.Bytes > 0 {
 		detail = fmt.Sprintf("%d bytes", req.Bytes)
 	}
-	a.audit(r, p, "quota.change", ns, detail)
+	if err := a.store.SetQuota(a.audited(r, p, "quota.change", ns, detail), ns, req.Bytes); err != nil {
+		return err
+	}
 	u, err := a.usage(r.Context(), ns)
 	if err != nil {
 		return err

@@ -57,17 +57,15 @@ func (a *api) createOrg(w http.ResponseWriter, r *http.Request, p *authz.Princip
 			return err
 		}
 	}
-	ns, err := a.store.CreateOrg(r.Context(), req.Name, p.User.Name)
+	ns, err := a.store.CreateOrg(a.audited(r, p, "org.create", req.Name, ""), req.Name, p.User.Name)
 	if err != nil {
 		return err
 	}
-	a.audit(r, p, "org.create", ns.Name, "")
 	if vis != "" && vis != ns.DefaultVisibility {
-		if err := a.store.SetDefaultVisibility(r.Context(), ns.Name, vis); err != nil {
+		if err := a.store.SetDefaultVisibility(a.audited(r, p, "visibility.change", ns.Name, "default "+string(vis)), ns.Name, vis); err != nil {
 			return err
 		}
 		ns.DefaultVisibility = vis
-		a.audit(r, p, "visibility.change", ns.Name, "default "+string(vis))
 	}
 	return reply(w, http.StatusCreated, orgOf(ns))
 }
@@ -97,11 +95,10 @@ func (a *api) updateOrg(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	if err := a.store.SetDefaultVisibility(r.Context(), ns.Name, vis); err != nil {
+	if err := a.store.SetDefaultVisibility(a.audited(r, p, "visibility.change", ns.Name, "default "+string(vis)), ns.Name, vis); err != nil {
 		return err
 	}
 	ns.DefaultVisibility = vis
-	a.audit(r, p, "visibility.change", ns.Name, "default "+string(vis))
 	return reply(w, http.StatusOK, orgOf(ns))
 }
 
@@ -114,11 +111,11 @@ func (a *api) deleteOrg(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	n, err := a.store.DeleteOrg(r.Context(), ns.Name, purge)
+	n, err := a.store.DeleteOrg(a.audited(r, p, "org.delete", ns.Name, ""), ns.Name, purge)
 	if err != nil {
 		return err
 	}
-	return a.deleted(w, r, p, "org.delete", ns.Name, purge, n)
+	return deleted(w, purge, n)
 }
 
 func (a *api) listTeams(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -153,10 +150,9 @@ func (a *api) createTeam(w http.ResponseWriter, r *http.Request, p *authz.Princi
 		return err
 	}
 	t := accounts.Team{Org: ns.Name, Name: req.Name, Description: req.Description}
-	if err := a.store.CreateTeam(r.Context(), t); err != nil {
+	if err := a.store.CreateTeam(a.audited(r, p, "team.create", ns.Name+"/"+req.Name, ""), t); err != nil {
 		return err
 	}
-	a.audit(r, p, "team.create", ns.Name+"/"+req.Name, "")
 	return reply(w, http.StatusCreated, hubtypes.Team{Org: t.Org, Name: t.Name, Description: t.Description})
 }
 
@@ -166,10 +162,9 @@ func (a *api) deleteTeam(w http.ResponseWriter, r *http.Request, p *authz.Princi
 		return err
 	}
 	team := r.PathValue("team")
-	if err := a.store.DeleteTeam(r.Context(), ns.Name, team); err != nil {
+	if err := a.store.DeleteTeam(a.audited(r, p, "team.delete", ns.Name+"/"+team, ""), ns.Name, team); err != nil {
 		return err
 	}
-	a.audit(r, p, "team.delete", ns.Name+"/"+team, "")
 	return noContent(w)
 }
 
@@ -191,10 +186,9 @@ func (a *api) addMember(w http.ResponseWriter, r *http.Request, p *authz.Princip
 		return err
 	}
 	team, user := r.PathValue("team"), r.PathValue("user")
-	if err := a.store.AddTeamMember(r.Context(), ns.Name, team, user); err != nil {
+	if err := a.store.AddTeamMember(a.audited(r, p, "team.member.add", ns.Name+"/"+team, "member "+user), ns.Name, team, user); err != nil {
 		return err
 	}
-	a.audit(r, p, "team.member.add", ns.Name+"/"+team, "member "+user)
 	return noContent(w)
 }
 
@@ -204,10 +198,9 @@ func (a *api) removeMember(w http.ResponseWriter, r *http.Request, p *authz.Prin
 		return err
 	}
 	team, user := r.PathValue("team"), r.PathValue("user")
-	if err := a.store.RemoveTeamMember(r.Context(), ns.Name, team, user); err != nil {
+	if err := a.store.RemoveTeamMember(a.audited(r, p, "team.member.remove", ns.Name+"/"+team, "member "+user), ns.Name, team, user); err != nil {
 		return err
 	}
-	a.audit(r, p, "team.member.remove", ns.Name+"/"+team, "member "+user)
 	return noContent(w)
 }
 
@@ -244,14 +237,14 @@ func (a *api) setGrant(w http.ResponseWriter, r *http.Request, p *authz.Principa
 	}
 	team := r.PathValue("team")
 	g := accounts.TeamGrant{Org: ns.Name, Team: team, Repository: req.Repository, Role: role}
-	if err := a.store.SetTeamGrant(r.Context(), g); err != nil {
-		return err
-	}
 	on := req.Repository
 	if on == "" {
 		on = ns.Name + " (whole organisation)"
 	}
-	a.audit(r, p, "permission.change", ns.Name+"/"+team, fmt.Sprintf("role %s on %s", req.Role, on))
+	ctx := a.audited(r, p, "permission.change", ns.Name+"/"+team, fmt.Sprintf("role %s on %s", req.Role, on))
+	if err := a.store.SetTeamGrant(ctx, g); err != nil {
+		return err
+	}
 	return reply(w, http.StatusOK, req)
 }
 
@@ -278,19 +271,18 @@ func (a *api) createRobot(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	if err := checkTokenRequest(&tr); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	robot, err := a.store.CreateUser(ctx, accounts.User{Name: ns.Name + "." + req.Name, Robot: true, Owner: ns.Name})
+	name := ns.Name + "." + req.Name
+	robot, err := a.store.CreateUser(a.audited(r, p, "user.create", name, "robot of "+ns.Name),
+		accounts.User{Name: name, Robot: true, Owner: ns.Name})
 	if err != nil {
 		return err
 	}
-	a.audit(r, p, "user.create", robot.Name, "robot of "+ns.Name)
 	tok, err := a.mintToken(r, p, robot.Name, tr)
 	if err != nil {
 		// A robot without a token is useless and its name would be taken: undo.
-		if _, derr := a.store.DeleteUser(ctx, robot.Name, false); derr != nil {
+		if _, derr := a.store.DeleteUser(a.audited(r, p, "user.delete", robot.Name, "robot token creation failed"), robot.Name, false); derr != nil {
 			return errors.Join(err, derr)
 		}
-		a.audit(r, p, "user.delete", robot.Name, "robot token creation failed")
 		return err
 	}
 	return reply(w, http.StatusCreated, hubtypes.Robot{User: userOf(robot), Token: tok})

@@ -79,10 +79,9 @@ func (a *api) deleteRobot(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	if err != nil {
 		return err
 	}
-	if _, err := a.store.DeleteUser(ctx, robot.Name, false); err != nil {
+	if _, err := a.store.DeleteUser(a.audited(r, p, "user.delete", robot.Name, "robot of "+ns.Name), robot.Name, false); err != nil {
 		return err
 	}
-	a.audit(r, p, "user.delete", robot.Name, "robot of "+ns.Name)
 	return noContent(w)
 }
 
@@ -129,10 +128,11 @@ func (a *api) rotateRobot(w http.ResponseWriter, r *http.Request, p *authz.Princ
 		if !t.RevokedAt.IsZero() {
 			continue
 		}
-		if err := a.store.RevokeToken(ctx, robot.Name, t.Name); err != nil && !errors.Is(err, accounts.ErrNotFound) {
+		// Revoked meanwhile (ErrNotFound): nothing changed, nothing audited.
+		revoke := a.audited(r, p, "token.revoke", robot.Name+"/"+t.Name, "robot token rotation")
+		if err := a.store.RevokeToken(revoke, robot.Name, t.Name); err != nil && !errors.Is(err, accounts.ErrNotFound) {
 			return err
 		}
-		a.audit(r, p, "token.revoke", robot.Name+"/"+t.Name, "robot token rotation")
 	}
 	tok, err := a.mintToken(r, p, robot.Name, tr)
 	if err != nil {

@@ -55,12 +55,11 @@ func (a *api) revokeSession(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if err != nil || id <= 0 {
 		return invalid("session id %q: want a positive number", r.PathValue("id"))
 	}
-	if err := a.store.RevokeSession(r.Context(), name, id); errors.Is(err, accounts.ErrNotFound) {
+	if err := a.store.RevokeSession(a.audited(r, p, "session.revoke", name, fmt.Sprintf("session %d", id)), name, id); errors.Is(err, accounts.ErrNotFound) {
 		return notFound("%s has no active session %d", name, id)
 	} else if err != nil {
 		return err
 	}
-	a.audit(r, p, "session.revoke", name, fmt.Sprintf("session %d", id))
 	return noContent(w)
 }
 
@@ -71,9 +70,8 @@ func (a *api) endSessions(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	if err != nil {
 		return err
 	}
-	if err := a.store.EndSessions(r.Context(), name); err != nil {
+	if err := a.store.EndSessions(a.audited(r, p, "session.end_all", name, ""), name); err != nil {
 		return err
 	}
-	a.audit(r, p, "session.end_all", name, "")
 	return noContent(w)
 }

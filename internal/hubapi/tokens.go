@@ -65,11 +65,10 @@ func (a *api) mintToken(r *http.Request, p *authz.Principal, user string, req hu
 	case req.ExpiresInHours > 0:
 		t.ExpiresAt = a.now().Add(time.Duration(req.ExpiresInHours) * time.Hour)
 	}
-	t, err = a.store.CreateToken(r.Context(), t)
+	t, err = a.store.CreateToken(a.audited(r, p, "token.create", user+"/"+t.Name, "scopes "+strings.Join(t.Scopes, " ")), t)
 	if err != nil {
 		return hubtypes.CreatedToken{}, err
 	}
-	a.audit(r, p, "token.create", user+"/"+t.Name, "scopes "+strings.Join(t.Scopes, " "))
 	return hubtypes.CreatedToken{Name: t.Name, Token: secret, Scopes: t.Scopes, ExpiresAt: formatTime(t.ExpiresAt)}, nil
 }
 
@@ -106,9 +105,8 @@ func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	// Revoking only takes rights away, so a token may revoke its owner's tokens,
 	// itself included: whoever finds a leaked token can kill it with it.
 	name := r.PathValue("name")
-	if err := a.store.RevokeToken(r.Context(), p.User.Name, name); err != nil {
+	if err := a.store.RevokeToken(a.audited(r, p, "token.revoke", p.User.Name+"/"+name, ""), p.User.Name, name); err != nil {
 		return err
 	}
-	a.audit(r, p, "token.revoke", p.User.Name+"/"+name, "")
 	return noContent(w)
 }

@@ -1,7 +1,6 @@
 package hubapi
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -69,15 +68,15 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err != nil {
 		return err
 	}
-	u, err := a.store.CreateUser(r.Context(), accounts.User{Name: req.Name, Email: req.Email, PasswordHash: hash, Admin: req.Admin})
-	if err != nil {
-		return err
-	}
 	detail := ""
 	if req.Admin {
 		detail = "site admin"
 	}
-	a.audit(r, p, "user.create", u.Name, detail)
+	u, err := a.store.CreateUser(a.audited(r, p, "user.create", req.Name, detail),
+		accounts.User{Name: req.Name, Email: req.Email, PasswordHash: hash, Admin: req.Admin})
+	if err != nil {
+		return err
+	}
 	return reply(w, http.StatusCreated, userOf(u))
 }
 
@@ -174,14 +173,13 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 		changed = append(changed, "disabled")
 	}
 	if len(changed) > 0 {
-		if err := a.store.UpdateUser(r.Context(), u); err != nil {
-			return err
-		}
 		action := "user.update"
 		if req.Admin != nil {
 			action = "permission.change"
 		}
-		a.audit(r, p, action, u.Name, "changed "+strings.Join(changed, ","))
+		if err := a.store.UpdateUser(a.audited(r, p, action, u.Name, "changed "+strings.Join(changed, ",")), u); err != nil {
+			return err
+		}
 	}
 	return reply(w, http.StatusOK, userOf(u))
 }
@@ -198,11 +196,12 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err != nil {
 		return err
 	}
-	n, err := a.store.DeleteUser(r.Context(), name, purge)
+	// With purge the store puts "purged N repositories" in the entry's detail.
+	n, err := a.store.DeleteUser(a.audited(r, p, "user.delete", name, ""), name, purge)
 	if err != nil {
 		return err
 	}
-	return a.deleted(w, r, p, "user.delete", name, purge, n)
+	return deleted(w, purge, n)
 }
 
 // purgeParam reads ?purge=true|false: whether deleting a user or organisation also
@@ -218,13 +217,11 @@ func purgeParam(r *http.Request) (bool, error) {
 	}
 }
 
-// deleted audits and answers the deletion of a user or organisation: 204, or with
-// purge how many repositories went with it.
-func (a *api) deleted(w http.ResponseWriter, r *http.Request, p *authz.Principal, action, name string, purge bool, purged int) error {
+// deleted answers the deletion of a user or organisation: 204, or with purge how many
+// repositories went with it.
+func deleted(w http.ResponseWriter, purge bool, purged int) error {
 	if !purge {
-		a.audit(r, p, action, name, "")
 		return noContent(w)
 	}
-	a.audit(r, p, action, name, fmt.Sprintf("purged %d repositories", purged))
 	return reply(w, http.StatusOK, hubtypes.Deleted{PurgedRepositories: purged})
 }

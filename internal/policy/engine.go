@@ -40,12 +40,33 @@ type Pull struct {
 	At         time.Time
 }
 
+// PullCount is how many times a manifest was pulled in a window, by Tag ("" for pulls
+// by digest).
+type PullCount struct {
+	Repository string
+	Digest     digest.Digest
+	Tag        string
+	Count      int64
+}
+
+// PullBatch is what one flush writes, in one transaction: the latest pull time of
+// each manifest pulled, and, with Engine.PullEvents, the pull counts of the window
+// [WindowStart, WindowEnd) as repository.pulled events. Overflow counts the pulls of
+// the window that could not be told apart (more distinct manifests and tags than
+// Engine.MaxPullKeys): one event without a repository reports them.
+type PullBatch struct {
+	Times                  []Pull
+	Counts                 []PullCount
+	Overflow               int64
+	WindowStart, WindowEnd time.Time
+}
+
 // Store keeps policies and pull times (sqlstore's policies.go).
 type Store interface {
 	PutPolicy(ctx context.Context, scope string, p Policy, by string) error
 	DeletePolicy(ctx context.Context, scope string) error
 	ListPolicies(ctx context.Context) ([]Stored, error)
-	RecordPulls(ctx context.Context, pulls []Pull) error
+	RecordPulls(ctx context.Context, b PullBatch) error
 	RetentionView(ctx context.Context, repo string) (View, error)
 	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 	RepositoriesIn(ctx context.Context, ns string) ([]string, error)
@@ -66,9 +87,6 @@ type Meta interface {
 // replica is enforced by the others within it.
 const cacheTTL = 5 * time.Second
 
-// maxPending bounds the pull times held between flushes.
-const maxPending = 50000
-
 // Engine enforces immutable tags, records pulls and runs retention.
 type Engine struct {
 	Store  Store
@@ -81,6 +99,13 @@ type Engine struct {
 	OnRun func(result string, tags, manifests int)
 	// OnFlush hears how many pull times a flush wrote.
 	OnFlush func(n int)
+	// PullEvents counts pulls per manifest and tag, and each flush writes the counts as
+	// repository.pulled events with the pull times (pulls.go).
+	PullEvents bool
+	// MaxPullKeys bounds the distinct (repository, digest, tag) counted between flushes
+	// (DefaultMaxPullKeys when 0); pulls past it are counted together and reported as
+	// one unattributed count.
+	MaxPullKeys int
 
 	mu       sync.Mutex
 	cached   map[string]Policy
@@ -88,11 +113,11 @@ type Engine struct {
 
 	pmu     sync.Mutex
 	pending map[pullKey]time.Time
-}
-
-type pullKey struct {
-	repo string
-	d    digest.Digest
+	counts  map[countKey]int64
+	// overflow counts the pulls not in counts (full) since the last flush; windowStart
+	// is when this window of counts began.
+	overflow    int64
+	windowStart time.Time
 }
 
 func (e *Engine) now() time.Time {
@@ -185,70 +210,6 @@ func (e *Engine) ManifestImmutableTag(ctx context.Context, repo string, d digest
 		}
 	}
 	return "", "", nil
-}
-
-// Pulled notes a pull of manifest d of repo; FlushPulls writes the notes. It costs a
-// map assignment under a lock, never a database write.
-func (e *Engine) Pulled(repo string, d digest.Digest) {
-	at := e.now()
-	e.pmu.Lock()
-	if e.pending == nil {
-		e.pending = map[pullKey]time.Time{}
-	}
-	if len(e.pending) < maxPending {
-		e.pending[pullKey{repo, d}] = at
-	}
-	e.pmu.Unlock()
-}
-
-// FlushPulls writes the pull times noted since the last flush in one transaction. A
-// failed write puts them back for the next flush.
-func (e *Engine) FlushPulls(ctx context.Context) error {
-	e.pmu.Lock()
-	pending := e.pending
-	e.pending = nil
-	e.pmu.Unlock()
-	if len(pending) == 0 {
-		return nil
-	}
-	batch := make([]Pull, 0, len(pending))
-	for k, at := range pending {
-		batch = append(batch, Pull{Repository: k.repo, Digest: k.d, At: at})
-	}
-	// A stable order keeps two replicas' batches from deadlocking on PostgreSQL.
-	slices.SortFunc(batch, func(a, b Pull) int {
-		if c := compare(a.Repository, b.Repository); c != 0 {
-			return c
-		}
-		return compare(string(a.Digest), string(b.Digest))
-	})
-	if err := e.Store.RecordPulls(ctx, batch); err != nil {
-		e.pmu.Lock()
-		if e.pending == nil {
-			e.pending = map[pullKey]time.Time{}
-		}
-		for k, at := range pending {
-			if cur, ok := e.pending[k]; (!ok || cur.Before(at)) && len(e.pending) < maxPending {
-				e.pending[k] = at
-			}
-		}
-		e.pmu.Unlock()
-		return err
-	}
-	if e.OnFlush != nil {
-		e.OnFlush(len(batch))
-	}
-	return nil
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Report is what a retention run did, or with DryRun would do.

@@ -46,6 +46,7 @@ func accepts(r *http.Request, mt string) bool {
 func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, name, ref string) error {
 	var m metadata.Manifest
 	var err error
+	tag := ""
 	if reference.IsDigest(ref) {
 		d, perr := parseDigest(ref)
 		if perr != nil {
@@ -57,6 +58,7 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, name, ref 
 			return errcode.New(errcode.ManifestInvalid, "%q is neither a valid tag nor a digest", ref)
 		}
 		m, err = h.o.Meta.GetManifestByTag(r.Context(), name, ref)
+		tag = ref
 	}
 	if errors.Is(err, metadata.ErrManifestNotFound) || errors.Is(err, metadata.ErrTagNotFound) {
 		return manifestUnknown(name, ref)
@@ -80,9 +82,10 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, name, ref 
 	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
+		// Counted once the manifest is sent: only successful pulls, whoever made them.
 		_, _ = w.Write(m.Payload)
 		if h.o.Policy != nil {
-			h.o.Policy.Pulled(name, m.Digest)
+			h.o.Policy.Pulled(name, m.Digest, tag)
 		}
 	}
 	return nil

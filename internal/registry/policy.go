@@ -18,8 +18,9 @@ type TagPolicy interface {
 	ImmutableTag(ctx context.Context, repo, tag string) (string, error)
 	// ManifestImmutableTag returns an immutable tag of manifest d and why, or "".
 	ManifestImmutableTag(ctx context.Context, repo string, d digest.Digest) (tag, reason string, err error)
-	// Pulled notes a GET of manifest d; it must not block.
-	Pulled(repo string, d digest.Digest)
+	// Pulled notes a successful GET of manifest d, by tag ("" when by digest); it must
+	// not block, and must not write to a database on the request's path.
+	Pulled(repo string, d digest.Digest, tag string)
 }
 
 // immutableTag refuses a change of an immutable tag: 409 with DENIED, like a refused

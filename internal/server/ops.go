@@ -104,13 +104,25 @@ func startSideListeners(ctx context.Context, wg *sync.WaitGroup, cfg config.Conf
 	return nil
 }
 
-// pullFlushInterval is how often pull times are written: one transaction per interval
-// per replica, whatever the pull rate.
+// pullFlushInterval is how often pull times are written when pull events are off
+// (events.pull_interval 0): one transaction per interval per replica, whatever the
+// pull rate.
 const pullFlushInterval = 30 * time.Second
 
-// newPolicyEngine returns the engine of immutable tags, pull times and retention.
-func newPolicyEngine(meta metaStore, bus *events.Bus, log *slog.Logger, mx *metrics.Metrics) *policy.Engine {
-	return &policy.Engine{Store: meta, Meta: meta, Events: bus, Log: log, OnRun: mx.Retention, OnFlush: mx.PullsFlushed}
+// pullFlushEvery is how often a replica writes what it noted of pulls: with pull
+// events on, their interval (the pull times go in the same transaction).
+func pullFlushEvery(cfg config.Events) time.Duration {
+	if cfg.PullInterval > 0 {
+		return cfg.PullInterval
+	}
+	return pullFlushInterval
+}
+
+// newPolicyEngine returns the engine of immutable tags, pull times, pull counts and
+// retention.
+func newPolicyEngine(meta metaStore, bus *events.Bus, log *slog.Logger, mx *metrics.Metrics, cfg config.Events) *policy.Engine {
+	return &policy.Engine{Store: meta, Meta: meta, Events: bus, Log: log, OnRun: mx.Retention, OnFlush: mx.PullsFlushed,
+		PullEvents: cfg.PullInterval > 0}
 }
 
 // policyAPI is the policy API, signed in as the hub API is (nil ap: --auth=none).

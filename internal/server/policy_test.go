@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/policy"
 )
@@ -129,6 +131,10 @@ func TestPolicies(t *testing.T) {
 	if !strings.Contains(b, `"build-3","build-4","latest","v1","v2"`) {
 		t.Fatalf("tags after retention: %s", b)
 	}
+	// Pulled again after retention's flush: only the shutdown's flush writes this one.
+	if resp, _ := h.do(http.MethodGet, "/v2/team/app/manifests/v1", nil, map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}); resp.StatusCode != http.StatusOK {
+		t.Fatal(resp.Status)
+	}
 	resp, b = h.do(http.MethodGet, "/api/v1/policies/team/app", nil, nil)
 	var doc policy.Document
 	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(b), &doc) != nil || doc.Effective == nil ||
@@ -158,6 +164,23 @@ func TestPolicies(t *testing.T) {
 	}
 	if pulled != 1 {
 		t.Errorf("%d manifests with a pull time, want 1", pulled)
+	}
+	// Both pulls are counted: one in the flush before retention ran, one at shutdown.
+	pe, err := db.ListEvents(context.Background(), events.Query{Types: []events.Type{events.RepositoryPulled},
+		Access: metadata.CatalogFilter{All: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted float64
+	for _, e := range pe.Events {
+		if e.Repository != "team/app" || e.Tag != "v1" || e.Digest != v1 {
+			t.Errorf("pull event %+v", e)
+		}
+		c, _ := e.Detail["count"].(float64)
+		counted += c
+	}
+	if len(pe.Events) != 2 || counted != 2 {
+		t.Errorf("%d repository.pulled events counting %v pulls, want 2 and 2", len(pe.Events), counted)
 	}
 	entries, err := db.ListAudit(context.Background(), auditFilter("retention"))
 	if err != nil || len(entries) < 2 {

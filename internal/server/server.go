@@ -248,7 +248,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		Artifacts:       charts,
 		Outbox:          meta,
 	}
-	pol := newPolicyEngine(meta, bus, log, mx)
+	pol := newPolicyEngine(meta, bus, log, mx, cfg.Events)
 	ro.Policy = pol
 	if cfg.Storage.Driver != "filesystem" && cfg.Storage.S3.Redirect {
 		ro.RedirectTTL = cfg.Storage.S3.RedirectTTL
@@ -346,7 +346,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 			log.Info("recorded chart manifests pushed before", "count", n)
 		}
 	})
-	janitorDone.Go(func() { pol.Schedule(janitorCtx, cfg.Retention.Interval, pullFlushInterval) })
+	// Pull times and counts are flushed on the way out too (Schedule), before the
+	// database closes.
+	janitorDone.Go(func() { pol.Schedule(janitorCtx, cfg.Retention.Interval, pullFlushEvery(cfg.Events)) })
 	if cfg.GC.Interval > 0 {
 		janitorDone.Go(func() { runGC(janitorCtx, log, cfg.GC, meta, blobs, bus, meta, mx) })
 	}

@@ -45,8 +45,17 @@ func (s *Store) CreateUser(ctx context.Context, u accounts.User) (accounts.User,
 	var out accounts.User
 	err := s.write(ctx, func(q querier) error {
 		var err error
-		out, err = s.createUser(ctx, q, u)
-		return err
+		if out, err = s.createUser(ctx, q, u); err != nil {
+			return err
+		}
+		detail := map[string]any{"account": out.Name}
+		if out.Robot {
+			detail["robot"], detail["owner"] = true, out.Owner
+		}
+		if out.Admin {
+			detail["admin"] = true
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.AccountCreated, Detail: detail})
 	})
 	if err != nil {
 		return accounts.User{}, fmt.Errorf("create user %s: %w", u.Name, err)
@@ -155,12 +164,12 @@ func (s *Store) UpdateUser(ctx context.Context, u accounts.User) error {
 	}
 	err := s.write(ctx, func(q querier) error {
 		var (
-			id            int64
-			robot, wasOff bool
-			oldHash       string
+			id                    int64
+			robot, wasOff, wasAdm bool
+			oldHash, oldEmail     string
 		)
-		if err := q.QueryRow(ctx, "SELECT id, robot, password_hash, disabled FROM users WHERE name = $1"+s.d.forUpdate,
-			u.Name).Scan(&id, &robot, &oldHash, &wasOff); err != nil {
+		if err := q.QueryRow(ctx, "SELECT id, robot, password_hash, disabled, admin, email FROM users WHERE name = $1"+s.d.forUpdate,
+			u.Name).Scan(&id, &robot, &oldHash, &wasOff, &wasAdm, &oldEmail); err != nil {
 			return notFound(err)
 		}
 		if robot && u.PasswordHash != "" {
@@ -171,9 +180,22 @@ func (s *Store) UpdateUser(ctx context.Context, u accounts.User) error {
 			return err
 		}
 		if u.PasswordHash != oldHash || (u.Disabled && !wasOff) {
-			return endSessions(ctx, q, id)
+			if err := endSessions(ctx, q, id); err != nil {
+				return err
+			}
 		}
-		return nil
+		changed := []string{}
+		for _, c := range []struct {
+			name string
+			diff bool
+		}{{"email", u.Email != oldEmail}, {"password", u.PasswordHash != oldHash}, {"admin", u.Admin != wasAdm},
+			{"disabled", u.Disabled != wasOff}} {
+			if c.diff {
+				changed = append(changed, c.name)
+			}
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.AccountUpdated, Detail: map[string]any{
+			"account": u.Name, "changed": changed, "admin": u.Admin, "disabled": u.Disabled}})
 	})
 	if err != nil {
 		return fmt.Errorf("update user %s: %w", u.Name, err)
@@ -202,8 +224,17 @@ func (s *Store) DeleteUser(ctx context.Context, name string, purge bool) (int, e
 		if _, err := q.Exec(ctx, "DELETE FROM users WHERE name = $1", name); err != nil {
 			return err
 		}
-		_, err := q.Exec(ctx, "DELETE FROM namespaces WHERE name = $1 AND NOT org", name)
-		return err
+		if _, err := q.Exec(ctx, "DELETE FROM namespaces WHERE name = $1 AND NOT org", name); err != nil {
+			return err
+		}
+		detail := map[string]any{"account": name}
+		if robot {
+			detail["robot"] = true
+		}
+		if purge {
+			detail["purgedRepositories"] = purged
+		}
+		return s.recordChange(withPurged(ctx, purge, purged), q, events.Event{Type: events.AccountDeleted, Detail: detail})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete user %s: %w", name, err)
@@ -292,7 +323,8 @@ func (s *Store) CreateOrg(ctx context.Context, name, owner string) (accounts.Nam
 				return s.uniqueAs(err, accounts.ErrExists)
 			}
 		}
-		return nil
+		return s.recordChange(ctx, q, events.Event{Type: events.OrganizationCreated,
+			Detail: map[string]any{"organization": name, "owner": owner}})
 	})
 	if err != nil {
 		return accounts.Namespace{}, fmt.Errorf("create organisation %s: %w", name, err)
@@ -347,7 +379,11 @@ func (s *Store) SetDefaultVisibility(ctx context.Context, namespace string, v ac
 		return fmt.Errorf("set default visibility of %s: %w", namespace, err)
 	}
 	err := s.write(ctx, func(q querier) error {
-		return mustAffect(q.Exec(ctx, "UPDATE namespaces SET default_visibility = $1 WHERE name = $2", v, namespace))
+		if err := mustAffect(q.Exec(ctx, "UPDATE namespaces SET default_visibility = $1 WHERE name = $2", v, namespace)); err != nil {
+			return err
+		}
+		// Audited, no event: it changes no repository that exists.
+		return s.recordChange(ctx, q, events.Event{})
 	})
 	if err != nil {
 		return fmt.Errorf("set default visibility of %s: %w", namespace, err)
@@ -376,8 +412,14 @@ func (s *Store) DeleteOrg(ctx context.Context, name string, purge bool) (int, er
 		if _, err := q.Exec(ctx, "DELETE FROM namespaces WHERE name = $1 AND org", name); err != nil {
 			return err
 		}
-		_, err = q.Exec(ctx, "DELETE FROM users WHERE robot AND owner = $1", name)
-		return err
+		if _, err = q.Exec(ctx, "DELETE FROM users WHERE robot AND owner = $1", name); err != nil {
+			return err
+		}
+		detail := map[string]any{"organization": name}
+		if purge {
+			detail["purgedRepositories"] = purged
+		}
+		return s.recordChange(withPurged(ctx, purge, purged), q, events.Event{Type: events.OrganizationDeleted, Detail: detail})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete organisation %s: %w", name, err)

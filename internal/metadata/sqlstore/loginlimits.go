@@ -3,8 +3,11 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/hubctl/hubctl/internal/events"
 )
 
 // Login limits in the database (table login_limits), so that every replica counts the
@@ -52,17 +55,33 @@ func (f *LoginFailures) Blocked(ctx context.Context, key string, now time.Time) 
 }
 
 // Fail records a failure of key at now: one more in its window, or the first of a new
-// one. Now and then it also deletes the rows whose window ended.
+// one. The failure that brings the window's count to max, and so locks key out, also
+// writes one login.locked event in the same transaction: at most one per key and
+// window, however many failures follow (a flood of guesses cannot fill the outbox).
+// Now and then it also deletes the rows whose window ended.
 func (f *LoginFailures) Fail(ctx context.Context, key string, now time.Time) error {
 	at, expired := nanos(now), nanos(now.Add(-f.window))
 	err := f.s.write(ctx, func(q querier) error {
-		_, err := q.Exec(ctx, `INSERT INTO login_limits AS l (key, count, since) VALUES ($1, 1, $2)
+		var (
+			count int
+			since int64
+		)
+		err := q.QueryRow(ctx, `INSERT INTO login_limits AS l (key, count, since) VALUES ($1, 1, $2)
 			ON CONFLICT (key) DO UPDATE SET
 				count = CASE WHEN l.since <= $3 THEN 1 ELSE l.count + 1 END,
-				since = CASE WHEN l.since <= $3 THEN excluded.since ELSE l.since END`,
-			f.kind+key, at, expired)
-		if err != nil || f.fails.Add(1)%64 != 0 {
+				since = CASE WHEN l.since <= $3 THEN excluded.since ELSE l.since END
+			RETURNING count, since`,
+			f.kind+key, at, expired).Scan(&count, &since)
+		if err != nil {
 			return err
+		}
+		if count == f.max {
+			if err := f.s.appendEvent(ctx, q, f.locked(key, count, fromNanos(since))); err != nil {
+				return err
+			}
+		}
+		if f.fails.Add(1)%64 != 0 {
+			return nil
 		}
 		// Known sign-ins are kept longer: only failure rows of this kind go here.
 		_, err = q.Exec(ctx, "DELETE FROM login_limits WHERE since <= $1 AND key >= $2 AND key < $3",
@@ -73,6 +92,41 @@ func (f *LoginFailures) Fail(ctx context.Context, key string, now time.Time) err
 		return fmt.Errorf("record login failure of %s: %w", f.kind+key, err)
 	}
 	return nil
+}
+
+// lockedLimits names the limits in login.locked events by kind of key.
+var lockedLimits = map[string]string{"pair:": "account-address", "addr:": "address", "user:": "account"}
+
+// locked is the login.locked event of key, locked out by its count-th failure in the
+// window that began at since. A hub-wide event (no repository): only site
+// administrators and site hooks see it. The user name is the one the client sent (it
+// may name no account); the address, in Remote, is for site administrators only as
+// every event's is. No secret is known here to leak: only keys reach the store.
+func (f *LoginFailures) locked(key string, count int, since time.Time) events.Event {
+	limit := lockedLimits[f.kind]
+	if limit == "" {
+		limit = f.kind[:len(f.kind)-1]
+	}
+	var user, addr string
+	switch f.kind {
+	case "pair:":
+		// user|address: an address key never holds "|", a user name sent by a client may.
+		if i := strings.LastIndexByte(key, '|'); i >= 0 {
+			user, addr = key[:i], key[i+1:]
+		} else {
+			user = key
+		}
+	case "addr:":
+		addr = key
+	default:
+		user = key
+	}
+	detail := map[string]any{"limit": limit, "failures": count, "window": f.window.String(),
+		"windowStart": since.UTC(), "lockedUntil": since.Add(f.window).UTC()}
+	if user != "" {
+		detail["user"] = user
+	}
+	return events.Event{Type: events.LoginLocked, Remote: addr, Detail: detail}
 }
 
 // Succeed forgets key's failures.

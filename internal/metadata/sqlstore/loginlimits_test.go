@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/auth/ratelimit"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata"
 )
 
 // sharedGuard is the login guard serve builds on replica s.
@@ -92,6 +94,82 @@ func TestLoginLimitsShared(t *testing.T) {
 		}
 		if n != 64 {
 			t.Fatalf("%d pair rows after the sweep, want the 64 in the current window", n)
+		}
+	})
+}
+
+// TestLoginLockedEvent: the failure that locks a key out writes one login.locked event
+// in its transaction, never one per failure: more failures in the window (a flood of
+// guesses, from both replicas) write nothing more, and the next window may write one
+// again. The event names the user and the address but never the password, and it is
+// hub-wide: only a reader with Access.All sees it.
+func TestLoginLockedEvent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		rs := replicas(t, b)
+		ctx := context.Background()
+		now := time.Unix(2_000_000, 0)
+		clock := func() time.Time { return now }
+		g := [2]*ratelimit.Guard{sharedGuard(rs[0], clock), sharedGuard(rs[1], clock)}
+		const secret = "hunter2-is-the-password"
+		bad := func() (bool, error) { return true, errors.New("bad password " + secret) }
+		locked := func(access metadata.CatalogFilter) []events.Event {
+			t.Helper()
+			p, err := rs[1].ListEvents(ctx, events.Query{Access: access, Types: []events.Type{events.LoginLocked}, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p.Events
+		}
+		for i := range 5 {
+			_ = g[i%2].Login(ctx, "Alice", "198.51.100.1", true, bad)
+		}
+		es := locked(metadata.CatalogFilter{All: true})
+		if len(es) != 1 {
+			t.Fatalf("%d login.locked events after 5 failures, want 1: %+v", len(es), es)
+		}
+		e := es[0]
+		if e.Repository != "" || e.Remote != "198.51.100.1" || e.Detail["user"] != "alice" ||
+			e.Detail["limit"] != "account-address" || e.Detail["failures"] != float64(5) || e.Detail["window"] != "5m0s" {
+			t.Errorf("event %+v", e)
+		}
+		if start, _ := e.Detail["windowStart"].(string); start != now.UTC().Format(time.RFC3339) {
+			t.Errorf("windowStart %v, want %v", e.Detail["windowStart"], now.UTC())
+		}
+		// The counters go on (the guard refuses before it checks, so Fail it directly, as
+		// two replicas racing past Blocked would): no second event in the window.
+		pairs := rs[0].LoginFailures("pair", 5, 5*time.Minute)
+		for range 20 {
+			if err := pairs.Fail(ctx, "alice|198.51.100.1", now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if es := locked(metadata.CatalogFilter{All: true}); len(es) != 1 {
+			t.Fatalf("%d login.locked events after 25 failures in one window, want 1", len(es))
+		}
+		// The per-address limit (20 across names) writes its own, with no user.
+		for i := range 20 {
+			_ = g[i%2].Login(ctx, fmt.Sprint("u", i), "198.51.100.2", true, bad)
+		}
+		es = locked(metadata.CatalogFilter{All: true})
+		if len(es) != 2 || es[1].Detail["limit"] != "address" || es[1].Remote != "198.51.100.2" || es[1].Detail["user"] != nil {
+			t.Fatalf("after the address limit: %+v", es)
+		}
+		// Nobody but a reader of everything sees them.
+		if es := locked(metadata.CatalogFilter{Public: true, Namespaces: []string{"alice"}, Member: "alice"}); len(es) != 0 {
+			t.Errorf("a user sees %d login.locked events", len(es))
+		}
+		// A new window locks again, with one new event.
+		now = now.Add(6 * time.Minute)
+		for i := range 5 {
+			_ = g[i%2].Login(ctx, "alice", "198.51.100.1", true, bad)
+		}
+		if es := locked(metadata.CatalogFilter{All: true}); len(es) != 3 {
+			t.Fatalf("%d login.locked events after a second window, want 3", len(es))
+		}
+		var n int
+		if err := rs[0].e.pool().QueryRow(ctx, "SELECT COUNT(*) FROM events WHERE CAST(payload AS TEXT) LIKE $1",
+			"%"+secret+"%").Scan(&n); err != nil || n != 0 {
+			t.Errorf("%d events hold the password (%v)", n, err)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/policy"
 )
 
@@ -71,14 +72,22 @@ func (s *Store) ListPolicies(ctx context.Context) ([]policy.Stored, error) {
 	return out, nil
 }
 
-// RecordPulls stores the pull times of a batch in one transaction, keeping the later
-// of the stored and the new time; pulls of manifests gone meanwhile are skipped.
-func (s *Store) RecordPulls(ctx context.Context, pulls []policy.Pull) error {
-	if len(pulls) == 0 {
+// RecordPulls writes one flush of a replica's pull notes in one transaction: the pull
+// times, keeping the later of the stored and the new time (pulls of manifests gone
+// meanwhile are skipped), and the counts as repository.pulled events, with one event
+// without a repository for the pulls that overflowed the counter. The events take no
+// repository lock: a flush touches many repositories (as a GC run does), and an
+// aggregate has no order to keep against one repository's pushes.
+func (s *Store) RecordPulls(ctx context.Context, b policy.PullBatch) error {
+	if len(b.Times) == 0 && len(b.Counts) == 0 && b.Overflow == 0 {
 		return nil
 	}
+	window := func(d map[string]any) map[string]any {
+		d["windowStart"], d["windowEnd"] = b.WindowStart.UTC(), b.WindowEnd.UTC()
+		return d
+	}
 	err := s.write(ctx, func(q querier) error {
-		for _, p := range pulls {
+		for _, p := range b.Times {
 			if _, err := q.Exec(ctx, `INSERT INTO manifest_pulls (repo_id, digest, pulled_at)
 				SELECT m.repo_id, m.digest, $3 FROM manifests m JOIN repositories r ON r.id = m.repo_id
 				WHERE r.name = $1 AND m.digest = $2
@@ -87,10 +96,30 @@ func (s *Store) RecordPulls(ctx context.Context, pulls []policy.Pull) error {
 				return err
 			}
 		}
+		ids := map[string]int64{}
+		for _, c := range b.Counts {
+			id, ok := ids[c.Repository]
+			if !ok {
+				// A repository deleted since keeps its pulls, under the name it had.
+				var err error
+				if id, err = repoID(ctx, q, c.Repository); err != nil && !isNoRows(err) {
+					return err
+				}
+				ids[c.Repository] = id
+			}
+			if err := s.appendEvent(ctx, q, events.Event{Type: events.RepositoryPulled, RepositoryID: id, Repository: c.Repository,
+				Digest: c.Digest.String(), Tag: c.Tag, Time: b.WindowEnd, Detail: window(map[string]any{"count": c.Count})}); err != nil {
+				return err
+			}
+		}
+		if b.Overflow > 0 {
+			return s.appendEvent(ctx, q, events.Event{Type: events.RepositoryPulled, Time: b.WindowEnd,
+				Detail: window(map[string]any{"count": b.Overflow, "unattributed": true})})
+		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record %d pull times: %w", len(pulls), err)
+		return fmt.Errorf("record %d pull times and %d pull counts: %w", len(b.Times), len(b.Counts), err)
 	}
 	return nil
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/policy"
 )
@@ -74,12 +76,12 @@ func TestPolicyStore(t *testing.T) {
 		putTestManifest(t, s, "team", "root", "v1", "")
 
 		at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-		if err := s.RecordPulls(ctx, []policy.Pull{{Repository: "team/app", Digest: idx, At: at},
-			{Repository: "team/app", Digest: digest.FromString("gone"), At: at}}); err != nil {
+		if err := s.RecordPulls(ctx, policy.PullBatch{Times: []policy.Pull{{Repository: "team/app", Digest: idx, At: at},
+			{Repository: "team/app", Digest: digest.FromString("gone"), At: at}}}); err != nil {
 			t.Fatal(err)
 		}
 		// An older time does not move it back.
-		if err := s.RecordPulls(ctx, []policy.Pull{{Repository: "team/app", Digest: idx, At: at.Add(-time.Hour)}}); err != nil {
+		if err := s.RecordPulls(ctx, policy.PullBatch{Times: []policy.Pull{{Repository: "team/app", Digest: idx, At: at.Add(-time.Hour)}}}); err != nil {
 			t.Fatal(err)
 		}
 		v, err := other.RetentionView(ctx, "team/app")
@@ -127,6 +129,93 @@ func TestPolicyStore(t *testing.T) {
 			return q.QueryRow(ctx, "SELECT COUNT(*) FROM manifest_pulls").Scan(&n)
 		}); err != nil || n != 0 {
 			t.Fatalf("manifest_pulls rows after the delete: %d, %v", n, err)
+		}
+	})
+}
+
+// TestPullEvents: a replica's pulls, noted in memory, are written by one flush as one
+// repository.pulled event per manifest and tag with its count and window, with the
+// pull times retention reads, and with no actor even when the flush runs in someone's
+// context. Past the key bound, pulls are counted as one unattributed, hub-wide count.
+// A flush with nothing noted writes nothing.
+func TestPullEvents(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := openFresh(t, b)
+		ctx := context.Background()
+		a := putTestManifest(t, s, "team/app", "a", "v1", "")
+		bd := putTestManifest(t, s, "team/app", "b", "", "")
+		now := time.Unix(3_000_000, 0).UTC()
+		e := &policy.Engine{Store: s, Meta: s, PullEvents: true, MaxPullKeys: 3, Now: func() time.Time { return now }}
+		for range 5 {
+			e.Pulled("team/app", a, "v1")
+		}
+		e.Pulled("team/app", a, "")
+		e.Pulled("team/app", bd, "")
+		e.Pulled("team/app", bd, "")
+		e.Pulled("other/x", bd, "") // a fourth key: over the bound
+		e.Pulled("team/app", a, "v1")
+		now = now.Add(time.Minute)
+		if err := e.FlushPulls(events.WithActor(ctx, events.Actor{Name: "admin"})); err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.ListEvents(ctx, events.Query{Types: []events.Type{events.RepositoryPulled}, Access: metadata.CatalogFilter{All: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type got struct {
+			repo, digest, tag string
+			count             float64
+		}
+		var have []got
+		for _, ev := range p.Events {
+			if ev.Actor != "" || ev.Detail["windowStart"] != "1970-02-04T17:20:00Z" || ev.Detail["windowEnd"] != "1970-02-04T17:21:00Z" {
+				t.Errorf("event %+v: want no actor and the window of the flush", ev)
+			}
+			if ev.Detail["unattributed"] == true && ev.Repository != "" {
+				t.Errorf("unattributed pulls under %s", ev.Repository)
+			}
+			have = append(have, got{ev.Repository, ev.Digest, ev.Tag, ev.Detail["count"].(float64)})
+		}
+		want := []got{{"team/app", a.String(), "", 1}, {"team/app", a.String(), "v1", 6}, {"team/app", bd.String(), "", 2}}
+		// In the flush's order: by repository, digest, tag; the unattributed count last.
+		slices.SortFunc(want, func(x, y got) int { return strings.Compare(x.digest+" "+x.tag, y.digest+" "+y.tag) })
+		want = append(want, got{"", "", "", 1})
+		if !slices.Equal(have, want) {
+			t.Fatalf("pull events\n got %+v\nwant %+v", have, want)
+		}
+		if p.Events[0].RepositoryID == 0 {
+			t.Errorf("pull event without its repository's id")
+		}
+		// The unattributed count is hub-wide: a reader of public repositories does not see it.
+		ns, err := s.ListEvents(ctx, events.Query{Types: []events.Type{events.RepositoryPulled}, Access: metadata.CatalogFilter{Namespaces: []string{"team"}}})
+		if err != nil || len(ns.Events) != 3 {
+			t.Fatalf("the team's view: %d events (%v), want its 3", len(ns.Events), err)
+		}
+		v, err := s.RetentionView(ctx, "team/app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range v.Manifests {
+			if m.PulledAt.IsZero() {
+				t.Errorf("manifest %s has no pull time", m.Digest)
+			}
+		}
+		// Nothing noted: nothing written.
+		if err := e.FlushPulls(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if p2, err := s.ListEvents(ctx, events.Query{After: p.Next, Access: metadata.CatalogFilter{All: true}}); err != nil || len(p2.Events) != 0 {
+			t.Fatalf("an empty flush wrote %d events (%v)", len(p2.Events), err)
+		}
+		// The next window starts where the last ended.
+		e.Pulled("team/app", a, "v1")
+		now = now.Add(time.Minute)
+		if err := e.FlushPulls(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p2, err := s.ListEvents(ctx, events.Query{After: p.Next, Access: metadata.CatalogFilter{All: true}})
+		if err != nil || len(p2.Events) != 1 || p2.Events[0].Detail["windowStart"] != "1970-02-04T17:21:00Z" {
+			t.Fatalf("second window: %+v (%v)", p2.Events, err)
 		}
 	})
 }

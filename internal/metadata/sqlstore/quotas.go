@@ -7,6 +7,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
@@ -47,7 +48,11 @@ func (s *Store) SetQuota(ctx context.Context, namespace string, bytes int64) err
 		quota = &bytes
 	}
 	err := s.write(ctx, func(q querier) error {
-		return mustAffect(q.Exec(ctx, "UPDATE namespaces SET quota_bytes = $1 WHERE name = $2", quota, namespace))
+		if err := mustAffect(q.Exec(ctx, "UPDATE namespaces SET quota_bytes = $1 WHERE name = $2", quota, namespace)); err != nil {
+			return err
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.QuotaChanged,
+			Detail: map[string]any{"namespace": namespace, "bytes": max(bytes, 0)}})
 	})
 	if err != nil {
 		return fmt.Errorf("set quota of %s: %w", namespace, err)

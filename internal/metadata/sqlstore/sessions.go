@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
 )
 
 // This file holds sessions and "sign out everywhere"; tokens.go the access tokens.
@@ -124,9 +125,13 @@ func (s *Store) ListSessions(ctx context.Context, user string) ([]accounts.Sessi
 // RevokeSession ends one of user's sessions now.
 func (s *Store) RevokeSession(ctx context.Context, user string, id int64) error {
 	err := s.write(ctx, func(q querier) error {
-		return mustAffect(q.Exec(ctx, `UPDATE sessions SET revoked_at = $1
+		if err := mustAffect(q.Exec(ctx, `UPDATE sessions SET revoked_at = $1
 			WHERE id = $2 AND revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE name = $3)`,
-			nanos(time.Time{}), id, user))
+			nanos(time.Time{}), id, user)); err != nil {
+			return err
+		}
+		// Audited; a user's own sessions raise no event.
+		return s.recordChange(ctx, q, events.Event{})
 	})
 	if err != nil {
 		return fmt.Errorf("revoke session %d of %s: %w", id, user, err)
@@ -153,7 +158,10 @@ func (s *Store) EndSessions(ctx context.Context, user string) error {
 		if err := q.QueryRow(ctx, "SELECT id FROM users WHERE name = $1", user).Scan(&id); err != nil {
 			return notFound(err)
 		}
-		return endSessions(ctx, q, id)
+		if err := endSessions(ctx, q, id); err != nil {
+			return err
+		}
+		return s.recordChange(ctx, q, events.Event{})
 	})
 	if err != nil {
 		return fmt.Errorf("end sessions of %s: %w", user, err)

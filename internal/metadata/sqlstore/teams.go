@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
 )
 
 // CreateTeam creates a team in an existing organisation; accounts.ErrExists when the
@@ -23,7 +24,11 @@ func (s *Store) CreateTeam(ctx context.Context, t accounts.Team) error {
 		}
 		_, err := q.Exec(ctx, "INSERT INTO teams (org, name, description, created_at) VALUES ($1, $2, $3, $4)",
 			t.Org, t.Name, t.Description, nanos(t.CreatedAt))
-		return s.uniqueAs(err, accounts.ErrExists)
+		if err != nil {
+			return s.uniqueAs(err, accounts.ErrExists)
+		}
+		// Audited, no event: a new team grants nothing until it is given grants.
+		return s.recordChange(ctx, q, events.Event{})
 	})
 	if err != nil {
 		return fmt.Errorf("create team %s/%s: %w", t.Org, t.Name, err)
@@ -65,7 +70,10 @@ func (s *Store) ListTeams(ctx context.Context, org string) ([]accounts.Team, err
 // DeleteTeam removes a team with its members and grants (by cascade).
 func (s *Store) DeleteTeam(ctx context.Context, org, team string) error {
 	err := s.write(ctx, func(q querier) error {
-		return mustAffect(q.Exec(ctx, "DELETE FROM teams WHERE org = $1 AND name = $2", org, team))
+		if err := mustAffect(q.Exec(ctx, "DELETE FROM teams WHERE org = $1 AND name = $2", org, team)); err != nil {
+			return err
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.TeamDeleted, Detail: map[string]any{"organization": org, "team": team}})
 	})
 	if err != nil {
 		return fmt.Errorf("delete team %s/%s: %w", org, team, err)
@@ -88,9 +96,12 @@ func (s *Store) AddTeamMember(ctx context.Context, org, team, user string) error
 		if robot && owner != org {
 			return fmt.Errorf("robot %s belongs to %s: %w", user, owner, accounts.ErrInvalid)
 		}
-		_, err := q.Exec(ctx, `INSERT INTO team_members (org, team, username) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, org, team, user)
-		return err
+		if _, err := q.Exec(ctx, `INSERT INTO team_members (org, team, username) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, org, team, user); err != nil {
+			return err
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.TeamMemberAdded,
+			Detail: map[string]any{"organization": org, "team": team, "member": user}})
 	})
 	if err != nil {
 		return fmt.Errorf("add %s to team %s/%s: %w", user, org, team, err)
@@ -102,8 +113,12 @@ func (s *Store) AddTeamMember(ctx context.Context, org, team, user string) error
 // they are not a member.
 func (s *Store) RemoveTeamMember(ctx context.Context, org, team, user string) error {
 	err := s.write(ctx, func(q querier) error {
-		return mustAffect(q.Exec(ctx, "DELETE FROM team_members WHERE org = $1 AND team = $2 AND username = $3",
-			org, team, user))
+		if err := mustAffect(q.Exec(ctx, "DELETE FROM team_members WHERE org = $1 AND team = $2 AND username = $3",
+			org, team, user)); err != nil {
+			return err
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.TeamMemberRemoved,
+			Detail: map[string]any{"organization": org, "team": team, "member": user}})
 	})
 	if err != nil {
 		return fmt.Errorf("remove %s from team %s/%s: %w", user, org, team, err)
@@ -144,15 +159,24 @@ func (s *Store) SetTeamGrant(ctx context.Context, g accounts.TeamGrant) error {
 		if err := checkTeam(ctx, q, g.Org, g.Team); err != nil {
 			return err
 		}
+		var err error
 		if g.Role == accounts.RoleNone {
-			_, err := q.Exec(ctx, "DELETE FROM team_grants WHERE org = $1 AND team = $2 AND repository = $3",
+			_, err = q.Exec(ctx, "DELETE FROM team_grants WHERE org = $1 AND team = $2 AND repository = $3",
 				g.Org, g.Team, g.Repository)
+		} else {
+			_, err = q.Exec(ctx, `INSERT INTO team_grants (org, team, repository, role) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (org, team, repository) DO UPDATE SET role = excluded.role`,
+				g.Org, g.Team, g.Repository, g.Role)
+		}
+		if err != nil {
 			return err
 		}
-		_, err := q.Exec(ctx, `INSERT INTO team_grants (org, team, repository, role) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (org, team, repository) DO UPDATE SET role = excluded.role`,
-			g.Org, g.Team, g.Repository, g.Role)
-		return err
+		role := string(g.Role)
+		if g.Role == accounts.RoleNone {
+			role = "none"
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.TeamGrantChanged, Detail: map[string]any{
+			"organization": g.Org, "team": g.Team, "repository": g.Repository, "role": role}})
 	})
 	if err != nil {
 		return fmt.Errorf("grant on %q to team %s/%s: %w", g.Repository, g.Org, g.Team, err)

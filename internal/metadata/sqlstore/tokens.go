@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/events"
 )
 
 // CreateToken stores a token for an existing user and returns it with its ID and
@@ -40,7 +41,15 @@ func (s *Store) CreateToken(ctx context.Context, t accounts.AccessToken) (accoun
 			(username, name, hash, scopes, expires_at, last_used_at, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 			t.User, t.Name, t.Hash, string(scopes), nullNanos(t.ExpiresAt), nullNanos(t.LastUsedAt), created).Scan(&t.ID)
-		return s.uniqueAs(err, accounts.ErrExists)
+		if err != nil {
+			return s.uniqueAs(err, accounts.ErrExists)
+		}
+		// The name and scopes, never the secret or its hash.
+		detail := map[string]any{"account": t.User, "token": t.Name, "scopes": t.Scopes}
+		if !t.ExpiresAt.IsZero() {
+			detail["expiresAt"] = t.ExpiresAt.UTC()
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.TokenCreated, Detail: detail})
 	})
 	if err != nil {
 		return accounts.AccessToken{}, fmt.Errorf("create token %s for %s: %w", t.Name, t.User, err)
@@ -135,8 +144,11 @@ func (s *Store) ListTokens(ctx context.Context, user string) ([]accounts.AccessT
 // token.
 func (s *Store) RevokeToken(ctx context.Context, user, name string) error {
 	err := s.write(ctx, func(q querier) error {
-		return mustAffect(q.Exec(ctx, `UPDATE access_tokens SET revoked_at = $1
-			WHERE username = $2 AND name = $3 AND revoked_at IS NULL`, nanos(time.Time{}), user, name))
+		if err := mustAffect(q.Exec(ctx, `UPDATE access_tokens SET revoked_at = $1
+			WHERE username = $2 AND name = $3 AND revoked_at IS NULL`, nanos(time.Time{}), user, name)); err != nil {
+			return err
+		}
+		return s.recordChange(ctx, q, events.Event{Type: events.TokenRevoked, Detail: map[string]any{"account": user, "token": name}})
 	})
 	if err != nil {
 		return fmt.Errorf("revoke token %s of %s: %w", name, user, err)
