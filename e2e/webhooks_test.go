@@ -128,7 +128,7 @@ func TestWebhookGoneDisablesHook(t *testing.T) {
 		w.WriteHeader(http.StatusGone)
 		return http.StatusGone
 	})
-	hook, secret := cli.createHook(rc.URL, "--namespace", "admin")
+	hook, secret := cli.createHook(rc.URL, "--namespace", "admin", "--event", "manifest.pushed")
 	rc.setSecret(secret)
 	pushTagged(t, s, tok, "gone")
 
