@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to create the replicas' database
+)
+
+// adminPassword is the admin password of the hubs the benchmark starts.
+const adminPassword = "webhookbench-admin"
+
+// hub is one `hubctl serve` process.
+type hub struct {
+	cmd  *exec.Cmd
+	Addr string
+	data string
+	env  []string
+	log  *os.File
+	done chan struct{}
+}
+
+// startHub starts `hubctl serve` on a free port with data directory data and the
+// extra environment env, and waits until /readyz answers 200.
+func startHub(bin, data string, env []string) (*hub, error) {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(data, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	h := &hub{data: data, env: env, log: logf, done: make(chan struct{})}
+	h.cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
+	var base []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HUBCTL_") {
+			base = append(base, kv)
+		}
+	}
+	h.cmd.Env = append(append(base, "HUBCTL_ADMIN_PASSWORD="+adminPassword), env...)
+	h.cmd.Stdout = logf
+	stderr, err := h.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.cmd.Start(); err != nil {
+		return nil, err
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		found := false
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logf, line)
+			if i := strings.Index(line, "listening on "); i >= 0 && !found {
+				found = true
+				addr <- strings.Fields(line[i+len("listening on "):])[0]
+			}
+		}
+		_ = h.cmd.Wait()
+		close(h.done)
+	}()
+	select {
+	case h.Addr = <-addr:
+	case <-h.done:
+		return nil, fmt.Errorf("hubctl serve exited before listening (log: %s)", logf.Name())
+	case <-time.After(60 * time.Second):
+		h.stop()
+		return nil, fmt.Errorf("hubctl serve did not listen within 60 s (log: %s)", logf.Name())
+	}
+	for range 600 {
+		if resp, err := http.Get("http://" + h.Addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return h, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.stop()
+	return nil, fmt.Errorf("hubctl serve on %s never became ready (log: %s)", h.Addr, logf.Name())
+}
+
+// stop ends the process with SIGTERM and waits for it.
+func (h *hub) stop() {
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.done:
+	case <-time.After(60 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-h.done
+	}
+	_ = h.log.Close()
+}
+
+// restart stops the hub and starts it again on its data with env instead.
+func (h *hub) restart(bin string, env []string) (*hub, error) {
+	h.stop()
+	return startHub(bin, h.data, env)
+}
+
+// pid is the process id, for its CPU time.
+func (h *hub) pid() int { return h.cmd.Process.Pid }
+
+// pgCluster is a throwaway PostgreSQL cluster on loopback (as internal/pgtest makes
+// for the tests), run as the postgres system user when we are root.
+type pgCluster struct {
+	bin, dir, runAs string
+	port            int
+	pid             int
+}
+
+// startPostgres initialises and starts a cluster under a new directory of /tmp.
+func startPostgres() (*pgCluster, error) {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.SortFunc(dirs, func(a, b string) int {
+		va, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(a)), 64)
+		vb, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(b)), 64)
+		switch {
+		case va < vb:
+			return 1
+		case va > vb:
+			return -1
+		}
+		return 0
+	})
+	c := &pgCluster{}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			c.bin = d
+			break
+		}
+	}
+	if c.bin == "" {
+		return nil, errors.New("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql), or give -pg")
+	}
+	var err error
+	if c.dir, err = os.MkdirTemp("/tmp", "webhookbench-pg-"); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root without a postgres system user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(c.dir, uid, gid); err != nil {
+			return nil, err
+		}
+		c.runAs = "postgres"
+	}
+	if out, err := c.run(filepath.Join(c.bin, "initdb"), "--no-sync", "-D", c.dir+"/data", "-U", "postgres",
+		"--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"); err != nil {
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c.port = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	// Durable settings, as a production cluster has them: the push's commit waits for
+	// the WAL flush, which is what the outbox row adds to.
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s -c max_connections=200", c.port, c.dir)
+	if out, err := c.run(filepath.Join(c.bin, "pg_ctl"), "-D", c.dir+"/data", "-l", c.dir+"/server.log", "-w", "-t", "60", "-o", opts, "start"); err != nil {
+		return nil, fmt.Errorf("pg_ctl start: %w\n%s", err, out)
+	}
+	if b, err := os.ReadFile(c.dir + "/data/postmaster.pid"); err == nil {
+		c.pid, _ = strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	}
+	return c, nil
+}
+
+func (c *pgCluster) run(name string, args ...string) ([]byte, error) {
+	if c.runAs != "" {
+		args = append([]string{"-u", c.runAs, "--", name}, args...)
+		name = "runuser"
+	}
+	return exec.Command(name, args...).CombinedOutput()
+}
+
+// url is the URL of database name.
+func (c *pgCluster) url(name string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, name)
+}
+
+func (c *pgCluster) stop() {
+	_, _ = c.run(filepath.Join(c.bin, "pg_ctl"), "-D", c.dir+"/data", "-m", "fast", "-w", "stop")
+	_ = os.RemoveAll(c.dir)
+}
+
+// createDatabase creates database name on the server of url (a postgres:// URL of
+// any database there) and returns the new database's URL.
+func createDatabase(server, name string) (string, error) {
+	db, err := sql.Open("pgx", server)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	i := strings.LastIndex(server, "/")
+	j := strings.IndexByte(server[i:], '?')
+	if j < 0 {
+		return server[:i+1] + name, nil
+	}
+	return server[:i+1] + name + server[i+j:], nil
+}
+
+// procCPU is the CPU seconds (user + system) of pid and its descendants, from
+// /proc/PID/stat: a PostgreSQL server works in one child per connection.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 15 {
+		return 0
+	}
+	var sum float64
+	for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		sum += float64(n) / 100 // USER_HZ
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		for _, k := range strings.Fields(string(kids)) {
+			if kid, err := strconv.Atoi(k); err == nil {
+				sum += procCPU(kid)
+			}
+		}
+	}
+	return sum
+}
