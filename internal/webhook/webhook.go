@@ -80,6 +80,9 @@ type Hook struct {
 	CreatedBy int64 // the account id of its creator
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// EnabledAt is when the hook was last turned on (zero: at creation). Only events
+	// after it, and after CreatedAt, are sent to the hook.
+	EnabledAt time.Time
 
 	// Kind is KindWebhook (POST the event; "" reads as that) or KindDragonfly (create
 	// a Dragonfly preheat job; dragonfly.go).
@@ -89,6 +92,13 @@ type Hook struct {
 	// DragonflyToken is the sealed personal access token of the Dragonfly manager; ""
 	// when none.
 	DragonflyToken string
+}
+
+// Wants reports whether an event that happened at t falls in the hook's time: after
+// its creation and after it was last turned on, so that events raised while it was
+// off are not sent when it is turned on again.
+func (h Hook) Wants(t time.Time) bool {
+	return !t.Before(h.CreatedAt) && !t.Before(h.EnabledAt)
 }
 
 // Namespace is the namespace whose administrators manage the hook; "" for site hooks.

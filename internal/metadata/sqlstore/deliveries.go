@@ -55,7 +55,7 @@ func (s *Store) DispatchWebhooks(ctx context.Context, limit int, now time.Time) 
 		}
 		for _, e := range evs {
 			for _, h := range hooks {
-				if e.Time.Before(h.CreatedAt) || !h.Matches(e) {
+				if !h.Wants(e.Time) || !h.Matches(e) {
 					continue
 				}
 				payload, err := json.Marshal(e)

@@ -23,7 +23,7 @@ func init() {
 
 const webhookColumns = `id, scope, target, url, event_types, repositories, tags, format, secret, headers, header_names,
 	enabled, disabled_reason, failures, created_by, created_at, updated_at, previous_secret, previous_secret_expires,
-	kind, dragonfly, dragonfly_token`
+	kind, dragonfly, dragonfly_token, enabled_at`
 
 func jsonArray[T any](v []T) string {
 	if len(v) == 0 {
@@ -36,10 +36,10 @@ func jsonArray[T any](v []T) string {
 func scanWebhook(r row) (webhook.Hook, error) {
 	var h webhook.Hook
 	var types, repos, tags, names, dragonfly string
-	var created, updated, prevExpires int64
+	var created, updated, prevExpires, enabledAt int64
 	if err := r.Scan(&h.ID, &h.Scope, &h.Target, &h.URL, &types, &repos, &tags, &h.Format, &h.Secret, &h.Headers, &names,
 		&h.Enabled, &h.DisabledReason, &h.Failures, &h.CreatedBy, &created, &updated, &h.PreviousSecret, &prevExpires,
-		&h.Kind, &dragonfly, &h.DragonflyToken); err != nil {
+		&h.Kind, &dragonfly, &h.DragonflyToken, &enabledAt); err != nil {
 		return webhook.Hook{}, err
 	}
 	if dragonfly != "" {
@@ -56,6 +56,9 @@ func scanWebhook(r row) (webhook.Hook, error) {
 		}
 	}
 	h.CreatedAt, h.UpdatedAt = fromNanos(created), fromNanos(updated)
+	if enabledAt != 0 {
+		h.EnabledAt = fromNanos(enabledAt)
+	}
 	if h.PreviousSecret != "" {
 		h.PreviousExpires = fromNanos(prevExpires)
 	}
@@ -86,11 +89,11 @@ func (s *Store) CreateWebhook(ctx context.Context, h webhook.Hook, actor string)
 			dragonfly = string(b)
 		}
 		_, err := q.Exec(ctx, `INSERT INTO webhooks (`+webhookColumns+`, namespace)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`,
 			h.ID, h.Scope, h.Target, h.URL, jsonArray(h.Events), jsonArray(h.Repositories), jsonArray(h.Tags), h.Format,
 			h.Secret, h.Headers, jsonArray(h.HeaderNames), h.Enabled, h.DisabledReason, h.Failures, h.CreatedBy,
 			nanos(h.CreatedAt), nanos(h.UpdatedAt), h.PreviousSecret, previousExpires(h), kind, dragonfly, h.DragonflyToken,
-			h.Namespace())
+			nanos(h.CreatedAt), h.Namespace())
 		if err != nil {
 			return err
 		}
@@ -141,12 +144,15 @@ func (s *Store) UpdateWebhook(ctx context.Context, id, actor string, change func
 			h.PreviousSecret, h.PreviousExpires = "", time.Time{}
 		}
 		h.UpdatedAt = now.UTC()
+		if h.Enabled && !old.Enabled {
+			h.EnabledAt = h.UpdatedAt
+		}
 		if _, err := q.Exec(ctx, `UPDATE webhooks SET url = $1, event_types = $2, repositories = $3, tags = $4, format = $5,
 			secret = $6, headers = $7, header_names = $8, enabled = $9, disabled_reason = $10, failures = $11,
-			previous_secret = $12, previous_secret_expires = $13, updated_at = $14 WHERE id = $15`,
+			previous_secret = $12, previous_secret_expires = $13, updated_at = $14, enabled_at = $15 WHERE id = $16`,
 			h.URL, jsonArray(h.Events), jsonArray(h.Repositories), jsonArray(h.Tags), h.Format, h.Secret, h.Headers,
 			jsonArray(h.HeaderNames), h.Enabled, h.DisabledReason, h.Failures, h.PreviousSecret, previousExpires(h),
-			nanos(h.UpdatedAt), id); err != nil {
+			nanos(h.UpdatedAt), nanos(h.EnabledAt), id); err != nil {
 			return err
 		}
 		if a.Token != "" {
@@ -295,7 +301,10 @@ func (s *Store) SetWebhookEnabled(ctx context.Context, id string, enabled bool, 
 	a := events.ActorFrom(ctx)
 	now := time.Now()
 	err := s.write(ctx, func(q querier) error {
-		n, err := q.Exec(ctx, `UPDATE webhooks SET enabled = $1, disabled_reason = '', failures = 0, updated_at = $2 WHERE id = $3`,
+		// Turning a hook on starts its time again: events raised while it was off are
+		// not sent (Hook.Wants).
+		n, err := q.Exec(ctx, `UPDATE webhooks SET enabled = $1, disabled_reason = '', failures = 0, updated_at = $2,
+			enabled_at = CASE WHEN $1 AND NOT enabled THEN $2 ELSE enabled_at END WHERE id = $3`,
 			enabled, nanos(now), id)
 		if err != nil {
 			return err

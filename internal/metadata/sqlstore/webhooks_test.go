@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -460,6 +461,63 @@ func TestRecordWebhookTest(t *testing.T) {
 		d.HookID = "gone"
 		if _, err := s.RecordWebhookTest(ctx, d, "alice"); !errors.Is(err, webhook.ErrNotFound) {
 			t.Fatalf("a test of a missing hook: %v", err)
+		}
+	})
+}
+
+// TestWebhookEnabledAt: an event raised while a hook is off is not sent when the hook
+// is turned on again before the dispatcher reached it, by either way of turning it on;
+// an event after that is.
+func TestWebhookEnabledAt(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		s, _ := openFresh(t, b)
+		ring := testRing(t, "k1")
+		h, _ := newHook(t, ring, webhook.ScopeNamespace, "acme")
+		h.Events, h.Tags = nil, nil
+		h.CreatedAt = h.CreatedAt.Add(-time.Minute)
+		if err := s.CreateWebhook(ctx, h, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		for i, enable := range []func() error{
+			func() error { return s.SetWebhookEnabled(ctx, h.ID, true, "alice") },
+			func() error {
+				_, err := s.UpdateWebhook(ctx, h.ID, "alice", func(h *webhook.Hook) (string, string, error) {
+					h.Enabled = true
+					return "webhook.enable", "", nil
+				})
+				return err
+			},
+		} {
+			if err := s.SetWebhookEnabled(ctx, h.ID, false, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			off, err := s.AppendEvent(ctx, events.Event{Type: events.TagMoved, Repository: "acme/app", Tag: "off"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond) // the clock moves between the event and the switch
+			if err := enable(); err != nil {
+				t.Fatal(err)
+			}
+			on, err := s.AppendEvent(ctx, events.Event{Type: events.TagMoved, Repository: "acme/app", Tag: "on"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.DispatchWebhooks(ctx, 0, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			ds, err := s.ListWebhookDeliveries(ctx, h.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range ds {
+				got = append(got, d.EventID)
+			}
+			if len(got) != i+1 || !slices.Contains(got, on.ID) || slices.Contains(got, off.ID) {
+				t.Fatalf("way %d: deliveries of events %v; want %s and not %s", i, got, on.ID, off.ID)
+			}
 		}
 	})
 }
