@@ -259,7 +259,7 @@ func (d *Deliverer) attempt(ctx context.Context, c Claim) Outcome {
 	if err != nil {
 		a.Error = err.Error()
 		if errors.Is(err, ErrForbiddenAddress) {
-			a.Error = ErrForbiddenAddress.Error() + ": " + h.URL + " resolves to an address the SSRF guard refuses (webhooks.allow_addresses)"
+			a.Error = h.URL + ": " + guardDetail(err).Error()
 		}
 		o := d.retry(del, Outcome{Attempt: a, Error: a.Error, Failed: true}, 0)
 		return o
@@ -354,4 +354,20 @@ func Sign(h http.Header, secrets []string, id string, t time.Time, body []byte) 
 	g.Write(body)
 	h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(g.Sum(nil)))
 	return nil
+}
+
+// guardDetail is the SSRF guard's own error inside err (which address, which range),
+// without the dialer's and client's wrapping, so a stored attempt says what was
+// refused: the address a name resolved to is what tells a rebinding apart.
+func guardDetail(err error) error {
+	detail := err
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e == ErrForbiddenAddress {
+			break
+		}
+		if errors.Is(e, ErrForbiddenAddress) {
+			detail = e
+		}
+	}
+	return detail
 }

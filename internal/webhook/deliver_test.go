@@ -325,7 +325,8 @@ func TestSSRFGuard(t *testing.T) {
 		t.Fatalf("the guard let %d requests through to 127.0.0.1", n)
 	}
 	ds := h.deliveries(hk.ID)
-	if len(ds) != 1 || ds[0].State != webhook.StatePending || len(ds[0].Log) != 1 || !strings.Contains(ds[0].Log[0].Error, "not allowed") {
+	if len(ds) != 1 || ds[0].State != webhook.StatePending || len(ds[0].Log) != 1 || !strings.Contains(ds[0].Log[0].Error, "not allowed") ||
+		!strings.Contains(ds[0].Log[0].Error, "127.0.0.1 is in 127.0.0.0/8") {
 		t.Fatalf("deliveries %+v", ds)
 	}
 	for _, addr := range []string{"127.0.0.1:80", "[::1]:443", "169.254.169.254:80", "10.1.2.3:80", "192.168.0.1:80", "[fd00:ec2::254]:80",

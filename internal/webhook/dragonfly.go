@@ -513,7 +513,7 @@ func (d *Deliverer) managerCall(ctx context.Context, h Hook, method, u string, b
 	if err != nil {
 		a.Error = err.Error()
 		if errors.Is(err, ErrForbiddenAddress) {
-			a.Error = ErrForbiddenAddress.Error() + ": " + h.URL + " resolves to an address the SSRF guard refuses (webhooks.allow_addresses)"
+			a.Error = h.URL + ": " + guardDetail(err).Error()
 		}
 		return nil, a, err
 	}
