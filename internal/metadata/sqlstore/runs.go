@@ -512,13 +512,20 @@ func (s *Store) FinishWorkflowJob(ctx context.Context, jobID int64, owner string
 		return fmt.Errorf("finish workflow job %d: %w: outputs exceed 1 MiB", jobID, wfengine.ErrInvalid)
 	}
 	err := s.write(ctx, func(q querier) error {
+		// The run's row is locked first: job runs of one run finishing at once take
+		// turns, so the last one sees every other's end and queues what needs them all
+		// (at READ COMMITTED each would otherwise miss the other's).
 		var runID int64
-		err := q.QueryRow(ctx, `SELECT run_id FROM workflow_jobs WHERE id = $1 AND owner = $2 AND state = 'running'`+s.d.forUpdate,
-			jobID, owner).Scan(&runID)
+		err := q.QueryRow(ctx, `SELECT r.id FROM workflow_runs r WHERE r.id = (SELECT run_id FROM workflow_jobs WHERE id = $1)`+
+			s.d.forUpdate, jobID).Scan(&runID)
 		if isNoRows(err) {
 			return wfengine.ErrLost
 		}
 		if err != nil {
+			return err
+		}
+		if err := lost(q.Exec(ctx, `UPDATE workflow_jobs SET lease_until = lease_until WHERE id = $1 AND owner = $2
+			AND state = 'running'`, jobID, owner)); err != nil {
 			return err
 		}
 		if f.State == wfengine.StateQueued {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -263,6 +264,72 @@ func TestWorkflowLogCap(t *testing.T) {
 		}
 		if got := run.Jobs[0].Steps[0].LogBytes; got != int64(len(big))*int64(wfengine.MaxJobLog/len(big)+2) {
 			t.Fatalf("step offset %d", got)
+		}
+	})
+}
+
+// TestWorkflowJoinRace: two job runs a join needs, finished at the same moment by two
+// engines, queue the join once both have ended, whichever commits last.
+func TestWorkflowJoinRace(t *testing.T) {
+	const join = `name: join
+on:
+  push:
+    repositories: [team/app]
+jobs:
+  a:
+    image: alpine
+    steps:
+      - run: "true"
+  b:
+    image: alpine
+    steps:
+      - run: "true"
+  c:
+    needs: [a, b]
+    image: alpine
+    steps:
+      - run: "true"
+`
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := openFresh(t, b)
+		ctx := t.Context()
+		w, err := s.ApplyWorkflow(ctx, "team", "join", []byte(join), 7, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 30 {
+			pushEvent(t, s, "team/app", fmt.Sprintf("v%d", i))
+		}
+		if _, err := s.DispatchWorkflows(ctx, 0, plan(t)); err != nil {
+			t.Fatal(err)
+		}
+		claims, err := s.ClaimWorkflowJobs(ctx, "e1", 100, 30*time.Second)
+		if err != nil || len(claims) != 60 {
+			t.Fatalf("claimed %d, %v", len(claims), err)
+		}
+		var wg sync.WaitGroup
+		for _, c := range claims {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.FinishWorkflowJob(ctx, c.Job.ID, "e1", wfengine.Finish{State: wfengine.StateSucceeded}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		runs, err := s.ListWorkflowRuns(ctx, w.ID, 0)
+		if err != nil || len(runs) != 30 {
+			t.Fatalf("runs %d, %v", len(runs), err)
+		}
+		for _, r := range runs {
+			r, err := s.GetWorkflowRun(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := r.Jobs[2]; c.Job != "c" || c.State != wfengine.StateQueued {
+				t.Fatalf("run %d: join %s is %s", r.Number, c.Job, c.State)
+			}
 		}
 	})
 }

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -225,6 +226,16 @@ jobs:
     image: alpine
     steps:
       - run: echo cleanup
+  other-tag:
+    if: event.tag == "v2"
+    image: alpine
+    steps:
+      - run: echo never
+  this-tag:
+    if: event.tag == "v1" && event.repository == "team/app"
+    image: alpine
+    steps:
+      - run: "true"
 `
 
 // TestWorkflowFailureSkipsDependents: a failing step fails its job and the run, skips
@@ -249,6 +260,9 @@ func TestWorkflowFailureSkipsDependents(t *testing.T) {
 		}
 		if j["c"].State != engine.StateSucceeded {
 			t.Fatalf("c: %+v", j["c"])
+		}
+		if j["other-tag"].State != engine.StateSkipped || j["this-tag"].State != engine.StateSucceeded {
+			t.Fatalf("if: on the event: %+v", r.Jobs)
 		}
 	})
 }
@@ -469,6 +483,56 @@ jobs:
 		j := r.Jobs[0]
 		if r.State != engine.StateFailed || j.Owner != "e2" || j.Steps[0].Starts != 1 || !strings.Contains(j.Error, "no longer knows it") {
 			t.Fatalf("run %s, job %+v", r.State, j)
+		}
+	})
+}
+
+// TestWorkflowManualRun: a manual run gets its inputs (and the defaults of those not
+// given) as inputs.*.
+func TestWorkflowManualRun(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {
+		s := open()
+		w, err := s.ApplyWorkflow(t.Context(), "team", "manual", []byte(`name: manual
+on:
+  manual:
+    inputs:
+      target:
+        type: string
+        required: true
+      debug:
+        type: boolean
+        default: true
+jobs:
+  show:
+    image: alpine
+    outputs: [said]
+    env:
+      SAID: "${{ inputs.target }}/${{ inputs.debug }}"
+    steps:
+      - run: echo "said=$SAID" >> "$HUBCTL_OUTPUT"
+`), 1, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []map[string]any{{}, {"target": 1}, {"target": "x", "debug": "yes"}, {"target": "x", "other": "y"}} {
+			if _, err := engine.PlanManual(w, "manual-0", bad, "alice"); !errors.Is(err, engine.ErrInvalid) {
+				t.Errorf("inputs %v: %v", bad, err)
+			}
+		}
+		pr, err := engine.PlanManual(w, "manual-1", map[string]any{"target": "prod"}, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateWorkflowRun(t.Context(), w.ID, pr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateWorkflowRun(t.Context(), w.ID, pr); err == nil {
+			t.Fatal("a second run for one event id was created")
+		}
+		startEngine(t, s, "e1", 4)
+		r := waitRun(t, s, w, "finished", finished)
+		if r.State != engine.StateSucceeded || r.Trigger != "manual" || r.Jobs[0].Outputs["said"] != "prod/true" {
+			t.Fatalf("run %s, jobs %+v", r.State, r.Jobs)
 		}
 	})
 }

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/workflow"
@@ -40,16 +42,54 @@ func PlanManual(w Workflow, eventID string, inputs map[string]any, actor string)
 	if wf.On.Manual == nil {
 		return nil, fmt.Errorf("workflow %s/%s: %w: it has no manual trigger", w.Namespace, w.Name, ErrInvalid)
 	}
-	if inputs == nil {
-		inputs = map[string]any{}
+	if err := checkInputs(wf.On.Manual.Inputs, inputs); err != nil {
+		return nil, fmt.Errorf("workflow %s/%s: %w", w.Namespace, w.Name, err)
 	}
+	given := inputs
+	inputs = map[string]any{}
 	for _, in := range wf.On.Manual.Inputs {
-		if _, ok := inputs[in.Name]; !ok && in.Default != nil {
-			inputs[in.Name] = in.Default
+		inputs[in.Name] = in.Default // the parser sets one for every input
+		if v, ok := given[in.Name]; ok {
+			inputs[in.Name] = v
 		}
 	}
 	ev := map[string]any{"trigger": workflow.TriggerManual, "id": "", "actor": actor}
 	return planJobs(wf, &PlannedRun{Trigger: workflow.TriggerManual, EventID: eventID, Event: ev, Inputs: inputs}), nil
+}
+
+// checkInputs refuses inputs the workflow does not declare, of the wrong type, not
+// among a choice's options, or missing when required.
+func checkInputs(decl []workflow.Input, inputs map[string]any) error {
+	known := map[string]workflow.Input{}
+	for _, in := range decl {
+		known[in.Name] = in
+	}
+	for name, v := range inputs {
+		in, ok := known[name]
+		if !ok {
+			return fmt.Errorf("%w: unknown input %q", ErrInvalid, name)
+		}
+		switch in.Type {
+		case workflow.InputBoolean:
+			if _, ok := v.(bool); !ok {
+				return fmt.Errorf("%w: input %s is a boolean", ErrInvalid, name)
+			}
+		default:
+			s, ok := v.(string)
+			if !ok {
+				return fmt.Errorf("%w: input %s is a string", ErrInvalid, name)
+			}
+			if in.Type == workflow.InputChoice && !slices.Contains(in.Options, s) {
+				return fmt.Errorf("%w: input %s must be one of %s", ErrInvalid, name, strings.Join(in.Options, ", "))
+			}
+		}
+	}
+	for _, in := range decl {
+		if _, ok := inputs[in.Name]; !ok && in.Required {
+			return fmt.Errorf("%w: input %s is required", ErrInvalid, in.Name)
+		}
+	}
+	return nil
 }
 
 func planJobs(wf *workflow.Workflow, pr *PlannedRun) *PlannedRun {

@@ -352,4 +352,3 @@ func (x *Executor) Find(ctx context.Context, spec *executor.JobSpec) (map[int]*e
 	}
 	return out, nil
 }
-
