@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,6 +267,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 	if spec.Image, err = expand(j.Image, vals); err != nil {
 		return StateFailed, nil, "image: " + err.Error()
 	}
+	spec.Env = hubEnv(run, spec)
 	for _, list := range [][]workflow.EnvVar{wf.Env, j.Env} {
 		for _, v := range list {
 			val, err := expand(v.Value, vals)
@@ -275,10 +277,6 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 			spec.Env = append(spec.Env, executor.EnvVar{Name: v.Name, Value: val})
 		}
 	}
-	spec.Env = append(spec.Env,
-		executor.EnvVar{Name: "HUBCTL_RUN_ID", Value: spec.RunID},
-		executor.EnvVar{Name: "HUBCTL_JOB_ID", Value: spec.JobID},
-		executor.EnvVar{Name: "HUBCTL_WORKFLOW", Value: run.Namespace + "/" + run.Workflow})
 	if err := e.o.Executor.SetupWorkflow(ctx, spec); err != nil {
 		return StateFailed, nil, "set up the job: " + err.Error()
 	}
@@ -419,4 +417,32 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 	}
 	endStep(StateSucceeded, 0)
 	return StateSucceeded, ""
+}
+
+// hubEnv is the HUBCTL_* variables of a job run (docs/workflows.md, "What a step
+// gets"); the executor adds HUBCTL_OUTPUT and HUBCTL_WORKSPACE.
+func hubEnv(run *Run, spec *executor.JobSpec) []executor.EnvVar {
+	env := []executor.EnvVar{
+		{Name: "HUBCTL_RUN_ID", Value: spec.RunID},
+		{Name: "HUBCTL_JOB_ID", Value: spec.JobID},
+		{Name: "HUBCTL_WORKFLOW", Value: run.Namespace + "/" + run.Workflow},
+	}
+	if run.Trigger != workflow.TriggerPush {
+		return env
+	}
+	str := func(k string) string { v, _ := run.Event[k].(string); return v }
+	var platforms []string
+	if ps, ok := run.Event["platforms"].([]any); ok {
+		for _, p := range ps {
+			if s, ok := p.(string); ok {
+				platforms = append(platforms, s)
+			}
+		}
+	}
+	return append(env,
+		executor.EnvVar{Name: "HUBCTL_REPOSITORY", Value: str("repository")},
+		executor.EnvVar{Name: "HUBCTL_TAG", Value: str("tag")},
+		executor.EnvVar{Name: "HUBCTL_DIGEST", Value: str("digest")},
+		executor.EnvVar{Name: "HUBCTL_IMAGE", Value: str("image")},
+		executor.EnvVar{Name: "HUBCTL_PLATFORMS", Value: strings.Join(platforms, ",")})
 }

@@ -140,7 +140,9 @@ jobs:
     image: alpine
     outputs: [v]
     steps:
-      - run: echo "v=A$HUBCTL_RUN_ID" >> "$HUBCTL_OUTPUT"
+      - run: |
+          echo "v=A$HUBCTL_RUN_ID" >> "$HUBCTL_OUTPUT"
+          test "$HUBCTL_IMAGE" = "team/app@$HUBCTL_DIGEST" && test "$HUBCTL_TAG" = v1 && test "$HUBCTL_REPOSITORY" = team/app
   b:
     needs: [a]
     image: alpine
