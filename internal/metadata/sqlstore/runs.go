@@ -533,8 +533,9 @@ func (s *Store) FinishWorkflowJob(ctx context.Context, jobID int64, owner string
 				error = $2 WHERE id = $1`, jobID, f.Error); err != nil {
 				return err
 			}
-			_, err := q.Exec(ctx, `UPDATE workflow_steps SET state = 'pending', exit_code = 0, started_at = 0, finished_at = 0
-				WHERE job_id = $1`, jobID)
+			// The next attempt's steps start with new logs: their offsets restart at 0.
+			_, err := q.Exec(ctx, `UPDATE workflow_steps SET state = 'pending', exit_code = 0, log_bytes = 0, started_at = 0,
+				finished_at = 0 WHERE job_id = $1`, jobID)
 			return err
 		}
 		if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = $2, outputs = $3, error = $4, lease_until = 0,

@@ -113,10 +113,13 @@ func (e *Engine) Run(ctx context.Context) error {
 // Tick is one round: dispatch the waiting events, then claim job runs up to MaxJobs
 // and start them. The jobs run on after Tick returns; Wait waits for them.
 func (e *Engine) Tick(ctx context.Context) error {
+	var dispatchErr error
 	for {
 		n, err := e.o.Store.DispatchWorkflows(ctx, events.MaxPage, e.plan)
 		if err != nil {
-			return err
+			// The jobs already queued still run.
+			dispatchErr = fmt.Errorf("dispatch: %w", err)
+			break
 		}
 		if n < events.MaxPage {
 			break
@@ -124,11 +127,11 @@ func (e *Engine) Tick(ctx context.Context) error {
 	}
 	free := e.o.MaxJobs - int(e.running.Load())
 	if free <= 0 {
-		return nil
+		return dispatchErr
 	}
 	claims, err := e.o.Store.ClaimWorkflowJobs(ctx, e.o.ID, free, e.o.Lease)
 	if err != nil {
-		return err
+		return errors.Join(dispatchErr, fmt.Errorf("claim: %w", err))
 	}
 	for _, c := range claims {
 		e.running.Add(1)
@@ -139,7 +142,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 			e.runJob(ctx, c)
 		}()
 	}
-	return nil
+	return dispatchErr
 }
 
 // Wait waits for the jobs started by Tick.

@@ -343,6 +343,17 @@ jobs:
 		if r.State != engine.StateSucceeded || j.Attempt != 2 || j.Steps[0].Starts != 2 {
 			t.Fatalf("run %s, job %+v", r.State, j)
 		}
+		chunks, err := s.ReadWorkflowLogs(t.Context(), j.ID, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		for _, c := range chunks {
+			fmt.Fprintf(&log, "%d:%s", c.Attempt, c.Data)
+		}
+		if log.String() != "1:attempt 1\n2:attempt 2\n" {
+			t.Fatalf("log of both attempts %q", log.String())
+		}
 	})
 }
 
