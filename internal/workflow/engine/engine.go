@@ -161,6 +161,9 @@ func (e *Engine) plan(w Workflow, ev events.Event) *PlannedRun {
 	return pr
 }
 
+// MaxOutputs bounds the outputs a job run keeps (names and values), as the store does.
+const MaxOutputs = 1 << 20 // bytes
+
 // Causes of a job context's end.
 var (
 	errCancelled = errors.New("the run was cancelled")
@@ -242,11 +245,15 @@ func (e *Engine) runJob(ctx context.Context, c Claim) {
 		log.Info("job run left to the next engine", "cause", context.Cause(jobCtx))
 		return
 	}
-	kept := map[string]string{}
+	kept, size := map[string]string{}, 0
 	for _, name := range j.Outputs {
 		if v, ok := outputs[name]; ok {
 			kept[name] = v
+			size += len(name) + len(v)
 		}
+	}
+	if size > MaxOutputs && state == StateSucceeded {
+		state, kept, msg = StateFailed, nil, fmt.Sprintf("the job's outputs exceed %d bytes", MaxOutputs)
 	}
 	if (state == StateFailed || state == StateTimedOut) && c.Job.Attempt <= j.Retries {
 		log.Info("job run failed: retrying", "attempt", c.Job.Attempt, "err", msg)

@@ -233,6 +233,19 @@ jobs:
     image: alpine
     steps:
       - run: echo never
+  bad-if:
+    if: int(event.tag) > 0
+    image: alpine
+    steps:
+      - run: echo never
+  too-much:
+    image: alpine
+    outputs: [a, b]
+    steps:
+      - run: |
+          v=$(head -c 600000 /dev/zero | tr '\0' x)
+          echo "a=$v" >> "$HUBCTL_OUTPUT"
+          echo "[JOB_OUT] b = $v"
   this-tag:
     if: event.tag == "v1" && event.repository == "team/app"
     image: alpine
@@ -265,6 +278,12 @@ func TestWorkflowFailureSkipsDependents(t *testing.T) {
 		}
 		if j["other-tag"].State != engine.StateSkipped || j["this-tag"].State != engine.StateSucceeded {
 			t.Fatalf("if: on the event: %+v", r.Jobs)
+		}
+		if bad := j["bad-if"]; bad.State != engine.StateFailed || !strings.HasPrefix(bad.Error, "if: ") || bad.Steps[0].Starts != 0 {
+			t.Fatalf("an if: failing at run time: %+v", bad)
+		}
+		if big := j["too-much"]; big.State != engine.StateFailed || !strings.Contains(big.Error, "outputs exceed") || len(big.Outputs) != 0 {
+			t.Fatalf("outputs over 1 MiB: state %s, error %q, %d outputs", big.State, big.Error, len(big.Outputs))
 		}
 	})
 }
