@@ -182,14 +182,14 @@ func optNanos(n int64) time.Time {
 	return fromNanos(n)
 }
 
-const jobColumns = `j.id, j.run_id, j.job_name, j.matrix_key, j.display, j.matrix, j.state, j.attempt, j.owner, j.outputs,
+const jobColumns = `j.id, j.run_id, j.job_name, j.matrix_key, j.display, j.matrix, j.state, j.attempt, j.tries, j.owner, j.outputs,
 	j.error, j.started_at, j.finished_at`
 
 func scanJob(r row) (wfengine.Job, error) {
 	var j wfengine.Job
 	var matrix, outputs string
 	var started, finished int64
-	if err := r.Scan(&j.ID, &j.RunID, &j.Job, &j.Key, &j.Display, &matrix, &j.State, &j.Attempt, &j.Owner, &outputs,
+	if err := r.Scan(&j.ID, &j.RunID, &j.Job, &j.Key, &j.Display, &matrix, &j.State, &j.Attempt, &j.Tries, &j.Owner, &outputs,
 		&j.Error, &started, &finished); err != nil {
 		return wfengine.Job{}, err
 	}
@@ -530,7 +530,7 @@ func (s *Store) FinishWorkflowJob(ctx context.Context, jobID int64, owner string
 		}
 		if f.State == wfengine.StateQueued {
 			if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = 'queued', owner = '', lease_until = 0, attempt = attempt + 1,
-				error = $2 WHERE id = $1`, jobID, f.Error); err != nil {
+				tries = tries + 1, error = $2 WHERE id = $1`, jobID, f.Error); err != nil {
 				return err
 			}
 			// The next attempt's steps start with new logs: their offsets restart at 0.
@@ -622,6 +622,47 @@ func (s *Store) CancelWorkflowRun(ctx context.Context, id int64) error {
 	})
 	if err != nil {
 		return fmt.Errorf("cancel workflow run %d: %w", id, err)
+	}
+	return nil
+}
+
+// RerunWorkflowRun starts a finished run again: every job run, or with failedOnly
+// those that did not succeed (failed, timed out, cancelled, skipped), go back to
+// pending with their steps, and the run's attempt grows. Job runs that succeeded keep
+// their outputs for the jobs that need them. A run still going is engine.ErrInvalid.
+func (s *Store) RerunWorkflowRun(ctx context.Context, id int64, failedOnly bool) error {
+	err := s.write(ctx, func(q querier) error {
+		var state string
+		err := q.QueryRow(ctx, `SELECT state FROM workflow_runs WHERE id = $1`+s.d.forUpdate, id).Scan(&state)
+		if isNoRows(err) {
+			return wfengine.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !wfengine.Terminal(state) {
+			return fmt.Errorf("%w: run %d is %s: only a finished run is run again", wfengine.ErrInvalid, id, state)
+		}
+		which := `run_id = $1`
+		if failedOnly {
+			which += ` AND state <> 'succeeded'`
+		}
+		if _, err := q.Exec(ctx, `UPDATE workflow_steps SET state = 'pending', exit_code = 0, log_bytes = 0, started_at = 0,
+			finished_at = 0 WHERE job_id IN (SELECT id FROM workflow_jobs WHERE `+which+`)`, id); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = 'pending', attempt = attempt + 1, tries = 1, owner = '',
+			lease_until = 0, outputs = '{}', error = '', started_at = 0, finished_at = 0 WHERE `+which, id); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, `UPDATE workflow_runs SET state = 'queued', result = '', attempt = attempt + 1,
+			cancel_requested = FALSE, finished_at = 0 WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return s.advanceRun(ctx, q, id)
+	})
+	if err != nil {
+		return fmt.Errorf("rerun workflow run %d: %w", id, err)
 	}
 	return nil
 }

@@ -255,8 +255,8 @@ func (e *Engine) runJob(ctx context.Context, c Claim) {
 	if size > MaxOutputs && state == StateSucceeded {
 		state, kept, msg = StateFailed, nil, fmt.Sprintf("the job's outputs exceed %d bytes", MaxOutputs)
 	}
-	if (state == StateFailed || state == StateTimedOut) && c.Job.Attempt <= j.Retries {
-		log.Info("job run failed: retrying", "attempt", c.Job.Attempt, "err", msg)
+	if (state == StateFailed || state == StateTimedOut) && c.Job.Tries <= j.Retries {
+		log.Info("job run failed: retrying", "try", c.Job.Tries, "err", msg)
 		finish(Finish{State: StateQueued, Error: msg})
 		return
 	}

@@ -568,3 +568,53 @@ jobs:
 		}
 	})
 }
+
+// TestWorkflowRerunFailed: rerunning the failed part of a run runs again the jobs that
+// did not succeed, and only those; a run still going cannot be rerun.
+func TestWorkflowRerunFailed(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {
+		s := open()
+		flag := filepath.Join(t.TempDir(), "fixed")
+		w := trigger(t, s, "rerun", fmt.Sprintf(`name: rerun
+on:
+  push:
+    repositories: [team/app]
+jobs:
+  fine:
+    image: alpine
+    steps:
+      - run: "true"
+  flaky:
+    image: alpine
+    env:
+      F: %q
+    steps:
+      - run: test -f "$F"
+  after:
+    needs: [flaky, fine]
+    image: alpine
+    steps:
+      - run: "true"
+`, flag))
+		startEngine(t, s, "e1", 4)
+		r := waitRun(t, s, w, "finished", finished)
+		if j := jobsByName(r); r.State != engine.StateFailed || j["after"].State != engine.StateSkipped {
+			t.Fatalf("first attempt: %s, %+v", r.State, r.Jobs)
+		}
+		if err := os.WriteFile(flag, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RerunWorkflowRun(t.Context(), r.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RerunWorkflowRun(t.Context(), r.ID, true); !errors.Is(err, engine.ErrInvalid) {
+			t.Fatalf("rerun of a run going on: %v", err)
+		}
+		r = waitRun(t, s, w, "finished again", func(r engine.Run) bool { return r.Attempt == 2 && finished(r) })
+		j := jobsByName(r)
+		if r.State != engine.StateSucceeded || j["flaky"].Steps[0].Starts != 2 || j["fine"].Steps[0].Starts != 1 ||
+			j["after"].Steps[0].Starts != 1 || j["flaky"].Attempt != 2 {
+			t.Fatalf("rerun: %s, %+v", r.State, r.Jobs)
+		}
+	})
+}

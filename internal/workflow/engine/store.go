@@ -114,9 +114,12 @@ type Job struct {
 	Display string
 	Matrix  map[string]string
 	// Needs are the ids of the job runs this one waits for.
-	Needs      []int64
-	State      string
+	Needs []int64
+	State string
+	// Attempt counts every try of the job run; Tries those since the run last
+	// started (retries: bounds them).
 	Attempt    int
+	Tries      int
 	Owner      string
 	Outputs    map[string]string
 	Error      string

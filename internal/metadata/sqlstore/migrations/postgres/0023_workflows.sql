@@ -49,7 +49,8 @@ CREATE TABLE workflow_runs (
 CREATE INDEX workflow_runs_state ON workflow_runs (state);
 
 -- One row per JobRun of the expansion (a matrix job has one per combination), made
--- with the run. needs lists the job runs this one waits for.
+-- with the run. attempt counts every try of the job run (its log chunks carry it);
+-- tries counts those since the run was last started or rerun, against retries:.
 CREATE TABLE workflow_jobs (
 	id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	run_id       BIGINT NOT NULL REFERENCES workflow_runs (id) ON DELETE CASCADE,
@@ -60,6 +61,7 @@ CREATE TABLE workflow_jobs (
 	state        TEXT COLLATE "C" NOT NULL CHECK (state IN ('pending', 'waiting_approval', 'queued', 'running', 'succeeded', 'failed',
 		'cancelled', 'skipped', 'timed_out')),
 	attempt      INTEGER NOT NULL DEFAULT 1,
+	tries        INTEGER NOT NULL DEFAULT 1,
 	owner        TEXT COLLATE "C" NOT NULL DEFAULT '',
 	lease_until  BIGINT NOT NULL DEFAULT 0,
 	executor     TEXT COLLATE "C" NOT NULL DEFAULT '',
