@@ -100,12 +100,10 @@ func (s *Store) CreateWorkflowRun(ctx context.Context, workflowID int64, pr *wfe
 // insertRun writes run pr of w in q's transaction; ok is false when w already has a
 // run for pr's event.
 func (s *Store) insertRun(ctx context.Context, q querier, w wfengine.Workflow, pr *wfengine.PlannedRun) (id int64, ok bool, err error) {
-	// The workflow's row orders the numbering of its runs.
+	// The workflow's row numbers its runs (and orders their insertion). A run skipped
+	// below as already there leaves a gap: runs are numbered, not counted.
 	var n int64
-	if err := q.QueryRow(ctx, `SELECT id FROM workflows WHERE id = $1`+s.d.forUpdate, w.ID).Scan(&n); err != nil {
-		return 0, false, err
-	}
-	if err := q.QueryRow(ctx, `SELECT COALESCE(MAX(number), 0) + 1 FROM workflow_runs WHERE workflow_id = $1`, w.ID).Scan(&n); err != nil {
+	if err := q.QueryRow(ctx, `UPDATE workflows SET last_run = last_run + 1 WHERE id = $1 RETURNING last_run`, w.ID).Scan(&n); err != nil {
 		return 0, false, err
 	}
 	err = q.QueryRow(ctx, `INSERT INTO workflow_runs (workflow_id, workflow_digest, source, number, trigger, event_id, event, inputs,
@@ -665,6 +663,14 @@ func (s *Store) RerunWorkflowRun(ctx context.Context, id int64, failedOnly bool)
 		return fmt.Errorf("rerun workflow run %d: %w", id, err)
 	}
 	return nil
+}
+
+// PurgeWorkflowRuns deletes the runs that finished before before, with their job
+// runs, steps and logs (ON DELETE CASCADE), batch runs per transaction (1000 when
+// batch <= 0), and returns how many went: workflows.log_retention.
+func (s *Store) PurgeWorkflowRuns(ctx context.Context, before time.Time, batch int) (int, error) {
+	return s.purgeInBatches(ctx, "workflow runs", `DELETE FROM workflow_runs WHERE id IN
+		(SELECT id FROM workflow_runs WHERE finished_at > 0 AND finished_at < $1 ORDER BY finished_at LIMIT $2)`, before, batch)
 }
 
 // notFoundAs maps "no rows" to sentinel and passes other errors through.

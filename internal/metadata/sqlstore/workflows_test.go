@@ -217,6 +217,24 @@ func TestWorkflowDispatchAndClaim(t *testing.T) {
 		if err := s.CancelWorkflowRun(ctx, 999999); !errors.Is(err, wfengine.ErrNotFound) {
 			t.Fatalf("cancel of no run: %v", err)
 		}
+
+		// Purging finished runs takes their jobs and logs; runs going on stay.
+		pushEvent(t, s, "team/app", "v2")
+		if _, err := s.DispatchWorkflows(ctx, 0, plan(t)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.PurgeWorkflowRuns(ctx, time.Now().Add(time.Minute), 0); err != nil || n != 1 {
+			t.Fatalf("purged %d, %v", n, err)
+		}
+		if _, err := s.GetWorkflowRun(ctx, run.ID); !errors.Is(err, wfengine.ErrNotFound) {
+			t.Fatalf("purged run: %v", err)
+		}
+		if logs, err := s.ReadWorkflowLogs(ctx, a, 0, 0); err != nil || len(logs) != 0 {
+			t.Fatalf("logs of a purged run: %d, %v", len(logs), err)
+		}
+		if runs, err := s.ListWorkflowRuns(ctx, w.ID, 0); err != nil || len(runs) != 1 || runs[0].Number != 2 {
+			t.Fatalf("runs left %+v, %v", runs, err)
+		}
 	})
 }
 

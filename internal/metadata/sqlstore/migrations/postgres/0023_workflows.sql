@@ -1,7 +1,8 @@
 -- Workflows (issue 19, docs/design/workflows.md "The store"). A workflow is stored as
 -- the YAML applied (source) and its sha256 (digest); it is parsed again when used. A
 -- run keeps the source it started with, so re-applying a workflow never changes a run
--- in flight. All times are unix nanoseconds; leases are judged by the database clock.
+-- in flight. last_run numbers the runs (never reused, even after old runs are
+-- purged). All times are unix nanoseconds; leases are judged by the database clock.
 CREATE TABLE workflows (
 	id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	namespace  TEXT COLLATE "C" NOT NULL,
@@ -9,6 +10,7 @@ CREATE TABLE workflows (
 	source     TEXT NOT NULL,
 	digest     TEXT COLLATE "C" NOT NULL,
 	applied_by BIGINT NOT NULL,
+	last_run   BIGINT NOT NULL DEFAULT 0,
 	enabled    BOOLEAN NOT NULL DEFAULT TRUE,
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL,

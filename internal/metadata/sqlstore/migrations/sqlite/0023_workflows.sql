@@ -1,7 +1,8 @@
 -- Workflows (issue 19, docs/design/workflows.md "The store"). A workflow is stored as
 -- the YAML applied (source) and its sha256 (digest); it is parsed again when used. A
 -- run keeps the source it started with, so re-applying a workflow never changes a run
--- in flight. All times are unix nanoseconds; leases are judged by the database clock.
+-- in flight. last_run numbers the runs (never reused, even after old runs are
+-- purged). All times are unix nanoseconds; leases are judged by the database clock.
 CREATE TABLE workflows (
 	id         INTEGER PRIMARY KEY AUTOINCREMENT,
 	namespace  TEXT NOT NULL,
@@ -9,6 +10,7 @@ CREATE TABLE workflows (
 	source     TEXT NOT NULL,
 	digest     TEXT NOT NULL,
 	applied_by INTEGER NOT NULL,
+	last_run   INTEGER NOT NULL DEFAULT 0,
 	enabled    INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
 	created_at INTEGER NOT NULL,
 	updated_at INTEGER NOT NULL,
