@@ -57,7 +57,11 @@ func (s *Store) DispatchWorkflows(ctx context.Context, limit int, plan wfengine.
 				if e.Time.Before(w.CreatedAt) {
 					continue
 				}
-				if pr := plan(w, e); pr != nil {
+				pr, err := plan(w, e)
+				if err != nil {
+					return err
+				}
+				if pr != nil {
 					if _, _, err := s.insertRun(ctx, q, w, pr); err != nil {
 						return err
 					}

@@ -34,12 +34,12 @@ jobs:
 `
 
 func plan(t testing.TB) wfengine.Planner {
-	return func(w wfengine.Workflow, e events.Event) *wfengine.PlannedRun {
+	return func(w wfengine.Workflow, e events.Event) (*wfengine.PlannedRun, error) {
 		pr, err := wfengine.Plan(w, e)
 		if err != nil {
 			t.Errorf("plan: %v", err)
 		}
-		return pr
+		return pr, nil
 	}
 }
 

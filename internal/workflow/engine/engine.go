@@ -29,6 +29,10 @@ import (
 type Options struct {
 	Store    Store
 	Executor executor.Executor
+	// MayPull says whether the account accountID may pull repository now: a push
+	// starts a workflow only if the account that applied it may read what was pushed
+	// (authz.Policy on a hub; a laptop's --local run allows all). Required.
+	MayPull func(ctx context.Context, accountID int64, repository string) (bool, error)
 	// ID names this engine as the owner of the job runs it claims; a random one by
 	// default. Two engines must never share one.
 	ID string
@@ -57,8 +61,8 @@ type Engine struct {
 
 // New returns an engine; Store and Executor are required.
 func New(o Options) (*Engine, error) {
-	if o.Store == nil || o.Executor == nil {
-		return nil, errors.New("workflow engine: a store and an executor are required")
+	if o.Store == nil || o.Executor == nil || o.MayPull == nil {
+		return nil, errors.New("workflow engine: a store, an executor and MayPull are required")
 	}
 	if o.ID == "" {
 		b := make([]byte, 8)
@@ -115,7 +119,9 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) Tick(ctx context.Context) error {
 	var dispatchErr error
 	for {
-		n, err := e.o.Store.DispatchWorkflows(ctx, events.MaxPage, e.plan)
+		n, err := e.o.Store.DispatchWorkflows(ctx, events.MaxPage, func(w Workflow, ev events.Event) (*PlannedRun, error) {
+			return e.plan(ctx, w, ev)
+		})
 		if err != nil {
 			// The jobs already queued still run.
 			dispatchErr = fmt.Errorf("dispatch: %w", err)
@@ -151,14 +157,28 @@ func (e *Engine) Wait() { e.wg.Wait() }
 // Running is the number of job runs this engine runs now.
 func (e *Engine) Running() int { return int(e.running.Load()) }
 
-func (e *Engine) plan(w Workflow, ev events.Event) *PlannedRun {
+// plan is the dispatcher's Planner: Plan, and the applier's right to pull the
+// triggering repository checked now.
+func (e *Engine) plan(ctx context.Context, w Workflow, ev events.Event) (*PlannedRun, error) {
 	pr, err := Plan(w, ev)
 	if err != nil {
 		e.o.Logger.Error("workflow no longer parses: event not dispatched to it", "workflow", w.Namespace+"/"+w.Name,
 			"event", ev.ID, "err", err)
-		return nil
+		return nil, nil
 	}
-	return pr
+	if pr == nil {
+		return nil, nil
+	}
+	ok, err := e.o.MayPull(ctx, w.AppliedBy, ev.Repository)
+	if err != nil {
+		return nil, fmt.Errorf("workflow %s/%s: may account %d pull %s: %w", w.Namespace, w.Name, w.AppliedBy, ev.Repository, err)
+	}
+	if !ok {
+		e.o.Logger.Warn("workflow not started: the account that applied it may not pull the pushed repository",
+			"workflow", w.Namespace+"/"+w.Name, "account", w.AppliedBy, "repository", ev.Repository, "event", ev.ID)
+		return nil, nil
+	}
+	return pr, nil
 }
 
 // MaxOutputs bounds the outputs a job run keeps (names and values), as the store does.

@@ -57,6 +57,9 @@ func eachBackend(t *testing.T, fn func(t *testing.T, open func() *sqlstore.Store
 	}
 }
 
+// mayPull lets account 1 pull everything and account 2 nothing.
+func mayPull(ctx context.Context, account int64, repo string) (bool, error) { return account == 1, nil }
+
 // startEngine runs an engine with the local executor on s until the test ends.
 func startEngine(t *testing.T, s *sqlstore.Store, id string, maxJobs int) *engine.Engine {
 	t.Helper()
@@ -64,7 +67,7 @@ func startEngine(t *testing.T, s *sqlstore.Store, id string, maxJobs int) *engin
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(engine.Options{Store: s, Executor: x, ID: id, MaxJobs: maxJobs, Interval: 50 * time.Millisecond,
+	e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: id, MaxJobs: maxJobs, Interval: 50 * time.Millisecond,
 		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -494,7 +497,7 @@ jobs:
 		if err != nil {
 			t.Fatal(err)
 		}
-		e1, err := engine.New(engine.Options{Store: s, Executor: x, ID: "e1", Interval: 50 * time.Millisecond,
+		e1, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
 			Lease: 2 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -615,6 +618,24 @@ jobs:
 		if r.State != engine.StateSucceeded || j["flaky"].Steps[0].Starts != 2 || j["fine"].Steps[0].Starts != 1 ||
 			j["after"].Steps[0].Starts != 1 || j["flaky"].Attempt != 2 {
 			t.Fatalf("rerun: %s, %+v", r.State, r.Jobs)
+		}
+	})
+}
+
+// TestWorkflowApplierMayNotPull: a push starts no run of a workflow whose applier may
+// not pull the pushed repository (checked at dispatch, as the account is now).
+func TestWorkflowApplierMayNotPull(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {
+		s := open()
+		w, err := s.ApplyWorkflow(t.Context(), "team", "dag", []byte(dag), 2, "mallory")
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed := trigger(t, s, "other", matrix) // applied by account 1: its run shows the push was dispatched
+		startEngine(t, s, "e1", 4)
+		waitRun(t, s, allowed, "finished", finished)
+		if runs, err := s.ListWorkflowRuns(t.Context(), w.ID, 0); err != nil || len(runs) != 0 {
+			t.Fatalf("runs of a workflow whose applier may not pull: %+v, %v", runs, err)
 		}
 	})
 }

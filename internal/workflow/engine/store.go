@@ -76,10 +76,11 @@ type PlannedJob struct {
 	Steps []string // step names, in order
 }
 
-// Planner decides whether workflow w starts a run for event e, and plans it; nil
-// means "not for this workflow". It reports its own errors (a workflow that no longer
-// parses): the feed moves on.
-type Planner func(w Workflow, e events.Event) *PlannedRun
+// Planner decides whether workflow w starts a run for event e, and plans it; a nil
+// run means "not for this workflow". An error aborts the dispatch, which is tried
+// again (a permission check that could not be made); what is wrong with w itself (a
+// workflow that no longer parses) the planner reports on its own and returns nil.
+type Planner func(w Workflow, e events.Event) (*PlannedRun, error)
 
 // Run is one run of a workflow.
 type Run struct {
