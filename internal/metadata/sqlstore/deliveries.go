@@ -22,30 +22,13 @@ func (s *Store) DispatchWebhooks(ctx context.Context, limit int, now time.Time) 
 	if limit <= 0 || limit > events.MaxPage {
 		limit = events.DefaultPage
 	}
-	// Idle replicas look without taking the writer (SQLite) or a row lock (PostgreSQL).
-	if ok, err := s.any(ctx, `SELECT 1 FROM events e WHERE (e.xid, e.seq) > (COALESCE((SELECT xid FROM webhook_cursor WHERE id = 1), 0),
-		COALESCE((SELECT seq FROM webhook_cursor WHERE id = 1), 0))`); err != nil || !ok {
+	if ok, err := s.feedWaiting(ctx, webhookCursor); err != nil || !ok {
 		return 0, err
 	}
 	read := 0
 	err := s.write(ctx, func(q querier) error {
 		read = 0
-		if _, err := q.Exec(ctx, `INSERT INTO webhook_cursor (id, xid, seq) VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING`); err != nil {
-			return err
-		}
-		var cur events.Cursor
-		var xid int64
-		if err := q.QueryRow(ctx, `SELECT xid, seq FROM webhook_cursor WHERE id = 1`+s.d.forUpdate).Scan(&xid, &cur.Seq); err != nil {
-			return err
-		}
-		cur.XID = uint64(xid)
-		query := `SELECT e.seq, e.xid, e.id, e.type, COALESCE(e.repo_id, 0), e.repository, e.actor, CAST(e.payload AS TEXT), e.created_at
-			FROM events e WHERE (e.xid, e.seq) > ($1, $2)`
-		if s.d.xidHorizon != "" {
-			query += " AND e.xid < " + s.d.xidHorizon
-		}
-		query += " ORDER BY e.xid, e.seq LIMIT $3"
-		evs, err := collect(scanEvent)(q.Query(ctx, query, int64(cur.XID), cur.Seq, limit))
+		evs, err := s.feedNext(ctx, q, webhookCursor, limit)
 		if err != nil || len(evs) == 0 {
 			return err
 		}
@@ -69,13 +52,8 @@ func (s *Store) DispatchWebhooks(ctx context.Context, limit int, now time.Time) 
 				}
 			}
 		}
-		next, err := events.ParseCursor(evs[len(evs)-1].Cursor)
-		if err != nil {
-			return err
-		}
 		read = len(evs)
-		_, err = q.Exec(ctx, `UPDATE webhook_cursor SET xid = $1, seq = $2 WHERE id = 1`, int64(next.XID), next.Seq)
-		return err
+		return s.feedAdvance(ctx, q, webhookCursor, evs)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("dispatch webhooks: %w", err)
