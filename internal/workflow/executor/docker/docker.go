@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -46,6 +47,39 @@ const defaultGrace = 10 * time.Second
 type Executor struct {
 	api *client.Client
 	own bool // api was made by New, so Close closes it
+
+	mu    sync.Mutex
+	locks map[string]*jobLock
+}
+
+type jobLock struct {
+	sync.Mutex
+	users int
+}
+
+// lockJob serialises, within this executor, what must not race for one key (making a
+// job's network, starting a step); it returns the unlock.
+func (e *Executor) lockJob(key string) func() {
+	e.mu.Lock()
+	if e.locks == nil {
+		e.locks = map[string]*jobLock{}
+	}
+	l := e.locks[key]
+	if l == nil {
+		l = &jobLock{}
+		e.locks[key] = l
+	}
+	l.users++
+	e.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		e.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(e.locks, key)
+		}
+		e.mu.Unlock()
+	}
 }
 
 var _ executor.Executor = (*Executor)(nil)

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/pkg/authconfig"
@@ -45,26 +47,31 @@ func (e *Executor) SetupWorkflow(ctx context.Context, job *executor.JobSpec) err
 }
 
 // ensureNetwork finds the job's network or makes it, and returns its id. Engines
-// before API 1.44 accept two networks of one name, so it lists before it creates.
+// before API 1.44 accept two networks of one name (and then refuse to start a
+// container on "an ambiguous network"), so creation is serialised per job in this
+// process, and two processes that raced agree on the oldest network and remove the
+// other.
 func (e *Executor) ensureNetwork(ctx context.Context, job *executor.JobSpec) (string, error) {
+	unlock := e.lockJob(job.JobID)
+	defer unlock()
 	if id, err := e.findNetwork(ctx, job); err != nil || id != "" {
 		return id, err
 	}
-	res, err := e.api.NetworkCreate(ctx, networkName(job), client.NetworkCreateOptions{
+	if _, err := e.api.NetworkCreate(ctx, networkName(job), client.NetworkCreateOptions{
 		Driver: "bridge",
 		Labels: labels(job, LabelRole, "network"),
-	})
-	if err != nil {
-		if isConflict(err) {
-			if id, ferr := e.findNetwork(ctx, job); ferr == nil && id != "" {
-				return id, nil
-			}
-		}
+	}); err != nil && !isConflict(err) {
 		return "", fmt.Errorf("docker executor: create network %s: %w", networkName(job), err)
 	}
-	return res.ID, nil
+	id, err := e.findNetwork(ctx, job)
+	if err == nil && id == "" {
+		err = fmt.Errorf("docker executor: network %s vanished after it was made", networkName(job))
+	}
+	return id, err
 }
 
+// findNetwork returns the id of the job's oldest network and removes any younger
+// one of the same name (made by a racing process), or "".
 func (e *Executor) findNetwork(ctx context.Context, job *executor.JobSpec) (string, error) {
 	res, err := e.api.NetworkList(ctx, client.NetworkListOptions{
 		Filters: jobFilter(job).Add("label", LabelRole+"=network"),
@@ -72,12 +79,27 @@ func (e *Executor) findNetwork(ctx context.Context, job *executor.JobSpec) (stri
 	if err != nil {
 		return "", fmt.Errorf("docker executor: list networks: %w", err)
 	}
+	var nets []network.Summary
 	for _, n := range res.Items {
 		if n.Name == networkName(job) {
-			return n.ID, nil
+			nets = append(nets, n)
 		}
 	}
-	return "", nil
+	if len(nets) == 0 {
+		return "", nil
+	}
+	sort.Slice(nets, func(i, j int) bool {
+		if !nets[i].Created.Equal(nets[j].Created) {
+			return nets[i].Created.Before(nets[j].Created)
+		}
+		return nets[i].ID < nets[j].ID
+	})
+	for _, n := range nets[1:] {
+		if _, err := e.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
+			return "", fmt.Errorf("docker executor: remove duplicate network %s: %w", n.ID, err)
+		}
+	}
+	return nets[0].ID, nil
 }
 
 func (e *Executor) ensureVolume(ctx context.Context, name string, lbls map[string]string) error {
@@ -142,9 +164,23 @@ func (e *Executor) createOrFind(ctx context.Context, job *executor.JobSpec, name
 	if !isConflict(err) {
 		return "", false, fmt.Errorf("docker executor: create container %s: %w", name, err)
 	}
-	ins, ierr := e.api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
-	if ierr != nil {
-		return "", false, fmt.Errorf("docker executor: create container %s: %w (and inspect: %v)", name, err, ierr)
+	// The engine reserves the name before the racing create has registered the
+	// container, so the name may not be found for a moment.
+	var ins client.ContainerInspectResult
+	for try := 0; ; try++ {
+		var ierr error
+		ins, ierr = e.api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+		if ierr == nil {
+			break
+		}
+		if !isNotFound(ierr) || try == 50 {
+			return "", false, fmt.Errorf("docker executor: create container %s: %w (and inspect: %v)", name, err, ierr)
+		}
+		select {
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	c := ins.Container
 	if c.Config == nil || c.Config.Labels[LabelJob] != job.JobID {

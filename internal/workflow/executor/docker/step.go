@@ -34,12 +34,21 @@ func (e *Executor) StartStep(ctx context.Context, job *executor.JobSpec, step *e
 	if err := checkStep(job, step); err != nil {
 		return err
 	}
+	// Two calls racing in this process must not both start a container that one of
+	// them created: a second start would run an ended step again. Across processes
+	// the engine's job lease keeps a step to one caller at a time.
+	cfg, mounts, err := stepConfig(job, step)
+	if err != nil {
+		return err
+	}
+	unlock := e.lockJob(job.JobID + "/" + strconv.Itoa(step.Index))
+	defer unlock()
 	if c, err := e.findStep(ctx, job, step.Index); err != nil {
 		return err
 	} else if c != nil && c.State != container.StateCreated {
 		return nil
 	}
-	cfg, host, netcfg, err := e.stepConfig(ctx, job, step)
+	host, netcfg, err := e.stepHost(ctx, job, mounts)
 	if err != nil {
 		return err
 	}
@@ -69,20 +78,19 @@ func (e *Executor) StartStep(ctx context.Context, job *executor.JobSpec, step *e
 	return nil
 }
 
-// stepConfig is the container the step runs in; it makes sure the network and the
-// workspace volume exist (with their labels: the engine would otherwise make an
-// unlabelled volume on its own).
-func (e *Executor) stepConfig(ctx context.Context, job *executor.JobSpec, step *executor.StepSpec) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+// stepConfig is the container the step runs in and the volumes it mounts; it checks
+// the spec without talking to the engine.
+func stepConfig(job *executor.JobSpec, step *executor.StepSpec) (*container.Config, []mount.Mount, error) {
 	image := step.Image
 	if image == "" {
 		image = job.Image
 	}
 	if image == "" {
-		return nil, nil, nil, fmt.Errorf("docker executor: step %d (%s) has no image and the job none", step.Index, step.Name)
+		return nil, nil, fmt.Errorf("docker executor: step %d (%s) has no image and the job none", step.Index, step.Name)
 	}
 	ws := workspaceDir(job)
 	if !path.IsAbs(ws) {
-		return nil, nil, nil, fmt.Errorf("docker executor: workspace %q is not an absolute path", ws)
+		return nil, nil, fmt.Errorf("docker executor: workspace %q is not an absolute path", ws)
 	}
 	workdir := ws
 	if step.Workdir != "" {
@@ -91,7 +99,7 @@ func (e *Executor) stepConfig(ctx context.Context, job *executor.JobSpec, step *
 		} else {
 			workdir = path.Join(ws, step.Workdir)
 			if workdir != ws && !strings.HasPrefix(workdir, ws+"/") {
-				return nil, nil, nil, fmt.Errorf("docker executor: step %d: workdir %q leaves the workspace", step.Index, step.Workdir)
+				return nil, nil, fmt.Errorf("docker executor: step %d: workdir %q leaves the workspace", step.Index, step.Workdir)
 			}
 		}
 	}
@@ -99,7 +107,7 @@ func (e *Executor) stepConfig(ctx context.Context, job *executor.JobSpec, step *
 	for _, name := range step.Secrets {
 		v, ok := job.Secrets[name]
 		if !ok {
-			return nil, nil, nil, fmt.Errorf("docker executor: step %d asks for secret %q, which the job does not have", step.Index, name)
+			return nil, nil, fmt.Errorf("docker executor: step %d asks for secret %q, which the job does not have", step.Index, name)
 		}
 		secrets = append(secrets, executor.EnvVar{Name: name, Value: v})
 	}
@@ -108,17 +116,10 @@ func (e *Executor) stepConfig(ctx context.Context, job *executor.JobSpec, step *
 		{Name: "HUBCTL_OUTPUT", Value: outputPath(job, step.Index)},
 	})
 
-	netID, err := e.ensureNetwork(ctx, job)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := e.ensureVolume(ctx, workspaceName(job), labels(job, LabelRole, "workspace")); err != nil {
-		return nil, nil, nil, err
-	}
 	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: workspaceName(job), Target: ws}}
 	if job.CacheKey != "" && job.CachePath != "" {
-		if err := e.ensureVolume(ctx, cacheName(job.CacheKey), map[string]string{LabelCache: cacheHash(job.CacheKey), LabelRole: "cache"}); err != nil {
-			return nil, nil, nil, err
+		if !path.IsAbs(job.CachePath) {
+			return nil, nil, fmt.Errorf("docker executor: cache path %q is not an absolute path", job.CachePath)
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: cacheName(job.CacheKey), Target: job.CachePath})
 	}
@@ -137,6 +138,25 @@ func (e *Executor) stepConfig(ctx context.Context, job *executor.JobSpec, step *
 	} else if len(step.Args) > 0 {
 		cfg.Cmd = step.Args
 	}
+	return cfg, mounts, nil
+}
+
+// stepHost makes sure the network and the volumes exist (with their labels: the
+// engine would otherwise make an unlabelled volume on its own) and returns the
+// step's host and network settings.
+func (e *Executor) stepHost(ctx context.Context, job *executor.JobSpec, mounts []mount.Mount) (*container.HostConfig, *network.NetworkingConfig, error) {
+	netID, err := e.ensureNetwork(ctx, job)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.ensureVolume(ctx, workspaceName(job), labels(job, LabelRole, "workspace")); err != nil {
+		return nil, nil, err
+	}
+	if job.CacheKey != "" && job.CachePath != "" {
+		if err := e.ensureVolume(ctx, cacheName(job.CacheKey), map[string]string{LabelCache: cacheHash(job.CacheKey), LabelRole: "cache"}); err != nil {
+			return nil, nil, err
+		}
+	}
 	useInit := true // an init process forwards SIGTERM to the step, so a stop ends it within grace
 	host := &container.HostConfig{
 		NetworkMode: container.NetworkMode(netID),
@@ -145,7 +165,7 @@ func (e *Executor) stepConfig(ctx context.Context, job *executor.JobSpec, step *
 		Init:        &useInit,
 	}
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netID: {}}}
-	return cfg, host, netcfg, nil
+	return host, netcfg, nil
 }
 
 // resetOutput writes an empty $HUBCTL_OUTPUT (and its directory, writable by any
