@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/hubctl/hubctl/internal/server/servertest"
 	"github.com/hubctl/hubctl/internal/workflow/executor"
 )
 
@@ -504,5 +505,51 @@ func TestForeignContainerUntouched(t *testing.T) {
 	}
 	if _, err := e.api.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{}); err != nil {
 		t.Errorf("the foreign container was removed: %v", err)
+	}
+}
+
+// A step's image the engine lacks is pulled from the hub (`hubctl serve`, token auth,
+// on 127.0.0.1, which the engine treats as insecure) with the job's credentials; wrong
+// credentials fail the start with the registry's refusal.
+func TestPullFromHubWithJobCredentials(t *testing.T) {
+	e, img := newEngine(t)
+	const password = "executor-test-admin"
+	hub := servertest.Start(t, "token", password)
+	ctx := ctxT(t)
+	remote := hub + "/wf/busybox:" + randomID(t)
+	if _, err := e.api.ImageTag(ctx, client.ImageTagOptions{Source: img, Target: remote}); err != nil {
+		t.Fatal(err)
+	}
+	untag := func() {
+		_, _ = e.api.ImageRemove(context.Background(), remote, client.ImageRemoveOptions{})
+	}
+	t.Cleanup(untag)
+	auth, err := registryAuth(remote, &executor.RegistryAuth{Registry: hub, Username: "admin", Password: password})
+	if err != nil || auth == "" {
+		t.Fatalf("registryAuth: %q, %v", auth, err)
+	}
+	push, err := e.api.ImagePush(ctx, remote, client.ImagePushOptions{RegistryAuth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := push.Wait(ctx); err != nil {
+		t.Fatalf("push to the hub: %v", err)
+	}
+	untag() // the engine lacks it now: StartStep must pull it
+
+	bad := newJob(t, e, remote)
+	bad.Registry = &executor.RegistryAuth{Registry: hub, Username: "admin", Password: "wrong"}
+	if err := e.StartStep(ctx, bad, &executor.StepSpec{Index: 0, Run: "true"}); err == nil {
+		t.Fatal("pulled with a wrong password")
+	} else if !strings.Contains(err.Error(), "pull") {
+		t.Errorf("wrong password: %v", err)
+	} else {
+		t.Logf("wrong password: %v", err)
+	}
+
+	job := newJob(t, e, remote)
+	job.Registry = &executor.RegistryAuth{Registry: hub, Username: "admin", Password: password}
+	if st := runStep(t, e, job, &executor.StepSpec{Index: 0, Run: "echo pulled >> $HUBCTL_OUTPUT"}); st.ExitCode != 0 || string(st.Output) != "pulled\n" {
+		t.Errorf("step of a pulled image: exit %d output %q", st.ExitCode, st.Output)
 	}
 }
