@@ -197,14 +197,19 @@ func logsOf(t *testing.T, e *Executor, job *executor.JobSpec, step *executor.Ste
 
 func TestStepsShareWorkspaceEnvSecretsOutputs(t *testing.T) {
 	e, img := newEngine(t)
+	// The cache outlives the job: removed after the job's cleanup (cleanups run last
+	// registered first), once no container uses it.
+	cacheKey := "test-" + randomID(t)
+	t.Cleanup(func() {
+		if _, err := e.api.VolumeRemove(context.Background(), cacheName(cacheKey), client.VolumeRemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove cache volume: %v", err)
+		}
+	})
 	job := newJob(t, e, img)
 	job.Env = []executor.EnvVar{{Name: "A", Value: "job"}, {Name: "B", Value: "job"}}
 	job.Secrets = map[string]string{"TOKEN": "s3cr3t-value", "OTHER": "not-for-you"}
-	job.CacheKey, job.CachePath = "test-"+job.JobID, "/cache"
+	job.CacheKey, job.CachePath = cacheKey, "/cache"
 	job.Resources = executor.Resources{MilliCPU: 500, Memory: 64 << 20}
-	t.Cleanup(func() {
-		_, _ = e.api.VolumeRemove(context.Background(), cacheName(job.CacheKey), client.VolumeRemoveOptions{Force: true})
-	})
 	ctx := ctxT(t)
 	if err := e.SetupWorkflow(ctx, job); err != nil {
 		t.Fatal(err)
