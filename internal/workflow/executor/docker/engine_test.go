@@ -558,3 +558,26 @@ func TestPullFromHubWithJobCredentials(t *testing.T) {
 		t.Errorf("step of a pulled image: exit %d output %q", st.ExitCode, st.Output)
 	}
 }
+
+func TestStepTimeoutAndOOM(t *testing.T) {
+	e, img := newEngine(t)
+	job := newJob(t, e, img)
+	job.StopGrace = time.Second
+	step := &executor.StepSpec{Index: 0, Run: "echo started; sleep 600", Timeout: 1500 * time.Millisecond}
+	start := time.Now()
+	st := runStep(t, e, job, step)
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("a 1.5 s timeout took %v", d)
+	}
+	if !strings.Contains(st.Error, "timed out after 1.5s") || st.ExitCode == 0 {
+		t.Errorf("timed-out step: %+v", st)
+	}
+
+	oom := newJob(t, e, img)
+	oom.Resources.Memory = 16 << 20
+	// dd holds its whole block in memory: 64 MiB cannot fit under a 16 MiB limit.
+	st = runStep(t, e, oom, &executor.StepSpec{Index: 0, Run: "dd if=/dev/zero of=/dev/null bs=64M count=1"})
+	if !st.OOMKilled || st.ExitCode == 0 {
+		t.Errorf("a step over its memory limit: %+v", st)
+	}
+}

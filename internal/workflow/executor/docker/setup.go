@@ -134,9 +134,11 @@ func (e *Executor) startService(ctx context.Context, job *executor.JobSpec, svc 
 	if len(svc.Args) > 0 {
 		cfg.Cmd = svc.Args
 	}
+	useInit := true // so a stop ends the service within grace, as it does a step
 	host := &container.HostConfig{
 		NetworkMode: container.NetworkMode(netID),
 		Resources:   resources(job),
+		Init:        &useInit,
 	}
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netID: {Aliases: []string{svc.Name}},
@@ -237,10 +239,14 @@ func registryAuth(ref string, auth *executor.RegistryAuth) (string, error) {
 }
 
 func resources(job *executor.JobSpec) container.Resources {
-	return container.Resources{
+	r := container.Resources{
 		NanoCPUs: job.Resources.MilliCPU * 1_000_000,
 		Memory:   job.Resources.Memory,
 	}
+	if r.Memory > 0 {
+		r.MemorySwap = r.Memory // a limit, not a hint: no swap beyond it
+	}
+	return r
 }
 
 // mergeEnv applies over on base, keeping the first position of each name.

@@ -230,23 +230,54 @@ func (e *Executor) mustFindStep(ctx context.Context, job *executor.JobSpec, step
 }
 
 // WaitStep waits for the step's container to stop and returns its state, with the
-// step's $HUBCTL_OUTPUT.
+// step's $HUBCTL_OUTPUT. A step with a Timeout that is still running that long after
+// it started (by the engine's clock, so the bound survives a restart) is stopped with
+// the job's grace period and reported with Error "timed out after …".
 func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *executor.StepSpec) (*executor.StepState, error) {
 	id, err := e.mustFindStep(ctx, job, step)
 	if err != nil {
 		return nil, err
 	}
-	w := e.api.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
-	select {
-	case <-w.Result:
-	case err := <-w.Error:
+	var timeout <-chan time.Time
+	if step.Timeout > 0 {
+		ins, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("docker executor: wait for step %d: %w", step.Index, err)
+			return nil, fmt.Errorf("docker executor: inspect step %d: %w", step.Index, err)
 		}
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		if s := ins.Container.State; s != nil && s.Running {
+			if started := parseTime(s.StartedAt); !started.IsZero() {
+				timer := time.NewTimer(time.Until(started.Add(step.Timeout)))
+				defer timer.Stop()
+				timeout = timer.C
+			}
+		}
 	}
-	return e.state(ctx, job, id, step.Index)
+	w := e.api.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	timedOut := false
+	for done := false; !done; {
+		select {
+		case <-w.Result:
+			done = true
+		case err := <-w.Error:
+			if err != nil {
+				return nil, fmt.Errorf("docker executor: wait for step %d: %w", step.Index, err)
+			}
+			done = true
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timeout:
+			timeout, timedOut = nil, true
+			secs := int((grace(job) + time.Second - 1) / time.Second)
+			if _, err := e.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !isNotFound(err) {
+				return nil, fmt.Errorf("docker executor: stop step %d after its timeout: %w", step.Index, err)
+			}
+		}
+	}
+	st, err := e.state(ctx, job, id, step.Index)
+	if err == nil && timedOut && st.Error == "" {
+		st.Error = fmt.Sprintf("timed out after %s", step.Timeout)
+	}
+	return st, err
 }
 
 // state inspects the container; an ended step's output is read back.
