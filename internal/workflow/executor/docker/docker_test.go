@@ -111,6 +111,9 @@ func TestBadSpecs(t *testing.T) {
 		{"workdir escapes", ok, &executor.StepSpec{Workdir: "../etc"}, "leaves the workspace"},
 		{"relative workspace", &executor.JobSpec{JobID: "j", Image: "i", WorkspaceDir: "ws"}, &executor.StepSpec{}, "absolute"},
 		{"unknown secret", &executor.JobSpec{JobID: "j", Image: "i", Secrets: map[string]string{"A": "hush"}}, &executor.StepSpec{Secrets: []string{"B"}}, `secret "B"`},
+		{"env name with =", &executor.JobSpec{JobID: "j", Image: "i", Env: []executor.EnvVar{{Name: "PATH=/evil:", Value: "x"}}}, &executor.StepSpec{}, "name"},
+		{"empty env name", ok, &executor.StepSpec{Env: []executor.EnvVar{{Value: "x"}}}, "empty"},
+		{"NUL in a secret", &executor.JobSpec{JobID: "j", Image: "i", Secrets: map[string]string{"S": "hush\x00"}}, &executor.StepSpec{Secrets: []string{"S"}}, "NUL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := e.StartStep(ctx, tc.job, tc.step)

@@ -126,9 +126,13 @@ func (e *Executor) startService(ctx context.Context, job *executor.JobSpec, svc 
 		return err
 	}
 	name := serviceName(job, svc.Name)
+	env := mergeEnv(job.Env, svc.Env)
+	if err := checkEnv(env); err != nil {
+		return fmt.Errorf("service %s: %w", svc.Name, err)
+	}
 	cfg := &container.Config{
 		Image:  svc.Image,
-		Env:    envList(mergeEnv(job.Env, svc.Env)),
+		Env:    envList(env),
 		Labels: labels(job, LabelService, svc.Name),
 	}
 	if len(svc.Args) > 0 {
@@ -270,6 +274,21 @@ func mergeEnv(base []executor.EnvVar, over ...[]executor.EnvVar) []executor.EnvV
 		}
 	}
 	return out
+}
+
+// checkEnv refuses names the engine would split differently ("A=B" as a name would
+// set A) and NUL bytes, which no process environment can hold. Values are never
+// quoted in the error: they may be secrets.
+func checkEnv(vars []executor.EnvVar) error {
+	for _, v := range vars {
+		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") {
+			return fmt.Errorf("docker executor: environment variable name %q is empty or holds '=' or NUL", v.Name)
+		}
+		if strings.ContainsRune(v.Value, 0) {
+			return fmt.Errorf("docker executor: environment variable %s holds a NUL byte", v.Name)
+		}
+	}
+	return nil
 }
 
 func envList(vars []executor.EnvVar) []string {

@@ -115,6 +115,9 @@ func stepConfig(job *executor.JobSpec, step *executor.StepSpec) (*container.Conf
 		{Name: "HUBCTL_WORKSPACE", Value: ws},
 		{Name: "HUBCTL_OUTPUT", Value: outputPath(job, step.Index)},
 	})
+	if err := checkEnv(env); err != nil {
+		return nil, nil, err
+	}
 
 	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: workspaceName(job), Target: ws}}
 	if job.CacheKey != "" && job.CachePath != "" {
