@@ -35,6 +35,10 @@ const (
 	LabelService = "hubctl.service"
 	LabelRole    = "hubctl.role"
 	LabelCache   = "hubctl.cache"
+	// LabelNamespace and LabelWorkflow say where the run belongs, for people
+	// looking at the engine ("docker ps --filter label=hubctl.workflow=release").
+	LabelNamespace = "hubctl.namespace"
+	LabelWorkflow  = "hubctl.workflow"
 )
 
 // DefaultWorkspace is where the workspace volume is mounted when the job names none.
@@ -208,6 +212,12 @@ func labels(job *executor.JobSpec, extra ...string) map[string]string {
 	}
 	m[LabelRun] = job.RunID
 	m[LabelJob] = job.JobID
+	if job.Namespace != "" {
+		m[LabelNamespace] = job.Namespace
+	}
+	if job.Workflow != "" {
+		m[LabelWorkflow] = job.Workflow
+	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		m[extra[i]] = extra[i+1]
 	}

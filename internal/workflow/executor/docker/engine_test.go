@@ -299,6 +299,9 @@ func TestServiceReachableByName(t *testing.T) {
 	}
 	step := &executor.StepSpec{Index: 0, Run: `for i in $(seq 1 100); do wget -q -O got http://web:8080/ && break; sleep 0.1; done
 grep -q hi-from-web got`}
+	if err := e.SetupWorkflow(ctxT(t), job); err != nil { // again, as after a restart
+		t.Fatalf("second SetupWorkflow with a running service: %v", err)
+	}
 	if st := runStep(t, e, job, step); st.ExitCode != 0 {
 		t.Fatalf("step could not reach the service: exit %d, log:\n%s", st.ExitCode, logsOf(t, e, job, step, 0))
 	}

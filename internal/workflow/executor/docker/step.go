@@ -34,13 +34,13 @@ func (e *Executor) StartStep(ctx context.Context, job *executor.JobSpec, step *e
 	if err := checkStep(job, step); err != nil {
 		return err
 	}
-	// Two calls racing in this process must not both start a container that one of
-	// them created: a second start would run an ended step again. Across processes
-	// the engine's job lease keeps a step to one caller at a time.
 	cfg, mounts, err := stepConfig(job, step)
 	if err != nil {
 		return err
 	}
+	// Two calls racing in this process must not both start a container that one of
+	// them created: a second start would run an ended step again. Across processes
+	// the engine's job lease keeps a step to one caller at a time.
 	unlock := e.lockJob(job.JobID + "/" + strconv.Itoa(step.Index))
 	defer unlock()
 	if c, err := e.findStep(ctx, job, step.Index); err != nil {
