@@ -209,6 +209,7 @@ func TestStepsShareWorkspaceEnvSecretsOutputs(t *testing.T) {
 	job.Env = []executor.EnvVar{{Name: "A", Value: "job"}, {Name: "B", Value: "job"}}
 	job.Secrets = map[string]string{"TOKEN": "s3cr3t-value", "OTHER": "not-for-you"}
 	job.CacheKey, job.CachePath = cacheKey, "/cache"
+	job.Namespace, job.Workflow = "acme", "ci"
 	job.Resources = executor.Resources{MilliCPU: 500, Memory: 64 << 20}
 	ctx := ctxT(t)
 	if err := e.SetupWorkflow(ctx, job); err != nil {
@@ -272,6 +273,11 @@ echo "seen=$(cat ../shared.txt) $(cat /cache/c)" >> "$HUBCTL_OUTPUT"`}
 	ins, err := e.api.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	lbl := ins.Container.Config.Labels
+	if lbl[LabelJob] != job.JobID || lbl[LabelRun] != job.RunID || lbl[LabelStep] != "0" ||
+		lbl[LabelNamespace] != "acme" || lbl[LabelWorkflow] != "ci" || lbl["hubctl.test"] != "executor" {
+		t.Errorf("step labels = %v", lbl)
 	}
 	for k, v := range ins.Container.Config.Labels {
 		if strings.Contains(v, "s3cr3t") || strings.Contains(k, "s3cr3t") {
