@@ -19,19 +19,7 @@ import (
 // the transaction-id horizon (docs/design/events.md): an event of a transaction still
 // running sorts after everything read here, so moving the cursor never skips it.
 func (s *Store) DispatchWebhooks(ctx context.Context, limit int, now time.Time) (int, error) {
-	if limit <= 0 || limit > events.MaxPage {
-		limit = events.DefaultPage
-	}
-	if ok, err := s.feedWaiting(ctx, webhookCursor); err != nil || !ok {
-		return 0, err
-	}
-	read := 0
-	err := s.write(ctx, func(q querier) error {
-		read = 0
-		evs, err := s.feedNext(ctx, q, webhookCursor, limit)
-		if err != nil || len(evs) == 0 {
-			return err
-		}
+	read, err := s.consumeFeed(ctx, webhookCursor, limit, func(q querier, evs []events.Event) error {
 		hooks, err := collect(scanWebhook)(q.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE enabled`))
 		if err != nil {
 			return err
@@ -52,8 +40,7 @@ func (s *Store) DispatchWebhooks(ctx context.Context, limit int, now time.Time) 
 				}
 			}
 		}
-		read = len(evs)
-		return s.feedAdvance(ctx, q, webhookCursor, evs)
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("dispatch webhooks: %w", err)

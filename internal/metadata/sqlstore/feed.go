@@ -55,3 +55,30 @@ func (s *Store) feedAdvance(ctx context.Context, q querier, cursor string, evs [
 	_, err = q.Exec(ctx, `UPDATE `+cursor+` SET xid = $1, seq = $2 WHERE id = 1`, int64(next.XID), next.Seq)
 	return err
 }
+
+// consumeFeed is one step of a feed consumer: in one write transaction it takes the
+// next events after cursor (feedNext), lets handle write what they cause, and moves
+// the cursor past them, so an event's effects and the cursor commit together. It
+// returns how many events were read; an idle feed costs one read without a lock.
+func (s *Store) consumeFeed(ctx context.Context, cursor string, limit int, handle func(q querier, evs []events.Event) error) (int, error) {
+	if limit <= 0 || limit > events.MaxPage {
+		limit = events.DefaultPage
+	}
+	if ok, err := s.feedWaiting(ctx, cursor); err != nil || !ok {
+		return 0, err
+	}
+	read := 0
+	err := s.write(ctx, func(q querier) error {
+		read = 0
+		evs, err := s.feedNext(ctx, q, cursor, limit)
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		if err := handle(q, evs); err != nil {
+			return err
+		}
+		read = len(evs)
+		return s.feedAdvance(ctx, q, cursor, evs)
+	})
+	return read, err
+}

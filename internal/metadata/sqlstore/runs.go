@@ -26,19 +26,8 @@ const terminalStates = `('succeeded', 'failed', 'cancelled', 'skipped', 'timed_o
 // job runs and steps, in the transaction that moves the cursor. The unique (workflow,
 // event) makes a second dispatch of one event a no-op.
 func (s *Store) DispatchWorkflows(ctx context.Context, limit int, plan wfengine.Planner) (int, error) {
-	if limit <= 0 || limit > events.MaxPage {
-		limit = events.DefaultPage
-	}
-	if ok, err := s.feedWaiting(ctx, workflowCursor); err != nil || !ok {
-		return 0, err
-	}
-	read := 0
-	err := s.write(ctx, func(q querier) error {
-		read = 0
-		evs, err := s.feedNext(ctx, q, workflowCursor, limit)
-		if err != nil || len(evs) == 0 {
-			return err
-		}
+	read, err := s.consumeFeed(ctx, workflowCursor, limit, func(q querier, evs []events.Event) error {
+		var err error
 		byNS := map[string][]wfengine.Workflow{}
 		for _, e := range evs {
 			if e.Repository == "" {
@@ -68,8 +57,7 @@ func (s *Store) DispatchWorkflows(ctx context.Context, limit int, plan wfengine.
 				}
 			}
 		}
-		read = len(evs)
-		return s.feedAdvance(ctx, q, workflowCursor, evs)
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("dispatch workflows: %w", err)
