@@ -193,4 +193,21 @@ func TestWorkflowOrgRoles(t *testing.T) {
 	f.want(f.do(asBob, "POST", "/api/v1/runs/"+itoa(r.ID)+"/cancel", nil), 202, "")
 	f.want(f.do(asBob, "PUT", "/api/v1/workflows/team/greet", manualWorkflow), 403, "DENIED")
 	f.want(f.do(asBob, "DELETE", "/api/v1/workflows/team/greet", nil), 403, "DENIED")
+
+	// Bob's own token for workflows reaches no further than bob: not alice's namespace.
+	f.want(f.do(asAlice, "PUT", "/api/v1/workflows/alice/greet", manualWorkflow), 200, "")
+	bobTok := f.token(asBob, "wf", "hub:workflows:write", "hub:workflows:read")
+	f.want(f.do(bearer(bobTok), "GET", "/api/v1/workflows/alice/greet", nil), 404, "NAME_UNKNOWN")
+	f.want(f.do(bearer(bobTok), "PUT", "/api/v1/workflows/alice/greet", manualWorkflow), 404, "NAME_UNKNOWN")
+	f.want(f.do(bearer(bobTok), "POST", "/api/v1/workflows/alice/greet/runs", run), 404, "NAME_UNKNOWN")
+
+	// A robot of the organisation may run (it has admin on its organisation's
+	// repositories) but never applies: it is a service account.
+	body := map[string]any{"name": "ci", "scopes": []string{"repository:team/*:pull", "hub:workflows:write", "hub:workflows:read"}, "expires_in_days": 7}
+	robot := decodeAs[hubtypes.Robot](t, f.want(f.do(asAlice, "POST", "/api/v1/orgs/team/robots", body), 201, ""))
+	withRobot := bearer(robot.Token.Token)
+	f.want(f.do(withRobot, "POST", "/api/v1/workflows/team/greet/runs", run), 201, "")
+	f.want(f.do(withRobot, "PUT", "/api/v1/workflows/team/greet", manualWorkflow), 403, "DENIED")
+	f.want(f.do(withRobot, "DELETE", "/api/v1/workflows/team/greet", nil), 403, "DENIED")
+	f.want(f.do(withRobot, "GET", "/api/v1/workflows/alice/greet", nil), 404, "NAME_UNKNOWN")
 }
