@@ -10,6 +10,7 @@ import (
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/server"
+	"github.com/hubctl/hubctl/internal/workflow/executor/docker"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -215,4 +216,16 @@ func serveCheckConfig(opts *ServeOptions) error {
 	}
 	fmt.Fprintln(opts.IO.Out, "configuration OK")
 	return nil
+}
+
+func init() {
+	// hubctl serve runs workflow jobs with the Docker executor (internal/server cannot
+	// import it: see server.DockerExecutor).
+	server.DockerExecutor = func(hostNetwork bool) (server.WorkflowExecutor, error) {
+		var opts []docker.Option
+		if hostNetwork {
+			opts = append(opts, docker.WithHostNetwork())
+		}
+		return docker.New(opts...)
+	}
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // TestWorkflowPushRunsDocker: a real `hubctl serve` with workflows.executor docker
-// runs a workflow `on: push` when an image is pushed: its job runs in the pushed image
+// (and workflows.docker.network host, so the step reaches the hub on 127.0.0.1 at
+// $HUBCTL_HUB) runs a workflow `on: push` when an image is pushed: its job runs in the pushed image
 // itself (busybox FROM scratch), which the Docker engine pulls from the hub on
 // 127.0.0.1 by digest, and writes the pushed digest to $HUBCTL_OUTPUT and its log;
 // `hubctl workflow runs` and `logs` show both. The repository is in an organisation
@@ -31,7 +32,8 @@ func TestWorkflowPushRunsDocker(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(bin[:4]), "\x7fELF") {
 		skipOrFatal(t, "%s is not a static ELF binary: %v", bb, err)
 	}
-	s := startServerEnv(t, t.TempDir(), []string{"HUBCTL_WORKFLOWS_EXECUTOR=docker", "HUBCTL_WORKFLOWS_INTERVAL=200ms"})
+	s := startServerEnv(t, t.TempDir(), []string{"HUBCTL_WORKFLOWS_EXECUTOR=docker", "HUBCTL_WORKFLOWS_INTERVAL=200ms",
+		"HUBCTL_WORKFLOWS_DOCKER_NETWORK=host"})
 	cli := loginCLI(t, s)
 	cli.run("org", "create", "wf", "--visibility", "public")
 
@@ -49,6 +51,7 @@ jobs:
       - run: |
           echo "pushed $HUBCTL_DIGEST to $HUBCTL_REPOSITORY (hub $HUBCTL_HUB)"
           echo "digest=$HUBCTL_DIGEST" >> "$HUBCTL_OUTPUT"
+          wget -q -O- "$HUBCTL_HUB/readyz"
 `
 	if err := os.WriteFile(wf, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -104,7 +107,7 @@ jobs:
 		s.dumpLog(60)
 		t.Fatalf("run %+v; logs:\n%s", runs[0], logs)
 	}
-	if !strings.Contains(logs, "pushed "+digest+" to wf/bb (hub http://"+s.Addr+")") {
+	if !strings.Contains(logs, "pushed "+digest+" to wf/bb (hub http://"+s.Addr+")") || !strings.Contains(logs, "ready") {
 		t.Fatalf("logs do not hold the digest %s and the hub:\n%s", digest, logs)
 	}
 	var full hubtypes.WorkflowRun

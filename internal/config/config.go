@@ -96,6 +96,22 @@ type Workflows struct {
 	MaxJobs int `yaml:"max_jobs"`
 	// Interval is how often the engine looks for events and runnable jobs when idle.
 	Interval time.Duration `yaml:"interval"`
+	// Docker configures the Docker executor.
+	Docker WorkflowsDocker `yaml:"docker"`
+}
+
+// Networks of job steps under the Docker executor.
+const (
+	WorkflowNetworkBridge = "bridge"
+	WorkflowNetworkHost   = "host"
+)
+
+// WorkflowsDocker configures the Docker executor of workflows.
+type WorkflowsDocker struct {
+	// Network is bridge (each job its own network; the default) or host (steps in
+	// the host's network namespace: they reach a hub on 127.0.0.1, and everything
+	// else the host reaches; jobs with services are refused).
+	Network string `yaml:"network"`
 }
 
 // Webhooks configures webhook delivery.
@@ -323,7 +339,8 @@ func Default() Config {
 		Retention:          Retention{Interval: DefaultRetentionInterval},
 		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval, PullInterval: DefaultPullInterval},
 		Webhooks:           Webhooks{MaxFailures: 50, Interval: time.Second},
-		Workflows:          Workflows{Executor: WorkflowExecutorDocker, MaxJobs: 4, Interval: time.Second},
+		Workflows: Workflows{Executor: WorkflowExecutorDocker, MaxJobs: 4, Interval: time.Second,
+			Docker: WorkflowsDocker{Network: WorkflowNetworkBridge}},
 	}
 }
 
@@ -538,6 +555,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workflows.Executor != WorkflowExecutorDocker && c.Workflows.Executor != WorkflowExecutorNone {
 		errs = append(errs, fmt.Errorf("workflows.executor %q: want docker or none", c.Workflows.Executor))
+	}
+	if n := c.Workflows.Docker.Network; n != WorkflowNetworkBridge && n != WorkflowNetworkHost {
+		errs = append(errs, fmt.Errorf("workflows.docker.network %q: want bridge or host", n))
 	}
 	if c.Workflows.MaxJobs < 1 || c.Workflows.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("workflows.max_jobs must be at least 1 and workflows.interval greater than 0, got %d and %s",

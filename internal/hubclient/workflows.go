@@ -9,7 +9,9 @@ import (
 	"github.com/hubctl/hubctl/internal/hubtypes"
 )
 
-func workflowPath(namespace, name string) string { return "workflows/" + seg(namespace) + "/" + seg(name) }
+func workflowPath(namespace, name string) string {
+	return "workflows/" + seg(namespace) + "/" + seg(name)
+}
 
 // ApplyWorkflow stores the workflow file source as namespace/name.
 func (c *Client) ApplyWorkflow(ctx context.Context, namespace, name string, source []byte) (hubtypes.Workflow, error) {

@@ -12,7 +12,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
-	"github.com/hubctl/hubctl/internal/workflow/executor/docker"
+	"github.com/hubctl/hubctl/internal/workflow/executor"
 )
 
 // engineStore is what the workflow engine and its pull check need of the store.
@@ -21,6 +21,19 @@ type engineStore interface {
 	accounts.Store
 	UserByID(ctx context.Context, id int64) (accounts.User, error)
 }
+
+// WorkflowExecutor is what serve needs of the Docker executor.
+type WorkflowExecutor interface {
+	executor.Executor
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// DockerExecutor makes the executor of `workflows.executor: docker` (hostNetwork:
+// `workflows.docker.network: host`). hubctl's serve command sets it to the Docker
+// executor's constructor: that executor's own tests start a hub, so this package
+// cannot import it. Nil runs no engine, with a warning.
+var DockerExecutor func(hostNetwork bool) (WorkflowExecutor, error)
 
 // dockerPingTimeout bounds the check, at start, that the Docker engine answers.
 const dockerPingTimeout = 5 * time.Second
@@ -39,7 +52,11 @@ func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore
 		log.Info("workflows: no executor (workflows.executor: none): runs are queued, none runs on this replica")
 		return nil, nil
 	}
-	x, err := docker.New()
+	if DockerExecutor == nil {
+		log.Warn("workflows: this build has no Docker executor, so no workflow runs on this replica")
+		return nil, nil
+	}
+	x, err := DockerExecutor(cfg.Workflows.Docker.Network == config.WorkflowNetworkHost)
 	if err != nil {
 		log.Warn("workflows: no Docker engine, so no workflow runs on this replica", "err", err)
 		return nil, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hubctl/hubctl/internal/hubtypes"
+	"github.com/hubctl/hubctl/internal/workflow/executor/docker"
 )
 
 // TestServeWorkflowsWithoutDocker: with workflows.executor docker and no Docker engine
@@ -15,6 +16,9 @@ import (
 // queues their runs.
 func TestServeWorkflowsWithoutDocker(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix://"+t.TempDir()+"/no-docker.sock")
+	old := DockerExecutor
+	DockerExecutor = func(bool) (WorkflowExecutor, error) { return docker.New() }
+	t.Cleanup(func() { DockerExecutor = old })
 	r := start(t, map[string]string{"auth.mode": "token", "workflows.executor": "docker", "workflows.interval": "50ms"})
 	base := "http://" + r.addr
 	call := func(method, path, body string) (int, []byte) {
