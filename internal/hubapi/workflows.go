@@ -27,7 +27,7 @@ import (
 // token also needs hub:workflows:read to read and hub:workflows:write to change.
 
 // MaxWorkflowSize bounds the YAML of PUT /api/v1/workflows/{ns}/{name}.
-const MaxWorkflowSize = 1 << 20
+const MaxWorkflowSize = workflow.MaxFileSize
 
 // Bounds of the log long-poll and of the pages of runs and logs.
 const (
