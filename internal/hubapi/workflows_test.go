@@ -211,3 +211,33 @@ func TestWorkflowOrgRoles(t *testing.T) {
 	f.want(f.do(withRobot, "DELETE", "/api/v1/workflows/team/greet", nil), 403, "DENIED")
 	f.want(f.do(withRobot, "GET", "/api/v1/workflows/alice/greet", nil), 404, "NAME_UNKNOWN")
 }
+
+// TestWorkflowLogsWait: a log request with wait answers when the running job writes,
+// not before and not only at the deadline; a follower reaches "done".
+func TestWorkflowLogsWait(t *testing.T) {
+	f := newFixture(t)
+	startLocalEngine(t, f)
+	src := "name: slow\non:\n  manual: {}\njobs:\n  a:\n    image: alpine\n    steps:\n      - run: |\n          sleep 1\n          echo late\n"
+	f.want(f.do(asAlice, "PUT", "/api/v1/workflows/alice/slow", src), 200, "")
+	run := decodeAs[hubtypes.WorkflowRun](t, f.want(f.do(asAlice, "POST", "/api/v1/workflows/alice/slow/runs", nil), 201, ""))
+	path := "/api/v1/runs/" + itoa(run.ID) + "/logs?wait=20&after="
+	start := time.Now()
+	var text string
+	var after int64
+	for i := 0; i < 20; i++ {
+		page := decodeAs[hubtypes.WorkflowLogs](t, f.want(f.do(asAlice, "GET", path+itoa(after), nil), 200, ""))
+		for _, c := range page.Chunks {
+			text += c.Data
+		}
+		after = page.Next
+		if page.Done {
+			break
+		}
+	}
+	if !strings.Contains(text, "late") {
+		t.Fatalf("followed log %q", text)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond || d > 15*time.Second {
+		t.Fatalf("following a 1 s step took %v", d)
+	}
+}
