@@ -48,7 +48,7 @@ func newHub(t *testing.T) *hub {
 	// Test deliveries may reach receivers on 127.0.0.1 (the tests' own).
 	deliverer := &webhook.Deliverer{Store: store, Keyring: ring,
 		Client: webhook.NewClient(webhook.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})}
-	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Webhooks: store, Keyring: ring, Deliverer: deliverer}))
+	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Webhooks: store, Workflows: store, Keyring: ring, Deliverer: deliverer}))
 	t.Cleanup(srv.Close)
 	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
 	h.user("admin", "admin-password", true)

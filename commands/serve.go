@@ -10,6 +10,7 @@ import (
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/server"
+	"github.com/hubctl/hubctl/internal/workflow/executor/docker"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -57,6 +58,7 @@ var serveFlagKeys = map[string]string{
 	"retention-interval": "retention.interval",
 	"events-retention":   "events.retention",
 	"trusted-proxies":    "trusted_proxies",
+	"workflow-executor":  "workflows.executor",
 }
 
 // NewCmdServe returns `hubctl serve`. runF receives the merged configuration instead of
@@ -156,6 +158,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.Var(&flagCfg.MaxManifestSize, "max-manifest-size", "Largest manifest accepted, e.g. 4MiB")
 	fl.DurationVar(&flagCfg.Uploads.MaxAge, "upload-max-age", def.Uploads.MaxAge, "Remove upload sessions idle for longer than this")
 	fl.DurationVar(&flagCfg.GC.Interval, "gc-interval", def.GC.Interval, "Collect unreferenced blobs this often (0 turns it off)")
+	fl.StringVar(&flagCfg.Workflows.Executor, "workflow-executor", def.Workflows.Executor, "What runs workflow jobs: `docker` (skipped with a warning when Docker does not answer) or none")
 	fl.StringVar(&flagCfg.Log.Format, "log-format", def.Log.Format, "Log `format`: text or json")
 	fl.StringVar(&flagCfg.Log.Level, "log-level", def.Log.Level, "Log `level`: debug, info, warn or error")
 	fl.StringVar(&flagCfg.Storage.Driver, "storage", def.Storage.Driver, "Blob `store`: filesystem, s3 or cos")
@@ -213,4 +216,16 @@ func serveCheckConfig(opts *ServeOptions) error {
 	}
 	fmt.Fprintln(opts.IO.Out, "configuration OK")
 	return nil
+}
+
+func init() {
+	// hubctl serve runs workflow jobs with the Docker executor (internal/server cannot
+	// import it: see server.DockerExecutor).
+	server.DockerExecutor = func(hostNetwork bool) (server.WorkflowExecutor, error) {
+		var opts []docker.Option
+		if hostNetwork {
+			opts = append(opts, docker.WithHostNetwork())
+		}
+		return docker.New(opts...)
+	}
 }

@@ -13,14 +13,24 @@ import (
 	"github.com/hubctl/hubctl/internal/workflow"
 )
 
-// NewCmdWorkflow returns `hubctl workflow`, workflow files (and, later, their runs).
+// NewCmdWorkflow returns `hubctl workflow`, workflow files and their runs on a hub.
 func NewCmdWorkflow(f *Factory) *cobra.Command {
-	return groupCommand("workflow", "Check workflow files: YAML pipelines of container steps",
+	return groupCommand("workflow", "Workflows: YAML pipelines of container steps that a hub runs",
 		`Workflows are YAML files of jobs, each a series of container steps, started by what
 happens in a hub: a push, a deleted tag, a schedule, a webhook call, a person, or
-another workflow (docs/workflows.md). So far hubctl validates the files; running them
-is not built yet.`,
-		NewCmdWorkflowValidate(f, nil))
+another workflow (docs/workflows.md). validate checks files here; apply stores one on
+a hub, whose engine runs it (hubctl serve with workflows.executor: docker); run, runs,
+logs, cancel and rerun follow its runs.`,
+		NewCmdWorkflowValidate(f, nil),
+		NewCmdWorkflowApply(f, nil),
+		NewCmdWorkflowLs(f),
+		NewCmdWorkflowShow(f),
+		NewCmdWorkflowRm(f),
+		NewCmdWorkflowRun(f, nil),
+		NewCmdWorkflowRuns(f),
+		NewCmdWorkflowLogs(f, nil),
+		NewCmdWorkflowCancel(f),
+		NewCmdWorkflowRerun(f))
 }
 
 // WorkflowValidateOptions are the inputs of `hubctl workflow validate`.

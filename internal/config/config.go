@@ -76,6 +76,42 @@ type Config struct {
 	Secrets Secrets `yaml:"secrets"`
 	// Webhooks configures webhook delivery (docs/webhooks.md).
 	Webhooks Webhooks `yaml:"webhooks"`
+	// Workflows configures the workflow engine (docs/workflows.md).
+	Workflows Workflows `yaml:"workflows"`
+}
+
+// Workflow executors `workflows.executor` may name.
+const (
+	WorkflowExecutorDocker = "docker"
+	WorkflowExecutorNone   = "none"
+)
+
+// Workflows configures the workflow engine every replica runs.
+type Workflows struct {
+	// Executor runs job steps: docker (the engine DOCKER_HOST names, or the local
+	// socket; when it does not answer at start, no workflow runs and one warning says
+	// so) or none (workflows are kept and their runs queued, none runs here).
+	Executor string `yaml:"executor"`
+	// MaxJobs bounds the job runs this replica runs at once.
+	MaxJobs int `yaml:"max_jobs"`
+	// Interval is how often the engine looks for events and runnable jobs when idle.
+	Interval time.Duration `yaml:"interval"`
+	// Docker configures the Docker executor.
+	Docker WorkflowsDocker `yaml:"docker"`
+}
+
+// Networks of job steps under the Docker executor.
+const (
+	WorkflowNetworkBridge = "bridge"
+	WorkflowNetworkHost   = "host"
+)
+
+// WorkflowsDocker configures the Docker executor of workflows.
+type WorkflowsDocker struct {
+	// Network is bridge (each job its own network; the default) or host (steps in
+	// the host's network namespace: they reach a hub on 127.0.0.1, and everything
+	// else the host reaches; jobs with services are refused).
+	Network string `yaml:"network"`
 }
 
 // Webhooks configures webhook delivery.
@@ -303,6 +339,8 @@ func Default() Config {
 		Retention:          Retention{Interval: DefaultRetentionInterval},
 		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval, PullInterval: DefaultPullInterval},
 		Webhooks:           Webhooks{MaxFailures: 50, Interval: time.Second},
+		Workflows: Workflows{Executor: WorkflowExecutorDocker, MaxJobs: 4, Interval: time.Second,
+			Docker: WorkflowsDocker{Network: WorkflowNetworkBridge}},
 	}
 }
 
@@ -514,6 +552,16 @@ func (c *Config) Validate() error {
 	if c.Webhooks.MaxFailures < 0 || c.Webhooks.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("webhooks.max_failures must not be negative and webhooks.interval must be greater than 0, got %d and %s",
 			c.Webhooks.MaxFailures, c.Webhooks.Interval))
+	}
+	if c.Workflows.Executor != WorkflowExecutorDocker && c.Workflows.Executor != WorkflowExecutorNone {
+		errs = append(errs, fmt.Errorf("workflows.executor %q: want docker or none", c.Workflows.Executor))
+	}
+	if n := c.Workflows.Docker.Network; n != WorkflowNetworkBridge && n != WorkflowNetworkHost {
+		errs = append(errs, fmt.Errorf("workflows.docker.network %q: want bridge or host", n))
+	}
+	if c.Workflows.MaxJobs < 1 || c.Workflows.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("workflows.max_jobs must be at least 1 and workflows.interval greater than 0, got %d and %s",
+			c.Workflows.MaxJobs, c.Workflows.Interval))
 	}
 	if c.Secrets.KeysFile != "" && c.Secrets.Key != "" {
 		errs = append(errs, fmt.Errorf("secrets.keys_file and %s are both set: give the keys one way", EnvSecretsKey))

@@ -156,6 +156,9 @@ func TestLoadErrors(t *testing.T) {
 		{name: "postgres without url", flags: map[string]string{"db.driver": "postgres"}, wantErr: `needs db.path to be a postgres://`},
 		{name: "bad auth mode", flags: map[string]string{"auth.mode": "off"}, wantErr: `auth.mode "off"`},
 		{name: "relative external url", flags: map[string]string{"external_url": "hub.example.com"}, wantErr: `external_url "hub.example.com"`},
+		{name: "bad workflow executor", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "kubernetes"}, wantErr: `workflows.executor "kubernetes": want docker or none`},
+		{name: "bad workflow network", env: map[string]string{"HUBCTL_WORKFLOWS_DOCKER_NETWORK": "none"}, wantErr: `workflows.docker.network "none": want bridge or host`},
+		{name: "no workflow jobs", file: "workflows:\n  max_jobs: 0\n", wantErr: "workflows.max_jobs must be at least 1"},
 		{name: "bad log level", flags: map[string]string{"log.level": "loud"}, wantErr: `log.level "loud"`},
 		{name: "unsupported db", env: map[string]string{"HUBCTL_DB_DRIVER": "mysql"}, wantErr: `db.driver "mysql"`},
 		{name: "empty addr", flags: map[string]string{"addr": ""}, wantErr: "addr must not be empty"},
@@ -219,7 +222,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"retention.interval": "1h", "events.retention": "168h", "events.purge_interval": "10m",
 		"events.pull_interval": "30s",
 		"secrets.keys_file":    "/s.keys", "webhooks.allow_addresses": "10.0.0.0/8,127.0.0.1", "webhooks.max_failures": "10",
-		"webhooks.interval": "2s",
+		"webhooks.interval": "2s", "workflows.executor": "none", "workflows.max_jobs": "2", "workflows.interval": "3s",
+		"workflows.docker.network": "host",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {
@@ -251,6 +255,10 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "limits.uploads_per_client", c.Limits.UploadsPerClient, 8)
 	eq(t, "limits.min_body_rate", c.Limits.MinBodyRate, 1<<10)
 	eq(t, "events.pull_interval", c.Events.PullInterval, 30*time.Second)
+	eq(t, "workflows.executor", c.Workflows.Executor, "none")
+	eq(t, "workflows.max_jobs", c.Workflows.MaxJobs, 2)
+	eq(t, "workflows.interval", c.Workflows.Interval, 3*time.Second)
+	eq(t, "workflows.docker.network", c.Workflows.Docker.Network, "host")
 }
 
 func TestParseSize(t *testing.T) {

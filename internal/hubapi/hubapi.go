@@ -80,6 +80,9 @@ type Options struct {
 	// Deliverer sends test deliveries (POST /api/v1/webhooks/{id}/test) as the hub's
 	// deliverer sends real ones; nil answers that endpoint 503.
 	Deliverer *webhook.Deliverer
+	// Workflows keeps workflows, their runs and logs; nil answers the
+	// /api/v1/workflows and /api/v1/runs endpoints 404.
+	Workflows WorkflowStore
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
@@ -95,6 +98,7 @@ type api struct {
 	webhooks  webhook.DeliveryStore
 	keyring   *secrets.Keyring
 	deliverer *webhook.Deliverer
+	workflows WorkflowStore
 	// hookTests limits test deliveries per hook (in this process).
 	hookTests *ratelimit.Limiter
 	jwt       func(string) (string, token.Hub, error)
@@ -111,7 +115,7 @@ type api struct {
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
 	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard,
-		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, hookTests: ratelimit.New(1, webhookTestInterval)}
+		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, hookTests: ratelimit.New(1, webhookTestInterval)}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -217,6 +221,7 @@ func (a *api) routes() {
 	a.route("/api/v1/audit", map[string]handlerFunc{"GET": reads(scope.HubAudit, a.listAudit)})
 	a.route("/api/v1/events", map[string]handlerFunc{"GET": reads(scope.HubEvents, a.listEvents)})
 	a.webhookRoutes()
+	a.workflowRoutes()
 }
 
 // ServeHTTP authenticates the request before routing, so that even a request for an

@@ -75,6 +75,7 @@ func newFixture(t *testing.T, edit ...func(*hubapi.Options)) *fixture {
 		Repositories: store,
 		Events:       store,
 		Webhooks:     store,
+		Workflows:    store,
 		Keyring:      testKeyring(t),
 		VerifyJWT: func(raw string) (string, token.Hub, error) {
 			c, err := ver.Verify(raw)

@@ -213,7 +213,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // answer into out (nil to discard it).
 func (c *Client) send(ctx context.Context, method, path string, auth func(*http.Request), in, out any, maxBody int64) error {
 	var body io.Reader
-	if in != nil {
+	contentType := "application/json"
+	if raw, ok := in.(rawBody); ok {
+		body, contentType = bytes.NewReader(raw.data), raw.contentType
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -225,7 +228,7 @@ func (c *Client) send(ctx context.Context, method, path string, auth func(*http.
 		return err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "hubctl")
@@ -247,6 +250,12 @@ func (c *Client) send(ctx context.Context, method, path string, auth func(*http.
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// rawBody is a request body sent as it is, not as JSON.
+type rawBody struct {
+	data        []byte
+	contentType string
 }
 
 // errorOf reads the distribution-style error body of a failed response.

@@ -426,3 +426,95 @@ type RotateWebhookSecretRequest struct {
 	// a Go duration ("24h", "90m"): default 24h, at most 168h (7 days), "0" drops it now.
 	ExpirePreviousIn string `json:"expire_previous_in,omitempty"`
 }
+
+// Workflow is a stored workflow as the API shows it (GET /api/v1/workflows…); Source,
+// the YAML applied, only when one workflow is read.
+type Workflow struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Digest    string `json:"digest"`
+	AppliedBy string `json:"appliedBy,omitempty"`
+	Enabled   bool   `json:"enabled"`
+	CreatedAt string `json:"createdAt"`
+	UpdatedAt string `json:"updatedAt"`
+	Source    string `json:"source,omitempty"`
+}
+
+// WorkflowError is one problem of a refused workflow file, at its line and column.
+type WorkflowError struct {
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Message string `json:"message"`
+}
+
+// RunWorkflowRequest starts a manual run (POST /api/v1/workflows/{ns}/{name}/runs).
+type RunWorkflowRequest struct {
+	Inputs map[string]any `json:"inputs,omitempty"`
+}
+
+// WorkflowRun is one run of a workflow; Jobs only when one run is read.
+type WorkflowRun struct {
+	ID              int64          `json:"id"`
+	Namespace       string         `json:"namespace"`
+	Workflow        string         `json:"workflow"`
+	Number          int64          `json:"number"`
+	Digest          string         `json:"digest"`
+	Trigger         string         `json:"trigger"`
+	EventID         string         `json:"eventId,omitempty"`
+	Inputs          map[string]any `json:"inputs,omitempty"`
+	State           string         `json:"state"`
+	Result          string         `json:"result,omitempty"`
+	Attempt         int            `json:"attempt"`
+	CancelRequested bool           `json:"cancelRequested,omitempty"`
+	QueuedAt        string         `json:"queuedAt,omitempty"`
+	StartedAt       string         `json:"startedAt,omitempty"`
+	FinishedAt      string         `json:"finishedAt,omitempty"`
+	Jobs            []WorkflowJob  `json:"jobs,omitempty"`
+}
+
+// WorkflowJob is one job run of a run, with its steps and outputs.
+type WorkflowJob struct {
+	ID         int64             `json:"id"`
+	Job        string            `json:"job"`
+	Key        string            `json:"key,omitempty"`
+	Display    string            `json:"display"`
+	Matrix     map[string]string `json:"matrix,omitempty"`
+	State      string            `json:"state"`
+	Result     string            `json:"result,omitempty"`
+	Attempt    int               `json:"attempt"`
+	Outputs    map[string]string `json:"outputs,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	StartedAt  string            `json:"startedAt,omitempty"`
+	FinishedAt string            `json:"finishedAt,omitempty"`
+	Steps      []WorkflowStep    `json:"steps"`
+}
+
+// WorkflowStep is one step of a job run.
+type WorkflowStep struct {
+	Index      int    `json:"index"`
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	ExitCode   int    `json:"exitCode"`
+	LogBytes   int64  `json:"logBytes"`
+	StartedAt  string `json:"startedAt,omitempty"`
+	FinishedAt string `json:"finishedAt,omitempty"`
+}
+
+// WorkflowLogs is a page of one job run's log (GET /api/v1/runs/{id}/logs): the chunks
+// after the cursor asked for, Next the cursor to ask with next, Done once the job run
+// has ended and every chunk was read.
+type WorkflowLogs struct {
+	Job    int64              `json:"job"`
+	Chunks []WorkflowLogChunk `json:"chunks"`
+	Next   int64              `json:"next"`
+	Done   bool               `json:"done"`
+}
+
+// WorkflowLogChunk is one stored piece of a step's log.
+type WorkflowLogChunk struct {
+	Seq     int64  `json:"seq"`
+	Step    int    `json:"step"`
+	Attempt int    `json:"attempt"`
+	Data    string `json:"data"`
+	At      string `json:"at"`
+}

@@ -126,6 +126,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, keyring 
 		Repositories: store,
 		Events:       store,
 		Webhooks:     store,
+		Workflows:    store,
 		Keyring:      keyring,
 		Deliverer:    deliverer,
 		Policy:       policy,

@@ -27,6 +27,7 @@ import (
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/gc"
+	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/metrics"
@@ -35,6 +36,7 @@ import (
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/tracing"
 	"github.com/hubctl/hubctl/internal/webhook"
+	"github.com/hubctl/hubctl/internal/workflow/engine"
 )
 
 // readHeaderTimeout bounds how long a client may take to send request headers (slowloris).
@@ -358,6 +360,21 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	if keyring != nil {
 		janitorDone.Go(func() { deliverer.Run(janitorCtx, cfg.Webhooks.Interval) })
 	}
+	// Every replica runs an engine; the store's claims and leases share the jobs
+	// (docs/workflows.md). Its jobs stop with the janitors and are taken up again,
+	// when their leases run out, by this or another replica.
+	wfe, err := newWorkflowEngine(janitorCtx, cfg, meta, hubURL(cfg, ln.Addr(), ts != nil), log)
+	if err != nil {
+		stopJanitor()
+		janitorDone.Wait()
+		return err
+	}
+	if wfe != nil {
+		janitorDone.Go(func() {
+			_ = wfe.Run(janitorCtx)
+			_ = wfe.close()
+		})
+	}
 	defer func() {
 		stopJanitor()
 		janitorDone.Wait()
@@ -600,6 +617,8 @@ type metaStore interface {
 	policy.Store
 	events.Store
 	webhook.DeliveryStore
+	engine.Store
+	hubapi.WorkflowStore
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 }

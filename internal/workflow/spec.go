@@ -63,6 +63,10 @@ type Workflow struct {
 	byName map[string]*Job
 }
 
+// ValidName reports whether s may name a workflow: lower-case letters, digits, '.',
+// '_' and '-', starting and ending with a letter or digit, at most 64 characters.
+func ValidName(s string) bool { return workflowNameRe.MatchString(s) }
+
 // Job returns the job called name, or nil.
 func (w *Workflow) Job(name string) *Job {
 	if w.byName == nil {

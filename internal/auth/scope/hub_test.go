@@ -20,7 +20,7 @@ func TestHubScopes(t *testing.T) {
 		{"hub:webhooks:write", true},
 		{"hub:webhooks:read,write", true},
 		{"hub:*:write", false},
-		{"hub:workflows:read", false},
+		{"hub:workflows:read", true}, {"hub:workflows:write", true}, {"hub:deploy:read", false},
 		{"hub(x):audit:read", false},
 	} {
 		sc, err := ParsePattern(tt.in)

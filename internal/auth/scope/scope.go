@@ -309,21 +309,22 @@ const (
 // Later APIs (webhooks, workflows, deploy) add their own area here, with the same
 // read/write actions, so existing tokens keep their meaning.
 const (
-	HubAccounts = "accounts" // other users: GET /users, /users/NAME (emails, flags)
-	HubOrgs     = "orgs"     // GET /orgs, /orgs/NAME, /orgs/NAME/robots
-	HubTeams    = "teams"    // teams, their members and grants
-	HubAudit    = "audit"    // GET /audit
-	HubQuotas   = "quotas"   // namespace usage and quotas
-	HubEvents   = "events"   // GET /events (only of repositories the token may pull)
-	HubWebhooks = "webhooks" // webhooks and their deliveries (read); create, delete, redeliver (write)
+	HubAccounts  = "accounts"  // other users: GET /users, /users/NAME (emails, flags)
+	HubOrgs      = "orgs"      // GET /orgs, /orgs/NAME, /orgs/NAME/robots
+	HubTeams     = "teams"     // teams, their members and grants
+	HubAudit     = "audit"     // GET /audit
+	HubQuotas    = "quotas"    // namespace usage and quotas
+	HubEvents    = "events"    // GET /events (only of repositories the token may pull)
+	HubWebhooks  = "webhooks"  // webhooks and their deliveries (read); create, delete, redeliver (write)
+	HubWorkflows = "workflows" // workflows, runs and logs (read); apply, delete, run, cancel, rerun (write)
 )
 
 // HubWritable lists the areas whose changes an access token may make with a
 // hub:AREA:write scope, within what its owner may do with a password.
-var HubWritable = []string{HubWebhooks}
+var HubWritable = []string{HubWebhooks, HubWorkflows}
 
 // HubAreas lists the areas in the order help texts show them.
-var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas, HubEvents, HubWebhooks}
+var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas, HubEvents, HubWebhooks, HubWorkflows}
 
 // CheckHubScope reports whether sc (of type TypeHub) is one an access token may hold
 // today: a known area or `*`, and the read action, or write on an area of HubWritable

@@ -47,7 +47,10 @@ type Options struct {
 	Renew time.Duration
 	// StopGrace is what a cancelled step gets between SIGTERM and SIGKILL (default 10 s).
 	StopGrace time.Duration
-	Logger    *slog.Logger
+	// Hub is the hub's URL as job containers reach it, given to every step as
+	// HUBCTL_HUB; empty gives none.
+	Hub    string
+	Logger *slog.Logger
 }
 
 // Engine schedules and runs workflow jobs. Any number of engines, in any number of
@@ -298,6 +301,9 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		return StateFailed, nil, "image: " + err.Error()
 	}
 	spec.Env = hubEnv(run, spec)
+	if e.o.Hub != "" {
+		spec.Env = append(spec.Env, executor.EnvVar{Name: "HUBCTL_HUB", Value: e.o.Hub})
+	}
 	for _, list := range [][]workflow.EnvVar{wf.Env, j.Env} {
 		for _, v := range list {
 			val, err := expand(v.Value, vals)

@@ -51,6 +51,8 @@ const defaultGrace = 10 * time.Second
 type Executor struct {
 	api *client.Client
 	own bool // api was made by New, so Close closes it
+	// hostNet runs steps in the host's network namespace (WithHostNetwork).
+	hostNet bool
 
 	mu    sync.Mutex
 	locks map[string]*jobLock
@@ -92,9 +94,16 @@ var _ executor.Executor = (*Executor)(nil)
 type Option func(*options)
 
 type options struct {
-	api  *client.Client
-	host string
+	api     *client.Client
+	host    string
+	hostNet bool
 }
+
+// WithHostNetwork runs steps in the host's network namespace instead of the job's
+// bridge network, so they reach what listens on the host's loopback (a hub on
+// 127.0.0.1) and everything else the host reaches. Jobs with services are refused:
+// services are reached by name on the job's network only.
+func WithHostNetwork() Option { return func(o *options) { o.hostNet = true } }
 
 // WithClient makes the executor use api (its owner closes it).
 func WithClient(api *client.Client) Option { return func(o *options) { o.api = api } }
@@ -112,7 +121,7 @@ func New(opts ...Option) (*Executor, error) {
 		opt(&o)
 	}
 	if o.api != nil {
-		return &Executor{api: o.api}, nil
+		return &Executor{api: o.api, hostNet: o.hostNet}, nil
 	}
 	copts := []client.Opt{client.FromEnv}
 	if o.host != "" {
@@ -122,7 +131,7 @@ func New(opts ...Option) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker executor: %w", err)
 	}
-	return &Executor{api: api, own: true}, nil
+	return &Executor{api: api, own: true, hostNet: o.hostNet}, nil
 }
 
 // Close releases the engine connection New made.

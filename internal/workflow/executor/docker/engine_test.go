@@ -590,3 +590,28 @@ func TestStepTimeoutAndOOM(t *testing.T) {
 		t.Errorf("a step over its memory limit: %+v", st)
 	}
 }
+
+// TestHostNetwork: with WithHostNetwork a step is in the host's network namespace (it
+// sees the host's interfaces, not one bridge address), and a job with services is
+// refused.
+func TestHostNetwork(t *testing.T) {
+	e, img := newEngine(t)
+	x, err := New(WithClient(e.api), WithHostNetwork())
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := newJob(t, x, img)
+	if err := x.SetupWorkflow(ctxT(t), job); err != nil {
+		t.Fatal(err)
+	}
+	step := &executor.StepSpec{Index: 0, Run: `hostname > "$HUBCTL_OUTPUT"`}
+	host, _ := os.Hostname()
+	if st := runStep(t, x, job, step); st.ExitCode != 0 || strings.TrimSpace(string(st.Output)) != host {
+		t.Fatalf("step on the host network: exit %d output %q, want the host's name %q", st.ExitCode, st.Output, host)
+	}
+	svc := newJob(t, x, img)
+	svc.Services = []executor.Service{{Name: "web", Image: img}}
+	if err := x.SetupWorkflow(ctxT(t), svc); err == nil || !strings.Contains(err.Error(), "services") {
+		t.Fatalf("a job with services on the host network: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -24,6 +25,9 @@ import (
 func (e *Executor) SetupWorkflow(ctx context.Context, job *executor.JobSpec) error {
 	if err := checkJob(job); err != nil {
 		return err
+	}
+	if e.hostNet && len(job.Services) > 0 {
+		return errors.New("docker executor: a job with services needs the job's own network, not host networking (workflows.docker.network: host)")
 	}
 	if _, err := e.ensureNetwork(ctx, job); err != nil {
 		return err

@@ -168,6 +168,9 @@ func (e *Executor) stepHost(ctx context.Context, job *executor.JobSpec, mounts [
 		Init:        &useInit,
 	}
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netID: {}}}
+	if e.hostNet {
+		host.NetworkMode, netcfg = container.NetworkMode(network.NetworkHost), nil
+	}
 	return host, netcfg, nil
 }
 

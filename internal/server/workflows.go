@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/config"
+	"github.com/hubctl/hubctl/internal/workflow/engine"
+	"github.com/hubctl/hubctl/internal/workflow/executor"
+)
+
+// engineStore is what the workflow engine and its pull check need of the store.
+type engineStore interface {
+	engine.Store
+	accounts.Store
+	UserByID(ctx context.Context, id int64) (accounts.User, error)
+}
+
+// WorkflowExecutor is what serve needs of the Docker executor.
+type WorkflowExecutor interface {
+	executor.Executor
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// DockerExecutor makes the executor of `workflows.executor: docker` (hostNetwork:
+// `workflows.docker.network: host`). hubctl's serve command sets it to the Docker
+// executor's constructor: that executor's own tests start a hub, so this package
+// cannot import it. Nil runs no engine, with a warning.
+var DockerExecutor func(hostNetwork bool) (WorkflowExecutor, error)
+
+// dockerPingTimeout bounds the check, at start, that the Docker engine answers.
+const dockerPingTimeout = 5 * time.Second
+
+// workflowEngine is the engine serve runs and what to release when it stops.
+type workflowEngine struct {
+	*engine.Engine
+	close func() error
+}
+
+// newWorkflowEngine returns the workflow engine of cfg.Workflows, or nil when it is
+// off (executor none) or the Docker engine does not answer: serve still starts then,
+// keeps workflows and queues their runs, and says once why none runs here.
+func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore, hub string, log *slog.Logger) (*workflowEngine, error) {
+	if cfg.Workflows.Executor != config.WorkflowExecutorDocker {
+		log.Info("workflows: no executor (workflows.executor: none): runs are queued, none runs on this replica")
+		return nil, nil
+	}
+	if DockerExecutor == nil {
+		log.Warn("workflows: this build has no Docker executor, so no workflow runs on this replica")
+		return nil, nil
+	}
+	x, err := DockerExecutor(cfg.Workflows.Docker.Network == config.WorkflowNetworkHost)
+	if err != nil {
+		log.Warn("workflows: no Docker engine, so no workflow runs on this replica", "err", err)
+		return nil, nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, dockerPingTimeout)
+	defer cancel()
+	if err := x.Ping(pctx); err != nil {
+		_ = x.Close()
+		log.Warn("workflows: the Docker engine does not answer, so no workflow runs on this replica (set workflows.executor: none to silence this)", "err", err)
+		return nil, nil
+	}
+	pol := &authz.Policy{Store: store}
+	mayPull := func(ctx context.Context, id int64, repository string) (bool, error) {
+		u, err := store.UserByID(ctx, id)
+		if errors.Is(err, accounts.ErrNotFound) {
+			return false, nil // the account that applied it is gone
+		}
+		if err != nil {
+			return false, err
+		}
+		return pol.MayPull(ctx, u, repository)
+	}
+	e, err := engine.New(engine.Options{Store: store, Executor: x, MayPull: mayPull, MaxJobs: cfg.Workflows.MaxJobs,
+		Interval: cfg.Workflows.Interval, Hub: hub, Logger: log.With("component", "workflows")})
+	if err != nil {
+		_ = x.Close()
+		return nil, err
+	}
+	log.Info("workflows: running jobs with the Docker executor", "max_jobs", cfg.Workflows.MaxJobs, "hub", hub)
+	return &workflowEngine{Engine: e, close: x.Close}, nil
+}
+
+// hubURL is the hub's address for job steps (HUBCTL_HUB): external_url, else the
+// listening address (127.0.0.1 for an unspecified one, which a container reaches only
+// with host networking).
+func hubURL(cfg config.Config, addr net.Addr, tls bool) string {
+	if u := registryURL(cfg, addr, tls); u != "" {
+		return u
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+}

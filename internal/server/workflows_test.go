@@ -1,0 +1,54 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hubctl/hubctl/internal/hubtypes"
+	"github.com/hubctl/hubctl/internal/workflow/executor/docker"
+)
+
+// TestServeWorkflowsWithoutDocker: with workflows.executor docker and no Docker engine
+// answering, serve starts anyway, warns once, and the workflow API keeps workflows and
+// queues their runs.
+func TestServeWorkflowsWithoutDocker(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix://"+t.TempDir()+"/no-docker.sock")
+	old := DockerExecutor
+	DockerExecutor = func(bool) (WorkflowExecutor, error) { return docker.New() }
+	t.Cleanup(func() { DockerExecutor = old })
+	r := start(t, map[string]string{"auth.mode": "token", "workflows.executor": "docker", "workflows.interval": "50ms"})
+	base := "http://" + r.addr
+	call := func(method, path, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.SetBasicAuth(AdminUser, testAdminPassword)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	src := "name: hello\non:\n  manual: {}\njobs:\n  a:\n    image: busybox\n    steps:\n      - run: echo hi\n"
+	if code, b := call("PUT", "/api/v1/workflows/"+AdminUser+"/hello", src); code != http.StatusOK {
+		t.Fatalf("apply: %d %s", code, b)
+	}
+	code, b := call("POST", "/api/v1/workflows/"+AdminUser+"/hello/runs", `{}`)
+	var run hubtypes.WorkflowRun
+	if code != http.StatusCreated || json.Unmarshal(b, &run) != nil || run.State != "queued" {
+		t.Fatalf("run: %d %s", code, b)
+	}
+	warned := 0
+	for _, l := range logLines(t, r.log) {
+		if msg, _ := l["msg"].(string); strings.Contains(msg, "Docker engine does not answer") {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Fatalf("%d warnings about Docker, want 1; log:\n%s", warned, r.log.String())
+	}
+}
