@@ -21,7 +21,7 @@ const MinMasked = 4
 // the next read or the end (Flush).
 type masker struct {
 	forms [][]byte // longest first, so a form inside a longer one never leaves a part
-	hold  int      // bytes held back: the longest form, less one
+	hold  int      // most bytes held back: the longest form, less one
 	pend  []byte   // read, not yet emitted
 }
 
@@ -34,6 +34,9 @@ func newMasker(values []string) *masker {
 		}
 	}
 	for _, v := range values {
+		if len(strings.TrimSpace(v)) < MinMasked {
+			continue // nor its encodings, which would be as weak
+		}
 		for _, s := range []string{v, strings.TrimSpace(v)} {
 			add(s)
 			add(base64.StdEncoding.EncodeToString([]byte(s)))
@@ -75,7 +78,25 @@ func (m *masker) match(b []byte) int {
 // bytes of the step's output that stands for (the offset a re-attach resumes at).
 func (m *masker) Write(p []byte) (out []byte, consumed int) {
 	m.pend = append(m.pend, p...)
-	return m.emit(len(m.pend) - m.hold)
+	// Hold back from the first of the last bytes that could begin a value.
+	limit := len(m.pend)
+	for i := max(0, len(m.pend)-m.hold); i < len(m.pend); i++ {
+		if m.couldBegin(m.pend[i:]) {
+			limit = i
+			break
+		}
+	}
+	return m.emit(limit)
+}
+
+// couldBegin reports whether b is the beginning of a form, not all of it.
+func (m *masker) couldBegin(b []byte) bool {
+	for _, f := range m.forms {
+		if len(b) < len(f) && bytes.HasPrefix(f, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // Flush returns the rest, at the end of the step's log.
@@ -84,8 +105,7 @@ func (m *masker) Flush() (out []byte, consumed int) {
 }
 
 // emit masks and returns pend up to limit: a form starting before limit is complete in
-// pend (limit leaves the longest form's length, less one, behind it), and one that
-// ends past limit is emitted whole.
+// pend (limit leaves behind it every tail that could begin one).
 func (m *masker) emit(limit int) ([]byte, int) {
 	var out []byte
 	i := 0
