@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/secrets"
 	wfengine "github.com/hubctl/hubctl/internal/workflow/engine"
 )
@@ -20,7 +21,8 @@ func init() {
 }
 
 // SetWorkflowSecret sets namespace's secret name to value, sealed with ring, for
-// account by (a new one, or a new value of an existing one).
+// account by (a new one, or a new value of an existing one). It writes the audit entry
+// ctx carries (accounts.WithAudit) in its transaction.
 func (s *Store) SetWorkflowSecret(ctx context.Context, ring *secrets.Keyring, namespace, name, value string, by int64) error {
 	if ring == nil {
 		return fmt.Errorf("set secret %s/%s: %w", namespace, name, errNoKeyring)
@@ -49,9 +51,11 @@ func (s *Store) SetWorkflowSecret(ctx context.Context, ring *secrets.Keyring, na
 		if err != nil {
 			return fmt.Errorf("set secret %s/%s: %w", namespace, name, err)
 		}
-		_, err = q.Exec(ctx, `UPDATE workflow_secrets SET value = $2, updated_by = $3, updated_at = `+s.d.now+` WHERE id = $1`,
-			id, env, by)
-		return err
+		if _, err = q.Exec(ctx, `UPDATE workflow_secrets SET value = $2, updated_by = $3, updated_at = `+s.d.now+` WHERE id = $1`,
+			id, env, by); err != nil {
+			return err
+		}
+		return s.recordChange(ctx, q, events.Event{})
 	})
 }
 
@@ -74,7 +78,7 @@ func (s *Store) ListWorkflowSecrets(ctx context.Context, namespace string) ([]wf
 }
 
 // DeleteWorkflowSecret deletes namespace's secret name (engine.ErrNotFound when there
-// is none).
+// is none), writing the audit entry ctx carries in its transaction.
 func (s *Store) DeleteWorkflowSecret(ctx context.Context, namespace, name string) error {
 	return s.write(ctx, func(q querier) error {
 		n, err := q.Exec(ctx, `DELETE FROM workflow_secrets WHERE namespace = $1 AND name = $2`, namespace, name)
@@ -84,7 +88,7 @@ func (s *Store) DeleteWorkflowSecret(ctx context.Context, namespace, name string
 		if n == 0 {
 			return fmt.Errorf("secret %s/%s: %w", namespace, name, wfengine.ErrNotFound)
 		}
-		return nil
+		return s.recordChange(ctx, q, events.Event{})
 	})
 }
 
