@@ -152,6 +152,16 @@ func TestWorkflowSecretsAndToken(t *testing.T) {
 		var log strings.Builder
 		for _, c := range chunks {
 			log.Write(c.Data)
+			// The value was printed in two pieces 0.3 s apart: the chunk stored
+			// before the second never ends with the first.
+			for k := engine.MinMasked; k < len(secretValue); k++ {
+				if strings.HasSuffix(string(c.Data), secretValue[:k]) {
+					t.Errorf("chunk %d ends with the secret's first %d bytes: %q", c.Seq, k, c.Data)
+				}
+			}
+		}
+		if len(chunks) < 2 {
+			t.Errorf("the log came in %d chunk(s): the split case was not exercised", len(chunks))
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()

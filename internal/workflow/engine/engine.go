@@ -326,6 +326,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		for k, v := range outputs {
 			outputs[k] = mask.String(v)
 		}
+		msg = mask.String(msg) // an executor's error quoting a step's environment
 	}()
 	if err := e.o.Executor.SetupWorkflow(ctx, spec); err != nil {
 		return StateFailed, nil, "set up the job: " + err.Error()
