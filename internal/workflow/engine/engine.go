@@ -33,6 +33,16 @@ type Options struct {
 	// starts a workflow only if the account that applied it may read what was pushed
 	// (authz.Policy on a hub; a laptop's --local run allows all). Required.
 	MayPull func(ctx context.Context, accountID int64, repository string) (bool, error)
+	// Secrets resolves the secrets a job's steps name, in the run's namespace: the
+	// values of those set (sqlstore's ResolveWorkflowSecrets on a hub). Nil: a job
+	// naming a secret fails.
+	Secrets func(ctx context.Context, namespace string, names []string) (map[string]string, error)
+	// Tokens mints a job run's $HUBCTL_TOKEN (machinetoken.Minter on a hub); nil gives
+	// jobs no token. An error fails the job with its reason.
+	Tokens func(ctx context.Context, r TokenRequest) (JobToken, error)
+	// Registry is the hub's host[:port] as executors pull from it: with Tokens, a job's
+	// images from there are pulled with the job's token.
+	Registry string
 	// ID names this engine as the owner of the job runs it claims; a random one by
 	// default. Two engines must never share one.
 	ID string
@@ -48,16 +58,6 @@ type Options struct {
 	// StopGrace is what a cancelled step gets between SIGTERM and SIGKILL (default 10 s).
 	StopGrace time.Duration
 	Logger    *slog.Logger
-	// Secrets resolves the secrets a job's steps name, in the run's namespace: the
-	// values of those set (sqlstore's ResolveWorkflowSecrets on a hub). Nil: a job
-	// naming a secret fails.
-	Secrets func(ctx context.Context, namespace string, names []string) (map[string]string, error)
-	// Tokens mints a job run's $HUBCTL_TOKEN (machinetoken.Minter on a hub); nil gives
-	// jobs no token. An error fails the job with its reason.
-	Tokens func(ctx context.Context, r TokenRequest) (JobToken, error)
-	// Registry is the hub's host[:port] as executors pull from it: with Tokens, a job's
-	// images from there are pulled with the job's token.
-	Registry string
 }
 
 // Engine schedules and runs workflow jobs. Any number of engines, in any number of
