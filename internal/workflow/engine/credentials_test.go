@@ -17,6 +17,7 @@ import (
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
+	"github.com/hubctl/hubctl/internal/workflow/executor"
 	"github.com/hubctl/hubctl/internal/workflow/executor/local"
 )
 
@@ -53,6 +54,22 @@ type credentialParts struct {
 	keys   *token.KeySet
 	mu     sync.Mutex
 	tokens []string
+	auths  []executor.RegistryAuth
+}
+
+// recording is the local executor, remembering the registry auth each job got.
+type recording struct {
+	executor.Executor
+	p *credentialParts
+}
+
+func (r recording) SetupWorkflow(ctx context.Context, job *executor.JobSpec) error {
+	if job.Registry != nil {
+		r.p.mu.Lock()
+		r.p.auths = append(r.p.auths, *job.Registry)
+		r.p.mu.Unlock()
+	}
+	return r.Executor.SetupWorkflow(ctx, job)
 }
 
 func newCredentialParts(t *testing.T, s *sqlstore.Store) *credentialParts {
@@ -79,8 +96,8 @@ func (p *credentialParts) start(t *testing.T, s *sqlstore.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, Interval: 50 * time.Millisecond,
-		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Registry: "hub.test:5000",
+	e, err := engine.New(engine.Options{Store: s, Executor: recording{x, p}, MayPull: mayPull, Interval: 50 * time.Millisecond,
+		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Registry: "http://hub.test:5000",
 		Secrets: func(ctx context.Context, ns string, names []string) (map[string]string, error) {
 			return s.ResolveWorkflowSecrets(ctx, p.ring, ns, names)
 		},
@@ -169,6 +186,9 @@ func TestWorkflowSecretsAndToken(t *testing.T) {
 			t.Fatalf("%d tokens minted", len(p.tokens))
 		}
 		tok := p.tokens[0]
+		if len(p.auths) != 1 || p.auths[0] != (executor.RegistryAuth{Registry: "hub.test:5000", Token: tok}) {
+			t.Errorf("registry auth given to the executor: %d, want the hub's host and the job token", len(p.auths))
+		}
 		got := log.String()
 		for _, want := range []string{"plain ***\n", "split *** end\n", "b64 ***\n", "token ***\n"} {
 			if !strings.Contains(got, want) {

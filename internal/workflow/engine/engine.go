@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,8 +41,9 @@ type Options struct {
 	// Tokens mints a job run's $HUBCTL_TOKEN (machinetoken.Minter on a hub); nil gives
 	// jobs no token. An error fails the job with its reason.
 	Tokens func(ctx context.Context, r TokenRequest) (JobToken, error)
-	// Registry is the hub's host[:port] as executors pull from it: with Tokens, a job's
-	// images from there are pulled with the job's token.
+	// Registry is the hub's host[:port] (or its URL, whose host is taken) as
+	// executors pull from it: with Tokens, a job's images from there are pulled with
+	// the job's token.
 	Registry string
 	// ID names this engine as the owner of the job runs it claims; a random one by
 	// default. Two engines must never share one.
@@ -78,6 +80,13 @@ func New(o Options) (*Engine, error) {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
 		o.ID = "engine-" + hex.EncodeToString(b)
+	}
+	if strings.Contains(o.Registry, "://") {
+		u, err := url.Parse(o.Registry)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("workflow engine: registry %q is neither host[:port] nor a URL", o.Registry)
+		}
+		o.Registry = u.Host
 	}
 	if o.MaxJobs <= 0 {
 		o.MaxJobs = 4
