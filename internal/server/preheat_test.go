@@ -194,7 +194,7 @@ func TestDragonflyPreheatFromServe(t *testing.T) {
 		t.Fatalf("audit: %+v %v", entries, err)
 	}
 	claims, _ := jwtClaims(tokens[0])
-	if e := entries[0]; e.Action != "webhook.pull_token" || e.Target != "lib/app" || !strings.Contains(e.Detail, claims.ID) ||
+	if e := entries[0]; e.Action != "token.machine" || e.Target != "repository:lib/app:pull" || !strings.Contains(e.Detail, claims.ID) ||
 		strings.Contains(e.Detail, tokens[0]) || claims.Subject != "webhook:"+hook.ID || claims.ExpiresAt-claims.IssuedAt != int64(webhook.PullTokenTTL/time.Second) {
 		t.Fatalf("audit entry %+v, claims %+v", e, claims)
 	}
@@ -266,7 +266,7 @@ func TestDragonflyPullMinter(t *testing.T) {
 	if _, err := m.MintPull(ctx, webhook.Hook{ID: "hook-2", CreatedBy: 999}, "alice/app"); !errors.Is(err, webhook.ErrMintRefused) {
 		t.Fatalf("deleted creator: %v", err)
 	}
-	entries, _ := store.ListAudit(ctx, accounts.AuditFilter{Action: "webhook.pull_token"})
+	entries, _ := store.ListAudit(ctx, accounts.AuditFilter{Action: "token.machine"})
 	if len(entries) != 1 || !strings.Contains(entries[0].Detail, tok.ID) || strings.Contains(entries[0].Detail, tok.Raw) {
 		t.Fatalf("audit %+v", entries)
 	}

@@ -227,6 +227,10 @@ func (s *Store) DeleteUser(ctx context.Context, name string, purge bool) (int, e
 		if _, err := q.Exec(ctx, "DELETE FROM namespaces WHERE name = $1 AND NOT org", name); err != nil {
 			return err
 		}
+		// A namespace made again under this name must not inherit its secrets.
+		if _, err := q.Exec(ctx, "DELETE FROM workflow_secrets WHERE namespace = $1", name); err != nil {
+			return err
+		}
 		detail := map[string]any{"account": name}
 		if robot {
 			detail["robot"] = true
@@ -410,6 +414,9 @@ func (s *Store) DeleteOrg(ctx context.Context, name string, purge bool) (int, er
 			return err
 		}
 		if _, err := q.Exec(ctx, "DELETE FROM namespaces WHERE name = $1 AND org", name); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, "DELETE FROM workflow_secrets WHERE namespace = $1", name); err != nil {
 			return err
 		}
 		if _, err = q.Exec(ctx, "DELETE FROM users WHERE robot AND owner = $1", name); err != nil {

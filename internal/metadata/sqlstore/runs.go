@@ -143,14 +143,14 @@ func (s *Store) insertRun(ctx context.Context, q querier, w wfengine.Workflow, p
 }
 
 const runColumns = `r.id, r.workflow_id, w.namespace, w.name, r.workflow_digest, r.source, r.number, r.trigger, r.event_id,
-	r.event, r.inputs, r.state, r.result, r.attempt, r.cancel_requested, r.queued_at, r.started_at, r.finished_at`
+	r.event, r.inputs, r.state, r.result, r.attempt, r.cancel_requested, r.queued_at, r.started_at, r.finished_at, w.applied_by`
 
 func scanRun(r row) (wfengine.Run, error) {
 	var run wfengine.Run
 	var src, ev, in string
 	var queued, started, finished int64
 	if err := r.Scan(&run.ID, &run.WorkflowID, &run.Namespace, &run.Workflow, &run.Digest, &src, &run.Number, &run.Trigger,
-		&run.EventID, &ev, &in, &run.State, &run.Result, &run.Attempt, &run.CancelRequested, &queued, &started, &finished); err != nil {
+		&run.EventID, &ev, &in, &run.State, &run.Result, &run.Attempt, &run.CancelRequested, &queued, &started, &finished, &run.AppliedBy); err != nil {
 		return wfengine.Run{}, err
 	}
 	run.Source = []byte(src)
@@ -406,10 +406,11 @@ func (s *Store) FinishWorkflowStep(ctx context.Context, jobID int64, owner strin
 const logTruncated = "\n[hubctl: log truncated: the job's log reached its limit]\n"
 
 // AppendWorkflowLog appends data, read from step's output, to the log of job jobID in
-// chunks of at most wfengine.MaxLogChunk. The step's stored offset grows by len(data) even
-// when the job's log is full, so a re-attached engine resumes where this one stopped.
-func (s *Store) AppendWorkflowLog(ctx context.Context, jobID int64, owner string, step int, data []byte) error {
-	if len(data) == 0 {
+// chunks of at most wfengine.MaxLogChunk. The step's stored offset grows by consumed (the
+// bytes of the step's output data stands for, secrets masked) even when the job's log is
+// full, so a re-attached engine resumes where this one stopped.
+func (s *Store) AppendWorkflowLog(ctx context.Context, jobID int64, owner string, step int, data []byte, consumed int64) error {
+	if len(data) == 0 && consumed == 0 {
 		return nil
 	}
 	err := s.write(ctx, func(q querier) error {
@@ -424,7 +425,7 @@ func (s *Store) AppendWorkflowLog(ctx context.Context, jobID int64, owner string
 			return err
 		}
 		if _, err := q.Exec(ctx, `UPDATE workflow_steps SET log_bytes = log_bytes + $3 WHERE job_id = $1 AND idx = $2`,
-			jobID, step, int64(len(data))); err != nil {
+			jobID, step, consumed); err != nil {
 			return err
 		}
 		if size >= wfengine.MaxJobLog {

@@ -169,7 +169,7 @@ func TestWorkflowDispatchAndClaim(t *testing.T) {
 		if err := s.StartWorkflowStep(ctx, a, "e1", 0); !errors.Is(err, wfengine.ErrLost) {
 			t.Fatalf("second start: %v", err)
 		}
-		if err := s.AppendWorkflowLog(ctx, a, "e1", 0, []byte("hello\n")); err != nil {
+		if err := s.AppendWorkflowLog(ctx, a, "e1", 0, []byte("hello\n"), 6); err != nil {
 			t.Fatal(err)
 		}
 		if cancel, err := s.RenewWorkflowJob(ctx, a, "e1", 30*time.Second); err != nil || cancel {
@@ -258,7 +258,7 @@ func TestWorkflowLogCap(t *testing.T) {
 		id := c[0].Job.ID
 		big := make([]byte, 1<<20)
 		for range wfengine.MaxJobLog/len(big) + 2 {
-			if err := s.AppendWorkflowLog(ctx, id, "e1", 0, big); err != nil {
+			if err := s.AppendWorkflowLog(ctx, id, "e1", 0, big, int64(len(big))); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,17 @@ type Options struct {
 	// starts a workflow only if the account that applied it may read what was pushed
 	// (authz.Policy on a hub; a laptop's --local run allows all). Required.
 	MayPull func(ctx context.Context, accountID int64, repository string) (bool, error)
+	// Secrets resolves the secrets a job's steps name, in the run's namespace: the
+	// values of those set (sqlstore's ResolveWorkflowSecrets on a hub). Nil: a job
+	// naming a secret fails.
+	Secrets func(ctx context.Context, namespace string, names []string) (map[string]string, error)
+	// Tokens mints a job run's $HUBCTL_TOKEN (machinetoken.Minter on a hub); nil gives
+	// jobs no token. An error fails the job with its reason.
+	Tokens func(ctx context.Context, r TokenRequest) (JobToken, error)
+	// Registry is the hub's host[:port] (or its URL, whose host is taken) as
+	// executors pull from it: with Tokens, a job's images from there are pulled with
+	// the job's token.
+	Registry string
 	// ID names this engine as the owner of the job runs it claims; a random one by
 	// default. Two engines must never share one.
 	ID string
@@ -71,6 +83,13 @@ func New(o Options) (*Engine, error) {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
 		o.ID = "engine-" + hex.EncodeToString(b)
+	}
+	if strings.Contains(o.Registry, "://") {
+		u, err := url.Parse(o.Registry)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("workflow engine: registry %q is neither host[:port] nor a URL", o.Registry)
+		}
+		o.Registry = u.Host
 	}
 	if o.MaxJobs <= 0 {
 		o.MaxJobs = 4
@@ -313,6 +332,17 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 			spec.Env = append(spec.Env, executor.EnvVar{Name: v.Name, Value: val})
 		}
 	}
+	hidden, err := e.credentials(ctx, run, wf, j, c, spec)
+	if err != nil {
+		return StateFailed, nil, err.Error()
+	}
+	mask := newMasker(hidden)
+	defer func() {
+		for k, v := range outputs {
+			outputs[k] = mask.String(v)
+		}
+		msg = mask.String(msg) // an executor's error quoting a step's environment
+	}()
 	if err := e.o.Executor.SetupWorkflow(ctx, spec); err != nil {
 		return StateFailed, nil, "set up the job: " + err.Error()
 	}
@@ -352,7 +382,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 			}
 			ss.Env = append(ss.Env, executor.EnvVar{Name: v.Name, Value: val})
 		}
-		state, msg := e.step(ctx, c, spec, ss, row, known, outputs)
+		state, msg := e.step(ctx, c, spec, ss, row, known, outputs, mask)
 		if state != StateSucceeded {
 			return state, outputs, msg
 		}
@@ -363,7 +393,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 // step runs one step: marked running (and counted) in the store before the executor
 // starts it, its log stored as it comes, its end recorded.
 func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss *executor.StepSpec, row Step,
-	known map[int]*executor.StepState, outputs map[string]string) (string, string) {
+	known map[int]*executor.StepState, outputs map[string]string, mask *masker) (string, string) {
 	bg := context.WithoutCancel(ctx)
 	endStep := func(state string, code int) {
 		if err := e.o.Store.FinishWorkflowStep(bg, c.Job.ID, e.o.ID, ss.Index, state, code); err != nil && !errors.Is(err, ErrLost) {
@@ -396,16 +426,31 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 			return
 		}
 		defer rc.Close()
+		store := func(data []byte, consumed int) {
+			if consumed == 0 {
+				return
+			}
+			scan.Write(data)
+			if err := e.o.Store.AppendWorkflowLog(bg, c.Job.ID, e.o.ID, ss.Index, data, int64(consumed)); err != nil {
+				e.o.Logger.Warn("store log", "job", c.Job.ID, "step", ss.Index, "err", err)
+			}
+		}
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := rc.Read(buf)
 			if n > 0 {
-				scan.Write(buf[:n])
-				if err := e.o.Store.AppendWorkflowLog(bg, c.Job.ID, e.o.ID, ss.Index, buf[:n]); err != nil {
-					e.o.Logger.Warn("store log", "job", c.Job.ID, "step", ss.Index, "err", err)
+				if mask == nil {
+					store(buf[:n], n)
+				} else {
+					store(mask.Write(buf[:n]))
 				}
 			}
 			if err != nil {
+				if mask != nil {
+					// The step's log ended (or the tail stopped): what was held back
+					// for a value split across reads is stored now.
+					store(mask.Flush())
+				}
 				if err != io.EOF && ctx.Err() == nil {
 					e.o.Logger.Warn("tail step", "job", c.Job.ID, "step", ss.Index, "err", err)
 				}

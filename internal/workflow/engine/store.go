@@ -84,8 +84,11 @@ type Planner func(w Workflow, e events.Event) (*PlannedRun, error)
 
 // Run is one run of a workflow.
 type Run struct {
-	ID              int64
-	WorkflowID      int64
+	ID         int64
+	WorkflowID int64
+	// AppliedBy is the account that applied the workflow last (its current applier):
+	// the run's $HUBCTL_TOKEN acts for it.
+	AppliedBy       int64
 	Namespace       string
 	Workflow        string
 	Digest          string
@@ -207,8 +210,10 @@ type Store interface {
 	// FinishWorkflowStep records a running step's end.
 	FinishWorkflowStep(ctx context.Context, jobID int64, owner string, step int, state string, exitCode int) error
 	// AppendWorkflowLog appends a chunk of step's log; past MaxJobLog it stores a
-	// last "truncated" chunk and then nothing.
-	AppendWorkflowLog(ctx context.Context, jobID int64, owner string, step int, data []byte) error
+	// last "truncated" chunk and then nothing. consumed is how many bytes of the
+	// step's output data stands for (secrets masked, data may be shorter): the step's
+	// LogBytes, where a re-attached tail resumes, advances by it.
+	AppendWorkflowLog(ctx context.Context, jobID int64, owner string, step int, data []byte, consumed int64) error
 	// FinishWorkflowJob ends (or requeues) owner's job run, queues the job runs whose
 	// needs are now done and finishes the run when every job run has.
 	FinishWorkflowJob(ctx context.Context, jobID int64, owner string, f Finish) error

@@ -136,8 +136,12 @@ type RegistryAuth struct {
 	// Registry is the host[:port] the credentials are for.
 	Registry string
 	Username string
-	// Password is a password or a registry token.
+	// Password is a password or an access token, exchanged at the registry's token
+	// service.
 	Password string
+	// Token, when set, is a registry bearer token used as it is (the hub's job
+	// token, which no token service exchanges); Username and Password are then unused.
+	Token string
 }
 
 // Resources are a container's limits.

@@ -53,6 +53,18 @@ func TestRegistryAuthOnlyForItsRegistry(t *testing.T) {
 	if _, err := registryAuth("bad@@ref", auth); err == nil {
 		t.Error("an invalid reference was accepted")
 	}
+	// The hub's job token is a bearer token, passed as docker's registrytoken (no
+	// token service would exchange it), and only to the hub.
+	jobAuth := &executor.RegistryAuth{Registry: "127.0.0.1:5000", Token: "jwt.of.job"}
+	got, err := registryAuth("127.0.0.1:5000/ns/tools:1", jobAuth)
+	raw, _ := base64.URLEncoding.DecodeString(got)
+	var m map[string]string
+	if err != nil || json.Unmarshal(raw, &m) != nil || m["registrytoken"] != "jwt.of.job" || m["password"] != "" {
+		t.Errorf("job token: %s, %v", raw, err)
+	}
+	if got, _ := registryAuth("example.com/ns/tools:1", jobAuth); got != "" {
+		t.Error("the job token was sent to another registry")
+	}
 }
 
 func TestMergeEnvKeepsOrderLastWins(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -569,6 +571,52 @@ func TestPullFromHubWithJobCredentials(t *testing.T) {
 	if st := runStep(t, e, job, &executor.StepSpec{Index: 0, Run: "echo pulled >> $HUBCTL_OUTPUT"}); st.ExitCode != 0 || string(st.Output) != "pulled\n" {
 		t.Errorf("step of a pulled image: exit %d output %q", st.ExitCode, st.Output)
 	}
+
+	// With a registry token (the hub's job token is one): the daemon sends it as it is.
+	untag()
+	badToken := newJob(t, e, remote)
+	badToken.Registry = &executor.RegistryAuth{Registry: hub, Token: "not.a.token"}
+	if err := e.StartStep(ctx, badToken, &executor.StepSpec{Index: 0, Run: "true"}); err == nil {
+		t.Fatal("pulled with a bad token")
+	}
+	withToken := newJob(t, e, remote)
+	withToken.Registry = &executor.RegistryAuth{Registry: hub, Token: hubToken(t, hub, "admin", password, "repository:wf/busybox:pull")}
+	if st := runStep(t, e, withToken, &executor.StepSpec{Index: 0, Run: "echo pulled >> $HUBCTL_OUTPUT"}); st.ExitCode != 0 || string(st.Output) != "pulled\n" {
+		t.Errorf("step of an image pulled with a registry token: exit %d output %q error %q", st.ExitCode, st.Output, st.Error)
+	}
+}
+
+// hubToken gets a registry token for scope from the hub's token service, as a client
+// does after the registry's challenge.
+func hubToken(t *testing.T, hub, user, password, scope string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + hub + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	params := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer "), ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		params[k] = strings.Trim(v, `"`)
+	}
+	if params["realm"] == "" {
+		t.Fatalf("challenge %q", resp.Header.Get("WWW-Authenticate"))
+	}
+	req, _ := http.NewRequest(http.MethodGet, params["realm"]+"?"+url.Values{"service": {params["service"]}, "scope": {scope}}.Encode(), nil)
+	req.SetBasicAuth(user, password)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Token == "" {
+		t.Fatalf("token: %d %v", resp.StatusCode, err)
+	}
+	return body.Token
 }
 
 func TestStepTimeoutAndOOM(t *testing.T) {

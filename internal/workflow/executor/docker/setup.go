@@ -242,6 +242,7 @@ func registryAuth(ref string, auth *executor.RegistryAuth) (string, error) {
 	return authconfig.Encode(registry.AuthConfig{
 		Username:      auth.Username,
 		Password:      auth.Password,
+		RegistryToken: auth.Token,
 		ServerAddress: auth.Registry,
 	})
 }

@@ -1,0 +1,202 @@
+// Package machinetoken mints the hub's short-lived machine tokens: registry tokens
+// that automation acts with on behalf of the account that set it up — a Dragonfly
+// preheat pulling the pushed image (subject webhook:ID), a workflow job pushing what
+// it built ($HUBCTL_TOKEN, subject workflow-run:ID).
+//
+// It is one mechanism for all of them: the token grants the intersection of what was
+// asked with what the creator account may do now, decided by authz.Policy.Grant, the
+// very code the token service asks for a signed-in user; a deleted or disabled creator
+// gets nothing. Every token is audited (action token.machine), never its text.
+//
+// It is a package of its own rather than a type beside token.Issuer because it needs
+// authz, which already imports token: the issuer signs, the policy decides, and this
+// package joins the two.
+package machinetoken
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/auth/token"
+)
+
+// DefaultTTL is a machine token's lifetime when a request names none; MaxTTL bounds
+// what a request may ask.
+const (
+	DefaultTTL = 15 * time.Minute
+	MaxTTL     = time.Hour
+)
+
+// AuditAction is the audit log's action for every machine token minted.
+const AuditAction = "token.machine"
+
+// ErrRefused is wrapped when no token is minted because of the creator: gone,
+// disabled, or allowed none of the access asked for. Callers report it as the
+// reason their work cannot proceed (a preheat not made, a job failed).
+var ErrRefused = errors.New("machine token refused")
+
+// Store is what the minter reads and writes: the creator account by id, the audit log.
+type Store interface {
+	UserByID(ctx context.Context, id int64) (accounts.User, error)
+	Audit(ctx context.Context, e accounts.AuditEntry) error
+}
+
+// Minter mints machine tokens with the token service's keys, so the registry verifies
+// them as any registry token: by signature and access claim alone.
+type Minter struct {
+	// Keys, Issuer and Service are the token service's (token.Issuer).
+	Keys    *token.KeySet
+	Issuer  string
+	Service string
+	Store   Store
+	// Policy decides what the creator may do: the token service's policy.
+	Policy *authz.Policy
+	// Now reads the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Request is one machine token asked for.
+type Request struct {
+	// Creator is the id of the account the token acts for (a hook's creator, a
+	// workflow's applier).
+	Creator int64
+	// Subject is the token's sub: KIND:ID ("webhook:abc", "workflow-run:42"). It holds
+	// a colon, which account names cannot, so it never names an account: the hub API
+	// sees an anonymous caller in a machine token.
+	Subject string
+	// Access is what is asked: repositories by name (no patterns: a registry token
+	// names what it grants), or registry:catalog.
+	Access []scope.Access
+	// TTL is the lifetime; 0 means DefaultTTL, more than MaxTTL is refused.
+	TTL time.Duration
+	// Purpose is a short note for the audit entry ("Dragonfly preheat", "job 7 of
+	// run 3 of acme/release"); never a secret.
+	Purpose string
+}
+
+// Token is a minted machine token.
+type Token struct {
+	// Raw is the bearer token. It must never reach a log, the audit or a stored row.
+	Raw string
+	// ID is its jti, which the audit entry names.
+	ID string
+	// Access is what it grants: the part of the request the creator may do.
+	Access    []scope.Access
+	ExpiresAt time.Time
+}
+
+// String hides the token, so a Token formatted by mistake shows no credential.
+func (t Token) String() string { return "machinetoken.Token{ID:" + t.ID + "}" }
+
+// GoString hides the token from %#v as well.
+func (t Token) GoString() string { return t.String() }
+
+// Mint issues a token for r: the intersection of r.Access with what r.Creator may do
+// now. It refuses (ErrRefused) a creator that is gone or disabled and a request of
+// which nothing is granted; a request partly granted gets a token for that part (a
+// creator who lost push gets pull). The token is audited before it is returned: no
+// audit, no token.
+func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
+	if m.Keys == nil || m.Store == nil || m.Policy == nil {
+		return Token{}, errors.New("machine token: the minter needs Keys, Store and Policy")
+	}
+	if err := checkSubject(r.Subject); err != nil {
+		return Token{}, err
+	}
+	ttl := r.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	if ttl < time.Second || ttl > MaxTTL {
+		return Token{}, fmt.Errorf("machine token for %s: lifetime %v is not between 1s and %v", r.Subject, r.TTL, MaxTTL)
+	}
+	if len(r.Access) == 0 {
+		return Token{}, fmt.Errorf("machine token for %s: no access asked for", r.Subject)
+	}
+	asked := make([]scope.Scope, 0, len(r.Access))
+	for _, a := range r.Access {
+		// Parsing the canonical form again checks the name as the token service does
+		// and refuses patterns: a registry token grants named resources only.
+		sc, err := scope.Parse(a.Scope().String())
+		if err != nil || !sc.Known() || len(sc.Actions) == 0 {
+			return Token{}, fmt.Errorf("machine token for %s: cannot grant %q: a repository by name, or registry:catalog, with actions",
+				r.Subject, a.Scope().String())
+		}
+		asked = append(asked, sc)
+	}
+
+	u, err := m.Store.UserByID(ctx, r.Creator)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return Token{}, fmt.Errorf("%w: the account %d that %s acts for is gone", ErrRefused, r.Creator, r.Subject)
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("machine token for %s: %w", r.Subject, err)
+	}
+	if u.Disabled {
+		return Token{}, fmt.Errorf("%w: %s, whom %s acts for, is disabled", ErrRefused, u.Name, r.Subject)
+	}
+	p := authz.Principal{User: &u}
+	var granted []scope.Access
+	var names []string
+	for _, sc := range asked {
+		g, err := m.Policy.Grant(ctx, p, sc)
+		if err != nil {
+			return Token{}, fmt.Errorf("machine token for %s: %w", r.Subject, err)
+		}
+		if len(g.Actions) == 0 {
+			continue
+		}
+		granted = append(granted, g.Access())
+		names = append(names, g.String())
+	}
+	if len(granted) == 0 {
+		var want []string
+		for _, sc := range asked {
+			want = append(want, sc.String())
+		}
+		return Token{}, fmt.Errorf("%w: %s may do none of %s now", ErrRefused, u.Name, strings.Join(want, " "))
+	}
+
+	iss := &token.Issuer{Keys: m.Keys, Issuer: m.Issuer, Service: m.Service, TTL: ttl, Now: m.Now}
+	t, err := iss.Issue(r.Subject, token.Hub{}, granted)
+	if err != nil {
+		return Token{}, fmt.Errorf("machine token for %s: %w", r.Subject, err)
+	}
+	exp := t.IssuedAt.Add(time.Duration(t.ExpiresIn) * time.Second)
+	detail := fmt.Sprintf("for %s (account %d): jti %s until %s", u.Name, u.ID, t.ID, exp.UTC().Format(time.RFC3339))
+	if r.Purpose != "" {
+		detail += "; " + r.Purpose
+	}
+	if err := m.Store.Audit(ctx, accounts.AuditEntry{Time: t.IssuedAt, Actor: r.Subject, Action: AuditAction,
+		Target: strings.Join(names, " "), Detail: detail}); err != nil {
+		return Token{}, fmt.Errorf("machine token for %s: audit: %w", r.Subject, err)
+	}
+	return Token{Raw: t.Raw, ID: t.ID, Access: granted, ExpiresAt: exp}, nil
+}
+
+// checkSubject accepts KIND:ID, KIND lower-case letters and '-', ID letters, digits,
+// '.', '_' and '-', at most 128 bytes in all.
+func checkSubject(s string) error {
+	kind, id, ok := strings.Cut(s, ":")
+	bad := !ok || kind == "" || id == "" || len(s) > 128
+	for _, c := range kind {
+		if (c < 'a' || c > 'z') && c != '-' {
+			bad = true
+		}
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("machine token: subject %q is not KIND:ID (e.g. webhook:abc, workflow-run:42)", s)
+	}
+	return nil
+}
