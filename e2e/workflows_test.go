@@ -19,9 +19,9 @@ import (
 // $HUBCTL_HUB) runs a workflow `on: push` when an image is pushed: its job runs in the pushed image
 // itself (busybox FROM scratch), which the Docker engine pulls from the hub on
 // 127.0.0.1 by digest, and writes the pushed digest to $HUBCTL_OUTPUT and its log;
-// `hubctl workflow runs` and `logs` show both. The repository is in an organisation
-// whose repositories are public: the engine gives jobs no registry credentials yet
-// (the job token is another part of issue 19), so the engine pulls anonymously.
+// `hubctl workflow runs` and `logs` show both. The repository is private: the engine
+// pulls the job's image with the job's own $HUBCTL_TOKEN, a machine token granting
+// pull on the pushed repository, minted for the account that applied the workflow.
 func TestWorkflowPushRunsDocker(t *testing.T) {
 	requireDocker(t)
 	bb, err := exec.LookPath("busybox")
@@ -35,7 +35,7 @@ func TestWorkflowPushRunsDocker(t *testing.T) {
 	s := startServerEnv(t, t.TempDir(), []string{"HUBCTL_WORKFLOWS_EXECUTOR=docker", "HUBCTL_WORKFLOWS_INTERVAL=200ms",
 		"HUBCTL_WORKFLOWS_DOCKER_NETWORK=host"})
 	cli := loginCLI(t, s)
-	cli.run("org", "create", "wf", "--visibility", "public")
+	cli.run("org", "create", "wf") // private: only the job's token pulls its image
 
 	dir := t.TempDir()
 	wf := filepath.Join(dir, "echo.yaml")

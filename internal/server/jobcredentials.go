@@ -44,3 +44,10 @@ func jobSecrets(store secretResolver, ring *secrets.Keyring) func(ctx context.Co
 		return store.ResolveWorkflowSecrets(ctx, ring, namespace, names)
 	}
 }
+
+// jobCredentials are what the workflow engine hands a job run: its $HUBCTL_TOKEN
+// (and the registry auth its images are pulled with) and its secrets.
+type jobCredentials struct {
+	tokens  func(ctx context.Context, r engine.TokenRequest) (engine.JobToken, error)
+	secrets func(ctx context.Context, namespace string, names []string) (map[string]string, error)
+}

@@ -363,7 +363,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	// Every replica runs an engine; the store's claims and leases share the jobs
 	// (docs/workflows.md). Its jobs stop with the janitors and are taken up again,
 	// when their leases run out, by this or another replica.
-	wfe, err := newWorkflowEngine(janitorCtx, cfg, meta, hubURL(cfg, ln.Addr(), ts != nil), log)
+	wfe, err := newWorkflowEngine(janitorCtx, cfg, meta, hubURL(cfg, ln.Addr(), ts != nil),
+		jobCredentials{tokens: jobTokens(newMachineMinter(cfg, ap, meta)), secrets: jobSecrets(meta, keyring)}, log)
 	if err != nil {
 		stopJanitor()
 		janitorDone.Wait()
@@ -619,6 +620,7 @@ type metaStore interface {
 	webhook.DeliveryStore
 	engine.Store
 	hubapi.WorkflowStore
+	secretResolver
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 }

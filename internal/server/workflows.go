@@ -47,7 +47,7 @@ type workflowEngine struct {
 // newWorkflowEngine returns the workflow engine of cfg.Workflows, or nil when it is
 // off (executor none) or the Docker engine does not answer: serve still starts then,
 // keeps workflows and queues their runs, and says once why none runs here.
-func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore, hub string, log *slog.Logger) (*workflowEngine, error) {
+func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore, hub string, creds jobCredentials, log *slog.Logger) (*workflowEngine, error) {
 	if cfg.Workflows.Executor != config.WorkflowExecutorDocker {
 		log.Info("workflows: no executor (workflows.executor: none): runs are queued, none runs on this replica")
 		return nil, nil
@@ -80,7 +80,8 @@ func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore
 		return pol.MayPull(ctx, u, repository)
 	}
 	e, err := engine.New(engine.Options{Store: store, Executor: x, MayPull: mayPull, MaxJobs: cfg.Workflows.MaxJobs,
-		Interval: cfg.Workflows.Interval, Hub: hub, Logger: log.With("component", "workflows")})
+		Interval: cfg.Workflows.Interval, Hub: hub, Registry: hub, Tokens: creds.tokens, Secrets: creds.secrets,
+		Logger: log.With("component", "workflows")})
 	if err != nil {
 		_ = x.Close()
 		return nil, err
