@@ -240,8 +240,22 @@ func (s *Store) ClaimChartVersion(ctx context.Context, c chartstore.Claim) (char
 		if err := s.lockName(ctx, q, "chart "+c.Repository+":"+c.Tag); err != nil {
 			return err
 		}
+		// The claim of a push in flight is read before the tag and its record: a push
+		// stores its tag, then records it and drops its claim, each committed in that
+		// order, and on PostgreSQL each statement here sees what is committed when it
+		// starts. Read the other way round, a push that stored and recorded between our
+		// reads of the tag (not yet moved) and of the claims (already dropped) would be
+		// missed, and two first pushes of one version could both pass (seen under load in
+		// TestConcurrentFirstPushes). In this order a dropped claim means its tag and
+		// record are there to be read.
+		var claimed string
+		err := q.QueryRow(ctx, "SELECT chart_digest FROM chart_claims WHERE repository = $1 AND tag = $2 AND expires_at > "+s.d.now,
+			c.Repository, c.Tag).Scan(&claimed)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
 		var cur string
-		err := q.QueryRow(ctx, `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
+		err = q.QueryRow(ctx, `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
 			WHERE r.name = $1 AND t.name = $2`, c.Repository, c.Tag).Scan(&cur)
 		if err != nil && !isNoRows(err) {
 			return err
@@ -261,11 +275,7 @@ func (s *Store) ClaimChartVersion(ctx context.Context, c chartstore.Claim) (char
 		}
 		if held == "" {
 			// Stored but not yet recorded, or not yet stored: the claim of its push.
-			err := q.QueryRow(ctx, "SELECT chart_digest FROM chart_claims WHERE repository = $1 AND tag = $2 AND expires_at > "+s.d.now,
-				c.Repository, c.Tag).Scan(&held)
-			if err != nil && !isNoRows(err) {
-				return err
-			}
+			held = claimed
 		}
 		res.Holder = digest.Digest(held)
 		if held != "" && held != c.Chart.String() {
