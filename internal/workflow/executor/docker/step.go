@@ -313,11 +313,27 @@ func (e *Executor) state(ctx context.Context, job *executor.JobSpec, id string, 
 	if !st.Running {
 		out, err := e.readOutput(ctx, id, outputPath(job, index))
 		if err != nil {
+			if e.going(ctx, id) {
+				// Removed under us (a cancel's DestroyStep): the engine answers the
+				// copy with a tar error rather than not-found. A cancelled step's
+				// outputs are not wanted; its end is.
+				return st, nil
+			}
 			return nil, err
 		}
 		st.Output = out
 	}
 	return st, nil
+}
+
+// going reports whether container id is gone or being removed.
+func (e *Executor) going(ctx context.Context, id string) bool {
+	ins, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return isNotFound(err)
+	}
+	s := ins.Container.State
+	return s == nil || s.Dead || s.Status == container.StateRemoving || s.Status == container.StateDead
 }
 
 func parseTime(s string) time.Time {
