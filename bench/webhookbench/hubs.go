@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,12 +11,12 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/pgtest"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to create the replicas' database
 )
 
@@ -128,29 +127,12 @@ type pgCluster struct {
 
 // startPostgres initialises and starts a cluster under a new directory of /tmp.
 func startPostgres() (*pgCluster, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(dirs, func(a, b string) int {
-		va, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(a)), 64)
-		vb, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(b)), 64)
-		switch {
-		case va < vb:
-			return 1
-		case va > vb:
-			return -1
-		}
-		return 0
-	})
 	c := &pgCluster{}
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
-			c.bin = d
-			break
-		}
+	bin, err := pgtest.FindBin()
+	if err != nil {
+		return nil, fmt.Errorf("%w, or give -pg", err)
 	}
-	if c.bin == "" {
-		return nil, errors.New("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql), or give -pg")
-	}
-	var err error
+	c.bin = bin
 	if c.dir, err = os.MkdirTemp("/tmp", "webhookbench-pg-"); err != nil {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func cl(t testing.TB) *cluster {
 }
 
 func start() (*cluster, error) {
-	bin, err := findBin()
+	bin, err := FindBin()
 	if err != nil {
 		missing = true
 		return nil, err
@@ -238,9 +238,9 @@ full_page_writes = off
 	return c, nil
 }
 
-// findBin returns the newest /usr/lib/postgresql/*/bin holding initdb and pg_ctl, or
+// FindBin returns the newest /usr/lib/postgresql/*/bin holding initdb and pg_ctl, or
 // the directory of pg_ctl on PATH.
-func findBin() (string, error) {
+func FindBin() (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	slices.SortFunc(dirs, func(a, b string) int { // "9.6" < "15" < "16": by number
 		va, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(a)), 64)

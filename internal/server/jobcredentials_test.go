@@ -3,15 +3,12 @@ package server
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
-	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/config"
-	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 )
@@ -21,19 +18,7 @@ import (
 // auth there is no token hook, without keys a secret cannot be opened.
 func TestWorkflowJobCredentials(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	keys, err := token.LoadOrCreateKeySet(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice, err := store.CreateUser(ctx, accounts.User{Name: "alice", PasswordHash: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, keys, alice := minterFixture(t)
 	cfg := config.Config{Auth: config.Auth{Issuer: "hubctl", Service: "hubctl"}}
 	if jobTokens(newMachineMinter(cfg, nil, store)) != nil {
 		t.Fatal("a token hook without auth")

@@ -233,19 +233,7 @@ func mustJSON(v any) string {
 // may not pull, and a disabled or deleted creator, and audits what it issues.
 func TestDragonflyPullMinter(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	keys, err := token.LoadOrCreateKeySet(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice, err := store.CreateUser(ctx, accounts.User{Name: "alice", PasswordHash: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, keys, alice := minterFixture(t)
 	m := newPullMinter(config.Config{Auth: config.Auth{Issuer: "hubctl", Service: "hubctl"}},
 		&authParts{keys: keys, policy: &authz.Policy{Store: store}}, store)
 	h := webhook.Hook{ID: "hook-1", CreatedBy: alice.ID}
@@ -270,4 +258,24 @@ func TestDragonflyPullMinter(t *testing.T) {
 	if len(entries) != 1 || !strings.Contains(entries[0].Detail, tok.ID) || strings.Contains(entries[0].Detail, tok.Raw) {
 		t.Fatalf("audit %+v", entries)
 	}
+}
+
+// minterFixture is a SQLite store with one user, alice, and a token key set: what the
+// hub's machine-token minter is built on.
+func minterFixture(t *testing.T) (*sqlstore.Store, *token.KeySet, accounts.User) {
+	t.Helper()
+	store, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	keys, err := token.LoadOrCreateKeySet(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := store.CreateUser(context.Background(), accounts.User{Name: "alice", PasswordHash: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, keys, alice
 }
