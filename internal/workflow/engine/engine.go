@@ -63,6 +63,9 @@ type Options struct {
 	// HUBCTL_HUB; empty gives none.
 	Hub    string
 	Logger *slog.Logger
+	// Now is the engine's clock for approval timeouts (time.Now when nil): tests
+	// drive it. Leases are judged by the database's clock.
+	Now func() time.Time
 }
 
 // Engine schedules and runs workflow jobs. Any number of engines, in any number of
@@ -153,6 +156,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 			break
 		}
 	}
+	if err := e.expireApprovals(ctx); err != nil {
+		dispatchErr = errors.Join(dispatchErr, err)
+	}
 	free := e.o.MaxJobs - int(e.running.Load())
 	if free <= 0 {
 		return dispatchErr
@@ -242,6 +248,9 @@ func (e *Engine) runJob(ctx context.Context, c Claim) {
 	}
 	if state, msg := decide(&run, wf, j, &c.Job); state != "" {
 		finish(Finish{State: state, Error: msg})
+		return
+	}
+	if e.awaitApproval(ctx, c, j, log) {
 		return
 	}
 
