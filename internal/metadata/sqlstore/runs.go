@@ -142,6 +142,9 @@ func (s *Store) insertRun(ctx context.Context, q querier, w wfengine.Workflow, p
 			}
 		}
 	}
+	if err := s.joinGroups(ctx, q, id, pr, ids); err != nil {
+		return 0, false, err
+	}
 	return id, true, nil
 }
 
