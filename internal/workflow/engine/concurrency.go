@@ -12,6 +12,9 @@ import (
 // with CancelInProgress a newcomer cancels the one running instead. The store decides
 // in the transaction that claims, so two engines never start two members at once.
 
+// StateWaiting is the state of a run that its concurrency group holds back.
+const StateWaiting = "waiting"
+
 // Group is a run's or job run's concurrency group, its name evaluated at dispatch.
 type Group struct {
 	// Name is "namespace/group": groups never span namespaces.
