@@ -295,6 +295,9 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 	if err := s.promoteWaitingRuns(ctx); err != nil {
 		return nil, fmt.Errorf("claim workflow jobs: %w", err)
 	}
+	if err := s.settleJobGroups(ctx); err != nil {
+		return nil, fmt.Errorf("claim workflow jobs: %w", err)
+	}
 	due := `((j.state = 'queued' AND ` + jobGroupFree + `) OR (j.state = 'running' AND j.lease_until < ` + s.d.now + `))`
 	if ok, err := s.any(ctx, `SELECT 1 FROM workflow_jobs j WHERE `+due); err != nil || !ok {
 		return nil, err
@@ -302,9 +305,6 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 	var out []wfengine.Claim
 	err := s.write(ctx, func(q querier) error {
 		out = nil
-		if err := s.settleJobGroups(ctx, q); err != nil {
-			return err
-		}
 		type pick struct {
 			id    int64
 			state string

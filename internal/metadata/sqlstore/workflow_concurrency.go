@@ -189,20 +189,34 @@ const jobGroupFree = `(j.concurrency_group = '' OR (NOT EXISTS (SELECT 1 FROM wo
 	AND NOT EXISTS (SELECT 1 FROM workflow_jobs g WHERE g.concurrency_group = j.concurrency_group AND g.state = 'queued'
 	AND g.id < j.id)))`
 
-// settleJobGroups applies, in the claim's transaction, the queue and
+// settleJobGroups applies, before the claim's transaction, the queue and
 // cancel-in-progress of the job-run groups that have a member running and others
 // queued: a cancel-in-progress newcomer asks the running ones to stop (they learn it
 // at their next renewal), and at most the queue length of the newest stay queued (the
 // oldest are cancelled as superseded). Rows another claim holds are skipped, never
 // waited for, so claims and this never wait on each other in a cycle.
-func (s *Store) settleJobGroups(ctx context.Context, q querier) error {
-	groups, err := collect(scanString)(q.Query(ctx, `SELECT DISTINCT j.concurrency_group FROM workflow_jobs j
-		WHERE j.state = 'queued' AND j.concurrency_group <> '' AND EXISTS (SELECT 1 FROM workflow_jobs g
-			WHERE g.concurrency_group = j.concurrency_group AND g.state = 'running')
-		ORDER BY j.concurrency_group LIMIT $1`, maxGroupsPerRound))
-	if err != nil {
+func (s *Store) settleJobGroups(ctx context.Context) error {
+	held := `FROM workflow_jobs j WHERE j.state = 'queued' AND j.concurrency_group <> '' AND EXISTS (SELECT 1 FROM workflow_jobs g
+		WHERE g.concurrency_group = j.concurrency_group AND g.state = 'running')`
+	if ok, err := s.any(ctx, `SELECT 1 `+held); err != nil || !ok {
 		return err
 	}
+	err := s.write(ctx, func(q querier) error {
+		groups, err := collect(scanString)(q.Query(ctx, `SELECT DISTINCT j.concurrency_group `+held+`
+			ORDER BY j.concurrency_group LIMIT $1`, maxGroupsPerRound))
+		if err != nil {
+			return err
+		}
+		return s.settleGroups(ctx, q, groups)
+	})
+	if err != nil {
+		return fmt.Errorf("settle workflow job groups: %w", err)
+	}
+	return nil
+}
+
+// settleGroups is settleJobGroups for groups, in q's transaction.
+func (s *Store) settleGroups(ctx context.Context, q querier, groups []string) error {
 	for _, g := range groups {
 		if err := s.lockName(ctx, q, jobGroupLock+g); err != nil {
 			return err

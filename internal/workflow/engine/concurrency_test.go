@@ -77,7 +77,8 @@ func inState(state string) func(engine.Run) bool {
 // TestWorkflowConcurrencyRuns: runs of one group (its name evaluated from the run's
 // inputs) run one at a time: a second waits; a third supersedes the second (queue 1);
 // another group runs meanwhile; when the first ends, the third runs. With
-// cancel-in-progress a newcomer cancels the run in progress instead.
+// cancel-in-progress a newcomer cancels the run in progress instead. The same for
+// job runs in a job's own group. Two engines share the database.
 func TestWorkflowConcurrencyRuns(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {
 		s := open()
@@ -88,6 +89,7 @@ func TestWorkflowConcurrencyRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 		startEngine(t, s, "e1", 4)
+		startEngine(t, open(), "e2", 4)
 		first := manualRun(t, s, w, "m1", map[string]any{"env": "prod", "gate": gate})
 		waitRunID(t, s, first, "running", inState(engine.StateRunning))
 		second := manualRun(t, s, w, "m2", map[string]any{"env": "prod"})
@@ -131,6 +133,48 @@ func TestWorkflowConcurrencyRuns(t *testing.T) {
 		}
 		if r := waitRunID(t, s, newer, "finished", finished); r.State != engine.StateSucceeded {
 			t.Fatalf("the newcomer: %s %+v", r.State, r.Jobs)
+		}
+
+		// The same for a job's own group: the newcomer's job run stops the one running.
+		src = strings.Replace(grouped, "concurrency:\n  group: deploy-${{ inputs.env }}\n  queue: 1\n", "", 1)
+		src = strings.Replace(src, "    image: alpine\n", "    image: alpine\n    concurrency:\n      group: job-${{ inputs.env }}\n      cancel-in-progress: true\n", 1)
+		w3, err := s.ApplyWorkflow(t.Context(), "team", "jobcancelling", []byte(src), 1, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = manualRun(t, s, w3, "j1", map[string]any{"env": "prod", "gate": filepath.Join(dir, "never")})
+		waitRunID(t, s, old, "running", func(r engine.Run) bool { return r.State == engine.StateRunning && r.Jobs[0].Steps[0].Starts == 1 })
+		newer = manualRun(t, s, w3, "j2", map[string]any{"env": "prod"})
+		if r := waitRunID(t, s, old, "finished", finished); r.State != engine.StateCancelled || r.Jobs[0].State != engine.StateCancelled {
+			t.Fatalf("the job run in progress: %s %+v", r.State, r.Jobs)
+		}
+		if r := waitRunID(t, s, newer, "finished", finished); r.State != engine.StateSucceeded {
+			t.Fatalf("the newcomer's job: %s %+v", r.State, r.Jobs)
+		}
+
+		// A job's group queue: one waits, the older waiting job run is superseded.
+		src = strings.Replace(src, "      cancel-in-progress: true\n", "      queue: 1\n", 1)
+		w4, err := s.ApplyWorkflow(t.Context(), "team", "jobqueue", []byte(src), 1, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gate2 := filepath.Join(dir, "gate2")
+		a := manualRun(t, s, w4, "q1", map[string]any{"env": "prod", "gate": gate2})
+		waitRunID(t, s, a, "running", func(r engine.Run) bool { return r.Jobs[0].Steps[0].Starts == 1 })
+		b := manualRun(t, s, w4, "q2", map[string]any{"env": "prod"})
+		c := manualRun(t, s, w4, "q3", map[string]any{"env": "prod"})
+		if r := waitRunID(t, s, b, "finished", finished); r.Jobs[0].State != engine.StateCancelled || !strings.HasPrefix(r.Jobs[0].Error, "superseded") {
+			t.Fatalf("the older waiting job run: %+v", r.Jobs)
+		}
+		if r, _ := s.GetWorkflowRun(t.Context(), c); r.Jobs[0].State != engine.StateQueued {
+			t.Fatalf("the newest job run is %s while its group runs, want queued", r.Jobs[0].State)
+		}
+		if err := os.WriteFile(gate2, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ra, rc := waitRunID(t, s, a, "finished", finished), waitRunID(t, s, c, "finished", finished)
+		if ra.State != engine.StateSucceeded || rc.State != engine.StateSucceeded || rc.Jobs[0].StartedAt.Before(ra.Jobs[0].FinishedAt) {
+			t.Fatalf("first %s, last %s (%+v, %+v)", ra.State, rc.State, ra.Jobs[0], rc.Jobs[0])
 		}
 	})
 }
