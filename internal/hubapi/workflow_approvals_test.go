@@ -90,6 +90,9 @@ func TestWorkflowApprovalsAPI(t *testing.T) {
 	f.want(f.do(asCarol, "POST", base+"deploy/approve", map[string]any{"comment": "me?"}), 403, "DENIED")
 	f.want(f.do(asBob, "POST", base+"deploy/approve", nil), 403, "DENIED")
 	f.want(f.do(asBob, "POST", base+"deploy/reject", nil), 403, "DENIED")
+	// An outsider (no role on acme) finds no such run, whatever it names.
+	f.want(f.do(asAdmin, "POST", "/api/v1/users", map[string]any{"name": "dave", "password": "dave-password"}), 201, "")
+	f.want(f.do(basic("dave", "dave-password"), "POST", base+"deploy/approve", nil), 404, "NAME_UNKNOWN")
 	if n := len(f.audited("workflow.approve")) + len(f.audited("workflow.reject")); n != 0 {
 		t.Fatalf("%d audit entries for refused decisions", n)
 	}
@@ -128,6 +131,8 @@ func TestWorkflowApprovalsAPI(t *testing.T) {
 	run = decodeAs[hubtypes.WorkflowRun](t, f.want(f.do(asAlice, "POST", "/api/v1/workflows/acme/gate/runs", nil), 201, ""))
 	f.waitRun(asAlice, run.ID, "waiting for approval", waitingApproval)
 	f.want(f.do(asAlice, "POST", "/api/v1/runs/"+itoa(run.ID)+"/jobs/deploy/approve", nil), 403, "DENIED")
+	// A job run of another run is not this run's, even by id.
+	f.want(f.do(asBob, "POST", "/api/v1/runs/"+itoa(run.ID)+"/jobs/"+itoa(deploy.ID)+"/approve", nil), 404, "NAME_UNKNOWN")
 	f.want(f.do(asBob, "POST", "/api/v1/runs/"+itoa(run.ID)+"/jobs/deploy/reject", map[string]any{"comment": "freeze"}), 200, "")
 	f.wantAudit("workflow.reject", "bob", "acme/gate")
 	run = f.waitRun(asAlice, run.ID, "finished", func(r hubtypes.WorkflowRun) bool { return engine.Terminal(r.State) })
