@@ -164,7 +164,6 @@ func TestWorkflowTriggerLoop(t *testing.T) {
 	})
 }
 
-
 var allAccess = metadata.CatalogFilter{All: true}
 
 func auditQuery(action string) accounts.AuditFilter { return accounts.AuditFilter{Action: action} }
