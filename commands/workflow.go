@@ -30,7 +30,9 @@ logs, cancel and rerun follow its runs.`,
 		NewCmdWorkflowRuns(f),
 		NewCmdWorkflowLogs(f, nil),
 		NewCmdWorkflowCancel(f),
-		NewCmdWorkflowRerun(f))
+		NewCmdWorkflowRerun(f),
+		NewCmdWorkflowSecret(f),
+		NewCmdWorkflowHookSecret(f))
 }
 
 // WorkflowValidateOptions are the inputs of `hubctl workflow validate`.

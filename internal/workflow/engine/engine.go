@@ -63,6 +63,9 @@ type Options struct {
 	// HUBCTL_HUB; empty gives none.
 	Hub    string
 	Logger *slog.Logger
+	// Now is the clock schedules are judged by (time.Now when nil), so tests drive
+	// cron ticks.
+	Now func() time.Time
 }
 
 // Engine schedules and runs workflow jobs. Any number of engines, in any number of
@@ -153,6 +156,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 			break
 		}
 	}
+	if err := e.dispatchSchedules(ctx); err != nil {
+		dispatchErr = errors.Join(dispatchErr, err)
+	}
 	free := e.o.MaxJobs - int(e.running.Load())
 	if free <= 0 {
 		return dispatchErr
@@ -190,6 +196,13 @@ func (e *Engine) plan(ctx context.Context, w Workflow, ev events.Event) (*Planne
 	}
 	if pr == nil {
 		return nil, nil
+	}
+	if pr.Trigger == workflow.TriggerWorkflow {
+		// Same namespace, no repository: nothing to pull.
+		if pr.Refused != "" {
+			e.o.Logger.Warn("workflow not started", "workflow", w.Namespace+"/"+w.Name, "event", ev.ID, "reason", pr.Refused)
+		}
+		return pr, nil
 	}
 	ok, err := e.o.MayPull(ctx, w.AppliedBy, ev.Repository)
 	if err != nil {
