@@ -32,7 +32,9 @@ show RUN, logs, approve, reject, cancel and rerun follow its runs.`,
 		NewCmdWorkflowCancel(f),
 		NewCmdWorkflowRerun(f),
 		NewCmdWorkflowApprove(f, nil),
-		NewCmdWorkflowReject(f, nil))
+		NewCmdWorkflowReject(f, nil),
+		NewCmdWorkflowSecret(f),
+		NewCmdWorkflowHookSecret(f))
 }
 
 // WorkflowValidateOptions are the inputs of `hubctl workflow validate`.

@@ -158,11 +158,3 @@ func (e *Engine) expireApprovals(ctx context.Context) error {
 	}
 	return nil
 }
-
-// now is the engine's clock (Options.Now).
-func (e *Engine) now() time.Time {
-	if e.o.Now != nil {
-		return e.o.Now()
-	}
-	return time.Now()
-}

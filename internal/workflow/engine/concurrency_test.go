@@ -38,7 +38,7 @@ jobs:
 `
 
 // manualRun starts a run of w with inputs and returns its id.
-func manualRun(t *testing.T, s *sqlstore.Store, w engine.Workflow, id string, inputs map[string]any) int64 {
+func groupRun(t *testing.T, s *sqlstore.Store, w engine.Workflow, id string, inputs map[string]any) int64 {
 	t.Helper()
 	pr, err := engine.PlanManual(w, id, inputs, "")
 	if err != nil {
@@ -90,11 +90,11 @@ func TestWorkflowConcurrencyRuns(t *testing.T) {
 		}
 		startEngine(t, s, "e1", 4)
 		startEngine(t, open(), "e2", 4)
-		first := manualRun(t, s, w, "m1", map[string]any{"env": "prod", "gate": gate})
+		first := groupRun(t, s, w, "m1", map[string]any{"env": "prod", "gate": gate})
 		waitRunID(t, s, first, "running", inState(engine.StateRunning))
-		second := manualRun(t, s, w, "m2", map[string]any{"env": "prod"})
-		third := manualRun(t, s, w, "m3", map[string]any{"env": "prod"})
-		other := manualRun(t, s, w, "m4", map[string]any{"env": "staging"})
+		second := groupRun(t, s, w, "m2", map[string]any{"env": "prod"})
+		third := groupRun(t, s, w, "m3", map[string]any{"env": "prod"})
+		other := groupRun(t, s, w, "m4", map[string]any{"env": "staging"})
 		if r := waitRunID(t, s, other, "finished", finished); r.State != engine.StateSucceeded {
 			t.Fatalf("the staging run, alone in its group: %s", r.State)
 		}
@@ -125,9 +125,9 @@ func TestWorkflowConcurrencyRuns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		old := manualRun(t, s, w2, "c1", map[string]any{"env": "prod", "gate": filepath.Join(dir, "never")})
+		old := groupRun(t, s, w2, "c1", map[string]any{"env": "prod", "gate": filepath.Join(dir, "never")})
 		waitRunID(t, s, old, "running", func(r engine.Run) bool { return r.State == engine.StateRunning && r.Jobs[0].Steps[0].Starts == 1 })
-		newer := manualRun(t, s, w2, "c2", map[string]any{"env": "prod"})
+		newer := groupRun(t, s, w2, "c2", map[string]any{"env": "prod"})
 		if r := waitRunID(t, s, old, "finished", finished); r.State != engine.StateCancelled {
 			t.Fatalf("the run in progress: %s", r.State)
 		}
@@ -142,9 +142,9 @@ func TestWorkflowConcurrencyRuns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		old = manualRun(t, s, w3, "j1", map[string]any{"env": "prod", "gate": filepath.Join(dir, "never")})
+		old = groupRun(t, s, w3, "j1", map[string]any{"env": "prod", "gate": filepath.Join(dir, "never")})
 		waitRunID(t, s, old, "running", func(r engine.Run) bool { return r.State == engine.StateRunning && r.Jobs[0].Steps[0].Starts == 1 })
-		newer = manualRun(t, s, w3, "j2", map[string]any{"env": "prod"})
+		newer = groupRun(t, s, w3, "j2", map[string]any{"env": "prod"})
 		if r := waitRunID(t, s, old, "finished", finished); r.State != engine.StateCancelled || r.Jobs[0].State != engine.StateCancelled {
 			t.Fatalf("the job run in progress: %s %+v", r.State, r.Jobs)
 		}
@@ -159,10 +159,10 @@ func TestWorkflowConcurrencyRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 		gate2 := filepath.Join(dir, "gate2")
-		a := manualRun(t, s, w4, "q1", map[string]any{"env": "prod", "gate": gate2})
+		a := groupRun(t, s, w4, "q1", map[string]any{"env": "prod", "gate": gate2})
 		waitRunID(t, s, a, "running", func(r engine.Run) bool { return r.Jobs[0].Steps[0].Starts == 1 })
-		b := manualRun(t, s, w4, "q2", map[string]any{"env": "prod"})
-		c := manualRun(t, s, w4, "q3", map[string]any{"env": "prod"})
+		b := groupRun(t, s, w4, "q2", map[string]any{"env": "prod"})
+		c := groupRun(t, s, w4, "q3", map[string]any{"env": "prod"})
 		if r := waitRunID(t, s, b, "finished", finished); r.Jobs[0].State != engine.StateCancelled || !strings.HasPrefix(r.Jobs[0].Error, "superseded") {
 			t.Fatalf("the older waiting job run: %+v", r.Jobs)
 		}
@@ -204,7 +204,7 @@ func TestWorkflowConcurrencyJobsTwoEngines(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := manualRun(t, s, w, "j1", nil)
+		id := groupRun(t, s, w, "j1", nil)
 		startEngine(t, s, "e1", 4)
 		startEngine(t, open(), "e2", 4)
 		r := waitRunID(t, s, id, "finished", finished)

@@ -63,8 +63,9 @@ type Options struct {
 	// HUBCTL_HUB; empty gives none.
 	Hub    string
 	Logger *slog.Logger
-	// Now is the engine's clock for approval timeouts (time.Now when nil): tests
-	// drive it. Leases are judged by the database's clock.
+	// Now is the engine's clock (time.Now when nil): schedules' cron ticks and
+	// approval timeouts are judged by it, so tests drive them. Leases are judged by
+	// the database's clock.
 	Now func() time.Time
 }
 
@@ -156,6 +157,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 			break
 		}
 	}
+	if err := e.dispatchSchedules(ctx); err != nil {
+		dispatchErr = errors.Join(dispatchErr, err)
+	}
 	if err := e.expireApprovals(ctx); err != nil {
 		dispatchErr = errors.Join(dispatchErr, err)
 	}
@@ -196,6 +200,13 @@ func (e *Engine) plan(ctx context.Context, w Workflow, ev events.Event) (*Planne
 	}
 	if pr == nil {
 		return nil, nil
+	}
+	if pr.Trigger == workflow.TriggerWorkflow {
+		// Same namespace, no repository: nothing to pull.
+		if pr.Refused != "" {
+			e.o.Logger.Warn("workflow not started", "workflow", w.Namespace+"/"+w.Name, "event", ev.ID, "reason", pr.Refused)
+		}
+		return pr, nil
 	}
 	ok, err := e.o.MayPull(ctx, w.AppliedBy, ev.Repository)
 	if err != nil {

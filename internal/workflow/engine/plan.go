@@ -20,6 +20,15 @@ func Plan(w Workflow, e events.Event) (*PlannedRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow %s/%s: %w", w.Namespace, w.Name, err)
 	}
+	if e.Type == events.WorkflowFinished {
+		pr := planFinished(w, wf, e)
+		if pr != nil && pr.Refused == "" {
+			if err := planConcurrency(w, wf, pr); err != nil {
+				return nil, fmt.Errorf("workflow %s/%s: %w", w.Namespace, w.Name, err)
+			}
+		}
+		return pr, nil
+	}
 	trigger := ""
 	switch {
 	case wf.On.Push.Matches(e):

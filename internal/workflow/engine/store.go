@@ -68,6 +68,9 @@ type PlannedRun struct {
 	// the run's group, nil without one (concurrency.go).
 	TriggeredBy int64
 	Concurrency *Group
+	// Refused, when set, says why the run is not started (a chain of workflow
+	// triggers too deep): the dispatcher records it in the audit log instead.
+	Refused string
 }
 
 // PlannedJob is one job run of a planned run.
