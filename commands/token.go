@@ -66,8 +66,11 @@ Reading the hub API beyond your own account, tokens and repositories takes a hub
   hub:quotas:read     namespace usage and quotas
   hub:events:read     events of the repositories the token may pull
   hub:webhooks:read   the webhooks its owner manages
-  hub:*:read          all of the above
+  hub:*:read          all of the reads
   hub:webhooks:write  create and delete those webhooks
+  hub:workflows:read   workflows, runs and logs
+  hub:workflows:write  apply and delete workflows, run, cancel and rerun them
+  hub:workflows:run    run, approve (a named approver), cancel and rerun; never apply
 Changing accounts, organisations, teams, grants and quotas needs a password login.`,
 		Example: `  hubctl token create ci --scope repository:team/app:pull,push --expires 90d --registry hub.example.com
   hubctl token create reader --scope 'repository:team/*:pull' -o json

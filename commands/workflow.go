@@ -20,7 +20,7 @@ func NewCmdWorkflow(f *Factory) *cobra.Command {
 happens in a hub: a push, a deleted tag, a schedule, a webhook call, a person, or
 another workflow (docs/workflows.md). validate checks files here; apply stores one on
 a hub, whose engine runs it (hubctl serve with workflows.executor: docker); run, runs,
-logs, cancel and rerun follow its runs.`,
+show RUN, logs, approve, reject, cancel and rerun follow its runs.`,
 		NewCmdWorkflowValidate(f, nil),
 		NewCmdWorkflowApply(f, nil),
 		NewCmdWorkflowLs(f),
@@ -31,6 +31,8 @@ logs, cancel and rerun follow its runs.`,
 		NewCmdWorkflowLogs(f, nil),
 		NewCmdWorkflowCancel(f),
 		NewCmdWorkflowRerun(f),
+		NewCmdWorkflowApprove(f, nil),
+		NewCmdWorkflowReject(f, nil),
 		NewCmdWorkflowSecret(f),
 		NewCmdWorkflowHookSecret(f))
 }

@@ -134,9 +134,12 @@ func NewCmdWorkflowLs(f *Factory) *cobra.Command {
 func NewCmdWorkflowShow(f *Factory) *cobra.Command {
 	var cmd *cobra.Command
 	cmd = simpleCommand(f, &cobra.Command{
-		Use: "show NS/NAME", Short: "Print a stored workflow's YAML (-o json: with who applied it and when)",
+		Use: "show NS/NAME | RUN", Short: "Print a stored workflow's YAML, or a run's jobs and approvals (-o json: all of it)",
 		Args: checkArgs(cobra.ExactArgs(1)),
 	}, &AdminOptions{}, nil, func(ctx context.Context, c *hubclient.Client, o *AdminOptions) error {
+		if id, err := strconv.ParseInt(o.Args[0], 10, 64); err == nil && id > 0 {
+			return showRun(ctx, c, o, id)
+		}
 		ns, name, err := splitWorkflow(cmd, o.Args[0])
 		if err != nil {
 			return err
@@ -277,7 +280,7 @@ func NewCmdWorkflowRuns(f *Factory) *cobra.Command {
 			}
 		})
 	})
-	cmd.Flags().StringVar(&state, "state", "", "Only runs in `STATE`: queued, running, succeeded, failed, cancelled, timed_out")
+	cmd.Flags().StringVar(&state, "state", "", "Only runs in `STATE`: queued, waiting, running, succeeded, failed, cancelled")
 	cmd.Flags().IntVar(&limit, "limit", 0, "At most `N` runs (default 20, up to 200)")
 	return cmd
 }

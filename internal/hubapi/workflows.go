@@ -24,7 +24,8 @@ import (
 // is, an organisation's admins; never robots) apply and delete them; whoever may
 // write to the whole namespace runs, cancels and reruns their runs; whoever may read
 // it sees them. Outsiders get the answer of a workflow that does not exist. An access
-// token also needs hub:workflows:read to read and hub:workflows:write to change.
+// token also needs hub:workflows:read to read and hub:workflows:write to change;
+// hub:workflows:run (or write) runs, approves, cancels and reruns.
 
 // MaxWorkflowSize bounds the YAML of PUT /api/v1/workflows/{ns}/{name}.
 const MaxWorkflowSize = workflow.MaxFileSize
@@ -64,15 +65,16 @@ func (a *api) workflowRoutes() {
 	})
 	a.route("/api/v1/workflows/{ns}/{name}/runs", map[string]handlerFunc{
 		"GET":  reads(scope.HubWorkflows, a.listWorkflowRuns),
-		"POST": writes(scope.HubWorkflows, a.runWorkflow),
+		"POST": runs(scope.HubWorkflows, a.runWorkflow),
 	})
 	a.route("/api/v1/workflows/{ns}/{name}/hook-secret", map[string]handlerFunc{"POST": writes(scope.HubWorkflows, a.rotateHookSecret)})
 	a.workflowSecretRoutes()
 	a.route("/api/v1/runs", map[string]handlerFunc{"GET": reads(scope.HubWorkflows, a.listRuns)})
 	a.route("/api/v1/runs/{id}", map[string]handlerFunc{"GET": reads(scope.HubWorkflows, a.getRun)})
 	a.route("/api/v1/runs/{id}/logs", map[string]handlerFunc{"GET": reads(scope.HubWorkflows, a.runLogs)})
-	a.route("/api/v1/runs/{id}/cancel", map[string]handlerFunc{"POST": writes(scope.HubWorkflows, a.cancelRun)})
-	a.route("/api/v1/runs/{id}/rerun", map[string]handlerFunc{"POST": writes(scope.HubWorkflows, a.rerunRun)})
+	a.route("/api/v1/runs/{id}/cancel", map[string]handlerFunc{"POST": runs(scope.HubWorkflows, a.cancelRun)})
+	a.route("/api/v1/runs/{id}/rerun", map[string]handlerFunc{"POST": runs(scope.HubWorkflows, a.rerunRun)})
+	a.workflowApprovalRoutes()
 }
 
 // namespaceRole is p's role on the whole namespace ns: admin in one's own namespace
@@ -298,20 +300,20 @@ func (a *api) runWorkflow(w http.ResponseWriter, r *http.Request, p *authz.Princ
 	if err != nil {
 		return invalid("%v", err)
 	}
-	id, err := a.workflows.CreateWorkflowRun(r.Context(), wf.ID, pr)
+	pr.TriggeredBy = p.User.ID
+	// The store puts the run's id and number first in the entry's detail.
+	ctx := a.audited(r, p, "workflow.run", wf.Namespace+"/"+wf.Name, "")
+	id, err := a.workflows.CreateWorkflowRun(ctx, wf.ID, pr)
 	if err != nil {
 		return workflowStoreError(err, "workflow "+wf.Namespace+"/"+wf.Name)
 	}
-	run, err := a.workflows.GetWorkflowRun(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	a.auditWorkflow(r, p, "workflow.run", wf.Namespace+"/"+wf.Name, fmt.Sprintf("run %d (#%d)", run.ID, run.Number))
-	return reply(w, http.StatusCreated, runView(run))
+	return a.replyRun(w, r, id, http.StatusCreated)
 }
 
-// auditWorkflow records a run, cancel or rerun; the store's runs carry no audit of
-// their own, so the entry follows the change (a failure to write it is logged).
+// auditWorkflow records an action whose store call writes no audit entry of its
+// own, after the change (a failure to write it is logged). Runs, cancels, reruns and
+// decisions pass theirs to the store instead (a.audited), written in the change's
+// transaction.
 func (a *api) auditWorkflow(r *http.Request, p *authz.Principal, action, target, detail string) {
 	e := accounts.AuditEntry{Time: a.now(), Actor: p.Name(), Action: action, Target: target, Remote: remoteAddr(r), Detail: detail}
 	if p.Token != nil {
@@ -436,7 +438,11 @@ func (a *api) getRun(w http.ResponseWriter, r *http.Request, p *authz.Principal)
 	if err != nil {
 		return err
 	}
-	return reply(w, http.StatusOK, runView(run))
+	v := runView(run)
+	if err := a.withApprovals(r.Context(), &v, run); err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, v)
 }
 
 func (a *api) cancelRun(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -447,10 +453,10 @@ func (a *api) cancelRun(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	if err := a.workflows.CancelWorkflowRun(r.Context(), run.ID); err != nil {
+	ctx := a.audited(r, p, "workflow.cancel", run.Namespace+"/"+run.Workflow, "")
+	if err := a.workflows.CancelWorkflowRun(ctx, run.ID); err != nil {
 		return workflowStoreError(err, fmt.Sprintf("run %d", run.ID))
 	}
-	a.auditWorkflow(r, p, "workflow.cancel", run.Namespace+"/"+run.Workflow, fmt.Sprintf("run %d (#%d)", run.ID, run.Number))
 	return a.replyRun(w, r, run.ID, http.StatusAccepted)
 }
 
@@ -469,14 +475,14 @@ func (a *api) rerunRun(w http.ResponseWriter, r *http.Request, p *authz.Principa
 	if err != nil {
 		return err
 	}
-	if err := a.workflows.RerunWorkflowRun(r.Context(), run.ID, failed); err != nil {
+	detail := ""
+	if failed {
+		detail = "failed jobs"
+	}
+	ctx := a.audited(r, p, "workflow.rerun", run.Namespace+"/"+run.Workflow, detail)
+	if err := a.workflows.RerunWorkflowRun(ctx, run.ID, failed); err != nil {
 		return workflowStoreError(err, fmt.Sprintf("run %d", run.ID))
 	}
-	detail := fmt.Sprintf("run %d (#%d)", run.ID, run.Number)
-	if failed {
-		detail += " failed jobs"
-	}
-	a.auditWorkflow(r, p, "workflow.rerun", run.Namespace+"/"+run.Workflow, detail)
 	return a.replyRun(w, r, run.ID, http.StatusAccepted)
 }
 
@@ -485,7 +491,11 @@ func (a *api) replyRun(w http.ResponseWriter, r *http.Request, id int64, status 
 	if err != nil {
 		return err
 	}
-	return reply(w, status, runView(run))
+	v := runView(run)
+	if err := a.withApprovals(r.Context(), &v, run); err != nil {
+		return err
+	}
+	return reply(w, status, v)
 }
 
 // runLogs answers GET /api/v1/runs/{id}/logs?job=J&after=SEQ[&wait=SECONDS]: the

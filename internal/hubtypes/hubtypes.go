@@ -491,6 +491,8 @@ type WorkflowJob struct {
 	StartedAt  string            `json:"startedAt,omitempty"`
 	FinishedAt string            `json:"finishedAt,omitempty"`
 	Steps      []WorkflowStep    `json:"steps"`
+	// Approval is set for a job run that waited for approval.
+	Approval *WorkflowApproval `json:"approval,omitempty"`
 }
 
 // WorkflowStep is one step of a job run.
@@ -521,4 +523,28 @@ type WorkflowLogChunk struct {
 	Attempt int    `json:"attempt"`
 	Data    string `json:"data"`
 	At      string `json:"at"`
+}
+
+// WorkflowApproval is the approval state of a job run whose environment names
+// approvers.
+type WorkflowApproval struct {
+	Environment string             `json:"environment,omitempty"`
+	Approvers   []string           `json:"approvers,omitempty"`
+	Required    int                `json:"required"`
+	Deadline    string             `json:"deadline,omitempty"`
+	Approved    bool               `json:"approved"`
+	Decisions   []WorkflowDecision `json:"decisions"`
+}
+
+// WorkflowDecision is one account's decision on a job run.
+type WorkflowDecision struct {
+	Account  string `json:"account"`
+	Decision string `json:"decision"` // approve or reject
+	Comment  string `json:"comment,omitempty"`
+	At       string `json:"at"`
+}
+
+// ApprovalRequest is the body of POST /api/v1/runs/{id}/jobs/{job}/approve|reject.
+type ApprovalRequest struct {
+	Comment string `json:"comment,omitempty"`
 }

@@ -303,6 +303,9 @@ const TypeHub = "hub"
 const (
 	HubRead  = "read"
 	HubWrite = "write"
+	// HubRun starts, approves, cancels and reruns workflow runs (HubRunnable), as far
+	// as the token's owner may, without changing the workflows.
+	HubRun = "run"
 )
 
 // Areas of the hub API an access token may be given, each named for what it reads.
@@ -316,12 +319,15 @@ const (
 	HubQuotas    = "quotas"    // namespace usage and quotas
 	HubEvents    = "events"    // GET /events (only of repositories the token may pull)
 	HubWebhooks  = "webhooks"  // webhooks and their deliveries (read); create, delete, redeliver (write)
-	HubWorkflows = "workflows" // workflows, runs and logs (read); apply, delete, run, cancel, rerun (write)
+	HubWorkflows = "workflows" // workflows, runs and logs (read); apply, delete, run, cancel, rerun (write); run, approve, cancel, rerun (run)
 )
 
 // HubWritable lists the areas whose changes an access token may make with a
 // hub:AREA:write scope, within what its owner may do with a password.
 var HubWritable = []string{HubWebhooks, HubWorkflows}
+
+// HubRunnable lists the areas with the HubRun action.
+var HubRunnable = []string{HubWorkflows}
 
 // HubAreas lists the areas in the order help texts show them.
 var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas, HubEvents, HubWebhooks, HubWorkflows}
@@ -339,6 +345,9 @@ func CheckHubScope(sc Scope) error {
 	}
 	for _, a := range sc.Actions {
 		if a == HubWrite && sc.Name != All && slices.Contains(HubWritable, sc.Name) {
+			continue
+		}
+		if a == HubRun && sc.Name != All && slices.Contains(HubRunnable, sc.Name) {
 			continue
 		}
 		if a != HubRead {

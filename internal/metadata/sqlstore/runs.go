@@ -81,7 +81,10 @@ func (s *Store) CreateWorkflowRun(ctx context.Context, workflowID int64, pr *wfe
 		if id, ok, err = s.insertRun(ctx, q, w, pr); err == nil && !ok {
 			err = fmt.Errorf("%w: a run for event %s exists", wfengine.ErrInvalid, pr.EventID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.auditRun(ctx, q, id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("create workflow run: %w", err)
@@ -138,6 +141,9 @@ func (s *Store) insertRun(ctx context.Context, q querier, w wfengine.Workflow, p
 				}
 			}
 		}
+	}
+	if err := s.joinGroups(ctx, q, id, pr, ids); err != nil {
+		return 0, false, err
 	}
 	return id, true, nil
 }
@@ -286,7 +292,13 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 	if n <= 0 || owner == "" {
 		return nil, nil
 	}
-	due := `(j.state = 'queued' OR (j.state = 'running' AND j.lease_until < ` + s.d.now + `))`
+	if err := s.promoteWaitingRuns(ctx); err != nil {
+		return nil, fmt.Errorf("claim workflow jobs: %w", err)
+	}
+	if err := s.settleJobGroups(ctx); err != nil {
+		return nil, fmt.Errorf("claim workflow jobs: %w", err)
+	}
+	due := `((j.state = 'queued' AND ` + jobGroupFree + `) OR (j.state = 'running' AND j.lease_until < ` + s.d.now + `))`
 	if ok, err := s.any(ctx, `SELECT 1 FROM workflow_jobs j WHERE `+due); err != nil || !ok {
 		return nil, err
 	}
@@ -296,22 +308,35 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 		type pick struct {
 			id    int64
 			state string
+			group string
 		}
 		picks, err := collect(func(r row) (pick, error) {
 			var p pick
-			return p, r.Scan(&p.id, &p.state)
-		})(q.Query(ctx, `SELECT j.id, j.state FROM workflow_jobs j WHERE `+due+` ORDER BY j.id LIMIT $1`+s.d.skipLocked, n))
+			return p, r.Scan(&p.id, &p.state, &p.group)
+		})(q.Query(ctx, `SELECT j.id, j.state, j.concurrency_group FROM workflow_jobs j WHERE `+due+` ORDER BY j.id LIMIT $1`+s.d.skipLocked, n))
 		if err != nil || len(picks) == 0 {
 			return err
 		}
-		ids := make([]string, len(picks))
-		for i, p := range picks {
+		ids := make([]string, 0, len(picks))
+		reattach := map[int64]bool{}
+		for _, p := range picks {
+			if p.group != "" && p.state == wfengine.StateQueued {
+				if ok, err := s.claimableInGroup(ctx, q, p.id, p.group); err != nil {
+					return err
+				} else if !ok {
+					continue
+				}
+			}
 			if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = 'running', owner = $1, lease_until = `+s.d.now+` + $2,
 				started_at = CASE WHEN started_at = 0 THEN `+s.d.now+` ELSE started_at END WHERE id = $3 AND state = $4`,
 				owner, int64(lease), p.id, p.state); err != nil {
 				return err
 			}
-			ids[i] = strconv.FormatInt(p.id, 10)
+			ids = append(ids, strconv.FormatInt(p.id, 10))
+			reattach[p.id] = p.state == wfengine.StateRunning
+		}
+		if len(ids) == 0 {
+			return nil
 		}
 		in := "(" + strings.Join(ids, ", ") + ")" // integers from the database, not input
 		if _, err := q.Exec(ctx, `UPDATE workflow_runs SET state = 'running', started_at = `+s.d.now+`
@@ -323,7 +348,7 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 			return err
 		}
 		runs := map[int64]wfengine.Run{}
-		for i, j := range jobs {
+		for _, j := range jobs {
 			run, ok := runs[j.RunID]
 			if !ok {
 				if run, err = scanRun(q.QueryRow(ctx, `SELECT `+runColumns+` FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id
@@ -332,7 +357,7 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 				}
 				runs[j.RunID] = run
 			}
-			out = append(out, wfengine.Claim{Run: run, Job: j, Reattach: picks[i].state == wfengine.StateRunning})
+			out = append(out, wfengine.Claim{Run: run, Job: j, Reattach: reattach[j.ID]})
 		}
 		return nil
 	})
@@ -362,7 +387,7 @@ func (s *Store) RenewWorkflowJob(ctx context.Context, jobID int64, owner string,
 			AND state = 'running'`, jobID, owner, int64(lease))); err != nil {
 			return err
 		}
-		return q.QueryRow(ctx, `SELECT r.cancel_requested FROM workflow_runs r JOIN workflow_jobs j ON j.run_id = r.id
+		return q.QueryRow(ctx, `SELECT r.cancel_requested OR j.cancel_requested FROM workflow_runs r JOIN workflow_jobs j ON j.run_id = r.id
 			WHERE j.id = $1`, jobID).Scan(&cancel)
 	})
 	if err != nil {
@@ -550,6 +575,7 @@ func (s *Store) FinishWorkflowJob(ctx context.Context, jobID int64, owner string
 // cancelled if it was cancelled, else succeeded.
 func (s *Store) advanceRun(ctx context.Context, q querier, runID int64) error {
 	if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = 'queued' WHERE run_id = $1 AND state = 'pending'
+		AND NOT EXISTS (SELECT 1 FROM workflow_runs w WHERE w.id = $1 AND w.state = 'waiting')
 		AND NOT EXISTS (SELECT 1 FROM workflow_job_needs n JOIN workflow_jobs d ON d.id = n.need_id
 			WHERE n.job_id = workflow_jobs.id AND d.state NOT IN `+terminalStates+`)`, runID); err != nil {
 		return err
@@ -595,29 +621,37 @@ func (s *Store) advanceRun(ctx context.Context, q querier, runID int64) error {
 // that has ended changes nothing.
 func (s *Store) CancelWorkflowRun(ctx context.Context, id int64) error {
 	err := s.write(ctx, func(q querier) error {
-		n, err := q.Exec(ctx, `UPDATE workflow_runs SET cancel_requested = TRUE WHERE id = $1
-			AND state IN ('queued', 'waiting', 'running')`, id)
-		if err != nil {
+		if err := s.cancelRun(ctx, q, id); err != nil {
 			return err
 		}
-		if n == 0 {
-			var x int64
-			return notFoundAs(q.QueryRow(ctx, `SELECT id FROM workflow_runs WHERE id = $1`, id).Scan(&x), wfengine.ErrNotFound)
-		}
-		if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = 'cancelled', finished_at = `+s.d.now+`
-			WHERE run_id = $1 AND state IN ('pending', 'queued', 'waiting_approval')`, id); err != nil {
-			return err
-		}
-		if _, err := q.Exec(ctx, `UPDATE workflow_steps SET state = 'skipped' WHERE state = 'pending'
-			AND job_id IN (SELECT id FROM workflow_jobs WHERE run_id = $1 AND state = 'cancelled')`, id); err != nil {
-			return err
-		}
-		return s.advanceRun(ctx, q, id)
+		return s.auditRun(ctx, q, id)
 	})
 	if err != nil {
 		return fmt.Errorf("cancel workflow run %d: %w", id, err)
 	}
 	return nil
+}
+
+// cancelRun is CancelWorkflowRun in q's transaction, without its audit entry.
+func (s *Store) cancelRun(ctx context.Context, q querier, id int64) error {
+	n, err := q.Exec(ctx, `UPDATE workflow_runs SET cancel_requested = TRUE WHERE id = $1
+		AND state IN ('queued', 'waiting', 'running')`, id)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		var x int64
+		return notFoundAs(q.QueryRow(ctx, `SELECT id FROM workflow_runs WHERE id = $1`, id).Scan(&x), wfengine.ErrNotFound)
+	}
+	if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = 'cancelled', finished_at = `+s.d.now+`
+		WHERE run_id = $1 AND state IN ('pending', 'queued', 'waiting_approval')`, id); err != nil {
+		return err
+	}
+	if _, err := q.Exec(ctx, `UPDATE workflow_steps SET state = 'skipped' WHERE state = 'pending'
+		AND job_id IN (SELECT id FROM workflow_jobs WHERE run_id = $1 AND state = 'cancelled')`, id); err != nil {
+		return err
+	}
+	return s.advanceRun(ctx, q, id)
 }
 
 // RerunWorkflowRun starts a finished run again: every job run, or with failedOnly
@@ -649,8 +683,17 @@ func (s *Store) RerunWorkflowRun(ctx context.Context, id int64, failedOnly bool)
 			lease_until = 0, outputs = '{}', error = '', started_at = 0, finished_at = 0 WHERE `+which, id); err != nil {
 			return err
 		}
+		if err := resetApprovals(ctx, q, which, id); err != nil {
+			return err
+		}
 		if _, err := q.Exec(ctx, `UPDATE workflow_runs SET state = 'queued', result = '', attempt = attempt + 1,
 			cancel_requested = FALSE, finished_at = 0 WHERE id = $1`, id); err != nil {
+			return err
+		}
+		if err := s.rejoinGroup(ctx, q, id); err != nil {
+			return err
+		}
+		if err := s.auditRun(ctx, q, id); err != nil {
 			return err
 		}
 		return s.advanceRun(ctx, q, id)

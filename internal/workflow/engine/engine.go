@@ -63,8 +63,9 @@ type Options struct {
 	// HUBCTL_HUB; empty gives none.
 	Hub    string
 	Logger *slog.Logger
-	// Now is the clock schedules are judged by (time.Now when nil), so tests drive
-	// cron ticks.
+	// Now is the engine's clock (time.Now when nil): schedules' cron ticks and
+	// approval timeouts are judged by it, so tests drive them. Leases are judged by
+	// the database's clock.
 	Now func() time.Time
 }
 
@@ -157,6 +158,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 		}
 	}
 	if err := e.dispatchSchedules(ctx); err != nil {
+		dispatchErr = errors.Join(dispatchErr, err)
+	}
+	if err := e.expireApprovals(ctx); err != nil {
 		dispatchErr = errors.Join(dispatchErr, err)
 	}
 	free := e.o.MaxJobs - int(e.running.Load())
@@ -255,6 +259,9 @@ func (e *Engine) runJob(ctx context.Context, c Claim) {
 	}
 	if state, msg := decide(&run, wf, j, &c.Job); state != "" {
 		finish(Finish{State: state, Error: msg})
+		return
+	}
+	if e.awaitApproval(ctx, c, j, log) {
 		return
 	}
 

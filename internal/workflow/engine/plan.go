@@ -21,7 +21,13 @@ func Plan(w Workflow, e events.Event) (*PlannedRun, error) {
 		return nil, fmt.Errorf("workflow %s/%s: %w", w.Namespace, w.Name, err)
 	}
 	if e.Type == events.WorkflowFinished {
-		return planFinished(w, wf, e), nil
+		pr := planFinished(w, wf, e)
+		if pr != nil && pr.Refused == "" {
+			if err := planConcurrency(w, wf, pr); err != nil {
+				return nil, fmt.Errorf("workflow %s/%s: %w", w.Namespace, w.Name, err)
+			}
+		}
+		return pr, nil
 	}
 	trigger := ""
 	switch {
@@ -32,7 +38,11 @@ func Plan(w Workflow, e events.Event) (*PlannedRun, error) {
 	default:
 		return nil, nil
 	}
-	return planJobs(wf, &PlannedRun{Trigger: trigger, EventID: e.ID, Event: EventValues(trigger, e), Inputs: map[string]any{}}), nil
+	pr := planJobs(wf, &PlannedRun{Trigger: trigger, EventID: e.ID, Event: EventValues(trigger, e), Inputs: map[string]any{}})
+	if err := planConcurrency(w, wf, pr); err != nil {
+		return nil, fmt.Errorf("workflow %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	return pr, nil
 }
 
 // PlanManual plans a manual run of w with inputs (checked by the caller against the
@@ -57,7 +67,11 @@ func PlanManual(w Workflow, eventID string, inputs map[string]any, actor string)
 		}
 	}
 	ev := map[string]any{"trigger": workflow.TriggerManual, "id": "", "actor": actor}
-	return planJobs(wf, &PlannedRun{Trigger: workflow.TriggerManual, EventID: eventID, Event: ev, Inputs: inputs}), nil
+	pr := planJobs(wf, &PlannedRun{Trigger: workflow.TriggerManual, EventID: eventID, Event: ev, Inputs: inputs})
+	if err := planConcurrency(w, wf, pr); err != nil {
+		return nil, fmt.Errorf("workflow %s/%s: %w: %w", w.Namespace, w.Name, ErrInvalid, err)
+	}
+	return pr, nil
 }
 
 // checkInputs refuses inputs the workflow does not declare, of the wrong type, not

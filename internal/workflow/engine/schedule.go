@@ -115,7 +115,11 @@ func PlanSchedule(d DueSchedule, now time.Time) (*PlannedRun, time.Time, error) 
 	ev := map[string]any{"trigger": workflow.TriggerSchedule, "id": "", "cron": s.Cron}
 	pr := &PlannedRun{Trigger: workflow.TriggerSchedule, EventID: ScheduleEventID(d.Entry, d.Due), Event: ev,
 		Inputs: DefaultInputs(wf)}
-	return planJobs(wf, pr), next, nil
+	pr = planJobs(wf, pr)
+	if err := planConcurrency(d.Workflow, wf, pr); err != nil {
+		return nil, next, nil // this tick starts no run (concurrency.go); the next may
+	}
+	return pr, next, nil
 }
 
 // DefaultInputs are the inputs of a run not started by hand: each manual input's

@@ -21,14 +21,15 @@ var (
 
 // Job-run states (docs/design/workflows.md, "States").
 const (
-	StatePending   = "pending"
-	StateQueued    = "queued"
-	StateRunning   = "running"
-	StateSucceeded = "succeeded"
-	StateFailed    = "failed"
-	StateCancelled = "cancelled"
-	StateSkipped   = "skipped"
-	StateTimedOut  = "timed_out"
+	StatePending         = "pending"
+	StateWaitingApproval = "waiting_approval"
+	StateQueued          = "queued"
+	StateRunning         = "running"
+	StateSucceeded       = "succeeded"
+	StateFailed          = "failed"
+	StateCancelled       = "cancelled"
+	StateSkipped         = "skipped"
+	StateTimedOut        = "timed_out"
 )
 
 // Terminal reports whether a job-run or step state is final.
@@ -63,6 +64,10 @@ type PlannedRun struct {
 	Event  map[string]any
 	Inputs map[string]any
 	Jobs   []PlannedJob
+	// TriggeredBy is the account that started the run (0: none known); Concurrency
+	// the run's group, nil without one (concurrency.go).
+	TriggeredBy int64
+	Concurrency *Group
 	// Refused, when set, says why the run is not started (a chain of workflow
 	// triggers too deep): the dispatcher records it in the audit log instead.
 	Refused string
@@ -77,6 +82,8 @@ type PlannedJob struct {
 	// Needs are the names of the jobs (every run of each) this one waits for.
 	Needs []string
 	Steps []string // step names, in order
+	// Concurrency is the job run's own group, nil without one.
+	Concurrency *Group
 }
 
 // Planner decides whether workflow w starts a run for event e, and plans it; a nil
@@ -223,4 +230,5 @@ type Store interface {
 	// CancelWorkflowRun asks a run to stop: job runs not started are cancelled at
 	// once, running ones by their engines.
 	CancelWorkflowRun(ctx context.Context, runID int64) error
+	ApprovalStore
 }

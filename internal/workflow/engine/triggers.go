@@ -132,8 +132,12 @@ func PlanWebhook(w Workflow, id string, body any) (*PlannedRun, error) {
 		return nil, fmt.Errorf("%w: webhook-id must be 1 to %d bytes", ErrInvalid, MaxWebhookIDLength)
 	}
 	ev := map[string]any{"trigger": workflow.TriggerWebhook, "id": id, "actor": "webhook", "body": body}
-	return planJobs(wf, &PlannedRun{Trigger: workflow.TriggerWebhook, EventID: WebhookEventID(id), Event: ev,
-		Inputs: DefaultInputs(wf)}), nil
+	pr := planJobs(wf, &PlannedRun{Trigger: workflow.TriggerWebhook, EventID: WebhookEventID(id), Event: ev,
+		Inputs: DefaultInputs(wf)})
+	if err := planConcurrency(w, wf, pr); err != nil {
+		return nil, fmt.Errorf("workflow %s/%s: %w: %w", w.Namespace, w.Name, ErrInvalid, err)
+	}
+	return pr, nil
 }
 
 // WebhookEventID is the event id of the run of the call with webhook-id id.
