@@ -30,6 +30,9 @@ type Limits struct {
 	Bytes int64
 	// Entries bounds the number of entries (default 100,000).
 	Entries int
+	// StripTop drops the first element of every name (the exported path's base
+	// name), so a cache directory's content is extracted into the cache path itself.
+	StripTop bool
 }
 
 func (l Limits) withDefaults() Limits {
@@ -109,6 +112,14 @@ func (c *checker) check(h *tar.Header) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if c.lim.StripTop {
+		if name = strip(name); name == "." {
+			if h.Typeflag != tar.TypeDir {
+				return "", fmt.Errorf("%w: %q is not a directory", ErrUnsafe, h.Name)
+			}
+			return "", nil
+		}
+	}
 	for dir := path.Dir(name); dir != "." && dir != "/"; dir = path.Dir(dir) {
 		if c.links[dir] {
 			return "", fmt.Errorf("%w: %q lies under the symbolic link %q", ErrUnsafe, h.Name, dir)
@@ -130,7 +141,7 @@ func (c *checker) check(h *tar.Header) (string, error) {
 		}
 		c.links[name] = true
 	case tar.TypeLink:
-		target, err := cleanName(h.Linkname)
+		target, err := c.linkTarget(h.Linkname)
 		if err != nil || target == "." {
 			return "", fmt.Errorf("%w: hard link %q -> %q points outside the archive", ErrUnsafe, h.Name, h.Linkname)
 		}
@@ -140,6 +151,26 @@ func (c *checker) check(h *tar.Header) (string, error) {
 		return "", fmt.Errorf("%w: %q is a device, FIFO or other special file (type %q)", ErrUnsafe, h.Name, h.Typeflag)
 	}
 	return name, nil
+}
+
+// strip drops a clean name's first element.
+func strip(name string) string {
+	if i := strings.IndexByte(name, '/'); i >= 0 {
+		return name[i+1:]
+	}
+	return "."
+}
+
+// linkTarget is a hard link's target as the entry names are written.
+func (c *checker) linkTarget(target string) (string, error) {
+	t, err := cleanName(target)
+	if err != nil {
+		return "", err
+	}
+	if c.lim.StripTop {
+		t = strip(t)
+	}
+	return t, nil
 }
 
 // Check copies the tar stream r to w, refusing (with ErrUnsafe or ErrTooLarge, after
@@ -174,7 +205,7 @@ func Check(w io.Writer, r io.Reader, l Limits) error {
 			out.Name = name + "/"
 			out.Size = 0
 		case tar.TypeLink:
-			out.Linkname, _ = cleanName(h.Linkname)
+			out.Linkname, _ = c.linkTarget(h.Linkname)
 			out.Size = 0
 		case tar.TypeSymlink:
 			out.Size = 0
@@ -220,7 +251,11 @@ func Extract(r io.Reader, dir string, l Limits) error {
 		if name == "" || name == "." {
 			continue
 		}
-		if err := extractOne(root, tr, h, name); err != nil {
+		target := h.Linkname
+		if h.Typeflag == tar.TypeLink {
+			target, _ = c.linkTarget(h.Linkname)
+		}
+		if err := extractOne(root, tr, h, name, target); err != nil {
 			return fmt.Errorf("extract %s: %w", name, err)
 		}
 	}
@@ -228,7 +263,7 @@ func Extract(r io.Reader, dir string, l Limits) error {
 
 // extractOne writes one checked entry through root, which refuses any path that
 // resolves outside it (a symbolic link made by an earlier entry, or on disk already).
-func extractOne(root *os.Root, tr io.Reader, h *tar.Header, name string) error {
+func extractOne(root *os.Root, tr io.Reader, h *tar.Header, name, target string) error {
 	if d := path.Dir(name); d != "." {
 		if err := root.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -257,9 +292,8 @@ func extractOne(root *os.Root, tr io.Reader, h *tar.Header, name string) error {
 		return f.Close()
 	case tar.TypeSymlink:
 		_ = root.Remove(name)
-		return root.Symlink(h.Linkname, name)
+		return root.Symlink(target, name)
 	case tar.TypeLink:
-		target, _ := cleanName(h.Linkname)
 		_ = root.Remove(name)
 		return root.Link(target, name)
 	}

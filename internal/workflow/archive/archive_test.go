@@ -160,3 +160,27 @@ func TestCreateExtractRoundTrip(t *testing.T) {
 		t.Fatalf("Create of ../x: %v", err)
 	}
 }
+
+// TestStripTop: a cache's tar is extracted into the cache path itself; a link that
+// stays inside before the strip but would leave after it is refused.
+func TestStripTop(t *testing.T) {
+	data := makeTar(t, entry{typ: tar.TypeDir, name: "cache/"}, entry{typ: tar.TypeReg, name: "cache/a/x", body: "x"},
+		entry{typ: tar.TypeLink, name: "cache/h", link: "cache/a/x"})
+	dst := t.TempDir()
+	var checked bytes.Buffer
+	if err := Check(&checked, bytes.NewReader(data), Limits{StripTop: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Extract(&checked, dst, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a/x", "h"} {
+		if b, err := os.ReadFile(filepath.Join(dst, p)); err != nil || string(b) != "x" {
+			t.Fatalf("%s: %q %v", p, b, err)
+		}
+	}
+	evil := makeTar(t, entry{typ: tar.TypeSymlink, name: "cache/l", link: "../x"})
+	if err := Extract(bytes.NewReader(evil), t.TempDir(), Limits{StripTop: true}); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("a link leaving the cache after the strip: %v", err)
+	}
+}
