@@ -1,0 +1,194 @@
+package engine_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
+	"github.com/hubctl/hubctl/internal/workflow/engine"
+	"github.com/hubctl/hubctl/internal/workflow/executor/local"
+)
+
+const filesWorkflow = `name: files
+on:
+  push:
+    repositories: [team/app]
+jobs:
+  a:
+    image: alpine
+    outputs: [cached]
+    artifacts:
+      - {name: dist, path: out/dist}
+    cache:
+      key: deps-${{ event.repository }}
+    steps:
+      - run: |
+          mkdir -p out/dist/sub
+          echo alpha > out/dist/a.txt
+          echo beta > out/dist/sub/b.txt
+          ln -s a.txt out/dist/link
+          if [ -f "$HUBCTL_CACHE/seen" ]; then
+            echo "[JOB_OUT] cached = $(cat "$HUBCTL_CACHE/seen")"
+          else
+            echo "run $HUBCTL_RUN_ID" > "$HUBCTL_CACHE/seen"
+            echo "[JOB_OUT] cached = no"
+          fi
+  b:
+    needs: [a]
+    image: alpine
+    outputs: [got]
+    steps:
+      - run: echo "[JOB_OUT] got = $(cat out/dist/a.txt)+$(cat out/dist/sub/b.txt)+$(cat out/dist/link)"
+`
+
+// startFilesEngine runs an engine with the local executor and a filesystem blob store.
+func startFilesEngine(t *testing.T, s *sqlstore.Store, o engine.ArtifactOptions) blobstore.Store {
+	t.Helper()
+	x, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blobstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Store, o.Blobs, o.TempDir = s, blobs, t.TempDir()
+	e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
+		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return blobs
+}
+
+// waitRuns waits until w has n runs, all finished, and returns them newest first.
+func waitRuns(t *testing.T, s *sqlstore.Store, w engine.Workflow, n int) []engine.Run {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		runs, err := s.ListWorkflowRuns(t.Context(), w.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		var full []engine.Run
+		for _, r := range runs {
+			if r.FinishedAt != (time.Time{}) {
+				done++
+				fr, err := s.GetWorkflowRun(t.Context(), r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				full = append(full, fr)
+			}
+		}
+		if len(runs) == n && done == n {
+			return full
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d runs never finished", n)
+	return nil
+}
+
+func push(t *testing.T, s *sqlstore.Store) {
+	t.Helper()
+	if _, err := s.AppendEvent(t.Context(), events.Event{Type: events.ManifestPushed, Repository: "team/app", Tag: "v1",
+		Digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWorkflowArtifactsAndCache: job a's artifact (a directory with a link in it)
+// reaches job b, which needs a, at the same path; the cache a saves under its key in
+// the first run is restored in the second (and not saved again: a key is immutable).
+func TestWorkflowArtifactsAndCache(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {
+		s := open()
+		blobs := startFilesEngine(t, s, engine.ArtifactOptions{})
+		w := trigger(t, s, "files", filesWorkflow)
+		first := waitRuns(t, s, w, 1)[0]
+		if first.State != engine.StateSucceeded {
+			t.Fatalf("first run %s: %+v", first.State, first.Jobs)
+		}
+		j := jobsByName(first)
+		if got := j["b"].Outputs["got"]; got != "alpha+beta+alpha" {
+			t.Fatalf("b read %q from a's artifact", got)
+		}
+		if got := j["a"].Outputs["cached"]; got != "no" {
+			t.Fatalf("first run found a cache: %q", got)
+		}
+		arts, err := s.ListWorkflowArtifacts(t.Context(), first.ID)
+		if err != nil || len(arts) != 1 || arts[0].Name != "dist" || arts[0].Path != "out/dist" || arts[0].Job != "a" {
+			t.Fatalf("artifacts %+v, %v", arts, err)
+		}
+		if size, err := blobs.Stat(t.Context(), arts[0].Digest, arts[0].Location); err != nil || size != arts[0].Size {
+			t.Fatalf("artifact blob: size %d (row %d), %v", size, arts[0].Size, err)
+		}
+		caches, err := s.ListWorkflowCaches(t.Context(), w.ID)
+		if err != nil || len(caches) != 1 || caches[0].Key != "deps-team/app" {
+			t.Fatalf("caches %+v, %v", caches, err)
+		}
+
+		push(t, s)
+		runs := waitRuns(t, s, w, 2)
+		second := runs[0]
+		if second.ID == first.ID {
+			second = runs[1]
+		}
+		if second.State != engine.StateSucceeded {
+			t.Fatalf("second run %s: %+v", second.State, second.Jobs)
+		}
+		if got, want := jobsByName(second)["a"].Outputs["cached"], "run "+strconv.FormatInt(first.ID, 10); got != want {
+			t.Fatalf("second run's cache held %q, want %q", got, want)
+		}
+		after, err := s.ListWorkflowCaches(t.Context(), w.ID)
+		if err != nil || len(after) != 1 || after[0].Digest != caches[0].Digest {
+			t.Fatalf("caches after the second run %+v (before %+v), %v", after, caches, err)
+		}
+	})
+}
+
+const bigArtifact = `name: big
+on:
+  push:
+    repositories: [team/app]
+jobs:
+  a:
+    image: alpine
+    artifacts:
+      - {name: big, path: big.bin}
+    steps:
+      - run: head -c 5000 /dev/zero > big.bin
+`
+
+// TestWorkflowArtifactTooLarge: an artifact past workflows.artifacts.max_size fails
+// its job with a message naming the limit, and no row is left.
+func TestWorkflowArtifactTooLarge(t *testing.T) {
+	s := backends[0].open(t)()
+	startFilesEngine(t, s, engine.ArtifactOptions{MaxSize: 4096})
+	w := trigger(t, s, "big", bigArtifact)
+	r := waitRuns(t, s, w, 1)[0]
+	j := jobsByName(r)["a"]
+	if r.State != engine.StateFailed || !strings.Contains(j.Error, "artifact big (big.bin): larger than the limit of 4096 bytes") {
+		t.Fatalf("run %s, job a: %s", r.State, j.Error)
+	}
+	if arts, err := s.ListWorkflowArtifacts(t.Context(), r.ID); err != nil || len(arts) != 0 {
+		t.Fatalf("artifacts of a failed save %+v, %v", arts, err)
+	}
+}
