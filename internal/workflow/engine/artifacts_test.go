@@ -2,13 +2,17 @@ package engine_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 	"github.com/hubctl/hubctl/internal/workflow/executor/local"
@@ -47,7 +51,7 @@ jobs:
 `
 
 // startFilesEngine runs an engine with the local executor and a filesystem blob store.
-func startFilesEngine(t *testing.T, s *sqlstore.Store, o engine.ArtifactOptions) blobstore.Store {
+func startFilesEngine(t *testing.T, s *sqlstore.Store, o engine.ArtifactOptions, now ...func() time.Time) blobstore.Store {
 	t.Helper()
 	x, err := local.New(t.TempDir())
 	if err != nil {
@@ -60,6 +64,10 @@ func startFilesEngine(t *testing.T, s *sqlstore.Store, o engine.ArtifactOptions)
 	o.Store, o.Blobs, o.TempDir = s, blobs, t.TempDir()
 	e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
 		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o})
+	if len(now) > 0 {
+		e, err = engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
+			Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o, Now: now[0]})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,5 +198,46 @@ func TestWorkflowArtifactTooLarge(t *testing.T) {
 	}
 	if arts, err := s.ListWorkflowArtifacts(t.Context(), r.ID); err != nil || len(arts) != 0 {
 		t.Fatalf("artifacts of a failed save %+v, %v", arts, err)
+	}
+}
+
+// TestWorkflowRetention: the engine's loop purges, by its injected clock, the runs
+// finished longer than workflows.retention ago with their artifacts; GC may then take
+// the artifacts' blobs.
+func TestWorkflowRetention(t *testing.T) {
+	s := backends[0].open(t)()
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	startFilesEngine(t, s, engine.ArtifactOptions{Retention: 48 * time.Hour}, now)
+	w := trigger(t, s, "files", filesWorkflow)
+	r := waitRuns(t, s, w, 1)[0]
+	arts, err := s.ListWorkflowArtifacts(t.Context(), r.ID)
+	if err != nil || len(arts) != 1 {
+		t.Fatalf("artifacts %+v, %v", arts, err)
+	}
+	kept := arts[0].Digest
+	offset.Store(int64(24 * time.Hour)) // within the retention, and within PurgeEvery of the last purge
+	time.Sleep(300 * time.Millisecond)
+	if _, err := s.GetWorkflowRun(t.Context(), r.ID); err != nil {
+		t.Fatalf("a run inside the retention was purged: %v", err)
+	}
+	offset.Store(int64(49 * time.Hour))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := s.GetWorkflowRun(t.Context(), r.ID)
+		if errors.Is(err, engine.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run was not purged after the retention: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if arts, err := s.ListWorkflowArtifacts(t.Context(), r.ID); err != nil || len(arts) != 0 {
+		t.Fatalf("artifacts of a purged run %+v, %v", arts, err)
+	}
+	marked, err := s.GCMarkBlobs(t.Context(), time.Now().Add(time.Minute), true)
+	if err != nil || !slices.ContainsFunc(marked, func(b metadata.Blob) bool { return b.Digest == kept }) {
+		t.Fatalf("GC would not collect the purged artifact's blob: %+v, %v", marked, err)
 	}
 }
