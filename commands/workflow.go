@@ -20,7 +20,7 @@ func NewCmdWorkflow(f *Factory) *cobra.Command {
 happens in a hub: a push, a deleted tag, a schedule, a webhook call, a person, or
 another workflow (docs/workflows.md). validate checks files here; apply stores one on
 a hub, whose engine runs it (hubctl serve with workflows.executor: docker); run, runs,
-logs, cancel and rerun follow its runs.`,
+logs, cancel and rerun follow its runs; artifacts and download fetch what its jobs kept.`,
 		NewCmdWorkflowValidate(f, nil),
 		NewCmdWorkflowApply(f, nil),
 		NewCmdWorkflowLs(f),
@@ -30,7 +30,9 @@ logs, cancel and rerun follow its runs.`,
 		NewCmdWorkflowRuns(f),
 		NewCmdWorkflowLogs(f, nil),
 		NewCmdWorkflowCancel(f),
-		NewCmdWorkflowRerun(f))
+		NewCmdWorkflowRerun(f),
+		NewCmdWorkflowArtifacts(f),
+		NewCmdWorkflowDownload(f, nil))
 }
 
 // WorkflowValidateOptions are the inputs of `hubctl workflow validate`.
