@@ -241,3 +241,42 @@ func TestWorkflowRetention(t *testing.T) {
 		t.Fatalf("GC would not collect the purged artifact's blob: %+v, %v", marked, err)
 	}
 }
+
+const escapingArtifact = `name: escape
+on:
+  push:
+    repositories: [team/app]
+jobs:
+  a:
+    image: alpine
+    artifacts:
+      - {name: evil, path: out}
+    steps:
+      - run: mkdir out && ln -s /etc out/etc
+  b:
+    needs: [a]
+    image: alpine
+    steps:
+      - run: "true"
+`
+
+// TestWorkflowArtifactLinkOut: a job that makes its artifact a way out of the
+// workspace (a link to /etc, to be written through by the job that needs it) fails
+// when it is saved, naming the link; nothing is stored and the needing job does not
+// run.
+func TestWorkflowArtifactLinkOut(t *testing.T) {
+	s := backends[0].open(t)()
+	startFilesEngine(t, s, engine.ArtifactOptions{})
+	w := trigger(t, s, "escape", escapingArtifact)
+	r := waitRuns(t, s, w, 1)[0]
+	j := jobsByName(r)
+	if a := j["a"]; a.State != engine.StateFailed || !strings.Contains(a.Error, `symbolic link "out/etc" -> "/etc" points outside the archive`) {
+		t.Fatalf("job a %s: %s", a.State, a.Error)
+	}
+	if b := j["b"]; b.State != engine.StateSkipped {
+		t.Fatalf("job b %s", b.State)
+	}
+	if arts, err := s.ListWorkflowArtifacts(t.Context(), r.ID); err != nil || len(arts) != 0 {
+		t.Fatalf("artifacts %+v, %v", arts, err)
+	}
+}
