@@ -67,9 +67,11 @@ type Cache struct {
 // implements it). Blobs are pinned before their bytes are stored and recorded after,
 // as a push's are, so GC never takes a blob a row is about to name.
 type ArtifactStore interface {
-	// PinBlob and UnpinBlob are the registry's (metadata.Store).
+	// PinBlob and DiscardBlob are the registry's (metadata.Store): a blob whose row
+	// could not be written is discarded, bytes and pending row, unless another pin
+	// or commit holds it.
 	PinBlob(ctx context.Context, d digest.Digest, size int64) (time.Time, error)
-	UnpinBlob(ctx context.Context, d digest.Digest, pinnedAt time.Time) error
+	DiscardBlob(ctx context.Context, d digest.Digest, pinnedAt time.Time, del func(location string) error) (bool, error)
 	// AddWorkflowArtifact records artifact a of owner's running job run (replacing
 	// one of the same job run and name), its blob stored and pinned at pinnedAt: the
 	// blob's size is recorded. It fails with ErrTooLarge when the run's artifacts
@@ -299,7 +301,7 @@ func (f *files) save(ctx context.Context) error {
 		err = o.Store.AddWorkflowArtifact(ctx, Artifact{RunID: f.run.ID, JobID: f.c.Job.ID, Name: a.Name, Path: a.Path,
 			Digest: d, Size: size}, f.e.o.ID, pinned, o.MaxRunSize)
 		if err != nil {
-			_ = o.Store.UnpinBlob(context.WithoutCancel(ctx), d, pinned)
+			f.discard(ctx, d, pinned)
 			if errors.Is(err, ErrTooLarge) {
 				return fmt.Errorf("artifact %s: the run's artifacts would exceed %d bytes (workflows.artifacts.max_run_size)", a.Name, o.MaxRunSize)
 			}
@@ -318,7 +320,7 @@ func (f *files) save(ctx context.Context) error {
 	}
 	if _, err := o.Store.AddWorkflowCache(ctx, Cache{WorkflowID: f.run.WorkflowID, Key: f.cacheKey, Digest: d, Size: size},
 		pinned, o.CacheMaxTotal); err != nil {
-		_ = o.Store.UnpinBlob(context.WithoutCancel(ctx), d, pinned)
+		f.discard(ctx, d, pinned)
 		return fmt.Errorf("save the cache: %w", err)
 	}
 	return nil
@@ -361,10 +363,20 @@ func (f *files) exportBlob(ctx context.Context, p string, lim archive.Limits, ma
 		return "", 0, time.Time{}, err
 	}
 	if _, err := o.Blobs.Put(ctx, d, tmp, cw.n); err != nil {
-		_ = o.Store.UnpinBlob(context.WithoutCancel(ctx), d, pinned)
+		f.discard(ctx, d, pinned)
 		return "", 0, time.Time{}, fmt.Errorf("store %s: %w", d, err)
 	}
 	return d, cw.n, pinned, nil
+}
+
+// discard removes a blob stored for a row that was not written: its bytes and pending
+// row when this pin made it and nothing pinned it since (else GC takes it later).
+func (f *files) discard(ctx context.Context, d digest.Digest, pinned time.Time) {
+	o := &f.e.o.Artifacts
+	bg := context.WithoutCancel(ctx)
+	if _, err := o.Store.DiscardBlob(bg, d, pinned, func(loc string) error { return o.Blobs.Delete(bg, d, loc) }); err != nil {
+		f.e.o.Logger.Warn("discard an unrecorded artifact blob", "digest", d, "err", err)
+	}
 }
 
 type countWriter struct{ n int64 }

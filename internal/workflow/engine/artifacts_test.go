@@ -280,3 +280,29 @@ func TestWorkflowArtifactLinkOut(t *testing.T) {
 		t.Fatalf("artifacts %+v, %v", arts, err)
 	}
 }
+
+// TestWorkflowRunArtifactsCap: an artifact that would take the run past
+// workflows.artifacts.max_run_size fails its job, and its stored blob is discarded
+// (no row of it is left for GC to find, and the bytes are gone).
+func TestWorkflowRunArtifactsCap(t *testing.T) {
+	s := backends[0].open(t)()
+	blobs := startFilesEngine(t, s, engine.ArtifactOptions{MaxRunSize: 10})
+	w := trigger(t, s, "files", filesWorkflow)
+	r := waitRuns(t, s, w, 1)[0]
+	a := jobsByName(r)["a"]
+	if a.State != engine.StateFailed || !strings.Contains(a.Error, "artifact dist: the run's artifacts would exceed 10 bytes (workflows.artifacts.max_run_size)") {
+		t.Fatalf("job a %s: %s", a.State, a.Error)
+	}
+	left, err := s.GCMarkBlobs(t.Context(), time.Now().Add(time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range left {
+		if _, err := blobs.Stat(t.Context(), b.Digest, b.Location); err == nil {
+			t.Errorf("blob %s (%d bytes) left behind", b.Digest, b.Size)
+		}
+	}
+	if len(left) != 0 {
+		t.Fatalf("blob rows left behind: %+v", left)
+	}
+}
