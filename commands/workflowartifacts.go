@@ -39,7 +39,7 @@ func NewCmdWorkflowArtifacts(f *Factory) *cobra.Command {
 		}
 		return o.Hub.print(as, []string{"NAME", "JOB", "JOB ID", "PATH", "SIZE", "DIGEST", "CREATED"}, func(row func(cells ...string)) {
 			for _, a := range as {
-				row(a.Name, a.Job, fmt.Sprint(a.JobID), a.Path, fmt.Sprint(a.Size), a.Digest, a.Created.Format("2006-01-02 15:04:05Z07:00"))
+				row(a.Name, a.Job, fmt.Sprint(a.JobID), a.Path, fmt.Sprint(a.Size), a.Digest, a.CreatedAt)
 			}
 		})
 	})

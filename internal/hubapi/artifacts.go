@@ -54,7 +54,7 @@ func (a *api) listArtifacts(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	out := make([]hubtypes.WorkflowArtifact, 0, len(as))
 	for _, x := range as {
 		out = append(out, hubtypes.WorkflowArtifact{Name: x.Name, Path: x.Path, Job: x.Job, JobID: x.JobID,
-			Digest: x.Digest.String(), Size: x.Size, Created: x.CreatedAt})
+			Digest: x.Digest.String(), Size: x.Size, CreatedAt: formatTime(x.CreatedAt)})
 	}
 	return reply(w, http.StatusOK, out)
 }
