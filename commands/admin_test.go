@@ -28,6 +28,7 @@ type hub struct {
 	t     *testing.T
 	store *sqlstore.Store
 	host  string // 127.0.0.1:PORT
+	keys  *secrets.Keyring
 }
 
 func newHub(t *testing.T) *hub {
@@ -50,7 +51,7 @@ func newHub(t *testing.T) *hub {
 		Client: webhook.NewClient(webhook.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})}
 	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Webhooks: store, Workflows: store, Keyring: ring, Deliverer: deliverer}))
 	t.Cleanup(srv.Close)
-	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
+	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://"), keys: ring}
 	h.user("admin", "admin-password", true)
 	h.user("bob", "bob-password", false)
 	return h

@@ -31,6 +31,8 @@ logs, cancel and rerun follow its runs; artifacts and download fetch what its jo
 		NewCmdWorkflowLogs(f, nil),
 		NewCmdWorkflowCancel(f),
 		NewCmdWorkflowRerun(f),
+		NewCmdWorkflowSecret(f),
+		NewCmdWorkflowHookSecret(f),
 		NewCmdWorkflowArtifacts(f),
 		NewCmdWorkflowDownload(f, nil))
 }

@@ -100,7 +100,10 @@ func workflowApplyRun(ctx context.Context, c *hubclient.Client, opts *WorkflowAp
 	if err != nil {
 		return fmt.Errorf("apply workflow %s/%s: %w", opts.Namespace, name, err)
 	}
-	return opts.Hub.done(got, "Workflow %s applied (%s)", got.Namespace+"/"+got.Name, got.Digest)
+	if err := opts.Hub.done(got, "Workflow %s applied (%s)", got.Namespace+"/"+got.Name, got.Digest); err != nil {
+		return err
+	}
+	return printHookSecret(&opts.Hub, got)
 }
 
 // NewCmdWorkflowLs returns `hubctl workflow ls`.

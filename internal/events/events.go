@@ -52,13 +52,19 @@ const (
 	TeamMemberRemoved   Type = "team.member_removed"
 	TeamGrantChanged    Type = "team.grant_changed"
 	QuotaChanged        Type = "quota.changed"
+
+	// WorkflowFinished is written by the transaction that finishes a workflow run
+	// (Detail: namespace, workflow, workflowId, runId, number, trigger, result, depth),
+	// hub-wide (no repository): workflows of the namespace with an on.workflow trigger
+	// start from it, and depth stops chains of workflows starting each other.
+	WorkflowFinished Type = "workflow.finished"
 )
 
 // Types lists the types written to the outbox, for validating filters.
 var Types = []Type{ManifestPushed, TagMoved, TagDeleted, ManifestDeleted, BlobDeleted, RepositoryCreated,
 	RepositoryDeleted, RepositoryVisibilityChanged, ChartPushed, GCCompleted, QuotaExceeded, RepositoryPulled,
 	LoginLocked, AccountCreated, AccountUpdated, AccountDeleted, OrganizationCreated, OrganizationDeleted, TokenCreated,
-	TokenRevoked, TeamDeleted, TeamMemberAdded, TeamMemberRemoved, TeamGrantChanged, QuotaChanged}
+	TokenRevoked, TeamDeleted, TeamMemberAdded, TeamMemberRemoved, TeamGrantChanged, QuotaChanged, WorkflowFinished}
 
 // Artifact kinds of a pushed manifest.
 const (

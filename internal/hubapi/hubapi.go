@@ -114,13 +114,17 @@ type api struct {
 	dummyOnce sync.Once
 	dummy     string
 	guard     *ratelimit.Guard
+
+	// hookLimits limits calls of workflows' incoming URLs per workflow (in this process).
+	hookLimits *ratelimit.Limiter
 }
 
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
 	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard,
-		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, blobs: o.Blobs, hookTests: ratelimit.New(1, webhookTestInterval)}
+		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, blobs: o.Blobs, hookTests: ratelimit.New(1, webhookTestInterval),
+		hookLimits: ratelimit.New(hookRate, hookWindow)}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -233,6 +237,11 @@ func (a *api) routes() {
 // ServeHTTP authenticates the request before routing, so that even a request for an
 // unknown path learns nothing without credentials.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, WorkflowHookPrefix) {
+		// Signed with the workflow's secret, not authenticated (workflow_hooks.go).
+		a.serveWorkflowHook(w, r)
+		return
+	}
 	p, err := a.authenticate(r)
 	if err != nil {
 		a.fail(w, r, err)

@@ -66,6 +66,8 @@ func (a *api) workflowRoutes() {
 		"GET":  reads(scope.HubWorkflows, a.listWorkflowRuns),
 		"POST": writes(scope.HubWorkflows, a.runWorkflow),
 	})
+	a.route("/api/v1/workflows/{ns}/{name}/hook-secret", map[string]handlerFunc{"POST": writes(scope.HubWorkflows, a.rotateHookSecret)})
+	a.workflowSecretRoutes()
 	a.route("/api/v1/runs", map[string]handlerFunc{"GET": reads(scope.HubWorkflows, a.listRuns)})
 	a.route("/api/v1/runs/{id}", map[string]handlerFunc{"GET": reads(scope.HubWorkflows, a.getRun)})
 	a.route("/api/v1/runs/{id}/logs", map[string]handlerFunc{"GET": reads(scope.HubWorkflows, a.runLogs)})
@@ -146,14 +148,22 @@ func (a *api) applyWorkflow(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if len(src) == 0 {
 		return invalid("request body is empty, want the workflow's YAML")
 	}
-	if _, err := workflow.Parse(src); err != nil {
+	parsed, err := workflow.Parse(src)
+	if err != nil {
 		return workflowErrors(err)
+	}
+	if parsed.On.Webhook != nil && parsed.On.Webhook.Secret == "" && a.keyring == nil {
+		return invalid("on: webhook needs a signing secret and this hub has no secrets keys to seal one: set HUBCTL_SECRETS_KEY or secrets.keys_file")
 	}
 	wf, err := a.workflows.ApplyWorkflow(r.Context(), ns, name, src, p.User.ID, p.Name())
 	if err != nil {
 		return workflowStoreError(err, ns+"/"+name)
 	}
-	return reply(w, http.StatusOK, a.workflowView(r.Context(), wf, false))
+	v := a.workflowView(r.Context(), wf, false)
+	if err := a.withHookSecret(r.Context(), wf, &v); err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, v)
 }
 
 // workflowErrors is the 400 of a workflow that does not parse: one line:col message

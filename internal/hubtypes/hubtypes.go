@@ -438,6 +438,10 @@ type Workflow struct {
 	CreatedAt string `json:"createdAt"`
 	UpdatedAt string `json:"updatedAt"`
 	Source    string `json:"source,omitempty"`
+	// HookURL is the path of the workflow's incoming URL (on: webhook); HookSecret its
+	// signing secret, only in the answer that made it (first apply, rotation).
+	HookURL    string `json:"hookUrl,omitempty"`
+	HookSecret string `json:"hookSecret,omitempty"`
 }
 
 // WorkflowError is one problem of a refused workflow file, at its line and column.

@@ -47,6 +47,10 @@ func sample(t events.Type, repo string) events.Event {
 		e.Detail = map[string]any{"blobsDeleted": 3, "bytesFreed": 4096}
 	case events.QuotaExceeded:
 		e.Detail = map[string]any{"message": "namespace acme is over its quota of 1 GiB", "method": "PUT"}
+	case events.WorkflowFinished:
+		e.Repository, e.Remote, e.RequestID = "", "", ""
+		e.Detail = map[string]any{"namespace": "acme", "workflow": "build", "workflowId": 3, "runId": 42, "number": 7,
+			"trigger": "push", "result": "success", "depth": 1}
 	}
 	return e
 }

@@ -31,6 +31,8 @@ var EventType = types.Map{
 	"cron":         types.String, // the schedule that fired
 	"workflow":     types.String, // the workflow whose run finished
 	"result":       types.String, // and its result
+	"runId":        types.String, // and the id of that run
+	"depth":        types.Int,    // how many finished runs chained to start this one
 	"body":         types.Any,    // a webhook trigger's JSON body
 }
 

@@ -30,10 +30,10 @@ func (s *Store) DispatchWorkflows(ctx context.Context, limit int, plan wfengine.
 		var err error
 		byNS := map[string][]wfengine.Workflow{}
 		for _, e := range evs {
-			if e.Repository == "" {
+			ns := wfengine.EventNamespace(e)
+			if ns == "" {
 				continue
 			}
-			ns := namespaceOf(e.Repository)
 			wfs, ok := byNS[ns]
 			if !ok {
 				if wfs, err = collect(scanWorkflow)(q.Query(ctx, `SELECT `+workflowColumns+` FROM workflows w
@@ -51,7 +51,7 @@ func (s *Store) DispatchWorkflows(ctx context.Context, limit int, plan wfengine.
 					return err
 				}
 				if pr != nil {
-					if _, _, err := s.insertRun(ctx, q, w, pr); err != nil {
+					if err := s.insertPlanned(ctx, q, w, pr); err != nil {
 						return err
 					}
 				}
@@ -581,10 +581,13 @@ func (s *Store) advanceRun(ctx context.Context, q querier, runID int64) error {
 	case cancelled || cancel:
 		state, result = wfengine.StateCancelled, "cancelled"
 	}
-	_, err = q.Exec(ctx, `UPDATE workflow_runs SET state = $2, result = $3, finished_at = `+s.d.now+`,
+	n, err := q.Exec(ctx, `UPDATE workflow_runs SET state = $2, result = $3, finished_at = `+s.d.now+`,
 		started_at = CASE WHEN started_at = 0 THEN `+s.d.now+` ELSE started_at END
 		WHERE id = $1 AND state IN ('queued', 'waiting', 'running')`, runID, state, result)
-	return err
+	if err != nil || n == 0 {
+		return err
+	}
+	return s.runFinished(ctx, q, runID)
 }
 
 // CancelWorkflowRun asks run id to stop: its job runs not yet running are cancelled at

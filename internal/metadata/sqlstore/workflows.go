@@ -47,13 +47,14 @@ func (s *Store) ApplyWorkflow(ctx context.Context, namespace, name string, sourc
 	if namespace == "" || name == "" {
 		return wfengine.Workflow{}, fmt.Errorf("apply workflow: %w: namespace and name are required", wfengine.ErrInvalid)
 	}
-	if _, err := workflow.Parse(source); err != nil {
+	wf, err := workflow.Parse(source)
+	if err != nil {
 		return wfengine.Workflow{}, fmt.Errorf("apply workflow %s/%s: %w", namespace, name, err)
 	}
 	a := events.ActorFrom(ctx)
 	digest := WorkflowDigest(source)
 	var w wfengine.Workflow
-	err := s.write(ctx, func(q querier) error {
+	err = s.write(ctx, func(q querier) error {
 		now := time.Now()
 		var id int64
 		if err := q.QueryRow(ctx, `INSERT INTO workflows (namespace, name, source, digest, applied_by, enabled, created_at, updated_at)
@@ -65,6 +66,9 @@ func (s *Store) ApplyWorkflow(ctx context.Context, namespace, name string, sourc
 		}
 		var err error
 		if w, err = scanWorkflow(q.QueryRow(ctx, `SELECT `+workflowColumns+` FROM workflows w WHERE w.id = $1`, id)); err != nil {
+			return err
+		}
+		if err := s.syncSchedules(ctx, q, w, wf, now); err != nil {
 			return err
 		}
 		detail := digest

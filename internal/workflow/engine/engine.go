@@ -66,7 +66,8 @@ type Options struct {
 	// Artifacts configure artifacts, caches and the retention of finished runs
 	// (artifacts.go).
 	Artifacts ArtifactOptions
-	// Now is the clock of the retention purge (default time.Now).
+	// Now is the clock schedules and the retention purge are judged by (time.Now
+	// when nil), so tests drive cron ticks and retention.
 	Now func() time.Time
 }
 
@@ -165,6 +166,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 			break
 		}
 	}
+	if err := e.dispatchSchedules(ctx); err != nil {
+		dispatchErr = errors.Join(dispatchErr, err)
+	}
 	free := e.o.MaxJobs - int(e.running.Load())
 	if free <= 0 {
 		return dispatchErr
@@ -202,6 +206,13 @@ func (e *Engine) plan(ctx context.Context, w Workflow, ev events.Event) (*Planne
 	}
 	if pr == nil {
 		return nil, nil
+	}
+	if pr.Trigger == workflow.TriggerWorkflow {
+		// Same namespace, no repository: nothing to pull.
+		if pr.Refused != "" {
+			e.o.Logger.Warn("workflow not started", "workflow", w.Namespace+"/"+w.Name, "event", ev.ID, "reason", pr.Refused)
+		}
+		return pr, nil
 	}
 	ok, err := e.o.MayPull(ctx, w.AppliedBy, ev.Repository)
 	if err != nil {

@@ -20,6 +20,9 @@ func Plan(w Workflow, e events.Event) (*PlannedRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow %s/%s: %w", w.Namespace, w.Name, err)
 	}
+	if e.Type == events.WorkflowFinished {
+		return planFinished(w, wf, e), nil
+	}
 	trigger := ""
 	switch {
 	case wf.On.Push.Matches(e):

@@ -63,6 +63,9 @@ type PlannedRun struct {
 	Event  map[string]any
 	Inputs map[string]any
 	Jobs   []PlannedJob
+	// Refused, when set, says why the run is not started (a chain of workflow
+	// triggers too deep): the dispatcher records it in the audit log instead.
+	Refused string
 }
 
 // PlannedJob is one job run of a planned run.
