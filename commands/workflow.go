@@ -20,7 +20,8 @@ func NewCmdWorkflow(f *Factory) *cobra.Command {
 happens in a hub: a push, a deleted tag, a schedule, a webhook call, a person, or
 another workflow (docs/workflows.md). validate checks files here; apply stores one on
 a hub, whose engine runs it (hubctl serve with workflows.executor: docker); run, runs,
-show RUN, logs, approve, reject, cancel and rerun follow its runs.`,
+show RUN, logs, approve, reject, cancel and rerun follow its runs; artifacts and
+download fetch what its jobs kept.`,
 		NewCmdWorkflowValidate(f, nil),
 		NewCmdWorkflowApply(f, nil),
 		NewCmdWorkflowLs(f),
@@ -34,7 +35,9 @@ show RUN, logs, approve, reject, cancel and rerun follow its runs.`,
 		NewCmdWorkflowApprove(f, nil),
 		NewCmdWorkflowReject(f, nil),
 		NewCmdWorkflowSecret(f),
-		NewCmdWorkflowHookSecret(f))
+		NewCmdWorkflowHookSecret(f),
+		NewCmdWorkflowArtifacts(f),
+		NewCmdWorkflowDownload(f, nil))
 }
 
 // WorkflowValidateOptions are the inputs of `hubctl workflow validate`.

@@ -98,6 +98,27 @@ type Workflows struct {
 	Interval time.Duration `yaml:"interval"`
 	// Docker configures the Docker executor.
 	Docker WorkflowsDocker `yaml:"docker"`
+	// Retention is how long finished runs are kept, with their logs and artifacts;
+	// 0 keeps them for ever.
+	Retention time.Duration `yaml:"retention"`
+	// Artifacts and Cache bound what jobs keep in the blob store.
+	Artifacts WorkflowsArtifacts `yaml:"artifacts"`
+	Cache     WorkflowsCache     `yaml:"cache"`
+}
+
+// WorkflowsArtifacts bounds workflow artifacts (docs/workflows.md, "Artifacts and caches").
+type WorkflowsArtifacts struct {
+	// MaxSize bounds one artifact's files; MaxRunSize the stored artifacts of a run.
+	MaxSize    Size `yaml:"max_size"`
+	MaxRunSize Size `yaml:"max_run_size"`
+}
+
+// WorkflowsCache bounds workflow caches.
+type WorkflowsCache struct {
+	// MaxSize bounds one cache's files; MaxTotal a workflow's stored caches, beyond
+	// which the least recently used are evicted.
+	MaxSize  Size `yaml:"max_size"`
+	MaxTotal Size `yaml:"max_total"`
 }
 
 // Networks of job steps under the Docker executor.
@@ -340,7 +361,9 @@ func Default() Config {
 		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval, PullInterval: DefaultPullInterval},
 		Webhooks:           Webhooks{MaxFailures: 50, Interval: time.Second},
 		Workflows: Workflows{Executor: WorkflowExecutorDocker, MaxJobs: 4, Interval: time.Second,
-			Docker: WorkflowsDocker{Network: WorkflowNetworkBridge}},
+			Docker: WorkflowsDocker{Network: WorkflowNetworkBridge}, Retention: 30 * 24 * time.Hour,
+			Artifacts: WorkflowsArtifacts{MaxSize: 256 << 20, MaxRunSize: 1 << 30},
+			Cache:     WorkflowsCache{MaxSize: 1 << 30, MaxTotal: 4 << 30}},
 	}
 }
 
@@ -562,6 +585,10 @@ func (c *Config) Validate() error {
 	if c.Workflows.MaxJobs < 1 || c.Workflows.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("workflows.max_jobs must be at least 1 and workflows.interval greater than 0, got %d and %s",
 			c.Workflows.MaxJobs, c.Workflows.Interval))
+	}
+	if w := c.Workflows; w.Retention < 0 || w.Artifacts.MaxSize <= 0 || w.Artifacts.MaxRunSize <= 0 || w.Cache.MaxSize <= 0 || w.Cache.MaxTotal <= 0 {
+		errs = append(errs, fmt.Errorf("workflows.retention must not be negative and workflows.artifacts.max_size, .max_run_size, "+
+			"workflows.cache.max_size and .max_total must be greater than 0"))
 	}
 	if c.Secrets.KeysFile != "" && c.Secrets.Key != "" {
 		errs = append(errs, fmt.Errorf("secrets.keys_file and %s are both set: give the keys one way", EnvSecretsKey))

@@ -159,6 +159,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad workflow executor", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "kubernetes"}, wantErr: `workflows.executor "kubernetes": want docker or none`},
 		{name: "bad workflow network", env: map[string]string{"HUBCTL_WORKFLOWS_DOCKER_NETWORK": "none"}, wantErr: `workflows.docker.network "none": want bridge or host`},
 		{name: "no workflow jobs", file: "workflows:\n  max_jobs: 0\n", wantErr: "workflows.max_jobs must be at least 1"},
+		{name: "negative workflow retention", env: map[string]string{"HUBCTL_WORKFLOWS_RETENTION": "-1h"}, wantErr: "workflows.retention must not be negative"},
+		{name: "zero artifact size", file: "workflows:\n  artifacts:\n    max_size: 0\n", wantErr: "workflows.artifacts.max_size"},
 		{name: "bad log level", flags: map[string]string{"log.level": "loud"}, wantErr: `log.level "loud"`},
 		{name: "unsupported db", env: map[string]string{"HUBCTL_DB_DRIVER": "mysql"}, wantErr: `db.driver "mysql"`},
 		{name: "empty addr", flags: map[string]string{"addr": ""}, wantErr: "addr must not be empty"},
@@ -223,7 +225,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"events.pull_interval": "30s",
 		"secrets.keys_file":    "/s.keys", "webhooks.allow_addresses": "10.0.0.0/8,127.0.0.1", "webhooks.max_failures": "10",
 		"webhooks.interval": "2s", "workflows.executor": "none", "workflows.max_jobs": "2", "workflows.interval": "3s",
-		"workflows.docker.network": "host",
+		"workflows.docker.network": "host", "workflows.retention": "48h", "workflows.artifacts.max_size": "1MiB",
+		"workflows.artifacts.max_run_size": "2MiB", "workflows.cache.max_size": "3MiB", "workflows.cache.max_total": "4MiB",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {
@@ -259,6 +262,11 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "workflows.max_jobs", c.Workflows.MaxJobs, 2)
 	eq(t, "workflows.interval", c.Workflows.Interval, 3*time.Second)
 	eq(t, "workflows.docker.network", c.Workflows.Docker.Network, "host")
+	eq(t, "workflows.retention", c.Workflows.Retention, 48*time.Hour)
+	eq(t, "workflows.artifacts.max_size", c.Workflows.Artifacts.MaxSize, 1<<20)
+	eq(t, "workflows.artifacts.max_run_size", c.Workflows.Artifacts.MaxRunSize, 2<<20)
+	eq(t, "workflows.cache.max_size", c.Workflows.Cache.MaxSize, 3<<20)
+	eq(t, "workflows.cache.max_total", c.Workflows.Cache.MaxTotal, 4<<20)
 }
 
 func TestParseSize(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"github.com/hubctl/hubctl/internal/auth/ratelimit"
 	"github.com/hubctl/hubctl/internal/auth/token"
+	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"io"
 	"log/slog"
@@ -83,6 +84,9 @@ type Options struct {
 	// Workflows keeps workflows, their runs and logs; nil answers the
 	// /api/v1/workflows and /api/v1/runs endpoints 404.
 	Workflows WorkflowStore
+	// Blobs holds workflow artifacts (GET /api/v1/runs/{id}/artifacts/{name}); nil
+	// answers the artifact endpoints 404.
+	Blobs blobstore.Store
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
@@ -99,6 +103,7 @@ type api struct {
 	keyring   *secrets.Keyring
 	deliverer *webhook.Deliverer
 	workflows WorkflowStore
+	blobs     blobstore.Store
 	// hookTests limits test deliveries per hook (in this process).
 	hookTests *ratelimit.Limiter
 	jwt       func(string) (string, token.Hub, error)
@@ -118,7 +123,7 @@ type api struct {
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
 	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard,
-		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, hookTests: ratelimit.New(1, webhookTestInterval),
+		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, blobs: o.Blobs, hookTests: ratelimit.New(1, webhookTestInterval),
 		hookLimits: ratelimit.New(hookRate, hookWindow)}
 	if a.now == nil {
 		a.now = time.Now
@@ -226,6 +231,7 @@ func (a *api) routes() {
 	a.route("/api/v1/events", map[string]handlerFunc{"GET": reads(scope.HubEvents, a.listEvents)})
 	a.webhookRoutes()
 	a.workflowRoutes()
+	a.artifactRoutes()
 }
 
 // ServeHTTP authenticates the request before routing, so that even a request for an

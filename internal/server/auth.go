@@ -17,6 +17,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/ratelimit"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/auth/tokenserver"
+	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/charts/chartrepo"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/hubapi"
@@ -43,7 +44,7 @@ type authParts struct {
 // setupAuth loads (or creates) the signing keys, creates the admin account at first
 // start and builds the token service and the registry's token check. It returns nil
 // parts with --auth=none.
-func setupAuth(ctx context.Context, cfg config.Config, store metaStore, keyring *secrets.Keyring, deliverer *webhook.Deliverer,
+func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs blobstore.Store, keyring *secrets.Keyring, deliverer *webhook.Deliverer,
 	log *slog.Logger, stderr io.Writer) (*authParts, error) {
 	if err := ensureAdmin(ctx, store, cfg, stderr); err != nil {
 		return nil, err
@@ -127,6 +128,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, keyring 
 		Events:       store,
 		Webhooks:     store,
 		Workflows:    store,
+		Blobs:        blobs,
 		Keyring:      keyring,
 		Deliverer:    deliverer,
 		Policy:       policy,

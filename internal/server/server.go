@@ -232,7 +232,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
 		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures,
 		ExternalURL: cfg.ExternalURL}
-	ap, err := setupAuth(ctx, cfg, meta, keyring, deliverer, log, stderr)
+	ap, err := setupAuth(ctx, cfg, meta, blobs, keyring, deliverer, log, stderr)
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	// Every replica runs an engine; the store's claims and leases share the jobs
 	// (docs/workflows.md). Its jobs stop with the janitors and are taken up again,
 	// when their leases run out, by this or another replica.
-	wfe, err := newWorkflowEngine(janitorCtx, cfg, meta, hubURL(cfg, ln.Addr(), ts != nil),
+	wfe, err := newWorkflowEngine(janitorCtx, cfg, meta, blobs, hubURL(cfg, ln.Addr(), ts != nil),
 		jobCredentials{tokens: jobTokens(newMachineMinter(cfg, ap, meta)), secrets: jobSecrets(meta, keyring)}, log)
 	if err != nil {
 		stopJanitor()
@@ -619,6 +619,7 @@ type metaStore interface {
 	events.Store
 	webhook.DeliveryStore
 	engine.Store
+	engine.ArtifactStore
 	hubapi.WorkflowStore
 	secretResolver
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 	"github.com/hubctl/hubctl/internal/workflow/executor"
@@ -18,6 +19,7 @@ import (
 // engineStore is what the workflow engine and its pull check need of the store.
 type engineStore interface {
 	engine.Store
+	engine.ArtifactStore
 	accounts.Store
 	UserByID(ctx context.Context, id int64) (accounts.User, error)
 }
@@ -47,7 +49,7 @@ type workflowEngine struct {
 // newWorkflowEngine returns the workflow engine of cfg.Workflows, or nil when it is
 // off (executor none) or the Docker engine does not answer: serve still starts then,
 // keeps workflows and queues their runs, and says once why none runs here.
-func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore, hub string, creds jobCredentials, log *slog.Logger) (*workflowEngine, error) {
+func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore, blobs blobstore.Store, hub string, creds jobCredentials, log *slog.Logger) (*workflowEngine, error) {
 	if cfg.Workflows.Executor != config.WorkflowExecutorDocker {
 		log.Info("workflows: no executor (workflows.executor: none): runs are queued, none runs on this replica")
 		return nil, nil
@@ -81,7 +83,7 @@ func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore
 	}
 	e, err := engine.New(engine.Options{Store: store, Executor: x, MayPull: mayPull, MaxJobs: cfg.Workflows.MaxJobs,
 		Interval: cfg.Workflows.Interval, Hub: hub, Registry: hub, Tokens: creds.tokens, Secrets: creds.secrets,
-		Logger: log.With("component", "workflows")})
+		Logger: log.With("component", "workflows"), Artifacts: artifactOptions(cfg.Workflows, store, blobs)})
 	if err != nil {
 		_ = x.Close()
 		return nil, err

@@ -216,7 +216,12 @@ func (s *Store) GCUnlinkUnreferenced(ctx context.Context, before time.Time, dryR
 	return int(n), nil
 }
 
-const gcUnlinked = `NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest)`
+const gcUnlinked = `NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest)` + gcNoWorkflowRow
+
+// gcNoWorkflowRow: a workflow artifact or cache (artifacts.go) keeps its blob as a
+// repository link does, until the run is purged or the cache evicted.
+const gcNoWorkflowRow = ` AND NOT EXISTS (SELECT 1 FROM workflow_artifacts wa WHERE wa.digest = blobs.digest)
+	AND NOT EXISTS (SELECT 1 FROM workflow_caches wc WHERE wc.digest = blobs.digest)`
 
 // gcMarkable selects the blobs phase 3a marks, by their own columns: not marked yet,
 // created and last pinned before the cutoff $1.
@@ -228,7 +233,7 @@ func (s *Store) gcMarkable() string {
 // (same cutoff) count as gone.
 const gcDryRunUnlinked = `NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest
 	AND NOT (rb.created_at < $1 AND NOT EXISTS (SELECT 1 FROM manifest_refs mr
-		WHERE mr.repo_id = rb.repo_id AND mr.ref_digest = rb.digest AND mr.kind = 'blob')))`
+		WHERE mr.repo_id = rb.repo_id AND mr.ref_digest = rb.digest AND mr.kind = 'blob')))` + gcNoWorkflowRow
 
 // GCMarkBlobs is phase 3a; see metadata.Store.
 func (s *Store) GCMarkBlobs(ctx context.Context, before time.Time, dryRun bool) ([]metadata.Blob, error) {
@@ -296,7 +301,8 @@ func (s *Store) GCSweepBlob(ctx context.Context, d digest.Digest, before time.Ti
 			return err
 		}
 		var linked bool
-		if err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)", d.String()).Scan(&linked); err != nil {
+		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)
+			OR EXISTS (SELECT 1 FROM workflow_artifacts WHERE digest = $1) OR EXISTS (SELECT 1 FROM workflow_caches WHERE digest = $1)`, d.String()).Scan(&linked); err != nil {
 			return err
 		}
 		if linked {

@@ -706,7 +706,7 @@ func (s *Store) RerunWorkflowRun(ctx context.Context, id int64, failedOnly bool)
 
 // PurgeWorkflowRuns deletes the runs that finished before before, with their job
 // runs, steps and logs (ON DELETE CASCADE), batch runs per transaction (1000 when
-// batch <= 0), and returns how many went: workflows.log_retention.
+// batch <= 0), and returns how many went: workflows.retention.
 func (s *Store) PurgeWorkflowRuns(ctx context.Context, before time.Time, batch int) (int, error) {
 	return s.purgeInBatches(ctx, "workflow runs", `DELETE FROM workflow_runs WHERE id IN
 		(SELECT id FROM workflow_runs WHERE finished_at > 0 AND finished_at < $1 ORDER BY finished_at LIMIT $2)`, before, batch)

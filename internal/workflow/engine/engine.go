@@ -63,9 +63,12 @@ type Options struct {
 	// HUBCTL_HUB; empty gives none.
 	Hub    string
 	Logger *slog.Logger
-	// Now is the engine's clock (time.Now when nil): schedules' cron ticks and
-	// approval timeouts are judged by it, so tests drive them. Leases are judged by
-	// the database's clock.
+	// Artifacts configure artifacts, caches and the retention of finished runs
+	// (artifacts.go).
+	Artifacts ArtifactOptions
+	// Now is the engine's clock (time.Now when nil): schedules' cron ticks, approval
+	// timeouts and the retention purge are judged by it, so tests drive them. Leases
+	// are judged by the database's clock.
 	Now func() time.Time
 }
 
@@ -76,6 +79,8 @@ type Engine struct {
 	o       Options
 	running atomic.Int64
 	wg      sync.WaitGroup
+	// lastPurge is when the retention purge last ran (unix nanoseconds of Now).
+	lastPurge atomic.Int64
 }
 
 // New returns an engine; Store and Executor are required.
@@ -116,6 +121,10 @@ func New(o Options) (*Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Artifacts.defaults()
 	return &Engine{o: o}, nil
 }
 
@@ -143,6 +152,7 @@ func (e *Engine) Run(ctx context.Context) error {
 // Tick is one round: dispatch the waiting events, then claim job runs up to MaxJobs
 // and start them. The jobs run on after Tick returns; Wait waits for them.
 func (e *Engine) Tick(ctx context.Context) error {
+	e.purge(ctx)
 	var dispatchErr error
 	for {
 		n, err := e.o.Store.DispatchWorkflows(ctx, events.MaxPage, func(w Workflow, ev events.Event) (*PlannedRun, error) {
@@ -356,6 +366,10 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 	if err != nil {
 		return StateFailed, nil, err.Error()
 	}
+	fl, err := e.newFiles(ctx, run, j, c, spec, vals)
+	if err != nil {
+		return StateFailed, nil, err.Error()
+	}
 	mask := newMasker(hidden)
 	defer func() {
 		for k, v := range outputs {
@@ -375,6 +389,11 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 	if c.Reattach {
 		if known, err = e.o.Executor.Find(ctx, spec); err != nil {
 			return StateFailed, nil, "re-attach: " + err.Error()
+		}
+	}
+	if !c.Reattach || !anyStarted(c.Job.Steps) {
+		if err := fl.restore(ctx); err != nil {
+			return StateFailed, nil, err.Error()
 		}
 	}
 	outputs = map[string]string{}
@@ -406,6 +425,9 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		if state != StateSucceeded {
 			return state, outputs, msg
 		}
+	}
+	if err := fl.save(ctx); err != nil {
+		return StateFailed, outputs, err.Error()
 	}
 	return StateSucceeded, outputs, ""
 }

@@ -1,7 +1,8 @@
 // Package local is an executor.Executor that runs a job's steps as processes of the
 // host (`/bin/sh -e -c` for run:) in a temporary workspace directory. It runs no
-// container: a step's image, services, resources and cache are ignored and a step sees
-// the host's programs. It exists for the engine's tests and for `hubctl workflow run
+// container: a step's image, services and resources are ignored and a step sees the
+// host's programs; the job's cache is a directory of the job ($HUBCTL_CACHE), which the
+// engine fills from the hub and saves back (archive.go). It exists for the engine's tests and for `hubctl workflow run
 // --local` on machines without Docker, and is never the hub's default executor: on a
 // hub, steps written for containers must run in containers.
 //
@@ -93,6 +94,11 @@ func (x *Executor) SetupWorkflow(ctx context.Context, spec *executor.JobSpec) er
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return fmt.Errorf("local executor: %w", err)
 	}
+	if spec.CachePath != "" {
+		if err := os.MkdirAll(filepath.Join(dir, "cache"), 0o700); err != nil {
+			return fmt.Errorf("local executor: %w", err)
+		}
+	}
 	x.jobs[spec.JobID] = &job{dir: dir, workspace: ws, steps: map[int]*step{}}
 	spec.WorkspaceDir = ws
 	return nil
@@ -142,6 +148,9 @@ func (x *Executor) StartStep(ctx context.Context, spec *executor.JobSpec, st *ex
 	cmd := exec.Command("/bin/sh", "-e", "-c", st.Run)
 	cmd.Dir = wd
 	cmd.Env = stepEnv(spec, st, j.workspace, s.outPath)
+	if spec.CachePath != "" {
+		cmd.Env = append(cmd.Env, "HUBCTL_CACHE="+filepath.Join(j.dir, "cache"))
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s.cmd = cmd
