@@ -156,7 +156,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "postgres without url", flags: map[string]string{"db.driver": "postgres"}, wantErr: `needs db.path to be a postgres://`},
 		{name: "bad auth mode", flags: map[string]string{"auth.mode": "off"}, wantErr: `auth.mode "off"`},
 		{name: "relative external url", flags: map[string]string{"external_url": "hub.example.com"}, wantErr: `external_url "hub.example.com"`},
-		{name: "bad workflow executor", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "kubernetes"}, wantErr: `workflows.executor "kubernetes": want docker or none`},
+		{name: "bad workflow executor", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "nomad"}, wantErr: `workflows.executor "nomad": want docker, kubernetes or none`},
+		{name: "bad kube namespace", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "kubernetes", "HUBCTL_WORKFLOWS_KUBE_NAMESPACE": "CI/x"}, wantErr: `workflows.kube.namespace "CI/x"`},
 		{name: "bad workflow network", env: map[string]string{"HUBCTL_WORKFLOWS_DOCKER_NETWORK": "none"}, wantErr: `workflows.docker.network "none": want bridge or host`},
 		{name: "no workflow jobs", file: "workflows:\n  max_jobs: 0\n", wantErr: "workflows.max_jobs must be at least 1"},
 		{name: "bad log level", flags: map[string]string{"log.level": "loud"}, wantErr: `log.level "loud"`},
@@ -223,7 +224,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"events.pull_interval": "30s",
 		"secrets.keys_file":    "/s.keys", "webhooks.allow_addresses": "10.0.0.0/8,127.0.0.1", "webhooks.max_failures": "10",
 		"webhooks.interval": "2s", "workflows.executor": "none", "workflows.max_jobs": "2", "workflows.interval": "3s",
-		"workflows.docker.network": "host",
+		"workflows.docker.network": "host", "workflows.kube.namespace": "ci", "workflows.kube.kubeconfig": "/kube.conf",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {
@@ -259,6 +260,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "workflows.max_jobs", c.Workflows.MaxJobs, 2)
 	eq(t, "workflows.interval", c.Workflows.Interval, 3*time.Second)
 	eq(t, "workflows.docker.network", c.Workflows.Docker.Network, "host")
+	eq(t, "workflows.kube.namespace", c.Workflows.Kube.Namespace, "ci")
+	eq(t, "workflows.kube.kubeconfig", c.Workflows.Kube.Kubeconfig, "/kube.conf")
 }
 
 func TestParseSize(t *testing.T) {
