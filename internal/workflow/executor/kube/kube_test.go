@@ -150,7 +150,7 @@ func TestJobSpecBuilt(t *testing.T) {
 	if s0.Image != job.Image || s1.Image != "busybox:1" {
 		t.Errorf("images %s %s", s0.Image, s1.Image)
 	}
-	if s0.Command[0] != "/bin/sh" || s0.Command[len(s0.Command)-1] != "make" {
+	if len(s0.Command) != 6 || s0.Command[0] != "/bin/sh" || s0.Command[4] != "make" || s0.Command[5] != "/dev/termination-log" {
 		t.Errorf("step 0 command %q", s0.Command)
 	}
 	if len(s1.Command) != 0 || strings.Join(s1.Args, " ") != "echo hi" {
@@ -229,13 +229,16 @@ func TestJobSpecBuilt(t *testing.T) {
 	}
 	var dc struct {
 		Auths map[string]struct {
-			Username, Password, Auth, RegistryToken string `json:"registrytoken"`
+			Username      string `json:"username"`
+			Password      string `json:"password"`
+			Auth          string `json:"auth"`
+			RegistryToken string `json:"registrytoken"`
 		} `json:"auths"`
 	}
 	if err := json.Unmarshal(pull.Data[corev1.DockerConfigJsonKey], &dc); err != nil {
 		t.Fatal(err)
 	}
-	if a, ok := dc.Auths["hub.example:5000"]; !ok || a.RegistryToken != tokenValue || len(dc.Auths) != 1 {
+	if a, ok := dc.Auths["hub.example:5000"]; !ok || a.RegistryToken != tokenValue || a.Password != tokenValue || a.Auth == "" || len(dc.Auths) != 1 {
 		t.Errorf("pull secret auths %+v: want the job token for the hub only", dc.Auths)
 	}
 
