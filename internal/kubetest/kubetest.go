@@ -149,7 +149,7 @@ func Start(t testing.TB) *Cluster {
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
 		"--initial-cluster=kubetest="+peerURL, "--unsafe-no-fsync=true",
-		"--listen-metrics-urls=", "--log-level=warn")
+		"--log-level=warn")
 
 	p.start("kube-apiserver", bins["kube-apiserver"],
 		"--etcd-servers="+etcdURL,

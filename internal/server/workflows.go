@@ -111,15 +111,15 @@ func newWorkflowExecutor(ctx context.Context, cfg config.Config, log *slog.Logge
 		log.Info("workflows: no executor (workflows.executor: none): runs are queued, none runs on this replica")
 		return nil, ""
 	}
-	what := "Docker"
+	what, peer := "Docker", "Docker engine"
 	if cfg.Workflows.Executor == config.WorkflowExecutorKubernetes {
-		what = "Kubernetes"
+		what, peer = "Kubernetes", "Kubernetes API server"
 	}
 	pctx, cancel := context.WithTimeout(ctx, dockerPingTimeout)
 	defer cancel()
 	if err := x.Ping(pctx); err != nil {
 		_ = x.Close()
-		log.Warn("workflows: the "+what+" executor does not answer, so no workflow runs on this replica (set workflows.executor: none to silence this)", "err", err)
+		log.Warn("workflows: the "+peer+" does not answer, so no workflow runs on this replica (set workflows.executor: none to silence this)", "err", err)
 		return nil, ""
 	}
 	return x, what
