@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/hubtypes"
@@ -74,10 +75,13 @@ func TestServeWorkflowsWithoutKubernetes(t *testing.T) {
 	}
 	t.Cleanup(func() { KubeExecutor = old })
 	r := start(t, map[string]string{"auth.mode": "token", "workflows.executor": "kubernetes", "workflows.kube.kubeconfig": kc, "workflows.interval": "50ms"})
+	// The engine is set up as serve starts, beside the listener: wait for its line.
 	warned := 0
-	for _, l := range logLines(t, r.log) {
-		if msg, _ := l["msg"].(string); strings.Contains(msg, "Kubernetes API server does not answer") {
-			warned++
+	for deadline := time.Now().Add(20 * time.Second); warned == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, l := range logLines(t, r.log) {
+			if msg, _ := l["msg"].(string); strings.Contains(msg, "Kubernetes API server does not answer") {
+				warned++
+			}
 		}
 	}
 	if warned != 1 {
