@@ -75,7 +75,9 @@ fi
 # stages joined into one config file. `go install …@v1.37.2` refuses kubernetes (replace
 # directives), so the three are built in a module of their own: e2e/k8s/control-plane.go.mod
 # (requires k8s.io/kubernetes v1.37.2, every staging module replaced by v0.37.2). Cold,
-# the three took about 8 minutes on 2 cores (etcd about 30 s, kwok about 80 s, in parallel).
+# the three take about 7–8 minutes on 2 quiet cores (FACTS.md; etcd about 30 s, kwok about
+# 80 s, in parallel). Measured 2026-12-07 on 2 cores shared with five other builds (load
+# average 60–80): etcd and kwok about an hour, the three kube binaries over 90 minutes.
 KUBE_VERSION=v1.37.2
 ETCD_VERSION=v3.6.7
 KWOK_VERSION=v0.8.0
