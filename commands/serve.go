@@ -11,6 +11,7 @@ import (
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/server"
 	"github.com/hubctl/hubctl/internal/workflow/executor/docker"
+	"github.com/hubctl/hubctl/internal/workflow/executor/kube"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -158,7 +159,7 @@ connections and lets in-flight requests finish for up to shutdown_timeout.`,
 	fl.Var(&flagCfg.MaxManifestSize, "max-manifest-size", "Largest manifest accepted, e.g. 4MiB")
 	fl.DurationVar(&flagCfg.Uploads.MaxAge, "upload-max-age", def.Uploads.MaxAge, "Remove upload sessions idle for longer than this")
 	fl.DurationVar(&flagCfg.GC.Interval, "gc-interval", def.GC.Interval, "Collect unreferenced blobs this often (0 turns it off)")
-	fl.StringVar(&flagCfg.Workflows.Executor, "workflow-executor", def.Workflows.Executor, "What runs workflow jobs: `docker` (skipped with a warning when Docker does not answer) or none")
+	fl.StringVar(&flagCfg.Workflows.Executor, "workflow-executor", def.Workflows.Executor, "What runs workflow jobs: `docker` (skipped with a warning when Docker does not answer), kubernetes (workflows.kube.*) or none")
 	fl.StringVar(&flagCfg.Log.Format, "log-format", def.Log.Format, "Log `format`: text or json")
 	fl.StringVar(&flagCfg.Log.Level, "log-level", def.Log.Level, "Log `level`: debug, info, warn or error")
 	fl.StringVar(&flagCfg.Storage.Driver, "storage", def.Storage.Driver, "Blob `store`: filesystem, s3 or cos")
@@ -227,5 +228,13 @@ func init() {
 			opts = append(opts, docker.WithHostNetwork())
 		}
 		return docker.New(opts...)
+	}
+	// … and with the Kubernetes executor (workflows.executor: kubernetes).
+	server.KubeExecutor = func(cfg config.WorkflowsKube) (server.WorkflowExecutor, error) {
+		rc, err := kube.RESTConfig(cfg.Kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		return kube.NewFromConfig(rc, cfg.Namespace)
 	}
 }

@@ -69,6 +69,76 @@ if [ "$failed" != 0 ]; then
   exit 1
 fi
 
+# A Kubernetes control plane for the workflow executor's and deploy's tests
+# (internal/kubetest; FACTS.md "Kubernetes"): etcd, kube-apiserver, kube-controller-manager
+# and kube-scheduler built from the Go module proxy, and kwok as the kubelet with its
+# stages joined into one config file. `go install …@v1.37.2` refuses kubernetes (replace
+# directives), so the three are built in a module of their own: e2e/k8s/control-plane.go.mod
+# (requires k8s.io/kubernetes v1.37.2, every staging module replaced by v0.37.2). Cold,
+# the three take about 7–8 minutes on 2 quiet cores (FACTS.md; etcd about 30 s, kwok about
+# 80 s, in parallel). Measured 2026-12-07 on 2 cores shared with five other builds (load
+# average 60–80): etcd and kwok about an hour, the three kube binaries over 90 minutes.
+KUBE_VERSION=v1.37.2
+ETCD_VERSION=v3.6.7
+KWOK_VERSION=v0.8.0
+HERE="$(cd "$(dirname "$0")" && pwd)"
+stamp_is() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.versions/$1" 2>/dev/null || true)" = "$2" ]; }
+kpids=()
+if ! { stamp_is kube-apiserver "$KUBE_VERSION" && stamp_is kube-controller-manager "$KUBE_VERSION" && stamp_is kube-scheduler "$KUBE_VERSION"; }; then
+  echo "install-tools: go build kube-apiserver, kube-controller-manager, kube-scheduler $KUBE_VERSION" >&2
+  (
+    tmp="$(mktemp -d "$BIN/.install-kube.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    cp "$HERE/k8s/control-plane.go.mod" "$tmp/go.mod"
+    cd "$tmp" && GOWORK=off GOFLAGS=-mod=mod go build -o "$tmp/out/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+    for b in kube-apiserver kube-controller-manager kube-scheduler; do
+      mv -f "$tmp/out/$b" "$BIN/$b"
+      echo "$KUBE_VERSION" >"$BIN/.versions/$b"
+    done
+  ) &
+  kpids+=("$!")
+fi
+if ! stamp_is etcd "$ETCD_VERSION"; then
+  echo "install-tools: go build etcd $ETCD_VERSION" >&2
+  (
+    tmp="$(mktemp -d "$BIN/.install-etcd.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    printf 'module etcdbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$tmp/go.mod"
+    cd "$tmp" && GOWORK=off GOFLAGS=-mod=mod go build -o "$tmp/etcd" go.etcd.io/etcd/server/v3
+    mv -f "$tmp/etcd" "$BIN/etcd"
+    echo "$ETCD_VERSION" >"$BIN/.versions/etcd"
+  ) &
+  kpids+=("$!")
+fi
+if ! { stamp_is kwok "$KWOK_VERSION" && [ -s "$BIN/kwok-stages.yaml" ]; }; then
+  echo "install-tools: go install kwok $KWOK_VERSION" >&2
+  (
+    tmp="$(mktemp -d "$BIN/.install-kwok.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    cd / && GOBIN="$tmp" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+    # The stages that make a fake node Ready fast and take pods (and Job pods) through
+    # their lifecycle: node/fast and pod/general of the kwok module, one YAML stream.
+    dir="$(cd / && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    for f in "$dir"/kustomize/stage/node/fast/*.yaml "$dir"/kustomize/stage/pod/general/*.yaml; do
+      case "$(basename "$f")" in kustomization.yaml) continue ;; esac
+      echo "---"
+      cat "$f"
+    done >"$tmp/kwok-stages.yaml"
+    mv -f "$tmp/kwok-stages.yaml" "$BIN/kwok-stages.yaml"
+    mv -f "$tmp/kwok" "$BIN/kwok"
+    echo "$KWOK_VERSION" >"$BIN/.versions/kwok"
+  ) &
+  kpids+=("$!")
+fi
+for pid in "${kpids[@]}"; do
+  wait "$pid" || failed=1
+done
+if [ "$failed" != 0 ]; then
+  echo "install-tools: the Kubernetes control plane failed to install (see above)" >&2
+  exit 1
+fi
+
 # Debian packages: skopeo (a client under test), tmux (the progress view is driven in a
 # real terminal) and the PostgreSQL server binaries (the metadata store's tests start a
 # throwaway cluster of their own; nothing runs here).

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,15 +83,17 @@ type Config struct {
 
 // Workflow executors `workflows.executor` may name.
 const (
-	WorkflowExecutorDocker = "docker"
-	WorkflowExecutorNone   = "none"
+	WorkflowExecutorDocker     = "docker"
+	WorkflowExecutorKubernetes = "kubernetes"
+	WorkflowExecutorNone       = "none"
 )
 
 // Workflows configures the workflow engine every replica runs.
 type Workflows struct {
 	// Executor runs job steps: docker (the engine DOCKER_HOST names, or the local
 	// socket; when it does not answer at start, no workflow runs and one warning says
-	// so) or none (workflows are kept and their runs queued, none runs here).
+	// so), kubernetes (one Job per job run in workflows.kube.namespace) or none
+	// (workflows are kept and their runs queued, none runs here).
 	Executor string `yaml:"executor"`
 	// MaxJobs bounds the job runs this replica runs at once.
 	MaxJobs int `yaml:"max_jobs"`
@@ -104,6 +107,8 @@ type Workflows struct {
 	// Artifacts and Cache bound what jobs keep in the blob store.
 	Artifacts WorkflowsArtifacts `yaml:"artifacts"`
 	Cache     WorkflowsCache     `yaml:"cache"`
+	// Kube configures the Kubernetes executor.
+	Kube WorkflowsKube `yaml:"kube"`
 }
 
 // WorkflowsArtifacts bounds workflow artifacts (docs/workflows.md, "Artifacts and caches").
@@ -119,6 +124,15 @@ type WorkflowsCache struct {
 	// which the least recently used are evicted.
 	MaxSize  Size `yaml:"max_size"`
 	MaxTotal Size `yaml:"max_total"`
+}
+
+// WorkflowsKube configures the Kubernetes executor of workflows.
+type WorkflowsKube struct {
+	// Namespace is where job runs become Jobs (and their Secrets).
+	Namespace string `yaml:"namespace"`
+	// Kubeconfig is the kubeconfig file of the cluster; "" uses the in-cluster
+	// configuration (the hub's pod's service account).
+	Kubeconfig string `yaml:"kubeconfig"`
 }
 
 // Networks of job steps under the Docker executor.
@@ -363,7 +377,8 @@ func Default() Config {
 		Workflows: Workflows{Executor: WorkflowExecutorDocker, MaxJobs: 4, Interval: time.Second,
 			Docker: WorkflowsDocker{Network: WorkflowNetworkBridge}, Retention: 30 * 24 * time.Hour,
 			Artifacts: WorkflowsArtifacts{MaxSize: 256 << 20, MaxRunSize: 1 << 30},
-			Cache:     WorkflowsCache{MaxSize: 1 << 30, MaxTotal: 4 << 30}},
+			Cache:     WorkflowsCache{MaxSize: 1 << 30, MaxTotal: 4 << 30},
+			Kube:      WorkflowsKube{Namespace: "hubctl-workflows"}},
 	}
 }
 
@@ -576,8 +591,14 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("webhooks.max_failures must not be negative and webhooks.interval must be greater than 0, got %d and %s",
 			c.Webhooks.MaxFailures, c.Webhooks.Interval))
 	}
-	if c.Workflows.Executor != WorkflowExecutorDocker && c.Workflows.Executor != WorkflowExecutorNone {
-		errs = append(errs, fmt.Errorf("workflows.executor %q: want docker or none", c.Workflows.Executor))
+	switch c.Workflows.Executor {
+	case WorkflowExecutorDocker, WorkflowExecutorNone:
+	case WorkflowExecutorKubernetes:
+		if !kubeNamespace.MatchString(c.Workflows.Kube.Namespace) {
+			errs = append(errs, fmt.Errorf("workflows.kube.namespace %q: want a Kubernetes namespace name (lower-case letters, digits, -, at most 63)", c.Workflows.Kube.Namespace))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("workflows.executor %q: want docker, kubernetes or none", c.Workflows.Executor))
 	}
 	if n := c.Workflows.Docker.Network; n != WorkflowNetworkBridge && n != WorkflowNetworkHost {
 		errs = append(errs, fmt.Errorf("workflows.docker.network %q: want bridge or host", n))
@@ -636,6 +657,9 @@ type field struct {
 func (f field) Env() string { return EnvName(f.Key) }
 
 var durationType = reflect.TypeFor[time.Duration]()
+
+// kubeNamespace is a Kubernetes namespace name (a DNS-1123 label).
+var kubeNamespace = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // fields walks the leaves of c by their yaml tags.
 func fields(c *Config) []field {

@@ -156,7 +156,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "postgres without url", flags: map[string]string{"db.driver": "postgres"}, wantErr: `needs db.path to be a postgres://`},
 		{name: "bad auth mode", flags: map[string]string{"auth.mode": "off"}, wantErr: `auth.mode "off"`},
 		{name: "relative external url", flags: map[string]string{"external_url": "hub.example.com"}, wantErr: `external_url "hub.example.com"`},
-		{name: "bad workflow executor", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "kubernetes"}, wantErr: `workflows.executor "kubernetes": want docker or none`},
+		{name: "bad workflow executor", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "nomad"}, wantErr: `workflows.executor "nomad": want docker, kubernetes or none`},
+		{name: "bad kube namespace", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "kubernetes", "HUBCTL_WORKFLOWS_KUBE_NAMESPACE": "CI/x"}, wantErr: `workflows.kube.namespace "CI/x"`},
 		{name: "bad workflow network", env: map[string]string{"HUBCTL_WORKFLOWS_DOCKER_NETWORK": "none"}, wantErr: `workflows.docker.network "none": want bridge or host`},
 		{name: "no workflow jobs", file: "workflows:\n  max_jobs: 0\n", wantErr: "workflows.max_jobs must be at least 1"},
 		{name: "negative workflow retention", env: map[string]string{"HUBCTL_WORKFLOWS_RETENTION": "-1h"}, wantErr: "workflows.retention must not be negative"},
@@ -227,6 +228,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"webhooks.interval": "2s", "workflows.executor": "none", "workflows.max_jobs": "2", "workflows.interval": "3s",
 		"workflows.docker.network": "host", "workflows.retention": "48h", "workflows.artifacts.max_size": "1MiB",
 		"workflows.artifacts.max_run_size": "2MiB", "workflows.cache.max_size": "3MiB", "workflows.cache.max_total": "4MiB",
+		"workflows.kube.namespace": "ci", "workflows.kube.kubeconfig": "/kube.conf",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {
@@ -267,6 +269,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "workflows.artifacts.max_run_size", c.Workflows.Artifacts.MaxRunSize, 2<<20)
 	eq(t, "workflows.cache.max_size", c.Workflows.Cache.MaxSize, 3<<20)
 	eq(t, "workflows.cache.max_total", c.Workflows.Cache.MaxTotal, 4<<20)
+	eq(t, "workflows.kube.namespace", c.Workflows.Kube.Namespace, "ci")
+	eq(t, "workflows.kube.kubeconfig", c.Workflows.Kube.Kubeconfig, "/kube.conf")
 }
 
 func TestParseSize(t *testing.T) {

@@ -24,7 +24,7 @@ type engineStore interface {
 	UserByID(ctx context.Context, id int64) (accounts.User, error)
 }
 
-// WorkflowExecutor is what serve needs of the Docker executor.
+// WorkflowExecutor is what serve needs of an executor (Docker or Kubernetes).
 type WorkflowExecutor interface {
 	executor.Executor
 	Ping(ctx context.Context) error
@@ -37,7 +37,14 @@ type WorkflowExecutor interface {
 // cannot import it. Nil runs no engine, with a warning.
 var DockerExecutor func(hostNetwork bool) (WorkflowExecutor, error)
 
-// dockerPingTimeout bounds the check, at start, that the Docker engine answers.
+// KubeExecutor makes the executor of `workflows.executor: kubernetes` for
+// workflows.kube (namespace, kubeconfig; "" is the in-cluster configuration).
+// hubctl's serve command sets it, so this package does not import client-go. Nil runs
+// no engine, with a warning.
+var KubeExecutor func(cfg config.WorkflowsKube) (WorkflowExecutor, error)
+
+// dockerPingTimeout bounds the check, at start, that the executor's engine or
+// cluster answers.
 const dockerPingTimeout = 5 * time.Second
 
 // workflowEngine is the engine serve runs and what to release when it stops.
@@ -50,24 +57,8 @@ type workflowEngine struct {
 // off (executor none) or the Docker engine does not answer: serve still starts then,
 // keeps workflows and queues their runs, and says once why none runs here.
 func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore, blobs blobstore.Store, hub string, creds jobCredentials, log *slog.Logger) (*workflowEngine, error) {
-	if cfg.Workflows.Executor != config.WorkflowExecutorDocker {
-		log.Info("workflows: no executor (workflows.executor: none): runs are queued, none runs on this replica")
-		return nil, nil
-	}
-	if DockerExecutor == nil {
-		log.Warn("workflows: this build has no Docker executor, so no workflow runs on this replica")
-		return nil, nil
-	}
-	x, err := DockerExecutor(cfg.Workflows.Docker.Network == config.WorkflowNetworkHost)
-	if err != nil {
-		log.Warn("workflows: no Docker engine, so no workflow runs on this replica", "err", err)
-		return nil, nil
-	}
-	pctx, cancel := context.WithTimeout(ctx, dockerPingTimeout)
-	defer cancel()
-	if err := x.Ping(pctx); err != nil {
-		_ = x.Close()
-		log.Warn("workflows: the Docker engine does not answer, so no workflow runs on this replica (set workflows.executor: none to silence this)", "err", err)
+	x, what := newWorkflowExecutor(ctx, cfg, log)
+	if x == nil {
 		return nil, nil
 	}
 	pol := &authz.Policy{Store: store}
@@ -88,8 +79,52 @@ func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore
 		_ = x.Close()
 		return nil, err
 	}
-	log.Info("workflows: running jobs with the Docker executor", "max_jobs", cfg.Workflows.MaxJobs, "hub", hub)
+	log.Info("workflows: running jobs with the "+what+" executor", "max_jobs", cfg.Workflows.MaxJobs, "hub", hub)
 	return &workflowEngine{Engine: e, close: x.Close}, nil
+}
+
+// newWorkflowExecutor returns the executor cfg names and its display name, or nil
+// (with the one line that says why no workflow runs here).
+func newWorkflowExecutor(ctx context.Context, cfg config.Config, log *slog.Logger) (WorkflowExecutor, string) {
+	var (
+		x   WorkflowExecutor
+		err error
+	)
+	switch cfg.Workflows.Executor {
+	case config.WorkflowExecutorDocker:
+		if DockerExecutor == nil {
+			log.Warn("workflows: this build has no Docker executor, so no workflow runs on this replica")
+			return nil, ""
+		}
+		if x, err = DockerExecutor(cfg.Workflows.Docker.Network == config.WorkflowNetworkHost); err != nil {
+			log.Warn("workflows: no Docker engine, so no workflow runs on this replica", "err", err)
+			return nil, ""
+		}
+	case config.WorkflowExecutorKubernetes:
+		if KubeExecutor == nil {
+			log.Warn("workflows: this build has no Kubernetes executor, so no workflow runs on this replica")
+			return nil, ""
+		}
+		if x, err = KubeExecutor(cfg.Workflows.Kube); err != nil {
+			log.Warn("workflows: no Kubernetes cluster, so no workflow runs on this replica", "err", err)
+			return nil, ""
+		}
+	default:
+		log.Info("workflows: no executor (workflows.executor: none): runs are queued, none runs on this replica")
+		return nil, ""
+	}
+	what, peer := "Docker", "Docker engine"
+	if cfg.Workflows.Executor == config.WorkflowExecutorKubernetes {
+		what, peer = "Kubernetes", "Kubernetes API server"
+	}
+	pctx, cancel := context.WithTimeout(ctx, dockerPingTimeout)
+	defer cancel()
+	if err := x.Ping(pctx); err != nil {
+		_ = x.Close()
+		log.Warn("workflows: the "+peer+" does not answer, so no workflow runs on this replica (set workflows.executor: none to silence this)", "err", err)
+		return nil, ""
+	}
+	return x, what
 }
 
 // hubURL is the hub's address for job steps (HUBCTL_HUB): external_url, else the

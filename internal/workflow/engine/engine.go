@@ -377,6 +377,18 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		}
 		msg = mask.String(msg) // an executor's error quoting a step's environment
 	}()
+	spec.Timeout = j.Timeout
+	if spec.Timeout <= 0 {
+		spec.Timeout = workflow.DefaultTimeout
+	}
+	// Every step is expanded before the first starts: an executor that declares the
+	// steps up front (kube) gets them all in spec.Steps.
+	spec.Steps = make([]executor.StepSpec, len(j.Steps))
+	for i := range j.Steps {
+		if msg, err := stepSpec(&spec.Steps[i], i, &j.Steps[i], c.Job.Steps[i].Name, vals); err != nil {
+			return StateFailed, nil, msg
+		}
+	}
 	if err := e.o.Executor.SetupWorkflow(ctx, spec); err != nil {
 		return StateFailed, nil, "set up the job: " + err.Error()
 	}
@@ -398,29 +410,11 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 	}
 	outputs = map[string]string{}
 	for i := range j.Steps {
-		st := &j.Steps[i]
 		row := c.Job.Steps[i]
 		if row.State == StateSucceeded {
 			continue // done before a re-attach
 		}
-		ss := &executor.StepSpec{Index: i, Name: row.Name, Run: st.Run, Secrets: st.Secrets, Workdir: st.Workdir}
-		if ss.Image, err = expand(st.Image, vals); err != nil {
-			return StateFailed, outputs, fmt.Sprintf("step %d image: %v", i+1, err)
-		}
-		for _, a := range st.Args {
-			v, err := expand(a, vals)
-			if err != nil {
-				return StateFailed, outputs, fmt.Sprintf("step %d args: %v", i+1, err)
-			}
-			ss.Args = append(ss.Args, v)
-		}
-		for _, v := range st.Env {
-			val, err := expand(v.Value, vals)
-			if err != nil {
-				return StateFailed, outputs, fmt.Sprintf("step %d env %s: %v", i+1, v.Name, err)
-			}
-			ss.Env = append(ss.Env, executor.EnvVar{Name: v.Name, Value: val})
-		}
+		ss := &spec.Steps[i]
 		state, msg := e.step(ctx, c, spec, ss, row, known, outputs, mask)
 		if state != StateSucceeded {
 			return state, outputs, msg
@@ -430,6 +424,31 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		return StateFailed, outputs, err.Error()
 	}
 	return StateSucceeded, outputs, ""
+}
+
+// stepSpec expands step i of the job with the run's values into ss; on an error it
+// returns the job's failure message.
+func stepSpec(ss *executor.StepSpec, i int, st *workflow.Step, name string, vals map[string]any) (string, error) {
+	*ss = executor.StepSpec{Index: i, Name: name, Run: st.Run, Secrets: st.Secrets, Workdir: st.Workdir}
+	var err error
+	if ss.Image, err = expand(st.Image, vals); err != nil {
+		return fmt.Sprintf("step %d image: %v", i+1, err), err
+	}
+	for _, a := range st.Args {
+		v, err := expand(a, vals)
+		if err != nil {
+			return fmt.Sprintf("step %d args: %v", i+1, err), err
+		}
+		ss.Args = append(ss.Args, v)
+	}
+	for _, v := range st.Env {
+		val, err := expand(v.Value, vals)
+		if err != nil {
+			return fmt.Sprintf("step %d env %s: %v", i+1, v.Name, err), err
+		}
+		ss.Env = append(ss.Env, executor.EnvVar{Name: v.Name, Value: val})
+	}
+	return "", nil
 }
 
 // step runs one step: marked running (and counted) in the store before the executor

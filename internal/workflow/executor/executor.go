@@ -83,6 +83,14 @@ type JobSpec struct {
 	StopGrace time.Duration
 	// Labels are added to everything the executor creates (beside its own).
 	Labels map[string]string
+	// Steps are all the job's steps in order, known before the first starts, for
+	// executors that declare them up front (kube: one pod, a container per step).
+	// StartStep still gets each step; an executor may ignore this list.
+	Steps []StepSpec
+	// Timeout bounds the whole job run (the engine enforces it too); 0 means none.
+	// The kube executor sets the Job's activeDeadlineSeconds from it, so a Job whose
+	// engine is gone still ends.
+	Timeout time.Duration
 }
 
 // StepSpec is one step of a job run.
