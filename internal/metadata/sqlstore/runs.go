@@ -282,12 +282,27 @@ func (s *Store) ListWorkflowRuns(ctx context.Context, workflowID int64, limit in
 // whose owner's lease ran out (Reattach: the executor may know their steps). On
 // PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so engines claiming at once
 // take different ones; the lease, judged by the database clock, then keeps them.
-func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration) ([]wfengine.Claim, error) {
+//
+// pin (at most one) is the claimer's executor: claimed job runs record it, and a
+// running job run is re-claimed only by a claimer with the same pin (a Docker job's
+// containers are known to its own Docker engine only).
+func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration, pin ...wfengine.Pin) ([]wfengine.Claim, error) {
 	if n <= 0 || owner == "" {
 		return nil, nil
 	}
-	due := `(j.state = 'queued' OR (j.state = 'running' AND j.lease_until < ` + s.d.now + `))`
-	if ok, err := s.any(ctx, `SELECT 1 FROM workflow_jobs j WHERE `+due); err != nil || !ok {
+	if len(pin) > 1 {
+		return nil, fmt.Errorf("claim workflow jobs: %w: more than one pin", wfengine.ErrInvalid)
+	}
+	var p wfengine.Pin
+	if len(pin) == 1 {
+		p = pin[0]
+	}
+	// due selects the runnable job runs; its placeholders exec and ref are the pin's.
+	due := func(exec, ref string) string {
+		return `(j.state = 'queued' OR (j.state = 'running' AND j.lease_until < ` + s.d.now + ` AND j.executor = ` + exec +
+			` AND j.executor_ref = ` + ref + `))`
+	}
+	if ok, err := s.any(ctx, `SELECT 1 FROM workflow_jobs j WHERE `+due("$1", "$2"), p.Executor, p.Ref); err != nil || !ok {
 		return nil, err
 	}
 	var out []wfengine.Claim
@@ -300,18 +315,19 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 		picks, err := collect(func(r row) (pick, error) {
 			var p pick
 			return p, r.Scan(&p.id, &p.state)
-		})(q.Query(ctx, `SELECT j.id, j.state FROM workflow_jobs j WHERE `+due+` ORDER BY j.id LIMIT $1`+s.d.skipLocked, n))
+		})(q.Query(ctx, `SELECT j.id, j.state FROM workflow_jobs j WHERE `+due("$2", "$3")+` ORDER BY j.id LIMIT $1`+s.d.skipLocked, n, p.Executor, p.Ref))
 		if err != nil || len(picks) == 0 {
 			return err
 		}
 		ids := make([]string, len(picks))
-		for i, p := range picks {
+		for i, pk := range picks {
 			if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = 'running', owner = $1, lease_until = `+s.d.now+` + $2,
+				executor = $5, executor_ref = $6,
 				started_at = CASE WHEN started_at = 0 THEN `+s.d.now+` ELSE started_at END WHERE id = $3 AND state = $4`,
-				owner, int64(lease), p.id, p.state); err != nil {
+				owner, int64(lease), pk.id, pk.state, p.Executor, p.Ref); err != nil {
 				return err
 			}
-			ids[i] = strconv.FormatInt(p.id, 10)
+			ids[i] = strconv.FormatInt(pk.id, 10)
 		}
 		in := "(" + strings.Join(ids, ", ") + ")" // integers from the database, not input
 		if _, err := q.Exec(ctx, `UPDATE workflow_runs SET state = 'running', started_at = `+s.d.now+`

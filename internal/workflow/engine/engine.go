@@ -70,6 +70,7 @@ type Options struct {
 // store's.
 type Engine struct {
 	o       Options
+	pin     pinner
 	running atomic.Int64
 	wg      sync.WaitGroup
 }
@@ -112,7 +113,7 @@ func New(o Options) (*Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{o: o}, nil
+	return &Engine{o: o, pin: pinner{x: o.Executor}}, nil
 }
 
 // ID is the owner name this engine claims job runs under.
@@ -157,7 +158,11 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if free <= 0 {
 		return dispatchErr
 	}
-	claims, err := e.o.Store.ClaimWorkflowJobs(ctx, e.o.ID, free, e.o.Lease)
+	pin, err := e.pin.get(ctx)
+	if err != nil {
+		return errors.Join(dispatchErr, fmt.Errorf("claim: %w", err))
+	}
+	claims, err := e.o.Store.ClaimWorkflowJobs(ctx, e.o.ID, free, e.o.Lease, pin)
 	if err != nil {
 		return errors.Join(dispatchErr, fmt.Errorf("claim: %w", err))
 	}
@@ -251,7 +256,7 @@ func (e *Engine) runJob(ctx context.Context, c Claim) {
 	if timeout <= 0 {
 		timeout = workflow.DefaultTimeout
 	}
-	jobCtx, stop := context.WithTimeoutCause(jobCtx, timeout, errTimeout)
+	jobCtx, stop := context.WithDeadlineCause(jobCtx, jobDeadline(&c, timeout), errTimeout)
 	defer stop()
 	renewDone := make(chan struct{})
 	go func() {
@@ -347,6 +352,9 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		return StateFailed, nil, "set up the job: " + err.Error()
 	}
 	defer func() {
+		if outlives(e.o.Executor) && leftToNext(ctx) {
+			return // the next engine re-attaches to what runs
+		}
 		if err := e.o.Executor.DestroyWorkflow(bg, spec); err != nil {
 			e.o.Logger.Warn("destroy job", "job", c.Job.ID, "err", err)
 		}
@@ -364,7 +372,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		if row.State == StateSucceeded {
 			continue // done before a re-attach
 		}
-		ss := &executor.StepSpec{Index: i, Name: row.Name, Run: st.Run, Secrets: st.Secrets, Workdir: st.Workdir}
+		ss := &executor.StepSpec{Index: i, Name: row.Name, Run: st.Run, Secrets: st.Secrets, Workdir: st.Workdir, Timeout: st.Timeout}
 		if ss.Image, err = expand(st.Image, vals); err != nil {
 			return StateFailed, outputs, fmt.Sprintf("step %d image: %v", i+1, err)
 		}
@@ -406,6 +414,12 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 			endStep(StateFailed, -1)
 			return StateFailed, fmt.Sprintf("step %d was started by an engine that stopped, and the %s executor no longer knows it",
 				ss.Index+1, e.o.Executor.Name())
+		}
+		// Known: StartStep finds it started, or starts a container that the stopped
+		// engine created but never started (it never ran).
+		if err := e.o.Executor.StartStep(ctx, spec, ss); err != nil {
+			endStep(StateFailed, -1)
+			return StateFailed, fmt.Sprintf("step %d: re-attach: %v", ss.Index+1, err)
 		}
 	} else {
 		if err := e.o.Store.StartWorkflowStep(ctx, c.Job.ID, e.o.ID, ss.Index); err != nil {
@@ -458,15 +472,31 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 			}
 		}
 	}()
-	st, err := e.o.Executor.WaitStep(ctx, spec, ss)
+	waitCtx, stopWait := stepContext(ctx, ss, row)
+	defer stopWait()
+	st, err := e.o.Executor.WaitStep(waitCtx, spec, ss)
 	if err != nil {
+		if outlives(e.o.Executor) && leftToNext(waitCtx) {
+			// The next engine re-attaches to the step: it runs on.
+			<-tailDone
+			return StateCancelled, "the engine stopped"
+		}
 		if derr := e.o.Executor.DestroyStep(bg, spec, ss); derr != nil {
 			e.o.Logger.Warn("destroy step", "job", c.Job.ID, "step", ss.Index, "err", derr)
 		}
+		cause := context.Cause(waitCtx)
+		if errors.Is(cause, errStepTimeout) {
+			// Only the step's own bound ended: the tail ends with its stopped container.
+			<-tailDone
+			e.note(c, ss, fmt.Sprintf("step %d timed out after %s: stopped", ss.Index+1, ss.Timeout))
+			endStep(StateFailed, -1)
+			return StateTimedOut, fmt.Sprintf("step %d timed out after %s", ss.Index+1, ss.Timeout)
+		}
 		<-tailDone
-		cause := context.Cause(ctx)
+		cause = context.Cause(ctx)
 		switch {
 		case errors.Is(cause, errTimeout):
+			e.note(c, ss, fmt.Sprintf("the job timed out: step %d stopped", ss.Index+1))
 			endStep(StateFailed, -1)
 			return StateTimedOut, fmt.Sprintf("step %d: the job timed out", ss.Index+1)
 		case errors.Is(cause, errCancelled), errors.Is(cause, ErrLost):
@@ -486,6 +516,10 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 	}
 	parseOutputFile(st.Output, outputs)
 	switch {
+	case st.TimedOut:
+		e.note(c, ss, fmt.Sprintf("step %d timed out after %s: stopped", ss.Index+1, ss.Timeout))
+		endStep(StateFailed, st.ExitCode)
+		return StateTimedOut, fmt.Sprintf("step %d timed out after %s", ss.Index+1, ss.Timeout)
 	case st.Error != "":
 		endStep(StateFailed, st.ExitCode)
 		return StateFailed, fmt.Sprintf("step %d: %s", ss.Index+1, st.Error)
