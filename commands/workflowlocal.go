@@ -195,7 +195,7 @@ func workflowLocalRun(ctx context.Context, opts *WorkflowLocalOptions) error {
 		return err
 	}
 
-	e, err := engine.New(engine.Options{Store: store, Executor: x,
+	e, err := engine.New(engine.Options{Store: store, Executor: x, JobIDPrefix: "local-" + filepath.Base(dir) + "-",
 		MayPull: func(context.Context, int64, string) (bool, error) { return true, nil },
 		Secrets: func(_ context.Context, _ string, names []string) (map[string]string, error) {
 			out := map[string]string{}

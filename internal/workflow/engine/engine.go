@@ -48,6 +48,10 @@ type Options struct {
 	// ID names this engine as the owner of the job runs it claims; a random one by
 	// default. Two engines must never share one.
 	ID string
+	// JobIDPrefix goes before the job run ids an executor names things by (its
+	// containers): a store of its own on a shared Docker engine (run --local) needs
+	// one, or its job run 1 would find another store's.
+	JobIDPrefix string
 	// MaxJobs bounds the job runs this engine runs at once (default 4).
 	MaxJobs int
 	// Interval is the pause between two dispatch-and-claim rounds (default 1 s).
@@ -315,7 +319,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 	bg := context.WithoutCancel(ctx)
 	vals := values(run, wf, j, &c.Job)
 	spec := &executor.JobSpec{
-		RunID: strconv.FormatInt(run.ID, 10), JobID: strconv.FormatInt(c.Job.ID, 10), Name: c.Job.Display,
+		RunID: strconv.FormatInt(run.ID, 10), JobID: e.o.JobIDPrefix + strconv.FormatInt(c.Job.ID, 10), Name: c.Job.Display,
 		Namespace: run.Namespace, Workflow: run.Workflow, StopGrace: e.o.StopGrace,
 		Resources: executor.Resources{MilliCPU: j.Resources.MilliCPU, Memory: j.Resources.Memory},
 		Labels:    map[string]string{"hubctl.run": strconv.FormatInt(run.ID, 10), "hubctl.job": strconv.FormatInt(c.Job.ID, 10)},
