@@ -188,14 +188,27 @@ type WorkflowRunOptions struct {
 func NewCmdWorkflowRun(f *Factory, runF func(*WorkflowRunOptions) error) *cobra.Command {
 	opts := &WorkflowRunOptions{}
 	cmd := &cobra.Command{
-		Use:   "run NS/NAME [--input NAME=VALUE]...",
-		Short: "Start a manual run of a workflow and print its run id",
+		Use:   "run NS/NAME [--input NAME=VALUE]... | run --local FILE",
+		Short: "Start a manual run of a workflow and print its run id (--local: run a file here)",
 		Long: `Start a run of a workflow with a manual trigger. Each --input sets one of the
 workflow's inputs (a boolean input takes true or false); the hub checks them against
 the workflow's declarations. The run id is printed on stdout, for 'hubctl workflow
-logs'. Running needs write access to the whole namespace.`,
+logs'. Running needs write access to the whole namespace.
+
+With --local, run the workflow FILE once on this machine instead, with no hub: the
+same engine, on a temporary SQLite store, and the Docker executor (DOCKER_HOST or the
+local socket). Its logs go to stderr as they come, the jobs' outputs to stdout
+(JOB.NAME=VALUE, or -o json), and the command fails when the run does not succeed.
+--event push --repo R --tag T runs it as a push of R:T instead of a manual run.
+--secret NAME gives the jobs the secret NAME with the value of the environment
+variable NAME (never a flag value). --executor local runs the steps as processes of
+this machine, without containers (image, services and resources are ignored): only
+for machines without Docker, and only when asked. Ctrl-C cancels the run.`,
 		Example: `  hubctl workflow run acme/deploy --input target=staging --input dry_run=true
-  hubctl workflow logs --follow "$(hubctl workflow run acme/nightly)"`,
+  hubctl workflow logs --follow "$(hubctl workflow run acme/nightly)"
+  hubctl workflow run --local .hubctl/release.yaml --input version=1.2.3
+  API_KEY=… hubctl workflow run --local ci.yaml --event push --repo acme/app --tag v1 --secret API_KEY
+  hubctl workflow run --local ci.yaml --executor local`,
 		Args: checkArgs(cobra.ExactArgs(1)),
 	}
 	hubCommand(f, cmd, &opts.Hub, func(args []string) error {
@@ -213,6 +226,7 @@ logs'. Running needs write access to the whole namespace.`,
 		return workflowRunRun(cmd.Context(), c, opts)
 	}))
 	cmd.Flags().StringArrayVar(&opts.Inputs, "input", nil, "Set the input `NAME=VALUE` (repeatable)")
+	addLocalRun(f, cmd, &opts.Inputs, nil)
 	return cmd
 }
 

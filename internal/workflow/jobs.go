@@ -135,6 +135,7 @@ func (d *decoder) steps(n *yaml.Node, what string) []Step {
 			"env":     func(k, v *yaml.Node) { s.Env = d.env(v, sw+": env") },
 			"secrets": func(k, v *yaml.Node) { s.Secrets = d.secrets(v, sw+": secrets") },
 			"workdir": func(k, v *yaml.Node) { s.Workdir = d.relPath(v, sw+": workdir") },
+			"timeout": func(k, v *yaml.Node) { s.Timeout, _ = d.duration(v, sw+": timeout", MaxTimeout) },
 		}) {
 			continue
 		}

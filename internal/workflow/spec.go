@@ -293,6 +293,9 @@ type Step struct {
 	Env     []EnvVar
 	Secrets []string
 	Workdir string
+	// Timeout bounds the step (0: only the job's timeout does); a step past it is
+	// stopped and its job run ends timed_out.
+	Timeout time.Duration
 	// Positions of Image and Args' entries, for errors found later.
 	ImagePos Pos
 	ArgsPos  []Pos

@@ -288,9 +288,20 @@ func (s *Store) ListWorkflowRuns(ctx context.Context, workflowID int64, limit in
 // whose owner's lease ran out (Reattach: the executor may know their steps). On
 // PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so engines claiming at once
 // take different ones; the lease, judged by the database clock, then keeps them.
-func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration) ([]wfengine.Claim, error) {
+//
+// pin (at most one) is the claimer's executor: claimed job runs record it, and a
+// running job run is re-claimed only by a claimer with the same pin (a Docker job's
+// containers are known to its own Docker engine only).
+func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration, pin ...wfengine.Pin) ([]wfengine.Claim, error) {
 	if n <= 0 || owner == "" {
 		return nil, nil
+	}
+	if len(pin) > 1 {
+		return nil, fmt.Errorf("claim workflow jobs: %w: more than one pin", wfengine.ErrInvalid)
+	}
+	var p wfengine.Pin
+	if len(pin) == 1 {
+		p = pin[0]
 	}
 	if err := s.promoteWaitingRuns(ctx); err != nil {
 		return nil, fmt.Errorf("claim workflow jobs: %w", err)
@@ -298,8 +309,12 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 	if err := s.settleJobGroups(ctx); err != nil {
 		return nil, fmt.Errorf("claim workflow jobs: %w", err)
 	}
-	due := `((j.state = 'queued' AND ` + jobGroupFree + `) OR (j.state = 'running' AND j.lease_until < ` + s.d.now + `))`
-	if ok, err := s.any(ctx, `SELECT 1 FROM workflow_jobs j WHERE `+due); err != nil || !ok {
+	// due selects the runnable job runs; its placeholders exec and ref are the pin's.
+	due := func(exec, ref string) string {
+		return `((j.state = 'queued' AND ` + jobGroupFree + `) OR (j.state = 'running' AND j.lease_until < ` + s.d.now +
+			` AND j.executor = ` + exec + ` AND j.executor_ref = ` + ref + `))`
+	}
+	if ok, err := s.any(ctx, `SELECT 1 FROM workflow_jobs j WHERE `+due("$1", "$2"), p.Executor, p.Ref); err != nil || !ok {
 		return nil, err
 	}
 	var out []wfengine.Claim
@@ -313,27 +328,28 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 		picks, err := collect(func(r row) (pick, error) {
 			var p pick
 			return p, r.Scan(&p.id, &p.state, &p.group)
-		})(q.Query(ctx, `SELECT j.id, j.state, j.concurrency_group FROM workflow_jobs j WHERE `+due+` ORDER BY j.id LIMIT $1`+s.d.skipLocked, n))
+		})(q.Query(ctx, `SELECT j.id, j.state, j.concurrency_group FROM workflow_jobs j WHERE `+due("$2", "$3")+` ORDER BY j.id LIMIT $1`+s.d.skipLocked, n, p.Executor, p.Ref))
 		if err != nil || len(picks) == 0 {
 			return err
 		}
 		ids := make([]string, 0, len(picks))
 		reattach := map[int64]bool{}
-		for _, p := range picks {
-			if p.group != "" && p.state == wfengine.StateQueued {
-				if ok, err := s.claimableInGroup(ctx, q, p.id, p.group); err != nil {
+		for _, pk := range picks {
+			if pk.group != "" && pk.state == wfengine.StateQueued {
+				if ok, err := s.claimableInGroup(ctx, q, pk.id, pk.group); err != nil {
 					return err
 				} else if !ok {
 					continue
 				}
 			}
 			if _, err := q.Exec(ctx, `UPDATE workflow_jobs SET state = 'running', owner = $1, lease_until = `+s.d.now+` + $2,
+				executor = $5, executor_ref = $6,
 				started_at = CASE WHEN started_at = 0 THEN `+s.d.now+` ELSE started_at END WHERE id = $3 AND state = $4`,
-				owner, int64(lease), p.id, p.state); err != nil {
+				owner, int64(lease), pk.id, pk.state, p.Executor, p.Ref); err != nil {
 				return err
 			}
-			ids = append(ids, strconv.FormatInt(p.id, 10))
-			reattach[p.id] = p.state == wfengine.StateRunning
+			ids = append(ids, strconv.FormatInt(pk.id, 10))
+			reattach[pk.id] = pk.state == wfengine.StateRunning
 		}
 		if len(ids) == 0 {
 			return nil

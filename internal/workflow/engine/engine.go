@@ -48,6 +48,10 @@ type Options struct {
 	// ID names this engine as the owner of the job runs it claims; a random one by
 	// default. Two engines must never share one.
 	ID string
+	// JobIDPrefix goes before the job run ids an executor names things by (its
+	// containers): a store of its own on a shared Docker engine (run --local) needs
+	// one, or its job run 1 would find another store's.
+	JobIDPrefix string
 	// MaxJobs bounds the job runs this engine runs at once (default 4).
 	MaxJobs int
 	// Interval is the pause between two dispatch-and-claim rounds (default 1 s).
@@ -77,6 +81,7 @@ type Options struct {
 // store's.
 type Engine struct {
 	o       Options
+	pin     pinner
 	running atomic.Int64
 	wg      sync.WaitGroup
 	// lastPurge is when the retention purge last ran (unix nanoseconds of Now).
@@ -125,7 +130,7 @@ func New(o Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	o.Artifacts.defaults()
-	return &Engine{o: o}, nil
+	return &Engine{o: o, pin: pinner{x: o.Executor}}, nil
 }
 
 // ID is the owner name this engine claims job runs under.
@@ -177,7 +182,11 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if free <= 0 {
 		return dispatchErr
 	}
-	claims, err := e.o.Store.ClaimWorkflowJobs(ctx, e.o.ID, free, e.o.Lease)
+	pin, err := e.pin.get(ctx)
+	if err != nil {
+		return errors.Join(dispatchErr, fmt.Errorf("claim: %w", err))
+	}
+	claims, err := e.o.Store.ClaimWorkflowJobs(ctx, e.o.ID, free, e.o.Lease, pin)
 	if err != nil {
 		return errors.Join(dispatchErr, fmt.Errorf("claim: %w", err))
 	}
@@ -281,7 +290,7 @@ func (e *Engine) runJob(ctx context.Context, c Claim) {
 	if timeout <= 0 {
 		timeout = workflow.DefaultTimeout
 	}
-	jobCtx, stop := context.WithTimeoutCause(jobCtx, timeout, errTimeout)
+	jobCtx, stop := context.WithDeadlineCause(jobCtx, jobDeadline(&c, timeout), errTimeout)
 	defer stop()
 	renewDone := make(chan struct{})
 	go func() {
@@ -340,7 +349,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 	bg := context.WithoutCancel(ctx)
 	vals := values(run, wf, j, &c.Job)
 	spec := &executor.JobSpec{
-		RunID: strconv.FormatInt(run.ID, 10), JobID: strconv.FormatInt(c.Job.ID, 10), Name: c.Job.Display,
+		RunID: strconv.FormatInt(run.ID, 10), JobID: e.o.JobIDPrefix + strconv.FormatInt(c.Job.ID, 10), Name: c.Job.Display,
 		Namespace: run.Namespace, Workflow: run.Workflow, StopGrace: e.o.StopGrace,
 		Resources: executor.Resources{MilliCPU: j.Resources.MilliCPU, Memory: j.Resources.Memory},
 		Labels:    map[string]string{"hubctl.run": strconv.FormatInt(run.ID, 10), "hubctl.job": strconv.FormatInt(c.Job.ID, 10)},
@@ -393,6 +402,9 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		return StateFailed, nil, "set up the job: " + err.Error()
 	}
 	defer func() {
+		if outlives(e.o.Executor) && leftToNext(ctx) {
+			return // the next engine re-attaches to what runs
+		}
 		if err := e.o.Executor.DestroyWorkflow(bg, spec); err != nil {
 			e.o.Logger.Warn("destroy job", "job", c.Job.ID, "err", err)
 		}
@@ -429,7 +441,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 // stepSpec expands step i of the job with the run's values into ss; on an error it
 // returns the job's failure message.
 func stepSpec(ss *executor.StepSpec, i int, st *workflow.Step, name string, vals map[string]any) (string, error) {
-	*ss = executor.StepSpec{Index: i, Name: name, Run: st.Run, Secrets: st.Secrets, Workdir: st.Workdir}
+	*ss = executor.StepSpec{Index: i, Name: name, Run: st.Run, Secrets: st.Secrets, Workdir: st.Workdir, Timeout: st.Timeout}
 	var err error
 	if ss.Image, err = expand(st.Image, vals); err != nil {
 		return fmt.Sprintf("step %d image: %v", i+1, err), err
@@ -467,6 +479,12 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 			endStep(StateFailed, -1)
 			return StateFailed, fmt.Sprintf("step %d was started by an engine that stopped, and the %s executor no longer knows it",
 				ss.Index+1, e.o.Executor.Name())
+		}
+		// Known: StartStep finds it started, or starts a container that the stopped
+		// engine created but never started (it never ran).
+		if err := e.o.Executor.StartStep(ctx, spec, ss); err != nil {
+			endStep(StateFailed, -1)
+			return StateFailed, fmt.Sprintf("step %d: re-attach: %v", ss.Index+1, err)
 		}
 	} else {
 		if err := e.o.Store.StartWorkflowStep(ctx, c.Job.ID, e.o.ID, ss.Index); err != nil {
@@ -519,15 +537,31 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 			}
 		}
 	}()
-	st, err := e.o.Executor.WaitStep(ctx, spec, ss)
+	waitCtx, stopWait := stepContext(ctx, ss, row)
+	defer stopWait()
+	st, err := e.o.Executor.WaitStep(waitCtx, spec, ss)
 	if err != nil {
+		if outlives(e.o.Executor) && leftToNext(waitCtx) {
+			// The next engine re-attaches to the step: it runs on.
+			<-tailDone
+			return StateCancelled, "the engine stopped"
+		}
 		if derr := e.o.Executor.DestroyStep(bg, spec, ss); derr != nil {
 			e.o.Logger.Warn("destroy step", "job", c.Job.ID, "step", ss.Index, "err", derr)
 		}
+		cause := context.Cause(waitCtx)
+		if errors.Is(cause, errStepTimeout) {
+			// Only the step's own bound ended: the tail ends with its stopped container.
+			<-tailDone
+			e.note(c, ss, fmt.Sprintf("step %d timed out after %s: stopped", ss.Index+1, ss.Timeout))
+			endStep(StateFailed, -1)
+			return StateTimedOut, fmt.Sprintf("step %d timed out after %s", ss.Index+1, ss.Timeout)
+		}
 		<-tailDone
-		cause := context.Cause(ctx)
+		cause = context.Cause(ctx)
 		switch {
 		case errors.Is(cause, errTimeout):
+			e.note(c, ss, fmt.Sprintf("the job timed out: step %d stopped", ss.Index+1))
 			endStep(StateFailed, -1)
 			return StateTimedOut, fmt.Sprintf("step %d: the job timed out", ss.Index+1)
 		case errors.Is(cause, errCancelled), errors.Is(cause, ErrLost):
@@ -547,6 +581,10 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 	}
 	parseOutputFile(st.Output, outputs)
 	switch {
+	case st.TimedOut:
+		e.note(c, ss, fmt.Sprintf("step %d timed out after %s: stopped", ss.Index+1, ss.Timeout))
+		endStep(StateFailed, st.ExitCode)
+		return StateTimedOut, fmt.Sprintf("step %d timed out after %s", ss.Index+1, ss.Timeout)
 	case st.Error != "":
 		endStep(StateFailed, st.ExitCode)
 		return StateFailed, fmt.Sprintf("step %d: %s", ss.Index+1, st.Error)

@@ -179,6 +179,14 @@ type Claim struct {
 	Reattach bool
 }
 
+// Pin is the executor a job run's steps run on (workflow_jobs.executor and
+// executor_ref): its name ("docker", "kube") and its identity (the Docker engine's
+// ID; "" for an executor every replica reaches alike). See executor.Identified.
+type Pin struct {
+	Executor string
+	Ref      string
+}
+
 // Finish is how a job run ends.
 type Finish struct {
 	// State is a terminal state, or StateQueued to retry the job (attempt + 1).
@@ -210,7 +218,10 @@ type Store interface {
 	// and inserts the runs plan makes of them; it returns how many events it read.
 	DispatchWorkflows(ctx context.Context, limit int, plan Planner) (int, error)
 	// ClaimWorkflowJobs takes up to n runnable job runs for owner, leased for lease.
-	ClaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration) ([]Claim, error)
+	// With a Pin (at most one), the claimed job runs record it, and a running job run
+	// whose lease ran out is re-claimed only with the same Pin; without one, only
+	// those claimed without one.
+	ClaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration, pin ...Pin) ([]Claim, error)
 	// RenewWorkflowJob extends owner's lease and says whether the run was cancelled.
 	RenewWorkflowJob(ctx context.Context, jobID int64, owner string, lease time.Duration) (cancel bool, err error)
 	// GetWorkflowRun returns a run with its jobs and steps.

@@ -123,6 +123,9 @@ type StepState struct {
 	ExitCode int
 	// OOMKilled says the step was killed for exceeding its memory limit.
 	OOMKilled bool
+	// TimedOut says the executor stopped the step because it ran past its
+	// StepSpec.Timeout.
+	TimedOut bool
 	// Error is what went wrong outside the step's own program (an image that could
 	// not be pulled, a container that could not start); "" otherwise.
 	Error      string

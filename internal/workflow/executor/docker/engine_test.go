@@ -629,7 +629,7 @@ func TestStepTimeoutAndOOM(t *testing.T) {
 	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("a 1.5 s timeout took %v", d)
 	}
-	if !strings.Contains(st.Error, "timed out after 1.5s") || st.ExitCode == 0 {
+	if !st.TimedOut || !strings.Contains(st.Error, "timed out after 1.5s") || st.ExitCode == 0 {
 		t.Errorf("timed-out step: %+v", st)
 	}
 
@@ -664,5 +664,27 @@ func TestHostNetwork(t *testing.T) {
 	svc.Services = []executor.Service{{Name: "web", Image: img}}
 	if err := x.SetupWorkflow(ctxT(t), svc); err == nil || !strings.Contains(err.Error(), "services") {
 		t.Fatalf("a job with services on the host network: %v", err)
+	}
+}
+
+// TestIdentityIsTheEngineID: the executor's identity is the engine's ID, the same
+// through two clients of one engine.
+func TestIdentityIsTheEngineID(t *testing.T) {
+	e, _ := newEngine(t)
+	id, err := e.Identity(ctxT(t))
+	if err != nil || id == "" {
+		t.Fatalf("identity %q, %v", id, err)
+	}
+	x, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if id2, err := x.Identity(ctxT(t)); err != nil || id2 != id {
+		t.Fatalf("second client: %q, %v; want %q", id2, err, id)
+	}
+	out, err := exec.Command("docker", "info", "--format", "{{.ID}}").Output()
+	if err == nil && strings.TrimSpace(string(out)) != id {
+		t.Fatalf("docker info says %q, the executor %q", strings.TrimSpace(string(out)), id)
 	}
 }

@@ -280,8 +280,11 @@ func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *ex
 		}
 	}
 	st, err := e.state(ctx, job, id, step.Index)
-	if err == nil && timedOut && st.Error == "" {
-		st.Error = fmt.Sprintf("timed out after %s", step.Timeout)
+	if err == nil && timedOut {
+		st.TimedOut = true
+		if st.Error == "" {
+			st.Error = fmt.Sprintf("timed out after %s", step.Timeout)
+		}
 	}
 	return st, err
 }
