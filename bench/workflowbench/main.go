@@ -39,6 +39,7 @@ type options struct {
 	network  string
 	interval time.Duration
 	keep     bool
+	phases   string
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.network, "network", "bridge", "workflows.docker.network of the hub: bridge (a network per job) or host")
 	flag.DurationVar(&o.interval, "interval", time.Second, "workflows.interval of the hub (its default is 1s)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (hub log)")
+	flag.StringVar(&o.phases, "phases", "latency,throughput,memory", "`list` of phases to run")
 	flag.Parse()
 	if o.pushes < 5 || o.runs < 1 || o.queued < 1 {
 		fmt.Fprintln(os.Stderr, "workflowbench: -pushes ≥ 5, -runs and -queued ≥ 1")
@@ -98,7 +100,25 @@ func run(o options) error {
 	fmt.Printf("workflowbench: hubctl serve (SQLite, Docker executor, network %s, workflows.interval %s, max_jobs 4), CPUs %d\n\n",
 		o.network, o.interval, runtime.NumCPU())
 
-	// Latency: one push at a time; the next once the run's first step is marked running.
+	if strings.Contains(o.phases, "latency") {
+		if err := latency(o, c, h, image); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.phases, "throughput") {
+		if err := throughput(o, c, h, image); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.phases, "memory") {
+		return memory(o, c, h, image)
+	}
+	return nil
+}
+
+func latency(o options, c *client, h *hub, image string) error {
+	// Latency: one push at a time on an idle hub; the next once the run has finished,
+	// so every push finds a free job slot.
 	if err := c.apply("lat", fmt.Sprintf(latencyFlow, image)); err != nil {
 		return err
 	}
@@ -114,21 +134,24 @@ func run(o options) error {
 			return err
 		}
 		lat = append(lat, started.Sub(at))
+		if err := c.waitIdle("lat", i+1, 120*time.Second); err != nil {
+			return err
+		}
 	}
 	cpu, wall := procCPU(h.pid())-cpu0, time.Since(wall0)
-	if err := c.waitIdle("lat", o.pushes, 120*time.Second); err != nil {
-		return err
-	}
 	slices.Sort(lat)
 	fmt.Printf("push 201 → first step running (%d pushes, one at a time): p50 %s  p95 %s  max %s\n",
 		o.pushes, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(lat[len(lat)-1]))
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s (%.1f ms per run)\n\n", wall.Seconds(), cpu, cpu*1000/float64(o.pushes))
+	return nil
+}
 
+func throughput(o options, c *client, h *hub, image string) error {
 	// Throughput: runs of a 3-job chain, all pushed at once.
 	if err := c.apply("chain", fmt.Sprintf(chainFlow, image)); err != nil {
 		return err
 	}
-	cpu0, wall0 = procCPU(h.pid()), time.Now()
+	cpu0, wall0 := procCPU(h.pid()), time.Now()
 	for i := range o.runs {
 		if _, err := c.push(fmt.Sprintf("chain-%d", i), 1000+i); err != nil {
 			return err
@@ -137,17 +160,20 @@ func run(o options) error {
 	if err := c.waitFinished("chain", o.runs, 30*time.Minute); err != nil {
 		return err
 	}
-	cpu, wall = procCPU(h.pid())-cpu0, time.Since(wall0)
+	cpu, wall := procCPU(h.pid())-cpu0, time.Since(wall0)
 	fmt.Printf("3-job workflow (a → b → c, one step each), %d runs pushed at once: %.1f runs/min (%.1f jobs/min)\n",
 		o.runs, float64(o.runs)/wall.Minutes(), 3*float64(o.runs)/wall.Minutes())
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s (%.1f ms per run)\n\n", wall.Seconds(), cpu, cpu*1000/float64(o.runs))
+	return nil
+}
 
+func memory(o options, c *client, h *hub, image string) error {
 	// Memory: one job runs (sleep), the rest wait in the queue.
 	if err := c.apply("slow", fmt.Sprintf(slowFlow, image)); err != nil {
 		return err
 	}
 	rss0 := rss(h.pid())
-	cpu0, wall0 = procCPU(h.pid()), time.Now()
+	cpu0, wall0 := procCPU(h.pid()), time.Now()
 	for i := range o.queued {
 		if _, err := c.push(fmt.Sprintf("slow-%d", i), 5000+i); err != nil {
 			return err
@@ -158,7 +184,7 @@ func run(o options) error {
 	}
 	time.Sleep(2 * time.Second)
 	rss1 := rss(h.pid())
-	cpu, wall = procCPU(h.pid())-cpu0, time.Since(wall0)
+	cpu, wall := procCPU(h.pid())-cpu0, time.Since(wall0)
 	fmt.Printf("%d runs queued (4 running, the rest queued): hub RSS %.1f MiB, %.1f MiB before the pushes\n",
 		o.queued, rss1/1024, rss0/1024)
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s\n", wall.Seconds(), cpu)
@@ -362,6 +388,7 @@ func (c *client) apply(name, yaml string) error {
 
 type runView struct {
 	ID         int64  `json:"id"`
+	Number     int    `json:"number"`
 	State      string `json:"state"`
 	FinishedAt string `json:"finishedAt"`
 	Jobs       []struct {
@@ -387,20 +414,16 @@ func (c *client) firstStepStarted(wf string, n int, limit time.Duration) (time.T
 		if err != nil {
 			return time.Time{}, err
 		}
-		if len(rs) == 1 {
+		if len(rs) == 1 && rs[0].Number >= n {
 			var r runView
 			if err := c.api("GET", "/api/v1/runs/"+strconv.FormatInt(rs[0].ID, 10), nil, &r); err != nil {
 				return time.Time{}, err
 			}
-			all, err := c.runs(wf, n+1)
-			if err != nil {
-				return time.Time{}, err
-			}
-			if len(all) >= n && len(r.Jobs) > 0 && len(r.Jobs[0].Steps) > 0 && r.Jobs[0].Steps[0].StartedAt != "" {
+			if len(r.Jobs) > 0 && len(r.Jobs[0].Steps) > 0 && r.Jobs[0].Steps[0].StartedAt != "" {
 				return time.Parse(time.RFC3339Nano, r.Jobs[0].Steps[0].StartedAt)
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Time{}, fmt.Errorf("run %d of %s: no step started within %s", n, wf, limit)
 }
