@@ -357,8 +357,9 @@ func (h *hub) pid() int { return h.cmd.Process.Pid }
 
 // client talks to the hub: the registry with a token, the hub API as admin.
 type client struct {
-	base string
-	tok  string
+	base  string
+	tok   string
+	tokAt time.Time
 }
 
 func (c *client) api(method, path string, body []byte, out any) error {
@@ -490,7 +491,7 @@ func (c *client) cancelAll(wf string) error {
 // push pushes a distinct small image (config, 1 KiB layer, manifest by tag) to
 // admin/bench and returns when the manifest PUT's 201 arrived.
 func (c *client) push(tag string, n int) (time.Time, error) {
-	if c.tok == "" {
+	if c.tok == "" || time.Since(c.tokAt) > 2*time.Minute { // the hub's tokens live 5 min
 		req, _ := http.NewRequest("GET", c.base+"/token?service=hubctl&scope=repository:admin/bench:pull,push", nil)
 		req.SetBasicAuth("admin", adminPassword)
 		resp, err := http.DefaultClient.Do(req)
@@ -505,7 +506,7 @@ func (c *client) push(tag string, n int) (time.Time, error) {
 		if err != nil || t.Token == "" {
 			return time.Time{}, fmt.Errorf("token: %s: %v", resp.Status, err)
 		}
-		c.tok = t.Token
+		c.tok, c.tokAt = t.Token, time.Now()
 	}
 	digest := func(b []byte) string { s := sha256.Sum256(b); return "sha256:" + hex.EncodeToString(s[:]) }
 	layer := bytes.Repeat([]byte{byte(n)}, 1024)
