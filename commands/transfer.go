@@ -97,7 +97,9 @@ func newEngine(f *Factory, insecure bool, locations ...string) (*transfer.Engine
 	}
 	engine := &transfer.Engine{}
 	engine.Client = distclient.New(distclient.Options{
-		Credentials: store,
+		// In a workflow step, the job's token for the hub ($HUBCTL_TOKEN_FILE, then
+		// $HUBCTL_TOKEN); docker's credentials for every other registry.
+		Credentials: credentials.JobTokenFromEnv(store, f.LookupEnv),
 		Insecure:    hosts,
 		UserAgent:   "hubctl/" + f.Build.Version,
 		OnRetry:     engine.ReportRetry,

@@ -28,11 +28,15 @@ type Credentials struct {
 	Username      string
 	Password      string
 	IdentityToken string
+	// RegistryToken, when set, is a registry bearer token sent as it is, never
+	// exchanged at a token service: a workflow job's $HUBCTL_TOKEN (JobTokenResolver).
+	// It is never stored.
+	RegistryToken string
 }
 
 // IsAnonymous reports whether c carries nothing to authenticate with.
 func (c Credentials) IsAnonymous() bool {
-	return c.Username == "" && c.Password == "" && c.IdentityToken == ""
+	return c.Username == "" && c.Password == "" && c.IdentityToken == "" && c.RegistryToken == ""
 }
 
 // Anonymous is the absence of credentials: requests go out without authentication.

@@ -137,6 +137,18 @@ func (r *registry) authorize(ctx context.Context, req *http.Request, scopes []st
 		// An upload Location on another host (a CDN or object store) gets no token.
 		return nil
 	}
+	if r.creds.RegistryToken != "" {
+		// A workflow job's token: sent as it is, asked for again every time since the
+		// hub renews it in $HUBCTL_TOKEN_FILE while the step runs.
+		creds, err := r.c.opts.Credentials.Resolve(r.host)
+		if err != nil {
+			return err
+		}
+		if creds.RegistryToken != "" {
+			req.Header.Set("Authorization", "Bearer "+creds.RegistryToken)
+			return nil
+		}
+	}
 	tok, err := r.token(ctx, scopes)
 	if err != nil {
 		return err

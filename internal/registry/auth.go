@@ -39,8 +39,11 @@ type Auth struct {
 type Token struct {
 	// Subject is the account, or Anonymous.
 	Subject string
-	// Access is what it grants.
+	// Access is what it grants, by name.
 	Access []scope.Access
+	// Patterns are repository pattern grants (NAMESPACE/*) of a machine token (see
+	// MachinePatterns): pull and push on every repository below the prefix.
+	Patterns []scope.Access
 	// ExpiresAt is when it expires (its exp claim); a presigned URL given to its
 	// bearer never outlives it. Zero: no bound.
 	ExpiresAt time.Time
@@ -150,6 +153,9 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt route) (T
 	for _, g := range gs {
 		for _, need := range g.need {
 			has, denied := allows(access, g.sc, need)
+			if !has {
+				has = patternAllows(tok.Patterns, g.sc, need)
+			}
 			if has {
 				continue
 			}
@@ -174,8 +180,9 @@ func (h *Handler) mayPull(ctx context.Context, repository string) bool {
 		return true
 	}
 	tok, _ := ctx.Value(accessKey{}).(Token)
-	has, _ := allows(tok.Access, scope.Scope{Type: scope.TypeRepository, Name: repository}, scope.Pull)
-	return has
+	sc := scope.Scope{Type: scope.TypeRepository, Name: repository}
+	has, _ := allows(tok.Access, sc, scope.Pull)
+	return has || patternAllows(tok.Patterns, sc, scope.Pull)
 }
 
 // tokenExpiry is when the request's token expires; zero without auth.

@@ -106,7 +106,8 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 				if err != nil {
 					return registry.Token{}, err
 				}
-				return registry.Token{Subject: c.Subject, Access: c.Access, ExpiresAt: c.ExpiresAt}, nil
+				named, patterns := registry.MachinePatterns(c.Subject, c.Access)
+				return registry.Token{Subject: c.Subject, Access: named, Patterns: patterns, ExpiresAt: c.ExpiresAt}, nil
 			},
 			// The catalog lists to each caller what it may pull (issue 13).
 			Catalog: func(ctx context.Context, raw string) (metadata.CatalogFilter, error) {

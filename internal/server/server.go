@@ -371,6 +371,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		return err
 	}
 	if wfe != nil {
+		wakeOnEvents(janitorCtx, &janitorDone, bus, wfe.Engine)
 		janitorDone.Go(func() {
 			_ = wfe.Run(janitorCtx)
 			_ = wfe.close()

@@ -70,8 +70,9 @@ type Request struct {
 	// a colon, which account names cannot, so it never names an account: the hub API
 	// sees an anonymous caller in a machine token.
 	Subject string
-	// Access is what is asked: repositories by name (no patterns: a registry token
-	// names what it grants), or registry:catalog.
+	// Access is what is asked: repositories by name, repository patterns
+	// (NAMESPACE/*: pull and push only, see authz.GrantPattern; the registry matches
+	// them for machine tokens alone), or registry:catalog.
 	Access []scope.Access
 	// TTL is the lifetime; 0 means DefaultTTL, more than MaxTTL is refused.
 	TTL time.Duration
@@ -121,12 +122,9 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 	}
 	asked := make([]scope.Scope, 0, len(r.Access))
 	for _, a := range r.Access {
-		// Parsing the canonical form again checks the name as the token service does
-		// and refuses patterns: a registry token grants named resources only.
-		sc, err := scope.Parse(a.Scope().String())
-		if err != nil || !sc.Known() || len(sc.Actions) == 0 {
-			return Token{}, fmt.Errorf("machine token for %s: cannot grant %q: a repository by name, or registry:catalog, with actions",
-				r.Subject, a.Scope().String())
+		sc, err := askedScope(a)
+		if err != nil {
+			return Token{}, fmt.Errorf("machine token for %s: %w", r.Subject, err)
 		}
 		asked = append(asked, sc)
 	}
@@ -145,7 +143,11 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 	var granted []scope.Access
 	var names []string
 	for _, sc := range asked {
-		g, err := m.Policy.Grant(ctx, p, sc)
+		grant := m.Policy.Grant
+		if IsPattern(sc.Name) {
+			grant = m.Policy.GrantPattern
+		}
+		g, err := grant(ctx, p, sc)
 		if err != nil {
 			return Token{}, fmt.Errorf("machine token for %s: %w", r.Subject, err)
 		}

@@ -152,7 +152,7 @@ func TestMachineTokenBadRequests(t *testing.T) {
 		"empty subject":             {Subject: "", Access: pull},
 		"subject with spaces":       {Subject: "webhook:a b", Access: pull},
 		"subject too long":          {Subject: "webhook:" + strings.Repeat("a", 130), Access: pull},
-		"pattern":                   {Subject: "webhook:x", Access: []scope.Access{repo("acme/*", scope.Push)}},
+		"pattern with delete":       {Subject: "webhook:x", Access: []scope.Access{repo("acme/*", scope.Delete)}},
 		"star":                      {Subject: "webhook:x", Access: []scope.Access{repo("*", scope.Pull)}},
 		"bad name":                  {Subject: "webhook:x", Access: []scope.Access{repo("Acme/App", scope.Pull)}},
 		"no actions":                {Subject: "webhook:x", Access: []scope.Access{repo("acme/app")}},

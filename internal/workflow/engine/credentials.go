@@ -27,6 +27,8 @@ type TokenRequest struct {
 	JobID  int64
 	// Purpose says which job, for the audit entry.
 	Purpose string
+	// TTL is the token's lifetime (Options.TokenTTL); 0 is the minter's default.
+	TTL time.Duration
 }
 
 // JobToken is a minted job token.
@@ -37,13 +39,14 @@ type JobToken struct {
 }
 
 // tokenAccess is what a job run's token asks for: pull on the repository a push
-// triggered on, then the permissions' repositories by name. Patterns (PREFIX/*, *) are
-// left out: a registry token names what it grants, and the registry matches names.
+// triggered on, then the permissions' repositories, by name or pattern (NAMESPACE/*:
+// the minter grants it only when the applier's rights cover the whole namespace, and
+// refuses `*`, which would cover every namespace).
 func tokenAccess(run *Run, wf *workflow.Workflow) []scope.Access {
 	actions := map[string][]string{}
 	var order []string
 	add := func(name, action string) {
-		if name == "" || strings.Contains(name, "*") {
+		if name == "" {
 			return
 		}
 		if _, ok := actions[name]; !ok {
@@ -75,9 +78,10 @@ func tokenAccess(run *Run, wf *workflow.Workflow) []scope.Access {
 
 // credentials gives spec the job's secrets and token: the secrets its steps name,
 // resolved from the run's namespace, and $HUBCTL_TOKEN with the registry auth to pull
-// the job's images from the hub. It returns the values the job's log must never show;
-// an error fails the job with its message.
-func (e *Engine) credentials(ctx context.Context, run *Run, wf *workflow.Workflow, j *workflow.Job, c *Claim, spec *executor.JobSpec) ([]string, error) {
+// the job's images from the hub. It returns the values the job's log must never show,
+// and the token minted (nil without one) for its renewal; an error fails the job with
+// its message.
+func (e *Engine) credentials(ctx context.Context, run *Run, wf *workflow.Workflow, j *workflow.Job, c *Claim, spec *executor.JobSpec) ([]string, *jobToken, error) {
 	var names []string
 	for _, st := range j.Steps {
 		for _, n := range st.Secrets {
@@ -89,11 +93,11 @@ func (e *Engine) credentials(ctx context.Context, run *Run, wf *workflow.Workflo
 	var hidden []string
 	if len(names) > 0 {
 		if e.o.Secrets == nil {
-			return nil, fmt.Errorf("secrets %s: this engine has no secrets", strings.Join(names, ", "))
+			return nil, nil, fmt.Errorf("secrets %s: this engine has no secrets", strings.Join(names, ", "))
 		}
 		vals, err := e.o.Secrets(ctx, run.Namespace, names)
 		if err != nil {
-			return nil, fmt.Errorf("secrets: %w", err)
+			return nil, nil, fmt.Errorf("secrets: %w", err)
 		}
 		var missing []string
 		spec.Secrets = map[string]string{}
@@ -107,25 +111,26 @@ func (e *Engine) credentials(ctx context.Context, run *Run, wf *workflow.Workflo
 			hidden = append(hidden, v)
 		}
 		if len(missing) > 0 {
-			return nil, fmt.Errorf("secrets not set in namespace %s: %s", run.Namespace, strings.Join(missing, ", "))
+			return nil, nil, fmt.Errorf("secrets not set in namespace %s: %s", run.Namespace, strings.Join(missing, ", "))
 		}
 	}
 	if e.o.Tokens == nil {
-		return hidden, nil
+		return hidden, nil, nil
 	}
 	access := tokenAccess(run, wf)
 	if len(access) == 0 {
-		return hidden, nil
+		return hidden, nil, nil
 	}
-	t, err := e.o.Tokens(ctx, TokenRequest{Creator: run.AppliedBy, Subject: "workflow-run:" + strconv.FormatInt(run.ID, 10),
-		Access: access, RunID: run.ID, JobID: c.Job.ID,
-		Purpose: fmt.Sprintf("job %d (%s) of run %d of %s/%s", c.Job.ID, c.Job.Display, run.ID, run.Namespace, run.Workflow)})
+	req := TokenRequest{Creator: run.AppliedBy, Subject: "workflow-run:" + strconv.FormatInt(run.ID, 10),
+		Access: access, RunID: run.ID, JobID: c.Job.ID, TTL: e.o.TokenTTL,
+		Purpose: fmt.Sprintf("job %d (%s) of run %d of %s/%s", c.Job.ID, c.Job.Display, run.ID, run.Namespace, run.Workflow)}
+	t, err := e.o.Tokens(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("HUBCTL_TOKEN: %w", err)
+		return nil, nil, fmt.Errorf("HUBCTL_TOKEN: %w", err)
 	}
 	spec.Env = append(spec.Env, executor.EnvVar{Name: "HUBCTL_TOKEN", Value: t.Token})
 	if e.o.Registry != "" {
 		spec.Registry = &executor.RegistryAuth{Registry: e.o.Registry, Token: t.Token}
 	}
-	return append(hidden, t.Token), nil
+	return append(hidden, t.Token), &jobToken{req: req, current: t.Token}, nil
 }

@@ -142,7 +142,7 @@ func owner(t *testing.T, s *sqlstore.Store) accounts.User {
 
 // TestWorkflowSecretsAndToken: a step gets the secret it names and $HUBCTL_TOKEN, a
 // machine token for the applier (pull on the pushed repository, the permissions by
-// name; patterns left out), verified by the registry's verifier and audited; the log
+// name, the pattern team/* as a pattern grant), verified by the registry's verifier and audited; the log
 // and outputs hold neither, in any form, even a value printed in two pieces.
 func TestWorkflowSecretsAndToken(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {

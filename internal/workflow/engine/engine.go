@@ -41,6 +41,12 @@ type Options struct {
 	// Tokens mints a job run's $HUBCTL_TOKEN (machinetoken.Minter on a hub); nil gives
 	// jobs no token. An error fails the job with its reason.
 	Tokens func(ctx context.Context, r TokenRequest) (JobToken, error)
+	// TokenTTL is the lifetime of a job's token (0: the minter's, 15 min); TokenRenew
+	// how often it is minted again while the job runs and written to
+	// $HUBCTL_TOKEN_FILE (default 5 min; it must be shorter than TokenTTL when that is
+	// set). Tests shorten both.
+	TokenTTL   time.Duration
+	TokenRenew time.Duration
 	// Registry is the hub's host[:port] (or its URL, whose host is taken) as
 	// executors pull from it: with Tokens, a job's images from there are pulled with
 	// the job's token.
@@ -86,6 +92,7 @@ type Engine struct {
 	wg      sync.WaitGroup
 	// lastPurge is when the retention purge last ran (unix nanoseconds of Now).
 	lastPurge atomic.Int64
+	wake      chan struct{}
 }
 
 // New returns an engine; Store and Executor are required.
@@ -123,6 +130,12 @@ func New(o Options) (*Engine, error) {
 	if o.StopGrace <= 0 {
 		o.StopGrace = 10 * time.Second
 	}
+	if o.TokenRenew <= 0 {
+		o.TokenRenew = DefaultTokenRenew
+	}
+	if o.TokenTTL > 0 && o.TokenRenew >= o.TokenTTL {
+		return nil, fmt.Errorf("workflow engine: token renewal every %v must be shorter than the token's lifetime %v", o.TokenRenew, o.TokenTTL)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -130,7 +143,7 @@ func New(o Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	o.Artifacts.defaults()
-	return &Engine{o: o, pin: pinner{x: o.Executor}}, nil
+	return &Engine{o: o, pin: pinner{x: o.Executor}, wake: make(chan struct{}, 1)}, nil
 }
 
 // ID is the owner name this engine claims job runs under.
@@ -150,6 +163,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.wg.Wait()
 			return nil
 		case <-t.C:
+		case <-e.wake:
 		}
 	}
 }
@@ -195,6 +209,8 @@ func (e *Engine) Tick(ctx context.Context) error {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
+			// A finished job frees a slot and may queue the jobs that need it.
+			defer e.Wake()
 			defer e.running.Add(-1)
 			e.runJob(ctx, c)
 		}()
@@ -371,7 +387,7 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 			spec.Env = append(spec.Env, executor.EnvVar{Name: v.Name, Value: val})
 		}
 	}
-	hidden, err := e.credentials(ctx, run, wf, j, c, spec)
+	hidden, tok, err := e.credentials(ctx, run, wf, j, c, spec)
 	if err != nil {
 		return StateFailed, nil, err.Error()
 	}
@@ -409,6 +425,13 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 			e.o.Logger.Warn("destroy job", "job", c.Job.ID, "err", err)
 		}
 	}()
+	if tok != nil {
+		stopRenewal, err := e.renewToken(ctx, spec, tok, mask)
+		if err != nil {
+			return StateFailed, nil, err.Error()
+		}
+		defer stopRenewal()
+	}
 	var known map[int]*executor.StepState
 	if c.Reattach {
 		if known, err = e.o.Executor.Find(ctx, spec); err != nil {
@@ -427,6 +450,10 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 			continue // done before a re-attach
 		}
 		ss := &spec.Steps[i]
+		if tok != nil && spec.Registry != nil {
+			// The step's image is pulled with the token as it is now.
+			spec.Registry = &executor.RegistryAuth{Registry: spec.Registry.Registry, Token: tok.get()}
+		}
 		state, msg := e.step(ctx, c, spec, ss, row, known, outputs, mask)
 		if state != StateSucceeded {
 			return state, outputs, msg

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Mask replaces a secret in a job's log and outputs.
@@ -20,6 +21,8 @@ const MinMasked = 4
 // split across two reads, so the last bytes that could begin one are held back until
 // the next read or the end (Flush).
 type masker struct {
+	// mu guards the fields: a renewed token is added (Add) while a step's log is read.
+	mu    sync.Mutex
 	forms [][]byte // longest first, so a form inside a longer one never leaves a part
 	hold  int      // most bytes held back: the longest form, less one
 	pend  []byte   // read, not yet emitted
@@ -27,6 +30,42 @@ type masker struct {
 
 // newMasker returns a masker of values; nil when nothing is to be masked.
 func newMasker(values []string) *masker {
+	forms := maskForms(values)
+	if len(forms) == 0 {
+		return nil
+	}
+	m := &masker{}
+	m.setForms(forms)
+	return m
+}
+
+// setForms sets the forms masked, longest first.
+func (m *masker) setForms(forms []string) {
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	m.forms = make([][]byte, 0, len(forms))
+	for _, f := range forms {
+		m.forms = append(m.forms, []byte(f))
+	}
+	m.hold = len(m.forms[0]) - 1
+}
+
+// Add masks values too from now on (a renewed token). What was emitted before stays.
+func (m *masker) Add(values ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	forms := maskForms(values)
+	for _, f := range m.forms {
+		if !slices.Contains(forms, string(f)) {
+			forms = append(forms, string(f))
+		}
+	}
+	if len(forms) > 0 {
+		m.setForms(forms)
+	}
+}
+
+// maskForms are the forms of values that a masker hides.
+func maskForms(values []string) []string {
 	var forms []string
 	add := func(s string) {
 		if len(s) >= MinMasked && !slices.Contains(forms, s) {
@@ -52,16 +91,7 @@ func newMasker(values []string) *masker {
 			}
 		}
 	}
-	if len(forms) == 0 {
-		return nil
-	}
-	m := &masker{}
-	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	for _, f := range forms {
-		m.forms = append(m.forms, []byte(f))
-	}
-	m.hold = len(m.forms[0]) - 1
-	return m
+	return forms
 }
 
 // match returns the length of the form b starts with, or 0.
@@ -77,6 +107,8 @@ func (m *masker) match(b []byte) int {
 // Write takes p, read from the step, and returns what may be stored now and how many
 // bytes of the step's output that stands for (the offset a re-attach resumes at).
 func (m *masker) Write(p []byte) (out []byte, consumed int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.pend = append(m.pend, p...)
 	// Hold back from the first of the last bytes that could begin a value.
 	limit := len(m.pend)
@@ -101,6 +133,8 @@ func (m *masker) couldBegin(b []byte) bool {
 
 // Flush returns the rest, at the end of the step's log.
 func (m *masker) Flush() (out []byte, consumed int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return m.emit(len(m.pend))
 }
 
@@ -142,7 +176,9 @@ func (m *masker) String(s string) string {
 	if m == nil {
 		return s
 	}
-	mm := &masker{forms: m.forms, hold: m.hold}
+	m.mu.Lock()
+	mm := &masker{forms: slices.Clone(m.forms), hold: m.hold}
+	m.mu.Unlock()
 	out, _ := mm.Write([]byte(s))
 	rest, _ := mm.Flush()
 	return string(append(out, rest...))

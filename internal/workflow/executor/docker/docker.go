@@ -56,6 +56,9 @@ type Executor struct {
 
 	mu    sync.Mutex
 	locks map[string]*jobLock
+	// files are the jobs' files (WriteFile) by job id and name, written into each
+	// step's workspace before it starts.
+	files map[string]map[string][]byte
 }
 
 type jobLock struct {

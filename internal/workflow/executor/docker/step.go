@@ -72,6 +72,9 @@ func (e *Executor) StartStep(ctx context.Context, job *executor.JobSpec, step *e
 	if err := e.resetOutput(ctx, id, job, step.Index); err != nil {
 		return err
 	}
+	if err := e.copyFiles(ctx, id, job); err != nil {
+		return err
+	}
 	if _, err := e.api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("docker executor: start %s: %w", name, err)
 	}
@@ -468,6 +471,7 @@ func (e *Executor) DestroyWorkflow(ctx context.Context, job *executor.JobSpec) e
 	if err := checkJob(job); err != nil {
 		return err
 	}
+	e.forgetFiles(job)
 	res, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: jobFilter(job)})
 	if err != nil {
 		return fmt.Errorf("docker executor: list containers: %w", err)
