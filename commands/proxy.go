@@ -173,7 +173,7 @@ type ProxyDeployOptions struct {
 	ProxyClientOptions
 	Service string
 	Request proxy.DeployRequest
-	client  *proxy.Client
+	Client  *proxy.Client
 }
 
 // NewCmdProxyDeploy returns `hubctl proxy deploy`. runF receives the parsed options
@@ -200,7 +200,7 @@ is refused and the old set keeps serving; the command then exits non-zero.`,
 			if len(opts.Request.Targets) == 0 {
 				return usageErrorf(cmd, "give the new targets with --target HOST:PORT")
 			}
-			opts.client, opts.Service = c, args[0]
+			opts.Client, opts.Service = c, args[0]
 			opts.Request.Health.Interval = proxy.Duration(interval)
 			opts.Request.Health.Timeout = proxy.Duration(timeout)
 			opts.Request.DeployTimeout = proxy.Duration(deployTimeout)
@@ -225,7 +225,7 @@ is refused and the old set keeps serving; the command then exits non-zero.`,
 }
 
 func proxyDeployRun(ctx context.Context, opts *ProxyDeployOptions) error {
-	res, err := opts.client.Deploy(ctx, opts.Service, opts.Request)
+	res, err := opts.Client.Deploy(ctx, opts.Service, opts.Request)
 	if err != nil {
 		return fmt.Errorf("proxy deploy %s: %w", opts.Service, err)
 	}

@@ -117,21 +117,23 @@ func (d *decoder) service(n *yaml.Node) Service {
 	var sawName, sawImage bool
 	var healthNode *yaml.Node
 	if !d.fields(n, "service", map[string]func(v *yaml.Node){
-		"name":           func(v *yaml.Node) { sawName = true; s.Name = d.serviceName(v, "service: name") },
-		"image":          func(v *yaml.Node) { sawImage = true; s.Image = d.image(v, "service: image") },
-		"replicas":       func(v *yaml.Node) { s.Replicas, _ = d.integer(v, "service: replicas", 0, MaxReplicas) },
-		"command":        func(v *yaml.Node) { s.Command = d.command(v, "service: command") },
-		"env":            func(v *yaml.Node) { s.Env = d.env(v, "service: env") },
-		"secrets":        func(v *yaml.Node) { s.Secrets = d.secrets(v, "service: secrets") },
-		"ports":          func(v *yaml.Node) { s.Ports = d.ports(v, "service: ports") },
-		"volumes":        func(v *yaml.Node) { s.Volumes = d.volumes(v, "service: volumes") },
-		"labels":         func(v *yaml.Node) { s.Labels = d.labels(v, "service: labels") },
-		"resources":      func(v *yaml.Node) { s.Resources = d.resources(v, "service: resources") },
-		"proxy":          func(v *yaml.Node) { s.Proxy = d.proxy(v) },
-		"healthcheck":    func(v *yaml.Node) { healthNode = v },
-		"stop-timeout":   func(v *yaml.Node) { s.StopTimeout, _ = d.duration(v, "service: stop-timeout", time.Second, maxTimeout) },
-		"drain-timeout":  func(v *yaml.Node) { s.DrainTimeout, _ = d.duration(v, "service: drain-timeout", 0, maxTimeout) },
-		"deploy-timeout": func(v *yaml.Node) { s.DeployTimeout, _ = d.duration(v, "service: deploy-timeout", time.Second, maxTimeout) },
+		"name":          func(v *yaml.Node) { sawName = true; s.Name = d.serviceName(v, "service: name") },
+		"image":         func(v *yaml.Node) { sawImage = true; s.Image = d.image(v, "service: image") },
+		"replicas":      func(v *yaml.Node) { s.Replicas, _ = d.integer(v, "service: replicas", 0, MaxReplicas) },
+		"command":       func(v *yaml.Node) { s.Command = d.command(v, "service: command") },
+		"env":           func(v *yaml.Node) { s.Env = d.env(v, "service: env") },
+		"secrets":       func(v *yaml.Node) { s.Secrets = d.secrets(v, "service: secrets") },
+		"ports":         func(v *yaml.Node) { s.Ports = d.ports(v, "service: ports") },
+		"volumes":       func(v *yaml.Node) { s.Volumes = d.volumes(v, "service: volumes") },
+		"labels":        func(v *yaml.Node) { s.Labels = d.labels(v, "service: labels") },
+		"resources":     func(v *yaml.Node) { s.Resources = d.resources(v, "service: resources") },
+		"proxy":         func(v *yaml.Node) { s.Proxy = d.proxy(v) },
+		"healthcheck":   func(v *yaml.Node) { healthNode = v },
+		"stop-timeout":  func(v *yaml.Node) { s.StopTimeout, _ = d.duration(v, "service: stop-timeout", time.Second, maxTimeout) },
+		"drain-timeout": func(v *yaml.Node) { s.DrainTimeout, _ = d.duration(v, "service: drain-timeout", 0, maxTimeout) },
+		"deploy-timeout": func(v *yaml.Node) {
+			s.DeployTimeout, _ = d.duration(v, "service: deploy-timeout", time.Second, maxTimeout)
+		},
 	}) {
 		return s
 	}
@@ -527,9 +529,13 @@ func (d *decoder) health(n *yaml.Node, h *HealthCheck) {
 			}
 			h.Path = s
 		},
-		"command":   func(v *yaml.Node) { h.Command = d.command(v, "service: healthcheck: command") },
-		"interval":  func(v *yaml.Node) { h.Interval, _ = d.duration(v, "service: healthcheck: interval", 100*time.Millisecond, 5*time.Minute) },
-		"timeout":   func(v *yaml.Node) { h.Timeout, _ = d.duration(v, "service: healthcheck: timeout", 100*time.Millisecond, 5*time.Minute) },
+		"command": func(v *yaml.Node) { h.Command = d.command(v, "service: healthcheck: command") },
+		"interval": func(v *yaml.Node) {
+			h.Interval, _ = d.duration(v, "service: healthcheck: interval", 100*time.Millisecond, 5*time.Minute)
+		},
+		"timeout": func(v *yaml.Node) {
+			h.Timeout, _ = d.duration(v, "service: healthcheck: timeout", 100*time.Millisecond, 5*time.Minute)
+		},
 		"threshold": func(v *yaml.Node) { h.Threshold, _ = d.integer(v, "service: healthcheck: threshold", 1, 100) },
 	})
 	if h.Path != "" && h.Command != nil {
