@@ -55,6 +55,9 @@ access tokens.`,
 		{"workflows", "Workflows:", []*cobra.Command{
 			NewCmdWorkflow(f),
 		}},
+		{"deploy", "Deploying:", []*cobra.Command{
+			NewCmdDeploy(f), NewCmdProxy(f),
+		}},
 		{"access", "Logins and access tokens:", []*cobra.Command{
 			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f), NewCmdDoctor(f, nil),
 		}},
