@@ -1,21 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/hubctl/hubctl/bench/internal/benchhub"
 	"github.com/hubctl/hubctl/internal/pgtest"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to create the replicas' database
 )
@@ -24,98 +22,13 @@ import (
 const adminPassword = "webhookbench-admin"
 
 // hub is one `hubctl serve` process.
-type hub struct {
-	cmd  *exec.Cmd
-	Addr string
-	data string
-	env  []string
-	log  *os.File
-	done chan struct{}
-}
+type hub = benchhub.Hub
 
 // startHub starts `hubctl serve` on a free port with data directory data and the
 // extra environment env, and waits until /readyz answers 200.
 func startHub(bin, data string, env []string) (*hub, error) {
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, err
-	}
-	logf, err := os.OpenFile(filepath.Join(data, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	h := &hub{data: data, env: env, log: logf, done: make(chan struct{})}
-	h.cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
-	var base []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HUBCTL_") {
-			base = append(base, kv)
-		}
-	}
-	h.cmd.Env = append(append(base, "HUBCTL_ADMIN_PASSWORD="+adminPassword), env...)
-	h.cmd.Stdout = logf
-	stderr, err := h.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := h.cmd.Start(); err != nil {
-		return nil, err
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		found := false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
-			if i := strings.Index(line, "listening on "); i >= 0 && !found {
-				found = true
-				addr <- strings.Fields(line[i+len("listening on "):])[0]
-			}
-		}
-		_ = h.cmd.Wait()
-		close(h.done)
-	}()
-	select {
-	case h.Addr = <-addr:
-	case <-h.done:
-		return nil, fmt.Errorf("hubctl serve exited before listening (log: %s)", logf.Name())
-	case <-time.After(60 * time.Second):
-		h.stop()
-		return nil, fmt.Errorf("hubctl serve did not listen within 60 s (log: %s)", logf.Name())
-	}
-	for range 600 {
-		if resp, err := http.Get("http://" + h.Addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return h, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	h.stop()
-	return nil, fmt.Errorf("hubctl serve on %s never became ready (log: %s)", h.Addr, logf.Name())
+	return benchhub.Start(bin, data, adminPassword, env)
 }
-
-// stop ends the process with SIGTERM and waits for it.
-func (h *hub) stop() {
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-h.done:
-	case <-time.After(60 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.done
-	}
-	_ = h.log.Close()
-}
-
-// restart stops the hub and starts it again on its data with env instead.
-func (h *hub) restart(bin string, env []string) (*hub, error) {
-	h.stop()
-	return startHub(bin, h.data, env)
-}
-
-// pid is the process id, for its CPU time.
-func (h *hub) pid() int { return h.cmd.Process.Pid }
 
 // pgCluster is a throwaway PostgreSQL cluster on loopback (as internal/pgtest makes
 // for the tests), run as the postgres system user when we are root.

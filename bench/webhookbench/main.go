@@ -165,7 +165,7 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 	}
 	defer func() {
 		for _, h := range hubs {
-			h.stop()
+			h.Stop()
 		}
 	}()
 	cli, err := newCLI(o.hubctl, filepath.Join(dir, "client"), hubs[0].Addr)
@@ -215,7 +215,7 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 	}
 	slow := append(slices.Clone(env), "HUBCTL_WEBHOOKS_INTERVAL=1h")
 	for i, h := range hubs {
-		if hubs[i], err = h.restart(o.hubctl, slow); err != nil {
+		if hubs[i], err = h.Restart(o.hubctl, slow); err != nil {
 			return err
 		}
 	}
@@ -225,13 +225,13 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 	}
 	early := rc.count(key + "-backlog")
 	for _, h := range hubs {
-		h.stop()
+		h.Stop()
 	}
 	cpu0 := pgCPU(pgPID)
 	var wg sync.WaitGroup
 	errs := make([]error, len(hubs))
 	for i, h := range hubs {
-		wg.Go(func() { hubs[i], errs[i] = startHub(o.hubctl, h.data, env) })
+		wg.Go(func() { hubs[i], errs[i] = startHub(o.hubctl, h.Data, env) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -242,7 +242,7 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 	ready := time.Now()
 	hubCPU0 := 0.0
 	for _, h := range hubs {
-		hubCPU0 += procCPU(h.pid())
+		hubCPU0 += procCPU(h.PID())
 	}
 	if err := rc.wait(key+"-backlog", o.pushes, 5*time.Minute); err != nil {
 		return err
@@ -250,7 +250,7 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 	first, last := rc.span(key + "-backlog")
 	hubCPU := -hubCPU0
 	for _, h := range hubs {
-		hubCPU += procCPU(h.pid())
+		hubCPU += procCPU(h.PID())
 	}
 	drainPG := pgCPU(pgPID) - cpu0
 
@@ -289,7 +289,7 @@ func pushPhase(o options, rc *receiver, hubs []*hub, pgPID int, layer []byte, ta
 	)
 	cpu0 := 0.0
 	for _, h := range hubs {
-		cpu0 += procCPU(h.pid())
+		cpu0 += procCPU(h.PID())
 	}
 	pg0 := pgCPU(pgPID)
 	start := time.Now()
@@ -316,7 +316,7 @@ func pushPhase(o options, rc *receiver, hubs []*hub, pgPID int, layer []byte, ta
 	wg.Wait()
 	p.wall = time.Since(start)
 	for _, h := range hubs {
-		p.hubCPU += procCPU(h.pid())
+		p.hubCPU += procCPU(h.PID())
 	}
 	p.hubCPU -= cpu0
 	p.pgCPU = pgCPU(pgPID) - pg0

@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,8 +24,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/hubctl/hubctl/bench/internal/benchhub"
 )
 
 const adminPassword = "workflowbench-admin"
@@ -95,7 +95,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer h.stop()
+	defer h.Stop()
 	c := &client{base: "http://" + h.Addr}
 	fmt.Printf("workflowbench: hubctl serve (SQLite, Docker executor, network %s, workflows.interval %s, max_jobs 4), CPUs %d\n\n",
 		o.network, o.interval, runtime.NumCPU())
@@ -122,7 +122,7 @@ func latency(o options, c *client, h *hub, image string) error {
 	if err := c.apply("lat", fmt.Sprintf(latencyFlow, image)); err != nil {
 		return err
 	}
-	cpu0, wall0 := procCPU(h.pid()), time.Now()
+	cpu0, wall0 := procCPU(h.PID()), time.Now()
 	var lat []time.Duration
 	for i := range o.pushes {
 		at, err := c.push(fmt.Sprintf("lat-%d", i), i)
@@ -138,7 +138,7 @@ func latency(o options, c *client, h *hub, image string) error {
 			return err
 		}
 	}
-	cpu, wall := procCPU(h.pid())-cpu0, time.Since(wall0)
+	cpu, wall := procCPU(h.PID())-cpu0, time.Since(wall0)
 	slices.Sort(lat)
 	fmt.Printf("push 201 → first step running (%d pushes, one at a time): p50 %s  p95 %s  max %s\n",
 		o.pushes, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(lat[len(lat)-1]))
@@ -151,7 +151,7 @@ func throughput(o options, c *client, h *hub, image string) error {
 	if err := c.apply("chain", fmt.Sprintf(chainFlow, image)); err != nil {
 		return err
 	}
-	cpu0, wall0 := procCPU(h.pid()), time.Now()
+	cpu0, wall0 := procCPU(h.PID()), time.Now()
 	for i := range o.runs {
 		if _, err := c.push(fmt.Sprintf("chain-%d", i), 1000+i); err != nil {
 			return err
@@ -160,7 +160,7 @@ func throughput(o options, c *client, h *hub, image string) error {
 	if err := c.waitFinished("chain", o.runs, 30*time.Minute); err != nil {
 		return err
 	}
-	cpu, wall := procCPU(h.pid())-cpu0, time.Since(wall0)
+	cpu, wall := procCPU(h.PID())-cpu0, time.Since(wall0)
 	fmt.Printf("3-job workflow (a → b → c, one step each), %d runs pushed at once: %.1f runs/min (%.1f jobs/min)\n",
 		o.runs, float64(o.runs)/wall.Minutes(), 3*float64(o.runs)/wall.Minutes())
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s (%.1f ms per run)\n\n", wall.Seconds(), cpu, cpu*1000/float64(o.runs))
@@ -172,8 +172,8 @@ func memory(o options, c *client, h *hub, image string) error {
 	if err := c.apply("slow", fmt.Sprintf(slowFlow, image)); err != nil {
 		return err
 	}
-	rss0 := rss(h.pid())
-	cpu0, wall0 := procCPU(h.pid()), time.Now()
+	rss0 := rss(h.PID())
+	cpu0, wall0 := procCPU(h.PID()), time.Now()
 	for i := range o.queued {
 		if _, err := c.push(fmt.Sprintf("slow-%d", i), 5000+i); err != nil {
 			return err
@@ -183,8 +183,8 @@ func memory(o options, c *client, h *hub, image string) error {
 		return err
 	}
 	time.Sleep(2 * time.Second)
-	rss1 := rss(h.pid())
-	cpu, wall := procCPU(h.pid())-cpu0, time.Since(wall0)
+	rss1 := rss(h.PID())
+	cpu, wall := procCPU(h.PID())-cpu0, time.Since(wall0)
 	fmt.Printf("%d runs queued (4 running, the rest queued): hub RSS %.1f MiB, %.1f MiB before the pushes\n",
 		o.queued, rss1/1024, rss0/1024)
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s\n", wall.Seconds(), cpu)
@@ -274,86 +274,11 @@ func buildImage(work string) (string, error) {
 }
 
 // hub is one `hubctl serve` process.
-type hub struct {
-	cmd  *exec.Cmd
-	Addr string
-	log  *os.File
-	done chan struct{}
-}
+type hub = benchhub.Hub
 
 func startHub(bin, data string, env []string) (*hub, error) {
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(data, "serve.log"))
-	if err != nil {
-		return nil, err
-	}
-	h := &hub{log: logf, done: make(chan struct{})}
-	h.cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
-	var base []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HUBCTL_") {
-			base = append(base, kv)
-		}
-	}
-	h.cmd.Env = append(append(base, "HUBCTL_ADMIN_PASSWORD="+adminPassword), env...)
-	h.cmd.Stdout = logf
-	stderr, err := h.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := h.cmd.Start(); err != nil {
-		return nil, err
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		found := false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
-			if i := strings.Index(line, "listening on "); i >= 0 && !found {
-				found = true
-				addr <- strings.Fields(line[i+len("listening on "):])[0]
-			}
-		}
-		_ = h.cmd.Wait()
-		close(h.done)
-	}()
-	select {
-	case h.Addr = <-addr:
-	case <-h.done:
-		return nil, fmt.Errorf("hubctl serve exited before listening (log: %s)", logf.Name())
-	case <-time.After(60 * time.Second):
-		h.stop()
-		return nil, fmt.Errorf("hubctl serve did not listen within 60 s (log: %s)", logf.Name())
-	}
-	for range 600 {
-		if resp, err := http.Get("http://" + h.Addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return h, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	h.stop()
-	return nil, fmt.Errorf("hubctl serve on %s never became ready (log: %s)", h.Addr, logf.Name())
+	return benchhub.Start(bin, data, adminPassword, env)
 }
-
-func (h *hub) stop() {
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-h.done:
-	case <-time.After(60 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.done
-	}
-	_ = h.log.Close()
-}
-
-func (h *hub) pid() int { return h.cmd.Process.Pid }
 
 // client talks to the hub: the registry with a token, the hub API as admin.
 type client struct {
