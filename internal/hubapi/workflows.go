@@ -324,18 +324,28 @@ func (a *api) auditWorkflow(r *http.Request, p *authz.Principal, action, target,
 	}
 }
 
+// runTime formats a run's, job's or step's time to the millisecond the store keeps
+// (RFC 3339 with a fraction): the time from a push to a step's start is well under a
+// second, and whole seconds would hide it.
+func runTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
 func runView(run wfengine.Run) hubtypes.WorkflowRun {
 	v := hubtypes.WorkflowRun{ID: run.ID, Namespace: run.Namespace, Workflow: run.Workflow, Number: run.Number, Digest: run.Digest,
 		Trigger: run.Trigger, EventID: run.EventID, Inputs: run.Inputs, State: run.State, Result: run.Result, Attempt: run.Attempt,
-		CancelRequested: run.CancelRequested, QueuedAt: formatTime(run.QueuedAt), StartedAt: formatTime(run.StartedAt),
-		FinishedAt: formatTime(run.FinishedAt)}
+		CancelRequested: run.CancelRequested, QueuedAt: runTime(run.QueuedAt), StartedAt: runTime(run.StartedAt),
+		FinishedAt: runTime(run.FinishedAt)}
 	for _, j := range run.Jobs {
 		jv := hubtypes.WorkflowJob{ID: j.ID, Job: j.Job, Key: j.Key, Display: j.Display, Matrix: j.Matrix, State: j.State,
-			Result: j.Result(), Attempt: j.Attempt, Outputs: j.Outputs, Error: j.Error, StartedAt: formatTime(j.StartedAt),
-			FinishedAt: formatTime(j.FinishedAt), Steps: []hubtypes.WorkflowStep{}}
+			Result: j.Result(), Attempt: j.Attempt, Outputs: j.Outputs, Error: j.Error, StartedAt: runTime(j.StartedAt),
+			FinishedAt: runTime(j.FinishedAt), Steps: []hubtypes.WorkflowStep{}}
 		for _, s := range j.Steps {
 			jv.Steps = append(jv.Steps, hubtypes.WorkflowStep{Index: s.Index, Name: s.Name, State: s.State, ExitCode: s.ExitCode,
-				LogBytes: s.LogBytes, StartedAt: formatTime(s.StartedAt), FinishedAt: formatTime(s.FinishedAt)})
+				LogBytes: s.LogBytes, StartedAt: runTime(s.StartedAt), FinishedAt: runTime(s.FinishedAt)})
 		}
 		v.Jobs = append(v.Jobs, jv)
 	}
