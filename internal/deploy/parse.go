@@ -36,7 +36,7 @@ const ReservedLabelPrefix = "dev.hubctl."
 // column.
 func Parse(src []byte) (*Spec, error) {
 	if len(src) > MaxFileSize {
-		return nil, Errors{{Pos: Pos{1, 1}, Msg: fmt.Sprintf("the file is larger than %d bytes (1 MiB), the most a deploy file may be", MaxFileSize)}}
+		return nil, Errors{{Pos: Pos{Line: 1, Col: 1}, Msg: fmt.Sprintf("the file is larger than %d bytes (1 MiB), the most a deploy file may be", MaxFileSize)}}
 	}
 	root, err := parseYAML(src)
 	if err != nil {
@@ -45,11 +45,11 @@ func Parse(src []byte) (*Spec, error) {
 	d := &decoder{}
 	d.checkTree(root, 0)
 	if len(d.errs) > 0 {
-		return nil, d.errs.sorted()
+		return nil, d.errs.Sorted()
 	}
 	s := d.spec(root)
 	if len(d.errs) > 0 {
-		return nil, d.errs.sorted()
+		return nil, d.errs.Sorted()
 	}
 	return s, nil
 }

@@ -59,7 +59,7 @@ func TestParseFull(t *testing.T) {
 	if strings.Join(svc.Command, " ") != "/web --listen :8080" {
 		t.Errorf("command = %q", svc.Command)
 	}
-	if len(svc.Env) != 2 || svc.Env[1] != (EnvVar{Name: "FEATURE_X", Value: "true", Pos: Pos{9, 16}}) {
+	if len(svc.Env) != 2 || svc.Env[1] != (EnvVar{Name: "FEATURE_X", Value: "true", Pos: Pos{Line: 9, Col: 16}}) {
 		t.Errorf("env = %+v", svc.Env)
 	}
 	if len(svc.Secrets) != 2 || svc.Secrets[0].Name != "DATABASE_URL" {

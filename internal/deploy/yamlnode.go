@@ -46,19 +46,19 @@ func parseYAML(src []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, Errors{{Pos: Pos{1, 1}, Msg: "the file is empty"}}
+			return nil, Errors{{Pos: Pos{Line: 1, Col: 1}, Msg: "the file is empty"}}
 		}
 		return nil, Errors{yamlError(err)}
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
-		return nil, Errors{{Pos: Pos{next.Line, next.Column}, Msg: "a deploy file holds one YAML document; remove the second (after ---)"}}
+		return nil, Errors{{Pos: Pos{Line: next.Line, Col: next.Column}, Msg: "a deploy file holds one YAML document; remove the second (after ---)"}}
 	case !errors.Is(err, io.EOF):
 		return nil, Errors{yamlError(err)}
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, Errors{{Pos: Pos{1, 1}, Msg: "the file is empty"}}
+		return nil, Errors{{Pos: Pos{Line: 1, Col: 1}, Msg: "the file is empty"}}
 	}
 	return doc.Content[0], nil
 }
@@ -66,9 +66,9 @@ func parseYAML(src []byte) (*yaml.Node, error) {
 func yamlError(err error) Error {
 	if m := yamlErrRe.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return Error{Pos: Pos{line, 1}, Msg: "YAML: " + m[2]}
+		return Error{Pos: Pos{Line: line, Col: 1}, Msg: "YAML: " + m[2]}
 	}
-	return Error{Pos: Pos{1, 1}, Msg: "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	return Error{Pos: Pos{Line: 1, Col: 1}, Msg: "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 }
 
 func describe(n *yaml.Node) string {

@@ -16,7 +16,7 @@ import (
 // every problem found, in source order, each with its line and column.
 func Parse(src []byte) (*Workflow, error) {
 	if len(src) > MaxFileSize {
-		return nil, Errors{{Pos: Pos{1, 1}, Msg: fmt.Sprintf("the file is larger than %d bytes (1 MiB), the most a workflow may be", MaxFileSize)}}
+		return nil, Errors{{Pos: Pos{Line: 1, Col: 1}, Msg: fmt.Sprintf("the file is larger than %d bytes (1 MiB), the most a workflow may be", MaxFileSize)}}
 	}
 	root, err := parseYAML(src)
 	if err != nil {
@@ -25,14 +25,14 @@ func Parse(src []byte) (*Workflow, error) {
 	d := &decoder{lines: strings.Split(string(src), "\n"), matrixNodes: map[*Matrix]*matrixNodes{}}
 	d.checkTree(root, 0)
 	if len(d.errs) > 0 {
-		return nil, d.errs.sorted()
+		return nil, d.errs.Sorted()
 	}
 	w := d.workflow(root)
 	if w != nil {
 		d.validate(w)
 	}
 	if len(d.errs) > 0 {
-		return nil, d.errs.sorted()
+		return nil, d.errs.Sorted()
 	}
 	return w, nil
 }
@@ -45,19 +45,19 @@ func parseYAML(src []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, Errors{{Pos: Pos{1, 1}, Msg: "the file is empty"}}
+			return nil, Errors{{Pos: Pos{Line: 1, Col: 1}, Msg: "the file is empty"}}
 		}
 		return nil, Errors{yamlError(err)}
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
-		return nil, Errors{{Pos: Pos{next.Line, next.Column}, Msg: "a workflow file holds one YAML document; remove the second (after ---)"}}
+		return nil, Errors{{Pos: Pos{Line: next.Line, Col: next.Column}, Msg: "a workflow file holds one YAML document; remove the second (after ---)"}}
 	case !errors.Is(err, io.EOF):
 		return nil, Errors{yamlError(err)}
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, Errors{{Pos: Pos{1, 1}, Msg: "the file is empty"}}
+		return nil, Errors{{Pos: Pos{Line: 1, Col: 1}, Msg: "the file is empty"}}
 	}
 	return doc.Content[0], nil
 }
@@ -67,9 +67,9 @@ func yamlError(err error) Error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := yamlErrRe.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return Error{Pos: Pos{line, 1}, Msg: "YAML: " + m[2]}
+		return Error{Pos: Pos{Line: line, Col: 1}, Msg: "YAML: " + m[2]}
 	}
-	return Error{Pos: Pos{1, 1}, Msg: "YAML: " + msg}
+	return Error{Pos: Pos{Line: 1, Col: 1}, Msg: "YAML: " + msg}
 }
 
 // workflow decodes the top level.

@@ -27,7 +27,7 @@ func (d *decoder) errf(n *yaml.Node, format string, a ...any) {
 
 func (d *decoder) errAt(p Pos, format string, a ...any) {
 	if len(d.errs) >= 10*maxErrors {
-		return // a file this broken is not worth reading on; sorted() says how many were kept
+		return // a file this broken is not worth reading on; Sorted() says how many were kept
 	}
 	d.errs = append(d.errs, Error{Pos: p, Msg: fmt.Sprintf(format, a...)})
 }
