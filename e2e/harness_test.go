@@ -404,6 +404,9 @@ func runErr(t testing.TB, dir string, env []string, name string, args ...string)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
+	// A child left running in the background (a README block's `cmd &`) keeps the
+	// output pipes open: without a bound Run would wait for it until the test's timeout.
+	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
 	return stdout.String(), stderr.String(), err
 }
