@@ -189,8 +189,7 @@ func memory(o options, c *client, h *hub, image string) error {
 		o.queued, rss1/1024, rss0/1024)
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s\n", wall.Seconds(), cpu)
 	logf("cancelling the queued runs")
-	_ = c.cancelAll("slow")
-	return nil
+	return c.cancelAll("slow")
 }
 
 const latencyFlow = `name: lat
@@ -407,7 +406,7 @@ func (c *client) waitCount(wf string, n int, limit time.Duration) error {
 }
 
 func (c *client) cancelAll(wf string) error {
-	rs, err := c.runs(wf, 1000)
+	rs, err := c.runs(wf, 200)
 	if err != nil {
 		return err
 	}
@@ -416,7 +415,19 @@ func (c *client) cancelAll(wf string) error {
 			_ = c.api("POST", "/api/v1/runs/"+strconv.FormatInt(r.ID, 10)+"/cancel", nil, nil)
 		}
 	}
-	return nil
+	// Wait until every run has ended, so the engine has removed the jobs' containers:
+	// a hub stopped gracefully leaves a running job's containers for the next engine
+	// to re-attach to, which here would be none.
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		rs, err := c.runs(wf, 200)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(rs, func(r runView) bool { return !finished(r) }) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: runs still not finished 2 minutes after their cancel", wf)
 }
 
 // push pushes a distinct small image (config, 1 KiB layer, manifest by tag) to
