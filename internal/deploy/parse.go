@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hubctl/hubctl/internal/deploy/proxy"
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 var (
@@ -43,7 +44,7 @@ func Parse(src []byte) (*Spec, error) {
 		return nil, err
 	}
 	d := &decoder{}
-	d.checkTree(root, 0)
+	d.errs = append(d.errs, yamlstrict.CheckTree(root)...)
 	if len(d.errs) > 0 {
 		return nil, d.errs.Sorted()
 	}
@@ -165,7 +166,7 @@ func (d *decoder) serviceName(n *yaml.Node, what string) string {
 		return ""
 	}
 	if !proxy.ServiceNameRe.MatchString(s) {
-		d.errf(n, "%s %q is not a valid name: lower-case letters, digits, '.', '_' and '-', starting and ending with a letter or digit, at most 64 characters", what, clip(s))
+		d.errf(n, "%s %q is not a valid name: lower-case letters, digits, '.', '_' and '-', starting and ending with a letter or digit, at most 64 characters", what, yamlstrict.Clip(s))
 	}
 	return s
 }
@@ -176,7 +177,7 @@ func (d *decoder) image(n *yaml.Node, what string) string {
 		return ""
 	}
 	if _, err := name.ParseReference(s, name.StrictValidation); err != nil {
-		d.errf(n, "%s %q is not an image reference (HOST/REPOSITORY:TAG or @sha256:…): %v", what, clip(s), err)
+		d.errf(n, "%s %q is not an image reference (HOST/REPOSITORY:TAG or @sha256:…): %v", what, yamlstrict.Clip(s), err)
 	}
 	return s
 }
@@ -184,7 +185,7 @@ func (d *decoder) image(n *yaml.Node, what string) string {
 // command reads a list of arguments, or a string split at spaces (no shell: the
 // image may have none).
 func (d *decoder) command(n *yaml.Node, what string) []string {
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
+	if n.Kind == yaml.ScalarNode && !yamlstrict.IsNull(n) {
 		f := strings.Fields(n.Value)
 		if len(f) == 0 {
 			d.errf(n, "%s is empty", what)
@@ -209,7 +210,7 @@ func (d *decoder) env(n *yaml.Node, what string) []EnvVar {
 		k := kv[0].Value
 		switch {
 		case !envNameRe.MatchString(k):
-			d.errf(kv[0], "%s: %q is not a valid variable name: letters, digits and '_', not starting with a digit", what, clip(k))
+			d.errf(kv[0], "%s: %q is not a valid variable name: letters, digits and '_', not starting with a digit", what, yamlstrict.Clip(k))
 			continue
 		case strings.HasPrefix(k, "HUBCTL_"):
 			d.errf(kv[0], "%s: %s: names starting with HUBCTL_ are set by hubctl", what, k)
@@ -232,7 +233,7 @@ func (d *decoder) secrets(n *yaml.Node, what string) []Secret {
 	for i, s := range names {
 		switch {
 		case !envNameRe.MatchString(s):
-			d.errAt(ps[i], "%s: %q is not a valid secret name: letters, digits and '_', not starting with a digit (it becomes the variable's name)", what, clip(s))
+			d.errAt(ps[i], "%s: %q is not a valid secret name: letters, digits and '_', not starting with a digit (it becomes the variable's name)", what, yamlstrict.Clip(s))
 		case strings.HasPrefix(s, "HUBCTL_"):
 			d.errAt(ps[i], "%s: %s: names starting with HUBCTL_ are set by hubctl", what, s)
 		case slices.ContainsFunc(out, func(x Secret) bool { return x.Name == s }):
@@ -267,7 +268,7 @@ func (d *decoder) ports(n *yaml.Node, what string) []Port {
 		}
 		p, err := parsePort(s)
 		if err != nil {
-			d.errf(it, "%s: %q: %v", what, clip(s), err)
+			d.errf(it, "%s: %q: %v", what, yamlstrict.Clip(s), err)
 			continue
 		}
 		p.Pos = pos(it)
@@ -288,14 +289,14 @@ func parsePort(s string) (Port, error) {
 	p := Port{Protocol: "tcp"}
 	if base, proto, ok := strings.Cut(s, "/"); ok {
 		if proto != "tcp" && proto != "udp" {
-			return p, fmt.Errorf("the protocol is tcp or udp, not %q", clip(proto))
+			return p, fmt.Errorf("the protocol is tcp or udp, not %q", yamlstrict.Clip(proto))
 		}
 		s, p.Protocol = base, proto
 	}
 	port := func(v string) (int, error) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 65535 {
-			return 0, fmt.Errorf("%q is not a port (1 to 65535)", clip(v))
+			return 0, fmt.Errorf("%q is not a port (1 to 65535)", yamlstrict.Clip(v))
 		}
 		return n, nil
 	}
@@ -307,7 +308,7 @@ func parsePort(s string) (Port, error) {
 		if j := strings.LastIndex(rest, ":"); j >= 0 {
 			hostIP, hostPort = strings.Trim(rest[:j], "[]"), rest[j+1:]
 			if net.ParseIP(hostIP) == nil {
-				return p, fmt.Errorf("%q is not an IP address: write IP:HOSTPORT:PORT", clip(hostIP))
+				return p, fmt.Errorf("%q is not an IP address: write IP:HOSTPORT:PORT", yamlstrict.Clip(hostIP))
 			}
 		} else {
 			hostPort = rest
@@ -342,29 +343,29 @@ func (d *decoder) volumes(n *yaml.Node, what string) []Volume {
 		parts := strings.Split(s, ":")
 		if len(parts) == 3 {
 			if parts[2] != "ro" && parts[2] != "rw" {
-				d.errf(it, "%s: %q: the mode is ro or rw, not %q", what, clip(s), clip(parts[2]))
+				d.errf(it, "%s: %q: the mode is ro or rw, not %q", what, yamlstrict.Clip(s), yamlstrict.Clip(parts[2]))
 				continue
 			}
 		}
 		if len(parts) < 2 || len(parts) > 3 {
-			d.errf(it, "%s: %q: write NAME:/path or /host/path:/path, with :ro to mount read-only", what, clip(s))
+			d.errf(it, "%s: %q: write NAME:/path or /host/path:/path, with :ro to mount read-only", what, yamlstrict.Clip(s))
 			continue
 		}
 		v := Volume{Source: parts[0], Target: parts[1], ReadOnly: len(parts) == 3 && parts[2] == "ro", Pos: pos(it)}
 		switch {
 		case strings.HasPrefix(v.Source, "/"):
 			if !cleanAbs(v.Source) {
-				d.errf(it, "%s: %q: the host path must be absolute and clean (no .. or //)", what, clip(s))
+				d.errf(it, "%s: %q: the host path must be absolute and clean (no .. or //)", what, yamlstrict.Clip(s))
 				continue
 			}
 		case volumeNameRe.MatchString(v.Source):
 			v.Named = true
 		default:
-			d.errf(it, "%s: %q: %q is neither an absolute host path nor a volume name (letters, digits, '_', '.', '-')", what, clip(s), clip(v.Source))
+			d.errf(it, "%s: %q: %q is neither an absolute host path nor a volume name (letters, digits, '_', '.', '-')", what, yamlstrict.Clip(s), yamlstrict.Clip(v.Source))
 			continue
 		}
 		if !cleanAbs(v.Target) || v.Target == "/" {
-			d.errf(it, "%s: %q: the mount point must be an absolute, clean path other than /", what, clip(s))
+			d.errf(it, "%s: %q: the mount point must be an absolute, clean path other than /", what, yamlstrict.Clip(s))
 			continue
 		}
 		if slices.ContainsFunc(out, func(o Volume) bool { return o.Target == v.Target }) {
@@ -399,7 +400,7 @@ func (d *decoder) labels(n *yaml.Node, what string) map[string]string {
 		k := kv[0].Value
 		switch {
 		case !labelKeyRe.MatchString(k):
-			d.errf(kv[0], "%s: %q is not a valid label key: letters, digits, '.', '_', '/' and '-', at most 128 characters", what, clip(k))
+			d.errf(kv[0], "%s: %q is not a valid label key: letters, digits, '.', '_', '/' and '-', at most 128 characters", what, yamlstrict.Clip(k))
 			continue
 		case strings.HasPrefix(k, ReservedLabelPrefix):
 			d.errf(kv[0], "%s: %s: labels starting with %s are set by hubctl", what, k, ReservedLabelPrefix)
@@ -427,7 +428,7 @@ func (d *decoder) resources(n *yaml.Node, what string) Resources {
 				return
 			}
 			if r.MilliCPU = parseMilliCPU(s); r.MilliCPU <= 0 || r.MilliCPU > 256_000 {
-				d.errf(v, "%s: cpu %q: write CPUs as 0.5, 2 or 500m (at most 256)", what, clip(s))
+				d.errf(v, "%s: cpu %q: write CPUs as 0.5, 2 or 500m (at most 256)", what, yamlstrict.Clip(s))
 			}
 		},
 		"memory": func(v *yaml.Node) {
@@ -436,7 +437,7 @@ func (d *decoder) resources(n *yaml.Node, what string) Resources {
 				return
 			}
 			if r.Memory = parseBytes(s); r.Memory < 6<<20 || r.Memory > 1<<40 {
-				d.errf(v, "%s: memory %q: write it as 512Mi, 2Gi or 256M (between 6Mi, Docker's least, and 1Ti)", what, clip(s))
+				d.errf(v, "%s: memory %q: write it as 512Mi, 2Gi or 256M (between 6Mi, Docker's least, and 1Ti)", what, yamlstrict.Clip(s))
 			}
 		},
 	})
@@ -488,7 +489,7 @@ func (d *decoder) proxy(n *yaml.Node) *Proxy {
 			for i, h := range hs {
 				h = strings.ToLower(strings.TrimSuffix(h, "."))
 				if err := proxy.CheckHost(h); err != nil {
-					d.errAt(ps[i], "service: proxy: hosts: %q is not a DNS name (no scheme, port or path)", clip(hs[i]))
+					d.errAt(ps[i], "service: proxy: hosts: %q is not a DNS name (no scheme, port or path)", yamlstrict.Clip(hs[i]))
 					continue
 				}
 				if slices.Contains(p.Hosts, h) {
@@ -525,7 +526,7 @@ func (d *decoder) health(n *yaml.Node, h *HealthCheck) {
 		"path": func(v *yaml.Node) {
 			s, ok := d.str(v, "service: healthcheck: path")
 			if ok && (!strings.HasPrefix(s, "/") || len(s) > 1024 || strings.ContainsAny(s, " \t\r\n#")) {
-				d.errf(v, "service: healthcheck: path %q must start with / and hold no spaces or '#'", clip(s))
+				d.errf(v, "service: healthcheck: path %q must start with / and hold no spaces or '#'", yamlstrict.Clip(s))
 			}
 			h.Path = s
 		},
@@ -565,7 +566,7 @@ func (d *decoder) hosts(n *yaml.Node) []Host {
 				sawName = true
 				s, ok := d.str(v, what+": name")
 				if ok && !hostNameRe.MatchString(s) {
-					d.errf(v, "%s: name %q: lower-case letters, digits and '-', at most 32 characters", what, clip(s))
+					d.errf(v, "%s: name %q: lower-case letters, digits and '-', at most 32 characters", what, yamlstrict.Clip(s))
 				}
 				h.Name = s
 			},
@@ -606,7 +607,7 @@ func (d *decoder) dockerURL(n *yaml.Node, what string) string {
 	}
 	u, err := url.Parse(s)
 	bad := func(why string) string {
-		d.errf(n, "%s %q: %s", what, clip(s), why)
+		d.errf(n, "%s %q: %s", what, yamlstrict.Clip(s), why)
 		return s
 	}
 	if err != nil {
@@ -704,20 +705,20 @@ func (d *decoder) kubernetes(n *yaml.Node, service string) *Kubernetes {
 		"release": func(v *yaml.Node) {
 			k.Release, _ = d.str(v, what+": release")
 			if !dns1123Re.MatchString(k.Release) {
-				d.errf(v, "%s: release %q: lower-case letters, digits and '-', at most 53 characters", what, clip(k.Release))
+				d.errf(v, "%s: release %q: lower-case letters, digits and '-', at most 53 characters", what, yamlstrict.Clip(k.Release))
 			}
 		},
 		"namespace": func(v *yaml.Node) {
 			k.Namespace, _ = d.str(v, what+": namespace")
 			if !dns1123Re.MatchString(k.Namespace) {
-				d.errf(v, "%s: namespace %q: lower-case letters, digits and '-'", what, clip(k.Namespace))
+				d.errf(v, "%s: namespace %q: lower-case letters, digits and '-'", what, yamlstrict.Clip(k.Namespace))
 			}
 		},
 		"context":    func(v *yaml.Node) { k.Context = d.token(v, what+": context") },
 		"kubeconfig": func(v *yaml.Node) { k.Kubeconfig, _ = d.str(v, what+": kubeconfig") },
 		"values": func(v *yaml.Node) {
 			if v.Kind != yaml.MappingNode {
-				d.errf(v, "%s: values must be a mapping, not %s", what, describe(v))
+				d.errf(v, "%s: values must be a mapping, not %s", what, yamlstrict.Describe(v))
 				return
 			}
 			d.pairs(v, what+": values") // keys given twice are errors here too
@@ -728,7 +729,7 @@ func (d *decoder) kubernetes(n *yaml.Node, service string) *Kubernetes {
 		"image-path": func(v *yaml.Node) {
 			k.ImagePath, _ = d.str(v, what+": image-path")
 			if !valuePathRe.MatchString(k.ImagePath) {
-				d.errf(v, "%s: image-path %q: a dotted path of value names, such as image or app.image", what, clip(k.ImagePath))
+				d.errf(v, "%s: image-path %q: a dotted path of value names, such as image or app.image", what, yamlstrict.Clip(k.ImagePath))
 			}
 		},
 		"timeout": func(v *yaml.Node) { k.Timeout, _ = d.duration(v, what+": timeout", time.Second, maxTimeout) },
@@ -742,19 +743,19 @@ func (d *decoder) kubernetes(n *yaml.Node, service string) *Kubernetes {
 	switch {
 	case k.Repo != "":
 		if !chartNameRe.MatchString(k.Chart) {
-			d.errf(chartNode, "%s: chart %q: with repo, the chart is a name in that repository", what, clip(k.Chart))
+			d.errf(chartNode, "%s: chart %q: with repo, the chart is a name in that repository", what, yamlstrict.Clip(k.Chart))
 		}
 	case strings.HasPrefix(k.Chart, "oci://"):
 		if _, err := name.NewRepository(strings.TrimPrefix(k.Chart, "oci://"), name.StrictValidation); err != nil {
-			d.errf(chartNode, "%s: chart %q is not oci://HOST/REPOSITORY/CHART: %v", what, clip(k.Chart), err)
+			d.errf(chartNode, "%s: chart %q is not oci://HOST/REPOSITORY/CHART: %v", what, yamlstrict.Clip(k.Chart), err)
 		}
 	default:
-		d.errf(chartNode, "%s: chart %q: write oci://HOST/REPOSITORY/CHART (a hub's or any OCI registry's), or a chart name with repo: https://…", what, clip(k.Chart))
+		d.errf(chartNode, "%s: chart %q: write oci://HOST/REPOSITORY/CHART (a hub's or any OCI registry's), or a chart name with repo: https://…", what, yamlstrict.Clip(k.Chart))
 	}
 	if k.Release == "" {
 		k.Release = service
 		if len(service) > 53 || !dns1123Re.MatchString(service) {
-			d.errf(n, "%s: the service name %q cannot be a helm release name (lower-case letters, digits and '-', at most 53 characters): set release", what, clip(service))
+			d.errf(n, "%s: the service name %q cannot be a helm release name (lower-case letters, digits and '-', at most 53 characters): set release", what, yamlstrict.Clip(service))
 		}
 	}
 	return k
@@ -767,7 +768,7 @@ func (d *decoder) httpURL(n *yaml.Node, what string) string {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		d.errf(n, "%s %q is not an http(s):// URL (without credentials: they come from hubctl login or helm's repository config)", what, clip(s))
+		d.errf(n, "%s %q is not an http(s):// URL (without credentials: they come from hubctl login or helm's repository config)", what, yamlstrict.Clip(s))
 	}
 	return s
 }
@@ -776,7 +777,7 @@ func (d *decoder) httpURL(n *yaml.Node, what string) string {
 func (d *decoder) token(n *yaml.Node, what string) string {
 	s, ok := d.str(n, what)
 	if ok && (len(s) > 253 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })) {
-		d.errf(n, "%s %q: at most 253 characters, without spaces", what, clip(s))
+		d.errf(n, "%s %q: at most 253 characters, without spaces", what, yamlstrict.Clip(s))
 	}
 	return s
 }
@@ -789,10 +790,10 @@ func (d *decoder) accessories(n *yaml.Node, hosts []Host) []Accessory {
 	}
 	var out []Accessory
 	for _, kv := range pairs {
-		what := "accessories: " + clip(kv[0].Value)
+		what := "accessories: " + yamlstrict.Clip(kv[0].Value)
 		a := Accessory{Name: kv[0].Value, Pos: pos(kv[0])}
 		if !proxy.ServiceNameRe.MatchString(a.Name) {
-			d.errf(kv[0], "accessories: %q is not a valid name: lower-case letters, digits, '.', '_' and '-'", clip(a.Name))
+			d.errf(kv[0], "accessories: %q is not a valid name: lower-case letters, digits, '.', '_' and '-'", yamlstrict.Clip(a.Name))
 		}
 		var sawImage bool
 		var hostNode *yaml.Node
@@ -815,7 +816,7 @@ func (d *decoder) accessories(n *yaml.Node, hosts []Host) []Accessory {
 		if hostNode == nil && len(hosts) > 0 {
 			a.Host = hosts[0].Name
 		} else if hostNode != nil && !slices.ContainsFunc(hosts, func(h Host) bool { return h.Name == a.Host }) {
-			d.errf(hostNode, "%s: host %q is not one of hosts", what, clip(a.Host))
+			d.errf(hostNode, "%s: host %q is not one of hosts", what, yamlstrict.Clip(a.Host))
 		}
 		d.noDup(a.Env, a.Secrets)
 		out = append(out, a)

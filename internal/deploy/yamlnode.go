@@ -2,9 +2,9 @@ package deploy
 
 // The strict YAML walk below follows internal/workflow's (yamlnode.go): the same
 // rules (unknown keys and keys given twice are errors naming the known ones, no
-// aliases, no custom tags, every error at its line:column). It is a copy rather than
-// an import because the workflow decoder carries workflow state; a shared package
-// (internal/yamlstrict) would serve both.
+// aliases, no custom tags, every error at its line:column). What both walkers share
+// without state (errors, Describe, Clip, Suggest, CheckTree) is internal/yamlstrict;
+// the decoding methods differ in their bounds and messages and stay per package.
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 type decoder struct {
@@ -71,47 +73,18 @@ func yamlError(err error) Error {
 	return Error{Pos: Pos{Line: 1, Col: 1}, Msg: "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 }
 
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "empty"
-		case "!!bool":
-			return "a boolean"
-		case "!!int", "!!float":
-			return "a number"
-		}
-		return fmt.Sprintf("the string %q", clip(n.Value))
-	}
-	return "something else"
-}
-
-func clip(s string) string {
-	if r := []rune(s); len(r) > 60 {
-		return string(r[:57]) + "…"
-	}
-	return s
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
-
 // fields decodes the mapping n, calling the handler of each key; a key without a
 // handler is an error naming the known ones. It reports whether n was a mapping.
 func (d *decoder) fields(n *yaml.Node, what string, handlers map[string]func(v *yaml.Node)) bool {
 	if n.Kind != yaml.MappingNode {
-		d.errf(n, "%s must be a mapping, not %s", what, describe(n))
+		d.errf(n, "%s must be a mapping, not %s", what, yamlstrict.Describe(n))
 		return false
 	}
 	for _, kv := range d.pairs(n, what) {
 		h, ok := handlers[kv[0].Value]
 		if !ok {
 			known := slices.Sorted(maps.Keys(handlers))
-			d.errf(kv[0], "%s: unknown key %q%s (known keys: %s)", what, clip(kv[0].Value), suggest(kv[0].Value, known), strings.Join(known, ", "))
+			d.errf(kv[0], "%s: unknown key %q%s (known keys: %s)", what, yamlstrict.Clip(kv[0].Value), yamlstrict.Suggest(kv[0].Value, known), strings.Join(known, ", "))
 			continue
 		}
 		h(kv[1])
@@ -123,19 +96,19 @@ func (d *decoder) fields(n *yaml.Node, what string, handlers map[string]func(v *
 // keys that are not strings.
 func (d *decoder) pairs(n *yaml.Node, what string) [][2]*yaml.Node {
 	if n.Kind != yaml.MappingNode {
-		d.errf(n, "%s must be a mapping, not %s", what, describe(n))
+		d.errf(n, "%s must be a mapping, not %s", what, yamlstrict.Describe(n))
 		return nil
 	}
 	seen := make(map[string]bool, len(n.Content)/2)
 	var out [][2]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode || isNull(k) {
-			d.errf(k, "%s: a key must be a string, not %s", what, describe(k))
+		if k.Kind != yaml.ScalarNode || yamlstrict.IsNull(k) {
+			d.errf(k, "%s: a key must be a string, not %s", what, yamlstrict.Describe(k))
 			continue
 		}
 		if seen[k.Value] {
-			d.errf(k, "%s: %q is given twice", what, clip(k.Value))
+			d.errf(k, "%s: %q is given twice", what, yamlstrict.Clip(k.Value))
 			continue
 		}
 		seen[k.Value] = true
@@ -146,7 +119,7 @@ func (d *decoder) pairs(n *yaml.Node, what string) [][2]*yaml.Node {
 
 func (d *decoder) list(n *yaml.Node, what string) ([]*yaml.Node, bool) {
 	if n.Kind != yaml.SequenceNode {
-		d.errf(n, "%s must be a list, not %s", what, describe(n))
+		d.errf(n, "%s must be a list, not %s", what, yamlstrict.Describe(n))
 		return nil, false
 	}
 	if len(n.Content) > maxListLen {
@@ -161,8 +134,8 @@ const maxListLen = 256
 
 // str returns a scalar as text: strings, and numbers and booleans as written.
 func (d *decoder) str(n *yaml.Node, what string) (string, bool) {
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		d.errf(n, "%s must be a string, not %s", what, describe(n))
+	if n.Kind != yaml.ScalarNode || yamlstrict.IsNull(n) {
+		d.errf(n, "%s must be a string, not %s", what, yamlstrict.Describe(n))
 		return "", false
 	}
 	return n.Value, true
@@ -170,7 +143,7 @@ func (d *decoder) str(n *yaml.Node, what string) (string, bool) {
 
 // strings returns a string or a list of strings.
 func (d *decoder) strings(n *yaml.Node, what string) ([]string, []Pos) {
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
+	if n.Kind == yaml.ScalarNode && !yamlstrict.IsNull(n) {
 		return []string{n.Value}, []Pos{pos(n)}
 	}
 	items, ok := d.list(n, what+" (a string or a list of strings)")
@@ -190,12 +163,12 @@ func (d *decoder) strings(n *yaml.Node, what string) ([]string, []Pos) {
 
 func (d *decoder) integer(n *yaml.Node, what string, lo, hi int) (int, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		d.errf(n, "%s must be a whole number, not %s", what, describe(n))
+		d.errf(n, "%s must be a whole number, not %s", what, yamlstrict.Describe(n))
 		return 0, false
 	}
 	i, err := strconv.ParseInt(n.Value, 0, 64)
 	if err != nil || i < int64(lo) || i > int64(hi) {
-		d.errf(n, "%s must be between %d and %d, not %s", what, lo, hi, clip(n.Value))
+		d.errf(n, "%s must be between %d and %d, not %s", what, lo, hi, yamlstrict.Clip(n.Value))
 		return 0, false
 	}
 	return int(i), true
@@ -209,79 +182,12 @@ func (d *decoder) duration(n *yaml.Node, what string, lo, hi time.Duration) (tim
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		d.errf(n, "%s %q is not a duration (write 500ms, 90s or 5m)", what, clip(s))
+		d.errf(n, "%s %q is not a duration (write 500ms, 90s or 5m)", what, yamlstrict.Clip(s))
 		return 0, false
 	}
 	if v < lo || v > hi {
-		d.errf(n, "%s must be between %s and %s, not %s", what, lo, hi, clip(s))
+		d.errf(n, "%s must be between %s and %s, not %s", what, lo, hi, yamlstrict.Clip(s))
 		return 0, false
 	}
 	return v, true
-}
-
-func suggest(s string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(s), k); d < bestD && d < len(s) {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// checkTree refuses aliases (a small file could expand to a huge one) and tags other
-// than YAML's own, and bounds the nesting.
-func (d *decoder) checkTree(n *yaml.Node, depth int) {
-	if depth > 64 {
-		d.errf(n, "the document is nested more than 64 levels deep")
-		return
-	}
-	switch n.Kind {
-	case yaml.AliasNode:
-		d.errf(n, "YAML aliases (*%s) are not supported: write the value out", clip(n.Value))
-		return
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!str", "!!int", "!!float", "!!bool", "!!null", "!!timestamp":
-		default:
-			d.errf(n, "the tag %s is not supported", clip(n.Tag))
-		}
-	case yaml.MappingNode:
-		if n.Tag != "!!map" {
-			d.errf(n, "the tag %s is not supported", clip(n.Tag))
-		}
-	case yaml.SequenceNode:
-		if n.Tag != "!!seq" {
-			d.errf(n, "the tag %s is not supported", clip(n.Tag))
-		}
-	}
-	for _, c := range n.Content {
-		d.checkTree(c, depth+1)
-	}
 }

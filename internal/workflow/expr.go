@@ -11,6 +11,8 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
+
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 // EventType is what an expression may read of the event that started a run
@@ -111,7 +113,7 @@ func (d *decoder) compileIf(w *Workflow, j *Job) {
 	opts := append([]expr.Option{expr.Env(exprEnv(w, j)), expr.AsBool()}, statusOptions()...)
 	prog, err := expr.Compile(j.If, opts...)
 	if err != nil {
-		d.exprError(j.IfPos, j.If, 0, "job "+clip(j.Name)+": if", err)
+		d.exprError(j.IfPos, j.If, 0, "job "+yamlstrict.Clip(j.Name)+": if", err)
 		return
 	}
 	v := &statusVisitor{}

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hubctl/hubctl/internal/accounts"
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 // jobs decodes the jobs mapping, in file order.
@@ -26,7 +27,7 @@ func (d *decoder) jobs(n *yaml.Node) []*Job {
 	for _, kv := range pairs {
 		j := &Job{Name: kv[0].Value, Pos: pos(kv[0]), Timeout: DefaultTimeout}
 		if !jobNameRe.MatchString(j.Name) {
-			d.errf(kv[0], "jobs: %q is not a valid job name: letters, digits, '_' and '-', starting with a letter or '_', at most 64 characters", clip(j.Name))
+			d.errf(kv[0], "jobs: %q is not a valid job name: letters, digits, '_' and '-', starting with a letter or '_', at most 64 characters", yamlstrict.Clip(j.Name))
 		}
 		d.job(kv[1], j)
 		out = append(out, j)
@@ -35,7 +36,7 @@ func (d *decoder) jobs(n *yaml.Node) []*Job {
 }
 
 func (d *decoder) job(n *yaml.Node, j *Job) {
-	what := "job " + clip(j.Name)
+	what := "job " + yamlstrict.Clip(j.Name)
 	var sawSteps bool
 	if !d.fields(n, what, map[string]func(k, v *yaml.Node){
 		"needs": func(k, v *yaml.Node) { j.Needs, j.NeedsPos = d.strings(v, what+": needs") },
@@ -62,7 +63,7 @@ func (d *decoder) job(n *yaml.Node, j *Job) {
 			for i, s := range names {
 				switch {
 				case !identRe.MatchString(s):
-					d.errAt(ps[i], "%s: outputs: %q is not a valid output name: letters, digits and '_', not starting with a digit", what, clip(s))
+					d.errAt(ps[i], "%s: outputs: %q is not a valid output name: letters, digits and '_', not starting with a digit", what, yamlstrict.Clip(s))
 				case slices.Contains(names[:i], s):
 					d.errAt(ps[i], "%s: outputs: %s is given twice", what, s)
 				}
@@ -95,7 +96,7 @@ func (d *decoder) image(n *yaml.Node, what string) string {
 	}
 	if !strings.Contains(s, "${{") {
 		if _, err := name.ParseReference(s); err != nil {
-			d.errf(n, "%s %q is not an image reference: %v", what, clip(s), err)
+			d.errf(n, "%s %q is not an image reference: %v", what, yamlstrict.Clip(s), err)
 		}
 	}
 	return s
@@ -163,7 +164,7 @@ func (d *decoder) secrets(n *yaml.Node, what string) []string {
 	for i, s := range names {
 		switch {
 		case !envNameRe.MatchString(s):
-			d.errAt(ps[i], "%s: %q is not a valid secret name: letters, digits and '_', not starting with a digit", what, clip(s))
+			d.errAt(ps[i], "%s: %q is not a valid secret name: letters, digits and '_', not starting with a digit", what, yamlstrict.Clip(s))
 		case strings.HasPrefix(s, "HUBCTL_"):
 			d.errAt(ps[i], "%s: %s: names starting with HUBCTL_ are set by the hub", what, s)
 		case slices.Contains(names[:i], s):
@@ -180,7 +181,7 @@ func (d *decoder) relPath(n *yaml.Node, what string) string {
 		return ""
 	}
 	if s == "" || path.IsAbs(s) || slices.Contains(strings.Split(s, "/"), "..") || strings.ContainsFunc(s, isControl) || len(s) > 1024 {
-		d.errf(n, "%s %q must be a relative path inside the workspace, without ..", what, clip(s))
+		d.errf(n, "%s %q must be a relative path inside the workspace, without ..", what, yamlstrict.Clip(s))
 	}
 	return s
 }
@@ -194,9 +195,9 @@ func (d *decoder) services(n *yaml.Node, what string) []Service {
 	var out []Service
 	for _, kv := range pairs {
 		s := Service{Name: kv[0].Value, Pos: pos(kv[0])}
-		sw := what + ": " + clip(s.Name)
+		sw := what + ": " + yamlstrict.Clip(s.Name)
 		if !serviceNameRe.MatchString(s.Name) {
-			d.errf(kv[0], "%s: %q is not a valid service name: lower-case letters, digits and '-' (it is the service's host name)", what, clip(s.Name))
+			d.errf(kv[0], "%s: %q is not a valid service name: lower-case letters, digits and '-' (it is the service's host name)", what, yamlstrict.Clip(s.Name))
 		}
 		if d.fields(kv[1], sw, map[string]func(k, v *yaml.Node){
 			"image": func(k, v *yaml.Node) { s.Image, s.ImagePos = d.image(v, sw+": image"), pos(v) },
@@ -228,7 +229,7 @@ func (d *decoder) environment(n *yaml.Node, what string) *Environment {
 			names, ps := d.strings(v, what+": approvers")
 			for i, s := range names {
 				if err := accounts.CheckName(s); err != nil {
-					d.errAt(ps[i], "%s: approvers: %q is not an account name", what, clip(s))
+					d.errAt(ps[i], "%s: approvers: %q is not an account name", what, yamlstrict.Clip(s))
 				} else if slices.Contains(names[:i], s) {
 					d.errAt(ps[i], "%s: approvers: %s is given twice", what, s)
 				}
@@ -268,7 +269,7 @@ func (d *decoder) resources(n *yaml.Node, what string, r *Resources) {
 				return
 			}
 			if r.MilliCPU = parseMilliCPU(s); r.MilliCPU <= 0 || r.MilliCPU > 256_000 {
-				d.errf(v, "%s: cpu %q: write CPUs as 0.5, 2 or 500m (at most 256)", what, clip(s))
+				d.errf(v, "%s: cpu %q: write CPUs as 0.5, 2 or 500m (at most 256)", what, yamlstrict.Clip(s))
 			}
 		},
 		"memory": func(k, v *yaml.Node) {
@@ -277,7 +278,7 @@ func (d *decoder) resources(n *yaml.Node, what string, r *Resources) {
 				return
 			}
 			if r.Memory = parseBytes(s); r.Memory < 4<<20 || r.Memory > 1<<40 {
-				d.errf(v, "%s: memory %q: write it as 512Mi, 2Gi or 256M (between 4Mi and 1Ti)", what, clip(s))
+				d.errf(v, "%s: memory %q: write it as 512Mi, 2Gi or 256M (between 4Mi and 1Ti)", what, yamlstrict.Clip(s))
 			}
 		},
 	})
@@ -361,7 +362,7 @@ func (d *decoder) cache(n *yaml.Node, what string) *Cache {
 		"path": func(k, v *yaml.Node) {
 			s, ok := d.str(v, what+": path")
 			if ok && (!path.IsAbs(s) || path.Clean(s) != s || s == "/" || len(s) > 1024) {
-				d.errf(v, "%s: path %q must be a clean absolute path in the container, not /", what, clip(s))
+				d.errf(v, "%s: path %q must be a clean absolute path in the container, not /", what, yamlstrict.Clip(s))
 			}
 			c.Path = s
 		},

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 // matrixRow is an include or exclude entry with the positions of its keys.
@@ -40,7 +42,7 @@ func (d *decoder) matrix(n *yaml.Node, what string) *Matrix {
 			mn.exclude = d.matrixRows(v, what+": exclude")
 		default:
 			if !identRe.MatchString(k.Value) {
-				d.errf(k, "%s: %q is not a valid matrix key: letters, digits and '_', not starting with a digit (it is read as matrix.KEY)", what, clip(k.Value))
+				d.errf(k, "%s: %q is not a valid matrix key: letters, digits and '_', not starting with a digit (it is read as matrix.KEY)", what, yamlstrict.Clip(k.Value))
 				continue
 			}
 			items, ok := d.list(v, what+": "+k.Value)
@@ -62,7 +64,7 @@ func (d *decoder) matrix(n *yaml.Node, what string) *Matrix {
 					continue
 				}
 				if slices.Contains(ax.Values, s) {
-					d.errf(it, "%s: %s: %q is given twice", what, k.Value, clip(s))
+					d.errf(it, "%s: %s: %q is given twice", what, k.Value, yamlstrict.Clip(s))
 					continue
 				}
 				ax.Values = append(ax.Values, s)
@@ -97,7 +99,7 @@ func (d *decoder) matrixRows(n *yaml.Node, what string) []matrixRow {
 	for _, it := range items {
 		r := matrixRow{values: map[string]string{}, pos: pos(it)}
 		for _, kv := range d.pairs(it, what+" entry") {
-			if s, ok := d.str(kv[1], what+": "+clip(kv[0].Value)); ok {
+			if s, ok := d.str(kv[1], what+": "+yamlstrict.Clip(kv[0].Value)); ok {
 				r.values[kv[0].Value] = s
 				r.keys = append(r.keys, kv[0])
 			}
@@ -120,7 +122,7 @@ func (d *decoder) expand(j *Job) {
 		j.Runs = []JobRun{{Name: j.Name}}
 		return
 	}
-	what := "job " + clip(j.Name) + ": matrix"
+	what := "job " + yamlstrict.Clip(j.Name) + ": matrix"
 	mn := d.matrixNodes[m]
 	if mn.broken {
 		return
@@ -141,10 +143,10 @@ func (d *decoder) expand(j *Job) {
 			ax := slices.IndexFunc(m.Axes, func(a Axis) bool { return a.Name == k.Value })
 			switch {
 			case ax < 0:
-				d.errf(k, "%s: exclude: %q is not a key of the matrix (keys: %s)", what, clip(k.Value), strings.Join(axes, ", "))
+				d.errf(k, "%s: exclude: %q is not a key of the matrix (keys: %s)", what, yamlstrict.Clip(k.Value), strings.Join(axes, ", "))
 				bad = true
 			case !slices.Contains(m.Axes[ax].Values, r.values[k.Value]):
-				d.errf(k, "%s: exclude: %s: %q is not one of its values, so the entry excludes nothing", what, k.Value, clip(r.values[k.Value]))
+				d.errf(k, "%s: exclude: %s: %q is not one of its values, so the entry excludes nothing", what, k.Value, yamlstrict.Clip(r.values[k.Value]))
 				bad = true
 			}
 		}
@@ -162,7 +164,7 @@ func (d *decoder) expand(j *Job) {
 	for _, r := range mn.include {
 		for _, k := range r.keys {
 			if !slices.Contains(keys, k.Value) {
-				d.errf(k, "%s: include: %q is not a key of the matrix (keys: %s); an include entry gives a value for every key", what, clip(k.Value), strings.Join(keys, ", "))
+				d.errf(k, "%s: include: %q is not a key of the matrix (keys: %s); an include entry gives a value for every key", what, yamlstrict.Clip(k.Value), strings.Join(keys, ", "))
 				bad = true
 			}
 		}
@@ -223,7 +225,7 @@ func (d *decoder) expand(j *Job) {
 		}
 		key := strings.Join(vals, ", ")
 		if seen[key] {
-			d.errAt(m.Pos, "%s: two combinations are both named %q; avoid \", \" in values", what, clip(key))
+			d.errAt(m.Pos, "%s: two combinations are both named %q; avoid \", \" in values", what, yamlstrict.Clip(key))
 			return
 		}
 		seen[key] = true

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 // Parse decodes and validates a workflow file. Its error, when not nil, is Errors:
@@ -23,7 +25,7 @@ func Parse(src []byte) (*Workflow, error) {
 		return nil, err
 	}
 	d := &decoder{lines: strings.Split(string(src), "\n"), matrixNodes: map[*Matrix]*matrixNodes{}}
-	d.checkTree(root, 0)
+	d.errs = append(d.errs, yamlstrict.CheckTree(root)...)
 	if len(d.errs) > 0 {
 		return nil, d.errs.Sorted()
 	}
@@ -108,7 +110,7 @@ func (d *decoder) env(n *yaml.Node, what string) []EnvVar {
 		k := kv[0].Value
 		switch {
 		case !envNameRe.MatchString(k):
-			d.errf(kv[0], "%s: %q is not a valid variable name: letters, digits and '_', not starting with a digit", what, clip(k))
+			d.errf(kv[0], "%s: %q is not a valid variable name: letters, digits and '_', not starting with a digit", what, yamlstrict.Clip(k))
 			continue
 		case strings.HasPrefix(k, "HUBCTL_"):
 			d.errf(kv[0], "%s: %s: names starting with HUBCTL_ are set by the hub", what, k)

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hubctl/hubctl/internal/reference"
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 // Trigger names, the keys of `on:`.
@@ -63,7 +64,7 @@ func (d *decoder) triggers(n *yaml.Node, t *Triggers) {
 		case TriggerWorkflow:
 			t.Workflow = d.workflowTrigger(k, v)
 		default:
-			d.errf(k, "on: unknown trigger %q%s (triggers: %s)", clip(k.Value), suggest(k.Value, triggerNames), strings.Join(triggerNames, ", "))
+			d.errf(k, "on: unknown trigger %q%s (triggers: %s)", yamlstrict.Clip(k.Value), yamlstrict.Suggest(k.Value, triggerNames), strings.Join(triggerNames, ", "))
 		}
 	}
 	null := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
@@ -78,7 +79,7 @@ func (d *decoder) triggers(n *yaml.Node, t *Triggers) {
 		for _, it := range n.Content {
 			if s, ok := d.str(it, "on entry"); ok {
 				if seen[s] {
-					d.errf(it, "on: %s is given twice", clip(s))
+					d.errf(it, "on: %s is given twice", yamlstrict.Clip(s))
 					continue
 				}
 				seen[s] = true
@@ -91,7 +92,7 @@ func (d *decoder) triggers(n *yaml.Node, t *Triggers) {
 			set(kv[0], kv[1])
 		}
 	default:
-		d.errf(n, "on must be a trigger, a list of triggers or a mapping, not %s", describe(n))
+		d.errf(n, "on must be a trigger, a list of triggers or a mapping, not %s", yamlstrict.Describe(n))
 		return
 	}
 	if named == 0 {
@@ -101,7 +102,7 @@ func (d *decoder) triggers(n *yaml.Node, t *Triggers) {
 
 // fieldsOrNull is fields, where an empty value means every field left out.
 func (d *decoder) fieldsOrNull(n *yaml.Node, what string, handlers map[string]func(k, v *yaml.Node)) {
-	if isNull(n) {
+	if yamlstrict.IsNull(n) {
 		return
 	}
 	d.fields(n, what, handlers)
@@ -115,7 +116,7 @@ func (d *decoder) pushTrigger(n *yaml.Node, t *PushTrigger) {
 			types, ps := d.strings(v, "on: push: artifact-types")
 			for i, s := range types {
 				if s != "image" && s != "chart" && s != "other" && !isMediaType(s) {
-					d.errAt(ps[i], "on: push: artifact-types: %q is neither image, chart, other nor a media type (type/subtype)", clip(s))
+					d.errAt(ps[i], "on: push: artifact-types: %q is neither image, chart, other nor a media type (type/subtype)", yamlstrict.Clip(s))
 				}
 			}
 			t.ArtifactTypes = types
@@ -161,7 +162,7 @@ func (d *decoder) schedules(k, n *yaml.Node) []Schedule {
 	if n.Kind == yaml.SequenceNode {
 		items = n.Content
 	}
-	if len(items) == 0 || isNull(n) {
+	if len(items) == 0 || yamlstrict.IsNull(n) {
 		d.errf(k, "on: schedule needs a cron entry, e.g. schedule: [{cron: \"0 3 * * *\"}]")
 		return nil
 	}
@@ -194,27 +195,27 @@ func (d *decoder) schedules(k, n *yaml.Node) []Schedule {
 // minute.
 func (d *decoder) parseCron(n *yaml.Node, s *Schedule) bool {
 	if strings.Contains(s.Cron, "TZ=") {
-		d.errf(n, "on: schedule: cron %q: give the time zone as timezone:, not in the expression", clip(s.Cron))
+		d.errf(n, "on: schedule: cron %q: give the time zone as timezone:, not in the expression", yamlstrict.Clip(s.Cron))
 		return false
 	}
 	loc := time.UTC
 	if s.Timezone != "" {
 		l, err := time.LoadLocation(s.Timezone)
 		if err != nil || s.Timezone == "Local" {
-			d.errf(n, "on: schedule: timezone %q is not an IANA time zone name (e.g. Europe/Paris)", clip(s.Timezone))
+			d.errf(n, "on: schedule: timezone %q is not an IANA time zone name (e.g. Europe/Paris)", yamlstrict.Clip(s.Timezone))
 			return false
 		}
 		loc = l
 	}
 	spec, err := cronParser.Parse(s.Cron)
 	if err != nil {
-		d.errf(n, "on: schedule: cron %q: %v", clip(s.Cron), err)
+		d.errf(n, "on: schedule: cron %q: %v", yamlstrict.Clip(s.Cron), err)
 		return false
 	}
 	switch c := spec.(type) {
 	case cron.ConstantDelaySchedule:
 		if c.Delay < time.Minute {
-			d.errf(n, "on: schedule: cron %q: a schedule fires at most once a minute", clip(s.Cron))
+			d.errf(n, "on: schedule: cron %q: a schedule fires at most once a minute", yamlstrict.Clip(s.Cron))
 			return false
 		}
 	case *cron.SpecSchedule:
@@ -222,7 +223,7 @@ func (d *decoder) parseCron(n *yaml.Node, s *Schedule) bool {
 		// robfig/cron gives up after five years: a date that never comes (30 February)
 		// never fires.
 		if c.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
-			d.errf(n, "on: schedule: cron %q never fires", clip(s.Cron))
+			d.errf(n, "on: schedule: cron %q never fires", yamlstrict.Clip(s.Cron))
 			return false
 		}
 	}
@@ -240,16 +241,16 @@ func (d *decoder) inputs(n *yaml.Node) []Input {
 	var out []Input
 	for _, kv := range pairs {
 		in := Input{Name: kv[0].Value, Type: InputString, Pos: pos(kv[0])}
-		what := "input " + clip(in.Name)
+		what := "input " + yamlstrict.Clip(in.Name)
 		if !identRe.MatchString(in.Name) {
-			d.errf(kv[0], "on: manual: inputs: %q is not a valid input name: letters, digits and '_', not starting with a digit (it is read as inputs.NAME)", clip(in.Name))
+			d.errf(kv[0], "on: manual: inputs: %q is not a valid input name: letters, digits and '_', not starting with a digit (it is read as inputs.NAME)", yamlstrict.Clip(in.Name))
 		}
 		var def, opts *yaml.Node
-		if !isNull(kv[1]) && !d.fields(kv[1], what, map[string]func(k, v *yaml.Node){
+		if !yamlstrict.IsNull(kv[1]) && !d.fields(kv[1], what, map[string]func(k, v *yaml.Node){
 			"type": func(k, v *yaml.Node) {
 				if s, ok := d.str(v, what+": type"); ok {
 					if s != InputString && s != InputChoice && s != InputBoolean {
-						d.errf(v, "%s: type %q: want string, choice or boolean", what, clip(s))
+						d.errf(v, "%s: type %q: want string, choice or boolean", what, yamlstrict.Clip(s))
 					}
 					in.Type = s
 				}
@@ -284,7 +285,7 @@ func (d *decoder) inputValues(in *Input, def, opts *yaml.Node, what string) {
 		}
 		for i, o := range names {
 			if slices.Contains(names[:i], o) {
-				d.errAt(ps[i], "%s: option %q is given twice", what, clip(o))
+				d.errAt(ps[i], "%s: option %q is given twice", what, yamlstrict.Clip(o))
 			}
 		}
 		in.Options = names
@@ -309,7 +310,7 @@ func (d *decoder) inputValues(in *Input, def, opts *yaml.Node, what string) {
 		}
 		in.Default = s
 		if in.Type == InputChoice && len(in.Options) > 0 && !slices.Contains(in.Options, s) {
-			d.errf(def, "%s: default %q is not one of the options (%s)", what, clip(s), strings.Join(in.Options, ", "))
+			d.errf(def, "%s: default %q is not one of the options (%s)", what, yamlstrict.Clip(s), strings.Join(in.Options, ", "))
 		}
 	}
 }
@@ -318,7 +319,7 @@ func (d *decoder) inputValues(in *Input, def, opts *yaml.Node, what string) {
 func (d *decoder) workflowTrigger(k, n *yaml.Node) *WorkflowTrigger {
 	t := &WorkflowTrigger{Results: []string{ResultSuccess}, Pos: pos(k)}
 	var saw bool
-	if isNull(n) {
+	if yamlstrict.IsNull(n) {
 		d.errf(k, "on: workflow needs workflows: the names of the workflows whose runs start this one")
 		return t
 	}
@@ -328,7 +329,7 @@ func (d *decoder) workflowTrigger(k, n *yaml.Node) *WorkflowTrigger {
 			names, ps := d.strings(v, "on: workflow: workflows")
 			for i, s := range names {
 				if !workflowNameRe.MatchString(s) {
-					d.errAt(ps[i], "on: workflow: workflows: %q is not a workflow name", clip(s))
+					d.errAt(ps[i], "on: workflow: workflows: %q is not a workflow name", yamlstrict.Clip(s))
 				}
 			}
 			if len(names) == 0 {
@@ -340,7 +341,7 @@ func (d *decoder) workflowTrigger(k, n *yaml.Node) *WorkflowTrigger {
 			rs, ps := d.strings(v, "on: workflow: results")
 			for i, s := range rs {
 				if s != ResultSuccess && s != ResultFailure && s != ResultCancelled {
-					d.errAt(ps[i], "on: workflow: results: %q: want success, failure or cancelled", clip(s))
+					d.errAt(ps[i], "on: workflow: results: %q: want success, failure or cancelled", yamlstrict.Clip(s))
 				}
 			}
 			if len(rs) == 0 {
@@ -363,7 +364,7 @@ func checkRepoPattern(s string) error {
 	}
 	name := strings.TrimSuffix(s, "/*")
 	if err := reference.ValidateRepository(name); err != nil {
-		return fmt.Errorf("%q is not a repository name, NAMESPACE/* or *", clip(s))
+		return fmt.Errorf("%q is not a repository name, NAMESPACE/* or *", yamlstrict.Clip(s))
 	}
 	return nil
 }

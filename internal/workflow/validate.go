@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 // validate checks what needs the whole file: needs and their cycles, the order of
@@ -22,7 +24,7 @@ func (d *decoder) validate(w *Workflow) {
 			case n == j.Name:
 				d.errAt(j.NeedsPos[i], "job %s: needs itself (cycle %s → %s)", j.Name, n, n)
 			case w.Job(n) == nil:
-				d.errAt(j.NeedsPos[i], "job %s: needs %q, which is not a job of this workflow%s", clip(j.Name), clip(n), suggest(n, names))
+				d.errAt(j.NeedsPos[i], "job %s: needs %q, which is not a job of this workflow%s", yamlstrict.Clip(j.Name), yamlstrict.Clip(n), yamlstrict.Suggest(n, names))
 			case slices.Contains(j.Needs[:i], n):
 				d.errAt(j.NeedsPos[i], "job %s: needs %s twice", j.Name, n)
 			}
@@ -124,7 +126,7 @@ func (d *decoder) expressions(w *Workflow) {
 			continue // its matrix is broken and reported: matrix.KEY cannot be checked
 		}
 		env := exprEnv(w, j)
-		what := "job " + clip(j.Name)
+		what := "job " + yamlstrict.Clip(j.Name)
 		if j.If != "" {
 			d.compileIf(w, j)
 		}

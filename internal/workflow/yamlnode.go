@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
 // decoder walks the YAML node tree, so every value keeps its line and column and
@@ -32,49 +34,18 @@ func (d *decoder) errAt(p Pos, format string, a ...any) {
 	d.errs = append(d.errs, Error{Pos: p, Msg: fmt.Sprintf(format, a...)})
 }
 
-// describe names what a node is, for "must be a list, not a mapping".
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "empty"
-		case "!!bool":
-			return "a boolean"
-		case "!!int", "!!float":
-			return "a number"
-		}
-		return fmt.Sprintf("the string %q", clip(n.Value))
-	}
-	return "something else"
-}
-
-// clip shortens a value quoted in an error, so a megabyte string is not repeated.
-func clip(s string) string {
-	if r := []rune(s); len(r) > 60 {
-		return string(r[:57]) + "…"
-	}
-	return s
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
-
 // fields decodes the mapping n, calling the handler of each key; a key without a
 // handler is an error naming the known ones. It reports whether n was a mapping.
 func (d *decoder) fields(n *yaml.Node, what string, handlers map[string]func(k, v *yaml.Node)) bool {
 	if n.Kind != yaml.MappingNode {
-		d.errf(n, "%s must be a mapping, not %s", what, describe(n))
+		d.errf(n, "%s must be a mapping, not %s", what, yamlstrict.Describe(n))
 		return false
 	}
 	for _, kv := range d.pairs(n, what) {
 		h, ok := handlers[kv[0].Value]
 		if !ok {
 			known := slices.Sorted(maps.Keys(handlers))
-			d.errf(kv[0], "%s: unknown key %q%s (known keys: %s)", what, clip(kv[0].Value), suggest(kv[0].Value, known), strings.Join(known, ", "))
+			d.errf(kv[0], "%s: unknown key %q%s (known keys: %s)", what, yamlstrict.Clip(kv[0].Value), yamlstrict.Suggest(kv[0].Value, known), strings.Join(known, ", "))
 			continue
 		}
 		h(kv[0], kv[1])
@@ -86,19 +57,19 @@ func (d *decoder) fields(n *yaml.Node, what string, handlers map[string]func(k, 
 // keys that are not strings.
 func (d *decoder) pairs(n *yaml.Node, what string) [][2]*yaml.Node {
 	if n.Kind != yaml.MappingNode {
-		d.errf(n, "%s must be a mapping, not %s", what, describe(n))
+		d.errf(n, "%s must be a mapping, not %s", what, yamlstrict.Describe(n))
 		return nil
 	}
 	seen := make(map[string]bool, len(n.Content)/2)
 	var out [][2]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode || isNull(k) {
-			d.errf(k, "%s: a key must be a string, not %s", what, describe(k))
+		if k.Kind != yaml.ScalarNode || yamlstrict.IsNull(k) {
+			d.errf(k, "%s: a key must be a string, not %s", what, yamlstrict.Describe(k))
 			continue
 		}
 		if seen[k.Value] {
-			d.errf(k, "%s: %q is given twice", what, clip(k.Value))
+			d.errf(k, "%s: %q is given twice", what, yamlstrict.Clip(k.Value))
 			continue
 		}
 		seen[k.Value] = true
@@ -110,7 +81,7 @@ func (d *decoder) pairs(n *yaml.Node, what string) [][2]*yaml.Node {
 // list returns the items of the sequence n.
 func (d *decoder) list(n *yaml.Node, what string) ([]*yaml.Node, bool) {
 	if n.Kind != yaml.SequenceNode {
-		d.errf(n, "%s must be a list, not %s", what, describe(n))
+		d.errf(n, "%s must be a list, not %s", what, yamlstrict.Describe(n))
 		return nil, false
 	}
 	return n.Content, true
@@ -119,8 +90,8 @@ func (d *decoder) list(n *yaml.Node, what string) ([]*yaml.Node, bool) {
 // str returns a scalar as text: strings, and numbers and booleans as written
 // (env: {DEBUG: true} is "true"). Empty values and collections are errors.
 func (d *decoder) str(n *yaml.Node, what string) (string, bool) {
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		d.errf(n, "%s must be a string, not %s", what, describe(n))
+	if n.Kind != yaml.ScalarNode || yamlstrict.IsNull(n) {
+		d.errf(n, "%s must be a string, not %s", what, yamlstrict.Describe(n))
 		return "", false
 	}
 	return n.Value, true
@@ -133,7 +104,7 @@ func (d *decoder) name(n *yaml.Node, what string, ok func(string) bool, rule str
 		return "", false
 	}
 	if !ok(s) {
-		d.errf(n, "%s %q is not a valid name: %s", what, clip(s), rule)
+		d.errf(n, "%s %q is not a valid name: %s", what, yamlstrict.Clip(s), rule)
 		return s, false
 	}
 	return s, true
@@ -145,7 +116,7 @@ const maxListLen = 256
 
 // strings returns a string or a list of strings, with each one's position.
 func (d *decoder) strings(n *yaml.Node, what string) ([]string, []Pos) {
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
+	if n.Kind == yaml.ScalarNode && !yamlstrict.IsNull(n) {
 		return []string{n.Value}, []Pos{pos(n)}
 	}
 	items, ok := d.list(n, what+" (a string or a list of strings)")
@@ -169,12 +140,12 @@ func (d *decoder) strings(n *yaml.Node, what string) ([]string, []Pos) {
 
 func (d *decoder) boolean(n *yaml.Node, what string) (bool, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		d.errf(n, "%s must be true or false, not %s", what, describe(n))
+		d.errf(n, "%s must be true or false, not %s", what, yamlstrict.Describe(n))
 		return false, false
 	}
 	b, err := strconv.ParseBool(n.Value)
 	if err != nil {
-		d.errf(n, "%s must be true or false, not %s", what, describe(n))
+		d.errf(n, "%s must be true or false, not %s", what, yamlstrict.Describe(n))
 		return false, false
 	}
 	return b, true
@@ -182,12 +153,12 @@ func (d *decoder) boolean(n *yaml.Node, what string) (bool, bool) {
 
 func (d *decoder) integer(n *yaml.Node, what string, lo, hi int) (int, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		d.errf(n, "%s must be a whole number, not %s", what, describe(n))
+		d.errf(n, "%s must be a whole number, not %s", what, yamlstrict.Describe(n))
 		return 0, false
 	}
 	i, err := strconv.ParseInt(n.Value, 0, 64)
 	if err != nil || i < int64(lo) || i > int64(hi) {
-		d.errf(n, "%s must be between %d and %d, not %s", what, lo, hi, clip(n.Value))
+		d.errf(n, "%s must be between %d and %d, not %s", what, lo, hi, yamlstrict.Clip(n.Value))
 		return 0, false
 	}
 	return int(i), true
@@ -201,11 +172,11 @@ func (d *decoder) duration(n *yaml.Node, what string, hi time.Duration) (time.Du
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		d.errf(n, "%s %q is not a duration (write 90s, 30m or 1h30m)", what, clip(s))
+		d.errf(n, "%s %q is not a duration (write 90s, 30m or 1h30m)", what, yamlstrict.Clip(s))
 		return 0, false
 	}
 	if v <= 0 || v > hi {
-		d.errf(n, "%s must be more than 0 and at most %s, not %s", what, fmtDuration(hi), clip(s))
+		d.errf(n, "%s must be more than 0 and at most %s, not %s", what, fmtDuration(hi), yamlstrict.Clip(s))
 		return 0, false
 	}
 	return v, true
@@ -216,74 +187,4 @@ func fmtDuration(v time.Duration) string {
 	s := v.String()
 	s = strings.TrimSuffix(s, "0s")
 	return strings.TrimSuffix(s, "0m")
-}
-
-// suggest returns ` (did you mean "x"?)` when a known word is close to s.
-func suggest(s string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(s), k); d < bestD && d < len(s) {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance, bounded to short words.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// checkTree refuses what the walker does not handle: aliases (a small file could
-// expand to a huge one, and every value should be written where it applies) and tags
-// other than YAML's own.
-func (d *decoder) checkTree(n *yaml.Node, depth int) {
-	if depth > 64 {
-		d.errf(n, "the document is nested more than 64 levels deep")
-		return
-	}
-	switch n.Kind {
-	case yaml.AliasNode:
-		d.errf(n, "YAML aliases (*%s) are not supported: write the value out", clip(n.Value))
-		return
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!str", "!!int", "!!float", "!!bool", "!!null", "!!timestamp":
-		default:
-			d.errf(n, "the tag %s is not supported", clip(n.Tag))
-		}
-	case yaml.MappingNode:
-		if n.Tag != "!!map" {
-			d.errf(n, "the tag %s is not supported", clip(n.Tag))
-		}
-	case yaml.SequenceNode:
-		if n.Tag != "!!seq" {
-			d.errf(n, "the tag %s is not supported", clip(n.Tag))
-		}
-	}
-	for _, c := range n.Content {
-		d.checkTree(c, depth+1)
-	}
 }
