@@ -93,6 +93,29 @@ type JobSpec struct {
 	Timeout time.Duration
 }
 
+// DefaultWorkspace is where a container executor mounts the workspace when the job
+// names none; DefaultStopGrace the stop grace period when it gives none.
+const (
+	DefaultWorkspace = "/workspace"
+	DefaultStopGrace = 10 * time.Second
+)
+
+// Workspace is the job's workspace directory in its containers.
+func (j *JobSpec) Workspace() string {
+	if j.WorkspaceDir != "" {
+		return j.WorkspaceDir
+	}
+	return DefaultWorkspace
+}
+
+// Grace is how long a cancelled step gets between SIGTERM and SIGKILL.
+func (j *JobSpec) Grace() time.Duration {
+	if j.StopGrace > 0 {
+		return j.StopGrace
+	}
+	return DefaultStopGrace
+}
+
 // StepSpec is one step of a job run.
 type StepSpec struct {
 	// Index is the step's position in the job (0-based): its identity.

@@ -40,7 +40,7 @@ func (e *Executor) filesContainer(ctx context.Context, job *executor.JobSpec) (s
 	if err := e.ensureImage(ctx, job, job.Image); err != nil {
 		return "", err
 	}
-	ws := workspaceDir(job)
+	ws := job.Workspace()
 	if !path.IsAbs(ws) {
 		return "", fmt.Errorf("docker executor: workspace %q is not an absolute path", ws)
 	}
@@ -71,7 +71,7 @@ func (e *Executor) filesContainer(ctx context.Context, job *executor.JobSpec) (s
 // inside resolves p (relative to the workspace, or absolute) to an absolute path of
 // the job's filesystem that lies in the workspace or the cache path.
 func inside(job *executor.JobSpec, p string) (string, error) {
-	ws := workspaceDir(job)
+	ws := job.Workspace()
 	abs := path.Clean(p)
 	if !path.IsAbs(p) {
 		abs = path.Join(ws, p)
@@ -116,7 +116,7 @@ func (e *Executor) ImportPath(ctx context.Context, job *executor.JobSpec, dir st
 	if err != nil {
 		return err
 	}
-	for _, root := range []string{workspaceDir(job), job.CachePath} {
+	for _, root := range []string{job.Workspace(), job.CachePath} {
 		if root == "" || abs == root || !strings.HasPrefix(abs, root+"/") {
 			continue
 		}

@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -42,10 +41,7 @@ const (
 )
 
 // DefaultWorkspace is where the workspace volume is mounted when the job names none.
-const DefaultWorkspace = "/workspace"
-
-// defaultGrace is the stop grace period when the job gives none.
-const defaultGrace = 10 * time.Second
+const DefaultWorkspace = executor.DefaultWorkspace
 
 // Executor runs job steps as Docker containers. It is safe for concurrent use.
 type Executor struct {
@@ -200,20 +196,6 @@ func stepName(job *executor.JobSpec, i int) string {
 }
 func serviceName(job *executor.JobSpec, name string) string {
 	return "hubctl-" + job.JobID + "-svc-" + name
-}
-
-func workspaceDir(job *executor.JobSpec) string {
-	if job.WorkspaceDir != "" {
-		return job.WorkspaceDir
-	}
-	return DefaultWorkspace
-}
-
-func grace(job *executor.JobSpec) time.Duration {
-	if job.StopGrace > 0 {
-		return job.StopGrace
-	}
-	return defaultGrace
 }
 
 // labels are the job's own labels under the executor's, which win.

@@ -20,7 +20,7 @@ var _ executor.FileWriter = (*Executor)(nil)
 // FilePath is where steps read the job's file name: the workspace's .hubctl
 // directory (beside the steps' $HUBCTL_OUTPUT files), on the job's volume.
 func (e *Executor) FilePath(job *executor.JobSpec, name string) string {
-	return path.Join(workspaceDir(job), outputDir, name)
+	return path.Join(job.Workspace(), outputDir, name)
 }
 
 // WriteFile keeps data as the job's file name, written into every step container
@@ -97,7 +97,7 @@ func (e *Executor) copyFiles(ctx context.Context, id string, job *executor.JobSp
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	if _, err := e.api.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: workspaceDir(job), Content: &buf}); err != nil {
+	if _, err := e.api.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: job.Workspace(), Content: &buf}); err != nil {
 		return fmt.Errorf("docker executor: write the job's files: %w", err)
 	}
 	return nil

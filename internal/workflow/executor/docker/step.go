@@ -25,7 +25,7 @@ import (
 const outputDir = ".hubctl"
 
 func outputPath(job *executor.JobSpec, index int) string {
-	return path.Join(workspaceDir(job), outputDir, "output-"+strconv.Itoa(index))
+	return path.Join(job.Workspace(), outputDir, "output-"+strconv.Itoa(index))
 }
 
 // StartStep creates and starts the step's container, pulling its image if the engine
@@ -91,7 +91,7 @@ func stepConfig(job *executor.JobSpec, step *executor.StepSpec) (*container.Conf
 	if image == "" {
 		return nil, nil, fmt.Errorf("docker executor: step %d (%s) has no image and the job none", step.Index, step.Name)
 	}
-	ws := workspaceDir(job)
+	ws := job.Workspace()
 	if !path.IsAbs(ws) {
 		return nil, nil, fmt.Errorf("docker executor: workspace %q is not an absolute path", ws)
 	}
@@ -130,7 +130,7 @@ func stepConfig(job *executor.JobSpec, step *executor.StepSpec) (*container.Conf
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: cacheName(job.CacheKey), Target: job.CachePath})
 	}
 
-	secs := int((grace(job) + time.Second - 1) / time.Second)
+	secs := int((job.Grace() + time.Second - 1) / time.Second)
 	cfg := &container.Config{
 		Image:       image,
 		Env:         envList(env),
@@ -197,7 +197,7 @@ func (e *Executor) resetOutput(ctx context.Context, id string, job *executor.Job
 		return err
 	}
 	if _, err := e.api.CopyToContainer(ctx, id, client.CopyToContainerOptions{
-		DestinationPath: workspaceDir(job),
+		DestinationPath: job.Workspace(),
 		Content:         &buf,
 	}); err != nil {
 		return fmt.Errorf("docker executor: prepare output of step %d: %w", index, err)
@@ -276,7 +276,7 @@ func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *ex
 			return nil, ctx.Err()
 		case <-timeout:
 			timeout, timedOut = nil, true
-			secs := int((grace(job) + time.Second - 1) / time.Second)
+			secs := int((job.Grace() + time.Second - 1) / time.Second)
 			if _, err := e.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !isNotFound(err) {
 				return nil, fmt.Errorf("docker executor: stop step %d after its timeout: %w", step.Index, err)
 			}
@@ -453,7 +453,7 @@ func (e *Executor) DestroyStep(ctx context.Context, job *executor.JobSpec, step 
 }
 
 func (e *Executor) destroyContainer(ctx context.Context, job *executor.JobSpec, id string) error {
-	secs := int((grace(job) + time.Second - 1) / time.Second)
+	secs := int((job.Grace() + time.Second - 1) / time.Second)
 	if _, err := e.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("docker executor: stop %s: %w", id, err)
 	}

@@ -64,14 +64,13 @@ const (
 )
 
 // DefaultWorkspace is where the workspace is mounted when the job names none.
-const DefaultWorkspace = "/workspace"
+const DefaultWorkspace = executor.DefaultWorkspace
 
 // MaxOutput is the most of $HUBCTL_OUTPUT a step can return through its termination
 // message: the kubelet's cap on one container's message.
 const MaxOutput = 4096
 
 const (
-	defaultGrace = 10 * time.Second
 	// defaultPullGrace is how long a step may wait on an image that cannot be pulled
 	// (ErrImagePull, ImagePullBackOff) or a container that cannot be made before the
 	// executor reports it failed: the kubelet retries both for ever.
@@ -244,20 +243,6 @@ func envSecretName(job *executor.JobSpec) string  { return "hubctl-" + job.JobID
 func pullSecretName(job *executor.JobSpec) string { return "hubctl-" + job.JobID + "-pull" }
 func stepContainer(i int) string                  { return "step-" + strconv.Itoa(i) }
 func serviceContainer(name string) string         { return "svc-" + name }
-
-func workspaceDir(job *executor.JobSpec) string {
-	if job.WorkspaceDir != "" {
-		return job.WorkspaceDir
-	}
-	return DefaultWorkspace
-}
-
-func grace(job *executor.JobSpec) time.Duration {
-	if job.StopGrace > 0 {
-		return job.StopGrace
-	}
-	return defaultGrace
-}
 
 // labels are the job's own labels under the executor's, which win.
 func labels(job *executor.JobSpec, extra ...string) map[string]string {

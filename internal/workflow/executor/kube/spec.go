@@ -20,7 +20,7 @@ import (
 const outputDir = ".hubctl"
 
 func outputPath(job *executor.JobSpec, index int) string {
-	return path.Join(workspaceDir(job), outputDir, "output-"+strconv.Itoa(index))
+	return path.Join(job.Workspace(), outputDir, "output-"+strconv.Itoa(index))
 }
 
 // stepWrapper runs a step's script ($1) with /bin/sh -e -c, SIGTERM forwarded to it,
@@ -81,7 +81,7 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 	if len(job.Steps) == 0 {
 		return nil, fmt.Errorf("kube executor: job %s has no steps (JobSpec.Steps: the Job declares them all up front)", job.JobID)
 	}
-	ws := workspaceDir(job)
+	ws := job.Workspace()
 	if !path.IsAbs(ws) {
 		return nil, fmt.Errorf("kube executor: workspace %q is not an absolute path", ws)
 	}
@@ -158,7 +158,7 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 		}
 	}
 
-	secs := int64((grace(job) + 999_999_999) / 1_000_000_000)
+	secs := int64((job.Grace() + 999_999_999) / 1_000_000_000)
 	noToken, noLinks := false, false
 	pod := corev1.PodSpec{
 		RestartPolicy:                 corev1.RestartPolicyNever,
@@ -247,7 +247,7 @@ func stepContainerSpec(job *executor.JobSpec, step *executor.StepSpec) (corev1.C
 	if image == "" {
 		return corev1.Container{}, nil, fmt.Errorf("kube executor: step %d (%s) has no image and the job none", step.Index, step.Name)
 	}
-	ws := workspaceDir(job)
+	ws := job.Workspace()
 	workdir := ws
 	if step.Workdir != "" {
 		if path.IsAbs(step.Workdir) {
