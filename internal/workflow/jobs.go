@@ -268,7 +268,7 @@ func (d *decoder) resources(n *yaml.Node, what string, r *Resources) {
 			if !ok {
 				return
 			}
-			if r.MilliCPU = parseMilliCPU(s); r.MilliCPU <= 0 || r.MilliCPU > 256_000 {
+			if r.MilliCPU = yamlstrict.MilliCPU(s); r.MilliCPU <= 0 || r.MilliCPU > 256_000 {
 				d.errf(v, "%s: cpu %q: write CPUs as 0.5, 2 or 500m (at most 256)", what, yamlstrict.Clip(s))
 			}
 		},
@@ -277,46 +277,11 @@ func (d *decoder) resources(n *yaml.Node, what string, r *Resources) {
 			if !ok {
 				return
 			}
-			if r.Memory = parseBytes(s); r.Memory < 4<<20 || r.Memory > 1<<40 {
+			if r.Memory = yamlstrict.Bytes(s); r.Memory < 4<<20 || r.Memory > 1<<40 {
 				d.errf(v, "%s: memory %q: write it as 512Mi, 2Gi or 256M (between 4Mi and 1Ti)", what, yamlstrict.Clip(s))
 			}
 		},
 	})
-}
-
-func parseMilliCPU(s string) int64 {
-	if m, ok := strings.CutSuffix(s, "m"); ok {
-		v, err := strconv.ParseInt(m, 10, 64)
-		if err != nil {
-			return -1
-		}
-		return v
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v != v || v > 1e6 {
-		return -1
-	}
-	return int64(v * 1000)
-}
-
-var byteUnits = []struct {
-	suffix string
-	mult   int64
-}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
-
-func parseBytes(s string) int64 {
-	mult := int64(1)
-	for _, u := range byteUnits {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = n, u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 || v > (1<<50)/mult {
-		return -1
-	}
-	return v * mult
 }
 
 func (d *decoder) artifacts(n *yaml.Node, what string) []Artifact {

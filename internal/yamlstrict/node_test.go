@@ -40,3 +40,17 @@ func TestSuggest(t *testing.T) {
 		t.Errorf("zzz: %q", got)
 	}
 }
+
+// TestQuantities: CPU and memory as Kubernetes writes them; anything else is -1.
+func TestQuantities(t *testing.T) {
+	for s, want := range map[string]int64{"500m": 500, "1.5": 1500, "2": 2000, "x": -1, "NaN": -1, "1e7": -1} {
+		if got := MilliCPU(s); got != want {
+			t.Errorf("MilliCPU(%q) = %d, want %d", s, got, want)
+		}
+	}
+	for s, want := range map[string]int64{"512Mi": 512 << 20, "2Gi": 2 << 30, "256M": 256e6, "100": 100, "-1Mi": -1, "9999Ti": -1, "1.5Gi": -1} {
+		if got := Bytes(s); got != want {
+			t.Errorf("Bytes(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
