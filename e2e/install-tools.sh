@@ -139,13 +139,16 @@ if [ "$failed" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: skopeo (a client under test), tmux (the progress view is driven in a
+# Debian packages: skopeo (a client under test), busybox-static, tmux (the progress view is driven in a
 # real terminal) and the PostgreSQL server binaries (the metadata store's tests start a
 # throwaway cluster of their own; nothing runs here).
 apt_need=()
 command -v skopeo >/dev/null 2>&1 || apt_need+=(skopeo)
 command -v tmux >/dev/null 2>&1 || apt_need+=(tmux)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_need+=(postgresql)
+# A static busybox: the workflow executors' tests build their step image FROM scratch
+# with it (a dynamic /bin/busybox cannot run there).
+dpkg -s busybox-static >/dev/null 2>&1 || apt_need+=(busybox-static)
 if [ "${#apt_need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "install-tools: apt-get install ${apt_need[*]}" >&2
