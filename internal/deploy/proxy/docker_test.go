@@ -166,6 +166,12 @@ ENTRYPOINT ["/bin/sh", "-c", "mkdir -p /www && echo $VERSION > /www/index.html &
 		}
 		return out
 	}
+	// The container is started, not yet listening: wait for its control channel (the
+	// first CI run that lost this race got "connection refused").
+	waitFor(t, "the proxy's control channel", func() bool {
+		_, code := execIn(ctx, t, api, proxyID, []string{"/hubctl", "proxy", "status"})
+		return code == 0
+	})
 	// The control channel is not published: the host reaches only the public port.
 	deploy(v1)
 	waitFor(t, "v1 through the published port", func() bool {
