@@ -20,21 +20,13 @@ import (
 // two Begins racing for one service exactly one takes it (on PostgreSQL the second
 // waits for the first's insert, then finds it held).
 
-// DeployBegin is what BeginDeploy records.
-type DeployBegin struct {
-	Record deploy.Record // Number, By, Started, Finished, Outcome are set by the store
-	ByID   int64         // the deploying account
-	ByName string
-	Holder deploy.LockHolder // Host and PID; the rest is set by the store
-	TTL    time.Duration     // the lock's lifetime until renewed
-}
-
-// BeginDeploy takes rec's service lock and records the deploy as running with the
-// next number of its service. A lock held and not expired answers *deploy.LockedError;
+// BeginDeploy takes rec's service lock for holder (its Host and PID; the rest is
+// set here) for ttl, and records rec as running with the next number of its service,
+// deployed by account byID (rec.By names it); Number, Started, Finished and Outcome
+// are set here. A lock held and not expired answers *deploy.LockedError;
 // a stale one is taken over and the deploy that held it, if still running, is marked
 // failed (abandoned). It writes the audit entry ctx carries in its transaction.
-func (s *Store) BeginDeploy(ctx context.Context, b DeployBegin) (deploy.Record, error) {
-	rec := b.Record
+func (s *Store) BeginDeploy(ctx context.Context, rec deploy.Record, byID int64, holder deploy.LockHolder, ttl time.Duration) (deploy.Record, error) {
 	digests, err := json.Marshal(nonNilMap(rec.Digests))
 	if err != nil {
 		return deploy.Record{}, err
@@ -61,7 +53,7 @@ func (s *Store) BeginDeploy(ctx context.Context, b DeployBegin) (deploy.Record, 
 				acquired = excluded.acquired, expires = excluded.expires
 			WHERE l.expires <= excluded.acquired
 			RETURNING acquired, expires`,
-			rec.Namespace, rec.Service, b.ByID, b.ByName, b.Holder.Host, b.Holder.PID, now, now+b.TTL.Nanoseconds()).Scan(&acquired, &expires)
+			rec.Namespace, rec.Service, byID, rec.By, holder.Host, holder.PID, now, now+ttl.Nanoseconds()).Scan(&acquired, &expires)
 		if isNoRows(err) {
 			// Held: a new statement, so at READ COMMITTED it sees the holder whose
 			// insert or renewal the upsert waited for.
@@ -93,7 +85,7 @@ func (s *Store) BeginDeploy(ctx context.Context, b DeployBegin) (deploy.Record, 
 		if _, err := q.Exec(ctx, `INSERT INTO deploys (namespace, service, number, spec, digests, target, hosts, by_id, by_name,
 				started, outcome, rollback_of)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'running', $11)`,
-			rec.Namespace, rec.Service, number, rec.SpecYAML, string(digests), rec.Target, string(hosts), b.ByID, b.ByName,
+			rec.Namespace, rec.Service, number, rec.SpecYAML, string(digests), rec.Target, string(hosts), byID, rec.By,
 			now, rec.RollbackOf); err != nil {
 			return err
 		}
@@ -102,7 +94,7 @@ func (s *Store) BeginDeploy(ctx context.Context, b DeployBegin) (deploy.Record, 
 			return err
 		}
 		out = rec
-		out.Number, out.By, out.Started, out.Finished, out.Outcome, out.Error = number, b.ByName, fromNanos(now), time.Time{}, deploy.OutcomeRunning, ""
+		out.Number, out.Started, out.Finished, out.Outcome, out.Error = number, fromNanos(now), time.Time{}, deploy.OutcomeRunning, ""
 		return s.recordChange(ctx, q, events.Event{})
 	})
 	if err != nil {

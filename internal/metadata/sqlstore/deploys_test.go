@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -11,13 +12,23 @@ import (
 	"github.com/hubctl/hubctl/internal/metadata"
 )
 
-func beginOf(ns, service, by, host string, pid int) DeployBegin {
-	return DeployBegin{
-		Record: deploy.Record{Namespace: ns, Service: service, SpecYAML: "service:\n  name: " + service + "\n",
+// begin is one Begin's arguments.
+type begin struct {
+	rec    deploy.Record
+	holder deploy.LockHolder
+}
+
+func beginOf(ns, service, by, host string, pid int) begin {
+	return begin{
+		rec: deploy.Record{Namespace: ns, Service: service, SpecYAML: "service:\n  name: " + service + "\n",
 			Digests: map[string]string{"service": "hub.test/" + ns + "/app@sha256:" + strings.Repeat("a", 64)},
-			Target:  "docker", Hosts: []string{"local"}},
-		ByID: 1, ByName: by, Holder: deploy.LockHolder{Host: host, PID: pid}, TTL: deploy.LockTTL,
+			Target:  "docker", Hosts: []string{"local"}, By: by},
+		holder: deploy.LockHolder{Host: host, PID: pid},
 	}
+}
+
+func (s *Store) beginTest(ctx context.Context, b begin) (deploy.Record, error) {
+	return s.BeginDeploy(ctx, b.rec, 1, b.holder, deploy.LockTTL)
 }
 
 // TestDeployHistory: numbers count per service from 1; a second Begin while the lock
@@ -41,7 +52,7 @@ func TestDeployHistory(t *testing.T) {
 		must(err)
 
 		actx := accounts.WithAudit(ctx, accounts.AuditEntry{Actor: "alice", Action: "deploy.begin", Target: "acme/web"})
-		r1, err := s.BeginDeploy(actx, beginOf("acme", "web", "alice", "laptop", 42))
+		r1, err := s.beginTest(actx, beginOf("acme", "web", "alice", "laptop", 42))
 		must(err)
 		if r1.Number != 1 || r1.Outcome != deploy.OutcomeRunning || r1.By != "alice" || r1.Started.IsZero() || !r1.Finished.IsZero() {
 			t.Fatalf("begin: %+v", r1)
@@ -50,13 +61,13 @@ func TestDeployHistory(t *testing.T) {
 			t.Fatalf("audit %+v", es)
 		}
 		// Another service of the namespace has its own lock and numbers.
-		o1, err := s.BeginDeploy(ctx, beginOf("acme", "api", "alice", "laptop", 43))
+		o1, err := s.beginTest(ctx, beginOf("acme", "api", "alice", "laptop", 43))
 		must(err)
 		if o1.Number != 1 {
 			t.Fatalf("other service: %+v", o1)
 		}
 
-		_, err = s.BeginDeploy(ctx, beginOf("acme", "web", "bob", "ci", 7))
+		_, err = s.beginTest(ctx, beginOf("acme", "web", "bob", "ci", 7))
 		var le *deploy.LockedError
 		if !errors.As(err, &le) || le.Holder.By != "alice" || le.Holder.Host != "laptop" || le.Holder.PID != 42 || le.Holder.Number != 1 ||
 			!le.Holder.Expires.After(le.Holder.Acquired) {
@@ -99,9 +110,9 @@ func TestDeployHistory(t *testing.T) {
 		for i := 2; i <= 5; i++ {
 			bg := beginOf("acme", "web", "alice", "laptop", 42)
 			if i == 5 {
-				bg.Record.RollbackOf = 1
+				bg.rec.RollbackOf = 1
 			}
-			r, err := s.BeginDeploy(ctx, bg)
+			r, err := s.beginTest(ctx, bg)
 			must(err)
 			if r.Number != i {
 				t.Fatalf("deploy %d numbered %d", i, r.Number)
@@ -152,13 +163,13 @@ func TestDeployStaleLockAndBreak(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := t.Context()
 		s, _ := openFresh(t, b)
-		r1, err := s.BeginDeploy(ctx, beginOf("acme", "web", "alice", "laptop", 42))
+		r1, err := s.beginTest(ctx, beginOf("acme", "web", "alice", "laptop", 42))
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The holder was killed: its lock is not renewed and expires.
 		execSQL(t, s, `UPDATE deploy_locks SET expires = acquired - 1`)
-		r2, err := s.BeginDeploy(ctx, beginOf("acme", "web", "bob", "ci", 7))
+		r2, err := s.beginTest(ctx, beginOf("acme", "web", "bob", "ci", 7))
 		if err != nil {
 			t.Fatalf("taking over a stale lock: %v", err)
 		}
@@ -196,7 +207,7 @@ func TestDeployStaleLockAndBreak(t *testing.T) {
 		if _, err := s.RunningDeployID(ctx, "acme", "web", r2.Number); !errors.Is(err, metadata.ErrDeployNotRunning) {
 			t.Fatalf("running id of a failed deploy: %v", err)
 		}
-		r3, err := s.BeginDeploy(ctx, beginOf("acme", "web", "alice", "laptop", 42))
+		r3, err := s.beginTest(ctx, beginOf("acme", "web", "alice", "laptop", 42))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +250,7 @@ func TestDeployConcurrentBegins(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					<-start
-					r, err := st.BeginDeploy(ctx, beginOf("acme", "web", "racer", "host", i))
+					r, err := st.beginTest(ctx, beginOf("acme", "web", "racer", "host", i))
 					mu.Lock()
 					defer mu.Unlock()
 					var le *deploy.LockedError
