@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -35,6 +36,12 @@ var (
 	// DeployLocked refuses a deploy while another holds the service's lock; its
 	// detail is the holder (hubtypes.DeployLock).
 	DeployLocked = errcode.Code{Name: "DEPLOY_LOCKED", Status: http.StatusConflict, Message: "another deploy holds the service's lock"}
+	// DeployUnknown answers a deploy number the service's history does not hold (a
+	// namespace one may not read is NAME_UNKNOWN, as elsewhere).
+	DeployUnknown = errcode.Code{Name: "DEPLOY_UNKNOWN", Status: http.StatusNotFound, Message: "no such deploy"}
+	// DeployNotLocked answers reading or breaking the lock of a service that no
+	// deploy holds.
+	DeployNotLocked = errcode.Code{Name: "DEPLOY_NOT_LOCKED", Status: http.StatusNotFound, Message: "no deploy holds the lock"}
 	// DeployLockLost answers a renewal by a deploy that no longer holds its lock.
 	DeployLockLost = errcode.Code{Name: "DEPLOY_LOCK_LOST", Status: http.StatusConflict, Message: "the deploy no longer holds the lock"}
 )
@@ -133,9 +140,9 @@ func deployStoreError(err error) error {
 	case errors.As(err, &le):
 		return errcode.New(DeployLocked, "%v", err).WithDetail(lockView(le.Service, le.Holder))
 	case errors.Is(err, deploy.ErrNoRecord):
-		return notFound("%v", err)
+		return errcode.New(DeployUnknown, "%v", err)
 	case errors.Is(err, metadata.ErrNoDeployLock):
-		return notFound("%v", err)
+		return errcode.New(DeployNotLocked, "%v", err)
 	case errors.Is(err, metadata.ErrDeployLockLost):
 		return errcode.New(DeployLockLost, "%v", err)
 	case errors.Is(err, metadata.ErrDeployFinished), errors.Is(err, metadata.ErrDeployNotRunning):
@@ -410,7 +417,7 @@ func (a *api) getDeployLock(w http.ResponseWriter, r *http.Request, p *authz.Pri
 		return err
 	}
 	if !ok {
-		return deployStoreError(metadata.ErrNoDeployLock)
+		return deployStoreError(fmt.Errorf("deploy lock of %s: %w", t.name(), metadata.ErrNoDeployLock))
 	}
 	return reply(w, http.StatusOK, lockView(t.name(), h))
 }
