@@ -7,6 +7,7 @@ package hubhistory
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,6 +188,18 @@ func (t PullToken) String() string {
 
 // GoString hides the token from %#v as well.
 func (t PullToken) GoString() string { return t.String() }
+
+// RegistryAuth is the token as the Docker engine API takes a pull's credentials
+// (the X-Registry-Auth header, the RegistryAuth option of the moby client's
+// ImagePull): base64url of the JSON auth config carrying it as registrytoken for
+// server (the hub's host[:port]). It is a credential, like the token.
+func (t PullToken) RegistryAuth(server string) string {
+	b, _ := json.Marshal(struct {
+		ServerAddress string `json:"serveraddress"`
+		RegistryToken string `json:"registrytoken"`
+	}{server, t.Token})
+	return base64.URLEncoding.EncodeToString(b)
+}
 
 // PullToken asks the hub for a token pulling repos (repository names on that hub,
 // e.g. acme/web) for running deploy number of service, valid 10 minutes. Every

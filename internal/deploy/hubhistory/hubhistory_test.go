@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -161,7 +163,14 @@ func TestHubHistory(t *testing.T) {
 	if pt.Token == "" || time.Until(pt.ExpiresAt) > 10*time.Minute || len(pt.Repositories) != 1 || strings.Contains(pt.String(), pt.Token) {
 		t.Fatalf("pull token %v", pt)
 	}
-	bearer := remote.WithAuth(authn.FromConfig(authn.AuthConfig{RegistryToken: pt.Token}))
+	raw, err := base64.URLEncoding.DecodeString(pt.RegistryAuth(host))
+	must(t, err)
+	var engineAuth authn.AuthConfig
+	must(t, json.Unmarshal(raw, &engineAuth))
+	if engineAuth.RegistryToken != pt.Token {
+		t.Fatalf("RegistryAuth %s", raw)
+	}
+	bearer := remote.WithAuth(authn.FromConfig(engineAuth))
 	pinned, err := name.ParseReference(rec.Digests["service"], name.Insecure)
 	must(t, err)
 	if _, err := remote.Get(pinned, bearer); err != nil {
