@@ -71,6 +71,9 @@ Reading the hub API beyond your own account, tokens and repositories takes a hub
   hub:workflows:read   workflows, runs and logs
   hub:workflows:write  apply and delete workflows, run, cancel and rerun them
   hub:workflows:run    run, approve (a named approver), cancel and rerun; never apply
+  hub:deploys:read     deploy history of services
+  hub:deploys:write    deploy: take the lock, record outcomes, break locks, mint
+                       pull tokens, read the namespace's secrets
 Changing accounts, organisations, teams, grants and quotas needs a password login.`,
 		Example: `  hubctl token create ci --scope repository:team/app:pull,push --expires 90d --registry hub.example.com
   hubctl token create reader --scope 'repository:team/*:pull' -o json

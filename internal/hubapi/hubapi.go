@@ -26,6 +26,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/machinetoken"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/errcode"
 	"github.com/hubctl/hubctl/internal/events"
@@ -87,6 +88,12 @@ type Options struct {
 	// Blobs holds workflow artifacts (GET /api/v1/runs/{id}/artifacts/{name}); nil
 	// answers the artifact endpoints 404.
 	Blobs blobstore.Store
+	// Deploys keeps deploy history and locks; nil answers the /api/v1/deploys
+	// endpoints 404.
+	Deploys DeployStore
+	// Minter mints the deploys' pull tokens (the hub's one machine-token minter);
+	// nil answers POST …/pull-token 404 (a hub without token auth).
+	Minter *machinetoken.Minter
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
@@ -104,6 +111,8 @@ type api struct {
 	deliverer *webhook.Deliverer
 	workflows WorkflowStore
 	blobs     blobstore.Store
+	deploys   DeployStore
+	minter    *machinetoken.Minter
 	// hookTests limits test deliveries per hook (in this process).
 	hookTests *ratelimit.Limiter
 	jwt       func(string) (string, token.Hub, error)
@@ -123,7 +132,7 @@ type api struct {
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
 	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard,
-		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, blobs: o.Blobs, hookTests: ratelimit.New(1, webhookTestInterval),
+		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, blobs: o.Blobs, deploys: o.Deploys, minter: o.Minter, hookTests: ratelimit.New(1, webhookTestInterval),
 		hookLimits: ratelimit.New(hookRate, hookWindow)}
 	if a.now == nil {
 		a.now = time.Now
@@ -232,6 +241,7 @@ func (a *api) routes() {
 	a.webhookRoutes()
 	a.workflowRoutes()
 	a.artifactRoutes()
+	a.deployRoutes()
 }
 
 // ServeHTTP authenticates the request before routing, so that even a request for an

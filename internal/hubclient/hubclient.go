@@ -88,6 +88,9 @@ type Error struct {
 	Message string
 	// Host is the registry, for the login hint of 401s.
 	Host string
+	// Detail is the error's detail as sent (JSON), nil when there was none: the
+	// holder of a DEPLOY_LOCKED, for instance.
+	Detail json.RawMessage
 }
 
 func (e *Error) Error() string {
@@ -263,12 +266,16 @@ func (c *Client) errorOf(resp *http.Response) error {
 	e := &Error{Status: resp.StatusCode, Host: c.host}
 	var b struct {
 		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
+			Code    string          `json:"code"`
+			Message string          `json:"message"`
+			Detail  json.RawMessage `json:"detail"`
 		} `json:"errors"`
 	}
 	if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&b) == nil && len(b.Errors) > 0 {
 		e.Code, e.Message = b.Errors[0].Code, b.Errors[0].Message
+		if len(b.Errors[0].Detail) > 0 && string(b.Errors[0].Detail) != "null" {
+			e.Detail = b.Errors[0].Detail
+		}
 	}
 	return e
 }

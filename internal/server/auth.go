@@ -129,6 +129,8 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 		Events:       store,
 		Webhooks:     store,
 		Workflows:    store,
+		Deploys:      store,
+		Minter:       newMachineMinter(cfg, p, store),
 		Blobs:        blobs,
 		Keyring:      keyring,
 		Deliverer:    deliverer,

@@ -622,6 +622,7 @@ type metaStore interface {
 	engine.Store
 	engine.ArtifactStore
 	hubapi.WorkflowStore
+	hubapi.DeployStore
 	secretResolver
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))

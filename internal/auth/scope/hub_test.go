@@ -21,6 +21,7 @@ func TestHubScopes(t *testing.T) {
 		{"hub:webhooks:read,write", true},
 		{"hub:*:write", false},
 		{"hub:workflows:read", true}, {"hub:workflows:write", true}, {"hub:deploy:read", false},
+		{"hub:deploys:read", true}, {"hub:deploys:write", true}, {"hub:deploys:run", false},
 		{"hub:workflows:run", true}, {"hub:workflows:read,run", true}, {"hub:webhooks:run", false}, {"hub:*:run", false},
 		{"hub:accounts:run", false},
 		{"hub(x):audit:read", false},

@@ -320,17 +320,18 @@ const (
 	HubEvents    = "events"    // GET /events (only of repositories the token may pull)
 	HubWebhooks  = "webhooks"  // webhooks and their deliveries (read); create, delete, redeliver (write)
 	HubWorkflows = "workflows" // workflows, runs and logs (read); apply, delete, run, cancel, rerun (write); run, approve, cancel, rerun (run)
+	HubDeploys   = "deploys"   // deploy history (read); begin, finish, break the lock, pull tokens, secrets (write)
 )
 
 // HubWritable lists the areas whose changes an access token may make with a
 // hub:AREA:write scope, within what its owner may do with a password.
-var HubWritable = []string{HubWebhooks, HubWorkflows}
+var HubWritable = []string{HubWebhooks, HubWorkflows, HubDeploys}
 
 // HubRunnable lists the areas with the HubRun action.
 var HubRunnable = []string{HubWorkflows}
 
 // HubAreas lists the areas in the order help texts show them.
-var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas, HubEvents, HubWebhooks, HubWorkflows}
+var HubAreas = []string{HubAccounts, HubOrgs, HubTeams, HubAudit, HubQuotas, HubEvents, HubWebhooks, HubWorkflows, HubDeploys}
 
 // CheckHubScope reports whether sc (of type TypeHub) is one an access token may hold
 // today: a known area or `*`, and the read action, or write on an area of HubWritable

@@ -231,6 +231,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string, purge bool) (int, e
 		if _, err := q.Exec(ctx, "DELETE FROM workflow_secrets WHERE namespace = $1", name); err != nil {
 			return err
 		}
+		if err := forgetDeploys(ctx, q, name); err != nil {
+			return err
+		}
 		detail := map[string]any{"account": name}
 		if robot {
 			detail["robot"] = true
@@ -417,6 +420,9 @@ func (s *Store) DeleteOrg(ctx context.Context, name string, purge bool) (int, er
 			return err
 		}
 		if _, err := q.Exec(ctx, "DELETE FROM workflow_secrets WHERE namespace = $1", name); err != nil {
+			return err
+		}
+		if err := forgetDeploys(ctx, q, name); err != nil {
 			return err
 		}
 		if _, err = q.Exec(ctx, "DELETE FROM users WHERE robot AND owner = $1", name); err != nil {
