@@ -280,6 +280,9 @@ func (d *sshDialer) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	cmd.Stdin, cmd.Stdout = inR, outW
 	c := &sshConn{d: d, stdin: inW, stdout: outR, cmd: cmd, exited: make(chan struct{})}
 	cmd.Stderr = &c.stderr
+	// A process ssh leaves behind (a ControlPersist master) may hold stderr open:
+	// Wait must not wait for it.
+	cmd.WaitDelay = 2 * time.Second
 	err = cmd.Start()
 	inR.Close()
 	outW.Close()
