@@ -1,9 +1,13 @@
 package dockerhost
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/hubctl/hubctl/internal/deploy"
@@ -179,6 +187,20 @@ func (s *dialSSHD) knownHosts(t *testing.T, name string, pub []byte) string {
 	return dialWrite(t, s.dir, name, fmt.Appendf(nil, "[127.0.0.1]:%d %s %s\n", s.port, f[0], f[1]))
 }
 
+// clients counts the ssh client processes dialled to this sshd.
+func (s *dialSSHD) clients() int {
+	want := fmt.Sprintf("\x00-p\x00%d\x00--\x00127.0.0.1\x00docker\x00system\x00dial-stdio", s.port)
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	n := 0
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), want) {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *dialSSHD) addr() string {
 	return fmt.Sprintf("ssh://%s@127.0.0.1:%d", s.user, s.port)
 }
@@ -236,7 +258,16 @@ func TestDialSSH(t *testing.T) {
 			t.Errorf("parallel list over ssh: %v", err)
 		}
 	}
+	if n := s.clients(); n == 0 {
+		t.Error("no ssh process while the client holds connections")
+	}
+	// Closing the client ends its ssh processes.
 	api.Close()
+	for deadline := time.Now().Add(30 * time.Second); s.clients() > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ssh processes left after Close", s.clients())
+		}
+	}
 
 	// A key the host does not authorize.
 	_, err = Dial(ctx, h, WithSSHConfig(s.clientConfig(t, "wrong_config", wrong, known)))
@@ -266,5 +297,113 @@ func TestDialSSH(t *testing.T) {
 	_, err = Dial(ctx, closed, WithSSHConfig(s.clientConfig(t, "good_config2", good, known)))
 	if err == nil || !strings.Contains(err.Error(), "Connection refused") {
 		t.Errorf("Dial of a closed port: %v", err)
+	}
+}
+
+// TestDialSSHExec drives over SSH what a deploy does on a host: an image build
+// (a streamed request body), a container, and `docker exec` with its output on a
+// hijacked connection (how the proxy's control verbs run), then removes them.
+func TestDialSSHExec(t *testing.T) {
+	dialEngineSocket(t)
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		dialMissing(t, "busybox not found (apt-get install -y busybox-static): %v", err)
+	}
+	busybox, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := t.TempDir()
+	key := dialKeygen(t, keys, "deployer")
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startDialSSHD(t, pub)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	api, err := Dial(ctx, deploy.Host{Name: "remote", Docker: s.addr()},
+		WithSSHConfig(s.clientConfig(t, "config", key, s.knownHosts(t, "known_hosts", s.hostPub))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+
+	var id [6]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		t.Fatal(err)
+	}
+	tag := hex.EncodeToString(id[:])
+	ref := "hubctl-test/dial-ssh:" + tag
+	name := "hubctl-test-dial-ssh-" + tag
+	labels := map[string]string{"hubctl.test": "dial-ssh-" + tag}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := api.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("remove container: %v", err)
+		}
+		if _, err := api.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("remove image: %v", err)
+		}
+	})
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode int64
+	}{
+		{"Dockerfile", []byte("FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\", \"sleep\", \"300\"]\n"), 0o644},
+		{"busybox", busybox, 0o755},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := api.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{ref}, Version: build.BuilderV1, Remove: true, ForceRemove: true, Labels: labels})
+	if err != nil {
+		t.Fatalf("build over ssh: %v", err)
+	}
+	out, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || bytes.Contains(out, []byte(`"error"`)) {
+		t.Fatalf("build over ssh: %v %s", err, out)
+	}
+
+	c, err := api.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: &container.Config{Image: ref, Labels: labels}})
+	if err != nil {
+		t.Fatalf("create over ssh: %v", err)
+	}
+	if _, err := api.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatalf("start over ssh: %v", err)
+	}
+	ex, err := api.ExecCreate(ctx, c.ID, client.ExecCreateOptions{Cmd: []string{"/bin/busybox", "echo", "hello over ssh"}, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		t.Fatalf("exec create over ssh: %v", err)
+	}
+	att, err := api.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		t.Fatalf("exec attach over ssh: %v", err)
+	}
+	var stdout, stderr bytes.Buffer
+	_, err = stdcopy.StdCopy(&stdout, &stderr, att.Reader)
+	att.Close()
+	if err != nil {
+		t.Fatalf("exec output over ssh: %v", err)
+	}
+	ins, err := api.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.ExitCode != 0 || strings.TrimSpace(stdout.String()) != "hello over ssh" {
+		t.Errorf("exec over ssh: exit %d, stdout %q, stderr %q", ins.ExitCode, stdout.String(), stderr.String())
 	}
 }
