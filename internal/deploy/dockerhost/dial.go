@@ -71,7 +71,7 @@ func Dial(ctx context.Context, h deploy.Host, opts ...DialOption) (*client.Clien
 			name = "the local engine (DOCKER_HOST=" + env + ")"
 		}
 	}
-	api, ssh, err := newClient(addr, h.TLS, cfg)
+	api, ssh, err := engineClient(addr, h.TLS, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("docker engine %s: %w", name, err)
 	}
@@ -90,9 +90,9 @@ func Dial(ctx context.Context, h deploy.Host, opts ...DialOption) (*client.Clien
 	return api, nil
 }
 
-// newClient makes the client of addr without touching the network; ssh is the
+// engineClient makes the client of addr without touching the network; ssh is the
 // dialer of an ssh:// engine (nil otherwise), which keeps what ssh said on failure.
-func newClient(addr string, tlsFiles *deploy.DockerTLS, cfg dialConfig) (*client.Client, *sshDialer, error) {
+func engineClient(addr string, tlsFiles *deploy.DockerTLS, cfg dialConfig) (*client.Client, *sshDialer, error) {
 	if addr == "" || addr == deploy.LocalHost {
 		if tlsFiles != nil {
 			return nil, nil, errors.New("tls is for tcp:// engines; the local engine takes DOCKER_CERT_PATH and DOCKER_TLS_VERIFY")
@@ -100,7 +100,7 @@ func newClient(addr string, tlsFiles *deploy.DockerTLS, cfg dialConfig) (*client
 		// DOCKER_HOST=ssh://… is honoured as the docker CLI honours it; the other
 		// forms (and DOCKER_CERT_PATH for tcp) are the client library's.
 		if env := os.Getenv(client.EnvOverrideHost); strings.HasPrefix(env, "ssh://") {
-			return newClient(env, nil, cfg)
+			return engineClient(env, nil, cfg)
 		}
 		api, err := client.New(client.FromEnv)
 		return api, nil, err
@@ -145,7 +145,7 @@ func tcpClient(u *url.URL, files *deploy.DockerTLS) (*client.Client, error) {
 	}
 	hostAddr := "tcp://" + net.JoinHostPort(host, port)
 	if files == nil {
-		if !isLoopback(host) {
+		if !loopbackHost(host) {
 			return nil, fmt.Errorf("tcp://%s has no TLS: an engine's TCP port without TLS gives root on the host to anyone who reaches it; give tls (ca, cert, key), or use ssh://; plain TCP is allowed on a loopback address only", net.JoinHostPort(host, port))
 		}
 		return client.New(client.WithHost(hostAddr))
@@ -190,7 +190,7 @@ func clientTLS(files *deploy.DockerTLS, host string) (*tls.Config, error) {
 	return tc, nil
 }
 
-func isLoopback(host string) bool {
+func loopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
