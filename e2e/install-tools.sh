@@ -149,6 +149,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_need+=(postgresql)
 # A static busybox: the workflow executors' tests build their step image FROM scratch
 # with it (a dynamic /bin/busybox cannot run there).
 dpkg -s busybox-static >/dev/null 2>&1 || apt_need+=(busybox-static)
+# sshd: the deploy tests reach the Docker engine over SSH through one they start on
+# loopback (ssh://user@127.0.0.1:port, as DOCKER_HOST=ssh:// does).
+[ -x /usr/sbin/sshd ] || apt_need+=(openssh-server)
 if [ "${#apt_need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "install-tools: apt-get install ${apt_need[*]}" >&2

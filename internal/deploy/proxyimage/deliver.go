@@ -1,0 +1,138 @@
+package proxyimage
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/hubctl/hubctl/internal/dockerarchive"
+	"github.com/hubctl/hubctl/internal/transfer"
+)
+
+// Push copies the image to ref (a registry reference, as Reference makes) with the
+// transfer engine: only the blobs the registry lacks are sent. The result names the
+// pushed digest, which hosts pull by.
+func (img *Image) Push(ctx context.Context, e *transfer.Engine, ref string, o transfer.Options) (transfer.Result, error) {
+	dl, err := transfer.ParseLocation(ref)
+	if err != nil {
+		return transfer.Result{}, fmt.Errorf("proxy image: push %s: %w", ref, err)
+	}
+	if !dl.IsRegistry() {
+		return transfer.Result{}, fmt.Errorf("proxy image: push %s: not a registry reference", ref)
+	}
+	if o.Label == "" {
+		o.Label = ref
+	}
+	res, err := e.CopyFrom(ctx, img, "hubctl proxy image", dl, o)
+	if err != nil {
+		return res, fmt.Errorf("proxy image: push %s: %w", ref, err)
+	}
+	return res, nil
+}
+
+// Load puts the image into the Docker engine behind api as ref, without a registry:
+// a docker-archive streamed to the engine's image load. An engine that has the image
+// already (its ID is the config's digest) is only given the tag. It returns the
+// image ID.
+func (img *Image) Load(ctx context.Context, api client.APIClient, ref string) (string, error) {
+	norm, err := dockerarchive.NormalizeRef(ref)
+	if err != nil {
+		return "", fmt.Errorf("proxy image: load %s: %w", ref, err)
+	}
+	// The classic image store names an image by its config's digest: an engine that
+	// has this one needs only the tag.
+	if ins, err := api.ImageInspect(ctx, img.ConfigDesc.Digest.String()); err == nil && img.holds(ins.RootFS.Layers) {
+		if _, err := api.ImageTag(ctx, client.ImageTagOptions{Source: ins.ID, Target: norm}); err != nil {
+			return "", fmt.Errorf("proxy image: tag %s as %s: %w", ins.ID, norm, err)
+		}
+		return ins.ID, nil
+	} else if err != nil && !cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("proxy image: load %s: %w", ref, err)
+	}
+
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(img.writeArchive(ctx, pw, norm)) }()
+	res, err := api.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		pr.CloseWithError(err)
+		return "", fmt.Errorf("proxy image: load %s: %w", ref, err)
+	}
+	err = engineMessages(res)
+	res.Close()
+	pr.CloseWithError(errors.New("load ended")) // unblocks the writer if the engine stopped reading
+	if err != nil {
+		return "", fmt.Errorf("proxy image: load %s: %w", ref, err)
+	}
+	ins, err := api.ImageInspect(ctx, norm)
+	if err != nil {
+		return "", fmt.Errorf("proxy image: load %s: the engine does not show it: %w", ref, err)
+	}
+	if !img.holds(ins.RootFS.Layers) {
+		return "", fmt.Errorf("proxy image: load %s: the engine's image %s has layers %v, not %s", ref, ins.ID, ins.RootFS.Layers, img.Layer.DiffID)
+	}
+	return ins.ID, nil
+}
+
+// holds reports whether an engine's image has exactly this image's layer.
+func (img *Image) holds(diffIDs []string) bool {
+	return len(diffIDs) == 1 && diffIDs[0] == img.Layer.DiffID.String()
+}
+
+// writeArchive writes the image as a docker-archive tagged ref.
+func (img *Image) writeArchive(ctx context.Context, w io.Writer, ref string) (err error) {
+	aw := dockerarchive.NewWriter(w, ref)
+	defer func() {
+		if cerr := aw.Close(err); err == nil {
+			err = cerr
+		}
+	}()
+	if err := aw.PutBlob(ctx, img.ConfigDesc, bytes.NewReader(img.Config)); err != nil {
+		return err
+	}
+	layerDesc := ocispec.Descriptor{MediaType: img.Layer.MediaType, Digest: img.Layer.Digest, Size: img.Layer.Size}
+	rc, err := img.Blob(ctx, layerDesc)
+	if err != nil {
+		return err
+	}
+	err = aw.PutBlob(ctx, layerDesc, rc)
+	rc.Close()
+	if err != nil {
+		return err
+	}
+	return aw.PutManifest(ctx, img.Desc, img.Raw, "")
+}
+
+// engineMessages reads the engine's progress stream to its end and returns the
+// first error in it.
+func engineMessages(r io.Reader) error {
+	dec := json.NewDecoder(bufio.NewReader(r))
+	for {
+		var m struct {
+			Error       string `json:"error"`
+			ErrorDetail *struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the engine's reply: %w", err)
+		}
+		switch {
+		case m.ErrorDetail != nil && m.ErrorDetail.Message != "":
+			return errors.New(m.ErrorDetail.Message)
+		case m.Error != "":
+			return errors.New(m.Error)
+		}
+	}
+}
