@@ -76,6 +76,9 @@ type Options struct {
 // Helm deploys a spec's kubernetes section as a helm release.
 type Helm struct {
 	o Options
+	// config answers helm's configuration for a spec and the release's namespace;
+	// configuration, except in the tests of this package's helm wiring.
+	config func(k *deploy.Kubernetes) (*action.Configuration, string, error)
 }
 
 var _ deploy.Release = (*Helm)(nil)
@@ -88,7 +91,9 @@ func New(o Options) *Helm {
 	if o.Log == nil {
 		o.Log = slog.NewTextHandler(io.Discard, nil)
 	}
-	return &Helm{o: o}
+	h := &Helm{o: o}
+	h.config = h.configuration
+	return h
 }
 
 // Upgrade installs the release, or upgrades it when it exists, with image (pinned by
@@ -114,7 +119,7 @@ func (h *Helm) Upgrade(ctx context.Context, spec *deploy.Spec, image string) (de
 	if err != nil {
 		return deploy.ReleaseRevision{}, err
 	}
-	cfg, ns, err := h.configuration(k)
+	cfg, ns, err := h.config(k)
 	if err != nil {
 		return deploy.ReleaseRevision{}, err
 	}
@@ -171,7 +176,7 @@ func (h *Helm) History(ctx context.Context, spec *deploy.Spec) ([]deploy.Release
 	if err != nil {
 		return nil, err
 	}
-	cfg, ns, err := h.configuration(k)
+	cfg, ns, err := h.config(k)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +202,7 @@ func (h *Helm) Rollback(ctx context.Context, spec *deploy.Spec, revision int) (d
 	if revision < 0 {
 		return deploy.ReleaseRevision{}, fmt.Errorf("rollback %s: revision %d: a revision is 1 or more (0: the previous one)", k.Release, revision)
 	}
-	cfg, ns, err := h.configuration(k)
+	cfg, ns, err := h.config(k)
 	if err != nil {
 		return deploy.ReleaseRevision{}, err
 	}
@@ -237,7 +242,7 @@ func (h *Helm) Uninstall(ctx context.Context, spec *deploy.Spec) error {
 	if err != nil {
 		return err
 	}
-	cfg, ns, err := h.configuration(k)
+	cfg, ns, err := h.config(k)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func (h *Helm) Plan(ctx context.Context, spec *deploy.Spec, image string) (strin
 	if err != nil {
 		return "", err
 	}
-	cfg, ns, err := h.configuration(k)
+	cfg, ns, err := h.config(k)
 	if err != nil {
 		return "", err
 	}
