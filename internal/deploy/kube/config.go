@@ -2,6 +2,9 @@ package kube
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -53,7 +56,7 @@ type getter struct {
 func newGetter(k *deploy.Kubernetes) *getter {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if k.Kubeconfig != "" {
-		rules.ExplicitPath = k.Kubeconfig
+		rules.ExplicitPath = expandHome(k.Kubeconfig)
 	}
 	over := &clientcmd.ConfigOverrides{CurrentContext: k.Context}
 	if k.Namespace != "" {
@@ -107,3 +110,14 @@ func (g *getter) ToRESTMapper() (meta.RESTMapper, error) {
 
 // ToRawKubeConfigLoader answers the kubeconfig loader.
 func (g *getter) ToRawKubeConfigLoader() clientcmd.ClientConfig { return g.loader }
+
+// expandHome reads a leading ~/ as the user's home directory, as a shell would for
+// the kubeconfig path a deploy file names.
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}

@@ -123,6 +123,9 @@ func (h *Helm) Upgrade(ctx context.Context, spec *deploy.Spec, image string) (de
 	if err != nil {
 		return deploy.ReleaseRevision{}, err
 	}
+	if err := recoverPending(cfg, k.Release, k.Timeout); err != nil {
+		return deploy.ReleaseRevision{}, fmt.Errorf("release %s in %s: %w", k.Release, ns, err)
+	}
 	installed, uninstalled, err := exists(cfg, k.Release)
 	if err != nil {
 		return deploy.ReleaseRevision{}, fmt.Errorf("release %s in %s: %w", k.Release, ns, err)
@@ -294,6 +297,31 @@ func exists(cfg *action.Configuration, name string) (installed, uninstalled bool
 		return false, true, nil
 	}
 	return true, false, nil
+}
+
+// recoverPending marks failed a last revision left pending (install, upgrade or
+// rollback) by a deploy that was killed, so the next one can go on (helm refuses
+// while one is pending). Only one older than timeout is taken over: helm's own wait
+// would have ended by then, and the deploy lock keeps a live deploy from racing.
+func recoverPending(cfg *action.Configuration, name string, timeout time.Duration) error {
+	rels, err := history(cfg, name)
+	if errors.Is(err, ErrNoRelease) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	last := rels[0]
+	if !last.Info.Status.IsPending() {
+		return nil
+	}
+	since := last.Info.LastDeployed
+	if age := time.Since(since); age < timeout {
+		return fmt.Errorf("revision %d is %s since %s: another deploy is running, or one was killed less than the timeout (%s) ago; retry after that",
+			last.Version, last.Info.Status, since.UTC().Format(time.RFC3339), timeout)
+	}
+	last.SetStatus(rcommon.StatusFailed, fmt.Sprintf("interrupted: left %s by a deploy that did not finish", last.Info.Status))
+	return cfg.Releases.Update(last)
 }
 
 // history answers the release's revisions, newest first.

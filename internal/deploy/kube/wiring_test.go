@@ -14,6 +14,8 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common"
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	kubefake "helm.sh/helm/v4/pkg/kube/fake"
+	rcommon "helm.sh/helm/v4/pkg/release/common"
+	release "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage"
 	"helm.sh/helm/v4/pkg/storage/driver"
 
@@ -101,20 +103,49 @@ func TestHelmWiring(t *testing.T) {
 		t.Fatalf("upgrade: %+v %v", rev, err)
 	}
 
+	// a deploy killed mid-upgrade leaves a pending revision: a fresh one is refused,
+	// one older than the timeout is marked failed and the next upgrade goes on
+	st := storage.Init(mem)
+	last, err := st.Get("web", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := *(last.(*release.Release))
+	info := *pending.Info
+	pending.Info, pending.Version = &info, 3
+	pending.SetStatus(rcommon.StatusPendingUpgrade, "killed")
+	pending.Info.LastDeployed = time.Now()
+	if err := st.Create(&pending); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Upgrade(ctx, spec, image("2", digest2)); err == nil || !strings.Contains(err.Error(), "another deploy is running") {
+		t.Fatalf("upgrade over a fresh pending revision: %v", err)
+	}
+	pending.Info.LastDeployed = time.Now().Add(-2 * time.Minute)
+	if err := st.Update(&pending); err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := h.Upgrade(ctx, spec, image("2", digest2)); err != nil || rev.Revision != 4 {
+		t.Fatalf("upgrade over a stale pending revision: %+v %v", rev, err)
+	}
+	if got := statuses(); got != "4:deployed 3:failed 2:superseded 1:superseded" {
+		t.Errorf("history after the stale pending revision: %s", got)
+	}
+
 	kc.fail = 1
 	rev, err := h.Upgrade(ctx, spec, image("3", digest3))
-	if !errors.Is(err, ErrRolledBack) || rev.Revision != 4 || rev.Status != "deployed" {
+	if !errors.Is(err, ErrRolledBack) || rev.Revision != 6 || rev.Status != "deployed" {
 		t.Fatalf("never-ready upgrade: %+v %v", rev, err)
 	}
 	t.Logf("never-ready upgrade: %v", err)
-	if got := statuses(); got != "4:deployed 3:failed 2:superseded 1:superseded" {
+	if got := statuses(); got != "6:deployed 5:failed 4:superseded 3:failed 2:superseded 1:superseded" {
 		t.Errorf("history after the rollback: %s", got)
 	}
 
-	if rev, err := h.Rollback(ctx, spec, 1); err != nil || rev.Revision != 5 || rev.Status != "deployed" {
+	if rev, err := h.Rollback(ctx, spec, 1); err != nil || rev.Revision != 7 || rev.Status != "deployed" {
 		t.Fatalf("rollback to 1: %+v %v", rev, err)
 	}
-	if rev, err := h.Rollback(ctx, spec, 0); err != nil || rev.Revision != 6 {
+	if rev, err := h.Rollback(ctx, spec, 0); err != nil || rev.Revision != 8 {
 		t.Fatalf("rollback to the previous: %+v %v", rev, err)
 	}
 	if _, err := h.Rollback(ctx, spec, 99); err == nil || !strings.Contains(err.Error(), "no revision 99") {
