@@ -196,7 +196,8 @@ func (h *Helm) History(ctx context.Context, spec *deploy.Spec) ([]deploy.Release
 
 // Rollback returns the release to revision (0: the one before the current), waits
 // for it to be ready within the spec's timeout, and answers the new revision helm
-// records for it.
+// records for it. helm's rollback takes no context: once started, it ends within
+// the timeout.
 func (h *Helm) Rollback(ctx context.Context, spec *deploy.Spec, revision int) (deploy.ReleaseRevision, error) {
 	k, err := kubeOf(spec)
 	if err != nil {
@@ -239,7 +240,8 @@ func (h *Helm) Rollback(ctx context.Context, spec *deploy.Spec, revision int) (d
 }
 
 // Uninstall removes the release and its resources, waiting for them to be gone
-// within the spec's timeout; ErrNoRelease when it is not installed.
+// within the spec's timeout (helm's uninstall takes no context); ErrNoRelease when
+// it is not installed.
 func (h *Helm) Uninstall(ctx context.Context, spec *deploy.Spec) error {
 	k, err := kubeOf(spec)
 	if err != nil {
