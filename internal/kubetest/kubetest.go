@@ -96,6 +96,13 @@ func FindBin(name string) (string, error) {
 // account. It skips the test when a binary is missing, unless CI=true (then it fails).
 func Start(t testing.TB) *Cluster {
 	t.Helper()
+	return StartWithStages(t)
+}
+
+// StartWithStages is Start with more kwok stages (YAML documents, such as
+// NeverReadyStage) after the installed ones.
+func StartWithStages(t testing.TB, extra ...string) *Cluster {
+	t.Helper()
 	bins := map[string]string{}
 	for _, name := range Binaries {
 		p, err := FindBin(name)
@@ -114,6 +121,12 @@ func Start(t testing.TB) *Cluster {
 	dir, err := os.MkdirTemp("", "kubetest-")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(extra) > 0 {
+		if stages, err = joinStages(stages, dir, extra); err != nil {
+			os.RemoveAll(dir)
+			t.Fatalf("kubetest: %v", err)
+		}
 	}
 	c := &Cluster{Dir: dir}
 	p := &procs{t: t, dir: dir}
