@@ -282,5 +282,3 @@ func shoot(t *testing.T, ctx context.Context, dir, name string, width int64, dar
 		t.Fatal(err)
 	}
 }
-
-
