@@ -270,7 +270,7 @@ func scheme(dark bool) chromedp.Action[chromedp.Void] {
 // shoot writes a full-page screenshot of the current page.
 func shoot(t *testing.T, ctx context.Context, dir, name string, width int64, dark bool) {
 	t.Helper()
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -278,7 +278,7 @@ func shoot(t *testing.T, ctx context.Context, dir, name string, width int64, dar
 	if dark {
 		theme = "dark"
 	}
-	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d-%s.jpg", name, width, theme)), buf, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d-%s.png", name, width, theme)), buf, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
