@@ -161,7 +161,7 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, repo string, 
 		}
 		m, err = h.o.Meta.GetManifest(ctx, repo, d)
 	}
-	if errors.Is(err, metadata.ErrTagNotFound) || errors.Is(err, metadata.ErrManifestNotFound) {
+	if errors.Is(err, metadata.ErrTagNotFound) || errors.Is(err, metadata.ErrManifestNotFound) || errors.Is(err, metadata.ErrRepositoryNotFound) {
 		h.notFound(w, r)
 		return
 	} else if err != nil {
