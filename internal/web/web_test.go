@@ -83,6 +83,13 @@ func TestPages(t *testing.T) {
 			t.Errorf("tag page lacks a platform's size %s", size)
 		}
 	}
+	// Page weight: the tag page with its stylesheet and script, uncompressed.
+	css, js := anon.get("/static/style.css"), anon.get("/static/copy.js")
+	weight := len(p.Body) + len(css.Body) + len(js.Body)
+	t.Logf("tag page weight: %d B HTML + %d B CSS + %d B JS = %.1f KiB", len(p.Body), len(css.Body), len(js.Body), float64(weight)/1024)
+	if weight > 100<<10 {
+		t.Errorf("the tag page weighs %d bytes, over the 100 KiB budget", weight)
+	}
 	// A child: config, labels (escaped), history, layers.
 	p = anon.get("/alice/app/-/manifests/" + imgs[1].Digest)
 	for _, want := range []string{"linux/arm64", "/app --serve", "GREETING=&lt;b&gt;hi&lt;/b&gt;", "COPY app /app # arm64",
