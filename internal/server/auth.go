@@ -39,6 +39,8 @@ type authParts struct {
 	policy   *authz.Policy
 	keys     *token.KeySet
 	charts   *chartrepo.Auth
+	// guard is the one failed-login limit of /token, the hub API and the web UI.
+	guard *ratelimit.Guard
 }
 
 // setupAuth loads (or creates) the signing keys, creates the admin account at first
@@ -88,6 +90,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 		verifier: verifier,
 		policy:   policy,
 		keys:     keys,
+		guard:    guard,
 		tokens: &tokenserver.Server{
 			Accounts:   store,
 			Policy:     policy,

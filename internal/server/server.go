@@ -35,6 +35,7 @@ import (
 	"github.com/hubctl/hubctl/internal/registry"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/tracing"
+	"github.com/hubctl/hubctl/internal/web"
 	"github.com/hubctl/hubctl/internal/webhook"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 )
@@ -82,6 +83,10 @@ type Routes struct {
 	Policies http.Handler
 	// Tracing, when set, makes a span of every request but probes and scrapes.
 	Tracing *tracing.Tracer
+	// Web serves the web UI on every path no other route takes (internal/web); the
+	// names it serves at the top level are reserved namespaces
+	// (accounts.ReservedNames).
+	Web http.Handler
 }
 
 // NewHandler returns the HTTP handler of the server: the routes, /healthz and /readyz
@@ -105,6 +110,10 @@ func NewHandler(log *slog.Logger, rt Routes, checks []Check) http.Handler {
 	}
 	if rt.Metrics != nil && rt.MetricsToken != "" {
 		mux.Handle("GET /metrics", metricsOnMain(rt.Metrics, rt.MetricsToken))
+	}
+	if rt.Web != nil {
+		// The least specific pattern: every route above wins over it.
+		mux.Handle("/", rt.Web)
 	}
 	if rt.Charts != nil {
 		mux.Handle("/charts/", rt.Charts)
@@ -272,6 +281,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	routes.Metrics, routes.MetricsToken = mx, cfg.Metrics.Token
 	routes.Policies = policyAPI(pol, ap, meta)
 	routes.Tracing = tr
+	if ap != nil {
+		w, err := web.New(web.Options{Accounts: meta, Meta: meta, Views: meta, Blobs: blobs, Policy: ap.policy, Guard: ap.guard,
+			ExternalURL: cfg.ExternalURL, Log: log.With("component", "web")})
+		if err != nil {
+			return err
+		}
+		routes.Web = w
+	}
 	handler := NewHandler(log, routes, []Check{
 		{Name: "storage", Ping: blobs.Ping},
 		{Name: "database", Ping: meta.Ping},

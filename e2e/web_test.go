@@ -1,0 +1,284 @@
+package e2e
+
+// The web UI (issue 21) in a real browser: Debian's Chromium, headless, driven by
+// chromedp over the DevTools protocol, against a real `hubctl serve`. chromedp is only
+// pointed at /usr/bin/chromium (or $HUBCTL_CHROMIUM); it never downloads a browser.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds Debian's Chromium, or skips (fails under CI=true).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("HUBCTL_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	skipOrFatal(t, "chromium not found (apt-get install -y chromium)")
+	return ""
+}
+
+// webPage is one page the test screenshots: who looks at it, and where.
+type webPage struct {
+	name string
+	ctx  context.Context
+	path string
+}
+
+// TestWebUI: sign in, explore shows a pushed image, the tag page of a two-platform
+// index shows its platforms and sizes, the copy button puts the pull command on the
+// clipboard, a token is created (its secret works) and revoked (it stops working), a
+// private repository is invisible to another user and to anonymous visitors, nothing
+// scrolls sideways at 360 px, and every page is screenshot at 1280 and 360 px in the
+// light and the dark theme.
+func TestWebUI(t *testing.T) {
+	chromium := chromiumPath(t)
+	s := startAuthServer(t)
+	createUser(t, s, "alice", "alice-password")
+	createUser(t, s, "bob", "bob-password")
+	tok := mustToken(t, s, "alice", "alice-password", "repository:alice/app:pull,push", "repository:alice/secret:pull,push")
+	amd, arm := newImage(t, "amd64"), newImage(t, "arm64")
+	pushImageAs(t, s, tok, "alice/app", amd.ManifestDigest, amd)
+	pushImageAs(t, s, tok, "alice/app", arm.ManifestDigest, arm)
+	index := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+		"manifests": []map[string]any{
+			{"mediaType": mtOCIManifest, "digest": amd.ManifestDigest, "size": len(amd.Manifest), "platform": map[string]string{"os": "linux", "architecture": "amd64"}},
+			{"mediaType": mtOCIManifest, "digest": arm.ManifestDigest, "size": len(arm.Manifest), "platform": map[string]string{"os": "linux", "architecture": "arm64"}},
+		}})
+	resp, body := do(t, http.MethodPut, s.URL("/v2/alice/app/manifests/v1"), strings.NewReader(string(index)),
+		map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "application/vnd.oci.image.index.v1+json"})
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push index: %s %s", resp.Status, truncate(body, 300))
+	}
+	pushImageAs(t, s, tok, "alice/secret", "s1", newImage(t, "amd64"))
+	if resp, body := apiCall(t, s, http.MethodPatch, "/api/v1/repositories/alice/app", "admin", adminPassword,
+		map[string]string{"visibility": "public"}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("make alice/app public: %s %s", resp.Status, truncate(body, 300))
+	}
+
+	screens := os.Getenv("HUBCTL_SCREENS")
+	if screens == "" {
+		screens = t.TempDir()
+	}
+	if err := os.MkdirAll(screens, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots are written to %s", screens)
+	t.Log("starting chromium")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	alice, cancelAlice := chromedp.NewContext(allocCtx)
+	defer cancelAlice()
+	start := time.Now()
+	if err := chromedp.Do(alice); err != nil {
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	t.Logf("chromium started in %v", time.Since(start).Round(time.Millisecond))
+	// Each visitor in a browser context of its own: no cookies shared.
+	bob, cancelBob := chromedp.NewContext(alice, chromedp.WithNewBrowserContext())
+	defer cancelBob()
+	anon, cancelAnon := chromedp.NewContext(alice, chromedp.WithNewBrowserContext())
+	defer cancelAnon()
+	base := s.URL("")
+
+	t.Log("signing in")
+	signIn(t, alice, base, "alice", "alice-password")
+	signIn(t, bob, base, "bob", "bob-password")
+
+	// Explore shows alice her two repositories.
+	do := func(c context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(c, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(c context.Context, sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(c, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	do(alice, "explore", chromedp.Navigate(base+"/explore"), chromedp.WaitVisible(chromedp.CSS("ul.repos")))
+	if got := text(alice, "ul.repos"); !strings.Contains(got, "app") || !strings.Contains(got, "secret") {
+		t.Errorf("alice's explore: %q", got)
+	}
+
+	t.Log("tag page")
+	// The tag page: platforms and sizes.
+	do(alice, "tag page", chromedp.Navigate(base+"/alice/app/-/tags/v1"), chromedp.WaitVisible(chromedp.CSS("table.platforms")))
+	plat := text(alice, "table.platforms")
+	for _, img := range []image{amd, arm} {
+		size := int64(len(img.Config) + len(img.Layer))
+		want := fmt.Sprintf("%.1f KiB", float64(size)/1024)
+		if size < 1024 {
+			want = fmt.Sprintf("%d B", size)
+		}
+		if !strings.Contains(plat, want) {
+			t.Errorf("platforms table %q lacks the size %s", plat, want)
+		}
+	}
+	if !strings.Contains(plat, "linux/amd64") || !strings.Contains(plat, "linux/arm64") {
+		t.Errorf("platforms table: %q", plat)
+	}
+
+	// The copy button: the pull command lands on the clipboard. Headless Chromium has
+	// a clipboard of its own; it needs the permissions granted and the page focused.
+	origin := strings.TrimSuffix(base, "/")
+	grant := chromedp.Action[chromedp.Void](func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		c := chromedp.FromContext(ctx)
+		for _, name := range []string{"clipboard-read", "clipboard-write"} {
+			if _, err := cdp.Call(ctx, c.Browser, browser.SetPermission, browser.SetPermissionParams{
+				Permission: &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true}, Setting: "granted",
+				Origin: origin, BrowserContextID: c.BrowserContextID}); err != nil {
+				return chromedp.Void{}, fmt.Errorf("grant %s: %w", name, err)
+			}
+		}
+		_, err := cdp.Call(ctx, tg, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
+		return chromedp.Void{}, err
+	})
+	do(alice, "copy", grant, chromedp.WaitVisible(chromedp.CSS("ul.pull button.copy")), chromedp.Click(chromedp.CSS("ul.pull button.copy")))
+	clip, err := chromedp.Run(alice, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+	if want := "docker pull " + s.Addr + "/alice/app:v1"; err != nil || clip != want {
+		t.Errorf("clipboard after the copy button = %q (%v), want %q", clip, err, want)
+	}
+
+	t.Log("tokens")
+	// Tokens: create (the secret works), revoke (it stops working).
+	do(alice, "create a token", chromedp.Navigate(base+"/settings/tokens"), chromedp.WaitVisible(chromedp.ID("token-name")),
+		chromedp.SendKeys(chromedp.ID("token-name"), "from-the-browser"),
+		chromedp.Click(chromedp.CSS(`form[action="/settings/tokens"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("secret")))
+	secret := text(alice, "#secret")
+	if !strings.HasPrefix(secret, "hub_") {
+		t.Fatalf("token secret on the page: %q", secret)
+	}
+	if resp, body := apiCall(t, s, http.MethodGet, "/api/v1/user", "alice", secret, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("the new token does not work: %s %s", resp.Status, truncate(body, 200))
+	}
+	shoot(t, alice, screens, "tokens-created", 1280, false)
+	do(alice, "revoke the token", chromedp.Click(chromedp.CSS(`button[aria-label="Revoke from-the-browser"]`)),
+		chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	if resp, _ := apiCall(t, s, http.MethodGet, "/api/v1/user", "alice", secret, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the revoked token still works: %s", resp.Status)
+	}
+
+	t.Log("private repository")
+	// The private repository: missing to bob and to anonymous visitors.
+	for _, v := range []struct {
+		name string
+		ctx  context.Context
+	}{{"bob", bob}, {"anonymous", anon}} {
+		do(v.ctx, v.name+" explore", chromedp.Navigate(base+"/explore"), chromedp.WaitVisible(chromedp.CSS("ul.repos")))
+		if got := text(v.ctx, "ul.repos"); strings.Contains(got, "secret") || !strings.Contains(got, "app") {
+			t.Errorf("%s's explore: %q", v.name, got)
+		}
+		for _, path := range []string{"/alice/secret", "/alice/secret/-/tags/s1"} {
+			do(v.ctx, v.name+" "+path, chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.CSS("h1")))
+			if got := text(v.ctx, "h1"); !strings.HasPrefix(got, "404") {
+				t.Errorf("%s sees %s: %q", v.name, path, got)
+			}
+		}
+	}
+
+	t.Log("screenshots")
+	// Every page at both widths and in both themes: no sideways scrolling at 360 px,
+	// the dark theme really applies, a screenshot of each.
+	pages := []webPage{
+		{"explore", alice, "/explore"}, {"login", anon, "/login"}, {"namespace", anon, "/alice"},
+		{"repository", alice, "/alice/app"}, {"tag-index", alice, "/alice/app/-/tags/v1"},
+		{"manifest-arm64", alice, "/alice/app/-/manifests/" + arm.ManifestDigest}, {"tokens", alice, "/settings/tokens"},
+		{"not-found", bob, "/alice/secret"},
+	}
+	for _, p := range pages {
+		var light string
+		for _, dark := range []bool{false, true} {
+			for _, width := range []int64{1280, 360} {
+				do(p.ctx, p.name, scheme(dark), chromedp.EmulateViewport(width, 800), chromedp.Navigate(base+p.path),
+					chromedp.WaitVisible(chromedp.CSS("main")))
+				wide, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+				if err != nil || wide {
+					t.Errorf("%s at %d px scrolls sideways (%v)", p.name, width, err)
+				}
+				bg, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !dark {
+					light = bg
+				} else if bg == light {
+					t.Errorf("%s: the dark theme has the light background %s", p.name, bg)
+				}
+				shoot(t, p.ctx, screens, p.name, width, dark)
+			}
+		}
+	}
+}
+
+// signIn fills and sends the sign-in form and waits for the explore page.
+func signIn(t *testing.T, ctx context.Context, base, user, pass string) {
+	t.Helper()
+	err := chromedp.Do(ctx, chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), user), chromedp.SendKeys(chromedp.ID("password"), pass),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("form.search")))
+	if err != nil {
+		t.Fatalf("sign in as %s: %v", user, err)
+	}
+}
+
+// scheme emulates prefers-color-scheme.
+func scheme(dark bool) chromedp.Action[chromedp.Void] {
+	value := "light"
+	if dark {
+		value = "dark"
+	}
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: value}}})
+		return chromedp.Void{}, err
+	}
+}
+
+// shoot writes a full-page screenshot of the current page.
+func shoot(t *testing.T, ctx context.Context, dir, name string, width int64, dark bool) {
+	t.Helper()
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	theme := "light"
+	if dark {
+		theme = "dark"
+	}
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d-%s.png", name, width, theme)), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
