@@ -97,7 +97,10 @@ type Executor struct {
 	now            func() time.Time
 }
 
-var _ executor.Executor = (*Executor)(nil)
+var (
+	_ executor.Executor   = (*Executor)(nil)
+	_ executor.Identified = (*Executor)(nil)
+)
 
 // Option configures New.
 type Option func(*Executor)
@@ -177,6 +180,13 @@ func (e *Executor) Close() error { return nil }
 
 // Name is "kube".
 func (e *Executor) Name() string { return "kube" }
+
+// Identity is "": every replica whose executor makes Jobs in the cluster reaches the
+// same Jobs, so a job run is pinned to no replica. Being executor.Identified is what
+// matters: the engine leaves a job's Job running when it stops or loses the job's
+// lease, and whichever engine claims the job run next re-attaches to it (StartStep
+// and Find find the Job by its name and labels; nothing is made twice).
+func (e *Executor) Identity(ctx context.Context) (string, error) { return "", nil }
 
 // Namespace is where the executor makes its Jobs.
 func (e *Executor) Namespace() string { return e.namespace }
