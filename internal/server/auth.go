@@ -96,6 +96,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 			Keys:       keys,
 			Log:        log,
 			Guard:      guard,
+			JobActive:  jobTokenActive(store),
 		},
 		registry: &registry.Auth{
 			Service:   cfg.Auth.Service,
