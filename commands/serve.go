@@ -235,6 +235,10 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return kube.NewFromConfig(rc, cfg.Namespace)
+		var opts []kube.Option
+		if cfg.WorkspaceSize > 0 {
+			opts = append(opts, kube.WithWorkspaceClaim(cfg.WorkspaceClass, int64(cfg.WorkspaceSize)))
+		}
+		return kube.NewFromConfig(rc, cfg.Namespace, opts...)
 	}
 }

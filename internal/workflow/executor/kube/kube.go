@@ -120,6 +120,15 @@ func WithWorkspaceVolume(class string, size resource.Quantity) Option {
 	return func(e *Executor) { e.workspaceClass, e.workspaceSize = class, size }
 }
 
+// WithWorkspaceClaim is WithWorkspaceVolume with the size in bytes (the hub's
+// workflows.kube.workspace_size and workspace_class); 0 bytes keeps the emptyDir.
+func WithWorkspaceClaim(class string, bytes int64) Option {
+	if bytes <= 0 {
+		return func(*Executor) {}
+	}
+	return WithWorkspaceVolume(class, *resource.NewQuantity(bytes, resource.BinarySI))
+}
+
 // New returns an executor that makes its Jobs in namespace through api.
 func New(api kubernetes.Interface, namespace string, opts ...Option) (*Executor, error) {
 	if api == nil {
