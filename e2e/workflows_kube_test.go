@@ -3,8 +3,12 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -46,12 +51,22 @@ func TestWorkflowKubeReattachAfterKill9(t *testing.T) {
 	cli := loginCLI(t, s)
 	cli.run("org", "create", "wfkube")
 
+	// The job's image, in a private repository of the hub: what the kubelet pulls
+	// with the job's pull Secret (kwok pulls nothing, so the test pulls with it).
+	img := newImage(t, "amd64")
+	pushImageAs(t, s, mustToken(t, s, "admin", adminPassword, "repository:wfkube/tools:pull,push"), "wfkube/tools", "1", img)
+	if got := actionsFor(t, mustToken(t, s, "", "", "repository:wfkube/tools:pull"), "wfkube/tools"); len(got) != 0 {
+		t.Fatalf("anonymous may %v wfkube/tools: the test needs a private repository", got)
+	}
+
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name := "kube-kill9-" + hex.EncodeToString(b)
 	// The images are never pulled: kwok runs no container.
 	src := fmt.Sprintf(`name: %s
 on: manual
+permissions:
+  pull: [wfkube/tools]
 jobs:
   build:
     image: %s/wfkube/tools:1
@@ -90,6 +105,8 @@ jobs:
 		return stepState(t, s.DataDir, runID, 0) == "running" && podStepRunning(ctx, t, c, kns, sel, "step-0")
 	})
 	uid := jobUID(ctx, t, c, kns, buildID)
+	user, pass := pullCredentials(ctx, t, c, kns, buildID, s.Addr)
+	pullWith(t, s, user, pass, img)
 	if err := db.QueryRow(`SELECT owner FROM workflow_jobs WHERE id = ?`, buildID).Scan(&owner); err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +196,10 @@ jobs:
 	}
 	if steps != 3 || len(jobIDs) != 2 {
 		t.Fatalf("%d steps in %d jobs, want 3 in 2", steps, len(jobIDs))
+	}
+	// The run has ended: its job token no longer pulls.
+	if resp, body := getToken(t, s, user, pass, "repository:wfkube/tools:pull"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the pull credentials of a finished run: %s %s", resp.Status, truncate(body, 300))
 	}
 	// Every job run had its one Job, and the finished run's Jobs are deleted.
 	for _, id := range jobIDs {
@@ -295,4 +316,68 @@ func podStepRunning(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns, 
 		}
 	}
 	return false
+}
+
+// pullCredentials reads the user and password for hub that the job run's pull Secret
+// (kubernetes.io/dockerconfigjson, named in its pod's imagePullSecrets) gives the
+// kubelet.
+func pullCredentials(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns string, jobID int64, hub string) (string, string) {
+	t.Helper()
+	name := "hubctl-" + strconv.FormatInt(jobID, 10)
+	j, err := c.Client.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := j.Spec.Template.Spec.ImagePullSecrets; len(ps) != 1 || ps[0].Name != name+"-pull" {
+		t.Fatalf("imagePullSecrets %v", ps)
+	}
+	sec, err := c.Client.CoreV1().Secrets(ns).Get(ctx, name+"-pull", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec.Type != corev1.SecretTypeDockerConfigJson {
+		t.Fatalf("pull secret type %s", sec.Type)
+	}
+	var cfg struct {
+		Auths map[string]struct {
+			Auth string `json:"auth"`
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(sec.Data[corev1.DockerConfigJsonKey], &cfg); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(cfg.Auths[hub].Auth)
+	if err != nil || len(cfg.Auths) != 1 {
+		t.Fatalf("pull secret auths for %s: %v %v", hub, cfg.Auths, err)
+	}
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if !ok || user != "hubctl-job" || pass == "" {
+		t.Fatalf("pull secret user %q", user)
+	}
+	return user, pass
+}
+
+// pullWith signs in at /token as a kubelet's runtime does with the pull Secret's user
+// and password (HTTP Basic on GET, and containerd's OAuth2 password grant on POST),
+// pulls img's manifest from the private repository with the answer, and checks that
+// the same password is nobody else's and grants nothing beyond the job's access.
+func pullWith(t *testing.T, s *server, user, pass string, img image) {
+	t.Helper()
+	tok := mustToken(t, s, user, pass, "repository:wfkube/tools:pull")
+	resp, body := do(t, http.MethodGet, s.URL("/v2/wfkube/tools/manifests/1"), nil,
+		map[string]string{"Authorization": "Bearer " + tok, "Accept": mtOCIManifest})
+	if resp.StatusCode != http.StatusOK || sha256Digest(body) != img.ManifestDigest {
+		t.Fatalf("pull with the job's pull Secret: %s %q", resp.Status, truncate(body, 300))
+	}
+	resp, body = postToken(t, s, url.Values{"grant_type": {"password"}, "service": {"hubctl"}, "username": {user},
+		"password": {pass}, "scope": {"repository:wfkube/tools:pull"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /token with the pull Secret: %s %q", resp.Status, truncate(body, 300))
+	}
+	if resp, _ := getToken(t, s, "admin", pass, "repository:wfkube/tools:pull"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the job token as admin's password: %s", resp.Status)
+	}
+	if got := actionsFor(t, mustToken(t, s, user, pass, "repository:wfkube/tools:pull,push,delete"), "wfkube/tools"); strings.Join(got, ",") != "pull" {
+		t.Fatalf("the job token granted %v on wfkube/tools, want pull only", got)
+	}
 }
