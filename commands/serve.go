@@ -229,6 +229,9 @@ func init() {
 		}
 		return docker.New(opts...)
 	}
+	// … and with the Kubernetes executor (workflows.executor: kubernetes), whose
+	// hub refuses at apply what it cannot run.
+	server.KubeCheckWorkflow = kube.CheckWorkflow
 	// … and with the Kubernetes executor (workflows.executor: kubernetes).
 	server.KubeExecutor = func(cfg config.WorkflowsKube) (server.WorkflowExecutor, error) {
 		rc, err := kube.RESTConfig(cfg.Kubeconfig)

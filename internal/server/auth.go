@@ -144,6 +144,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 			return c.Subject, c.Hub, nil
 		},
 	}
+	apiOpts.CheckWorkflow = workflowCheck(cfg)
 	p.api = hubapi.New(apiOpts)
 	// The chart repository signs in as the API does and issues registry tokens as the
 	// token service does, so its uploads meet the registry's own checks.
