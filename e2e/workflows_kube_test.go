@@ -102,7 +102,7 @@ jobs:
 
 	// The first step runs (its pod's first init container, held by kwok): kill -9.
 	waitKill(t, s, "the first step running in its pod", 3*time.Minute, func() bool {
-		return stepState(t, s.DataDir, runID, 0) == "running" && podStepRunning(ctx, t, c, kns, sel, "step-0")
+		return jobStepState(t, s.DataDir, buildID, 0) == "running" && podStepRunning(ctx, t, c, kns, sel, "step-0")
 	})
 	uid := jobUID(ctx, t, c, kns, buildID)
 	user, pass := pullCredentials(ctx, t, c, kns, buildID, s.Addr)
@@ -125,8 +125,8 @@ jobs:
 	if got := jobUID(ctx, t, c, kns, buildID); got != uid {
 		t.Fatalf("the Job was made again after the restart: uid %s, was %s", got, uid)
 	}
-	if stepState(t, s.DataDir, runID, 0) != "running" {
-		t.Fatalf("step 1 after re-attach: %s", stepState(t, s.DataDir, runID, 0))
+	if st := jobStepState(t, s.DataDir, buildID, 0); st != "running" {
+		t.Fatalf("step 1 after re-attach: %s", st)
 	}
 	s.Kill()
 
@@ -380,4 +380,15 @@ func pullWith(t *testing.T, s *server, user, pass string, img image) {
 	if got := actionsFor(t, mustToken(t, s, user, pass, "repository:wfkube/tools:pull,push,delete"), "wfkube/tools"); strings.Join(got, ",") != "pull" {
 		t.Fatalf("the job token granted %v on wfkube/tools, want pull only", got)
 	}
+}
+
+// jobStepState is the state of step idx of job run id (the run has two jobs, which
+// stepState cannot tell apart).
+func jobStepState(t *testing.T, dataDir string, jobID int64, idx int) string {
+	t.Helper()
+	var st string
+	if err := openDB(t, dataDir).QueryRow(`SELECT state FROM workflow_steps WHERE job_id = ? AND idx = ?`, jobID, idx).Scan(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
