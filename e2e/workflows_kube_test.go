@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -387,7 +389,11 @@ func pullWith(t *testing.T, s *server, user, pass string, img image) {
 func jobStepState(t *testing.T, dataDir string, jobID int64, idx int) string {
 	t.Helper()
 	var st string
-	if err := openDB(t, dataDir).QueryRow(`SELECT state FROM workflow_steps WHERE job_id = ? AND idx = ?`, jobID, idx).Scan(&st); err != nil {
+	err := openDB(t, dataDir).QueryRow(`SELECT state FROM workflow_steps WHERE job_id = ? AND idx = ?`, jobID, idx).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "" // not made yet
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	return st
