@@ -23,6 +23,13 @@
 // emptyDir (or a generic ephemeral volume, a PVC made with the pod and deleted with
 // it, WithWorkspaceVolume) mounted at /workspace in every step.
 //
+// Jobs outlive the hub: the executor is executor.Identified, so an engine that stops
+// leaves them, and the engine that claims the job run next re-attaches (Find, then
+// StartStep finding the Job by its name and its hubctl.job and hubctl.run labels);
+// nothing is made twice. The pull Secret's password is the job token, which the hub's
+// /token takes as the password of the user hubctl-job (tokenserver.JobUser), and is
+// renewed with the job's current token whenever a step starts.
+//
 // $HUBCTL_OUTPUT: a step with `run:` runs under a small /bin/sh wrapper that, when the
 // script ends, copies the output file to the container's termination message
 // (/dev/termination-log), which the kubelet reports in the container's status. The
