@@ -85,16 +85,16 @@ type Options struct {
 	// Workflows keeps workflows, their runs and logs; nil answers the
 	// /api/v1/workflows and /api/v1/runs endpoints 404.
 	Workflows WorkflowStore
-	// CheckWorkflow, when set, is asked about every workflow applied, after it parsed:
-	// what this hub's executor cannot run (the Kubernetes executor: caches and
-	// artifacts). Its workflow.Errors answer 400 as a parse error does.
-	CheckWorkflow func(*workflow.Workflow) error
 	// Blobs holds workflow artifacts (GET /api/v1/runs/{id}/artifacts/{name}); nil
 	// answers the artifact endpoints 404.
 	Blobs blobstore.Store
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
+	// CheckWorkflow, when set, is asked about every workflow applied, after it parsed:
+	// what this hub's executor cannot run (the Kubernetes executor: caches and
+	// artifacts). Its workflow.Errors answer 400 as a parse error does.
+	CheckWorkflow func(*workflow.Workflow) error
 }
 
 // api is the handler's state.
@@ -108,7 +108,6 @@ type api struct {
 	keyring   *secrets.Keyring
 	deliverer *webhook.Deliverer
 	workflows WorkflowStore
-	checkWF   func(*workflow.Workflow) error
 	blobs     blobstore.Store
 	// hookTests limits test deliveries per hook (in this process).
 	hookTests *ratelimit.Limiter
@@ -123,17 +122,20 @@ type api struct {
 
 	// hookLimits limits calls of workflows' incoming URLs per workflow (in this process).
 	hookLimits *ratelimit.Limiter
+	// checkWF is Options.CheckWorkflow.
+	checkWF func(*workflow.Workflow) error
 }
 
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
 	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard,
-		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, checkWF: o.CheckWorkflow, blobs: o.Blobs, hookTests: ratelimit.New(1, webhookTestInterval),
+		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, blobs: o.Blobs, hookTests: ratelimit.New(1, webhookTestInterval),
 		hookLimits: ratelimit.New(hookRate, hookWindow)}
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.checkWF = o.CheckWorkflow
 	if a.guard == nil {
 		a.guard = ratelimit.NewGuard(ratelimit.GuardOptions{Now: a.now})
 	}
