@@ -229,12 +229,19 @@ func init() {
 		}
 		return docker.New(opts...)
 	}
+	// … and with the Kubernetes executor (workflows.executor: kubernetes), whose
+	// hub refuses at apply what it cannot run.
+	server.KubeCheckWorkflow = kube.CheckWorkflow
 	// … and with the Kubernetes executor (workflows.executor: kubernetes).
 	server.KubeExecutor = func(cfg config.WorkflowsKube) (server.WorkflowExecutor, error) {
 		rc, err := kube.RESTConfig(cfg.Kubeconfig)
 		if err != nil {
 			return nil, err
 		}
-		return kube.NewFromConfig(rc, cfg.Namespace)
+		var opts []kube.Option
+		if cfg.WorkspaceSize > 0 {
+			opts = append(opts, kube.WithWorkspaceClaim(cfg.WorkspaceClass, int64(cfg.WorkspaceSize)))
+		}
+		return kube.NewFromConfig(rc, cfg.Namespace, opts...)
 	}
 }

@@ -133,6 +133,13 @@ type WorkflowsKube struct {
 	// Kubeconfig is the kubeconfig file of the cluster; "" uses the in-cluster
 	// configuration (the hub's pod's service account).
 	Kubeconfig string `yaml:"kubeconfig"`
+	// WorkspaceSize, when set, makes each job's workspace a PersistentVolumeClaim of
+	// that size, made with the job's pod and deleted with it (a generic ephemeral
+	// volume), instead of an emptyDir on the node; 0 keeps the emptyDir.
+	WorkspaceSize Size `yaml:"workspace_size"`
+	// WorkspaceClass is the storage class of those claims; "" is the cluster's
+	// default class.
+	WorkspaceClass string `yaml:"workspace_class"`
 }
 
 // Networks of job steps under the Docker executor.
@@ -597,6 +604,9 @@ func (c *Config) Validate() error {
 		if !kubeNamespace.MatchString(c.Workflows.Kube.Namespace) {
 			errs = append(errs, fmt.Errorf("workflows.kube.namespace %q: want a Kubernetes namespace name (lower-case letters, digits, -, at most 63)", c.Workflows.Kube.Namespace))
 		}
+		if k := c.Workflows.Kube; k.WorkspaceSize < 0 || (k.WorkspaceClass != "" && !kubeClass.MatchString(k.WorkspaceClass)) {
+			errs = append(errs, fmt.Errorf("workflows.kube.workspace_size must not be negative and workflows.kube.workspace_class %q must be a storage class name (lower-case letters, digits, '-', '.', at most 253)", k.WorkspaceClass))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("workflows.executor %q: want docker, kubernetes or none", c.Workflows.Executor))
 	}
@@ -660,6 +670,9 @@ var durationType = reflect.TypeFor[time.Duration]()
 
 // kubeNamespace is a Kubernetes namespace name (a DNS-1123 label).
 var kubeNamespace = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// kubeClass is a storage class name (a DNS-1123 subdomain).
+var kubeClass = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
 
 // fields walks the leaves of c by their yaml tags.
 func fields(c *Config) []field {

@@ -157,6 +157,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad auth mode", flags: map[string]string{"auth.mode": "off"}, wantErr: `auth.mode "off"`},
 		{name: "relative external url", flags: map[string]string{"external_url": "hub.example.com"}, wantErr: `external_url "hub.example.com"`},
 		{name: "bad workflow executor", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "nomad"}, wantErr: `workflows.executor "nomad": want docker, kubernetes or none`},
+		{name: "bad kube workspace class", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "kubernetes", "HUBCTL_WORKFLOWS_KUBE_WORKSPACE_CLASS": "Fast_SSD"}, wantErr: `workflows.kube.workspace_class "Fast_SSD"`},
 		{name: "bad kube namespace", env: map[string]string{"HUBCTL_WORKFLOWS_EXECUTOR": "kubernetes", "HUBCTL_WORKFLOWS_KUBE_NAMESPACE": "CI/x"}, wantErr: `workflows.kube.namespace "CI/x"`},
 		{name: "bad workflow network", env: map[string]string{"HUBCTL_WORKFLOWS_DOCKER_NETWORK": "none"}, wantErr: `workflows.docker.network "none": want bridge or host`},
 		{name: "no workflow jobs", file: "workflows:\n  max_jobs: 0\n", wantErr: "workflows.max_jobs must be at least 1"},
@@ -229,6 +230,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"workflows.docker.network": "host", "workflows.retention": "48h", "workflows.artifacts.max_size": "1MiB",
 		"workflows.artifacts.max_run_size": "2MiB", "workflows.cache.max_size": "3MiB", "workflows.cache.max_total": "4MiB",
 		"workflows.kube.namespace": "ci", "workflows.kube.kubeconfig": "/kube.conf",
+		"workflows.kube.workspace_size": "5GiB", "workflows.kube.workspace_class": "fast-ssd",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {
@@ -271,6 +273,8 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "workflows.cache.max_total", c.Workflows.Cache.MaxTotal, 4<<20)
 	eq(t, "workflows.kube.namespace", c.Workflows.Kube.Namespace, "ci")
 	eq(t, "workflows.kube.kubeconfig", c.Workflows.Kube.Kubeconfig, "/kube.conf")
+	eq(t, "workflows.kube.workspace_size", c.Workflows.Kube.WorkspaceSize, Size(5<<30))
+	eq(t, "workflows.kube.workspace_class", c.Workflows.Kube.WorkspaceClass, "fast-ssd")
 }
 
 func TestParseSize(t *testing.T) {

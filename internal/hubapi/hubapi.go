@@ -33,6 +33,7 @@ import (
 	"github.com/hubctl/hubctl/internal/reqlog"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/webhook"
+	"github.com/hubctl/hubctl/internal/workflow"
 )
 
 // Prefix is the path under which the API is served; the server mounts New's handler
@@ -97,6 +98,10 @@ type Options struct {
 	// Guard limits failed sign-ins and concurrent password checks (shared with the
 	// token service); nil means one of the handler's own.
 	Guard *ratelimit.Guard
+	// CheckWorkflow, when set, is asked about every workflow applied, after it parsed:
+	// what this hub's executor cannot run (the Kubernetes executor: caches and
+	// artifacts). Its workflow.Errors answer 400 as a parse error does.
+	CheckWorkflow func(*workflow.Workflow) error
 }
 
 // api is the handler's state.
@@ -126,6 +131,8 @@ type api struct {
 
 	// hookLimits limits calls of workflows' incoming URLs per workflow (in this process).
 	hookLimits *ratelimit.Limiter
+	// checkWF is Options.CheckWorkflow.
+	checkWF func(*workflow.Workflow) error
 }
 
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
@@ -137,6 +144,7 @@ func New(o Options) http.Handler {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.checkWF = o.CheckWorkflow
 	if a.guard == nil {
 		a.guard = ratelimit.NewGuard(ratelimit.GuardOptions{Now: a.now})
 	}

@@ -154,6 +154,11 @@ func (a *api) applyWorkflow(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if err != nil {
 		return workflowErrors(err)
 	}
+	if a.checkWF != nil {
+		if err := a.checkWF(parsed); err != nil {
+			return workflowErrors(err)
+		}
+	}
 	if parsed.On.Webhook != nil && parsed.On.Webhook.Secret == "" && a.keyring == nil {
 		return invalid("on: webhook needs a signing secret and this hub has no secrets keys to seal one: set HUBCTL_SECRETS_KEY or secrets.keys_file")
 	}

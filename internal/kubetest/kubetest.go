@@ -9,7 +9,8 @@
 // What it proves and what it cannot: objects are admitted and validated by the real
 // API server, pods are scheduled and Jobs are driven by the real controllers; kwok runs
 // no container, so pods go Running and Completed as its stages say (exit code 0), no
-// program runs, and there are no logs.
+// program runs, and there are no logs. A test holds a pod running for as long as it
+// wants with HoldEnv and lets it end with Cluster.Release (hold.go).
 package kubetest
 
 import (
@@ -213,8 +214,12 @@ func StartWithStages(t testing.TB, extra ...string) *Cluster {
 		"--profiling=false")
 	p.start("kube-scheduler", bins["kube-scheduler"],
 		"--kubeconfig="+c.Kubeconfig, "--leader-elect=false", "--secure-port=0", "--profiling=false")
+	held, err := writeStages(stages, dir)
+	if err != nil {
+		fail("%v", err)
+	}
 	p.start("kwok", bins["kwok"],
-		"--kubeconfig="+c.Kubeconfig, "--config="+stages,
+		"--kubeconfig="+c.Kubeconfig, "--config="+held,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--cidr=127.20.0.0/16", "--node-ip=127.0.0.20")
 

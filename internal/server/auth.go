@@ -99,6 +99,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 			Keys:       keys,
 			Log:        log,
 			Guard:      guard,
+			JobActive:  jobTokenActive(store),
 		},
 		registry: &registry.Auth{
 			Service:   cfg.Auth.Service,
@@ -148,6 +149,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 			return c.Subject, c.Hub, nil
 		},
 	}
+	apiOpts.CheckWorkflow = workflowCheck(cfg)
 	p.api = hubapi.New(apiOpts)
 	// The chart repository signs in as the API does and issues registry tokens as the
 	// token service does, so its uploads meet the registry's own checks.

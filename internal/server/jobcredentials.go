@@ -3,8 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/hubctl/hubctl/internal/auth/machinetoken"
+	"github.com/hubctl/hubctl/internal/auth/tokenserver"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 )
@@ -50,4 +54,32 @@ func jobSecrets(store secretResolver, ring *secrets.Keyring) func(ctx context.Co
 type jobCredentials struct {
 	tokens  func(ctx context.Context, r engine.TokenRequest) (engine.JobToken, error)
 	secrets func(ctx context.Context, namespace string, names []string) (map[string]string, error)
+}
+
+// runGetter is what jobTokenActive needs of the store.
+type runGetter interface {
+	GetWorkflowRun(ctx context.Context, id int64) (engine.Run, error)
+}
+
+// jobTokenActive is the token service's JobActive: a job token is taken as the
+// password of hubctl-job (a Kubernetes imagePullSecret) only while the run it was
+// minted for has not ended; a run that ended or is gone revokes it.
+func jobTokenActive(runs runGetter) func(ctx context.Context, subject string) error {
+	return func(ctx context.Context, subject string) error {
+		id, err := strconv.ParseInt(strings.TrimPrefix(subject, tokenserver.JobSubjectPrefix), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: subject %q names no run", tokenserver.ErrJobRevoked, subject)
+		}
+		r, err := runs.GetWorkflowRun(ctx, id)
+		if errors.Is(err, engine.ErrNotFound) {
+			return fmt.Errorf("%w: run %d is gone", tokenserver.ErrJobRevoked, id)
+		}
+		if err != nil {
+			return err
+		}
+		if engine.Terminal(r.State) {
+			return fmt.Errorf("%w: run %d has ended (%s)", tokenserver.ErrJobRevoked, id, r.State)
+		}
+		return nil
+	}
 }

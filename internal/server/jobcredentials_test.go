@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
+	"github.com/hubctl/hubctl/internal/auth/tokenserver"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
@@ -44,5 +46,41 @@ func TestWorkflowJobCredentials(t *testing.T) {
 	}
 	if _, err := jobSecrets(store, nil)(ctx, "alice", []string{"KEY"}); !errors.Is(err, errNoSecretsKeys) {
 		t.Fatalf("without keys: %v", err)
+	}
+}
+
+// TestJobTokenActive: the token service takes a job token as hubctl-job's password
+// while its run has not ended; a cancelled run, a run that is gone and a subject that
+// names no run revoke it (real store, a run made as the API makes manual ones).
+func TestJobTokenActive(t *testing.T) {
+	ctx := context.Background()
+	store, _, alice := minterFixture(t)
+	w, err := store.ApplyWorkflow(ctx, "alice", "ci", []byte("name: ci\non: manual\njobs:\n  a:\n    image: x\n    steps:\n      - run: \"true\"\n"), alice.ID, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := engine.PlanManual(w, "manual-1", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := store.CreateWorkflowRun(ctx, w.ID, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := jobTokenActive(store)
+	sub := tokenserver.JobSubjectPrefix + strconv.FormatInt(id, 10)
+	if err := active(ctx, sub); err != nil {
+		t.Fatalf("queued run: %v", err)
+	}
+	if err := store.CancelWorkflowRun(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := active(ctx, sub); !errors.Is(err, tokenserver.ErrJobRevoked) {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	for _, s := range []string{"workflow-run:999999", "workflow-run:x", "workflow-run:"} {
+		if err := active(ctx, s); !errors.Is(err, tokenserver.ErrJobRevoked) {
+			t.Fatalf("%s: %v", s, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/config"
+	"github.com/hubctl/hubctl/internal/workflow"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 	"github.com/hubctl/hubctl/internal/workflow/executor"
 )
@@ -42,6 +43,19 @@ var DockerExecutor func(hostNetwork bool) (WorkflowExecutor, error)
 // hubctl's serve command sets it, so this package does not import client-go. Nil runs
 // no engine, with a warning.
 var KubeExecutor func(cfg config.WorkflowsKube) (WorkflowExecutor, error)
+
+// KubeCheckWorkflow refuses, when a workflow is applied to a hub whose executor is
+// kubernetes, what that executor cannot run (caches, artifacts). hubctl's serve
+// command sets it to the Kubernetes executor's CheckWorkflow.
+var KubeCheckWorkflow func(*workflow.Workflow) error
+
+// workflowCheck is the hub API's CheckWorkflow for cfg's executor, or nil.
+func workflowCheck(cfg config.Config) func(*workflow.Workflow) error {
+	if cfg.Workflows.Executor == config.WorkflowExecutorKubernetes {
+		return KubeCheckWorkflow
+	}
+	return nil
+}
 
 // dockerPingTimeout bounds the check, at start, that the executor's engine or
 // cluster answers.

@@ -59,12 +59,20 @@ type Server struct {
 	// Guard limits failed logins and concurrent password checks; nil means one of the
 	// server's own. Share one with the hub API so guesses count wherever they are made.
 	Guard *ratelimit.Guard
+	// JobActive, when set, is asked whether the run a job token was minted for
+	// (subject workflow-run:ID) may still use it as JobUser's password; an error
+	// wrapping ErrJobRevoked refuses it (the run ended), any other refuses it too and
+	// is logged. Nil takes every valid, unexpired job token.
+	JobActive func(ctx context.Context, subject string) error
 
 	once    sync.Once
 	touched sync.Map // "t<id>" or "s<id>" -> time.Time of the last recorded use of a token or session
 	// dummyHash is verified against when a user does not exist, so a wrong user name
 	// takes as long as a wrong password and names cannot be probed by timing.
 	dummyHash string
+
+	jobOnce   sync.Once
+	jobVerify *token.Verifier
 }
 
 func (s *Server) init() {
@@ -156,6 +164,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	var p authz.Principal
 	viaPassword := false
 	if user, pass, ok := r.BasicAuth(); ok {
+		if user == JobUser {
+			return s.jobGrant(w, r, pass, scopes)
+		}
 		if p, viaPassword, err = s.authenticate(r, user, pass); err != nil {
 			return err
 		}
@@ -181,6 +192,9 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) error {
 	offline := f.Get("access_type") == "offline"
 	switch f.Get("grant_type") {
 	case "password":
+		if f.Get("username") == JobUser {
+			return s.jobGrant(w, r, f.Get("password"), scopes)
+		}
 		p, viaPassword, err := s.authenticate(r, f.Get("username"), f.Get("password"))
 		if err != nil {
 			return err
@@ -255,6 +269,11 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, p authz.Principal
 		s.audit(r, p.Name(), "login", "", detail)
 	}
 	reqlog.From(ctx).User = p.Name()
+	return respond(w, resp)
+}
+
+// respond writes a token response.
+func respond(w http.ResponseWriter, resp response) error {
 	b, err := json.Marshal(resp)
 	if err != nil {
 		return err

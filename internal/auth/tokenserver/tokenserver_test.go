@@ -26,6 +26,9 @@ type fixture struct {
 	store    *sqlstore.Store
 	verifier *token.Verifier
 	now      time.Time
+	// server and keys are the service's, for tests that set its hooks or mint tokens.
+	server *Server
+	keys   *token.KeySet
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -67,6 +70,7 @@ func newFixture(t testing.TB) *fixture {
 		Keys:       keys,
 	}
 	f.verifier = &token.Verifier{Keys: keys, Issuer: "hubctl", Audience: "hubctl"}
+	f.server, f.keys = s, keys
 	f.srv = httptest.NewServer(s)
 	t.Cleanup(f.srv.Close)
 	return f

@@ -151,3 +151,73 @@ func TestAgainstControlPlane(t *testing.T) {
 		t.Fatalf("bad job id: %v", err)
 	}
 }
+
+// TestReattachAgainstControlPlane: a job whose pod kwok holds in its first step
+// (kubetest.HoldEnv) is found running by a new executor, as an engine after a kill -9
+// finds it; its StartStep makes no second Job (the Job's uid is unchanged); once the
+// pod is released, the new executor collects both steps.
+func TestReattachAgainstControlPlane(t *testing.T) {
+	c := kubetest.Start(t)
+	c.Namespace(t, "ra")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	e1, err := NewFromConfig(c.Config, "ra", WithPoll(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &executor.JobSpec{
+		RunID: "5", JobID: "501", Image: "127.0.0.1:5000/acme/tools:1",
+		Env:     []executor.EnvVar{{Name: kubetest.HoldEnv, Value: "1"}},
+		Timeout: time.Hour,
+		Steps:   []executor.StepSpec{{Index: 0, Name: "first", Run: "echo 1"}, {Index: 1, Name: "second", Run: "echo 2"}},
+	}
+	if err := e1.StartStep(ctx, job, &job.Steps[0]); err != nil {
+		t.Fatal(err)
+	}
+	j, err := c.Client.BatchV1().Jobs("ra").Get(ctx, "hubctl-501", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e2, err := NewFromConfig(c.Config, "ra", WithPoll(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		found, err := e2.Find(ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := found[0]; st != nil && st.Running && !st.StartedAt.IsZero() {
+			break // the container runs (not only waits for its turn)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("step 0 never ran: %v", found)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := e2.StartStep(ctx, job, &job.Steps[0]); err != nil {
+		t.Fatalf("StartStep on re-attach: %v", err)
+	}
+	if n, err := c.Release(ctx, "ra", "hubctl.job=501"); err != nil || n != 1 {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	for i := range job.Steps {
+		if i > 0 {
+			if err := e2.StartStep(ctx, job, &job.Steps[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := e2.WaitStep(ctx, job, &job.Steps[i])
+		if err != nil || st.Running || st.ExitCode != 0 || st.Error != "" {
+			t.Fatalf("step %d after re-attach: %+v %v", i, st, err)
+		}
+	}
+	l, err := c.Client.BatchV1().Jobs("ra").List(ctx, metav1.ListOptions{LabelSelector: "hubctl.job=501"})
+	if err != nil || len(l.Items) != 1 || l.Items[0].UID != j.UID {
+		t.Fatalf("Jobs after re-attach: %v %v, want the one Job %s", l, err, j.UID)
+	}
+	if err := e2.DestroyWorkflow(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+}

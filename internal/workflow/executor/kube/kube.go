@@ -23,6 +23,13 @@
 // emptyDir (or a generic ephemeral volume, a PVC made with the pod and deleted with
 // it, WithWorkspaceVolume) mounted at /workspace in every step.
 //
+// Jobs outlive the hub: the executor is executor.Identified, so an engine that stops
+// leaves them, and the engine that claims the job run next re-attaches (Find, then
+// StartStep finding the Job by its name and its hubctl.job and hubctl.run labels);
+// nothing is made twice. The pull Secret's password is the job token, which the hub's
+// /token takes as the password of the user hubctl-job (tokenserver.JobUser), and is
+// renewed with the job's current token whenever a step starts.
+//
 // $HUBCTL_OUTPUT: a step with `run:` runs under a small /bin/sh wrapper that, when the
 // script ends, copies the output file to the container's termination message
 // (/dev/termination-log), which the kubelet reports in the container's status. The
@@ -97,7 +104,10 @@ type Executor struct {
 	now            func() time.Time
 }
 
-var _ executor.Executor = (*Executor)(nil)
+var (
+	_ executor.Executor   = (*Executor)(nil)
+	_ executor.Identified = (*Executor)(nil)
+)
 
 // Option configures New.
 type Option func(*Executor)
@@ -115,6 +125,15 @@ func WithPullGrace(d time.Duration) Option { return func(e *Executor) { e.pullGr
 // it (a generic ephemeral volume), instead of an emptyDir on the node.
 func WithWorkspaceVolume(class string, size resource.Quantity) Option {
 	return func(e *Executor) { e.workspaceClass, e.workspaceSize = class, size }
+}
+
+// WithWorkspaceClaim is WithWorkspaceVolume with the size in bytes (the hub's
+// workflows.kube.workspace_size and workspace_class); 0 bytes keeps the emptyDir.
+func WithWorkspaceClaim(class string, bytes int64) Option {
+	if bytes <= 0 {
+		return func(*Executor) {}
+	}
+	return WithWorkspaceVolume(class, *resource.NewQuantity(bytes, resource.BinarySI))
 }
 
 // New returns an executor that makes its Jobs in namespace through api.
@@ -177,6 +196,13 @@ func (e *Executor) Close() error { return nil }
 
 // Name is "kube".
 func (e *Executor) Name() string { return "kube" }
+
+// Identity is "": every replica whose executor makes Jobs in the cluster reaches the
+// same Jobs, so a job run is pinned to no replica. Being executor.Identified is what
+// matters: the engine leaves a job's Job running when it stops or loses the job's
+// lease, and whichever engine claims the job run next re-attaches to it (StartStep
+// and Find find the Job by its name and labels; nothing is made twice).
+func (e *Executor) Identity(ctx context.Context) (string, error) { return "", nil }
 
 // Namespace is where the executor makes its Jobs.
 func (e *Executor) Namespace() string { return e.namespace }

@@ -355,6 +355,25 @@ func TestWorkspaceVolume(t *testing.T) {
 	if *spec.StorageClassName != "fast" || spec.Resources.Requests.Storage().String() != "2Gi" {
 		t.Errorf("claim %+v", spec)
 	}
+
+	// The hub's settings (workflows.kube.workspace_size, _class) in bytes: 5 GiB in the
+	// default class; 0 keeps the emptyDir.
+	objs, err = newExec(t, cs, WithWorkspaceClaim("", 5<<30)).build(testJob())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = objs.job.Spec.Template.Spec.Volumes[0]
+	if v.Ephemeral == nil || v.Ephemeral.VolumeClaimTemplate.Spec.StorageClassName != nil ||
+		v.Ephemeral.VolumeClaimTemplate.Spec.Resources.Requests.Storage().String() != "5Gi" {
+		t.Errorf("workspace_size 5GiB: %+v", v)
+	}
+	objs, err = newExec(t, cs, WithWorkspaceClaim("fast", 0)).build(testJob())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := objs.job.Spec.Template.Spec.Volumes[0]; v.EmptyDir == nil {
+		t.Errorf("workspace_size 0: %+v, want an emptyDir", v)
+	}
 }
 
 func TestStateMapping(t *testing.T) {

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,9 @@ func (e *Executor) StartStep(ctx context.Context, job *executor.JobSpec, step *e
 		if j.DeletionTimestamp != nil {
 			return fmt.Errorf("kube executor: step %d: the job's Kubernetes Job %s is being deleted", step.Index, j.Name)
 		}
-		return nil
+		// Found (a later step, or a re-attach): the step's image is pulled when its
+		// container's turn comes, with the job's credentials as they are now.
+		return e.refreshPull(ctx, job, j)
 	}
 	if step.Index > 0 {
 		return fmt.Errorf("kube executor: step %d: the job's Kubernetes Job %s is gone (the steps before it would run again): %w", step.Index, jobName(job), executor.ErrNotFound)
@@ -112,6 +115,38 @@ func (e *Executor) create(ctx context.Context, job *executor.JobSpec) error {
 	return nil
 }
 
+// refreshPull rewrites the job's pull Secret when the job's registry credentials
+// changed since it was made (the engine renews the job's token, which expires before a
+// long job's later steps pull their images). A Secret that is gone is left gone.
+func (e *Executor) refreshPull(ctx context.Context, job *executor.JobSpec, j *batchv1.Job) error {
+	if job.Registry == nil || job.Registry.Registry == "" {
+		return nil
+	}
+	want, err := pullSecret(job)
+	if err != nil {
+		return err
+	}
+	secrets := e.api.CoreV1().Secrets(e.namespace)
+	old, err := secrets.Get(ctx, want.Name, metav1.GetOptions{})
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kube executor: secret %s: %w", want.Name, err)
+	}
+	if old.Labels[LabelJob] != job.JobID {
+		return fmt.Errorf("kube executor: secret name %s is taken by a secret that is not this job's", want.Name)
+	}
+	if bytes.Equal(old.Data[corev1.DockerConfigJsonKey], want.Data[corev1.DockerConfigJsonKey]) {
+		return nil
+	}
+	old.Data = want.Data
+	if _, err := secrets.Update(ctx, old, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("kube executor: renew the pull credentials of Job %s: %w", j.Name, err)
+	}
+	return nil
+}
+
 // getJob returns the job's Job, or nil.
 func (e *Executor) getJob(ctx context.Context, job *executor.JobSpec) (*batchv1.Job, error) {
 	j, err := e.api.BatchV1().Jobs(e.namespace).Get(ctx, jobName(job), metav1.GetOptions{})
@@ -123,6 +158,9 @@ func (e *Executor) getJob(ctx context.Context, job *executor.JobSpec) (*batchv1.
 	}
 	if j.Labels[LabelJob] != job.JobID {
 		return nil, fmt.Errorf("kube executor: Job name %s is taken by a Job that is not this job's", j.Name)
+	}
+	if j.Labels[LabelRun] != job.RunID {
+		return nil, fmt.Errorf("kube executor: Job %s belongs to run %q, not %s", j.Name, j.Labels[LabelRun], job.RunID)
 	}
 	return j, nil
 }
