@@ -428,9 +428,10 @@ func (s *Store) StartWorkflowStep(ctx context.Context, jobID int64, owner string
 	return nil
 }
 
-// FinishWorkflowStep records the end of a running step.
+// FinishWorkflowStep records the end of a running step: succeeded, failed, cancelled,
+// skipped, or timed_out (stopped at its own timeout or its job's).
 func (s *Store) FinishWorkflowStep(ctx context.Context, jobID int64, owner string, step int, state string, exitCode int) error {
-	if !wfengine.Terminal(state) || state == wfengine.StateTimedOut {
+	if !wfengine.Terminal(state) {
 		return fmt.Errorf("finish step %d of workflow job %d: %w: state %q", step, jobID, wfengine.ErrInvalid, state)
 	}
 	err := s.write(ctx, func(q querier) error {

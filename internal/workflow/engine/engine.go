@@ -581,7 +581,7 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 			// Only the step's own bound ended: the tail ends with its stopped container.
 			<-tailDone
 			e.note(c, ss, fmt.Sprintf("step %d timed out after %s: stopped", ss.Index+1, ss.Timeout))
-			endStep(StateFailed, -1)
+			endStep(StateTimedOut, -1)
 			return StateTimedOut, fmt.Sprintf("step %d timed out after %s", ss.Index+1, ss.Timeout)
 		}
 		<-tailDone
@@ -589,7 +589,7 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 		switch {
 		case errors.Is(cause, errTimeout):
 			e.note(c, ss, fmt.Sprintf("the job timed out: step %d stopped", ss.Index+1))
-			endStep(StateFailed, -1)
+			endStep(StateTimedOut, -1)
 			return StateTimedOut, fmt.Sprintf("step %d: the job timed out", ss.Index+1)
 		case errors.Is(cause, errCancelled), errors.Is(cause, ErrLost):
 			endStep(StateCancelled, -1)
@@ -610,7 +610,7 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 	switch {
 	case st.TimedOut:
 		e.note(c, ss, fmt.Sprintf("step %d timed out after %s: stopped", ss.Index+1, ss.Timeout))
-		endStep(StateFailed, st.ExitCode)
+		endStep(StateTimedOut, st.ExitCode)
 		return StateTimedOut, fmt.Sprintf("step %d timed out after %s", ss.Index+1, ss.Timeout)
 	case st.Error != "":
 		endStep(StateFailed, st.ExitCode)
