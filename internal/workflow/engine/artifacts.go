@@ -163,7 +163,10 @@ func (e *Engine) newFiles(ctx context.Context, run *Run, j *workflow.Job, c *Cla
 			return nil, fmt.Errorf("cache key %q must be 1 to 512 bytes", key)
 		}
 		f.cacheKey = key
-		spec.CacheKey = key
+		// What an executor keeps under the key (a Docker volume) is the workflow's on
+		// this hub only: another namespace's workflow, or another hub on the same
+		// Docker engine, naming the same key must never see it.
+		spec.CacheKey = e.o.JobIDPrefix + run.Namespace + "/" + run.Workflow + "\n" + key
 		spec.CachePath = j.Cache.Path
 		if spec.CachePath == "" {
 			spec.CachePath = workflow.DefaultCachePath
