@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"slices"
@@ -405,6 +406,39 @@ func (e *Engine) purge(ctx context.Context) {
 	}
 	if n > 0 {
 		e.o.Logger.Info("purged finished runs past the retention", "runs", n, "retention", o.Retention)
+	}
+}
+
+// RunRetention purges, every o.PurgeEvery until ctx ends, the runs finished longer
+// than o.Retention ago, as an engine's loop does: what a replica that runs no engine
+// (workflows.executor: none, or no Docker engine) runs instead, so the retention holds
+// on every replica. now is the clock (time.Now when nil); log may be nil.
+func RunRetention(ctx context.Context, o ArtifactOptions, now func() time.Time, log *slog.Logger) {
+	o.defaults()
+	if o.Store == nil || o.Retention < 0 {
+		return
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(o.PurgeEvery)
+	defer t.Stop()
+	for {
+		n, err := o.Store.PurgeWorkflowRuns(ctx, now().Add(-o.Retention), 0)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("purge finished runs", "err", err)
+		case n > 0:
+			log.Info("purged finished runs past the retention", "runs", n, "retention", o.Retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
