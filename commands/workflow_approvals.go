@@ -155,7 +155,7 @@ func writeRun(w io.Writer, run hubtypes.WorkflowRun) error {
 	fmt.Fprintf(w, "Run %d: %s #%d, %s, %s, attempt %d\n", run.ID, e(run.Namespace+"/"+run.Workflow), run.Number, e(run.Trigger),
 		e(state), run.Attempt)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tID\tSTATE\tAPPROVALS\tERROR")
+	fmt.Fprintln(tw, "JOB\tID\tSTATE\tSTEPS\tAPPROVALS\tERROR")
 	for _, j := range run.Jobs {
 		approvals := ""
 		if a := j.Approval; a != nil {
@@ -171,7 +171,22 @@ func writeRun(w io.Writer, run hubtypes.WorkflowRun) error {
 				approvals += " (approvers " + strings.Join(a.Approvers, ", ") + "; until " + a.Deadline + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", e(j.Display), j.ID, e(j.State), e(approvals), e(j.Error))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", e(j.Display), j.ID, e(j.State), e(stepsSummary(j.Steps)), e(approvals), e(j.Error))
 	}
 	return tw.Flush()
+}
+
+// stepsSummary is a job run's steps in one cell: each step's state in order
+// ("succeeded, timed_out, skipped"), with how many times it was started when that is
+// more than once (a retried job restarts its steps; a re-attached one must not).
+func stepsSummary(steps []hubtypes.WorkflowStep) string {
+	parts := make([]string, 0, len(steps))
+	for _, st := range steps {
+		p := st.State
+		if st.Starts > 1 {
+			p += fmt.Sprintf(" (started %d times)", st.Starts)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
 }

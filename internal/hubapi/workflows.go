@@ -350,7 +350,7 @@ func runView(run wfengine.Run) hubtypes.WorkflowRun {
 			FinishedAt: runTime(j.FinishedAt), Steps: []hubtypes.WorkflowStep{}}
 		for _, s := range j.Steps {
 			jv.Steps = append(jv.Steps, hubtypes.WorkflowStep{Index: s.Index, Name: s.Name, State: s.State, ExitCode: s.ExitCode,
-				LogBytes: s.LogBytes, StartedAt: runTime(s.StartedAt), FinishedAt: runTime(s.FinishedAt)})
+				Starts: s.Starts, LogBytes: s.LogBytes, StartedAt: runTime(s.StartedAt), FinishedAt: runTime(s.FinishedAt)})
 		}
 		v.Jobs = append(v.Jobs, jv)
 	}

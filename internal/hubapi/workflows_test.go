@@ -108,7 +108,8 @@ func TestWorkflowAPI(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		run = decodeAs[hubtypes.WorkflowRun](t, f.want(f.do(asAlice, "GET", path, nil), 200, ""))
 	}
-	if run.State != engine.StateSucceeded || len(run.Jobs) != 1 || run.Jobs[0].Outputs["said"] != "world" || len(run.Jobs[0].Steps) != 1 {
+	if run.State != engine.StateSucceeded || len(run.Jobs) != 1 || run.Jobs[0].Outputs["said"] != "world" || len(run.Jobs[0].Steps) != 1 ||
+		run.Jobs[0].Steps[0].Starts != 1 || run.Jobs[0].Attempt != 1 {
 		t.Fatalf("run %+v", run)
 	}
 	logs := decodeAs[hubtypes.WorkflowLogs](t, f.want(f.do(asAlice, "GET", path+"/logs?wait=5", nil), 200, ""))

@@ -478,13 +478,15 @@ type WorkflowRun struct {
 
 // WorkflowJob is one job run of a run, with its steps and outputs.
 type WorkflowJob struct {
-	ID         int64             `json:"id"`
-	Job        string            `json:"job"`
-	Key        string            `json:"key,omitempty"`
-	Display    string            `json:"display"`
-	Matrix     map[string]string `json:"matrix,omitempty"`
-	State      string            `json:"state"`
-	Result     string            `json:"result,omitempty"`
+	ID      int64             `json:"id"`
+	Job     string            `json:"job"`
+	Key     string            `json:"key,omitempty"`
+	Display string            `json:"display"`
+	Matrix  map[string]string `json:"matrix,omitempty"`
+	State   string            `json:"state"`
+	Result  string            `json:"result,omitempty"`
+	// Attempt is how many times the job run was started (retries and reruns; a
+	// re-attach after a hub restart is not a new start).
 	Attempt    int               `json:"attempt"`
 	Outputs    map[string]string `json:"outputs,omitempty"`
 	Error      string            `json:"error,omitempty"`
@@ -497,10 +499,13 @@ type WorkflowJob struct {
 
 // WorkflowStep is one step of a job run.
 type WorkflowStep struct {
-	Index      int    `json:"index"`
-	Name       string `json:"name"`
-	State      string `json:"state"`
-	ExitCode   int    `json:"exitCode"`
+	Index    int    `json:"index"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	ExitCode int    `json:"exitCode"`
+	// Starts is how many times the step was started: once per attempt of its job run
+	// (a re-attach after a hub restart does not start it again).
+	Starts     int    `json:"starts"`
 	LogBytes   int64  `json:"logBytes"`
 	StartedAt  string `json:"startedAt,omitempty"`
 	FinishedAt string `json:"finishedAt,omitempty"`

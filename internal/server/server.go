@@ -393,6 +393,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 			_ = wfe.Run(janitorCtx)
 			_ = wfe.close()
 		})
+	} else {
+		// No engine here: the retention of finished runs still holds on this replica.
+		janitorDone.Go(func() {
+			engine.RunRetention(janitorCtx, artifactOptions(cfg.Workflows, meta, blobs), nil, log.With("component", "workflows"))
+		})
 	}
 	defer func() {
 		stopJanitor()

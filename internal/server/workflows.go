@@ -86,9 +86,24 @@ func newWorkflowEngine(ctx context.Context, cfg config.Config, store engineStore
 		}
 		return pol.MayPull(ctx, u, repository)
 	}
-	e, err := engine.New(engine.Options{Store: store, Executor: x, MayPull: mayPull, MaxJobs: cfg.Workflows.MaxJobs,
+	inst, err := workflowInstance(cfg.Data)
+	if err != nil {
+		_ = x.Close()
+		return nil, err
+	}
+	o := engine.Options{Store: store, Executor: x, MayPull: mayPull, MaxJobs: cfg.Workflows.MaxJobs,
 		Interval: cfg.Workflows.Interval, Hub: hub, Registry: hub, Tokens: creds.tokens, Secrets: creds.secrets,
-		Logger: log.With("component", "workflows"), Artifacts: artifactOptions(cfg.Workflows, store, blobs)})
+		Logger: log.With("component", "workflows"), Artifacts: artifactOptions(cfg.Workflows, store, blobs),
+		// One name per data directory: a restart takes its running jobs back at once.
+		ID: "hub-" + inst}
+	if cfg.Workflows.Executor == config.WorkflowExecutorDocker {
+		// A Docker engine may be shared by several hubs, each numbering its job runs
+		// from 1: what each makes is named and labelled with its instance. (A
+		// Kubernetes namespace is one hub's: workflows.kube.namespace.)
+		o.JobIDPrefix = inst + "-"
+		o.Labels = map[string]string{"hubctl.hub": inst}
+	}
+	e, err := engine.New(o)
 	if err != nil {
 		_ = x.Close()
 		return nil, err

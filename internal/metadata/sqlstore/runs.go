@@ -309,12 +309,43 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 	if err := s.settleJobGroups(ctx); err != nil {
 		return nil, fmt.Errorf("claim workflow jobs: %w", err)
 	}
-	// due selects the runnable job runs; its placeholders exec and ref are the pin's.
-	due := func(exec, ref string) string {
+	// due selects the runnable job runs.
+	due := func(arg func(any) string) string {
 		return `((j.state = 'queued' AND ` + jobGroupFree + `) OR (j.state = 'running' AND j.lease_until < ` + s.d.now +
-			` AND j.executor = ` + exec + ` AND j.executor_ref = ` + ref + `))`
+			` AND j.executor = ` + arg(p.Executor) + ` AND j.executor_ref = ` + arg(p.Ref) + `))`
 	}
-	if ok, err := s.any(ctx, `SELECT 1 FROM workflow_jobs j WHERE `+due("$1", "$2"), p.Executor, p.Ref); err != nil || !ok {
+	return s.claimJobs(ctx, owner, n, lease, p, due)
+}
+
+// ReclaimWorkflowJobs takes back, at once, up to n job runs still running under
+// owner itself with pin p, whatever their lease: an engine restarted under the owner
+// name its previous process used (a hub's engine, named by its data directory, which
+// one process at a time holds) re-attaches to its own jobs instead of waiting for
+// their leases to run out. An engine must call it only before it starts any job run
+// of its own (at start): it re-claims every job run it owns. Claims are Reattach.
+func (s *Store) ReclaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration, p wfengine.Pin) ([]wfengine.Claim, error) {
+	if n <= 0 || owner == "" {
+		return nil, nil
+	}
+	due := func(arg func(any) string) string {
+		return `(j.state = 'running' AND j.owner = ` + arg(owner) + ` AND j.executor = ` + arg(p.Executor) +
+			` AND j.executor_ref = ` + arg(p.Ref) + `)`
+	}
+	return s.claimJobs(ctx, owner, n, lease, p, due)
+}
+
+// claimJobs claims up to n of the job runs due selects for owner, pinned to p. due
+// writes its condition with arg, which binds a value to the next placeholder.
+func (s *Store) claimJobs(ctx context.Context, owner string, n int, lease time.Duration, p wfengine.Pin,
+	due func(arg func(any) string) string) ([]wfengine.Claim, error) {
+	cond := func(args *[]any) string {
+		return due(func(v any) string {
+			*args = append(*args, v)
+			return "$" + strconv.Itoa(len(*args))
+		})
+	}
+	var probe []any
+	if ok, err := s.any(ctx, `SELECT 1 FROM workflow_jobs j WHERE `+cond(&probe), probe...); err != nil || !ok {
 		return nil, err
 	}
 	var out []wfengine.Claim
@@ -328,7 +359,11 @@ func (s *Store) ClaimWorkflowJobs(ctx context.Context, owner string, n int, leas
 		picks, err := collect(func(r row) (pick, error) {
 			var p pick
 			return p, r.Scan(&p.id, &p.state, &p.group)
-		})(q.Query(ctx, `SELECT j.id, j.state, j.concurrency_group FROM workflow_jobs j WHERE `+due("$2", "$3")+` ORDER BY j.id LIMIT $1`+s.d.skipLocked, n, p.Executor, p.Ref))
+		})(func() (rows, error) {
+			args := []any{n}
+			c := cond(&args)
+			return q.Query(ctx, `SELECT j.id, j.state, j.concurrency_group FROM workflow_jobs j WHERE `+c+` ORDER BY j.id LIMIT $1`+s.d.skipLocked, args...)
+		}())
 		if err != nil || len(picks) == 0 {
 			return err
 		}
@@ -428,9 +463,10 @@ func (s *Store) StartWorkflowStep(ctx context.Context, jobID int64, owner string
 	return nil
 }
 
-// FinishWorkflowStep records the end of a running step.
+// FinishWorkflowStep records the end of a running step: succeeded, failed, cancelled,
+// skipped, or timed_out (stopped at its own timeout or its job's).
 func (s *Store) FinishWorkflowStep(ctx context.Context, jobID int64, owner string, step int, state string, exitCode int) error {
-	if !wfengine.Terminal(state) || state == wfengine.StateTimedOut {
+	if !wfengine.Terminal(state) {
 		return fmt.Errorf("finish step %d of workflow job %d: %w: state %q", step, jobID, wfengine.ErrInvalid, state)
 	}
 	err := s.write(ctx, func(q querier) error {

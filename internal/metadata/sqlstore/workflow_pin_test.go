@@ -81,3 +81,73 @@ func TestWorkflowPinnedReclaim(t *testing.T) {
 		}
 	})
 }
+
+// TestWorkflowReclaimOwn: an engine restarted under its owner name takes back, at
+// once, the job runs still leased to that name with its pin (Reattach), while their
+// leases still hold; another owner cannot take them before the lease runs out, and a
+// job run of that name pinned to another engine stays where it is.
+func TestWorkflowReclaimOwn(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := openFresh(t, b)
+		ctx := t.Context()
+		if _, err := s.ApplyWorkflow(ctx, "team", "dag", []byte(dagWorkflow), 7, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		pushEvent(t, s, "team/app", "v1")
+		if _, err := s.DispatchWorkflows(ctx, 0, plan(t)); err != nil {
+			t.Fatal(err)
+		}
+		pin := wfengine.Pin{Executor: "docker", Ref: "AAAA:BBBB"}
+		c, err := s.ClaimWorkflowJobs(ctx, "hub-1", 1, time.Hour, pin)
+		if err != nil || len(c) != 1 {
+			t.Fatalf("claim: %+v, %v", c, err)
+		}
+		id := c[0].Job.ID
+		if err := s.StartWorkflowStep(ctx, id, "hub-1", 0); err != nil {
+			t.Fatal(err)
+		}
+		var leaseBefore int64
+		if err := s.read(ctx, func(q querier) error {
+			return q.QueryRow(ctx, `SELECT lease_until FROM workflow_jobs WHERE id = $1`, id).Scan(&leaseBefore)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Nobody else, nor hub-1 through another engine, gets it while the lease holds.
+		for _, other := range []struct {
+			owner string
+			pin   wfengine.Pin
+		}{{"hub-2", pin}, {"hub-1", wfengine.Pin{Executor: "docker", Ref: "CCCC:DDDD"}}} {
+			got, err := s.ReclaimWorkflowJobs(ctx, other.owner, 4, time.Minute, other.pin)
+			if err != nil || len(got) != 0 {
+				t.Fatalf("%s %+v re-claimed %+v, %v", other.owner, other.pin, got, err)
+			}
+			if got, err := s.ClaimWorkflowJobs(ctx, other.owner, 4, time.Minute, other.pin); err != nil {
+				t.Fatal(err)
+			} else {
+				for _, g := range got {
+					if g.Job.ID == id {
+						t.Fatalf("%s took the leased job", other.owner)
+					}
+				}
+			}
+		}
+		got, err := s.ReclaimWorkflowJobs(ctx, "hub-1", 4, time.Minute, pin)
+		if err != nil || len(got) != 1 || got[0].Job.ID != id || !got[0].Reattach {
+			t.Fatalf("re-claim of its own: %+v, %v", got, err)
+		}
+		var owner string
+		var lease int64
+		var starts int
+		if err := s.read(ctx, func(q querier) error {
+			return q.QueryRow(ctx, `SELECT j.owner, j.lease_until, s.starts FROM workflow_jobs j JOIN workflow_steps s ON s.job_id = j.id
+				WHERE j.id = $1 AND s.idx = 0`, id).Scan(&owner, &lease, &starts)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// The new lease (a minute) ends before the old one (an hour): taken back while
+		// the old lease held, and the started step not started again.
+		if owner != "hub-1" || lease >= leaseBefore || starts != 1 {
+			t.Fatalf("after the re-claim: owner %q lease %d (before %d) starts %d", owner, lease, leaseBefore, starts)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"slices"
@@ -163,7 +164,10 @@ func (e *Engine) newFiles(ctx context.Context, run *Run, j *workflow.Job, c *Cla
 			return nil, fmt.Errorf("cache key %q must be 1 to 512 bytes", key)
 		}
 		f.cacheKey = key
-		spec.CacheKey = key
+		// What an executor keeps under the key (a Docker volume) is the workflow's on
+		// this hub only: another namespace's workflow, or another hub on the same
+		// Docker engine, naming the same key must never see it.
+		spec.CacheKey = e.o.JobIDPrefix + run.Namespace + "/" + run.Workflow + "\n" + key
 		spec.CachePath = j.Cache.Path
 		if spec.CachePath == "" {
 			spec.CachePath = workflow.DefaultCachePath
@@ -402,6 +406,39 @@ func (e *Engine) purge(ctx context.Context) {
 	}
 	if n > 0 {
 		e.o.Logger.Info("purged finished runs past the retention", "runs", n, "retention", o.Retention)
+	}
+}
+
+// RunRetention purges, every o.PurgeEvery until ctx ends, the runs finished longer
+// than o.Retention ago, as an engine's loop does: what a replica that runs no engine
+// (workflows.executor: none, or no Docker engine) runs instead, so the retention holds
+// on every replica. now is the clock (time.Now when nil); log may be nil.
+func RunRetention(ctx context.Context, o ArtifactOptions, now func() time.Time, log *slog.Logger) {
+	o.defaults()
+	if o.Store == nil || o.Retention < 0 {
+		return
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(o.PurgeEvery)
+	defer t.Stop()
+	for {
+		n, err := o.Store.PurgeWorkflowRuns(ctx, now().Add(-o.Retention), 0)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("purge finished runs", "err", err)
+		case n > 0:
+			log.Info("purged finished runs past the retention", "runs", n, "retention", o.Retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

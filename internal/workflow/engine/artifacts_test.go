@@ -306,3 +306,51 @@ func TestWorkflowRunArtifactsCap(t *testing.T) {
 		t.Fatalf("blob rows left behind: %+v", left)
 	}
 }
+
+// TestRunRetentionWithoutEngine: RunRetention, what a replica without an engine runs,
+// purges the runs finished longer than the retention ago (and keeps the others)
+// without any engine purging.
+func TestRunRetentionWithoutEngine(t *testing.T) {
+	s := backends[0].open(t)()
+	w := trigger(t, s, "retained", `name: retained
+on:
+  push:
+    repositories: [team/app]
+jobs:
+  a:
+    image: alpine
+    steps:
+      - run: echo hi
+`)
+	startEngine(t, s, "e1", 4) // its own purge keeps runs for the default 30 days
+	r := waitRun(t, s, w, "finished", finished)
+	// purge runs RunRetention with the clock offset by offset until until holds (or
+	// for a second, many rounds, without until).
+	purge := func(offset time.Duration, until func() bool) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			engine.RunRetention(ctx, engine.ArtifactOptions{Store: s, Retention: 48 * time.Hour, PurgeEvery: 20 * time.Millisecond},
+				func() time.Time { return time.Now().Add(offset) }, nil)
+		}()
+		defer func() { cancel(); <-done }()
+		if until == nil {
+			time.Sleep(time.Second)
+			return
+		}
+		for deadline := time.Now().Add(30 * time.Second); !until(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the run was not purged after the retention")
+			}
+		}
+	}
+	purge(24*time.Hour, nil)
+	if _, err := s.GetWorkflowRun(t.Context(), r.ID); err != nil {
+		t.Fatalf("a run inside the retention was purged: %v", err)
+	}
+	purge(49*time.Hour, func() bool {
+		_, err := s.GetWorkflowRun(t.Context(), r.ID)
+		return errors.Is(err, engine.ErrNotFound)
+	})
+}

@@ -52,12 +52,18 @@ type Options struct {
 	// the job's token.
 	Registry string
 	// ID names this engine as the owner of the job runs it claims; a random one by
-	// default. Two engines must never share one.
+	// default. Two engines must never run under one at once. An engine given the ID
+	// of an engine that stopped (a hub restarted on its data directory) takes that
+	// engine's running job runs back at its first round, without waiting for their
+	// leases to run out, and re-attaches to them.
 	ID string
 	// JobIDPrefix goes before the job run ids an executor names things by (its
 	// containers): a store of its own on a shared Docker engine (run --local) needs
 	// one, or its job run 1 would find another store's.
 	JobIDPrefix string
+	// Labels are put on everything the executor makes for a job (a hub's instance,
+	// for people looking at a shared Docker engine); the executor's own labels win.
+	Labels map[string]string
 	// MaxJobs bounds the job runs this engine runs at once (default 4).
 	MaxJobs int
 	// Interval is the pause between two dispatch-and-claim rounds (default 1 s).
@@ -93,6 +99,9 @@ type Engine struct {
 	// lastPurge is when the retention purge last ran (unix nanoseconds of Now).
 	lastPurge atomic.Int64
 	wake      chan struct{}
+	// reclaimed is set once the engine took back the job runs its ID still held
+	// (ReclaimWorkflowJobs): only before it starts any of its own.
+	reclaimed atomic.Bool
 }
 
 // New returns an engine; Store and Executor are required.
@@ -200,10 +209,34 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(dispatchErr, fmt.Errorf("claim: %w", err))
 	}
-	claims, err := e.o.Store.ClaimWorkflowJobs(ctx, e.o.ID, free, e.o.Lease, pin)
-	if err != nil {
-		return errors.Join(dispatchErr, fmt.Errorf("claim: %w", err))
+	var claims []Claim
+	if e.running.Load() == 0 && e.reclaimed.CompareAndSwap(false, true) {
+		// Nothing of this engine runs yet: every job run its ID holds is its previous
+		// process's.
+		if claims, err = e.o.Store.ReclaimWorkflowJobs(ctx, e.o.ID, free, e.o.Lease, pin); err != nil {
+			e.reclaimed.Store(false)
+			return errors.Join(dispatchErr, fmt.Errorf("re-claim: %w", err))
+		}
+		for _, c := range claims {
+			e.o.Logger.Info("re-attaching to a job run this engine's previous process left running", "run", c.Run.ID, "job", c.Job.ID)
+		}
+		// More than free of them: the rest come back as their leases run out.
+		free -= len(claims)
 	}
+	if free > 0 {
+		more, err := e.o.Store.ClaimWorkflowJobs(ctx, e.o.ID, free, e.o.Lease, pin)
+		if err != nil {
+			e.startJobs(ctx, claims)
+			return errors.Join(dispatchErr, fmt.Errorf("claim: %w", err))
+		}
+		claims = append(claims, more...)
+	}
+	e.startJobs(ctx, claims)
+	return dispatchErr
+}
+
+// startJobs runs the claimed job runs, each in a goroutine of its own.
+func (e *Engine) startJobs(ctx context.Context, claims []Claim) {
 	for _, c := range claims {
 		e.running.Add(1)
 		e.wg.Add(1)
@@ -215,7 +248,6 @@ func (e *Engine) Tick(ctx context.Context) error {
 			e.runJob(ctx, c)
 		}()
 	}
-	return dispatchErr
 }
 
 // Wait waits for the jobs started by Tick.
@@ -369,6 +401,11 @@ func (e *Engine) execute(ctx context.Context, run *Run, wf *workflow.Workflow, j
 		Namespace: run.Namespace, Workflow: run.Workflow, StopGrace: e.o.StopGrace,
 		Resources: executor.Resources{MilliCPU: j.Resources.MilliCPU, Memory: j.Resources.Memory},
 		Labels:    map[string]string{"hubctl.run": strconv.FormatInt(run.ID, 10), "hubctl.job": strconv.FormatInt(c.Job.ID, 10)},
+	}
+	for k, v := range e.o.Labels {
+		if _, ok := spec.Labels[k]; !ok {
+			spec.Labels[k] = v
+		}
 	}
 	var err error
 	if spec.Image, err = expand(j.Image, vals); err != nil {
@@ -581,7 +618,7 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 			// Only the step's own bound ended: the tail ends with its stopped container.
 			<-tailDone
 			e.note(c, ss, fmt.Sprintf("step %d timed out after %s: stopped", ss.Index+1, ss.Timeout))
-			endStep(StateFailed, -1)
+			endStep(StateTimedOut, -1)
 			return StateTimedOut, fmt.Sprintf("step %d timed out after %s", ss.Index+1, ss.Timeout)
 		}
 		<-tailDone
@@ -589,7 +626,7 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 		switch {
 		case errors.Is(cause, errTimeout):
 			e.note(c, ss, fmt.Sprintf("the job timed out: step %d stopped", ss.Index+1))
-			endStep(StateFailed, -1)
+			endStep(StateTimedOut, -1)
 			return StateTimedOut, fmt.Sprintf("step %d: the job timed out", ss.Index+1)
 		case errors.Is(cause, errCancelled), errors.Is(cause, ErrLost):
 			endStep(StateCancelled, -1)
@@ -610,7 +647,7 @@ func (e *Engine) step(ctx context.Context, c *Claim, spec *executor.JobSpec, ss 
 	switch {
 	case st.TimedOut:
 		e.note(c, ss, fmt.Sprintf("step %d timed out after %s: stopped", ss.Index+1, ss.Timeout))
-		endStep(StateFailed, st.ExitCode)
+		endStep(StateTimedOut, st.ExitCode)
 		return StateTimedOut, fmt.Sprintf("step %d timed out after %s", ss.Index+1, ss.Timeout)
 	case st.Error != "":
 		endStep(StateFailed, st.ExitCode)

@@ -222,6 +222,10 @@ type Store interface {
 	// whose lease ran out is re-claimed only with the same Pin; without one, only
 	// those claimed without one.
 	ClaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration, pin ...Pin) ([]Claim, error)
+	// ReclaimWorkflowJobs takes back up to n job runs still running under owner with
+	// pin p, whatever their lease: called once, when an engine starts under the owner
+	// name of its previous process, before it runs any job.
+	ReclaimWorkflowJobs(ctx context.Context, owner string, n int, lease time.Duration, p Pin) ([]Claim, error)
 	// RenewWorkflowJob extends owner's lease and says whether the run was cancelled.
 	RenewWorkflowJob(ctx context.Context, jobID int64, owner string, lease time.Duration) (cancel bool, err error)
 	// GetWorkflowRun returns a run with its jobs and steps.

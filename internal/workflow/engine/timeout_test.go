@@ -24,8 +24,8 @@ func jobLog(t *testing.T, s *sqlstore.Store, id int64) string {
 }
 
 // TestWorkflowStepTimeout: a step past its own timeout: is stopped and its job run
-// ends timed_out (not failed), with a line in the log that says so; the job's steps
-// after it are skipped, and a step within its timeout runs on.
+// ends timed_out (not failed), as does the step itself, with a line in the log that
+// says so; the job's steps after it are skipped, and a step within its timeout runs on.
 func TestWorkflowStepTimeout(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {
 		s := open()
@@ -50,7 +50,7 @@ jobs:
 		if r.State != engine.StateFailed || j.State != engine.StateTimedOut || !strings.Contains(j.Error, "step 2 timed out after 1s") {
 			t.Fatalf("run %s, job %+v", r.State, j)
 		}
-		if j.Steps[0].State != engine.StateSucceeded || j.Steps[1].State != engine.StateFailed || j.Steps[2].State != engine.StateSkipped {
+		if j.Steps[0].State != engine.StateSucceeded || j.Steps[1].State != engine.StateTimedOut || j.Steps[2].State != engine.StateSkipped {
 			t.Fatalf("steps %+v", j.Steps)
 		}
 		if d := time.Since(start); d > 20*time.Second {
@@ -64,8 +64,8 @@ jobs:
 	})
 }
 
-// TestWorkflowJobTimeoutLogged: a job past its timeout: ends timed_out with a line in
-// its log naming the step it stopped.
+// TestWorkflowJobTimeoutLogged: a job past its timeout: ends timed_out, the step it
+// stopped too, with a line in its log naming that step.
 func TestWorkflowJobTimeoutLogged(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {
 		s := open()
@@ -83,7 +83,7 @@ jobs:
 		startEngine(t, s, "e1", 4)
 		r := waitRun(t, s, w, "finished", finished)
 		j := r.Jobs[0]
-		if j.State != engine.StateTimedOut {
+		if j.State != engine.StateTimedOut || j.Steps[0].State != engine.StateTimedOut {
 			t.Fatalf("job %+v", j)
 		}
 		if log := jobLog(t, s, j.ID); !strings.Contains(log, "[hubctl] the job timed out: step 1 stopped\n") {

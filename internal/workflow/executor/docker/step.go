@@ -262,6 +262,11 @@ func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *ex
 		}
 	}
 	w := e.api.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	// A wait on an engine that restarted, or over a connection that silently died,
+	// may never answer: the container is looked at now and then, so a step whose
+	// container is gone fails instead of running forever.
+	check := time.NewTicker(vanishCheck)
+	defer check.Stop()
 	timedOut := false
 	for done := false; !done; {
 		select {
@@ -269,9 +274,16 @@ func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *ex
 			done = true
 		case err := <-w.Error:
 			if err != nil {
+				if ctx.Err() == nil && e.gone(ctx, id) {
+					return nil, vanished(step)
+				}
 				return nil, fmt.Errorf("docker executor: wait for step %d: %w", step.Index, err)
 			}
 			done = true
+		case <-check.C:
+			if e.gone(ctx, id) {
+				return nil, vanished(step)
+			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timeout:
@@ -281,6 +293,11 @@ func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *ex
 				return nil, fmt.Errorf("docker executor: stop step %d after its timeout: %w", step.Index, err)
 			}
 		}
+	}
+	if !timedOut && ctx.Err() == nil && e.going(ctx, id) {
+		// Nothing of this executor removes a step it waits for (a cancel stops the
+		// wait first): someone else did (docker rm -f), or the engine lost it.
+		return nil, vanished(step)
 	}
 	st, err := e.state(ctx, job, id, step.Index)
 	if err == nil && timedOut {
@@ -330,6 +347,26 @@ func (e *Executor) state(ctx context.Context, job *executor.JobSpec, id string, 
 		st.Output = out
 	}
 	return st, nil
+}
+
+// removalWait bounds how long DestroyWorkflow waits for containers being removed by
+// someone else before it removes the job's volumes and network.
+const removalWait = 10 * time.Second
+
+// vanishCheck is how often WaitStep makes sure the step's container still exists.
+var vanishCheck = 5 * time.Second
+
+// vanished is WaitStep's error for a step whose container was removed under it.
+func vanished(step *executor.StepSpec) error {
+	return fmt.Errorf("docker executor: step %d: its container is gone (removed while it ran, or its Docker engine lost it): %w",
+		step.Index, executor.ErrNotFound)
+}
+
+// gone reports whether the engine answers that container id does not exist (an
+// engine that does not answer says nothing: the wait goes on).
+func (e *Executor) gone(ctx context.Context, id string) bool {
+	_, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	return isNotFound(err)
 }
 
 // going reports whether container id is gone or being removed.
@@ -488,6 +525,19 @@ func (e *Executor) DestroyWorkflow(ctx context.Context, job *executor.JobSpec) e
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
+	}
+	// A container someone else is removing (a conflict above) still holds the
+	// volumes and the network: wait, briefly, for it to go.
+	for deadline := time.Now().Add(removalWait); ; {
+		left, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: jobFilter(job)})
+		if err != nil || len(left.Items) == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	vols, err := e.api.VolumeList(ctx, client.VolumeListOptions{Filters: jobFilter(job)})
 	if err != nil {
