@@ -22,6 +22,9 @@ type Target interface {
 	// Observe lists the service's containers on the host, with Routed set from the
 	// proxy's routing.
 	Observe(ctx context.Context, service string) (HostState, error)
+	// WaitIdle waits until the service's proxy runs no switch (one a killed deploy
+	// left running inside it), so what it routes is settled before a plan.
+	WaitIdle(ctx context.Context, service string) error
 	// Prepare ensures the service's network and, withProxy, its proxy container.
 	Prepare(ctx context.Context, service string, withProxy bool) error
 	// Pull makes the engine have image (a pinned reference); nothing when it has it.
@@ -181,6 +184,14 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Record, error) {
 }
 
 func (d *Deployer) run(ctx context.Context, req Request, version int) error {
+	if err := d.each(ctx, func(ctx context.Context, _ int, t Target) error {
+		if err := t.WaitIdle(ctx, req.Spec.Service.Name); err != nil {
+			return fmt.Errorf("host %s: %w", t.Name(), err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	plan, err := d.Plan(ctx, req, version)
 	if err != nil {
 		return err
@@ -279,7 +290,7 @@ func (d *Deployer) runHost(ctx context.Context, s *Spec, t Target, hp HostPlan) 
 			DrainTimeout:  proxy.Duration(svc.DrainTimeout),
 		}
 		d.logf("%s: health gate and switch (%s)", t.Name(), strings.Join(targets, ", "))
-		res, err := t.Switch(ctx, svc.Name, preq)
+		res, err := d.switchWhenFree(ctx, t, svc, preq)
 		if err != nil {
 			return undo(fmt.Errorf("switch: %w", err))
 		}
@@ -294,6 +305,24 @@ func (d *Deployer) runHost(ctx context.Context, s *Spec, t Target, hp HostPlan) 
 		}
 	}
 	return nil
+}
+
+// switchWhenFree switches, waiting while the proxy runs another switch of the
+// service (one a killed deploy left running in the proxy ends within its timeouts).
+func (d *Deployer) switchWhenFree(ctx context.Context, t Target, svc Service, req proxy.DeployRequest) (proxy.DeployResult, error) {
+	deadline := d.now().Add(svc.DeployTimeout + svc.DrainTimeout)
+	for {
+		res, err := t.Switch(ctx, svc.Name, req)
+		if !errors.Is(err, proxy.ErrBusy) || d.now().After(deadline) {
+			return res, err
+		}
+		d.logf("%s: the proxy is busy with another switch of %s; waiting", t.Name(), svc.Name)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // commandGate runs the command health check in each new task until it passes

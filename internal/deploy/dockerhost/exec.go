@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -96,7 +97,11 @@ func (h *Host) Switch(ctx context.Context, service string, req proxy.DeployReque
 		return res, err
 	}
 	if code != 0 {
-		return res, errors.New(clip(strings.TrimPrefix(strings.TrimSpace(stderr), "hubctl: ")))
+		msg := clip(strings.TrimPrefix(strings.TrimSpace(stderr), "hubctl: "))
+		if strings.Contains(msg, proxy.ErrBusy.Error()) {
+			return res, fmt.Errorf("%s: %w", msg, proxy.ErrBusy)
+		}
+		return res, errors.New(msg)
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		return res, fmt.Errorf("proxy deploy answered %q: %w", clip(out), err)
@@ -104,31 +109,72 @@ func (h *Host) Switch(ctx context.Context, service string, req proxy.DeployReque
 	return res, nil
 }
 
-// routed answers the task names the proxy routes the service to; none when the
-// proxy does not know the service.
-func (h *Host) routed(ctx context.Context, proxyID, service string) (map[string]bool, error) {
+// proxyStatus answers the proxy's routing of the service (zero when it routes none).
+func (h *Host) proxyStatus(ctx context.Context, proxyID, service string) (proxy.Status, error) {
 	out, stderr, code, err := h.exec(ctx, proxyID, []string{"/hubctl", "proxy", "status", "-o", "json"})
 	if err != nil {
-		return nil, err
+		return proxy.Status{}, err
 	}
 	if code != 0 {
-		return nil, fmt.Errorf("proxy status: %s", clip(strings.TrimSpace(stderr)))
+		return proxy.Status{}, fmt.Errorf("proxy status: %s", clip(strings.TrimSpace(stderr)))
 	}
 	var sts []proxy.Status
 	if err := json.Unmarshal([]byte(out), &sts); err != nil {
-		return nil, fmt.Errorf("proxy status answered %q: %w", clip(out), err)
+		return proxy.Status{}, fmt.Errorf("proxy status answered %q: %w", clip(out), err)
+	}
+	for _, st := range sts {
+		if st.Service == service {
+			return st, nil
+		}
+	}
+	return proxy.Status{}, nil
+}
+
+// routed answers the task names the proxy routes the service to.
+func (h *Host) routed(ctx context.Context, proxyID, service string) (map[string]bool, error) {
+	st, err := h.proxyStatus(ctx, proxyID, service)
+	if err != nil {
+		return nil, err
 	}
 	m := map[string]bool{}
-	for _, st := range sts {
-		if st.Service != service {
-			continue
-		}
-		for _, t := range st.Targets {
-			name, _, _ := strings.Cut(t.Address, ":")
-			m[name] = true
-		}
+	for _, t := range st.Targets {
+		name, _, _ := strings.Cut(t.Address, ":")
+		m[name] = true
 	}
 	return m, nil
+}
+
+// maxIdleWait bounds WaitIdle: a switch ends within its deploy and drain timeouts,
+// each at most an hour by the spec, but a deploy should not hang on a stuck proxy.
+const maxIdleWait = 5 * time.Minute
+
+// WaitIdle waits until the service's proxy (if it runs) runs no switch of it.
+func (h *Host) WaitIdle(ctx context.Context, service string) error {
+	ins, err := h.api.ContainerInspect(ctx, deploy.ProxyName(service), client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect proxy: %w", err)
+	}
+	if ins.Container.State == nil || !ins.Container.State.Running {
+		return nil
+	}
+	deadline := time.Now().Add(maxIdleWait)
+	for {
+		st, err := h.proxyStatus(ctx, ins.Container.ID, service)
+		if err != nil || !st.Deploying {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the proxy has been switching %s for %s: see hubctl deploy logs %s", service, maxIdleWait, deploy.ProxyName(service))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Logs copies a container's logs (stdout and stderr, the last tail lines; "" or
