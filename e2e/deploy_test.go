@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -32,7 +31,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"syscall"
 )
 
 var version, broken = "dev", ""
@@ -134,6 +132,9 @@ func (e *deployEnv) cleanup() {
 	}
 	refs := []string{e.proxy}
 	for _, r := range e.images {
+		refs = append(refs, r)
+	}
+	for _, r := range e.digests {
 		refs = append(refs, r)
 	}
 	_ = exec.Command("docker", append([]string{"rmi", "-f"}, refs...)...).Run()
@@ -366,7 +367,7 @@ func (l *deployLoad) waitMore(t *testing.T, n int) {
 // the deploy: two replicas behind the proxy, v1 → v2 under load with no failed
 // request, a v3 that never becomes healthy refused while v2 keeps serving, rollback
 // to v1, the history of it all, a dry run, bad input refused with nothing changed,
-// a second deploy refused by the lock, a deploy killed with SIGKILL converging on
+// a second deploy refused by the lock (and lock break), a deploy killed with SIGKILL converging on
 // the next update, and down removing exactly what the deploys made.
 func TestDeployDocker(t *testing.T) {
 	e := newDeployEnv(t)
@@ -483,33 +484,32 @@ func TestDeployDocker(t *testing.T) {
 		t.Errorf("history:\n%s", human)
 	}
 
-	// The lock: a deploy stopped (SIGSTOP) while it holds it makes a second one fail
-	// with one line naming the holder, and change nothing.
+	// The lock: held by a deploy on another machine (the lock container it would
+	// make), a second deploy fails with one line naming the holder and changes
+	// nothing; lock break removes it and the deploy goes through.
 	e.writeSpec("v2")
-	first := exec.Command(hubctlBin, e.deployArgs("update")...)
-	first.Dir, first.Env = e.dir, cleanEnv("HUBCTL_", "DOCKER_CONFIG=")
-	var firstErr bytes.Buffer
-	first.Stderr = &firstErr
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitDeploy(t, "the first deploy's lock", func() bool {
-		return e.docker("ps", "-aq", "--filter", "name=^hubctl-lock-"+e.service+"$") != ""
-	})
-	if err := first.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	run(t, e.dir, nil, "docker", "create", "--name", "hubctl-lock-"+e.service,
+		"--label", "dev.hubctl.service="+e.service, "--label", "dev.hubctl.role=lock",
+		"--label", "dev.hubctl.lock.by=someone", "--label", "dev.hubctl.lock.host=elsewhere.example",
+		"--label", "dev.hubctl.lock.pid=4242", "--label", "dev.hubctl.lock.number=99",
+		"--label", "dev.hubctl.lock.acquired="+time.Now().UTC().Format(time.RFC3339Nano),
+		"--label", "dev.hubctl.lock.expires="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano),
+		"--network", "none", "--entrypoint", "/nonexistent", e.proxy)
 	before := e.tasks()
 	_, errOut, err = e.hubctl(e.deployArgs("update")...)
-	if err == nil || !strings.Contains(errOut, "is locked by") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
-		t.Errorf("a second deploy while the first holds the lock: %v\n%s", err, errOut)
+	if err == nil || !strings.Contains(errOut, "is locked by someone on elsewhere.example") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("a deploy while another holds the lock: %v\n%s", err, errOut)
 	}
 	if after := e.tasks(); !slices.Equal(before, after) {
 		t.Errorf("the refused deploy changed tasks: %v → %v", before, after)
 	}
-	_ = first.Process.Signal(syscall.SIGCONT)
-	if err := first.Wait(); err != nil {
-		t.Fatalf("the first deploy after SIGCONT: %v\n%s", err, firstErr.String())
+	if n := len(e.history()); n != 5 {
+		t.Errorf("the refused deploy was recorded: %d records", n)
+	}
+	e.mustHubctl(e.args("lock", "break")...)
+	e.mustHubctl(e.deployArgs("update")...)
+	if got := e.tasks(); !slices.Equal(got, []string{"6:running:true", "6:running:true"}) {
+		t.Fatalf("tasks after the lock was broken and v2 deployed = %v", got)
 	}
 
 	// kill -9 of an update mid-way (its new tasks are being made), then update again:
