@@ -272,6 +272,12 @@ func deployUpRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 // deployDocker runs (or, with --dry-run, plans) a deploy of s to its Docker hosts;
 // digests nil resolves the images.
 func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec, src string, digests map[string]string, rollbackOf int) error {
+	if s.Service.Proxy != nil && s.Service.Proxy.TLS != nil {
+		return errors.New("proxy.tls: the proxy terminating TLS for a deployed service is not built yet; remove proxy.tls (and terminate TLS in front of the proxy)")
+	}
+	if s.Service.Proxy != nil && o.ProxyImage == "" {
+		return fmt.Errorf("no proxy image: give --proxy-image or set $%s (hubctl FROM scratch at /hubctl)", proxyImageEnv)
+	}
 	secrets, err := deploySecrets(f, s)
 	if err != nil {
 		return err
@@ -280,9 +286,6 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 		if digests, err = resolveDigests(ctx, f, o, s); err != nil {
 			return err
 		}
-	}
-	if s.Service.Proxy != nil && o.ProxyImage == "" {
-		return fmt.Errorf("no proxy image: give --proxy-image or set $%s (hubctl FROM scratch at /hubctl)", proxyImageEnv)
 	}
 	hosts, err := dialHosts(ctx, f, o, s)
 	if err != nil {

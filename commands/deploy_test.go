@@ -207,6 +207,8 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 	}
 	kubeFile := write("kube.yaml", string(kube))
 	secret := write("secret.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  secrets: [DEPLOY_TEST_NEVER_SET_X]\n")
+	tls := write("tls.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  proxy:\n    port: 8080\n    tls: {cert: /c.pem, key: /k.pem}\n")
+	noProxyImage := write("proxy.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  proxy:\n    port: 8080\n")
 	state := filepath.Join(dir, "state")
 	for _, tc := range []struct {
 		args []string
@@ -217,6 +219,8 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 		{[]string{"deploy", "update", "-f", kubeFile}, "Kubernetes is not built"},
 		{[]string{"deploy", "update", "-f", secret}, "secret DEPLOY_TEST_NEVER_SET_X is not set"},
 		{[]string{"deploy", "rollback", "-f", secret, "one"}, `VERSION "one"`},
+		{[]string{"deploy", "up", "-f", tls, "--proxy-image", "p:1"}, "proxy.tls: the proxy terminating TLS for a deployed service is not built yet"},
+		{[]string{"deploy", "up", "-f", noProxyImage}, "no proxy image: give --proxy-image"},
 		{[]string{"deploy", "up", "-f", filepath.Join(dir, "none.yaml")}, "deploy file: open"},
 		{[]string{"deploy", "up", "-f", secret, "-o", "yaml"}, `invalid --output "yaml"`},
 		{[]string{"deploy", "rollback", "-f", secret, "--state-dir", state}, "web has no succeeded deploy before its last one"},
