@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -393,6 +394,19 @@ func TestDeployDocker(t *testing.T) {
 		t.Fatalf("an unknown image left a network: %s", left)
 	}
 
+	// A digest the hub does not hold: refused the same way.
+	repo, _, _ := strings.Cut(e.images["v1"], ":v1")
+	if err := os.WriteFile(spec, bytes.Replace(bad, []byte(e.images["v1"]), []byte(repo+"@sha256:"+strings.Repeat("0", 64)), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err = e.hubctl(e.deployArgs("up")...)
+	if err == nil || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "resolve image") {
+		t.Fatalf("up of a digest the hub does not hold: %v\n%s", err, errOut)
+	}
+	if _, err := os.Stat(e.stateDir); !os.IsNotExist(err) {
+		t.Fatalf("refused deploys wrote history: %v", err)
+	}
+
 	// up: v1, two replicas, through the proxy on 127.0.0.1.
 	e.writeSpec("v1")
 	start := time.Now()
@@ -565,6 +579,29 @@ func TestDeployDocker(t *testing.T) {
 	if e.docker("ps", "-aq", "--filter", "name=^"+bystander+"$") == "" {
 		t.Error("down removed a container that is not the service's")
 	}
+
+	// A port already taken on the host: the deploy fails, no task is left behind.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	e.writeSpec("v1")
+	taken := fmt.Sprintf("  ports: [\"%s:9000\"]\n", ln.Addr())
+	withPort, _ := os.ReadFile(spec)
+	withPort = bytes.Replace(withPort, []byte("  replicas: 2\n"), []byte("  replicas: 1\n"+taken), 1)
+	if err := os.WriteFile(spec, withPort, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err = e.hubctl(e.deployArgs("up")...)
+	if err == nil || !strings.Contains(errOut, "failed") {
+		t.Errorf("up with a port taken: %v\n%s", err, errOut)
+	}
+	t.Logf("a port taken: %s", strings.TrimSpace(errOut))
+	if left := e.docker("ps", "-aq", "--filter", "label=dev.hubctl.service="+e.service, "--filter", "label=dev.hubctl.role=task"); left != "" {
+		t.Errorf("tasks left after a port was taken: %s", left)
+	}
+	e.mustHubctl(e.args("down")...)
 }
 
 func waitDeploy(t *testing.T, what string, ok func() bool) {
