@@ -48,6 +48,7 @@ func main() {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, version) })
 	srv := &http.Server{Addr: ":8080", Handler: mux}
+	fmt.Fprintln(os.Stderr, "serving", version)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
@@ -564,6 +565,22 @@ func TestDeployDocker(t *testing.T) {
 		t.Errorf("%d of %d requests failed; first: %s", len(l.failures), l.total, l.failures[0])
 	}
 	t.Logf("%d requests through the proxy over 6 deploys, a refused one and a killed one: %d failed", l.total, len(l.failures))
+
+	// logs and inspect of what runs now.
+	if out := e.mustHubctl(e.args("logs")...); strings.Count(out, "serving "+ver("v1")) != 2 {
+		t.Errorf("logs of the two v1 tasks:\n%s", out)
+	}
+	var ins struct {
+		Service string
+		Last    deployRecord
+		Hosts   []deployHostState
+	}
+	if err := json.Unmarshal([]byte(e.mustHubctl(e.args("inspect")...)), &ins); err != nil {
+		t.Fatal(err)
+	}
+	if ins.Service != e.service || ins.Last.Outcome != "succeeded" || ins.Last.Number < 8 || len(ins.Hosts) != 1 || len(ins.Hosts[0].Containers) != 3 {
+		t.Errorf("inspect = %+v", ins)
+	}
 
 	// down removes what the deploys made and nothing else: a bystander named like
 	// the service's tasks, without its labels, stays.

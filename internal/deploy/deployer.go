@@ -258,7 +258,7 @@ func (d *Deployer) runHost(ctx context.Context, s *Spec, t Target, hp HostPlan) 
 	for _, n := range hp.Start {
 		d.logf("%s: start %s", t.Name(), n.Name)
 		if err := t.Start(ctx, n); err != nil {
-			return undo(fmt.Errorf("start %s: %w", n.Name, err))
+			return undo(err)
 		}
 		started++
 	}
