@@ -18,9 +18,18 @@ func NewCmdDeploy(f *Factory) *cobra.Command {
 	return groupCommand("deploy", "Deploy files: services on Docker hosts (zero-downtime, behind hubctl's proxy) or Kubernetes",
 		`A deploy file (deploy.yaml, docs/deploy.md) says what runs — one service's image,
 pinned by digest — and where: Docker hosts (the local engine, ssh:// or tcp:// with
-TLS) behind hubctl's proxy mode, or a helm release on Kubernetes. validate checks
-files here. The verbs that deploy (up, update, down, status, history, rollback) are
-not built yet.`,
+TLS) behind hubctl's proxy mode, or a helm release on Kubernetes. up and update
+deploy with a health-gated, zero-downtime switch; each deploy is recorded (history,
+rollback) and holds the service's lock while it runs. validate checks files here.`,
+		NewCmdDeployUp(f, "up", nil),
+		NewCmdDeployUp(f, "update", nil),
+		NewCmdDeployDown(f),
+		NewCmdDeployStatus(f),
+		NewCmdDeployInspect(f),
+		NewCmdDeployLogs(f),
+		NewCmdDeployHistory(f),
+		NewCmdDeployRollback(f),
+		NewCmdDeployLock(f),
 		NewCmdDeployValidate(f, nil),
 		NewCmdDeploySchema(f))
 }

@@ -188,3 +188,53 @@ func TestProxyRunRefusesBadSetup(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployVerbsRefuseBadInput: what is wrong is said in one line before anything
+// is resolved, dialled or locked.
+func TestDeployVerbsRefuseBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	broken := write("broken.yaml", deployBroken)
+	kube, err := os.ReadFile("../internal/deploy/testdata/kube.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeFile := write("kube.yaml", string(kube))
+	secret := write("secret.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  secrets: [DEPLOY_TEST_NEVER_SET_X]\n")
+	tls := write("tls.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  proxy:\n    port: 8080\n    tls: {cert: /c.pem, key: /k.pem}\n")
+	noProxyImage := write("proxy.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  proxy:\n    port: 8080\n")
+	state := filepath.Join(dir, "state")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy", "up", "-f", broken}, broken + `:4:3: service: unknown key "replica"`},
+		{[]string{"deploy", "down", "-f", broken}, "(and 1 more: hubctl deploy validate " + broken + ")"},
+		{[]string{"deploy", "update", "-f", kubeFile}, "Kubernetes is not built"},
+		{[]string{"deploy", "update", "-f", secret}, "secret DEPLOY_TEST_NEVER_SET_X is not set"},
+		{[]string{"deploy", "rollback", "-f", secret, "one"}, `VERSION "one"`},
+		{[]string{"deploy", "up", "-f", tls, "--proxy-image", "p:1"}, "proxy.tls: the proxy terminating TLS for a deployed service is not built yet"},
+		{[]string{"deploy", "up", "-f", noProxyImage}, "no proxy image: give --proxy-image"},
+		{[]string{"deploy", "up", "-f", filepath.Join(dir, "none.yaml")}, "deploy file: open"},
+		{[]string{"deploy", "up", "-f", secret, "-o", "yaml"}, `invalid --output "yaml"`},
+		{[]string{"deploy", "rollback", "-f", secret, "--state-dir", state}, "web has no succeeded deploy before its last one"},
+	} {
+		code, _, errOut := run(t, nil, tc.args...)
+		if code == 0 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") > 2 {
+			t.Errorf("%v: exit %d, stderr %q; want %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("a refused verb made the state directory: %v", err)
+	}
+	code, out, errOut := run(t, nil, "deploy", "history", "-f", secret, "--state-dir", state, "-o", "json")
+	if code != 0 || out != "[]\n" {
+		t.Errorf("history of nothing: exit %d, %q %q", code, out, errOut)
+	}
+}

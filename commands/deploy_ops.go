@@ -1,0 +1,443 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hubctl/hubctl/internal/deploy"
+	"github.com/hubctl/hubctl/internal/deploy/dockerhost"
+	"github.com/hubctl/hubctl/internal/safetext"
+)
+
+// The verbs around a deployed service: down, status, inspect, logs, history,
+// rollback, lock break.
+
+// NewCmdDeployDown returns `hubctl deploy down`.
+func NewCmdDeployDown(f *Factory) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Remove the service from its hosts: tasks, accessories, proxy, network",
+		Long: `Remove every container the deploys of the service made on its hosts (tasks,
+accessories, the proxy), its network and the proxy's state volume, under the
+service's lock. Named volumes of the tasks and accessories are kept unless
+--volumes. Nothing without the service's labels is touched.`,
+		Args: checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(cmd, f); err != nil {
+				return err
+			}
+			return deployDownRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.bind(cmd, false)
+	cmd.Flags().BoolVar(&opts.Volumes, "volumes", false, "Remove the named volumes the deploys made too")
+	return cmd
+}
+
+func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
+	s, _, err := loadDeploySpec(o)
+	if err != nil {
+		return err
+	}
+	if s.Kubernetes != nil {
+		rel, err := deployRelease(f, s)
+		if err != nil {
+			return err
+		}
+		return rel.Uninstall(ctx, s)
+	}
+	hosts, err := dialHosts(ctx, f, o, s)
+	if err != nil {
+		return err
+	}
+	defer closeHosts(hosts)
+	holder := deployHolder()
+	holder.Acquired = time.Now()
+	holder.Expires = holder.Acquired.Add(deploy.LockTTL)
+	var locked []*dockerhost.Host
+	defer func() {
+		for _, h := range locked {
+			_ = h.Unlock(context.WithoutCancel(ctx), s.Service.Name, holder)
+		}
+	}()
+	for _, h := range hosts {
+		if err := h.Lock(ctx, s.Service.Name, holder); err != nil {
+			return err
+		}
+		locked = append(locked, h)
+	}
+	d := &deploy.Deployer{Log: o.IO.ErrOut}
+	for _, h := range hosts {
+		d.Targets = append(d.Targets, h)
+	}
+	if err := d.Down(ctx, s.Service.Name, o.Volumes); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.IO.ErrOut, "%s: removed from %d hosts\n", safetext.Escape(s.Service.Name), len(hosts))
+	return nil
+}
+
+// NewCmdDeployStatus returns `hubctl deploy status`.
+func NewCmdDeployStatus(f *Factory) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the service's containers on each host: version, state, routed by the proxy",
+		Args:  checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(cmd, f); err != nil {
+				return err
+			}
+			return deployStatusRun(cmd.Context(), f, opts, false)
+		},
+	}
+	opts.bind(cmd, false)
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
+	return cmd
+}
+
+// NewCmdDeployInspect returns `hubctl deploy inspect`.
+func NewCmdDeployInspect(f *Factory) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "inspect",
+		Short: "Print the service's last deploy record and its containers on each host, as JSON",
+		Args:  checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(cmd, f); err != nil {
+				return err
+			}
+			return deployStatusRun(cmd.Context(), f, opts, true)
+		},
+	}
+	opts.bind(cmd, false)
+	return cmd
+}
+
+// DeployInspection is what `hubctl deploy inspect` prints.
+type DeployInspection struct {
+	Service string             `json:"service"`
+	Last    *deploy.Record     `json:"last,omitempty"`
+	Hosts   []deploy.HostState `json:"hosts"`
+}
+
+func deployStatusRun(ctx context.Context, f *Factory, o *DeployOptions, inspect bool) error {
+	s, _, err := loadDeploySpec(o)
+	if err != nil {
+		return err
+	}
+	if s.Kubernetes != nil {
+		return deployKubeHistory(ctx, f, o, s)
+	}
+	hosts, err := dialHosts(ctx, f, o, s)
+	if err != nil {
+		return err
+	}
+	defer closeHosts(hosts)
+	d := &deploy.Deployer{}
+	for _, h := range hosts {
+		d.Targets = append(d.Targets, h)
+	}
+	states, err := d.Observe(ctx, s.Service.Name)
+	if err != nil {
+		return err
+	}
+	if inspect {
+		out := DeployInspection{Service: s.Service.Name, Hosts: states}
+		hist, err := deployHistory(f, o, hosts)
+		if err != nil {
+			return err
+		}
+		if recs, err := hist.List(ctx, s.Service.Name); err != nil {
+			return err
+		} else if len(recs) > 0 {
+			out.Last = &recs[0]
+		}
+		return printJSON(o.IO.Out, out)
+	}
+	if o.Output == "json" {
+		return printJSON(o.IO.Out, states)
+	}
+	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tCONTAINER\tROLE\tVERSION\tSTATE\tROUTED\tPUBLISHED")
+	for _, st := range states {
+		for _, c := range st.Containers {
+			ver := "-"
+			if c.Version > 0 {
+				ver = strconv.Itoa(c.Version)
+			}
+			routed := "-"
+			if c.Role == deploy.RoleTask {
+				routed = yesNo(c.Routed)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Escape(st.Host), safetext.Escape(c.Name), c.Role, ver,
+				safetext.Escape(c.State), routed, safetext.Escape(strings.Join(c.Published, ",")))
+		}
+	}
+	return tw.Flush()
+}
+
+func deployKubeHistory(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec) error {
+	rel, err := deployRelease(f, s)
+	if err != nil {
+		return err
+	}
+	revs, err := rel.History(ctx, s)
+	if err != nil {
+		return err
+	}
+	return printJSON(o.IO.Out, revs)
+}
+
+// NewCmdDeployLogs returns `hubctl deploy logs`.
+func NewCmdDeployLogs(f *Factory) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "logs [CONTAINER]",
+		Short: "Print the logs of the service's tasks (or one container of it)",
+		Args:  checkArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(cmd, f); err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				opts.Task = args[0]
+			}
+			return deployLogsRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.bind(cmd, false)
+	cmd.Flags().StringVar(&opts.Tail, "tail", "100", "Lines from the end of each log (`N` or all)")
+	return cmd
+}
+
+func deployLogsRun(ctx context.Context, f *Factory, o *DeployOptions) error {
+	s, _, err := loadDeploySpec(o)
+	if err != nil {
+		return err
+	}
+	if s.Kubernetes != nil {
+		return errors.New("logs of a Kubernetes release: use kubectl logs")
+	}
+	hosts, err := dialHosts(ctx, f, o, s)
+	if err != nil {
+		return err
+	}
+	defer closeHosts(hosts)
+	found := false
+	for _, h := range hosts {
+		st, err := h.Observe(ctx, s.Service.Name)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Name(), err)
+		}
+		for _, c := range st.Containers {
+			if o.Task != "" && c.Name != o.Task || o.Task == "" && c.Role != deploy.RoleTask {
+				continue
+			}
+			found = true
+			fmt.Fprintf(o.IO.ErrOut, "==> %s/%s <==\n", safetext.Escape(h.Name()), safetext.Escape(c.Name))
+			if err := h.Logs(ctx, c.ID, o.Tail, false, o.IO.Out, o.IO.Out); err != nil {
+				return err
+			}
+		}
+	}
+	if !found && o.Task != "" {
+		return fmt.Errorf("no container %s of %s on its hosts", o.Task, s.Service.Name)
+	}
+	return nil
+}
+
+// NewCmdDeployHistory returns `hubctl deploy history`.
+func NewCmdDeployHistory(f *Factory) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "List the service's deploys, newest first: number, outcome, image, who, when",
+		Args:  checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(cmd, f); err != nil {
+				return err
+			}
+			return deployHistoryRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.bind(cmd, false)
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
+	return cmd
+}
+
+func deployHistoryRun(ctx context.Context, f *Factory, o *DeployOptions) error {
+	s, _, err := loadDeploySpec(o)
+	if err != nil {
+		return err
+	}
+	if s.Kubernetes != nil {
+		return deployKubeHistory(ctx, f, o, s)
+	}
+	hist, err := deployHistory(f, o, nil)
+	if err != nil {
+		return err
+	}
+	recs, err := hist.List(ctx, s.Service.Name)
+	if err != nil {
+		return err
+	}
+	if o.Output == "json" {
+		if recs == nil {
+			recs = []deploy.Record{}
+		}
+		return printJSON(o.IO.Out, recs)
+	}
+	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tOUTCOME\tSTARTED\tBY\tIMAGE\tNOTE")
+	for _, r := range recs {
+		note := r.Error
+		if r.RollbackOf > 0 {
+			note = strings.TrimSpace(fmt.Sprintf("rollback to %d %s", r.RollbackOf, note))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Number, r.Outcome, r.Started.Local().Format(time.DateTime),
+			safetext.Escape(r.By), safetext.Escape(r.Digests[deploy.DigestKey]), safetext.Escape(clipNote(note)))
+	}
+	return tw.Flush()
+}
+
+func clipNote(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}
+
+// NewCmdDeployRollback returns `hubctl deploy rollback`.
+func NewCmdDeployRollback(f *Factory) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "rollback [VERSION]",
+		Short: "Re-deploy an earlier deploy's spec and pinned images (default: the previous succeeded one)",
+		Long: `Re-deploy the spec and pinned digests recorded for deploy VERSION (see history),
+through the same health-gated, zero-downtime sequence as update; with the image
+still on the hosts it takes seconds. Without VERSION, the succeeded deploy before
+the last succeeded one. The rollback is recorded as a deploy of its own.`,
+		Args: checkArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(cmd, f); err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n < 1 {
+					return usageErrorf(cmd, "VERSION %q: want a deploy number from hubctl deploy history", args[0])
+				}
+				opts.Version = n
+			}
+			return deployRollbackRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.bind(cmd, true)
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
+	return cmd
+}
+
+func deployRollbackRun(ctx context.Context, f *Factory, o *DeployOptions) error {
+	s, _, err := loadDeploySpec(o)
+	if err != nil {
+		return err
+	}
+	if s.Kubernetes != nil {
+		rel, err := deployRelease(f, s)
+		if err != nil {
+			return err
+		}
+		rev, err := rel.Rollback(ctx, s, o.Version)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.IO.Out, "%s: revision %d %s\n", safetext.Escape(s.Service.Name), rev.Revision, safetext.Escape(rev.Status))
+		return nil
+	}
+	hist, err := deployHistory(f, o, nil)
+	if err != nil {
+		return err
+	}
+	var rec deploy.Record
+	if o.Version > 0 {
+		if rec, err = hist.Get(ctx, s.Service.Name, o.Version); err != nil {
+			return err
+		}
+	} else {
+		recs, err := hist.List(ctx, s.Service.Name)
+		if err != nil {
+			return err
+		}
+		seen := 0
+		for _, r := range recs {
+			if r.Outcome == deploy.OutcomeSucceeded {
+				if seen++; seen == 2 {
+					rec = r
+					break
+				}
+			}
+		}
+		if rec.Number == 0 {
+			return fmt.Errorf("%s has no succeeded deploy before its last one to roll back to", s.Service.Name)
+		}
+	}
+	if rec.Target != "docker" || rec.Digests[deploy.DigestKey] == "" {
+		return fmt.Errorf("deploy %d of %s holds no Docker deploy to re-deploy", rec.Number, s.Service.Name)
+	}
+	old, err := deploy.Parse([]byte(rec.SpecYAML))
+	if err != nil {
+		return fmt.Errorf("the spec recorded with deploy %d: %w", rec.Number, err)
+	}
+	if old.Service.Name != s.Service.Name {
+		return fmt.Errorf("deploy %d is of service %s, not %s", rec.Number, old.Service.Name, s.Service.Name)
+	}
+	fmt.Fprintf(o.IO.ErrOut, "%s: rolling back to deploy %d (%s)\n", safetext.Escape(s.Service.Name), rec.Number, safetext.Escape(rec.Digests[deploy.DigestKey]))
+	return deployDocker(ctx, f, o, old, rec.SpecYAML, rec.Digests, rec.Number)
+}
+
+// NewCmdDeployLock returns `hubctl deploy lock`.
+func NewCmdDeployLock(f *Factory) *cobra.Command {
+	opts := &DeployOptions{}
+	brk := &cobra.Command{
+		Use:   "break",
+		Short: "Remove the service's deploy lock, whoever holds it (a deploy that died)",
+		Long: `Remove the service's deploy lock on its hosts whoever holds it. A lock whose holder
+stopped renewing it (60 s), or whose holder was a hubctl of this machine that has
+ended, is taken over by the next deploy anyway; break is for the others.`,
+		Args: checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(cmd, f); err != nil {
+				return err
+			}
+			s, _, err := loadDeploySpec(opts)
+			if err != nil {
+				return err
+			}
+			hosts, err := dialHosts(cmd.Context(), f, opts, s)
+			if err != nil {
+				return err
+			}
+			defer closeHosts(hosts)
+			hist, err := deployHistory(f, opts, hosts)
+			if err != nil {
+				return err
+			}
+			if err := hist.BreakLock(cmd.Context(), s.Service.Name); err != nil {
+				return err
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "%s: lock removed\n", safetext.Escape(s.Service.Name))
+			return nil
+		},
+	}
+	opts.bind(brk, false)
+	return groupCommand("lock", "The service's deploy lock", "A deploy holds its service's lock while it runs, so two never run at once.", brk)
+}

@@ -1,0 +1,363 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/spf13/cobra"
+
+	"github.com/hubctl/hubctl/internal/credentials"
+	"github.com/hubctl/hubctl/internal/deploy"
+	"github.com/hubctl/hubctl/internal/deploy/dockerhost"
+	"github.com/hubctl/hubctl/internal/distclient"
+	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/safetext"
+)
+
+// proxyImageEnv names the proxy image when --proxy-image is not given.
+const proxyImageEnv = "HUBCTL_PROXY_IMAGE"
+
+// DeployOptions are the inputs of the verbs that deploy or look at a deployed service.
+type DeployOptions struct {
+	IO           *iostreams.IOStreams
+	File         string
+	StateDir     string
+	ProxyImage   string
+	ProxyPublish string
+	Insecure     bool
+	DryRun       bool
+	Output       string
+	// Volumes (down) removes the named volumes the deploys made too.
+	Volumes bool
+	// Tail and Task (logs).
+	Tail string
+	Task string
+	// Version (rollback) is the deploy to re-deploy; 0: the previous succeeded one.
+	Version int
+}
+
+func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
+	fl := cmd.Flags()
+	fl.StringVarP(&o.File, "file", "f", "deploy.yaml", "The deploy `file`")
+	fl.StringVar(&o.StateDir, "state-dir", ".hubctl/deploy", "`Directory` of the local deploy history (without a hub)")
+	if deploys {
+		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+")")
+		fl.StringVar(&o.ProxyPublish, "proxy-publish", "80", "Where the proxy's HTTP port is published on each host: `[IP:]PORT` (0: any free port)")
+		fl.BoolVar(&o.Insecure, "insecure", false, "Reach the image's registry over plain HTTP (loopback registries always are)")
+	}
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
+	_ = cmd.MarkFlagDirname("state-dir")
+}
+
+// NewCmdDeployUp returns `hubctl deploy up` (and, with use "update", the same verb
+// under the name a redeploy reads best with). runF receives the parsed options.
+func NewCmdDeployUp(f *Factory, use string, runF func(*DeployOptions) error) *cobra.Command {
+	opts := &DeployOptions{}
+	short := "Deploy the service: start what is missing, replace what changed, with no downtime"
+	if use == "update" {
+		short = "Deploy a new version of the service (the same as up): health-gated, zero-downtime switch"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: `Resolve the service's image (and the accessories') to a digest, take the service's
+lock, and on every host in parallel: ensure the network and the proxy, pull the
+image, start the new tasks, let the proxy health-check them and switch traffic once
+all pass, drain and stop the old ones. New tasks that never become healthy are
+removed and the old ones keep serving; the deploy is then recorded as failed. Tasks
+whose configuration did not change are kept. Secrets come from hubctl's environment
+and are never recorded. --dry-run prints the plan and changes nothing.`,
+		Example: `  hubctl deploy up -f deploy.yaml --proxy-image hub.example.com/acme/hubctl-proxy:1
+  hubctl deploy update --dry-run`,
+		Args: checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(cmd, f); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return deployUpRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.bind(cmd, true)
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "Print the plan (what starts, stays, stops) and change nothing")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
+	return cmd
+}
+
+func (o *DeployOptions) check(cmd *cobra.Command, f *Factory) error {
+	if o.Output != "" && o.Output != "json" {
+		return usageErrorf(cmd, "invalid --output %q: want json", o.Output)
+	}
+	if o.ProxyImage == "" {
+		o.ProxyImage, _ = f.LookupEnv(proxyImageEnv)
+	}
+	o.IO = f.IOStreams
+	return nil
+}
+
+// loadDeploySpec reads and parses the deploy file; its errors become one line.
+func loadDeploySpec(o *DeployOptions) (*deploy.Spec, []byte, error) {
+	src, err := readDeployFile(o.File, o.IO.In)
+	if err != nil {
+		return nil, nil, fmt.Errorf("deploy file: %w", err)
+	}
+	s, err := deploy.Parse(src)
+	var es deploy.Errors
+	if errors.As(err, &es) && len(es) > 0 {
+		more := ""
+		if len(es) > 1 {
+			more = fmt.Sprintf(" (and %d more: hubctl deploy validate %s)", len(es)-1, o.File)
+		}
+		return nil, nil, fmt.Errorf("%s:%d:%d: %s%s", o.File, es[0].Line, es[0].Col, es[0].Msg, more)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", o.File, err)
+	}
+	return s, src, nil
+}
+
+// errReleaseNotBuilt answers a Kubernetes spec until the helm target is wired.
+var errReleaseNotBuilt = errors.New("deploying to Kubernetes is not built into this hubctl yet (internal/deploy/kube)")
+
+// deployRelease is the Kubernetes target of a spec: the one place that picks it.
+func deployRelease(f *Factory, spec *deploy.Spec) (deploy.Release, error) {
+	return nil, errReleaseNotBuilt
+}
+
+// deployHistory is where a service's deploys are recorded and locked: the one place
+// that picks it. Without a hub: the state file in --state-dir and a lock on each
+// host.
+func deployHistory(f *Factory, o *DeployOptions, hosts []*dockerhost.Host) (deploy.History, error) {
+	locks := make([]deploy.HostLock, len(hosts))
+	for i, h := range hosts {
+		locks[i] = h
+	}
+	return deploy.NewFileHistory(o.StateDir, locks), nil
+}
+
+// deployHolder says who deploys, from where.
+func deployHolder() deploy.LockHolder {
+	h := deploy.LockHolder{PID: os.Getpid(), By: "unknown"}
+	if u, err := user.Current(); err == nil {
+		h.By = u.Username
+	}
+	h.Host, _ = os.Hostname()
+	return h
+}
+
+// dialHosts connects to every host of the spec; close them with closeHosts.
+func dialHosts(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec) ([]*dockerhost.Host, error) {
+	auth, err := engineAuth(f)
+	if err != nil {
+		return nil, err
+	}
+	var hosts []*dockerhost.Host
+	for _, h := range s.Hosts {
+		api, err := dockerhost.Dial(ctx, h)
+		if err != nil {
+			closeHosts(hosts)
+			return nil, err
+		}
+		hosts = append(hosts, dockerhost.New(h.Name, api, dockerhost.Options{
+			ProxyImage: o.ProxyImage, ProxyPublish: o.ProxyPublish, RegistryAuth: auth,
+		}))
+	}
+	return hosts, nil
+}
+
+func closeHosts(hosts []*dockerhost.Host) {
+	for _, h := range hosts {
+		_ = h.Close()
+	}
+}
+
+// engineAuth answers the X-Registry-Auth of a pull: the caller's credentials for
+// the image's registry (a workflow job's token, docker's config), nothing else.
+func engineAuth(f *Factory) (func(string) (string, error), error) {
+	dir, _ := f.LookupEnv("DOCKER_CONFIG")
+	store, err := credentials.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	res := credentials.JobTokenFromEnv(store, f.LookupEnv)
+	return func(image string) (string, error) {
+		named, err := reference.ParseNormalizedNamed(image)
+		if err != nil {
+			return "", fmt.Errorf("image %q: %w", image, err)
+		}
+		host := reference.Domain(named)
+		c, err := res.Resolve(host)
+		if err != nil || c.IsAnonymous() {
+			return "", err
+		}
+		return authconfig.Encode(registry.AuthConfig{
+			Username: c.Username, Password: c.Password, IdentityToken: c.IdentityToken,
+			RegistryToken: c.RegistryToken, ServerAddress: host,
+		})
+	}, nil
+}
+
+// resolveDigests pins the service's and accessories' images: HEAD of each manifest
+// with the caller's credentials. An image that does not exist fails here, before
+// anything starts.
+func resolveDigests(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec) (map[string]string, error) {
+	images := map[string]string{deploy.DigestKey: s.Service.Image}
+	for _, a := range s.Accessories {
+		images[a.Name] = a.Image
+	}
+	var refs []string
+	for _, im := range images {
+		refs = append(refs, im)
+	}
+	e, err := newEngine(f, o.Insecure, refs...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for key, im := range images {
+		ref, err := distclient.ParseRef(im)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", im, err)
+		}
+		desc, err := e.Client.HeadManifest(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("resolve image %s: %w", im, err)
+		}
+		out[key] = ref.Repo.String() + "@" + desc.Digest.String()
+	}
+	return out, nil
+}
+
+// deploySecrets reads the spec's secrets from hubctl's environment.
+func deploySecrets(f *Factory, s *deploy.Spec) (map[string]string, error) {
+	out := map[string]string{}
+	var names []deploy.Secret
+	names = append(names, s.Service.Secrets...)
+	for _, a := range s.Accessories {
+		names = append(names, a.Secrets...)
+	}
+	for _, n := range names {
+		v, ok := f.LookupEnv(n.Name)
+		if !ok {
+			return nil, fmt.Errorf("secret %s is not set: export %s in hubctl's environment", n.Name, n.Name)
+		}
+		out[n.Name] = v
+	}
+	return out, nil
+}
+
+func deployUpRun(ctx context.Context, f *Factory, o *DeployOptions) error {
+	s, src, err := loadDeploySpec(o)
+	if err != nil {
+		return err
+	}
+	if s.Kubernetes != nil {
+		return deployKube(ctx, f, o, s)
+	}
+	return deployDocker(ctx, f, o, s, string(src), nil, 0)
+}
+
+// deployDocker runs (or, with --dry-run, plans) a deploy of s to its Docker hosts;
+// digests nil resolves the images.
+func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec, src string, digests map[string]string, rollbackOf int) error {
+	if s.Service.Proxy != nil && s.Service.Proxy.TLS != nil {
+		return errors.New("proxy.tls: the proxy terminating TLS for a deployed service is not built yet; remove proxy.tls (and terminate TLS in front of the proxy)")
+	}
+	if s.Service.Proxy != nil && o.ProxyImage == "" {
+		return fmt.Errorf("no proxy image: give --proxy-image or set $%s (hubctl FROM scratch at /hubctl)", proxyImageEnv)
+	}
+	secrets, err := deploySecrets(f, s)
+	if err != nil {
+		return err
+	}
+	if digests == nil {
+		if digests, err = resolveDigests(ctx, f, o, s); err != nil {
+			return err
+		}
+	}
+	hosts, err := dialHosts(ctx, f, o, s)
+	if err != nil {
+		return err
+	}
+	defer closeHosts(hosts)
+	hist, err := deployHistory(f, o, hosts)
+	if err != nil {
+		return err
+	}
+	d := &deploy.Deployer{History: hist, Holder: deployHolder(), Log: o.IO.ErrOut}
+	for _, h := range hosts {
+		d.Targets = append(d.Targets, h)
+	}
+	req := deploy.Request{Spec: s, SpecYAML: src, Digests: digests, Secrets: secrets, RollbackOf: rollbackOf}
+	if o.DryRun {
+		plan, err := d.Plan(ctx, req, 0)
+		if err != nil {
+			return err
+		}
+		if o.Output == "json" {
+			for i := range plan.Hosts {
+				for j := range plan.Hosts[i].Start {
+					plan.Hosts[i].Start[j].Env = nil // secrets: never printed
+				}
+				for j := range plan.Hosts[i].Accessories {
+					plan.Hosts[i].Accessories[j].Env = nil
+				}
+			}
+			return printJSON(o.IO.Out, plan)
+		}
+		return plan.Write(o.IO.Out)
+	}
+	rec, err := d.Deploy(ctx, req)
+	if rec.Number == 0 {
+		return err
+	}
+	if o.Output == "json" {
+		if perr := printJSON(o.IO.Out, rec); perr != nil {
+			return perr
+		}
+	} else if err == nil {
+		fmt.Fprintf(o.IO.Out, "%s: deploy %d succeeded: %s\n", safetext.Escape(s.Service.Name), rec.Number, safetext.Escape(digests[deploy.DigestKey]))
+	}
+	if err != nil {
+		if rec.Outcome != deploy.OutcomeFailed {
+			return err
+		}
+		return fmt.Errorf("deploy %d of %s failed, the tasks before it keep serving: %s", rec.Number, s.Service.Name, rec.Error)
+	}
+	return nil
+}
+
+// deployKube runs a Kubernetes spec through its Release.
+func deployKube(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec) error {
+	rel, err := deployRelease(f, s)
+	if err != nil {
+		return err
+	}
+	digests, err := resolveDigests(ctx, f, o, s)
+	if err != nil {
+		return err
+	}
+	image := digests[deploy.DigestKey]
+	if o.DryRun {
+		diff, err := rel.Plan(ctx, s, image)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprint(o.IO.Out, diff)
+		return err
+	}
+	rev, err := rel.Upgrade(ctx, s, image)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.IO.Out, "%s: revision %d %s\n", safetext.Escape(s.Service.Name), rev.Revision, safetext.Escape(rev.Status))
+	return nil
+}
