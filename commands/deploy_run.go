@@ -25,9 +25,12 @@ const proxyImageEnv = "HUBCTL_PROXY_IMAGE"
 
 // DeployOptions are the inputs of the verbs that deploy or look at a deployed service.
 type DeployOptions struct {
-	IO           *iostreams.IOStreams
-	File         string
-	StateDir     string
+	IO       *iostreams.IOStreams
+	File     string
+	StateDir string
+	// Hub is the hub (host[:port]) deploys are recorded and locked in; empty: the
+	// local state file and a lock on each host.
+	Hub          string
 	ProxyImage   string
 	ProxyPublish string
 	Insecure     bool
@@ -46,6 +49,7 @@ func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
 	fl := cmd.Flags()
 	fl.StringVarP(&o.File, "file", "f", "deploy.yaml", "The deploy `file`")
 	fl.StringVar(&o.StateDir, "state-dir", ".hubctl/deploy", "`Directory` of the local deploy history (without a hub)")
+	fl.StringVar(&o.Hub, "hub", "", "Record, lock and pull through this hub `host` (the image's; default $"+deployHubEnv+"; --hub= for none)")
 	if deploys {
 		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+")")
 		fl.StringVar(&o.ProxyPublish, "proxy-publish", "80", "Where the proxy's HTTP port is published on each host: `[IP:]PORT` (0: any free port)")
@@ -99,6 +103,9 @@ func (o *DeployOptions) check(cmd *cobra.Command, f *Factory) error {
 	if o.ProxyImage == "" {
 		o.ProxyImage, _ = f.LookupEnv(proxyImageEnv)
 	}
+	if o.Hub == "" && !cmd.Flags().Changed("hub") {
+		o.Hub, _ = f.LookupEnv(deployHubEnv)
+	}
 	o.IO = f.IOStreams
 	return nil
 }
@@ -133,9 +140,13 @@ func deployRelease(f *Factory, spec *deploy.Spec) (deploy.Release, error) {
 }
 
 // deployHistory is where a service's deploys are recorded and locked: the one place
-// that picks it. Without a hub: the state file in --state-dir and a lock on each
+// that picks it. With a hub (hub not nil): the hub's store, for the namespace of the
+// service's image there. Without: the state file in --state-dir and a lock on each
 // host.
-func deployHistory(f *Factory, o *DeployOptions, hosts []*dockerhost.Host) (deploy.History, error) {
+func deployHistory(o *DeployOptions, hub *deployHub, hosts []*dockerhost.Host) (deploy.History, error) {
+	if hub != nil {
+		return &hubDeployHistory{History: hub.hist}, nil
+	}
 	locks := make([]deploy.HostLock, len(hosts))
 	for i, h := range hosts {
 		locks[i] = h
@@ -159,6 +170,11 @@ func dialHosts(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec
 	if err != nil {
 		return nil, err
 	}
+	return dialHostsAuth(ctx, o, s, auth)
+}
+
+// dialHostsAuth is dialHosts with the engines' pull credentials given.
+func dialHostsAuth(ctx context.Context, o *DeployOptions, s *deploy.Spec, auth func(string) (string, error)) ([]*dockerhost.Host, error) {
 	var hosts []*dockerhost.Host
 	for _, h := range s.Hosts {
 		api, err := dockerhost.Dial(ctx, h)
@@ -274,7 +290,16 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 	if s.Service.Proxy != nil && o.ProxyImage == "" {
 		return fmt.Errorf("no proxy image: give --proxy-image or set $%s (hubctl FROM scratch at /hubctl)", proxyImageEnv)
 	}
-	secrets, err := deploySecrets(f, s)
+	hub, err := openDeployHub(f, o, s)
+	if err != nil {
+		return err
+	}
+	var secrets map[string]string
+	if hub != nil {
+		secrets, err = hub.secrets(ctx, s)
+	} else {
+		secrets, err = deploySecrets(f, s)
+	}
 	if err != nil {
 		return err
 	}
@@ -283,14 +308,24 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 			return err
 		}
 	}
-	hosts, err := dialHosts(ctx, f, o, s)
+	auth, err := engineAuth(f)
+	if err != nil {
+		return err
+	}
+	var hist deploy.History
+	if hub != nil {
+		h := &hubDeployHistory{History: hub.hist}
+		hist, auth = h, hub.pullAuth(ctx, h, s, auth)
+	}
+	hosts, err := dialHostsAuth(ctx, o, s, auth)
 	if err != nil {
 		return err
 	}
 	defer closeHosts(hosts)
-	hist, err := deployHistory(f, o, hosts)
-	if err != nil {
-		return err
+	if hist == nil {
+		if hist, err = deployHistory(o, nil, hosts); err != nil {
+			return err
+		}
 	}
 	d := &deploy.Deployer{History: hist, Holder: deployHolder(), Log: o.IO.ErrOut}
 	for _, h := range hosts {

@@ -209,6 +209,7 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 	secret := write("secret.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  secrets: [DEPLOY_TEST_NEVER_SET_X]\n")
 	tls := write("tls.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  proxy:\n    port: 8080\n    tls: {cert: /c.pem, key: /k.pem}\n")
 	noProxyImage := write("proxy.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  proxy:\n    port: 8080\n")
+	noNamespace := write("nons.yaml", "service:\n  name: web\n  image: localhost:5000/web:1\n")
 	state := filepath.Join(dir, "state")
 	for _, tc := range []struct {
 		args []string
@@ -224,6 +225,9 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 		{[]string{"deploy", "up", "-f", filepath.Join(dir, "none.yaml")}, "deploy file: open"},
 		{[]string{"deploy", "up", "-f", secret, "-o", "yaml"}, `invalid --output "yaml"`},
 		{[]string{"deploy", "rollback", "-f", secret, "--state-dir", state}, "web has no succeeded deploy before its last one"},
+		// The hub must hold the image: its namespace keeps the history.
+		{[]string{"deploy", "history", "-f", secret, "--hub", "hub.example.com"}, "service.image localhost:5000/acme/web:1 is not on the hub hub.example.com"},
+		{[]string{"deploy", "lock", "break", "-f", noNamespace, "--hub", "localhost:5000"}, "has no namespace on localhost:5000"},
 	} {
 		code, _, errOut := run(t, nil, tc.args...)
 		if code == 0 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") > 2 {
@@ -236,5 +240,13 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 	code, out, errOut := run(t, nil, "deploy", "history", "-f", secret, "--state-dir", state, "-o", "json")
 	if code != 0 || out != "[]\n" {
 		t.Errorf("history of nothing: exit %d, %q %q", code, out, errOut)
+	}
+	// $HUBCTL_REGISTRY is the default hub; --hub= keeps the history local.
+	hubEnv := map[string]string{"HUBCTL_REGISTRY": "hub.example.com"}
+	if code, _, errOut := run(t, hubEnv, "deploy", "history", "-f", secret, "--state-dir", state); code == 0 || !strings.Contains(errOut, "not on the hub hub.example.com") {
+		t.Errorf("history with $HUBCTL_REGISTRY: exit %d, %q", code, errOut)
+	}
+	if code, out, errOut := run(t, hubEnv, "deploy", "history", "-f", secret, "--state-dir", state, "-o", "json", "--hub="); code != 0 || out != "[]\n" {
+		t.Errorf("history with --hub=: exit %d, %q %q", code, out, errOut)
 	}
 }
