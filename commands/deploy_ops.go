@@ -48,7 +48,7 @@ func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 		return err
 	}
 	if s.Kubernetes != nil {
-		rel, err := deployRelease(f, s)
+		rel, err := deployRelease(f, o, s)
 		if err != nil {
 			return err
 		}
@@ -190,7 +190,7 @@ func deployStatusRun(ctx context.Context, f *Factory, o *DeployOptions, inspect 
 }
 
 func deployKubeHistory(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec) error {
-	rel, err := deployRelease(f, s)
+	rel, err := deployRelease(f, o, s)
 	if err != nil {
 		return err
 	}
@@ -360,7 +360,7 @@ func deployRollbackRun(ctx context.Context, f *Factory, o *DeployOptions) error 
 		return err
 	}
 	if s.Kubernetes != nil {
-		rel, err := deployRelease(f, s)
+		rel, err := deployRelease(f, o, s)
 		if err != nil {
 			return err
 		}

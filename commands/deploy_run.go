@@ -23,6 +23,10 @@ import (
 // proxyImageEnv names the proxy image when --proxy-image is not given.
 const proxyImageEnv = "HUBCTL_PROXY_IMAGE"
 
+// sshConfigEnv names the ssh_config file (ssh -F) ssh:// hosts are reached with,
+// instead of ~/.ssh/config.
+const sshConfigEnv = "HUBCTL_SSH_CONFIG"
+
 // DeployOptions are the inputs of the verbs that deploy or look at a deployed service.
 type DeployOptions struct {
 	IO       *iostreams.IOStreams
@@ -30,7 +34,10 @@ type DeployOptions struct {
 	StateDir string
 	// Hub is the hub (host[:port]) deploys are recorded and locked in; empty: the
 	// local state file and a lock on each host.
-	Hub          string
+	Hub string
+	// SSHConfig ($HUBCTL_SSH_CONFIG) is the ssh_config of ssh:// hosts; empty:
+	// ssh's own (~/.ssh/config).
+	SSHConfig    string
 	ProxyImage   string
 	ProxyPublish string
 	Insecure     bool
@@ -51,7 +58,7 @@ func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
 	fl.StringVar(&o.StateDir, "state-dir", ".hubctl/deploy", "`Directory` of the local deploy history (without a hub)")
 	fl.StringVar(&o.Hub, "hub", "", "Record, lock and pull through this hub `host` (the image's; default $"+deployHubEnv+"; --hub= for none)")
 	if deploys {
-		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+")")
+		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+", else built from this hubctl and loaded into each engine)")
 		fl.StringVar(&o.ProxyPublish, "proxy-publish", "80", "Where the proxy's HTTP port is published on each host: `[IP:]PORT` (0: any free port)")
 		fl.BoolVar(&o.Insecure, "insecure", false, "Reach the image's registry over plain HTTP (loopback registries always are)")
 	}
@@ -75,9 +82,12 @@ lock, and on every host in parallel: ensure the network and the proxy, pull the
 image, start the new tasks, let the proxy health-check them and switch traffic once
 all pass, drain and stop the old ones. New tasks that never become healthy are
 removed and the old ones keep serving; the deploy is then recorded as failed. Tasks
-whose configuration did not change are kept. Secrets come from hubctl's environment
-and are never recorded. --dry-run prints the plan and changes nothing.`,
-		Example: `  hubctl deploy up -f deploy.yaml --proxy-image hub.example.com/acme/hubctl-proxy:1
+whose configuration did not change are kept. With --hub the deploy is recorded and
+locked in the hub, the engines pull with a token it mints, and secrets come from its
+secret store; without, from hubctl's environment. Secrets are never recorded. A
+kubernetes: spec is a helm upgrade instead. --dry-run prints the plan and changes
+nothing.`,
+		Example: `  hubctl deploy up -f deploy.yaml --hub hub.example.com
   hubctl deploy update --dry-run`,
 		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -103,6 +113,7 @@ func (o *DeployOptions) check(cmd *cobra.Command, f *Factory) error {
 	if o.ProxyImage == "" {
 		o.ProxyImage, _ = f.LookupEnv(proxyImageEnv)
 	}
+	o.SSHConfig, _ = f.LookupEnv(sshConfigEnv)
 	if o.Hub == "" && !cmd.Flags().Changed("hub") {
 		o.Hub, _ = f.LookupEnv(deployHubEnv)
 	}
@@ -129,14 +140,6 @@ func loadDeploySpec(o *DeployOptions) (*deploy.Spec, []byte, error) {
 		return nil, nil, fmt.Errorf("%s: %w", o.File, err)
 	}
 	return s, src, nil
-}
-
-// errReleaseNotBuilt answers a Kubernetes spec until the helm target is wired.
-var errReleaseNotBuilt = errors.New("deploying to Kubernetes is not built into this hubctl yet (internal/deploy/kube)")
-
-// deployRelease is the Kubernetes target of a spec: the one place that picks it.
-func deployRelease(f *Factory, spec *deploy.Spec) (deploy.Release, error) {
-	return nil, errReleaseNotBuilt
 }
 
 // deployHistory is where a service's deploys are recorded and locked: the one place
@@ -177,7 +180,11 @@ func dialHosts(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec
 func dialHostsAuth(ctx context.Context, o *DeployOptions, s *deploy.Spec, auth func(string) (string, error)) ([]*dockerhost.Host, error) {
 	var hosts []*dockerhost.Host
 	for _, h := range s.Hosts {
-		api, err := dockerhost.Dial(ctx, h)
+		var dopts []dockerhost.DialOption
+		if o.SSHConfig != "" {
+			dopts = append(dopts, dockerhost.WithSSHConfig(o.SSHConfig))
+		}
+		api, err := dockerhost.Dial(ctx, h, dopts...)
 		if err != nil {
 			closeHosts(hosts)
 			return nil, err
@@ -276,7 +283,7 @@ func deployUpRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 		return err
 	}
 	if s.Kubernetes != nil {
-		return deployKube(ctx, f, o, s)
+		return deployKube(ctx, f, o, s, string(src))
 	}
 	return deployDocker(ctx, f, o, s, string(src), nil, 0)
 }
@@ -287,8 +294,13 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 	if s.Service.Proxy != nil && s.Service.Proxy.TLS != nil {
 		return errors.New("proxy.tls: the proxy terminating TLS for a deployed service is not built yet; remove proxy.tls (and terminate TLS in front of the proxy)")
 	}
+	var built *builtProxyImage
 	if s.Service.Proxy != nil && o.ProxyImage == "" {
-		return fmt.Errorf("no proxy image: give --proxy-image or set $%s (hubctl FROM scratch at /hubctl)", proxyImageEnv)
+		var err error
+		if built, err = buildProxyImage(ctx, f); err != nil {
+			return err
+		}
+		o.ProxyImage = built.name
 	}
 	hub, err := openDeployHub(f, o, s)
 	if err != nil {
@@ -322,6 +334,11 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 		return err
 	}
 	defer closeHosts(hosts)
+	if built != nil && !o.DryRun {
+		if err := built.load(ctx, hosts); err != nil {
+			return err
+		}
+	}
 	if hist == nil {
 		if hist, err = deployHistory(o, nil, hosts); err != nil {
 			return err
@@ -367,32 +384,5 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 		}
 		return fmt.Errorf("deploy %d of %s failed, the tasks before it keep serving: %s", rec.Number, s.Service.Name, rec.Error)
 	}
-	return nil
-}
-
-// deployKube runs a Kubernetes spec through its Release.
-func deployKube(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec) error {
-	rel, err := deployRelease(f, s)
-	if err != nil {
-		return err
-	}
-	digests, err := resolveDigests(ctx, f, o, s)
-	if err != nil {
-		return err
-	}
-	image := digests[deploy.DigestKey]
-	if o.DryRun {
-		diff, err := rel.Plan(ctx, s, image)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprint(o.IO.Out, diff)
-		return err
-	}
-	rev, err := rel.Upgrade(ctx, s, image)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(o.IO.Out, "%s: revision %d %s\n", safetext.Escape(s.Service.Name), rev.Revision, safetext.Escape(rev.Status))
 	return nil
 }

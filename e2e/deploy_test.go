@@ -75,6 +75,12 @@ type deployEnv struct {
 	// dockerConfig, when set, is the DOCKER_CONFIG of hubctl and of the docker CLI's
 	// pushes: the credentials of a hub with auth.
 	dockerConfig string
+	// extraImages are images the test's deploys made (the proxy image hubctl built).
+	extraImages []string
+	// env is added to hubctl's environment.
+	env []string
+	// hosts, when set, is the deploy file's hosts section.
+	hosts string
 }
 
 func newDeployEnv(t *testing.T) *deployEnv {
@@ -155,7 +161,7 @@ func (e *deployEnv) cleanup() {
 			_ = exec.Command("docker", append([]string{kind, "rm"}, strings.Fields(ids)...)...).Run()
 		}
 	}
-	refs := []string{e.proxy}
+	refs := append([]string{e.proxy}, e.extraImages...)
 	for _, r := range e.images {
 		refs = append(refs, r)
 	}
@@ -186,7 +192,7 @@ func (e *deployEnv) writeSpec(v string) string {
   deploy-timeout: 8s
   drain-timeout: 5s
   stop-timeout: 3s
-`, e.service, e.images[v])
+`, e.service, e.images[v]) + e.hosts
 	file := filepath.Join(e.dir, "deploy.yaml")
 	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
 		e.t.Fatal(err)
@@ -209,6 +215,7 @@ func (e *deployEnv) hubctl(args ...string) (string, string, error) {
 	if e.dockerConfig != "" {
 		env = append(env, "DOCKER_CONFIG="+e.dockerConfig)
 	}
+	env = append(env, e.env...)
 	return runErr(e.t, e.dir, env, hubctlBin, args...)
 }
 
@@ -437,7 +444,14 @@ func TestDeployDocker(t *testing.T) {
 	// up: v1, two replicas, through the proxy on 127.0.0.1.
 	e.writeSpec("v1")
 	start := time.Now()
-	e.mustHubctl(e.deployArgs("up")...)
+	// Without --proxy-image: hubctl builds the proxy image from its own (static)
+	// binary and loads it into the engine under a name carrying its image ID.
+	e.mustHubctl(append(e.args("up"), "--proxy-publish", "127.0.0.1:0")...)
+	proxyImage := e.docker("inspect", "-f", "{{.Config.Image}}", "hubctl-proxy-"+e.service)
+	e.extraImages = append(e.extraImages, proxyImage)
+	if !strings.HasPrefix(proxyImage, "hubctl-proxy:") {
+		t.Fatalf("proxy runs %q, want the image hubctl built (hubctl-proxy:…)", proxyImage)
+	}
 	t.Logf("up v1 (image present): %s", time.Since(start).Round(time.Millisecond))
 	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
 		t.Fatalf("tasks after up = %v", got)
