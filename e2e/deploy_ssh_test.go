@@ -154,8 +154,10 @@ func TestDeployDockerSSH(t *testing.T) {
 	ver := func(v string) string { return v + "-" + e.id }
 
 	e.writeSpec("v1")
-	if _, errOut, err := e.hubctl(e.deployArgs("up")...); err == nil || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+	if _, errOut, err := e.hubctl(e.deployArgs("up")...); err == nil || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "ssh") {
 		t.Fatalf("up without the ssh key: %v %q", err, errOut)
+	} else {
+		t.Logf("without the key: %s", strings.TrimSpace(errOut))
 	}
 	if left := e.docker("ps", "-aq", "--filter", "label=dev.hubctl.service="+e.service); left != "" {
 		t.Fatalf("a refused host left containers: %s", left)
