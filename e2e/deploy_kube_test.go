@@ -20,7 +20,7 @@ import (
 // (image.repository, .tag, .digest).
 var deployKubeChart = map[string]string{
 	"Chart.yaml":  "apiVersion: v2\nname: web\nversion: 0.1.0\nappVersion: \"1.0\"\n",
-	"values.yaml": "replicaCount: 1\nimage:\n  repository: \"\"\n  tag: \"\"\n  digest: \"\"\n",
+	"values.yaml": "replicaCount: 1\npodAnnotations: {}\nimage:\n  repository: \"\"\n  tag: \"\"\n  digest: \"\"\n",
 	"templates/deployment.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -34,6 +34,10 @@ spec:
     metadata:
       labels:
         app: {{ .Release.Name }}
+      {{- with .Values.podAnnotations }}
+      annotations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
     spec:
       containers:
       - name: web
@@ -44,11 +48,12 @@ spec:
 // TestDeployKube: `hubctl deploy` on a kubernetes: spec against the real control
 // plane (kwok makes the pods Ready), the chart and the image in a hub: --dry-run
 // prints the diff, up installs with the image pinned by digest, update upgrades,
-// history lists helm's revisions, rollback goes back, down uninstalls. The deploys
-// are recorded in the local history.
+// history lists helm's revisions, rollback goes back, an update whose pods never
+// become ready is rolled back by helm (exit non-zero, recorded rolled_back), down
+// uninstalls. The deploys are recorded in the local history.
 func TestDeployKube(t *testing.T) {
 	crane := tool(t, "crane")
-	c := kubetest.Start(t)
+	c := kubetest.StartWithStages(t, kubetest.NeverReadyStage)
 	if c == nil {
 		return
 	}
@@ -75,8 +80,12 @@ func TestDeployKube(t *testing.T) {
 
 	state := filepath.Join(dir, "state")
 	spec := filepath.Join(dir, "deploy.yaml")
-	writeSpec := func(replicas int) {
+	writeSpec := func(replicas int, extra ...string) {
 		t.Helper()
+		timeout := "2m"
+		if len(extra) > 0 {
+			timeout = "15s"
+		}
 		body := fmt.Sprintf(`service:
   name: web
   image: %s
@@ -85,10 +94,10 @@ kubernetes:
   version: 0.1.0
   namespace: shop
   kubeconfig: %s
-  timeout: 2m
+  timeout: %s
   values:
     replicaCount: %d
-`, img, s.Addr, c.Kubeconfig, replicas)
+`, img, s.Addr, c.Kubeconfig, timeout, replicas) + strings.Join(extra, "")
 		if err := os.WriteFile(spec, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -137,13 +146,28 @@ kubernetes:
 	if _, n := deployed(); n != 1 {
 		t.Fatalf("after rollback: %d replicas", n)
 	}
+	// A revision whose pods never become ready: helm puts revision 3 back, hubctl
+	// exits non-zero in one line and records the deploy rolled_back.
+	var ann strings.Builder
+	ann.WriteString("    podAnnotations:\n")
+	for k, v := range kubetest.NeverReadyAnnotations {
+		fmt.Fprintf(&ann, "      %s: %q\n", k, v)
+	}
+	writeSpec(2, ann.String())
+	_, errOut, err := runErr(t, dir, env, hubctlBin, args("update")...)
+	if err == nil || !strings.Contains(errOut, "deploy 3 of web rolled_back") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("never-ready update: %v %q", err, errOut)
+	}
+	if _, n := deployed(); n != 1 {
+		t.Fatalf("after the rolled back update: %d replicas", n)
+	}
 	hubctl(args("down")...)
 	if _, err := c.Client.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("down left the Deployment: %v", err)
 	}
-	// The two deploys are in the local history file.
+	// The three deploys are in the local history file.
 	data, err := os.ReadFile(filepath.Join(state, "web.json"))
-	if err != nil || strings.Count(string(data), `"kubernetes"`) != 2 || !strings.Contains(string(data), digest) {
+	if err != nil || strings.Count(string(data), `"kubernetes"`) != 3 || !strings.Contains(string(data), `"rolled_back"`) || !strings.Contains(string(data), digest) {
 		t.Fatalf("local history: %v\n%s", err, data)
 	}
 }
