@@ -65,10 +65,11 @@ func schemaValidate(s *jsonschema.Schema, src []byte) error {
 	return s.Validate(inst)
 }
 
-var yamlBlockRe = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+var yamlBlockRe = regexp.MustCompile("(?ms)^```yaml\n(.*?)^```")
 
-// examples are the ```yaml blocks of docs/deploy.md (each a whole deploy file) and
-// testdata/*.yaml.
+// examples are the ```yaml blocks of docs/deploy.md that start a line (each a whole
+// deploy file; an indented block inside a list is a fragment, such as chart values)
+// and testdata/*.yaml.
 func examples(t *testing.T) map[string][]byte {
 	t.Helper()
 	md, err := os.ReadFile(docFile)
