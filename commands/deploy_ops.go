@@ -48,7 +48,7 @@ func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 		return err
 	}
 	if s.Kubernetes != nil {
-		rel, err := deployRelease(f, s)
+		rel, err := deployRelease(f, o, s)
 		if err != nil {
 			return err
 		}
@@ -152,7 +152,11 @@ func deployStatusRun(ctx context.Context, f *Factory, o *DeployOptions, inspect 
 	}
 	if inspect {
 		out := DeployInspection{Service: s.Service.Name, Hosts: states}
-		hist, err := deployHistory(f, o, hosts)
+		hub, err := openDeployHub(f, o, s)
+		if err != nil {
+			return err
+		}
+		hist, err := deployHistory(o, hub, hosts)
 		if err != nil {
 			return err
 		}
@@ -186,7 +190,7 @@ func deployStatusRun(ctx context.Context, f *Factory, o *DeployOptions, inspect 
 }
 
 func deployKubeHistory(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec) error {
-	rel, err := deployRelease(f, s)
+	rel, err := deployRelease(f, o, s)
 	if err != nil {
 		return err
 	}
@@ -282,7 +286,11 @@ func deployHistoryRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 	if s.Kubernetes != nil {
 		return deployKubeHistory(ctx, f, o, s)
 	}
-	hist, err := deployHistory(f, o, nil)
+	hub, err := openDeployHub(f, o, s)
+	if err != nil {
+		return err
+	}
+	hist, err := deployHistory(o, hub, nil)
 	if err != nil {
 		return err
 	}
@@ -352,7 +360,7 @@ func deployRollbackRun(ctx context.Context, f *Factory, o *DeployOptions) error 
 		return err
 	}
 	if s.Kubernetes != nil {
-		rel, err := deployRelease(f, s)
+		rel, err := deployRelease(f, o, s)
 		if err != nil {
 			return err
 		}
@@ -363,7 +371,11 @@ func deployRollbackRun(ctx context.Context, f *Factory, o *DeployOptions) error 
 		fmt.Fprintf(o.IO.Out, "%s: revision %d %s\n", safetext.Escape(s.Service.Name), rev.Revision, safetext.Escape(rev.Status))
 		return nil
 	}
-	hist, err := deployHistory(f, o, nil)
+	hub, err := openDeployHub(f, o, s)
+	if err != nil {
+		return err
+	}
+	hist, err := deployHistory(o, hub, nil)
 	if err != nil {
 		return err
 	}
@@ -388,6 +400,12 @@ func deployRollbackRun(ctx context.Context, f *Factory, o *DeployOptions) error 
 		}
 		if rec.Number == 0 {
 			return fmt.Errorf("%s has no succeeded deploy before its last one to roll back to", s.Service.Name)
+		}
+		// A hub's listing carries no specs: the record itself does.
+		if rec.SpecYAML == "" {
+			if rec, err = hist.Get(ctx, s.Service.Name, rec.Number); err != nil {
+				return err
+			}
 		}
 	}
 	if rec.Target != "docker" || rec.Digests[deploy.DigestKey] == "" {
@@ -422,12 +440,18 @@ ended, is taken over by the next deploy anyway; break is for the others.`,
 			if err != nil {
 				return err
 			}
-			hosts, err := dialHosts(cmd.Context(), f, opts, s)
+			hub, err := openDeployHub(f, opts, s)
 			if err != nil {
 				return err
 			}
-			defer closeHosts(hosts)
-			hist, err := deployHistory(f, opts, hosts)
+			var hosts []*dockerhost.Host
+			if hub == nil {
+				if hosts, err = dialHosts(cmd.Context(), f, opts, s); err != nil {
+					return err
+				}
+				defer closeHosts(hosts)
+			}
+			hist, err := deployHistory(opts, hub, hosts)
 			if err != nil {
 				return err
 			}

@@ -23,11 +23,21 @@ import (
 // proxyImageEnv names the proxy image when --proxy-image is not given.
 const proxyImageEnv = "HUBCTL_PROXY_IMAGE"
 
+// sshConfigEnv names the ssh_config file (ssh -F) ssh:// hosts are reached with,
+// instead of ~/.ssh/config.
+const sshConfigEnv = "HUBCTL_SSH_CONFIG"
+
 // DeployOptions are the inputs of the verbs that deploy or look at a deployed service.
 type DeployOptions struct {
-	IO           *iostreams.IOStreams
-	File         string
-	StateDir     string
+	IO       *iostreams.IOStreams
+	File     string
+	StateDir string
+	// Hub is the hub (host[:port]) deploys are recorded and locked in; empty: the
+	// local state file and a lock on each host.
+	Hub string
+	// SSHConfig ($HUBCTL_SSH_CONFIG) is the ssh_config of ssh:// hosts; empty:
+	// ssh's own (~/.ssh/config).
+	SSHConfig    string
 	ProxyImage   string
 	ProxyPublish string
 	Insecure     bool
@@ -46,8 +56,9 @@ func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
 	fl := cmd.Flags()
 	fl.StringVarP(&o.File, "file", "f", "deploy.yaml", "The deploy `file`")
 	fl.StringVar(&o.StateDir, "state-dir", ".hubctl/deploy", "`Directory` of the local deploy history (without a hub)")
+	fl.StringVar(&o.Hub, "hub", "", "Record, lock and pull through this hub `host` (the image's; default $"+deployHubEnv+"; --hub= for none)")
 	if deploys {
-		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+")")
+		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+", else built from this hubctl and loaded into each engine)")
 		fl.StringVar(&o.ProxyPublish, "proxy-publish", "80", "Where the proxy's HTTP port is published on each host: `[IP:]PORT` (0: any free port)")
 		fl.BoolVar(&o.Insecure, "insecure", false, "Reach the image's registry over plain HTTP (loopback registries always are)")
 	}
@@ -71,9 +82,12 @@ lock, and on every host in parallel: ensure the network and the proxy, pull the
 image, start the new tasks, let the proxy health-check them and switch traffic once
 all pass, drain and stop the old ones. New tasks that never become healthy are
 removed and the old ones keep serving; the deploy is then recorded as failed. Tasks
-whose configuration did not change are kept. Secrets come from hubctl's environment
-and are never recorded. --dry-run prints the plan and changes nothing.`,
-		Example: `  hubctl deploy up -f deploy.yaml --proxy-image hub.example.com/acme/hubctl-proxy:1
+whose configuration did not change are kept. With --hub the deploy is recorded and
+locked in the hub, the engines pull with a token it mints, and secrets come from its
+secret store; without, from hubctl's environment. Secrets are never recorded. A
+kubernetes: spec is a helm upgrade instead. --dry-run prints the plan and changes
+nothing.`,
+		Example: `  hubctl deploy up -f deploy.yaml --hub hub.example.com
   hubctl deploy update --dry-run`,
 		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -98,6 +112,10 @@ func (o *DeployOptions) check(cmd *cobra.Command, f *Factory) error {
 	}
 	if o.ProxyImage == "" {
 		o.ProxyImage, _ = f.LookupEnv(proxyImageEnv)
+	}
+	o.SSHConfig, _ = f.LookupEnv(sshConfigEnv)
+	if o.Hub == "" && !cmd.Flags().Changed("hub") {
+		o.Hub, _ = f.LookupEnv(deployHubEnv)
 	}
 	o.IO = f.IOStreams
 	return nil
@@ -124,18 +142,14 @@ func loadDeploySpec(o *DeployOptions) (*deploy.Spec, []byte, error) {
 	return s, src, nil
 }
 
-// errReleaseNotBuilt answers a Kubernetes spec until the helm target is wired.
-var errReleaseNotBuilt = errors.New("deploying to Kubernetes is not built into this hubctl yet (internal/deploy/kube)")
-
-// deployRelease is the Kubernetes target of a spec: the one place that picks it.
-func deployRelease(f *Factory, spec *deploy.Spec) (deploy.Release, error) {
-	return nil, errReleaseNotBuilt
-}
-
 // deployHistory is where a service's deploys are recorded and locked: the one place
-// that picks it. Without a hub: the state file in --state-dir and a lock on each
+// that picks it. With a hub (hub not nil): the hub's store, for the namespace of the
+// service's image there. Without: the state file in --state-dir and a lock on each
 // host.
-func deployHistory(f *Factory, o *DeployOptions, hosts []*dockerhost.Host) (deploy.History, error) {
+func deployHistory(o *DeployOptions, hub *deployHub, hosts []*dockerhost.Host) (deploy.History, error) {
+	if hub != nil {
+		return &hubDeployHistory{History: hub.hist}, nil
+	}
 	locks := make([]deploy.HostLock, len(hosts))
 	for i, h := range hosts {
 		locks[i] = h
@@ -159,9 +173,18 @@ func dialHosts(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec
 	if err != nil {
 		return nil, err
 	}
+	return dialHostsAuth(ctx, o, s, auth)
+}
+
+// dialHostsAuth is dialHosts with the engines' pull credentials given.
+func dialHostsAuth(ctx context.Context, o *DeployOptions, s *deploy.Spec, auth func(string) (string, error)) ([]*dockerhost.Host, error) {
 	var hosts []*dockerhost.Host
 	for _, h := range s.Hosts {
-		api, err := dockerhost.Dial(ctx, h)
+		var dopts []dockerhost.DialOption
+		if o.SSHConfig != "" {
+			dopts = append(dopts, dockerhost.WithSSHConfig(o.SSHConfig))
+		}
+		api, err := dockerhost.Dial(ctx, h, dopts...)
 		if err != nil {
 			closeHosts(hosts)
 			return nil, err
@@ -260,7 +283,7 @@ func deployUpRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 		return err
 	}
 	if s.Kubernetes != nil {
-		return deployKube(ctx, f, o, s)
+		return deployKube(ctx, f, o, s, string(src))
 	}
 	return deployDocker(ctx, f, o, s, string(src), nil, 0)
 }
@@ -271,10 +294,24 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 	if s.Service.Proxy != nil && s.Service.Proxy.TLS != nil {
 		return errors.New("proxy.tls: the proxy terminating TLS for a deployed service is not built yet; remove proxy.tls (and terminate TLS in front of the proxy)")
 	}
+	var built *builtProxyImage
 	if s.Service.Proxy != nil && o.ProxyImage == "" {
-		return fmt.Errorf("no proxy image: give --proxy-image or set $%s (hubctl FROM scratch at /hubctl)", proxyImageEnv)
+		var err error
+		if built, err = buildProxyImage(ctx, f); err != nil {
+			return err
+		}
+		o.ProxyImage = built.name
 	}
-	secrets, err := deploySecrets(f, s)
+	hub, err := openDeployHub(f, o, s)
+	if err != nil {
+		return err
+	}
+	var secrets map[string]string
+	if hub != nil {
+		secrets, err = hub.secrets(ctx, s)
+	} else {
+		secrets, err = deploySecrets(f, s)
+	}
 	if err != nil {
 		return err
 	}
@@ -283,14 +320,29 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 			return err
 		}
 	}
-	hosts, err := dialHosts(ctx, f, o, s)
+	auth, err := engineAuth(f)
+	if err != nil {
+		return err
+	}
+	var hist deploy.History
+	if hub != nil {
+		h := &hubDeployHistory{History: hub.hist}
+		hist, auth = h, hub.pullAuth(ctx, h, s, auth)
+	}
+	hosts, err := dialHostsAuth(ctx, o, s, auth)
 	if err != nil {
 		return err
 	}
 	defer closeHosts(hosts)
-	hist, err := deployHistory(f, o, hosts)
-	if err != nil {
-		return err
+	if built != nil && !o.DryRun {
+		if err := built.load(ctx, hosts); err != nil {
+			return err
+		}
+	}
+	if hist == nil {
+		if hist, err = deployHistory(o, nil, hosts); err != nil {
+			return err
+		}
 	}
 	d := &deploy.Deployer{History: hist, Holder: deployHolder(), Log: o.IO.ErrOut}
 	for _, h := range hosts {
@@ -332,32 +384,5 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 		}
 		return fmt.Errorf("deploy %d of %s failed, the tasks before it keep serving: %s", rec.Number, s.Service.Name, rec.Error)
 	}
-	return nil
-}
-
-// deployKube runs a Kubernetes spec through its Release.
-func deployKube(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec) error {
-	rel, err := deployRelease(f, s)
-	if err != nil {
-		return err
-	}
-	digests, err := resolveDigests(ctx, f, o, s)
-	if err != nil {
-		return err
-	}
-	image := digests[deploy.DigestKey]
-	if o.DryRun {
-		diff, err := rel.Plan(ctx, s, image)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprint(o.IO.Out, diff)
-		return err
-	}
-	rev, err := rel.Upgrade(ctx, s, image)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(o.IO.Out, "%s: revision %d %s\n", safetext.Escape(s.Service.Name), rev.Revision, safetext.Escape(rev.Status))
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/deploy/proxyimage"
 	"github.com/hubctl/hubctl/internal/iostreams"
 )
 
@@ -205,10 +206,22 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubeFile := write("kube.yaml", string(kube))
+	badKube := write("kube.yaml", strings.Replace(string(kube), "  namespace: shop\n", "  namespace: shop\n  kubeconfig: "+filepath.Join(dir, "no-such-kubeconfig")+"\n", 1))
+	garbled := write("garbled-kubeconfig", "apiVersion: v1\nkind: Config\nclusters: {nope\n")
+	garbledKube := write("kube2.yaml", strings.Replace(string(kube), "  namespace: shop\n", "  namespace: shop\n  kubeconfig: "+garbled+"\n", 1))
 	secret := write("secret.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  secrets: [DEPLOY_TEST_NEVER_SET_X]\n")
 	tls := write("tls.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  proxy:\n    port: 8080\n    tls: {cert: /c.pem, key: /k.pem}\n")
 	noProxyImage := write("proxy.yaml", "service:\n  name: web\n  image: localhost:5000/acme/web:1\n  proxy:\n    port: 8080\n")
+	noNamespace := write("nons.yaml", "service:\n  name: web\n  image: localhost:5000/web:1\n")
+	// Without --proxy-image hubctl builds the proxy image from its own binary: a test
+	// binary linked with libc is refused with the way out; a static one gets as far as
+	// resolving the image, which is not there.
+	noProxyWant := "building one from this hubctl failed (give --proxy-image"
+	if exe, err := os.Executable(); err == nil {
+		if _, err := proxyimage.CheckBinary(exe); err == nil {
+			noProxyWant = "resolve image localhost:5000/acme/web:1"
+		}
+	}
 	state := filepath.Join(dir, "state")
 	for _, tc := range []struct {
 		args []string
@@ -216,14 +229,22 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 	}{
 		{[]string{"deploy", "up", "-f", broken}, broken + `:4:3: service: unknown key "replica"`},
 		{[]string{"deploy", "down", "-f", broken}, "(and 1 more: hubctl deploy validate " + broken + ")"},
-		{[]string{"deploy", "update", "-f", kubeFile}, "Kubernetes is not built"},
+		// A kubeconfig that does not exist: one line naming it, nothing recorded.
+		{[]string{"deploy", "update", "-f", badKube, "--state-dir", state}, "kubeconfig: stat " + filepath.Join(dir, "no-such-kubeconfig")},
+		{[]string{"deploy", "update", "-f", garbledKube, "--state-dir", state}, "kubeconfig: "},
+		{[]string{"deploy", "history", "-f", badKube, "--state-dir", state}, "kubeconfig: "},
+		{[]string{"deploy", "rollback", "-f", badKube, "--state-dir", state}, "kubeconfig: "},
+		{[]string{"deploy", "down", "-f", badKube, "--state-dir", state}, "kubeconfig: "},
 		{[]string{"deploy", "update", "-f", secret}, "secret DEPLOY_TEST_NEVER_SET_X is not set"},
 		{[]string{"deploy", "rollback", "-f", secret, "one"}, `VERSION "one"`},
 		{[]string{"deploy", "up", "-f", tls, "--proxy-image", "p:1"}, "proxy.tls: the proxy terminating TLS for a deployed service is not built yet"},
-		{[]string{"deploy", "up", "-f", noProxyImage}, "no proxy image: give --proxy-image"},
+		{[]string{"deploy", "up", "-f", noProxyImage}, noProxyWant},
 		{[]string{"deploy", "up", "-f", filepath.Join(dir, "none.yaml")}, "deploy file: open"},
 		{[]string{"deploy", "up", "-f", secret, "-o", "yaml"}, `invalid --output "yaml"`},
 		{[]string{"deploy", "rollback", "-f", secret, "--state-dir", state}, "web has no succeeded deploy before its last one"},
+		// The hub must hold the image: its namespace keeps the history.
+		{[]string{"deploy", "history", "-f", secret, "--hub", "hub.example.com"}, "service.image localhost:5000/acme/web:1 is not on the hub hub.example.com"},
+		{[]string{"deploy", "lock", "break", "-f", noNamespace, "--hub", "localhost:5000"}, "has no namespace on localhost:5000"},
 	} {
 		code, _, errOut := run(t, nil, tc.args...)
 		if code == 0 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") > 2 {
@@ -236,5 +257,13 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 	code, out, errOut := run(t, nil, "deploy", "history", "-f", secret, "--state-dir", state, "-o", "json")
 	if code != 0 || out != "[]\n" {
 		t.Errorf("history of nothing: exit %d, %q %q", code, out, errOut)
+	}
+	// $HUBCTL_REGISTRY is the default hub; --hub= keeps the history local.
+	hubEnv := map[string]string{"HUBCTL_REGISTRY": "hub.example.com"}
+	if code, _, errOut := run(t, hubEnv, "deploy", "history", "-f", secret, "--state-dir", state); code == 0 || !strings.Contains(errOut, "not on the hub hub.example.com") {
+		t.Errorf("history with $HUBCTL_REGISTRY: exit %d, %q", code, errOut)
+	}
+	if code, out, errOut := run(t, hubEnv, "deploy", "history", "-f", secret, "--state-dir", state, "-o", "json", "--hub="); code != 0 || out != "[]\n" {
+		t.Errorf("history with --hub=: exit %d, %q %q", code, out, errOut)
 	}
 }

@@ -72,15 +72,35 @@ type deployEnv struct {
 	proxy    string
 	images   map[string]string // version → reference pushed to the hub
 	digests  map[string]string // version → repo digest reference
+	// dockerConfig, when set, is the DOCKER_CONFIG of hubctl and of the docker CLI's
+	// pushes: the credentials of a hub with auth.
+	dockerConfig string
+	// extraImages are images the test's deploys made (the proxy image hubctl built).
+	extraImages []string
+	// env is added to hubctl's environment.
+	env []string
+	// hosts, when set, is the deploy file's hosts section.
+	hosts string
 }
 
 func newDeployEnv(t *testing.T) *deployEnv {
 	requireDocker(t)
+	return newDeployEnvOn(t, startServer(t), "", "")
+}
+
+// newDeployEnvOn is newDeployEnv with the images pushed to hub under namespace ns
+// (e2e-ID when empty), with the docker CLI's credentials in dockerConfig (none when
+// empty).
+func newDeployEnvOn(t *testing.T, hub *server, ns, dockerConfig string) *deployEnv {
+	requireDocker(t)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
-	e := &deployEnv{t: t, id: id, service: "e2e-web-" + id, hub: startServer(t), dir: t.TempDir(),
-		images: map[string]string{}, digests: map[string]string{}}
+	e := &deployEnv{t: t, id: id, service: "e2e-web-" + id, hub: hub, dir: t.TempDir(),
+		images: map[string]string{}, digests: map[string]string{}, dockerConfig: dockerConfig}
+	if ns == "" {
+		ns = "e2e-" + id
+	}
 	e.stateDir = filepath.Join(e.dir, "state")
 	t.Cleanup(e.cleanup)
 
@@ -106,14 +126,22 @@ func newDeployEnv(t *testing.T) *deployEnv {
 			flags += " -X main.broken=yes"
 		}
 		run(t, src, env, "go", "build", "-ldflags", flags, "-o", "web", ".")
-		ref := fmt.Sprintf("%s/e2e-%s/web:%s", e.hub.Addr, id, v)
+		ref := fmt.Sprintf("%s/%s/web-%s:%s", e.hub.Addr, ns, id, v)
 		e.dockerBuild(src, ref)
-		run(t, src, nil, "docker", "push", ref)
+		run(t, src, nil, "docker", append(e.dockerConfigArgs(), "push", ref)...)
 		e.images[v] = ref
 		dg := strings.TrimSpace(run(t, src, nil, "docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref))
 		e.digests[v] = dg
 	}
 	return e
+}
+
+// dockerConfigArgs are the docker CLI's --config flag for the env's credentials.
+func (e *deployEnv) dockerConfigArgs() []string {
+	if e.dockerConfig == "" {
+		return nil
+	}
+	return []string{"--config", e.dockerConfig}
 }
 
 func (e *deployEnv) dockerBuild(dir, ref string) {
@@ -133,7 +161,7 @@ func (e *deployEnv) cleanup() {
 			_ = exec.Command("docker", append([]string{kind, "rm"}, strings.Fields(ids)...)...).Run()
 		}
 	}
-	refs := []string{e.proxy}
+	refs := append([]string{e.proxy}, e.extraImages...)
 	for _, r := range e.images {
 		refs = append(refs, r)
 	}
@@ -164,7 +192,7 @@ func (e *deployEnv) writeSpec(v string) string {
   deploy-timeout: 8s
   drain-timeout: 5s
   stop-timeout: 3s
-`, e.service, e.images[v])
+`, e.service, e.images[v]) + e.hosts
 	file := filepath.Join(e.dir, "deploy.yaml")
 	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
 		e.t.Fatal(err)
@@ -183,7 +211,12 @@ func (e *deployEnv) deployArgs(verb ...string) []string {
 // hubctl runs the binary in the test's directory.
 func (e *deployEnv) hubctl(args ...string) (string, string, error) {
 	e.t.Helper()
-	return runErr(e.t, e.dir, cleanEnv("HUBCTL_", "DOCKER_CONFIG="), hubctlBin, args...)
+	env := cleanEnv("HUBCTL_", "DOCKER_CONFIG=")
+	if e.dockerConfig != "" {
+		env = append(env, "DOCKER_CONFIG="+e.dockerConfig)
+	}
+	env = append(env, e.env...)
+	return runErr(e.t, e.dir, env, hubctlBin, args...)
 }
 
 func (e *deployEnv) mustHubctl(args ...string) string {
@@ -411,7 +444,14 @@ func TestDeployDocker(t *testing.T) {
 	// up: v1, two replicas, through the proxy on 127.0.0.1.
 	e.writeSpec("v1")
 	start := time.Now()
-	e.mustHubctl(e.deployArgs("up")...)
+	// Without --proxy-image: hubctl builds the proxy image from its own (static)
+	// binary and loads it into the engine under a name carrying its image ID.
+	e.mustHubctl(append(e.args("up"), "--proxy-publish", "127.0.0.1:0")...)
+	proxyImage := e.docker("inspect", "-f", "{{.Config.Image}}", "hubctl-proxy-"+e.service)
+	e.extraImages = append(e.extraImages, proxyImage)
+	if !strings.HasPrefix(proxyImage, "hubctl-proxy:") {
+		t.Fatalf("proxy runs %q, want the image hubctl built (hubctl-proxy:…)", proxyImage)
+	}
 	t.Logf("up v1 (image present): %s", time.Since(start).Round(time.Millisecond))
 	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
 		t.Fatalf("tasks after up = %v", got)

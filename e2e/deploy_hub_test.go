@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// dockerLogin logs the docker CLI in to s as user in a config directory of its own
+// (never the machine's ~/.docker), which hubctl then reads as DOCKER_CONFIG.
+func dockerLogin(t *testing.T, s *server, user, pass string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, errOut, err := runErrStdin(t, os.Environ(), pass, "docker", "--config", dir, "login", s.Addr, "-u", user, "--password-stdin"); err != nil {
+		t.Fatalf("docker login %s as %s: %v\n%s", s.Addr, user, err, errOut)
+	}
+	return dir
+}
+
+// TestDeployDockerHub: deploys recorded and locked in a hub with auth. alice's
+// images live in her namespace; the engine pulls them with the pull token the hub
+// mints for the deploy (the image is not on the engine before), her spec's secret
+// comes from the hub's secret store, history is read from another "laptop" (a state
+// directory that never saw the deploy), rollback re-deploys the record the hub
+// keeps, and bob, without write on alice's namespace, can neither read the history
+// nor deploy.
+func TestDeployDockerHub(t *testing.T) {
+	requireDocker(t)
+	s := startAuthServer(t)
+	const alicePW, bobPW = "alice-password-1", "bob-password-1"
+	createUser(t, s, "alice", alicePW)
+	createUser(t, s, "bob", bobPW)
+	e := newDeployEnvOn(t, s, "alice", dockerLogin(t, s, "alice", alicePW))
+	ver := func(v string) string { return v + "-" + e.id }
+
+	const secret = "hub-secret-value-7f3a"
+	if resp, body := apiCall(t, s, http.MethodPut, "/api/v1/namespaces/alice/secrets/WEB_TOKEN", "alice", alicePW,
+		map[string]string{"value": secret}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("set secret: %s %q", resp.Status, truncate(body, 300))
+	}
+	writeSpec := func(v string) {
+		t.Helper()
+		file := e.writeSpec(v)
+		data, _ := os.ReadFile(file)
+		data = []byte(strings.Replace(string(data), "  replicas: 2\n", "  replicas: 2\n  secrets: [WEB_TOKEN]\n", 1))
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hubArgs := func(args []string) []string { return append(args, "--hub", s.Addr) }
+
+	// The engine must pull v1 from the hub: drop the copy the build left.
+	run(t, e.dir, nil, "docker", "rmi", e.images["v1"])
+	if out := e.docker("image", "inspect", "-f", "{{.Id}}", e.digests["v1"]); out != "" {
+		t.Fatalf("v1 still on the engine: %s", out)
+	}
+
+	writeSpec("v1")
+	e.mustHubctl(hubArgs(e.deployArgs("up"))...)
+	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
+		t.Fatalf("tasks after up = %v", got)
+	}
+	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
+		t.Fatalf("through the proxy: %q %v", body, err)
+	}
+	// The secret reached the tasks, from the hub; the hub record holds its name only.
+	ids := strings.Fields(e.docker("ps", "-q", "--filter", "label=dev.hubctl.service="+e.service, "--filter", "label=dev.hubctl.role=task"))
+	if len(ids) != 2 {
+		t.Fatalf("task containers %v", ids)
+	}
+	if env := e.docker("inspect", "-f", "{{json .Config.Env}}", ids[0]); !strings.Contains(env, `"WEB_TOKEN=`+secret+`"`) {
+		t.Fatalf("task env lacks the hub's secret: %s", env)
+	}
+	// The engine pulled with a token the hub minted for the deploy.
+	resp, body := apiCall(t, s, http.MethodGet, "/api/v1/audit?action=token.machine", "admin", adminPassword, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "deploy") {
+		t.Fatalf("no machine token minted for the deploy: %s %q", resp.Status, truncate(body, 400))
+	}
+
+	// Another laptop: a state directory that never saw the deploy reads it from the hub,
+	// and the local history (--hub=) is empty there.
+	other := filepath.Join(t.TempDir(), "other-laptop")
+	histArgs := []string{"deploy", "history", "-o", "json", "-f", filepath.Join(e.dir, "deploy.yaml"), "--state-dir", other}
+	var recs []deployRecord
+	if err := json.Unmarshal([]byte(e.mustHubctl(hubArgs(histArgs)...)), &recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Number != 1 || recs[0].Outcome != "succeeded" || recs[0].Digests["service"] != e.digests["v1"] {
+		t.Fatalf("hub history from another laptop = %+v", recs)
+	}
+	if out := e.mustHubctl(append(histArgs, "--hub=")...); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("local history of the other laptop = %s", out)
+	}
+	if strings.Contains(e.mustHubctl(hubArgs(histArgs)...), secret) {
+		t.Fatal("the history holds the secret's value")
+	}
+
+	// bob may not write alice's namespace: no history, no deploy, nothing changed.
+	bob := &deployEnv{t: t, id: e.id, service: e.service, hub: s, dir: e.dir, stateDir: e.stateDir, proxy: e.proxy,
+		images: e.images, digests: e.digests, dockerConfig: dockerLogin(t, s, "bob", bobPW)}
+	if out, errOut, err := bob.hubctl(hubArgs(histArgs)...); err == nil || strings.Contains(out, e.digests["v1"]) {
+		t.Fatalf("bob read alice's deploy history: %v %q %q", err, out, errOut)
+	}
+	writeSpec("v2")
+	if _, errOut, err := bob.hubctl(hubArgs(bob.deployArgs("update"))...); err == nil || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("bob deployed to alice's service: %v %q", err, errOut)
+	}
+	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
+		t.Fatalf("tasks after bob's refused update = %v", got)
+	}
+
+	// alice: v2, then rollback (to v1, whose spec the hub's record holds).
+	e.mustHubctl(hubArgs(e.deployArgs("update"))...)
+	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v2") {
+		t.Fatalf("after update: %q %v", body, err)
+	}
+	e.mustHubctl(hubArgs(e.deployArgs("rollback"))...)
+	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
+		t.Fatalf("after rollback: %q %v", body, err)
+	}
+	recs = nil
+	if err := json.Unmarshal([]byte(e.mustHubctl(hubArgs(histArgs)...)), &recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || recs[0].Number != 3 || recs[0].RollbackOf != 1 || recs[0].Outcome != "succeeded" ||
+		recs[0].Digests["service"] != e.digests["v1"] || recs[1].Digests["service"] != e.digests["v2"] {
+		t.Fatalf("history after rollback = %+v", recs)
+	}
+
+	// lock break goes to the hub: nobody holds the lock now.
+	if _, errOut, err := e.hubctl(hubArgs(e.args("lock", "break"))...); err == nil || !strings.Contains(errOut, "no deploy holds the lock") {
+		t.Fatalf("lock break of a free lock: %v %q", err, errOut)
+	}
+
+	e.mustHubctl(e.args("down")...)
+	if left := e.docker("ps", "-aq", "--filter", "label=dev.hubctl.service="+e.service); left != "" {
+		t.Fatalf("down left containers: %s", left)
+	}
+}
