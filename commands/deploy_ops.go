@@ -74,10 +74,7 @@ func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 		}
 		locked = append(locked, h)
 	}
-	d := &deploy.Deployer{Log: o.IO.ErrOut}
-	for _, h := range hosts {
-		d.Targets = append(d.Targets, h)
-	}
+	d := &deploy.Deployer{Log: o.IO.ErrOut, Targets: deployTargets(hosts)}
 	if err := d.Down(ctx, s.Service.Name, o.Volumes); err != nil {
 		return err
 	}
@@ -87,39 +84,33 @@ func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 
 // NewCmdDeployStatus returns `hubctl deploy status`.
 func NewCmdDeployStatus(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show the service's containers on each host: version, state, routed by the proxy",
-		Args:  checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			return deployStatusRun(cmd.Context(), f, opts, false)
-		},
-	}
-	opts.bind(cmd, false)
+	cmd, opts := newDeployViewCmd(f, "status", "Show the service's containers on each host: version, state, routed by the proxy", false)
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
 	return cmd
 }
 
 // NewCmdDeployInspect returns `hubctl deploy inspect`.
 func NewCmdDeployInspect(f *Factory) *cobra.Command {
+	cmd, _ := newDeployViewCmd(f, "inspect", "Print the service's last deploy record and its containers on each host, as JSON", true)
+	return cmd
+}
+
+// newDeployViewCmd builds the two read-only views of a service, status and inspect.
+func newDeployViewCmd(f *Factory, use, short string, inspect bool) (*cobra.Command, *DeployOptions) {
 	opts := &DeployOptions{}
 	cmd := &cobra.Command{
-		Use:   "inspect",
-		Short: "Print the service's last deploy record and its containers on each host, as JSON",
+		Use:   use,
+		Short: short,
 		Args:  checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.check(cmd, f); err != nil {
 				return err
 			}
-			return deployStatusRun(cmd.Context(), f, opts, true)
+			return deployStatusRun(cmd.Context(), f, opts, inspect)
 		},
 	}
 	opts.bind(cmd, false)
-	return cmd
+	return cmd, opts
 }
 
 // DeployInspection is what `hubctl deploy inspect` prints.
@@ -142,10 +133,7 @@ func deployStatusRun(ctx context.Context, f *Factory, o *DeployOptions, inspect 
 		return err
 	}
 	defer closeHosts(hosts)
-	d := &deploy.Deployer{}
-	for _, h := range hosts {
-		d.Targets = append(d.Targets, h)
-	}
+	d := &deploy.Deployer{Targets: deployTargets(hosts)}
 	states, err := d.Observe(ctx, s.Service.Name)
 	if err != nil {
 		return err

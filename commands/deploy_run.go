@@ -344,10 +344,7 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 			return err
 		}
 	}
-	d := &deploy.Deployer{History: hist, Holder: deployHolder(), Log: o.IO.ErrOut}
-	for _, h := range hosts {
-		d.Targets = append(d.Targets, h)
-	}
+	d := &deploy.Deployer{History: hist, Holder: deployHolder(), Log: o.IO.ErrOut, Targets: deployTargets(hosts)}
 	req := deploy.Request{Spec: s, SpecYAML: src, Digests: digests, Secrets: secrets, RollbackOf: rollbackOf}
 	if o.DryRun {
 		plan, err := d.Plan(ctx, req, 0)
@@ -385,4 +382,13 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 		return fmt.Errorf("deploy %d of %s failed, the tasks before it keep serving: %s", rec.Number, s.Service.Name, rec.Error)
 	}
 	return nil
+}
+
+// deployTargets are the dialled hosts as the deployer's targets.
+func deployTargets(hosts []*dockerhost.Host) []deploy.Target {
+	out := make([]deploy.Target, len(hosts))
+	for i, h := range hosts {
+		out[i] = h
+	}
+	return out
 }
