@@ -33,7 +33,7 @@ import (
 // control plane of internal/kubetest (kwok as the kubelet). A run's two jobs become
 // Jobs, are scheduled and complete; the first job's pod is held running (kwok's hold
 // stage, kubetest.HoldEnv) while the test kill -9s the hub, restarts it on the same
-// data, waits for the new hub to re-attach, kill -9s it again, lets the pod complete
+// data, waits for the new hub to re-attach (a new lease under the same owner), kill -9s it again, lets the pod complete
 // while no hub runs, and starts the hub a third time. The run succeeds, every step
 // was started exactly once, and exactly one Kubernetes Job ever existed per job run
 // (a watch on the namespace records every Job made). kwok runs no container, so no
@@ -109,20 +109,28 @@ jobs:
 	uid := jobUID(ctx, t, c, kns, buildID)
 	user, pass := pullCredentials(ctx, t, c, kns, buildID, s.Addr)
 	pullWith(t, s, user, pass, img)
-	if err := db.QueryRow(`SELECT owner FROM workflow_jobs WHERE id = ?`, buildID).Scan(&owner); err != nil {
+	s.Kill()
+	// The lease the killed hub held: a later one is the restarted hub's.
+	var leaseUntil int64
+	if err := db.QueryRow(`SELECT owner, lease_until FROM workflow_jobs WHERE id = ?`, buildID).Scan(&owner, &leaseUntil); err != nil {
 		t.Fatal(err)
 	}
-	s.Kill()
 	s = startServerEnv(t, s.DataDir, env)
 
-	// The restarted hub re-claims the job once the dead one's lease ran out (30 s) and
-	// re-attaches to the Job: the step still runs.
+	// The restarted hub (same data directory, so the same engine id and owner,
+	// internal/server/workflow_instance.go) takes the job back at once, without
+	// waiting for the killed one's lease, and re-attaches to the Job: it holds a new
+	// lease under the same owner, and the step still runs.
 	waitKill(t, s, "the restarted hub to re-attach", 3*time.Minute, func() bool {
 		var now string
-		if err := openDB(t, s.DataDir).QueryRow(`SELECT owner FROM workflow_jobs WHERE id = ?`, buildID).Scan(&now); err != nil {
+		var until int64
+		if err := openDB(t, s.DataDir).QueryRow(`SELECT owner, lease_until FROM workflow_jobs WHERE id = ?`, buildID).Scan(&now, &until); err != nil {
 			t.Fatal(err)
 		}
-		return now != owner && now != ""
+		if now != owner {
+			t.Fatalf("the restarted hub claimed the job as %q, the killed one as %q: not the same engine", now, owner)
+		}
+		return until > leaseUntil
 	})
 	if got := jobUID(ctx, t, c, kns, buildID); got != uid {
 		t.Fatalf("the Job was made again after the restart: uid %s, was %s", got, uid)
