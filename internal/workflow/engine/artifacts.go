@@ -90,6 +90,9 @@ type ArtifactStore interface {
 	// PurgeWorkflowRuns deletes the runs finished before before, with their jobs,
 	// logs and artifacts.
 	PurgeWorkflowRuns(ctx context.Context, before time.Time, batch int) (int, error)
+	// UploadTracker records the upload sessions that track a blob's storage while
+	// it is written (PutBlob).
+	UploadTracker
 }
 
 // ArtifactOptions configure artifacts, caches and retention; zero values take the
@@ -366,7 +369,7 @@ func (f *files) exportBlob(ctx context.Context, p string, lim archive.Limits, ma
 	if err != nil {
 		return "", 0, time.Time{}, err
 	}
-	if _, err := o.Blobs.Put(ctx, d, tmp, cw.n); err != nil {
+	if _, err := PutBlob(ctx, o.Store, o.Blobs, d, tmp, cw.n, f.e.o.Logger); err != nil {
 		f.discard(ctx, d, pinned)
 		return "", 0, time.Time{}, fmt.Errorf("store %s: %w", d, err)
 	}

@@ -50,18 +50,24 @@ jobs:
       - run: echo "[JOB_OUT] got = $(cat out/dist/a.txt)+$(cat out/dist/sub/b.txt)+$(cat out/dist/link)"
 `
 
-// startFilesEngine runs an engine with the local executor and a filesystem blob store.
+// startFilesEngine runs an engine on s with the local executor, o.Store (s when nil)
+// and o.Blobs (a filesystem blob store when nil), which it returns.
 func startFilesEngine(t *testing.T, s *sqlstore.Store, o engine.ArtifactOptions, now ...func() time.Time) blobstore.Store {
 	t.Helper()
 	x, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := blobstore.NewFS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	blobs := o.Blobs
+	if blobs == nil {
+		if blobs, err = blobstore.NewFS(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	o.Store, o.Blobs, o.TempDir = s, blobs, t.TempDir()
+	if o.Store == nil {
+		o.Store = s
+	}
+	o.Blobs, o.TempDir = blobs, t.TempDir()
 	e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
 		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o})
 	if len(now) > 0 {
