@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/blobstore/tracked"
 	"github.com/hubctl/hubctl/internal/errcode"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
@@ -130,34 +131,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 // killed mid-push leaves (blobstore.TrackedPutter); the session goes when the put
 // ends, and a failed put's is discarded at once.
 func (h *Handler) put(ctx context.Context, name string, d digest.Digest, body io.Reader, size int64) (int64, error) {
-	tp, ok := h.o.Blobs.(blobstore.TrackedPutter)
-	if !ok {
-		return h.o.Blobs.Put(ctx, d, body, size)
-	}
-	var session string
-	track := func(ctx context.Context) (string, error) {
-		id := uuid.NewString()
-		if err := h.o.Meta.CreateUpload(ctx, metadata.Upload{ID: id, Repository: name}); err != nil {
-			return "", err
-		}
-		session = id
-		return id, nil
-	}
-	n, err := tp.PutTracked(ctx, d, body, size, track)
-	if session == "" {
-		return n, err
-	}
-	ctx = context.WithoutCancel(ctx)
-	if err != nil {
-		if derr := h.discardUpload(ctx, metadata.Upload{ID: session, Repository: name}, time.Time{}); derr != nil {
-			h.o.Log.WarnContext(ctx, "discard the storage of a failed push; the purge retries", "upload", session, "error", derr)
-		}
-		return n, err
-	}
-	if derr := h.o.Meta.DeleteUpload(ctx, session); derr != nil {
-		h.o.Log.WarnContext(ctx, "delete the session of a finished push; the purge removes it", "upload", session, "error", derr)
-	}
-	return n, nil
+	return tracked.Put(ctx, h.o.Meta, h.o.Blobs, name, d, body, size, h.o.Log)
 }
 
 // mount links a blob of repository from into name when from holds it.
@@ -435,24 +409,11 @@ func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id 
 // again; when the process dies before the session is deleted, the purge takes the claim
 // over once it is older than the purge's cutoff.
 func (h *Handler) discardUpload(ctx context.Context, u metadata.Upload, staleBefore time.Time) error {
-	claimed, err := h.o.Meta.ClaimUpload(ctx, u.ID, staleBefore)
-	if err != nil {
-		return err
-	}
-	if !claimed {
+	claimed, err := tracked.Discard(ctx, h.o.Meta, h.o.Blobs, u.ID, staleBefore, h.o.Log)
+	if err == nil && !claimed {
 		return fmt.Errorf("upload %s: %w", u.ID, metadata.ErrUploadNotFound)
 	}
-	ctx = context.WithoutCancel(ctx)
-	if err := h.o.Blobs.AbortUpload(ctx, u.ID); err != nil {
-		if uerr := h.o.Meta.UnclaimUpload(ctx, u.ID); uerr != nil {
-			h.o.Log.WarnContext(ctx, "upload storage not discarded and its claim not withdrawn; the purge retries after uploads.max_age", "upload", u.ID, "error", uerr)
-		}
-		return err
-	}
-	if err := h.o.Meta.DeleteUpload(ctx, u.ID); err != nil {
-		h.o.Log.WarnContext(ctx, "upload discarded but its session not deleted; the purge finishes it after uploads.max_age", "upload", u.ID, "error", err)
-	}
-	return nil
+	return err
 }
 
 // unpin withdraws the pin of a push whose bytes the store refused, so a wrong digest or
