@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hubctl/hubctl/bench/internal/benchhub"
@@ -33,16 +34,18 @@ type options struct {
 	rate      int
 	workers   int
 	keep      bool
+	verbose   bool
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.hubctl, "hubctl", "", "the hubctl `binary`, static (default: CGO_ENABLED=0 go build ./cmd/hubctl into the run's directory)")
-	flag.IntVar(&o.updates, "updates", 20, "updates (v1 → v2 → v1 …) of each side under load")
-	flag.IntVar(&o.rollbacks, "rollbacks", 5, "`hubctl deploy rollback`s under load")
+	flag.IntVar(&o.updates, "updates", 10, "updates (v1 → v2 → v1 …) of each side under load")
+	flag.IntVar(&o.rollbacks, "rollbacks", 4, "`hubctl deploy rollback`s under load")
 	flag.IntVar(&o.rate, "rate", 200, "requests per second of the load, in all")
 	flag.IntVar(&o.workers, "workers", 4, "connections of the load")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (hub log, deploy state)")
+	flag.BoolVar(&o.verbose, "v", false, "print the output of every timed command, each line with the time since it started")
 	flag.Parse()
 	if o.updates < 1 || o.rollbacks < 0 || o.rate < 1 || o.workers < 1 {
 		fmt.Fprintln(os.Stderr, "deploybench: -updates, -rate and -workers ≥ 1, -rollbacks ≥ 0")
@@ -298,7 +301,8 @@ func (bn *bench) hubctlSide() (side, error) {
 		return s, err
 	}
 	defer func() {
-		if _, err := bn.timed(bn.o.hubctl, bn.deployArgs("down")...); err != nil {
+		down := []string{"deploy", "down", "-f", filepath.Join(bn.work, "deploy.yaml"), "--state-dir", filepath.Join(bn.work, "state")}
+		if _, err := bn.timed(bn.o.hubctl, down...); err != nil {
 			logf("hubctl deploy down: %v", err)
 		}
 	}()
@@ -473,10 +477,10 @@ func (bn *bench) timed(name string, args ...string) (measure, error) {
 }
 
 func (bn *bench) timedCmd(c *exec.Cmd) (measure, error) {
-	var out strings.Builder
-	c.Stdout, c.Stderr = &out, &out
-	e0 := cpuOf(bn.dockerd)
 	start := time.Now()
+	out := &stampWriter{start: start, echo: bn.o.verbose}
+	c.Stdout, c.Stderr = out, out
+	e0 := cpuOf(bn.dockerd)
 	err := c.Run()
 	m := measure{wall: time.Since(start), engineCPU: cpuOf(bn.dockerd) - e0}
 	if c.ProcessState != nil {
@@ -488,6 +492,43 @@ func (bn *bench) timedCmd(c *exec.Cmd) (measure, error) {
 	return m, nil
 }
 
+// stampWriter keeps a command's output, each line prefixed with the time since start,
+// and echoes it to stderr when echo is set.
+type stampWriter struct {
+	start time.Time
+	echo  bool
+	mu    sync.Mutex
+	b     strings.Builder
+	mid   bool
+}
+
+func (w *stampWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var s strings.Builder
+	for _, line := range strings.SplitAfter(string(p), "\n") {
+		if line == "" {
+			continue
+		}
+		if !w.mid {
+			fmt.Fprintf(&s, "%8.3fs  ", time.Since(w.start).Seconds())
+		}
+		s.WriteString(line)
+		w.mid = !strings.HasSuffix(line, "\n")
+	}
+	w.b.WriteString(s.String())
+	if w.echo {
+		os.Stderr.WriteString(s.String())
+	}
+	return len(p), nil
+}
+
+func (w *stampWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
 func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -497,14 +538,14 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// command runs a command with extra environment, its output to stderr.
+// command runs a command with extra environment.
 func command(dir string, env []string, name string, args ...string) error {
 	c := exec.Command(name, args...)
 	c.Dir = dir
 	c.Env = append(os.Environ(), env...)
-	c.Stdout, c.Stderr = os.Stderr, os.Stderr
-	if err := c.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	// The output only matters when the command fails.
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
 }
