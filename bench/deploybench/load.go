@@ -130,26 +130,33 @@ func waitServing(urls []string, want string, limit time.Duration) error {
 
 // result gathers one operation's measures.
 type result struct {
-	name string
-	n    int
-	wall []time.Duration
-	cpu  time.Duration // the client's, in all
-	eng  time.Duration // the engine's, in all
+	name  string
+	n     int
+	wall  []time.Duration
+	serve []time.Duration
+	cpu   time.Duration // the client's, in all
+	eng   time.Duration // the engine's, in all
 }
 
 func (r *result) add(m measure) {
 	r.n++
 	r.wall = append(r.wall, m.wall)
+	r.serve = append(r.serve, m.serve)
 	r.cpu += m.clientCPU
 	r.eng += m.engineCPU
 }
 
-// p is the q-th percentile of the wall times (nearest rank).
-func (r *result) p(q int) time.Duration {
-	if len(r.wall) == 0 {
+// p is the q-th percentile of the commands' wall times (nearest rank).
+func (r *result) p(q int) time.Duration { return percentile(r.wall, q) }
+
+// serveP is the q-th percentile of the times until every replica served the new version.
+func (r *result) serveP(q int) time.Duration { return percentile(r.serve, q) }
+
+func percentile(d []time.Duration, q int) time.Duration {
+	if len(d) == 0 {
 		return 0
 	}
-	s := slices.Clone(r.wall)
+	s := slices.Clone(d)
 	slices.Sort(s)
 	i := (q*len(s)+99)/100 - 1
 	return s[max(i, 0)]
@@ -158,8 +165,11 @@ func (r *result) p(q int) time.Duration {
 func (r *result) row() string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 	per := func(d time.Duration) string { return ms(d/time.Duration(r.n)) + "/op" }
-	return fmt.Sprintf("%-34s %10s %10s %10s %14s %14s", fmt.Sprintf("%s ×%d", r.name, r.n),
-		ms(r.p(50)), ms(r.p(95)), ms(r.p(100)), per(r.cpu), per(r.eng))
+	three := func(f func(int) time.Duration) string {
+		return fmt.Sprintf("%.2f %.2f %.2f s", f(50).Seconds(), f(95).Seconds(), f(100).Seconds())
+	}
+	return fmt.Sprintf("%-34s %26s %26s %14s %14s", fmt.Sprintf("%s ×%d", r.name, r.n),
+		three(r.serveP), three(r.p), per(r.cpu), per(r.eng))
 }
 
 // pidOf is the pid of the process named name (one of them), 0 when there is none or

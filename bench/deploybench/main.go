@@ -143,7 +143,7 @@ func run(o options) error {
 		return err
 	}
 	fmt.Println()
-	fmt.Printf("%-34s %10s %10s %10s %14s %14s\n", "operation", "p50", "p95", "max", "client CPU", "engine CPU")
+	fmt.Printf("%-34s %26s %26s %14s %14s\n", "operation", "all serve new: p50 p95 max", "command: p50 p95 max", "client CPU", "engine CPU")
 	for _, r := range []result{hub.update, hub.rollback, compose.update} {
 		if r.n == 0 {
 			continue
@@ -152,7 +152,8 @@ func run(o options) error {
 	}
 	fmt.Println()
 	if compose.update.n > 0 && hub.update.n > 0 {
-		fmt.Printf("update p50, hubctl / compose: %.2f\n", ratio(hub.update.p(50), compose.update.p(50)))
+		fmt.Printf("update p50, hubctl / compose: all serve new %.2f, command %.2f\n",
+			ratio(hub.update.serveP(50), compose.update.serveP(50)), ratio(hub.update.p(50), compose.update.p(50)))
 	}
 	fmt.Printf("failed requests: hubctl %d of %d (updates and rollbacks), compose %d of %d\n",
 		hub.load.failed, hub.load.total, compose.load.failed, compose.load.total)
@@ -322,25 +323,25 @@ func (bn *bench) hubctlSide() (side, error) {
 			l.finish()
 			return s, err
 		}
-		m, err := bn.switchTo(urls, v, bn.o.hubctl, bn.deployArgs("update")...)
+		m, err := bn.switchTo(urls, v, bn.hubctlCmd(bn.o.hubctl, bn.deployArgs("update")...))
 		if err != nil {
 			l.finish()
 			return s, fmt.Errorf("update %d: %w", i+1, err)
 		}
 		s.update.add(m)
-		logf("hubctl update %d → %s: %v", i+1, v, m.wall.Round(time.Millisecond))
+		logf("hubctl update %d → %s: serving %v, done %v", i+1, v, m.serve.Round(time.Millisecond), m.wall.Round(time.Millisecond))
 	}
 	for i := range bn.o.rollbacks {
 		// The default rollback target is the succeeded deploy before the last one:
 		// the other version.
 		v = other(v)
-		m, err := bn.switchTo(urls, v, bn.o.hubctl, bn.deployArgs("rollback")...)
+		m, err := bn.switchTo(urls, v, bn.hubctlCmd(bn.o.hubctl, bn.deployArgs("rollback")...))
 		if err != nil {
 			l.finish()
 			return s, fmt.Errorf("rollback %d: %w", i+1, err)
 		}
 		s.rollback.add(m)
-		logf("hubctl rollback %d → %s: %v", i+1, v, m.wall.Round(time.Millisecond))
+		logf("hubctl rollback %d → %s: serving %v, done %v", i+1, v, m.serve.Round(time.Millisecond), m.wall.Round(time.Millisecond))
 	}
 	s.load = l.finish()
 	return s, nil
@@ -407,14 +408,14 @@ func (bn *bench) composeSide() (side, error) {
 	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(fmt.Sprintf(composeFile, p1, bn.id, p2, bn.id)), 0o644); err != nil {
 		return s, err
 	}
-	up := func(v string) (measure, error) {
+	up := func(v string) *exec.Cmd {
 		c := exec.Command("docker-compose", "-p", bn.project, "up", "-d", "--no-build")
 		c.Dir = dir
 		c.Env = append(os.Environ(), "WEB_IMAGE="+bn.images[v])
-		return bn.timedCmd(c)
+		return c
 	}
 	logf("docker-compose up -d (v1)")
-	if _, err := up("v1"); err != nil {
+	if _, err := bn.timedCmd(up("v1")); err != nil {
 		return s, err
 	}
 	urls := []string{fmt.Sprintf("http://127.0.0.1:%d/", p1), fmt.Sprintf("http://127.0.0.1:%d/", p2)}
@@ -425,45 +426,54 @@ func (bn *bench) composeSide() (side, error) {
 	v := "v1"
 	for i := range bn.o.updates {
 		v = other(v)
-		start := time.Now()
-		m, err := up(v)
-		if err == nil {
-			err = waitServing(urls, bn.answers[v], 30*time.Second)
-			m.wall = time.Since(start)
-		}
+		m, err := bn.switchTo(urls, v, up(v))
 		if err != nil {
 			l.finish()
 			return s, fmt.Errorf("compose update %d: %w", i+1, err)
 		}
 		s.update.add(m)
-		logf("compose update %d → %s: %v", i+1, v, m.wall.Round(time.Millisecond))
+		logf("compose update %d → %s: serving %v, done %v", i+1, v, m.serve.Round(time.Millisecond), m.wall.Round(time.Millisecond))
 	}
 	s.load = l.finish()
 	return s, nil
 }
 
-// switchTo runs a hubctl command that moves the service to version v and measures it
-// until every replica serves v (the proxy switches only once all new tasks are healthy,
-// so that is when the command has returned and the proxy answers v).
-func (bn *bench) switchTo(urls []string, v string, name string, args ...string) (measure, error) {
+// switchTo runs a command that moves the service to version v and measures both when
+// every replica serves v (polled from the start, in parallel: hubctl's proxy switches
+// before the old tasks are stopped, compose's containers serve once started) and when
+// the command has returned.
+func (bn *bench) switchTo(urls []string, v string, c *exec.Cmd) (measure, error) {
 	start := time.Now()
-	m, err := bn.timed(name, args...)
+	served := make(chan error, 1)
+	var serve time.Duration
+	go func() {
+		err := waitServing(urls, bn.answers[v], 60*time.Second)
+		serve = time.Since(start)
+		served <- err
+	}()
+	m, err := bn.timedCmd(c)
 	if err != nil {
+		<-served
 		return m, err
 	}
-	if err := waitServing(urls, bn.answers[v], 30*time.Second); err != nil {
+	if err := <-served; err != nil {
 		return m, err
 	}
-	m.wall = time.Since(start)
+	m.serve = serve
 	return m, nil
 }
 
 // measure is one timed operation: wall time, the client's CPU and the engine's.
 type measure struct {
-	wall, clientCPU, engineCPU time.Duration
+	wall, serve, clientCPU, engineCPU time.Duration
 }
 
 func (bn *bench) timed(name string, args ...string) (measure, error) {
+	return bn.timedCmd(bn.hubctlCmd(name, args...))
+}
+
+// hubctlCmd is a command in the run's directory without the caller's HUBCTL_ variables.
+func (bn *bench) hubctlCmd(name string, args ...string) *exec.Cmd {
 	c := exec.Command(name, args...)
 	c.Dir = bn.work
 	var env []string
@@ -473,7 +483,7 @@ func (bn *bench) timed(name string, args ...string) (measure, error) {
 		}
 	}
 	c.Env = env
-	return bn.timedCmd(c)
+	return c
 }
 
 func (bn *bench) timedCmd(c *exec.Cmd) (measure, error) {
