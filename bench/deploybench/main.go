@@ -138,9 +138,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	compose, err := bn.composeSide()
-	if err != nil {
-		return err
+	// A failed peer still leaves hubctl's figures worth printing.
+	compose, composeErr := bn.composeSide()
+	if composeErr != nil {
+		logf("docker-compose: %v", composeErr)
 	}
 	fmt.Println()
 	fmt.Printf("%-34s %26s %26s %14s %14s\n", "operation", "all serve new: p50 p95 max", "command: p50 p95 max", "client CPU", "engine CPU")
@@ -163,7 +164,7 @@ func run(o options) error {
 	for _, f := range compose.load.samples {
 		fmt.Println("  compose failure:", f)
 	}
-	return nil
+	return composeErr
 }
 
 func ratio(a, b time.Duration) float64 {
