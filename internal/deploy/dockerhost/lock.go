@@ -162,6 +162,11 @@ func (h *Host) Renew(ctx context.Context, service string, holder deploy.LockHold
 	if !sameHolder(cur, holder) {
 		return &deploy.LockedError{Service: service, Holder: cur}
 	}
+	// Remove and create are one step: a renewal cut between them (the deploy ending
+	// meanwhile cancels ctx) would leave the engine still removing the lock while the
+	// deployer's Unlock finds it ("removal already in progress").
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockOpTimeout)
+	defer cancel()
 	if _, err := h.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("renew lock: %w", err)
 	}
@@ -187,10 +192,34 @@ func (h *Host) Unlock(ctx context.Context, service string, holder deploy.LockHol
 	if !sameHolder(cur, holder) {
 		return nil
 	}
-	if _, err := h.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if err := h.removeLock(ctx, id); err != nil {
 		return fmt.Errorf("unlock: %w", err)
 	}
 	return nil
+}
+
+// lockOpTimeout bounds a lock operation that must not be cut halfway.
+const lockOpTimeout = 30 * time.Second
+
+// removeLock removes the lock container id; a removal the engine already has in
+// progress (an earlier call whose client gave up) is waited for, not failed.
+func (h *Host) removeLock(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, lockOpTimeout)
+	defer cancel()
+	for {
+		_, err := h.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		if !cerrdefs.IsConflict(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Break removes the lock whoever holds it.
@@ -202,7 +231,7 @@ func (h *Host) Break(ctx context.Context, service string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if err := h.removeLock(ctx, id); err != nil {
 		return fmt.Errorf("break lock: %w", err)
 	}
 	return nil
