@@ -99,6 +99,9 @@ func TestDeployJobToken(t *testing.T) {
 	if b.Deploy.Number != 1 || b.Deploy.By != "carol" {
 		t.Fatalf("begin by a job token: %+v", b)
 	}
+	if es := f.audited("deploy.begin"); len(es) != 1 || es[0].Actor != "carol" || !strings.Contains(es[0].Detail, "job token of workflow-run:1") {
+		t.Fatalf("audit of the begin: %+v", es)
+	}
 	f.want(f.do(job, "POST", "/api/v1/deploys/acme/web/1/renew", nil), 200, "")
 	f.want(f.do(job, "GET", "/api/v1/deploys/acme/web/lock", nil), 200, "")
 	df.finish(job, 1, "succeeded", "")

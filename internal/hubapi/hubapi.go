@@ -280,6 +280,9 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.Token != nil {
 		actor.Token = p.Token.Name
 	}
+	if p.Job != nil {
+		actor.Token = p.Job.Subject
+	}
 	ctx := events.WithActor(r.Context(), actor)
 	r = r.WithContext(context.WithValue(ctx, principalKey{}, p))
 	_, pattern := a.mux.Handler(r)
@@ -382,6 +385,9 @@ func (a *api) audited(r *http.Request, p *authz.Principal, action, target, detai
 	if p.Token != nil {
 		// Which token acted matters when one leaks.
 		e.Detail = strings.TrimSpace(detail + " (token " + p.Token.Name + ")")
+	}
+	if p.Job != nil {
+		e.Detail = strings.TrimSpace(detail + " (job token of " + p.Job.Subject + ")")
 	}
 	return accounts.WithAudit(r.Context(), e)
 }
