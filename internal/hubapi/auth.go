@@ -188,7 +188,7 @@ func errMachineToken() error {
 // account's role on the namespace at each call.
 func (a *api) jobPrincipal(ctx context.Context, sub string, hub token.Hub) (*authz.Principal, error) {
 	if !strings.HasPrefix(sub, machinetoken.JobSubjectPrefix) || hub.Deploy == "" || hub.Creator == 0 ||
-		hub.UserID != 0 || hub.TokenID != 0 || hub.SessionID != 0 || a.jobActive == nil || a.minter == nil {
+		hub.UserID != 0 || hub.Epoch != 0 || hub.TokenID != 0 || hub.SessionID != 0 || a.jobActive == nil || a.minter == nil {
 		return nil, errMachineToken()
 	}
 	if err := a.jobActive(ctx, sub); err != nil {
