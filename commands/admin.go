@@ -40,6 +40,23 @@ type HubOptions struct {
 	Trace io.Writer
 	// Trust verifies the registry's certificate (certs.d, --ca-file).
 	Trust *tlsconf.Trust
+	// LookupEnv, when set, lets a workflow step's job token ($HUBCTL_HUB with
+	// $HUBCTL_TOKEN_FILE or $HUBCTL_TOKEN) sign in to that hub: `hubctl deploy --hub`
+	// in a step whose workflow has permissions.deploy.
+	LookupEnv func(string) (string, bool)
+}
+
+// jobSource answers the job's token for its hub and the stored login for any other.
+type jobSource struct {
+	job   *credentials.JobTokenResolver
+	store *credentials.Store
+}
+
+func (s jobSource) Get(host string) (credentials.Credentials, error) {
+	if credentials.NormalizeHost(host) == s.job.Hub {
+		return s.job.Resolve(host)
+	}
+	return s.store.Get(host)
 }
 
 // hubCommand binds the hub flags to cmd and sets its RunE: complete the shared
@@ -86,7 +103,13 @@ func (o *HubOptions) client() (*hubclient.Client, error) {
 		base := o.Trust.Transport(http.DefaultTransport.(*http.Transport).Clone())
 		hc = &http.Client{Timeout: time.Minute, Transport: &httpdebug.Transport{Base: base, Out: o.Trace}}
 	}
-	return hubclient.New(hubclient.Options{Host: o.Registry, Insecure: o.Insecure, Credentials: store, HTTPClient: hc, Trust: o.Trust})
+	var src hubclient.CredentialSource = store
+	if o.LookupEnv != nil {
+		if job, ok := credentials.JobTokenFromEnv(store, o.LookupEnv).(*credentials.JobTokenResolver); ok {
+			src = jobSource{job: job, store: store}
+		}
+	}
+	return hubclient.New(hubclient.Options{Host: o.Registry, Insecure: o.Insecure, Credentials: src, HTTPClient: hc, Trust: o.Trust})
 }
 
 // print writes v as JSON with -o json, else as a table with header whose rows the

@@ -43,7 +43,7 @@ func openDeployHub(f *Factory, o *DeployOptions, s *deploy.Spec) (*deployHub, er
 	if !ok {
 		return nil, fmt.Errorf("service.image %s has no namespace on %s (want %s/NAMESPACE/NAME)", s.Service.Image, o.Hub, o.Hub)
 	}
-	ho := &HubOptions{IO: f.IOStreams, Registry: o.Hub, Insecure: o.Insecure, Trust: f.Trust()}
+	ho := &HubOptions{IO: f.IOStreams, Registry: o.Hub, Insecure: o.Insecure, Trust: f.Trust(), LookupEnv: f.LookupEnv}
 	ho.ConfigDir, _ = f.LookupEnv("DOCKER_CONFIG")
 	if f.Debug {
 		ho.Trace = f.IOStreams.ErrOut

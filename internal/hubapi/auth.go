@@ -9,7 +9,10 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
+	"github.com/hubctl/hubctl/internal/auth/machinetoken"
 	"github.com/hubctl/hubctl/internal/auth/password"
+	"github.com/hubctl/hubctl/internal/auth/token"
+	"github.com/hubctl/hubctl/internal/auth/tokenserver"
 	"github.com/hubctl/hubctl/internal/errcode"
 )
 
@@ -124,6 +127,9 @@ func (a *api) jwtPrincipal(ctx context.Context, raw string) (*authz.Principal, e
 	if sub == "" || sub == authz.Anonymous {
 		return nil, errUnauthenticated("an anonymous registry token does not sign in; log in first")
 	}
+	if strings.Contains(sub, ":") {
+		return a.jobPrincipal(ctx, sub, hub)
+	}
 	u, err := a.store.GetUser(ctx, sub)
 	if errors.Is(err, accounts.ErrNotFound) {
 		return nil, errUnauthenticated("invalid registry token")
@@ -167,6 +173,37 @@ func (a *api) jwtPrincipal(ctx context.Context, raw string) (*authz.Principal, e
 		p.Session = &sess
 	}
 	return p, nil
+}
+
+// errMachineToken answers a machine token where it does not sign in: as a request
+// without credentials.
+func errMachineToken() error {
+	return errUnauthenticated("authentication required: a machine token signs in to the hub API only to deploy what its workflow's permissions.deploy names")
+}
+
+// jobPrincipal is the principal of a machine token (subject KIND:ID): only a workflow
+// job's token that carries permissions.deploy signs in, and only while its run has
+// not ended and the account it acts for exists and is enabled. The principal may do
+// nothing but deploy those services (authz.JobGrant), and deployAccess re-checks that
+// account's role on the namespace at each call.
+func (a *api) jobPrincipal(ctx context.Context, sub string, hub token.Hub) (*authz.Principal, error) {
+	if !strings.HasPrefix(sub, machinetoken.JobSubjectPrefix) || hub.Deploy == "" || hub.Creator == 0 ||
+		hub.UserID != 0 || hub.Epoch != 0 || hub.TokenID != 0 || hub.SessionID != 0 || a.jobActive == nil || a.minter == nil {
+		return nil, errMachineToken()
+	}
+	if err := a.jobActive(ctx, sub); err != nil {
+		if errors.Is(err, tokenserver.ErrJobRevoked) {
+			return nil, errUnauthenticated("this job token is revoked: %v", err)
+		}
+		return nil, fmt.Errorf("check the run of %s: %w", sub, err)
+	}
+	u, err := a.minter.Store.UserByID(ctx, hub.Creator)
+	if errors.Is(err, accounts.ErrNotFound) || (err == nil && u.Disabled) {
+		return nil, errUnauthenticated("the account this job token acts for is gone or disabled")
+	} else if err != nil {
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	return &authz.Principal{User: &u, Job: &authz.JobGrant{Subject: sub, Deploys: strings.Fields(hub.Deploy)}}, nil
 }
 
 // requireAdmin refuses everyone but site administrators.

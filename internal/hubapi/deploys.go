@@ -76,8 +76,12 @@ type DeployStore interface {
 	RunningDeployID(ctx context.Context, namespace, service string, number int) (int64, error)
 }
 
+// deployPrefix starts the paths of the deploy endpoints, the only ones a workflow
+// job's token may call.
+const deployPrefix = "/api/v1/deploys/"
+
 func (a *api) deployRoutes() {
-	base := "/api/v1/deploys/{ns}/{service}"
+	base := deployPrefix + "{ns}/{service}"
 	a.route(base, map[string]handlerFunc{"GET": reads(scope.HubDeploys, a.listDeploys), "POST": writes(scope.HubDeploys, a.beginDeploy)})
 	a.route(base+"/{number}", map[string]handlerFunc{"GET": reads(scope.HubDeploys, a.getDeploy), "PATCH": writes(scope.HubDeploys, a.finishDeploy)})
 	a.route(base+"/{number}/renew", map[string]handlerFunc{"POST": writes(scope.HubDeploys, a.renewDeploy)})
@@ -110,8 +114,13 @@ func (a *api) deployAccess(r *http.Request, p *authz.Principal, need accounts.Ro
 		return deployTarget{}, err
 	}
 	switch {
+	case !p.MayDeploy(t.ns, t.service):
+		// A job's token for another namespace or service: as to an outsider.
+		return deployTarget{}, errNoWorkflows(t.ns)
 	case role.Rank() < accounts.RoleRead.Rank():
 		return deployTarget{}, errNoWorkflows(t.ns)
+	case p.Job != nil && role.Rank() < accounts.RoleWrite.Rank():
+		return deployTarget{}, denied("%s %s: %s, whom this job acts for, no longer has the write role on the whole namespace %s", what, t.name(), p.User.Name, t.ns)
 	case role.Rank() < need.Rank():
 		return deployTarget{}, denied("%s %s needs the %s role on the whole namespace %s", what, t.name(), need, t.ns)
 	}

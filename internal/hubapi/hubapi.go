@@ -102,6 +102,11 @@ type Options struct {
 	// what this hub's executor cannot run (the Kubernetes executor: caches and
 	// artifacts). Its workflow.Errors answer 400 as a parse error does.
 	CheckWorkflow func(*workflow.Workflow) error
+	// JobActive answers whether a workflow job's token (subject workflow-run:ID) is
+	// still live: nil while its run has not ended, an error wrapping tokenserver.ErrJobRevoked
+	// when it has or is gone. nil refuses every job token (the deploy endpoints are
+	// the only ones a job token with permissions.deploy may call).
+	JobActive func(ctx context.Context, subject string) error
 }
 
 // api is the handler's state.
@@ -133,6 +138,8 @@ type api struct {
 	hookLimits *ratelimit.Limiter
 	// checkWF is Options.CheckWorkflow.
 	checkWF func(*workflow.Workflow) error
+	// jobActive is Options.JobActive.
+	jobActive func(ctx context.Context, subject string) error
 }
 
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
@@ -145,6 +152,7 @@ func New(o Options) http.Handler {
 		a.now = time.Now
 	}
 	a.checkWF = o.CheckWorkflow
+	a.jobActive = o.JobActive
 	if a.guard == nil {
 		a.guard = ratelimit.NewGuard(ratelimit.GuardOptions{Now: a.now})
 	}
@@ -272,9 +280,18 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.Token != nil {
 		actor.Token = p.Token.Name
 	}
+	if p.Job != nil {
+		actor.Token = p.Job.Subject
+	}
 	ctx := events.WithActor(r.Context(), actor)
 	r = r.WithContext(context.WithValue(ctx, principalKey{}, p))
-	if _, pattern := a.mux.Handler(r); pattern == "" {
+	_, pattern := a.mux.Handler(r)
+	if p.Job != nil && !strings.HasPrefix(pattern, deployPrefix) {
+		// A job's token is anonymous everywhere but the deploy endpoints.
+		a.fail(w, r, errMachineToken())
+		return
+	}
+	if pattern == "" {
 		a.fail(w, r, errcode.New(errcode.NameUnknown, "no API endpoint %s", r.URL.Path))
 		return
 	}
@@ -368,6 +385,9 @@ func (a *api) audited(r *http.Request, p *authz.Principal, action, target, detai
 	if p.Token != nil {
 		// Which token acted matters when one leaks.
 		e.Detail = strings.TrimSpace(detail + " (token " + p.Token.Name + ")")
+	}
+	if p.Job != nil {
+		e.Detail = strings.TrimSpace(detail + " (job token of " + p.Job.Subject + ")")
 	}
 	return accounts.WithAudit(r.Context(), e)
 }

@@ -22,7 +22,8 @@ func NewAuthenticator(o Options) *Authenticator {
 }
 
 // Principal returns the principal of r, or nil for a request without an
-// Authorization header. Bad credentials are an *errcode.Error (401); too many failed
+// Authorization header or with a workflow job's token (which signs in to the deploy
+// endpoints alone). Bad credentials are an *errcode.Error (401); too many failed
 // sign-ins one with status 429 (and Retry-After set on w).
 func (x *Authenticator) Principal(w http.ResponseWriter, r *http.Request) (*authz.Principal, error) {
 	if r.Header.Get("Authorization") == "" {
@@ -34,6 +35,10 @@ func (x *Authenticator) Principal(w http.ResponseWriter, r *http.Request) (*auth
 		x.a.log.WarnContext(r.Context(), "sign-in refused by the rate limit", "remote", remoteAddr(r), "reason", tm.Reason)
 		w.Header().Set("Retry-After", strconv.Itoa(tm.RetryAfterSeconds()))
 		return nil, errcode.New(errcode.TooManyRequests, "%s; retry in %d s", tm.Reason, tm.RetryAfterSeconds())
+	}
+	if err == nil && p.Job != nil {
+		// A job's token signs in to the deploy endpoints alone: anonymous here.
+		return nil, nil
 	}
 	return p, err
 }

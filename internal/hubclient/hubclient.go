@@ -127,6 +127,19 @@ func (c *Client) authenticate(ctx context.Context) (func(*http.Request), error) 
 		case cr.Password != "":
 			user, pass := cr.Username, cr.Password
 			c.auth = func(r *http.Request) { r.SetBasicAuth(user, pass) }
+		case cr.RegistryToken != "":
+			// A workflow job's token, which the hub renews into a file: read again for
+			// each request, the last one read kept when a read fails.
+			tok := cr.RegistryToken
+			var mu sync.Mutex
+			c.auth = func(r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				if cr, err := c.creds.Get(c.host); err == nil && cr.RegistryToken != "" {
+					tok = cr.RegistryToken
+				}
+				r.Header.Set("Authorization", "Bearer "+tok)
+			}
 		case cr.IdentityToken != "":
 			jwt, err := c.exchangeRefresh(ctx, cr.IdentityToken)
 			if err != nil {

@@ -21,7 +21,7 @@ func jobTokens(m *machinetoken.Minter) func(ctx context.Context, r engine.TokenR
 		return nil
 	}
 	return func(ctx context.Context, r engine.TokenRequest) (engine.JobToken, error) {
-		t, err := m.Mint(ctx, machinetoken.Request{Creator: r.Creator, Subject: r.Subject, Access: r.Access, Purpose: r.Purpose, TTL: r.TTL})
+		t, err := m.Mint(ctx, machinetoken.Request{Creator: r.Creator, Subject: r.Subject, Access: r.Access, Deploys: r.Deploys, Purpose: r.Purpose, TTL: r.TTL})
 		if err != nil {
 			return engine.JobToken{}, err
 		}

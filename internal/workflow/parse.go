@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
@@ -152,7 +153,7 @@ func (d *decoder) concurrency(n *yaml.Node, what string) *Concurrency {
 	return c
 }
 
-// permissions decodes {pull: [...], push: [...]}.
+// permissions decodes {pull: [...], push: [...], deploy: [...]}.
 func (d *decoder) permissions(n *yaml.Node, p *Permissions) {
 	repos := func(v *yaml.Node, what string) []string {
 		names, ps := d.strings(v, what)
@@ -166,5 +167,14 @@ func (d *decoder) permissions(n *yaml.Node, p *Permissions) {
 	d.fields(n, "permissions", map[string]func(k, v *yaml.Node){
 		"pull": func(k, v *yaml.Node) { p.Pull = repos(v, "permissions: pull") },
 		"push": func(k, v *yaml.Node) { p.Push = repos(v, "permissions: push") },
+		"deploy": func(k, v *yaml.Node) {
+			names, ps := d.strings(v, "permissions: deploy")
+			for i, s := range names {
+				if err := scope.CheckDeployPattern(s); err != nil {
+					d.errAt(ps[i], "permissions: deploy: %q: want a service of this namespace by name, PREFIX* or *", s)
+				}
+			}
+			p.Deploy = names
+		},
 	})
 }

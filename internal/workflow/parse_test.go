@@ -82,7 +82,7 @@ func TestWorkflowParseRelease(t *testing.T) {
 	if in := w.On.Manual.Inputs; len(in) != 3 || in[0].Default != "staging" || in[1].Default != true || in[2].Type != InputString || in[2].Default != "" {
 		t.Errorf("inputs %+v", in)
 	}
-	if w.Concurrency.Queue != 5 || w.Permissions.Push[0] != "acme/*" {
+	if w.Concurrency.Queue != 5 || w.Permissions.Push[0] != "acme/*" || !slices.Equal(w.Permissions.Deploy, []string{"web", "api-*"}) {
 		t.Errorf("concurrency %+v permissions %+v", w.Concurrency, w.Permissions)
 	}
 	if s := deploy.Steps[0]; s.Name != "deploy" || !slices.Equal(s.Secrets, []string{"KUBECONFIG_DATA"}) {
@@ -230,6 +230,12 @@ func TestWorkflowParseErrors(t *testing.T) {
 		{"input options on string", strings.Replace(minimal, "on: manual", "on:\n  manual:\n    inputs:\n      x: {options: [a]}", 1), []string{"5:20: input x: options are for choice inputs, not string"}},
 		{"input bad name", strings.Replace(minimal, "on: manual", "on:\n  manual:\n    inputs:\n      dry-run: {type: boolean}", 1), []string{`5:7: on: manual: inputs: "dry-run" is not a valid input name`}},
 		{"permissions", minimal + "permissions: {push: [Acme/App]}\n", []string{`8:22: permissions: push: "Acme/App" is not a repository name, NAMESPACE/* or *`}},
+		{"deploy permission with a namespace", minimal + "permissions: {deploy: [acme/web]}\n", []string{`8:24: permissions: deploy: "acme/web": want a service of this namespace by name, PREFIX* or *`}},
+		{"deploy permission glob", minimal + "permissions: {deploy: [\"*web\", Web, \"-x\", \"a*b\"]}\n", []string{
+			`8:24: permissions: deploy: "*web": want a service of this namespace by name, PREFIX* or *`,
+			`8:32: permissions: deploy: "Web": want a service of this namespace by name, PREFIX* or *`,
+			`8:37: permissions: deploy: "-x": want a service of this namespace by name, PREFIX* or *`,
+			`8:43: permissions: deploy: "a*b": want a service of this namespace by name, PREFIX* or *`}},
 
 		// Jobs.
 		{"no jobs", "name: w\non: manual\njobs: {}\n", []string{"3:7: jobs is empty"}},

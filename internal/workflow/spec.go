@@ -194,6 +194,10 @@ const DefaultQueue = 1
 type Permissions struct {
 	Pull []string
 	Push []string
+	// Deploy names services of the workflow's namespace (a name, PREFIX*, *) that
+	// $HUBCTL_TOKEN may deploy through the hub API (hubctl deploy), while the applier
+	// has the write role on the whole namespace.
+	Deploy []string
 }
 
 // Job is one job: steps run one after another in containers sharing a workspace.

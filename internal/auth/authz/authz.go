@@ -30,6 +30,24 @@ type Principal struct {
 	Session *accounts.Session
 	// TokenScopes are the parsed patterns of Token.
 	TokenScopes []scope.Scope
+	// Job is set for a workflow job's token with permissions.deploy: User is then
+	// the account the job acts for, and the principal may do nothing but deploy the
+	// services Job names, as far as User may now.
+	Job *JobGrant
+}
+
+// JobGrant is what a workflow job's token may do in the hub API.
+type JobGrant struct {
+	// Subject is the token's subject, workflow-run:ID.
+	Subject string
+	// Deploys are NAMESPACE/SERVICE-PATTERN entries (scope.MatchDeploy).
+	Deploys []string
+}
+
+// MayDeploy reports whether p, if a job's token, may deploy service of namespace;
+// any other principal may as far as its account's rights go.
+func (p Principal) MayDeploy(namespace, service string) bool {
+	return p.Job == nil || scope.MatchDeploy(p.Job.Deploys, namespace, service)
 }
 
 // Name is the principal's subject for tokens and the audit log.
@@ -44,6 +62,9 @@ func (p Principal) Name() string {
 // a session (password or a registry token obtained with one) may, as far as its
 // user's rights go; an access token only when one of its scopes names the area.
 func (p Principal) MayReadHub(area string) bool {
+	if p.Job != nil {
+		return area == scope.HubDeploys
+	}
 	return p.Token == nil || scope.HubAllows(p.TokenScopes, area, scope.HubRead)
 }
 
@@ -51,6 +72,9 @@ func (p Principal) MayReadHub(area string) bool {
 // session may, as far as its user's rights go; an access token only with a
 // hub:AREA:write scope.
 func (p Principal) MayWriteHub(area string) bool {
+	if p.Job != nil {
+		return area == scope.HubDeploys
+	}
 	return p.Token == nil || scope.HubAllows(p.TokenScopes, area, scope.HubWrite)
 }
 

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,12 @@ type Request struct {
 	Access []scope.Access
 	// TTL is the lifetime; 0 means DefaultTTL, more than MaxTTL is refused.
 	TTL time.Duration
+	// Deploys are NAMESPACE/SERVICE-PATTERN entries (scope.CheckDeployPattern) the
+	// token may deploy through the hub API (hub:deploys:write on those services): each
+	// is kept only while Creator has the write role on the whole namespace, and the
+	// hub API checks that again at each call. Only job tokens (subject workflow-run:ID)
+	// carry them.
+	Deploys []string
 	// Purpose is a short note for the audit entry ("Dragonfly preheat", "job 7 of
 	// run 3 of acme/release"); never a secret.
 	Purpose string
@@ -117,7 +124,7 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 	if ttl < time.Second || ttl > MaxTTL {
 		return Token{}, fmt.Errorf("machine token for %s: lifetime %v is not between 1s and %v", r.Subject, r.TTL, MaxTTL)
 	}
-	if len(r.Access) == 0 {
+	if len(r.Access) == 0 && len(r.Deploys) == 0 {
 		return Token{}, fmt.Errorf("machine token for %s: no access asked for", r.Subject)
 	}
 	asked := make([]scope.Scope, 0, len(r.Access))
@@ -157,7 +164,14 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 		granted = append(granted, g.Access())
 		names = append(names, g.String())
 	}
-	if len(granted) == 0 {
+	deploys, err := m.deployGrants(ctx, &u, r)
+	if err != nil {
+		return Token{}, err
+	}
+	for _, d := range deploys {
+		names = append(names, scope.TypeHub+":"+scope.HubDeploys+":"+scope.HubWrite+"@"+d)
+	}
+	if len(granted) == 0 && len(deploys) == 0 {
 		var want []string
 		for _, sc := range asked {
 			want = append(want, sc.String())
@@ -166,7 +180,11 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 	}
 
 	iss := &token.Issuer{Keys: m.Keys, Issuer: m.Issuer, Service: m.Service, TTL: ttl, Now: m.Now}
-	t, err := iss.Issue(r.Subject, token.Hub{}, granted)
+	var hub token.Hub
+	if len(deploys) > 0 {
+		hub = token.Hub{Creator: u.ID, Deploy: strings.Join(deploys, " ")}
+	}
+	t, err := iss.Issue(r.Subject, hub, granted)
 	if err != nil {
 		return Token{}, fmt.Errorf("machine token for %s: %w", r.Subject, err)
 	}
@@ -181,6 +199,37 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 	}
 	return Token{Raw: t.Raw, ID: t.ID, Access: granted, ExpiresAt: exp}, nil
 }
+
+// deployGrants are the entries of r.Deploys that u may deploy now: write on the whole
+// namespace. A malformed entry, or one on a token that is not a job's, is an error.
+func (m *Minter) deployGrants(ctx context.Context, u *accounts.User, r Request) ([]string, error) {
+	if len(r.Deploys) == 0 {
+		return nil, nil
+	}
+	if !strings.HasPrefix(r.Subject, JobSubjectPrefix) {
+		return nil, fmt.Errorf("machine token for %s: only a workflow job's token may deploy", r.Subject)
+	}
+	var out []string
+	for _, d := range r.Deploys {
+		ns, p, ok := strings.Cut(d, "/")
+		if !ok || accounts.CheckName(ns) != nil || scope.CheckDeployPattern(p) != nil {
+			return nil, fmt.Errorf("machine token for %s: deploy %q is not NAMESPACE/SERVICE, NAMESPACE/PREFIX* or NAMESPACE/*", r.Subject, d)
+		}
+		// "ns/" is a name no repository has: only grants on the whole namespace match it.
+		role, err := m.Policy.RoleOn(ctx, u, ns+"/")
+		if err != nil {
+			return nil, fmt.Errorf("machine token for %s: %w", r.Subject, err)
+		}
+		if role.Rank() >= accounts.RoleWrite.Rank() && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// JobSubjectPrefix starts the subject of a workflow job's token (as
+// tokenserver.JobSubjectPrefix, which this package cannot import).
+const JobSubjectPrefix = "workflow-run:"
 
 // checkSubject accepts KIND:ID, KIND lower-case letters and '-', ID letters, digits,
 // '.', '_' and '-', at most 128 bytes in all.

@@ -1,6 +1,9 @@
 package scope
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestHubScopes(t *testing.T) {
 	for _, tt := range []struct {
@@ -59,6 +62,31 @@ func TestHubScopes(t *testing.T) {
 	} {
 		if got := HubAllows(tt.patterns, tt.area, HubRead); got != tt.want {
 			t.Errorf("HubAllows(%v, %s) = %v, want %v", tt.patterns, tt.area, got, tt.want)
+		}
+	}
+}
+
+func TestDeployPatterns(t *testing.T) {
+	for _, p := range []string{"web", "*", "api-*", "a", "web.v2_x", "w*"} {
+		if err := CheckDeployPattern(p); err != nil {
+			t.Errorf("%q: %v", p, err)
+		}
+	}
+	for _, p := range []string{"", "Web", "-web", "web-", "*web", "a*b", "**", "acme/web", "we b", strings.Repeat("a", 65)} {
+		if err := CheckDeployPattern(p); err == nil {
+			t.Errorf("%q accepted", p)
+		}
+	}
+	grants := []string{"acme/web", "acme/api-*", "ops/*", "bad/Web", "nons"}
+	for _, c := range []struct {
+		ns, service string
+		want        bool
+	}{
+		{"acme", "web", true}, {"acme", "web2", false}, {"acme", "api-v1", true}, {"acme", "api", false},
+		{"ops", "anything", true}, {"acme2", "web", false}, {"bad", "Web", false}, {"nons", "", false}, {"", "web", false},
+	} {
+		if got := MatchDeploy(grants, c.ns, c.service); got != c.want {
+			t.Errorf("MatchDeploy(%s, %s) = %v", c.ns, c.service, got)
 		}
 	}
 }

@@ -368,3 +368,44 @@ func HubAllows(patterns []Scope, area, action string) bool {
 	}
 	return false
 }
+
+// CheckDeployPattern checks a service pattern a workflow's permissions.deploy may
+// name: a service name, a PREFIX* of one (lower-case letters, digits, '.', '_' and
+// '-'), or `*` for every service of the workflow's namespace.
+func CheckDeployPattern(p string) error {
+	name, prefix := strings.CutSuffix(p, "*")
+	if p == All {
+		return nil
+	}
+	ok := len(p) <= 64 && name != "" && !strings.Contains(name, "*")
+	for i, c := range name {
+		alnum := (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+		if !alnum && (i == 0 || (c != '.' && c != '_' && c != '-')) {
+			ok = false
+		}
+	}
+	if ok && !prefix {
+		last := name[len(name)-1]
+		ok = (last >= 'a' && last <= 'z') || (last >= '0' && last <= '9')
+	}
+	if !ok {
+		return fmt.Errorf("%w: deploy pattern %q: want a service name, PREFIX* or *", ErrInvalid, p)
+	}
+	return nil
+}
+
+// MatchDeploy reports whether one of grants (NAMESPACE/PATTERN entries, as a job
+// token carries them) covers service of namespace: the namespace exactly, the
+// service by name, by PREFIX* or by `*`.
+func MatchDeploy(grants []string, namespace, service string) bool {
+	for _, g := range grants {
+		ns, p, ok := strings.Cut(g, "/")
+		if !ok || ns != namespace || CheckDeployPattern(p) != nil {
+			continue
+		}
+		if prefix, isPrefix := strings.CutSuffix(p, "*"); (isPrefix && strings.HasPrefix(service, prefix)) || p == service {
+			return true
+		}
+	}
+	return false
+}

@@ -82,6 +82,14 @@ type Hub struct {
 	TokenID int64 `json:"hub_tid,omitempty"`
 	// SessionID is the refresh session the token was exchanged for; 0 otherwise.
 	SessionID int64 `json:"hub_sid,omitempty"`
+	// Creator is, in a workflow job's machine token that may deploy, the account the
+	// job acts for (the workflow's applier); the hub API re-checks its rights at each
+	// call. 0 in every other token.
+	Creator int64 `json:"hub_creator,omitempty"`
+	// Deploy lists, space-separated, the NAMESPACE/SERVICE-PATTERN entries a job token
+	// may deploy (hub:deploys:write on those services alone; scope.MatchDeploy); ""
+	// in every other token.
+	Deploy string `json:"hub_deploy,omitempty"`
 }
 
 // Issue signs a token for subject (empty for an anonymous client) granting access.

@@ -109,7 +109,7 @@ func (s *Server) checkJobToken(ctx context.Context, raw string) (*token.Claims, 
 	if err != nil {
 		return nil, "job token: " + strings.TrimPrefix(err.Error(), token.ErrInvalidToken.Error()+": ")
 	}
-	if !strings.HasPrefix(c.Subject, JobSubjectPrefix) || c.Hub != (token.Hub{}) {
+	if !strings.HasPrefix(c.Subject, JobSubjectPrefix) || c.Hub != (token.Hub{Creator: c.Hub.Creator, Deploy: c.Hub.Deploy}) {
 		return nil, fmt.Sprintf("token %s of %q is not a job token", c.ID, c.Subject)
 	}
 	if s.JobActive != nil {

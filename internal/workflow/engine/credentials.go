@@ -23,8 +23,11 @@ type TokenRequest struct {
 	// Access is pull on the triggering repository and the workflow's permissions
 	// that name a repository.
 	Access []scope.Access
-	RunID  int64
-	JobID  int64
+	// Deploys are the services the job may deploy through the hub API,
+	// NAMESPACE/SERVICE-PATTERN: the workflow's permissions.deploy in its namespace.
+	Deploys []string
+	RunID   int64
+	JobID   int64
 	// Purpose says which job, for the audit entry.
 	Purpose string
 	// TTL is the token's lifetime (Options.TokenTTL); 0 is the minter's default.
@@ -118,18 +121,22 @@ func (e *Engine) credentials(ctx context.Context, run *Run, wf *workflow.Workflo
 		return hidden, nil, nil
 	}
 	access := tokenAccess(run, wf)
-	if len(access) == 0 {
+	var deploys []string
+	for _, p := range wf.Permissions.Deploy {
+		deploys = append(deploys, run.Namespace+"/"+p)
+	}
+	if len(access) == 0 && len(deploys) == 0 {
 		return hidden, nil, nil
 	}
 	req := TokenRequest{Creator: run.AppliedBy, Subject: "workflow-run:" + strconv.FormatInt(run.ID, 10),
-		Access: access, RunID: run.ID, JobID: c.Job.ID, TTL: e.o.TokenTTL,
+		Access: access, Deploys: deploys, RunID: run.ID, JobID: c.Job.ID, TTL: e.o.TokenTTL,
 		Purpose: fmt.Sprintf("job %d (%s) of run %d of %s/%s", c.Job.ID, c.Job.Display, run.ID, run.Namespace, run.Workflow)}
 	t, err := e.o.Tokens(ctx, req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("HUBCTL_TOKEN: %w", err)
 	}
 	spec.Env = append(spec.Env, executor.EnvVar{Name: "HUBCTL_TOKEN", Value: t.Token})
-	if e.o.Registry != "" {
+	if e.o.Registry != "" && len(access) > 0 {
 		spec.Registry = &executor.RegistryAuth{Registry: e.o.Registry, Token: t.Token}
 	}
 	return append(hidden, t.Token), &jobToken{req: req, current: t.Token}, nil

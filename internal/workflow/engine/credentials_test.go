@@ -30,6 +30,7 @@ on:
 permissions:
   pull: [team/base]
   push: [team/app, "team/*"]
+  deploy: [web]
 jobs:
   a:
     image: alpine
@@ -102,7 +103,7 @@ func (p *credentialParts) start(t *testing.T, s *sqlstore.Store) {
 			return s.ResolveWorkflowSecrets(ctx, p.ring, ns, names)
 		},
 		Tokens: func(ctx context.Context, r engine.TokenRequest) (engine.JobToken, error) {
-			tok, err := p.minter.Mint(ctx, machinetoken.Request{Creator: r.Creator, Subject: r.Subject, Access: r.Access, Purpose: r.Purpose})
+			tok, err := p.minter.Mint(ctx, machinetoken.Request{Creator: r.Creator, Subject: r.Subject, Access: r.Access, Deploys: r.Deploys, Purpose: r.Purpose})
 			if err != nil {
 				return engine.JobToken{}, err
 			}
@@ -142,7 +143,7 @@ func owner(t *testing.T, s *sqlstore.Store) accounts.User {
 
 // TestWorkflowSecretsAndToken: a step gets the secret it names and $HUBCTL_TOKEN, a
 // machine token for the applier (pull on the pushed repository, the permissions by
-// name, the pattern team/* as a pattern grant), verified by the registry's verifier and audited; the log
+// name, the pattern team/* as a pattern grant, deploying team/web), verified by the registry's verifier and audited; the log
 // and outputs hold neither, in any form, even a value printed in two pieces.
 func TestWorkflowSecretsAndToken(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func() *sqlstore.Store) {
@@ -210,7 +211,7 @@ func TestWorkflowSecretsAndToken(t *testing.T) {
 		}
 		if c.Subject != "workflow-run:"+itoa(r.ID) || !c.Allows(scope.TypeRepository, "team/app", scope.Push) ||
 			!c.Allows(scope.TypeRepository, "team/base", scope.Pull) || c.Allows(scope.TypeRepository, "team/base", scope.Push) ||
-			c.Allows(scope.TypeRepository, "team/other", scope.Pull) {
+			c.Allows(scope.TypeRepository, "team/other", scope.Pull) || c.Hub != (token.Hub{Creator: 1, Deploy: "team/web"}) {
 			t.Fatalf("claims %+v", c)
 		}
 		audit, err := s.ListAudit(t.Context(), accounts.AuditFilter{Action: machinetoken.AuditAction})
