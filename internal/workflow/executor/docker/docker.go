@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -55,6 +56,10 @@ type Executor struct {
 	// files are the jobs' files (WriteFile) by job id and name, written into each
 	// step's workspace before it starts.
 	files map[string]map[string][]byte
+	// destroyed are the containers this executor stopped and removed itself
+	// (DestroyStep, DestroyWorkflow), by id, with when: a WaitStep on one of them
+	// reports a cancelled step, not a vanished one.
+	destroyed map[string]time.Time
 }
 
 type jobLock struct {

@@ -275,6 +275,9 @@ func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *ex
 		case err := <-w.Error:
 			if err != nil {
 				if ctx.Err() == nil && e.gone(ctx, id) {
+					if e.destroyedHere(id) {
+						return destroyedState(), nil
+					}
 					return nil, vanished(step)
 				}
 				return nil, fmt.Errorf("docker executor: wait for step %d: %w", step.Index, err)
@@ -282,6 +285,9 @@ func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *ex
 			done = true
 		case <-check.C:
 			if e.gone(ctx, id) {
+				if e.destroyedHere(id) {
+					return destroyedState(), nil
+				}
 				return nil, vanished(step)
 			}
 		case <-ctx.Done():
@@ -294,12 +300,15 @@ func (e *Executor) WaitStep(ctx context.Context, job *executor.JobSpec, step *ex
 			}
 		}
 	}
-	if !timedOut && ctx.Err() == nil && e.going(ctx, id) {
-		// Nothing of this executor removes a step it waits for (a cancel stops the
-		// wait first): someone else did (docker rm -f), or the engine lost it.
+	if !timedOut && ctx.Err() == nil && !e.destroyedHere(id) && e.going(ctx, id) {
+		// This executor did not remove it (a cancel's DestroyStep): someone else did
+		// (docker rm -f), or the engine lost it.
 		return nil, vanished(step)
 	}
 	st, err := e.state(ctx, job, id, step.Index)
+	if errors.Is(err, executor.ErrNotFound) && e.destroyedHere(id) {
+		return destroyedState(), nil
+	}
 	if err == nil && timedOut {
 		st.TimedOut = true
 		if st.Error == "" {
@@ -490,6 +499,7 @@ func (e *Executor) DestroyStep(ctx context.Context, job *executor.JobSpec, step 
 }
 
 func (e *Executor) destroyContainer(ctx context.Context, job *executor.JobSpec, id string) error {
+	e.markDestroyed(id)
 	secs := int((job.Grace() + time.Second - 1) / time.Second)
 	if _, err := e.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("docker executor: stop %s: %w", id, err)
@@ -589,4 +599,38 @@ func (e *Executor) Find(ctx context.Context, job *executor.JobSpec) (map[int]*ex
 		out[idx] = st
 	}
 	return out, nil
+}
+
+// destroyedKeep bounds how long a destroyed container is remembered: a WaitStep
+// still waiting on it answers well within that.
+const destroyedKeep = 10 * time.Minute
+
+// markDestroyed remembers that this executor removes container id.
+func (e *Executor) markDestroyed(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	if e.destroyed == nil {
+		e.destroyed = map[string]time.Time{}
+	}
+	for k, t := range e.destroyed {
+		if now.Sub(t) > destroyedKeep {
+			delete(e.destroyed, k)
+		}
+	}
+	e.destroyed[id] = now
+}
+
+// destroyedHere reports whether this executor removed container id.
+func (e *Executor) destroyedHere(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.destroyed[id]
+	return ok
+}
+
+// destroyedState is what WaitStep answers for a step this executor stopped and
+// removed while it waited (a cancel): ended, not successful, its outputs gone.
+func destroyedState() *executor.StepState {
+	return &executor.StepState{ExitCode: 137, Error: "stopped and removed (cancelled)"}
 }
