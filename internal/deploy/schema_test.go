@@ -68,8 +68,8 @@ func schemaValidate(s *jsonschema.Schema, src []byte) error {
 var yamlBlockRe = regexp.MustCompile("(?ms)^```yaml\n(.*?)^```")
 
 // examples are the ```yaml blocks of docs/deploy.md that start a line (each a whole
-// deploy file; an indented block inside a list is a fragment, such as chart values)
-// and testdata/*.yaml.
+// deploy file; an indented block inside a list is a fragment, such as chart values,
+// and a ```yaml workflow block is a workflow file) and testdata/*.yaml.
 func examples(t *testing.T) map[string][]byte {
 	t.Helper()
 	md, err := os.ReadFile(docFile)
