@@ -114,7 +114,7 @@ func TestRelease(t *testing.T) {
 	// Upgrade to v2 with --wait.
 	rev, err = h.Upgrade(ctx, spec, image("2", digest2))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, c.Describe(ctx, "shop"))
 	}
 	if rev.Revision != 2 || rev.Status != "deployed" {
 		t.Errorf("upgrade: %+v", rev)
@@ -131,7 +131,7 @@ func TestRelease(t *testing.T) {
 	rev, err = h.Upgrade(ctx, bad, image("3", digest3))
 	t.Logf("the never-ready upgrade returned after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	if !errors.Is(err, ErrRolledBack) {
-		t.Fatalf("never-ready upgrade: %v, want ErrRolledBack", err)
+		t.Fatalf("never-ready upgrade: %v, want ErrRolledBack\n%s", err, c.Describe(ctx, "shop"))
 	}
 	if rev.Revision != 4 || rev.Status != "deployed" {
 		t.Errorf("after the rollback: %+v", rev)
@@ -147,7 +147,7 @@ func TestRelease(t *testing.T) {
 	// Explicit rollback to v1, then to the previous one (v2 again).
 	rev, err = h.Rollback(ctx, spec, 1)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, c.Describe(ctx, "shop"))
 	}
 	if rev.Revision != 5 || rev.Status != "deployed" {
 		t.Errorf("rollback to 1: %+v", rev)
@@ -156,7 +156,7 @@ func TestRelease(t *testing.T) {
 		t.Errorf("after rollback to 1: image %s, %d ready", img, ready)
 	}
 	if rev, err = h.Rollback(ctx, spec, 0); err != nil || rev.Revision != 6 {
-		t.Errorf("rollback to the previous: %+v, %v", rev, err)
+		t.Errorf("rollback to the previous: %+v, %v\n%s", rev, err, c.Describe(ctx, "shop"))
 	}
 	if img, _ := deployed(); img != repoRef+"@"+digest2 {
 		t.Errorf("after rollback to the previous: image %s", img)
