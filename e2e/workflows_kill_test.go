@@ -34,18 +34,9 @@ const (
 // step was started exactly once (workflow_steps.starts), and the stored log holds
 // every line exactly once, in order.
 func TestWorkflowReattachAfterKill9(t *testing.T) {
-	requireDocker(t)
-	img := killImage(t)
-	env := []string{"HUBCTL_WORKFLOWS_EXECUTOR=docker", "HUBCTL_WORKFLOWS_INTERVAL=200ms"}
-	s := startServerEnv(t, t.TempDir(), env)
-	cli := loginCLI(t, s)
-	cli.run("org", "create", "wfk")
-
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "kill9-" + hex.EncodeToString(b)
-	t.Cleanup(func() { removeJobObjects(name) })
-	src := fmt.Sprintf(`name: %s
+	env := dockerWorkflowEnv
+	name, file := dockerWorkflow(t, "kill9", func(name, img string) string {
+		return fmt.Sprintf(`name: %s
 on: manual
 jobs:
   slow:
@@ -62,10 +53,10 @@ jobs:
       - name: last
         run: echo last
 `, name, img, killSlowLines, killQuickLines)
-	file := filepath.Join(t.TempDir(), "kill9.yaml")
-	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	})
+	s := startServerEnv(t, t.TempDir(), env)
+	cli := loginCLI(t, s)
+	cli.run("org", "create", "wfk")
 	cli.run("workflow", "apply", file, "--namespace", "wfk")
 	runID, err := strconv.ParseInt(strings.TrimSpace(cli.run("workflow", "run", "wfk/"+name)), 10, 64)
 	if err != nil {
@@ -107,13 +98,7 @@ jobs:
 	time.Sleep(killQuickLines * time.Second)
 	s = startServerEnv(t, s.DataDir, env)
 
-	waitKill(t, s, "the run finished", 3*time.Minute, func() bool {
-		var state string
-		if err := openDB(t, s.DataDir).QueryRow(`SELECT state FROM workflow_runs WHERE id = ?`, runID).Scan(&state); err != nil {
-			t.Fatal(err)
-		}
-		return state != "queued" && state != "running"
-	})
+	waitRunFinished(t, s, runID, 3*time.Minute)
 	var state, jobState, jobErr string
 	db := openDB(t, s.DataDir)
 	if err := db.QueryRow(`SELECT r.state, j.state, j.error FROM workflow_runs r JOIN workflow_jobs j ON j.run_id = r.id
@@ -160,6 +145,42 @@ jobs:
 	if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=hubctl.workflow="+name).Output(); len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("containers left: %s", out)
 	}
+}
+
+// dockerWorkflowEnv is the environment of a hub whose workflows run on the Docker
+// executor, looking for work every 200 ms.
+var dockerWorkflowEnv = []string{"HUBCTL_WORKFLOWS_EXECUTOR=docker", "HUBCTL_WORKFLOWS_INTERVAL=200ms"}
+
+// dockerWorkflow is the setup of the tests that run a workflow on the Docker executor
+// of real hubs: it needs the engine and the slow-printing step image, names the
+// workflow uniquely (prefix-<random>, as the executor labels what it makes), removes
+// what its jobs leave on the engine when the test ends, and writes src(name, image)
+// to a file to apply.
+func dockerWorkflow(t *testing.T, prefix string, src func(name, img string) string) (name, file string) {
+	t.Helper()
+	requireDocker(t)
+	img := killImage(t)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name = prefix + "-" + hex.EncodeToString(b)
+	t.Cleanup(func() { removeJobObjects(name) })
+	file = filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(file, []byte(src(name, img)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name, file
+}
+
+// waitRunFinished waits until run runID of hub s is neither queued nor running.
+func waitRunFinished(t *testing.T, s *server, runID int64, limit time.Duration) {
+	t.Helper()
+	waitKill(t, s, fmt.Sprintf("run %d finished", runID), limit, func() bool {
+		var state string
+		if err := openDB(t, s.DataDir).QueryRow(`SELECT state FROM workflow_runs WHERE id = ?`, runID).Scan(&state); err != nil {
+			t.Fatal(err)
+		}
+		return state != "queued" && state != "running"
+	})
 }
 
 // waitKill polls cond every 200 ms until it holds, failing after limit.

@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,14 +16,9 @@ import (
 // succeeds with its own hub's log only, each step started once, and what each made
 // carries its own hub's instance label, gone at the end.
 func TestWorkflowTwoHubsOneDockerEngine(t *testing.T) {
-	requireDocker(t)
-	img := killImage(t)
-	env := []string{"HUBCTL_WORKFLOWS_EXECUTOR=docker", "HUBCTL_WORKFLOWS_INTERVAL=200ms"}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "twohubs-" + hex.EncodeToString(b)
-	t.Cleanup(func() { removeJobObjects(name) })
-	src := fmt.Sprintf(`name: %s
+	env := dockerWorkflowEnv
+	name, file := dockerWorkflow(t, "twohubs", func(name, img string) string {
+		return fmt.Sprintf(`name: %s
 on: manual
 jobs:
   who:
@@ -37,10 +28,7 @@ jobs:
           i=1
           while [ $i -le 6 ]; do echo "hub $HUBCTL_HUB line $i"; i=$((i+1)); sleep 1; done
 `, name, img)
-	file := filepath.Join(t.TempDir(), "who.yaml")
-	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	})
 	type hub struct {
 		s     *server
 		cli   *hubCLI
@@ -86,13 +74,7 @@ jobs:
 		return len(labels) == 2
 	})
 	for _, h := range hubs {
-		waitKill(t, h.s, "the run finished", 2*time.Minute, func() bool {
-			var state string
-			if err := openDB(t, h.s.DataDir).QueryRow(`SELECT state FROM workflow_runs WHERE id = ?`, h.runID).Scan(&state); err != nil {
-				t.Fatal(err)
-			}
-			return state != "queued" && state != "running"
-		})
+		waitRunFinished(t, h.s, h.runID, 2*time.Minute)
 	}
 	for i, h := range hubs {
 		other := hubs[1-i]

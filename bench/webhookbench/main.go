@@ -103,12 +103,12 @@ func run(o options) error {
 				if pg, err = startPostgres(); err != nil {
 					return err
 				}
-				server = pg.url("postgres")
+				server = pg.URL("postgres")
 			}
 			dsn, err2 := createDatabase(server, fmt.Sprintf("webhookbench_%d", time.Now().UnixNano()))
 			if err2 != nil {
 				if pg != nil {
-					pg.stop()
+					pg.Stop()
 				}
 				return err2
 			}
@@ -119,7 +119,7 @@ func run(o options) error {
 			name := fmt.Sprintf("postgres, %d replicas", o.replicas)
 			err = runSetup(o, rc, work, "postgres", name, o.replicas, env, pg)
 			if pg != nil {
-				pg.stop()
+				pg.Stop()
 			}
 		default:
 			err = fmt.Errorf("-setups: unknown setup %q (sqlite or postgres)", s)
@@ -178,7 +178,7 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 	}
 	pgPID := 0
 	if pg != nil {
-		pgPID = pg.pid
+		pgPID = pg.PID
 	}
 	layer := bytes.Repeat([]byte("webhookbench layer "), 64)
 	var off, on phase

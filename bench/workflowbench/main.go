@@ -11,6 +11,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -40,6 +41,7 @@ type options struct {
 	interval time.Duration
 	keep     bool
 	phases   string
+	pg       string
 }
 
 func main() {
@@ -51,7 +53,8 @@ func main() {
 	flag.StringVar(&o.network, "network", "bridge", "workflows.docker.network of the hub: bridge (a network per job) or host")
 	flag.DurationVar(&o.interval, "interval", time.Second, "workflows.interval of the hub (its default is 1s)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (hub log)")
-	flag.StringVar(&o.phases, "phases", "latency,throughput,memory", "`list` of phases to run")
+	flag.StringVar(&o.phases, "phases", "latency,throughput,memory,replicas", "`list` of phases to run")
+	flag.StringVar(&o.pg, "pg", "", "a postgres:// `URL` of a server for the replicas phase (default: start a throwaway cluster)")
 	flag.Parse()
 	if o.pushes < 5 || o.runs < 1 || o.queued < 1 {
 		fmt.Fprintln(os.Stderr, "workflowbench: -pushes ≥ 5, -runs and -queued ≥ 1")
@@ -89,9 +92,26 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	h, err := startHub(o.hubctl, filepath.Join(work, "hub"), []string{
-		"HUBCTL_WORKFLOWS_EXECUTOR=docker", "HUBCTL_WORKFLOWS_DOCKER_NETWORK=" + o.network,
-		"HUBCTL_WORKFLOWS_INTERVAL=" + o.interval.String(), "HUBCTL_WORKFLOWS_MAX_JOBS=4"})
+	if strings.Contains(o.phases, "latency") || strings.Contains(o.phases, "throughput") || strings.Contains(o.phases, "memory") {
+		if err := oneHub(o, work, image); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.phases, "replicas") {
+		return replicas(o, work, image)
+	}
+	return nil
+}
+
+// hubEnv is the workflow settings of every hub the benchmark starts.
+func hubEnv(o options) []string {
+	return []string{"HUBCTL_WORKFLOWS_EXECUTOR=docker", "HUBCTL_WORKFLOWS_DOCKER_NETWORK=" + o.network,
+		"HUBCTL_WORKFLOWS_INTERVAL=" + o.interval.String(), "HUBCTL_WORKFLOWS_MAX_JOBS=4"}
+}
+
+// oneHub runs the latency, throughput and memory phases on one hub (SQLite).
+func oneHub(o options, work, image string) error {
+	h, err := startHub(o.hubctl, filepath.Join(work, "hub"), hubEnv(o))
 	if err != nil {
 		return err
 	}
@@ -113,6 +133,92 @@ func run(o options) error {
 	if strings.Contains(o.phases, "memory") {
 		return memory(o, c, h, image)
 	}
+	return nil
+}
+
+// replicas runs two hubs on one PostgreSQL (and one blob directory, one key
+// directory): pushes alternate between them; the latency of push → first step
+// running, one at a time, and the throughput of the 3-job chain, pushed at once,
+// with how many jobs each replica's engine ran.
+func replicas(o options, work, image string) error {
+	server := o.pg
+	if server == "" {
+		pg, err := benchhub.StartPostgres("workflowbench")
+		if err != nil {
+			return err
+		}
+		defer pg.Stop()
+		server = pg.URL("postgres")
+	}
+	dsn, err := benchhub.CreateDatabase(server, fmt.Sprintf("workflowbench_%d", time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
+	shared := filepath.Join(work, "replicas-shared")
+	env := append(hubEnv(o), "HUBCTL_DB_PATH="+dsn, "HUBCTL_AUTH_KEYS_DIR="+filepath.Join(shared, "keys"),
+		"HUBCTL_STORAGE_FILESYSTEM_ROOT="+filepath.Join(shared, "blobs"),
+		"HUBCTL_SECRETS_KEY=bench=d29ya2Zsb3diZW5jaC1zZWNyZXRzLWtleS0zMmJ5dGU=")
+	var hubs [2]*hub
+	var cs [2]*client
+	for i := range hubs {
+		// One at a time: the first migrates the database and makes the admin.
+		if hubs[i], err = startHub(o.hubctl, filepath.Join(work, fmt.Sprint("replica", i)), env); err != nil {
+			return err
+		}
+		defer hubs[i].Stop()
+		cs[i] = &client{base: "http://" + hubs[i].Addr}
+	}
+	fmt.Printf("workflowbench: 2 × hubctl serve on one PostgreSQL (Docker executor, network %s, workflows.interval %s, max_jobs 4 each)\n\n",
+		o.network, o.interval)
+	cpu := func() float64 { return procCPU(hubs[0].PID()) + procCPU(hubs[1].PID()) }
+
+	if err := cs[0].apply("lat", fmt.Sprintf(latencyFlow, image)); err != nil {
+		return err
+	}
+	n := max(o.pushes/2, 5)
+	cpu0, wall0 := cpu(), time.Now()
+	var lat []time.Duration
+	for i := range n {
+		c := cs[i%2]
+		at, err := c.push(fmt.Sprintf("lat-%d", i), i)
+		if err != nil {
+			return err
+		}
+		started, err := c.firstStepStarted("lat", i+1, 60*time.Second)
+		if err != nil {
+			return err
+		}
+		lat = append(lat, started.Sub(at))
+		if err := c.waitIdle("lat", i+1, 120*time.Second); err != nil {
+			return err
+		}
+	}
+	used, wall := cpu()-cpu0, time.Since(wall0)
+	slices.Sort(lat)
+	fmt.Printf("replicas: push 201 → first step running (%d pushes alternating, one at a time): p50 %s  p95 %s  max %s\n",
+		n, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(lat[len(lat)-1]))
+	fmt.Printf("  phase: wall %.1f s, hubs' CPU %.2f s (%.1f ms per run)\n\n", wall.Seconds(), used, used*1000/float64(n))
+
+	if err := cs[0].apply("chain", fmt.Sprintf(chainFlow, image)); err != nil {
+		return err
+	}
+	cpu0, wall0 = cpu(), time.Now()
+	for i := range o.runs {
+		if _, err := cs[i%2].push(fmt.Sprintf("chain-%d", i), 1000+i); err != nil {
+			return err
+		}
+	}
+	if err := cs[1].waitFinished("chain", o.runs, 30*time.Minute); err != nil {
+		return err
+	}
+	used, wall = cpu()-cpu0, time.Since(wall0)
+	owners, err := jobOwners(dsn, "chain")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("replicas: 3-job workflow, %d runs pushed at once (alternating): %.1f runs/min (%.1f jobs/min); jobs run per replica: %s\n",
+		o.runs, float64(o.runs)/wall.Minutes(), 3*float64(o.runs)/wall.Minutes(), owners)
+	fmt.Printf("  phase: wall %.1f s, hubs' CPU %.2f s (%.1f ms per run)\n\n", wall.Seconds(), used, used*1000/float64(o.runs))
 	return nil
 }
 
@@ -357,6 +463,32 @@ func (c *client) firstStepStarted(wf string, n int, limit time.Duration) (time.T
 		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Time{}, fmt.Errorf("run %d of %s: no step started within %s", n, wf, limit)
+}
+
+// jobOwners counts the jobs of workflow wf by the engine that ran them, from the
+// database (the API does not show a job's owner).
+func jobOwners(dsn, wf string) (string, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT j.owner, count(*) FROM workflow_jobs j JOIN workflow_runs r ON r.id = j.run_id
+		JOIN workflows w ON w.id = r.workflow_id WHERE w.name = $1 GROUP BY j.owner ORDER BY j.owner`, wf)
+	if err != nil {
+		return "", fmt.Errorf("jobs per replica: %w", err)
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var owner string
+		var n int
+		if err := rows.Scan(&owner, &n); err != nil {
+			return "", err
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", owner, n))
+	}
+	return strings.Join(parts, ", "), rows.Err()
 }
 
 func finished(r runView) bool { return r.FinishedAt != "" }

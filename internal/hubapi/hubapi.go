@@ -107,6 +107,11 @@ type Options struct {
 	// when it has or is gone. nil refuses every job token (the deploy endpoints are
 	// the only ones a job token with permissions.deploy may call).
 	JobActive func(ctx context.Context, subject string) error
+	// Rates makes the rate limit of one kind of action (max per key per window) that
+	// the handler keeps: the calls of workflows' incoming URLs ("hook") and webhook
+	// test deliveries ("hooktest"). Serve passes the database's, so every replica
+	// counts together; nil keeps them in this process.
+	Rates func(kind string, max int, window time.Duration) ratelimit.Rates
 }
 
 // api is the handler's state.
@@ -123,8 +128,8 @@ type api struct {
 	blobs     blobstore.Store
 	deploys   DeployStore
 	minter    *machinetoken.Minter
-	// hookTests limits test deliveries per hook (in this process).
-	hookTests *ratelimit.Limiter
+	// hookTests limits test deliveries per hook (Options.Rates).
+	hookTests ratelimit.Rates
 	jwt       func(string) (string, token.Hub, error)
 	log       *slog.Logger
 	now       func() time.Time
@@ -134,8 +139,8 @@ type api struct {
 	dummy     string
 	guard     *ratelimit.Guard
 
-	// hookLimits limits calls of workflows' incoming URLs per workflow (in this process).
-	hookLimits *ratelimit.Limiter
+	// hookLimits limits calls of workflows' incoming URLs per workflow (Options.Rates).
+	hookLimits ratelimit.Rates
 	// checkWF is Options.CheckWorkflow.
 	checkWF func(*workflow.Workflow) error
 	// jobActive is Options.JobActive.
@@ -146,8 +151,15 @@ type api struct {
 // Prefix), so it can be mounted with a plain ServeMux pattern.
 func New(o Options) http.Handler {
 	a := &api{store: o.Accounts, repos: o.Repositories, events: o.Events, policy: o.Policy, jwt: o.VerifyJWT, log: o.Log, now: o.Now, mux: http.NewServeMux(), guard: o.Guard,
-		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, blobs: o.Blobs, deploys: o.Deploys, minter: o.Minter, hookTests: ratelimit.New(1, webhookTestInterval),
-		hookLimits: ratelimit.New(hookRate, hookWindow)}
+		webhooks: o.Webhooks, keyring: o.Keyring, deliverer: o.Deliverer, workflows: o.Workflows, blobs: o.Blobs, deploys: o.Deploys, minter: o.Minter}
+	rates := o.Rates
+	if rates == nil {
+		rates = func(_ string, max int, window time.Duration) ratelimit.Rates {
+			return ratelimit.LocalRates(max, window)
+		}
+	}
+	a.hookTests = rates("hooktest", 1, webhookTestInterval)
+	a.hookLimits = rates("hook", hookRate, hookWindow)
 	if a.now == nil {
 		a.now = time.Now
 	}

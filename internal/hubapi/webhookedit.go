@@ -187,7 +187,7 @@ func (a *api) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, p *aut
 // testWebhook answers POST /api/v1/webhooks/{id}/test: a webhook.test event is sent to
 // the hook now, as deliveries are sent, and stored as a delivery of it; the answer is
 // that delivery with its attempt (status, duration, the head of the answer), 200
-// whatever the receiver said. At most one test per hook a second (per replica).
+// whatever the receiver said. At most one test per hook a second (over all replicas).
 func (a *api) testWebhook(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
 	if a.webhooks == nil {
 		return notFound("no API endpoint %s", r.URL.Path)
@@ -200,7 +200,11 @@ func (a *api) testWebhook(w http.ResponseWriter, r *http.Request, p *authz.Princ
 		return errcode.New(errcode.Unavailable, "this hub sends no webhooks: give every replica the same secrets.keys_file or "+
 			"HUBCTL_SECRETS_KEY (docs/operating.md, Secrets at rest)")
 	}
-	if ok, wait := a.hookTests.Take(h.ID, a.now()); !ok {
+	ok, wait, err := a.hookTests.Take(r.Context(), h.ID, a.now())
+	if err != nil {
+		return err
+	}
+	if !ok {
 		secs := max(int((wait+time.Second-1)/time.Second), 1)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return errcode.New(errcode.TooManyRequests, "webhook %s was tested less than %s ago; retry in %d s", h.ID, webhookTestInterval, secs)

@@ -40,7 +40,7 @@ const WorkflowHookPrefix = "/api/v1/hooks/workflows/"
 const (
 	MaxWorkflowHookBody = 1 << 20
 	hookTolerance       = 5 * time.Minute
-	// hookRate calls per hookWindow per workflow, in each replica.
+	// hookRate calls per hookWindow per workflow, over all replicas (Options.Rates).
 	hookRate   = 60
 	hookWindow = time.Minute
 )
@@ -111,7 +111,11 @@ func (a *api) workflowHook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || parsed.On.Webhook == nil || !wf.Enabled {
 		return gone
 	}
-	if ok, wait := a.hookLimits.Take(strconv.FormatInt(wf.ID, 10), a.now()); !ok {
+	ok, wait, err := a.hookLimits.Take(r.Context(), strconv.FormatInt(wf.ID, 10), a.now())
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return &hookTooMany{seconds: max(1, int((wait+time.Second-1)/time.Second))}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWorkflowHookBody))

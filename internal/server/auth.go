@@ -151,6 +151,9 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 	}
 	apiOpts.CheckWorkflow = workflowCheck(cfg)
 	apiOpts.JobActive = jobTokenActive(store)
+	apiOpts.Rates = func(kind string, max int, window time.Duration) ratelimit.Rates {
+		return store.ActionRates(kind, max, window)
+	}
 	p.api = hubapi.New(apiOpts)
 	// The chart repository signs in as the API does and issues registry tokens as the
 	// token service does, so its uploads meet the registry's own checks.

@@ -637,6 +637,7 @@ type metaStore interface {
 	chartstore.Store
 	LoginFailures(kind string, max int, window time.Duration) *sqlstore.LoginFailures
 	KnownLogins(ttl time.Duration) *sqlstore.KnownLogins
+	ActionRates(kind string, max int, window time.Duration) *sqlstore.ActionRates
 	ACMECache
 	policy.Store
 	events.Store

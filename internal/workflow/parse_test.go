@@ -241,6 +241,9 @@ func TestWorkflowParseErrors(t *testing.T) {
 		{"no jobs", "name: w\non: manual\njobs: {}\n", []string{"3:7: jobs is empty"}},
 		{"bad job name", strings.Replace(minimal, "  a:", "  1st:", 1), []string{`4:3: jobs: "1st" is not a valid job name`}},
 		{"unknown job key", minimal + "    image2: x\n", []string{`8:5: job a: unknown key "image2" (did you mean "image"?)`}},
+		// The workspace is the executor's (workflows.kube.workspace_size), not a job's:
+		// nothing per job is promised, so the key is refused, not ignored.
+		{"job workspace", minimal + "    workspace: {size: 1Gi}\n", []string{`8:5: job a: unknown key "workspace" (known keys: artifacts, cache, concurrency, env, environment, if, image, matrix, needs, outputs, resources, retries, services, steps, timeout)`}},
 		{"no steps", "name: w\non: manual\njobs:\n  a:\n    image: alpine\n", []string{"5:5: job a has no steps"}},
 		{"step without run or image", strings.Replace(minimal, `- run: "true"`, `- name: nothing`, 1), []string{"7:9: job a: step 1 needs run (a shell script) or image"}},
 		{"step without any image", "name: w\non: manual\njobs:\n  a:\n    steps:\n      - run: make\n", []string{"6:9: job a: step 1 has no image"}},

@@ -181,3 +181,54 @@ func (k *KnownLogins) Remember(ctx context.Context, key string, now time.Time) e
 	}
 	return nil
 }
+
+// ActionRates counts actions per key in the database (rows of login_limits under the
+// prefix "rate-" and the kind), so every replica admits from one count: it implements
+// ratelimit.Rates. See Store.ActionRates.
+type ActionRates struct {
+	s      *Store
+	prefix string
+	max    int
+	window time.Duration
+	n      atomic.Uint64
+}
+
+// ActionRates returns the shared rate limit of one kind of action ("hook" for the calls
+// of workflows' incoming URLs): at most max per key in a fixed window.
+func (s *Store) ActionRates(kind string, max int, window time.Duration) *ActionRates {
+	return &ActionRates{s: s, prefix: "rate-" + kind + ":", max: max, window: window}
+}
+
+// Take counts an action of key at now, unless key already took max in its window, in
+// one statement (so two replicas taking at once cannot both pass the last unit), and
+// reports whether it was admitted or else how long until its window ends. A refused
+// take leaves the count at max+1: it admits nothing and bounds the number. Now and then
+// it also deletes the rows of this kind whose window ended.
+func (r *ActionRates) Take(ctx context.Context, key string, now time.Time) (bool, time.Duration, error) {
+	at, expired := nanos(now), nanos(now.Add(-r.window))
+	var (
+		count int
+		since int64
+	)
+	err := r.s.write(ctx, func(q querier) error {
+		err := q.QueryRow(ctx, `INSERT INTO login_limits AS l (key, count, since) VALUES ($1, 1, $2)
+			ON CONFLICT (key) DO UPDATE SET
+				count = CASE WHEN l.since <= $3 THEN 1 WHEN l.count > $4 THEN l.count ELSE l.count + 1 END,
+				since = CASE WHEN l.since <= $3 THEN excluded.since ELSE l.since END
+			RETURNING count, since`,
+			r.prefix+key, at, expired, r.max).Scan(&count, &since)
+		if err != nil || r.n.Add(1)%64 != 0 {
+			return err
+		}
+		_, err = q.Exec(ctx, "DELETE FROM login_limits WHERE since <= $1 AND key >= $2 AND key < $3",
+			expired, r.prefix, r.prefix[:len(r.prefix)-1]+";")
+		return err
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("rate of %s: %w", r.prefix+key, err)
+	}
+	if count <= r.max {
+		return true, 0, nil
+	}
+	return false, fromNanos(since).Add(r.window).Sub(now), nil
+}

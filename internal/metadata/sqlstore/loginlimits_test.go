@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,6 +172,62 @@ func TestLoginLockedEvent(t *testing.T) {
 		if err := rs[0].e.pool().QueryRow(ctx, "SELECT COUNT(*) FROM events WHERE CAST(payload AS TEXT) LIKE $1",
 			"%"+secret+"%").Scan(&n); err != nil || n != 0 {
 			t.Errorf("%d events hold the password (%v)", n, err)
+		}
+	})
+}
+
+// TestActionRatesShared: the calls of a workflow's incoming URL that two replicas admit
+// together stay within the one limit (issue 19): a caller alternating between replicas,
+// or calling both at once, gets max per window in all, not max per replica; a new
+// window admits again; keys and kinds count apart.
+func TestActionRatesShared(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		rs := replicas(t, b)
+		const max, window = 6, time.Minute
+		r := [2]ratelimit.Rates{rs[0].ActionRates("hook", max, window), rs[1].ActionRates("hook", max, window)}
+		ctx := context.Background()
+		now := time.Unix(3_000_000, 0)
+		for i := range max {
+			if ok, _, err := r[i%2].Take(ctx, "7", now); err != nil || !ok {
+				t.Fatalf("take %d: %v %v, want admitted", i, ok, err)
+			}
+		}
+		for i := range 2 {
+			ok, wait, err := r[i].Take(ctx, "7", now.Add(10*time.Second))
+			if err != nil || ok || wait != 50*time.Second {
+				t.Fatalf("replica %d after %d over both: %v %v %v, want refused for 50s", i, max, ok, wait, err)
+			}
+		}
+		if ok, _, err := r[0].Take(ctx, "8", now); err != nil || !ok {
+			t.Fatalf("another key: %v %v, want admitted", ok, err)
+		}
+		if ok, _, err := rs[1].ActionRates("hooktest", 1, window).Take(ctx, "7", now); err != nil || !ok {
+			t.Fatalf("another kind: %v %v, want admitted", ok, err)
+		}
+		if ok, _, err := r[1].Take(ctx, "7", now.Add(window)); err != nil || !ok {
+			t.Fatalf("next window: %v %v, want admitted", ok, err)
+		}
+
+		// Both replicas at once, in a fresh window: exactly max admitted.
+		later := now.Add(10 * window)
+		var admitted atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 4 * max {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, _, err := r[i%2].Take(ctx, "9", later)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					admitted.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := admitted.Load(); n != max {
+			t.Fatalf("%d admitted at once over two replicas, want %d", n, max)
 		}
 	})
 }

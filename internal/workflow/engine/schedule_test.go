@@ -189,3 +189,60 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// TestWorkflowScheduleTwoHubs: two engines running their own dispatch loops, as two
+// `hubctl serve` replicas do, each on its own connection pool to one PostgreSQL and
+// both on one clock the test moves, start each due tick exactly once: the tick's run
+// appears, and several dispatch rounds of both later there is still one per tick.
+func TestWorkflowScheduleTwoHubs(t *testing.T) {
+	open := backends[1].open(t)
+	s1, s2 := open(), open()
+	w, err := s1.ApplyWorkflow(t.Context(), "team", "cron", []byte(cronWorkflow), 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s1.ListWorkflowSchedules(t.Context(), w.ID)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("schedule rows %+v, %v", rows, err)
+	}
+	var clk atomic.Int64
+	clk.Store(rows[0].Next.Add(-time.Minute).UnixNano())
+	for i, s := range []*sqlstore.Store{s1, s2} {
+		x, err := local.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: []string{"hub1", "hub2"}[i],
+			Interval: 20 * time.Millisecond, Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second,
+			Now: func() time.Time { return time.Unix(0, clk.Load()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = e.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	// Before the first tick: nothing, however many rounds pass.
+	time.Sleep(200 * time.Millisecond)
+	if got := scheduledRuns(t, s1, w); len(got) != 0 {
+		t.Fatalf("runs before the first tick: %v", got)
+	}
+	var want []string
+	for i := range 4 {
+		due := rows[0].Next.Add(time.Duration(i) * 5 * time.Minute)
+		want = append(want, engine.ScheduleEventID(0, due))
+		clk.Store(due.Add(time.Second).UnixNano())
+		for deadline := time.Now().Add(20 * time.Second); len(scheduledRuns(t, s2, w)) < len(want); {
+			if time.Now().After(deadline) {
+				t.Fatalf("tick %d never started a run", i)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // 15 rounds of each engine
+	}
+	sort.Strings(want)
+	if got := scheduledRuns(t, s1, w); !equalStrings(got, want) {
+		t.Fatalf("event ids %v, want %v (one run per tick over both hubs)", got, want)
+	}
+}

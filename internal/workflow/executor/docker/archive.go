@@ -52,7 +52,7 @@ func (e *Executor) filesContainer(ctx context.Context, job *executor.JobSpec) (s
 		if !path.IsAbs(job.CachePath) {
 			return "", fmt.Errorf("docker executor: cache path %q is not an absolute path", job.CachePath)
 		}
-		if err := e.ensureVolume(ctx, cacheName(job.CacheKey), map[string]string{LabelCache: cacheHash(job.CacheKey), LabelRole: "cache"}); err != nil {
+		if err := e.ensureVolume(ctx, cacheName(job.CacheKey), cacheLabels(job)); err != nil {
 			return "", err
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: cacheName(job.CacheKey), Target: job.CachePath})

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moby/moby/client"
 
 	"github.com/hubctl/hubctl/internal/workflow/archive"
 	"github.com/hubctl/hubctl/internal/workflow/executor"
@@ -22,9 +21,7 @@ import (
 func TestArchiveExportImport(t *testing.T) {
 	e, img := newEngine(t)
 	cacheKey := "test-" + randomID(t)
-	t.Cleanup(func() {
-		_, _ = e.api.VolumeRemove(t.Context(), cacheName(cacheKey), client.VolumeRemoveOptions{Force: true})
-	})
+	removeCacheAtEnd(t, e, cacheKey)
 	src := newJob(t, e, img)
 	src.CacheKey, src.CachePath = cacheKey, "/hubctl/cache"
 	ctx := ctxT(t)
@@ -74,11 +71,10 @@ func TestArchiveExportImport(t *testing.T) {
 		t.Fatalf("the exported cache: %v", err)
 	}
 
+	dstKey := "test-" + randomID(t)
+	removeCacheAtEnd(t, e, dstKey) // before newJob: removed after the job's cleanup
 	dst := newJob(t, e, img)
-	dst.CacheKey, dst.CachePath = "test-"+randomID(t), "/hubctl/cache"
-	t.Cleanup(func() {
-		_, _ = e.api.VolumeRemove(t.Context(), cacheName(dst.CacheKey), client.VolumeRemoveOptions{Force: true})
-	})
+	dst.CacheKey, dst.CachePath = dstKey, "/hubctl/cache"
 	if err := e.SetupWorkflow(ctx, dst); err != nil {
 		t.Fatal(err)
 	}

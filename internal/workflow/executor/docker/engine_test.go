@@ -160,6 +160,30 @@ func newJob(t *testing.T, e *Executor, image string) *executor.JobSpec {
 	return job
 }
 
+// removeCacheAtEnd removes the cache volume of key when the test ends, after the jobs
+// registered later are cleaned up (cleanups run last registered first), so no container
+// holds it. Not with t.Context(): it is cancelled before cleanups run. A volume the test
+// never made is no error; one it cannot remove is, so a leak is seen.
+func removeCacheAtEnd(t *testing.T, e *Executor, key string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// An archive helper container the job's cleanup removed may still hold the
+		// volume for a moment (the engine answers 409, in use).
+		for {
+			_, err := e.api.VolumeRemove(ctx, cacheName(key), client.VolumeRemoveOptions{Force: true})
+			if err == nil || isNotFound(err) {
+				return
+			}
+			if !isConflict(err) || ctx.Err() != nil {
+				t.Errorf("remove cache volume %s: %v", cacheName(key), err)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	t.Cleanup(cancel)
@@ -202,11 +226,7 @@ func TestStepsShareWorkspaceEnvSecretsOutputs(t *testing.T) {
 	// The cache outlives the job: removed after the job's cleanup (cleanups run last
 	// registered first), once no container uses it.
 	cacheKey := "test-" + randomID(t)
-	t.Cleanup(func() {
-		if _, err := e.api.VolumeRemove(context.Background(), cacheName(cacheKey), client.VolumeRemoveOptions{Force: true}); err != nil {
-			t.Errorf("remove cache volume: %v", err)
-		}
-	})
+	removeCacheAtEnd(t, e, cacheKey)
 	job := newJob(t, e, img)
 	job.Env = []executor.EnvVar{{Name: "A", Value: "job"}, {Name: "B", Value: "job"}}
 	job.Secrets = map[string]string{"TOKEN": "s3cr3t-value", "OTHER": "not-for-you"}

@@ -29,9 +29,9 @@ func TestEngineArtifactsOnDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := "docker-" + randomID(t)
-	t.Cleanup(func() {
-		_, _ = x.api.VolumeRemove(context.Background(), cacheName(key), client.VolumeRemoveOptions{Force: true})
-	})
+	// The engine keys the volume by namespace, workflow and key (JobIDPrefix is "").
+	volume := cacheName("team/files\n" + key)
+	removeCacheAtEnd(t, x, "team/files\n"+key)
 	src := `name: files
 on:
   push:
@@ -100,5 +100,13 @@ jobs:
 	}
 	if caches, err := s.ListWorkflowCaches(t.Context(), w.ID); err != nil || len(caches) != 1 || caches[0].Key != key {
 		t.Fatalf("caches %+v, %v", caches, err)
+	}
+	// The volume the cleanup removes is the one the run made (else the test leaks it).
+	v, err := x.api.VolumeInspect(t.Context(), volume, client.VolumeInspectOptions{})
+	if err != nil {
+		t.Fatalf("the cache volume %s: %v", volume, err)
+	}
+	if l := v.Volume.Labels; l[LabelWorkflow] != "files" || l[LabelNamespace] != "team" || l[LabelRole] != "cache" {
+		t.Fatalf("cache volume labels %v", l)
 	}
 }

@@ -38,7 +38,7 @@ func (e *Executor) SetupWorkflow(ctx context.Context, job *executor.JobSpec) err
 	if job.CacheKey != "" && job.CachePath != "" {
 		// The cache outlives the job run, so it carries no job label: DestroyWorkflow
 		// keeps it.
-		if err := e.ensureVolume(ctx, cacheName(job.CacheKey), map[string]string{LabelCache: cacheHash(job.CacheKey), LabelRole: "cache"}); err != nil {
+		if err := e.ensureVolume(ctx, cacheName(job.CacheKey), cacheLabels(job)); err != nil {
 			return err
 		}
 	}
@@ -120,6 +120,20 @@ func cacheHash(key string) string {
 }
 
 func cacheName(key string) string { return "hubctl-cache-" + cacheHash(key) }
+
+// cacheLabels label a cache volume with its key's hash and the workflow it belongs to
+// (never a run or job: the volume outlives them), so `docker volume ls --filter
+// label=hubctl.workflow=NAME` finds a workflow's caches and a test removes its own.
+func cacheLabels(job *executor.JobSpec) map[string]string {
+	m := map[string]string{LabelCache: cacheHash(job.CacheKey), LabelRole: "cache"}
+	if job.Namespace != "" {
+		m[LabelNamespace] = job.Namespace
+	}
+	if job.Workflow != "" {
+		m[LabelWorkflow] = job.Workflow
+	}
+	return m
+}
 
 func (e *Executor) startService(ctx context.Context, job *executor.JobSpec, svc *executor.Service) error {
 	netID, err := e.ensureNetwork(ctx, job)

@@ -159,7 +159,7 @@ func (e *Executor) stepHost(ctx context.Context, job *executor.JobSpec, mounts [
 		return nil, nil, err
 	}
 	if job.CacheKey != "" && job.CachePath != "" {
-		if err := e.ensureVolume(ctx, cacheName(job.CacheKey), map[string]string{LabelCache: cacheHash(job.CacheKey), LabelRole: "cache"}); err != nil {
+		if err := e.ensureVolume(ctx, cacheName(job.CacheKey), cacheLabels(job)); err != nil {
 			return nil, nil, err
 		}
 	}
