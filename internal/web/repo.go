@@ -44,6 +44,8 @@ type repoPage struct {
 	Pages      int
 	PrevURL    string
 	NextURL    string
+	// Glob filters the tags by a pattern ("v1.*"; tagfilter.go).
+	Glob string
 }
 
 // Sort keys of the tag table.
@@ -81,7 +83,8 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 			order = "asc"
 		}
 	}
-	rows := tagRows(view)
+	glob := strings.TrimSpace(q.Get("glob"))
+	rows := filterTags(tagRows(view), glob)
 	sortTags(rows, sortBy, order == "desc")
 	page, _ := strconv.Atoi(q.Get("page"))
 	pages := max(1, (len(rows)+pageSize-1)/pageSize)
@@ -89,13 +92,16 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 
 	row := row(repo)
 	p := repoPage{basePage: h.base(r, repo), Repository: repo, Namespace: row.Namespace, Short: row.Short,
-		Visibility: vis, Total: len(rows), Page: page, Pages: pages}
+		Visibility: vis, Total: len(rows), Page: page, Pages: pages, Glob: glob}
 	p.Tags = rows[min((page-1)*pageSize, len(rows)):min(page*pageSize, len(rows))]
 	if len(rows) > 0 {
 		p.Pull = pullCommands(h.registryHost(r), repo, ":"+rows[0].Name)
 	}
 	link := func(sortBy, order string, page int) string {
 		v := url.Values{"sort": {sortBy}, "order": {order}}
+		if glob != "" {
+			v.Set("glob", glob)
+		}
 		if page > 1 {
 			v.Set("page", strconv.Itoa(page))
 		}
