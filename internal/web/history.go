@@ -187,7 +187,6 @@ func referencesOf(doc manifestDoc) metadata.References {
 	return refs
 }
 
-
 // repoAction routes the POSTs under a repository: /NS/REPO…/-/restore.
 func (h *Handler) repoAction(w http.ResponseWriter, r *http.Request) {
 	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/-/")
