@@ -118,7 +118,12 @@ func startTag(a atom.Atom, attrs map[string]string) string {
 			b.WriteString(` href="` + html.EscapeString(href) + `" rel="nofollow noopener noreferrer"`)
 		}
 	case atom.Th, atom.Td:
-		switch al := attrs["align"]; al {
+		al := attrs["align"]
+		if st := strings.ReplaceAll(strings.TrimSuffix(strings.TrimSpace(attrs["style"]), ";"), " ", ""); strings.HasPrefix(st, "text-align:") {
+			// goldmark writes alignment as a style, which the CSP would refuse: a class.
+			al = strings.TrimPrefix(st, "text-align:")
+		}
+		switch al {
 		case "left", "right", "center":
 			b.WriteString(` class="align-` + al + `"`)
 		}
