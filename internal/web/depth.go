@@ -26,6 +26,8 @@ type referrerRow struct {
 // (docs/design/web.md slice 4).
 type manifestDepth struct {
 	Referrers []referrerRow
+	// MoreReferrers counts those not listed (beyond maxReferrersShown).
+	MoreReferrers int
 	// UniqueSize is what no other manifest of the namespace references; -1 when not
 	// known.
 	UniqueSize int64
@@ -46,6 +48,9 @@ const (
 	DescriptionLabel = "org.opencontainers.image.description"
 	// maxReadmeSize bounds a readme read from a blob.
 	maxReadmeSize = 256 << 10
+	// maxReferrersShown bounds the referrers listed (a busy image may have many
+	// signatures).
+	maxReferrersShown = 100
 )
 
 // fillDepth adds referrers, the unique size, the tag's history and the readme.
@@ -62,8 +67,12 @@ func (h *Handler) fillDepth(ctx context.Context, p *manifestPage, doc manifestDo
 	var readme *metadata.Manifest
 	for i, m := range refs {
 		kind := referrerKind(m.ArtifactType)
-		p.Referrers = append(p.Referrers, referrerRow{Digest: m.Digest.String(), URL: "/" + p.Repository + "/-/manifests/" + m.Digest.String(),
-			ArtifactType: m.ArtifactType, Kind: kind, Size: m.Size})
+		if len(p.Referrers) < maxReferrersShown {
+			p.Referrers = append(p.Referrers, referrerRow{Digest: m.Digest.String(), URL: "/" + p.Repository + "/-/manifests/" + m.Digest.String(),
+				ArtifactType: m.ArtifactType, Kind: kind, Size: m.Size})
+		} else {
+			p.MoreReferrers++
+		}
 		if kind == "Readme" && readme == nil {
 			readme = &refs[i]
 		}

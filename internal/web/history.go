@@ -151,7 +151,11 @@ func (h *Handler) restoreTag(w http.ResponseWriter, r *http.Request, repo string
 	}
 	ctx = events.WithActor(ctx, events.Actor{Name: v.user.Name, Remote: clientIP(r)})
 	_, err = h.o.Meta.PutManifest(ctx, m, referencesOf(doc), tag)
+	var missing *metadata.MissingReferenceError
 	switch {
+	case errors.As(err, &missing):
+		h.fail(w, r, http.StatusConflict, "That manifest's content is no longer all here ("+missing.Digest.String()+" is missing); it cannot be restored.")
+		return
 	case errors.Is(err, metadata.ErrQuotaExceeded), errors.Is(err, metadata.ErrRepositoryFull):
 		h.fail(w, r, http.StatusForbidden, "The repository or its namespace is full: "+err.Error())
 		return

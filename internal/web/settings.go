@@ -100,7 +100,17 @@ func (h *Handler) setEmail(w http.ResponseWriter, r *http.Request) {
 		h.renderSettings(w, r, http.StatusBadRequest, settingsPage{basePage: h.base(r, "Settings"), Error: err.Error(), Section: "email"})
 		return
 	}
-	u := *v.user
+	// Read the account again: UpdateUser writes its flags too, and one changed since
+	// this request began (an administrator disabling it) must stay changed.
+	u, err := h.o.Accounts.GetUser(r.Context(), v.user.Name)
+	if err != nil && !errors.Is(err, accounts.ErrNotFound) {
+		h.internal(w, r, err)
+		return
+	}
+	if err != nil || u.ID != v.user.ID || u.Disabled {
+		h.fail(w, r, http.StatusForbidden, "Your session has ended; sign in again.")
+		return
+	}
 	u.Email = email
 	ctx := accounts.WithAudit(r.Context(), h.auditEntry(r, "user.update", u.Name, "web; changed email"))
 	if err := h.o.Accounts.UpdateUser(ctx, u); err != nil {
