@@ -64,17 +64,13 @@ func (h *Handler) fillDepth(ctx context.Context, p *manifestPage, doc manifestDo
 	if err != nil {
 		return err
 	}
-	var readme *metadata.Manifest
-	for i, m := range refs {
+	for _, m := range refs {
 		kind := referrerKind(m.ArtifactType)
 		if len(p.Referrers) < maxReferrersShown {
 			p.Referrers = append(p.Referrers, referrerRow{Digest: m.Digest.String(), URL: "/" + p.Repository + "/-/manifests/" + m.Digest.String(),
 				ArtifactType: m.ArtifactType, Kind: kind, Size: m.Size})
 		} else {
 			p.MoreReferrers++
-		}
-		if kind == "Readme" && readme == nil {
-			readme = &refs[i]
 		}
 	}
 	if h.o.History != nil {
@@ -85,27 +81,9 @@ func (h *Handler) fillDepth(ctx context.Context, p *manifestPage, doc manifestDo
 	if err := h.fillHistory(ctx, p, v); err != nil {
 		return err
 	}
-	text, from := "", ""
-	if readme != nil {
-		if text, err = h.readReadme(ctx, p.Repository, readme.Digest); err != nil {
-			return err
-		}
-		from = "attached readme " + shortDigest(readme.Digest.String())
-	}
-	labels := map[string]string{}
-	for _, kv := range p.Annotations {
-		labels[kv.Key] = kv.Value
-	}
-	if p.Config != nil {
-		for _, kv := range p.Config.Labels {
-			labels[kv.Key] = kv.Value
-		}
-	}
-	if text == "" && labels[ReadmeLabel] != "" {
-		text, from = labels[ReadmeLabel], "label "+ReadmeLabel
-	}
-	if text == "" && labels[DescriptionLabel] != "" {
-		text, from = labels[DescriptionLabel], "label "+DescriptionLabel
+	text, from, err := h.readmeText(ctx, p, refs)
+	if err != nil {
+		return err
 	}
 	if text != "" {
 		p.Readme, p.ReadmeFrom = renderMarkdown(text), from
@@ -163,4 +141,95 @@ func (h *Handler) readReadme(ctx context.Context, repo string, d digest.Digest) 
 		return "", nil
 	}
 	return string(text), nil
+}
+
+// repoReadme is the readme the repository page shows: that of its "latest" tag, else
+// of its most recently pushed one.
+type repoReadme struct {
+	Readme     template.HTML
+	ReadmeFrom string
+	ReadmeTag  string
+}
+
+// fillRepoReadme finds the repository page's readme among rows (all its tags).
+func (h *Handler) fillRepoReadme(ctx context.Context, p *repoPage, rows []tagRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	pick := rows[0]
+	for _, r := range rows {
+		if r.Name == "latest" {
+			pick = r
+			break
+		}
+		if r.PushedAt.After(pick.PushedAt) {
+			pick = r
+		}
+	}
+	d, err := digest.Parse(pick.Digest)
+	if err != nil {
+		return nil
+	}
+	m, err := h.o.Meta.GetManifest(ctx, p.Repository, d)
+	if errors.Is(err, metadata.ErrManifestNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var doc manifestDoc
+	if json.Unmarshal(m.Payload, &doc) != nil {
+		return nil
+	}
+	mp := manifestPage{Repository: p.Repository, Digest: m.Digest.String(), Annotations: sortedPairs(doc.Annotations)}
+	if !doc.isIndex() {
+		if err := h.fillImage(ctx, &mp, p.Repository, doc); err != nil {
+			return err
+		}
+	}
+	text, from, err := h.readmeText(ctx, &mp, nil)
+	if err != nil || text == "" {
+		return err
+	}
+	p.Readme, p.ReadmeFrom, p.ReadmeTag = renderMarkdown(text), from, pick.Name
+	return nil
+}
+
+// readmeText finds the readme of the manifest p shows: an attached text/markdown
+// referrer (refs; nil: looked up here), else the readme label, else the description.
+func (h *Handler) readmeText(ctx context.Context, p *manifestPage, refs []metadata.Manifest) (text, from string, err error) {
+	if refs == nil {
+		d, err := digest.Parse(p.Digest)
+		if err != nil {
+			return "", "", nil
+		}
+		if refs, err = h.o.Meta.Referrers(ctx, p.Repository, d, ReadmeArtifactType); err != nil {
+			return "", "", err
+		}
+	}
+	for _, m := range refs {
+		if m.ArtifactType != ReadmeArtifactType {
+			continue
+		}
+		if text, err = h.readReadme(ctx, p.Repository, m.Digest); err != nil {
+			return "", "", err
+		}
+		if text != "" {
+			return text, "attached readme " + shortDigest(m.Digest.String()), nil
+		}
+	}
+	labels := map[string]string{}
+	for _, kv := range p.Annotations {
+		labels[kv.Key] = kv.Value
+	}
+	if p.Config != nil {
+		for _, kv := range p.Config.Labels {
+			labels[kv.Key] = kv.Value
+		}
+	}
+	for _, k := range []string{ReadmeLabel, DescriptionLabel} {
+		if labels[k] != "" {
+			return labels[k], "label " + k, nil
+		}
+	}
+	return "", "", nil
 }

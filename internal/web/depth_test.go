@@ -218,6 +218,18 @@ func TestRepositoryDepth(t *testing.T) {
 		t.Errorf("attached readme / referrers:\n%s", p.Body)
 	}
 
+	// The repository page shows the readme of latest (which has none here) ...
+	if p := alice.get("/alice/app"); strings.Contains(p.Body, `id="readme-h"`) {
+		t.Errorf("alice/app shows a readme its latest tag lacks")
+	}
+	// ... or of a repository whose latest has one.
+	dtok := h.registryToken("alice", "alice-password", "alice/doc")
+	h.pushImage(dtok, "alice/doc", "latest", "amd64", map[string]string{"io.hubctl.image.readme": "# Doc\n\n<script>alert(3)</script>"}, 300)
+	if p := alice.get("/alice/doc"); !strings.Contains(p.Body, "<h1>Doc</h1>") || strings.Contains(p.Body, "alert(3)</script") ||
+		!strings.Contains(p.Body, `href="/alice/doc/-/tags/latest"`) {
+		t.Errorf("repository readme:\n%s", p.Body)
+	}
+
 	// Tag filter.
 	p = alice.get("/alice/app?glob=" + url.QueryEscape("v*"))
 	if !strings.Contains(p.Body, `href="/alice/app/-/tags/v1.0"`) || !strings.Contains(p.Body, `href="/alice/app/-/tags/v2.0"`) ||

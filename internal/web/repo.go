@@ -46,6 +46,7 @@ type repoPage struct {
 	NextURL    string
 	// Glob filters the tags by a pattern ("v1.*"; tagfilter.go).
 	Glob string
+	repoReadme
 }
 
 // Sort keys of the tag table.
@@ -124,6 +125,10 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 	}
 	if page < pages {
 		p.NextURL = link(sortBy, order, page+1)
+	}
+	if err := h.fillRepoReadme(ctx, &p, tagRows(view)); err != nil {
+		h.internal(w, r, err)
+		return
 	}
 	h.render(w, r, http.StatusOK, "repo", p)
 }
