@@ -573,6 +573,8 @@ func OpenStores(ctx context.Context, cfg config.Config) (blobstore.Store, metada
 	if err != nil {
 		return nil, nil, fmt.Errorf("open metadata database %s: %w", databaseName(cfg), err)
 	}
+	// `hubctl gc` keeps what tag history holds as serve does.
+	meta.SetTagHistoryHold(cfg.Retention.TagHistoryHold)
 	return blobs, meta, nil
 }
 
