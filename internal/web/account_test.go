@@ -48,6 +48,7 @@ func TestSettingsPermissions(t *testing.T) {
 		"/settings/password":         pw,
 		"/settings/email":            {"email": {"evil@example.com"}},
 		"/settings/sessions/end-all": {},
+		"/settings/sessions/end":     {"id": {"1"}},
 	}
 	for path, form := range actions {
 		if p := anon.post(path, form); p.Status != http.StatusForbidden {
