@@ -71,3 +71,15 @@ func TestFilterTags(t *testing.T) {
 		}
 	}
 }
+
+func TestReferrerKind(t *testing.T) {
+	for at, want := range map[string]string{
+		"application/vnd.dev.cosign.artifact.sig.v1+json": "Signature", "application/vnd.cncf.notary.signature": "Signature",
+		"application/spdx+json": "SBOM", "application/vnd.cyclonedx+json": "SBOM", "application/vnd.in-toto+json": "Attestation",
+		"text/markdown": "Readme", "application/vnd.example.thing": "Artifact", "": "Artifact",
+	} {
+		if got := referrerKind(at); got != want {
+			t.Errorf("referrerKind(%q) = %s, want %s", at, got, want)
+		}
+	}
+}
