@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/charts"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/reference"
@@ -66,10 +67,10 @@ func (h *Handler) fillHistory(ctx context.Context, p *manifestPage, v *viewer) e
 		if m.Old != "" {
 			row.OldURL = "/" + p.Repository + "/-/manifests/" + m.Old.String()
 			if push && m.Old.String() != p.Digest {
-				_, err := h.o.Meta.GetManifest(ctx, p.Repository, m.Old)
+				old, err := h.o.Meta.GetManifest(ctx, p.Repository, m.Old)
 				switch {
 				case err == nil:
-					row.Restorable = true
+					row.Restorable = !charts.IsChartManifest(old.ArtifactType)
 				case !errors.Is(err, metadata.ErrManifestNotFound):
 					return err
 				}
@@ -142,6 +143,12 @@ func (h *Handler) restoreTag(w http.ResponseWriter, r *http.Request, repo string
 		return
 	} else if err != nil {
 		h.internal(w, r, err)
+		return
+	}
+	if charts.IsChartManifest(m.ArtifactType) {
+		// A chart's tag is its version, and the chart repository's rules (no other
+		// version's content under it) are checked at push: push the chart again.
+		h.fail(w, r, http.StatusConflict, "A chart version's tag is not moved here; push the chart again instead.")
 		return
 	}
 	var doc manifestDoc
