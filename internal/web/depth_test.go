@@ -138,6 +138,16 @@ func TestTagHistoryRestore(t *testing.T) {
 		t.Errorf("the restore is not in the history as carol's, with a way back:\n%s", page.Body)
 	}
 
+	// An immutable tag is not restored, as a push would not move it.
+	h.api("PUT", "/api/v1/policies/acme", "admin", adminPassword, map[string]any{"immutable_tags": []string{"v*"}}, http.StatusOK)
+	if p := carol.post("/acme/app/-/restore", func() url.Values { v := form(carol); v.Set("digest", second.Digest); return v }()); p.Status != http.StatusConflict ||
+		!strings.Contains(p.Body, "immutable") {
+		t.Errorf("restore of an immutable tag: %d", p.Status)
+	}
+	if got := h.resolve(tok, "acme/app", "v1"); got != first.Digest {
+		t.Fatalf("a refused restore of an immutable tag moved it to %s", got)
+	}
+
 	// GC (phase 1 on the hub's own database) keeps the manifest v1 moved away from.
 	st, err := sqlstore.OpenSQLite(context.Background(), dbPath)
 	if err != nil {
