@@ -38,7 +38,9 @@ func NewCmdGC(f *Factory, runF func(*GCOptions) error) *cobra.Command {
 		Short: "Delete blobs no manifest references (on the server host)",
 		Long: `Collect garbage in the storage of a hub, while it serves: repository links that no
 manifest references, then the blobs linked nowhere, and with --untagged first the
-manifests that no tag, index or subject keeps.
+manifests that no tag, index or subject keeps, nor tag history (a manifest a tag moved
+away from is kept for retention.tag_history_hold, 30 days, so the web UI can restore
+the tag).
 
 It opens the blob store and database that 'hubctl serve' would with the same
 configuration (--config, HUBCTL_* variables, --data, --db). Only what is older than the

@@ -215,6 +215,7 @@ func TestWebUI(t *testing.T) {
 		{"explore", alice, "/explore"}, {"login", anon, "/login"}, {"namespace", anon, "/alice"},
 		{"repository", alice, "/alice/app"}, {"tag-index", alice, "/alice/app/-/tags/v1"},
 		{"manifest-arm64", alice, "/alice/app/-/manifests/" + arm.ManifestDigest}, {"tokens", alice, "/settings/tokens"},
+		{"settings", alice, "/settings"}, {"namespace-own", alice, "/alice"},
 		{"not-found", bob, "/alice/secret"},
 	}
 	for _, p := range pages {

@@ -378,7 +378,7 @@ func Default() Config {
 		TrustedProxyHeader: "X-Forwarded-For",
 		TLS:                TLS{ACMEDirectory: DefaultACMEDirectory},
 		Metrics:            Metrics{Addr: DefaultMetricsAddr},
-		Retention:          Retention{Interval: DefaultRetentionInterval},
+		Retention:          Retention{Interval: DefaultRetentionInterval, TagHistoryHold: 30 * 24 * time.Hour},
 		Events:             Events{Retention: DefaultEventRetention, PurgeInterval: DefaultEventPurgeInterval, PullInterval: DefaultPullInterval},
 		Webhooks:           Webhooks{MaxFailures: 50, Interval: time.Second},
 		Workflows: Workflows{Executor: WorkflowExecutorDocker, MaxJobs: 4, Interval: time.Second,

@@ -223,7 +223,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"tls.mode": "files", "tls.cert": "/c.pem", "tls.key": "/k.pem", "tls.names": "hub.example.com", "tls.dir": "/t",
 		"tls.acme_domain": "hub.example.com", "tls.acme_directory": "https://acme.example.com/dir", "tls.acme_email": "ops@example.com",
 		"tls.redirect_addr": ":80", "metrics.addr": "127.0.0.1:9000", "metrics.token": "0123456789abcdef",
-		"retention.interval": "1h", "events.retention": "168h", "events.purge_interval": "10m",
+		"retention.interval": "1h", "retention.tag_history_hold": "240h", "events.retention": "168h", "events.purge_interval": "10m",
 		"events.pull_interval": "30s",
 		"secrets.keys_file":    "/s.keys", "webhooks.allow_addresses": "10.0.0.0/8,127.0.0.1", "webhooks.max_failures": "10",
 		"webhooks.interval": "2s", "workflows.executor": "none", "workflows.max_jobs": "2", "workflows.interval": "3s",
@@ -258,6 +258,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 	eq(t, "format", c.Log.Format, "json")
 	eq(t, "gc.interval", c.GC.Interval, 6*time.Hour)
 	eq(t, "gc.grace", c.GC.Grace, 2*time.Hour)
+	eq(t, "retention.tag_history_hold", c.Retention.TagHistoryHold, 240*time.Hour)
 	eq(t, "auth.max_address_login_failures", c.Auth.MaxAddressLoginFailures, 50)
 	eq(t, "limits.uploads_per_client", c.Limits.UploadsPerClient, 8)
 	eq(t, "limits.min_body_rate", c.Limits.MinBodyRate, 1<<10)

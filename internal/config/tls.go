@@ -63,6 +63,10 @@ type Metrics struct {
 type Retention struct {
 	// Interval is how often retention policies run; 0 only on demand.
 	Interval time.Duration `yaml:"interval"`
+	// TagHistoryHold is how long a manifest a tag moved away from is kept from
+	// garbage collection and retention, so the tag can be restored to it; 0 keeps
+	// nothing for that reason.
+	TagHistoryHold time.Duration `yaml:"tag_history_hold"`
 }
 
 // DefaultEventRetention is how long the event outbox keeps events unless told
@@ -171,6 +175,9 @@ func (c *Config) validateOps() []error {
 	if c.Events.Retention < 0 || c.Events.PurgeInterval <= 0 {
 		errs = append(errs, fmt.Errorf("events.retention must not be negative and events.purge_interval must be greater than 0, got %s and %s",
 			c.Events.Retention, c.Events.PurgeInterval))
+	}
+	if c.Retention.TagHistoryHold < 0 {
+		errs = append(errs, fmt.Errorf("retention.tag_history_hold must not be negative, got %s", c.Retention.TagHistoryHold))
 	}
 	if c.Retention.Interval < 0 {
 		errs = append(errs, fmt.Errorf("retention.interval must not be negative, got %s", c.Retention.Interval))

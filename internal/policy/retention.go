@@ -27,6 +27,9 @@ type Manifest struct {
 	Subject digest.Digest `json:"subject,omitempty"`
 	// Children are the manifests an index lists.
 	Children []digest.Digest `json:"children,omitempty"`
+	// Held says a tag moved away from the manifest lately: tag history keeps it (for
+	// a restore) as if it were tagged.
+	Held bool `json:"held,omitempty"`
 }
 
 // lastPull is when the manifest was last pulled, its push counting as one.
@@ -132,7 +135,7 @@ func PlanRetention(v View, r Retention, immutable []string, now time.Time) Plan 
 	keep := map[digest.Digest]bool{}
 	var queue []digest.Digest
 	for _, m := range v.Manifests {
-		if tagged[m.Digest] || !m.lastPull().Before(cutoff) {
+		if tagged[m.Digest] || m.Held || !m.lastPull().Before(cutoff) {
 			keep[m.Digest] = true
 			queue = append(queue, m.Digest)
 		}

@@ -158,6 +158,21 @@ func TestPlanRetentionUntagged(t *testing.T) {
 	}
 }
 
+// TestPlanRetentionHeld: a manifest tag history holds (a tag moved away from it
+// lately) stays like a tagged one, with its children.
+func TestPlanRetentionHeld(t *testing.T) {
+	old, oldChild, other := dg("held-index"), dg("held-child"), dg("not-held")
+	v := View{Manifests: []Manifest{
+		{Digest: old, PushedAt: ago(40), Held: true, Children: []digest.Digest{oldChild}},
+		{Digest: oldChild, PushedAt: ago(40)},
+		{Digest: other, PushedAt: ago(40)},
+	}}
+	p := PlanRetention(v, Retention{UntaggedOlderThan: days(7)}, nil, now)
+	if len(p.Manifests) != 1 || p.Manifests[0] != other || p.KeptManifests != 2 {
+		t.Fatalf("deleted %v (kept %d), want only %s", p.Manifests, p.KeptManifests, other)
+	}
+}
+
 func TestValidateAndDurations(t *testing.T) {
 	for _, tt := range []struct {
 		json string

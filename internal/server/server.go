@@ -190,6 +190,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		return fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
 	meta.SetRepositoryLimits(metadata.RepositoryLimits{Manifests: cfg.Limits.ManifestsPerRepository, Tags: cfg.Limits.TagsPerRepository})
+	meta.SetTagHistoryHold(cfg.Retention.TagHistoryHold)
 	mx := metrics.New()
 	blobs = mx.Blobs(blobs)
 	observeStores(mx, tr, meta, cfg.DB.Driver)
@@ -283,7 +284,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	routes.Tracing = tr
 	if ap != nil {
 		w, err := web.New(web.Options{Accounts: meta, Meta: meta, Views: meta, Blobs: blobs, Policy: ap.policy, Guard: ap.guard,
-			ExternalURL: cfg.ExternalURL, Log: log.With("component", "web")})
+			History: meta, TagRules: pol, ExternalURL: cfg.ExternalURL, Log: log.With("component", "web")})
 		if err != nil {
 			return err
 		}
@@ -572,6 +573,8 @@ func OpenStores(ctx context.Context, cfg config.Config) (blobstore.Store, metada
 	if err != nil {
 		return nil, nil, fmt.Errorf("open metadata database %s: %w", databaseName(cfg), err)
 	}
+	// `hubctl gc` keeps what tag history holds as serve does.
+	meta.SetTagHistoryHold(cfg.Retention.TagHistoryHold)
 	return blobs, meta, nil
 }
 
@@ -649,6 +652,8 @@ type metaStore interface {
 	secretResolver
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
+	SetTagHistoryHold(time.Duration)
+	web.History
 }
 
 // openMetaStore opens the configured database and runs its migrations.

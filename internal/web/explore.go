@@ -88,6 +88,8 @@ type namespacePage struct {
 	Org       bool
 	Repos     []repoRow
 	Next      string
+	// Account is the quota, teams and members, for those who belong (nsaccount.go).
+	Account *namespaceAccount
 }
 
 // namespace shows a namespace to whoever may see something in it: its user, members
@@ -132,6 +134,10 @@ func (h *Handler) namespace(w http.ResponseWriter, r *http.Request, name string)
 		}
 	}
 	p := namespacePage{basePage: h.base(r, name), Namespace: ns.Name, Org: ns.Org}
+	if p.Account, err = h.namespaceAccount(ctx, v, ns); err != nil {
+		h.internal(w, r, err)
+		return
+	}
 	if len(names) > pageSize {
 		names = names[:pageSize]
 		p.Next = names[len(names)-1]

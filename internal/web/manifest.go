@@ -133,6 +133,7 @@ type manifestPage struct {
 	Config      *configView
 	Layers      []layerRow
 	Annotations []keyValue
+	manifestDepth
 }
 
 func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, repo string, byTag bool, ref string) {
@@ -202,6 +203,10 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, repo string, 
 			h.internal(w, r, err)
 			return
 		}
+	}
+	if err := h.fillDepth(ctx, &p, doc, viewerOf(r)); err != nil {
+		h.internal(w, r, err)
+		return
 	}
 	h.render(w, r, http.StatusOK, "manifest", p)
 }

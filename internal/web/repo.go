@@ -44,6 +44,9 @@ type repoPage struct {
 	Pages      int
 	PrevURL    string
 	NextURL    string
+	// Glob filters the tags by a pattern ("v1.*"; tagfilter.go).
+	Glob string
+	repoReadme
 }
 
 // Sort keys of the tag table.
@@ -81,7 +84,8 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 			order = "asc"
 		}
 	}
-	rows := tagRows(view)
+	glob := strings.TrimSpace(q.Get("glob"))
+	rows := filterTags(tagRows(view), glob)
 	sortTags(rows, sortBy, order == "desc")
 	page, _ := strconv.Atoi(q.Get("page"))
 	pages := max(1, (len(rows)+pageSize-1)/pageSize)
@@ -89,13 +93,16 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 
 	row := row(repo)
 	p := repoPage{basePage: h.base(r, repo), Repository: repo, Namespace: row.Namespace, Short: row.Short,
-		Visibility: vis, Total: len(rows), Page: page, Pages: pages}
+		Visibility: vis, Total: len(rows), Page: page, Pages: pages, Glob: glob}
 	p.Tags = rows[min((page-1)*pageSize, len(rows)):min(page*pageSize, len(rows))]
 	if len(rows) > 0 {
 		p.Pull = pullCommands(h.registryHost(r), repo, ":"+rows[0].Name)
 	}
 	link := func(sortBy, order string, page int) string {
 		v := url.Values{"sort": {sortBy}, "order": {order}}
+		if glob != "" {
+			v.Set("glob", glob)
+		}
 		if page > 1 {
 			v.Set("page", strconv.Itoa(page))
 		}
@@ -118,6 +125,10 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 	}
 	if page < pages {
 		p.NextURL = link(sortBy, order, page+1)
+	}
+	if err := h.fillRepoReadme(ctx, &p, tagRows(view)); err != nil {
+		h.internal(w, r, err)
+		return
 	}
 	h.render(w, r, http.StatusOK, "repo", p)
 }

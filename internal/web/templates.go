@@ -23,7 +23,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages; each is templates/NAME.html on top of layout.html.
-var pageNames = []string{"error", "explore", "login", "manifest", "namespace", "repo", "tokens"}
+var pageNames = []string{"error", "explore", "login", "manifest", "namespace", "repo", "settings", "tokens"}
 
 // pageTemplate is one page's parsed template set.
 type pageTemplate struct{ t *template.Template }

@@ -43,6 +43,11 @@ type Options struct {
 	// Guard limits failed sign-ins; pass the token service's, so a guess counts
 	// wherever it is made.
 	Guard *ratelimit.Guard
+	// History reads tag history and unique sizes, and TagRules says which tags are
+	// immutable; without them the pages show neither history nor unique sizes, and
+	// restores are not checked against immutable tags.
+	History  History
+	TagRules TagRules
 	// ExternalURL is the hub's URL as clients reach it (pull commands name its host;
 	// an https URL makes cookies Secure behind a TLS-terminating proxy); "" means each
 	// request's Host.
@@ -98,10 +103,16 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /settings/tokens", h.tokens)
 	h.mux.HandleFunc("POST /settings/tokens", h.createToken)
 	h.mux.HandleFunc("POST /settings/tokens/revoke", h.revokeToken)
+	h.mux.HandleFunc("GET /settings", h.settings)
+	h.mux.HandleFunc("POST /settings/email", h.setEmail)
+	h.mux.HandleFunc("POST /settings/password", h.changePassword)
+	h.mux.HandleFunc("POST /settings/sessions/end", h.endSession)
+	h.mux.HandleFunc("POST /settings/sessions/end-all", h.endAllSessions)
 	h.mux.HandleFunc("GET /static/{file}", h.static)
 	// Everything else is a namespace, a repository or one of its tags or manifests,
 	// parsed by repoRoute: a repository name has any number of components.
 	h.mux.HandleFunc("GET /", h.namespaceOrRepo)
+	h.mux.HandleFunc("POST /", h.repoAction)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
 		h.fail(w, r, http.StatusMethodNotAllowed, "That method is not allowed here.")

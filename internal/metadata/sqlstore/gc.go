@@ -85,22 +85,27 @@ func (s *Store) CommitUploadedBlob(ctx context.Context, repo string, b metadata.
 	return location, nil
 }
 
-// gcUntaggedWhere selects manifests m that phase 1 removes.
-const gcUntaggedWhere = `m.created_at < $1
+// gcUntaggedWhere selects manifests m that phase 1 removes; hold is the parameter
+// holding the tag-history cutoff (holdCutoff): a manifest a tag moved away from after
+// it stays.
+func gcUntaggedWhere(hold string) string {
+	return `m.created_at < $1
+	AND NOT ` + heldWhere(hold) + `
 	AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
 	AND NOT EXISTS (SELECT 1 FROM manifest_refs mr
 		WHERE mr.repo_id = m.repo_id AND mr.ref_digest = m.digest AND mr.kind = 'manifest')
 	AND NOT (m.subject IS NOT NULL AND EXISTS (SELECT 1 FROM manifests sm
 		WHERE sm.repo_id = m.repo_id AND sm.digest = m.subject))`
+}
 
 // lockRepos locks, in id order, the repositories ids selects (a query on $1 = the
 // cutoff), FOR NO KEY UPDATE as PutManifest and DeleteManifest do, and returns them.
-func (s *Store) lockRepos(ctx context.Context, q querier, ids string, before int64) ([]int64, error) {
+func (s *Store) lockRepos(ctx context.Context, q querier, ids string, args ...any) ([]int64, error) {
 	return collect(func(r row) (int64, error) {
 		var id int64
 		err := r.Scan(&id)
 		return id, err
-	})(q.Query(ctx, "SELECT id FROM repositories WHERE id IN ("+ids+") ORDER BY id"+s.d.forNoKeyUpdate, before))
+	})(q.Query(ctx, "SELECT id FROM repositories WHERE id IN ("+ids+") ORDER BY id"+s.d.forNoKeyUpdate, args...))
 }
 
 // GCUntaggedManifests is phase 1; see metadata.Store. It locks the repositories
@@ -109,7 +114,7 @@ func (s *Store) lockRepos(ctx context.Context, q querier, ids string, before int
 // before (the candidate is spared) or waits until after.
 func (s *Store) GCUntaggedManifests(ctx context.Context, before time.Time, dryRun bool) ([]metadata.Manifest, error) {
 	var out []metadata.Manifest
-	cutoff := before.UTC().UnixNano()
+	cutoff, hold := before.UTC().UnixNano(), s.holdCutoff()
 	var err error
 	if dryRun {
 		err = s.read(ctx, func(q querier) error {
@@ -121,13 +126,13 @@ func (s *Store) GCUntaggedManifests(ctx context.Context, before time.Time, dryRu
 				return m, err
 			})(q.Query(ctx, `SELECT r.name, `+mManifestColumns+`
 				FROM manifests m JOIN repositories r ON r.id = m.repo_id
-				WHERE `+gcUntaggedWhere+` ORDER BY r.name, m.digest`, cutoff))
+				WHERE `+gcUntaggedWhere("$2")+` ORDER BY r.name, m.digest`, cutoff, hold))
 			return err
 		})
 	} else {
 		err = s.write(ctx, func(q querier) error {
 			out = []metadata.Manifest{}
-			ids, err := s.lockRepos(ctx, q, "SELECT DISTINCT m.repo_id FROM manifests m WHERE "+gcUntaggedWhere, cutoff)
+			ids, err := s.lockRepos(ctx, q, "SELECT DISTINCT m.repo_id FROM manifests m WHERE "+gcUntaggedWhere("$2"), cutoff, hold)
 			if err != nil || len(ids) == 0 {
 				return err
 			}
@@ -147,8 +152,8 @@ func (s *Store) GCUntaggedManifests(ctx context.Context, before time.Time, dryRu
 				m.Repository = names[id]
 				return m, err
 			})(q.Query(ctx, `DELETE FROM manifests AS m
-				WHERE m.repo_id IN (SELECT value FROM `+s.d.list("$2", "bigint")+`) AND `+gcUntaggedWhere+`
-				RETURNING repo_id, `+manifestColumns, cutoff, s.d.listArg(ids)))
+				WHERE m.repo_id IN (SELECT value FROM `+s.d.list("$2", "bigint")+`) AND `+gcUntaggedWhere("$3")+`
+				RETURNING repo_id, `+manifestColumns, cutoff, s.d.listArg(ids), hold))
 			if err != nil {
 				return err
 			}

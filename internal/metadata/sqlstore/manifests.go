@@ -104,6 +104,9 @@ func (s *Store) PutManifest(ctx context.Context, m metadata.Manifest, refs metad
 		if err := s.checkGrowth(ctx, q, m.Repository, id, res.Created, prev == "", m.Size); err != nil {
 			return err
 		}
+		if err := s.recordTagMove(ctx, q, id, tag, prev, m.Digest.String()); err != nil {
+			return err
+		}
 		return s.pushEvents(ctx, q, id, m, tag, res)
 	})
 	if err != nil {
@@ -285,6 +288,9 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) (digest.Digest,
 			RETURNING digest, repo_id`, repo, tag).Scan(&d, &id); err != nil {
 			return err
 		}
+		if err := s.recordTagMove(ctx, q, id, tag, d, ""); err != nil {
+			return err
+		}
 		return s.appendEvent(ctx, q, events.Event{Type: events.TagDeleted, RepositoryID: id, Repository: repo, Digest: d, Tag: tag})
 	})
 	switch {
@@ -348,6 +354,9 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 			return err
 		}
 		for _, t := range res.Tags {
+			if err := s.recordTagMove(ctx, q, id, t, d.String(), ""); err != nil {
+				return err
+			}
 			if err := s.appendEvent(ctx, q, events.Event{Type: events.TagDeleted, RepositoryID: id, Repository: repo,
 				Digest: d.String(), Tag: t}); err != nil {
 				return err

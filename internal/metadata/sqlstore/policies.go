@@ -162,6 +162,11 @@ func (s *Store) RetentionView(ctx context.Context, repo string) (policy.View, er
 		if err != nil {
 			return err
 		}
+		held, err := collect(scanString)(q.Query(ctx, `SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
+			WHERE r.name = $1 AND `+heldWhere("$2"), repo, s.holdCutoff()))
+		if err != nil {
+			return err
+		}
 		type edge struct{ parent, child string }
 		edges, err := collect(func(r row) (edge, error) {
 			var e edge
@@ -174,6 +179,11 @@ func (s *Store) RetentionView(ctx context.Context, repo string) (policy.View, er
 		idx := make(map[digest.Digest]int, len(v.Manifests))
 		for i, m := range v.Manifests {
 			idx[m.Digest] = i
+		}
+		for _, d := range held {
+			if i, ok := idx[digest.Digest(d)]; ok {
+				v.Manifests[i].Held = true
+			}
 		}
 		for _, e := range edges {
 			if i, ok := idx[digest.Digest(e.parent)]; ok {

@@ -52,6 +52,9 @@ type Store struct {
 	d *dialect
 	// limits are the repository limits PutManifest enforces (SetRepositoryLimits).
 	limits atomic.Pointer[metadata.RepositoryLimits]
+	// hold is how long tag history keeps a manifest from GC and retention
+	// (SetTagHistoryHold), as a time.Duration.
+	hold atomic.Int64
 	// migrated lists the versions this Open applied (none when another process had),
 	// so tests can check that concurrent starts migrate once.
 	migrated []int
@@ -138,6 +141,7 @@ const (
 func open(ctx context.Context, e engine, d *dialect) (*Store, error) {
 	s := &Store{e: e, d: d}
 	s.limits.Store(&metadata.RepositoryLimits{})
+	s.hold.Store(int64(metadata.DefaultTagHistoryHold))
 	ms, err := Migrations(d.name)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,14 @@ import (
 // and returns its host:port.
 func Start(t testing.TB, authMode, adminPassword string) string {
 	t.Helper()
+	addr, _ := StartConfig(t, authMode, adminPassword)
+	return addr
+}
+
+// StartConfig is Start that also returns the hub's configuration, for a test that
+// looks into its database or blob store beside the running hub.
+func StartConfig(t testing.TB, authMode, adminPassword string) (string, config.Config) {
+	t.Helper()
 	cfg, err := config.Load(config.Sources{
 		Flags: map[string]string{
 			"addr":      "127.0.0.1:0",
@@ -56,9 +64,9 @@ func Start(t testing.TB, authMode, adminPassword string) string {
 	for sc.Scan() {
 		if addr, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "listening on "); ok {
 			go func() { _, _ = io.Copy(io.Discard, pr) }()
-			return addr
+			return addr, cfg
 		}
 	}
 	t.Fatalf("server exited without a listening line: %v", sc.Err())
-	return ""
+	return "", cfg
 }
