@@ -283,7 +283,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	routes.Tracing = tr
 	if ap != nil {
 		w, err := web.New(web.Options{Accounts: meta, Meta: meta, Views: meta, Blobs: blobs, Policy: ap.policy, Guard: ap.guard,
-			ExternalURL: cfg.ExternalURL, Log: log.With("component", "web")})
+			ExternalURL: cfg.ExternalURL, Log: log.With("component", "web"), Workflows: meta, Webhooks: meta, Deploys: meta})
 		if err != nil {
 			return err
 		}
@@ -644,6 +644,7 @@ type metaStore interface {
 	engine.Store
 	engine.ArtifactStore
 	hubapi.WorkflowStore
+	hubapi.WorkflowApprovalStore
 	hubapi.DeployStore
 	secretResolver
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)

@@ -21,6 +21,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/ratelimit"
 	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/policy"
 )
@@ -49,6 +50,11 @@ type Options struct {
 	ExternalURL string
 	Log         *slog.Logger
 	Now         func() time.Time
+	// Workflows, Webhooks and Deploys back the admin pages of runs, hooks and deploy
+	// history (admin.go); a nil one answers its pages 404.
+	Workflows WorkflowStore
+	Webhooks  HookStore
+	Deploys   DeployHistory
 }
 
 // Handler serves the web UI.
@@ -59,6 +65,7 @@ type Handler struct {
 	assets  assets
 	cop     *http.CrossOriginProtection
 	touched sync.Map // session id -> time of the last recorded use
+	access  *hubapi.Access
 	// dummyHash is verified against for unknown users, so names cannot be probed by
 	// timing.
 	dummyOnce sync.Once
@@ -99,6 +106,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /settings/tokens", h.createToken)
 	h.mux.HandleFunc("POST /settings/tokens/revoke", h.revokeToken)
 	h.mux.HandleFunc("GET /static/{file}", h.static)
+	h.adminRoutes()
 	// Everything else is a namespace, a repository or one of its tags or manifests,
 	// parsed by repoRoute: a repository name has any number of components.
 	h.mux.HandleFunc("GET /", h.namespaceOrRepo)
