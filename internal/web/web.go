@@ -55,6 +55,8 @@ type Options struct {
 	Workflows WorkflowStore
 	Webhooks  HookStore
 	Deploys   DeployHistory
+	// Charts backs the chart pages (charts.go); nil answers them 404.
+	Charts ChartVersions
 }
 
 // Handler serves the web UI.
