@@ -239,6 +239,15 @@ func TestAdminPermissionMatrix(t *testing.T) {
 			t.Errorf("%s sees hook %s in the list: %v, want %v", who, hook, got, see)
 		}
 	}
+	// Policies: those of what the viewer may pull.
+	h.raw("PUT", "/api/v1/policies/acme", "alice", "alice-password", `{"immutable_tags":["v*"],"retention":{"rules":[{"tags":"dev-*","keep_newest":3}]}}`, http.StatusOK)
+	matrix(t, bs, "/settings/admin/policies", map[string]int{"anonymous": toLogin, "dave": ok, "carol": ok, "admin": ok})
+	for who, see := range map[string]bool{"dave": false, "carol": true, "bob": true, "alice": true, "admin": true} {
+		p := bs[who].get("/settings/admin/policies")
+		if got := strings.Contains(p.Body, "<code>dev-*</code>: keep newest 3"); got != see {
+			t.Errorf("%s sees acme's policy: %v, want %v\n%s", who, got, see, p.Body)
+		}
+	}
 	// The organisation page shows its teams and grants.
 	if p := bs["alice"].get("/settings/admin/orgs/acme"); !strings.Contains(p.Body, "readers") || !strings.Contains(p.Body, "carol") {
 		t.Errorf("organisation page lacks its teams:\n%s", p.Body)

@@ -57,6 +57,8 @@ type Options struct {
 	Deploys   DeployHistory
 	// Charts backs the chart pages (charts.go); nil answers them 404.
 	Charts ChartVersions
+	// Policies backs the policies page; nil answers it 404.
+	Policies PolicyList
 }
 
 // Handler serves the web UI.
