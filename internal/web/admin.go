@@ -70,6 +70,7 @@ func (h *Handler) adminRoutes() {
 	h.mux.HandleFunc("POST /settings/admin/webhooks/{id}/deliveries/{delivery}/redeliver", h.hookRedeliver)
 	h.mux.HandleFunc("GET /settings/admin/deploys", h.deploysList)
 	h.mux.HandleFunc("GET /settings/admin/policies", h.policiesList)
+	h.orgFormRoutes()
 }
 
 // requireSiteAdmin answers a signed-out visitor with the sign-in page and a signed-in

@@ -564,3 +564,90 @@ func TestWebhookDeliveriesAndRedeliver(t *testing.T) {
 		t.Errorf("page after redeliver:\n%s", p.Body)
 	}
 }
+
+// TestAdminOrgAndUserForms: an organisation's admins add and remove team members and
+// set grants with the page's forms (audited as the API audits them); a writer, a
+// forged or token-less post changes nothing; a site administrator disables an account
+// (its sessions end) but not their own.
+func TestAdminOrgAndUserForms(t *testing.T) {
+	h := startAdminHub(t)
+	bs := h.acme()
+	ctx := context.Background()
+	members := func() []string {
+		m, err := h.store.ListTeamMembers(ctx, "acme", "devs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	alice := bs["alice"]
+	tok := alice.get("/settings/admin/orgs/acme").csrf(t)
+	add := "/settings/admin/orgs/acme/teams/devs/members"
+	if p := alice.post(add, url.Values{"user": {"dave"}}); p.Status != refused {
+		t.Errorf("add without a CSRF token: %d", p.Status)
+	}
+	if p := alice.postWith(add, url.Values{"csrf": {tok}, "user": {"dave"}}, map[string]string{"Origin": "http://evil.example"}); p.Status != refused {
+		t.Errorf("add from another origin: %d", p.Status)
+	}
+	if p := bs["bob"].post(add, url.Values{"csrf": {bs["bob"].get("/settings/admin").csrf(t)}, "user": {"dave"}}); p.Status != hidden {
+		t.Errorf("add by a writer: %d", p.Status)
+	}
+	if m := members(); strings.Join(m, ",") != "bob" {
+		t.Fatalf("refused posts changed the team: %v", m)
+	}
+	if p := alice.post(add, url.Values{"csrf": {tok}, "user": {"dave"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("add dave: %d\n%s", p.Status, p.Body)
+	}
+	if m := members(); strings.Join(m, ",") != "bob,dave" {
+		t.Errorf("members after adding dave: %v", m)
+	}
+	if p := alice.post(add, url.Values{"csrf": {tok}, "user": {"nobody"}}); p.Status != hidden || !strings.Contains(p.Body, "No such") {
+		t.Errorf("add a missing user: %d", p.Status)
+	}
+	grants := "/settings/admin/orgs/acme/teams/devs/grants"
+	if p := alice.post(grants, url.Values{"csrf": {tok}, "repository": {"acme/app"}, "role": {"owner"}}); p.Status != http.StatusBadRequest {
+		t.Errorf("grant a bad role: %d", p.Status)
+	}
+	if p := alice.post(grants, url.Values{"csrf": {tok}, "repository": {"acme/app"}, "role": {"admin"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("grant: %d\n%s", p.Status, p.Body)
+	}
+	if g, _ := h.store.ListTeamGrants(ctx, "acme", "devs"); len(g) != 2 {
+		t.Errorf("grants after granting admin on acme/app: %+v", g)
+	}
+	if p := alice.post(add+"/remove", url.Values{"csrf": {tok}, "user": {"dave"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("remove dave: %d", p.Status)
+	}
+	if m := members(); strings.Join(m, ",") != "bob" {
+		t.Errorf("members after removing dave: %v", m)
+	}
+	admin := bs["admin"]
+	for _, action := range []string{"team.member.add", "team.member.remove", "permission.change"} {
+		if p := admin.get("/settings/admin/audit?actor=alice&action=" + action); !strings.Contains(p.Body, "acme/devs") {
+			t.Errorf("%s by alice not audited", action)
+		}
+	}
+
+	// Disabling an account.
+	atok := admin.get("/settings/admin/users").csrf(t)
+	if p := alice.post("/settings/admin/users/dave/disabled", url.Values{"csrf": {tok}, "disabled": {"true"}}); p.Status != refused {
+		t.Errorf("disable by a non-site-admin: %d", p.Status)
+	}
+	if p := admin.post("/settings/admin/users/admin/disabled", url.Values{"csrf": {atok}, "disabled": {"true"}}); p.Status != http.StatusBadRequest {
+		t.Errorf("disable oneself: %d", p.Status)
+	}
+	if p := bs["dave"].get("/settings/admin"); p.Status != ok {
+		t.Fatalf("dave before: %d", p.Status)
+	}
+	if p := admin.post("/settings/admin/users/dave/disabled", url.Values{"csrf": {atok}, "disabled": {"true"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("disable dave: %d\n%s", p.Status, p.Body)
+	}
+	if u, _ := h.store.GetUser(ctx, "dave"); !u.Disabled {
+		t.Error("dave is not disabled")
+	}
+	if p := bs["dave"].get("/settings/admin"); p.Status != toLogin {
+		t.Errorf("dave's session after disabling: %d", p.Status)
+	}
+	if p := admin.get("/settings/admin/audit?action=user.update"); !strings.Contains(p.Body, "<td>dave</td>") {
+		t.Errorf("disabling not audited")
+	}
+}
