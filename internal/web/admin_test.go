@@ -403,6 +403,40 @@ func TestRunLogStreams(t *testing.T) {
 		t.Fatalf("stream: %s %s", resp.Status, ct)
 	}
 	events := readSSE(resp.Body)
+	// A session holds at most 8 streams; the next is refused until one closes.
+	var extra []*http.Response
+	for range 7 {
+		r, err := carol.c.Get(h.url(stream))
+		if err != nil || r.StatusCode != ok {
+			t.Fatalf("stream within the bound: %v %v", r, err)
+		}
+		extra = append(extra, r)
+	}
+	if got := carol.get(stream); got.Status != http.StatusTooManyRequests || got.Header.Get("Retry-After") == "" {
+		t.Errorf("a 9th stream: %d", got.Status)
+	}
+	if r, err := bs["bob"].c.Get(h.url(stream)); err != nil || r.StatusCode != ok {
+		t.Errorf("another session's stream is refused: %v %v", r, err)
+	} else {
+		r.Body.Close()
+	}
+	for _, r := range extra {
+		r.Body.Close()
+	}
+	// Closed streams give their places back.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := carol.c.Get(h.url(stream))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode == ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("closed streams still count: %d", r.StatusCode)
+		}
+	}
 	for i, line := range []string{"second line\n", "<script>alert(1)</script>\n"} {
 		write(line)
 		e := next(t, events)

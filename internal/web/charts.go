@@ -135,10 +135,12 @@ func (h *Handler) chartPage(w http.ResponseWriter, r *http.Request, repo, versio
 		// The classic index of a namespace lists its charts named NAMESPACE/CHART.
 		p.Install = append(p.Install,
 			pullCommand{"helm repo", "helm repo add " + rw.Namespace + " " + scheme + "://" + host + "/charts/" + rw.Namespace},
-			pullCommand{"helm install", "helm install " + ch.Name + " " + rw.Namespace + "/" + ch.Name + " --version " + ch.Version})
+			pullCommand{"helm install", "helm install " + shellWords([]string{ch.Name, rw.Namespace + "/" + ch.Name, "--version", ch.Version})})
 	}
+	// Chart.yaml's name and version are the pusher's words: quoted where a shell
+	// would read them as more than a word.
 	p.Install = append(p.Install,
-		pullCommand{"helm pull", "helm pull oci://" + host + "/" + repo + " --version " + ch.Version + plain},
+		pullCommand{"helm pull", "helm pull oci://" + host + "/" + repo + " --version " + shellWords([]string{ch.Version}) + plain},
 		pullCommand{"hubctl", "hubctl chart pull " + host + "/" + repo + ":" + ch.Tag()})
 	files, err := h.chartFiles(ctx, repo, ch)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -315,6 +316,13 @@ func (h *Handler) runLogStream(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, "after: want a log position from the page.")
 		return
 	}
+	release, ok := h.streams.acquire(viewerOf(r).session.ID)
+	if !ok {
+		w.Header().Set("Retry-After", "10")
+		h.fail(w, r, http.StatusTooManyRequests, "Too many live logs are open; close some and try again.")
+		return
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -384,6 +392,43 @@ func (h *Handler) runLogStream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// Bounds on open live-log streams, each a goroutine polling the store: in all, and
+// per web session (a browser opens one per run page).
+const (
+	maxStreams           = 256
+	maxStreamsPerSession = 8
+)
+
+// streamLimit counts open live-log streams.
+type streamLimit struct {
+	mu    sync.Mutex
+	total int
+	per   map[int64]int
+}
+
+// acquire takes a stream for session, or reports false when a bound is reached;
+// release gives it back.
+func (l *streamLimit) acquire(session int64) (release func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.per == nil {
+		l.per = map[int64]int{}
+	}
+	if l.total >= maxStreams || l.per[session] >= maxStreamsPerSession {
+		return nil, false
+	}
+	l.total++
+	l.per[session]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.total--
+		if l.per[session]--; l.per[session] <= 0 {
+			delete(l.per, session)
+		}
+	}, true
 }
 
 // maxComment bounds a decision's comment.

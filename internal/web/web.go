@@ -70,6 +70,7 @@ type Handler struct {
 	cop     *http.CrossOriginProtection
 	touched sync.Map // session id -> time of the last recorded use
 	access  *hubapi.Access
+	streams streamLimit // open live-log streams
 	// dummyHash is verified against for unknown users, so names cannot be probed by
 	// timing.
 	dummyOnce sync.Once
