@@ -136,7 +136,40 @@ func TestWebRunLogLive(t *testing.T) {
 	}
 	waitText("#log", "done")
 	waitText("#log-state", "ended (succeeded)")
-	if dir := os.Getenv("HUBCTL_SCREENS"); dir != "" {
-		shoot(t, alice, dir, "run", 1280, false)
+
+	// The admin pages at both widths and in both themes: nothing scrolls sideways at
+	// 360 px; a screenshot of each.
+	screens := os.Getenv("HUBCTL_SCREENS")
+	if screens == "" {
+		screens = t.TempDir()
+	}
+	if err := os.MkdirAll(screens, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots are written to %s", screens)
+	admin, cancelAdmin := chromedp.NewContext(alice, chromedp.WithNewBrowserContext())
+	defer cancelAdmin()
+	signIn(t, admin, base, "admin", adminPassword)
+	runPath := "/settings/admin/runs/" + strconv.FormatInt(run.ID, 10)
+	for _, p := range []webPage{
+		{"admin", admin, "/settings/admin"}, {"admin-users", admin, "/settings/admin/users"},
+		{"admin-namespaces", admin, "/settings/admin/orgs"}, {"admin-audit", admin, "/settings/admin/audit"},
+		{"admin-policies", admin, "/settings/admin/policies"}, {"admin-webhooks", admin, "/settings/admin/webhooks"},
+		{"admin-runs", alice, "/settings/admin/runs?namespace=alice"}, {"admin-run", alice, runPath},
+		{"admin-deploys", alice, "/settings/admin/deploys?namespace=alice&service=web"},
+	} {
+		for _, dark := range []bool{false, true} {
+			for _, width := range []int64{1280, 360} {
+				if err := chromedp.Do(p.ctx, scheme(dark), chromedp.EmulateViewport(width, 800), chromedp.Navigate(base+p.path),
+					chromedp.WaitVisible(chromedp.CSS("main"))); err != nil {
+					t.Fatalf("%s: %v", p.name, err)
+				}
+				wide, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+				if err != nil || wide {
+					t.Errorf("%s at %d px scrolls sideways (%v)", p.name, width, err)
+				}
+				shoot(t, p.ctx, screens, p.name, width, dark)
+			}
+		}
 	}
 }
