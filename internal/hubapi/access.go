@@ -116,12 +116,16 @@ func (x *Access) Decide(r *http.Request, p *authz.Principal, run wfengine.Run, j
 	return x.a.decide(r, p, store, run, jobRef, decision, comment)
 }
 
-// Message is what an error of Decide says to the caller: the API's message for a
-// refusal, "" for a failure that is not the caller's (log it instead).
-func Message(err error) string {
+// Message is what an error of Decide says to the caller and the HTTP status the API
+// answers it with; "" and 0 for a failure that is not the caller's (log it instead).
+func Message(err error) (string, int) {
 	var e *errcode.Error
 	if errors.As(err, &e) {
-		return e.Message
+		status := e.Status
+		if status == 0 {
+			status = e.Code.Status
+		}
+		return e.Message, status
 	}
-	return ""
+	return "", 0
 }

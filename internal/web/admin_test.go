@@ -527,6 +527,9 @@ func TestRunApproval(t *testing.T) {
 	if err != nil || st[job.ID] == nil || len(st[job.ID].Decisions) != 1 || st[job.ID].Decisions[0].Account != "alice" {
 		t.Fatalf("approvals after alice approved: %+v %v", st[job.ID], err)
 	}
+	if again := alice.post(approve, url.Values{"csrf": {tok}}); again.Status != http.StatusConflict {
+		t.Errorf("approving a job that no longer waits: %d, want 409", again.Status)
+	}
 	p = alice.get(got.Header.Get("Location"))
 	if !strings.Contains(p.Body, "approval was recorded") || !strings.Contains(p.Body, "&lt;script&gt;ship&lt;/script&gt;") {
 		t.Errorf("run page after approving:\n%s", p.Body)

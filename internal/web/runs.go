@@ -456,12 +456,11 @@ func (h *Handler) runDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	err := h.access.Decide(r, ptr(viewerOf(r).principal()), run, r.PathValue("job"), decision, comment)
 	if err != nil {
-		msg := hubapi.Message(err)
+		msg, status := hubapi.Message(err)
 		if msg == "" {
 			h.internal(w, r, err)
 			return
 		}
-		status := http.StatusForbidden
 		if v, _ := h.access.Workflows(r.Context(), ptr(viewerOf(r).principal()), run.Namespace, accounts.RoleRead); v != hubapi.Allowed {
 			h.notFound(w, r)
 			return
