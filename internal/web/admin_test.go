@@ -234,6 +234,10 @@ func TestAdminPermissionMatrix(t *testing.T) {
 	}
 	managers := map[string]int{"anonymous": toLogin, "dave": hidden, "carol": hidden, "bob": hidden, "alice": ok, "admin": ok}
 	matrix(t, bs, "/settings/admin/webhooks/"+hook, managers)
+	matrix(t, bs, "/settings/admin/webhooks/nosuch", map[string]int{"alice": hidden, "admin": hidden})
+	if a, b := bs["bob"].get("/settings/admin/webhooks/"+hook), bs["bob"].get("/settings/admin/webhooks/nosuch"); a.Body != b.Body {
+		t.Error("a hook one does not manage and a missing one differ")
+	}
 	for who, see := range map[string]bool{"dave": false, "carol": false, "bob": false, "alice": true, "admin": true} {
 		if got := strings.Contains(bs[who].get("/settings/admin/webhooks?namespace=acme").Body, hook); got != see {
 			t.Errorf("%s sees hook %s in the list: %v, want %v", who, hook, got, see)
