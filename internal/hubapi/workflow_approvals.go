@@ -62,17 +62,27 @@ func (a *api) decideJob(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err != nil {
 		return err
 	}
-	job, err := findJobRun(run, r.PathValue("job"))
-	if err != nil {
-		return err
-	}
 	var req hubtypes.ApprovalRequest
 	if r.ContentLength != 0 {
 		if err := decode(w, r, &req); err != nil {
 			return err
 		}
 	}
-	if !utf8.ValidString(req.Comment) {
+	if err := a.decide(r, p, store, run, r.PathValue("job"), decision, req.Comment); err != nil {
+		return err
+	}
+	return a.replyRun(w, r, run.ID, http.StatusOK)
+}
+
+// decide records p's decision on the job run of run that jobRef names, audited in
+// its own transaction; p's access to run has been checked. The hub API and the web
+// UI both decide through it.
+func (a *api) decide(r *http.Request, p *authz.Principal, store WorkflowApprovalStore, run wfengine.Run, jobRef, decision, comment string) error {
+	job, err := findJobRun(run, jobRef)
+	if err != nil {
+		return err
+	}
+	if !utf8.ValidString(comment) {
 		return invalid("comment: not UTF-8")
 	}
 	env := wfengine.JobEnvironment(run.Source, job.Job)
@@ -80,7 +90,7 @@ func (a *api) decideJob(w http.ResponseWriter, r *http.Request, p *authz.Princip
 		return errcode.New(Conflict, "job %s of run %d needs no approval", job.Display, run.ID)
 	}
 	d := wfengine.Decision{RunID: run.ID, JobID: job.ID, AccountID: p.User.ID, Account: p.User.Name, Decision: decision,
-		Comment: req.Comment}
+		Comment: comment}
 	if err := wfengine.CheckDecision(d); err != nil {
 		return invalid("%v", err)
 	}
@@ -97,7 +107,7 @@ func (a *api) decideJob(w http.ResponseWriter, r *http.Request, p *authz.Princip
 		}
 	}
 	detail := fmt.Sprintf("run %d (#%d) job %s", run.ID, run.Number, job.Display)
-	if c := strings.TrimSpace(req.Comment); c != "" {
+	if c := strings.TrimSpace(comment); c != "" {
 		detail += ": " + clipComment(c)
 	}
 	ctx := a.audited(r, p, "workflow."+decision, run.Namespace+"/"+run.Workflow, detail)
@@ -108,11 +118,11 @@ func (a *api) decideJob(w http.ResponseWriter, r *http.Request, p *authz.Princip
 		case errors.Is(err, wfengine.ErrInvalid):
 			return errcode.New(Conflict, "%s", clientMessage(err))
 		case errors.Is(err, wfengine.ErrNotFound):
-			return notFound("job %s of run %d not found", r.PathValue("job"), run.ID)
+			return notFound("job %s of run %d not found", jobRef, run.ID)
 		}
 		return err
 	}
-	return a.replyRun(w, r, run.ID, http.StatusOK)
+	return nil
 }
 
 // clipComment keeps an audit detail's comment short.

@@ -284,7 +284,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	routes.Tracing = tr
 	if ap != nil {
 		w, err := web.New(web.Options{Accounts: meta, Meta: meta, Views: meta, Blobs: blobs, Policy: ap.policy, Guard: ap.guard,
-			History: meta, TagRules: pol, ExternalURL: cfg.ExternalURL, Log: log.With("component", "web")})
+			History: meta, TagRules: pol, ExternalURL: cfg.ExternalURL, Log: log.With("component", "web"), Workflows: meta, Webhooks: meta, Deploys: meta, Charts: meta, Policies: meta})
 		if err != nil {
 			return err
 		}
@@ -648,6 +648,7 @@ type metaStore interface {
 	engine.Store
 	engine.ArtifactStore
 	hubapi.WorkflowStore
+	hubapi.WorkflowApprovalStore
 	hubapi.DeployStore
 	secretResolver
 	ResealSecrets(ctx context.Context, ring *secrets.Keyring) (int, error)

@@ -197,6 +197,9 @@ func (h *Handler) namespaceOrRepo(w http.ResponseWriter, r *http.Request) {
 		h.repository(w, r, repo)
 	default:
 		kind, ref, ok := strings.Cut(rest, "/")
+		if ok && ref != "" && h.repoSub(w, r, repo, kind, ref) {
+			return
+		}
 		if !ok || ref == "" || (kind != "tags" && kind != "manifests") {
 			h.notFound(w, r)
 			return

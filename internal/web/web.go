@@ -21,6 +21,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/ratelimit"
 	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/policy"
 )
@@ -54,6 +55,15 @@ type Options struct {
 	ExternalURL string
 	Log         *slog.Logger
 	Now         func() time.Time
+	// Workflows, Webhooks and Deploys back the admin pages of runs, hooks and deploy
+	// history (admin.go); a nil one answers its pages 404.
+	Workflows WorkflowStore
+	Webhooks  HookStore
+	Deploys   DeployHistory
+	// Charts backs the chart pages (charts.go); nil answers them 404.
+	Charts ChartVersions
+	// Policies backs the policies page; nil answers it 404.
+	Policies PolicyList
 }
 
 // Handler serves the web UI.
@@ -64,6 +74,8 @@ type Handler struct {
 	assets  assets
 	cop     *http.CrossOriginProtection
 	touched sync.Map // session id -> time of the last recorded use
+	access  *hubapi.Access
+	streams streamLimit // open live-log streams
 	// dummyHash is verified against for unknown users, so names cannot be probed by
 	// timing.
 	dummyOnce sync.Once
@@ -109,6 +121,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /settings/sessions/end", h.endSession)
 	h.mux.HandleFunc("POST /settings/sessions/end-all", h.endAllSessions)
 	h.mux.HandleFunc("GET /static/{file}", h.static)
+	h.adminRoutes()
 	// Everything else is a namespace, a repository or one of its tags or manifests,
 	// parsed by repoRoute: a repository name has any number of components.
 	h.mux.HandleFunc("GET /", h.namespaceOrRepo)
