@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/deploy/loadtest"
 	"github.com/hubctl/hubctl/internal/hubtypes"
 )
 
@@ -154,25 +155,25 @@ func TestDeployTriggeredByPush(t *testing.T) {
 		t.Fatalf("run 1 %+v", r)
 	}
 	proxy := proxyAddr(t, service)
-	if body, err := getBody(http.DefaultClient, proxy); err != nil || body != "v1-"+id {
+	if body, err := loadtest.Get(http.DefaultClient, proxy); err != nil || body != "v1-"+id {
 		t.Fatalf("after the v1 push, through the proxy: %q %v", body, err)
 	}
 
 	// A tag the trigger does not match deploys nothing.
 	push(web, s.Addr+"/acme/web:latest")
 
-	load := startDeployLoad(proxy, 4)
-	defer load.end()
-	load.waitMore(t, 50)
+	load := loadtest.Start(proxy, 4)
+	defer load.End()
+	load.WaitMore(t, 50)
 	pushWeb("v2")
 	waitRuns(2)
 	switched := time.Now()
-	load.waitMore(t, 100)
-	load.end()
-	if len(load.failures) > 0 {
-		t.Fatalf("%d of %d requests failed during the triggered update, first: %s", len(load.failures), load.total, load.failures[0])
+	load.WaitMore(t, 100)
+	load.End()
+	if failures, total := load.Failures(); len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed during the triggered update, first: %s", len(failures), total, failures[0])
 	}
-	if got := load.since(switched); len(got) != 1 || got["v2-"+id] == 0 {
+	if got := load.Since(switched); len(got) != 1 || got["v2-"+id] == 0 {
 		t.Fatalf("answers after the deploy finished: %v", got)
 	}
 
