@@ -109,29 +109,24 @@ type bench struct {
 }
 
 func run(o options) error {
-	work, err := os.MkdirTemp("", "deploybench-")
+	work, done, err := benchhub.WorkDir("deploybench", o.keep, logf)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		logf("keeping %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
 	bn := &bench{o: o, id: id, work: work, service: "deploybench-" + id, project: "deploybench" + id,
-		images: map[string]string{}, ids: map[string]string{}, answers: map[string]string{}, dockerd: pidOf("dockerd")}
+		images: map[string]string{}, ids: map[string]string{}, answers: map[string]string{}, dockerd: benchhub.PidOf("dockerd")}
 	defer bn.cleanup()
 
 	if o.hubctl == "" {
-		o.hubctl = filepath.Join(work, "hubctl")
-		bn.o.hubctl = o.hubctl
 		logf("building hubctl (static)")
-		if err := command("", []string{"CGO_ENABLED=0"}, "go", "build", "-o", o.hubctl, "./cmd/hubctl"); err != nil {
-			return fmt.Errorf("go build ./cmd/hubctl (run from the module root, or give -hubctl): %w", err)
+		if o.hubctl, err = benchhub.BuildHubctl(work); err != nil {
+			return err
 		}
+		bn.o.hubctl = o.hubctl
 	}
 	// With -hub, the hub has token auth (its deploy API needs a signed-in deployer),
 	// and the docker CLI, docker-compose and hubctl sign in as admin through a
@@ -578,9 +573,9 @@ func (bn *bench) timedCmd(c *exec.Cmd) (measure, error) {
 	start := time.Now()
 	out := &stampWriter{start: start, echo: bn.o.verbose}
 	c.Stdout, c.Stderr = out, out
-	e0 := cpuOf(bn.dockerd)
+	e0 := benchhub.CPU(bn.dockerd)
 	err := c.Run()
-	m := measure{wall: time.Since(start), engineCPU: cpuOf(bn.dockerd) - e0}
+	m := measure{wall: time.Since(start), engineCPU: benchhub.CPU(bn.dockerd) - e0}
 	if c.ProcessState != nil {
 		m.clientCPU = c.ProcessState.UserTime() + c.ProcessState.SystemTime()
 	}
