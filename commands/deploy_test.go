@@ -182,6 +182,12 @@ func TestProxyRunRefusesBadSetup(t *testing.T) {
 		{map[string]string{proxySecretEnv: "a-secret-of-enough-bytes"}, []string{"--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
 		{map[string]string{proxySecretEnv: "a-secret-of-enough-bytes"}, []string{"--log-format", "xml"}, "invalid --log-format"},
 		{nil, []string{"--secret-file", "/nonexistent/secret"}, "control secret: open /nonexistent/secret"},
+		{nil, []string{"--acme-domain", "localhost", "--tls-listen", ":0"}, "needs a DNS name with a dot"},
+		{nil, []string{"--acme-domain", "a.example.com", "--tls-listen", ":0", "--acme-directory", "http://ca/dir"}, "must be an https URL"},
+		{nil, []string{"--acme-domain", "a.example.com", "--tls-listen", ":0", "--tls-cert", "c", "--tls-key", "k"}, "exclude each other"},
+		{nil, []string{"--acme-domain", "a.example.com"}, "--tls-listen needs"},
+		{nil, []string{"--acme-email", "a@example.com"}, "need --acme-domain"},
+		{nil, []string{"--acme-domain", "a.example.com", "--tls-listen", ":0"}, "needs --acme-cache or --state-file"},
 	} {
 		code, _, stderr := run(t, tt.env, append([]string{"proxy", "run", "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0"}, tt.args...)...)
 		if code != 1 || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {

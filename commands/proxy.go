@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -16,9 +17,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/deploy/proxy"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/safetext"
+	"github.com/hubctl/hubctl/internal/tlsconf"
 )
 
 // proxySecretEnv holds the control secret when --secret-file is not given.
@@ -50,6 +53,8 @@ type ProxyRunOptions struct {
 	Config     proxy.Config
 	SecretFile string
 	LogFormat  string
+	// ACMEDomains is --acme-domain, comma-separated.
+	ACMEDomains string
 }
 
 // NewCmdProxyRun returns `hubctl proxy run`. runF receives the parsed options
@@ -59,14 +64,18 @@ func NewCmdProxyRun(f *Factory, runF func(*ProxyRunOptions) error) *cobra.Comman
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Serve as the proxy (the proxy container's entrypoint)",
-		Long: `Serve HTTP (and HTTPS with --tls-listen and certificate files; ACME is not built yet)
-in front of the services deployed to this host, and the control channel on
+		Long: `Serve HTTP (and HTTPS on --tls-listen, with certificate files or ACME) in front
+of the services deployed to this host, and the control channel on
 --control-listen. The control secret (at least 16 bytes) comes from --secret-file
 or $HUBCTL_PROXY_SECRET. Services and their targets are kept in --state-file, so a
 restarted proxy serves them at once. SIGTERM stops accepting connections and lets
-requests in flight finish.`,
+requests in flight finish. With --acme-domain the certificates come from an ACME
+CA (Let's Encrypt by default) as hubctl serve --tls=acme gets them: tls-alpn-01 on
+--tls-listen (publish it on 443), http-01 on --listen (port 80), kept in
+--acme-cache.`,
 		Example: `  hubctl proxy run --listen :80 --state-file /data/state.json --secret-file /run/secrets/proxy
-  HUBCTL_PROXY_SECRET=... hubctl proxy run --listen :80 --tls-listen :443 --tls-cert cert.pem --tls-key key.pem`,
+  HUBCTL_PROXY_SECRET=... hubctl proxy run --listen :80 --tls-listen :443 --tls-cert cert.pem --tls-key key.pem
+  hubctl proxy run --listen :80 --tls-listen :443 --acme-domain shop.example.com --state-file /data/state.json`,
 		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.LogFormat != "text" && opts.LogFormat != "json" {
@@ -75,8 +84,32 @@ requests in flight finish.`,
 			if (opts.Config.CertFile == "") != (opts.Config.KeyFile == "") {
 				return usageErrorf(cmd, "--tls-cert and --tls-key go together")
 			}
-			if (opts.Config.TLSListen != "") != (opts.Config.CertFile != "") {
-				return usageErrorf(cmd, "--tls-listen needs --tls-cert and --tls-key (ACME is not built yet), and they need --tls-listen")
+			opts.Config.ACME.Domains = config.List(opts.ACMEDomains)
+			for _, d := range opts.Config.ACME.Domains {
+				if err := tlsconf.CheckACMEDomain(d); err != nil {
+					return usageErrorf(cmd, "--acme-domain %v", err)
+				}
+			}
+			if d := opts.Config.ACME.Directory; d != "" {
+				if err := tlsconf.CheckACMEDirectory(d); err != nil {
+					return usageErrorf(cmd, "--acme-directory %v", err)
+				}
+			}
+			useACME := len(opts.Config.ACME.Domains) > 0
+			if opts.Config.CertFile != "" && useACME {
+				return usageErrorf(cmd, "--tls-cert and --acme-domain exclude each other: certificate files, or ACME")
+			}
+			if (opts.Config.TLSListen != "") != (opts.Config.CertFile != "" || useACME) {
+				return usageErrorf(cmd, "--tls-listen needs --tls-cert and --tls-key, or --acme-domain, and they need --tls-listen")
+			}
+			if !useACME && (opts.Config.ACME.Email != "" || opts.Config.ACME.Directory != "" || opts.Config.ACMECacheDir != "") {
+				return usageErrorf(cmd, "--acme-email, --acme-directory and --acme-cache need --acme-domain")
+			}
+			if useACME && opts.Config.ACMECacheDir == "" {
+				if opts.Config.StateFile == "" {
+					return usageErrorf(cmd, "--acme-domain needs --acme-cache or --state-file (the certificates are kept beside it): they must outlive a restart, ACME CAs rate-limit")
+				}
+				opts.Config.ACMECacheDir = filepath.Join(filepath.Dir(opts.Config.StateFile), "acme")
 			}
 			secret, err := readProxySecret(f, opts.SecretFile)
 			if err != nil {
@@ -95,6 +128,10 @@ requests in flight finish.`,
 	fl.StringVar(&opts.Config.TLSListen, "tls-listen", "", "HTTPS public `address`, with --tls-cert and --tls-key")
 	fl.StringVar(&opts.Config.CertFile, "tls-cert", "", "PEM certificate `file` with its chain")
 	fl.StringVar(&opts.Config.KeyFile, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fl.StringVar(&opts.ACMEDomains, "acme-domain", "", "Comma-separated domain `names` to get ACME certificates for on --tls-listen (as hubctl serve --tls=acme)")
+	fl.StringVar(&opts.Config.ACME.Directory, "acme-directory", "", "ACME directory `URL` (default Let's Encrypt)")
+	fl.StringVar(&opts.Config.ACME.Email, "acme-email", "", "Contact `email` for the ACME account")
+	fl.StringVar(&opts.Config.ACMECacheDir, "acme-cache", "", "`Directory` keeping the ACME account and certificates (default acme/ beside --state-file)")
 	fl.StringVar(&opts.Config.ControlListen, "control-listen", defaultProxyControl, "Control channel `address`; never publish it")
 	fl.StringVar(&opts.SecretFile, "secret-file", "", "`File` holding the control secret (default $"+proxySecretEnv+")")
 	fl.StringVar(&opts.Config.StateFile, "state-file", "", "`File` keeping services and targets across restarts (default: memory only)")

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hubctl/hubctl/internal/deploy/loadtest"
 )
 
 // dockerLogin logs the docker CLI in to s as user in a config directory of its own
@@ -64,7 +66,7 @@ func TestDeployDockerHub(t *testing.T) {
 	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
 		t.Fatalf("tasks after up = %v", got)
 	}
-	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
+	if body, err := loadtest.Get(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
 		t.Fatalf("through the proxy: %q %v", body, err)
 	}
 	// The secret reached the tasks, from the hub; the hub record holds its name only.
@@ -115,11 +117,11 @@ func TestDeployDockerHub(t *testing.T) {
 
 	// alice: v2, then rollback (to v1, whose spec the hub's record holds).
 	e.mustHubctl(hubArgs(e.deployArgs("update"))...)
-	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v2") {
+	if body, err := loadtest.Get(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v2") {
 		t.Fatalf("after update: %q %v", body, err)
 	}
 	e.mustHubctl(hubArgs(e.deployArgs("rollback"))...)
-	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
+	if body, err := loadtest.Get(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
 		t.Fatalf("after rollback: %q %v", body, err)
 	}
 	recs = nil

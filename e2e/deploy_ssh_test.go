@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubctl/hubctl/internal/deploy/loadtest"
 )
 
 // startDeploySSHD runs sshd on a random loopback port with its own config, host key
@@ -168,7 +170,7 @@ func TestDeployDockerSSH(t *testing.T) {
 	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
 		t.Fatalf("tasks after up over ssh = %v", got)
 	}
-	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
+	if body, err := loadtest.Get(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
 		t.Fatalf("through the proxy: %q %v", body, err)
 	}
 	// The containers carry the spec's host name: they were made through the ssh host.
@@ -177,7 +179,7 @@ func TestDeployDockerSSH(t *testing.T) {
 	}
 	e.writeSpec("v2")
 	e.mustHubctl(e.deployArgs("update")...)
-	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v2") {
+	if body, err := loadtest.Get(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v2") {
 		t.Fatalf("after update over ssh: %q %v", body, err)
 	}
 	if _, errOut, err := e.hubctl(e.args("logs")...); err != nil || !strings.Contains(errOut, "==> remote/") {

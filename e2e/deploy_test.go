@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,9 +15,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hubctl/hubctl/internal/deploy/loadtest"
 )
 
 // webServerSource is the service the deploy tests run: a static Go HTTP server on
@@ -296,109 +296,6 @@ func (e *deployEnv) history() []deployRecord {
 	return recs
 }
 
-// deployLoad sends requests through the proxy continuously from a few goroutines and
-// keeps every failure and, per request, when it started and what answered.
-type deployLoad struct {
-	url  string
-	stop chan struct{}
-	wg   sync.WaitGroup
-
-	mu       sync.Mutex
-	total    int
-	failures []string
-	answers  []answer
-}
-
-type answer struct {
-	started time.Time
-	body    string
-}
-
-func startDeployLoad(url string, workers int) *deployLoad {
-	l := &deployLoad{url: url, stop: make(chan struct{})}
-	for range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c := &http.Client{Timeout: 10 * time.Second}
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				start := time.Now()
-				body, err := getBody(c, l.url)
-				l.mu.Lock()
-				l.total++
-				if err != nil {
-					l.failures = append(l.failures, err.Error())
-				} else {
-					l.answers = append(l.answers, answer{start, body})
-				}
-				l.mu.Unlock()
-			}
-		}()
-	}
-	return l
-}
-
-func getBody(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	return string(b), nil
-}
-
-func (l *deployLoad) end() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
-}
-
-func (l *deployLoad) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
-}
-
-// since counts the answers of requests started after t, by body.
-func (l *deployLoad) since(t time.Time) map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	m := map[string]int{}
-	for _, a := range l.answers {
-		if a.started.After(t) {
-			m[a.body]++
-		}
-	}
-	return m
-}
-
-func (l *deployLoad) waitMore(t *testing.T, n int) {
-	t.Helper()
-	want := l.count() + n
-	deadline := time.Now().Add(30 * time.Second)
-	for l.count() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("load made %d requests, waiting for %d", l.count(), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestDeployDocker is the story on the real engine, without a hub behind
 // the deploy: two replicas behind the proxy, v1 → v2 under load with no failed
 // request, a v3 that never becomes healthy refused while v2 keeps serving, rollback
@@ -460,7 +357,7 @@ func TestDeployDocker(t *testing.T) {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("proxy published on %s; want 127.0.0.1 only", url)
 	}
-	if body, err := getBody(http.DefaultClient, url); err != nil || body != ver("v1") {
+	if body, err := loadtest.Get(http.DefaultClient, url); err != nil || body != ver("v1") {
 		t.Fatalf("GET %s = %q, %v", url, body, err)
 	}
 	// An unchanged spec changes nothing: the tasks are kept, not restarted.
@@ -469,9 +366,9 @@ func TestDeployDocker(t *testing.T) {
 		t.Fatalf("tasks after an unchanged update = %v", got)
 	}
 
-	l := startDeployLoad(url, 4)
-	defer l.end()
-	l.waitMore(t, 100)
+	l := loadtest.Start(url, 4)
+	defer l.End()
+	l.WaitMore(t, 100)
 
 	// v2 under load, pulled from the hub (the engine's copy removed first).
 	run(t, e.dir, nil, "docker", "rmi", e.images["v2"])
@@ -487,8 +384,8 @@ func TestDeployDocker(t *testing.T) {
 	e.mustHubctl(e.deployArgs("update")...)
 	switched := time.Now()
 	t.Logf("update to v2 (image pulled): %s", switched.Sub(start).Round(time.Millisecond))
-	l.waitMore(t, 200)
-	if after := l.since(switched); len(after) != 1 || after[ver("v2")] == 0 {
+	l.WaitMore(t, 200)
+	if after := l.Since(switched); len(after) != 1 || after[ver("v2")] == 0 {
 		t.Errorf("answers to requests started after the switch: %v; want only v2", after)
 	}
 	if got := e.tasks(); !slices.Equal(got, []string{"3:running:true", "3:running:true"}) {
@@ -502,8 +399,8 @@ func TestDeployDocker(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "failed, the tasks before it keep serving") {
 		t.Fatalf("update to v3: %v\n%s", err, errOut)
 	}
-	l.waitMore(t, 100)
-	if after := l.since(refused); len(after) != 1 || after[ver("v2")] == 0 {
+	l.WaitMore(t, 100)
+	if after := l.Since(refused); len(after) != 1 || after[ver("v2")] == 0 {
 		t.Errorf("answers after v3 was refused: %v; want only v2", after)
 	}
 	if got := e.tasks(); !slices.Equal(got, []string{"3:running:true", "3:running:true"}) {
@@ -515,8 +412,8 @@ func TestDeployDocker(t *testing.T) {
 	e.mustHubctl(e.deployArgs("rollback", "1")...)
 	rolled := time.Now()
 	t.Logf("rollback to v1 (image present): %s", rolled.Sub(start).Round(time.Millisecond))
-	l.waitMore(t, 100)
-	if after := l.since(rolled); len(after) != 1 || after[ver("v1")] == 0 {
+	l.WaitMore(t, 100)
+	if after := l.Since(rolled); len(after) != 1 || after[ver("v1")] == 0 {
 		t.Errorf("answers after the rollback: %v; want only v1", after)
 	}
 	recs := e.history()
@@ -595,16 +492,15 @@ func TestDeployDocker(t *testing.T) {
 	if r := e.history(); r[1].Number != 7 || r[1].Outcome != "failed" || !strings.Contains(r[1].Error, "interrupted") {
 		t.Errorf("the killed deploy's record: %+v", r[1])
 	}
-	l.waitMore(t, 100)
-	if after := l.since(converged); len(after) != 1 || after[ver("v1")] == 0 {
+	l.WaitMore(t, 100)
+	if after := l.Since(converged); len(after) != 1 || after[ver("v1")] == 0 {
 		t.Errorf("answers after convergence: %v; want only v1", after)
 	}
 
-	l.end()
-	if len(l.failures) > 0 {
-		t.Errorf("%d of %d requests failed; first: %s", len(l.failures), l.total, l.failures[0])
-	}
-	t.Logf("%d requests through the proxy over 6 deploys, a refused one and a killed one: %d failed", l.total, len(l.failures))
+	l.End()
+	failures, total := l.Failures()
+	l.CheckNoFailure(t, "")
+	t.Logf("%d requests through the proxy over 6 deploys, a refused one and a killed one: %d failed", total, len(failures))
 
 	// logs and inspect of what runs now.
 	if out := e.mustHubctl(e.args("logs")...); strings.Count(out, "serving "+ver("v1")) != 2 {

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/hubctl/hubctl/bench/internal/benchhub"
 )
 
 // load sends GETs at a fixed total rate over a few keep-alive connections, spread over
@@ -147,20 +145,10 @@ func (r *result) add(m measure) {
 }
 
 // p is the q-th percentile of the commands' wall times (nearest rank).
-func (r *result) p(q int) time.Duration { return percentile(r.wall, q) }
+func (r *result) p(q int) time.Duration { return benchhub.Percentile(r.wall, q) }
 
 // serveP is the q-th percentile of the times until every replica served the new version.
-func (r *result) serveP(q int) time.Duration { return percentile(r.serve, q) }
-
-func percentile(d []time.Duration, q int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := (q*len(s)+99)/100 - 1
-	return s[max(i, 0)]
-}
+func (r *result) serveP(q int) time.Duration { return benchhub.Percentile(r.serve, q) }
 
 func (r *result) row() string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
@@ -170,32 +158,4 @@ func (r *result) row() string {
 	}
 	return fmt.Sprintf("%-34s %26s %26s %14s %14s", fmt.Sprintf("%s ×%d", r.name, r.n),
 		three(r.serveP), three(r.p), per(r.cpu), per(r.eng))
-}
-
-// pidOf is the pid of the process named name (one of them), 0 when there is none or
-// it cannot be read.
-func pidOf(name string) int {
-	out := output("pidof", "-s", name)
-	pid, _ := strconv.Atoi(out)
-	return pid
-}
-
-// cpuOf is the CPU time (user + system) a process has used, from /proc; 0 when pid is
-// 0 or unreadable.
-func cpuOf(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+k) * time.Second / 100 // USER_HZ is 100 on Linux
 }

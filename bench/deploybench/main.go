@@ -30,7 +30,9 @@ import (
 type options struct {
 	hubctl    string
 	updates   int
+	unpulled  int
 	rollbacks int
+	hub       bool
 	rate      int
 	workers   int
 	keep      bool
@@ -41,14 +43,16 @@ func main() {
 	var o options
 	flag.StringVar(&o.hubctl, "hubctl", "", "the hubctl `binary`, static (default: CGO_ENABLED=0 go build ./cmd/hubctl into the run's directory)")
 	flag.IntVar(&o.updates, "updates", 10, "updates (v1 → v2 → v1 …) of each side under load")
+	flag.IntVar(&o.unpulled, "unpulled", 4, "further updates of each side with the new image first removed from the engine (pulled from the hub during the update)")
 	flag.IntVar(&o.rollbacks, "rollbacks", 4, "`hubctl deploy rollback`s under load")
+	flag.BoolVar(&o.hub, "hub", false, "record and lock hubctl's deploys in the hub (deploy --hub), not in a local state file and a lock container")
 	flag.IntVar(&o.rate, "rate", 200, "requests per second of the load, in all")
 	flag.IntVar(&o.workers, "workers", 4, "connections of the load")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (hub log, deploy state)")
 	flag.BoolVar(&o.verbose, "v", false, "print the output of every timed command, each line with the time since it started")
 	flag.Parse()
-	if o.updates < 1 || o.rollbacks < 0 || o.rate < 1 || o.workers < 1 {
-		fmt.Fprintln(os.Stderr, "deploybench: -updates, -rate and -workers ≥ 1, -rollbacks ≥ 0")
+	if o.updates < 1 || o.unpulled < 0 || o.rollbacks < 0 || o.rate < 1 || o.workers < 1 {
+		fmt.Fprintln(os.Stderr, "deploybench: -updates, -rate and -workers ≥ 1, -unpulled and -rollbacks ≥ 0")
 		os.Exit(2)
 	}
 	if err := run(o); err != nil {
@@ -56,6 +60,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// adminPassword is the admin password of the hub the benchmark starts.
+const adminPassword = "deploybench-admin"
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "deploybench: "+format+"\n", args...) }
 
@@ -93,46 +100,68 @@ type bench struct {
 	service string
 	proxy   string            // the proxy image
 	images  map[string]string // v1, v2 → reference in the hub
+	ids     map[string]string // v1, v2 → image id on the engine
+	hub     string            // the hub's address with -hub, else ""
+	env     []string          // the environment of hubctl, docker push and docker-compose (DOCKER_CONFIG with -hub)
 	answers map[string]string // v1, v2 → the body that version answers
 	project string            // the compose project
 	dockerd int               // the engine's pid, 0 when unknown
 }
 
 func run(o options) error {
-	work, err := os.MkdirTemp("", "deploybench-")
+	work, done, err := benchhub.WorkDir("deploybench", o.keep, logf)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		logf("keeping %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
 	bn := &bench{o: o, id: id, work: work, service: "deploybench-" + id, project: "deploybench" + id,
-		images: map[string]string{}, answers: map[string]string{}, dockerd: pidOf("dockerd")}
+		images: map[string]string{}, ids: map[string]string{}, answers: map[string]string{}, dockerd: benchhub.PidOf("dockerd")}
 	defer bn.cleanup()
 
 	if o.hubctl == "" {
-		o.hubctl = filepath.Join(work, "hubctl")
-		bn.o.hubctl = o.hubctl
 		logf("building hubctl (static)")
-		if err := command("", []string{"CGO_ENABLED=0"}, "go", "build", "-o", o.hubctl, "./cmd/hubctl"); err != nil {
-			return fmt.Errorf("go build ./cmd/hubctl (run from the module root, or give -hubctl): %w", err)
+		if o.hubctl, err = benchhub.BuildHubctl(work); err != nil {
+			return err
 		}
+		bn.o.hubctl = o.hubctl
 	}
-	h, err := benchhub.Start(o.hubctl, filepath.Join(work, "hub"), "deploybench-admin", []string{"HUBCTL_AUTH_MODE=none"})
+	// With -hub, the hub has token auth (its deploy API needs a signed-in deployer),
+	// and the docker CLI, docker-compose and hubctl sign in as admin through a
+	// docker config of the run's own.
+	hubEnv := []string{"HUBCTL_AUTH_MODE=none"}
+	if o.hub {
+		hubEnv = nil
+	}
+	h, err := benchhub.Start(o.hubctl, filepath.Join(work, "hub"), adminPassword, hubEnv)
 	if err != nil {
 		return err
 	}
 	defer h.Stop()
+	if o.hub {
+		bn.hub = h.Addr
+		bn.env = []string{"DOCKER_CONFIG=" + filepath.Join(work, "docker")}
+		login := exec.Command("docker", "login", h.Addr, "-u", "admin", "--password-stdin")
+		login.Env = append(os.Environ(), bn.env...)
+		login.Stdin = strings.NewReader(adminPassword)
+		if out, err := login.CombinedOutput(); err != nil {
+			return fmt.Errorf("docker login %s: %w\n%s", h.Addr, err, out)
+		}
+		if _, err := bn.timed(o.hubctl, "org", "create", "deploybench", "--registry", h.Addr); err != nil {
+			return err
+		}
+	}
 	if err := bn.buildImages(h.Addr); err != nil {
 		return err
 	}
-	fmt.Printf("deploybench: 2 replicas of a static Go HTTP server FROM scratch, images on the engine; load %d req/s over %d connections on loopback; CPUs %d\n\n",
-		o.rate, o.workers, runtime.NumCPU())
+	where := "history and lock in a local state file and a lock container"
+	if o.hub {
+		where = "history and lock in the hub (deploy --hub), pulls with the hub's pull tokens"
+	}
+	fmt.Printf("deploybench: 2 replicas of a static Go HTTP server FROM scratch; %s; load %d req/s over %d connections on loopback; CPUs %d\n\n",
+		where, o.rate, o.workers, runtime.NumCPU())
 
 	hub, err := bn.hubctlSide()
 	if err != nil {
@@ -145,7 +174,7 @@ func run(o options) error {
 	}
 	fmt.Println()
 	fmt.Printf("%-34s %26s %26s %14s %14s\n", "operation", "all serve new: p50 p95 max", "command: p50 p95 max", "client CPU", "engine CPU")
-	for _, r := range []result{hub.update, hub.rollback, compose.update} {
+	for _, r := range []result{hub.update, hub.cold, hub.rollback, compose.update, compose.cold} {
 		if r.n == 0 {
 			continue
 		}
@@ -155,6 +184,10 @@ func run(o options) error {
 	if compose.update.n > 0 && hub.update.n > 0 {
 		fmt.Printf("update p50, hubctl / compose: all serve new %.2f, command %.2f\n",
 			ratio(hub.update.serveP(50), compose.update.serveP(50)), ratio(hub.update.p(50), compose.update.p(50)))
+	}
+	if compose.cold.n > 0 && hub.cold.n > 0 {
+		fmt.Printf("update p50 with the image not on the engine, hubctl / compose: all serve new %.2f, command %.2f\n",
+			ratio(hub.cold.serveP(50), compose.cold.serveP(50)), ratio(hub.cold.p(50), compose.cold.p(50)))
 	}
 	fmt.Printf("failed requests: hubctl %d of %d (updates and rollbacks), compose %d of %d\n",
 		hub.load.failed, hub.load.total, compose.load.failed, compose.load.total)
@@ -212,10 +245,23 @@ func (bn *bench) buildImages(addr string) error {
 		if err := bn.dockerBuild(src, ref); err != nil {
 			return err
 		}
-		if err := command("", nil, "docker", "push", "-q", ref); err != nil {
+		if err := command("", bn.env, "docker", "push", "-q", ref); err != nil {
 			return err
 		}
 		bn.images[v] = ref
+		if bn.ids[v] = output("docker", "image", "inspect", "-f", "{{.Id}}", ref); bn.ids[v] == "" {
+			return fmt.Errorf("no image id of %s", ref)
+		}
+	}
+	return nil
+}
+
+// unpull removes version v's image from the engine (every tag and digest of it), so
+// the next update to v pulls it from the hub.
+func (bn *bench) unpull(v string) error {
+	_ = exec.Command("docker", "rmi", "-f", bn.ids[v]).Run()
+	if exec.Command("docker", "image", "inspect", bn.ids[v]).Run() == nil {
+		return fmt.Errorf("%s (%s) is still on the engine", bn.images[v], bn.ids[v])
 	}
 	return nil
 }
@@ -275,15 +321,21 @@ func (bn *bench) spec(v string) error {
 	return os.WriteFile(filepath.Join(bn.work, "deploy.yaml"), []byte(spec), 0o644)
 }
 
-func (bn *bench) deployArgs(verb ...string) []string {
+// args are `hubctl deploy VERB` with the run's deploy file, state and hub.
+func (bn *bench) args(verb ...string) []string {
 	return append(append([]string{"deploy"}, verb...), "-f", filepath.Join(bn.work, "deploy.yaml"),
-		"--state-dir", filepath.Join(bn.work, "state"), "--proxy-image", bn.proxy, "--proxy-publish", "127.0.0.1:0")
+		"--state-dir", filepath.Join(bn.work, "state"), "--hub="+bn.hub)
+}
+
+func (bn *bench) deployArgs(verb ...string) []string {
+	return append(bn.args(verb...), "--proxy-image", bn.proxy, "--proxy-publish", "127.0.0.1:0")
 }
 
 // side is one tool's figures.
 type side struct {
-	update, rollback result
-	load             loadResult
+	// cold are the updates whose image was not on the engine.
+	update, cold, rollback result
+	load                   loadResult
 }
 
 func other(v string) string {
@@ -294,7 +346,8 @@ func other(v string) string {
 }
 
 func (bn *bench) hubctlSide() (side, error) {
-	s := side{update: result{name: "hubctl deploy update"}, rollback: result{name: "hubctl deploy rollback"}}
+	s := side{update: result{name: "hubctl deploy update"}, cold: result{name: "hubctl deploy update, not pulled"},
+		rollback: result{name: "hubctl deploy rollback"}}
 	if err := bn.spec("v1"); err != nil {
 		return s, err
 	}
@@ -303,8 +356,7 @@ func (bn *bench) hubctlSide() (side, error) {
 		return s, err
 	}
 	defer func() {
-		down := []string{"deploy", "down", "-f", filepath.Join(bn.work, "deploy.yaml"), "--state-dir", filepath.Join(bn.work, "state")}
-		if _, err := bn.timed(bn.o.hubctl, down...); err != nil {
+		if _, err := bn.timed(bn.o.hubctl, bn.args("down")...); err != nil {
 			logf("hubctl deploy down: %v", err)
 		}
 	}()
@@ -332,6 +384,24 @@ func (bn *bench) hubctlSide() (side, error) {
 		s.update.add(m)
 		logf("hubctl update %d → %s: serving %v, done %v", i+1, v, m.serve.Round(time.Millisecond), m.wall.Round(time.Millisecond))
 	}
+	for i := range bn.o.unpulled {
+		v = other(v)
+		if err := bn.spec(v); err != nil {
+			l.finish()
+			return s, err
+		}
+		if err := bn.unpull(v); err != nil {
+			l.finish()
+			return s, err
+		}
+		m, err := bn.switchTo(urls, v, bn.hubctlCmd(bn.o.hubctl, bn.deployArgs("update")...))
+		if err != nil {
+			l.finish()
+			return s, fmt.Errorf("update %d, not pulled: %w", i+1, err)
+		}
+		s.cold.add(m)
+		logf("hubctl update %d → %s, not pulled: serving %v, done %v", i+1, v, m.serve.Round(time.Millisecond), m.wall.Round(time.Millisecond))
+	}
 	for i := range bn.o.rollbacks {
 		// The default rollback target is the succeeded deploy before the last one:
 		// the other version.
@@ -350,9 +420,7 @@ func (bn *bench) hubctlSide() (side, error) {
 
 // proxyURL reads the published address of the service's proxy from `deploy status`.
 func (bn *bench) proxyURL() (string, error) {
-	args := append(append([]string{"deploy", "status", "-o", "json"}, "-f", filepath.Join(bn.work, "deploy.yaml")),
-		"--state-dir", filepath.Join(bn.work, "state"))
-	out, err := exec.Command(bn.o.hubctl, args...).Output()
+	out, err := bn.hubctlCmd(bn.o.hubctl, bn.args("status", "-o", "json")...).Output()
 	if err != nil {
 		return "", fmt.Errorf("hubctl deploy status: %w", err)
 	}
@@ -393,7 +461,7 @@ services:
 `
 
 func (bn *bench) composeSide() (side, error) {
-	s := side{update: result{name: "docker-compose up -d"}}
+	s := side{update: result{name: "docker-compose up -d"}, cold: result{name: "docker-compose up -d, not pulled"}}
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		logf("docker-compose is not installed (apt-get install -y docker-compose): no peer")
 		return s, nil
@@ -412,7 +480,7 @@ func (bn *bench) composeSide() (side, error) {
 	up := func(v string) *exec.Cmd {
 		c := exec.Command("docker-compose", "-p", bn.project, "up", "-d", "--no-build")
 		c.Dir = dir
-		c.Env = append(os.Environ(), "WEB_IMAGE="+bn.images[v])
+		c.Env = append(append(os.Environ(), bn.env...), "WEB_IMAGE="+bn.images[v])
 		return c
 	}
 	logf("docker-compose up -d (v1)")
@@ -434,6 +502,20 @@ func (bn *bench) composeSide() (side, error) {
 		}
 		s.update.add(m)
 		logf("compose update %d → %s: serving %v, done %v", i+1, v, m.serve.Round(time.Millisecond), m.wall.Round(time.Millisecond))
+	}
+	for i := range bn.o.unpulled {
+		v = other(v)
+		if err := bn.unpull(v); err != nil {
+			l.finish()
+			return s, err
+		}
+		m, err := bn.switchTo(urls, v, up(v))
+		if err != nil {
+			l.finish()
+			return s, fmt.Errorf("compose update %d, not pulled: %w", i+1, err)
+		}
+		s.cold.add(m)
+		logf("compose update %d → %s, not pulled: serving %v, done %v", i+1, v, m.serve.Round(time.Millisecond), m.wall.Round(time.Millisecond))
 	}
 	s.load = l.finish()
 	return s, nil
@@ -483,7 +565,7 @@ func (bn *bench) hubctlCmd(name string, args ...string) *exec.Cmd {
 			env = append(env, kv)
 		}
 	}
-	c.Env = env
+	c.Env = append(env, bn.env...)
 	return c
 }
 
@@ -491,9 +573,9 @@ func (bn *bench) timedCmd(c *exec.Cmd) (measure, error) {
 	start := time.Now()
 	out := &stampWriter{start: start, echo: bn.o.verbose}
 	c.Stdout, c.Stderr = out, out
-	e0 := cpuOf(bn.dockerd)
+	e0 := benchhub.CPU(bn.dockerd)
 	err := c.Run()
-	m := measure{wall: time.Since(start), engineCPU: cpuOf(bn.dockerd) - e0}
+	m := measure{wall: time.Since(start), engineCPU: benchhub.CPU(bn.dockerd) - e0}
 	if c.ProcessState != nil {
 		m.clientCPU = c.ProcessState.UserTime() + c.ProcessState.SystemTime()
 	}

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hubctl/hubctl/bench/internal/benchhub"
 )
 
 type options struct {
@@ -66,23 +68,15 @@ func main() {
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "webhookbench: "+format+"\n", args...) }
 
 func run(o options) error {
-	work, err := os.MkdirTemp("", "webhookbench-")
+	work, done, err := benchhub.WorkDir("webhookbench", o.keep, logf)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		logf("keeping %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	if o.hubctl == "" {
-		o.hubctl = filepath.Join(work, "hubctl")
 		logf("building hubctl")
-		b := exec.Command("go", "build", "-o", o.hubctl, "./cmd/hubctl")
-		b.Env = append(os.Environ(), "CGO_ENABLED=0")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build ./cmd/hubctl (run from the module root, or give -hubctl): %w", err)
+		if o.hubctl, err = benchhub.BuildHubctl(work); err != nil {
+			return err
 		}
 	}
 	rc, err := startReceiver()
@@ -202,7 +196,7 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 			} else {
 				off.add(p)
 			}
-			logf("%s: round %d, hook %s: push p50 %s", name, r+1, map[bool]string{true: "on", false: "off"}[hooked], pct(p.push, 50))
+			logf("%s: round %d, hook %s: push p50 %s", name, r+1, map[bool]string{true: "on", false: "off"}[hooked], benchhub.Percentile(p.push, 50))
 		}
 	}
 
@@ -242,7 +236,7 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 	ready := time.Now()
 	hubCPU0 := 0.0
 	for _, h := range hubs {
-		hubCPU0 += procCPU(h.PID())
+		hubCPU0 += benchhub.TreeCPU(h.PID()).Seconds()
 	}
 	if err := rc.wait(key+"-backlog", o.pushes, 5*time.Minute); err != nil {
 		return err
@@ -250,7 +244,7 @@ func runSetup(o options, rc *receiver, work, key, name string, n int, env []stri
 	first, last := rc.span(key + "-backlog")
 	hubCPU := -hubCPU0
 	for _, h := range hubs {
-		hubCPU += procCPU(h.PID())
+		hubCPU += benchhub.TreeCPU(h.PID()).Seconds()
 	}
 	drainPG := pgCPU(pgPID) - cpu0
 
@@ -267,7 +261,7 @@ func pgCPU(pid int) float64 {
 	if pid == 0 {
 		return 0
 	}
-	return procCPU(pid)
+	return benchhub.TreeCPU(pid).Seconds()
 }
 
 // pushPhase pushes o.pushes distinct small images tagged tag-N from o.workers workers
@@ -289,7 +283,7 @@ func pushPhase(o options, rc *receiver, hubs []*hub, pgPID int, layer []byte, ta
 	)
 	cpu0 := 0.0
 	for _, h := range hubs {
-		cpu0 += procCPU(h.PID())
+		cpu0 += benchhub.TreeCPU(h.PID()).Seconds()
 	}
 	pg0 := pgCPU(pgPID)
 	start := time.Now()
@@ -316,7 +310,7 @@ func pushPhase(o options, rc *receiver, hubs []*hub, pgPID int, layer []byte, ta
 	wg.Wait()
 	p.wall = time.Since(start)
 	for _, h := range hubs {
-		p.hubCPU += procCPU(h.PID())
+		p.hubCPU += benchhub.TreeCPU(h.PID()).Seconds()
 	}
 	p.hubCPU -= cpu0
 	p.pgCPU = pgCPU(pgPID) - pg0
@@ -531,17 +525,6 @@ func (rc *receiver) wait(prefix string, n int, limit time.Duration) error {
 	return nil
 }
 
-// pct is the p-th percentile of ds (nearest rank).
-func pct(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(min(i, len(s))-1, 0)]
-}
-
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
 func report(name string, o options, off, on phase) {
@@ -551,15 +534,15 @@ func report(name string, o options, off, on phase) {
 		fmt.Printf("  %-34s %14.2f %14.2f %8.3f\n", what, a, b, b/a)
 	}
 	f := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	row("push p50 (ms)", f(pct(off.push, 50)), f(pct(on.push, 50)))
-	row("push p99 (ms)", f(pct(off.push, 99)), f(pct(on.push, 99)))
-	row("manifest PUT p50 (ms)", f(pct(off.put, 50)), f(pct(on.put, 50)))
-	row("manifest PUT p99 (ms)", f(pct(off.put, 99)), f(pct(on.put, 99)))
+	row("push p50 (ms)", f(benchhub.Percentile(off.push, 50)), f(benchhub.Percentile(on.push, 50)))
+	row("push p99 (ms)", f(benchhub.Percentile(off.push, 99)), f(benchhub.Percentile(on.push, 99)))
+	row("manifest PUT p50 (ms)", f(benchhub.Percentile(off.put, 50)), f(benchhub.Percentile(on.put, 50)))
+	row("manifest PUT p99 (ms)", f(benchhub.Percentile(off.put, 99)), f(benchhub.Percentile(on.put, 99)))
 	row("pushes/s", float64(off.n)/off.wall.Seconds(), float64(on.n)/on.wall.Seconds())
 	row("hub CPU per push (ms)", 1000*off.hubCPU/float64(off.n), 1000*on.hubCPU/float64(on.n))
 	if off.pgCPU > 0 {
 		row("PostgreSQL CPU per push (ms)", 1000*off.pgCPU/float64(off.n), 1000*on.pgCPU/float64(on.n))
 	}
 	fmt.Printf("  push 201 → event at the receiver: p50 %s ms, p99 %s ms, max %s ms (%d events)\n",
-		ms(pct(on.deliver, 50)), ms(pct(on.deliver, 99)), ms(pct(on.deliver, 100)), len(on.deliver))
+		ms(benchhub.Percentile(on.deliver, 50)), ms(benchhub.Percentile(on.deliver, 99)), ms(benchhub.Percentile(on.deliver, 100)), len(on.deliver))
 }

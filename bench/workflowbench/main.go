@@ -69,23 +69,15 @@ func main() {
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "workflowbench: "+format+"\n", args...) }
 
 func run(o options) error {
-	work, err := os.MkdirTemp("", "workflowbench-")
+	work, done, err := benchhub.WorkDir("workflowbench", o.keep, logf)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		logf("keeping %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	if o.hubctl == "" {
-		o.hubctl = filepath.Join(work, "hubctl")
 		logf("building hubctl")
-		b := exec.Command("go", "build", "-o", o.hubctl, "./cmd/hubctl")
-		b.Env = append(os.Environ(), "CGO_ENABLED=0")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build ./cmd/hubctl (run from the module root, or give -hubctl): %w", err)
+		if o.hubctl, err = benchhub.BuildHubctl(work); err != nil {
+			return err
 		}
 	}
 	image, err := buildImage(work)
@@ -170,7 +162,7 @@ func replicas(o options, work, image string) error {
 	}
 	fmt.Printf("workflowbench: 2 × hubctl serve on one PostgreSQL (Docker executor, network %s, workflows.interval %s, max_jobs 4 each)\n\n",
 		o.network, o.interval)
-	cpu := func() float64 { return procCPU(hubs[0].PID()) + procCPU(hubs[1].PID()) }
+	cpu := func() float64 { return benchhub.CPU(hubs[0].PID()).Seconds() + benchhub.CPU(hubs[1].PID()).Seconds() }
 
 	if err := cs[0].apply("lat", fmt.Sprintf(latencyFlow, image)); err != nil {
 		return err
@@ -196,7 +188,7 @@ func replicas(o options, work, image string) error {
 	used, wall := cpu()-cpu0, time.Since(wall0)
 	slices.Sort(lat)
 	fmt.Printf("replicas: push 201 → first step running (%d pushes alternating, one at a time): p50 %s  p95 %s  max %s\n",
-		n, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(lat[len(lat)-1]))
+		n, ms(benchhub.Percentile(lat, 50)), ms(benchhub.Percentile(lat, 95)), ms(lat[len(lat)-1]))
 	fmt.Printf("  phase: wall %.1f s, hubs' CPU %.2f s (%.1f ms per run)\n\n", wall.Seconds(), used, used*1000/float64(n))
 
 	if err := cs[0].apply("chain", fmt.Sprintf(chainFlow, image)); err != nil {
@@ -228,7 +220,7 @@ func latency(o options, c *client, h *hub, image string) error {
 	if err := c.apply("lat", fmt.Sprintf(latencyFlow, image)); err != nil {
 		return err
 	}
-	cpu0, wall0 := procCPU(h.PID()), time.Now()
+	cpu0, wall0 := benchhub.CPU(h.PID()).Seconds(), time.Now()
 	var lat []time.Duration
 	for i := range o.pushes {
 		at, err := c.push(fmt.Sprintf("lat-%d", i), i)
@@ -244,10 +236,10 @@ func latency(o options, c *client, h *hub, image string) error {
 			return err
 		}
 	}
-	cpu, wall := procCPU(h.PID())-cpu0, time.Since(wall0)
+	cpu, wall := benchhub.CPU(h.PID()).Seconds()-cpu0, time.Since(wall0)
 	slices.Sort(lat)
 	fmt.Printf("push 201 → first step running (%d pushes, one at a time): p50 %s  p95 %s  max %s\n",
-		o.pushes, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(lat[len(lat)-1]))
+		o.pushes, ms(benchhub.Percentile(lat, 50)), ms(benchhub.Percentile(lat, 95)), ms(lat[len(lat)-1]))
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s (%.1f ms per run)\n\n", wall.Seconds(), cpu, cpu*1000/float64(o.pushes))
 	return nil
 }
@@ -257,7 +249,7 @@ func throughput(o options, c *client, h *hub, image string) error {
 	if err := c.apply("chain", fmt.Sprintf(chainFlow, image)); err != nil {
 		return err
 	}
-	cpu0, wall0 := procCPU(h.PID()), time.Now()
+	cpu0, wall0 := benchhub.CPU(h.PID()).Seconds(), time.Now()
 	for i := range o.runs {
 		if _, err := c.push(fmt.Sprintf("chain-%d", i), 1000+i); err != nil {
 			return err
@@ -266,7 +258,7 @@ func throughput(o options, c *client, h *hub, image string) error {
 	if err := c.waitFinished("chain", o.runs, 30*time.Minute); err != nil {
 		return err
 	}
-	cpu, wall := procCPU(h.PID())-cpu0, time.Since(wall0)
+	cpu, wall := benchhub.CPU(h.PID()).Seconds()-cpu0, time.Since(wall0)
 	fmt.Printf("3-job workflow (a → b → c, one step each), %d runs pushed at once: %.1f runs/min (%.1f jobs/min)\n",
 		o.runs, float64(o.runs)/wall.Minutes(), 3*float64(o.runs)/wall.Minutes())
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s (%.1f ms per run)\n\n", wall.Seconds(), cpu, cpu*1000/float64(o.runs))
@@ -278,8 +270,8 @@ func memory(o options, c *client, h *hub, image string) error {
 	if err := c.apply("slow", fmt.Sprintf(slowFlow, image)); err != nil {
 		return err
 	}
-	rss0 := rss(h.PID())
-	cpu0, wall0 := procCPU(h.PID()), time.Now()
+	rss0 := benchhub.RSS(h.PID())
+	cpu0, wall0 := benchhub.CPU(h.PID()).Seconds(), time.Now()
 	for i := range o.queued {
 		if _, err := c.push(fmt.Sprintf("slow-%d", i), 5000+i); err != nil {
 			return err
@@ -289,8 +281,8 @@ func memory(o options, c *client, h *hub, image string) error {
 		return err
 	}
 	time.Sleep(2 * time.Second)
-	rss1 := rss(h.PID())
-	cpu, wall := procCPU(h.PID())-cpu0, time.Since(wall0)
+	rss1 := benchhub.RSS(h.PID())
+	cpu, wall := benchhub.CPU(h.PID()).Seconds()-cpu0, time.Since(wall0)
 	fmt.Printf("%d runs queued (4 running, the rest queued): hub RSS %.1f MiB, %.1f MiB before the pushes\n",
 		o.queued, rss1/1024, rss0/1024)
 	fmt.Printf("  phase: wall %.1f s, hub CPU %.2f s\n", wall.Seconds(), cpu)
@@ -625,49 +617,4 @@ func (c *client) token() (string, error) {
 	return c.tok, nil
 }
 
-func pct(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	i := (len(ds)*p + 99) / 100
-	return ds[min(max(i-1, 0), len(ds)-1)]
-}
-
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-
-// procCPU is the CPU seconds (user + system) of pid, from /proc/PID/stat.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	var sum float64
-	for _, i := range []int{11, 12} { // utime, stime
-		n, _ := strconv.ParseInt(f[i], 10, 64)
-		sum += float64(n) / 100 // USER_HZ
-	}
-	return sum
-}
-
-// rss is pid's resident set in KiB (VmRSS).
-func rss(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				n, _ := strconv.ParseFloat(f[0], 64)
-				return n
-			}
-		}
-	}
-	return 0
-}

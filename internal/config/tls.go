@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hubctl/hubctl/internal/tlsconf"
 )
 
 // DefaultACMEDirectory is Let's Encrypt's production directory.
@@ -142,12 +144,12 @@ func (c *Config) validateOps() []error {
 			errs = append(errs, errors.New("tls.mode acme needs tls.acme_domain (--acme-domain NAME)"))
 		}
 		for _, d := range List(t.ACMEDomain) {
-			if !strings.Contains(d, ".") || net.ParseIP(d) != nil {
-				errs = append(errs, fmt.Errorf("tls.acme_domain %q: an ACME certificate needs a DNS name with a dot", d))
+			if err := tlsconf.CheckACMEDomain(d); err != nil {
+				errs = append(errs, fmt.Errorf("tls.acme_domain %w", err))
 			}
 		}
-		if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
-			errs = append(errs, fmt.Errorf("tls.acme_directory %q must be an https URL", t.ACMEDirectory))
+		if err := tlsconf.CheckACMEDirectory(t.ACMEDirectory); err != nil {
+			errs = append(errs, fmt.Errorf("tls.acme_directory %w", err))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("tls.mode %q is not supported (want off, files, self-signed or acme)", t.Mode))

@@ -65,7 +65,12 @@ func schemaValidate(s *jsonschema.Schema, src []byte) error {
 	return s.Validate(inst)
 }
 
-var yamlBlockRe = regexp.MustCompile("(?ms)^```yaml\n(.*?)^```")
+var (
+	yamlBlockRe = regexp.MustCompile("(?ms)^```yaml\n(.*?)^```")
+	// heredocRe is a deploy file written by a step: `cat > deploy.yaml <<EOF` … `EOF`,
+	// indented as the step's run: is.
+	heredocRe = regexp.MustCompile("(?m)^( *)cat > deploy.yaml <<EOF\n((?s:.*?))^ *EOF$")
+)
 
 // examples are the ```yaml blocks of docs/deploy.md that start a line (each a whole
 // deploy file; an indented block inside a list is a fragment, such as chart values,
@@ -83,6 +88,17 @@ func examples(t *testing.T) map[string][]byte {
 	}
 	if len(out) < 3 {
 		t.Fatalf("%s: %d yaml examples, want at least 3", docFile, len(out))
+	}
+	// The deploy file the workflow example's step writes (a heredoc in its run:),
+	// with the tag it deploys filled in.
+	for _, m := range heredocRe.FindAllSubmatchIndex(md, -1) {
+		line := bytes.Count(md[:m[0]], []byte("\n")) + 1
+		body := string(md[m[4]:m[5]])
+		var lines []string
+		for _, l := range strings.Split(body, "\n") {
+			lines = append(lines, strings.TrimPrefix(l, string(md[m[2]:m[3]])))
+		}
+		out["deploy.md:"+strconv.Itoa(line)+" (heredoc)"] = []byte(strings.ReplaceAll(strings.Join(lines, "\n"), "$HUBCTL_TAG", "v2"))
 	}
 	files, _ := filepath.Glob("testdata/*.yaml")
 	if len(files) < 3 {

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/hubctl/hubctl/internal/config"
@@ -70,24 +69,14 @@ func setupTLS(cfg config.Config, cache ACMECache, log *slog.Logger, stderr io.Wr
 		fmt.Fprintln(stderr, trustLine(ss.CACert(), trustHost(cfg, names[0], addr)))
 		return &tlsSetup{config: base}, nil
 	case "acme":
-		m := &autocert.Manager{
-			Prompt:     autocert.AcceptTOS,
-			HostPolicy: autocert.HostWhitelist(config.List(cfg.TLS.ACMEDomain)...),
-			Cache:      acmeCache{cache},
-			Email:      cfg.TLS.ACMEEmail,
-			Client:     &acme.Client{DirectoryURL: cfg.TLS.ACMEDirectory},
-		}
-		c := m.TLSConfig()
-		c.MinVersion = tls.VersionTLS12
-		// A client that sends no server name (one dialling an IP address: a probe, a
-		// load balancer's check) gets the first domain's certificate rather than a
-		// failed handshake.
-		get, first := c.GetCertificate, config.List(cfg.TLS.ACMEDomain)[0]
-		c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if h.ServerName == "" {
-				h.ServerName = first
-			}
-			return get(h)
+		c, m, err := tlsconf.ACME{
+			Domains:   config.List(cfg.TLS.ACMEDomain),
+			Email:     cfg.TLS.ACMEEmail,
+			Directory: cfg.TLS.ACMEDirectory,
+			Cache:     acmeCache{cache},
+		}.Setup()
+		if err != nil {
+			return nil, err
 		}
 		log.Info("TLS certificates from ACME", "domains", cfg.TLS.ACMEDomain, "directory", cfg.TLS.ACMEDirectory)
 		return &tlsSetup{config: c, acme: m}, nil

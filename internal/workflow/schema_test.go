@@ -17,6 +17,8 @@ import (
 const (
 	schemaFile = "../../docs/workflow.schema.json"
 	docFile    = "../../docs/workflows.md"
+	// deployDocFile shows a workflow that deploys (hubctl deploy in a step).
+	deployDocFile = "../../docs/deploy.md"
 )
 
 func compileSchema(t *testing.T) *jsonschema.Schema {
@@ -60,7 +62,10 @@ func schemaValidate(s *jsonschema.Schema, src []byte) error {
 	return s.Validate(inst)
 }
 
-var yamlBlockRe = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+var (
+	yamlBlockRe      = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+	deployWorkflowRe = regexp.MustCompile("(?s)```yaml workflow\n(.*?)```")
+)
 
 // docExamples are the ```yaml blocks of docs/workflows.md: each is a whole workflow.
 func docExamples(t *testing.T) map[string][]byte {
@@ -76,6 +81,19 @@ func docExamples(t *testing.T) map[string][]byte {
 	}
 	if len(out) < 4 {
 		t.Fatalf("%s: %d yaml examples, want at least 4", docFile, len(out))
+	}
+	// docs/deploy.md's push → workflow → deploy example (```yaml workflow).
+	dmd, err := os.ReadFile(deployDocFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(out)
+	for _, m := range deployWorkflowRe.FindAllSubmatchIndex(dmd, -1) {
+		line := bytes.Count(dmd[:m[0]], []byte("\n")) + 1
+		out["deploy.md:"+strconv.Itoa(line)] = dmd[m[2]:m[3]]
+	}
+	if len(out) == n {
+		t.Fatalf("%s: no ```yaml workflow example", deployDocFile)
 	}
 	files, _ := filepath.Glob("testdata/*.yaml")
 	for _, f := range files {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hubctl/hubctl/internal/deploy/loadtest"
 )
 
 // TestControlRefusesWithoutSecret is the attacker's test: no secret, a wrong one, a
@@ -164,7 +166,7 @@ func TestRestartFromState(t *testing.T) {
 	tp.close()
 
 	tp2 := startProxy(t, state)
-	if b, err := get(http.DefaultClient, tp2.url+"/"); err != nil || b != "v1" {
+	if b, err := loadtest.Get(http.DefaultClient, tp2.url+"/"); err != nil || b != "v1" {
 		t.Fatalf("restarted proxy: %q, %v; want v1 at once", b, err)
 	}
 	req, _ := http.NewRequest("GET", tp2.url+"/", nil)

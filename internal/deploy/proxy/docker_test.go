@@ -25,6 +25,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/hubctl/hubctl/internal/deploy/loadtest"
 )
 
 // missing skips a test whose tool is not here, and fails it when CI=true.
@@ -175,14 +177,14 @@ ENTRYPOINT ["/bin/sh", "-c", "mkdir -p /www && echo $VERSION > /www/index.html &
 	// The control channel is not published: the host reaches only the public port.
 	deploy(v1)
 	waitFor(t, "v1 through the published port", func() bool {
-		body, err := get(http.DefaultClient, url)
+		body, err := loadtest.Get(http.DefaultClient, url)
 		return err == nil && strings.TrimSpace(body) == "v1"
 	})
 
-	l := startLoad(url, 4)
-	defer l.end()
-	before := l.count()
-	waitFor(t, "load on v1", func() bool { return l.count() > before+100 })
+	l := loadtest.Start(url, 4)
+	defer l.End()
+	before := l.Count()
+	waitFor(t, "load on v1", func() bool { return l.Count() > before+100 })
 	v2 := []string{task("v2", 1), task("v2", 2)}
 	out := deploy(v2)
 	switched := time.Now()
@@ -196,13 +198,11 @@ ENTRYPOINT ["/bin/sh", "-c", "mkdir -p /www && echo $VERSION > /www/index.html &
 			t.Fatal(err)
 		}
 	}
-	before = l.count()
-	waitFor(t, "load on v2", func() bool { return l.count() > before+200 })
-	l.end()
-	if len(l.failures) > 0 {
-		t.Errorf("%d of %d requests failed; first: %s", len(l.failures), l.total, l.failures[0])
-	}
-	after := l.since(switched)
+	before = l.Count()
+	waitFor(t, "load on v2", func() bool { return l.Count() > before+200 })
+	l.End()
+	l.CheckNoFailure(t, "")
+	after := l.Since(switched)
 	if len(after) != 1 || after["v2\n"] == 0 {
 		t.Errorf("responses to requests started after the switch: %v; want only v2", after)
 	}
@@ -211,7 +211,8 @@ ENTRYPOINT ["/bin/sh", "-c", "mkdir -p /www && echo $VERSION > /www/index.html &
 	if code == 0 || !strings.Contains(out, "needs the proxy's secret") {
 		t.Errorf("status with a wrong secret: exit %d: %s", code, out)
 	}
-	t.Logf("%d requests through the proxy container, 0 failed", l.total)
+	_, total := l.Failures()
+	t.Logf("%d requests through the proxy container, 0 failed", total)
 }
 
 // execIn runs args in the container and returns its output and exit code.

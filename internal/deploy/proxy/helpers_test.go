@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -129,93 +128,6 @@ func targets(ts ...*task) []string {
 		out[i] = tk.addr
 	}
 	return out
-}
-
-// get fetches path through the proxy and returns the body; a status other than
-// 200 is an error.
-func get(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return string(b), nil
-}
-
-// load sends requests continuously through the proxy from several workers and
-// records every outcome with its start time.
-type load struct {
-	stop     chan struct{}
-	once     sync.Once
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	total    int
-	failures []string
-	results  []loadResult
-}
-
-type loadResult struct {
-	start time.Time
-	body  string
-}
-
-func startLoad(url string, workers int) *load {
-	l := &load{stop: make(chan struct{})}
-	tr := &http.Transport{MaxIdleConnsPerHost: workers}
-	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	for range workers {
-		l.wg.Go(func() {
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				start := time.Now()
-				body, err := get(c, url)
-				l.mu.Lock()
-				l.total++
-				if err != nil {
-					l.failures = append(l.failures, err.Error())
-				} else {
-					l.results = append(l.results, loadResult{start, body})
-				}
-				l.mu.Unlock()
-			}
-		})
-	}
-	return l
-}
-
-func (l *load) end() {
-	l.once.Do(func() { close(l.stop) })
-	l.wg.Wait()
-}
-
-// since returns the bodies of requests started after t, counted by body.
-func (l *load) since(t time.Time) map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := map[string]int{}
-	for _, r := range l.results {
-		if r.start.After(t) {
-			out[r.body]++
-		}
-	}
-	return out
-}
-
-func (l *load) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {

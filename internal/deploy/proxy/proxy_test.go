@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hubctl/hubctl/internal/deploy/loadtest"
 )
 
 // TestZeroDowntimeSwitch: under continuous load, v1 (two tasks) is replaced by v2
@@ -23,8 +25,8 @@ func TestZeroDowntimeSwitch(t *testing.T) {
 	if _, err := tp.client.Deploy(ctx, "web", DeployRequest{Targets: targets(v1a, v1b), Health: fastHealth}); err != nil {
 		t.Fatal(err)
 	}
-	l := startLoad(tp.url+"/", 4)
-	defer l.end()
+	l := loadtest.Start(tp.url+"/", 4)
+	defer l.End()
 	waitFor(t, "load on v1", func() bool { return v1a.requests.Load() > 20 && v1b.requests.Load() > 20 })
 
 	v2a, v2b := startTask(t, "v2", true), startTask(t, "v2", true)
@@ -39,8 +41,8 @@ func TestZeroDowntimeSwitch(t *testing.T) {
 	// The deployer stops the old tasks once the proxy says they are drained.
 	v1a.stop()
 	v1b.stop()
-	before := l.count()
-	waitFor(t, "load on v2", func() bool { return l.count() > before+200 })
+	before := l.Count()
+	waitFor(t, "load on v2", func() bool { return l.Count() > before+200 })
 
 	v3a, v3b := startTask(t, "v3", false), startTask(t, "v3", true)
 	start := time.Now()
@@ -51,14 +53,12 @@ func TestZeroDowntimeSwitch(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the refusal took %s; the deploy timeout is 400ms", d)
 	}
-	before = l.count()
-	waitFor(t, "load after v3", func() bool { return l.count() > before+200 })
-	l.end()
+	before = l.Count()
+	waitFor(t, "load after v3", func() bool { return l.Count() > before+200 })
+	l.End()
 
-	if len(l.failures) > 0 {
-		t.Errorf("%d of %d requests failed; first: %s", len(l.failures), l.total, l.failures[0])
-	}
-	after := l.since(switched)
+	l.CheckNoFailure(t, "")
+	after := l.Since(switched)
 	if len(after) != 1 || after["v2"] == 0 {
 		t.Errorf("responses to requests started after the switch: %v; want only v2", after)
 	}
@@ -76,7 +76,8 @@ func TestZeroDowntimeSwitch(t *testing.T) {
 	if st.Generation != 2 || !sameSet(addrs, targets(v2a, v2b)) {
 		t.Errorf("status after the refused v3 = %+v; want generation 2 on v2", st)
 	}
-	t.Logf("%d requests, 0 failed; v1 → v2 switch, v3 refused", l.total)
+	_, total := l.Failures()
+	t.Logf("%d requests, 0 failed; v1 → v2 switch, v3 refused", total)
 }
 
 // TestDrainWaitsForInFlight: a slow request that started on v1 finishes on v1, the
@@ -92,7 +93,7 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 	slow := func(ms string) (chan string, chan time.Time) {
 		body, done := make(chan string, 1), make(chan time.Time, 1)
 		go func() {
-			b, err := get(http.DefaultClient, tp.url+"/slow?ms="+ms)
+			b, err := loadtest.Get(http.DefaultClient, tp.url+"/slow?ms="+ms)
 			if err != nil {
 				b = "error: " + err.Error()
 			}
@@ -116,7 +117,7 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 		st, _ := tp.p.Status("web")
 		return st.Generation == 2
 	})
-	if b, err := get(http.DefaultClient, tp.url+"/"); err != nil || b != "v2" {
+	if b, err := loadtest.Get(http.DefaultClient, tp.url+"/"); err != nil || b != "v2" {
 		t.Errorf("a request during the drain: %q, %v; want v2", b, err)
 	}
 	res := <-deployed
@@ -158,7 +159,7 @@ func slowOn(t *testing.T, tp *testProxy, tk *task, ms string) (chan string, chan
 	t.Helper()
 	body, done := make(chan string, 1), make(chan time.Time, 1)
 	go func() {
-		b, err := get(http.DefaultClient, tp.url+"/slow?ms="+ms)
+		b, err := loadtest.Get(http.DefaultClient, tp.url+"/slow?ms="+ms)
 		if err != nil {
 			b = "error: " + err.Error()
 		}
@@ -178,7 +179,7 @@ func TestRoundRobinSkipsUnhealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 20 {
-		if _, err := get(http.DefaultClient, tp.url+"/"); err != nil {
+		if _, err := loadtest.Get(http.DefaultClient, tp.url+"/"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,7 +193,7 @@ func TestRoundRobinSkipsUnhealthy(t *testing.T) {
 	})
 	b.requests.Store(0)
 	for range 10 {
-		if body, err := get(http.DefaultClient, tp.url+"/"); err != nil || body != "a" {
+		if body, err := loadtest.Get(http.DefaultClient, tp.url+"/"); err != nil || body != "a" {
 			t.Fatalf("with b unhealthy: %q, %v", body, err)
 		}
 	}
@@ -332,7 +333,7 @@ func TestDeployAbandoned(t *testing.T) {
 	if st := mustStatus(t, tp.p, "web"); st.Generation != 1 || st.Targets[0].Address != v1.addr {
 		t.Errorf("status = %+v; want v1 still", st)
 	}
-	if b, err := get(http.DefaultClient, tp.url+"/"); err != nil || b != "v1" {
+	if b, err := loadtest.Get(http.DefaultClient, tp.url+"/"); err != nil || b != "v1" {
 		t.Errorf("after an abandoned deploy: %q, %v", b, err)
 	}
 }

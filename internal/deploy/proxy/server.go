@@ -8,7 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
+
+	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/hubctl/hubctl/internal/tlsconf"
 )
 
 // Config is how `hubctl proxy run` serves: the public listeners, the control
@@ -17,8 +23,14 @@ type Config struct {
 	// Listen is the plain-HTTP public address (":80"); empty serves none.
 	Listen string
 	// TLSListen is the HTTPS public address (":443"), with CertFile and KeyFile
-	// (PEM); empty serves none. ACME is not built yet.
+	// (PEM, re-read when they change) or ACME; empty serves none.
 	TLSListen, CertFile, KeyFile string
+	// ACME, when its Domains are set, gets TLSListen's certificates from an ACME CA
+	// (tls-alpn-01 on TLSListen, http-01 on Listen), as `hubctl serve --tls=acme`
+	// does; its Cache is ACMECacheDir when ACME.Cache is nil.
+	ACME tlsconf.ACME
+	// ACMECacheDir keeps the ACME account and certificates (autocert.DirCache).
+	ACMECacheDir string
 	// ControlListen is the control channel's address; it must not be a public one.
 	ControlListen string
 	// Secret authenticates the control channel.
@@ -40,8 +52,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.ControlListen == "" {
 		return errors.New("proxy: no control listener: give --control-listen")
 	}
-	if (cfg.TLSListen != "") != (cfg.CertFile != "" && cfg.KeyFile != "") {
-		return errors.New("proxy: --tls-listen needs --tls-cert and --tls-key, and they need it")
+	files, useACME := cfg.CertFile != "" || cfg.KeyFile != "", len(cfg.ACME.Domains) > 0
+	switch {
+	case files && useACME:
+		return errors.New("proxy: give certificate files or ACME domains, not both")
+	case files && (cfg.CertFile == "" || cfg.KeyFile == ""):
+		return errors.New("proxy: --tls-cert and --tls-key go together")
+	case (cfg.TLSListen != "") != (files || useACME):
+		return errors.New("proxy: --tls-listen needs --tls-cert and --tls-key, or --acme-domain, and they need it")
+	case useACME && cfg.ACME.Cache == nil && cfg.ACMECacheDir == "":
+		return errors.New("proxy: ACME needs a cache directory (--acme-cache, or a --state-file beside which it goes): certificates must outlive a restart, ACME CAs rate-limit")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -56,13 +76,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	var tlsConf *tls.Config
-	if cfg.TLSListen != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
+	var (
+		tlsConf *tls.Config
+		acmeMgr *autocert.Manager
+	)
+	switch {
+	case files:
+		fc := &tlsconf.FileCert{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, OnError: func(err error) {
+			log.Warn("proxy: reload TLS certificate: serving the previous one", "err", err)
+		}}
+		if err := fc.Load(); err != nil {
 			return fmt.Errorf("proxy: TLS certificate: %w", err)
 		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsConf = &tls.Config{GetCertificate: fc.GetCertificate, MinVersion: tls.VersionTLS12}
+	case useACME:
+		a := cfg.ACME
+		if a.Cache == nil {
+			if err := os.MkdirAll(cfg.ACMECacheDir, 0o700); err != nil {
+				return fmt.Errorf("proxy: ACME cache: %w", err)
+			}
+			a.Cache = autocert.DirCache(cfg.ACMECacheDir)
+		}
+		if tlsConf, acmeMgr, err = a.Setup(); err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+		log.Info("proxy: TLS certificates from ACME", "domains", strings.Join(a.Domains, ","), "directory", a.Directory)
 	}
 
 	type srv struct {
@@ -96,7 +134,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var pub, pubTLS, ctl net.Addr
 	if cfg.Listen != "" {
-		if pub, err = listen(cfg.Listen, p, nil, 0); err != nil {
+		if pub, err = listen(cfg.Listen, tlsconf.HTTPHandler(acmeMgr, p), nil, 0); err != nil {
 			return err
 		}
 	}
