@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -50,6 +51,12 @@ type Host struct {
 	name string
 	api  *client.Client
 	opts Options
+
+	// answered holds the proxy containers whose control channel answered this
+	// Host (Observe and WaitIdle ask it before a deploy), so Prepare need not
+	// wait for it again: one exec less per deploy.
+	mu       sync.Mutex
+	answered map[string]bool
 }
 
 // New returns the host name reached through api (see Dial).
@@ -180,6 +187,9 @@ func (h *Host) ensureProxy(ctx context.Context, service string) error {
 			return fmt.Errorf("container name %s is taken by a container that is not this service's proxy", name)
 		}
 		if c.State != nil && c.State.Running {
+			if h.hasAnswered(c.ID) {
+				return nil
+			}
 			return h.waitProxy(ctx, c.ID)
 		}
 		if _, err := h.api.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
@@ -269,12 +279,29 @@ func parsePublish(s string) (netip.Addr, string, error) {
 	return ip, port, nil
 }
 
+// setAnswered notes that the control channel of proxy container id answered.
+func (h *Host) setAnswered(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.answered == nil {
+		h.answered = map[string]bool{}
+	}
+	h.answered[id] = true
+}
+
+func (h *Host) hasAnswered(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.answered[id]
+}
+
 // waitProxy waits until the proxy's control channel answers.
 func (h *Host) waitProxy(ctx context.Context, id string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, _, code, err := h.exec(ctx, id, []string{"/hubctl", "proxy", "status", "-o", "json"})
 		if err == nil && code == 0 {
+			h.setAnswered(id)
 			return nil
 		}
 		if time.Now().After(deadline) {
