@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -195,7 +198,13 @@ func NewCmdDeployLogs(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs [CONTAINER]",
 		Short: "Print the logs of the service's tasks (or one container of it)",
-		Args:  checkArgs(cobra.MaximumNArgs(1)),
+		Long: `Print the last lines of the logs of every task of the service on its hosts (or of
+one container of it, a task, an accessory or the proxy). With --follow, stream them
+until interrupted, each line prefixed with HOST/TASK; a task a deploy starts while
+following (replacing an old one) is picked up and shown from its first line.`,
+		Example: `  hubctl deploy logs --tail 20
+  hubctl deploy logs --follow`,
+		Args: checkArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.check(cmd, f); err != nil {
 				return err
@@ -208,6 +217,7 @@ func NewCmdDeployLogs(f *Factory) *cobra.Command {
 	}
 	opts.bind(cmd, false)
 	cmd.Flags().StringVar(&opts.Tail, "tail", "100", "Lines from the end of each log (`N` or all)")
+	cmd.Flags().BoolVar(&opts.Follow, "follow", false, "Stream the logs until interrupted, picking up tasks started meanwhile")
 	return cmd
 }
 
@@ -219,11 +229,23 @@ func deployLogsRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 	if s.Kubernetes != nil {
 		return errors.New("logs of a Kubernetes release: use kubectl logs")
 	}
+	if o.Follow {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	hosts, err := dialHosts(ctx, f, o, s)
 	if err != nil {
 		return err
 	}
 	defer closeHosts(hosts)
+	if o.Follow && o.Task == "" {
+		srcs := make([]deploy.LogSource, len(hosts))
+		for i, h := range hosts {
+			srcs[i] = h
+		}
+		return deploy.FollowLogs(ctx, srcs, s.Service.Name, o.Tail, o.IO.Out, deploy.FollowPoll)
+	}
 	found := false
 	for _, h := range hosts {
 		st, err := h.Observe(ctx, s.Service.Name)
@@ -236,7 +258,7 @@ func deployLogsRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 			}
 			found = true
 			fmt.Fprintf(o.IO.ErrOut, "==> %s/%s <==\n", safetext.Escape(h.Name()), safetext.Escape(c.Name))
-			if err := h.Logs(ctx, c.ID, o.Tail, false, o.IO.Out, o.IO.Out); err != nil {
+			if err := h.Logs(ctx, c.ID, o.Tail, o.Follow, o.IO.Out, o.IO.Out); err != nil {
 				return err
 			}
 		}

@@ -45,9 +45,10 @@ type DeployOptions struct {
 	Output       string
 	// Volumes (down) removes the named volumes the deploys made too.
 	Volumes bool
-	// Tail and Task (logs).
-	Tail string
-	Task string
+	// Tail, Task and Follow (logs).
+	Tail   string
+	Task   string
+	Follow bool
 	// Version (rollback) is the deploy to re-deploy; 0: the previous succeeded one.
 	Version int
 }
