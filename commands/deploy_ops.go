@@ -22,9 +22,23 @@ import (
 // The verbs around a deployed service: down, status, inspect, logs, history,
 // rollback, lock break.
 
+// deployVerb binds the deploy options onto cmd (deploys: the flags of the verbs that
+// deploy too) and makes its RunE check them and call run: the shape every verb of
+// a deployed service shares.
+func deployVerb(f *Factory, cmd *cobra.Command, deploys bool, run func(cmd *cobra.Command, o *DeployOptions, args []string) error) *DeployOptions {
+	opts := &DeployOptions{}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := opts.check(cmd, f); err != nil {
+			return err
+		}
+		return run(cmd, opts, args)
+	}
+	opts.bind(cmd, deploys)
+	return opts
+}
+
 // NewCmdDeployDown returns `hubctl deploy down`.
 func NewCmdDeployDown(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Remove the service from its hosts: tasks, accessories, proxy, network",
@@ -33,14 +47,10 @@ accessories, the proxy), its network and the proxy's state volume, under the
 service's lock. Named volumes of the tasks and accessories are kept unless
 --volumes. Nothing without the service's labels is touched.`,
 		Args: checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			return deployDownRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, false)
+	opts := deployVerb(f, cmd, false, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		return deployDownRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().BoolVar(&opts.Volumes, "volumes", false, "Remove the named volumes the deploys made too")
 	return cmd
 }
@@ -100,19 +110,10 @@ func NewCmdDeployInspect(f *Factory) *cobra.Command {
 
 // newDeployViewCmd builds the two read-only views of a service, status and inspect.
 func newDeployViewCmd(f *Factory, use, short string, inspect bool) (*cobra.Command, *DeployOptions) {
-	opts := &DeployOptions{}
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			return deployStatusRun(cmd.Context(), f, opts, inspect)
-		},
-	}
-	opts.bind(cmd, false)
+	cmd := &cobra.Command{Use: use, Short: short, Args: checkArgs(cobra.NoArgs)}
+	opts := deployVerb(f, cmd, false, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		return deployStatusRun(cmd.Context(), f, o, inspect)
+	})
 	return cmd, opts
 }
 
@@ -194,7 +195,6 @@ func deployKubeHistory(ctx context.Context, f *Factory, o *DeployOptions, s *dep
 
 // NewCmdDeployLogs returns `hubctl deploy logs`.
 func NewCmdDeployLogs(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "logs [CONTAINER]",
 		Short: "Print the logs of the service's tasks (or one container of it)",
@@ -205,17 +205,13 @@ following (replacing an old one) is picked up and shown from its first line.`,
 		Example: `  hubctl deploy logs --tail 20
   hubctl deploy logs --follow`,
 		Args: checkArgs(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			if len(args) == 1 {
-				opts.Task = args[0]
-			}
-			return deployLogsRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, false)
+	opts := deployVerb(f, cmd, false, func(cmd *cobra.Command, o *DeployOptions, args []string) error {
+		if len(args) == 1 {
+			o.Task = args[0]
+		}
+		return deployLogsRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().StringVar(&opts.Tail, "tail", "100", "Lines from the end of each log (`N` or all)")
 	cmd.Flags().BoolVar(&opts.Follow, "follow", false, "Stream the logs until interrupted, picking up tasks started meanwhile")
 	return cmd
@@ -271,19 +267,14 @@ func deployLogsRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 
 // NewCmdDeployHistory returns `hubctl deploy history`.
 func NewCmdDeployHistory(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "List the service's deploys, newest first: number, outcome, image, who, when",
 		Args:  checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			return deployHistoryRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, false)
+	opts := deployVerb(f, cmd, false, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		return deployHistoryRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
 	return cmd
 }
@@ -336,7 +327,6 @@ func clipNote(s string) string {
 
 // NewCmdDeployRollback returns `hubctl deploy rollback`.
 func NewCmdDeployRollback(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "rollback [VERSION]",
 		Short: "Re-deploy an earlier deploy's spec and pinned images (default: the previous succeeded one)",
@@ -345,21 +335,17 @@ through the same health-gated, zero-downtime sequence as update; with the image
 still on the hosts it takes seconds. Without VERSION, the succeeded deploy before
 the last succeeded one. The rollback is recorded as a deploy of its own.`,
 		Args: checkArgs(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			if len(args) == 1 {
-				n, err := strconv.Atoi(args[0])
-				if err != nil || n < 1 {
-					return usageErrorf(cmd, "VERSION %q: want a deploy number from hubctl deploy history", args[0])
-				}
-				opts.Version = n
-			}
-			return deployRollbackRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, true)
+	opts := deployVerb(f, cmd, true, func(cmd *cobra.Command, o *DeployOptions, args []string) error {
+		if len(args) == 1 {
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 {
+				return usageErrorf(cmd, "VERSION %q: want a deploy number from hubctl deploy history", args[0])
+			}
+			o.Version = n
+		}
+		return deployRollbackRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
 	return cmd
 }
@@ -434,7 +420,6 @@ func deployRollbackRun(ctx context.Context, f *Factory, o *DeployOptions) error 
 
 // NewCmdDeployLock returns `hubctl deploy lock`.
 func NewCmdDeployLock(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	brk := &cobra.Command{
 		Use:   "break",
 		Short: "Remove the service's deploy lock, whoever holds it (a deploy that died)",
@@ -442,36 +427,36 @@ func NewCmdDeployLock(f *Factory) *cobra.Command {
 stopped renewing it (60 s), or whose holder was a hubctl of this machine that has
 ended, is taken over by the next deploy anyway; break is for the others.`,
 		Args: checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			s, _, err := loadDeploySpec(opts)
-			if err != nil {
-				return err
-			}
-			hub, err := openDeployHub(f, opts, s)
-			if err != nil {
-				return err
-			}
-			var hosts []*dockerhost.Host
-			if hub == nil {
-				if hosts, err = dialHosts(cmd.Context(), f, opts, s); err != nil {
-					return err
-				}
-				defer closeHosts(hosts)
-			}
-			hist, err := deployHistory(opts, hub, hosts)
-			if err != nil {
-				return err
-			}
-			if err := hist.BreakLock(cmd.Context(), s.Service.Name); err != nil {
-				return err
-			}
-			fmt.Fprintf(opts.IO.ErrOut, "%s: lock removed\n", safetext.Escape(s.Service.Name))
-			return nil
-		},
 	}
-	opts.bind(brk, false)
+	deployVerb(f, brk, false, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		return deployLockBreakRun(cmd.Context(), f, o)
+	})
 	return groupCommand("lock", "The service's deploy lock", "A deploy holds its service's lock while it runs, so two never run at once.", brk)
+}
+
+func deployLockBreakRun(ctx context.Context, f *Factory, o *DeployOptions) error {
+	s, _, err := loadDeploySpec(o)
+	if err != nil {
+		return err
+	}
+	hub, err := openDeployHub(f, o, s)
+	if err != nil {
+		return err
+	}
+	var hosts []*dockerhost.Host
+	if hub == nil {
+		if hosts, err = dialHosts(ctx, f, o, s); err != nil {
+			return err
+		}
+		defer closeHosts(hosts)
+	}
+	hist, err := deployHistory(o, hub, hosts)
+	if err != nil {
+		return err
+	}
+	if err := hist.BreakLock(ctx, s.Service.Name); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.IO.ErrOut, "%s: lock removed\n", safetext.Escape(s.Service.Name))
+	return nil
 }

@@ -70,7 +70,6 @@ func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
 // NewCmdDeployUp returns `hubctl deploy up` (and, with use "update", the same verb
 // under the name a redeploy reads best with). runF receives the parsed options.
 func NewCmdDeployUp(f *Factory, use string, runF func(*DeployOptions) error) *cobra.Command {
-	opts := &DeployOptions{}
 	short := "Deploy the service: start what is missing, replace what changed, with no downtime"
 	if use == "update" {
 		short = "Deploy a new version of the service (the same as up): health-gated, zero-downtime switch"
@@ -91,17 +90,13 @@ nothing.`,
 		Example: `  hubctl deploy up -f deploy.yaml --hub hub.example.com
   hubctl deploy update --dry-run`,
 		Args: checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return deployUpRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, true)
+	opts := deployVerb(f, cmd, true, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		if runF != nil {
+			return runF(o)
+		}
+		return deployUpRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "Print the plan (what starts, stays, stops) and change nothing")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
 	return cmd
