@@ -59,7 +59,7 @@ func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
 	fl.StringVar(&o.StateDir, "state-dir", ".hubctl/deploy", "`Directory` of the local deploy history (without a hub)")
 	fl.StringVar(&o.Hub, "hub", "", "Record, lock and pull through this hub `host` (the image's; default $"+deployHubEnv+"; --hub= for none)")
 	if deploys {
-		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+", else built from this hubctl and loaded into each engine)")
+		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+", else built from this hubctl: pushed to the hub and pulled by digest with --hub, loaded into each engine without)")
 		fl.StringVar(&o.ProxyPublish, "proxy-publish", "80", "Where the proxy's HTTP port is published on each host: `[IP:]PORT` (0: any free port)")
 		fl.BoolVar(&o.Insecure, "insecure", false, "Reach the image's registry over plain HTTP (loopback registries always are)")
 	}
@@ -320,10 +320,22 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 	if err != nil {
 		return err
 	}
+	if built != nil && hub != nil && !o.DryRun {
+		// With a hub the proxy image goes there, and the hosts pull it by digest.
+		pinned, err := built.push(ctx, f, o, hub)
+		if err != nil {
+			return fmt.Errorf("push the proxy image to %s (or give --proxy-image): %w", hub.host, err)
+		}
+		o.ProxyImage, built = pinned, nil
+	}
 	var hist deploy.History
 	if hub != nil {
 		h := &hubDeployHistory{History: hub.hist}
-		hist, auth = h, hub.pullAuth(ctx, h, s, auth)
+		var extra []string
+		if s.Service.Proxy != nil && o.ProxyImage != "" {
+			extra = append(extra, o.ProxyImage)
+		}
+		hist, auth = h, hub.pullAuth(ctx, h, s, auth, extra...)
 	}
 	hosts, err := dialHostsAuth(ctx, o, s, auth)
 	if err != nil {

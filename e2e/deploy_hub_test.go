@@ -60,9 +60,20 @@ func TestDeployDockerHub(t *testing.T) {
 	}
 
 	writeSpec("v1")
-	e.mustHubctl(hubArgs(e.deployArgs("up"))...)
+	// Without --proxy-image: hubctl builds the proxy image from its own binary,
+	// pushes it to the hub in alice's namespace, and the engine pulls it by digest.
+	e.mustHubctl(hubArgs(append(e.args("up"), "--proxy-publish", "127.0.0.1:0"))...)
 	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
 		t.Fatalf("tasks after up = %v", got)
+	}
+	proxyImage := e.docker("inspect", "-f", "{{.Config.Image}}", "hubctl-proxy-"+e.service)
+	e.extraImages = append(e.extraImages, proxyImage)
+	if !strings.HasPrefix(proxyImage, s.Addr+"/alice/hubctl-proxy@sha256:") {
+		t.Fatalf("the proxy runs %q; want the image hubctl pushed to the hub, by digest", proxyImage)
+	}
+	// The engine knows it by the hub's digest: it was pulled from there, not loaded.
+	if rd := e.docker("image", "inspect", "-f", "{{json .RepoDigests}}", proxyImage); !strings.Contains(rd, proxyImage) {
+		t.Fatalf("the proxy image's repo digests %s; want %s (pulled from the hub)", rd, proxyImage)
 	}
 	if body, err := getBody(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
 		t.Fatalf("through the proxy: %q %v", body, err)
