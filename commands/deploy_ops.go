@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hubctl/hubctl/internal/deploy"
-	"github.com/hubctl/hubctl/internal/deploy/dockerhost"
 	"github.com/hubctl/hubctl/internal/safetext"
 )
 
@@ -60,11 +59,26 @@ func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 	if err != nil {
 		return err
 	}
+	hub, err := openDeployHub(f, o, s)
+	if err != nil {
+		return err
+	}
 	if s.Kubernetes != nil {
 		rel, err := deployRelease(f, o, s)
 		if err != nil {
 			return err
 		}
+		var locks []deploy.HostLock
+		if hub == nil {
+			if locks, err = kubeLocks(s); err != nil {
+				return err
+			}
+		}
+		unlock, err := lockForDown(ctx, o, s, hub, locks)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		return rel.Uninstall(ctx, s)
 	}
 	hosts, err := dialHosts(ctx, f, o, s)
@@ -72,27 +86,85 @@ func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 		return err
 	}
 	defer closeHosts(hosts)
-	holder := deployHolder()
-	holder.Acquired = time.Now()
-	holder.Expires = holder.Acquired.Add(deploy.LockTTL)
-	var locked []*dockerhost.Host
-	defer func() {
-		for _, h := range locked {
-			_ = h.Unlock(context.WithoutCancel(ctx), s.Service.Name, holder)
-		}
-	}()
-	for _, h := range hosts {
-		if err := h.Lock(ctx, s.Service.Name, holder); err != nil {
-			return err
-		}
-		locked = append(locked, h)
+	var locks []deploy.HostLock
+	if hub == nil {
+		locks = hostLocks(hosts)
 	}
+	unlock, err := lockForDown(ctx, o, s, hub, locks)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	d := &deploy.Deployer{Log: o.IO.ErrOut, Targets: deployTargets(hosts)}
 	if err := d.Down(ctx, s.Service.Name, o.Volumes); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.IO.ErrOut, "%s: removed from %d hosts\n", safetext.Escape(s.Service.Name), len(hosts))
 	return nil
+}
+
+// lockForDown takes the lock a deploy of s would take, for down: the hub's when a
+// hub is used, else locks (each host's, or the release's lease); it renews it
+// while down runs and answers the function that releases it.
+func lockForDown(ctx context.Context, o *DeployOptions, s *deploy.Spec, hub *deployHub, locks []deploy.HostLock) (func(), error) {
+	service := s.Service.Name
+	holder := deployHolder()
+	holder.Acquired = time.Now()
+	holder.Expires = holder.Acquired.Add(deploy.LockTTL)
+	var renew func(context.Context) error
+	var release func(context.Context)
+	if hub != nil {
+		if err := hub.hist.TakeLock(ctx, service, holder); err != nil {
+			return nil, err
+		}
+		renew = func(ctx context.Context) error { return hub.hist.TakeLock(ctx, service, holder) }
+		release = func(ctx context.Context) { _ = hub.hist.ReleaseLock(ctx, service, holder) }
+	} else {
+		var taken []deploy.HostLock
+		release = func(ctx context.Context) {
+			for _, l := range taken {
+				_ = l.Unlock(ctx, service, holder)
+			}
+		}
+		for _, l := range locks {
+			if err := l.Lock(ctx, service, holder); err != nil {
+				release(context.WithoutCancel(ctx))
+				return nil, err
+			}
+			taken = append(taken, l)
+		}
+		renew = func(ctx context.Context) error {
+			var errs []error
+			for _, l := range taken {
+				errs = append(errs, l.Renew(ctx, service, holder))
+			}
+			return errors.Join(errs...)
+		}
+	}
+	renewCtx, stop := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(deploy.LockRenew)
+		defer tick.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-tick.C:
+				if err := renew(renewCtx); err != nil && renewCtx.Err() == nil {
+					fmt.Fprintf(o.IO.ErrOut, "renew lock: %v\n", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		stop()
+		<-renewed
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		release(rctx)
+	}, nil
 }
 
 // NewCmdDeployStatus returns `hubctl deploy status`.
@@ -148,7 +220,7 @@ func deployStatusRun(ctx context.Context, f *Factory, o *DeployOptions, inspect 
 		if err != nil {
 			return err
 		}
-		hist, err := deployHistory(o, hub, hosts)
+		hist, err := deployHistory(o, hub, nil)
 		if err != nil {
 			return err
 		}
@@ -443,14 +515,22 @@ func deployLockBreakRun(ctx context.Context, f *Factory, o *DeployOptions) error
 	if err != nil {
 		return err
 	}
-	var hosts []*dockerhost.Host
-	if hub == nil {
-		if hosts, err = dialHosts(ctx, f, o, s); err != nil {
+	var locks []deploy.HostLock
+	switch {
+	case hub != nil:
+	case s.Kubernetes != nil:
+		if locks, err = kubeLocks(s); err != nil {
+			return err
+		}
+	default:
+		hosts, err := dialHosts(ctx, f, o, s)
+		if err != nil {
 			return err
 		}
 		defer closeHosts(hosts)
+		locks = hostLocks(hosts)
 	}
-	hist, err := deployHistory(o, hub, hosts)
+	hist, err := deployHistory(o, hub, locks)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/deploy"
 	"github.com/hubctl/hubctl/internal/deploy/dockerhost"
+	"github.com/hubctl/hubctl/internal/deploy/kube"
 	"github.com/hubctl/hubctl/internal/distclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/safetext"
@@ -140,17 +141,32 @@ func loadDeploySpec(o *DeployOptions) (*deploy.Spec, []byte, error) {
 
 // deployHistory is where a service's deploys are recorded and locked: the one place
 // that picks it. With a hub (hub not nil): the hub's store, for the namespace of the
-// service's image there. Without: the state file in --state-dir and a lock on each
-// host.
-func deployHistory(o *DeployOptions, hub *deployHub, hosts []*dockerhost.Host) (deploy.History, error) {
+// service's image there. Without: the state file in --state-dir and locks, the
+// service's lock on each host (hostLocks) or in its cluster (kubeLocks).
+func deployHistory(o *DeployOptions, hub *deployHub, locks []deploy.HostLock) (deploy.History, error) {
 	if hub != nil {
 		return &hubDeployHistory{History: hub.hist}, nil
 	}
+	return deploy.NewFileHistory(o.StateDir, locks), nil
+}
+
+// hostLocks are the service's locks on its Docker hosts.
+func hostLocks(hosts []*dockerhost.Host) []deploy.HostLock {
 	locks := make([]deploy.HostLock, len(hosts))
 	for i, h := range hosts {
 		locks[i] = h
 	}
-	return deploy.NewFileHistory(o.StateDir, locks), nil
+	return locks
+}
+
+// kubeLocks is the lock of a release deployed without a hub: a Lease in its
+// namespace.
+func kubeLocks(s *deploy.Spec) ([]deploy.HostLock, error) {
+	l, err := kube.NewLease(s)
+	if err != nil {
+		return nil, err
+	}
+	return []deploy.HostLock{l}, nil
 }
 
 // deployHolder says who deploys, from where.
@@ -348,7 +364,7 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 		}
 	}
 	if hist == nil {
-		if hist, err = deployHistory(o, nil, hosts); err != nil {
+		if hist, err = deployHistory(o, nil, hostLocks(hosts)); err != nil {
 			return err
 		}
 	}

@@ -147,8 +147,28 @@ func TestDeployDockerHub(t *testing.T) {
 		t.Fatalf("lock break of a free lock: %v %q", err, errOut)
 	}
 
-	e.mustHubctl(e.args("down")...)
+	// down takes the hub's lock too: refused while a deploy elsewhere holds it
+	// (its lock taken through the API), nothing removed; then it goes through and
+	// leaves the lock free.
+	lockPath := "/api/v1/deploys/alice/" + e.service + "/lock"
+	if resp, body := apiCall(t, s, http.MethodPost, lockPath, "alice", alicePW, map[string]any{"host": "elsewhere.example", "pid": 4242}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("take the lock: %s %q", resp.Status, truncate(body, 300))
+	}
+	before := e.tasks()
+	if _, errOut, err := e.hubctl(hubArgs(e.args("down"))...); err == nil || !strings.Contains(errOut, "is locked by alice on elsewhere.example") {
+		t.Fatalf("down --hub while another holds the lock: %v %q", err, errOut)
+	}
+	if after := e.tasks(); !slices.Equal(before, after) {
+		t.Fatalf("the refused down changed tasks: %v → %v", before, after)
+	}
+	if resp, _ := apiCall(t, s, http.MethodPost, lockPath+"/release", "alice", alicePW, map[string]any{"host": "elsewhere.example", "pid": 4242}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("release the lock: %s", resp.Status)
+	}
+	e.mustHubctl(hubArgs(e.args("down"))...)
 	if left := e.docker("ps", "-aq", "--filter", "label=dev.hubctl.service="+e.service); left != "" {
 		t.Fatalf("down left containers: %s", left)
+	}
+	if resp, _ := apiCall(t, s, http.MethodGet, lockPath, "alice", alicePW, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the lock after down: %s; want it released", resp.Status)
 	}
 }
