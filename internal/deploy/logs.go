@@ -14,7 +14,8 @@ import (
 // LogSource is a host whose containers' logs can be read (dockerhost.Host).
 type LogSource interface {
 	Name() string
-	Observe(ctx context.Context, service string) (HostState, error)
+	// RunningTasks lists the service's running tasks on the host.
+	RunningTasks(ctx context.Context, service string) ([]Container, error)
 	// Logs copies a container's logs (the last tail lines, "all" for every one) to
 	// stdout and stderr, following them until the container ends or ctx does.
 	Logs(ctx context.Context, container, tail string, follow bool, stdout, stderr io.Writer) error
@@ -47,7 +48,7 @@ func FollowLogs(ctx context.Context, hosts []LogSource, service, tail string, ou
 	defer tick.Stop()
 	for {
 		for _, h := range hosts {
-			st, err := h.Observe(ctx, service)
+			tasks, err := h.RunningTasks(ctx, service)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -61,8 +62,8 @@ func FollowLogs(ctx context.Context, hosts []LogSource, service, tail string, ou
 				continue
 			}
 			delete(reported, h.Name())
-			for _, c := range st.Containers {
-				if c.Role != RoleTask || !c.Running() || following[c.ID] {
+			for _, c := range tasks {
+				if following[c.ID] {
 					continue
 				}
 				following[c.ID] = true

@@ -131,6 +131,27 @@ func (h *Host) Observe(ctx context.Context, service string) (deploy.HostState, e
 	return st, nil
 }
 
+// RunningTasks lists the service's running task containers of this host entry,
+// without asking the proxy what it routes (Observe does): cheap enough to poll.
+func (h *Host) RunningTasks(ctx context.Context, service string) ([]deploy.Container, error) {
+	res, err := h.api.ContainerList(ctx, client.ContainerListOptions{Filters: h.filter(service,
+		deploy.LabelRole+"="+deploy.RoleTask, deploy.LabelHost+"="+h.name)})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []deploy.Container
+	for _, s := range res.Items {
+		c := deploy.Container{ID: s.ID, Role: deploy.RoleTask, Host: h.name, State: string(s.State)}
+		if len(s.Names) > 0 {
+			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		c.Version, _ = strconv.Atoi(s.Labels[deploy.LabelVersion])
+		c.Task, _ = strconv.Atoi(s.Labels[deploy.LabelTask])
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // Prepare ensures the network and, withProxy, the proxy container on it.
 func (h *Host) Prepare(ctx context.Context, service string, withProxy bool) error {
 	if _, err := h.ensureNetwork(ctx, service); err != nil {
