@@ -99,13 +99,14 @@ func (h *hubDeployHistory) running() int {
 	return h.number
 }
 
-// pullAuth answers the engines' X-Registry-Auth: for the spec's images on the hub,
-// a pull token the hub mints for the running deploy (asked once, renewed when it
-// nears its end); for any other image, fallback (the caller's credentials).
-func (h *deployHub) pullAuth(ctx context.Context, hist *hubDeployHistory, s *deploy.Spec, fallback func(string) (string, error)) func(string) (string, error) {
+// pullAuth answers the engines' X-Registry-Auth: for the spec's images on the hub
+// (and extra ones, the proxy's), a pull token the hub mints for the running deploy
+// (asked once, renewed when it nears its end); for any other image, fallback (the
+// caller's credentials).
+func (h *deployHub) pullAuth(ctx context.Context, hist *hubDeployHistory, s *deploy.Spec, fallback func(string) (string, error), extra ...string) func(string) (string, error) {
 	repos := map[string]bool{}
 	var list []string
-	for _, im := range append([]string{s.Service.Image}, accessoryImages(s)...) {
+	for _, im := range append(append([]string{s.Service.Image}, accessoryImages(s)...), extra...) {
 		if named, err := reference.ParseNormalizedNamed(im); err == nil && reference.Domain(named) == h.host && !repos[reference.Path(named)] {
 			repos[reference.Path(named)] = true
 			list = append(list, reference.Path(named))

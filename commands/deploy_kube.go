@@ -71,7 +71,13 @@ func deployKube(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spe
 		_, err = fmt.Fprint(o.IO.Out, diff)
 		return err
 	}
-	hist, err := deployHistory(o, hub, nil)
+	var locks []deploy.HostLock
+	if hub == nil {
+		if locks, err = kubeLocks(s); err != nil {
+			return err
+		}
+	}
+	hist, err := deployHistory(o, hub, locks)
 	if err != nil {
 		return err
 	}

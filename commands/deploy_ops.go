@@ -4,24 +4,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hubctl/hubctl/internal/deploy"
-	"github.com/hubctl/hubctl/internal/deploy/dockerhost"
 	"github.com/hubctl/hubctl/internal/safetext"
 )
 
 // The verbs around a deployed service: down, status, inspect, logs, history,
 // rollback, lock break.
 
+// deployVerb binds the deploy options onto cmd (deploys: the flags of the verbs that
+// deploy too) and makes its RunE check them and call run: the shape every verb of
+// a deployed service shares.
+func deployVerb(f *Factory, cmd *cobra.Command, deploys bool, run func(cmd *cobra.Command, o *DeployOptions, args []string) error) *DeployOptions {
+	opts := &DeployOptions{}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := opts.check(cmd, f); err != nil {
+			return err
+		}
+		return run(cmd, opts, args)
+	}
+	opts.bind(cmd, deploys)
+	return opts
+}
+
 // NewCmdDeployDown returns `hubctl deploy down`.
 func NewCmdDeployDown(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Remove the service from its hosts: tasks, accessories, proxy, network",
@@ -30,14 +46,10 @@ accessories, the proxy), its network and the proxy's state volume, under the
 service's lock. Named volumes of the tasks and accessories are kept unless
 --volumes. Nothing without the service's labels is touched.`,
 		Args: checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			return deployDownRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, false)
+	opts := deployVerb(f, cmd, false, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		return deployDownRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().BoolVar(&opts.Volumes, "volumes", false, "Remove the named volumes the deploys made too")
 	return cmd
 }
@@ -47,11 +59,26 @@ func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 	if err != nil {
 		return err
 	}
+	hub, err := openDeployHub(f, o, s)
+	if err != nil {
+		return err
+	}
 	if s.Kubernetes != nil {
 		rel, err := deployRelease(f, o, s)
 		if err != nil {
 			return err
 		}
+		var locks []deploy.HostLock
+		if hub == nil {
+			if locks, err = kubeLocks(s); err != nil {
+				return err
+			}
+		}
+		unlock, err := lockForDown(ctx, o, s, hub, locks)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		return rel.Uninstall(ctx, s)
 	}
 	hosts, err := dialHosts(ctx, f, o, s)
@@ -59,27 +86,85 @@ func deployDownRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 		return err
 	}
 	defer closeHosts(hosts)
-	holder := deployHolder()
-	holder.Acquired = time.Now()
-	holder.Expires = holder.Acquired.Add(deploy.LockTTL)
-	var locked []*dockerhost.Host
-	defer func() {
-		for _, h := range locked {
-			_ = h.Unlock(context.WithoutCancel(ctx), s.Service.Name, holder)
-		}
-	}()
-	for _, h := range hosts {
-		if err := h.Lock(ctx, s.Service.Name, holder); err != nil {
-			return err
-		}
-		locked = append(locked, h)
+	var locks []deploy.HostLock
+	if hub == nil {
+		locks = hostLocks(hosts)
 	}
+	unlock, err := lockForDown(ctx, o, s, hub, locks)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	d := &deploy.Deployer{Log: o.IO.ErrOut, Targets: deployTargets(hosts)}
 	if err := d.Down(ctx, s.Service.Name, o.Volumes); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.IO.ErrOut, "%s: removed from %d hosts\n", safetext.Escape(s.Service.Name), len(hosts))
 	return nil
+}
+
+// lockForDown takes the lock a deploy of s would take, for down: the hub's when a
+// hub is used, else locks (each host's, or the release's lease); it renews it
+// while down runs and answers the function that releases it.
+func lockForDown(ctx context.Context, o *DeployOptions, s *deploy.Spec, hub *deployHub, locks []deploy.HostLock) (func(), error) {
+	service := s.Service.Name
+	holder := deployHolder()
+	holder.Acquired = time.Now()
+	holder.Expires = holder.Acquired.Add(deploy.LockTTL)
+	var renew func(context.Context) error
+	var release func(context.Context)
+	if hub != nil {
+		if err := hub.hist.TakeLock(ctx, service, holder); err != nil {
+			return nil, err
+		}
+		renew = func(ctx context.Context) error { return hub.hist.TakeLock(ctx, service, holder) }
+		release = func(ctx context.Context) { _ = hub.hist.ReleaseLock(ctx, service, holder) }
+	} else {
+		var taken []deploy.HostLock
+		release = func(ctx context.Context) {
+			for _, l := range taken {
+				_ = l.Unlock(ctx, service, holder)
+			}
+		}
+		for _, l := range locks {
+			if err := l.Lock(ctx, service, holder); err != nil {
+				release(context.WithoutCancel(ctx))
+				return nil, err
+			}
+			taken = append(taken, l)
+		}
+		renew = func(ctx context.Context) error {
+			var errs []error
+			for _, l := range taken {
+				errs = append(errs, l.Renew(ctx, service, holder))
+			}
+			return errors.Join(errs...)
+		}
+	}
+	renewCtx, stop := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(deploy.LockRenew)
+		defer tick.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-tick.C:
+				if err := renew(renewCtx); err != nil && renewCtx.Err() == nil {
+					fmt.Fprintf(o.IO.ErrOut, "renew lock: %v\n", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		stop()
+		<-renewed
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		release(rctx)
+	}, nil
 }
 
 // NewCmdDeployStatus returns `hubctl deploy status`.
@@ -97,19 +182,10 @@ func NewCmdDeployInspect(f *Factory) *cobra.Command {
 
 // newDeployViewCmd builds the two read-only views of a service, status and inspect.
 func newDeployViewCmd(f *Factory, use, short string, inspect bool) (*cobra.Command, *DeployOptions) {
-	opts := &DeployOptions{}
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			return deployStatusRun(cmd.Context(), f, opts, inspect)
-		},
-	}
-	opts.bind(cmd, false)
+	cmd := &cobra.Command{Use: use, Short: short, Args: checkArgs(cobra.NoArgs)}
+	opts := deployVerb(f, cmd, false, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		return deployStatusRun(cmd.Context(), f, o, inspect)
+	})
 	return cmd, opts
 }
 
@@ -144,7 +220,7 @@ func deployStatusRun(ctx context.Context, f *Factory, o *DeployOptions, inspect 
 		if err != nil {
 			return err
 		}
-		hist, err := deployHistory(o, hub, hosts)
+		hist, err := deployHistory(o, hub, nil)
 		if err != nil {
 			return err
 		}
@@ -191,23 +267,25 @@ func deployKubeHistory(ctx context.Context, f *Factory, o *DeployOptions, s *dep
 
 // NewCmdDeployLogs returns `hubctl deploy logs`.
 func NewCmdDeployLogs(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "logs [CONTAINER]",
 		Short: "Print the logs of the service's tasks (or one container of it)",
-		Args:  checkArgs(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			if len(args) == 1 {
-				opts.Task = args[0]
-			}
-			return deployLogsRun(cmd.Context(), f, opts)
-		},
+		Long: `Print the last lines of the logs of every task of the service on its hosts (or of
+one container of it, a task, an accessory or the proxy). With --follow, stream them
+until interrupted, each line prefixed with HOST/TASK; a task a deploy starts while
+following (replacing an old one) is picked up and shown from its first line.`,
+		Example: `  hubctl deploy logs --tail 20
+  hubctl deploy logs --follow`,
+		Args: checkArgs(cobra.MaximumNArgs(1)),
 	}
-	opts.bind(cmd, false)
+	opts := deployVerb(f, cmd, false, func(cmd *cobra.Command, o *DeployOptions, args []string) error {
+		if len(args) == 1 {
+			o.Task = args[0]
+		}
+		return deployLogsRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().StringVar(&opts.Tail, "tail", "100", "Lines from the end of each log (`N` or all)")
+	cmd.Flags().BoolVar(&opts.Follow, "follow", false, "Stream the logs until interrupted, picking up tasks started meanwhile")
 	return cmd
 }
 
@@ -219,11 +297,23 @@ func deployLogsRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 	if s.Kubernetes != nil {
 		return errors.New("logs of a Kubernetes release: use kubectl logs")
 	}
+	if o.Follow {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	hosts, err := dialHosts(ctx, f, o, s)
 	if err != nil {
 		return err
 	}
 	defer closeHosts(hosts)
+	if o.Follow && o.Task == "" {
+		srcs := make([]deploy.LogSource, len(hosts))
+		for i, h := range hosts {
+			srcs[i] = h
+		}
+		return deploy.FollowLogs(ctx, srcs, s.Service.Name, o.Tail, o.IO.Out, deploy.FollowPoll)
+	}
 	found := false
 	for _, h := range hosts {
 		st, err := h.Observe(ctx, s.Service.Name)
@@ -236,7 +326,7 @@ func deployLogsRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 			}
 			found = true
 			fmt.Fprintf(o.IO.ErrOut, "==> %s/%s <==\n", safetext.Escape(h.Name()), safetext.Escape(c.Name))
-			if err := h.Logs(ctx, c.ID, o.Tail, false, o.IO.Out, o.IO.Out); err != nil {
+			if err := h.Logs(ctx, c.ID, o.Tail, o.Follow, o.IO.Out, o.IO.Out); err != nil {
 				return err
 			}
 		}
@@ -249,19 +339,14 @@ func deployLogsRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 
 // NewCmdDeployHistory returns `hubctl deploy history`.
 func NewCmdDeployHistory(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "List the service's deploys, newest first: number, outcome, image, who, when",
 		Args:  checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			return deployHistoryRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, false)
+	opts := deployVerb(f, cmd, false, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		return deployHistoryRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
 	return cmd
 }
@@ -314,7 +399,6 @@ func clipNote(s string) string {
 
 // NewCmdDeployRollback returns `hubctl deploy rollback`.
 func NewCmdDeployRollback(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "rollback [VERSION]",
 		Short: "Re-deploy an earlier deploy's spec and pinned images (default: the previous succeeded one)",
@@ -323,21 +407,17 @@ through the same health-gated, zero-downtime sequence as update; with the image
 still on the hosts it takes seconds. Without VERSION, the succeeded deploy before
 the last succeeded one. The rollback is recorded as a deploy of its own.`,
 		Args: checkArgs(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			if len(args) == 1 {
-				n, err := strconv.Atoi(args[0])
-				if err != nil || n < 1 {
-					return usageErrorf(cmd, "VERSION %q: want a deploy number from hubctl deploy history", args[0])
-				}
-				opts.Version = n
-			}
-			return deployRollbackRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, true)
+	opts := deployVerb(f, cmd, true, func(cmd *cobra.Command, o *DeployOptions, args []string) error {
+		if len(args) == 1 {
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 {
+				return usageErrorf(cmd, "VERSION %q: want a deploy number from hubctl deploy history", args[0])
+			}
+			o.Version = n
+		}
+		return deployRollbackRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
 	return cmd
 }
@@ -412,7 +492,6 @@ func deployRollbackRun(ctx context.Context, f *Factory, o *DeployOptions) error 
 
 // NewCmdDeployLock returns `hubctl deploy lock`.
 func NewCmdDeployLock(f *Factory) *cobra.Command {
-	opts := &DeployOptions{}
 	brk := &cobra.Command{
 		Use:   "break",
 		Short: "Remove the service's deploy lock, whoever holds it (a deploy that died)",
@@ -420,36 +499,44 @@ func NewCmdDeployLock(f *Factory) *cobra.Command {
 stopped renewing it (60 s), or whose holder was a hubctl of this machine that has
 ended, is taken over by the next deploy anyway; break is for the others.`,
 		Args: checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			s, _, err := loadDeploySpec(opts)
-			if err != nil {
-				return err
-			}
-			hub, err := openDeployHub(f, opts, s)
-			if err != nil {
-				return err
-			}
-			var hosts []*dockerhost.Host
-			if hub == nil {
-				if hosts, err = dialHosts(cmd.Context(), f, opts, s); err != nil {
-					return err
-				}
-				defer closeHosts(hosts)
-			}
-			hist, err := deployHistory(opts, hub, hosts)
-			if err != nil {
-				return err
-			}
-			if err := hist.BreakLock(cmd.Context(), s.Service.Name); err != nil {
-				return err
-			}
-			fmt.Fprintf(opts.IO.ErrOut, "%s: lock removed\n", safetext.Escape(s.Service.Name))
-			return nil
-		},
 	}
-	opts.bind(brk, false)
+	deployVerb(f, brk, false, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		return deployLockBreakRun(cmd.Context(), f, o)
+	})
 	return groupCommand("lock", "The service's deploy lock", "A deploy holds its service's lock while it runs, so two never run at once.", brk)
+}
+
+func deployLockBreakRun(ctx context.Context, f *Factory, o *DeployOptions) error {
+	s, _, err := loadDeploySpec(o)
+	if err != nil {
+		return err
+	}
+	hub, err := openDeployHub(f, o, s)
+	if err != nil {
+		return err
+	}
+	var locks []deploy.HostLock
+	switch {
+	case hub != nil:
+	case s.Kubernetes != nil:
+		if locks, err = kubeLocks(s); err != nil {
+			return err
+		}
+	default:
+		hosts, err := dialHosts(ctx, f, o, s)
+		if err != nil {
+			return err
+		}
+		defer closeHosts(hosts)
+		locks = hostLocks(hosts)
+	}
+	hist, err := deployHistory(o, hub, locks)
+	if err != nil {
+		return err
+	}
+	if err := hist.BreakLock(ctx, s.Service.Name); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.IO.ErrOut, "%s: lock removed\n", safetext.Escape(s.Service.Name))
+	return nil
 }

@@ -3,9 +3,11 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/hubctl/hubctl/internal/deploy/dockerhost"
 	"github.com/hubctl/hubctl/internal/deploy/proxyimage"
+	"github.com/hubctl/hubctl/internal/transfer"
 )
 
 // builtProxyImage is the proxy image hubctl builds from its own binary when it is
@@ -36,4 +38,24 @@ func (b *builtProxyImage) load(ctx context.Context, hosts []*dockerhost.Host) er
 		}
 	}
 	return nil
+}
+
+// push puts the image in the hub as <hub>/<namespace>/hubctl-proxy:<version> (only
+// the blobs the hub lacks are sent) and answers it pinned by digest: each host then
+// pulls it like a task's image, with the deploy's pull token.
+func (b *builtProxyImage) push(ctx context.Context, f *Factory, o *DeployOptions, hub *deployHub) (string, error) {
+	ref, err := proxyimage.Reference(hub.host, hub.hist.Namespace(), f.Build.Version)
+	if err != nil {
+		return "", err
+	}
+	e, err := newEngine(f, o.Insecure, ref)
+	if err != nil {
+		return "", err
+	}
+	res, err := b.img.Push(ctx, e, ref, transfer.Options{})
+	if err != nil {
+		return "", err
+	}
+	repo := ref[:strings.LastIndex(ref, ":")]
+	return repo + "@" + res.Digest.String(), nil
 }

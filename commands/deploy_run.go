@@ -15,6 +15,7 @@ import (
 	"github.com/hubctl/hubctl/internal/credentials"
 	"github.com/hubctl/hubctl/internal/deploy"
 	"github.com/hubctl/hubctl/internal/deploy/dockerhost"
+	"github.com/hubctl/hubctl/internal/deploy/kube"
 	"github.com/hubctl/hubctl/internal/distclient"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/safetext"
@@ -45,9 +46,10 @@ type DeployOptions struct {
 	Output       string
 	// Volumes (down) removes the named volumes the deploys made too.
 	Volumes bool
-	// Tail and Task (logs).
-	Tail string
-	Task string
+	// Tail, Task and Follow (logs).
+	Tail   string
+	Task   string
+	Follow bool
 	// Version (rollback) is the deploy to re-deploy; 0: the previous succeeded one.
 	Version int
 }
@@ -58,7 +60,7 @@ func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
 	fl.StringVar(&o.StateDir, "state-dir", ".hubctl/deploy", "`Directory` of the local deploy history (without a hub)")
 	fl.StringVar(&o.Hub, "hub", "", "Record, lock and pull through this hub `host` (the image's; default $"+deployHubEnv+"; --hub= for none)")
 	if deploys {
-		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+", else built from this hubctl and loaded into each engine)")
+		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+", else built from this hubctl: pushed to the hub and pulled by digest with --hub, loaded into each engine without)")
 		fl.StringVar(&o.ProxyPublish, "proxy-publish", "80", "Where the proxy's HTTP port is published on each host: `[IP:]PORT` (0: any free port)")
 		fl.BoolVar(&o.Insecure, "insecure", false, "Reach the image's registry over plain HTTP (loopback registries always are)")
 	}
@@ -69,7 +71,6 @@ func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
 // NewCmdDeployUp returns `hubctl deploy up` (and, with use "update", the same verb
 // under the name a redeploy reads best with). runF receives the parsed options.
 func NewCmdDeployUp(f *Factory, use string, runF func(*DeployOptions) error) *cobra.Command {
-	opts := &DeployOptions{}
 	short := "Deploy the service: start what is missing, replace what changed, with no downtime"
 	if use == "update" {
 		short = "Deploy a new version of the service (the same as up): health-gated, zero-downtime switch"
@@ -90,17 +91,13 @@ nothing.`,
 		Example: `  hubctl deploy up -f deploy.yaml --hub hub.example.com
   hubctl deploy update --dry-run`,
 		Args: checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(cmd, f); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return deployUpRun(cmd.Context(), f, opts)
-		},
 	}
-	opts.bind(cmd, true)
+	opts := deployVerb(f, cmd, true, func(cmd *cobra.Command, o *DeployOptions, _ []string) error {
+		if runF != nil {
+			return runF(o)
+		}
+		return deployUpRun(cmd.Context(), f, o)
+	})
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "Print the plan (what starts, stays, stops) and change nothing")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "Output `format`: json")
 	return cmd
@@ -144,17 +141,32 @@ func loadDeploySpec(o *DeployOptions) (*deploy.Spec, []byte, error) {
 
 // deployHistory is where a service's deploys are recorded and locked: the one place
 // that picks it. With a hub (hub not nil): the hub's store, for the namespace of the
-// service's image there. Without: the state file in --state-dir and a lock on each
-// host.
-func deployHistory(o *DeployOptions, hub *deployHub, hosts []*dockerhost.Host) (deploy.History, error) {
+// service's image there. Without: the state file in --state-dir and locks, the
+// service's lock on each host (hostLocks) or in its cluster (kubeLocks).
+func deployHistory(o *DeployOptions, hub *deployHub, locks []deploy.HostLock) (deploy.History, error) {
 	if hub != nil {
 		return &hubDeployHistory{History: hub.hist}, nil
 	}
+	return deploy.NewFileHistory(o.StateDir, locks), nil
+}
+
+// hostLocks are the service's locks on its Docker hosts.
+func hostLocks(hosts []*dockerhost.Host) []deploy.HostLock {
 	locks := make([]deploy.HostLock, len(hosts))
 	for i, h := range hosts {
 		locks[i] = h
 	}
-	return deploy.NewFileHistory(o.StateDir, locks), nil
+	return locks
+}
+
+// kubeLocks is the lock of a release deployed without a hub: a Lease in its
+// namespace.
+func kubeLocks(s *deploy.Spec) ([]deploy.HostLock, error) {
+	l, err := kube.NewLease(s)
+	if err != nil {
+		return nil, err
+	}
+	return []deploy.HostLock{l}, nil
 }
 
 // deployHolder says who deploys, from where.
@@ -324,10 +336,22 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 	if err != nil {
 		return err
 	}
+	if built != nil && hub != nil && !o.DryRun {
+		// With a hub the proxy image goes there, and the hosts pull it by digest.
+		pinned, err := built.push(ctx, f, o, hub)
+		if err != nil {
+			return fmt.Errorf("push the proxy image to %s (or give --proxy-image): %w", hub.host, err)
+		}
+		o.ProxyImage, built = pinned, nil
+	}
 	var hist deploy.History
 	if hub != nil {
 		h := &hubDeployHistory{History: hub.hist}
-		hist, auth = h, hub.pullAuth(ctx, h, s, auth)
+		var extra []string
+		if s.Service.Proxy != nil && o.ProxyImage != "" {
+			extra = append(extra, o.ProxyImage)
+		}
+		hist, auth = h, hub.pullAuth(ctx, h, s, auth, extra...)
 	}
 	hosts, err := dialHostsAuth(ctx, o, s, auth)
 	if err != nil {
@@ -340,7 +364,7 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 		}
 	}
 	if hist == nil {
-		if hist, err = deployHistory(o, nil, hosts); err != nil {
+		if hist, err = deployHistory(o, nil, hostLocks(hosts)); err != nil {
 			return err
 		}
 	}

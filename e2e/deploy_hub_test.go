@@ -62,9 +62,20 @@ func TestDeployDockerHub(t *testing.T) {
 	}
 
 	writeSpec("v1")
-	e.mustHubctl(hubArgs(e.deployArgs("up"))...)
+	// Without --proxy-image: hubctl builds the proxy image from its own binary,
+	// pushes it to the hub in alice's namespace, and the engine pulls it by digest.
+	e.mustHubctl(hubArgs(append(e.args("up"), "--proxy-publish", "127.0.0.1:0"))...)
 	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
 		t.Fatalf("tasks after up = %v", got)
+	}
+	proxyImage := e.docker("inspect", "-f", "{{.Config.Image}}", "hubctl-proxy-"+e.service)
+	e.extraImages = append(e.extraImages, proxyImage)
+	if !strings.HasPrefix(proxyImage, s.Addr+"/alice/hubctl-proxy@sha256:") {
+		t.Fatalf("the proxy runs %q; want the image hubctl pushed to the hub, by digest", proxyImage)
+	}
+	// The engine knows it by the hub's digest: it was pulled from there, not loaded.
+	if rd := e.docker("image", "inspect", "-f", "{{json .RepoDigests}}", proxyImage); !strings.Contains(rd, proxyImage) {
+		t.Fatalf("the proxy image's repo digests %s; want %s (pulled from the hub)", rd, proxyImage)
 	}
 	if body, err := loadtest.Get(http.DefaultClient, e.proxyURL()); err != nil || body != ver("v1") {
 		t.Fatalf("through the proxy: %q %v", body, err)
@@ -138,8 +149,28 @@ func TestDeployDockerHub(t *testing.T) {
 		t.Fatalf("lock break of a free lock: %v %q", err, errOut)
 	}
 
-	e.mustHubctl(e.args("down")...)
+	// down takes the hub's lock too: refused while a deploy elsewhere holds it
+	// (its lock taken through the API), nothing removed; then it goes through and
+	// leaves the lock free.
+	lockPath := "/api/v1/deploys/alice/" + e.service + "/lock"
+	if resp, body := apiCall(t, s, http.MethodPost, lockPath, "alice", alicePW, map[string]any{"host": "elsewhere.example", "pid": 4242}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("take the lock: %s %q", resp.Status, truncate(body, 300))
+	}
+	before := e.tasks()
+	if _, errOut, err := e.hubctl(hubArgs(e.args("down"))...); err == nil || !strings.Contains(errOut, "is locked by alice on elsewhere.example") {
+		t.Fatalf("down --hub while another holds the lock: %v %q", err, errOut)
+	}
+	if after := e.tasks(); !slices.Equal(before, after) {
+		t.Fatalf("the refused down changed tasks: %v → %v", before, after)
+	}
+	if resp, _ := apiCall(t, s, http.MethodPost, lockPath+"/release", "alice", alicePW, map[string]any{"host": "elsewhere.example", "pid": 4242}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("release the lock: %s", resp.Status)
+	}
+	e.mustHubctl(hubArgs(e.args("down"))...)
 	if left := e.docker("ps", "-aq", "--filter", "label=dev.hubctl.service="+e.service); left != "" {
 		t.Fatalf("down left containers: %s", left)
+	}
+	if resp, _ := apiCall(t, s, http.MethodGet, lockPath, "alice", alicePW, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the lock after down: %s; want it released", resp.Status)
 	}
 }

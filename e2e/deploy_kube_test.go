@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/hubctl/hubctl/internal/deploy"
+	"github.com/hubctl/hubctl/internal/deploy/kube"
 	"github.com/hubctl/hubctl/internal/kubetest"
 )
 
@@ -161,7 +163,29 @@ kubernetes:
 	if _, n := deployed(); n != 1 {
 		t.Fatalf("after the rolled back update: %d replicas", n)
 	}
+	// Without a hub the lock is a Lease in the release's namespace: held by a
+	// deploy on another machine, update and down are refused in one line naming it
+	// and change nothing; lock break removes it.
+	other := deploy.LockHolder{By: "someone", Host: "elsewhere.example", PID: 4242, Number: 99, Acquired: time.Now(), Expires: time.Now().Add(deploy.LockTTL)}
+	if err := kube.NewLeaseWith(c.Client, "shop").Lock(ctx, "web", other); err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"update", "down"} {
+		if _, errOut, err := runErr(t, dir, env, hubctlBin, args(verb)...); err == nil || !strings.Contains(errOut, "is locked by someone on elsewhere.example") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Fatalf("%s while another holds the lease: %v %q", verb, err, errOut)
+		}
+	}
+	if _, n := deployed(); n != 1 {
+		t.Fatalf("after the refused update and down: %d replicas", n)
+	}
+	hubctl(args("lock", "break")...)
+	if _, err := c.Client.CoordinationV1().Leases("shop").Get(ctx, kube.LeaseName("web"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the lease after lock break: %v", err)
+	}
 	hubctl(args("down")...)
+	if _, err := c.Client.CoordinationV1().Leases("shop").Get(ctx, kube.LeaseName("web"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("down left its lease: %v", err)
+	}
 	if _, err := c.Client.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("down left the Deployment: %v", err)
 	}

@@ -1,145 +1,31 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/hubctl/hubctl/internal/deploy/dockerhost/sshtest"
 	"github.com/hubctl/hubctl/internal/deploy/loadtest"
 )
 
-// startDeploySSHD runs sshd on a random loopback port with its own config, host key
-// and authorized key (all in a temp dir), whose logins run this machine's docker
-// CLI: ssh://USER@127.0.0.1:PORT is the same engine, reached as a remote host is.
-// It answers that address and an ssh_config (ssh -F, given to hubctl as
+// startDeploySSHD runs sshd on loopback (sshtest), whose logins run this machine's
+// docker CLI: ssh://USER@127.0.0.1:PORT is the same engine, reached as a remote
+// host is. It answers that address and an ssh_config (ssh -F, given to hubctl as
 // $HUBCTL_SSH_CONFIG) that offers the test's key only and trusts the test's host
 // key only.
 func startDeploySSHD(t *testing.T) (addr, sshConfig string) {
 	t.Helper()
-	sshd, err := exec.LookPath("sshd")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/sshd"); serr != nil {
-			skipOrFatal(t, "sshd not found (apt-get install -y openssh-server): %v", err)
-		}
-		sshd = "/usr/sbin/sshd"
-	}
-	for _, bin := range []string{"ssh", "ssh-keygen"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			skipOrFatal(t, "%s not found (apt-get install -y openssh-client): %v", bin, err)
-		}
-	}
-	u, err := user.Current()
+	key := sshtest.Keygen(t, t.TempDir(), "client")
+	pub, err := os.ReadFile(key + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat("/run/sshd"); os.IsNotExist(err) && os.Geteuid() == 0 {
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	keygen := func(name string) string {
-		p := filepath.Join(dir, name)
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hubctl-e2e-"+name, "-f", p).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v: %s", err, out)
-		}
-		return p
-	}
-	hostKey, clientKey := keygen("host"), keygen("client")
-	hostPub, _ := os.ReadFile(hostKey + ".pub")
-	clientPub, _ := os.ReadFile(clientKey + ".pub")
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	write("authorized_keys", clientPub)
-	for attempt := 0; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		conf := write("sshd_config", fmt.Appendf(nil, `Port %d
-ListenAddress 127.0.0.1
-HostKey %s
-PidFile %s
-AuthorizedKeysFile %s
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AllowTcpForwarding no
-X11Forwarding no
-PermitTTY no
-PrintMotd no
-`, port, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys")))
-		var log bytes.Buffer
-		cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start sshd: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		up := false
-	wait:
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			select {
-			case <-exited:
-				break wait
-			default:
-			}
-			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
-				c.Close()
-				up = true
-				break
-			}
-		}
-		if up {
-			t.Cleanup(func() {
-				cmd.Process.Kill()
-				<-exited
-				if t.Failed() {
-					t.Logf("sshd log:\n%s", log.String())
-				}
-			})
-			f := strings.Fields(string(hostPub))
-			known := write("known_hosts", fmt.Appendf(nil, "[127.0.0.1]:%d %s %s\n", port, f[0], f[1]))
-			cfg := write("ssh_config", fmt.Appendf(nil, `Host *
-  IdentityFile %s
-  IdentitiesOnly yes
-  IdentityAgent none
-  UserKnownHostsFile %s
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  PasswordAuthentication no
-  KbdInteractiveAuthentication no
-  LogLevel ERROR
-`, clientKey, known))
-			return fmt.Sprintf("ssh://%s@127.0.0.1:%d", u.Username, port), cfg
-		}
-		cmd.Process.Kill()
-		<-exited
-		if attempt == 2 {
-			t.Fatalf("sshd did not start:\n%s", log.String())
-		}
-	}
+	s := sshtest.Start(t, pub)
+	return s.Addr(), s.ClientConfig(t, "ssh_config", key, s.KnownHosts(t, "known_hosts", s.HostPub))
 }
 
 // TestDeployDockerSSH: a host reached over SSH (a real sshd on loopback, with a key

@@ -380,10 +380,31 @@ func TestDeployDocker(t *testing.T) {
 	if got := e.tasks(); !slices.Equal(got, []string{"1:running:true", "1:running:true"}) {
 		t.Fatalf("a dry run changed the tasks: %v", got)
 	}
+	// logs --follow through the update: the v1 tasks' lines, then the v2 tasks'
+	// (started mid-follow), each prefixed with host/task.
+	follow := &lockedBuffer{}
+	followCmd := exec.Command(hubctlBin, append(e.args("logs", "--follow"), "--tail", "all")...)
+	followCmd.Dir, followCmd.Env = e.dir, cleanEnv("HUBCTL_", "DOCKER_CONFIG=")
+	followCmd.Stdout, followCmd.Stderr = follow, follow
+	if err := followCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer followCmd.Process.Kill()
+	waitDeploy(t, "logs --follow of the v1 tasks", func() bool { return strings.Count(follow.String(), "serving "+ver("v1")) == 2 })
 	start = time.Now()
 	e.mustHubctl(e.deployArgs("update")...)
 	switched := time.Now()
 	t.Logf("update to v2 (image pulled): %s", switched.Sub(start).Round(time.Millisecond))
+	waitDeploy(t, "logs --follow of the v2 tasks started mid-follow", func() bool { return strings.Count(follow.String(), "serving "+ver("v2")) == 2 })
+	_ = followCmd.Process.Signal(os.Interrupt)
+	if err := followCmd.Wait(); err != nil {
+		t.Errorf("logs --follow ended on Ctrl-C with %v:\n%s", err, follow.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(follow.String()), "\n") {
+		if strings.Contains(line, "serving") && !strings.HasPrefix(line, "local/hubctl-"+e.service+"-local-") {
+			t.Errorf("logs --follow line without its host/task prefix: %q", line)
+		}
+	}
 	l.WaitMore(t, 200)
 	if after := l.Since(switched); len(after) != 1 || after[ver("v2")] == 0 {
 		t.Errorf("answers to requests started after the switch: %v; want only v2", after)
@@ -458,6 +479,14 @@ func TestDeployDocker(t *testing.T) {
 	}
 	if n := len(e.history()); n != 5 {
 		t.Errorf("the refused deploy was recorded: %d records", n)
+	}
+	// down takes the same lock: refused while it is held, nothing removed.
+	_, errOut, err = e.hubctl(e.args("down")...)
+	if err == nil || !strings.Contains(errOut, "is locked by someone on elsewhere.example") {
+		t.Errorf("down while another holds the lock: %v\n%s", err, errOut)
+	}
+	if after := e.tasks(); !slices.Equal(before, after) {
+		t.Errorf("the refused down changed tasks: %v → %v", before, after)
 	}
 	e.mustHubctl(e.args("lock", "break")...)
 	e.mustHubctl(e.deployArgs("update")...)

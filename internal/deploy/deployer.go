@@ -222,16 +222,16 @@ func (d *Deployer) runHost(ctx context.Context, s *Spec, t Target, hp HostPlan) 
 	}
 	// What no proxy routes (a deploy killed before its switch) goes first: it serves
 	// nobody, and it may hold a port a new task needs.
-	var stopAfter []Container
+	var stopAfter, stopNow []Container
 	for _, c := range hp.Stop {
 		if svc.Proxy != nil && !c.Routed || svc.Proxy == nil && !c.Running() {
-			d.logf("%s: remove %s (not serving)", t.Name(), c.Name)
-			if err := t.Remove(ctx, c.ID, svc.StopTimeout); err != nil {
-				return err
-			}
+			stopNow = append(stopNow, c)
 			continue
 		}
 		stopAfter = append(stopAfter, c)
+	}
+	if err := d.removeAll(ctx, t, stopNow, svc.StopTimeout, "not serving"); err != nil {
+		return err
 	}
 	if len(hp.Start) == 0 && len(stopAfter) == 0 {
 		d.logf("%s: %d tasks up to date", t.Name(), len(hp.Keep))
@@ -242,25 +242,33 @@ func (d *Deployer) runHost(ctx context.Context, s *Spec, t Target, hp HostPlan) 
 			return err
 		}
 	}
-	started := 0
+	// The new tasks start together (a bounded few at a time): with the image on
+	// the engine, creating and starting containers is most of a deploy's time.
+	startErrs := make([]error, len(hp.Start))
+	_ = bounded(ctx, len(hp.Start), func(ctx context.Context, i int) error {
+		n := hp.Start[i]
+		d.logf("%s: start %s", t.Name(), n.Name)
+		startErrs[i] = t.Start(ctx, n)
+		return startErrs[i]
+	})
 	undo := func(cause error) error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		var errs []error
-		for _, n := range hp.Start[:started] {
-			d.logf("%s: remove %s (deploy refused)", t.Name(), n.Name)
-			if err := t.Remove(cctx, n.Name, 0); err != nil {
-				errs = append(errs, err)
+		errs := []error{cause}
+		// Only what started is removed: a start that failed removed what it made, or
+		// failed on a name another container holds, which is not ours to remove.
+		errs = append(errs, bounded(cctx, len(hp.Start), func(ctx context.Context, i int) error {
+			n := hp.Start[i]
+			if startErrs[i] != nil {
+				return nil
 			}
-		}
-		return errors.Join(append([]error{cause}, errs...)...)
+			d.logf("%s: remove %s (deploy refused)", t.Name(), n.Name)
+			return t.Remove(ctx, n.Name, 0)
+		}))
+		return errors.Join(errs...)
 	}
-	for _, n := range hp.Start {
-		d.logf("%s: start %s", t.Name(), n.Name)
-		if err := t.Start(ctx, n); err != nil {
-			return undo(err)
-		}
-		started++
+	if err := errors.Join(startErrs...); err != nil {
+		return undo(err)
 	}
 	if len(svc.Health.Command) > 0 {
 		if err := d.commandGate(ctx, t, svc, hp.Start); err != nil {
@@ -298,13 +306,42 @@ func (d *Deployer) runHost(ctx context.Context, s *Spec, t Target, hp HostPlan) 
 			d.logf("%s: drain timed out with requests in flight", t.Name())
 		}
 	}
-	for _, c := range stopAfter {
-		d.logf("%s: stop %s (version %d)", t.Name(), c.Name, c.Version)
-		if err := t.Remove(ctx, c.ID, svc.StopTimeout); err != nil {
-			return err
-		}
+	return d.removeAll(ctx, t, stopAfter, svc.StopTimeout, "drained")
+}
+
+// removeAll stops and removes cs on t together (a bounded few at a time): each
+// waits up to its stop timeout, so one after the other would add them up.
+func (d *Deployer) removeAll(ctx context.Context, t Target, cs []Container, timeout time.Duration, why string) error {
+	return bounded(ctx, len(cs), func(ctx context.Context, i int) error {
+		c := cs[i]
+		d.logf("%s: remove %s (version %d, %s)", t.Name(), c.Name, c.Version, why)
+		return t.Remove(ctx, c.ID, timeout)
+	})
+}
+
+// maxParallel bounds the container operations one host runs at once.
+const maxParallel = 4
+
+// bounded runs fn(0) … fn(n-1), at most maxParallel at a time, every one of them
+// (an error does not cancel the others: each leaves its container in a known
+// state), and joins their errors.
+func bounded(ctx context.Context, n int, fn func(context.Context, int) error) error {
+	if n == 1 {
+		return fn(ctx, 0)
 	}
-	return nil
+	errs := make([]error, n)
+	sem := make(chan struct{}, maxParallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(ctx, i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // switchWhenFree switches, waiting while the proxy runs another switch of the
@@ -330,7 +367,10 @@ func (d *Deployer) switchWhenFree(ctx context.Context, t Target, svc Service, re
 func (d *Deployer) commandGate(ctx context.Context, t Target, svc Service, tasks []TaskSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, svc.DeployTimeout)
 	defer cancel()
-	for _, n := range tasks {
+	// The tasks are checked together: one slow to start does not delay the others'
+	// checks, and the gate takes as long as the slowest task, not their sum.
+	return bounded(ctx, len(tasks), func(ctx context.Context, i int) error {
+		n := tasks[i]
 		passes := 0
 		var last error
 		for passes < svc.Health.Threshold {
@@ -354,8 +394,8 @@ func (d *Deployer) commandGate(ctx context.Context, t Target, svc Service, tasks
 			case <-time.After(svc.Health.Interval):
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Down removes the service from every host.

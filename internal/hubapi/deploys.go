@@ -70,6 +70,8 @@ type DeployStore interface {
 	RenewDeployLock(ctx context.Context, namespace, service string, number int, ttl time.Duration) (deploy.LockHolder, error)
 	FinishDeploy(ctx context.Context, namespace, service string, number int, outcome deploy.Outcome, errMsg string) (deploy.Record, error)
 	BreakDeployLock(ctx context.Context, namespace, service, by string) (deploy.LockHolder, error)
+	TakeDeployLock(ctx context.Context, namespace, service string, byID int64, by string, holder deploy.LockHolder, ttl time.Duration) (deploy.LockHolder, error)
+	ReleaseDeployLock(ctx context.Context, namespace, service string, byID int64, holder deploy.LockHolder) error
 	DeployLock(ctx context.Context, namespace, service string) (deploy.LockHolder, bool, error)
 	GetDeploy(ctx context.Context, namespace, service string, number int) (deploy.Record, error)
 	ListDeploys(ctx context.Context, namespace, service string, before, limit int) ([]deploy.Record, error)
@@ -85,7 +87,9 @@ func (a *api) deployRoutes() {
 	a.route(base, map[string]handlerFunc{"GET": reads(scope.HubDeploys, a.listDeploys), "POST": writes(scope.HubDeploys, a.beginDeploy)})
 	a.route(base+"/{number}", map[string]handlerFunc{"GET": reads(scope.HubDeploys, a.getDeploy), "PATCH": writes(scope.HubDeploys, a.finishDeploy)})
 	a.route(base+"/{number}/renew", map[string]handlerFunc{"POST": writes(scope.HubDeploys, a.renewDeploy)})
-	a.route(base+"/lock", map[string]handlerFunc{"GET": reads(scope.HubDeploys, a.getDeployLock), "DELETE": writes(scope.HubDeploys, a.breakDeployLock)})
+	a.route(base+"/lock", map[string]handlerFunc{"GET": reads(scope.HubDeploys, a.getDeployLock), "POST": writes(scope.HubDeploys, a.takeDeployLock),
+		"DELETE": writes(scope.HubDeploys, a.breakDeployLock)})
+	a.route(base+"/lock/release", map[string]handlerFunc{"POST": writes(scope.HubDeploys, a.releaseDeployLock)})
 	a.route(base+"/pull-token", map[string]handlerFunc{"POST": writes(scope.HubDeploys, a.deployPullToken)})
 	a.route(base+"/secrets", map[string]handlerFunc{"POST": writes(scope.HubDeploys, a.deploySecrets)})
 }
@@ -429,6 +433,61 @@ func (a *api) getDeployLock(w http.ResponseWriter, r *http.Request, p *authz.Pri
 		return deployStoreError(fmt.Errorf("deploy lock of %s: %w", t.name(), metadata.ErrNoDeployLock))
 	}
 	return reply(w, http.StatusOK, lockView(t.name(), h))
+}
+
+// takeDeployLock answers POST …/lock {"host", "pid"}: takes the service's lock for
+// work that is no deploy (`hubctl deploy down`), or renews it for the same holder
+// (account, host, pid), for deploy.LockTTL; DEPLOY_LOCKED with the holder while
+// another holds it. Taking it is audited; its renewals are not.
+func (a *api) takeDeployLock(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	t, req, err := a.deployLockRequest(w, r, p)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if h, ok, err := t.store.DeployLock(ctx, t.ns, t.service); err != nil {
+		return err
+	} else if !ok || h.Number != 0 || h.By != p.Name() || h.Host != req.Host || h.PID != req.PID {
+		ctx = a.deployAudit(r, p, "deploy.lock.take", t, "from "+req.Host+" pid "+strconv.Itoa(req.PID))
+	}
+	h, err := t.store.TakeDeployLock(ctx, t.ns, t.service, p.User.ID, p.Name(), deploy.LockHolder{Host: req.Host, PID: req.PID}, deploy.LockTTL)
+	if err != nil {
+		return deployStoreError(err)
+	}
+	return reply(w, http.StatusOK, lockView(t.name(), h))
+}
+
+// releaseDeployLock answers POST …/lock/release {"host", "pid"}: releases the lock
+// takeDeployLock took for this holder (204); one another holds is left alone.
+func (a *api) releaseDeployLock(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	t, req, err := a.deployLockRequest(w, r, p)
+	if err != nil {
+		return err
+	}
+	if err := t.store.ReleaseDeployLock(r.Context(), t.ns, t.service, p.User.ID, deploy.LockHolder{Host: req.Host, PID: req.PID}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deployLockRequest checks access and reads the body of a lock take or release.
+func (a *api) deployLockRequest(w http.ResponseWriter, r *http.Request, p *authz.Principal) (deployTarget, hubtypes.TakeDeployLockRequest, error) {
+	var req hubtypes.TakeDeployLockRequest
+	t, err := a.deployAccess(r, p, accounts.RoleWrite, "locking the deploys of")
+	if err != nil {
+		return t, req, err
+	}
+	if err := decode(w, r, &req); err != nil {
+		return t, req, err
+	}
+	if req.PID < 0 || req.PID > 1<<31 {
+		return t, req, invalid("pid %d is not a process id", req.PID)
+	}
+	if err := printable("host", req.Host, maxHostName); err != nil {
+		return t, req, err
+	}
+	return t, req, nil
 }
 
 // breakDeployLock answers DELETE …/lock: removes the lock whoever holds it, marks its

@@ -467,3 +467,32 @@ func TestDeploySecrets(t *testing.T) {
 		t.Fatalf("%d secret reads audited, want 2", n)
 	}
 }
+
+// TestDeployLockTake: the lock `hubctl deploy down` takes holds no deploy: a begin
+// is refused while it is held, its holder renews it by taking it again (audited
+// once), another writer is refused, a reader may not take it, a release by another
+// holder leaves it, its holder's release frees it; bad bodies are refused.
+func TestDeployLockTake(t *testing.T) {
+	f := newDeployFixture(t)
+	body := hubtypes.TakeDeployLockRequest{Host: "laptop", PID: 4242}
+	l := decodeAs[hubtypes.DeployLock](t, f.want(f.do(asAlice, "POST", "/api/v1/deploys/acme/web/lock", body), 200, ""))
+	if l.By != "alice" || l.Host != "laptop" || l.PID != 4242 || l.Number != 0 || l.Expires <= l.Acquired {
+		t.Fatalf("take: %+v", l)
+	}
+	f.wantAudit("deploy.lock.take", "alice", "acme/web")
+	f.want(f.do(asCarol, "POST", "/api/v1/deploys/acme/web", beginBody("ci", 7)), 409, "DEPLOY_LOCKED")
+	f.want(f.do(asCarol, "POST", "/api/v1/deploys/acme/web/lock", body), 409, "DEPLOY_LOCKED")
+	f.want(f.do(asBob, "POST", "/api/v1/deploys/acme/web/lock", body), 403, "DENIED")
+	f.want(f.do(asMallory, "POST", "/api/v1/deploys/acme/web/lock", body), 404, "NAME_UNKNOWN")
+	r := decodeAs[hubtypes.DeployLock](t, f.want(f.do(asAlice, "POST", "/api/v1/deploys/acme/web/lock", body), 200, ""))
+	if r.Expires < l.Expires || r.Acquired != l.Acquired {
+		t.Fatalf("renewal %+v after %+v", r, l)
+	}
+	f.want(f.do(asCarol, "POST", "/api/v1/deploys/acme/web/lock/release", body), 204, "")
+	f.want(f.do(asAlice, "GET", "/api/v1/deploys/acme/web/lock", nil), 200, "")
+	f.want(f.do(asAlice, "POST", "/api/v1/deploys/acme/web/lock/release", body), 204, "")
+	f.want(f.do(asAlice, "GET", "/api/v1/deploys/acme/web/lock", nil), 404, "DEPLOY_NOT_LOCKED")
+	f.want(f.do(asAlice, "POST", "/api/v1/deploys/acme/web/lock", hubtypes.TakeDeployLockRequest{Host: "bad\nhost", PID: 1}), 400, "INVALID_REQUEST")
+	f.want(f.do(asAlice, "POST", "/api/v1/deploys/acme/web/lock", hubtypes.TakeDeployLockRequest{Host: "h", PID: -1}), 400, "INVALID_REQUEST")
+	f.begin(asCarol, beginBody("ci", 7))
+}

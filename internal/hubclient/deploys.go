@@ -71,6 +71,20 @@ func (c *Client) BreakDeployLock(ctx context.Context, namespace, service string)
 	return out, c.do(ctx, http.MethodDelete, deploysPath(namespace, service)+"/lock", nil, &out)
 }
 
+// TakeDeployLock takes namespace/service's lock for work that is no deploy (down),
+// or renews it when this holder (account, host, pid) has it; DEPLOY_LOCKED while
+// another holds it.
+func (c *Client) TakeDeployLock(ctx context.Context, namespace, service string, req hubtypes.TakeDeployLockRequest) (hubtypes.DeployLock, error) {
+	var out hubtypes.DeployLock
+	return out, c.do(ctx, http.MethodPost, deploysPath(namespace, service)+"/lock", req, &out)
+}
+
+// ReleaseDeployLock releases the lock TakeDeployLock took for this holder; one
+// another holds is left alone.
+func (c *Client) ReleaseDeployLock(ctx context.Context, namespace, service string, req hubtypes.TakeDeployLockRequest) error {
+	return c.do(ctx, http.MethodPost, deploysPath(namespace, service)+"/lock/release", req, nil)
+}
+
 // DeployPullToken mints a short-lived token pulling repos for running deploy number.
 // The token is a credential: never log it.
 func (c *Client) DeployPullToken(ctx context.Context, namespace, service string, number int, repos []string) (hubtypes.DeployPullToken, error) {

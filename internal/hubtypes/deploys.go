@@ -70,6 +70,14 @@ type BeginDeployResponse struct {
 	Lock   DeployLock   `json:"lock"`
 }
 
+// TakeDeployLockRequest is the body of POST /api/v1/deploys/{ns}/{service}/lock
+// (take or renew the lock for work that is no deploy: `hubctl deploy down`) and of
+// POST …/lock/release: where the holder runs.
+type TakeDeployLockRequest struct {
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+}
+
 // FinishDeployRequest is the body of PATCH /api/v1/deploys/{ns}/{service}/{number}.
 type FinishDeployRequest struct {
 	// Outcome is succeeded, failed or rolled_back.

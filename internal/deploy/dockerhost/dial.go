@@ -85,6 +85,13 @@ func Dial(ctx context.Context, h deploy.Host, opts ...DialOption) (*client.Clien
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
+		if h.TLS != nil && certRefused(err) {
+			if h.TLS.Cert == "" {
+				err = fmt.Errorf("the engine wants a client certificate and tls gives none (cert, key): %w", err)
+			} else {
+				err = fmt.Errorf("the engine refused the client certificate %s: it must be one signed by the CA the engine trusts (dockerd --tlscacert): %w", h.TLS.Cert, err)
+			}
+		}
 		return nil, fmt.Errorf("docker engine %s: %w", name, err)
 	}
 	return api, nil
@@ -472,3 +479,19 @@ func (c *sshConn) RemoteAddr() net.Addr { return sshAddr(c.d.what) }
 func (c *sshConn) SetDeadline(time.Time) error      { return nil }
 func (c *sshConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *sshConn) SetWriteDeadline(time.Time) error { return nil }
+
+// certRefused reports whether err is the engine's TLS alert refusing the client's
+// certificate (or its absence). TLS 1.3 sends it after the client's handshake
+// ended, so it arrives as the first read's error.
+func certRefused(err error) bool {
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		switch alert {
+		case 42, 43, 44, 45, 46, 48, 116: // bad, unsupported, revoked, expired, unknown certificate; unknown CA; certificate required
+			return true
+		}
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "remote error: tls: ") && (strings.Contains(msg, "certificate") || strings.Contains(msg, "unknown certificate authority"))
+}

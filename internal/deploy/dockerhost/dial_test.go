@@ -2,27 +2,17 @@ package dockerhost
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"io"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 
 	"github.com/hubctl/hubctl/internal/deploy"
+	"github.com/hubctl/hubctl/internal/deploy/dockerhost/tlstest"
 )
 
 // dialMissing skips a test whose peer (sshd, the Docker engine) is not here, and
@@ -90,7 +80,7 @@ func TestDialLocal(t *testing.T) {
 func TestDialRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tlsFiles := &deploy.DockerTLS{CA: "/nonexistent/ca.pem", Cert: "/nonexistent/cert.pem", Key: "/nonexistent/key.pem"}
+	tlsFiles := &deploy.DockerTLS{CA: "/nonexistent/ca.PEM", Cert: "/nonexistent/cert.pem", Key: "/nonexistent/key.pem"}
 	for _, tt := range []struct {
 		addr string
 		tls  *deploy.DockerTLS
@@ -101,7 +91,7 @@ func TestDialRefused(t *testing.T) {
 		{"tcp://[::ffff:10.0.0.1]:2375", nil, "has no TLS"},
 		{"tcp://10.1.2.3", tlsFiles, "write tcp://host:port"},
 		{"tcp://10.1.2.3:99999", tlsFiles, "the port must be 1 to 65535"},
-		{"tcp://10.1.2.3:2376", tlsFiles, "tls: ca: open /nonexistent/ca.pem"},
+		{"tcp://10.1.2.3:2376", tlsFiles, "tls: ca: open /nonexistent/ca.PEM"},
 		{"tcp://10.1.2.3:2376", &deploy.DockerTLS{Cert: "c"}, "no ca"},
 		{"unix:///var/run/docker.sock", tlsFiles, "tls is for tcp:// engines"},
 		{"ssh://root@host", tlsFiles, "tls is for tcp:// engines"},
@@ -133,140 +123,9 @@ func TestDialRefused(t *testing.T) {
 	}
 }
 
-// dialCA is a certificate authority made by the test.
-type dialCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newDialCA(t *testing.T, name string) *dialCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &dialCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a certificate and key (PEM) signed by the CA: a server's for
-// 127.0.0.1, or a client's.
-func (ca *dialCA) issue(t *testing.T, name string, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
 func dialWrite(t *testing.T, dir, name string, data []byte) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// dialTLSRelay terminates TLS on 127.0.0.1 (client certificates of ca required)
-// and relays each connection to the engine's unix socket: an engine on
-// tcp://…:2376 with --tlsverify, as far as a client can tell.
-func dialTLSRelay(t *testing.T, sock string, ca *dialCA, certPEM, keyPEM []byte) string {
-	t.Helper()
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{cert}, ClientCAs: pool,
-		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
-	}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			track(c)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				// The handshake (and its client-certificate check) before any byte
-				// reaches the engine.
-				if err := c.(*tls.Conn).Handshake(); err != nil {
-					return
-				}
-				e, err := net.Dial("unix", sock)
-				if err != nil {
-					return
-				}
-				track(e)
-				defer e.Close()
-				done := make(chan struct{})
-				go func() { io.Copy(e, c); e.(*net.UnixConn).CloseWrite(); close(done) }()
-				io.Copy(c, e)
-				c.(*tls.Conn).CloseWrite()
-				<-done
-			}()
-		}
-	}()
-	return "tcp://" + ln.Addr().String()
+	return tlstest.WriteFile(t, dir, name, data)
 }
 
 func TestDialTLS(t *testing.T) {
@@ -274,12 +133,12 @@ func TestDialTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	ca := newDialCA(t, "hubctl test engine CA")
-	srvCert, srvKey := ca.issue(t, "engine", true)
-	cliCert, cliKey := ca.issue(t, "deployer", false)
-	addr := dialTLSRelay(t, sock, ca, srvCert, srvKey)
+	ca := tlstest.NewCA(t, "hubctl test engine CA")
+	srvCert, srvKey := ca.Issue(t, "engine", true)
+	cliCert, cliKey := ca.Issue(t, "deployer", false)
+	addr := tlstest.Relay(t, sock, ca, srvCert, srvKey)
 	files := &deploy.DockerTLS{
-		CA:   dialWrite(t, dir, "ca.pem", ca.pem),
+		CA:   dialWrite(t, dir, "ca.PEM", ca.PEM),
 		Cert: dialWrite(t, dir, "cert.pem", cliCert),
 		Key:  dialWrite(t, dir, "key.pem", cliKey),
 	}
@@ -292,9 +151,9 @@ func TestDialTLS(t *testing.T) {
 	api.Close()
 
 	// A server certificate of another CA (a man in the middle) is refused.
-	other := newDialCA(t, "someone else's CA")
+	other := tlstest.NewCA(t, "someone else's CA")
 	wrongCA := *files
-	wrongCA.CA = dialWrite(t, dir, "other-ca.pem", other.pem)
+	wrongCA.CA = dialWrite(t, dir, "other-ca.PEM", other.PEM)
 	if api, err := Dial(ctx, deploy.Host{Name: "tls", Docker: addr, TLS: &wrongCA}); err == nil {
 		api.Close()
 		t.Error("Dial with a wrong CA worked")
@@ -308,14 +167,18 @@ func TestDialTLS(t *testing.T) {
 	if api, err := Dial(ctx, deploy.Host{Name: "tls", Docker: addr, TLS: &noCert}); err == nil {
 		api.Close()
 		t.Error("Dial without a client certificate worked")
-	} else {
-		t.Logf("without a client certificate: %v", err)
+	} else if !strings.Contains(err.Error(), "the engine wants a client certificate") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Dial without a client certificate: %v; want one line saying the engine wants one", err)
 	}
-	foreignCert, foreignKey := other.issue(t, "intruder", false)
+	foreignCert, foreignKey := other.Issue(t, "intruder", false)
 	foreign := deploy.DockerTLS{CA: files.CA, Cert: dialWrite(t, dir, "f.pem", foreignCert), Key: dialWrite(t, dir, "f.key", foreignKey)}
 	if api, err := Dial(ctx, deploy.Host{Name: "tls", Docker: addr, TLS: &foreign}); err == nil {
 		api.Close()
 		t.Error("Dial with a client certificate of another CA worked")
+	} else if !strings.Contains(err.Error(), "the engine refused the client certificate "+foreign.Cert) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Dial with a client certificate of another CA: %v; want one line naming the refused certificate", err)
+	} else {
+		t.Logf("a client certificate of another CA: %v", err)
 	}
 
 	// A key that is not the certificate's, and a CA file with no certificate.

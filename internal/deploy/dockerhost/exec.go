@@ -122,6 +122,7 @@ func (h *Host) proxyStatus(ctx context.Context, proxyID, service string) (proxy.
 	if err := json.Unmarshal([]byte(out), &sts); err != nil {
 		return proxy.Status{}, fmt.Errorf("proxy status answered %q: %w", clip(out), err)
 	}
+	h.setAnswered(proxyID)
 	for _, st := range sts {
 		if st.Service == service {
 			return st, nil

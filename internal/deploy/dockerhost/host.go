@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -50,6 +51,12 @@ type Host struct {
 	name string
 	api  *client.Client
 	opts Options
+
+	// answered holds the proxy containers whose control channel answered this
+	// Host (Observe and WaitIdle ask it before a deploy), so Prepare need not
+	// wait for it again: one exec less per deploy.
+	mu       sync.Mutex
+	answered map[string]bool
 }
 
 // New returns the host name reached through api (see Dial).
@@ -124,6 +131,27 @@ func (h *Host) Observe(ctx context.Context, service string) (deploy.HostState, e
 	return st, nil
 }
 
+// RunningTasks lists the service's running task containers of this host entry,
+// without asking the proxy what it routes (Observe does): cheap enough to poll.
+func (h *Host) RunningTasks(ctx context.Context, service string) ([]deploy.Container, error) {
+	res, err := h.api.ContainerList(ctx, client.ContainerListOptions{Filters: h.filter(service,
+		deploy.LabelRole+"="+deploy.RoleTask, deploy.LabelHost+"="+h.name)})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []deploy.Container
+	for _, s := range res.Items {
+		c := deploy.Container{ID: s.ID, Role: deploy.RoleTask, Host: h.name, State: string(s.State)}
+		if len(s.Names) > 0 {
+			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		c.Version, _ = strconv.Atoi(s.Labels[deploy.LabelVersion])
+		c.Task, _ = strconv.Atoi(s.Labels[deploy.LabelTask])
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // Prepare ensures the network and, withProxy, the proxy container on it.
 func (h *Host) Prepare(ctx context.Context, service string, withProxy bool) error {
 	if _, err := h.ensureNetwork(ctx, service); err != nil {
@@ -180,6 +208,9 @@ func (h *Host) ensureProxy(ctx context.Context, service string) error {
 			return fmt.Errorf("container name %s is taken by a container that is not this service's proxy", name)
 		}
 		if c.State != nil && c.State.Running {
+			if h.hasAnswered(c.ID) {
+				return nil
+			}
 			return h.waitProxy(ctx, c.ID)
 		}
 		if _, err := h.api.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
@@ -269,12 +300,29 @@ func parsePublish(s string) (netip.Addr, string, error) {
 	return ip, port, nil
 }
 
+// setAnswered notes that the control channel of proxy container id answered.
+func (h *Host) setAnswered(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.answered == nil {
+		h.answered = map[string]bool{}
+	}
+	h.answered[id] = true
+}
+
+func (h *Host) hasAnswered(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.answered[id]
+}
+
 // waitProxy waits until the proxy's control channel answers.
 func (h *Host) waitProxy(ctx context.Context, id string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, _, code, err := h.exec(ctx, id, []string{"/hubctl", "proxy", "status", "-o", "json"})
 		if err == nil && code == 0 {
+			h.setAnswered(id)
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -159,6 +159,26 @@ func (h *History) BreakLockHolder(ctx context.Context, service string) (deploy.L
 	return holderOf(l), nil
 }
 
+// TakeLock takes the service's lock for work that is no deploy (down) for holder
+// (its Host and PID; the account is the client's), or renews it when holder has
+// it. A lock another holds and not stale answers *deploy.LockedError.
+func (h *History) TakeLock(ctx context.Context, service string, holder deploy.LockHolder) error {
+	_, err := h.client.TakeDeployLock(ctx, h.namespace, service, hubtypes.TakeDeployLockRequest{Host: holder.Host, PID: holder.PID})
+	if err != nil {
+		return h.wrap("lock the deploys of", service, err)
+	}
+	return nil
+}
+
+// ReleaseLock releases the lock TakeLock took for holder.
+func (h *History) ReleaseLock(ctx context.Context, service string, holder deploy.LockHolder) error {
+	err := h.client.ReleaseDeployLock(ctx, h.namespace, service, hubtypes.TakeDeployLockRequest{Host: holder.Host, PID: holder.PID})
+	if err != nil {
+		return h.wrap("release the deploy lock of", service, err)
+	}
+	return nil
+}
+
 // Lock answers who holds the service's lock (a stale one too: its Expires has
 // passed), and false when nobody does.
 func (h *History) Lock(ctx context.Context, service string) (deploy.LockHolder, bool, error) {

@@ -196,6 +196,72 @@ func (s *Store) BreakDeployLock(ctx context.Context, namespace, service, by stri
 	return h, err
 }
 
+// TakeDeployLock takes namespace/service's lock for ttl for work that is not a
+// deploy (`hubctl deploy down`): held by no deploy (Number 0) for account byID
+// (named by) from holder's Host and PID. The same holder taking it again renews it.
+// A lock held by another and not expired answers *deploy.LockedError; a stale one
+// is taken over, and the deploy that held it, if still running, is marked failed
+// (abandoned). It writes the audit entry ctx carries in its transaction.
+func (s *Store) TakeDeployLock(ctx context.Context, namespace, service string, byID int64, by string, holder deploy.LockHolder, ttl time.Duration) (deploy.LockHolder, error) {
+	var out deploy.LockHolder
+	err := s.write(ctx, func(q querier) error {
+		now, err := s.dbNow(ctx, q)
+		if err != nil {
+			return err
+		}
+		prev, held, err := s.deployLock(ctx, q, namespace, service, s.d.forUpdate)
+		if err != nil {
+			return err
+		}
+		var acquired, expires int64
+		err = q.QueryRow(ctx, `INSERT INTO deploy_locks AS l (namespace, service, number, by_id, by_name, host, pid, acquired, expires)
+			VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (namespace, service) DO UPDATE SET number = 0, by_id = excluded.by_id,
+				by_name = excluded.by_name, host = excluded.host, pid = excluded.pid,
+				acquired = CASE WHEN l.expires <= excluded.acquired THEN excluded.acquired ELSE l.acquired END,
+				expires = excluded.expires
+			WHERE l.expires <= excluded.acquired
+				OR (l.number = 0 AND l.by_id = excluded.by_id AND l.host = excluded.host AND l.pid = excluded.pid)
+			RETURNING acquired, expires`,
+			namespace, service, byID, by, holder.Host, holder.PID, now, now+ttl.Nanoseconds()).Scan(&acquired, &expires)
+		if isNoRows(err) {
+			h, ok, err := s.deployLock(ctx, q, namespace, service, "")
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("deploy lock of %s/%s: released while taking it, try again", namespace, service)
+			}
+			return &deploy.LockedError{Service: namespace + "/" + service, Holder: h}
+		}
+		if err != nil {
+			return err
+		}
+		if held && prev.Number > 0 {
+			if _, err := q.Exec(ctx, `UPDATE deploys SET outcome = 'failed', error = $4, finished = $5
+				WHERE namespace = $1 AND service = $2 AND number = $3 AND outcome = 'running'`,
+				namespace, service, prev.Number,
+				fmt.Sprintf("abandoned: its lock (held by %s on %s, pid %d) went stale and was taken over", prev.By, prev.Host, prev.PID), now); err != nil {
+				return err
+			}
+		}
+		out = deploy.LockHolder{By: by, Host: holder.Host, PID: holder.PID, Acquired: fromNanos(acquired), Expires: fromNanos(expires)}
+		return s.recordChange(ctx, q, events.Event{})
+	})
+	return out, err
+}
+
+// ReleaseDeployLock releases the lock TakeDeployLock took for account byID from
+// holder's Host and PID; a lock another holds now (a deploy, or another down) is
+// left alone, and no lock is no error.
+func (s *Store) ReleaseDeployLock(ctx context.Context, namespace, service string, byID int64, holder deploy.LockHolder) error {
+	return s.write(ctx, func(q querier) error {
+		_, err := q.Exec(ctx, `DELETE FROM deploy_locks WHERE namespace = $1 AND service = $2 AND number = 0
+			AND by_id = $3 AND host = $4 AND pid = $5`, namespace, service, byID, holder.Host, holder.PID)
+		return err
+	})
+}
+
 // DeployLock answers who holds namespace/service's lock, and false when nobody does.
 // A stale lock is still answered (its Expires is in the past).
 func (s *Store) DeployLock(ctx context.Context, namespace, service string) (deploy.LockHolder, bool, error) {

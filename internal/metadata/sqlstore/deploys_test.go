@@ -291,3 +291,62 @@ func TestDeployConcurrentBegins(t *testing.T) {
 		}
 	})
 }
+
+// TestDeployLockWithoutDeploy: the lock `deploy down` takes holds no deploy: a
+// Begin is refused while it is held, its holder takes it again (a renewal), another
+// is refused, only its holder releases it; a stale one is taken over by a Begin, and
+// a down takes over a deploy's stale lock, marking that deploy abandoned.
+func TestDeployLockWithoutDeploy(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		s, _ := openFresh(t, b)
+		me := deploy.LockHolder{Host: "laptop", PID: 42}
+		h, err := s.TakeDeployLock(ctx, "acme", "web", 1, "alice", me, deploy.LockTTL)
+		if err != nil || h.Number != 0 || h.By != "alice" || !h.Expires.After(h.Acquired) {
+			t.Fatalf("take: %+v %v", h, err)
+		}
+		var le *deploy.LockedError
+		if _, err := s.beginTest(ctx, beginOf("acme", "web", "bob", "ci", 7)); !errors.As(err, &le) || le.Holder.By != "alice" || le.Holder.Number != 0 {
+			t.Fatalf("a deploy while down holds the lock: %v", err)
+		}
+		h2, err := s.TakeDeployLock(ctx, "acme", "web", 1, "alice", me, deploy.LockTTL)
+		if err != nil || !h2.Acquired.Equal(h.Acquired) || h2.Expires.Before(h.Expires) {
+			t.Fatalf("renewal by its holder: %+v %v", h2, err)
+		}
+		if _, err := s.TakeDeployLock(ctx, "acme", "web", 1, "alice", deploy.LockHolder{Host: "laptop", PID: 43}, deploy.LockTTL); !errors.As(err, &le) {
+			t.Fatalf("another process of the same account: %v", err)
+		}
+		if _, err := s.TakeDeployLock(ctx, "acme", "web", 2, "bob", me, deploy.LockTTL); !errors.As(err, &le) {
+			t.Fatalf("another account: %v", err)
+		}
+		if err := s.ReleaseDeployLock(ctx, "acme", "web", 2, me); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.DeployLock(ctx, "acme", "web"); !ok {
+			t.Fatal("another's release removed the lock")
+		}
+		if err := s.ReleaseDeployLock(ctx, "acme", "web", 1, me); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.DeployLock(ctx, "acme", "web"); ok {
+			t.Fatal("the holder's release left the lock")
+		}
+
+		// A stale down lock is taken over by a deploy; that deploy's stale lock by a down.
+		if _, err := s.TakeDeployLock(ctx, "acme", "web", 1, "alice", me, deploy.LockTTL); err != nil {
+			t.Fatal(err)
+		}
+		execSQL(t, s, `UPDATE deploy_locks SET expires = acquired - 1`)
+		r, err := s.beginTest(ctx, beginOf("acme", "web", "bob", "ci", 7))
+		if err != nil {
+			t.Fatalf("a deploy over a stale down lock: %v", err)
+		}
+		execSQL(t, s, `UPDATE deploy_locks SET expires = acquired - 1`)
+		if _, err := s.TakeDeployLock(ctx, "acme", "web", 1, "alice", me, deploy.LockTTL); err != nil {
+			t.Fatalf("a down over a stale deploy lock: %v", err)
+		}
+		if g, _ := s.GetDeploy(ctx, "acme", "web", r.Number); g.Outcome != deploy.OutcomeFailed || !strings.Contains(g.Error, "went stale") {
+			t.Fatalf("the deploy whose lock a down took over: %+v", g)
+		}
+	})
+}
