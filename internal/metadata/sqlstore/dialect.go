@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -73,6 +75,15 @@ type dialect struct {
 	list    func(p, typ string) string
 	listArg func(v any) any
 
+	// contains is the condition "search term t (lower case) occurs in repository r's
+	// name, or in its repository_search row s's description or labels", arg binding
+	// its parameters. SQLite asks its FTS5 trigram index (repository_fts) for a term
+	// of three characters or more and compares with LIKE below that (a trigram index
+	// has nothing to offer: a scan). PostgreSQL matches s.document with ILIKE, which
+	// its pg_trgm GIN index serves from three characters on. Both are substring
+	// matches, case-insensitive, so the stores find the same repositories.
+	contains func(t string, arg func(any) string) string
+
 	// isUniqueViolation reports a unique or primary-key violation: SQLite's extended
 	// result codes, PostgreSQL's SQLSTATE 23505.
 	isUniqueViolation func(error) bool
@@ -97,6 +108,14 @@ var sqliteDialect = &dialect{
 			panic(fmt.Sprintf("sqlstore: list argument %T: %v", v, err))
 		}
 		return string(b)
+	},
+	contains: func(t string, arg func(any) string) string {
+		if utf8.RuneCountInString(t) >= 3 {
+			return "r.id IN (SELECT rowid FROM repository_fts WHERE repository_fts MATCH " +
+				arg(`"`+strings.ReplaceAll(t, `"`, `""`)+`"`) + ")"
+		}
+		p := arg("%" + escapeLike(t) + "%")
+		return "(r.name LIKE " + p + ` ESCAPE '\' OR s.description LIKE ` + p + ` ESCAPE '\' OR s.labels LIKE ` + p + ` ESCAPE '\')`
 	},
 	isUniqueViolation: func(err error) bool {
 		var se *sqlite.Error
@@ -127,6 +146,9 @@ var postgresDialect = &dialect{
 		return "unnest(" + p + "::" + typ + "[]) AS list(value)"
 	},
 	listArg: func(v any) any { return v },
+	contains: func(t string, arg func(any) string) string {
+		return "s.document ILIKE " + arg("%"+escapeLike(t)+"%") + ` ESCAPE '\'`
+	},
 	isUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
@@ -149,4 +171,9 @@ var migrationFS embed.FS
 // version order. The two folders mirror each other version for version.
 func Migrations(database string) ([]migrate.Migration, error) {
 	return migrate.Load(migrationFS, "migrations/"+database)
+}
+
+// escapeLike makes s match itself in a LIKE pattern whose escape is a backslash.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(s)
 }
