@@ -70,6 +70,9 @@ type SearchDoc struct {
 	Description string
 	Labels      map[string]string
 	Digest      digest.Digest
+	// IfPending writes the document only if the repository was never indexed: the
+	// backfill's, which must not replace what a push indexed meanwhile.
+	IfPending bool
 }
 
 // PendingSearchDoc is a repository whose SearchDoc has never been written (stored

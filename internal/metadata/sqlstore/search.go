@@ -194,8 +194,8 @@ func (s *Store) SetSearchDoc(ctx context.Context, repo string, doc metadata.Sear
 	desc := boundText(doc.Description, maxDescription)
 	err = s.write(ctx, func(q querier) error {
 		_, err := q.Exec(ctx, `UPDATE repository_search SET kind = $2, description = $3, labels = $4, digest = $5, updated_at = $6
-			WHERE repo_id = (SELECT id FROM repositories WHERE name = $1)`,
-			repo, doc.Kind, desc, labels, doc.Digest.String(), nanos(time.Now()))
+			WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND (updated_at = 0 OR NOT $7)`,
+			repo, doc.Kind, desc, labels, doc.Digest.String(), nanos(time.Now()), doc.IfPending)
 		return err
 	})
 	if err != nil {
