@@ -1,16 +1,15 @@
 package web
 
 import (
-	"cmp"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
-	"github.com/hubctl/hubctl/internal/policy"
+	"github.com/hubctl/hubctl/internal/metadata"
 )
 
 // tagRow is one tag on a repository page.
@@ -60,11 +59,6 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 		h.notFound(w, r)
 		return
 	}
-	view, err := h.o.Views.RetentionView(ctx, repo)
-	if err != nil {
-		h.internal(w, r, err)
-		return
-	}
 	vis, _, err := h.o.Accounts.RepositoryVisibility(ctx, repo)
 	if err != nil {
 		h.internal(w, r, err)
@@ -81,18 +75,53 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 			order = "asc"
 		}
 	}
-	rows := tagRows(view)
-	sortTags(rows, sortBy, order == "desc")
 	page, _ := strconv.Atoi(q.Get("page"))
-	pages := max(1, (len(rows)+pageSize-1)/pageSize)
-	page = min(max(page, 1), pages)
+	page = max(page, 1)
+	s, err := h.searcher()
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	// One page read in SQL, sorted there: a repository of 10,000 tags costs a page.
+	key := map[string]metadata.TagSort{"name": metadata.TagSortName, "pushed": metadata.TagSortPushed, "pulled": metadata.TagSortPulled}[sortBy]
+	tp, err := s.TagPage(ctx, repo, key, order == "desc", (page-1)*pageSize, pageSize)
+	if err == nil && len(tp.Tags) == 0 && page > 1 && tp.Total > 0 {
+		// Past the last page (a stale link): show the last one.
+		page = (tp.Total + pageSize - 1) / pageSize
+		tp, err = s.TagPage(ctx, repo, key, order == "desc", (page-1)*pageSize, pageSize)
+	}
+	if errors.Is(err, metadata.ErrRepositoryNotFound) {
+		h.notFound(w, r)
+		return
+	} else if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	rows := make([]tagRow, 0, len(tp.Tags))
+	for _, t := range tp.Tags {
+		rows = append(rows, tagRow{Name: t.Name, Digest: t.Digest.String(), PushedAt: t.PushedAt, PulledAt: t.PulledAt})
+	}
+	pages := max(1, (tp.Total+pageSize-1)/pageSize)
+	first := ""
+	if page == 1 && len(rows) > 0 {
+		first = rows[0].Name
+	} else if tp.Total > 0 {
+		// The pull commands name the first tag of the table's order, whatever the page.
+		top, err := s.TagPage(ctx, repo, key, order == "desc", 0, 1)
+		if err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		if len(top.Tags) > 0 {
+			first = top.Tags[0].Name
+		}
+	}
 
 	row := row(repo)
 	p := repoPage{basePage: h.base(r, repo), Repository: repo, Namespace: row.Namespace, Short: row.Short,
-		Visibility: vis, Total: len(rows), Page: page, Pages: pages}
-	p.Tags = rows[min((page-1)*pageSize, len(rows)):min(page*pageSize, len(rows))]
-	if len(rows) > 0 {
-		p.Pull = pullCommands(h.registryHost(r), repo, ":"+rows[0].Name)
+		Visibility: vis, Total: tp.Total, Page: page, Pages: pages, Tags: rows}
+	if first != "" {
+		p.Pull = pullCommands(h.registryHost(r), repo, ":"+first)
 	}
 	link := func(sortBy, order string, page int) string {
 		v := url.Values{"sort": {sortBy}, "order": {order}}
@@ -120,39 +149,4 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 		p.NextURL = link(sortBy, order, page+1)
 	}
 	h.render(w, r, http.StatusOK, "repo", p)
-}
-
-func tagRows(v policy.View) []tagRow {
-	pulled := make(map[string]time.Time, len(v.Manifests))
-	for _, m := range v.Manifests {
-		pulled[m.Digest.String()] = m.PulledAt
-	}
-	rows := make([]tagRow, 0, len(v.Tags))
-	for _, t := range v.Tags {
-		rows = append(rows, tagRow{Name: t.Name, Digest: t.Digest.String(), PushedAt: t.PushedAt, PulledAt: pulled[t.Digest.String()]})
-	}
-	return rows
-}
-
-// sortTags sorts rows by key, ties by name so pages are stable.
-func sortTags(rows []tagRow, key string, desc bool) {
-	slices.SortStableFunc(rows, func(a, b tagRow) int {
-		var c int
-		switch key {
-		case "pushed":
-			c = a.PushedAt.Compare(b.PushedAt)
-		case "pulled":
-			c = a.PulledAt.Compare(b.PulledAt)
-		}
-		if c == 0 {
-			c = strings.Compare(a.Name, b.Name)
-			if key != "name" {
-				return c
-			}
-		}
-		if desc {
-			return -c
-		}
-		return cmp.Compare(c, 0)
-	})
 }
