@@ -83,7 +83,7 @@ func TestSearchCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(h.ok(admin, "search", "zebra", "--json")), &page); err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Results) != 2 || page.Results[1].Repository != "admin/vault" || page.Results[1].Labels["team"] != "zebra-payments" || page.Results[1].Kind != "image" {
+	if len(page.Results) != 2 || page.Results[0].Repository != "admin/vault" || page.Results[0].Labels["team"] != "zebra-payments" || page.Results[0].Kind != "image" {
 		t.Errorf("admin search zebra --json: %+v", page)
 	}
 	if out := h.ok(admin, "search", "--visibility", "private", "-o", "json"); !strings.Contains(out, `"admin/vault"`) || strings.Contains(out, "storefront") {
@@ -92,7 +92,7 @@ func TestSearchCommand(t *testing.T) {
 	if out := h.ok(anonymous, "search", open.String()[:14]); !strings.Contains(out, "DIGEST") || !strings.Contains(out, open.String()) {
 		t.Errorf("digest search:\n%s", out)
 	}
-	if _, out, errOut := h.run(admin, "", false, "search", "--limit", "1"); !strings.Contains(out, "admin/storefront") || !strings.Contains(errOut, "more results: add --after admin/storefront") {
+	if _, out, errOut := h.run(admin, "", false, "search", "--kind", "image", "--limit", "1"); !strings.Contains(out, "admin/vault") || !strings.Contains(errOut, "more results: add --after ") {
 		t.Errorf("--limit 1: %q %q", out, errOut)
 	}
 	h.fails(admin, "invalid --kind", "search", "--kind", "vm")

@@ -22,6 +22,7 @@ func hitRepos(p hubtypes.SearchPage) []string {
 	for _, h := range p.Results {
 		out = append(out, h.Repository)
 	}
+	slices.Sort(out) // newest first; the cases list names in order
 	return out
 }
 
@@ -79,11 +80,12 @@ func TestSearch(t *testing.T) {
 	if len(p.Results) != 2 || p.Next == "" {
 		t.Fatalf("page 1 = %+v", p)
 	}
-	if p2 := f.search(asAdmin, "limit=2&after="+url.QueryEscape(p.Next)); !slices.Equal(hitRepos(p2), []string{"bob/app"}) || p2.Next != "" {
+	if p2 := f.search(asAdmin, "limit=2&after="+url.QueryEscape(p.Next)); !slices.Equal(hitRepos(p2), []string{"alice/private"}) || p2.Next != "" ||
+		!slices.Equal(hitRepos(p), []string{"alice/open", "bob/app"}) {
 		t.Errorf("page 2 = %+v", p2)
 	}
 
-	for _, q := range []string{"kind=vm", "visibility=hidden", "limit=0", "limit=101", "q=sha256:ab", "namespace=" + url.QueryEscape("../x")} {
+	for _, q := range []string{"kind=vm", "visibility=hidden", "limit=0", "limit=101", "q=sha256:ab", "after=alice", "namespace=" + url.QueryEscape("../x")} {
 		f.want(f.do(asBob, "GET", "/api/v1/search?"+q, nil), 400, "INVALID_REQUEST")
 	}
 	// Credentials that fail are refused, not taken as anonymous.

@@ -56,8 +56,9 @@ type SearchHit struct {
 	IndexedAt time.Time
 }
 
-// SearchResult is one page of hits, in repository name order (then digest); Next is
-// the After of the next page, "" on the last.
+// SearchResult is one page of hits, newest repository first (digest-prefix hits: in
+// repository name and digest order); Next is the After of the next page (an opaque
+// cursor), "" on the last.
 type SearchResult struct {
 	Hits []SearchHit
 	Next string

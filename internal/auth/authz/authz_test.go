@@ -209,6 +209,7 @@ func TestCatalogAgreesWithGrant(t *testing.T) {
 					break
 				}
 			}
+			slices.Sort(hits)
 			var match []string
 			for _, r := range want {
 				if strings.Contains(r, text) {

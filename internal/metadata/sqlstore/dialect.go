@@ -75,14 +75,18 @@ type dialect struct {
 	list    func(p, typ string) string
 	listArg func(v any) any
 
-	// contains is the condition "search term t (lower case) occurs in repository r's
-	// name, or in its repository_search row s's description or labels", arg binding
-	// its parameters. SQLite asks its FTS5 trigram index (repository_fts) for a term
-	// of three characters or more and compares with LIKE below that (a trigram index
-	// has nothing to offer: a scan). PostgreSQL matches s.document with ILIKE, which
-	// its pg_trgm GIN index serves from three characters on. Both are substring
-	// matches, case-insensitive, so the stores find the same repositories.
-	contains func(t string, arg func(any) string) string
+	// searchFrom is the FROM clause of a search for terms (lower case; each must
+	// occur in repository r's name or in its repository_search row s's description or
+	// labels), the conditions that match them (arg binds their parameters), and the
+	// column results are ordered by, newest repository first (keyset paging). SQLite
+	// asks its FTS5 trigram index (repository_fts) for the terms of three characters
+	// or more in one MATCH, and reads the index in rowid (repository id) order, so a
+	// common term stops at the page's limit instead of sorting every match; shorter
+	// terms are compared with LIKE (a trigram index has nothing to offer). PostgreSQL
+	// matches s.document with ILIKE, which its pg_trgm GIN index serves from three
+	// characters on. Both are substring matches, case-insensitive, so the stores find
+	// the same repositories.
+	searchFrom func(terms []string, arg func(any) string) (from, idCol string, conds []string)
 
 	// isUniqueViolation reports a unique or primary-key violation: SQLite's extended
 	// result codes, PostgreSQL's SQLSTATE 23505.
@@ -109,13 +113,21 @@ var sqliteDialect = &dialect{
 		}
 		return string(b)
 	},
-	contains: func(t string, arg func(any) string) string {
-		if utf8.RuneCountInString(t) >= 3 {
-			return "r.id IN (SELECT rowid FROM repository_fts WHERE repository_fts MATCH " +
-				arg(`"`+strings.ReplaceAll(t, `"`, `""`)+`"`) + ")"
+	searchFrom: func(terms []string, arg func(any) string) (string, string, []string) {
+		var phrases, conds []string
+		for _, t := range terms {
+			if utf8.RuneCountInString(t) >= 3 {
+				phrases = append(phrases, `"`+strings.ReplaceAll(t, `"`, `""`)+`"`)
+				continue
+			}
+			p := arg("%" + escapeLike(t) + "%")
+			conds = append(conds, "(r.name LIKE "+p+` ESCAPE '\' OR s.description LIKE `+p+` ESCAPE '\' OR s.labels LIKE `+p+` ESCAPE '\')`)
 		}
-		p := arg("%" + escapeLike(t) + "%")
-		return "(r.name LIKE " + p + ` ESCAPE '\' OR s.description LIKE ` + p + ` ESCAPE '\' OR s.labels LIKE ` + p + ` ESCAPE '\')`
+		if len(phrases) == 0 {
+			return "repositories r JOIN repository_search s ON s.repo_id = r.id", "r.id", conds
+		}
+		conds = append(conds, "repository_fts MATCH "+arg(strings.Join(phrases, " AND ")))
+		return "repository_fts JOIN repositories r ON r.id = repository_fts.rowid JOIN repository_search s ON s.repo_id = r.id", "repository_fts.rowid", conds
 	},
 	isUniqueViolation: func(err error) bool {
 		var se *sqlite.Error
@@ -146,8 +158,12 @@ var postgresDialect = &dialect{
 		return "unnest(" + p + "::" + typ + "[]) AS list(value)"
 	},
 	listArg: func(v any) any { return v },
-	contains: func(t string, arg func(any) string) string {
-		return "s.document ILIKE " + arg("%"+escapeLike(t)+"%") + ` ESCAPE '\'`
+	searchFrom: func(terms []string, arg func(any) string) (string, string, []string) {
+		var conds []string
+		for _, t := range terms {
+			conds = append(conds, "s.document ILIKE "+arg("%"+escapeLike(t)+"%")+` ESCAPE '\'`)
+		}
+		return "repositories r JOIN repository_search s ON s.repo_id = r.id", "r.id", conds
 	},
 	isUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError

@@ -30,9 +30,11 @@ const (
 
 // Search finds repositories by name, description, labels or manifest digest prefix;
 // see metadata.Searcher. It is one statement: the matches (through the dialect's
-// contains, an index on both databases), the caller's visibility (visibleSQL: the
+// searchFrom, an index on both databases), the caller's visibility (visibleSQL: the
 // same selection as Catalog, as a condition on each matching row), the filters, then
-// name order from After on and the limit.
+// newest repository first (by id, which the full-text index yields in order, so a
+// common term costs a page, not a sort of every match) from After on, and the limit.
+// Digest-prefix hits, few by construction, come in name and digest order.
 func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata.SearchQuery) (metadata.SearchResult, error) {
 	res := metadata.SearchResult{Hits: []metadata.SearchHit{}}
 	p, err := metadata.ParseSearch(q.Text)
@@ -84,30 +86,35 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 		lo := p.DigestPrefix
 		hi := lo[:len(lo)-1] + string(rune(lo[len(lo)-1]+1))
 		where = append(where, "m.digest >= "+arg(lo)+" AND m.digest < "+arg(hi))
-		query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, m.digest
+		query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, m.digest, r.id
 			FROM manifests m JOIN repositories r ON r.id = m.repo_id JOIN repository_search s ON s.repo_id = r.id
 			WHERE ` + strings.Join(where, " AND ") + ` ORDER BY r.name, m.digest LIMIT ` + arg(limit+1)
 	} else {
+		from, idCol, conds := s.d.searchFrom(p.Terms, arg)
 		if q.After != "" {
-			where = append(where, "r.name > "+arg(q.After))
+			id, err := strconv.ParseInt(q.After, 10, 64)
+			if err != nil || id <= 0 {
+				return res, fmt.Errorf("%w: after %q is not the next of a search", metadata.ErrInvalidSearch, q.After)
+			}
+			where = append(where, idCol+" < "+arg(id))
 		}
-		for _, t := range p.Terms {
-			where = append(where, s.d.contains(t, arg))
-		}
-		query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, ''
-			FROM repositories r JOIN repository_search s ON s.repo_id = r.id
-			WHERE ` + strings.Join(where, " AND ") + ` ORDER BY r.name LIMIT ` + arg(limit+1)
+		where = append(where, conds...)
+		query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, '', r.id
+			FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + idCol + ` DESC LIMIT ` + arg(limit+1)
 	}
+	var ids []int64
 	err = s.do(ctx, func(qr querier) error {
 		var err error
+		ids = ids[:0]
 		res.Hits, err = collect(func(r row) (metadata.SearchHit, error) {
 			var h metadata.SearchHit
 			var labels, d string
-			var at int64
-			if err := r.Scan(&h.Repository, &h.Visibility, &h.Kind, &h.Description, &labels, &at, &d); err != nil {
+			var at, id int64
+			if err := r.Scan(&h.Repository, &h.Visibility, &h.Kind, &h.Description, &labels, &at, &d, &id); err != nil {
 				return h, err
 			}
 			h.Digest = digest.Digest(d)
+			ids = append(ids, id)
 			if at != 0 {
 				h.IndexedAt = fromNanos(at)
 			}
@@ -128,9 +135,9 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 	if len(res.Hits) > limit {
 		res.Hits = res.Hits[:limit]
 		last := res.Hits[limit-1]
-		res.Next = last.Repository
+		res.Next = strconv.FormatInt(ids[limit-1], 10)
 		if p.DigestPrefix != "" {
-			res.Next += "@" + last.Digest.String()
+			res.Next = last.Repository + "@" + last.Digest.String()
 		}
 	}
 	return res, nil
