@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -55,56 +56,59 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 	default:
 		return res, fmt.Errorf("%w: visibility %q: use public or private", metadata.ErrInvalidSearch, q.Visibility)
 	}
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	visible, none := visibleSQL(s.d, f, arg)
-	if none {
-		return res, nil
-	}
-	where := []string{visible}
-	if q.Namespace != "" {
-		// "under ns/" on the name index: '0' is the byte after '/'.
-		where = append(where, "r.name >= "+arg(q.Namespace+"/")+" AND r.name < "+arg(q.Namespace+"0"))
-	}
-	if q.Kind != "" {
-		where = append(where, "s.kind = "+arg(q.Kind))
-	}
-	if q.Visibility != "" {
-		where = append(where, "r.visibility = "+arg(q.Visibility))
-	}
-	var query string
-	if p.DigestPrefix != "" {
-		afterRepo, afterDigest, _ := strings.Cut(q.After, "@")
-		if q.After != "" {
-			where = append(where, "(r.name > "+arg(afterRepo)+" OR (r.name = "+arg(afterRepo)+" AND m.digest > "+arg(afterDigest)+"))")
+	var ids []int64
+	err = s.read(ctx, func(qr querier) error {
+		grants, err := readMemberGrants(ctx, qr, f.Member)
+		if err != nil {
+			return err
 		}
-		// The prefix's range on the digest index: [prefix, prefix with its last byte
-		// incremented).
-		lo := p.DigestPrefix
-		hi := lo[:len(lo)-1] + string(rune(lo[len(lo)-1]+1))
-		where = append(where, "m.digest >= "+arg(lo)+" AND m.digest < "+arg(hi))
-		query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, m.digest, r.id
+		var args []any
+		arg := func(v any) string {
+			args = append(args, v)
+			return "$" + strconv.Itoa(len(args))
+		}
+		visible, none := visibleSQL(s.d, f, grants, arg)
+		if none {
+			return nil
+		}
+		where := []string{visible}
+		if q.Namespace != "" {
+			// "under ns/" on the name index: '0' is the byte after '/'.
+			where = append(where, "r.name >= "+arg(q.Namespace+"/")+" AND r.name < "+arg(q.Namespace+"0"))
+		}
+		if q.Kind != "" {
+			where = append(where, "s.kind = "+arg(q.Kind))
+		}
+		if q.Visibility != "" {
+			where = append(where, "r.visibility = "+arg(q.Visibility))
+		}
+		var query string
+		if p.DigestPrefix != "" {
+			afterRepo, afterDigest, _ := strings.Cut(q.After, "@")
+			if q.After != "" {
+				where = append(where, "(r.name > "+arg(afterRepo)+" OR (r.name = "+arg(afterRepo)+" AND m.digest > "+arg(afterDigest)+"))")
+			}
+			// The prefix's range on the digest index: [prefix, prefix with its last byte
+			// incremented).
+			lo := p.DigestPrefix
+			hi := lo[:len(lo)-1] + string(rune(lo[len(lo)-1]+1))
+			where = append(where, "m.digest >= "+arg(lo)+" AND m.digest < "+arg(hi))
+			query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, m.digest, r.id
 			FROM manifests m JOIN repositories r ON r.id = m.repo_id JOIN repository_search s ON s.repo_id = r.id
 			WHERE ` + strings.Join(where, " AND ") + ` ORDER BY r.name, m.digest LIMIT ` + arg(limit+1)
-	} else {
-		from, idCol, conds := s.d.searchFrom(p.Terms, arg)
-		if q.After != "" {
-			id, err := strconv.ParseInt(q.After, 10, 64)
-			if err != nil || id <= 0 {
-				return res, fmt.Errorf("%w: after %q is not the next of a search", metadata.ErrInvalidSearch, q.After)
+		} else {
+			from, idCol, conds := s.d.searchFrom(p.Terms, arg)
+			if q.After != "" {
+				id, err := strconv.ParseInt(q.After, 10, 64)
+				if err != nil || id <= 0 {
+					return fmt.Errorf("%w: after %q is not the next of a search", metadata.ErrInvalidSearch, q.After)
+				}
+				where = append(where, idCol+" < "+arg(id))
 			}
-			where = append(where, idCol+" < "+arg(id))
-		}
-		where = append(where, conds...)
-		query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, '', r.id
+			where = append(where, conds...)
+			query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, '', r.id
 			FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + idCol + ` DESC LIMIT ` + arg(limit+1)
-	}
-	var ids []int64
-	err = s.do(ctx, func(qr querier) error {
-		var err error
+		}
 		ids = ids[:0]
 		res.Hits, err = collect(func(r row) (metadata.SearchHit, error) {
 			var h metadata.SearchHit
@@ -126,7 +130,9 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 		})(qr.Query(ctx, query, args...))
 		return err
 	})
-	if err != nil {
+	if errors.Is(err, metadata.ErrInvalidSearch) {
+		return res, err
+	} else if err != nil {
 		return metadata.SearchResult{}, fmt.Errorf("search: %w", err)
 	}
 	if res.Hits == nil {
@@ -143,9 +149,16 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 	return res, nil
 }
 
+// maxRangeConds is how many "under namespace/" conditions visibleSQL writes as name
+// ranges; more are one EXISTS over a list parameter.
+const maxRangeConds = 16
+
 // visibleSQL is Catalog's selection as a condition on repository r: true when f
-// selects r. none reports that f selects nothing at all.
-func visibleSQL(d *dialect, f metadata.CatalogFilter, arg func(any) string) (cond string, none bool) {
+// selects r. grants are the repositories and organisations f.Member's teams are
+// granted (memberGrants), read beforehand so that the condition compares names with
+// parameters rather than joining the team tables for every matching row. none
+// reports that f selects nothing at all.
+func visibleSQL(d *dialect, f metadata.CatalogFilter, grants memberGrants, arg func(any) string) (cond string, none bool) {
 	restrict, exact, prefixes := patternSets(f)
 	if restrict && len(exact)+len(prefixes) == 0 {
 		return "", true
@@ -157,15 +170,24 @@ func visibleSQL(d *dialect, f metadata.CatalogFilter, arg func(any) string) (con
 		if f.Public {
 			or = append(or, "r.visibility = 'public'")
 		}
-		if len(f.Namespaces) > 0 {
-			or = append(or, "EXISTS (SELECT 1 FROM "+d.list(arg(d.listArg(f.Namespaces)), "text")+
-				" WHERE substr(r.name, 1, length(value) + 1) = value || '/')")
+		var under []string
+		for _, ns := range f.Namespaces {
+			under = append(under, ns+"/")
 		}
-		if f.Member != "" {
-			or = append(or, `EXISTS (SELECT 1 FROM team_members tm
-				JOIN team_grants g ON g.org = tm.org AND g.team = tm.team
-				WHERE tm.username = `+arg(f.Member)+` AND (g.repository = r.name
-					OR (g.repository = '' AND substr(r.name, 1, length(tm.org) + 1) = tm.org || '/')))`)
+		for _, org := range grants.orgs {
+			under = append(under, org+"/")
+		}
+		if len(under) > maxRangeConds {
+			or = append(or, "EXISTS (SELECT 1 FROM "+d.list(arg(d.listArg(under)), "text")+
+				" WHERE substr(r.name, 1, length(value)) = value)")
+		} else {
+			for _, u := range under {
+				// "under u" on the name index: '0' is the byte after '/'.
+				or = append(or, "(r.name >= "+arg(u)+" AND r.name < "+arg(u[:len(u)-1]+"0")+")")
+			}
+		}
+		if len(grants.repos) > 0 {
+			or = append(or, "r.name IN (SELECT value FROM "+d.list(arg(d.listArg(grants.repos)), "text")+")")
 		}
 	}
 	if len(or) == 0 {
@@ -184,6 +206,37 @@ func visibleSQL(d *dialect, f metadata.CatalogFilter, arg func(any) string) (con
 		cond += " AND (" + strings.Join(pats, " OR ") + ")"
 	}
 	return cond, false
+}
+
+// memberGrants are what a user's teams are granted: single repositories, and whole
+// organisations.
+type memberGrants struct {
+	repos, orgs []string
+}
+
+// readMemberGrants reads user's team grants (none for "").
+func readMemberGrants(ctx context.Context, q querier, user string) (memberGrants, error) {
+	var g memberGrants
+	if user == "" {
+		return g, nil
+	}
+	type grant struct{ org, repo string }
+	rows, err := collect(func(r row) (grant, error) {
+		var gr grant
+		return gr, r.Scan(&gr.org, &gr.repo)
+	})(q.Query(ctx, `SELECT DISTINCT tm.org, g.repository FROM team_members tm
+		JOIN team_grants g ON g.org = tm.org AND g.team = tm.team WHERE tm.username = $1`, user))
+	if err != nil {
+		return g, err
+	}
+	for _, gr := range rows {
+		if gr.repo == "" {
+			g.orgs = append(g.orgs, gr.org)
+		} else {
+			g.repos = append(g.repos, gr.repo)
+		}
+	}
+	return g, nil
 }
 
 // SetSearchDoc records what repo is found by; see metadata.Searcher. A repository
