@@ -76,20 +76,7 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 		}
 	}
 	page, _ := strconv.Atoi(q.Get("page"))
-	page = max(page, 1)
-	s, err := h.searcher()
-	if err != nil {
-		h.internal(w, r, err)
-		return
-	}
-	// One page read in SQL, sorted there: a repository of 10,000 tags costs a page.
-	key := map[string]metadata.TagSort{"name": metadata.TagSortName, "pushed": metadata.TagSortPushed, "pulled": metadata.TagSortPulled}[sortBy]
-	tp, err := s.TagPage(ctx, repo, key, order == "desc", (page-1)*pageSize, pageSize)
-	if err == nil && len(tp.Tags) == 0 && page > 1 && tp.Total > 0 {
-		// Past the last page (a stale link): show the last one.
-		page = (tp.Total + pageSize - 1) / pageSize
-		tp, err = s.TagPage(ctx, repo, key, order == "desc", (page-1)*pageSize, pageSize)
-	}
+	tp, err := h.tagTable(ctx, repo, sortBy, order == "desc", page)
 	if errors.Is(err, metadata.ErrRepositoryNotFound) {
 		h.notFound(w, r)
 		return
@@ -97,29 +84,11 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 		h.internal(w, r, err)
 		return
 	}
-	rows := make([]tagRow, 0, len(tp.Tags))
-	for _, t := range tp.Tags {
-		rows = append(rows, tagRow{Name: t.Name, Digest: t.Digest.String(), PushedAt: t.PushedAt, PulledAt: t.PulledAt})
-	}
-	pages := max(1, (tp.Total+pageSize-1)/pageSize)
-	first := ""
-	if page == 1 && len(rows) > 0 {
-		first = rows[0].Name
-	} else if tp.Total > 0 {
-		// The pull commands name the first tag of the table's order, whatever the page.
-		top, err := s.TagPage(ctx, repo, key, order == "desc", 0, 1)
-		if err != nil {
-			h.internal(w, r, err)
-			return
-		}
-		if len(top.Tags) > 0 {
-			first = top.Tags[0].Name
-		}
-	}
+	rows, page, pages, first := tp.rows, tp.page, tp.pages, tp.first
 
 	row := row(repo)
 	p := repoPage{basePage: h.base(r, repo), Repository: repo, Namespace: row.Namespace, Short: row.Short,
-		Visibility: vis, Total: tp.Total, Page: page, Pages: pages, Tags: rows}
+		Visibility: vis, Total: tp.total, Page: page, Pages: pages, Tags: rows}
 	if first != "" {
 		p.Pull = pullCommands(h.registryHost(r), repo, ":"+first)
 	}
