@@ -56,6 +56,9 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 	default:
 		return res, fmt.Errorf("%w: visibility %q: use public or private", metadata.ErrInvalidSearch, q.Visibility)
 	}
+	if !utf8.ValidString(q.After) || !utf8.ValidString(q.Namespace) || strings.ContainsRune(q.After+q.Namespace, 0) {
+		return res, fmt.Errorf("%w: after and namespace must be UTF-8 text", metadata.ErrInvalidSearch)
+	}
 	var ids []int64
 	err = s.read(ctx, func(qr querier) error {
 		grants, err := readMemberGrants(ctx, qr, f.Member)

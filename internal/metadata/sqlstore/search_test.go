@@ -110,7 +110,7 @@ func TestSearch(t *testing.T) {
 			t.Errorf("digest hit = %+v", res.Hits)
 		}
 
-		for _, bad := range []metadata.SearchQuery{{Kind: "vm"}, {Visibility: "secret"}, {Text: "sha256:ab"}, {Text: "sha256:xyz0"}, {After: "x"}, {After: "-1"}} {
+		for _, bad := range []metadata.SearchQuery{{Kind: "vm"}, {Visibility: "secret"}, {Text: "sha256:ab"}, {Text: "sha256:xyz0"}, {After: "x"}, {After: "-1"}, {Text: "sha256:abcd", After: "a\xff@b"}, {Namespace: "\xff"}} {
 			if _, err := s.Search(ctx, alice, bad); !errors.Is(err, metadata.ErrInvalidSearch) {
 				t.Errorf("%+v: err = %v, want ErrInvalidSearch", bad, err)
 			}
