@@ -62,7 +62,7 @@ access tokens.`,
 			NewCmdLogin(f, nil), NewCmdLogout(f, nil), NewCmdToken(f), NewCmdSession(f), NewCmdDoctor(f, nil),
 		}},
 		{"admin", "Administering a hub (its API):", []*cobra.Command{
-			NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRobot(f), NewCmdRepo(f), NewCmdQuota(f), NewCmdAudit(f, nil), NewCmdEvents(f), NewCmdWebhook(f),
+			NewCmdUser(f), NewCmdOrg(f), NewCmdTeam(f), NewCmdRobot(f), NewCmdRepo(f), NewCmdQuota(f), NewCmdAudit(f, nil), NewCmdSearch(f, nil), NewCmdEvents(f), NewCmdWebhook(f),
 		}},
 		{"server", "Running a hub (on its host):", []*cobra.Command{
 			NewCmdServe(f, nil), NewCmdAdmin(f), NewCmdGC(f, nil), NewCmdKeys(f, nil),

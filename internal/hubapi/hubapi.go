@@ -76,6 +76,8 @@ type Options struct {
 	Repositories RepositoryDeleter
 	// Events is the event outbox (GET /api/v1/events); nil answers that endpoint 404.
 	Events events.Store
+	// Search is the store's search (GET /api/v1/search); nil answers that endpoint 404.
+	Search Searcher
 	// Webhooks keeps webhooks and Keyring seals their secrets; nil answers the
 	// /api/v1/webhooks endpoints 404.
 	Webhooks webhook.DeliveryStore
@@ -120,6 +122,8 @@ type api struct {
 	repos  RepositoryDeleter
 	events events.Store
 	policy *authz.Policy
+	// searcher is Options.Search.
+	searcher Searcher
 
 	webhooks  webhook.DeliveryStore
 	keyring   *secrets.Keyring
@@ -163,6 +167,7 @@ func New(o Options) http.Handler {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.searcher = o.Search
 	a.checkWF = o.CheckWorkflow
 	a.jobActive = o.JobActive
 	if a.guard == nil {
@@ -264,6 +269,7 @@ func (a *api) routes() {
 	a.route("/api/v1/namespaces/{ns}/quota", map[string]handlerFunc{"PUT": session(a.setQuota, "setting a quota")})
 	a.route("/api/v1/namespaces/{ns}/usage", map[string]handlerFunc{"GET": reads(scope.HubQuotas, a.getUsage)})
 
+	a.route(SearchPath, map[string]handlerFunc{"GET": a.search})
 	a.route("/api/v1/audit", map[string]handlerFunc{"GET": reads(scope.HubAudit, a.listAudit)})
 	a.route("/api/v1/events", map[string]handlerFunc{"GET": reads(scope.HubEvents, a.listEvents)})
 	a.webhookRoutes()
@@ -281,6 +287,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := a.authenticate(r)
+	if err != nil && r.URL.Path == SearchPath && r.Header.Get("Authorization") == "" {
+		// Search without credentials is anonymous: public repositories only.
+		p, err = &authz.Principal{}, nil
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

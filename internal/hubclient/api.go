@@ -2,6 +2,7 @@ package hubclient
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -273,4 +274,42 @@ func (c *Client) ListEvents(ctx context.Context, q EventQuery) (hubtypes.EventPa
 	}
 	var out hubtypes.EventPage
 	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// SearchQuery is a search; zero fields match everything the caller may pull.
+type SearchQuery struct {
+	Text       string
+	Kind       string // image, chart, artifact
+	Namespace  string
+	Visibility string // public, private
+	After      string
+	Limit      int
+}
+
+// Search finds repositories the caller may pull by name, description, labels or
+// manifest digest prefix (GET /api/v1/search). Without credentials it searches as an
+// anonymous visitor: public repositories only.
+func (c *Client) Search(ctx context.Context, q SearchQuery) (hubtypes.SearchPage, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"q": q.Text, "kind": q.Kind, "namespace": q.Namespace, "visibility": q.Visibility, "after": q.After} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/api/v1/search"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	auth, err := c.authenticate(ctx)
+	if errors.Is(err, ErrNotLoggedIn) {
+		auth, err = nil, nil
+	}
+	if err != nil {
+		return hubtypes.SearchPage{}, err
+	}
+	var out hubtypes.SearchPage
+	return out, c.send(ctx, http.MethodGet, path, auth, nil, &out, 16<<20)
 }

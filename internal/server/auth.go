@@ -131,6 +131,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 		Accounts:     store,
 		Repositories: store,
 		Events:       store,
+		Search:       store,
 		Webhooks:     store,
 		Workflows:    store,
 		Deploys:      store,

@@ -33,6 +33,7 @@ import (
 	"github.com/hubctl/hubctl/internal/metrics"
 	"github.com/hubctl/hubctl/internal/policy"
 	"github.com/hubctl/hubctl/internal/registry"
+	"github.com/hubctl/hubctl/internal/searchindex"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/tracing"
 	"github.com/hubctl/hubctl/internal/web"
@@ -251,13 +252,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	// stream that some packages still publish to.
 	bus := events.NewBus(log)
 	charts := &chartrepo.Hook{Store: meta, Blobs: blobs, Log: log}
+	search := &searchindex.Indexer{Store: meta, Blobs: blobs, Log: log.With("component", "search")}
 	ro := registry.Options{
 		Blobs:           blobs,
 		Meta:            meta,
 		Events:          bus,
 		Log:             log,
 		MaxManifestSize: int64(cfg.MaxManifestSize),
-		Artifacts:       charts,
+		Artifacts:       artifactHooks{charts, search},
 		Outbox:          meta,
 	}
 	pol := newPolicyEngine(meta, bus, log, mx, cfg.Events)
@@ -366,6 +368,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 			log.Info("recorded chart manifests pushed before", "count", n)
 		}
 	})
+	// Repositories stored before search existed get their labels read (searchindex).
+	janitorDone.Go(func() { search.RunBackfill(janitorCtx) })
 	// Pull times and counts are flushed on the way out too (Schedule), before the
 	// database closes.
 	janitorDone.Go(func() { pol.Schedule(janitorCtx, cfg.Retention.Interval, pullFlushEvery(cfg.Events)) })
@@ -636,6 +640,7 @@ func storageName(cfg config.Config) string {
 // and the login limits every replica shares.
 type metaStore interface {
 	metadata.Store
+	metadata.Searcher
 	accounts.Store
 	chartstore.Store
 	LoginFailures(kind string, max int, window time.Duration) *sqlstore.LoginFailures

@@ -151,20 +151,11 @@ type repoReadme struct {
 	ReadmeTag  string
 }
 
-// fillRepoReadme finds the repository page's readme among rows (all its tags).
-func (h *Handler) fillRepoReadme(ctx context.Context, p *repoPage, rows []tagRow) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	pick := rows[0]
-	for _, r := range rows {
-		if r.Name == "latest" {
-			pick = r
-			break
-		}
-		if r.PushedAt.After(pick.PushedAt) {
-			pick = r
-		}
+// fillRepoReadme finds the repository page's readme: that of latest, else of the newest tag.
+func (h *Handler) fillRepoReadme(ctx context.Context, p *repoPage) error {
+	pick, err := h.readmeTag(ctx, p.Repository)
+	if err != nil || pick.Name == "" {
+		return err
 	}
 	d, err := digest.Parse(pick.Digest)
 	if err != nil {

@@ -4,76 +4,157 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/reference"
 )
 
-// Explore lists pages of pageSize repositories; a name filter reads at most scanLimit
-// names of the catalog per page (in catalogBatch rows a query) before it offers to go
-// on, so a filter that matches little cannot make one request read a whole large
-// catalog. Full-text search in the store replaces the scan (docs/design/web.md, slice
-// 2).
-const (
-	pageSize     = 50
-	catalogBatch = 500
-	scanLimit    = 10000
-)
+// pageSize is how many repositories, or tags, a page lists.
+const pageSize = 50
 
-// repoRow is one repository in a list.
+// repoRow is one repository in a list; a search fills the fields after Short.
 type repoRow struct {
-	Name      string
-	Namespace string
-	Short     string // the name without its namespace
+	Name        string
+	Namespace   string
+	Short       string // the name without its namespace
+	Kind        string
+	Visibility  string
+	Description string
+	Labels      []keyValue // the first few, by key
+	Digest      string     // found by this manifest's digest prefix
 }
 
-// explorePage lists the repositories the viewer may pull.
+// exploreLabels is how many labels a search hit shows.
+const exploreLabels = 4
+
+// explorePage lists the repositories the viewer may pull, found by the store's
+// search (docs/design/web.md, slice 2) when a query or a filter is given.
 type explorePage struct {
 	basePage
-	Query string
-	Repos []repoRow
-	// Next is the "after" of the next page; "" on the last one. Scanned says the
-	// filter stopped after scanLimit names without filling the page.
-	Next    string
-	Scanned bool
+	Query      string
+	Namespace  string
+	Kind       string
+	Visibility string
+	Kinds      []option
+	Visibs     []option
+	Repos      []repoRow
+	// NextURL is the link to the next page; "" on the last one.
+	NextURL string
+	// Error says why the query was refused (a digest prefix too short).
+	Error string
+}
+
+// option is one choice of a filter's select.
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+func options(selected string, pairs ...string) []option {
+	var out []option
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out = append(out, option{Value: pairs[i], Label: pairs[i+1], Selected: pairs[i] == selected})
+	}
+	return out
 }
 
 func (h *Handler) explore(w http.ResponseWriter, r *http.Request) {
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	if len(q) > 100 {
-		q = q[:100]
+	v := r.URL.Query()
+	q := strings.TrimSpace(v.Get("q"))
+	if len(q) > metadata.MaxSearchQuery {
+		q = strings.ToValidUTF8(q[:metadata.MaxSearchQuery], "")
 	}
-	after := r.URL.Query().Get("after")
-	f := h.o.Policy.CatalogFilter(viewerOf(r).principal())
-	p := explorePage{basePage: h.base(r, "Explore"), Query: q}
-	last, scanned := after, 0
-	for len(p.Repos) < pageSize && scanned < scanLimit {
-		names, err := h.o.Meta.Catalog(r.Context(), f, last, catalogBatch)
+	sq := metadata.SearchQuery{Text: q, Namespace: v.Get("namespace"), Kind: v.Get("kind"), Visibility: v.Get("visibility"),
+		After: v.Get("after"), Limit: pageSize}
+	// Filters outside their choices are dropped, not refused: they come from links
+	// and forms of this page.
+	if sq.Namespace != "" && accounts.CheckName(sq.Namespace) != nil {
+		sq.Namespace = ""
+	}
+	if !slices.Contains([]string{"", metadata.KindImage, metadata.KindChart, metadata.KindArtifact}, sq.Kind) {
+		sq.Kind = ""
+	}
+	if sq.Visibility != "public" && sq.Visibility != "private" {
+		sq.Visibility = ""
+	}
+	if len(sq.After) > 512 {
+		sq.After = ""
+	}
+	viewer := viewerOf(r)
+	if viewer.user == nil {
+		// Anonymous visitors see public repositories only; a private filter would
+		// only ever answer nothing.
+		sq.Visibility = ""
+	}
+	f := h.o.Policy.CatalogFilter(viewer.principal())
+	p := explorePage{basePage: h.base(r, "Explore"), Query: q, Namespace: sq.Namespace, Kind: sq.Kind, Visibility: sq.Visibility,
+		Kinds:  options(sq.Kind, "", "Any kind", metadata.KindImage, "Images", metadata.KindChart, "Charts", metadata.KindArtifact, "Artifacts"),
+		Visibs: options(sq.Visibility, "", "Public and private", "public", "Public", "private", "Private")}
+	next := ""
+	if q == "" && sq.Namespace == "" && sq.Kind == "" && sq.Visibility == "" {
+		// Everything the viewer may pull: the catalog's own query, which reads only
+		// the rows of what the viewer may see.
+		names, err := h.o.Meta.Catalog(r.Context(), f, sq.After, pageSize+1)
 		if err != nil {
 			h.internal(w, r, err)
 			return
 		}
+		if len(names) > pageSize {
+			names = names[:pageSize]
+			next = names[pageSize-1]
+		}
 		for _, n := range names {
-			last = n
-			scanned++
-			if q == "" || strings.Contains(n, strings.ToLower(q)) {
-				p.Repos = append(p.Repos, row(n))
-				if len(p.Repos) == pageSize {
-					break
-				}
+			p.Repos = append(p.Repos, row(n))
+		}
+	} else {
+		s, err := h.searcher()
+		if err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		res, err := s.Search(r.Context(), f, sq)
+		if errors.Is(err, metadata.ErrInvalidSearch) {
+			p.Error = strings.TrimPrefix(err.Error(), metadata.ErrInvalidSearch.Error()+": ")
+		} else if err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		for _, hit := range res.Hits {
+			rr := row(hit.Repository)
+			rr.Kind, rr.Visibility, rr.Description, rr.Digest = hit.Kind, hit.Visibility, hit.Description, hit.Digest.String()
+			rr.Labels = sortedPairs(hit.Labels)
+			if len(rr.Labels) > exploreLabels {
+				rr.Labels = rr.Labels[:exploreLabels]
+			}
+			p.Repos = append(p.Repos, rr)
+		}
+		next = res.Next
+	}
+	if next != "" {
+		u := url.Values{"after": {next}}
+		for k, val := range map[string]string{"q": q, "namespace": sq.Namespace, "kind": sq.Kind, "visibility": sq.Visibility} {
+			if val != "" {
+				u.Set(k, val)
 			}
 		}
-		if len(names) < catalogBatch && len(p.Repos) < pageSize {
-			last = ""
-			break
-		}
+		p.NextURL = "/explore?" + u.Encode()
 	}
-	p.Next = last
-	p.Scanned = p.Next != "" && len(p.Repos) < pageSize
 	h.render(w, r, http.StatusOK, "explore", p)
+}
+
+// searcher is the store's search: the store given as Options.Meta (sqlstore.Store)
+// implements metadata.Searcher.
+func (h *Handler) searcher() (metadata.Searcher, error) {
+	s, ok := h.o.Meta.(metadata.Searcher)
+	if !ok {
+		return nil, errors.New("web: Options.Meta does not implement metadata.Searcher")
+	}
+	return s, nil
 }
 
 func row(name string) repoRow {

@@ -1,7 +1,7 @@
 package web
 
 import (
-	"cmp"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
-	"github.com/hubctl/hubctl/internal/policy"
+	"github.com/hubctl/hubctl/internal/metadata"
 )
 
 // tagRow is one tag on a repository page.
@@ -63,11 +63,6 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 		h.notFound(w, r)
 		return
 	}
-	view, err := h.o.Views.RetentionView(ctx, repo)
-	if err != nil {
-		h.internal(w, r, err)
-		return
-	}
 	vis, _, err := h.o.Accounts.RepositoryVisibility(ctx, repo)
 	if err != nil {
 		h.internal(w, r, err)
@@ -85,18 +80,29 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 		}
 	}
 	glob := strings.TrimSpace(q.Get("glob"))
-	rows := filterTags(tagRows(view), glob)
-	sortTags(rows, sortBy, order == "desc")
 	page, _ := strconv.Atoi(q.Get("page"))
-	pages := max(1, (len(rows)+pageSize-1)/pageSize)
-	page = min(max(page, 1), pages)
+	var tp tagTable
+	if glob == "" {
+		// The table is read a page at a time in SQL.
+		tp, err = h.tagTable(ctx, repo, sortBy, order == "desc", page)
+	} else {
+		// A glob filter runs over the repository's tag view (tagfilter.go).
+		tp, err = h.globTagTable(ctx, repo, glob, sortBy, order == "desc", page)
+	}
+	if errors.Is(err, metadata.ErrRepositoryNotFound) {
+		h.notFound(w, r)
+		return
+	} else if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	rows, page, pages, first := tp.rows, tp.page, tp.pages, tp.first
 
 	row := row(repo)
 	p := repoPage{basePage: h.base(r, repo), Repository: repo, Namespace: row.Namespace, Short: row.Short,
-		Visibility: vis, Total: len(rows), Page: page, Pages: pages, Glob: glob}
-	p.Tags = rows[min((page-1)*pageSize, len(rows)):min(page*pageSize, len(rows))]
-	if len(rows) > 0 {
-		p.Pull = pullCommands(h.registryHost(r), repo, ":"+rows[0].Name)
+		Visibility: vis, Total: tp.total, Page: page, Pages: pages, Tags: rows, Glob: glob}
+	if first != "" {
+		p.Pull = pullCommands(h.registryHost(r), repo, ":"+first)
 	}
 	link := func(sortBy, order string, page int) string {
 		v := url.Values{"sort": {sortBy}, "order": {order}}
@@ -126,44 +132,9 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string
 	if page < pages {
 		p.NextURL = link(sortBy, order, page+1)
 	}
-	if err := h.fillRepoReadme(ctx, &p, tagRows(view)); err != nil {
+	if err := h.fillRepoReadme(ctx, &p); err != nil {
 		h.internal(w, r, err)
 		return
 	}
 	h.render(w, r, http.StatusOK, "repo", p)
-}
-
-func tagRows(v policy.View) []tagRow {
-	pulled := make(map[string]time.Time, len(v.Manifests))
-	for _, m := range v.Manifests {
-		pulled[m.Digest.String()] = m.PulledAt
-	}
-	rows := make([]tagRow, 0, len(v.Tags))
-	for _, t := range v.Tags {
-		rows = append(rows, tagRow{Name: t.Name, Digest: t.Digest.String(), PushedAt: t.PushedAt, PulledAt: pulled[t.Digest.String()]})
-	}
-	return rows
-}
-
-// sortTags sorts rows by key, ties by name so pages are stable.
-func sortTags(rows []tagRow, key string, desc bool) {
-	slices.SortStableFunc(rows, func(a, b tagRow) int {
-		var c int
-		switch key {
-		case "pushed":
-			c = a.PushedAt.Compare(b.PushedAt)
-		case "pulled":
-			c = a.PulledAt.Compare(b.PulledAt)
-		}
-		if c == 0 {
-			c = strings.Compare(a.Name, b.Name)
-			if key != "name" {
-				return c
-			}
-		}
-		if desc {
-			return -c
-		}
-		return cmp.Compare(c, 0)
-	})
 }

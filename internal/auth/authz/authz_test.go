@@ -8,6 +8,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/scope"
+	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 )
 
@@ -193,6 +194,31 @@ func TestCatalogAgreesWithGrant(t *testing.T) {
 		must(err)
 		if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
 			t.Errorf("%s: catalog %q, but Grant gives pull on %q", name, got, want)
+		}
+		// The store's search selects by the same filter: with no text, every
+		// repository the caller may pull; with a term, those of them that match.
+		for _, text := range []string{"", "a", "acme"} {
+			var hits []string
+			for after := ""; ; {
+				res, err := store.Search(ctx, pol.CatalogFilter(p), metadata.SearchQuery{Text: text, After: after, Limit: 2})
+				must(err)
+				for _, h := range res.Hits {
+					hits = append(hits, h.Repository)
+				}
+				if after = res.Next; after == "" {
+					break
+				}
+			}
+			slices.Sort(hits)
+			var match []string
+			for _, r := range want {
+				if strings.Contains(r, text) {
+					match = append(match, r)
+				}
+			}
+			if !slices.Equal(hits, match) {
+				t.Errorf("%s: search %q finds %q, but Grant gives pull on %q of the matches", name, text, hits, match)
+			}
 		}
 	}
 }

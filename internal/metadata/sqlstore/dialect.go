@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -73,6 +75,19 @@ type dialect struct {
 	list    func(p, typ string) string
 	listArg func(v any) any
 
+	// searchFrom is the FROM clause of a search for terms (lower case; each must
+	// occur in repository r's name or in its repository_search row s's description or
+	// labels), the conditions that match them (arg binds their parameters), and the
+	// column results are ordered by, newest repository first (keyset paging). SQLite
+	// asks its FTS5 trigram index (repository_fts) for the terms of three characters
+	// or more in one MATCH, and reads the index in rowid (repository id) order, so a
+	// common term stops at the page's limit instead of sorting every match; shorter
+	// terms are compared with LIKE (a trigram index has nothing to offer). PostgreSQL
+	// matches s.document with ILIKE, which its pg_trgm GIN index serves from three
+	// characters on. Both are substring matches, case-insensitive, so the stores find
+	// the same repositories.
+	searchFrom func(terms []string, arg func(any) string) (from, idCol string, conds []string)
+
 	// isUniqueViolation reports a unique or primary-key violation: SQLite's extended
 	// result codes, PostgreSQL's SQLSTATE 23505.
 	isUniqueViolation func(error) bool
@@ -97,6 +112,22 @@ var sqliteDialect = &dialect{
 			panic(fmt.Sprintf("sqlstore: list argument %T: %v", v, err))
 		}
 		return string(b)
+	},
+	searchFrom: func(terms []string, arg func(any) string) (string, string, []string) {
+		var phrases, conds []string
+		for _, t := range terms {
+			if utf8.RuneCountInString(t) >= 3 {
+				phrases = append(phrases, `"`+strings.ReplaceAll(t, `"`, `""`)+`"`)
+				continue
+			}
+			p := arg("%" + escapeLike(t) + "%")
+			conds = append(conds, "(r.name LIKE "+p+` ESCAPE '\' OR s.description LIKE `+p+` ESCAPE '\' OR s.labels LIKE `+p+` ESCAPE '\')`)
+		}
+		if len(phrases) == 0 {
+			return "repositories r JOIN repository_search s ON s.repo_id = r.id", "r.id", conds
+		}
+		conds = append(conds, "repository_fts MATCH "+arg(strings.Join(phrases, " AND ")))
+		return "repository_fts JOIN repositories r ON r.id = repository_fts.rowid JOIN repository_search s ON s.repo_id = r.id", "repository_fts.rowid", conds
 	},
 	isUniqueViolation: func(err error) bool {
 		var se *sqlite.Error
@@ -127,6 +158,13 @@ var postgresDialect = &dialect{
 		return "unnest(" + p + "::" + typ + "[]) AS list(value)"
 	},
 	listArg: func(v any) any { return v },
+	searchFrom: func(terms []string, arg func(any) string) (string, string, []string) {
+		var conds []string
+		for _, t := range terms {
+			conds = append(conds, "s.document ILIKE "+arg("%"+escapeLike(t)+"%")+` ESCAPE '\'`)
+		}
+		return "repositories r JOIN repository_search s ON s.repo_id = r.id", "r.id", conds
+	},
 	isUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
@@ -149,4 +187,9 @@ var migrationFS embed.FS
 // version order. The two folders mirror each other version for version.
 func Migrations(database string) ([]migrate.Migration, error) {
 	return migrate.Load(migrationFS, "migrations/"+database)
+}
+
+// escapeLike makes s match itself in a LIKE pattern whose escape is a backslash.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(s)
 }
