@@ -208,6 +208,12 @@ func StartWithStages(t testing.TB, extra ...string) *Cluster {
 	p.start("kube-controller-manager", bins["kube-controller-manager"],
 		"--kubeconfig="+c.Kubeconfig,
 		"--controllers=*,-nodeipam", // keep node-lifecycle: it lifts the not-ready taint
+		// kwok is the kubelet: on a loaded machine its node heartbeat can lag past
+		// the default 50 s grace, and node-lifecycle then marks the node NotReady
+		// and every pod on it Ready=False, which no kubelet ever undoes (kwok's
+		// stages ready Pending pods only): rollouts would hang until their timeout
+		// (CI saw TestRelease's rollback stuck on "Pending termination: 1").
+		"--node-monitor-grace-period=10m",
 		"--leader-elect=false", "--secure-port=0",
 		"--service-account-private-key-file="+pki.saKey, "--root-ca-file="+pki.caCert,
 		"--use-service-account-credentials=false",
