@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -19,9 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
-	"github.com/hubctl/hubctl/internal/server"
+	"github.com/hubctl/hubctl/internal/server/servertest"
 	wfengine "github.com/hubctl/hubctl/internal/workflow/engine"
 )
 
@@ -34,44 +32,7 @@ type adminHub struct {
 
 func startAdminHub(t *testing.T) *adminHub {
 	t.Helper()
-	cfg, err := config.Load(config.Sources{
-		Flags: map[string]string{"addr": "127.0.0.1:0", "data": t.TempDir(), "auth.mode": "token", "shutdown_timeout": "200ms",
-			"workflows.executor": "none", "webhooks.interval": "100ms"},
-		LookupEnv: func(k string) (string, bool) {
-			if k == config.EnvAdminPassword {
-				return adminPassword, true
-			}
-			return "", false
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := server.Run(ctx, cfg, slog.New(slog.DiscardHandler), pw)
-		pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-	})
-	sc := bufio.NewScanner(pr)
-	addr := ""
-	for addr == "" && sc.Scan() {
-		if a, found := strings.CutPrefix(strings.TrimSpace(sc.Text()), "listening on "); found {
-			addr = a
-		}
-	}
-	if addr == "" {
-		t.Fatalf("server exited without a listening line: %v", sc.Err())
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	addr, cfg := servertest.StartFlags(t, map[string]string{"auth.mode": "token", "workflows.executor": "none", "webhooks.interval": "100ms"}, adminPassword)
 	st, err := sqlstore.OpenSQLite(context.Background(), cfg.DB.Path)
 	if err != nil {
 		t.Fatal(err)

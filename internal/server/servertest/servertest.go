@@ -27,14 +27,25 @@ func Start(t testing.TB, authMode, adminPassword string) string {
 // looks into its database or blob store beside the running hub.
 func StartConfig(t testing.TB, authMode, adminPassword string) (string, config.Config) {
 	t.Helper()
+	return StartFlags(t, map[string]string{"auth.mode": authMode}, adminPassword)
+}
+
+// StartFlags is StartConfig with more configuration flags (`hubctl serve`'s, by
+// their config keys, such as "workflows.executor"): the address, data directory and
+// shutdown timeout are the test's unless flags names them.
+func StartFlags(t testing.TB, flags map[string]string, adminPassword string) (string, config.Config) {
+	t.Helper()
+	all := map[string]string{
+		"addr": "127.0.0.1:0",
+		"data": t.TempDir(),
+		// Idle connections a client dialled ahead would hold Shutdown back.
+		"shutdown_timeout": "200ms",
+	}
+	for k, v := range flags {
+		all[k] = v
+	}
 	cfg, err := config.Load(config.Sources{
-		Flags: map[string]string{
-			"addr":      "127.0.0.1:0",
-			"data":      t.TempDir(),
-			"auth.mode": authMode,
-			// Idle connections a client dialled ahead would hold Shutdown back.
-			"shutdown_timeout": "200ms",
-		},
+		Flags: all,
 		LookupEnv: func(k string) (string, bool) {
 			if k == config.EnvAdminPassword {
 				return adminPassword, true
