@@ -61,16 +61,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusBadRequest, "Enter your username and password.")
 		return
 	}
-	var user accounts.User
-	err = h.o.Guard.Login(r.Context(), name, clientIP(r), true, func() (bool, error) {
-		u, err := h.checkPassword(r, name, pass)
-		if errors.Is(err, errBadLogin) {
-			h.audit(r, name, "login.failed", "web: bad credentials")
-			return true, err
-		}
-		user = u
-		return false, err
-	})
+	user, err := h.guardedPassword(r, name, pass, "web: bad credentials")
 	var tm *ratelimit.TooManyError
 	switch {
 	case errors.As(err, &tm):
@@ -150,4 +141,22 @@ func localPath(p string) string {
 		return "/"
 	}
 	return p
+}
+
+// guardedPassword checks name's password behind the guard that /token and the API
+// share, so a wrong guess counts wherever it is made; a wrong one is audited as
+// login.failed with detail. It answers the account, errBadLogin, or the guard's
+// *ratelimit.TooManyError.
+func (h *Handler) guardedPassword(r *http.Request, name, pass, detail string) (accounts.User, error) {
+	var user accounts.User
+	err := h.o.Guard.Login(r.Context(), name, clientIP(r), true, func() (bool, error) {
+		u, err := h.checkPassword(r, name, pass)
+		if errors.Is(err, errBadLogin) {
+			h.audit(r, name, "login.failed", detail)
+			return true, err
+		}
+		user = u
+		return false, err
+	})
+	return user, err
 }

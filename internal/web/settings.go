@@ -147,16 +147,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusBadRequest, "The new password and its confirmation differ.")
 		return
 	}
-	var user accounts.User
-	err := h.o.Guard.Login(r.Context(), v.user.Name, clientIP(r), true, func() (bool, error) {
-		u, err := h.checkPassword(r, v.user.Name, cur)
-		if errors.Is(err, errBadLogin) {
-			h.audit(r, v.user.Name, "login.failed", "web: wrong current password at password change")
-			return true, err
-		}
-		user = u
-		return false, err
-	})
+	user, err := h.guardedPassword(r, v.user.Name, cur, "web: wrong current password at password change")
 	var tm *ratelimit.TooManyError
 	switch {
 	case errors.As(err, &tm):
