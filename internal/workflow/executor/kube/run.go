@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -227,11 +228,13 @@ func (e *Executor) look(ctx context.Context, job *executor.JobSpec) (view, error
 }
 
 // status returns the status of step i's container in the pod, or nil.
-func (v view) status(i int) *corev1.ContainerStatus {
+func (v view) status(i int) *corev1.ContainerStatus { return v.container(stepContainer(i)) }
+
+// container returns the status of the named container in the pod, or nil.
+func (v view) container(name string) *corev1.ContainerStatus {
 	if v.pod == nil {
 		return nil
 	}
-	name := stepContainer(i)
 	for _, list := range [][]corev1.ContainerStatus{v.pod.Status.InitContainerStatuses, v.pod.Status.ContainerStatuses} {
 		for k := range list {
 			if list[k].Name == name {
@@ -240,6 +243,53 @@ func (v view) status(i int) *corev1.ContainerStatus {
 		}
 	}
 	return nil
+}
+
+// WaitSaved waits for the job's save container (the pod's last) to end: nil when it
+// exited 0, else an error with its exit code and what it said (its log's tail).
+func (e *Executor) WaitSaved(ctx context.Context, job *executor.JobSpec) error {
+	if err := checkJob(job); err != nil {
+		return err
+	}
+	var stuckSince time.Time
+	for {
+		v, err := e.look(ctx, job)
+		if err != nil {
+			return err
+		}
+		if v.job == nil {
+			return fmt.Errorf("kube executor: job %s: Job %s: %w", job.JobID, jobName(job), executor.ErrNotFound)
+		}
+		cs := v.container(saveContainer)
+		if cs != nil && cs.State.Terminated != nil {
+			t := cs.State.Terminated
+			if t.ExitCode == 0 && (t.Reason == "" || t.Reason == "Completed") {
+				return nil
+			}
+			return fmt.Errorf("the artifact agent exited %d (%s): %s", t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
+		}
+		if cs != nil && cs.State.Waiting != nil {
+			w := cs.State.Waiting
+			switch {
+			case w.Reason == "InvalidImageName":
+				return fmt.Errorf("the artifact agent: %s: %s", w.Reason, w.Message)
+			case fatalWaiting[w.Reason]:
+				if stuckSince.IsZero() {
+					stuckSince = e.now()
+				} else if e.now().Sub(stuckSince) >= e.pullGrace {
+					return fmt.Errorf("the artifact agent: %s for %s: %s", w.Reason, e.pullGrace, w.Message)
+				}
+			}
+		}
+		if cs == nil || cs.State.Running == nil {
+			if done, why := v.ended(); done {
+				return fmt.Errorf("the artifact agent never ran: %s", why)
+			}
+		}
+		if err := e.sleep(ctx); err != nil {
+			return err
+		}
+	}
 }
 
 // ended says whether the pod or the Job can run no more containers, and why.
