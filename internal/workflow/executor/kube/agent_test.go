@@ -191,3 +191,54 @@ func TestAgentAgainstControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTokenRenewedInEnvSecret: the job's token as the engine renews it reaches the
+// env Secret at each later step and before the save container starts, under the key
+// the pod spec names, so a container that starts after the first token expired (the
+// artifact agent above all) signs in.
+func TestTokenRenewedInEnvSecret(t *testing.T) {
+	ctx := t.Context()
+	cs := newFake(t)
+	e := newExec(t, cs, WithAgentImage(agentImage))
+	job := agentJob()
+	if err := e.StartStep(ctx, job, &job.Steps[0]); err != nil {
+		t.Fatal(err)
+	}
+	secret := func() map[string][]byte {
+		s, err := cs.CoreV1().Secrets(ns).Get(ctx, "hubctl-42-env", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Data
+	}
+	has := func(data map[string][]byte, v string) bool {
+		for _, b := range data {
+			if string(b) == v {
+				return true
+			}
+		}
+		return false
+	}
+	before := secret()
+	if !has(before, tokenValue) {
+		t.Fatalf("env secret %v", before)
+	}
+	job.Registry = &executor.RegistryAuth{Registry: job.Registry.Registry, Token: "renewed.job-token.sig"}
+	if err := e.StartStep(ctx, job, &job.Steps[1]); err != nil {
+		t.Fatal(err)
+	}
+	after := secret()
+	if has(after, tokenValue) || !has(after, "renewed.job-token.sig") || len(after) != len(before) {
+		t.Fatalf("after renewal: %v (before %v)", after, before)
+	}
+	// The key is the one the pod spec names.
+	objs, err := e.build(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range objs.job.Spec.Template.Spec.Containers[0].Env {
+		if v.Name == "HUBCTL_TOKEN" && string(after[v.ValueFrom.SecretKeyRef.Key]) != "renewed.job-token.sig" {
+			t.Fatalf("the save container's token key %s holds %q", v.ValueFrom.SecretKeyRef.Key, after[v.ValueFrom.SecretKeyRef.Key])
+		}
+	}
+}

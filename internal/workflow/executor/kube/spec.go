@@ -101,6 +101,11 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 		}
 		out := make([]corev1.EnvVar, 0, len(vars))
 		for _, v := range vars {
+			if v.Name == "HUBCTL_TOKEN" && job.Registry != nil && job.Registry.Token != "" {
+				// The engine renews the job's token into Registry: the env Secret
+				// carries it as it is now (refreshEnv), under the key it had.
+				v.Value = job.Registry.Token
+			}
 			if secretValues[v.Value] || v.Name == "HUBCTL_TOKEN" {
 				out = append(out, corev1.EnvVar{Name: v.Name, ValueFrom: &corev1.EnvVarSource{
 					SecretKeyRef: &corev1.SecretKeySelector{
