@@ -75,7 +75,7 @@ access tokens.`,
 			cmd.AddCommand(c)
 		}
 	}
-	cmd.AddCommand(NewCmdVersion(f, nil), NewCmdCompletion(f))
+	cmd.AddCommand(NewCmdVersion(f, nil), NewCmdCompletion(f), NewCmdWorkflowAgent(f))
 	forEachCommand(cmd, completeFlagValues)
 	return cmd
 }

@@ -231,14 +231,14 @@ func init() {
 	}
 	// … and with the Kubernetes executor (workflows.executor: kubernetes), whose
 	// hub refuses at apply what it cannot run.
-	server.KubeCheckWorkflow = kube.CheckWorkflow
+	server.KubeCheckWorkflow = kube.CheckWorkflowWith
 	// … and with the Kubernetes executor (workflows.executor: kubernetes).
 	server.KubeExecutor = func(cfg config.WorkflowsKube) (server.WorkflowExecutor, error) {
 		rc, err := kube.RESTConfig(cfg.Kubeconfig)
 		if err != nil {
 			return nil, err
 		}
-		var opts []kube.Option
+		opts := []kube.Option{kube.WithAgentImage(cfg.AgentImage)}
 		if cfg.WorkspaceSize > 0 {
 			opts = append(opts, kube.WithWorkspaceClaim(cfg.WorkspaceClass, int64(cfg.WorkspaceSize)))
 		}

@@ -140,6 +140,10 @@ type WorkflowsKube struct {
 	// WorkspaceClass is the storage class of those claims; "" is the cluster's
 	// default class.
 	WorkspaceClass string `yaml:"workspace_class"`
+	// AgentImage is the image, holding the hubctl binary at /hubctl, whose `hubctl
+	// workflow-agent` moves a job's artifacts in and out of its pod; "" refuses
+	// artifacts on Kubernetes.
+	AgentImage string `yaml:"agent_image"`
 }
 
 // Networks of job steps under the Docker executor.

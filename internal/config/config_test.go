@@ -231,6 +231,7 @@ func TestEveryKeyHasItsEnvVariable(t *testing.T) {
 		"workflows.artifacts.max_run_size": "2MiB", "workflows.cache.max_size": "3MiB", "workflows.cache.max_total": "4MiB",
 		"workflows.kube.namespace": "ci", "workflows.kube.kubeconfig": "/kube.conf",
 		"workflows.kube.workspace_size": "5GiB", "workflows.kube.workspace_class": "fast-ssd",
+		"workflows.kube.agent_image": "registry.example.com/hubctl:1",
 	}
 	env := map[string]string{}
 	for _, k := range Keys() {

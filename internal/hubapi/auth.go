@@ -178,16 +178,17 @@ func (a *api) jwtPrincipal(ctx context.Context, raw string) (*authz.Principal, e
 // errMachineToken answers a machine token where it does not sign in: as a request
 // without credentials.
 func errMachineToken() error {
-	return errUnauthenticated("authentication required: a machine token signs in to the hub API only to deploy what its workflow's permissions.deploy names")
+	return errUnauthenticated("authentication required: a machine token signs in to the hub API only to move its own job's artifacts and to deploy what its workflow's permissions.deploy names")
 }
 
 // jobPrincipal is the principal of a machine token (subject KIND:ID): only a workflow
-// job's token that carries permissions.deploy signs in, and only while its run has
-// not ended and the account it acts for exists and is enabled. The principal may do
-// nothing but deploy those services (authz.JobGrant), and deployAccess re-checks that
-// account's role on the namespace at each call.
+// job's token signs in, and only while its run has not ended and the account it acts
+// for exists and is enabled. The principal may do nothing but move its own run's
+// artifacts (jobartifacts.go) and, when it carries permissions.deploy, deploy those
+// services (authz.JobGrant); deployAccess re-checks that account's role on the
+// namespace at each call.
 func (a *api) jobPrincipal(ctx context.Context, sub string, hub token.Hub) (*authz.Principal, error) {
-	if !strings.HasPrefix(sub, machinetoken.JobSubjectPrefix) || hub.Deploy == "" || hub.Creator == 0 ||
+	if !strings.HasPrefix(sub, machinetoken.JobSubjectPrefix) || hub.Creator == 0 ||
 		hub.UserID != 0 || hub.Epoch != 0 || hub.TokenID != 0 || hub.SessionID != 0 || a.jobActive == nil || a.minter == nil {
 		return nil, errMachineToken()
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/webhook"
 	"github.com/hubctl/hubctl/internal/workflow"
+	wfengine "github.com/hubctl/hubctl/internal/workflow/engine"
 )
 
 // Prefix is the path under which the API is served; the server mounts New's handler
@@ -109,6 +110,11 @@ type Options struct {
 	// when it has or is gone. nil refuses every job token (the deploy endpoints are
 	// the only ones a job token with permissions.deploy may call).
 	JobActive func(ctx context.Context, subject string) error
+	// JobArtifacts are the artifact store, blob store and limits through which a
+	// job's helper (hubctl workflow-agent, on executors that cannot move files
+	// themselves) uploads and downloads its run's artifacts; without Store and Blobs
+	// those endpoints answer 404.
+	JobArtifacts wfengine.ArtifactOptions
 	// Rates makes the rate limit of one kind of action (max per key per window) that
 	// the handler keeps: the calls of workflows' incoming URLs ("hook") and webhook
 	// test deliveries ("hooktest"). Serve passes the database's, so every replica
@@ -147,6 +153,8 @@ type api struct {
 	hookLimits ratelimit.Rates
 	// checkWF is Options.CheckWorkflow.
 	checkWF func(*workflow.Workflow) error
+	// jobFiles is Options.JobArtifacts.
+	jobFiles wfengine.ArtifactOptions
 	// jobActive is Options.JobActive.
 	jobActive func(ctx context.Context, subject string) error
 }
@@ -170,6 +178,7 @@ func New(o Options) http.Handler {
 	a.searcher = o.Search
 	a.checkWF = o.CheckWorkflow
 	a.jobActive = o.JobActive
+	a.jobFiles = o.JobArtifacts
 	if a.guard == nil {
 		a.guard = ratelimit.NewGuard(ratelimit.GuardOptions{Now: a.now})
 	}
@@ -275,6 +284,7 @@ func (a *api) routes() {
 	a.webhookRoutes()
 	a.workflowRoutes()
 	a.artifactRoutes()
+	a.jobArtifactRoutes()
 	a.deployRoutes()
 }
 
@@ -308,8 +318,9 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := events.WithActor(r.Context(), actor)
 	r = r.WithContext(context.WithValue(ctx, principalKey{}, p))
 	_, pattern := a.mux.Handler(r)
-	if p.Job != nil && !strings.HasPrefix(pattern, deployPrefix) {
-		// A job's token is anonymous everywhere but the deploy endpoints.
+	if p.Job != nil && !(strings.HasPrefix(pattern, deployPrefix) && len(p.Job.Deploys) > 0) && !strings.HasPrefix(pattern, jobFilesPrefix) {
+		// A job's token is anonymous everywhere but its own run's artifact endpoints
+		// and, with permissions.deploy, the deploy endpoints.
 		a.fail(w, r, errMachineToken())
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hubctl/hubctl/internal/hubapi"
+	"github.com/hubctl/hubctl/internal/workflow"
 	"github.com/hubctl/hubctl/internal/workflow/executor/kube"
 )
 
@@ -31,8 +32,17 @@ jobs:
 	bad := f.want(f.do(asAlice, "PUT", "/api/v1/workflows/alice/cached", src), 400, "INVALID_REQUEST")
 	body := string(bad.body)
 	if !strings.Contains(body, `"line":7`) || !strings.Contains(body, `"line":10`) || !strings.Contains(body, "Kubernetes") ||
-		!strings.Contains(body, "cannot keep caches") || !strings.Contains(body, "cannot keep artifacts") {
+		!strings.Contains(body, "cannot keep caches") || !strings.Contains(body, "without an agent image") {
 		t.Fatalf("refusal: %s", body)
+	}
+	// With an agent image, artifacts apply; caches are still refused.
+	withAgent := kube.CheckWorkflowWith("registry.example.com/hubctl:1")
+	wf, err := workflow.Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := withAgent(wf); err == nil || strings.Contains(err.Error(), "artifact") || !strings.Contains(err.Error(), "cannot keep caches") {
+		t.Fatalf("with an agent image: %v", err)
 	}
 	f.want(f.do(asAlice, "GET", "/api/v1/workflows/alice/cached", nil), 404, "NAME_UNKNOWN")
 	f.want(f.do(asAlice, "PUT", "/api/v1/workflows/alice/greet", manualWorkflow), 200, "")

@@ -152,6 +152,7 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 	}
 	apiOpts.CheckWorkflow = workflowCheck(cfg)
 	apiOpts.JobActive = jobTokenActive(store)
+	apiOpts.JobArtifacts = artifactOptions(cfg.Workflows, store, blobs)
 	apiOpts.Rates = func(kind string, max int, window time.Duration) ratelimit.Rates {
 		return store.ActionRates(kind, max, window)
 	}

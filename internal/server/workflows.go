@@ -44,15 +44,16 @@ var DockerExecutor func(hostNetwork bool) (WorkflowExecutor, error)
 // no engine, with a warning.
 var KubeExecutor func(cfg config.WorkflowsKube) (WorkflowExecutor, error)
 
-// KubeCheckWorkflow refuses, when a workflow is applied to a hub whose executor is
-// kubernetes, what that executor cannot run (caches, artifacts). hubctl's serve
-// command sets it to the Kubernetes executor's CheckWorkflow.
-var KubeCheckWorkflow func(*workflow.Workflow) error
+// KubeCheckWorkflow makes, for workflows.kube.agent_image, what refuses, when a
+// workflow is applied to a hub whose executor is kubernetes, what that executor cannot
+// run (caches; artifacts without an agent image). hubctl's serve command sets it to
+// the Kubernetes executor's CheckWorkflowWith.
+var KubeCheckWorkflow func(agentImage string) func(*workflow.Workflow) error
 
 // workflowCheck is the hub API's CheckWorkflow for cfg's executor, or nil.
 func workflowCheck(cfg config.Config) func(*workflow.Workflow) error {
-	if cfg.Workflows.Executor == config.WorkflowExecutorKubernetes {
-		return KubeCheckWorkflow
+	if cfg.Workflows.Executor == config.WorkflowExecutorKubernetes && KubeCheckWorkflow != nil {
+		return KubeCheckWorkflow(cfg.Workflows.Kube.AgentImage)
 	}
 	return nil
 }

@@ -181,7 +181,9 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 
 	iss := &token.Issuer{Keys: m.Keys, Issuer: m.Issuer, Service: m.Service, TTL: ttl, Now: m.Now}
 	var hub token.Hub
-	if len(deploys) > 0 {
+	if strings.HasPrefix(r.Subject, JobSubjectPrefix) {
+		// A job's token names whom it acts for: the hub API re-checks that account
+		// when the token moves its run's artifacts or deploys.
 		hub = token.Hub{Creator: u.ID, Deploy: strings.Join(deploys, " ")}
 	}
 	t, err := iss.Issue(r.Subject, hub, granted)

@@ -143,12 +143,15 @@ func (o *ArtifactOptions) defaults() {
 // files is what a job run moves through the archiver: the artifacts of the jobs it
 // needs and its cache before the first step, its artifacts and cache after the last.
 type files struct {
-	e    *Engine
-	x    executor.Archiver
-	run  *Run
-	spec *executor.JobSpec
-	job  *workflow.Job
-	c    *Claim
+	e *Engine
+	x executor.Archiver
+	// agent is the executor whose job moves its own artifacts (spec.Agent), when it
+	// is one; x is nil then.
+	agent executor.FileAgent
+	run   *Run
+	spec  *executor.JobSpec
+	job   *workflow.Job
+	c     *Claim
 	// cacheKey is the evaluated key ("" for no cache); cacheHit says it was restored.
 	cacheKey string
 	cacheHit bool
@@ -193,6 +196,20 @@ func (e *Engine) newFiles(ctx context.Context, run *Run, j *workflow.Job, c *Cla
 	}
 	if e.o.Artifacts.Store == nil || e.o.Artifacts.Blobs == nil {
 		return nil, errors.New("artifacts and caches need the hub's blob store, which this engine was not given")
+	}
+	if fa, ok := e.o.Executor.(executor.FileAgent); ok {
+		if j.Cache != nil {
+			return nil, fmt.Errorf("the %s executor cannot keep caches", e.o.Executor.Name())
+		}
+		if e.o.Hub == "" {
+			return nil, fmt.Errorf("artifacts on the %s executor need the hub's URL as job containers reach it ($HUBCTL_HUB), which this engine was not given", e.o.Executor.Name())
+		}
+		spec.Agent = &executor.AgentFiles{RunID: run.ID, JobID: c.Job.ID, Restore: needed}
+		for _, a := range j.Artifacts {
+			spec.Agent.Save = append(spec.Agent.Save, executor.NamedPath{Name: a.Name, Path: a.Path})
+		}
+		f.agent = fa
+		return f, nil
 	}
 	x, ok := e.o.Executor.(executor.Archiver)
 	if !ok {
@@ -296,6 +313,12 @@ func (v *verifier) Read(p []byte) (int, error) {
 
 // save stores the job's artifacts, and its cache when the key had none.
 func (f *files) save(ctx context.Context) error {
+	if f.agent != nil && f.spec.Agent != nil && len(f.spec.Agent.Save) > 0 {
+		if err := f.agent.WaitSaved(ctx, f.spec); err != nil {
+			return fmt.Errorf("save the artifacts: %w", err)
+		}
+		return nil
+	}
 	if f.x == nil {
 		return nil
 	}

@@ -78,6 +78,9 @@ type JobSpec struct {
 	// CacheDir, when set, is mounted at CachePath in every step; CacheKey names it.
 	CacheKey  string
 	CachePath string
+	// Agent, on an executor that is a FileAgent, is what the job's own containers
+	// move through the hub with its token; nil when nothing.
+	Agent *AgentFiles
 	// StopGrace is how long a cancelled step gets between SIGTERM and SIGKILL; 0
 	// means 10 s.
 	StopGrace time.Duration
@@ -195,3 +198,28 @@ type Service struct {
 
 // MaxOutput is the most of a step's $HUBCTL_OUTPUT file an executor returns.
 const MaxOutput = 1 << 20
+
+// AgentFiles is what a FileAgent executor's job moves itself, with `hubctl
+// workflow-agent` and the job's $HUBCTL_TOKEN: the artifacts of the jobs it needs
+// before its first step, its own after its last.
+type AgentFiles struct {
+	// RunID and JobID are the run's and the job run's ids in the hub (JobSpec.JobID
+	// carries the engine's prefix).
+	RunID, JobID int64
+	// Restore says the jobs it needs kept artifacts.
+	Restore bool
+	// Save are the job's artifacts.
+	Save []NamedPath
+}
+
+// NamedPath is an artifact: its name and its path under the workspace.
+type NamedPath struct{ Name, Path string }
+
+// FileAgent is an executor whose jobs move their artifacts themselves, through the
+// hub's job-token endpoints, instead of through an Archiver (the Kubernetes
+// executor: the hub cannot reach a job's pod). The engine sets JobSpec.Agent.
+type FileAgent interface {
+	// WaitSaved waits, after the last step succeeded, for the job's save of its
+	// artifacts to end: nil when all were saved.
+	WaitSaved(ctx context.Context, job *JobSpec) error
+}

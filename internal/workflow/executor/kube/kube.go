@@ -101,12 +101,15 @@ type Executor struct {
 	// workspace, when set, makes the workspace a generic ephemeral volume.
 	workspaceClass string
 	workspaceSize  resource.Quantity
-	now            func() time.Time
+	// agentImage holds /hubctl, whose workflow-agent moves a job's artifacts.
+	agentImage string
+	now        func() time.Time
 }
 
 var (
 	_ executor.Executor   = (*Executor)(nil)
 	_ executor.Identified = (*Executor)(nil)
+	_ executor.FileAgent  = (*Executor)(nil)
 )
 
 // Option configures New.
@@ -126,6 +129,11 @@ func WithPullGrace(d time.Duration) Option { return func(e *Executor) { e.pullGr
 func WithWorkspaceVolume(class string, size resource.Quantity) Option {
 	return func(e *Executor) { e.workspaceClass, e.workspaceSize = class, size }
 }
+
+// WithAgentImage sets the image, holding the hubctl binary at /hubctl, that moves a
+// job's artifacts (`hubctl workflow-agent`) in an init container before its first
+// step and a last container after its last; "" makes a job with artifacts fail.
+func WithAgentImage(image string) Option { return func(e *Executor) { e.agentImage = image } }
 
 // WithWorkspaceClaim is WithWorkspaceVolume with the size in bytes (the hub's
 // workflows.kube.workspace_size and workspace_class); 0 bytes keeps the emptyDir.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -54,8 +56,12 @@ func (e *Executor) StartStep(ctx context.Context, job *executor.JobSpec, step *e
 			return fmt.Errorf("kube executor: step %d: the job's Kubernetes Job %s is being deleted", step.Index, j.Name)
 		}
 		// Found (a later step, or a re-attach): the step's image is pulled when its
-		// container's turn comes, with the job's credentials as they are now.
-		return e.refreshPull(ctx, job, j)
+		// container's turn comes, with the job's credentials as they are now, and
+		// its $HUBCTL_TOKEN read from the env Secret then.
+		if err := e.refreshPull(ctx, job, j); err != nil {
+			return err
+		}
+		return e.refreshEnv(ctx, job, j)
 	}
 	if step.Index > 0 {
 		return fmt.Errorf("kube executor: step %d: the job's Kubernetes Job %s is gone (the steps before it would run again): %w", step.Index, jobName(job), executor.ErrNotFound)
@@ -227,11 +233,13 @@ func (e *Executor) look(ctx context.Context, job *executor.JobSpec) (view, error
 }
 
 // status returns the status of step i's container in the pod, or nil.
-func (v view) status(i int) *corev1.ContainerStatus {
+func (v view) status(i int) *corev1.ContainerStatus { return v.container(stepContainer(i)) }
+
+// container returns the status of the named container in the pod, or nil.
+func (v view) container(name string) *corev1.ContainerStatus {
 	if v.pod == nil {
 		return nil
 	}
-	name := stepContainer(i)
 	for _, list := range [][]corev1.ContainerStatus{v.pod.Status.InitContainerStatuses, v.pod.Status.ContainerStatuses} {
 		for k := range list {
 			if list[k].Name == name {
@@ -240,6 +248,89 @@ func (v view) status(i int) *corev1.ContainerStatus {
 		}
 	}
 	return nil
+}
+
+// refreshEnv writes the job's current token into its env Secret (build gives
+// $HUBCTL_TOKEN the registry token as it is now, under the same key), so that a
+// container that starts later — a step, the artifact agent — gets a token still
+// alive. A Secret that is gone is left gone.
+func (e *Executor) refreshEnv(ctx context.Context, job *executor.JobSpec, j *batchv1.Job) error {
+	objs, err := e.build(job)
+	if err != nil || objs.env == nil {
+		return err
+	}
+	secrets := e.api.CoreV1().Secrets(e.namespace)
+	old, err := secrets.Get(ctx, objs.env.Name, metav1.GetOptions{})
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kube executor: secret %s: %w", objs.env.Name, err)
+	}
+	if old.Labels[LabelJob] != job.JobID {
+		return fmt.Errorf("kube executor: secret name %s is taken by a secret that is not this job's", objs.env.Name)
+	}
+	if maps.EqualFunc(old.Data, objs.env.Data, bytes.Equal) {
+		return nil
+	}
+	old.Data = objs.env.Data
+	if _, err := secrets.Update(ctx, old, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("kube executor: renew the token of Job %s: %w", j.Name, err)
+	}
+	return nil
+}
+
+// WaitSaved waits for the job's save container (the pod's last) to end: nil when it
+// exited 0, else an error with its exit code and what it said (its log's tail).
+func (e *Executor) WaitSaved(ctx context.Context, job *executor.JobSpec) error {
+	if err := checkJob(job); err != nil {
+		return err
+	}
+	var stuckSince time.Time
+	for first := true; ; first = false {
+		v, err := e.look(ctx, job)
+		if err != nil {
+			return err
+		}
+		if v.job == nil {
+			return fmt.Errorf("kube executor: job %s: Job %s: %w", job.JobID, jobName(job), executor.ErrNotFound)
+		}
+		cs := v.container(saveContainer)
+		if first && cs == nil || first && cs.State.Waiting != nil {
+			// Not started yet: it reads the token as it is now.
+			if err := e.refreshEnv(ctx, job, v.job); err != nil {
+				return err
+			}
+		}
+		if cs != nil && cs.State.Terminated != nil {
+			t := cs.State.Terminated
+			if t.ExitCode == 0 && (t.Reason == "" || t.Reason == "Completed") {
+				return nil
+			}
+			return fmt.Errorf("the artifact agent exited %d (%s): %s", t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
+		}
+		if cs != nil && cs.State.Waiting != nil {
+			w := cs.State.Waiting
+			switch {
+			case w.Reason == "InvalidImageName":
+				return fmt.Errorf("the artifact agent: %s: %s", w.Reason, w.Message)
+			case fatalWaiting[w.Reason]:
+				if stuckSince.IsZero() {
+					stuckSince = e.now()
+				} else if e.now().Sub(stuckSince) >= e.pullGrace {
+					return fmt.Errorf("the artifact agent: %s for %s: %s", w.Reason, e.pullGrace, w.Message)
+				}
+			}
+		}
+		if cs == nil || cs.State.Running == nil {
+			if done, why := v.ended(); done {
+				return fmt.Errorf("the artifact agent never ran: %s", why)
+			}
+		}
+		if err := e.sleep(ctx); err != nil {
+			return err
+		}
+	}
 }
 
 // ended says whether the pod or the Job can run no more containers, and why.

@@ -101,6 +101,11 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 		}
 		out := make([]corev1.EnvVar, 0, len(vars))
 		for _, v := range vars {
+			if v.Name == "HUBCTL_TOKEN" && job.Registry != nil && job.Registry.Token != "" {
+				// The engine renews the job's token into Registry: the env Secret
+				// carries it as it is now (refreshEnv), under the key it had.
+				v.Value = job.Registry.Token
+			}
 			if secretValues[v.Value] || v.Name == "HUBCTL_TOKEN" {
 				out = append(out, corev1.EnvVar{Name: v.Name, ValueFrom: &corev1.EnvVarSource{
 					SecretKeyRef: &corev1.SecretKeySelector{
@@ -137,6 +142,20 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 		})
 		aliases = append(aliases, svc.Name)
 	}
+	agent := job.Agent != nil && (job.Agent.Restore || len(job.Agent.Save) > 0)
+	var agentEnv []corev1.EnvVar
+	if agent {
+		var err error
+		if agentEnv, err = e.agentEnv(job, envOf); err != nil {
+			return nil, err
+		}
+	}
+	if agent && job.Agent.Restore {
+		// Before the services and the steps: the needed artifacts are in the
+		// workspace when the first step starts.
+		inits = append([]corev1.Container{e.agentContainer(restoreContainer, job, agentEnv, mounts, res, "restore")}, inits...)
+	}
+	saving := agent && len(job.Agent.Save) > 0
 	for i := range job.Steps {
 		step := &job.Steps[i]
 		if step.Index != i {
@@ -151,11 +170,19 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 		}
 		c.Resources = res
 		c.VolumeMounts = mounts
-		if i < len(job.Steps)-1 {
+		if i < len(job.Steps)-1 || saving {
 			inits = append(inits, c)
 		} else {
 			mains = append(mains, c)
 		}
+	}
+	if saving {
+		// After the last step (an init container then), which must succeed first.
+		args := []string{"save"}
+		for _, a := range job.Agent.Save {
+			args = append(args, "--artifact", a.Name+"="+a.Path)
+		}
+		mains = append(mains, e.agentContainer(saveContainer, job, agentEnv, mounts, res, args...))
 	}
 
 	secs := int64((job.Grace() + 999_999_999) / 1_000_000_000)
@@ -214,6 +241,49 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 	}
 	out.job = j
 	return out, nil
+}
+
+// restoreContainer and saveContainer are the containers that run `hubctl
+// workflow-agent` in a job's pod (executor.AgentFiles).
+const (
+	restoreContainer = "hubctl-restore"
+	saveContainer    = "hubctl-save"
+)
+
+// agentEnv is the agent's environment: the hub's URL and the job's token (through
+// the env Secret, as the steps get it), which it signs in with.
+func (e *Executor) agentEnv(job *executor.JobSpec, envOf func([]executor.EnvVar) ([]corev1.EnvVar, error)) ([]corev1.EnvVar, error) {
+	if e.agentImage == "" {
+		return nil, fmt.Errorf("kube executor: job %s moves artifacts, which needs an agent image (workflows.kube.agent_image)", job.JobID)
+	}
+	var vars []executor.EnvVar
+	for _, v := range job.Env {
+		if v.Name == "HUBCTL_HUB" || v.Name == "HUBCTL_TOKEN" {
+			vars = append(vars, v)
+		}
+	}
+	if len(vars) != 2 {
+		return nil, fmt.Errorf("kube executor: job %s moves artifacts, which needs $HUBCTL_HUB and $HUBCTL_TOKEN in its environment", job.JobID)
+	}
+	return envOf(vars)
+}
+
+// agentContainer runs `/hubctl workflow-agent VERB --run --job --workspace …` in the
+// agent image on the workspace.
+func (e *Executor) agentContainer(name string, job *executor.JobSpec, env []corev1.EnvVar, mounts []corev1.VolumeMount,
+	res corev1.ResourceRequirements, args ...string) corev1.Container {
+	cmd := []string{"/hubctl", "workflow-agent", args[0], "--run", strconv.FormatInt(job.Agent.RunID, 10),
+		"--job", strconv.FormatInt(job.Agent.JobID, 10), "--workspace", job.Workspace()}
+	return corev1.Container{
+		Name:                     name,
+		Image:                    e.agentImage,
+		Command:                  append(cmd, args[1:]...),
+		Env:                      env,
+		VolumeMounts:             mounts,
+		Resources:                res,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
 }
 
 func (e *Executor) workspaceVolume(job *executor.JobSpec) corev1.Volume {

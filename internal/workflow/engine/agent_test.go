@@ -1,0 +1,136 @@
+package engine_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hubctl/hubctl/internal/blobstore"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
+	"github.com/hubctl/hubctl/internal/workflow/engine"
+	"github.com/hubctl/hubctl/internal/workflow/executor"
+	"github.com/hubctl/hubctl/internal/workflow/executor/local"
+)
+
+// agentExec is the local executor made a FileAgent, as the Kubernetes executor is:
+// it records the AgentFiles of each job it sets up, and its WaitSaved stores what
+// the pod's agent would upload (engine.StoreArtifact, as the upload endpoint does).
+type agentExec struct {
+	*local.Executor
+	o     engine.ArtifactOptions
+	mu    sync.Mutex
+	specs map[string]executor.AgentFiles
+	saved int
+}
+
+func (x *agentExec) SetupWorkflow(ctx context.Context, job *executor.JobSpec) error {
+	x.mu.Lock()
+	if job.Agent != nil {
+		x.specs[job.Name] = *job.Agent
+	}
+	x.mu.Unlock()
+	return x.Executor.SetupWorkflow(ctx, job)
+}
+
+func (x *agentExec) WaitSaved(ctx context.Context, job *executor.JobSpec) error {
+	x.mu.Lock()
+	x.saved++
+	x.mu.Unlock()
+	var b bytes.Buffer
+	gz := gzip.NewWriter(&b)
+	tw := tar.NewWriter(gz)
+	_ = tw.WriteHeader(&tar.Header{Name: "dist/a.txt", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
+	_, _ = tw.Write([]byte("hi"))
+	_ = tw.Close()
+	_ = gz.Close()
+	for _, a := range job.Agent.Save {
+		if _, err := engine.StoreArtifact(ctx, x.o, engine.Artifact{RunID: job.Agent.RunID, JobID: job.Agent.JobID, Name: a.Name, Path: a.Path},
+			"e1", bytes.NewReader(b.Bytes()), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const agentWorkflow = `name: agent
+on:
+  push:
+    repositories: [team/app]
+jobs:
+  a:
+    image: alpine
+    artifacts:
+      - {name: dist, path: out/dist}
+    steps:
+      - run: "true"
+  b:
+    needs: [a]
+    image: alpine
+    steps:
+      - run: "true"
+`
+
+// TestEngineFileAgent: on an executor whose jobs move their own artifacts, the engine
+// tells each job what to restore and save (the hub's run and job run ids), waits
+// for the save after the last step instead of exporting, and a job that needs one
+// with artifacts restores; without the hub's URL such a job fails with that reason.
+func TestEngineFileAgent(t *testing.T) {
+	for _, hub := range []string{"http://hub.example:5000", ""} {
+		t.Run("hub="+hub, func(t *testing.T) {
+			s, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			l, err := local.New(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			blobs, err := blobstore.NewFS(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := engine.ArtifactOptions{Store: s, Blobs: blobs, TempDir: t.TempDir()}
+			x := &agentExec{Executor: l, o: o, specs: map[string]executor.AgentFiles{}}
+			e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
+				Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o, Hub: hub})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = e.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+			w := trigger(t, s, "agent", agentWorkflow)
+			run := waitRuns(t, s, w, 1)[0]
+			j := jobsByName(run)
+			if hub == "" {
+				if run.State != engine.StateFailed || !strings.Contains(j["a"].Error, "HUBCTL_HUB") {
+					t.Fatalf("without the hub's URL: %s %+v", run.State, j["a"])
+				}
+				return
+			}
+			if run.State != engine.StateSucceeded {
+				t.Fatalf("run %s: %+v", run.State, run.Jobs)
+			}
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			a, b := x.specs[j["a"].Display], x.specs[j["b"].Display]
+			if a.RunID != run.ID || a.JobID != j["a"].ID || a.Restore || len(a.Save) != 1 || a.Save[0] != (executor.NamedPath{Name: "dist", Path: "out/dist"}) {
+				t.Fatalf("a's agent files %+v", a)
+			}
+			if b.JobID != j["b"].ID || !b.Restore || len(b.Save) != 0 || x.saved != 1 {
+				t.Fatalf("b's agent files %+v, saves %d", b, x.saved)
+			}
+			arts, err := s.ListWorkflowArtifacts(t.Context(), run.ID)
+			if err != nil || len(arts) != 1 || arts[0].Job != "a" {
+				t.Fatalf("artifacts %+v %v", arts, err)
+			}
+		})
+	}
+}
