@@ -87,26 +87,11 @@ func deployKube(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spe
 	if err != nil {
 		return err
 	}
-	renewCtx, stop := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		tick := time.NewTicker(deploy.LockRenew)
-		defer tick.Stop()
-		for {
-			select {
-			case <-renewCtx.Done():
-				return
-			case <-tick.C:
-				if err := hist.Renew(renewCtx, s.Service.Name, rec.Number); err != nil && renewCtx.Err() == nil {
-					fmt.Fprintf(o.IO.ErrOut, "renew lock: %v\n", err)
-				}
-			}
-		}
-	}()
+	stop := renewEvery(ctx, deploy.LockRenew, o.IO.ErrOut, func(ctx context.Context) error {
+		return hist.Renew(ctx, s.Service.Name, rec.Number)
+	})
 	rev, upErr := rel.Upgrade(ctx, s, image)
 	stop()
-	<-renewed
 	outcome, msg := deploy.OutcomeSucceeded, ""
 	switch {
 	case errors.Is(upErr, kube.ErrRolledBack):

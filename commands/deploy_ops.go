@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -141,26 +142,9 @@ func lockForDown(ctx context.Context, o *DeployOptions, s *deploy.Spec, hub *dep
 			return errors.Join(errs...)
 		}
 	}
-	renewCtx, stop := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		tick := time.NewTicker(deploy.LockRenew)
-		defer tick.Stop()
-		for {
-			select {
-			case <-renewCtx.Done():
-				return
-			case <-tick.C:
-				if err := renew(renewCtx); err != nil && renewCtx.Err() == nil {
-					fmt.Fprintf(o.IO.ErrOut, "renew lock: %v\n", err)
-				}
-			}
-		}
-	}()
+	stop := renewEvery(ctx, deploy.LockRenew, o.IO.ErrOut, renew)
 	return func() {
 		stop()
-		<-renewed
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		release(rctx)
@@ -539,4 +523,31 @@ func deployLockBreakRun(ctx context.Context, f *Factory, o *DeployOptions) error
 	}
 	fmt.Fprintf(o.IO.ErrOut, "%s: lock removed\n", safetext.Escape(s.Service.Name))
 	return nil
+}
+
+// renewEvery calls renew every period until the answered stop is called (stop
+// waits for a renewal under way); a failed renewal is printed to errOut, and the
+// deploy goes on: the lock's holder notices a lost lock at its next write.
+func renewEvery(ctx context.Context, period time.Duration, errOut io.Writer, renew func(context.Context) error) (stop func()) {
+	renewCtx, cancel := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-tick.C:
+				if err := renew(renewCtx); err != nil && renewCtx.Err() == nil {
+					fmt.Fprintf(errOut, "renew lock: %v\n", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-renewed
+	}
 }
