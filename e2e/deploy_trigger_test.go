@@ -1,18 +1,10 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"io"
-	"math/big"
-	"net"
+	"github.com/hubctl/hubctl/internal/deploy/dockerhost/tlstest"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -258,93 +249,9 @@ func startEngineTLSFront(t *testing.T) (string, map[string]string) {
 	} else if h != "" {
 		skipOrFatal(t, "DOCKER_HOST=%s: the TLS front serves a unix socket only", h)
 	}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e engine CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	leaf := func(serial int64, usage x509.ExtKeyUsage, ips ...net.IP) (tls.Certificate, string, string) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "e2e"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: ips,
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, _ := x509.MarshalECPrivateKey(key)
-		certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-		keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-		c, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, certPEM, keyPEM
-	}
-	srvCert, _, _ := leaf(2, x509.ExtKeyUsageServerAuth, net.IPv4(127, 0, 0, 1))
-	_, cliCert, cliKey := leaf(3, x509.ExtKeyUsageClientAuth)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{srvCert},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
-				if err := c.(*tls.Conn).Handshake(); err != nil {
-					return
-				}
-				up, err := net.Dial("unix", sock)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				done := make(chan struct{})
-				go func() {
-					_, _ = io.Copy(up, c)
-					if u, ok := up.(*net.UnixConn); ok {
-						_ = u.CloseWrite()
-					}
-					close(done)
-				}()
-				_, _ = io.Copy(c, up)
-				_ = c.(*tls.Conn).CloseWrite()
-				<-done
-			}()
-		}
-	}()
-	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
-	return ln.Addr().String(), map[string]string{"DOCKER_CA": caPEM, "DOCKER_CERT": cliCert, "DOCKER_KEY": cliKey}
+	ca := tlstest.NewCA(t, "e2e engine CA")
+	srvCert, srvKey := ca.Issue(t, "e2e engine", true)
+	cliCert, cliKey := ca.Issue(t, "e2e step", false)
+	addr := strings.TrimPrefix(tlstest.Relay(t, sock, ca, srvCert, srvKey), "tcp://")
+	return addr, map[string]string{"DOCKER_CA": string(ca.PEM), "DOCKER_CERT": string(cliCert), "DOCKER_KEY": string(cliKey)}
 }
