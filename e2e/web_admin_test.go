@@ -83,12 +83,7 @@ func TestWebRunLogLive(t *testing.T) {
 
 	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true))
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox)
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(bctx, opts...)
+	allocCtx, cancelAlloc := chromiumAllocator(bctx, t, chromium)
 	defer cancelAlloc()
 	alice, cancelAlice := chromedp.NewContext(allocCtx)
 	defer cancelAlice()

@@ -86,12 +86,7 @@ func TestWebUI(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true))
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox)
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	allocCtx, cancelAlloc := chromiumAllocator(ctx, t, chromium)
 	defer cancelAlloc()
 	alice, cancelAlice := chromedp.NewContext(allocCtx)
 	defer cancelAlice()
@@ -282,4 +277,16 @@ func shoot(t *testing.T, ctx context.Context, dir, name string, width int64, dar
 	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d-%s.png", name, width, theme)), buf, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// chromiumAllocator starts Debian's Chromium (chromium, its path) headless for a
+// test: a profile of its own, a 1280×900 window, no GPU, and no sandbox as root
+// (Chromium refuses to start as root with one).
+func chromiumAllocator(ctx context.Context, t *testing.T, chromium string) (context.Context, context.CancelFunc) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox)
+	}
+	return chromedp.NewExecAllocator(ctx, opts...)
 }
