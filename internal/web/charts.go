@@ -84,12 +84,10 @@ func (h *Handler) repoSub(w http.ResponseWriter, r *http.Request, repo, kind, re
 // chartPage shows version of the chart in repo, to whoever may pull repo.
 func (h *Handler) chartPage(w http.ResponseWriter, r *http.Request, repo, version string) {
 	ctx := r.Context()
-	ok, err := h.visibleRepo(ctx, viewerOf(r), repo)
-	if err != nil {
-		h.internal(w, r, err)
+	if !h.mayView(w, r, repo) {
 		return
 	}
-	if !ok || h.o.Charts == nil {
+	if h.o.Charts == nil {
 		h.notFound(w, r)
 		return
 	}
@@ -256,15 +254,10 @@ type artifactDoc struct {
 // artifactPage shows the manifest ref (a tag or a digest) of repo as an artifact.
 func (h *Handler) artifactPage(w http.ResponseWriter, r *http.Request, repo, ref string) {
 	ctx := r.Context()
-	ok, err := h.visibleRepo(ctx, viewerOf(r), repo)
-	if err != nil {
-		h.internal(w, r, err)
+	if !h.mayView(w, r, repo) {
 		return
 	}
-	if !ok {
-		h.notFound(w, r)
-		return
-	}
+	var err error
 	var m metadata.Manifest
 	sep := ":"
 	if d, perr := reference.ParseDigest(ref); perr == nil {

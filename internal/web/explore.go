@@ -252,6 +252,21 @@ func (h *Handler) mayPull(ctx context.Context, v *viewer, repo string) (bool, er
 	return slices.Contains(g.Actions, scope.Pull) || slices.Contains(g.Actions, scope.All), nil
 }
 
+// mayView answers whether the request's viewer may see repo; when not, it has
+// answered the request: the not-found page (the same as for a repository that
+// does not exist), or a 500 when the check itself failed.
+func (h *Handler) mayView(w http.ResponseWriter, r *http.Request, repo string) bool {
+	ok, err := h.visibleRepo(r.Context(), viewerOf(r), repo)
+	if err != nil {
+		h.internal(w, r, err)
+		return false
+	}
+	if !ok {
+		h.notFound(w, r)
+	}
+	return ok
+}
+
 // visibleRepo reports whether repo exists and the viewer may pull it; both "no" are
 // one answer to the caller (the same 404).
 func (h *Handler) visibleRepo(ctx context.Context, v *viewer, repo string) (bool, error) {

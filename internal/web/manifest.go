@@ -138,15 +138,10 @@ type manifestPage struct {
 
 func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, repo string, byTag bool, ref string) {
 	ctx := r.Context()
-	ok, err := h.visibleRepo(ctx, viewerOf(r), repo)
-	if err != nil {
-		h.internal(w, r, err)
+	if !h.mayView(w, r, repo) {
 		return
 	}
-	if !ok {
-		h.notFound(w, r)
-		return
-	}
+	var err error
 	var m metadata.Manifest
 	if byTag {
 		if !reference.IsTag(ref) {

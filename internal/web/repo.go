@@ -54,13 +54,7 @@ var tagSorts = []struct{ key, label string }{{"name", "Tag"}, {"pushed", "Pushed
 
 func (h *Handler) repository(w http.ResponseWriter, r *http.Request, repo string) {
 	ctx := r.Context()
-	ok, err := h.visibleRepo(ctx, viewerOf(r), repo)
-	if err != nil {
-		h.internal(w, r, err)
-		return
-	}
-	if !ok {
-		h.notFound(w, r)
+	if !h.mayView(w, r, repo) {
 		return
 	}
 	vis, _, err := h.o.Accounts.RepositoryVisibility(ctx, repo)
