@@ -14,10 +14,8 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/machinetoken"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
-	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/iostreams"
-	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 )
 
@@ -25,15 +23,8 @@ import (
 // job's artifact with the job's token, and `workflow-agent restore` of the job that
 // needs it extracts it into another workspace; a token of another run moves nothing.
 func TestWorkflowAgent(t *testing.T) {
-	store, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	blobs, err := blobstore.NewFS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, blobs := openTestHubStores(t)
+	var err error
 	keys, err := token.LoadOrCreateKeySet(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

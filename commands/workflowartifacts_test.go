@@ -23,15 +23,7 @@ import (
 // may read the run (extracted into a directory, or as a .tar.gz), and is "not found"
 // to anyone else, as the run is; the API streams it with its digest.
 func TestWorkflowArtifactCommands(t *testing.T) {
-	store, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	blobs, err := blobstore.NewFS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, blobs := openTestHubStores(t)
 	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Workflows: store, Blobs: blobs}))
 	t.Cleanup(srv.Close)
 	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
@@ -131,4 +123,21 @@ jobs:
 	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("anonymous download: %s", resp.Status)
 	}
+}
+
+// openTestHubStores opens a hub's metadata store (SQLite) and blob store (a
+// directory) in the test's temp dirs, closed when the test ends: what an in-process
+// hubapi handler of a test stands on.
+func openTestHubStores(t *testing.T) (*sqlstore.Store, *blobstore.FS) {
+	t.Helper()
+	store, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	blobs, err := blobstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, blobs
 }
