@@ -525,29 +525,7 @@ func deployLockBreakRun(ctx context.Context, f *Factory, o *DeployOptions) error
 	return nil
 }
 
-// renewEvery calls renew every period until the answered stop is called (stop
-// waits for a renewal under way); a failed renewal is printed to errOut, and the
-// deploy goes on: the lock's holder notices a lost lock at its next write.
+// renewEvery is deploy.RenewEvery with failures printed to errOut.
 func renewEvery(ctx context.Context, period time.Duration, errOut io.Writer, renew func(context.Context) error) (stop func()) {
-	renewCtx, cancel := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for {
-			select {
-			case <-renewCtx.Done():
-				return
-			case <-tick.C:
-				if err := renew(renewCtx); err != nil && renewCtx.Err() == nil {
-					fmt.Fprintf(errOut, "renew lock: %v\n", err)
-				}
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-renewed
-	}
+	return deploy.RenewEvery(ctx, period, func(err error) { fmt.Fprintf(errOut, "renew lock: %v\n", err) }, renew)
 }

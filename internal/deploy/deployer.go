@@ -145,26 +145,11 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	renewCtx, stopRenew := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		tick := time.NewTicker(LockRenew)
-		defer tick.Stop()
-		for {
-			select {
-			case <-renewCtx.Done():
-				return
-			case <-tick.C:
-				if err := d.History.Renew(renewCtx, s.Service.Name, rec.Number); err != nil && renewCtx.Err() == nil {
-					d.logf("renew lock: %v", err)
-				}
-			}
-		}
-	}()
+	stopRenew := RenewEvery(ctx, LockRenew, func(err error) { d.logf("renew lock: %v", err) }, func(ctx context.Context) error {
+		return d.History.Renew(ctx, s.Service.Name, rec.Number)
+	})
 	runErr := d.run(ctx, req, rec.Number)
 	stopRenew()
-	<-renewed
 
 	outcome, msg := OutcomeSucceeded, ""
 	if runErr != nil {
@@ -422,4 +407,31 @@ func (d *Deployer) each(ctx context.Context, fn func(context.Context, int, Targe
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// RenewEvery calls renew every period until the answered stop is called (stop
+// waits for a renewal under way); a failed renewal goes to report, and the deploy
+// goes on: a holder that lost its lock learns it at its next write.
+func RenewEvery(ctx context.Context, period time.Duration, report func(error), renew func(context.Context) error) (stop func()) {
+	renewCtx, cancel := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-tick.C:
+				if err := renew(renewCtx); err != nil && renewCtx.Err() == nil {
+					report(err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-renewed
+	}
 }
