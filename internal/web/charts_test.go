@@ -131,7 +131,7 @@ func TestArtifactPage(t *testing.T) {
 		"config":       map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": digestOf(empty), "size": 2},
 		"layers": []map[string]any{{"mediaType": "text/plain", "digest": digestOf(file), "size": len(file),
 			"annotations": map[string]string{"org.opencontainers.image.title": "<script>x</script>.txt"}}},
-		"subject": map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": img.Digest, "size": h.manifestSize(tok, "alice/tool", img.Digest)},
+		"subject": map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": img.Digest, "size": len(h.manifest(tok, "alice/tool", img.Digest))},
 	})
 	h.put(tok, "PUT", "/v2/alice/tool/manifests/sbom", "application/vnd.oci.image.manifest.v1+json", man)
 	b := h.browser()

@@ -180,7 +180,7 @@ func (h *hub) pushReadme(tok, repo string, subject image, text string) string {
 		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": "text/markdown",
 		"config":  map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": digestOf(empty), "size": len(empty)},
 		"layers":  []map[string]any{{"mediaType": "text/markdown", "digest": digestOf(layer), "size": len(layer)}},
-		"subject": map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject.Digest, "size": h.manifestSize(tok, repo, subject.Digest)},
+		"subject": map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject.Digest, "size": len(h.manifest(tok, repo, subject.Digest))},
 	})
 	h.put(tok, "PUT", "/v2/"+repo+"/manifests/"+digestOf(man), "application/vnd.oci.image.manifest.v1+json", man)
 	return digestOf(man)

@@ -156,25 +156,11 @@ func (h *hub) pushIndex(tok, repo, tag string, labels map[string]string) (string
 	}
 	// The descriptor sizes must be the children's real sizes.
 	for i, im := range []image{amd, arm} {
-		ms[i]["size"] = h.manifestSize(tok, repo, im.Digest)
+		ms[i]["size"] = len(h.manifest(tok, repo, im.Digest))
 	}
 	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": ms})
 	h.put(tok, "PUT", "/v2/"+repo+"/manifests/"+tag, "application/vnd.oci.image.index.v1+json", idx)
 	return digestOf(idx), []image{amd, arm}
-}
-
-func (h *hub) manifestSize(tok, repo, d string) int {
-	h.t.Helper()
-	req, _ := http.NewRequest("GET", h.url("/v2/"+repo+"/manifests/"+d), nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return len(b)
 }
 
 // browser is a cookie-keeping client that does not follow redirects, sending
@@ -286,4 +272,22 @@ func (b *browser) cookie(name string) string {
 		}
 	}
 	return ""
+}
+
+// manifest GETs a manifest's bytes.
+func (h *hub) manifest(tok, repo, ref string) []byte {
+	h.t.Helper()
+	req, _ := http.NewRequest("GET", h.url("/v2/"+repo+"/manifests/"+ref), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		h.t.Fatalf("GET manifest %s: %s", ref, resp.Status)
+	}
+	return b
 }

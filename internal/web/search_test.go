@@ -2,8 +2,6 @@ package web_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -109,22 +107,4 @@ func TestExploreSearch(t *testing.T) {
 	if p := anon.get("/alice/shop?sort=name&page=99"); !strings.Contains(p.Body, "Page 2 of 2") {
 		t.Errorf("a page past the end shows the last:\n%s", p.Body)
 	}
-}
-
-// manifest GETs a manifest's bytes.
-func (h *hub) manifest(tok, repo, ref string) []byte {
-	h.t.Helper()
-	req, _ := http.NewRequest("GET", h.url("/v2/"+repo+"/manifests/"+ref), nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		h.t.Fatalf("GET manifest %s: %s", ref, resp.Status)
-	}
-	return b
 }

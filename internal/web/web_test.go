@@ -406,7 +406,7 @@ func TestRepositoryTags(t *testing.T) {
 	h.user("alice")
 	tok := h.registryToken("alice", "alice-password", "alice/many")
 	h.pushImage(tok, "alice/many", "t00", "amd64", nil, 10)
-	man := h.manifestBytes(tok, "alice/many", "t00")
+	man := h.manifest(tok, "alice/many", "t00")
 	for i := 1; i < 60; i++ {
 		h.put(tok, "PUT", "/v2/alice/many/manifests/t"+twoDigits(i), "application/vnd.oci.image.manifest.v1+json", man)
 	}
@@ -444,15 +444,3 @@ func TestRepositoryTags(t *testing.T) {
 }
 
 func twoDigits(i int) string { return string([]byte{byte('0' + i/10), byte('0' + i%10)}) }
-
-func (h *hub) manifestBytes(tok, repo, ref string) []byte {
-	h.t.Helper()
-	req, _ := http.NewRequest("GET", h.url("/v2/"+repo+"/manifests/"+ref), nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return []byte(read(h.t, resp).Body)
-}
