@@ -143,16 +143,7 @@ func TestWorkflowSchedule(t *testing.T) {
 // TestWorkflowScheduleTwoEngines: two engines on one PostgreSQL ticking at once, with
 // the same clock, start each tick once.
 func TestWorkflowScheduleTwoEngines(t *testing.T) {
-	open := backends[1].open(t)
-	s1, s2 := open(), open()
-	w, err := s1.ApplyWorkflow(t.Context(), "team", "cron", []byte(cronWorkflow), 1, "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := s1.ListWorkflowSchedules(t.Context(), w.ID)
-	if err != nil || len(rows) != 1 {
-		t.Fatalf("schedule rows %+v, %v", rows, err)
-	}
+	s1, s2, w, rows := twoStoresWithCron(t)
 	var clk atomic.Int64
 	e1, e2 := clockEngine(t, s1, "e1", &clk), clockEngine(t, s2, "e2", &clk)
 	var want []string
@@ -178,6 +169,23 @@ func TestWorkflowScheduleTwoEngines(t *testing.T) {
 	}
 }
 
+// twoStoresWithCron opens two stores on one PostgreSQL, as two replicas have, and
+// applies cronWorkflow through the first: its one schedule row is rows[0].
+func twoStoresWithCron(t *testing.T) (s1, s2 *sqlstore.Store, w engine.Workflow, rows []sqlstore.WorkflowSchedule) {
+	t.Helper()
+	open := backends[1].open(t)
+	s1, s2 = open(), open()
+	w, err := s1.ApplyWorkflow(t.Context(), "team", "cron", []byte(cronWorkflow), 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err = s1.ListWorkflowSchedules(t.Context(), w.ID)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("schedule rows %+v, %v", rows, err)
+	}
+	return s1, s2, w, rows
+}
+
 func equalStrings(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -195,16 +203,7 @@ func equalStrings(a, b []string) bool {
 // both on one clock the test moves, start each due tick exactly once: the tick's run
 // appears, and several dispatch rounds of both later there is still one per tick.
 func TestWorkflowScheduleTwoHubs(t *testing.T) {
-	open := backends[1].open(t)
-	s1, s2 := open(), open()
-	w, err := s1.ApplyWorkflow(t.Context(), "team", "cron", []byte(cronWorkflow), 1, "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := s1.ListWorkflowSchedules(t.Context(), w.ID)
-	if err != nil || len(rows) != 1 {
-		t.Fatalf("schedule rows %+v, %v", rows, err)
-	}
+	s1, s2, w, rows := twoStoresWithCron(t)
 	var clk atomic.Int64
 	clk.Store(rows[0].Next.Add(-time.Minute).UnixNano())
 	for i, s := range []*sqlstore.Store{s1, s2} {
