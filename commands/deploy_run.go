@@ -338,11 +338,18 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 	}
 	if built != nil && hub != nil && !o.DryRun {
 		// With a hub the proxy image goes there, and the hosts pull it by digest.
+		// A deploy whose credentials may not push there (a workflow step's job
+		// token, say) loads the image into each host instead, as without a hub.
 		pinned, err := built.push(ctx, f, o, hub)
-		if err != nil {
+		switch {
+		case errors.Is(err, distclient.ErrUnauthorized):
+			fmt.Fprintf(o.IO.ErrOut, "hubctl: may not push the proxy image to %s (%v): loading it into each host instead (give --proxy-image, or push rights on %s/hubctl-proxy)\n",
+				hub.host, err, hub.hist.Namespace())
+		case err != nil:
 			return fmt.Errorf("push the proxy image to %s (or give --proxy-image): %w", hub.host, err)
+		default:
+			o.ProxyImage, built = pinned, nil
 		}
-		o.ProxyImage, built = pinned, nil
 	}
 	var hist deploy.History
 	if hub != nil {
