@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/pkg/authconfig"
@@ -41,9 +42,12 @@ type DeployOptions struct {
 	SSHConfig    string
 	ProxyImage   string
 	ProxyPublish string
-	Insecure     bool
-	DryRun       bool
-	Output       string
+	// ProxyTLSPublish is where the proxy's HTTPS port is published when the spec
+	// has proxy.tls.
+	ProxyTLSPublish string
+	Insecure        bool
+	DryRun          bool
+	Output          string
 	// Volumes (down) removes the named volumes the deploys made too.
 	Volumes bool
 	// Tail, Task and Follow (logs).
@@ -52,6 +56,10 @@ type DeployOptions struct {
 	Follow bool
 	// Version (rollback) is the deploy to re-deploy; 0: the previous succeeded one.
 	Version int
+
+	// proxyCert is proxy.tls's certificate files, read and checked by deployDocker
+	// before anything starts.
+	proxyCert *deploy.ProxyCert
 }
 
 func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
@@ -62,6 +70,7 @@ func (o *DeployOptions) bind(cmd *cobra.Command, deploys bool) {
 	if deploys {
 		fl.StringVar(&o.ProxyImage, "proxy-image", "", "The proxy's `image` (hubctl at /hubctl, FROM scratch; default $"+proxyImageEnv+", else built from this hubctl: pushed to the hub and pulled by digest with --hub, loaded into each engine without)")
 		fl.StringVar(&o.ProxyPublish, "proxy-publish", "80", "Where the proxy's HTTP port is published on each host: `[IP:]PORT` (0: any free port)")
+		fl.StringVar(&o.ProxyTLSPublish, "proxy-tls-publish", "443", "Where the proxy's HTTPS port is published on each host when the deploy file has proxy.tls: `[IP:]PORT` (0: any free port)")
 		fl.BoolVar(&o.Insecure, "insecure", false, "Reach the image's registry over plain HTTP (loopback registries always are)")
 	}
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
@@ -201,9 +210,14 @@ func dialHostsAuth(ctx context.Context, o *DeployOptions, s *deploy.Spec, auth f
 			closeHosts(hosts)
 			return nil, err
 		}
-		hosts = append(hosts, dockerhost.New(h.Name, api, dockerhost.Options{
+		hopts := dockerhost.Options{
 			ProxyImage: o.ProxyImage, ProxyPublish: o.ProxyPublish, RegistryAuth: auth,
-		}))
+			ProxyCert: o.proxyCert, ProxyTLSPublish: o.ProxyTLSPublish,
+		}
+		if p := s.Service.Proxy; p != nil && p.TLS != nil {
+			hopts.ProxyACME = p.TLS.ACME
+		}
+		hosts = append(hosts, dockerhost.New(h.Name, api, hopts))
 	}
 	return hosts, nil
 }
@@ -303,8 +317,15 @@ func deployUpRun(ctx context.Context, f *Factory, o *DeployOptions) error {
 // deployDocker runs (or, with --dry-run, plans) a deploy of s to its Docker hosts;
 // digests nil resolves the images.
 func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.Spec, src string, digests map[string]string, rollbackOf int) error {
-	if s.Service.Proxy != nil && s.Service.Proxy.TLS != nil {
-		return errors.New("proxy.tls: the proxy terminating TLS for a deployed service is not built yet; remove proxy.tls (and terminate TLS in front of the proxy)")
+	o.proxyCert = nil
+	if p := s.Service.Proxy; p != nil && p.TLS != nil && p.TLS.ACME == nil {
+		// Read and checked here, before anything starts: a missing file or a
+		// mismatched pair fails the deploy with nothing changed.
+		c, err := deploy.LoadProxyCert(p.TLS, time.Now())
+		if err != nil {
+			return err
+		}
+		o.proxyCert = c
 	}
 	var built *builtProxyImage
 	if s.Service.Proxy != nil && o.ProxyImage == "" {
@@ -381,6 +402,9 @@ func deployDocker(ctx context.Context, f *Factory, o *DeployOptions, s *deploy.S
 		plan, err := d.Plan(ctx, req, 0)
 		if err != nil {
 			return err
+		}
+		if o.proxyCert != nil {
+			plan.ProxyTLS = o.proxyCert.String()
 		}
 		if o.Output == "json" {
 			for i := range plan.Hosts {

@@ -243,7 +243,8 @@ func TestDeployVerbsRefuseBadInput(t *testing.T) {
 		{[]string{"deploy", "down", "-f", badKube, "--state-dir", state}, "kubeconfig: "},
 		{[]string{"deploy", "update", "-f", secret}, "secret DEPLOY_TEST_NEVER_SET_X is not set"},
 		{[]string{"deploy", "rollback", "-f", secret, "one"}, `VERSION "one"`},
-		{[]string{"deploy", "up", "-f", tls, "--proxy-image", "p:1"}, "proxy.tls: the proxy terminating TLS for a deployed service is not built yet"},
+		// A certificate file that is not there: refused before any engine is dialled.
+		{[]string{"deploy", "up", "-f", tls, "--proxy-image", "p:1", "--dry-run"}, "proxy.tls: cert: open /c.pem: no such file or directory"},
 		{[]string{"deploy", "up", "-f", noProxyImage}, noProxyWant},
 		{[]string{"deploy", "up", "-f", filepath.Join(dir, "none.yaml")}, "deploy file: open"},
 		{[]string{"deploy", "up", "-f", secret, "-o", "yaml"}, `invalid --output "yaml"`},

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hubctl/hubctl/internal/deploy/proxy"
+	"github.com/hubctl/hubctl/internal/tlsconf"
 	"github.com/hubctl/hubctl/internal/yamlstrict"
 )
 
@@ -467,16 +468,7 @@ func (d *decoder) proxy(n *yaml.Node) *Proxy {
 				d.errf(v, "service: proxy: hosts: at most %d", proxy.MaxHosts)
 			}
 		},
-		"tls": func(v *yaml.Node) {
-			t := &TLSFiles{}
-			if d.fields(v, "service: proxy: tls", map[string]func(v *yaml.Node){
-				"cert": func(v *yaml.Node) { t.Cert, _ = d.str(v, "service: proxy: tls: cert") },
-				"key":  func(v *yaml.Node) { t.Key, _ = d.str(v, "service: proxy: tls: key") },
-			}) && (t.Cert == "" || t.Key == "") {
-				d.errf(v, "service: proxy: tls needs cert and key (PEM files); ACME is not built yet")
-			}
-			p.TLS = t
-		},
+		"tls": func(v *yaml.Node) { p.TLS = d.proxyTLS(v) },
 	}) {
 		return nil
 	}
@@ -484,6 +476,72 @@ func (d *decoder) proxy(n *yaml.Node) *Proxy {
 		d.errf(n, "service: proxy has no port: the tasks' HTTP port")
 	}
 	return p
+}
+
+func (d *decoder) proxyTLS(n *yaml.Node) *ProxyTLS {
+	const what = "service: proxy: tls"
+	t := &ProxyTLS{}
+	if !d.fields(n, what, map[string]func(v *yaml.Node){
+		"cert": func(v *yaml.Node) { t.Cert, _ = d.str(v, what+": cert") },
+		"key":  func(v *yaml.Node) { t.Key, _ = d.str(v, what+": key") },
+		"acme": func(v *yaml.Node) { t.ACME = d.acme(v) },
+	}) {
+		return t
+	}
+	switch {
+	case t.ACME != nil && (t.Cert != "" || t.Key != ""):
+		d.errf(n, "%s: cert and key, or acme: certificate files or ACME, not both", what)
+	case t.ACME == nil && (t.Cert == "" || t.Key == ""):
+		d.errf(n, "%s needs cert and key (PEM files), or acme", what)
+	}
+	return t
+}
+
+func (d *decoder) acme(n *yaml.Node) *ACME {
+	const what = "service: proxy: tls: acme"
+	a := &ACME{}
+	if !d.fields(n, what, map[string]func(v *yaml.Node){
+		"domains": func(v *yaml.Node) {
+			ds, ps := d.strings(v, what+": domains")
+			for i, s := range ds {
+				s = strings.ToLower(strings.TrimSuffix(s, "."))
+				if tlsconf.CheckACMEDomain(s) != nil || proxy.CheckHost(s) != nil {
+					d.errAt(ps[i], "%s: domains: %q is not a DNS name with a dot (no scheme, port, path or wildcard)", what, yamlstrict.Clip(ds[i]))
+					continue
+				}
+				if slices.Contains(a.Domains, s) {
+					d.errAt(ps[i], "%s: domains: %s is given twice", what, s)
+					continue
+				}
+				a.Domains = append(a.Domains, s)
+			}
+			if len(a.Domains) > proxy.MaxHosts {
+				d.errf(v, "%s: domains: at most %d", what, proxy.MaxHosts)
+			}
+		},
+		"directory": func(v *yaml.Node) {
+			s, ok := d.str(v, what+": directory")
+			if ok {
+				if tlsconf.CheckACMEDirectory(s) != nil || len(s) > 2048 {
+					d.errf(v, "%s: directory %q must be an https URL", what, yamlstrict.Clip(s))
+				}
+			}
+			a.Directory = s
+		},
+		"email": func(v *yaml.Node) {
+			s, ok := d.str(v, what+": email")
+			if ok && (len(s) > 254 || !strings.Contains(s, "@") || strings.ContainsAny(s, " \t\r\n,<>")) {
+				d.errf(v, "%s: email %q is not an address", what, yamlstrict.Clip(s))
+			}
+			a.Email = s
+		},
+	}) {
+		return a
+	}
+	if len(a.Domains) == 0 {
+		d.errf(n, "%s needs domains: the names to get certificates for", what)
+	}
+	return a
 }
 
 func (d *decoder) health(n *yaml.Node, h *HealthCheck) {

@@ -21,9 +21,11 @@ const DigestKey = "service"
 type Plan struct {
 	Service string `json:"service"`
 	// Version is the deploy's number (0 in a dry run: not yet taken).
-	Version int        `json:"version"`
-	Image   string     `json:"image"`
-	Hosts   []HostPlan `json:"hosts"`
+	Version int    `json:"version"`
+	Image   string `json:"image"`
+	// ProxyTLS says how the proxy terminates HTTPS (proxy.tls); empty: it does not.
+	ProxyTLS string     `json:"proxyTLS,omitempty"`
+	Hosts    []HostPlan `json:"hosts"`
 }
 
 // HostPlan is the plan of one host.
@@ -70,6 +72,9 @@ func NewPlan(in PlanInput) (*Plan, error) {
 		return nil, fmt.Errorf("plan: the service's image is not resolved to a digest")
 	}
 	p := &Plan{Service: s.Service.Name, Version: in.Version, Image: image}
+	if s.Service.Proxy != nil && s.Service.Proxy.TLS != nil {
+		p.ProxyTLS = s.Service.Proxy.TLS.String()
+	}
 	place := s.Placement()
 	for i, h := range s.Hosts {
 		want, err := desiredTask(s, h, image, in.Secrets)
@@ -268,6 +273,9 @@ func (p *Plan) Write(w io.Writer) error {
 		ver = "next"
 	}
 	fmt.Fprintf(w, "deploy %s (version %s) of %s\n", p.Service, ver, p.Image)
+	if p.ProxyTLS != "" {
+		fmt.Fprintf(w, "  proxy: HTTPS with %s\n", p.ProxyTLS)
+	}
 	for _, h := range p.Hosts {
 		if !h.Changes() {
 			fmt.Fprintf(w, "  %s: no change (%d tasks kept)\n", h.Host, len(h.Keep))

@@ -151,7 +151,7 @@ func TestDeploySchemaRejectsUnknownKeys(t *testing.T) {
 		{"service", docker, "  replicas: 3\n", "  replicas: 3\n  scale: 2\n"},
 		{"resources", docker, "    cpu: \"0.5\"\n", "    cpu: \"0.5\"\n    gpu: 1\n"},
 		{"proxy", docker, "    port: 8080\n", "    port: 8080\n    path: /\n"},
-		{"proxy tls", docker, "      key: /etc/hubctl/web.key\n", "      key: /etc/hubctl/web.key\n      acme: true\n"},
+		{"proxy tls", docker, "      key: /etc/hubctl/web.key\n", "      key: /etc/hubctl/web.key\n      verify: false\n"},
 		{"healthcheck", docker, "    threshold: 3\n", "    threshold: 3\n    retries: 3\n"},
 		{"host", docker, "  - name: local\n", "  - name: local\n    weight: 2\n"},
 		{"host tls", docker, "      ca: /etc/hubctl/docker/ca.pem\n", "      ca: /etc/hubctl/docker/ca.pem\n      verify: false\n"},

@@ -125,14 +125,28 @@ type Proxy struct {
 	// Hosts are the request hosts routed to the service; none: every host no other
 	// service on the proxy names.
 	Hosts []string
-	// TLS, when set, makes the proxy terminate HTTPS with these files.
-	TLS *TLSFiles
+	// TLS, when set, makes the proxy terminate HTTPS: with certificate files or
+	// ACME.
+	TLS *ProxyTLS
 }
 
-// TLSFiles are a certificate (with its chain) and its key, PEM.
-type TLSFiles struct {
+// ProxyTLS is how the proxy gets its certificate: files (Cert and Key, PEM, read
+// where hubctl runs and copied into the proxy container), or ACME; one of the two.
+type ProxyTLS struct {
 	Cert string
 	Key  string
+	ACME *ACME
+}
+
+// ACME is the proxy getting its certificates from an ACME CA, as `hubctl serve
+// --tls=acme` does.
+type ACME struct {
+	// Domains are the names certificates are asked for.
+	Domains []string
+	// Directory is the CA's directory URL; empty: Let's Encrypt.
+	Directory string
+	// Email is the account's contact; empty: none.
+	Email string
 }
 
 // HealthCheck decides when a task serves: an HTTP GET of Path on the proxy port, or

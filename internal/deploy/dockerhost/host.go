@@ -44,6 +44,15 @@ type Options struct {
 	// caller's credentials for its registry, or a hub's pull token); nil pulls
 	// anonymously.
 	RegistryAuth func(image string) (string, error)
+	// ProxyCert, when set, makes the proxy terminate HTTPS with these files (read
+	// and checked by deploy.LoadProxyCert), copied into its container before it
+	// starts; ProxyACME makes it get certificates by ACME instead, its cache on the
+	// proxy's state volume. One at most.
+	ProxyCert *deploy.ProxyCert
+	ProxyACME *deploy.ACME
+	// ProxyTLSPublish is where the proxy's HTTPS port is published with ProxyCert
+	// or ProxyACME: "[IP:]PORT", PORT 0 for any free one. Empty: "443".
+	ProxyTLSPublish string
 }
 
 // Host is one Docker engine, under the spec's name for it.
@@ -207,6 +216,9 @@ func (h *Host) ensureProxy(ctx context.Context, service string) error {
 		if c.Config == nil || c.Config.Labels[deploy.LabelService] != service || c.Config.Labels[deploy.LabelRole] != deploy.RoleProxy {
 			return fmt.Errorf("container name %s is taken by a container that is not this service's proxy", name)
 		}
+		if err := h.checkProxyTLS(ctx, c.ID, name, c.Config.Labels); err != nil {
+			return err
+		}
 		if c.State != nil && c.State.Running {
 			if h.hasAnswered(c.ID) {
 				return nil
@@ -219,6 +231,9 @@ func (h *Host) ensureProxy(ctx context.Context, service string) error {
 		return h.waitProxy(ctx, c.ID)
 	case !cerrdefs.IsNotFound(err):
 		return fmt.Errorf("inspect proxy %s: %w", name, err)
+	}
+	if h.opts.ProxyCert != nil && h.opts.ProxyACME != nil {
+		return errors.New("proxy TLS: certificate files or ACME, not both")
 	}
 	if h.opts.ProxyImage == "" {
 		return errors.New("no proxy image: the service has a proxy and hubctl was given no proxy image (--proxy-image)")
@@ -253,6 +268,21 @@ func (h *Host) ensureProxy(ctx context.Context, service string) error {
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		Mounts:        []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/data"}},
 	}
+	if mode := h.proxyTLSMode(); mode != "" {
+		tlsPublish := h.opts.ProxyTLSPublish
+		if tlsPublish == "" {
+			tlsPublish = "443"
+		}
+		tip, tport, err := parsePublish(tlsPublish)
+		if err != nil {
+			return err
+		}
+		https := network.MustParsePort(proxyTLSPort)
+		cfg.Labels[labelProxyTLS] = mode
+		cfg.ExposedPorts[https] = struct{}{}
+		cfg.Cmd = append(cfg.Cmd, h.proxyTLSArgs()...)
+		hc.PortBindings[https] = []network.PortBinding{{HostIP: tip, HostPort: tport}}
+	}
 	netID, err := h.ensureNetwork(ctx, service)
 	if err != nil {
 		return err
@@ -267,6 +297,14 @@ func (h *Host) ensureProxy(ctx context.Context, service string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("create proxy %s: %w", name, err)
+	}
+	if h.opts.ProxyCert != nil {
+		// Into the container's own filesystem before it starts: the key is in no
+		// config, environment, label or host path.
+		if err := h.copyProxyCert(ctx, res.ID); err != nil {
+			_, _ = h.api.ContainerRemove(context.WithoutCancel(ctx), res.ID, client.ContainerRemoveOptions{Force: true})
+			return err
+		}
 	}
 	if _, err := h.api.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		_, _ = h.api.ContainerRemove(context.WithoutCancel(ctx), res.ID, client.ContainerRemoveOptions{Force: true})
