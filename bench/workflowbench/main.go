@@ -169,21 +169,9 @@ func replicas(o options, work, image string) error {
 	}
 	n := max(o.pushes/2, 5)
 	cpu0, wall0 := cpu(), time.Now()
-	var lat []time.Duration
-	for i := range n {
-		c := cs[i%2]
-		at, err := c.push(fmt.Sprintf("lat-%d", i), i)
-		if err != nil {
-			return err
-		}
-		started, err := c.firstStepStarted("lat", i+1, 60*time.Second)
-		if err != nil {
-			return err
-		}
-		lat = append(lat, started.Sub(at))
-		if err := c.waitIdle("lat", i+1, 120*time.Second); err != nil {
-			return err
-		}
+	lat, err := pushLatencies(cs[:], n)
+	if err != nil {
+		return err
 	}
 	used, wall := cpu()-cpu0, time.Since(wall0)
 	slices.Sort(lat)
@@ -214,6 +202,29 @@ func replicas(o options, work, image string) error {
 	return nil
 }
 
+// pushLatencies pushes n tags one at a time, to the hubs of clients in turn, each
+// once the run before has finished (so every push finds a free job slot), and
+// answers each push's time until its run's first step ran, in push order.
+func pushLatencies(clients []*client, n int) ([]time.Duration, error) {
+	var lat []time.Duration
+	for i := range n {
+		c := clients[i%len(clients)]
+		at, err := c.push(fmt.Sprintf("lat-%d", i), i)
+		if err != nil {
+			return nil, err
+		}
+		started, err := c.firstStepStarted("lat", i+1, 60*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		lat = append(lat, started.Sub(at))
+		if err := c.waitIdle("lat", i+1, 120*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	return lat, nil
+}
+
 func latency(o options, c *client, h *hub, image string) error {
 	// Latency: one push at a time on an idle hub; the next once the run has finished,
 	// so every push finds a free job slot.
@@ -221,20 +232,9 @@ func latency(o options, c *client, h *hub, image string) error {
 		return err
 	}
 	cpu0, wall0 := benchhub.CPU(h.PID()).Seconds(), time.Now()
-	var lat []time.Duration
-	for i := range o.pushes {
-		at, err := c.push(fmt.Sprintf("lat-%d", i), i)
-		if err != nil {
-			return err
-		}
-		started, err := c.firstStepStarted("lat", i+1, 60*time.Second)
-		if err != nil {
-			return err
-		}
-		lat = append(lat, started.Sub(at))
-		if err := c.waitIdle("lat", i+1, 120*time.Second); err != nil {
-			return err
-		}
+	lat, err := pushLatencies([]*client{c}, o.pushes)
+	if err != nil {
+		return err
 	}
 	cpu, wall := benchhub.CPU(h.PID()).Seconds()-cpu0, time.Since(wall0)
 	slices.Sort(lat)
