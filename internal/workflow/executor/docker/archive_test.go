@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/hubctl/hubctl/internal/workflow/archive"
 	"github.com/hubctl/hubctl/internal/workflow/executor"
 )
