@@ -53,8 +53,7 @@ func (a *api) listArtifacts(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	}
 	out := make([]hubtypes.WorkflowArtifact, 0, len(as))
 	for _, x := range as {
-		out = append(out, hubtypes.WorkflowArtifact{Name: x.Name, Path: x.Path, Job: x.Job, JobID: x.JobID,
-			Digest: x.Digest.String(), Size: x.Size, CreatedAt: formatTime(x.CreatedAt)})
+		out = append(out, artifactView(x, x.Job))
 	}
 	return reply(w, http.StatusOK, out)
 }
@@ -87,10 +86,15 @@ func (a *api) downloadArtifact(w http.ResponseWriter, r *http.Request, p *authz.
 		return invalid("%d job runs of run %d kept an artifact %q: name one with ?job=JOB_ID (see GET /api/v1/runs/%d/artifacts)",
 			len(found), run.ID, name, run.ID)
 	}
-	x := found[0]
-	rc, size, err := a.blobs.Open(r.Context(), x.Digest, x.Location)
+	return streamArtifact(w, r, a.blobs, found[0], true)
+}
+
+// streamArtifact answers artifact x's tar.gz from blobs, streamed, with its size and
+// digest (and, as a download, a file name); the body is left out for HEAD.
+func streamArtifact(w http.ResponseWriter, r *http.Request, blobs blobstore.Store, x wfengine.Artifact, download bool) error {
+	rc, size, err := blobs.Open(r.Context(), x.Digest, x.Location)
 	if errors.Is(err, blobstore.ErrNotFound) {
-		return notFound("the content of artifact %q of run %d is gone", name, run.ID)
+		return notFound("the content of artifact %q is gone", x.Name)
 	}
 	if err != nil {
 		return fmt.Errorf("open artifact %s: %w", x.Digest, err)
@@ -99,7 +103,9 @@ func (a *api) downloadArtifact(w http.ResponseWriter, r *http.Request, p *authz.
 	w.Header().Set("Content-Type", ArtifactContentType)
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.Header().Set("Docker-Content-Digest", x.Digest.String())
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name+".tar.gz"))
+	if download {
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", x.Name+".tar.gz"))
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = io.Copy(w, rc)

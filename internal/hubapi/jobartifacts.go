@@ -3,12 +3,10 @@ package hubapi
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/hubctl/hubctl/internal/auth/authz"
-	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/errcode"
 	"github.com/hubctl/hubctl/internal/hubtypes"
 	"github.com/hubctl/hubctl/internal/workflow"
@@ -173,20 +171,7 @@ func (a *api) downloadNeededArtifact(w http.ResponseWriter, r *http.Request, p *
 		if strconv.FormatInt(x.JobID, 10) != from || x.Name != name {
 			continue
 		}
-		rc, size, err := a.jobFiles.Blobs.Open(r.Context(), x.Digest, x.Location)
-		if errors.Is(err, blobstore.ErrNotFound) {
-			return notFound("the content of artifact %q is gone", name)
-		}
-		if err != nil {
-			return fmt.Errorf("open artifact %s: %w", x.Digest, err)
-		}
-		defer rc.Close()
-		w.Header().Set("Content-Type", ArtifactContentType)
-		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		w.Header().Set("Docker-Content-Digest", x.Digest.String())
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.Copy(w, rc)
-		return nil
+		return streamArtifact(w, r, a.jobFiles.Blobs, x, false)
 	}
 	return notFound("job run %d needs no job run %s with an artifact %q", job.ID, from, name)
 }
