@@ -205,6 +205,10 @@ func (a *api) restoreTag(r *http.Request, p *authz.Principal, repo, tag, dgst st
 	if a.tags == nil {
 		return none, notFound("no API endpoint %s", r.URL.Path)
 	}
+	d, err := reference.ParseDigest(dgst)
+	if err != nil {
+		return none, invalid("digest %q: %v", dgst, err)
+	}
 	if err := a.visibleRepository(r, p, repo); err != nil {
 		return none, err
 	}
@@ -213,10 +217,6 @@ func (a *api) restoreTag(r *http.Request, p *authz.Principal, repo, tag, dgst st
 		return none, err
 	} else if !push {
 		return none, denied("moving tag %s of %s needs the push right on it", tag, repo)
-	}
-	d, err := reference.ParseDigest(dgst)
-	if err != nil {
-		return none, invalid("digest %q: %v", dgst, err)
 	}
 	// Only a digest the tag named before: the manifest is this repository's, and a
 	// restore cannot point a tag at anything a push to it never did.
