@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,19 +39,7 @@ func TestWebRunLogLive(t *testing.T) {
 	dir := t.TempDir()
 	s := startServerEnv(t, dir, []string{"HUBCTL_WORKFLOWS_EXECUTOR=none"})
 	createUser(t, s, "alice", "alice-password")
-	resp, body := do(t, http.MethodPut, s.URL("/api/v1/workflows/alice/build"), strings.NewReader(liveWorkflow),
-		map[string]string{"Authorization": basic("alice", "alice-password")})
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("apply workflow: %s %s", resp.Status, truncate(body, 300))
-	}
-	resp, body = apiCall(t, s, http.MethodPost, "/api/v1/workflows/alice/build/runs", "alice", "alice-password", nil)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("start run: %s %s", resp.Status, truncate(body, 300))
-	}
-	var run struct{ ID int64 }
-	if err := json.Unmarshal(body, &run); err != nil {
-		t.Fatal(err)
-	}
+	runID := startManualRun(t, s, "alice", "alice-password")
 
 	ctx := context.Background()
 	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "hubctl.db"))
@@ -89,7 +76,7 @@ func TestWebRunLogLive(t *testing.T) {
 	defer cancelAlice()
 	base := s.URL("")
 	signIn(t, alice, base, "alice", "alice-password")
-	if err := chromedp.Do(alice, chromedp.Navigate(base+"/settings/admin/runs/"+strconv.FormatInt(run.ID, 10)),
+	if err := chromedp.Do(alice, chromedp.Navigate(base+"/settings/admin/runs/"+strconv.FormatInt(runID, 10)),
 		chromedp.WaitVisible(chromedp.ID("log"))); err != nil {
 		t.Fatalf("run page: %v", err)
 	}
@@ -132,39 +119,24 @@ func TestWebRunLogLive(t *testing.T) {
 	waitText("#log", "done")
 	waitText("#log-state", "ended (succeeded)")
 
-	// The admin pages at both widths and in both themes: nothing scrolls sideways at
-	// 360 px; a screenshot of each.
-	screens := os.Getenv("HUBCTL_SCREENS")
-	if screens == "" {
-		screens = t.TempDir()
+}
+
+// startManualRun applies liveWorkflow as NS/build (NS is user's namespace) and starts
+// a run of it by hand, as user; it returns the run's id.
+func startManualRun(t *testing.T, s *server, user, pass string) int64 {
+	t.Helper()
+	resp, body := do(t, http.MethodPut, s.URL("/api/v1/workflows/"+user+"/build"), strings.NewReader(liveWorkflow),
+		map[string]string{"Authorization": basic(user, pass)})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("apply workflow: %s %s", resp.Status, truncate(body, 300))
 	}
-	if err := os.MkdirAll(screens, 0o755); err != nil {
+	resp, body = apiCall(t, s, http.MethodPost, "/api/v1/workflows/"+user+"/build/runs", user, pass, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("start run: %s %s", resp.Status, truncate(body, 300))
+	}
+	var run struct{ ID int64 }
+	if err := json.Unmarshal(body, &run); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshots are written to %s", screens)
-	admin, cancelAdmin := chromedp.NewContext(alice, chromedp.WithNewBrowserContext())
-	defer cancelAdmin()
-	signIn(t, admin, base, "admin", adminPassword)
-	runPath := "/settings/admin/runs/" + strconv.FormatInt(run.ID, 10)
-	for _, p := range []webPage{
-		{"admin", admin, "/settings/admin"}, {"admin-users", admin, "/settings/admin/users"},
-		{"admin-namespaces", admin, "/settings/admin/orgs"}, {"admin-audit", admin, "/settings/admin/audit"},
-		{"admin-policies", admin, "/settings/admin/policies"}, {"admin-webhooks", admin, "/settings/admin/webhooks"},
-		{"admin-runs", alice, "/settings/admin/runs?namespace=alice"}, {"admin-run", alice, runPath},
-		{"admin-deploys", alice, "/settings/admin/deploys?namespace=alice&service=web"},
-	} {
-		for _, dark := range []bool{false, true} {
-			for _, width := range []int64{1280, 360} {
-				if err := chromedp.Do(p.ctx, scheme(dark), chromedp.EmulateViewport(width, 800), chromedp.Navigate(base+p.path),
-					chromedp.WaitVisible(chromedp.CSS("main"))); err != nil {
-					t.Fatalf("%s: %v", p.name, err)
-				}
-				wide, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
-				if err != nil || wide {
-					t.Errorf("%s at %d px scrolls sideways (%v)", p.name, width, err)
-				}
-				shoot(t, p.ctx, screens, p.name, width, dark)
-			}
-		}
-	}
+	return run.ID
 }

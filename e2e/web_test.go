@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,45 +44,28 @@ type webPage struct {
 	path string
 }
 
-// TestWebUI: sign in, explore shows a pushed image, the tag page of a two-platform
+// TestWebUI: sign in, explore shows a pushed image, search (typed into the explore
+// box) finds it and its hit leads to the repository, the tag page of a two-platform
 // index shows its platforms and sizes, the copy button puts the pull command on the
 // clipboard, a token is created (its secret works) and revoked (it stops working), a
-// private repository is invisible to another user and to anonymous visitors, nothing
-// scrolls sideways at 360 px, and every page is screenshot at 1280 and 360 px in the
-// light and the dark theme.
+// private repository is invisible to another user and to anonymous visitors: not
+// listed, not found by name or digest prefix, its pages 404. Every page's labels, tab
+// order, width at 360 px and screenshots are TestWebPages's.
 func TestWebUI(t *testing.T) {
 	chromium := chromiumPath(t)
 	s := startAuthServer(t)
 	createUser(t, s, "alice", "alice-password")
 	createUser(t, s, "bob", "bob-password")
 	tok := mustToken(t, s, "alice", "alice-password", "repository:alice/app:pull,push", "repository:alice/secret:pull,push")
-	amd, arm := newImage(t, "amd64"), newImage(t, "arm64")
-	pushImageAs(t, s, tok, "alice/app", amd.ManifestDigest, amd)
-	pushImageAs(t, s, tok, "alice/app", arm.ManifestDigest, arm)
-	index := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-		"manifests": []map[string]any{
-			{"mediaType": mtOCIManifest, "digest": amd.ManifestDigest, "size": len(amd.Manifest), "platform": map[string]string{"os": "linux", "architecture": "amd64"}},
-			{"mediaType": mtOCIManifest, "digest": arm.ManifestDigest, "size": len(arm.Manifest), "platform": map[string]string{"os": "linux", "architecture": "arm64"}},
-		}})
-	resp, body := do(t, http.MethodPut, s.URL("/v2/alice/app/manifests/v1"), strings.NewReader(string(index)),
-		map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "application/vnd.oci.image.index.v1+json"})
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("push index: %s %s", resp.Status, truncate(body, 300))
-	}
-	pushImageAs(t, s, tok, "alice/secret", "s1", newImage(t, "amd64"))
+	amd, arm := pushAppIndex(t, s, tok, "alice/app", "v1")
+	secretImg := newImage(t, "amd64")
+	pushImageAs(t, s, tok, "alice/secret", "s1", secretImg)
 	if resp, body := apiCall(t, s, http.MethodPatch, "/api/v1/repositories/alice/app", "admin", adminPassword,
 		map[string]string{"visibility": "public"}); resp.StatusCode != http.StatusOK {
 		t.Fatalf("make alice/app public: %s %s", resp.Status, truncate(body, 300))
 	}
 
-	screens := os.Getenv("HUBCTL_SCREENS")
-	if screens == "" {
-		screens = t.TempDir()
-	}
-	if err := os.MkdirAll(screens, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots are written to %s", screens)
+	screens := screensDir(t)
 	t.Log("starting chromium")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -124,6 +108,50 @@ func TestWebUI(t *testing.T) {
 	do(alice, "explore", chromedp.Navigate(base+"/explore"), chromedp.WaitVisible(chromedp.CSS("ul.repos")))
 	if got := text(alice, "ul.repos"); !strings.Contains(got, "app") || !strings.Contains(got, "secret") {
 		t.Errorf("alice's explore: %q", got)
+	}
+
+	t.Log("search")
+	// Search: typed into the explore page's box and sent; a hit links to its
+	// repository. alice finds her private repository by name and by digest prefix, so
+	// that bob and anonymous visitors not finding it below means something.
+	search := func(c context.Context, who, q string) []string {
+		t.Helper()
+		do(c, who+" opens explore", chromedp.Navigate(base+"/explore"), chromedp.WaitVisible(chromedp.ID("q")))
+		if _, err := chromedp.RunResponse(c, chromedp.SendKeys(chromedp.ID("q"), q),
+			chromedp.Click(chromedp.CSS(`form.search button[type=submit]`))); err != nil {
+			t.Fatalf("%s searches %q: %v", who, q, err)
+		}
+		loc, err := chromedp.Run(c, chromedp.Evaluate[string](`location.search`))
+		if err != nil || !strings.Contains(loc, "q=") {
+			t.Fatalf("%s's search %q did not send the form: location.search %q (%v)", who, q, loc, err)
+		}
+		hrefs, err := chromedp.Run(c, chromedp.Evaluate[[]string](`[...document.querySelectorAll("ul.repos a")].map(a => a.getAttribute("href"))`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hrefs
+	}
+	hasPrefix := func(hrefs []string, prefix string) bool {
+		return slices.ContainsFunc(hrefs, func(h string) bool { return strings.HasPrefix(h, prefix) })
+	}
+	secretPrefix := secretImg.ManifestDigest[:len("sha256:")+12]
+	if hrefs := search(alice, "alice", "app"); !slices.Contains(hrefs, "/alice/app") || hasPrefix(hrefs, "/alice/secret") {
+		t.Errorf("alice's search for app links to %q, want /alice/app and not alice/secret", hrefs)
+	}
+	if _, err := chromedp.RunResponse(alice, chromedp.Click(chromedp.CSS(`ul.repos a[href="/alice/app"]`))); err != nil {
+		t.Fatalf("follow the search hit: %v", err)
+	}
+	if path, err := chromedp.Run(alice, chromedp.Evaluate[string](`location.pathname`)); err != nil || path != "/alice/app" {
+		t.Errorf("the search hit led to %q (%v), want /alice/app", path, err)
+	}
+	if got := text(alice, "h1"); !strings.Contains(got, "app") {
+		t.Errorf("the repository page after the search hit has the heading %q", got)
+	}
+	if hrefs := search(alice, "alice", "secret"); !slices.Contains(hrefs, "/alice/secret") {
+		t.Errorf("alice's search for her private repository links to %q", hrefs)
+	}
+	if hrefs := search(alice, "alice", secretPrefix); !hasPrefix(hrefs, "/alice/secret") {
+		t.Errorf("alice's search for %s links to %q, want her private repository", secretPrefix, hrefs)
 	}
 
 	t.Log("tag page")
@@ -195,6 +223,14 @@ func TestWebUI(t *testing.T) {
 		if got := text(v.ctx, "ul.repos"); strings.Contains(got, "secret") || !strings.Contains(got, "app") {
 			t.Errorf("%s's explore: %q", v.name, got)
 		}
+		for _, q := range []string{"secret", "alice/secret", secretPrefix} {
+			if hrefs := search(v.ctx, v.name, q); hasPrefix(hrefs, "/alice/secret") {
+				t.Errorf("%s's search for %q finds alice's private repository: %q", v.name, q, hrefs)
+			}
+			if got := text(v.ctx, "main"); !strings.Contains(got, "No repository you may pull matches.") {
+				t.Errorf("%s's search for %q: %q", v.name, q, got)
+			}
+		}
 		for _, path := range []string{"/alice/secret", "/alice/secret/-/tags/s1"} {
 			do(v.ctx, v.name+" "+path, chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.CSS("h1")))
 			if got := text(v.ctx, "h1"); !strings.HasPrefix(got, "404") {
@@ -202,40 +238,26 @@ func TestWebUI(t *testing.T) {
 			}
 		}
 	}
+}
 
-	t.Log("screenshots")
-	// Every page at both widths and in both themes: no sideways scrolling at 360 px,
-	// the dark theme really applies, a screenshot of each.
-	pages := []webPage{
-		{"explore", alice, "/explore"}, {"login", anon, "/login"}, {"namespace", anon, "/alice"},
-		{"repository", alice, "/alice/app"}, {"tag-index", alice, "/alice/app/-/tags/v1"},
-		{"manifest-arm64", alice, "/alice/app/-/manifests/" + arm.ManifestDigest}, {"tokens", alice, "/settings/tokens"},
-		{"settings", alice, "/settings"}, {"namespace-own", alice, "/alice"},
-		{"not-found", bob, "/alice/secret"},
+// pushAppIndex pushes an amd64 and an arm64 image to repo and, as tag, the index of
+// the two (with their platforms), with the bearer token tok. It returns the images.
+func pushAppIndex(t *testing.T, s *server, tok, repo, tag string) (amd, arm image) {
+	t.Helper()
+	amd, arm = newImage(t, "amd64"), newImage(t, "arm64")
+	pushImageAs(t, s, tok, repo, amd.ManifestDigest, amd)
+	pushImageAs(t, s, tok, repo, arm.ManifestDigest, arm)
+	index := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+		"manifests": []map[string]any{
+			{"mediaType": mtOCIManifest, "digest": amd.ManifestDigest, "size": len(amd.Manifest), "platform": map[string]string{"os": "linux", "architecture": "amd64"}},
+			{"mediaType": mtOCIManifest, "digest": arm.ManifestDigest, "size": len(arm.Manifest), "platform": map[string]string{"os": "linux", "architecture": "arm64"}},
+		}})
+	resp, body := do(t, http.MethodPut, s.URL("/v2/"+repo+"/manifests/"+tag), strings.NewReader(string(index)),
+		map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "application/vnd.oci.image.index.v1+json"})
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push index %s:%s: %s %s", repo, tag, resp.Status, truncate(body, 300))
 	}
-	for _, p := range pages {
-		var light string
-		for _, dark := range []bool{false, true} {
-			for _, width := range []int64{1280, 360} {
-				do(p.ctx, p.name, scheme(dark), chromedp.EmulateViewport(width, 800), chromedp.Navigate(base+p.path),
-					chromedp.WaitVisible(chromedp.CSS("main")))
-				wide, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
-				if err != nil || wide {
-					t.Errorf("%s at %d px scrolls sideways (%v)", p.name, width, err)
-				}
-				bg, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !dark {
-					light = bg
-				} else if bg == light {
-					t.Errorf("%s: the dark theme has the light background %s", p.name, bg)
-				}
-				shoot(t, p.ctx, screens, p.name, width, dark)
-			}
-		}
-	}
+	return amd, arm
 }
 
 // signIn fills and sends the sign-in form and waits for the explore page.
@@ -248,6 +270,21 @@ func signIn(t *testing.T, ctx context.Context, base, user, pass string) {
 	if err != nil {
 		t.Fatalf("sign in as %s: %v", user, err)
 	}
+}
+
+// screensDir is where screenshots go: $HUBCTL_SCREENS, or a temporary directory; the
+// test names it in its log.
+func screensDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("HUBCTL_SCREENS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots are written to %s", dir)
+	return dir
 }
 
 // scheme emulates prefers-color-scheme.
