@@ -71,6 +71,7 @@ func (h *Handler) adminRoutes() {
 	h.mux.HandleFunc("GET /settings/admin/deploys", h.deploysList)
 	h.mux.HandleFunc("GET /settings/admin/policies", h.policiesList)
 	h.orgFormRoutes()
+	h.accountFormRoutes()
 }
 
 // requireSiteAdmin answers a signed-out visitor with the sign-in page and a signed-in
@@ -90,6 +91,10 @@ func (h *Handler) requireSiteAdmin(w http.ResponseWriter, r *http.Request) bool 
 type adminPage struct {
 	basePage
 	Namespace string
+	// OrgName and OrgVisibility are the create-organisation form's input, kept
+	// beside Error, its refusal.
+	OrgName, OrgVisibility string
+	Error                  string
 }
 
 func (h *Handler) adminIndex(w http.ResponseWriter, r *http.Request) {
@@ -109,23 +114,30 @@ type userRow struct {
 type usersPage struct {
 	basePage
 	Users []userRow
+	Form  newUserForm
+	Error string
 }
 
 func (h *Handler) adminUsers(w http.ResponseWriter, r *http.Request) {
 	if !h.requireSiteAdmin(w, r) {
 		return
 	}
+	h.renderUsers(w, r, http.StatusOK, newUserForm{}, "")
+}
+
+// renderUsers shows the users page with the create form's input and refusal.
+func (h *Handler) renderUsers(w http.ResponseWriter, r *http.Request, status int, form newUserForm, problem string) {
 	us, err := h.o.Accounts.ListUsers(r.Context())
 	if err != nil {
 		h.internal(w, r, err)
 		return
 	}
-	p := usersPage{basePage: h.base(r, "Users")}
+	p := usersPage{basePage: h.base(r, "Users"), Form: form, Error: problem}
 	for _, u := range us {
 		p.Users = append(p.Users, userRow{Name: u.Name, Email: u.Email, Owner: u.Owner, Admin: u.Admin, Robot: u.Robot,
 			Disabled: u.Disabled, CreatedAt: u.CreatedAt})
 	}
-	h.render(w, r, http.StatusOK, "users", p)
+	h.render(w, r, status, "users", p)
 }
 
 // nsRow is one namespace with its storage.
@@ -180,7 +192,12 @@ type orgPage struct {
 	SiteAdmin bool
 	Notice    string
 	Error     string
+	// NewTeam is the create-team form's input, kept beside Error.
+	NewTeam teamForm
 }
+
+// teamForm is what the create-team form was sent with.
+type teamForm struct{ Name, Description string }
 
 // adminOrg shows an organisation's teams, members, grants and storage to whoever
 // administers it (as GET /api/v1/orgs/{org}/teams… with usage does).
@@ -192,6 +209,12 @@ func (h *Handler) adminOrg(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) renderOrg(w http.ResponseWriter, r *http.Request, status int, org, notice, problem string) {
+	h.renderOrgForm(w, r, status, org, notice, problem, teamForm{})
+}
+
+// renderOrgForm shows an organisation's page with a refusal and the create-team
+// form's input.
+func (h *Handler) renderOrgForm(w http.ResponseWriter, r *http.Request, status int, org, notice, problem string, team teamForm) {
 	ctx := r.Context()
 	v := viewerOf(r)
 	ok, err := h.access.OrgAdmin(ctx, ptr(v.principal()), org)
@@ -203,7 +226,7 @@ func (h *Handler) renderOrg(w http.ResponseWriter, r *http.Request, status int, 
 		h.notFound(w, r)
 		return
 	}
-	p := orgPage{basePage: h.base(r, org), Org: org, SiteAdmin: v.user.Admin, Notice: notice, Error: problem}
+	p := orgPage{basePage: h.base(r, org), Org: org, SiteAdmin: v.user.Admin, Notice: notice, Error: problem, NewTeam: team}
 	teams, err := h.o.Accounts.ListTeams(ctx, org)
 	if err != nil {
 		h.internal(w, r, err)

@@ -177,9 +177,17 @@ func TestAdminPermissionMatrix(t *testing.T) {
 	hook := h.createHook("http://hooks.invalid/ok")
 
 	siteOnly := map[string]int{"anonymous": toLogin, "dave": refused, "carol": refused, "bob": refused, "alice": refused, "admin": ok}
-	for _, path := range []string{"/settings/admin/users", "/settings/admin/orgs", "/settings/admin/audit"} {
+	for _, path := range []string{"/settings/admin/users", "/settings/admin/orgs", "/settings/admin/audit", "/settings/admin/users/dave/delete"} {
 		matrix(t, bs, path, siteOnly)
 	}
+	matrix(t, bs, "/settings/admin/users/nosuch/delete", map[string]int{"admin": hidden})
+	// The confirmation pages of deletes are for those who may delete.
+	orgAdmins := map[string]int{"anonymous": toLogin, "dave": hidden, "carol": hidden, "bob": hidden, "alice": ok, "admin": ok}
+	for _, path := range []string{"/settings/admin/orgs/acme/delete", "/settings/admin/orgs/acme/teams/devs/delete"} {
+		matrix(t, bs, path, orgAdmins)
+	}
+	matrix(t, bs, "/settings/admin/orgs/acme/teams/nosuch/delete", map[string]int{"alice": hidden})
+	matrix(t, bs, "/settings/admin/orgs/dave/delete", map[string]int{"dave": hidden, "admin": hidden})
 	matrix(t, bs, "/settings/admin", map[string]int{"anonymous": toLogin, "dave": ok, "admin": ok})
 	matrix(t, bs, "/settings/admin/orgs/acme", map[string]int{"anonymous": toLogin, "dave": hidden, "carol": hidden, "bob": hidden, "alice": ok, "admin": ok})
 	matrix(t, bs, "/settings/admin/orgs/nosuch", map[string]int{"dave": hidden, "alice": hidden})
