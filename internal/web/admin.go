@@ -306,7 +306,6 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request) {
 	p := auditPage{basePage: h.base(r, "Audit log"), Actor: clip(q.Get("actor"), 256), Action: clip(q.Get("action"), 256),
 		Since: q.Get("since"), Until: q.Get("until")}
 	f := accounts.AuditFilter{Actor: p.Actor, Action: p.Action, Limit: auditPageSize}
-	var until time.Time
 	var err error
 	if p.Since != "" {
 		if f.Since, err = parseWhen(p.Since); err != nil {
@@ -314,7 +313,7 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if p.Until != "" {
-		if until, err = parseWhen(p.Until); err != nil {
+		if f.Until, err = parseWhen(p.Until); err != nil {
 			p.Error = "until: " + err.Error()
 		}
 	}
@@ -332,12 +331,7 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, err)
 		return
 	}
-	for _, e := range entries {
-		// The store filters from Since; Until is a bound on the page the store gave.
-		if until.IsZero() || !e.Time.After(until) {
-			p.Entries = append(p.Entries, e)
-		}
-	}
+	p.Entries = entries
 	if len(entries) == auditPageSize {
 		v := url.Values{"before": {strconv.FormatInt(entries[len(entries)-1].ID, 10)}}
 		for k, s := range map[string]string{"actor": p.Actor, "action": p.Action, "since": p.Since, "until": p.Until} {

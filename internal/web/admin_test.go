@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/server/servertest"
 	wfengine "github.com/hubctl/hubctl/internal/workflow/engine"
@@ -282,6 +284,38 @@ func TestAdminQuotaAndAudit(t *testing.T) {
 	}
 	if p := admin.get("/settings/admin/audit?since=yesterday"); p.Status != http.StatusBadRequest {
 		t.Errorf("bad since: %d", p.Status)
+	}
+
+	// A time range with entries on both sides of each bound (and the hub's own, newer
+	// ones) pages through the range: 100 on the first page, the rest on the next.
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 300 {
+		if err := h.store.Audit(context.Background(), accounts.AuditEntry{Time: t0.Add(time.Duration(i) * time.Minute), Actor: "robot",
+			Action: "range.test", Detail: "n" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := regexp.MustCompile(`<td>range\.test</td>`)
+	next := regexp.MustCompile(`<a href="([^"]+)">Older entries</a>`)
+	path := "/settings/admin/audit?since=2020-01-01T00:10&until=2020-01-01T02:30"
+	var got []int
+	for range 5 {
+		p := admin.get(path)
+		got = append(got, len(rows.FindAllString(p.Body, -1)))
+		m := next.FindStringSubmatch(p.Body)
+		if m == nil {
+			break
+		}
+		path = html.UnescapeString(m[1])
+	}
+	// 00:10 to 02:30 inclusive is 141 entries; a page whose 100 are all in the range
+	// may offer a next page that is empty.
+	if len(got) < 2 || got[0] != 100 || got[1] != 41 || (len(got) == 3 && got[2] != 0) || len(got) > 3 {
+		t.Errorf("entries per page of a time range: %v, want [100 41]", got)
+	}
+	if p := admin.get("/settings/admin/audit?since=2020-01-01T00:10&until=2020-01-01T02:30"); !strings.Contains(p.Body, "<td>n150</td>") ||
+		strings.Contains(p.Body, "<td>n151</td>") || strings.Contains(p.Body, "<td>login</td>") {
+		t.Errorf("first page of the range does not start at its upper bound")
 	}
 }
 

@@ -213,6 +213,12 @@ func (s *Store) ListAudit(ctx context.Context, f accounts.AuditFilter) ([]accoun
 		args = append(args, f.Since.UTC().UnixNano())
 		where = append(where, fmt.Sprintf("time >= $%d", len(args)))
 	}
+	if !f.Until.IsZero() {
+		// Both bounds are in the query, so a page is Limit entries of the range, not a
+		// page of everything since Since cut afterwards.
+		args = append(args, f.Until.UTC().UnixNano())
+		where = append(where, fmt.Sprintf("time <= $%d", len(args)))
+	}
 	if f.Before > 0 {
 		args = append(args, f.Before)
 		where = append(where, fmt.Sprintf("id < $%d", len(args)))
