@@ -660,6 +660,7 @@ type metaStore interface {
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 	SetTagHistoryHold(time.Duration)
 	web.History
+	web.DeployHistory
 }
 
 // openMetaStore opens the configured database and runs its migrations.

@@ -37,9 +37,11 @@ type HookStore interface {
 	RedeliverWebhook(ctx context.Context, hookID string, deliveryID int64, actor string, now time.Time) (webhook.Delivery, error)
 }
 
-// DeployHistory reads a service's deploys (the hub deploy API's store).
+// DeployHistory reads a service's deploys and a namespace's services (the hub deploy
+// API's store).
 type DeployHistory interface {
 	ListDeploys(ctx context.Context, namespace, service string, before, limit int) ([]deploy.Record, error)
+	ListDeployServices(ctx context.Context, namespace, after string, limit int) ([]deploy.Record, error)
 }
 
 // Names of the admin pages' templates.

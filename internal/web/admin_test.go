@@ -195,7 +195,7 @@ func TestAdminPermissionMatrix(t *testing.T) {
 	matrix(t, bs, "/settings/admin/orgs/nosuch", map[string]int{"dave": hidden, "alice": hidden})
 	readers := map[string]int{"anonymous": toLogin, "dave": hidden, "carol": ok, "bob": ok, "alice": ok, "admin": ok}
 	for _, path := range []string{"/settings/admin/runs?namespace=acme", "/settings/admin/runs/" + strconv.FormatInt(runID, 10),
-		"/settings/admin/deploys?namespace=acme&service=web"} {
+		"/settings/admin/deploys?namespace=acme&service=web", "/settings/admin/deploys?namespace=acme"} {
 		matrix(t, bs, path, readers)
 	}
 	matrix(t, bs, "/settings/admin/runs/99999", map[string]int{"dave": hidden, "admin": hidden})
