@@ -78,8 +78,10 @@ func (h *Handler) userCreate(w http.ResponseWriter, r *http.Request) {
 // confirmPage asks for a deletion to be confirmed by typing the name of what goes.
 type confirmPage struct {
 	basePage
-	What   string // "user", "organisation", "team"
-	Name   string // what must be typed
+	What   string // "user", "organisation", "team", "webhook"
+	Name   string // what goes
+	Type   string // what must be typed; "" means Name
+	Detail string // what else names it (a webhook's URL)
 	Action string // the form's address
 	Back   string
 	Purge  bool // offer to delete the namespace's repositories too
@@ -87,6 +89,9 @@ type confirmPage struct {
 }
 
 func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, status int, p confirmPage) {
+	if p.Type == "" {
+		p.Type = p.Name
+	}
 	p.basePage = h.base(r, "Delete "+p.What+" "+p.Name)
 	h.render(w, r, status, "confirm", p)
 }
@@ -94,10 +99,13 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, status int, p 
 // confirmed reports whether the form's typed name is name; if not it shows the
 // confirmation page again with a refusal.
 func (h *Handler) confirmed(w http.ResponseWriter, r *http.Request, p confirmPage) bool {
-	if r.PostForm.Get("confirm") == p.Name {
+	if p.Type == "" {
+		p.Type = p.Name
+	}
+	if r.PostForm.Get("confirm") == p.Type {
 		return true
 	}
-	p.Error = "Type the name exactly to confirm; nothing was deleted."
+	p.Error = "Type it exactly to confirm; nothing was deleted."
 	h.confirm(w, r, http.StatusBadRequest, p)
 	return false
 }

@@ -57,6 +57,11 @@ func (h *Handler) adminRoutes() {
 		wf = h.o.Workflows
 	}
 	h.access = hubapi.NewAccess(h.o.Accounts, h.o.Policy, wf)
+	if ds, ok := h.o.Webhooks.(webhook.DeliveryStore); ok {
+		// The store the server passes keeps hooks whole; a narrower HookStore gets
+		// the read pages only.
+		h.access.WithWebhooks(ds, h.o.Keyring)
+	}
 	h.mux.HandleFunc("GET /settings/admin", h.adminIndex)
 	h.mux.HandleFunc("GET /settings/admin/users", h.adminUsers)
 	h.mux.HandleFunc("GET /settings/admin/orgs", h.adminOrgs)
@@ -74,6 +79,7 @@ func (h *Handler) adminRoutes() {
 	h.mux.HandleFunc("GET /settings/admin/policies", h.policiesList)
 	h.orgFormRoutes()
 	h.accountFormRoutes()
+	h.hookFormRoutes()
 }
 
 // requireSiteAdmin answers a signed-out visitor with the sign-in page and a signed-in
