@@ -205,6 +205,7 @@ func TestAdminPermissionMatrix(t *testing.T) {
 	}
 	managers := map[string]int{"anonymous": toLogin, "dave": hidden, "carol": hidden, "bob": hidden, "alice": ok, "admin": ok}
 	matrix(t, bs, "/settings/admin/webhooks/"+hook, managers)
+	matrix(t, bs, "/settings/admin/webhooks/"+hook+"/delete", managers)
 	matrix(t, bs, "/settings/admin/webhooks/nosuch", map[string]int{"alice": hidden, "admin": hidden})
 	if a, b := bs["bob"].get("/settings/admin/webhooks/"+hook), bs["bob"].get("/settings/admin/webhooks/nosuch"); a.Body != b.Body {
 		t.Error("a hook one does not manage and a missing one differ")
