@@ -80,6 +80,9 @@ func (h *Handler) adminRoutes() {
 	h.orgFormRoutes()
 	h.accountFormRoutes()
 	h.hookFormRoutes()
+	h.mux.HandleFunc("POST /settings/admin/policies", h.policySet)
+	h.mux.HandleFunc("GET /settings/admin/policies/delete", h.policyDeleteForm)
+	h.mux.HandleFunc("POST /settings/admin/policies/delete", h.policyDelete)
 }
 
 // requireSiteAdmin answers a signed-out visitor with the sign-in page and a signed-in

@@ -68,6 +68,9 @@ type Options struct {
 	Charts ChartVersions
 	// Policies backs the policies page; nil answers it 404.
 	Policies PolicyList
+	// PolicyEdit sets and removes policies for the policies page's forms (the
+	// policy API's own code); nil leaves the page read-only.
+	PolicyEdit PolicyEditor
 }
 
 // Handler serves the web UI.
