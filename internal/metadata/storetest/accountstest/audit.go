@@ -65,6 +65,10 @@ func testAudit(t *testing.T, s accounts.Store) {
 		{accounts.AuditFilter{Since: testTime.Add(time.Minute), Until: testTime.Add(3 * time.Minute)}, []string{"token.create", "push", "login.failed"}},
 		{accounts.AuditFilter{Since: testTime.Add(time.Minute), Until: testTime.Add(3 * time.Minute), Limit: 1}, []string{"token.create"}},
 		{accounts.AuditFilter{Until: testTime.Add(-time.Second)}, []string{}},
+		// Bounds beyond what unix nanoseconds hold still mean before or after all.
+		{accounts.AuditFilter{Since: time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)}, []string{}},
+		{accounts.AuditFilter{Actor: "alice", Since: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)},
+			[]string{"token.create", "push", "login"}},
 		{accounts.AuditFilter{Actor: "alice", Before: all[2].ID}, []string{"push", "login"}},
 		{accounts.AuditFilter{Actor: "carol"}, []string{}},
 		{accounts.AuditFilter{Action: "log"}, []string{}}, // exact match, not a prefix
