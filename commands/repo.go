@@ -15,8 +15,10 @@ func NewCmdRepo(f *Factory) *cobra.Command {
 	return groupCommand("repo", "Show, change and delete repositories on a hubctl registry",
 		`Show a repository's settings, make it public (anyone may pull, even anonymously)
 or private (only those with a role on it), or delete it whole. Repositories are private
-unless their namespace's default says otherwise.`,
-		NewCmdRepoShow(f, nil), NewCmdRepoSetVisibility(f, nil), NewCmdRepoRemove(f, nil), NewCmdRepoPolicy(f))
+unless their namespace's default says otherwise. A tag's history (who pointed it where,
+and when) is listed by 'history', and 'restore' points a tag back at an earlier image.`,
+		NewCmdRepoShow(f, nil), NewCmdRepoSetVisibility(f, nil), NewCmdRepoRemove(f, nil), NewCmdRepoPolicy(f),
+		NewCmdRepoHistory(f, nil), NewCmdRepoRestore(f, nil))
 }
 
 // NewCmdRepoRemove returns `hubctl repo rm`.

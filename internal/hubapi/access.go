@@ -3,6 +3,7 @@ package hubapi
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -23,7 +24,7 @@ func NewAccess(store accounts.Store, policy *authz.Policy, workflows WorkflowSto
 	if policy == nil {
 		policy = &authz.Policy{Store: store}
 	}
-	return &Access{a: &api{store: store, policy: policy, workflows: workflows, now: time.Now}}
+	return &Access{a: &api{store: store, policy: policy, workflows: workflows, now: time.Now, log: slog.New(slog.DiscardHandler)}}
 }
 
 // Verdict is the outcome of a check: Hidden means the caller gets the answer of

@@ -120,6 +120,11 @@ type Options struct {
 	// test deliveries ("hooktest"). Serve passes the database's, so every replica
 	// counts together; nil keeps them in this process.
 	Rates func(kind string, max int, window time.Duration) ratelimit.Rates
+	// Tags reads tag history and restores tags (GET …/tags/{tag}/history, POST
+	// …/tags/{tag}/restore); nil answers those endpoints 404. TagRules (nil: none)
+	// refuses the restore of an immutable tag.
+	Tags     TagStore
+	TagRules TagRules
 }
 
 // api is the handler's state.
@@ -157,6 +162,9 @@ type api struct {
 	jobFiles wfengine.ArtifactOptions
 	// jobActive is Options.JobActive.
 	jobActive func(ctx context.Context, subject string) error
+	// tags and tagRules are Options.Tags and Options.TagRules.
+	tags     TagStore
+	tagRules TagRules
 }
 
 // New returns the handler of /api/v1/…. It serves full request paths (starting with
@@ -179,6 +187,7 @@ func New(o Options) http.Handler {
 	a.checkWF = o.CheckWorkflow
 	a.jobActive = o.JobActive
 	a.jobFiles = o.JobArtifacts
+	a.tags, a.tagRules = o.Tags, o.TagRules
 	if a.guard == nil {
 		a.guard = ratelimit.NewGuard(ratelimit.GuardOptions{Now: a.now})
 	}
@@ -270,7 +279,7 @@ func (a *api) routes() {
 
 	// Repository names contain slashes, which a {name} wildcard cannot match; the
 	// handlers cut the name from the path themselves.
-	a.route("/api/v1/repositories/", map[string]handlerFunc{"GET": a.getRepository, "PATCH": a.updateRepository, "DELETE": a.deleteRepository})
+	a.route("/api/v1/repositories/", map[string]handlerFunc{"GET": a.repositoryGet, "POST": a.repositoryPost, "PATCH": a.updateRepository, "DELETE": a.deleteRepository})
 
 	a.route("/api/v1/tokens", map[string]handlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	a.route("/api/v1/tokens/{name}", map[string]handlerFunc{"DELETE": a.revokeToken})
@@ -428,6 +437,12 @@ func noContent(w http.ResponseWriter) error {
 // entry in the mutation's transaction, so a mutation that commits always has its entry
 // and one that fails has none. detail must never carry a secret.
 func (a *api) audited(r *http.Request, p *authz.Principal, action, target, detail string) context.Context {
+	return accounts.WithAudit(r.Context(), a.auditEntry(r, p, action, target, detail))
+}
+
+// auditEntry is the audit entry of an action p takes with r; detail must never carry
+// a secret.
+func (a *api) auditEntry(r *http.Request, p *authz.Principal, action, target, detail string) accounts.AuditEntry {
 	e := accounts.AuditEntry{Time: a.now(), Actor: p.Name(), Action: action, Target: target, Remote: remoteAddr(r), Detail: detail}
 	if p.Token != nil {
 		// Which token acted matters when one leaks.
@@ -436,7 +451,7 @@ func (a *api) audited(r *http.Request, p *authz.Principal, action, target, detai
 	if p.Job != nil {
 		e.Detail = strings.TrimSpace(detail + " (job token of " + p.Job.Subject + ")")
 	}
-	return accounts.WithAudit(r.Context(), e)
+	return e
 }
 
 // remoteAddr is the peer's address. Forwarded headers are not trusted: a client could

@@ -553,3 +553,40 @@ type WorkflowDecision struct {
 type ApprovalRequest struct {
 	Comment string `json:"comment,omitempty"`
 }
+
+// TagMove is one entry of a tag's history as GET /api/v1/repositories/{name…}/tags/{tag}/history
+// shows it: the tag was pointed at Digest (a push or a restore) from PreviousDigest,
+// or deleted (Digest empty). Action is "create" (a new tag), "move" or "delete".
+type TagMove struct {
+	ID             int64  `json:"id"`
+	Time           string `json:"time"`
+	Action         string `json:"action"`
+	Digest         string `json:"digest,omitempty"`
+	PreviousDigest string `json:"previous_digest,omitempty"`
+	// Actor is who moved it, as the change's events name them; empty when unknown.
+	Actor string `json:"actor,omitempty"`
+}
+
+// TagHistoryPage is the answer to GET …/tags/{tag}/history: moves newest first; Next,
+// when not zero, is the `before` of the following page.
+type TagHistoryPage struct {
+	Repository string    `json:"repository"`
+	Tag        string    `json:"tag"`
+	Moves      []TagMove `json:"moves"`
+	Next       int64     `json:"next,omitempty"`
+}
+
+// RestoreTagRequest is the body of POST …/tags/{tag}/restore: a digest of the tag's
+// history to point the tag back at.
+type RestoreTagRequest struct {
+	Digest string `json:"digest"`
+}
+
+// TagRestore is the answer to POST …/tags/{tag}/restore: the tag now names Digest
+// and named PreviousDigest before (equal when it already named Digest).
+type TagRestore struct {
+	Repository     string `json:"repository"`
+	Tag            string `json:"tag"`
+	Digest         string `json:"digest"`
+	PreviousDigest string `json:"previous_digest,omitempty"`
+}

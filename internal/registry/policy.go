@@ -23,9 +23,11 @@ type TagPolicy interface {
 	Pulled(repo string, d digest.Digest, tag string)
 }
 
-// immutableTag refuses a change of an immutable tag: 409 with DENIED, like a refused
-// delete of an index child, since the request conflicts with the repository's rules.
-func immutableTag(repo, tag, reason, what string) error {
+// ImmutableTagError refuses a change of an immutable tag: 409 with DENIED, like a
+// refused delete of an index child, since the request conflicts with the repository's
+// rules. what says what was refused ("push under a new tag"). The hub API's tag
+// restore answers with it too, so a restore is refused as a push would be.
+func ImmutableTagError(repo, tag, reason, what string) error {
 	return errcode.New(errcode.Denied, "tag %s of %s is immutable (%s): %s", tag, repo, reason, what).
 		WithStatus(http.StatusConflict).WithDetail(map[string]string{"tag": tag})
 }
@@ -49,7 +51,7 @@ func (h *Handler) checkTagMove(ctx context.Context, repo, tag string, to digest.
 	case cur == to:
 		return nil
 	}
-	return immutableTag(repo, tag, reason, "push under a new tag")
+	return ImmutableTagError(repo, tag, reason, "push under a new tag")
 }
 
 // checkTagDelete refuses deleting an immutable tag.
@@ -61,7 +63,7 @@ func (h *Handler) checkTagDelete(ctx context.Context, repo, tag string) error {
 	if err != nil || reason == "" {
 		return err
 	}
-	return immutableTag(repo, tag, reason, "it cannot be deleted")
+	return ImmutableTagError(repo, tag, reason, "it cannot be deleted")
 }
 
 // checkManifestDelete refuses deleting a manifest an immutable tag names (the delete
@@ -74,5 +76,5 @@ func (h *Handler) checkManifestDelete(ctx context.Context, repo string, d digest
 	if err != nil || tag == "" {
 		return err
 	}
-	return immutableTag(repo, tag, reason, "its manifest cannot be deleted")
+	return ImmutableTagError(repo, tag, reason, "its manifest cannot be deleted")
 }

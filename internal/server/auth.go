@@ -47,7 +47,7 @@ type authParts struct {
 // start and builds the token service and the registry's token check. It returns nil
 // parts with --auth=none.
 func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs blobstore.Store, keyring *secrets.Keyring, deliverer *webhook.Deliverer,
-	log *slog.Logger, stderr io.Writer) (*authParts, error) {
+	tagRules hubapi.TagRules, log *slog.Logger, stderr io.Writer) (*authParts, error) {
 	if err := ensureAdmin(ctx, store, cfg, stderr); err != nil {
 		return nil, err
 	}
@@ -135,6 +135,8 @@ func setupAuth(ctx context.Context, cfg config.Config, store metaStore, blobs bl
 		Webhooks:     store,
 		Workflows:    store,
 		Deploys:      store,
+		Tags:         store,
+		TagRules:     tagRules,
 		Minter:       newMachineMinter(cfg, p, store),
 		Blobs:        blobs,
 		Keyring:      keyring,

@@ -243,14 +243,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
 		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures,
 		ExternalURL: cfg.ExternalURL}
-	ap, err := setupAuth(ctx, cfg, meta, blobs, keyring, deliverer, log, stderr)
-	if err != nil {
-		return err
-	}
 	// The store writes events, and the audit entries of pushes and deletes, in the
 	// changes' own transactions (docs/design/events.md); the bus is the in-process
 	// stream that some packages still publish to.
 	bus := events.NewBus(log)
+	// The policy engine's immutable tags bind the registry, and the hub API's and
+	// web UI's tag restore.
+	pol := newPolicyEngine(meta, bus, log, mx, cfg.Events)
+	ap, err := setupAuth(ctx, cfg, meta, blobs, keyring, deliverer, pol, log, stderr)
+	if err != nil {
+		return err
+	}
 	charts := &chartrepo.Hook{Store: meta, Blobs: blobs, Log: log}
 	search := &searchindex.Indexer{Store: meta, Blobs: blobs, Log: log.With("component", "search")}
 	ro := registry.Options{
@@ -262,7 +265,6 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 		Artifacts:       artifactHooks{charts, search},
 		Outbox:          meta,
 	}
-	pol := newPolicyEngine(meta, bus, log, mx, cfg.Events)
 	ro.Policy = pol
 	if cfg.Storage.Driver != "filesystem" && cfg.Storage.S3.Redirect {
 		ro.RedirectTTL = cfg.Storage.S3.RedirectTTL

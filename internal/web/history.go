@@ -2,9 +2,7 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,7 +13,7 @@ import (
 
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/charts"
-	"github.com/hubctl/hubctl/internal/events"
+	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/reference"
 )
@@ -94,10 +92,11 @@ func (h *Handler) mayPush(ctx context.Context, v *viewer, repo string) (bool, er
 	return slices.Contains(g.Actions, scope.Push) || slices.Contains(g.Actions, scope.All), nil
 }
 
-// restoreTag points a tag back at a manifest of the repository ("restore this tag
-// here"): a POST with the form's CSRF token from a viewer who may push, refused for
-// an immutable tag as a push would be. It is a push of the stored manifest under the
-// tag, so quota, limits, events and tag history see it as one.
+// restoreTag points a tag back at a manifest of its history ("restore this tag
+// here"): a POST with the form's CSRF token. The restore itself, and every check of
+// who may restore what, is the hub API's (hubapi.Access.RestoreTag, as POST
+// /api/v1/repositories/{repo}/tags/{tag}/restore): push right, a digest of the tag's
+// history, immutable tags refused as a push would be, audited as tag.restore.
 func (h *Handler) restoreTag(w http.ResponseWriter, r *http.Request, repo string) {
 	if !h.checkForm(w, r) {
 		return
@@ -114,88 +113,31 @@ func (h *Handler) restoreTag(w http.ResponseWriter, r *http.Request, repo string
 		return
 	}
 	tag := r.PostForm.Get("tag")
-	d, derr := reference.ParseDigest(r.PostForm.Get("digest"))
-	if !reference.IsTag(tag) || derr != nil {
+	if !reference.IsTag(tag) {
 		h.fail(w, r, http.StatusBadRequest, "Pick a tag and a manifest from the tag's history.")
 		return
 	}
-	if push, err := h.mayPush(ctx, v, repo); err != nil {
-		h.internal(w, r, err)
-		return
-	} else if !push {
-		h.fail(w, r, http.StatusForbidden, "You may not push to this repository, so you may not move its tags.")
-		return
+	var store hubapi.TagStore
+	if h.o.History != nil {
+		store = tagStore{h.o.Meta, h.o.History}
 	}
-	if h.o.TagRules != nil {
-		reason, err := h.o.TagRules.ImmutableTag(ctx, repo, tag)
-		if err != nil {
-			h.internal(w, r, err)
+	p := v.principal()
+	if _, err := h.access.RestoreTag(r, &p, store, h.o.TagRules, repo, tag, r.PostForm.Get("digest")); err != nil {
+		if msg, status := hubapi.Message(err); status != 0 {
+			h.fail(w, r, status, msg)
 			return
 		}
-		if reason != "" {
-			h.fail(w, r, http.StatusConflict, fmt.Sprintf("Tag %s is immutable (%s): it cannot move.", tag, reason))
-			return
-		}
-	}
-	m, err := h.o.Meta.GetManifest(ctx, repo, d)
-	if errors.Is(err, metadata.ErrManifestNotFound) {
-		h.fail(w, r, http.StatusNotFound, "That manifest is no longer in this repository; it cannot be restored.")
-		return
-	} else if err != nil {
 		h.internal(w, r, err)
 		return
 	}
-	if charts.IsChartManifest(m.ArtifactType) {
-		// A chart's tag is its version, and the chart repository's rules (no other
-		// version's content under it) are checked at push: push the chart again.
-		h.fail(w, r, http.StatusConflict, "A chart version's tag is not moved here; push the chart again instead.")
-		return
-	}
-	var doc manifestDoc
-	if err := json.Unmarshal(m.Payload, &doc); err != nil {
-		h.internal(w, r, fmt.Errorf("manifest %s@%s: %w", repo, d, err))
-		return
-	}
-	ctx = events.WithActor(ctx, events.Actor{Name: v.user.Name, Remote: clientIP(r)})
-	_, err = h.o.Meta.PutManifest(ctx, m, referencesOf(doc), tag)
-	var missing *metadata.MissingReferenceError
-	switch {
-	case errors.As(err, &missing):
-		h.fail(w, r, http.StatusConflict, "That manifest's content is no longer all here ("+missing.Digest.String()+" is missing); it cannot be restored.")
-		return
-	case errors.Is(err, metadata.ErrQuotaExceeded), errors.Is(err, metadata.ErrRepositoryFull):
-		h.fail(w, r, http.StatusForbidden, "The repository or its namespace is full: "+err.Error())
-		return
-	case err != nil:
-		h.internal(w, r, err)
-		return
-	}
-	h.audit(r, v.user.Name, "tag.restore", repo+":"+tag+" -> "+d.String())
 	http.Redirect(w, r, "/"+repo+"/-/tags/"+url.PathEscape(tag), http.StatusSeeOther)
 }
 
-// referencesOf is what a stored manifest points at, as the registry recorded it at
-// push: config and layers, or an index's children.
-func referencesOf(doc manifestDoc) metadata.References {
-	var refs metadata.References
-	add := func(list *[]digest.Digest, s string) {
-		if d, err := digest.Parse(s); err == nil {
-			*list = append(*list, d)
-		}
-	}
-	if doc.Config != nil {
-		add(&refs.Blobs, doc.Config.Digest)
-	}
-	for _, l := range doc.Layers {
-		// Non-distributable layers are not stored here (the registry's rule).
-		if !strings.Contains(l.MediaType, ".nondistributable.") && l.MediaType != "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" {
-			add(&refs.Blobs, l.Digest)
-		}
-	}
-	for _, c := range doc.Manifests {
-		add(&refs.Manifests, c.Digest)
-	}
-	return refs
+// tagStore is the store a restore reads and writes: the registry's manifests and
+// the tag history beside them.
+type tagStore struct {
+	metadata.Store
+	History
 }
 
 // repoAction routes the POSTs under a repository: /NS/REPO…/-/restore.
