@@ -195,9 +195,10 @@ type AuditEntry struct {
 type AuditFilter struct {
 	Actor  string
 	Action string
-	Since  time.Time
-	Before int64 // entries with ID < Before (pagination); 0 means no bound
-	Limit  int   // 0 means a default page
+	Since  time.Time // entries at or after Since; zero means no bound
+	Until  time.Time // entries at or before Until; zero means no bound
+	Before int64     // entries with ID < Before (pagination); 0 means no bound
+	Limit  int       // 0 means a default page
 }
 
 // Store keeps accounts. Implementations are safe for concurrent use.

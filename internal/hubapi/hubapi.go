@@ -352,12 +352,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(tm.RetryAfterSeconds()))
 		err = errcode.New(errcode.TooManyRequests, "%s; retry in %d s", tm.Reason, tm.RetryAfterSeconds())
 	case errors.As(err, &e):
-	case errors.Is(err, accounts.ErrNotFound):
-		err = errcode.New(errcode.NameUnknown, "%s", clientMessage(err))
-	case errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrNotEmpty):
-		err = errcode.New(Conflict, "%s", clientMessage(err))
-	case errors.Is(err, accounts.ErrInvalid):
-		err = errcode.New(InvalidRequest, "%s", clientMessage(err))
+	case errors.Is(err, accounts.ErrNotFound), errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrNotEmpty),
+		errors.Is(err, accounts.ErrInvalid):
+		err = storeError(err)
 	case errors.Is(err, metadata.ErrUnavailable):
 		a.log.WarnContext(r.Context(), "hub API: database unavailable", "error", err)
 		w.Header().Set("Retry-After", "5")
@@ -369,6 +366,23 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="hubctl"`)
 	}
 	errcode.Write(w, err)
+}
+
+// storeError maps the store's sentinel errors (not found, exists, not empty, invalid)
+// to the API's error codes; other errors are returned as they are.
+func storeError(err error) error {
+	var e *errcode.Error
+	switch {
+	case err == nil, errors.As(err, &e):
+		return err
+	case errors.Is(err, accounts.ErrNotFound):
+		return errcode.New(errcode.NameUnknown, "%s", clientMessage(err))
+	case errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrNotEmpty):
+		return errcode.New(Conflict, "%s", clientMessage(err))
+	case errors.Is(err, accounts.ErrInvalid):
+		return errcode.New(InvalidRequest, "%s", clientMessage(err))
+	}
+	return err
 }
 
 // clientMessage is the store's error text, which names what was missing or taken and

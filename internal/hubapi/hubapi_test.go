@@ -694,6 +694,15 @@ func TestAudit(t *testing.T) {
 	if len(next.Entries) != 1 || next.Entries[0].Target != "one" || next.Next != 0 {
 		t.Fatalf("next page %+v", next)
 	}
+	f.want(f.do(asAdmin, "GET", "/api/v1/audit?since=yesterday", nil), 400, "INVALID_REQUEST")
+	for _, q := range []string{"since=2999-01-01T00:00:00Z", "until=2000-01-01T00:00:00Z"} {
+		if p := decodeAs[hubtypes.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?"+q, nil), 200, "")); len(p.Entries) != 0 {
+			t.Errorf("audit %s: %d entries", q, len(p.Entries))
+		}
+	}
+	if p := decodeAs[hubtypes.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?action=org.create&since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z", nil), 200, "")); len(p.Entries) != 3 {
+		t.Errorf("audit in a range holding every entry: %d entries", len(p.Entries))
+	}
 	none := decodeAs[hubtypes.AuditPage](t, f.want(f.do(asAdmin, "GET", "/api/v1/audit?actor=bob", nil), 200, ""))
 	if none.Entries == nil || len(none.Entries) != 0 {
 		t.Errorf("bob's entries %+v", none)

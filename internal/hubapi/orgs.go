@@ -44,30 +44,41 @@ func (a *api) createOrg(w http.ResponseWriter, r *http.Request, p *authz.Princip
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
+	ns, err := a.addOrg(r, p, req)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusCreated, orgOf(ns))
+}
+
+// addOrg creates the organisation req asks for with p as its admin, as POST
+// /api/v1/orgs does: any user but robots, audited as org.create (and
+// visibility.change when it is not private).
+func (a *api) addOrg(r *http.Request, p *authz.Principal, req hubtypes.CreateOrgRequest) (accounts.Namespace, error) {
 	if p.User.Robot {
-		return denied("a robot cannot create organisations")
+		return accounts.Namespace{}, denied("a robot cannot create organisations")
 	}
 	if err := accounts.CheckName(req.Name); err != nil {
-		return err
+		return accounts.Namespace{}, err
 	}
 	var vis accounts.Visibility
 	if req.DefaultVisibility != "" {
 		var err error
 		if vis, err = parseVisibility(req.DefaultVisibility); err != nil {
-			return err
+			return accounts.Namespace{}, err
 		}
 	}
 	ns, err := a.store.CreateOrg(a.audited(r, p, "org.create", req.Name, ""), req.Name, p.User.Name)
 	if err != nil {
-		return err
+		return ns, err
 	}
 	if vis != "" && vis != ns.DefaultVisibility {
 		if err := a.store.SetDefaultVisibility(a.audited(r, p, "visibility.change", ns.Name, "default "+string(vis)), ns.Name, vis); err != nil {
-			return err
+			return ns, err
 		}
 		ns.DefaultVisibility = vis
 	}
-	return reply(w, http.StatusCreated, orgOf(ns))
+	return ns, nil
 }
 
 func (a *api) getOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -103,19 +114,29 @@ func (a *api) updateOrg(w http.ResponseWriter, r *http.Request, p *authz.Princip
 }
 
 func (a *api) deleteOrg(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
-	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
-	if err != nil {
+	if _, err := a.orgAdmin(r.Context(), p, r.PathValue("org")); err != nil {
 		return err
 	}
 	purge, err := purgeParam(r)
 	if err != nil {
 		return err
 	}
-	n, err := a.store.DeleteOrg(a.audited(r, p, "org.delete", ns.Name, ""), ns.Name, purge)
+	n, err := a.removeOrg(r, p, r.PathValue("org"), purge)
 	if err != nil {
 		return err
 	}
 	return deleted(w, purge, n)
+}
+
+// removeOrg deletes organisation org (with purge, its repositories too), as DELETE
+// /api/v1/orgs/{org} does: its administrators only, audited as org.delete. It
+// returns how many repositories went.
+func (a *api) removeOrg(r *http.Request, p *authz.Principal, org string, purge bool) (int, error) {
+	ns, err := a.orgAdmin(r.Context(), p, org)
+	if err != nil {
+		return 0, err
+	}
+	return a.store.DeleteOrg(a.audited(r, p, "org.delete", ns.Name, ""), ns.Name, purge)
 }
 
 func (a *api) listTeams(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
@@ -135,37 +156,52 @@ func (a *api) listTeams(w http.ResponseWriter, r *http.Request, p *authz.Princip
 }
 
 func (a *api) createTeam(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
-	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
-	if err != nil {
+	if _, err := a.orgAdmin(r.Context(), p, r.PathValue("org")); err != nil {
 		return err
 	}
 	var req hubtypes.CreateTeamRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := accounts.CheckName(req.Name); err != nil {
-		return err
-	}
-	if err := accounts.CheckDescription(req.Description); err != nil {
-		return err
-	}
-	t := accounts.Team{Org: ns.Name, Name: req.Name, Description: req.Description}
-	if err := a.store.CreateTeam(a.audited(r, p, "team.create", ns.Name+"/"+req.Name, ""), t); err != nil {
+	t, err := a.addTeam(r, p, r.PathValue("org"), req)
+	if err != nil {
 		return err
 	}
 	return reply(w, http.StatusCreated, hubtypes.Team{Org: t.Org, Name: t.Name, Description: t.Description})
 }
 
-func (a *api) deleteTeam(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
-	ns, err := a.orgAdmin(r.Context(), p, r.PathValue("org"))
+// addTeam creates team req in organisation org, as POST /api/v1/orgs/{org}/teams
+// does: its administrators only, audited as team.create.
+func (a *api) addTeam(r *http.Request, p *authz.Principal, org string, req hubtypes.CreateTeamRequest) (accounts.Team, error) {
+	ns, err := a.orgAdmin(r.Context(), p, org)
 	if err != nil {
-		return err
+		return accounts.Team{}, err
 	}
-	team := r.PathValue("team")
-	if err := a.store.DeleteTeam(a.audited(r, p, "team.delete", ns.Name+"/"+team, ""), ns.Name, team); err != nil {
+	if err := accounts.CheckName(req.Name); err != nil {
+		return accounts.Team{}, err
+	}
+	if err := accounts.CheckDescription(req.Description); err != nil {
+		return accounts.Team{}, err
+	}
+	t := accounts.Team{Org: ns.Name, Name: req.Name, Description: req.Description}
+	return t, a.store.CreateTeam(a.audited(r, p, "team.create", ns.Name+"/"+req.Name, ""), t)
+}
+
+func (a *api) deleteTeam(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {
+	if err := a.removeTeam(r, p, r.PathValue("org"), r.PathValue("team")); err != nil {
 		return err
 	}
 	return noContent(w)
+}
+
+// removeTeam deletes team of organisation org, as DELETE /api/v1/orgs/{org}/teams/
+// {team} does: its administrators only, audited as team.delete.
+func (a *api) removeTeam(r *http.Request, p *authz.Principal, org, team string) error {
+	ns, err := a.orgAdmin(r.Context(), p, org)
+	if err != nil {
+		return err
+	}
+	return a.store.DeleteTeam(a.audited(r, p, "team.delete", ns.Name+"/"+team, ""), ns.Name, team)
 }
 
 func (a *api) listMembers(w http.ResponseWriter, r *http.Request, p *authz.Principal) error {

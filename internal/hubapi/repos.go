@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/authz"
@@ -102,6 +103,17 @@ func (a *api) listAudit(w http.ResponseWriter, r *http.Request, p *authz.Princip
 			return invalid("limit %q: want 1 to 1000", s)
 		}
 		f.Limit = n
+	}
+	// since and until bound the entries' time in the store's query, so each page is
+	// a page of the range.
+	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if s := q.Get(name); s != "" {
+			v, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return invalid("%s %q: want an RFC 3339 time, e.g. 2026-03-01T12:00:00Z", name, s)
+			}
+			*t = v
+		}
 	}
 	entries, err := a.store.ListAudit(r.Context(), f)
 	if err != nil {

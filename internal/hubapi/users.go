@@ -55,29 +55,38 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := accounts.CheckName(req.Name); err != nil {
+	u, err := a.addUser(r, p, req)
+	if err != nil {
 		return err
+	}
+	return reply(w, http.StatusCreated, userOf(u))
+}
+
+// addUser creates the account req asks for, as POST /api/v1/users does: site
+// administrators only, name, email and password checked, audited as user.create.
+func (a *api) addUser(r *http.Request, p *authz.Principal, req hubtypes.CreateUserRequest) (accounts.User, error) {
+	if err := requireAdmin(p); err != nil {
+		return accounts.User{}, err
+	}
+	if err := accounts.CheckName(req.Name); err != nil {
+		return accounts.User{}, err
 	}
 	if err := accounts.CheckEmail(req.Email); err != nil {
-		return err
+		return accounts.User{}, err
 	}
 	if err := checkPassword(req.Password); err != nil {
-		return err
+		return accounts.User{}, err
 	}
 	hash, err := password.Hash(req.Password)
 	if err != nil {
-		return err
+		return accounts.User{}, err
 	}
 	detail := ""
 	if req.Admin {
 		detail = "site admin"
 	}
-	u, err := a.store.CreateUser(a.audited(r, p, "user.create", req.Name, detail),
+	return a.store.CreateUser(a.audited(r, p, "user.create", req.Name, detail),
 		accounts.User{Name: req.Name, Email: req.Email, PasswordHash: hash, Admin: req.Admin})
-	if err != nil {
-		return err
-	}
-	return reply(w, http.StatusCreated, userOf(u))
 }
 
 // self reports whether p is the user named name.
@@ -188,20 +197,29 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request, p *authz.Princi
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	name := r.PathValue("name")
-	if self(p, name) {
-		return invalid("you cannot delete yourself; ask another administrator")
-	}
 	purge, err := purgeParam(r)
 	if err != nil {
 		return err
 	}
-	// With purge the store puts "purged N repositories" in the entry's detail.
-	n, err := a.store.DeleteUser(a.audited(r, p, "user.delete", name, ""), name, purge)
+	n, err := a.removeUser(r, p, r.PathValue("name"), purge)
 	if err != nil {
 		return err
 	}
 	return deleted(w, purge, n)
+}
+
+// removeUser deletes account name (with purge, the repositories of its namespace
+// too), as DELETE /api/v1/users/{name} does: site administrators only, never
+// themselves, audited as user.delete. It returns how many repositories went.
+func (a *api) removeUser(r *http.Request, p *authz.Principal, name string, purge bool) (int, error) {
+	if err := requireAdmin(p); err != nil {
+		return 0, err
+	}
+	if self(p, name) {
+		return 0, invalid("you cannot delete yourself; ask another administrator")
+	}
+	// With purge the store puts "purged N repositories" in the entry's detail.
+	return a.store.DeleteUser(a.audited(r, p, "user.delete", name, ""), name, purge)
 }
 
 // purgeParam reads ?purge=true|false: whether deleting a user or organisation also

@@ -51,27 +51,38 @@ func (a *api) updateWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
+	h, err := a.editWebhook(r, p, req)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, a.webhookView(r.Context(), h))
+}
+
+// editWebhook applies req to the hook of r's path, as PATCH /api/v1/webhooks/{id}
+// does once the request is read: whoever manages the hook, checked as a new hook
+// is; the store audits it in the change's transaction.
+func (a *api) editWebhook(r *http.Request, p *authz.Principal, req hubtypes.UpdateWebhookRequest) (webhook.Hook, error) {
 	switch {
 	case !req.URL.Set && !req.Events.Set && !req.Repositories.Set && !req.Tags.Set && !req.Format.Set && !req.Headers.Set &&
 		!req.Enabled.Set:
-		return invalid("nothing to change: give url, events, repositories, tags, format, headers or enabled")
+		return webhook.Hook{}, invalid("nothing to change: give url, events, repositories, tags, format, headers or enabled")
 	case req.URL.Null:
-		return invalid("url cannot be null")
+		return webhook.Hook{}, invalid("url cannot be null")
 	case req.Format.Null:
-		return invalid("format cannot be null")
+		return webhook.Hook{}, invalid("format cannot be null")
 	case req.Enabled.Null:
-		return invalid("enabled cannot be null")
+		return webhook.Hook{}, invalid("enabled cannot be null")
 	}
 	onlyEnabled := req.Enabled.Set && !req.URL.Set && !req.Events.Set && !req.Repositories.Set && !req.Tags.Set &&
 		!req.Format.Set && !req.Headers.Set
 	if req.Headers.Set {
 		if err := a.needKeyring(); err != nil {
-			return err
+			return webhook.Hook{}, err
 		}
 	}
 	h, err := a.managedWebhook(r, p)
 	if err != nil {
-		return err
+		return h, err
 	}
 	h, err = a.webhooks.UpdateWebhook(r.Context(), h.ID, p.Name(), func(h *webhook.Hook) (string, string, error) {
 		old := *h
@@ -113,12 +124,9 @@ func (a *api) updateWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 		return "webhook.update", webhook.Changes(old, *h), nil
 	})
 	if errors.Is(err, webhook.ErrNotFound) {
-		return notFound("webhook %s not found", r.PathValue("id"))
+		return h, notFound("webhook %s not found", r.PathValue("id"))
 	}
-	if err != nil {
-		return err
-	}
-	return reply(w, http.StatusOK, a.webhookView(r.Context(), h))
+	return h, err
 }
 
 // rotateWebhookSecret answers POST /api/v1/webhooks/{id}/rotate-secret with an
@@ -144,26 +152,42 @@ func (a *api) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, p *aut
 			return err
 		}
 	}
+	h, secret, err := a.rotateSecret(r, p, req)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, hubtypes.CreateWebhookResponse{Webhook: a.webhookView(r.Context(), h), Secret: secret})
+}
+
+// rotateSecret gives the hook of r's path the secret req names (or a new one), as
+// POST /api/v1/webhooks/{id}/rotate-secret does once the request is read: whoever
+// manages the hook; the previous secret keeps signing as req says; audited as
+// webhook.rotate_secret without the secret. It returns the hook and the secret.
+func (a *api) rotateSecret(r *http.Request, p *authz.Principal, req hubtypes.RotateWebhookSecretRequest) (webhook.Hook, string, error) {
+	if err := a.needKeyring(); err != nil {
+		return webhook.Hook{}, "", err
+	}
 	keep := defaultKeepPrevious
 	if req.ExpirePreviousIn != "" {
 		d, err := time.ParseDuration(req.ExpirePreviousIn)
 		if err != nil || d < 0 || d > maxKeepPrevious {
-			return invalid("expire_previous_in %q: want a duration from 0 (drop the previous secret now) to 168h (7 days), e.g. 24h",
+			return webhook.Hook{}, "", invalid("expire_previous_in %q: want a duration from 0 (drop the previous secret now) to 168h (7 days), e.g. 24h",
 				req.ExpirePreviousIn)
 		}
 		keep = d
 	}
 	secret := req.Secret
 	if secret == "" {
+		var err error
 		if secret, err = webhook.NewSecret(); err != nil {
-			return err
+			return webhook.Hook{}, "", err
 		}
 	} else if _, err := webhook.SecretKey(secret); err != nil {
-		return invalid("secret: want %s and the base64 of 24 to 64 bytes", webhook.SecretPrefix)
+		return webhook.Hook{}, "", invalid("secret: want %s and the base64 of 24 to 64 bytes", webhook.SecretPrefix)
 	}
 	h, err := a.managedWebhook(r, p)
 	if err != nil {
-		return err
+		return h, "", err
 	}
 	now := a.now()
 	h, err = a.webhooks.UpdateWebhook(r.Context(), h.ID, p.Name(), func(h *webhook.Hook) (string, string, error) {
@@ -176,12 +200,12 @@ func (a *api) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, p *aut
 		return "webhook.rotate_secret", "previous secret signs until " + formatTime(h.PreviousExpires), nil
 	})
 	if errors.Is(err, webhook.ErrNotFound) {
-		return notFound("webhook %s not found", r.PathValue("id"))
+		return h, "", notFound("webhook %s not found", r.PathValue("id"))
 	}
 	if err != nil {
-		return err
+		return h, "", err
 	}
-	return reply(w, http.StatusOK, hubtypes.CreateWebhookResponse{Webhook: a.webhookView(r.Context(), h), Secret: secret})
+	return h, secret, nil
 }
 
 // testWebhook answers POST /api/v1/webhooks/{id}/test: a webhook.test event is sent to

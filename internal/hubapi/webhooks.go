@@ -194,6 +194,21 @@ func (a *api) createWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
+	h, secret, err := a.addWebhook(r, p, req)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusCreated, hubtypes.CreateWebhookResponse{Webhook: a.webhookView(r.Context(), h), Secret: secret})
+}
+
+// addWebhook creates the hook req asks for, as POST /api/v1/webhooks does: checked,
+// for whoever manages what it watches, its secret (given, or made) and headers
+// sealed; the store audits it. It returns the hook and its secret ("" for a
+// dragonfly hook, which signs nothing).
+func (a *api) addWebhook(r *http.Request, p *authz.Principal, req hubtypes.CreateWebhookRequest) (webhook.Hook, string, error) {
+	if err := a.needKeyring(); err != nil {
+		return webhook.Hook{}, "", err
+	}
 	if req.Format == "" {
 		req.Format = webhook.FormatHubctl
 	}
@@ -205,50 +220,50 @@ func (a *api) createWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	}
 	pat, err := dragonflySettings(&h, req)
 	if err != nil {
-		return err
+		return h, "", err
 	}
 	if err := webhook.Validate(h, req.Headers); err != nil {
-		return invalid("%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": "))
+		return h, "", invalid("%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": "))
 	}
 	if err := webhook.ValidateKind(h, pat); err != nil {
-		return invalid("%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": "))
+		return h, "", invalid("%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": "))
 	}
 	if h.Scope == webhook.ScopeRepository {
 		if err := reference.ValidateRepository(h.Target); err != nil {
-			return invalid("target: %v", err)
+			return h, "", invalid("target: %v", err)
 		}
 	}
 	switch ok, err := a.mayManageWebhooks(r.Context(), p, h.Scope, h.Target); {
 	case err != nil:
-		return err
+		return h, "", err
 	case !ok && h.Scope == webhook.ScopeSite:
-		return denied("site webhooks are for site administrators")
+		return h, "", denied("site webhooks are for site administrators")
 	case !ok:
-		return denied("webhooks of %s are managed by its administrators", h.Target)
+		return h, "", denied("webhooks of %s are managed by its administrators", h.Target)
 	}
 	secret := req.Secret
 	if secret == "" {
 		var err error
 		if secret, err = webhook.NewSecret(); err != nil {
-			return err
+			return h, "", err
 		}
 	} else if _, err := webhook.SecretKey(secret); err != nil {
-		return invalid("secret: want %s and the base64 of 24 to 64 bytes", webhook.SecretPrefix)
+		return h, "", invalid("secret: want %s and the base64 of 24 to 64 bytes", webhook.SecretPrefix)
 	}
 	if err := webhook.Seal(a.keyring, &h, secret, req.Headers); err != nil {
-		return err
+		return h, "", err
 	}
 	if err := webhook.SealDragonflyToken(a.keyring, &h, pat); err != nil {
-		return err
+		return h, "", err
 	}
 	if err := a.webhooks.CreateWebhook(r.Context(), h, p.Name()); err != nil {
-		return err
+		return h, "", err
 	}
 	if h.Kind == webhook.KindDragonfly {
 		// It signs nothing: the secret it holds (every hook has one) is never used.
 		secret = ""
 	}
-	return reply(w, http.StatusCreated, hubtypes.CreateWebhookResponse{Webhook: a.webhookView(r.Context(), h), Secret: secret})
+	return h, secret, nil
 }
 
 // listWebhooks answers GET /api/v1/webhooks[?namespace=NS]: the hooks the caller
@@ -316,6 +331,15 @@ func (a *api) deleteWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	if a.webhooks == nil {
 		return notFound("no API endpoint %s", r.URL.Path)
 	}
+	if err := a.removeWebhook(r, p); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+// removeWebhook deletes the hook of r's path, as DELETE /api/v1/webhooks/{id} does:
+// whoever manages it; the store audits it.
+func (a *api) removeWebhook(r *http.Request, p *authz.Principal) error {
 	h, err := a.managedWebhook(r, p)
 	if err != nil {
 		return err
@@ -325,7 +349,7 @@ func (a *api) deleteWebhook(w http.ResponseWriter, r *http.Request, p *authz.Pri
 	} else if err != nil {
 		return err
 	}
-	return noContent(w)
+	return nil
 }
 
 // dragonflySettings sets the kind and Dragonfly settings of h from req, with their

@@ -126,7 +126,7 @@ func newPolicyEngine(meta metaStore, bus *events.Bus, log *slog.Logger, mx *metr
 }
 
 // policyAPI is the policy API, signed in as the hub API is (nil ap: --auth=none).
-func policyAPI(e *policy.Engine, ap *authParts, store accounts.Store) http.Handler {
+func policyAPI(e *policy.Engine, ap *authParts, store accounts.Store) *policyapi.API {
 	api := &policyapi.API{Engine: e, Audit: store.Audit}
 	if ap != nil {
 		api.Principal, api.Authz = ap.charts.Principal, ap.policy

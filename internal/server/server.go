@@ -284,11 +284,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	routes.Charts = chartrepo.New(co)
 	routes.Limits = newLimits(cfg.Limits, log, ap)
 	routes.Metrics, routes.MetricsToken = mx, cfg.Metrics.Token
-	routes.Policies = policyAPI(pol, ap, meta)
+	papi := policyAPI(pol, ap, meta)
+	routes.Policies = papi
 	routes.Tracing = tr
 	if ap != nil {
 		w, err := web.New(web.Options{Accounts: meta, Meta: meta, Views: meta, Blobs: blobs, Policy: ap.policy, Guard: ap.guard,
-			History: meta, TagRules: pol, ExternalURL: cfg.ExternalURL, Log: log.With("component", "web"), Workflows: meta, Webhooks: meta, Deploys: meta, Charts: meta, Policies: meta})
+			History: meta, TagRules: pol, ExternalURL: cfg.ExternalURL, Log: log.With("component", "web"), Workflows: meta, Webhooks: meta, Keyring: keyring, Deploys: meta, Charts: meta, Policies: meta,
+			PolicyEdit: papi})
 		if err != nil {
 			return err
 		}
@@ -662,6 +664,7 @@ type metaStore interface {
 	SetObserver(func(ctx context.Context, kind string, start time.Time, failed bool))
 	SetTagHistoryHold(time.Duration)
 	web.History
+	web.DeployHistory
 }
 
 // openMetaStore opens the configured database and runs its migrations.

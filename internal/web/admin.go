@@ -37,9 +37,11 @@ type HookStore interface {
 	RedeliverWebhook(ctx context.Context, hookID string, deliveryID int64, actor string, now time.Time) (webhook.Delivery, error)
 }
 
-// DeployHistory reads a service's deploys (the hub deploy API's store).
+// DeployHistory reads a service's deploys and a namespace's services (the hub deploy
+// API's store).
 type DeployHistory interface {
 	ListDeploys(ctx context.Context, namespace, service string, before, limit int) ([]deploy.Record, error)
+	ListDeployServices(ctx context.Context, namespace, after string, limit int) ([]deploy.Record, error)
 }
 
 // Names of the admin pages' templates.
@@ -55,6 +57,11 @@ func (h *Handler) adminRoutes() {
 		wf = h.o.Workflows
 	}
 	h.access = hubapi.NewAccess(h.o.Accounts, h.o.Policy, wf)
+	if ds, ok := h.o.Webhooks.(webhook.DeliveryStore); ok {
+		// The store the server passes keeps hooks whole; a narrower HookStore gets
+		// the read pages only.
+		h.access.WithWebhooks(ds, h.o.Keyring)
+	}
 	h.mux.HandleFunc("GET /settings/admin", h.adminIndex)
 	h.mux.HandleFunc("GET /settings/admin/users", h.adminUsers)
 	h.mux.HandleFunc("GET /settings/admin/orgs", h.adminOrgs)
@@ -71,6 +78,11 @@ func (h *Handler) adminRoutes() {
 	h.mux.HandleFunc("GET /settings/admin/deploys", h.deploysList)
 	h.mux.HandleFunc("GET /settings/admin/policies", h.policiesList)
 	h.orgFormRoutes()
+	h.accountFormRoutes()
+	h.hookFormRoutes()
+	h.mux.HandleFunc("POST /settings/admin/policies", h.policySet)
+	h.mux.HandleFunc("GET /settings/admin/policies/delete", h.policyDeleteForm)
+	h.mux.HandleFunc("POST /settings/admin/policies/delete", h.policyDelete)
 }
 
 // requireSiteAdmin answers a signed-out visitor with the sign-in page and a signed-in
@@ -90,6 +102,10 @@ func (h *Handler) requireSiteAdmin(w http.ResponseWriter, r *http.Request) bool 
 type adminPage struct {
 	basePage
 	Namespace string
+	// OrgName and OrgVisibility are the create-organisation form's input, kept
+	// beside Error, its refusal.
+	OrgName, OrgVisibility string
+	Error                  string
 }
 
 func (h *Handler) adminIndex(w http.ResponseWriter, r *http.Request) {
@@ -109,23 +125,30 @@ type userRow struct {
 type usersPage struct {
 	basePage
 	Users []userRow
+	Form  newUserForm
+	Error string
 }
 
 func (h *Handler) adminUsers(w http.ResponseWriter, r *http.Request) {
 	if !h.requireSiteAdmin(w, r) {
 		return
 	}
+	h.renderUsers(w, r, http.StatusOK, newUserForm{}, "")
+}
+
+// renderUsers shows the users page with the create form's input and refusal.
+func (h *Handler) renderUsers(w http.ResponseWriter, r *http.Request, status int, form newUserForm, problem string) {
 	us, err := h.o.Accounts.ListUsers(r.Context())
 	if err != nil {
 		h.internal(w, r, err)
 		return
 	}
-	p := usersPage{basePage: h.base(r, "Users")}
+	p := usersPage{basePage: h.base(r, "Users"), Form: form, Error: problem}
 	for _, u := range us {
 		p.Users = append(p.Users, userRow{Name: u.Name, Email: u.Email, Owner: u.Owner, Admin: u.Admin, Robot: u.Robot,
 			Disabled: u.Disabled, CreatedAt: u.CreatedAt})
 	}
-	h.render(w, r, http.StatusOK, "users", p)
+	h.render(w, r, status, "users", p)
 }
 
 // nsRow is one namespace with its storage.
@@ -180,7 +203,12 @@ type orgPage struct {
 	SiteAdmin bool
 	Notice    string
 	Error     string
+	// NewTeam is the create-team form's input, kept beside Error.
+	NewTeam teamForm
 }
+
+// teamForm is what the create-team form was sent with.
+type teamForm struct{ Name, Description string }
 
 // adminOrg shows an organisation's teams, members, grants and storage to whoever
 // administers it (as GET /api/v1/orgs/{org}/teams… with usage does).
@@ -192,6 +220,12 @@ func (h *Handler) adminOrg(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) renderOrg(w http.ResponseWriter, r *http.Request, status int, org, notice, problem string) {
+	h.renderOrgForm(w, r, status, org, notice, problem, teamForm{})
+}
+
+// renderOrgForm shows an organisation's page with a refusal and the create-team
+// form's input.
+func (h *Handler) renderOrgForm(w http.ResponseWriter, r *http.Request, status int, org, notice, problem string, team teamForm) {
 	ctx := r.Context()
 	v := viewerOf(r)
 	ok, err := h.access.OrgAdmin(ctx, ptr(v.principal()), org)
@@ -203,7 +237,7 @@ func (h *Handler) renderOrg(w http.ResponseWriter, r *http.Request, status int, 
 		h.notFound(w, r)
 		return
 	}
-	p := orgPage{basePage: h.base(r, org), Org: org, SiteAdmin: v.user.Admin, Notice: notice, Error: problem}
+	p := orgPage{basePage: h.base(r, org), Org: org, SiteAdmin: v.user.Admin, Notice: notice, Error: problem, NewTeam: team}
 	teams, err := h.o.Accounts.ListTeams(ctx, org)
 	if err != nil {
 		h.internal(w, r, err)
@@ -283,7 +317,6 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request) {
 	p := auditPage{basePage: h.base(r, "Audit log"), Actor: clip(q.Get("actor"), 256), Action: clip(q.Get("action"), 256),
 		Since: q.Get("since"), Until: q.Get("until")}
 	f := accounts.AuditFilter{Actor: p.Actor, Action: p.Action, Limit: auditPageSize}
-	var until time.Time
 	var err error
 	if p.Since != "" {
 		if f.Since, err = parseWhen(p.Since); err != nil {
@@ -291,7 +324,7 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if p.Until != "" {
-		if until, err = parseWhen(p.Until); err != nil {
+		if f.Until, err = parseWhen(p.Until); err != nil {
 			p.Error = "until: " + err.Error()
 		}
 	}
@@ -309,12 +342,7 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, err)
 		return
 	}
-	for _, e := range entries {
-		// The store filters from Since; Until is a bound on the page the store gave.
-		if until.IsZero() || !e.Time.After(until) {
-			p.Entries = append(p.Entries, e)
-		}
-	}
+	p.Entries = entries
 	if len(entries) == auditPageSize {
 		v := url.Values{"before": {strconv.FormatInt(entries[len(entries)-1].ID, 10)}}
 		for k, s := range map[string]string{"actor": p.Actor, "action": p.Action, "since": p.Since, "until": p.Until} {

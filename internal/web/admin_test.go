@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/server/servertest"
 	wfengine "github.com/hubctl/hubctl/internal/workflow/engine"
@@ -177,15 +179,23 @@ func TestAdminPermissionMatrix(t *testing.T) {
 	hook := h.createHook("http://hooks.invalid/ok")
 
 	siteOnly := map[string]int{"anonymous": toLogin, "dave": refused, "carol": refused, "bob": refused, "alice": refused, "admin": ok}
-	for _, path := range []string{"/settings/admin/users", "/settings/admin/orgs", "/settings/admin/audit"} {
+	for _, path := range []string{"/settings/admin/users", "/settings/admin/orgs", "/settings/admin/audit", "/settings/admin/users/dave/delete"} {
 		matrix(t, bs, path, siteOnly)
 	}
+	matrix(t, bs, "/settings/admin/users/nosuch/delete", map[string]int{"admin": hidden})
+	// The confirmation pages of deletes are for those who may delete.
+	orgAdmins := map[string]int{"anonymous": toLogin, "dave": hidden, "carol": hidden, "bob": hidden, "alice": ok, "admin": ok}
+	for _, path := range []string{"/settings/admin/orgs/acme/delete", "/settings/admin/orgs/acme/teams/devs/delete"} {
+		matrix(t, bs, path, orgAdmins)
+	}
+	matrix(t, bs, "/settings/admin/orgs/acme/teams/nosuch/delete", map[string]int{"alice": hidden})
+	matrix(t, bs, "/settings/admin/orgs/dave/delete", map[string]int{"dave": hidden, "admin": hidden})
 	matrix(t, bs, "/settings/admin", map[string]int{"anonymous": toLogin, "dave": ok, "admin": ok})
 	matrix(t, bs, "/settings/admin/orgs/acme", map[string]int{"anonymous": toLogin, "dave": hidden, "carol": hidden, "bob": hidden, "alice": ok, "admin": ok})
 	matrix(t, bs, "/settings/admin/orgs/nosuch", map[string]int{"dave": hidden, "alice": hidden})
 	readers := map[string]int{"anonymous": toLogin, "dave": hidden, "carol": ok, "bob": ok, "alice": ok, "admin": ok}
 	for _, path := range []string{"/settings/admin/runs?namespace=acme", "/settings/admin/runs/" + strconv.FormatInt(runID, 10),
-		"/settings/admin/deploys?namespace=acme&service=web"} {
+		"/settings/admin/deploys?namespace=acme&service=web", "/settings/admin/deploys?namespace=acme"} {
 		matrix(t, bs, path, readers)
 	}
 	matrix(t, bs, "/settings/admin/runs/99999", map[string]int{"dave": hidden, "admin": hidden})
@@ -195,6 +205,7 @@ func TestAdminPermissionMatrix(t *testing.T) {
 	}
 	managers := map[string]int{"anonymous": toLogin, "dave": hidden, "carol": hidden, "bob": hidden, "alice": ok, "admin": ok}
 	matrix(t, bs, "/settings/admin/webhooks/"+hook, managers)
+	matrix(t, bs, "/settings/admin/webhooks/"+hook+"/delete", managers)
 	matrix(t, bs, "/settings/admin/webhooks/nosuch", map[string]int{"alice": hidden, "admin": hidden})
 	if a, b := bs["bob"].get("/settings/admin/webhooks/"+hook), bs["bob"].get("/settings/admin/webhooks/nosuch"); a.Body != b.Body {
 		t.Error("a hook one does not manage and a missing one differ")
@@ -274,6 +285,38 @@ func TestAdminQuotaAndAudit(t *testing.T) {
 	}
 	if p := admin.get("/settings/admin/audit?since=yesterday"); p.Status != http.StatusBadRequest {
 		t.Errorf("bad since: %d", p.Status)
+	}
+
+	// A time range with entries on both sides of each bound (and the hub's own, newer
+	// ones) pages through the range: 100 on the first page, the rest on the next.
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 300 {
+		if err := h.store.Audit(context.Background(), accounts.AuditEntry{Time: t0.Add(time.Duration(i) * time.Minute), Actor: "robot",
+			Action: "range.test", Detail: "n" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := regexp.MustCompile(`<td>range\.test</td>`)
+	next := regexp.MustCompile(`<a href="([^"]+)">Older entries</a>`)
+	path := "/settings/admin/audit?since=2020-01-01T00:10&until=2020-01-01T02:30"
+	var got []int
+	for range 5 {
+		p := admin.get(path)
+		got = append(got, len(rows.FindAllString(p.Body, -1)))
+		m := next.FindStringSubmatch(p.Body)
+		if m == nil {
+			break
+		}
+		path = html.UnescapeString(m[1])
+	}
+	// 00:10 to 02:30 inclusive is 141 entries; a page whose 100 are all in the range
+	// may offer a next page that is empty.
+	if len(got) < 2 || got[0] != 100 || got[1] != 41 || (len(got) == 3 && got[2] != 0) || len(got) > 3 {
+		t.Errorf("entries per page of a time range: %v, want [100 41]", got)
+	}
+	if p := admin.get("/settings/admin/audit?since=2020-01-01T00:10&until=2020-01-01T02:30"); !strings.Contains(p.Body, "<td>n150</td>") ||
+		strings.Contains(p.Body, "<td>n151</td>") || strings.Contains(p.Body, "<td>login</td>") {
+		t.Errorf("first page of the range does not start at its upper bound")
 	}
 }
 

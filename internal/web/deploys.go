@@ -14,17 +14,24 @@ import (
 // deploysPerPage is one page of a service's deploy history.
 const deploysPerPage = 50
 
+// servicesPerPage is one page of a namespace's deploy services.
+const servicesPerPage = 100
+
 type deploysPage struct {
 	basePage
 	Namespace, Service string
 	Deploys            []deploy.Record
-	NextURL            string
-	Error              string
+	// Services are the namespace's services with their newest deploy, when no
+	// service is named.
+	Services []deploy.Record
+	NextURL  string
+	Error    string
 }
 
 // deploysList answers /settings/admin/deploys?namespace=NS&service=S[&before=N]: the
 // service's deploys, newest first, for whoever may read the whole namespace (as GET
-// /api/v1/deploys/NS/S does). Without a service it shows the form to name one.
+// /api/v1/deploys/NS/S does). Without a service it lists the namespace's services
+// (&after=NAME pages them by name), each linked to its history.
 func (h *Handler) deploysList(w http.ResponseWriter, r *http.Request) {
 	if !h.requireViewer(w, r) {
 		return
@@ -39,11 +46,7 @@ func (h *Handler) deploysList(w http.ResponseWriter, r *http.Request) {
 	if p.Namespace == "" {
 		p.Namespace = v.user.Name
 	}
-	if p.Service == "" {
-		h.render(w, r, http.StatusOK, "deploys", p)
-		return
-	}
-	if !proxy.ServiceNameRe.MatchString(p.Service) {
+	if p.Service != "" && !proxy.ServiceNameRe.MatchString(p.Service) {
 		p.Error = "A service name is lower-case letters, digits, '.', '_' and '-'."
 		h.render(w, r, http.StatusBadRequest, "deploys", p)
 		return
@@ -55,6 +58,19 @@ func (h *Handler) deploysList(w http.ResponseWriter, r *http.Request) {
 	}
 	if verdict != hubapi.Allowed {
 		h.notFound(w, r)
+		return
+	}
+	if p.Service == "" {
+		after := clip(q.Get("after"), 256)
+		if p.Services, err = h.o.Deploys.ListDeployServices(r.Context(), p.Namespace, after, servicesPerPage); err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		if len(p.Services) == servicesPerPage {
+			p.NextURL = "/settings/admin/deploys?" + url.Values{"namespace": {p.Namespace},
+				"after": {p.Services[len(p.Services)-1].Service}}.Encode()
+		}
+		h.render(w, r, http.StatusOK, "deploys", p)
 		return
 	}
 	before := 0

@@ -29,6 +29,9 @@ type hooksPage struct {
 	basePage
 	Namespace string
 	Hooks     []hookRow
+	// Form is the create form's input, kept beside Error, its refusal.
+	Form  hookForm
+	Error string
 }
 
 func hookRowOf(h webhook.Hook) hookRow {
@@ -47,9 +50,20 @@ func (h *Handler) hooksList(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)
 		return
 	}
+	ns := clip(r.URL.Query().Get("namespace"), 256)
+	form := hookForm{Scope: webhook.ScopeNamespace, Target: ns, Format: webhook.FormatHubctl}
+	if form.Target == "" {
+		form.Target = viewerOf(r).user.Name
+	}
+	h.renderHooks(w, r, http.StatusOK, ns, form, "")
+}
+
+// renderHooks shows the hooks the viewer manages (of ns) with the create form's input
+// and refusal.
+func (h *Handler) renderHooks(w http.ResponseWriter, r *http.Request, status int, ns string, form hookForm, problem string) {
 	ctx := r.Context()
 	v := viewerOf(r)
-	p := hooksPage{basePage: h.base(r, "Webhooks"), Namespace: clip(r.URL.Query().Get("namespace"), 256)}
+	p := hooksPage{basePage: h.base(r, "Webhooks"), Namespace: ns, Form: form, Error: problem}
 	f := webhook.Filter{All: v.user.Admin}
 	if p.Namespace != "" {
 		f = webhook.Filter{Namespaces: []string{p.Namespace}}
@@ -71,7 +85,7 @@ func (h *Handler) hooksList(w http.ResponseWriter, r *http.Request) {
 			p.Hooks = append(p.Hooks, hookRowOf(hk))
 		}
 	}
-	h.render(w, r, http.StatusOK, "hooks", p)
+	h.render(w, r, status, "hooks", p)
 }
 
 // attemptRow is one attempt of a delivery.
@@ -101,6 +115,10 @@ type hookPage struct {
 	Hook       hookRow
 	Deliveries []deliveryRow
 	Notice     string
+	// Form is the edit form's input, kept beside Error, its refusal.
+	Form           hookForm
+	Error          string
+	PreviousSecret bool // a rotated-out secret still signs
 }
 
 // managedHook returns the hook of the path if the viewer manages it; 404 alike for a
@@ -138,12 +156,18 @@ func (h *Handler) hookPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	h.renderHook(w, r, http.StatusOK, hk, hookFormFrom(hk), "")
+}
+
+// renderHook shows hook hk's page with the edit form's input and refusal.
+func (h *Handler) renderHook(w http.ResponseWriter, r *http.Request, status int, hk webhook.Hook, form hookForm, problem string) {
 	ds, err := h.o.Webhooks.ListWebhookDeliveries(r.Context(), hk.ID, hooksShown)
 	if err != nil {
 		h.internal(w, r, err)
 		return
 	}
-	p := hookPage{basePage: h.base(r, "Webhook "+hk.ID), Hook: hookRowOf(hk)}
+	p := hookPage{basePage: h.base(r, "Webhook "+hk.ID), Hook: hookRowOf(hk), Form: form, Error: problem,
+		PreviousSecret: hk.HasPrevious(h.o.Now())}
 	if d := r.URL.Query().Get("redelivered"); d != "" {
 		p.Notice = "The delivery was queued again; it shows here as a new delivery."
 	}
@@ -156,7 +180,7 @@ func (h *Handler) hookPage(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Deliveries = append(p.Deliveries, row)
 	}
-	h.render(w, r, http.StatusOK, "hook", p)
+	h.render(w, r, status, "hook", p)
 }
 
 // hookRedeliver queues a delivery's event again for its hook (POST …/redeliver of

@@ -24,6 +24,7 @@ import (
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/metadata"
 	"github.com/hubctl/hubctl/internal/policy"
+	"github.com/hubctl/hubctl/internal/secrets"
 )
 
 // TagViews reads a repository's tags with their push and pull times in one snapshot
@@ -59,11 +60,17 @@ type Options struct {
 	// history (admin.go); a nil one answers its pages 404.
 	Workflows WorkflowStore
 	Webhooks  HookStore
-	Deploys   DeployHistory
+	// Keyring seals the secrets of webhooks made or changed on the pages (the
+	// server's; nil refuses what needs sealing, as the API does).
+	Keyring *secrets.Keyring
+	Deploys DeployHistory
 	// Charts backs the chart pages (charts.go); nil answers them 404.
 	Charts ChartVersions
 	// Policies backs the policies page; nil answers it 404.
 	Policies PolicyList
+	// PolicyEdit sets and removes policies for the policies page's forms (the
+	// policy API's own code); nil leaves the page read-only.
+	PolicyEdit PolicyEditor
 }
 
 // Handler serves the web UI.

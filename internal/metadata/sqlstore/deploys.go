@@ -330,6 +330,29 @@ func (s *Store) ListDeploys(ctx context.Context, namespace, service string, befo
 	return out, err
 }
 
+// ListDeployServices returns the newest deploy of each service of namespace that has
+// any, by service name (without specs), at most limit services after the service
+// named after (paging; "" from the start). The deploy history pages list a
+// namespace's services with it.
+func (s *Store) ListDeployServices(ctx context.Context, namespace, after string, limit int) ([]deploy.Record, error) {
+	var out []deploy.Record
+	err := s.read(ctx, func(q querier) error {
+		var err error
+		// The correlated MAX walks the (namespace, service, number) unique index.
+		out, err = collect(func(r row) (deploy.Record, error) {
+			return scanDeploy(r)
+		})(q.Query(ctx, `SELECT namespace, service, number, '', digests, target, hosts, by_name, started, finished, outcome, error, rollback_of
+			FROM deploys d WHERE namespace = $1 AND service > $2
+				AND number = (SELECT MAX(number) FROM deploys m WHERE m.namespace = d.namespace AND m.service = d.service)
+			ORDER BY service LIMIT $3`, namespace, after, s.d.limit(limit)))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deploy services of %s: %w", namespace, err)
+	}
+	return out, nil
+}
+
 // forgetDeploys deletes namespace's deploy history and locks, in the transaction
 // deleting the namespace: a namespace made again under its name starts afresh.
 func forgetDeploys(ctx context.Context, q querier, namespace string) error {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -210,8 +211,14 @@ func (s *Store) ListAudit(ctx context.Context, f accounts.AuditFilter) ([]accoun
 		where = append(where, fmt.Sprintf("action = $%d", len(args)))
 	}
 	if !f.Since.IsZero() {
-		args = append(args, f.Since.UTC().UnixNano())
+		args = append(args, boundNanos(f.Since))
 		where = append(where, fmt.Sprintf("time >= $%d", len(args)))
+	}
+	if !f.Until.IsZero() {
+		// Both bounds are in the query, so a page is Limit entries of the range, not a
+		// page of everything since Since cut afterwards.
+		args = append(args, boundNanos(f.Until))
+		where = append(where, fmt.Sprintf("time <= $%d", len(args)))
 	}
 	if f.Before > 0 {
 		args = append(args, f.Before)
@@ -238,6 +245,19 @@ func (s *Store) ListAudit(ctx context.Context, f accounts.AuditFilter) ([]accoun
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
 	return out, nil
+}
+
+// boundNanos is t in unix nanoseconds for a bound of a query, clamped to what int64
+// holds (years 1678 to 2262): UnixNano of a time beyond is undefined, and a bound in
+// the year 2999 must still mean "later than everything".
+func boundNanos(t time.Time) int64 {
+	switch {
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	}
+	return t.UnixNano()
 }
 
 func scanAudit(row row) (accounts.AuditEntry, error) {

@@ -220,20 +220,53 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, c who, target string) 
 	if err != nil {
 		return errcode.New(errcode.SizeInvalid, "policy body: %v", err).WithStatus(http.StatusRequestEntityTooLarge)
 	}
-	p, err := policy.Parse(b)
+	p, err := a.set(r, c, target, b)
 	if err != nil {
-		return errcode.New(hubapi.InvalidRequest, "%v", err)
+		return err
+	}
+	return writeJSON(w, http.StatusOK, policy.Stored{Scope: target, Policy: p, UpdatedAt: time.Now().UTC(), UpdatedBy: c.name()})
+}
+
+// set stores the policy doc on target, as PUT /api/v1/policies/{target} does once
+// its body is read: the admin role on the scope, the document parsed and checked,
+// audited as policy.set.
+func (a *API) set(r *http.Request, c who, target string, doc []byte) (policy.Policy, error) {
+	if err := checkScope(target); err != nil {
+		return policy.Policy{}, err
+	}
+	if err := a.need(r.Context(), c, target, scope.Delete, "setting the policy of"); err != nil {
+		return policy.Policy{}, err
+	}
+	if len(doc) > maxBody {
+		return policy.Policy{}, errcode.New(errcode.SizeInvalid, "policy body: over %d bytes", maxBody).WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	p, err := policy.Parse(doc)
+	if err != nil {
+		return p, errcode.New(hubapi.InvalidRequest, "%v", err)
 	}
 	if err := a.Engine.Store.PutPolicy(r.Context(), target, p, c.name()); err != nil {
-		return err
+		return p, err
 	}
 	a.Engine.Invalidate()
 	body, _ := json.Marshal(p)
 	a.audit(r, c, "policy.set", target, string(body))
-	return writeJSON(w, http.StatusOK, policy.Stored{Scope: target, Policy: p, UpdatedAt: time.Now().UTC(), UpdatedBy: c.name()})
+	return p, nil
 }
 
 func (a *API) delete(w http.ResponseWriter, r *http.Request, c who, target string) error {
+	if err := a.remove(r, c, target); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// remove deletes target's policy, as DELETE /api/v1/policies/{target} does: the
+// admin role on the scope, audited as policy.delete.
+func (a *API) remove(r *http.Request, c who, target string) error {
+	if err := checkScope(target); err != nil {
+		return err
+	}
 	if err := a.need(r.Context(), c, target, scope.Delete, "removing the policy of"); err != nil {
 		return err
 	}
@@ -244,8 +277,31 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request, c who, target strin
 	}
 	a.Engine.Invalidate()
 	a.audit(r, c, "policy.delete", target, "")
-	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// Set stores the policy document doc (JSON) on scope target for p, exactly as PUT
+// /api/v1/policies/{target} does (for another front end: the web UI). A refusal is
+// an *errcode.Error whose message is fit to show.
+func (a *API) Set(r *http.Request, p *authz.Principal, target string, doc []byte) (policy.Policy, error) {
+	return a.set(r, a.caller(p), target, doc)
+}
+
+// Remove deletes target's policy for p, exactly as DELETE /api/v1/policies/{target}
+// does.
+func (a *API) Remove(r *http.Request, p *authz.Principal, target string) error {
+	return a.remove(r, a.caller(p), target)
+}
+
+// caller is p as the endpoints see it (nil Principal: --auth=none).
+func (a *API) caller(p *authz.Principal) who {
+	if a.Principal == nil {
+		return who{open: true}
+	}
+	if p == nil || p.User == nil {
+		return who{}
+	}
+	return who{p: p}
 }
 
 func (a *API) run(w http.ResponseWriter, r *http.Request, c who) error {

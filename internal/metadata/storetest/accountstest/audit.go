@@ -61,6 +61,14 @@ func testAudit(t *testing.T, s accounts.Store) {
 		{accounts.AuditFilter{Actor: "alice", Action: "login"}, []string{"login"}},
 		{accounts.AuditFilter{Actor: "alice", Since: testTime.Add(2 * time.Minute)}, []string{"token.create", "push"}},
 		{accounts.AuditFilter{Since: testTime.Add(4 * time.Minute), Limit: 1}, []string{"pull"}},
+		{accounts.AuditFilter{Until: testTime.Add(time.Minute)}, []string{"login.failed", "login"}},
+		{accounts.AuditFilter{Since: testTime.Add(time.Minute), Until: testTime.Add(3 * time.Minute)}, []string{"token.create", "push", "login.failed"}},
+		{accounts.AuditFilter{Since: testTime.Add(time.Minute), Until: testTime.Add(3 * time.Minute), Limit: 1}, []string{"token.create"}},
+		{accounts.AuditFilter{Until: testTime.Add(-time.Second)}, []string{}},
+		// Bounds beyond what unix nanoseconds hold still mean before or after all.
+		{accounts.AuditFilter{Since: time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)}, []string{}},
+		{accounts.AuditFilter{Actor: "alice", Since: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)},
+			[]string{"token.create", "push", "login"}},
 		{accounts.AuditFilter{Actor: "alice", Before: all[2].ID}, []string{"push", "login"}},
 		{accounts.AuditFilter{Actor: "carol"}, []string{}},
 		{accounts.AuditFilter{Action: "log"}, []string{}}, // exact match, not a prefix
@@ -126,4 +134,29 @@ func testAuditPagination(t *testing.T, s accounts.Store) {
 		}
 	}
 	equalStrings(t, "bob's entries over all pages", seen, want)
+
+	// A time range in the middle, with entries on both sides of each bound: every page
+	// but the last is full and the pages together are the range, once.
+	lo, hi := 300, 700
+	seen = nil
+	f = accounts.AuditFilter{Since: testTime.Add(time.Duration(lo) * time.Second), Until: testTime.Add(time.Duration(hi) * time.Second), Limit: 64}
+	for pages := 0; ; pages++ {
+		if pages > n/64+1 {
+			t.Fatalf("still paging after %d pages: Before does not advance", pages)
+		}
+		page, err := s.ListAudit(ctx, f)
+		must(t, err)
+		for _, e := range page {
+			seen = append(seen, e.Detail)
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		f.Before = page[len(page)-1].ID
+	}
+	want = nil
+	for i := hi; i >= lo; i-- {
+		want = append(want, fmt.Sprint(i))
+	}
+	equalStrings(t, "the entries of a time range over all pages", seen, want)
 }
