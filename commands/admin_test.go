@@ -428,6 +428,15 @@ func TestOrgTeamRepoCommands(t *testing.T) {
 	if !strings.Contains(h.ok(admin, "audit", "--action", "token.create"), "team.ci/ci") {
 		t.Error("robot token creation not audited")
 	}
+	// Time bounds: the last hour holds the visibility change, a window in the
+	// past holds nothing, and a bad bound is a usage error before any request.
+	if !strings.Contains(h.ok(admin, "audit", "--action", "visibility.change", "--since", "1h"), "bob/app") {
+		t.Error("audit --since 1h lost the visibility change")
+	}
+	if old := h.ok(admin, "audit", "--since", "2001-01-01", "--until", "2001-01-02T00:00:00Z"); strings.Contains(old, "bob/app") || strings.Contains(old, "visibility.change") {
+		t.Errorf("audit of 2001 shows today's entries:\n%s", old)
+	}
+	h.fails(admin, `invalid --since "yesterday"`, "audit", "--since", "yesterday")
 
 	h.fails(carol, "denied", "org", "rm", "team")
 	h.ok(bob, "org", "rm", "team")

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hubctl/hubctl/internal/hubtypes"
 )
@@ -15,8 +16,10 @@ import (
 type AuditQuery struct {
 	Actor  string
 	Action string
-	Before int64
-	Limit  int
+	// Since and Until bound the entries' time (both inclusive); zero is unbounded.
+	Since, Until time.Time
+	Before       int64
+	Limit        int
 }
 
 // Whoami returns the signed-in user.
@@ -218,6 +221,12 @@ func (c *Client) ListAudit(ctx context.Context, q AuditQuery) (hubtypes.AuditPag
 	}
 	if q.Action != "" {
 		v.Set("action", q.Action)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
 	}
 	if q.Before > 0 {
 		v.Set("before", strconv.FormatInt(q.Before, 10))
