@@ -123,23 +123,25 @@ func runSetup(o options, work, setup string) error {
 	if err != nil {
 		return err
 	}
-	logf("%s: seeding 100,000 repositories and 1,010,000 tags", setup)
-	start := time.Now()
-	if _, err := st.SeedScale(ctx); err != nil {
-		st.Close()
-		return err
-	}
-	seeded := time.Since(start)
 	// The namespace's owner, made through the accounts store as `hubctl serve` makes
-	// users; it signs in through the sign-in form below.
+	// users, before the seed (a name that holds repositories is not given to a new
+	// user); it signs in through the sign-in form below.
 	hash, err := password.Hash(userPassword)
 	if err == nil {
 		_, err = st.CreateUser(ctx, accounts.User{Name: user, PasswordHash: hash})
 	}
-	st.Close()
 	if err != nil {
+		st.Close()
 		return fmt.Errorf("create user %s: %w", user, err)
 	}
+	logf("%s: seeding 100,000 repositories and 1,010,000 tags", setup)
+	start := time.Now()
+	_, err = st.SeedScale(ctx)
+	st.Close()
+	if err != nil {
+		return err
+	}
+	seeded := time.Since(start)
 	logf("%s: seeded in %s; starting hubctl serve", setup, seeded.Round(time.Second))
 	start = time.Now()
 	hub, err := benchhub.Start(o.hubctl, data, adminPassword, env)
