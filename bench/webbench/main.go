@@ -14,8 +14,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hubctl/hubctl/bench/internal/benchhub"
@@ -46,7 +48,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "webbench: -requests ≥ 2")
 		os.Exit(2)
 	}
-	if err := run(o); err != nil {
+	// An interrupt stops the run between steps, so the hub and the cluster it started
+	// are stopped and the run's directory removed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "webbench:", err)
 		os.Exit(1)
 	}
@@ -63,7 +69,7 @@ const (
 	repo         = "ns1/web-1"
 )
 
-func run(o options) error {
+func run(ctx context.Context, o options) error {
 	work, done, err := benchhub.WorkDir("webbench", o.keep, logf)
 	if err != nil {
 		return err
@@ -76,15 +82,14 @@ func run(o options) error {
 		}
 	}
 	for _, setup := range o.setups {
-		if err := runSetup(o, work, setup); err != nil {
+		if err := runSetup(ctx, o, work, setup); err != nil {
 			return fmt.Errorf("%s: %w", setup, err)
 		}
 	}
 	return nil
 }
 
-func runSetup(o options, work, setup string) error {
-	ctx := context.Background()
+func runSetup(ctx context.Context, o options, work, setup string) error {
 	data := filepath.Join(work, setup)
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return err
@@ -199,6 +204,9 @@ func runSetup(o options, work, setup string) error {
 	}
 	fmt.Printf("| page | HTML | first byte p50 | p95 | total p50 | p95 | wall/req | %s | load (1 min) |\n|---|---|---|---|---|---|---|---|---|\n", cpuHeader)
 	for _, p := range pages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		r, err := p.b.measure(p.path, o.requests, hub.PID(), pgPID)
 		if err != nil {
 			return fmt.Errorf("%s (%s): %w", p.name, p.path, err)
