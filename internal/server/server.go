@@ -288,7 +288,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	routes.Policies = papi
 	routes.Tracing = tr
 	if ap != nil {
-		w, err := web.New(web.Options{Accounts: meta, Meta: meta, Views: meta, Blobs: blobs, Policy: ap.policy, Guard: ap.guard,
+		w, err := web.New(web.Options{Accounts: meta, Meta: meta, Search: meta, Views: meta, Blobs: blobs, Policy: ap.policy, Guard: ap.guard,
 			History: meta, TagRules: pol, ExternalURL: cfg.ExternalURL, Log: log.With("component", "web"), Workflows: meta, Webhooks: meta, Keyring: keyring, Deploys: meta, Charts: meta, Policies: meta,
 			PolicyEdit: papi})
 		if err != nil {

@@ -112,12 +112,7 @@ func (h *Handler) explore(w http.ResponseWriter, r *http.Request) {
 			p.Repos = append(p.Repos, row(n))
 		}
 	} else {
-		s, err := h.searcher()
-		if err != nil {
-			h.internal(w, r, err)
-			return
-		}
-		res, err := s.Search(r.Context(), f, sq)
+		res, err := h.o.Search.Search(r.Context(), f, sq)
 		if errors.Is(err, metadata.ErrInvalidSearch) {
 			p.Error = strings.TrimPrefix(err.Error(), metadata.ErrInvalidSearch.Error()+": ")
 		} else if err != nil {
@@ -145,16 +140,6 @@ func (h *Handler) explore(w http.ResponseWriter, r *http.Request) {
 		p.NextURL = "/explore?" + u.Encode()
 	}
 	h.render(w, r, http.StatusOK, "explore", p)
-}
-
-// searcher is the store's search: the store given as Options.Meta (sqlstore.Store)
-// implements metadata.Searcher.
-func (h *Handler) searcher() (metadata.Searcher, error) {
-	s, ok := h.o.Meta.(metadata.Searcher)
-	if !ok {
-		return nil, errors.New("web: Options.Meta does not implement metadata.Searcher")
-	}
-	return s, nil
 }
 
 func row(name string) repoRow {

@@ -28,10 +28,7 @@ var tagSortKeys = map[string]metadata.TagSort{"name": metadata.TagSortName, "pus
 // "pulled") in SQL (metadata.Searcher.TagPage): a repository of 10,000 tags costs
 // one page, not its whole tag view. ErrRepositoryNotFound when repo is gone.
 func (h *Handler) tagTable(ctx context.Context, repo, sortBy string, desc bool, page int) (tagTable, error) {
-	s, err := h.searcher()
-	if err != nil {
-		return tagTable{}, err
-	}
+	s := h.o.Search
 	key := tagSortKeys[sortBy]
 	page = max(page, 1)
 	tp, err := s.TagPage(ctx, repo, key, desc, (page-1)*pageSize, pageSize)
@@ -87,11 +84,7 @@ func (h *Handler) readmeTag(ctx context.Context, repo string) (tagRow, error) {
 	} else if !errors.Is(err, metadata.ErrTagNotFound) {
 		return tagRow{}, err
 	}
-	s, err := h.searcher()
-	if err != nil {
-		return tagRow{}, err
-	}
-	tp, err := s.TagPage(ctx, repo, metadata.TagSortPushed, true, 0, 1)
+	tp, err := h.o.Search.TagPage(ctx, repo, metadata.TagSortPushed, true, 0, 1)
 	if err != nil || len(tp.Tags) == 0 {
 		return tagRow{}, err
 	}

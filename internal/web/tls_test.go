@@ -40,7 +40,7 @@ func TestSecureCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	handler := func(external string) http.Handler {
-		h, err := web.New(web.Options{Accounts: st, Meta: st, Views: st, Blobs: blobs, Policy: &authz.Policy{Store: st},
+		h, err := web.New(web.Options{Accounts: st, Meta: st, Search: st, Views: st, Blobs: blobs, Policy: &authz.Policy{Store: st},
 			Guard: ratelimit.NewGuard(ratelimit.GuardOptions{}), ExternalURL: external})
 		if err != nil {
 			t.Fatal(err)

@@ -38,8 +38,11 @@ type TagViews interface {
 type Options struct {
 	Accounts accounts.Store
 	Meta     metadata.Store
-	Views    TagViews
-	Blobs    blobstore.Store
+	// Search backs explore's search and the repository page's tag table (one page of
+	// tags read in SQL); the SQL store implements it.
+	Search metadata.Searcher
+	Views  TagViews
+	Blobs  blobstore.Store
 	// Policy decides who may pull what, as for the registry itself.
 	Policy *authz.Policy
 	// Guard limits failed sign-ins; pass the token service's, so a guess counts
@@ -92,8 +95,8 @@ type Handler struct {
 // New returns the web UI's handler. It parses every template and hashes every asset
 // now, so a broken template fails the start, not a request.
 func New(o Options) (*Handler, error) {
-	if o.Accounts == nil || o.Meta == nil || o.Views == nil || o.Blobs == nil || o.Policy == nil || o.Guard == nil {
-		return nil, errors.New("web: Accounts, Meta, Views, Blobs, Policy and Guard are required")
+	if o.Accounts == nil || o.Meta == nil || o.Search == nil || o.Views == nil || o.Blobs == nil || o.Policy == nil || o.Guard == nil {
+		return nil, errors.New("web: Accounts, Meta, Search, Views, Blobs, Policy and Guard are required")
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

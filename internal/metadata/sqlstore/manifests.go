@@ -204,11 +204,15 @@ func (s *Store) GetManifestByTag(ctx context.Context, repo, tag string) (metadat
 	var m metadata.Manifest
 	err := s.do(ctx, func(q querier) error {
 		var err error
+		// The tag is resolved first, in a subquery, then the manifest read by its key.
+		// As a three-way join, PostgreSQL's estimate of one manifest per repository
+		// (true of most) made it walk every manifest of a repository of 10,000 and probe
+		// its tags: 41 ms instead of 0.2 ms (bench/webbench, the tag page).
 		m, err = scanManifest(q.QueryRow(ctx, `SELECT `+mManifestColumns+`, m.payload
-			FROM tags t
-			JOIN repositories r ON r.id = t.repo_id
-			JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
-			WHERE r.name = $1 AND t.name = $2`, repo, tag), true)
+			FROM manifests m
+			WHERE m.repo_id = (SELECT id FROM repositories WHERE name = $1)
+			AND m.digest = (SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
+				WHERE r.name = $1 AND t.name = $2)`, repo, tag), true)
 		return err
 	})
 	switch {
