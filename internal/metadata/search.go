@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -20,12 +21,16 @@ const (
 
 // Search bounds: a query is cut to MaxSearchQuery bytes and MaxSearchTerms terms; a
 // page holds at most MaxSearchPage hits. A digest prefix needs MinDigestPrefix hex
-// digits, so that one request cannot list a share of every manifest.
+// digits, so that one request cannot list a share of every manifest. Text needs a
+// term of at least MinSearchTerm characters, the trigram length: the stores' indexes
+// find that term's matches, and shorter terms beside it only narrow them (alone, a
+// term of one or two characters could only be answered by reading every repository).
 const (
 	MaxSearchQuery  = 100
 	MaxSearchTerms  = 8
 	MaxSearchPage   = 100
 	MinDigestPrefix = 4
+	MinSearchTerm   = 3
 )
 
 // SearchQuery is one search: Text is what the user typed. Terms are separated by
@@ -140,7 +145,8 @@ type ParsedSearch struct {
 }
 
 // ParseSearch splits text into terms (at most MaxSearchTerms, of the first
-// MaxSearchQuery bytes; repeats dropped) or a digest prefix. Text is untrusted.
+// MaxSearchQuery bytes; repeats dropped, one at least MinSearchTerm characters long)
+// or a digest prefix. Text is untrusted.
 func ParseSearch(text string) (ParsedSearch, error) {
 	text = strings.TrimSpace(text)
 	if len(text) > MaxSearchQuery {
@@ -164,6 +170,7 @@ func ParseSearch(text string) (ParsedSearch, error) {
 		return ParsedSearch{DigestPrefix: "sha256:" + lower}, nil
 	}
 	var p ParsedSearch
+	long := false
 	for _, t := range strings.Fields(lower) {
 		dup := false
 		for _, o := range p.Terms {
@@ -171,7 +178,11 @@ func ParseSearch(text string) (ParsedSearch, error) {
 		}
 		if !dup && len(p.Terms) < MaxSearchTerms {
 			p.Terms = append(p.Terms, t)
+			long = long || utf8.RuneCountInString(t) >= MinSearchTerm
 		}
+	}
+	if len(p.Terms) > 0 && !long {
+		return ParsedSearch{}, fmt.Errorf("%w: a search needs a term of at least %d characters (shorter terms may go beside it)", ErrInvalidSearch, MinSearchTerm)
 	}
 	return p, nil
 }
