@@ -21,10 +21,10 @@ const (
 
 // Search bounds: a query is cut to MaxSearchQuery bytes and MaxSearchTerms terms; a
 // page holds at most MaxSearchPage hits. A digest prefix needs MinDigestPrefix hex
-// digits, so that one request cannot list a share of every manifest. Text needs a
-// term of at least MinSearchTerm characters, the trigram length: the stores' indexes
-// find that term's matches, and shorter terms beside it only narrow them (alone, a
-// term of one or two characters could only be answered by reading every repository).
+// digits, so that one request cannot list a share of every manifest. Each term needs
+// at least MinSearchTerm characters, the trigram length: the stores' indexes answer
+// such a term, and a shorter one could only be compared row by row (alone, with
+// every repository; beside a common word, with each of its matches).
 const (
 	MaxSearchQuery  = 100
 	MaxSearchTerms  = 8
@@ -145,7 +145,7 @@ type ParsedSearch struct {
 }
 
 // ParseSearch splits text into terms (at most MaxSearchTerms, of the first
-// MaxSearchQuery bytes; repeats dropped, one at least MinSearchTerm characters long)
+// MaxSearchQuery bytes; repeats dropped; each at least MinSearchTerm characters long)
 // or a digest prefix. Text is untrusted.
 func ParseSearch(text string) (ParsedSearch, error) {
 	text = strings.TrimSpace(text)
@@ -170,19 +170,17 @@ func ParseSearch(text string) (ParsedSearch, error) {
 		return ParsedSearch{DigestPrefix: "sha256:" + lower}, nil
 	}
 	var p ParsedSearch
-	long := false
 	for _, t := range strings.Fields(lower) {
 		dup := false
 		for _, o := range p.Terms {
 			dup = dup || o == t
 		}
 		if !dup && len(p.Terms) < MaxSearchTerms {
+			if utf8.RuneCountInString(t) < MinSearchTerm {
+				return ParsedSearch{}, fmt.Errorf("%w: each term needs at least %d characters: %q is shorter", ErrInvalidSearch, MinSearchTerm, t)
+			}
 			p.Terms = append(p.Terms, t)
-			long = long || utf8.RuneCountInString(t) >= MinSearchTerm
 		}
-	}
-	if len(p.Terms) > 0 && !long {
-		return ParsedSearch{}, fmt.Errorf("%w: a search needs a term of at least %d characters (shorter terms may go beside it)", ErrInvalidSearch, MinSearchTerm)
 	}
 	return p, nil
 }

@@ -197,8 +197,8 @@ func TestCatalogAgreesWithGrant(t *testing.T) {
 		}
 		// The store's search selects by the same filter: with no text, every
 		// repository the caller may pull; with terms, those of them that match them
-		// all (a term of one or two characters only beside a longer one).
-		for _, text := range []string{"", "a app", "acme", "p/p"} {
+		// all (each of three characters at least).
+		for _, text := range []string{"", "acme", "app acm", "p/p"} {
 			var hits []string
 			for after := ""; ; {
 				res, err := store.Search(ctx, pol.CatalogFilter(p), metadata.SearchQuery{Text: text, After: after, Limit: 2})

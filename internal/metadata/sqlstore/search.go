@@ -108,12 +108,15 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 					return fmt.Errorf("%w: after %q is not the next of a search", metadata.ErrInvalidSearch, q.After)
 				}
 			}
+			from, idCol, conds := "", "", []string(nil)
 			if s.d.name == "postgres" && (len(p.Terms) > 0 || sc.narrow || len(sc.allOf) > 0) {
 				// The matches the index finds, up to maxCandidates: when they are all
 				// there, the page is read from them by id (a few index lookups and a
 				// sort of at most that many rows), whatever the planner would guess
 				// of the terms; when there are more, matches are common enough that
-				// reading repositories newest first finds a page soon.
+				// reading repositories newest first finds a page soon, and the scope's
+				// array test is left out of that query (visibleSQL decides anyway), so
+				// that it does not tempt the planner into a bitmap and a sort of them all.
 				ids, err := searchCandidates(ctx, qr, s.d, p.Terms, sc, q.Kind, after)
 				if err != nil {
 					return err
@@ -122,10 +125,16 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 					if len(ids) == 0 {
 						return nil
 					}
+					// They match the terms (in this statement's snapshot or the one
+					// just before); visibility and the filters are checked again below.
+					from, idCol = "repositories r JOIN repository_search s ON s.repo_id = r.id", "r.id"
 					where = append(where, "r.id = ANY("+arg(ids)+"::bigint[])")
+				} else {
+					from, idCol, conds = s.d.searchFrom(p.Terms, searchScope{}, arg)
 				}
+			} else {
+				from, idCol, conds = s.d.searchFrom(p.Terms, sc, arg)
 			}
-			from, idCol, conds := s.d.searchFrom(p.Terms, sc, arg)
 			if after != 0 {
 				where = append(where, idCol+" < "+arg(after))
 			}
