@@ -34,8 +34,9 @@ const (
 )
 
 // SearchQuery is one search: Text is what the user typed. Terms are separated by
-// spaces and each must occur (case-insensitively, as a substring) in the repository's
-// name, description or labels. Text of the form sha256:HEX (or 7 to 64 bare hex
+// spaces, have MinSearchTerm characters at least, and each must occur
+// (case-insensitively, as a substring) in the repository's name, description or
+// labels. Text of the form sha256:HEX (or 7 to 64 bare hex
 // digits) is a digest prefix instead: the hits are the manifests whose digest starts
 // with it. The other fields filter ("" is any); After is the Next of the previous
 // page.
