@@ -83,8 +83,9 @@ type dialect struct {
 	// one MATCH for the terms of three characters or more, each in the name,
 	// description and labels columns, and for sc's markers in the scope column, and
 	// reads the index in rowid (repository id) order, so a common term stops at the
-	// page's limit instead of sorting every match; shorter terms are compared with
-	// LIKE (a trigram index has nothing to offer). PostgreSQL matches s.document with
+	// page's limit instead of sorting every match; shorter terms would be compared
+	// with LIKE (a trigram index has nothing to offer), but ParseSearch refuses them
+	// (metadata.MinSearchTerm): row by row they cost too much. PostgreSQL matches s.document with
 	// ILIKE and s.scope with array overlap/containment, which one GIN index (pg_trgm
 	// and array ops) serves together. Both are substring matches, case-insensitive,
 	// so the stores find the same repositories; sc only narrows (visibleSQL decides).
@@ -126,11 +127,11 @@ var sqliteDialect = &dialect{
 			conds = append(conds, "(r.name LIKE "+p+` ESCAPE '\' OR s.description LIKE `+p+` ESCAPE '\' OR s.labels LIKE `+p+` ESCAPE '\')`)
 		}
 		if sc.narrow {
-			var any []string
+			var or []string
 			for _, m := range sc.anyOf {
-				any = append(any, "{scope} : "+ftsPhrase(scopeMarker(m)))
+				or = append(or, "{scope} : "+ftsPhrase(scopeMarker(m)))
 			}
-			match = append(match, "("+strings.Join(any, " OR ")+")")
+			match = append(match, "("+strings.Join(or, " OR ")+")")
 		}
 		for _, m := range sc.allOf {
 			match = append(match, "{scope} : "+ftsPhrase(scopeMarker(m)))
