@@ -19,6 +19,11 @@ DROP TRIGGER repository_search_updated;
 DROP TABLE repository_fts;
 
 CREATE VIRTUAL TABLE repository_fts USING fts5(name, description, labels, scope, tokenize = 'trigram');
+-- Merge segments once two of a level are there (FTS5's default waits for four): a
+-- query reads every segment a term is in, and pushes rewrite rows (SetSearchDoc), so
+-- the index otherwise lies in many segments full of superseded entries. Measured
+-- with BenchmarkSearchScale: search CPU p95 30.7 ms with the default, 15.9 ms with 2.
+INSERT INTO repository_fts (repository_fts, rank) VALUES ('automerge', 2);
 
 INSERT INTO repository_fts (rowid, name, description, labels, scope)
 SELECT r.id, r.name, s.description, s.labels,
