@@ -29,7 +29,8 @@ func NewCmdSearch(f *Factory, runF func(*SearchOptions) error) *cobra.Command {
 		Short: "Search a hubctl registry's repositories by name, description, label or digest",
 		Long: `Find the repositories you may pull: every term must occur (as a substring, any case)
 in the repository's name, its description or its labels (those of the image last
-pushed under a tag). A term of the form sha256:HEX (at least 4 hex digits), or 7 to 64
+pushed under a tag). Each term needs 3 characters or more (the hub's index is of
+trigrams). A term of the form sha256:HEX (at least 4 hex digits), or 7 to 64
 bare hex digits, finds the manifests whose digest starts with it. Without a login the
 search is anonymous: public repositories only. With more results than one page,
 stderr names the --after of the next.`,

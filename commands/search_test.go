@@ -97,5 +97,6 @@ func TestSearchCommand(t *testing.T) {
 	}
 	h.fails(admin, "invalid --kind", "search", "--kind", "vm")
 	h.fails(admin, "at least 4 hex digits", "search", "sha256:ab")
+	h.fails(admin, "at least 3 characters", "search", "db")
 	h.fails(h.login("bob", "wrong"), "unauthorized", "search", "x")
 }

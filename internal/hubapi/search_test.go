@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hubctl/hubctl/internal/accounts"
@@ -85,8 +86,16 @@ func TestSearch(t *testing.T) {
 		t.Errorf("page 2 = %+v", p2)
 	}
 
-	for _, q := range []string{"kind=vm", "visibility=hidden", "limit=0", "limit=101", "q=sha256:ab", "after=alice", "namespace=" + url.QueryEscape("../x")} {
+	for _, q := range []string{"kind=vm", "visibility=hidden", "limit=0", "limit=101", "q=sha256:ab", "after=alice", "namespace=" + url.QueryEscape("../x"), "q=db", "q=a+b"} {
 		f.want(f.do(asBob, "GET", "/api/v1/search?"+q, nil), 400, "INVALID_REQUEST")
+	}
+	// A term shorter than the trigram length is refused with a message that says
+	// what to type; three characters are enough.
+	if r := f.want(f.do(anon, "GET", "/api/v1/search?q=open+op", nil), 400, "INVALID_REQUEST"); !strings.Contains(string(r.body), "at least 3 characters") {
+		t.Errorf("short term: %s", r.body)
+	}
+	if got := hitRepos(f.search(anon, "q=ope")); !slices.Equal(got, hitRepos(f.search(anon, "q=open"))) || len(got) == 0 {
+		t.Errorf("q=ope finds %q", got)
 	}
 	// Credentials that fail are refused, not taken as anonymous.
 	f.want(f.do(basic("bob", "wrong"), "GET", "/api/v1/search", nil), 401, "UNAUTHORIZED")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -20,17 +21,22 @@ const (
 
 // Search bounds: a query is cut to MaxSearchQuery bytes and MaxSearchTerms terms; a
 // page holds at most MaxSearchPage hits. A digest prefix needs MinDigestPrefix hex
-// digits, so that one request cannot list a share of every manifest.
+// digits, so that one request cannot list a share of every manifest. Each term needs
+// at least MinSearchTerm characters, the trigram length: the stores' indexes answer
+// such a term, and a shorter one could only be compared row by row (alone, with
+// every repository; beside a common word, with each of its matches).
 const (
 	MaxSearchQuery  = 100
 	MaxSearchTerms  = 8
 	MaxSearchPage   = 100
 	MinDigestPrefix = 4
+	MinSearchTerm   = 3
 )
 
 // SearchQuery is one search: Text is what the user typed. Terms are separated by
-// spaces and each must occur (case-insensitively, as a substring) in the repository's
-// name, description or labels. Text of the form sha256:HEX (or 7 to 64 bare hex
+// spaces, have MinSearchTerm characters at least, and each must occur
+// (case-insensitively, as a substring) in the repository's name, description or
+// labels. Text of the form sha256:HEX (or 7 to 64 bare hex
 // digits) is a digest prefix instead: the hits are the manifests whose digest starts
 // with it. The other fields filter ("" is any); After is the Next of the previous
 // page.
@@ -140,7 +146,8 @@ type ParsedSearch struct {
 }
 
 // ParseSearch splits text into terms (at most MaxSearchTerms, of the first
-// MaxSearchQuery bytes; repeats dropped) or a digest prefix. Text is untrusted.
+// MaxSearchQuery bytes; repeats dropped; each at least MinSearchTerm characters long)
+// or a digest prefix. Text is untrusted.
 func ParseSearch(text string) (ParsedSearch, error) {
 	text = strings.TrimSpace(text)
 	if len(text) > MaxSearchQuery {
@@ -170,6 +177,9 @@ func ParseSearch(text string) (ParsedSearch, error) {
 			dup = dup || o == t
 		}
 		if !dup && len(p.Terms) < MaxSearchTerms {
+			if utf8.RuneCountInString(t) < MinSearchTerm {
+				return ParsedSearch{}, fmt.Errorf("%w: each term needs at least %d characters: %q is shorter", ErrInvalidSearch, MinSearchTerm, t)
+			}
 			p.Terms = append(p.Terms, t)
 		}
 	}

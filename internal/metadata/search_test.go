@@ -17,7 +17,12 @@ func TestParseSearch(t *testing.T) {
 	}{
 		{"", nil, "", false},
 		{"  Nginx  ALPINE nginx ", []string{"nginx", "alpine"}, "", false},
-		{"a\x00b\tc", []string{"a", "b", "c"}, "", false},
+		{"abc\x00def\tghi", []string{"abc", "def", "ghi"}, "", false},
+		{"abc\x00b\tcde", nil, "", true}, // "b" is shorter than a trigram
+		{"db", nil, "", true},
+		{"db postgres", nil, "", true},
+		{"éèà", []string{"éèà"}, "", false}, // characters, not bytes
+		{"éè", nil, "", true},
 		{"sha256:ABCDEF12", nil, "sha256:abcdef12", false},
 		{"sha512:abcd", nil, "sha512:abcd", false},
 		{"3f2a9c1", nil, "sha256:3f2a9c1", false},
@@ -26,7 +31,8 @@ func TestParseSearch(t *testing.T) {
 		{"sha256:xyz12", nil, "", true},
 		{"md5:abcd", []string{"md5:abcd"}, "", false},
 		{strings.Repeat("word ", 20), []string{"word"}, "", false},
-		{"a b c d e f g h i j", []string{"a", "b", "c", "d", "e", "f", "g", "h"}, "", false},
+		{"aaa bbb ccc ddd eee fff ggg hhh iii jjj", []string{"aaa", "bbb", "ccc", "ddd", "eee", "fff", "ggg", "hhh"}, "", false},
+		{"aaa bbb ccc ddd eee fff ggg hhh i", []string{"aaa", "bbb", "ccc", "ddd", "eee", "fff", "ggg", "hhh"}, "", false}, // the ninth term is dropped
 	} {
 		p, err := ParseSearch(tc.in)
 		if tc.bad != errors.Is(err, ErrInvalidSearch) || !slices.Equal(p.Terms, tc.terms) || p.DigestPrefix != tc.prefix {

@@ -196,8 +196,9 @@ func TestCatalogAgreesWithGrant(t *testing.T) {
 			t.Errorf("%s: catalog %q, but Grant gives pull on %q", name, got, want)
 		}
 		// The store's search selects by the same filter: with no text, every
-		// repository the caller may pull; with a term, those of them that match.
-		for _, text := range []string{"", "a", "acme"} {
+		// repository the caller may pull; with terms, those of them that match them
+		// all (each of three characters at least).
+		for _, text := range []string{"", "acme", "app acm", "p/p"} {
 			var hits []string
 			for after := ""; ; {
 				res, err := store.Search(ctx, pol.CatalogFilter(p), metadata.SearchQuery{Text: text, After: after, Limit: 2})
@@ -212,7 +213,11 @@ func TestCatalogAgreesWithGrant(t *testing.T) {
 			slices.Sort(hits)
 			var match []string
 			for _, r := range want {
-				if strings.Contains(r, text) {
+				all := true
+				for _, term := range strings.Fields(text) {
+					all = all && strings.Contains(r, term)
+				}
+				if all {
 					match = append(match, r)
 				}
 			}

@@ -77,16 +77,19 @@ type dialect struct {
 
 	// searchFrom is the FROM clause of a search for terms (lower case; each must
 	// occur in repository r's name or in its repository_search row s's description or
-	// labels), the conditions that match them (arg binds their parameters), and the
-	// column results are ordered by, newest repository first (keyset paging). SQLite
-	// asks its FTS5 trigram index (repository_fts) for the terms of three characters
-	// or more in one MATCH, and reads the index in rowid (repository id) order, so a
-	// common term stops at the page's limit instead of sorting every match; shorter
-	// terms are compared with LIKE (a trigram index has nothing to offer). PostgreSQL
-	// matches s.document with ILIKE, which its pg_trgm GIN index serves from three
-	// characters on. Both are substring matches, case-insensitive, so the stores find
-	// the same repositories.
-	searchFrom func(terms []string, arg func(any) string) (from, idCol string, conds []string)
+	// labels) among the rows sc narrows to, the conditions that match them (arg binds
+	// their parameters), and the column results are ordered by, newest repository
+	// first (keyset paging). SQLite asks its FTS5 trigram index (repository_fts) in
+	// one MATCH for the terms of three characters or more, each in the name,
+	// description and labels columns, and for sc's markers in the scope column, and
+	// reads the index in rowid (repository id) order, so a common term stops at the
+	// page's limit instead of sorting every match; shorter terms would be compared
+	// with LIKE (a trigram index has nothing to offer), but ParseSearch refuses them
+	// (metadata.MinSearchTerm): row by row they cost too much. PostgreSQL matches s.document with
+	// ILIKE and s.scope with array overlap/containment, which one GIN index (pg_trgm
+	// and array ops) serves together. Both are substring matches, case-insensitive,
+	// so the stores find the same repositories; sc only narrows (visibleSQL decides).
+	searchFrom func(terms []string, sc searchScope, arg func(any) string) (from, idCol string, conds []string)
 
 	// isUniqueViolation reports a unique or primary-key violation: SQLite's extended
 	// result codes, PostgreSQL's SQLSTATE 23505.
@@ -113,20 +116,30 @@ var sqliteDialect = &dialect{
 		}
 		return string(b)
 	},
-	searchFrom: func(terms []string, arg func(any) string) (string, string, []string) {
-		var phrases, conds []string
+	searchFrom: func(terms []string, sc searchScope, arg func(any) string) (string, string, []string) {
+		var match, conds []string
 		for _, t := range terms {
 			if utf8.RuneCountInString(t) >= 3 {
-				phrases = append(phrases, `"`+strings.ReplaceAll(t, `"`, `""`)+`"`)
+				match = append(match, "{name description labels} : "+ftsPhrase(t))
 				continue
 			}
 			p := arg("%" + escapeLike(t) + "%")
 			conds = append(conds, "(r.name LIKE "+p+` ESCAPE '\' OR s.description LIKE `+p+` ESCAPE '\' OR s.labels LIKE `+p+` ESCAPE '\')`)
 		}
-		if len(phrases) == 0 {
+		if sc.narrow {
+			var or []string
+			for _, m := range sc.anyOf {
+				or = append(or, "{scope} : "+ftsPhrase(scopeMarker(m)))
+			}
+			match = append(match, "("+strings.Join(or, " OR ")+")")
+		}
+		for _, m := range sc.allOf {
+			match = append(match, "{scope} : "+ftsPhrase(scopeMarker(m)))
+		}
+		if len(match) == 0 {
 			return "repositories r JOIN repository_search s ON s.repo_id = r.id", "r.id", conds
 		}
-		conds = append(conds, "repository_fts MATCH "+arg(strings.Join(phrases, " AND ")))
+		conds = append(conds, "repository_fts MATCH "+arg(strings.Join(match, " AND ")))
 		return "repository_fts JOIN repositories r ON r.id = repository_fts.rowid JOIN repository_search s ON s.repo_id = r.id", "repository_fts.rowid", conds
 	},
 	isUniqueViolation: func(err error) bool {
@@ -158,10 +171,16 @@ var postgresDialect = &dialect{
 		return "unnest(" + p + "::" + typ + "[]) AS list(value)"
 	},
 	listArg: func(v any) any { return v },
-	searchFrom: func(terms []string, arg func(any) string) (string, string, []string) {
+	searchFrom: func(terms []string, sc searchScope, arg func(any) string) (string, string, []string) {
 		var conds []string
 		for _, t := range terms {
 			conds = append(conds, "s.document ILIKE "+arg("%"+escapeLike(t)+"%")+` ESCAPE '\'`)
+		}
+		if sc.narrow {
+			conds = append(conds, "s.scope && "+arg(sc.anyOf)+"::text[]")
+		}
+		if len(sc.allOf) > 0 {
+			conds = append(conds, "s.scope @> "+arg(sc.allOf)+"::text[]")
 		}
 		return "repositories r JOIN repository_search s ON s.repo_id = r.id", "r.id", conds
 	},

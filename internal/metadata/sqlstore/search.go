@@ -100,13 +100,43 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 			FROM manifests m JOIN repositories r ON r.id = m.repo_id JOIN repository_search s ON s.repo_id = r.id
 			WHERE ` + strings.Join(where, " AND ") + ` ORDER BY r.name, m.digest LIMIT ` + arg(limit+1)
 		} else {
-			from, idCol, conds := s.d.searchFrom(p.Terms, arg)
+			sc := scopeOf(f, grants, q)
+			var after int64
 			if q.After != "" {
-				id, err := strconv.ParseInt(q.After, 10, 64)
-				if err != nil || id <= 0 {
+				after, err = strconv.ParseInt(q.After, 10, 64)
+				if err != nil || after <= 0 {
 					return fmt.Errorf("%w: after %q is not the next of a search", metadata.ErrInvalidSearch, q.After)
 				}
-				where = append(where, idCol+" < "+arg(id))
+			}
+			from, idCol, conds := "", "", []string(nil)
+			if s.d.name == "postgres" && (len(p.Terms) > 0 || sc.narrow || len(sc.allOf) > 0) {
+				// The matches the index finds, up to maxCandidates: when they are all
+				// there, the page is read from them by id (a few index lookups and a
+				// sort of at most that many rows), whatever the planner would guess
+				// of the terms; when there are more, matches are common enough that
+				// reading repositories newest first finds a page soon, and the scope's
+				// array test is left out of that query (visibleSQL decides anyway), so
+				// that it does not tempt the planner into a bitmap and a sort of them all.
+				ids, err := searchCandidates(ctx, qr, s.d, p.Terms, sc, q.Kind, after)
+				if err != nil {
+					return err
+				}
+				if len(ids) <= maxCandidates {
+					if len(ids) == 0 {
+						return nil
+					}
+					// They match the terms (in this statement's snapshot or the one
+					// just before); visibility and the filters are checked again below.
+					from, idCol = "repositories r JOIN repository_search s ON s.repo_id = r.id", "r.id"
+					where = append(where, "r.id = ANY("+arg(ids)+"::bigint[])")
+				} else {
+					from, idCol, conds = s.d.searchFrom(p.Terms, searchScope{}, arg)
+				}
+			} else {
+				from, idCol, conds = s.d.searchFrom(p.Terms, sc, arg)
+			}
+			if after != 0 {
+				where = append(where, idCol+" < "+arg(after))
 			}
 			where = append(where, conds...)
 			query = `SELECT r.name, r.visibility, s.kind, s.description, s.labels, s.updated_at, '', r.id
@@ -150,6 +180,103 @@ func (s *Store) Search(ctx context.Context, f metadata.CatalogFilter, q metadata
 		}
 	}
 	return res, nil
+}
+
+// maxCandidates is how many matches PostgreSQL's search reads from its index before
+// it takes them for common and reads repositories newest first instead (a variable
+// so that a test can take both paths with a few repositories).
+var maxCandidates = 1000
+
+// searchCandidates returns the ids of up to maxCandidates+1 repositories whose
+// search row matches terms, sc and kind, below after (0: any), on PostgreSQL. The
+// conditions are those of the row alone, so the GIN index answers them as one
+// bitmap; the caller's exact visibility is applied by the query that reads the page.
+func searchCandidates(ctx context.Context, q querier, d *dialect, terms []string, sc searchScope, kind string, after int64) ([]int64, error) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	_, _, conds := d.searchFrom(terms, sc, arg)
+	if kind != "" {
+		conds = append(conds, "s.kind = "+arg(kind))
+	}
+	if after != 0 {
+		conds = append(conds, "s.repo_id < "+arg(after))
+	}
+	query := "SELECT s.repo_id FROM repository_search s WHERE " + strings.Join(conds, " AND ") + " LIMIT " + arg(maxCandidates+1)
+	return collect(func(r row) (int64, error) {
+		var id int64
+		return id, r.Scan(&id)
+	})(q.Query(ctx, query, args...))
+}
+
+// searchScope narrows a search to the rows of the search index a caller may see, by
+// the scope each row carries (migration 0033): its namespace ("ns:NAME") and its
+// visibility ("v:public", "v:private"). A row is read when it carries one of anyOf
+// (when narrow) and all of allOf. It is a superset of visibleSQL's selection, never
+// the decision: visibleSQL is applied to every row read.
+type searchScope struct {
+	narrow bool
+	anyOf  []string
+	allOf  []string
+}
+
+// maxScopeMarkers bounds anyOf: a caller in more namespaces than this is not
+// narrowed by namespace (the search reads more rows, visibleSQL still decides).
+const maxScopeMarkers = 64
+
+// scopeOf is the searchScope of f (with grants, as visibleSQL reads them) and of q's
+// namespace and visibility filters.
+func scopeOf(f metadata.CatalogFilter, grants memberGrants, q metadata.SearchQuery) searchScope {
+	var sc searchScope
+	if q.Namespace != "" {
+		sc.allOf = append(sc.allOf, "ns:"+namespaceOf(q.Namespace))
+	}
+	if q.Visibility != "" {
+		sc.allOf = append(sc.allOf, "v:"+q.Visibility)
+	}
+	if f.All {
+		return sc
+	}
+	seen := map[string]bool{}
+	add := func(m string) {
+		if !seen[m] {
+			seen[m] = true
+			sc.anyOf = append(sc.anyOf, m)
+		}
+	}
+	if f.Public {
+		add("v:public")
+	}
+	for _, ns := range f.Namespaces {
+		add("ns:" + namespaceOf(ns))
+	}
+	for _, org := range grants.orgs {
+		add("ns:" + namespaceOf(org))
+	}
+	for _, repo := range grants.repos {
+		add("ns:" + namespaceOf(repo))
+	}
+	sc.narrow = len(sc.anyOf) > 0 && len(sc.anyOf) <= maxScopeMarkers
+	return sc
+}
+
+// scopeMarker is a scope word as SQLite's repository_fts scope column spells it
+// (migration 0033): "/NAME/" for "ns:NAME", "/+/" for public, "/-/" for private.
+func scopeMarker(m string) string {
+	switch m {
+	case "v:public":
+		return "/+/"
+	case "v:private":
+		return "/-/"
+	}
+	return "/" + strings.TrimPrefix(m, "ns:") + "/"
+}
+
+// ftsPhrase quotes s as one FTS5 phrase.
+func ftsPhrase(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
 // maxRangeConds is how many "under namespace/" conditions visibleSQL writes as name

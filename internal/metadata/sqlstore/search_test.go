@@ -75,8 +75,13 @@ func TestSearch(t *testing.T) {
 			{"label with markup", anon, metadata.SearchQuery{Text: "<script>"}, []string{"alice/web-frontend"}},
 			{"two terms", alice, metadata.SearchQuery{Text: "acme storefront"}, []string{"alice/secret-service", "alice/web-frontend"}},
 			{"two terms, one missing", alice, metadata.SearchQuery{Text: "acme nothing"}, nil},
-			{"short term", bob, metadata.SearchQuery{Text: "oo"}, []string{"bob/tools"}},
-			{"like wildcards are literal", bob, metadata.SearchQuery{Text: "%"}, nil},
+			{"three characters", bob, metadata.SearchQuery{Text: "ool"}, []string{"bob/tools"}},
+			{"like wildcards are literal", bob, metadata.SearchQuery{Text: "%%%"}, nil},
+			{"like wildcards are literal, long", bob, metadata.SearchQuery{Text: "t%s"}, nil},
+			{"namespace and term", bob, metadata.SearchQuery{Namespace: "alice", Text: "front"}, []string{"alice/web-frontend"}},
+			{"namespace marker is not a term", bob, metadata.SearchQuery{Text: "/+/"}, nil},
+			{"private only, term", alice, metadata.SearchQuery{Visibility: "private", Text: "storefront"}, []string{"alice/secret-service"}},
+			{"a granted namespace among many", metadata.CatalogFilter{Namespaces: manyNamespaces("alice")}, metadata.SearchQuery{Text: "secret"}, []string{"alice/secret-service"}},
 			{"quote", bob, metadata.SearchQuery{Text: `"tools`}, nil},
 			{"namespace", alice, metadata.SearchQuery{Namespace: "alice"}, []string{"alice/secret-service", "alice/web-frontend"}},
 			{"namespace of another", bob, metadata.SearchQuery{Namespace: "alice"}, []string{"alice/web-frontend"}},
@@ -110,7 +115,7 @@ func TestSearch(t *testing.T) {
 			t.Errorf("digest hit = %+v", res.Hits)
 		}
 
-		for _, bad := range []metadata.SearchQuery{{Kind: "vm"}, {Visibility: "secret"}, {Text: "sha256:ab"}, {Text: "sha256:xyz0"}, {After: "x"}, {After: "-1"}, {Text: "sha256:abcd", After: "a\xff@b"}, {Namespace: "\xff"}} {
+		for _, bad := range []metadata.SearchQuery{{Text: "oo"}, {Text: "oo tools"}, {Kind: "vm"}, {Visibility: "secret"}, {Text: "sha256:ab"}, {Text: "sha256:xyz0"}, {After: "x"}, {After: "-1"}, {Text: "sha256:abcd", After: "a\xff@b"}, {Namespace: "\xff"}} {
 			if _, err := s.Search(ctx, alice, bad); !errors.Is(err, metadata.ErrInvalidSearch) {
 				t.Errorf("%+v: err = %v, want ErrInvalidSearch", bad, err)
 			}
@@ -134,6 +139,25 @@ func TestSearch(t *testing.T) {
 		if slices.Sort(all); len(slices.Compact(slices.Clone(all))) != 7 || all[0] != "bob/page-0" {
 			t.Errorf("pages = %q", all)
 		}
+
+		// PostgreSQL reads a page from the index's candidates when there are at most
+		// maxCandidates, else newest first: both give the same pages.
+		for _, cap := range []int{1000, 2} {
+			maxCandidates = cap
+			var got []string
+			for after, n := "", 0; n < 20; n++ {
+				res, err := s.Search(ctx, anon, metadata.SearchQuery{Text: "page", After: after, Limit: 2})
+				must(err)
+				got = append(got, hitNames(res)...)
+				if after = res.Next; after == "" {
+					break
+				}
+			}
+			if want := []string{"bob/page-6", "bob/page-5", "bob/page-4", "bob/page-3", "bob/page-2", "bob/page-1", "bob/page-0"}; !slices.Equal(got, want) {
+				t.Errorf("%d candidates: pages = %q, want %q", cap, got, want)
+			}
+		}
+		maxCandidates = 1000
 
 		// A deleted repository leaves the index; a re-created one starts unindexed.
 		must(s.DeleteRepository(ctx, "alice/web-frontend"))
@@ -234,5 +258,77 @@ func TestTagPage(t *testing.T) {
 		if _, err := s.TagPage(ctx, "x/app", "size", false, 0, 10); err == nil {
 			t.Error("unknown order accepted")
 		}
+	})
+}
+
+// manyNamespaces is more namespaces than a search narrows its index reads by (they
+// are read unnarrowed), with ns among them.
+func manyNamespaces(ns string) []string {
+	out := []string{ns}
+	for i := range maxScopeMarkers + 5 {
+		out = append(out, fmt.Sprintf("other%d", i))
+	}
+	return out
+}
+
+// TestSearchVisibilityChange: a repository made private leaves every search of those
+// who may no longer pull it at once (the next statement), on both stores, whatever
+// the search narrows by; made public again, it is found again. The index's scope
+// (migration 0033) follows the repository's visibility in the same transaction.
+func TestSearchVisibilityChange(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s, _ := openFresh(t, b)
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, u := range []string{"alice", "bob"} {
+			_, err := s.CreateUser(ctx, accounts.User{Name: u})
+			must(err)
+		}
+		d := putTestManifest(t, s, "alice/storefront", "store", "v1", "")
+		putTestManifest(t, s, "bob/storefront-fork", "fork", "v1", "")
+		must(s.SetSearchDoc(ctx, "alice/storefront", metadata.SearchDoc{Kind: metadata.KindImage, Description: "the shop", Digest: d}))
+		must(s.SetRepositoryVisibility(ctx, "alice/storefront", accounts.Public))
+
+		anon := metadata.CatalogFilter{Public: true}
+		alice := metadata.CatalogFilter{Public: true, Namespaces: []string{"alice"}, Member: "alice"}
+		bob := metadata.CatalogFilter{Public: true, Namespaces: []string{"bob"}, Member: "bob"}
+		queries := []metadata.SearchQuery{
+			{Text: "storefront"}, {Text: "shop"}, {Text: "the shop"}, {Text: "sho shop"}, {},
+			{Namespace: "alice"}, {Visibility: "public"}, {Kind: metadata.KindImage},
+			{Text: "shop", Visibility: "public", Namespace: "alice"},
+		}
+		found := func(f metadata.CatalogFilter, q metadata.SearchQuery) bool {
+			t.Helper()
+			res, err := s.Search(ctx, f, q)
+			must(err)
+			return slices.Contains(hitNames(res), "alice/storefront")
+		}
+		check := func(when string, wantAnon, wantAlicePrivate bool) {
+			t.Helper()
+			for _, q := range queries {
+				for who, f := range map[string]metadata.CatalogFilter{"anonymous": anon, "bob": bob} {
+					if got := found(f, q); got != wantAnon {
+						t.Errorf("%s: %s, %+v: found %v", when, who, q, got)
+					}
+				}
+				if q.Visibility == "" && !found(alice, q) {
+					t.Errorf("%s: the owner does not find it with %+v", when, q)
+				}
+			}
+			q := metadata.SearchQuery{Text: "shop", Visibility: "private"}
+			if got := found(alice, q); got != wantAlicePrivate {
+				t.Errorf("%s: the owner, %+v: found %v", when, q, got)
+			}
+		}
+		check("public", true, false)
+		must(s.SetRepositoryVisibility(ctx, "alice/storefront", accounts.Private))
+		check("made private", false, true)
+		must(s.SetRepositoryVisibility(ctx, "alice/storefront", accounts.Public))
+		check("public again", true, false)
 	})
 }

@@ -263,6 +263,7 @@ func TestUpgradeFromFixture(t *testing.T) {
 			}
 			defer s.Close()
 			checkUpgraded(t, s)
+			checkSearchScope(t, s)
 		})
 		t.Run(commit+"/postgres", func(t *testing.T) {
 			dsn := backends[1].fresh(t)
@@ -290,7 +291,42 @@ func TestUpgradeFromFixture(t *testing.T) {
 			}
 			defer s.Close()
 			checkUpgraded(t, s)
+			checkSearchScope(t, s)
 		})
+	}
+}
+
+// checkSearchScope: migration 0033 gave the repositories an upgraded database held
+// their search scope, so a search with no text finds what Catalog lists, anonymous
+// and for the owner of a namespace.
+func checkSearchScope(t *testing.T, s *Store) {
+	t.Helper()
+	all, err := s.Catalog(t.Context(), metadata.CatalogFilter{All: true}, "", 0)
+	if err != nil || len(all) == 0 {
+		t.Fatalf("catalog: %q, %v", all, err)
+	}
+	for _, f := range []metadata.CatalogFilter{{Public: true}, {Namespaces: []string{namespaceOf(all[0])}}, {Public: true, Namespaces: []string{namespaceOf(all[len(all)-1])}}} {
+		want, err := s.Catalog(t.Context(), f, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for after := ""; ; {
+			res, err := s.Search(t.Context(), f, metadata.SearchQuery{After: after, Limit: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range res.Hits {
+				got = append(got, h.Repository)
+			}
+			if after = res.Next; after == "" {
+				break
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("%+v: search finds %q, catalog lists %q", f, got, want)
+		}
 	}
 }
 
