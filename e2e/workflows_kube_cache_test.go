@@ -65,6 +65,7 @@ jobs:
 
 	agent := s.Addr + "/hubctl/agent:1"
 	s = startServerEnv(t, s.DataDir, append(env, "HUBCTL_WORKFLOWS_KUBE_AGENT_IMAGE="+agent))
+	cli = loginCLI(t, s) // the restarted hub listens on another port
 	cli.run("workflow", "apply", file, "--namespace", "wfcache")
 	runID, err := strconv.ParseInt(strings.TrimSpace(cli.run("workflow", "run", "wfcache/cached")), 10, 64)
 	if err != nil {
