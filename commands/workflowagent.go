@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -24,9 +26,10 @@ import (
 
 // `hubctl workflow-agent` is hidden: it runs inside a workflow job's pod on an
 // executor that cannot move files itself (Kubernetes), as the init container that
-// restores the artifacts of the jobs this one needs before the first step and as the
-// last container that uploads the job's own artifacts after the last step
-// (docs/design/workflows.md, "Artifacts on Kubernetes"). It signs in with the job's
+// restores the artifacts of the jobs this one needs and the job's cache before the
+// first step and as the last container that uploads the job's own artifacts, and its
+// cache when the key had none, after the last step (docs/design/workflows.md,
+// "Artifacts on Kubernetes"). It signs in with the job's
 // $HUBCTL_TOKEN (or $HUBCTL_TOKEN_FILE) to $HUBCTL_HUB, which only lets it touch its
 // own run.
 
@@ -43,6 +46,9 @@ type WorkflowAgentOptions struct {
 	Workspace string
 	// Artifacts are NAME=PATH pairs to upload (save); PATH is relative to Workspace.
 	Artifacts []string
+	// Cache, when set, is the job's cache directory: restore extracts the cache the
+	// hub keeps under the job's key into it, save uploads it when the key has none.
+	Cache string
 	// Client is the hub client signed in with the job's token (set by the command).
 	Client *hubclient.Client
 }
@@ -51,12 +57,12 @@ type WorkflowAgentOptions struct {
 func NewCmdWorkflowAgent(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:    "workflow-agent",
-		Short:  "Move a workflow job's artifacts between its workspace and the hub (inside a job's pod)",
+		Short:  "Move a workflow job's artifacts and cache between its pod and the hub (inside a job's pod)",
 		Hidden: true,
 		Args:   checkArgs(cobra.NoArgs),
 	}
-	cmd.AddCommand(agentCommand(f, "restore", "Extract the artifacts of the jobs this job needs into its workspace", WorkflowAgentRestore),
-		agentCommand(f, "save", "Upload the job's artifacts from its workspace", WorkflowAgentSave))
+	cmd.AddCommand(agentCommand(f, "restore", "Extract the artifacts of the jobs this job needs into its workspace, and its cache", WorkflowAgentRestore),
+		agentCommand(f, "save", "Upload the job's artifacts from its workspace, and its cache when the key has none", WorkflowAgentSave))
 	return cmd
 }
 
@@ -67,6 +73,7 @@ func agentCommand(f *Factory, use, short string, run func(context.Context, *Work
 	fl.Int64Var(&opts.Run, "run", 0, "The workflow run's `ID`")
 	fl.Int64Var(&opts.Job, "job", 0, "The job run's `ID`")
 	fl.StringVar(&opts.Workspace, "workspace", "/workspace", "The job's workspace `DIR`")
+	fl.StringVar(&opts.Cache, "cache", "", "The job's cache `DIR` (the hub evaluates the key)")
 	if use == "save" {
 		fl.StringArrayVar(&opts.Artifacts, "artifact", nil, "An artifact to upload, `NAME=PATH` (PATH relative to the workspace; repeatable)")
 	}
@@ -116,19 +123,36 @@ func WorkflowAgentRestore(ctx context.Context, o *WorkflowAgentOptions) error {
 		if !filepath.IsLocal(filepath.FromSlash(dir)) && dir != "." {
 			return fmt.Errorf("artifact %s of job %s: path %q is not inside the workspace", a.Name, a.Job, a.Path)
 		}
-		if err := restoreOne(ctx, o, a.JobID, a.Name, filepath.Join(o.Workspace, filepath.FromSlash(dir))); err != nil {
+		rc, dg, err := o.Client.DownloadNeededArtifact(ctx, o.Run, o.Job, a.JobID, a.Name)
+		if err == nil {
+			err = extractVerified(rc, dg, filepath.Join(o.Workspace, filepath.FromSlash(dir)))
+		}
+		if err != nil {
 			return fmt.Errorf("artifact %s of job %s: %w", a.Name, a.Job, err)
 		}
 		fmt.Fprintf(o.IO.ErrOut, "Restored artifact %s of job %s into %s\n", a.Name, a.Job, a.Path)
 	}
+	if o.Cache == "" {
+		return nil
+	}
+	rc, dg, err := o.Client.DownloadJobCache(ctx, o.Run, o.Job)
+	if errors.Is(err, hubclient.ErrNoCache) {
+		fmt.Fprintf(o.IO.ErrOut, "No cache under the job's key yet: %s starts empty\n", o.Cache)
+		return nil
+	}
+	if err == nil {
+		err = extractVerified(rc, dg, o.Cache)
+	}
+	if err != nil {
+		return fmt.Errorf("restore the cache into %s: %w", o.Cache, err)
+	}
+	fmt.Fprintf(o.IO.ErrOut, "Restored the cache (%s) into %s\n", dg, o.Cache)
 	return nil
 }
 
-func restoreOne(ctx context.Context, o *WorkflowAgentOptions, from int64, name, dir string) error {
-	rc, dg, err := o.Client.DownloadNeededArtifact(ctx, o.Run, o.Job, from, name)
-	if err != nil {
-		return err
-	}
+// extractVerified extracts the tar.gz rc into dir, checking every entry, and fails
+// unless what it read matches dg; it closes rc.
+func extractVerified(rc io.ReadCloser, dg, dir string) error {
 	defer rc.Close()
 	want, err := digest.Parse(dg)
 	if err != nil {
@@ -176,5 +200,45 @@ func WorkflowAgentSave(ctx context.Context, o *WorkflowAgentOptions) error {
 		}
 		fmt.Fprintf(o.IO.ErrOut, "Saved artifact %s (%s, %s bytes, %s)\n", name, rel, strconv.FormatInt(a.Size, 10), a.Digest)
 	}
+	if o.Cache == "" {
+		return nil
+	}
+	return saveCache(ctx, o)
+}
+
+// saveCache uploads the cache directory when the job's key has no cache: a key's
+// cache never changes, so one restored (or saved meanwhile by another run) is left.
+func saveCache(ctx context.Context, o *WorkflowAgentOptions) error {
+	has, err := o.Client.HasJobCache(ctx, o.Run, o.Job)
+	if err != nil {
+		return fmt.Errorf("the cache: %w", err)
+	}
+	if has {
+		fmt.Fprintf(o.IO.ErrOut, "The job's key has a cache already, which never changes: %s not saved\n", o.Cache)
+		return nil
+	}
+	if _, err := os.Lstat(o.Cache); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(o.IO.ErrOut, "No cache directory %s: nothing cached\n", o.Cache)
+		return nil
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		gz := gzip.NewWriter(pw)
+		err := archive.Create(gz, o.Cache, ".", archive.Limits{Bytes: maxAgentFiles, Entries: 1 << 20})
+		if err == nil {
+			err = gz.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	c, err := o.Client.UploadJobCache(ctx, o.Run, o.Job, pr)
+	pr.CloseWithError(errors.New("upload ended"))
+	if errors.Is(err, hubclient.ErrCacheExists) {
+		fmt.Fprintf(o.IO.ErrOut, "The job's key got a cache meanwhile, which never changes: %s not saved\n", o.Cache)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("save the cache %s: %w", o.Cache, err)
+	}
+	fmt.Fprintf(o.IO.ErrOut, "Saved the cache %s (%s bytes, %s)\n", o.Cache, strconv.FormatInt(c.Size, 10), c.Digest)
 	return nil
 }

@@ -22,6 +22,7 @@ func (a *api) jobArtifactRoutes() {
 	a.route(jobFilesPrefix+"artifacts/{name}", map[string]handlerFunc{"PUT": a.uploadJobArtifact})
 	a.route(jobFilesPrefix+"needed-artifacts", map[string]handlerFunc{"GET": a.listNeededArtifacts})
 	a.route(jobFilesPrefix+"needed-artifacts/{from}/{name}", map[string]handlerFunc{"GET": a.downloadNeededArtifact})
+	a.route(jobFilesPrefix+"cache", map[string]handlerFunc{"GET": a.downloadJobCache, "HEAD": a.downloadJobCache, "PUT": a.uploadJobCache})
 }
 
 // jobOfToken returns the running job run named by the path, which must be of the run

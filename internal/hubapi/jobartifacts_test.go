@@ -52,6 +52,13 @@ type artifactFixture struct {
 
 func newArtifactFixture(t *testing.T, maxSize int64) *artifactFixture {
 	t.Helper()
+	return newFilesFixture(t, func(o *wfengine.ArtifactOptions) { o.MaxSize = maxSize })
+}
+
+// newFilesFixture is newArtifactFixture with the artifact and cache options as edit
+// makes them.
+func newFilesFixture(t *testing.T, edit func(*wfengine.ArtifactOptions)) *artifactFixture {
+	t.Helper()
 	keys, err := token.LoadOrCreateKeySet(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +74,8 @@ func newArtifactFixture(t *testing.T, maxSize int64) *artifactFixture {
 		af.minter = &machinetoken.Minter{Keys: keys, Issuer: "hubctl-test", Service: "registry.test", Store: store, Policy: &authz.Policy{Store: store}}
 		o.Minter = af.minter
 		o.Blobs = blobs
-		o.JobArtifacts = wfengine.ArtifactOptions{Store: store, Blobs: blobs, MaxSize: maxSize, TempDir: t.TempDir()}
+		o.JobArtifacts = wfengine.ArtifactOptions{Store: store, Blobs: blobs, TempDir: t.TempDir()}
+		edit(&o.JobArtifacts)
 		o.VerifyJWT = func(raw string) (string, token.Hub, error) {
 			c, err := ver.Verify(raw)
 			if err != nil {
@@ -82,9 +90,12 @@ func newArtifactFixture(t *testing.T, maxSize int64) *artifactFixture {
 
 // startRun starts a manual run of alice's pipe workflow and claims its first job
 // (build) as engine e1: the run and build's job run ids, and the run's job token.
-func (af *artifactFixture) startRun() (run, build int64, tok string) {
+func (af *artifactFixture) startRun() (run, build int64, tok string) { return af.startRunOf("pipe") }
+
+// startRunOf is startRun of alice's workflow name.
+func (af *artifactFixture) startRunOf(name string) (run, build int64, tok string) {
 	t := af.t
-	run = decodeAs[hubtypes.WorkflowRun](t, af.want(af.do(asAlice, "POST", "/api/v1/workflows/alice/pipe/runs", nil), 201, "")).ID
+	run = decodeAs[hubtypes.WorkflowRun](t, af.want(af.do(asAlice, "POST", "/api/v1/workflows/alice/"+name+"/runs", nil), 201, "")).ID
 	claims, err := af.store.ClaimWorkflowJobs(t.Context(), "e1", 1, time.Minute)
 	if err != nil || len(claims) != 1 || claims[0].Run.ID != run {
 		t.Fatalf("claim %+v, %v", claims, err)

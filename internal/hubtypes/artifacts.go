@@ -12,3 +12,11 @@ type WorkflowArtifact struct {
 	Size      int64  `json:"size"`
 	CreatedAt string `json:"createdAt,omitempty"`
 }
+
+// WorkflowCache is a cache a job run saved for its workflow, as the hub answers the
+// job's upload: its key is the hub's to know, not the job's.
+type WorkflowCache struct {
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	CreatedAt string `json:"createdAt,omitempty"`
+}

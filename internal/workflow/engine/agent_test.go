@@ -25,6 +25,7 @@ type agentExec struct {
 	o     engine.ArtifactOptions
 	mu    sync.Mutex
 	specs map[string]executor.AgentFiles
+	keys  map[string]string // JobSpec.CacheKey by job name
 	saved int
 }
 
@@ -32,6 +33,9 @@ func (x *agentExec) SetupWorkflow(ctx context.Context, job *executor.JobSpec) er
 	x.mu.Lock()
 	if job.Agent != nil {
 		x.specs[job.Name] = *job.Agent
+		if x.keys != nil {
+			x.keys[job.Name] = job.CacheKey
+		}
 	}
 	x.mu.Unlock()
 	return x.Executor.SetupWorkflow(ctx, job)
@@ -132,5 +136,84 @@ func TestEngineFileAgent(t *testing.T) {
 				t.Fatalf("artifacts %+v %v", arts, err)
 			}
 		})
+	}
+}
+
+const agentCacheWorkflow = `name: agentcache
+on:
+  push:
+    repositories: [team/app]
+jobs:
+  a:
+    image: alpine
+    outputs: [lock]
+    steps:
+      - run: echo "lock=L1" >> "$HUBCTL_OUTPUT"
+  b:
+    needs: [a]
+    image: alpine
+    cache:
+      key: deps-${{ needs.a.outputs.lock }}-${{ run.workflow }}
+      path: /root/.cache/deps
+    steps:
+      - run: "true"
+`
+
+// TestEngineFileAgentCache: on an executor whose jobs move their own files, a job
+// with a cache gets it as AgentFiles.Cache (its path, a restore before the first
+// step, WaitSaved after the last), and engine.CacheKey — what the hub's cache
+// endpoints evaluate from the stored run — gives the key the engine evaluated when
+// the job started, a needed job's output in it.
+func TestEngineFileAgentCache(t *testing.T) {
+	s, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	l, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blobstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := engine.ArtifactOptions{Store: s, Blobs: blobs, TempDir: t.TempDir()}
+	x := &agentExec{Executor: l, o: o, specs: map[string]executor.AgentFiles{}, keys: map[string]string{}}
+	e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
+		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o, Hub: "http://hub.example:5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	w := trigger(t, s, "agentcache", agentCacheWorkflow)
+	run := waitRuns(t, s, w, 1)[0]
+	if run.State != engine.StateSucceeded {
+		t.Fatalf("run %s: %+v", run.State, run.Jobs)
+	}
+	j := jobsByName(run)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	b := x.specs[j["b"].Display]
+	if b.JobID != j["b"].ID || !b.Restore || b.Cache != "/root/.cache/deps" || len(b.Save) != 0 || x.saved != 1 {
+		t.Fatalf("b's agent files %+v, saves %d", b, x.saved)
+	}
+	if _, ok := x.specs[j["a"].Display]; ok {
+		t.Fatalf("a, with no cache nor artifacts, got agent files %+v", x.specs[j["a"].Display])
+	}
+	jb := j["b"]
+	key, err := engine.CacheKey(&run, &jb)
+	if err != nil || key != "deps-L1-agentcache" {
+		t.Fatalf("CacheKey = %q, %v", key, err)
+	}
+	if spec := x.keys[j["b"].Display]; !strings.HasSuffix(spec, "\n"+key) {
+		t.Fatalf("the engine's key %q is not the hub's %q", spec, key)
+	}
+	ja := j["a"]
+	if key, err := engine.CacheKey(&run, &ja); err != nil || key != "" {
+		t.Fatalf("CacheKey of a job without a cache = %q, %v", key, err)
 	}
 }

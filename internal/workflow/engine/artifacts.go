@@ -162,12 +162,9 @@ type files struct {
 func (e *Engine) newFiles(ctx context.Context, run *Run, j *workflow.Job, c *Claim, spec *executor.JobSpec, vals map[string]any) (*files, error) {
 	f := &files{e: e, spec: spec, job: j, c: c, run: run}
 	if j.Cache != nil {
-		key, err := expand(j.Cache.Key, vals)
+		key, err := cacheKey(j, vals)
 		if err != nil {
-			return nil, fmt.Errorf("cache key: %w", err)
-		}
-		if key == "" || len(key) > 512 {
-			return nil, fmt.Errorf("cache key %q must be 1 to 512 bytes", key)
+			return nil, err
 		}
 		f.cacheKey = key
 		// What an executor keeps under the key (a Docker volume) is the workflow's on
@@ -198,13 +195,15 @@ func (e *Engine) newFiles(ctx context.Context, run *Run, j *workflow.Job, c *Cla
 		return nil, errors.New("artifacts and caches need the hub's blob store, which this engine was not given")
 	}
 	if fa, ok := e.o.Executor.(executor.FileAgent); ok {
-		if j.Cache != nil {
-			return nil, fmt.Errorf("the %s executor cannot keep caches", e.o.Executor.Name())
-		}
 		if e.o.Hub == "" {
-			return nil, fmt.Errorf("artifacts on the %s executor need the hub's URL as job containers reach it ($HUBCTL_HUB), which this engine was not given", e.o.Executor.Name())
+			return nil, fmt.Errorf("artifacts and caches on the %s executor need the hub's URL as job containers reach it ($HUBCTL_HUB), which this engine was not given", e.o.Executor.Name())
 		}
-		spec.Agent = &executor.AgentFiles{RunID: run.ID, JobID: c.Job.ID, Restore: needed}
+		// The job's agent restores and saves the cache through the hub, which
+		// evaluates the key itself (CacheKey) from its record of the job run.
+		spec.Agent = &executor.AgentFiles{RunID: run.ID, JobID: c.Job.ID, Restore: needed || j.Cache != nil}
+		if j.Cache != nil {
+			spec.Agent.Cache = spec.CachePath
+		}
 		for _, a := range j.Artifacts {
 			spec.Agent.Save = append(spec.Agent.Save, executor.NamedPath{Name: a.Name, Path: a.Path})
 		}
@@ -217,6 +216,38 @@ func (e *Engine) newFiles(ctx context.Context, run *Run, j *workflow.Job, c *Cla
 	}
 	f.x = x
 	return f, nil
+}
+
+// cacheKey evaluates job j's cache key with the run's values: 1 to 512 bytes.
+func cacheKey(j *workflow.Job, vals map[string]any) (string, error) {
+	key, err := expand(j.Cache.Key, vals)
+	if err != nil {
+		return "", fmt.Errorf("cache key: %w", err)
+	}
+	if key == "" || len(key) > 512 {
+		return "", fmt.Errorf("cache key %q must be 1 to 512 bytes", key)
+	}
+	return key, nil
+}
+
+// CacheKey is the key under which job run jr of run keeps its cache, evaluated from
+// the run as the store records it (its workflow source, inputs, event, matrix and the
+// outputs of the jobs it needs), as the engine evaluates it when the job starts: ""
+// when the job declares no cache. The hub's job-token cache endpoints use it, so a
+// job's agent never names the key itself.
+func CacheKey(run *Run, jr *Job) (string, error) {
+	wf, err := workflow.Parse(run.Source)
+	if err != nil {
+		return "", fmt.Errorf("parse the workflow of run %d: %w", run.ID, err)
+	}
+	j := wf.Job(jr.Job)
+	if j == nil {
+		return "", fmt.Errorf("run %d: job %q is not in its workflow", run.ID, jr.Job)
+	}
+	if j.Cache == nil {
+		return "", nil
+	}
+	return cacheKey(j, values(run, wf, j, jr))
 }
 
 func (e *Engine) neededArtifacts(ctx context.Context, runID int64, needs []int64) ([]Artifact, error) {
@@ -313,9 +344,13 @@ func (v *verifier) Read(p []byte) (int, error) {
 
 // save stores the job's artifacts, and its cache when the key had none.
 func (f *files) save(ctx context.Context) error {
-	if f.agent != nil && f.spec.Agent != nil && len(f.spec.Agent.Save) > 0 {
+	if f.agent != nil && f.spec.Agent != nil && (len(f.spec.Agent.Save) > 0 || f.spec.Agent.Cache != "") {
 		if err := f.agent.WaitSaved(ctx, f.spec); err != nil {
-			return fmt.Errorf("save the artifacts: %w", err)
+			what := "the artifacts"
+			if len(f.spec.Agent.Save) == 0 {
+				what = "the cache"
+			}
+			return fmt.Errorf("save %s: %w", what, err)
 		}
 		return nil
 	}

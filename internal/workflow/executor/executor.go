@@ -201,7 +201,7 @@ const MaxOutput = 1 << 20
 
 // AgentFiles is what a FileAgent executor's job moves itself, with `hubctl
 // workflow-agent` and the job's $HUBCTL_TOKEN: the artifacts of the jobs it needs
-// before its first step, its own after its last.
+// and its cache before its first step, its own artifacts and cache after its last.
 type AgentFiles struct {
 	// RunID and JobID are the run's and the job run's ids in the hub (JobSpec.JobID
 	// carries the engine's prefix).
@@ -210,6 +210,10 @@ type AgentFiles struct {
 	Restore bool
 	// Save are the job's artifacts.
 	Save []NamedPath
+	// Cache, when the job keeps a cache, is its path (JobSpec.CachePath): restored
+	// from the hub before the first step (Restore is set then), saved after the last
+	// when the key had none. The hub evaluates the key itself.
+	Cache string
 }
 
 // NamedPath is an artifact: its name and its path under the workspace.

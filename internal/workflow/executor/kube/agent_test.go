@@ -140,8 +140,9 @@ func TestWaitSaved(t *testing.T) {
 	}
 }
 
-// TestAgentAgainstControlPlane: the Job with the agent's init and last containers is
-// admitted and validated by the real API server, its pod made and scheduled, and
+// TestAgentAgainstControlPlane: the Job with the agent's init and last containers,
+// and a cache's emptyDir mounted in its steps, is admitted and validated by the real
+// API server, its pod made and scheduled, and
 // WaitSaved sees the save container end. kwok runs no container: no agent really
 // moves a file here (TestWorkflowAgent in commands tests the agent against a real
 // hub); every container "exits 0" as kwok's stages report it.
@@ -162,7 +163,8 @@ func TestAgentAgainstControlPlane(t *testing.T) {
 		Labels:   map[string]string{"hubctl.run": "1", "hubctl.job": "201"},
 		Timeout:  time.Hour,
 		Agent: &executor.AgentFiles{RunID: 1, JobID: 201, Restore: true,
-			Save: []executor.NamedPath{{Name: "dist", Path: "out/dist"}}},
+			Save: []executor.NamedPath{{Name: "dist", Path: "out/dist"}}, Cache: "/root/.cache"},
+		CacheKey: "hub/acme/ci\ndeps", CachePath: "/root/.cache",
 		Steps: []executor.StepSpec{{Index: 0, Name: "build", Run: "make"}, {Index: 1, Name: "test", Run: "make test"}},
 	}
 	for i := range job.Steps {
@@ -186,6 +188,18 @@ func TestAgentAgainstControlPlane(t *testing.T) {
 	}
 	if got := names(pod.Containers); !slices.Equal(got, []string{"hubctl-save"}) {
 		t.Fatalf("admitted containers %v", got)
+	}
+	// The cache's emptyDir, mounted in the steps and the agents, passed validation.
+	if len(pod.Volumes) != 2 || pod.Volumes[1].Name != "cache" || pod.Volumes[1].EmptyDir == nil {
+		t.Fatalf("admitted volumes %+v", pod.Volumes)
+	}
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		if len(c.VolumeMounts) != 2 || c.VolumeMounts[1].MountPath != "/root/.cache" {
+			t.Errorf("%s: admitted mounts %+v", c.Name, c.VolumeMounts)
+		}
+	}
+	if got := pod.Containers[0].Command; got[len(got)-1] != "/root/.cache" || got[len(got)-2] != "--cache" {
+		t.Errorf("admitted save command %v", got)
 	}
 	if err := e.DestroyWorkflow(ctx, job); err != nil {
 		t.Fatal(err)
@@ -239,6 +253,96 @@ func TestTokenRenewedInEnvSecret(t *testing.T) {
 	for _, v := range objs.job.Spec.Template.Spec.Containers[0].Env {
 		if v.Name == "HUBCTL_TOKEN" && string(after[v.ValueFrom.SecretKeyRef.Key]) != "renewed.job-token.sig" {
 			t.Fatalf("the save container's token key %s holds %q", v.ValueFrom.SecretKeyRef.Key, after[v.ValueFrom.SecretKeyRef.Key])
+		}
+	}
+}
+
+// TestAgentCacheContainers: a job with a cache gets an emptyDir "cache" volume mounted
+// at the cache path in every step and in both agent containers (not in the services),
+// `restore --cache PATH` before everything and `save … --cache PATH` after the last
+// step, even when it moves no artifact; without an agent image, or without the
+// agent's part, the job is refused.
+func TestAgentCacheContainers(t *testing.T) {
+	e := newExec(t, newFake(t), WithAgentImage(agentImage))
+	cacheJob := func() *executor.JobSpec {
+		job := agentJob()
+		job.Agent.Restore, job.Agent.Save = false, nil
+		job.CacheKey, job.CachePath = "hub/acme/ci\ndeps-1", "/root/.cache"
+		job.Agent.Cache = "/root/.cache"
+		return job
+	}
+	objs, err := e.build(cacheJob())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := objs.job.Spec.Template.Spec
+	if got := names(pod.InitContainers); !slices.Equal(got, []string{"hubctl-restore", "svc-db", "step-0", "step-1"}) {
+		t.Fatalf("init containers %v", got)
+	}
+	if got := names(pod.Containers); !slices.Equal(got, []string{"hubctl-save"}) {
+		t.Fatalf("containers %v", got)
+	}
+	var vols []string
+	for _, v := range pod.Volumes {
+		vols = append(vols, v.Name)
+		if v.Name == "cache" && v.EmptyDir == nil {
+			t.Errorf("the cache volume is not an emptyDir: %+v", v)
+		}
+	}
+	if !slices.Equal(vols, []string{"workspace", "cache"}) {
+		t.Fatalf("volumes %v", vols)
+	}
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		var mounts []string
+		for _, m := range c.VolumeMounts {
+			mounts = append(mounts, m.Name+"="+m.MountPath)
+		}
+		want := []string{"workspace=/workspace", "cache=/root/.cache"}
+		if strings.HasPrefix(c.Name, "svc-") {
+			want = nil
+		}
+		if !slices.Equal(mounts, want) {
+			t.Errorf("%s mounts %v, want %v", c.Name, mounts, want)
+		}
+	}
+	restore, save := pod.InitContainers[0], pod.Containers[0]
+	if got := strings.Join(restore.Command, " "); got != "/hubctl workflow-agent restore --run 7 --job 9042 --workspace /workspace --cache /root/.cache" {
+		t.Errorf("restore command %q", got)
+	}
+	if got := strings.Join(save.Command, " "); got != "/hubctl workflow-agent save --run 7 --job 9042 --workspace /workspace --cache /root/.cache" {
+		t.Errorf("save command %q", got)
+	}
+	b, _ := json.Marshal(objs.job)
+	if strings.Contains(string(b), tokenValue) || strings.Contains(string(b), "deps-1") {
+		t.Fatal("the job token or the cache key is in the Job")
+	}
+
+	// With artifacts too: one restore, one save doing both.
+	job := cacheJob()
+	job.Agent.Restore = true
+	job.Agent.Save = []executor.NamedPath{{Name: "dist", Path: "out/dist"}}
+	if objs, err = e.build(job); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(objs.job.Spec.Template.Spec.Containers[0].Command, " "); got != "/hubctl workflow-agent save --run 7 --job 9042 --workspace /workspace --artifact dist=out/dist --cache /root/.cache" {
+		t.Errorf("save command %q", got)
+	}
+
+	// Refused: no agent image; a cache key the agent does not move; a cache path that
+	// is relative, unclean, / or the workspace.
+	if _, err := newExec(t, newFake(t)).build(cacheJob()); err == nil || !strings.Contains(err.Error(), "agent_image") {
+		t.Fatalf("without an agent image: %v", err)
+	}
+	job = cacheJob()
+	job.Agent = nil
+	if _, err := e.build(job); err == nil || !strings.Contains(err.Error(), "Agent.Cache") {
+		t.Fatalf("a cache without the agent's part: %v", err)
+	}
+	for _, p := range []string{"cache", "/root/../etc", "/", "/workspace", "/root/.cache/"} {
+		job = cacheJob()
+		job.Agent.Cache = p
+		if _, err := e.build(job); err == nil || !strings.Contains(err.Error(), "cache path") {
+			t.Errorf("cache path %q: %v", p, err)
 		}
 	}
 }

@@ -21,7 +21,10 @@
 // hubctl.run and hubctl.job, and the executor only ever reads or deletes what carries
 // hubctl.job: anything else in the namespace is never touched. The workspace is an
 // emptyDir (or a generic ephemeral volume, a PVC made with the pod and deleted with
-// it, WithWorkspaceVolume) mounted at /workspace in every step.
+// it, WithWorkspaceVolume) mounted at /workspace in every step. A job's cache is an
+// emptyDir mounted at its cache path in every step, filled from the hub and saved to
+// it by the job's agent containers (WithAgentImage): the hub keeps caches, not the
+// cluster.
 //
 // Jobs outlive the hub: the executor is executor.Identified, so an engine that stops
 // leaves them, and the engine that claims the job run next re-attaches (Find, then
@@ -42,6 +45,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"strconv"
 	"time"
@@ -101,7 +105,7 @@ type Executor struct {
 	// workspace, when set, makes the workspace a generic ephemeral volume.
 	workspaceClass string
 	workspaceSize  resource.Quantity
-	// agentImage holds /hubctl, whose workflow-agent moves a job's artifacts.
+	// agentImage holds /hubctl, whose workflow-agent moves a job's artifacts and cache.
 	agentImage string
 	now        func() time.Time
 }
@@ -131,8 +135,9 @@ func WithWorkspaceVolume(class string, size resource.Quantity) Option {
 }
 
 // WithAgentImage sets the image, holding the hubctl binary at /hubctl, that moves a
-// job's artifacts (`hubctl workflow-agent`) in an init container before its first
-// step and a last container after its last; "" makes a job with artifacts fail.
+// job's artifacts and cache (`hubctl workflow-agent`) in an init container before its
+// first step and a last container after its last; "" makes a job with artifacts or a
+// cache fail.
 func WithAgentImage(image string) Option { return func(e *Executor) { e.agentImage = image } }
 
 // WithWorkspaceClaim is WithWorkspaceVolume with the size in bytes (the hub's
@@ -253,8 +258,16 @@ func checkJob(job *executor.JobSpec) error {
 			return fmt.Errorf("kube executor: service %q has no image", s.Name)
 		}
 	}
-	if job.CacheKey != "" {
-		return errors.New("kube executor: job caches are not supported by the Kubernetes executor yet")
+	if job.CacheKey != "" && (job.Agent == nil || job.Agent.Cache == "") {
+		// The engine gives the cache to the job's agent (AgentFiles.Cache): the hub
+		// keeps it, nothing on the cluster outlives the pod.
+		return errors.New("kube executor: the job's cache is moved by its agent (JobSpec.Agent.Cache), which the job has not")
+	}
+	if job.Agent != nil && job.Agent.Cache != "" {
+		c := job.Agent.Cache
+		if !path.IsAbs(c) || path.Clean(c) != c || c == "/" || c == job.Workspace() {
+			return fmt.Errorf("kube executor: cache path %q is not a clean absolute path other than / and the workspace", c)
+		}
 	}
 	return nil
 }

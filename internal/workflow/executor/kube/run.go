@@ -307,24 +307,24 @@ func (e *Executor) WaitSaved(ctx context.Context, job *executor.JobSpec) error {
 			if t.ExitCode == 0 && (t.Reason == "" || t.Reason == "Completed") {
 				return nil
 			}
-			return fmt.Errorf("the artifact agent exited %d (%s): %s", t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
+			return fmt.Errorf("the job's agent (hubctl-save) exited %d (%s): %s", t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
 		}
 		if cs != nil && cs.State.Waiting != nil {
 			w := cs.State.Waiting
 			switch {
 			case w.Reason == "InvalidImageName":
-				return fmt.Errorf("the artifact agent: %s: %s", w.Reason, w.Message)
+				return fmt.Errorf("the job's agent (hubctl-save): %s: %s", w.Reason, w.Message)
 			case fatalWaiting[w.Reason]:
 				if stuckSince.IsZero() {
 					stuckSince = e.now()
 				} else if e.now().Sub(stuckSince) >= e.pullGrace {
-					return fmt.Errorf("the artifact agent: %s for %s: %s", w.Reason, e.pullGrace, w.Message)
+					return fmt.Errorf("the job's agent (hubctl-save): %s for %s: %s", w.Reason, e.pullGrace, w.Message)
 				}
 			}
 		}
 		if cs == nil || cs.State.Running == nil {
 			if done, why := v.ended(); done {
-				return fmt.Errorf("the artifact agent never ran: %s", why)
+				return fmt.Errorf("the job's agent (hubctl-save) never ran: %s", why)
 			}
 		}
 		if err := e.sleep(ctx); err != nil {

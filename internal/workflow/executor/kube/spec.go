@@ -122,6 +122,14 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 
 	res := resources(job)
 	mounts := []corev1.VolumeMount{{Name: "workspace", MountPath: ws}}
+	volumes := []corev1.Volume{e.workspaceVolume(job)}
+	cache := job.Agent != nil && job.Agent.Cache != ""
+	if cache {
+		// The agent extracts the hub's copy into it before the first step and saves
+		// it after the last (when the key had none); it lives as long as the pod.
+		mounts = append(mounts, corev1.VolumeMount{Name: "cache", MountPath: job.Agent.Cache})
+		volumes = append(volumes, corev1.Volume{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	}
 	var inits, mains []corev1.Container
 	always := corev1.ContainerRestartPolicyAlways
 	var aliases []string
@@ -142,7 +150,7 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 		})
 		aliases = append(aliases, svc.Name)
 	}
-	agent := job.Agent != nil && (job.Agent.Restore || len(job.Agent.Save) > 0)
+	agent := job.Agent != nil && (job.Agent.Restore || len(job.Agent.Save) > 0 || cache)
 	var agentEnv []corev1.EnvVar
 	if agent {
 		var err error
@@ -150,12 +158,16 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 			return nil, err
 		}
 	}
-	if agent && job.Agent.Restore {
+	if agent && (job.Agent.Restore || cache) {
 		// Before the services and the steps: the needed artifacts are in the
-		// workspace when the first step starts.
-		inits = append([]corev1.Container{e.agentContainer(restoreContainer, job, agentEnv, mounts, res, "restore")}, inits...)
+		// workspace, and the cache in its path, when the first step starts.
+		args := []string{"restore"}
+		if cache {
+			args = append(args, "--cache", job.Agent.Cache)
+		}
+		inits = append([]corev1.Container{e.agentContainer(restoreContainer, job, agentEnv, mounts, res, args...)}, inits...)
 	}
-	saving := agent && len(job.Agent.Save) > 0
+	saving := agent && (len(job.Agent.Save) > 0 || cache)
 	for i := range job.Steps {
 		step := &job.Steps[i]
 		if step.Index != i {
@@ -182,6 +194,9 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 		for _, a := range job.Agent.Save {
 			args = append(args, "--artifact", a.Name+"="+a.Path)
 		}
+		if cache {
+			args = append(args, "--cache", job.Agent.Cache)
+		}
 		mains = append(mains, e.agentContainer(saveContainer, job, agentEnv, mounts, res, args...))
 	}
 
@@ -196,7 +211,7 @@ func (e *Executor) build(job *executor.JobSpec) (*objects, error) {
 		// namespace, no service environment variables.
 		AutomountServiceAccountToken: &noToken,
 		EnableServiceLinks:           &noLinks,
-		Volumes:                      []corev1.Volume{e.workspaceVolume(job)},
+		Volumes:                      volumes,
 	}
 	if len(aliases) > 0 {
 		pod.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: aliases}}
@@ -254,7 +269,7 @@ const (
 // the env Secret, as the steps get it), which it signs in with.
 func (e *Executor) agentEnv(job *executor.JobSpec, envOf func([]executor.EnvVar) ([]corev1.EnvVar, error)) ([]corev1.EnvVar, error) {
 	if e.agentImage == "" {
-		return nil, fmt.Errorf("kube executor: job %s moves artifacts, which needs an agent image (workflows.kube.agent_image)", job.JobID)
+		return nil, fmt.Errorf("kube executor: job %s moves artifacts or a cache, which needs an agent image (workflows.kube.agent_image)", job.JobID)
 	}
 	var vars []executor.EnvVar
 	for _, v := range job.Env {
@@ -263,7 +278,7 @@ func (e *Executor) agentEnv(job *executor.JobSpec, envOf func([]executor.EnvVar)
 		}
 	}
 	if len(vars) != 2 {
-		return nil, fmt.Errorf("kube executor: job %s moves artifacts, which needs $HUBCTL_HUB and $HUBCTL_TOKEN in its environment", job.JobID)
+		return nil, fmt.Errorf("kube executor: job %s moves artifacts or a cache, which needs $HUBCTL_HUB and $HUBCTL_TOKEN in its environment", job.JobID)
 	}
 	return envOf(vars)
 }
