@@ -107,7 +107,8 @@ func (t Token) GoString() string { return t.String() }
 
 // Mint issues a token for r: the intersection of r.Access with what r.Creator may do
 // now. It refuses (ErrRefused) a creator that is gone or disabled and a request of
-// which nothing is granted; a request partly granted gets a token for that part (a
+// which nothing is granted (a job's token that asks for nothing is the exception: it
+// carries only its creator, for its run's job endpoints); a request partly granted gets a token for that part (a
 // creator who lost push gets pull). The token is audited before it is returned: no
 // audit, no token.
 func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
@@ -124,7 +125,11 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 	if ttl < time.Second || ttl > MaxTTL {
 		return Token{}, fmt.Errorf("machine token for %s: lifetime %v is not between 1s and %v", r.Subject, r.TTL, MaxTTL)
 	}
-	if len(r.Access) == 0 && len(r.Deploys) == 0 {
+	// A job's token may ask for nothing: it then reaches only its own run's job
+	// endpoints (artifacts and caches moved by hubctl workflow-agent), which the hub
+	// API opens by its subject and creator, and nothing of the registry.
+	job := strings.HasPrefix(r.Subject, JobSubjectPrefix)
+	if len(r.Access) == 0 && len(r.Deploys) == 0 && !job {
 		return Token{}, fmt.Errorf("machine token for %s: no access asked for", r.Subject)
 	}
 	asked := make([]scope.Scope, 0, len(r.Access))
@@ -171,7 +176,7 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 	for _, d := range deploys {
 		names = append(names, scope.TypeHub+":"+scope.HubDeploys+":"+scope.HubWrite+"@"+d)
 	}
-	if len(granted) == 0 && len(deploys) == 0 {
+	if len(granted) == 0 && len(deploys) == 0 && (len(asked) > 0 || len(r.Deploys) > 0 || !job) {
 		var want []string
 		for _, sc := range asked {
 			want = append(want, sc.String())
@@ -181,7 +186,7 @@ func (m *Minter) Mint(ctx context.Context, r Request) (Token, error) {
 
 	iss := &token.Issuer{Keys: m.Keys, Issuer: m.Issuer, Service: m.Service, TTL: ttl, Now: m.Now}
 	var hub token.Hub
-	if strings.HasPrefix(r.Subject, JobSubjectPrefix) {
+	if job {
 		// A job's token names whom it acts for: the hub API re-checks that account
 		// when the token moves its run's artifacts or deploys.
 		hub = token.Hub{Creator: u.ID, Deploy: strings.Join(deploys, " ")}

@@ -169,4 +169,37 @@ func TestMachineTokenBadRequests(t *testing.T) {
 	if entries, _ := store.ListAudit(ctx, accounts.AuditFilter{Action: machinetoken.AuditAction}); len(entries) != 0 {
 		t.Fatalf("refusals audited as tokens: %+v", entries)
 	}
+
+	// A job's token may ask for nothing: it carries its creator for the run's job
+	// endpoints and grants nothing of the registry; it is audited like any other.
+	tok, err := m.Mint(ctx, machinetoken.Request{Creator: admin.ID, Subject: machinetoken.JobSubjectPrefix + "7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := (&token.Verifier{Keys: keys, Issuer: "hubctl", Audience: "hub"}).Verify(tok.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok.Access) != 0 || len(c.Access) != 0 || c.Hub != (token.Hub{Creator: admin.ID}) || c.Allows(scope.TypeRepository, "acme/app", scope.Pull) {
+		t.Fatalf("a job token asking nothing: access %v, claims %+v", tok.Access, c)
+	}
+	if entries, _ := store.ListAudit(ctx, accounts.AuditFilter{Action: machinetoken.AuditAction}); len(entries) != 1 || entries[0].Actor != "workflow-run:7" {
+		t.Fatalf("audit %+v", entries)
+	}
+	// ...but not for a disabled creator, and a job asking for something its creator
+	// may not do is still refused rather than given an empty token.
+	bob, err := store.CreateUser(ctx, accounts.User{Name: "bob", PasswordHash: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Mint(ctx, machinetoken.Request{Creator: bob.ID, Subject: "workflow-run:8", Access: pull}); !errors.Is(err, machinetoken.ErrRefused) {
+		t.Fatalf("a job asking for what its creator may not do: %v", err)
+	}
+	bob.Disabled = true
+	if err := store.UpdateUser(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Mint(ctx, machinetoken.Request{Creator: bob.ID, Subject: "workflow-run:9"}); !errors.Is(err, machinetoken.ErrRefused) {
+		t.Fatalf("a disabled creator's job token: %v", err)
+	}
 }

@@ -125,7 +125,12 @@ func (e *Engine) credentials(ctx context.Context, run *Run, wf *workflow.Workflo
 	for _, p := range wf.Permissions.Deploy {
 		deploys = append(deploys, run.Namespace+"/"+p)
 	}
-	if len(access) == 0 && len(deploys) == 0 {
+	// A job that moves files through the hub (artifacts, a cache, or the artifacts of
+	// the jobs it needs: hubctl workflow-agent on Kubernetes) gets a token even when
+	// its workflow asks for no registry access: one that reaches only its run's job
+	// endpoints.
+	movesFiles := len(j.Artifacts) > 0 || j.Cache != nil || len(j.Needs) > 0
+	if len(access) == 0 && len(deploys) == 0 && !movesFiles {
 		return hidden, nil, nil
 	}
 	req := TokenRequest{Creator: run.AppliedBy, Subject: "workflow-run:" + strconv.FormatInt(run.ID, 10),

@@ -14,6 +14,7 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/machinetoken"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
+	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/secrets"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
@@ -58,9 +59,10 @@ type credentialParts struct {
 	auths  []executor.RegistryAuth
 }
 
-// recording is the local executor, remembering the registry auth each job got.
+// recording is the local executor (with its file moving), remembering the registry
+// auth each job got.
 type recording struct {
-	executor.Executor
+	*local.Executor
 	p *credentialParts
 }
 
@@ -97,8 +99,13 @@ func (p *credentialParts) start(t *testing.T, s *sqlstore.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	blobs, err := blobstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	e, err := engine.New(engine.Options{Store: s, Executor: recording{x, p}, MayPull: mayPull, Interval: 50 * time.Millisecond,
-		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Registry: "http://hub.test:5000",
+		Artifacts: engine.ArtifactOptions{Store: s, Blobs: blobs, TempDir: t.TempDir()},
+		Lease:     3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Registry: "http://hub.test:5000",
 		Secrets: func(ctx context.Context, ns string, names []string) (map[string]string, error) {
 			return s.ResolveWorkflowSecrets(ctx, p.ring, ns, names)
 		},
@@ -254,3 +261,57 @@ func TestWorkflowCredentialsRefused(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// filesFlow has no permissions: its jobs ask for no registry access, but they move
+// files through the hub (an artifact, the artifacts of a needed job).
+const filesFlow = `name: files
+on:
+  manual: {}
+jobs:
+  build:
+    image: alpine
+    artifacts:
+      - name: out
+        path: out
+    steps:
+      - run: mkdir -p out && echo hi > out/f
+  plain:
+    image: alpine
+    steps:
+      - run: "true"
+`
+
+// TestWorkflowFilesToken: a job that moves files through the hub gets a job token even
+// when its workflow asks for no registry access (on Kubernetes, hubctl workflow-agent
+// moves them with it); the token grants nothing of the registry and gives no registry
+// auth to the executor, and a job that moves nothing still gets none.
+func TestWorkflowFilesToken(t *testing.T) {
+	s := backends[0].open(t)()
+	owner(t, s)
+	p := newCredentialParts(t, s)
+	w, err := s.ApplyWorkflow(t.Context(), "team", "files", []byte(filesFlow), 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.start(t, s)
+	manualRun(t, s, w)
+	r := waitRun(t, s, w, "finished", finished)
+	if r.State != engine.StateSucceeded {
+		t.Fatalf("run %s: %+v", r.State, r.Jobs)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.tokens) != 1 {
+		t.Fatalf("%d tokens minted, want one (the job with an artifact)", len(p.tokens))
+	}
+	if len(p.auths) != 0 {
+		t.Fatalf("registry auth given for a token without registry access: %+v", p.auths)
+	}
+	c, err := (&token.Verifier{Keys: p.keys, Issuer: "hubctl", Audience: "hub"}).Verify(p.tokens[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Access) != 0 || c.Hub.Creator != 1 || c.Subject != "workflow-run:"+itoa(r.ID) {
+		t.Fatalf("claims %+v", c)
+	}
+}
