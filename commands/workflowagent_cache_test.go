@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,11 +14,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/hubctl/hubctl/internal/auth/authz"
 	"github.com/hubctl/hubctl/internal/auth/machinetoken"
 	"github.com/hubctl/hubctl/internal/auth/scope"
-	"github.com/hubctl/hubctl/internal/auth/token"
-	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/iostreams"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 )
@@ -32,28 +28,7 @@ import (
 // cache stored behind the hub's checks with entries climbing out or links leaving the
 // tree writes nothing outside the cache directory on restore.
 func TestWorkflowAgentCache(t *testing.T) {
-	store, blobs := openTestHubStores(t)
-	keys, err := token.LoadOrCreateKeySet(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	minter := &machinetoken.Minter{Keys: keys, Issuer: "hubctl-test", Service: "registry.test", Store: store, Policy: &authz.Policy{Store: store}}
-	ver := &token.Verifier{Keys: keys, Issuer: "hubctl-test", Audience: "registry.test"}
-	opts := engine.ArtifactOptions{Store: store, Blobs: blobs, TempDir: t.TempDir()}
-	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Workflows: store, Blobs: blobs, Minter: minter,
-		JobArtifacts: opts,
-		VerifyJWT: func(raw string) (string, token.Hub, error) {
-			c, err := ver.Verify(raw)
-			if err != nil {
-				return "", token.Hub{}, err
-			}
-			return c.Subject, c.Hub, nil
-		},
-		JobActive: func(context.Context, string) error { return nil },
-	}))
-	t.Cleanup(srv.Close)
-	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
-	h.user("bob", "bob-password", false)
+	store, blobs, minter, srv, h := newAgentHub(t)
 	bob := h.login("bob", "bob-password")
 	file := filepath.Join(t.TempDir(), "cached.yaml")
 	src := `name: cached

@@ -14,8 +14,10 @@ import (
 	"github.com/hubctl/hubctl/internal/auth/machinetoken"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
+	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/hubapi"
 	"github.com/hubctl/hubctl/internal/iostreams"
+	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
 	"github.com/hubctl/hubctl/internal/workflow/engine"
 )
 
@@ -23,28 +25,7 @@ import (
 // job's artifact with the job's token, and `workflow-agent restore` of the job that
 // needs it extracts it into another workspace; a token of another run moves nothing.
 func TestWorkflowAgent(t *testing.T) {
-	store, blobs := openTestHubStores(t)
-	var err error
-	keys, err := token.LoadOrCreateKeySet(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	minter := &machinetoken.Minter{Keys: keys, Issuer: "hubctl-test", Service: "registry.test", Store: store, Policy: &authz.Policy{Store: store}}
-	ver := &token.Verifier{Keys: keys, Issuer: "hubctl-test", Audience: "registry.test"}
-	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Workflows: store, Blobs: blobs, Minter: minter,
-		JobArtifacts: engine.ArtifactOptions{Store: store, Blobs: blobs, TempDir: t.TempDir()},
-		VerifyJWT: func(raw string) (string, token.Hub, error) {
-			c, err := ver.Verify(raw)
-			if err != nil {
-				return "", token.Hub{}, err
-			}
-			return c.Subject, c.Hub, nil
-		},
-		JobActive: func(context.Context, string) error { return nil },
-	}))
-	t.Cleanup(srv.Close)
-	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
-	h.user("bob", "bob-password", false)
+	store, _, minter, srv, h := newAgentHub(t)
 	bob := h.login("bob", "bob-password")
 	file := filepath.Join(t.TempDir(), "pipe.yaml")
 	src := `name: pipe
@@ -143,4 +124,33 @@ jobs:
 	if code, errOut := agent("", append([]string{"restore"}, jobArgs(run1, claims[0].Job.ID)...)...); code == 0 || !strings.Contains(errOut, "HUBCTL_TOKEN") {
 		t.Fatalf("without a token: exit %d, %s", code, errOut)
 	}
+}
+
+// newAgentHub is an in-process hub API serving the job-file endpoints that `hubctl
+// workflow-agent` calls, with its stores, its machine-token minter, its server and
+// the account bob (password bob-password), for the workflow-agent tests.
+func newAgentHub(t *testing.T) (*sqlstore.Store, *blobstore.FS, *machinetoken.Minter, *httptest.Server, *hub) {
+	t.Helper()
+	store, blobs := openTestHubStores(t)
+	keys, err := token.LoadOrCreateKeySet(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	minter := &machinetoken.Minter{Keys: keys, Issuer: "hubctl-test", Service: "registry.test", Store: store, Policy: &authz.Policy{Store: store}}
+	ver := &token.Verifier{Keys: keys, Issuer: "hubctl-test", Audience: "registry.test"}
+	srv := httptest.NewServer(hubapi.New(hubapi.Options{Accounts: store, Events: store, Workflows: store, Blobs: blobs, Minter: minter,
+		JobArtifacts: engine.ArtifactOptions{Store: store, Blobs: blobs, TempDir: t.TempDir()},
+		VerifyJWT: func(raw string) (string, token.Hub, error) {
+			c, err := ver.Verify(raw)
+			if err != nil {
+				return "", token.Hub{}, err
+			}
+			return c.Subject, c.Hub, nil
+		},
+		JobActive: func(context.Context, string) error { return nil },
+	}))
+	t.Cleanup(srv.Close)
+	h := &hub{t: t, store: store, host: strings.TrimPrefix(srv.URL, "http://")}
+	h.user("bob", "bob-password", false)
+	return store, blobs, minter, srv, h
 }
