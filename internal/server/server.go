@@ -243,6 +243,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	deliverer := &webhook.Deliverer{Store: meta, Keyring: keyring, MayPull: (&authz.Policy{Store: meta}).MayPull,
 		Client: webhook.NewClient(webhook.Guard{Allow: allow}), Log: log.With("component", "webhooks"), MaxFailures: maxFailures,
 		ExternalURL: cfg.ExternalURL}
+	// The hub publishes its own agent image (workflows on Kubernetes) into its stores
+	// before the hub API and the executor read workflows.kube.agent_image.
+	cfg.Workflows.Kube.AgentImage = agentImage(ctx, cfg, meta, blobs, log)
 	ap, err := setupAuth(ctx, cfg, meta, blobs, keyring, deliverer, log, stderr)
 	if err != nil {
 		return err
