@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/hubctl/hubctl/internal/agentimage/agentimagetest"
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/blobstore/s3store"
 	"github.com/hubctl/hubctl/internal/metadata/sqlstore"
@@ -30,43 +30,11 @@ import (
 func TestMain(m *testing.M) {
 	code := pgtest.Run(m)
 	s3test.Stop()
+	agentimagetest.Cleanup()
 	os.Exit(code)
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// staticBinary builds a small static Linux executable (CGO_ENABLED=0), once per test
-// run: what the image holds at /hubctl need not be hubctl for the stores.
-func staticBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "agentimage-test-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		src := filepath.Join(dir, "main.go")
-		if binErr = os.WriteFile(src, []byte("package main\n\nfunc main() { println(\"agent\") }\n"), 0o600); binErr != nil {
-			return
-		}
-		binPath = filepath.Join(dir, "hubctl")
-		cmd := exec.Command("go", "build", "-o", binPath, src)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GO111MODULE=off")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func staticBinary(t *testing.T) string { return agentimagetest.StaticBinary(t) }
 
 func build(t *testing.T) *selfimage.Image {
 	t.Helper()
