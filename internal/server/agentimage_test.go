@@ -15,15 +15,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/agentimage"
 	"github.com/hubctl/hubctl/internal/agentimage/agentimagetest"
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/gc"
+	"github.com/hubctl/hubctl/internal/kubetest"
+	"github.com/hubctl/hubctl/internal/workflow/executor/kube"
 )
 
 func TestMain(m *testing.M) {
@@ -349,5 +355,99 @@ func TestAgentImageNeedsExternalURL(t *testing.T) {
 	}
 	if n != 1 || agentLogLine(t, dyn) != "" {
 		t.Errorf("a dynamic binary: %d warnings; log:\n%s", n, dyn.log.String())
+	}
+}
+
+// TestAgentImageKubeJob: a hub whose workflows run on a real control plane
+// (internal/kubetest) builds the Job of a job with artifacts on the image it
+// published, pinned by digest, and the job's pull secret (what the kubelet signs in
+// with for every image of the hub) gets pull on it from /token.
+func TestAgentImageKubeJob(t *testing.T) {
+	c := kubetest.Start(t)
+	const ns = "hubctl-agent"
+	c.Namespace(t, ns)
+	old := KubeExecutor
+	KubeExecutor = func(cfg config.WorkflowsKube) (WorkflowExecutor, error) {
+		rc, err := kube.RESTConfig(cfg.Kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		return kube.NewFromConfig(rc, cfg.Namespace, kube.WithAgentImage(cfg.AgentImage))
+	}
+	t.Cleanup(func() { KubeExecutor = old })
+	addr := freeAddr(t)
+	r, ref := agentHub(t, t.TempDir(), addr, map[string]string{"workflows.kube.kubeconfig": c.Kubeconfig, "workflows.kube.namespace": ns})
+	if ref == "" {
+		t.Fatalf("no agent image; log:\n%s", r.log.String())
+	}
+	base := "http://" + addr
+	admin := basicAuth(AdminUser, testAdminPassword)
+	// A job that saves an artifact; its token asks pull on the admin's repository,
+	// so the Job gets a pull secret.
+	src := "name: arts\non:\n  manual: {}\npermissions:\n  pull: [" + AdminUser + "/tools]\njobs:\n  build:\n    image: busybox\n    artifacts:\n      - {name: dist, path: out}\n    steps:\n      - run: mkdir out\n"
+	req, _ := http.NewRequest("PUT", base+"/api/v1/workflows/"+AdminUser+"/arts", strings.NewReader(src))
+	req.Header.Set("Authorization", admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("apply a workflow with artifacts: %d %s", resp.StatusCode, b)
+	}
+	if code, b := apiDo(t, "POST", base+"/api/v1/workflows/"+AdminUser+"/arts/runs", admin, map[string]any{}); code != http.StatusCreated {
+		t.Fatalf("run: %d %s", code, b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var job *batchv1.Job
+	for job == nil {
+		jobs, err := c.Client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: kube.LabelJob})
+		if err != nil {
+			t.Fatalf("no Job made: %v; log:\n%s", err, r.log.String())
+		}
+		if len(jobs.Items) > 0 {
+			job = &jobs.Items[0]
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	pod := job.Spec.Template.Spec
+	var save *corev1.Container
+	for i := range pod.Containers {
+		if pod.Containers[i].Name == "hubctl-save" {
+			save = &pod.Containers[i]
+		}
+	}
+	if save == nil || save.Image != ref {
+		t.Fatalf("the save container %+v; want image %s", save, ref)
+	}
+	if len(pod.ImagePullSecrets) != 1 {
+		t.Fatalf("image pull secrets %v", pod.ImagePullSecrets)
+	}
+	sec, err := c.Client.CoreV1().Secrets(ns).Get(ctx, pod.ImagePullSecrets[0].Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dc struct {
+		Auths map[string]struct {
+			Auth string `json:"auth"`
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(sec.Data[corev1.DockerConfigJsonKey], &dc); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(dc.Auths[addr].Auth)
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if err != nil || !ok {
+		t.Fatalf("pull secret for %s: %v %v", addr, dc.Auths, err)
+	}
+	// As the kubelet's runtime signs in for the agent image: pull, and only pull.
+	q := url.Values{"service": {"hubctl"}, "scope": {"repository:" + agentimage.Repository + ":pull,push"}}
+	code, body := apiDo(t, "GET", base+"/token?"+q.Encode(), basicAuth(user, pass), nil)
+	var tr struct{ Scope string }
+	if err := json.Unmarshal([]byte(body), &tr); code != 200 || err != nil || tr.Scope != "repository:"+agentimage.Repository+":pull" {
+		t.Errorf("the job's pull secret at /token for the agent image: %d %s; want pull granted", code, body)
 	}
 }
