@@ -321,7 +321,23 @@ func TestAgentImageNeedsExternalURL(t *testing.T) {
 	old := agentBinary
 	agentBinary = agentimagetest.StaticBinary(t)
 	t.Cleanup(func() { agentBinary = old })
+	oldCheck := KubeCheckWorkflow
+	KubeCheckWorkflow = kube.CheckWorkflowWith
+	t.Cleanup(func() { KubeCheckWorkflow = oldCheck })
 	r := start(t, map[string]string{"auth.mode": "token", "workflows.executor": "kubernetes"})
+	// Artifacts are refused at apply, the refusal naming both settings.
+	src := "name: arts\non:\n  manual: {}\njobs:\n  build:\n    image: busybox\n    artifacts:\n      - {name: dist, path: out}\n    steps:\n      - run: mkdir out\n"
+	req, _ := http.NewRequest("PUT", "http://"+r.addr+"/api/v1/workflows/"+AdminUser+"/arts", strings.NewReader(src))
+	req.Header.Set("Authorization", basicAuth(AdminUser, testAdminPassword))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "agent_image") || !strings.Contains(string(b), "external_url") {
+		t.Errorf("apply artifacts without external_url: %d %s; want 400 naming agent_image and external_url", resp.StatusCode, b)
+	}
 	warned := 0
 	for _, l := range logLines(t, r.log) {
 		if msg, _ := l["msg"].(string); strings.Contains(msg, "no agent image: set external_url") && strings.Contains(msg, "workflows.kube.agent_image") {
