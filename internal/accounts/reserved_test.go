@@ -19,6 +19,18 @@ func TestCheckNamespaceName(t *testing.T) {
 			t.Errorf("IsReserved(%q) = false", n)
 		}
 	}
+	if err := CheckNamespaceName(SystemNamespace); !errors.Is(err, ErrInvalid) || !IsReserved(SystemNamespace) {
+		t.Errorf("%s: %v, want ErrInvalid (the hub's own images)", SystemNamespace, err)
+	}
+	if CheckName(SystemNamespace) != nil {
+		t.Errorf("%s is not a valid name at all: nothing would be reserved by it", SystemNamespace)
+	}
+	for repo, want := range map[string]bool{SystemNamespace + "/workflow-agent": true, SystemNamespace + "/": true,
+		SystemNamespace: false, SystemNamespace + "x/a": false, "team/" + SystemNamespace: false} {
+		if IsSystemRepository(repo) != want {
+			t.Errorf("IsSystemRepository(%q) = %v", repo, !want)
+		}
+	}
 	for _, n := range []string{"alice", "v", "v1x", "team-v1", "vv1", "admin", "logins", "static-site", "explorer"} {
 		if err := CheckNamespaceName(n); err != nil {
 			t.Errorf("%s: %v", n, err)

@@ -141,8 +141,11 @@ type WorkflowsKube struct {
 	// default class.
 	WorkspaceClass string `yaml:"workspace_class"`
 	// AgentImage is the image, holding the hubctl binary at /hubctl, whose `hubctl
-	// workflow-agent` moves a job's artifacts in and out of its pod; "" refuses
-	// artifacts on Kubernetes.
+	// workflow-agent` moves a job's artifacts in and out of its pod. "" makes the hub
+	// publish its own (serve's binary, FROM scratch) as hubctl-system/workflow-agent
+	// into its stores and use it by digest on external_url's host; without
+	// external_url, or when serve's binary is not a static Linux executable,
+	// artifacts are refused on Kubernetes.
 	AgentImage string `yaml:"agent_image"`
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/events"
 	"github.com/hubctl/hubctl/internal/metadata"
 )
@@ -300,7 +301,9 @@ func (e *Engine) Run(ctx context.Context, scope string, dryRun bool) (Report, er
 	}
 	for _, repo := range repos {
 		p := effective(all, repo)
-		if p.Retention == nil {
+		if p.Retention == nil || accounts.IsSystemRepository(repo) {
+			// The hub's own images are kept whatever a policy says: a running
+			// replica's jobs pull its agent image by digest.
 			continue
 		}
 		v, err := e.Store.RetentionView(ctx, repo)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/blobstore"
 	"github.com/hubctl/hubctl/internal/errcode"
 	"github.com/hubctl/hubctl/internal/events"
@@ -175,6 +176,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		reqlog.From(r.Context()).Repository = rt.name
 		if err := reference.ValidateRepository(rt.name); err != nil {
 			return errcode.New(errcode.NameInvalid, "%v", err).WithDetail(map[string]string{"name": rt.name})
+		}
+		if accounts.IsSystemRepository(rt.name) && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// The hub writes its own images into its stores itself; whatever a
+			// token says (or on a hub without auth), no request changes them.
+			return errcode.New(errcode.Denied, "%s is the hub's own repository: nobody pushes to it or deletes from it", rt.name)
 		}
 	}
 	if h.o.Auth != nil {

@@ -250,6 +250,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Wri
 	// The policy engine's immutable tags bind the registry, and the hub API's and
 	// web UI's tag restore.
 	pol := newPolicyEngine(meta, bus, log, mx, cfg.Events)
+	// The hub publishes its own agent image (workflows on Kubernetes) into its stores
+	// before the hub API and the executor read workflows.kube.agent_image.
+	cfg.Workflows.Kube.AgentImage = agentImage(ctx, cfg, meta, blobs, log)
 	ap, err := setupAuth(ctx, cfg, meta, blobs, keyring, deliverer, pol, log, stderr)
 	if err != nil {
 		return err

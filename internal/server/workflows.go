@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hubctl/hubctl/internal/accounts"
@@ -52,10 +53,27 @@ var KubeCheckWorkflow func(agentImage string) func(*workflow.Workflow) error
 
 // workflowCheck is the hub API's CheckWorkflow for cfg's executor, or nil.
 func workflowCheck(cfg config.Config) func(*workflow.Workflow) error {
-	if cfg.Workflows.Executor == config.WorkflowExecutorKubernetes && KubeCheckWorkflow != nil {
-		return KubeCheckWorkflow(cfg.Workflows.Kube.AgentImage)
+	if cfg.Workflows.Executor != config.WorkflowExecutorKubernetes || KubeCheckWorkflow == nil {
+		return nil
 	}
-	return nil
+	check := KubeCheckWorkflow(cfg.Workflows.Kube.AgentImage)
+	if cfg.Workflows.Kube.AgentImage != "" || cfg.ExternalURL != "" {
+		return check
+	}
+	// Without an external URL the hub cannot publish its own agent image (agentImage):
+	// the refusal of artifacts says so beside agent_image.
+	return func(wf *workflow.Workflow) error {
+		err := check(wf)
+		var errs workflow.Errors
+		if errors.As(err, &errs) {
+			for i := range errs {
+				if strings.Contains(errs[i].Msg, "agent_image") {
+					errs[i].Msg += " (or its external_url, from which the hub then publishes its own agent image)"
+				}
+			}
+		}
+		return err
+	}
 }
 
 // dockerPingTimeout bounds the check, at start, that the executor's engine or

@@ -116,6 +116,12 @@ func (pol *Policy) Grant(ctx context.Context, p Principal, asked scope.Scope) (s
 			allowed = []string{scope.All}
 		}
 	case scope.TypeRepository:
+		if accounts.IsSystemRepository(asked.Name) {
+			// The hub's own images: pulled by every job's pod, with or without
+			// credentials; written by the hub alone, never through a token.
+			allowed = []string{scope.Pull}
+			break
+		}
 		role, err := pol.RoleOn(ctx, p.User, asked.Name)
 		if err != nil {
 			return none, err
@@ -138,12 +144,16 @@ func (pol *Policy) Grant(ctx context.Context, p Principal, asked scope.Scope) (s
 	return granted, nil
 }
 
-// RoleOn is the role user has on repository: admin for site admins and in the user's
-// own namespace, admin for a robot inside its organisation, else the strongest team
+// RoleOn is the role user has on repository: read for everybody in
+// accounts.SystemNamespace, admin for site admins and in the user's own namespace, admin for a robot inside its organisation, else the strongest team
 // grant. A nil user (anonymous) has none; public pulls are decided by Grant.
 func (pol *Policy) RoleOn(ctx context.Context, u *accounts.User, repository string) (accounts.Role, error) {
 	if u == nil || u.Disabled {
 		return accounts.RoleNone, nil
+	}
+	if accounts.IsSystemRepository(repository) {
+		// Nobody administers the hub's own images, site admins included.
+		return accounts.RoleRead, nil
 	}
 	if u.Admin {
 		return accounts.RoleAdmin, nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hubctl/hubctl/internal/accounts"
 	"github.com/hubctl/hubctl/internal/auth/scope"
 	"github.com/hubctl/hubctl/internal/auth/token"
 	"github.com/hubctl/hubctl/internal/errcode"
@@ -130,9 +131,15 @@ var ErrJobRevoked = errors.New("job token revoked")
 
 // jobAllows is every action the job token's access grants on sc's resource: entries
 // naming it, and repository patterns PREFIX/* above it (pull and push only, as the
-// registry honours them, see registry.MachinePatterns).
+// registry honours them, see registry.MachinePatterns), and pull on the hub's own
+// images (accounts.SystemNamespace).
 func jobAllows(access []scope.Access, sc scope.Scope) []string {
 	var out []string
+	if sc.Type == scope.TypeRepository && sc.Class == "" && accounts.IsSystemRepository(sc.Name) {
+		// The hub's own images (the workflow agent) are public; a job's pod pulls
+		// them with its pull secret, which the kubelet uses for every image of the hub.
+		out = append(out, scope.Pull)
+	}
 	for _, a := range access {
 		if a.Type != sc.Type || a.Class != sc.Class {
 			continue

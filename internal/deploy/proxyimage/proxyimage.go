@@ -1,31 +1,20 @@
 // Package proxyimage builds the image of hubctl's proxy mode from hubctl's own
-// binary: FROM scratch, one layer holding the executable as /hubctl (and the empty
-// /data the state file lives in), `hubctl proxy run` as its entrypoint. Every time
-// in it is fixed, so one binary always makes the same digest. The image is pushed
-// to a registry (the hub) for the hosts to pull by digest, or loaded straight into
-// a Docker engine without a registry (docs/design/deploy.md, "The proxy container").
+// binary (internal/selfimage): FROM scratch, one layer holding the executable as
+// /hubctl and the empty /data the state file lives in, `hubctl proxy run` as its
+// entrypoint. One binary always makes the same digest. The image is pushed to a
+// registry (the hub) for the hosts to pull by digest, or loaded straight into a
+// Docker engine without a registry (docs/design/deploy.md, "The proxy container").
 package proxyimage
 
 import (
-	"bytes"
 	"context"
-	"debug/elf"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"maps"
-	"os"
-	"regexp"
 	"strings"
-	"time"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/hubctl/hubctl/internal/imagestore"
 	"github.com/hubctl/hubctl/internal/reference"
-	"github.com/hubctl/hubctl/layering"
+	"github.com/hubctl/hubctl/internal/selfimage"
 )
 
 // Repository is the image's name under a registry namespace:
@@ -34,7 +23,7 @@ const Repository = "hubctl-proxy"
 
 // Paths inside the image.
 const (
-	BinaryPath = "/hubctl"
+	BinaryPath = selfimage.BinaryPath
 	DataDir    = "/data"
 	StateFile  = DataDir + "/state.json"
 )
@@ -50,193 +39,40 @@ func Entrypoint() []string {
 	return []string{BinaryPath, "proxy", "run", "--listen", fmt.Sprintf(":%d", Port), "--state-file", StateFile}
 }
 
-// epoch is every time in the image, so that the digest depends on the binary alone.
-var epoch = time.Unix(0, 0).UTC()
+// Spec is the proxy image's selfimage.Spec.
+func Spec() selfimage.Spec {
+	return selfimage.Spec{Name: "proxy image", Entrypoint: Entrypoint(), Dirs: []string{DataDir}, Ports: []int{Port}}
+}
+
+// Image is the built proxy image: an imagestore.Source that can also be pushed
+// (Push) or loaded into an engine (Load).
+type Image = selfimage.Image
 
 // Option tunes Build.
-type Option func(*options)
+type Option = selfimage.Option
 
-type options struct {
-	binary string
-	cache  *layering.Cache
-	labels map[string]string
-}
+// Build options (selfimage's).
+var (
+	// WithBinary builds from this hubctl executable instead of the running one.
+	WithBinary = selfimage.WithBinary
+	// WithCache keeps the layer in c (default: the build cache).
+	WithCache = selfimage.WithCache
+	// WithLabels adds labels to the image config (they change the digest).
+	WithLabels = selfimage.WithLabels
+)
 
-// WithBinary builds from this hubctl executable instead of the running one
-// (os.Executable): a release binary for another architecture, or one built by a test.
-func WithBinary(path string) Option { return func(o *options) { o.binary = path } }
-
-// WithCache keeps the layer in c (default: the build cache, ~/.cache/hubctl/build).
-func WithCache(c *layering.Cache) Option { return func(o *options) { o.cache = c } }
-
-// WithLabels adds labels to the image config (they change the digest).
-func WithLabels(l map[string]string) Option {
-	return func(o *options) { o.labels = maps.Clone(l) }
-}
-
-// Image is the built proxy image. It serves the transfer engine as an
-// imagestore.Source; its layer stays in the build cache.
-type Image struct {
-	// Desc and Raw are the OCI image manifest.
-	Desc ocispec.Descriptor
-	Raw  []byte
-	// ConfigDesc and Config are the image config; its digest is the image ID a
-	// Docker engine with the classic store gives the image.
-	ConfigDesc ocispec.Descriptor
-	Config     []byte
-	// Layer is the one layer: /hubctl and /data.
-	Layer    layering.LayerBlob
-	Platform ocispec.Platform
-	// Binary is the executable the image holds.
-	Binary string
-
-	cache *layering.Cache
-}
-
-// Build makes the proxy image from the hubctl executable. It refuses a binary that
-// is not a static Linux ELF executable: FROM scratch has no libc nor dynamic loader.
+// Build makes the proxy image from the hubctl executable; it refuses a binary that
+// is not a static Linux ELF executable (selfimage.CheckBinary).
 func Build(ctx context.Context, opts ...Option) (*Image, error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("proxy image: find the hubctl executable: %w", err)
-		}
-		o.binary = exe
-	}
-	platform, err := CheckBinary(o.binary)
-	if err != nil {
-		return nil, fmt.Errorf("proxy image: %w", err)
-	}
-	if o.cache == nil {
-		dir, err := layering.DefaultCacheDir()
-		if err != nil {
-			return nil, fmt.Errorf("proxy image: build cache: %w", err)
-		}
-		if o.cache, err = layering.OpenCache(dir); err != nil {
-			return nil, fmt.Errorf("proxy image: %w", err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(o.binary)
-	if err != nil {
-		return nil, fmt.Errorf("proxy image: %w", err)
-	}
-	entries := []layering.Entry{
-		{Path: strings.TrimPrefix(DataDir, "/"), Kind: layering.KindDir, Mode: 0o755},
-		{Path: strings.TrimPrefix(BinaryPath, "/"), Kind: layering.KindFile, Mode: 0o755, Size: fi.Size(), HostPath: o.binary},
-	}
-	lb, err := o.cache.Layer("hubctl-proxy", entries, layering.Gzip, epoch)
-	if err != nil {
-		return nil, fmt.Errorf("proxy image: layer of %s: %w", o.binary, err)
-	}
-	_ = o.cache.Save() // the file-hash index only saves hashing the binary next time
-
-	img := &Image{Layer: lb, Platform: platform, Binary: o.binary, cache: o.cache}
-	created := epoch
-	cfg := ocispec.Image{
-		Created:  &created,
-		Platform: platform,
-		Config: ocispec.ImageConfig{
-			Entrypoint:   Entrypoint(),
-			WorkingDir:   "/",
-			ExposedPorts: map[string]struct{}{fmt.Sprintf("%d/tcp", Port): {}},
-			Labels:       o.labels,
-		},
-		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{lb.DiffID}},
-		History: []ocispec.History{{
-			Created:   &created,
-			CreatedBy: "hubctl: the proxy image, " + BinaryPath + " from the hubctl executable",
-		}},
-	}
-	if img.Config, err = json.Marshal(cfg); err != nil {
-		return nil, err
-	}
-	img.ConfigDesc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(img.Config), Size: int64(len(img.Config))}
-	m := ocispec.Manifest{
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    img.ConfigDesc,
-		Layers:    []ocispec.Descriptor{{MediaType: lb.MediaType, Digest: lb.Digest, Size: lb.Size}},
-	}
-	m.SchemaVersion = 2
-	if img.Raw, err = json.Marshal(m); err != nil {
-		return nil, err
-	}
-	img.Desc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(img.Raw), Size: int64(len(img.Raw)), Platform: &platform}
-	return img, nil
+	return selfimage.Build(ctx, Spec(), opts...)
 }
 
 // CheckBinary returns the platform of a static Linux ELF executable, or why path is
 // not one.
-func CheckBinary(path string) (ocispec.Platform, error) {
-	f, err := elf.Open(path)
-	if err != nil {
-		var fe *elf.FormatError
-		if errors.As(err, &fe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return ocispec.Platform{}, fmt.Errorf("%s is not an ELF executable: the proxy image needs a Linux hubctl binary (GOOS=linux CGO_ENABLED=0 go build ./cmd/hubctl)", path)
-		}
-		return ocispec.Platform{}, err
-	}
-	defer f.Close()
-	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return ocispec.Platform{}, fmt.Errorf("%s is an ELF %s, not an executable", path, f.Type)
-	}
-	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
-		return ocispec.Platform{}, fmt.Errorf("%s is built for %s, not Linux: the proxy image needs a Linux hubctl binary (GOOS=linux CGO_ENABLED=0 go build ./cmd/hubctl)", path, f.OSABI)
-	}
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			interp := "a dynamic loader"
-			if b, err := io.ReadAll(io.LimitReader(p.Open(), 256)); err == nil {
-				interp = strings.TrimRight(string(b), "\x00")
-			}
-			return ocispec.Platform{}, fmt.Errorf("%s is dynamically linked (it needs %s), and the proxy image is FROM scratch, without libc: use a static hubctl (CGO_ENABLED=0 go build ./cmd/hubctl, as the release binaries are)", path, interp)
-		}
-	}
-	p := ocispec.Platform{OS: "linux"}
-	switch f.Machine {
-	case elf.EM_X86_64:
-		p.Architecture = "amd64"
-	case elf.EM_AARCH64:
-		p.Architecture = "arm64"
-	case elf.EM_386:
-		p.Architecture = "386"
-	case elf.EM_ARM:
-		p.Architecture, p.Variant = "arm", "v7"
-	case elf.EM_PPC64:
-		p.Architecture = "ppc64"
-		if f.ByteOrder.String() == "LittleEndian" {
-			p.Architecture = "ppc64le"
-		}
-	case elf.EM_S390:
-		p.Architecture = "s390x"
-	case elf.EM_RISCV:
-		p.Architecture = "riscv64"
-	default:
-		return ocispec.Platform{}, fmt.Errorf("%s is for the %s architecture, which the proxy image does not know", path, f.Machine)
-	}
-	return p, nil
-}
+func CheckBinary(path string) (ocispec.Platform, error) { return selfimage.CheckBinary(path) }
 
-var tagUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
-
-// Tag makes a hubctl version a tag: "v1.4.0" stays, "v1.4.0+dirty" becomes
-// "v1.4.0-dirty", and an empty version is "dev".
-func Tag(version string) string {
-	t := strings.Trim(tagUnsafe.ReplaceAllString(version, "-"), ".-")
-	if len(t) > 128 {
-		t = strings.TrimRight(t[:128], ".-")
-	}
-	if t == "" {
-		return "dev"
-	}
-	return t
-}
+// Tag makes a hubctl version a tag (selfimage.Tag).
+func Tag(version string) string { return selfimage.Tag(version) }
 
 // Reference is where the image of hubctl version goes in a registry:
 // <registry>/<namespace>/hubctl-proxy:<tag>.
@@ -255,36 +91,3 @@ func Reference(registry, namespace, version string) (string, error) {
 	}
 	return registry + "/" + repo + ":" + Tag(version), nil
 }
-
-// Root returns the manifest.
-func (img *Image) Root(context.Context) (ocispec.Descriptor, []byte, error) {
-	return img.Desc, img.Raw, nil
-}
-
-// Manifest returns the manifest when desc names it.
-func (img *Image) Manifest(_ context.Context, desc ocispec.Descriptor) ([]byte, error) {
-	if desc.Digest != img.Desc.Digest {
-		return nil, fmt.Errorf("proxy image: manifest %s: %w", desc.Digest, imagestore.ErrNotFound)
-	}
-	return img.Raw, nil
-}
-
-// Blob opens the config or the layer.
-func (img *Image) Blob(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	switch desc.Digest {
-	case img.ConfigDesc.Digest:
-		return io.NopCloser(bytes.NewReader(img.Config)), nil
-	case img.Layer.Digest:
-		f, err := os.Open(img.cache.BlobPath(img.Layer.Digest))
-		if err != nil {
-			return nil, fmt.Errorf("proxy image: layer %s: %w", img.Layer.Digest, err)
-		}
-		return f, nil
-	}
-	return nil, fmt.Errorf("proxy image: blob %s: %w", desc.Digest, imagestore.ErrNotFound)
-}
-
-// Close releases nothing: the layer stays in the build cache.
-func (img *Image) Close() error { return nil }
-
-var _ imagestore.Source = (*Image)(nil)

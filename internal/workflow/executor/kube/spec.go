@@ -269,7 +269,7 @@ const (
 // the env Secret, as the steps get it), which it signs in with.
 func (e *Executor) agentEnv(job *executor.JobSpec, envOf func([]executor.EnvVar) ([]corev1.EnvVar, error)) ([]corev1.EnvVar, error) {
 	if e.agentImage == "" {
-		return nil, fmt.Errorf("kube executor: job %s moves artifacts or a cache, which needs an agent image (workflows.kube.agent_image)", job.JobID)
+		return nil, fmt.Errorf("kube executor: job %s moves artifacts or a cache, which needs an agent image: set the hub's external_url (it then publishes its own) or workflows.kube.agent_image", job.JobID)
 	}
 	var vars []executor.EnvVar
 	for _, v := range job.Env {

@@ -1,4 +1,4 @@
-package proxyimage
+package selfimage
 
 import (
 	"bufio"
@@ -23,17 +23,17 @@ import (
 func (img *Image) Push(ctx context.Context, e *transfer.Engine, ref string, o transfer.Options) (transfer.Result, error) {
 	dl, err := transfer.ParseLocation(ref)
 	if err != nil {
-		return transfer.Result{}, fmt.Errorf("proxy image: push %s: %w", ref, err)
+		return transfer.Result{}, fmt.Errorf("%s: push %s: %w", img.Name, ref, err)
 	}
 	if !dl.IsRegistry() {
-		return transfer.Result{}, fmt.Errorf("proxy image: push %s: not a registry reference", ref)
+		return transfer.Result{}, fmt.Errorf("%s: push %s: not a registry reference", img.Name, ref)
 	}
 	if o.Label == "" {
 		o.Label = ref
 	}
-	res, err := e.CopyFrom(ctx, img, "hubctl proxy image", dl, o)
+	res, err := e.CopyFrom(ctx, img, "hubctl "+img.Name, dl, o)
 	if err != nil {
-		return res, fmt.Errorf("proxy image: push %s: %w", ref, err)
+		return res, fmt.Errorf("%s: push %s: %w", img.Name, ref, err)
 	}
 	return res, nil
 }
@@ -45,17 +45,17 @@ func (img *Image) Push(ctx context.Context, e *transfer.Engine, ref string, o tr
 func (img *Image) Load(ctx context.Context, api client.APIClient, ref string) (string, error) {
 	norm, err := dockerarchive.NormalizeRef(ref)
 	if err != nil {
-		return "", fmt.Errorf("proxy image: load %s: %w", ref, err)
+		return "", fmt.Errorf("%s: load %s: %w", img.Name, ref, err)
 	}
 	// The classic image store names an image by its config's digest: an engine that
 	// has this one needs only the tag.
 	if ins, err := api.ImageInspect(ctx, img.ConfigDesc.Digest.String()); err == nil && img.holds(ins.RootFS.Layers) {
 		if _, err := api.ImageTag(ctx, client.ImageTagOptions{Source: ins.ID, Target: norm}); err != nil {
-			return "", fmt.Errorf("proxy image: tag %s as %s: %w", ins.ID, norm, err)
+			return "", fmt.Errorf("%s: tag %s as %s: %w", img.Name, ins.ID, norm, err)
 		}
 		return ins.ID, nil
 	} else if err != nil && !cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("proxy image: load %s: %w", ref, err)
+		return "", fmt.Errorf("%s: load %s: %w", img.Name, ref, err)
 	}
 
 	pr, pw := io.Pipe()
@@ -63,20 +63,20 @@ func (img *Image) Load(ctx context.Context, api client.APIClient, ref string) (s
 	res, err := api.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
 	if err != nil {
 		pr.CloseWithError(err)
-		return "", fmt.Errorf("proxy image: load %s: %w", ref, err)
+		return "", fmt.Errorf("%s: load %s: %w", img.Name, ref, err)
 	}
 	err = engineMessages(res)
 	res.Close()
 	pr.CloseWithError(errors.New("load ended")) // unblocks the writer if the engine stopped reading
 	if err != nil {
-		return "", fmt.Errorf("proxy image: load %s: %w", ref, err)
+		return "", fmt.Errorf("%s: load %s: %w", img.Name, ref, err)
 	}
 	ins, err := api.ImageInspect(ctx, norm)
 	if err != nil {
-		return "", fmt.Errorf("proxy image: load %s: the engine does not show it: %w", ref, err)
+		return "", fmt.Errorf("%s: load %s: the engine does not show it: %w", img.Name, ref, err)
 	}
 	if !img.holds(ins.RootFS.Layers) {
-		return "", fmt.Errorf("proxy image: load %s: the engine's image %s has layers %v, not %s", ref, ins.ID, ins.RootFS.Layers, img.Layer.DiffID)
+		return "", fmt.Errorf("%s: load %s: the engine's image %s has layers %v, not %s", img.Name, ref, ins.ID, ins.RootFS.Layers, img.Layer.DiffID)
 	}
 	return ins.ID, nil
 }
