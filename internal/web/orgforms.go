@@ -26,17 +26,7 @@ func (h *Handler) orgForm(w http.ResponseWriter, r *http.Request) (org string, o
 	if !h.checkForm(w, r) {
 		return "", false
 	}
-	org = r.PathValue("org")
-	admin, err := h.access.OrgAdmin(r.Context(), ptr(viewerOf(r).principal()), org)
-	if err != nil {
-		h.internal(w, r, err)
-		return "", false
-	}
-	if !admin {
-		h.notFound(w, r)
-		return "", false
-	}
-	return org, true
+	return h.orgAdminPage(w, r)
 }
 
 // orgDone answers a form of the organisation page: back to it, or the page with the

@@ -21,20 +21,28 @@ func hitNames(res metadata.SearchResult) []string {
 	return out
 }
 
+// searchStore is a fresh store of b with the users alice and bob, and a must that
+// fails the test on an error.
+func searchStore(t *testing.T, b backend) (*Store, func(error)) {
+	t.Helper()
+	s, _ := openFresh(t, b)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"alice", "bob"} {
+		_, err := s.CreateUser(context.Background(), accounts.User{Name: u})
+		must(err)
+	}
+	return s, must
+}
+
 func TestSearch(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		s, _ := openFresh(t, b)
-		must := func(err error) {
-			t.Helper()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, u := range []string{"alice", "bob"} {
-			_, err := s.CreateUser(ctx, accounts.User{Name: u})
-			must(err)
-		}
+		s, must := searchStore(t, b)
 		pub := putTestManifest(t, s, "alice/web-frontend", "pub", "v1", "")
 		secret := putTestManifest(t, s, "alice/secret-service", "secret", "v1", "")
 		putTestManifest(t, s, "bob/tools", "tools", "latest", "")
@@ -278,17 +286,7 @@ func manyNamespaces(ns string) []string {
 func TestSearchVisibilityChange(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		s, _ := openFresh(t, b)
-		must := func(err error) {
-			t.Helper()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, u := range []string{"alice", "bob"} {
-			_, err := s.CreateUser(ctx, accounts.User{Name: u})
-			must(err)
-		}
+		s, must := searchStore(t, b)
 		d := putTestManifest(t, s, "alice/storefront", "store", "v1", "")
 		putTestManifest(t, s, "bob/storefront-fork", "fork", "v1", "")
 		must(s.SetSearchDoc(ctx, "alice/storefront", metadata.SearchDoc{Kind: metadata.KindImage, Description: "the shop", Digest: d}))

@@ -86,30 +86,7 @@ jobs:
 func TestEngineFileAgent(t *testing.T) {
 	for _, hub := range []string{"http://hub.example:5000", ""} {
 		t.Run("hub="+hub, func(t *testing.T) {
-			s, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			l, err := local.New(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			blobs, err := blobstore.NewFS(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := engine.ArtifactOptions{Store: s, Blobs: blobs, TempDir: t.TempDir()}
-			x := &agentExec{Executor: l, o: o, specs: map[string]executor.AgentFiles{}}
-			e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
-				Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o, Hub: hub})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = e.Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-done })
+			s, x := startAgentEngine(t, hub, nil)
 			w := trigger(t, s, "agent", agentWorkflow)
 			run := waitRuns(t, s, w, 1)[0]
 			j := jobsByName(run)
@@ -165,30 +142,7 @@ jobs:
 // endpoints evaluate from the stored run — gives the key the engine evaluated when
 // the job started, a needed job's output in it.
 func TestEngineFileAgentCache(t *testing.T) {
-	s, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	l, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blobstore.NewFS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := engine.ArtifactOptions{Store: s, Blobs: blobs, TempDir: t.TempDir()}
-	x := &agentExec{Executor: l, o: o, specs: map[string]executor.AgentFiles{}, keys: map[string]string{}}
-	e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
-		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o, Hub: "http://hub.example:5000"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = e.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	s, x := startAgentEngine(t, "http://hub.example:5000", map[string]string{})
 	w := trigger(t, s, "agentcache", agentCacheWorkflow)
 	run := waitRuns(t, s, w, 1)[0]
 	if run.State != engine.StateSucceeded {
@@ -216,4 +170,36 @@ func TestEngineFileAgentCache(t *testing.T) {
 	if key, err := engine.CacheKey(&run, &ja); err != nil || key != "" {
 		t.Fatalf("CacheKey of a job without a cache = %q, %v", key, err)
 	}
+}
+
+// startAgentEngine runs an engine with hub as its URL on a fresh SQLite store and the
+// local executor made a FileAgent (agentExec, recording cache keys into keys when
+// not nil); it stops with the test.
+func startAgentEngine(t *testing.T, hub string, keys map[string]string) (*sqlstore.Store, *agentExec) {
+	t.Helper()
+	s, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	l, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blobstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := engine.ArtifactOptions{Store: s, Blobs: blobs, TempDir: t.TempDir()}
+	x := &agentExec{Executor: l, o: o, specs: map[string]executor.AgentFiles{}, keys: keys}
+	e, err := engine.New(engine.Options{Store: s, Executor: x, MayPull: mayPull, ID: "e1", Interval: 50 * time.Millisecond,
+		Lease: 3 * time.Second, Renew: 200 * time.Millisecond, StopGrace: time.Second, Artifacts: o, Hub: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, x
 }
