@@ -29,6 +29,7 @@ import (
 	"github.com/hubctl/hubctl/internal/config"
 	"github.com/hubctl/hubctl/internal/gc"
 	"github.com/hubctl/hubctl/internal/kubetest"
+	"github.com/hubctl/hubctl/internal/policy"
 	"github.com/hubctl/hubctl/internal/workflow/executor/kube"
 )
 
@@ -466,4 +467,71 @@ func TestAgentImageKubeJob(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &tr); code != 200 || err != nil || tr.Scope != "repository:"+agentimage.Repository+":pull" {
 		t.Errorf("the job's pull secret at /token for the agent image: %d %s; want pull granted", code, body)
 	}
+}
+
+// TestAgentImageKeptByRetention: a retention policy stored for the system namespace
+// (no API lets anyone set one: it is read-only for all) deletes nothing there, while
+// the same policy on another namespace does delete, so the rule does bite.
+func TestAgentImageKeptByRetention(t *testing.T) {
+	data, addr := t.TempDir(), freeAddr(t)
+	r, ref := agentHub(t, data, addr, nil)
+	base := "http://" + addr
+	tok := registryToken(t, base, AdminUser, testAdminPassword, "repository:"+AdminUser+"/junk:pull,push")
+	push(t, http.DefaultClient, base, AdminUser+"/junk", tok, []byte("junk layer"))
+	r.stop(t)
+
+	cfg, err := config.Load(config.Sources{Flags: map[string]string{"data": data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	meta, err := openMetaStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := policy.Policy{Retention: &policy.Retention{Rules: []policy.Rule{{Tags: "*", PushedWithin: policy.Duration(time.Second)}}}}
+	for _, scope := range []string{accounts.SystemNamespace, AdminUser} {
+		if err := meta.PutPolicy(ctx, scope, pol, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta.Close()
+	time.Sleep(1100 * time.Millisecond) // every tag is now older than the rule keeps
+
+	maddr := freeAddr(t)
+	r2, ref2 := agentHub(t, data, addr, map[string]string{"retention.interval": "100ms", "metrics.addr": maddr})
+	if ref2 != ref {
+		t.Fatalf("second start: %q; want %q", ref2, ref)
+	}
+	var junk string
+	for range 100 {
+		req, _ := http.NewRequest("GET", base+"/v2/"+AdminUser+"/junk/tags/list", nil)
+		req.Header.Set("Authorization", "Bearer "+registryToken(t, base, AdminUser, testAdminPassword, "repository:"+AdminUser+"/junk:pull"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		junk = string(b)
+		if !strings.Contains(junk, `"v1"`) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Contains(junk, `"v1"`) {
+		t.Fatalf("retention never deleted %s/junk:v1 (%s): the rule does not bite, the test proves nothing; log:\n%s", AdminUser, junk, r2.log.String())
+	}
+	before := scrape(t, "http://"+maddr+"/metrics", nil)[`hubctl_retention_runs_total{result="ok"}`]
+	for range 100 {
+		if scrape(t, "http://"+maddr+"/metrics", nil)[`hubctl_retention_runs_total{result="ok"}`] >= before+2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, tags := anonymousPull(t, base, "/v2/"+agentimage.Repository+"/tags/list")
+	if code != http.StatusOK || !strings.Contains(string(tags), `"tags":["`) {
+		t.Fatalf("the agent image's tags after retention: %d %s", code, tags)
+	}
+	pullAgent(t, base, ref)
 }
