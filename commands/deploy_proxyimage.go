@@ -33,7 +33,7 @@ func buildProxyImage(ctx context.Context, f *Factory) (*builtProxyImage, error) 
 // gets the tag).
 func (b *builtProxyImage) load(ctx context.Context, hosts []*dockerhost.Host) error {
 	for _, h := range hosts {
-		if _, err := b.img.Load(ctx, h.API(), b.name); err != nil {
+		if _, err := proxyimage.Load(ctx, b.img, h.API(), b.name); err != nil {
 			return fmt.Errorf("host %s: %w", h.Name(), err)
 		}
 	}
@@ -52,7 +52,7 @@ func (b *builtProxyImage) push(ctx context.Context, f *Factory, o *DeployOptions
 	if err != nil {
 		return "", err
 	}
-	res, err := b.img.Push(ctx, e, ref, transfer.Options{})
+	res, err := proxyimage.Push(ctx, b.img, e, ref, transfer.Options{})
 	if err != nil {
 		return "", err
 	}

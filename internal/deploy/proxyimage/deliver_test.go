@@ -64,12 +64,12 @@ func TestPushPull(t *testing.T) {
 	}
 
 	anon := &transfer.Engine{Client: distclient.New(distclient.Options{})}
-	if _, err := img.Push(ctx, anon, ref, transfer.Options{}); err == nil {
+	if _, err := Push(ctx, img, anon, ref, transfer.Options{}); err == nil {
 		t.Fatal("an anonymous push worked")
 	}
 
 	e := &transfer.Engine{Client: distclient.New(distclient.Options{Credentials: fixedLogin{Username: "admin", Password: testAdminPassword}})}
-	res, err := img.Push(ctx, e, ref, transfer.Options{})
+	res, err := Push(ctx, img, e, ref, transfer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestPushPull(t *testing.T) {
 		t.Fatalf("push: %+v; want digest %s, sent", res, img.Desc.Digest)
 	}
 	// Pushed again (the next deploy of the same release): nothing to send.
-	if res, err := img.Push(ctx, e, ref, transfer.Options{}); err != nil || !res.UpToDate {
+	if res, err := Push(ctx, img, e, ref, transfer.Options{}); err != nil || !res.UpToDate {
 		t.Fatalf("second push: %+v, %v; want up to date", res, err)
 	}
 
@@ -96,7 +96,7 @@ func TestPushPull(t *testing.T) {
 	}
 
 	// Not a registry reference.
-	if _, err := img.Push(ctx, e, "oci:"+t.TempDir(), transfer.Options{}); err == nil || !strings.Contains(err.Error(), "not a registry reference") {
+	if _, err := Push(ctx, img, e, "oci:"+t.TempDir(), transfer.Options{}); err == nil || !strings.Contains(err.Error(), "not a registry reference") {
 		t.Errorf("push to a layout: %v", err)
 	}
 }
@@ -143,7 +143,7 @@ func TestLoadAndRun(t *testing.T) {
 		}
 	})
 
-	imageID, err := img.Load(ctx, api, ref)
+	imageID, err := Load(ctx, img, api, ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,11 +151,11 @@ func TestLoadAndRun(t *testing.T) {
 		t.Errorf("loaded image %s; want %s", imageID, img.ConfigDesc.Digest)
 	}
 	// Loaded again under another tag: the engine has it, so it is only tagged.
-	if again, err := img.Load(ctx, api, "hubctl-test/proxyimage-"+id+":again"); err != nil || again != imageID {
+	if again, err := Load(ctx, img, api, "hubctl-test/proxyimage-"+id+":again"); err != nil || again != imageID {
 		t.Errorf("second load: %s, %v", again, err)
 	}
 	// Bad names are refused before anything is sent.
-	if _, err := img.Load(ctx, api, "Bad Name"); err == nil {
+	if _, err := Load(ctx, img, api, "Bad Name"); err == nil {
 		t.Error("a load as 'Bad Name' worked")
 	}
 

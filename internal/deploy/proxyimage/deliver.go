@@ -1,4 +1,4 @@
-package selfimage
+package proxyimage
 
 import (
 	"bufio"
@@ -20,7 +20,10 @@ import (
 // Push copies the image to ref (a registry reference, as Reference makes) with the
 // transfer engine: only the blobs the registry lacks are sent. The result names the
 // pushed digest, which hosts pull by.
-func (img *Image) Push(ctx context.Context, e *transfer.Engine, ref string, o transfer.Options) (transfer.Result, error) {
+//
+// It lives here, not in selfimage, because selfimage is imported by the hub's server
+// (its agent image), whose tests the transfer engine's own tests import.
+func Push(ctx context.Context, img *Image, e *transfer.Engine, ref string, o transfer.Options) (transfer.Result, error) {
 	dl, err := transfer.ParseLocation(ref)
 	if err != nil {
 		return transfer.Result{}, fmt.Errorf("%s: push %s: %w", img.Name, ref, err)
@@ -42,14 +45,14 @@ func (img *Image) Push(ctx context.Context, e *transfer.Engine, ref string, o tr
 // a docker-archive streamed to the engine's image load. An engine that has the image
 // already (its ID is the config's digest) is only given the tag. It returns the
 // image ID.
-func (img *Image) Load(ctx context.Context, api client.APIClient, ref string) (string, error) {
+func Load(ctx context.Context, img *Image, api client.APIClient, ref string) (string, error) {
 	norm, err := dockerarchive.NormalizeRef(ref)
 	if err != nil {
 		return "", fmt.Errorf("%s: load %s: %w", img.Name, ref, err)
 	}
 	// The classic image store names an image by its config's digest: an engine that
 	// has this one needs only the tag.
-	if ins, err := api.ImageInspect(ctx, img.ConfigDesc.Digest.String()); err == nil && img.holds(ins.RootFS.Layers) {
+	if ins, err := api.ImageInspect(ctx, img.ConfigDesc.Digest.String()); err == nil && holds(img, ins.RootFS.Layers) {
 		if _, err := api.ImageTag(ctx, client.ImageTagOptions{Source: ins.ID, Target: norm}); err != nil {
 			return "", fmt.Errorf("%s: tag %s as %s: %w", img.Name, ins.ID, norm, err)
 		}
@@ -59,7 +62,7 @@ func (img *Image) Load(ctx context.Context, api client.APIClient, ref string) (s
 	}
 
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(img.writeArchive(ctx, pw, norm)) }()
+	go func() { pw.CloseWithError(writeArchive(ctx, img, pw, norm)) }()
 	res, err := api.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
 	if err != nil {
 		pr.CloseWithError(err)
@@ -75,19 +78,19 @@ func (img *Image) Load(ctx context.Context, api client.APIClient, ref string) (s
 	if err != nil {
 		return "", fmt.Errorf("%s: load %s: the engine does not show it: %w", img.Name, ref, err)
 	}
-	if !img.holds(ins.RootFS.Layers) {
+	if !holds(img, ins.RootFS.Layers) {
 		return "", fmt.Errorf("%s: load %s: the engine's image %s has layers %v, not %s", img.Name, ref, ins.ID, ins.RootFS.Layers, img.Layer.DiffID)
 	}
 	return ins.ID, nil
 }
 
 // holds reports whether an engine's image has exactly this image's layer.
-func (img *Image) holds(diffIDs []string) bool {
+func holds(img *Image, diffIDs []string) bool {
 	return len(diffIDs) == 1 && diffIDs[0] == img.Layer.DiffID.String()
 }
 
 // writeArchive writes the image as a docker-archive tagged ref.
-func (img *Image) writeArchive(ctx context.Context, w io.Writer, ref string) (err error) {
+func writeArchive(ctx context.Context, img *Image, w io.Writer, ref string) (err error) {
 	aw := dockerarchive.NewWriter(w, ref)
 	defer func() {
 		if cerr := aw.Close(err); err == nil {
