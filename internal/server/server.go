@@ -477,6 +477,11 @@ func runJanitor(ctx context.Context, log *slog.Logger, interval time.Duration, c
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		// A tick and the end can be ready at once, and select picks either: never
+		// start a pass once the context has ended.
+		if ctx.Err() != nil {
+			return
+		}
 		n, err := clean(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
